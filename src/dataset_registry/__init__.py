@@ -1,0 +1,55 @@
+"""dataset-registry: YAML manifests in, reproducible content-hashed dataset variants out.
+
+    >>> from dataset_registry import Registry
+    >>> reg = Registry.open(".")
+    >>> ds = reg.resolve("imagenet-calibration-mlperf.option1")
+    >>> ds.key, ds.uri, ds.path
+
+The public names below are imported on first use (PEP 562), so the `registry`
+command can answer a resolve of a built dataset without loading pydantic.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Registry": "api", "QueryResult": "api", "Resolved": "resolver",
+    **{name: "errors" for name in (
+        "RegistryError", "BadInputError", "ManifestError", "SourceError", "UnsafeMemberError",
+        "BadImageError", "QueryRefusedError", "BuildError", "CatalogBusyError", "VerifyError")},
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:
+    from .api import QueryResult, Registry
+    from .errors import (
+        BadImageError,
+        BadInputError,
+        BuildError,
+        CatalogBusyError,
+        ManifestError,
+        QueryRefusedError,
+        RegistryError,
+        SourceError,
+        UnsafeMemberError,
+        VerifyError,
+    )
+    from .resolver import Resolved
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dataset_registry' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,274 @@
+"""The Python API: `Registry.open(".")` and what the CLI calls."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import Catalog
+from .errors import BadInputError, SourceError, VerifyError
+from .executors import Executor, open_executor
+from .manifest import DatasetNode, FileNode, Manifests, SourceNode, load_manifests
+from .paths import locations
+from .resolver import ProgressFactory, Resolved, Resolver
+from .store import Store, open_store
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple]
+
+    def fetchall(self) -> list[tuple]:
+        return self.rows
+
+
+@dataclass
+class LineageNode:
+    role: str
+    name: str
+    kind: str
+    key: str | None
+    status: str
+    detail: str
+    children: list[LineageNode] = field(default_factory=list)
+
+
+class Registry:
+    """A registry rooted at a folder: `manifests/`, `registry/` (store), `catalog.duckdb`.
+
+    Each location can be overridden by argument or by the environment variables
+    DATASET_REGISTRY_MANIFESTS, DATASET_REGISTRY_STORE, DATASET_REGISTRY_CATALOG.
+    """
+
+    def __init__(self, root: str = ".", *, manifests: str | None = None, store: str | None = None,
+                 catalog: str | None = None, state: str | None = None,
+                 progress: ProgressFactory | None = None) -> None:
+        where = locations(root, manifests=manifests, store=store, catalog=catalog, state=state)
+        self.root = where.root
+        self.manifests_dir = where.manifests
+        self.store_url = where.store
+        self.catalog = Catalog(where.catalog)
+        self.state_dir = where.state
+        self.progress = progress
+        self._manifests: Manifests | None = None
+        self._store: Store | None = None
+        self._resolver: Resolver | None = None
+
+    @classmethod
+    def open(cls, root: str = ".", **kwargs: Any) -> Registry:
+        return cls(root, **kwargs)
+
+    @property
+    def manifests(self) -> Manifests:
+        if self._manifests is None:
+            self._manifests = load_manifests(self.manifests_dir)
+        return self._manifests
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.store_url)
+        return self._store
+
+    @property
+    def resolver(self) -> Resolver:
+        if self._resolver is None:
+            self._resolver = Resolver(self.manifests, self.store, self.catalog, self.state_dir,
+                                      progress=self.progress)
+        return self._resolver
+
+    # -- datasets --------------------------------------------------------------------------
+
+    def resolve(self, name: str, *, jobs: int | None = None, executor: str | Executor | None = None
+                ) -> Resolved:
+        """Build what is missing for `name` and return where it lives."""
+        if not isinstance(self.manifests.get(name), DatasetNode):
+            raise BadInputError(f"{name} is a {self.manifests.get(name).kind}, not a dataset")
+        if not isinstance(executor, Executor):
+            executor = open_executor(executor, jobs)
+        try:
+            return self.resolver.resolve(name, executor)
+        finally:
+            executor.close()
+
+    def key(self, name: str) -> str:
+        return self.resolver.key(name)
+
+    def save_key_cache(self) -> None:
+        """Remember every computable key, for the CLI's fast path (see keycache)."""
+        from . import keycache
+
+        keys = {}
+        for node in self.manifests.datasets():
+            try:
+                keys[node.name] = self.key(node.name)
+            except SourceError:
+                continue
+        files = [n.path for n in self.manifests.nodes.values() if isinstance(n, FileNode)]
+        sources = [(name, info.location) for name, info in self.resolver._sources.items()]
+        keycache.save(self.state_dir, self.manifests_dir, keys, files, sources)
+
+    def status(self, name: str) -> str:
+        return self.resolver.status(name)
+
+    def names(self, tags: list[str] | None = None) -> list[str]:
+        nodes = self.manifests.by_tags(tags) if tags else list(self.manifests.nodes.values())
+        return sorted(n.name for n in nodes)
+
+    def built(self, name: str) -> Resolved:
+        """The already-built dataset `name`; BadInputError if it is not built."""
+        key = self.key(name)
+        marker = self.store.marker(key)
+        if marker is None:
+            raise BadInputError(f"{name} is not built (key {key}); run: registry resolve {name}")
+        return Resolved(name, key, self.store.uri(key), self.store.local_path(key), marker)
+
+    def lineage(self, name: str, role: str = "") -> LineageNode:
+        node = self.manifests.get(name)
+        try:
+            key: str | None = self.key(name)
+        except SourceError:
+            key = None
+        status = self.status(name)
+        if isinstance(node, SourceNode):
+            detail = f"source, layout {node.layout}"
+            if key:
+                info = self.resolver.source_info(name)
+                detail += f", {info.files} images at {info.location}" + \
+                    (" (SYNTHETIC)" if info.synthetic else "")
+        elif isinstance(node, FileNode):
+            detail = f"file {os.path.relpath(node.path, self.root)}"
+        else:
+            assert isinstance(node, DatasetNode)
+            detail = f"recipe {node.recipe}"
+        out = LineageNode(role, name, node.kind, key, status, detail)
+        if isinstance(node, DatasetNode):
+            out.children = [self.lineage(target, r) for r, target in sorted(node.inputs.items())]
+        return out
+
+    # -- sources ---------------------------------------------------------------------------
+
+    def set_source(self, name: str, location: str) -> Any:
+        node = self.manifests.get(name)
+        if not isinstance(node, SourceNode):
+            raise BadInputError(f"{name} is a {node.kind}, not a source")
+        self.resolver.locations.set(name, os.path.abspath(location))
+        self.resolver._locs = None
+        return self.check_source(name)
+
+    def check_source(self, name: str, *, md5: bool = False, force: bool = False) -> Any:
+        from .sources import md5_of
+
+        info = self.resolver.source_info(name, force=force)
+        if md5:
+            node = self.manifests.get(name)
+            assert isinstance(node, SourceNode)
+            if os.path.isdir(info.location):
+                raise BadInputError(f"source {name}: --md5 checks an archive; {info.location} "
+                                    "is a folder")
+            got = md5_of(info.location)
+            if node.expect.md5 and got != node.expect.md5 and not info.synthetic:
+                raise SourceError(f"source {name} ({info.location}): md5 {got}, expected "
+                                  f"{node.expect.md5} ({node.where}: expect.md5)")
+            info.md5 = got  # type: ignore[attr-defined]
+        try:
+            self.catalog.record_sources([info])
+        except Exception:  # noqa: BLE001 - the catalog is an index; the check itself succeeded
+            pass
+        return info
+
+    # -- catalog ---------------------------------------------------------------------------
+
+    def sync_catalog(self) -> None:
+        """Index the manifests' nodes, keys and edges (source-unset nodes get no key)."""
+        rows, edges, infos = [], [], []
+        for node in self.manifests.nodes.values():
+            try:
+                key: str | None = self.key(node.name)
+            except SourceError:
+                key = None
+            row = {"name": node.name, "kind": node.kind, "manifest": node.file,
+                   "line": node.line, "tags": node.tags, "description": node.description,
+                   "key": key}
+            if isinstance(node, DatasetNode):
+                from .recipes import RECIPES
+
+                row |= {"recipe": node.recipe, "version": RECIPES[node.recipe].version,
+                        "params": node.params.model_dump(mode="json")}
+                if key:
+                    for r, t in node.inputs.items():
+                        t_key = self.resolver._keys.get(t)
+                        edges.append((key, r, t_key, self.manifests.get(t).kind, t))
+            elif isinstance(node, SourceNode) and key:
+                infos.append(self.resolver.source_info(node.name))
+            rows.append(row)
+        self.catalog.sync_nodes(rows, edges)
+        if infos:
+            self.catalog.record_sources(infos)
+
+    def sql(self, query: str, params: list[Any] | None = None, *, sync: bool = True
+            ) -> QueryResult:
+        """A read-only provenance query (the catalog is refreshed from the manifests first)."""
+        if sync:
+            self.sync_catalog()
+        return QueryResult(*self.catalog.query(query, params or []))
+
+    def rebuild_catalog(self) -> int:
+        """Re-index every committed artifact from its marker; return how many."""
+        self.catalog.reset_artifacts()
+        count = 0
+        for key in self.store.keys():
+            marker = self.store.marker(key)
+            if marker:
+                self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
+                                             self.store.local_path(key))
+                count += 1
+        self.sync_catalog()
+        return count
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def verify(self, names: list[str] | None = None) -> dict[str, list[str]]:
+        """Re-hash artifacts against their records: {name or key: problems}."""
+        from .output import verify_artifact
+
+        targets: list[tuple[str, str]] = []
+        if names:
+            targets = [(n, self.built(n).key) for n in names]
+        else:
+            targets = [(k, k) for k in self.store.keys()]
+        report = {label: verify_artifact(self.store.local_path(key)) for label, key in targets}
+        return report
+
+    def gc(self, *, dry_run: bool = False) -> dict[str, list[str]]:
+        """Remove crashed builds' staging folders and artifacts no manifest refers to."""
+        removed: dict[str, list[str]] = {"staging": [], "artifacts": [], "kept_unknown": []}
+        for path in self.store.leftovers():
+            removed["staging"].append(path)
+            if not dry_run:
+                self.store.remove_leftover(path)
+        referenced, unknown = set(), []
+        for node in self.manifests.datasets():
+            try:
+                referenced.add(self.key(node.name))
+            except SourceError:
+                unknown.append(node.name)
+        if unknown:
+            removed["kept_unknown"] = unknown  # cannot tell what they reference: delete nothing
+            return removed
+        for key in list(self.store.keys()):
+            if key not in referenced:
+                removed["artifacts"].append(key)
+                if not dry_run:
+                    self.store.delete(key)
+                    self.catalog.forget_artifact(key)
+        return removed
+
+
+def raise_on_problems(report: dict[str, list[str]]) -> None:
+    bad = {k: v for k, v in report.items() if v}
+    if bad:
+        lines = [f"{name}: {p}" for name, problems in bad.items() for p in problems]
+        raise VerifyError("verify failed:\n" + "\n".join(lines))

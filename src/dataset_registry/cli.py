@@ -1,0 +1,350 @@
+"""The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input.
+
+argparse rather than a framework: `registry resolve` of a built variant must
+start, answer and exit in well under 0.3 s, so heavy imports stay lazy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from .errors import BadInputError, RegistryError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="registry", description=__doc__.splitlines()[0])
+    p.add_argument("--root", default=".", help="registry folder (default: .)")
+    p.add_argument("--manifests", help="manifests folder (default: ROOT/manifests)")
+    p.add_argument("--store", help="store location (default: ROOT/registry)")
+    p.add_argument("--catalog", help="catalog file (default: ROOT/catalog.duckdb)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("list", help="variants with their status")
+    c.add_argument("--tags", help="comma-separated tags, all must match")
+    c = sub.add_parser("show", help="spec, key, inputs, status and location")
+    c.add_argument("name")
+    c = sub.add_parser("resolve", help="build what is missing; print the locations")
+    c.add_argument("names", nargs="*")
+    c.add_argument("--tags", help="resolve every dataset with all these tags (CK style)")
+    c.add_argument("--jobs", "-j", type=int, help="worker processes (default: all cores)")
+    c.add_argument("--executor", help="where tasks run: local (default)")
+    c.add_argument("--dry-run", action="store_true", help="show what would be built")
+    c = sub.add_parser("path", help="print the location of a built dataset")
+    c.add_argument("name")
+    c = sub.add_parser("lineage", help="the tree of inputs down to the sources")
+    c.add_argument("name")
+    c = sub.add_parser("verify", help="re-hash artifacts against their records")
+    c.add_argument("names", nargs="*")
+    c = sub.add_parser("sql", help="read-only SQL over the catalog")
+    c.add_argument("query")
+    c.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    c = sub.add_parser("source", help="point sources at your data, show and check them")
+    ssub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = ssub.add_parser("set", help="set a source's location")
+    s.add_argument("name")
+    s.add_argument("location")
+    s = ssub.add_parser("show", help="sources, locations and fingerprints")
+    s.add_argument("name", nargs="?")
+    s = ssub.add_parser("check", help="count files; --md5 verifies the published checksum")
+    s.add_argument("name")
+    s.add_argument("--md5", action="store_true")
+    s.add_argument("--force", action="store_true", help="re-read even if unchanged")
+    c = sub.add_parser("synth", help="write a synthetic ImageNet-shaped source")
+    c.add_argument("what", choices=["imagenet"])
+    c.add_argument("dir")
+    c.add_argument("--val-images", type=int, default=50_000)
+    c.add_argument("--train-classes", type=int, default=10)
+    c.add_argument("--train-per-class", type=int, default=10)
+    c.add_argument("--size", default="64x48", help="nominal WxH (default 64x48)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--no-kaggle", action="store_true", help="skip the Kaggle folder layout")
+    c.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1)
+    c = sub.add_parser("gc", help="remove crashed builds and unreferenced artifacts")
+    c.add_argument("--dry-run", action="store_true")
+    c = sub.add_parser("catalog", help="catalog maintenance")
+    c.add_argument("action", choices=["rebuild"])
+    c = sub.add_parser("demo", help="synthesize ImageNet, resolve calibration sets, query")
+    c.add_argument("--val-images", type=int, default=50_000)
+    c.add_argument("--jobs", "-j", type=int)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if _fast_path(args):
+            return 0
+        return _dispatch(args) or 0
+    except RegistryError as exc:
+        print(f"registry: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("registry: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _fast_path(args: argparse.Namespace) -> bool:
+    """Answer `resolve`/`path` of built datasets from the key cache, without manifests."""
+    if args.command not in ("resolve", "path") or getattr(args, "dry_run", False) or \
+            getattr(args, "tags", None) or getattr(args, "executor", None):
+        return False
+    from . import keycache
+    from .paths import locations
+    from .store import MARKER, LocalStore
+
+    where = locations(args.root, manifests=args.manifests, store=args.store, catalog=args.catalog)
+    if "://" in where.store:
+        return False
+    keys = keycache.lookup(where.state, where.manifests)
+    names = args.names if args.command == "resolve" else [args.name]
+    if keys is None or not names or any(n not in keys for n in names):
+        return False
+    store = LocalStore(where.store)
+    paths = [store.local_path(keys[n]) for n in names]
+    if not all(os.path.exists(os.path.join(p, MARKER)) for p in paths):
+        return False
+    print("\n".join(paths))
+    return True
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    from .api import Registry
+
+    return Registry.open(args.root, manifests=args.manifests, store=args.store,
+                         catalog=args.catalog, progress=_progress_factory())
+
+
+def _dispatch(args: argparse.Namespace) -> int | None:
+    if args.command == "synth":
+        return _synth(args)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(args.root, val_images=args.val_images, jobs=args.jobs)
+    reg = _registry(args)
+    handler = globals()[f"_cmd_{args.command}"]
+    return handler(reg, args)
+
+
+def _cmd_resolve(reg: Any, args: argparse.Namespace) -> int:
+    names = list(args.names)
+    if args.tags:
+        names += [n for n in reg.names(args.tags.split(",")) if reg.manifests.get(n).kind ==
+                  "dataset"]
+    if not names:
+        raise BadInputError("resolve: name at least one dataset, or --tags")
+    if args.dry_run:
+        todo = reg.resolver.missing(names)
+        for node in todo:
+            print(f"would build {node.name}  ({node.recipe}, key {reg.key(node.name)})")
+        if not todo:
+            print("nothing to build")
+        return 0
+    for name in names:
+        resolved = reg.resolve(name, jobs=args.jobs, executor=args.executor)
+        print(resolved.path)
+    reg.save_key_cache()
+    return 0
+
+
+def _cmd_path(reg: Any, args: argparse.Namespace) -> int:
+    print(reg.built(args.name).path)
+    reg.save_key_cache()
+    return 0
+
+
+def _cmd_list(reg: Any, args: argparse.Namespace) -> int:
+    rows = []
+    for name in reg.names(args.tags.split(",") if args.tags else None):
+        node = reg.manifests.get(name)
+        what = node.recipe if node.kind == "dataset" else getattr(node, "layout", "file")
+        rows.append((name, node.kind, what, reg.status(name), ",".join(node.tags)))
+    _table(["name", "kind", "recipe/layout", "status", "tags"], rows)
+    return 0
+
+
+def _cmd_show(reg: Any, args: argparse.Namespace) -> int:
+    node = reg.manifests.get(args.name)
+    info: dict[str, Any] = {"name": node.name, "kind": node.kind, "defined": node.where,
+                            "description": node.description, "tags": list(node.tags),
+                            "status": reg.status(node.name)}
+    if info["status"] != "source unset":
+        info["key"] = reg.key(node.name)
+    if node.kind == "dataset":
+        info |= {"recipe": node.recipe, "params": node.params.model_dump(mode="json"),
+                 "inputs": node.inputs}
+        if info["status"] == "built":
+            built = reg.built(node.name)
+            info |= {"uri": built.uri, "digest": built.digest, "files": built.marker["files"],
+                     "bytes": built.marker["bytes"], "skipped": built.marker["skipped"],
+                     "synthetic": built.marker.get("synthetic", False)}
+    elif node.kind == "source":
+        info["layout"] = node.layout
+        if info["status"] != "source unset":
+            src = reg.resolver.source_info(node.name)
+            info |= {"location": src.location, "images": src.files, "synthetic": src.synthetic}
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def _cmd_lineage(reg: Any, args: argparse.Namespace) -> int:
+    def walk(node: Any, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└── " if last else "├── ")
+        role = f"{node.role}: " if node.role else ""
+        key = node.key[:16] if node.key else "-"
+        print(f"{prefix}{branch}{role}{node.name}  [{node.kind}, {node.status}]  key {key}  "
+              f"{node.detail}")
+        child_prefix = prefix + ("" if top else ("    " if last else "│   "))
+        for i, child in enumerate(node.children):
+            walk(child, child_prefix, i == len(node.children) - 1, False)
+
+    walk(reg.lineage(args.name), "", True, True)
+    return 0
+
+
+def _cmd_verify(reg: Any, args: argparse.Namespace) -> int:
+    from .api import raise_on_problems
+
+    report = reg.verify(args.names or None)
+    raise_on_problems(report)
+    print(f"verified {len(report)} artifact(s): all files match their records")
+    return 0
+
+
+def _cmd_sql(reg: Any, args: argparse.Namespace) -> int:
+    result = reg.sql(args.query)
+    if args.format == "json":
+        print(json.dumps([dict(zip(result.columns, r, strict=True)) for r in result.rows],
+                         default=str, indent=1))
+    elif args.format == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+    else:
+        _table(result.columns, result.rows)
+    return 0
+
+
+def _cmd_source(reg: Any, args: argparse.Namespace) -> int:
+    if args.action == "set":
+        info = reg.set_source(args.name, args.location)
+        _print_source(info)
+    elif args.action == "check":
+        info = reg.check_source(args.name, md5=args.md5, force=args.force)
+        _print_source(info)
+        if args.md5:
+            node = reg.manifests.get(args.name)
+            if info.synthetic:
+                print(f"md5 {info.md5}: synthetic stand-in, the published md5 does not apply")
+            elif node.expect.md5:
+                print(f"md5 {info.md5}: matches the published checksum")
+            else:
+                print(f"md5 {info.md5} (no published checksum declared in {node.where})")
+    else:
+        locations = reg.resolver.locations.load()
+        names = [args.name] if args.name else [n.name for n in reg.manifests.nodes.values()
+                                               if n.kind == "source"]
+        rows = []
+        for name in sorted(names):
+            status = reg.status(name)
+            fp = reg.key(name)[:16] if status != "source unset" else "-"
+            rows.append((name, reg.manifests.get(name).layout, locations.get(name, "(unset)"),
+                         fp, status))
+        _table(["name", "layout", "location", "fingerprint", "status"], rows)
+    return 0
+
+
+def _print_source(info: Any) -> None:
+    kind = "SYNTHETIC stand-in" if info.synthetic else "data"
+    print(f"{info.name}: {info.files} images, {info.bytes} bytes of {info.layout} {kind} at "
+          f"{info.location}\nfingerprint {info.fingerprint}")
+
+
+def _cmd_gc(reg: Any, args: argparse.Namespace) -> int:
+    report = reg.gc(dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path in report["staging"]:
+        print(f"{verb} staging {path}")
+    for key in report["artifacts"]:
+        print(f"{verb} unreferenced artifact {key}")
+    if report["kept_unknown"]:
+        print("kept every artifact: sources unset for " + ", ".join(report["kept_unknown"][:5]))
+    if not (report["staging"] or report["artifacts"]):
+        print("nothing to remove")
+    return 0
+
+
+def _cmd_catalog(reg: Any, args: argparse.Namespace) -> int:
+    print(f"re-indexed {reg.rebuild_catalog()} artifact(s) into {reg.catalog.path}")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from .synth import SynthSpec, synthesize
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise BadInputError(f"--size {args.size!r}: expected WIDTHxHEIGHT, e.g. 64x48") from None
+    if not (0 < args.val_images <= 50_000):
+        raise BadInputError("--val-images must be between 1 and 50000")
+    spec = SynthSpec(val_images=args.val_images, train_classes=args.train_classes,
+                     train_per_class=args.train_per_class, width=width, height=height,
+                     seed=args.seed, kaggle=not args.no_kaggle)
+    made = synthesize(args.dir, spec, jobs=args.jobs)
+    for layout, location in made.items():
+        print(f"{layout}\t{location}")
+    print("SYNTHETIC data: stand-ins with real names and labels, not ImageNet images.")
+    return 0
+
+
+def _table(columns: list[str], rows: list[tuple]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        print("\t".join(columns))
+        for row in rows:
+            print("\t".join("" if v is None else str(v) for v in row))
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+def _progress_factory() -> Any:
+    if not sys.stderr.isatty():
+        return None
+    from contextlib import contextmanager
+
+    @contextmanager
+    def progress(label: str, total: int) -> Any:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TaskProgressColumn(), TimeRemainingColumn(), transient=True) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda n: bar.advance(task, n)
+
+    return progress
+
+
+if __name__ == "__main__":
+    sys.exit(main())

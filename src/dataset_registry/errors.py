@@ -1,0 +1,71 @@
+"""The one exception tree of dataset-registry.
+
+::
+
+    RegistryError                  exit 1: something failed
+    ├── BadInputError              exit 2: the user's input is wrong; fix it and retry
+    │   ├── ManifestError          a manifest is malformed (file:line: field: what)
+    │   ├── SourceError            a source is unset, missing, of the wrong layout or count
+    │   │   └── UnsafeMemberError  a tar member with an absolute path, '..' or a link
+    │   ├── BadImageError          a corrupt, truncated or oversized image
+    │   └── QueryRefusedError      `registry sql` was asked to write or reach outside
+    ├── BuildError                 a recipe failed for another reason
+    ├── CatalogBusyError           the catalog stayed locked past the retry budget
+    └── VerifyError                an artifact's files no longer match their records
+
+Every error carries one message string, so it pickles across process and
+Dask worker boundaries unchanged.
+"""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadInputError(RegistryError):
+    """The input (manifest, source, image, query) is wrong: exit code 2."""
+
+    exit_code = 2
+
+
+class ManifestError(BadInputError):
+    """A manifest file is malformed; the message names file, line and field."""
+
+
+class SourceError(BadInputError):
+    """A source is not set, missing, or does not have the layout it declares."""
+
+
+class UnsafeMemberError(SourceError):
+    """A tar member that could escape its folder (absolute, '..', link, device)."""
+
+
+class BadImageError(BadInputError):
+    """An image that cannot be decoded, or is larger than the decoder allows."""
+
+
+class QueryRefusedError(BadInputError):
+    """A catalog query that tried to write, or to read files or the network."""
+
+
+class BuildError(RegistryError):
+    """A build failed for a reason other than bad input."""
+
+
+class CatalogBusyError(RegistryError):
+    """The catalog stayed locked by another process past the retry budget."""
+
+
+class VerifyError(RegistryError):
+    """Files of a built artifact no longer match their recorded hashes."""

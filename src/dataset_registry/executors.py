@@ -1,0 +1,92 @@
+"""Executors: run a recipe's tasks somewhere, results back in plan order.
+
+A task sees only its recipe name, params, payload and the staging folder it
+writes into; it never touches the catalog. Results come back in plan order,
+so output is identical whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .output import Output
+
+Progress = Callable[[int], None]
+
+
+def run_task(recipe_name: str, params: Any, task: Any, staging: str, part: str) -> Any:
+    """Run one task in whatever process this is (a pool worker, a Dask worker, inline)."""
+    from .recipes import RECIPES
+
+    out = Output(staging, part)
+    try:
+        return RECIPES[recipe_name].run(params, task, out)
+    finally:
+        out.close()
+
+
+def task_size(task: Any) -> int:
+    return len(task) if hasattr(task, "__len__") else 1
+
+
+class Executor(ABC):
+    @abstractmethod
+    def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], staging: str,
+            progress: Progress | None = None) -> list[Any]:
+        """Run every task; raise the first task error after cancelling the rest."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+class LocalExecutor(Executor):
+    """Tasks on a local process pool (`jobs` workers); inline when jobs == 1."""
+
+    def __init__(self, jobs: int | None = None) -> None:
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+
+    def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], staging: str,
+            progress: Progress | None = None) -> list[Any]:
+        if self.jobs == 1 or len(tasks) <= 1:
+            results = []
+            for i, task in enumerate(tasks):
+                results.append(run_task(recipe_name, params, task, staging, f"{i:06d}"))
+                if progress:
+                    progress(task_size(task))
+            return results
+        import multiprocessing
+        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+        # forkserver: workers start from a clean process, never from a parent holding
+        # threads (progress bars) or a DuckDB connection.
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["dataset_registry.recipes", "dataset_registry.imaging"])
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=ctx) as pool:
+            futures = {pool.submit(run_task, recipe_name, params, task, staging, f"{i:06d}"): i
+                       for i, task in enumerate(tasks)}
+            results: list[Any] = [None] * len(tasks)
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for fut in done:
+                    exc = fut.exception()
+                    if exc is not None:
+                        for other in pending:
+                            other.cancel()
+                        raise exc
+                    i = futures[fut]
+                    results[i] = fut.result()
+                    if progress:
+                        progress(task_size(tasks[i]))
+            return results
+
+
+def open_executor(spec: str | None, jobs: int | None) -> Executor:
+    if spec in (None, "", "local"):
+        return LocalExecutor(jobs)
+    from .errors import BadInputError
+
+    raise BadInputError(f"executor {spec!r}: only 'local' is available in this version")

@@ -1,0 +1,51 @@
+"""Label files and label schemes (REFERENCE §1): name the scheme, never guess it.
+
+`sorted0`: 0..999, WNIDs sorted (caffe val.txt, CK/MLPerf val_map.txt, im2rec).
+`sorted1`: sorted0 + 1 (TF imagenet_to_gcs.py TFRecords).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from .errors import BadInputError
+
+Scheme = Literal["sorted0", "sorted1"]
+
+GROUND_TRUTH = "caffe_val.txt"  # ILSVRC2012 val ground truth, sorted0
+SYNSETS = "caffe_synsets.txt"  # the 1000 WNIDs, sorted
+SYNSET_WORDS = "caffe_synset_words.txt"
+
+
+def convert(label: int, scheme: Scheme) -> int:
+    """A sorted0 label in `scheme`."""
+    return label + 1 if scheme == "sorted1" else label
+
+
+def read_list(path: str) -> list[tuple[str, int | None, int]]:
+    """Lines of `name [label]` as (name, label or None, line number)."""
+    entries = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) > 2 or (len(fields) == 2 and not fields[1].isdigit()):
+                raise BadInputError(f"{path}:{number}: expected '<file name> [<label>]', "
+                                    f"got {line.strip()!r}")
+            entries.append((fields[0], int(fields[1]) if len(fields) == 2 else None, number))
+    if not entries:
+        raise BadInputError(f"{path}: the list is empty")
+    return entries
+
+
+def ground_truth(labels_dir: str) -> dict[str, int]:
+    """Val image name -> sorted0 label, from the shipped caffe val.txt."""
+    path = os.path.join(labels_dir, GROUND_TRUTH) if os.path.isdir(labels_dir) else labels_dir
+    return {name: label for name, label, _ in read_list(path) if label is not None}
+
+
+def synsets(labels_dir: str) -> list[str]:
+    with open(os.path.join(labels_dir, SYNSETS), encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]

@@ -1,0 +1,325 @@
+"""Manifests: the YAML models, variant and matrix expansion, and graph checks.
+
+A manifest file holds `sources` (raw data the user points at), `files`
+(shipped inputs such as label lists) and `datasets` (derivations). Loading
+every `*.yaml` under a folder yields a `Manifests` graph of named nodes, or a
+ManifestError naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ManifestError
+from .recipes import RECIPES
+from .yamlio import LineMap, dotted, load_yaml
+
+Layout = Literal["imagenet-val", "imagenet-train", "kaggle-cls-loc"]
+Scalar = str | int | float | bool
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Expect(_Model):
+    files: int | None = Field(default=None, gt=0)
+    md5: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+
+
+class SourceSpec(_Model):
+    name: str = Field(pattern=_NAME)
+    layout: Layout
+    description: str = ""
+    expect: Expect = Expect()
+    tags: list[str] = []
+
+
+class FileSpec(_Model):
+    name: str = Field(pattern=_NAME)
+    path: str
+    description: str = ""
+    tags: list[str] = []
+
+
+class VariantSpec(_Model):
+    params: dict[str, Any] = {}
+    inputs: dict[str, str] = {}
+    tags: list[str] = []
+    description: str | None = None
+
+
+class DatasetSpec(_Model):
+    name: str
+    recipe: str
+    inputs: dict[str, str] = {}
+    params: dict[str, Any] = {}
+    variants: dict[str, VariantSpec | None] | None = None
+    matrix: dict[str, list[Scalar]] | None = None
+    tags: list[str] = []
+    description: str = ""
+
+
+class ManifestDoc(_Model):
+    sources: list[SourceSpec] = []
+    files: list[FileSpec] = []
+    datasets: list[DatasetSpec] = []
+
+
+@dataclass
+class Node:
+    name: str
+    file: str
+    line: int
+    description: str = ""
+    tags: tuple[str, ...] = ()
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass
+class SourceNode(Node):
+    layout: str = ""
+    expect: Expect = field(default_factory=Expect)
+    kind: str = "source"
+
+
+@dataclass
+class FileNode(Node):
+    path: str = ""  # absolute path of the shipped file or folder
+    kind: str = "file"
+
+
+@dataclass
+class DatasetNode(Node):
+    recipe: str = ""
+    params: Any = None  # the recipe's validated Params model
+    inputs: dict[str, str] = field(default_factory=dict)  # role -> node name
+    kind: str = "dataset"
+
+
+@dataclass
+class Manifests:
+    root: str
+    nodes: dict[str, Node]
+
+    def get(self, name: str) -> Node:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            close = [n for n in self.nodes if name in n or n in name][:5]
+            hint = f" (did you mean: {', '.join(sorted(close))}?)" if close else ""
+            raise ManifestError(f"no dataset, source or file named {name!r} in "
+                                f"{self.root}{hint}") from None
+
+    def datasets(self) -> list[DatasetNode]:
+        return [n for n in self.nodes.values() if isinstance(n, DatasetNode)]
+
+    def by_tags(self, tags: list[str]) -> list[Node]:
+        return [n for n in self.nodes.values() if set(tags) <= set(n.tags)]
+
+
+def load_manifests(root: str) -> Manifests:
+    """Load and check every manifest under `root` (sorted, recursive)."""
+    if not os.path.isdir(root):
+        raise ManifestError(f"{root}: no manifests folder")
+    nodes: dict[str, Node] = {}
+    for path in _manifest_files(root):
+        rel = os.path.relpath(path, os.path.dirname(os.path.abspath(root)))
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        for node in _load_file(text, rel, os.path.dirname(path), nodes):
+            if node.name in nodes:
+                raise ManifestError(f"{node.where}: duplicate name {node.name!r} "
+                                    f"(first defined at {nodes[node.name].where})")
+            nodes[node.name] = node
+    manifests = Manifests(root=root, nodes=nodes)
+    _check_graph(manifests)
+    return manifests
+
+
+def _manifest_files(root: str) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        found += [os.path.join(dirpath, f) for f in sorted(filenames)
+                  if f.endswith((".yaml", ".yml"))]
+    return found
+
+
+def _load_file(text: str, rel: str, base_dir: str, known: dict[str, Node]) -> list[Node]:
+    data, lines = load_yaml(text, rel)
+    if data is None:
+        return []
+    if isinstance(data, dict):  # `x-*` keys hold YAML anchors only, as in compose files
+        data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
+    try:
+        doc = ManifestDoc.model_validate(data)
+    except ValidationError as exc:
+        raise _manifest_error(exc, lines, ()) from None
+    out: list[Node] = []
+    for i, s in enumerate(doc.sources):
+        out.append(SourceNode(name=s.name, file=rel, line=lines.line(("sources", i)) or 0,
+                              description=s.description, tags=tuple(s.tags), layout=s.layout,
+                              expect=s.expect))
+    for i, f in enumerate(doc.files):
+        path = os.path.normpath(os.path.join(base_dir, f.path))
+        if not os.path.exists(path):
+            raise ManifestError(f"{lines.where(('files', i, 'path'))}: files[{i}].path: "
+                                f"{f.path!r} does not exist (looked for {path})")
+        out.append(FileNode(name=f.name, file=rel, line=lines.line(("files", i)) or 0,
+                            description=f.description, tags=tuple(f.tags), path=path))
+    shipped: dict[str, FileNode] = {}
+    for i, d in enumerate(doc.datasets):
+        out += _expand(d, ("datasets", i), lines, base_dir, shipped)
+    return out + list(shipped.values())
+
+
+def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: str,
+            shipped: dict[str, FileNode]) -> list[DatasetNode]:
+    where = lines.where(at)
+    recipe = RECIPES.get(spec.recipe)
+    if recipe is None:
+        raise ManifestError(f"{lines.where((*at, 'recipe'))}: {dotted(at)}.recipe: unknown recipe "
+                            f"{spec.recipe!r} (known: {', '.join(sorted(RECIPES))})")
+    if spec.variants is not None and spec.matrix is not None:
+        raise ManifestError(f"{where}: {dotted(at)}: use either variants or matrix, not both")
+    holes = _PLACEHOLDER.findall(spec.name)
+    combos: list[tuple[dict[str, Scalar], VariantSpec, tuple[Any, ...] | None]]
+    if spec.variants is not None:
+        if len(holes) != 1:
+            raise ManifestError(f"{lines.where((*at, 'name'))}: {dotted(at)}.name: a dataset with "
+                                f"variants needs exactly one {{placeholder}} in its name")
+        combos = [({holes[0]: k}, v or VariantSpec(), (*at, "variants", k))
+                  for k, v in spec.variants.items()]
+    elif spec.matrix is not None:
+        if set(holes) != set(spec.matrix):
+            raise ManifestError(f"{lines.where((*at, 'name'))}: {dotted(at)}.name: placeholders "
+                                f"{sorted(holes)} must match the matrix axes {sorted(spec.matrix)}")
+        axes = list(spec.matrix)
+        combos = [(dict(zip(axes, values, strict=True)), VariantSpec(), None)
+                  for values in itertools.product(*(spec.matrix[a] for a in axes))]
+    else:
+        if holes:
+            raise ManifestError(f"{lines.where((*at, 'name'))}: {dotted(at)}.name: placeholder "
+                                f"{{{holes[0]}}} but no variants or matrix to fill it")
+        combos = [({}, VariantSpec(), None)]
+
+    nodes = []
+    for axes, variant, vat in combos:
+        name = _fill(spec.name, axes)
+        if not re.match(_NAME, name):
+            raise ManifestError(f"{lines.where((*at, 'name'))}: {dotted(at)}.name: {name!r} is not "
+                                f"a valid name (letters, digits, '.', '_', '+', '-')")
+        raw_params = {k: _fill(v, axes) for k, v in {**spec.params, **variant.params}.items()}
+        inputs = {k: str(_fill(v, axes)) for k, v in {**spec.inputs, **variant.inputs}.items()}
+        try:
+            params = recipe.Params.model_validate(raw_params)
+        except ValidationError as exc:
+            def origin(loc: tuple[Any, ...], vat: Any = vat, variant: VariantSpec = variant):
+                if vat is not None and loc and loc[0] in variant.params:
+                    return (*vat, "params", *loc)
+                return (*at, "params", *loc)
+            raise _manifest_error(exc, lines, None, origin=origin, label=name) from None
+        for role, value in list(inputs.items()):
+            if _looks_like_path(value):
+                path = os.path.normpath(os.path.join(base_dir, value))
+                if os.path.exists(path):
+                    file_name = os.path.relpath(path, os.path.dirname(base_dir)).replace(os.sep, "/")
+                    shipped.setdefault(file_name, FileNode(
+                        name=file_name, file=lines.file, line=lines.line(at) or 0, path=path))
+                    inputs[role] = file_name
+                else:
+                    iat = (*vat, "inputs", role) if vat and role in variant.inputs else \
+                        (*at, "inputs", role)
+                    raise ManifestError(f"{lines.where(iat)}: {dotted(iat)}: file {value!r} does "
+                                        f"not exist (looked for {path})")
+        line_at = vat if vat is not None else at
+        nodes.append(DatasetNode(
+            name=name, file=lines.file, line=lines.line(line_at) or 0,
+            description=variant.description or spec.description,
+            tags=tuple(dict.fromkeys([*spec.tags, *variant.tags])),
+            recipe=spec.recipe, params=params, inputs=inputs))
+    return nodes
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or value.endswith((".txt", ".csv", ".json", ".lst"))
+
+
+def _fill(value: Any, axes: dict[str, Scalar]) -> Any:
+    if not isinstance(value, str) or not axes:
+        return value
+    whole = _PLACEHOLDER.fullmatch(value)
+    if whole and whole.group(1) in axes:
+        return axes[whole.group(1)]  # "{size}" takes the axis value with its type
+    return _PLACEHOLDER.sub(lambda m: str(axes.get(m.group(1), m.group(0))), value)
+
+
+def _check_graph(manifests: Manifests) -> None:
+    nodes = manifests.nodes
+    for node in manifests.datasets():
+        recipe = RECIPES[node.recipe]
+        for role, spec in recipe.inputs.items():
+            if spec.required and role not in node.inputs:
+                raise ManifestError(f"{node.where}: {node.name}: inputs.{role}: missing; recipe "
+                                    f"{node.recipe!r} needs {spec.kind} here ({spec.doc})")
+        for role, target in node.inputs.items():
+            where = f"{node.where}: {node.name}: inputs.{role}"
+            if role not in recipe.inputs:
+                raise ManifestError(f"{where}: recipe {node.recipe!r} has no input {role!r} "
+                                    f"(it takes: {', '.join(recipe.inputs)})")
+            if target not in nodes:
+                raise ManifestError(f"{where}: no dataset, source or file named {target!r}")
+            kind = recipe.inputs[role].kind
+            got = nodes[target]
+            ok = isinstance(got, FileNode) if kind == "file" else \
+                isinstance(got, (SourceNode, DatasetNode))
+            if not ok:
+                raise ManifestError(f"{where}: {target!r} is a {got.kind}, but recipe "
+                                    f"{node.recipe!r} needs {kind} here")
+    _check_cycles(manifests)
+
+
+def _check_cycles(manifests: Manifests) -> None:
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*trail[trail.index(name):], name]
+            node = manifests.nodes[name]
+            raise ManifestError(f"{node.where}: dependency cycle: {' -> '.join(cycle)}")
+        state[name] = 1
+        node = manifests.nodes[name]
+        if isinstance(node, DatasetNode):
+            for target in node.inputs.values():
+                visit(target, [*trail, name])
+        state[name] = 2
+
+    for name in manifests.nodes:
+        visit(name, [])
+
+
+def _manifest_error(exc: ValidationError, lines: LineMap, prefix: tuple[Any, ...] | None, *,
+                    origin: Any = None, label: str | None = None) -> ManifestError:
+    messages = []
+    for err in exc.errors()[:5]:
+        loc = tuple(err["loc"])
+        path = origin(loc) if origin else (*(prefix or ()), *loc)
+        what = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        who = f" ({label})" if label else ""
+        messages.append(f"{lines.where(path)}: {dotted(path)}{who}: {what}")
+    return ManifestError("\n".join(messages))

@@ -1,0 +1,166 @@
+"""Writing an artifact: files into staging, one provenance row per file.
+
+Each task appends its rows to its own CSV part (so a worker's memory stays
+flat and no rows travel back to the coordinator); `finalize` turns the parts
+into `_files.parquet`, sorted, and computes the artifact's content digest.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+from typing import Any
+
+import xxhash
+
+from .errors import BuildError
+from .keys import digest_rows
+from .store import FILES, RESERVED, SKIPPED
+
+COLUMNS = ("path", "size", "xxh3", "label", "source", "member", "byte_offset", "record")
+_TYPES = {"path": "VARCHAR", "size": "BIGINT", "xxh3": "VARCHAR", "label": "INTEGER",
+          "source": "VARCHAR", "member": "VARCHAR", "byte_offset": "BIGINT", "record": "BIGINT"}
+_SKIP_TYPES = {"member": "VARCHAR", "source": "VARCHAR", "reason": "VARCHAR"}
+
+
+class Output:
+    """What a recipe task writes through. Paths are relative, '/'-separated."""
+
+    def __init__(self, root: str, part: str) -> None:
+        self.root = root
+        parts = os.path.join(root, ".parts")
+        os.makedirs(parts, exist_ok=True)
+        self._rows = open(os.path.join(parts, f"{part}.files.csv"), "w", newline="",
+                          encoding="utf-8")
+        self._writer = csv.writer(self._rows)
+        self._skips_path = os.path.join(parts, f"{part}.skipped.csv")
+        self._skips: Any = None
+        self._dirs: set[str] = set()
+
+    def write(self, path: str, data: bytes, *, label: int | None = None,
+              member: str | None = None, source: str | None = None) -> None:
+        full = self._target(path)
+        with open(full, "wb") as f:
+            f.write(data)
+        self._writer.writerow((path, len(data), xxhash.xxh3_128_hexdigest(data), label, source,
+                               member, None, None))
+
+    def open(self, path: str) -> Any:
+        """A binary file to stream into; call `added` when it is complete."""
+        return open(self._target(path), "wb")
+
+    def added(self, path: str, *, label: int | None = None, member: str | None = None,
+              source: str | None = None) -> None:
+        """Record a file written through `open`, hashing it from disk."""
+        from .keys import hash_file
+
+        full = os.path.join(self.root, path)
+        self._writer.writerow((path, os.path.getsize(full), hash_file(full), label, source,
+                               member, None, None))
+
+    def record(self, path: str, *, offset: int, size: int, xxh3: str, label: int | None,
+               member: str | None, source: str | None, record: int) -> None:
+        """A record inside a shard file (for per-record provenance)."""
+        self._writer.writerow((path, size, xxh3, label, source, member, offset, record))
+
+    def skip(self, member: str, source: str | None, reason: str) -> None:
+        if self._skips is None:
+            self._skips = open(self._skips_path, "w", newline="", encoding="utf-8")
+        csv.writer(self._skips).writerow((member, source, reason))
+
+    def close(self) -> None:
+        self._rows.close()
+        if self._skips is not None:
+            self._skips.close()
+
+    def _target(self, path: str) -> str:
+        parts = path.split("/")
+        if not path or path.startswith("/") or ".." in parts or "" in parts or \
+                parts[0] in RESERVED:
+            raise BuildError(f"recipe tried to write an invalid output path {path!r}")
+        full = os.path.join(self.root, *parts)
+        parent = os.path.dirname(full)
+        if parent not in self._dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._dirs.add(parent)
+        return full
+
+
+def finalize(root: str) -> dict[str, Any]:
+    """Merge the parts into `_files.parquet` (+ `_skipped.parquet`); return digest and counts."""
+    import duckdb
+
+    parts = sorted(glob.glob(os.path.join(root, ".parts", "*.files.csv")))
+    skip_parts = sorted(glob.glob(os.path.join(root, ".parts", "*.skipped.csv")))
+    con = duckdb.connect(config={"threads": 2})
+    try:
+        con.execute(f"CREATE TABLE files AS SELECT * FROM {_csv(parts, _TYPES)}")
+        dup = con.execute("SELECT path FROM files WHERE record IS NULL GROUP BY path "
+                          "HAVING count(*) > 1 LIMIT 1").fetchone()
+        if dup:
+            raise BuildError(f"recipe wrote {dup[0]!r} twice")
+        files_out = os.path.join(root, FILES).replace("'", "''")
+        con.execute(f"COPY (SELECT * FROM files ORDER BY path, record NULLS FIRST) "
+                    f"TO '{files_out}' (FORMAT parquet)")
+        n_files, n_bytes = con.execute("SELECT count(*), coalesce(sum(size), 0) FROM files "
+                                       "WHERE record IS NULL").fetchone()
+        cur = con.execute("SELECT path, size, xxh3 FROM files WHERE record IS NULL ORDER BY path")
+        digest = digest_rows(_fetch(cur))
+        skipped = 0
+        if skip_parts:
+            con.execute(f"CREATE TABLE skipped AS SELECT * FROM {_csv(skip_parts, _SKIP_TYPES)}")
+            skipped = con.execute("SELECT count(*) FROM skipped").fetchone()[0]
+            out = os.path.join(root, SKIPPED).replace("'", "''")
+            con.execute(f"COPY (SELECT * FROM skipped ORDER BY member) TO '{out}' "
+                        f"(FORMAT parquet)")
+    finally:
+        con.close()
+    for part in parts + skip_parts:
+        os.remove(part)
+    os.rmdir(os.path.join(root, ".parts"))
+    return {"digest": digest, "files": n_files, "bytes": int(n_bytes), "skipped": skipped}
+
+
+def _csv(paths: list[str], types: dict[str, str]) -> str:
+    quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+    columns = ", ".join(f"'{k}': '{v}'" for k, v in types.items())
+    return (f"read_csv([{quoted}], header=false, auto_detect=false, delim=',', "
+            f"quote='\"', escape='\"', columns={{{columns}}})")
+
+
+def _fetch(cur: Any) -> Any:
+    while rows := cur.fetchmany(10_000):
+        yield from rows
+
+
+def verify_artifact(path: str) -> list[str]:
+    """Problems found re-hashing an artifact folder against its `_files.parquet`."""
+    import duckdb
+
+    from .keys import hash_file
+
+    files_table = os.path.join(path, FILES).replace("'", "''")
+    con = duckdb.connect()
+    try:
+        rows = con.execute(f"SELECT path, size, xxh3 FROM '{files_table}' WHERE record IS NULL "
+                           "ORDER BY path").fetchall()
+    finally:
+        con.close()
+    problems = []
+    listed = set()
+    for rel, size, want in rows:
+        listed.add(rel)
+        full = os.path.join(path, *rel.split("/"))
+        if not os.path.exists(full):
+            problems.append(f"{full}: missing")
+        elif os.path.getsize(full) != size:
+            problems.append(f"{full}: size {os.path.getsize(full)}, recorded {size}")
+        elif hash_file(full) != want:
+            problems.append(f"{full}: content changed (xxh3 differs from the record)")
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            rel = os.path.relpath(os.path.join(dirpath, name), path).replace(os.sep, "/")
+            if rel not in listed and rel not in RESERVED:
+                problems.append(f"{os.path.join(dirpath, name)}: not part of the artifact")
+    return problems

@@ -1,0 +1,10 @@
+"""The recipe table: name -> Recipe class."""
+
+from __future__ import annotations
+
+from .base import InputSpec, Inputs, Params, Recipe
+from .select import Calibration, Select
+
+RECIPES: dict[str, type[Recipe]] = {r.name: r for r in (Select, Calibration)}
+
+__all__ = ["RECIPES", "InputSpec", "Inputs", "Params", "Recipe"]

@@ -1,0 +1,65 @@
+"""What a recipe is: a versioned, pure function from inputs and params to files.
+
+A recipe splits its work into independent, picklable tasks (`plan`, on the
+coordinator), runs one task anywhere (`run`, in a worker: it sees only the
+task and the params), and writes its indexes (`finish`, on the coordinator).
+Recipes know nothing of stores, catalogs or executors: they write through an
+`Output` and read through `MemberRef`s.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from ..output import Output
+    from ..sources import MemberSet
+
+InputKind = Literal["images", "file"]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    kind: InputKind
+    required: bool = True
+    doc: str = ""
+
+
+class Params(BaseModel):
+    """Base of every recipe's params: strict, unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+@dataclass
+class Inputs:
+    """What a recipe's `plan` and `finish` see: image sets and shipped files by role."""
+
+    images: Mapping[str, MemberSet]
+    files: Mapping[str, str]  # role -> local path of a shipped file or folder
+
+
+class Recipe(ABC):
+    name: ClassVar[str]
+    version: ClassVar[int]
+    Params: ClassVar[type[Params]]
+    inputs: ClassVar[Mapping[str, InputSpec]]
+
+    @classmethod
+    @abstractmethod
+    def plan(cls, params: Any, inputs: Inputs) -> list[Any]:
+        """Split the work into picklable tasks; check the inputs here, before any output."""
+
+    @classmethod
+    @abstractmethod
+    def run(cls, params: Any, task: Any, out: Output) -> Any:
+        """Do one task, writing files through `out`; return a small picklable result."""
+
+    @classmethod
+    def finish(cls, params: Any, inputs: Inputs, results: list[Any], out: Output) -> None:
+        """Write the artifact's indexes from the tasks' results (in plan order)."""

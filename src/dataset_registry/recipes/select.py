@@ -1,0 +1,153 @@
+"""Byte-exact image subsets: `select` (e.g. the "min" val set) and `calibration` (CK/MLPerf).
+
+`calibration` reproduces CK's `dataset-imagenet-calibration` package: the
+chosen JPEGs copied unchanged into one flat folder, and `val_map.txt` with
+`<file name> <label>` a line, in list order (a list may repeat an image, as
+`first.1.dup.5` does: one file, five lines).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+
+from ..errors import BadImageError, BadInputError
+from ..imaging import check_image
+from ..labels import Scheme, convert, ground_truth, read_list
+from ..members import MemberRef, MemberSet, read_member
+from ..output import Output
+from .base import InputSpec, Inputs, Params, Recipe
+
+_CHUNK = 128  # images per task: enough to amortise scheduling, small enough to balance
+
+
+class SelectParams(Params):
+    split: str = "val"
+    first: int | None = Field(default=None, gt=0)
+    validate_images: bool = True
+    on_error: Literal["fail", "skip"] = "fail"
+
+
+class CalibrationParams(SelectParams):
+    labels: Scheme = "sorted0"
+    check_labels: bool = True
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    label: int | None
+    where: str  # "lists/x.txt:12" or "first 500"
+
+
+def pick_split(sets: dict[str, MemberSet], split: str, role: str) -> MemberSet:
+    if split in sets:
+        return sets[split]
+    if "*" in sets:  # a built dataset: its images form one set
+        return sets["*"]
+    raise BadInputError(f"input {role!r} has no split {split!r} (it has: {', '.join(sets)})")
+
+
+class Select(Recipe):
+    name = "select"
+    version = 1
+    Params = SelectParams
+    inputs = {
+        "images": InputSpec("images", doc="a source or dataset of images"),
+        "list": InputSpec("file", required=False, doc="file names, one a line, optional label"),
+    }
+
+    @classmethod
+    def entries(cls, params: SelectParams, inputs: Inputs, images: MemberSet) -> list[_Entry]:
+        if "list" in inputs.files:
+            path = inputs.files["list"]
+            entries = [_Entry(name, label, f"{path}:{line}") for name, label, line in
+                       read_list(path)]
+            if params.first:
+                entries = entries[: params.first]
+        else:
+            refs = list(images)[: params.first] if params.first else list(images)
+            if params.first and len(refs) < params.first:
+                raise BadInputError(f"{images.where}: first: {params.first} asked for, but it "
+                                    f"holds only {len(refs)} images")
+            entries = [_Entry(r.name, None, f"first {params.first or len(refs)}") for r in refs]
+        for e in entries:
+            if e.name not in images:
+                raise BadInputError(f"{e.where}: {e.name} is not in {images.where}")
+        return entries
+
+    @classmethod
+    def plan(cls, params: SelectParams, inputs: Inputs) -> list[list[tuple[MemberRef, int | None]]]:
+        images = pick_split(inputs.images["images"], params.split, "images")
+        entries = cls.entries(params, inputs, images)
+        labels = cls.labels_for(params, inputs, entries)
+        unique = list(dict.fromkeys(e.name for e in entries))
+        todo = [(images.get(n), labels.get(n)) for n in unique]
+        return [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
+
+    @classmethod
+    def labels_for(cls, params: SelectParams, inputs: Inputs,
+                   entries: list[_Entry]) -> dict[str, int]:
+        return {}
+
+    @classmethod
+    def run(cls, params: SelectParams, task: list[tuple[MemberRef, int | None]],
+            out: Output) -> list[str]:
+        skipped = []
+        for ref, label in task:
+            data = read_member(ref)
+            if params.validate_images:
+                try:
+                    check_image(data, f"{ref.origin} (source {ref.source[:12]})")
+                except BadImageError as exc:
+                    if params.on_error == "fail":
+                        raise
+                    out.skip(ref.origin, ref.source, str(exc))
+                    skipped.append(ref.name)
+                    continue
+            out.write(os.path.basename(ref.name), data, label=label, member=ref.origin,
+                      source=ref.source)
+        return skipped
+
+
+class Calibration(Select):
+    """CK `dataset-imagenet-calibration`: selected val JPEGs plus `val_map.txt`."""
+
+    name = "calibration"
+    version = 1
+    Params = CalibrationParams
+    inputs = {
+        **Select.inputs,
+        "labels": InputSpec("file", doc="folder with caffe_val.txt (sorted0 ground truth)"),
+    }
+
+    @classmethod
+    def labels_for(cls, params: CalibrationParams, inputs: Inputs,
+                   entries: list[_Entry]) -> dict[str, int]:
+        truth = ground_truth(inputs.files["labels"])
+        labels: dict[str, int] = {}
+        for e in entries:
+            known = truth.get(e.name)
+            if e.label is None and known is None:
+                raise BadInputError(f"{e.where}: {e.name} has no label in the list and none in "
+                                    f"the ground truth {inputs.files['labels']}")
+            label = e.label if e.label is not None else known
+            if params.check_labels and known is not None and label != known:
+                raise BadInputError(f"{e.where}: {e.name} is labelled {label}, but the ground "
+                                    f"truth says {known} (set check_labels: false to keep it)")
+            labels[e.name] = label
+        return labels
+
+    @classmethod
+    def finish(cls, params: CalibrationParams, inputs: Inputs, results: list[list[str]],
+               out: Output) -> None:
+        images = pick_split(inputs.images["images"], params.split, "images")
+        entries = cls.entries(params, inputs, images)
+        labels = cls.labels_for(params, inputs, entries)
+        skipped = {name for names in results for name in names}
+        lines = [f"{os.path.basename(e.name)} {convert(labels[e.name], params.labels)}\n"
+                 for e in entries if e.name not in skipped]
+        out.write("val_map.txt", "".join(lines).encode())

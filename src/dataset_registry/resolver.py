@@ -1,0 +1,252 @@
+"""The resolver: keys for every node, and a build of exactly what is missing.
+
+Resolving something already built reads the manifests, the sources' cached
+fingerprints and one marker: no recipe code runs and nothing scales with the
+dataset's size.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import Catalog
+from .errors import CatalogBusyError, SourceError
+from .executors import Executor, LocalExecutor
+from .keys import derivation_key, tree_key
+from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
+from .members import MemberRef, MemberSet
+from .recipes import RECIPES, Inputs
+from .sources import (
+    LAYOUT_HELP,
+    SourceInfo,
+    SourceLocations,
+    check_expectations,
+    check_source,
+    member_sets,
+)
+from .store import FILES, Store
+
+from . import __version__
+
+
+@dataclass
+class Resolved:
+    """A built dataset: its key, where it lives, and its provenance records."""
+
+    name: str
+    key: str
+    uri: str
+    path: str
+    marker: dict[str, Any] = field(repr=False)
+    built_now: bool = False
+
+    @property
+    def digest(self) -> str:
+        return self.marker["digest"]
+
+    def files(self) -> Any:
+        """The file table (`_files.parquet`) as a DuckDB relation: `.fetchall()`, `.df()`."""
+        import duckdb
+
+        return duckdb.read_parquet(os.path.join(self.path, FILES))
+
+
+ProgressFactory = Callable[[str, int], Any]
+
+
+class Resolver:
+    def __init__(self, manifests: Manifests, store: Store, catalog: Catalog | None,
+                 state_dir: str, *, progress: ProgressFactory | None = None) -> None:
+        self.manifests = manifests
+        self.store = store
+        self.catalog = catalog
+        self.state_dir = state_dir
+        self.locations = SourceLocations(state_dir)
+        self.progress = progress
+        self._keys: dict[str, str] = {}
+        self._sources: dict[str, SourceInfo] = {}
+        self._locs: dict[str, str] | None = None
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def source_info(self, name: str, *, force: bool = False) -> SourceInfo:
+        if name in self._sources and not force:
+            return self._sources[name]
+        node = self.manifests.get(name)
+        assert isinstance(node, SourceNode)
+        if self._locs is None:
+            self._locs = self.locations.load()
+        location = self._locs.get(name)
+        if location is None:
+            raise SourceError(f"source {name} is not set: it expects {LAYOUT_HELP[node.layout]} "
+                              f"(layout {node.layout}); point it at your copy with: "
+                              f"registry source set {name} PATH")
+        info = check_source(node, location, os.path.join(self.state_dir, "cache"), force=force)
+        check_expectations(node, info)
+        self._sources[name] = info
+        return info
+
+    def key(self, name: str) -> str:
+        if name in self._keys:
+            return self._keys[name]
+        node = self.manifests.get(name)
+        if isinstance(node, SourceNode):
+            key = self.source_info(name).fingerprint
+        elif isinstance(node, FileNode):
+            key = tree_key(node.path)
+        else:
+            assert isinstance(node, DatasetNode)
+            recipe = RECIPES[node.recipe]
+            key = derivation_key(recipe.name, recipe.version, node.params.model_dump(mode="json"),
+                                 {role: self.key(target) for role, target in node.inputs.items()})
+        self._keys[name] = key
+        return key
+
+    def status(self, name: str) -> str:
+        try:
+            key = self.key(name)
+        except SourceError:
+            return "source unset"
+        node = self.manifests.get(name)
+        if not isinstance(node, DatasetNode):
+            return "ready"
+        return "built" if self.store.marker(key) else "missing"
+
+    def closure(self, names: list[str]) -> list[DatasetNode]:
+        """Datasets needed for `names`, inputs before the datasets that read them."""
+        order: list[DatasetNode] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            node = self.manifests.get(name)
+            if isinstance(node, DatasetNode):
+                for target in node.inputs.values():
+                    visit(target)
+                order.append(node)
+
+        for name in names:
+            visit(name)
+        return order
+
+    def missing(self, names: list[str]) -> list[DatasetNode]:
+        return [n for n in self.closure(names) if self.store.marker(self.key(n.name)) is None]
+
+    # -- resolve ---------------------------------------------------------------------------
+
+    def resolve(self, name: str, executor: Executor | None = None) -> Resolved:
+        built_now = False
+        for node in self.missing([name]):
+            built_now |= self._build(node, executor or LocalExecutor())
+        key = self.key(name)
+        marker = self.store.marker(key)
+        assert marker is not None
+        return Resolved(name=name, key=key, uri=self.store.uri(key),
+                        path=self.store.local_path(key), marker=marker, built_now=built_now)
+
+    def _build(self, node: DatasetNode, executor: Executor) -> bool:
+        key = self.key(node.name)
+        recipe = RECIPES[node.recipe]
+        with self.store.lock(key):
+            if self.store.marker(key) is not None:
+                return False  # another process built it while we waited
+            inputs, described, sources = self._inputs(node)
+            staging = self.store.begin(key)
+            started = time.time()
+            try:
+                tasks = recipe.plan(node.params, inputs)
+                total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
+                with self._progress(f"{node.name}", total) as advance:
+                    results = executor.map(recipe.name, node.params, tasks, staging.path, advance)
+                from .output import Output, finalize
+
+                out = Output(staging.path, "finish")
+                try:
+                    recipe.finish(node.params, inputs, results, out)
+                finally:
+                    out.close()
+                facts = finalize(staging.path)
+                marker = {
+                    "format": 1, "key": key, "name": node.name, "recipe": recipe.name,
+                    "version": recipe.version, "params": node.params.model_dump(mode="json"),
+                    "inputs": described, "sources": sources,
+                    "synthetic": any(s["synthetic"] for s in sources) or any(
+                        self._synthetic(i) for i in described.values()),
+                    **facts,
+                    "built": {"at": started, "seconds": round(time.time() - started, 3),
+                              "executor": type(executor).__name__,
+                              "jobs": getattr(executor, "jobs", None),
+                              "host": socket.gethostname(), "registry": __version__},
+                }
+                self.store.commit(staging, marker)
+            except BaseException:
+                self.store.abort(staging)
+                raise
+        self._record(key)
+        return True
+
+    def _synthetic(self, described: dict[str, Any]) -> bool:
+        if described["kind"] != "dataset":
+            return False
+        marker = self.store.marker(described["key"])
+        return bool(marker and marker.get("synthetic"))
+
+    def _record(self, key: str) -> None:
+        if self.catalog is None:
+            return
+        marker = self.store.marker(key)
+        assert marker is not None
+        try:
+            self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
+                                         self.store.local_path(key))
+        except CatalogBusyError as exc:  # the store is the truth; the catalog catches up
+            print(f"warning: {exc}; run `registry catalog rebuild` later", file=sys.stderr)
+
+    def _inputs(self, node: DatasetNode) -> tuple[Inputs, dict[str, Any], list[dict[str, Any]]]:
+        recipe = RECIPES[node.recipe]
+        images: dict[str, dict[str, MemberSet]] = {}
+        files: dict[str, str] = {}
+        described: dict[str, Any] = {}
+        sources: list[dict[str, Any]] = []
+        for role, target in node.inputs.items():
+            dep: Node = self.manifests.get(target)
+            described[role] = {"kind": dep.kind, "name": target, "key": self.key(target)}
+            if recipe.inputs[role].kind == "file":
+                assert isinstance(dep, FileNode)
+                files[role] = dep.path
+            elif isinstance(dep, SourceNode):
+                info = self.source_info(target)
+                images[role] = member_sets(info)
+                sources.append({"fingerprint": info.fingerprint, "name": info.name,
+                                "layout": info.layout, "files": info.files, "bytes": info.bytes,
+                                "synthetic": info.synthetic})
+            else:
+                images[role] = {"*": self._artifact_members(target)}
+        return Inputs(images=images, files=files), described, sources
+
+    def _artifact_members(self, name: str) -> MemberSet:
+        import duckdb
+
+        key = self.key(name)
+        root = self.store.local_path(key)
+        table = os.path.join(root, FILES).replace("'", "''")
+        rows = duckdb.sql(f"SELECT path, size, member, source FROM '{table}' "
+                          "WHERE record IS NULL AND member IS NOT NULL").fetchall()
+        refs = [MemberRef(path, os.path.join(root, *path.split("/")), 0, size, member, source)
+                for path, size, member, source in rows]
+        return MemberSet("*", refs, f"dataset {name} ({root})")
+
+    def _progress(self, label: str, total: int) -> Any:
+        if self.progress is None:
+            from contextlib import nullcontext
+
+            return nullcontext(None)
+        return self.progress(label, total)

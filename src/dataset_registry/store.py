@@ -1,0 +1,196 @@
+"""Stores: where artifacts live, and the commit protocol that makes them appear whole.
+
+Local store layout::
+
+    <root>/<key[:2]>/<key>/            a committed artifact (its files, _files.parquet,
+                                       and _registry.json, the marker)
+    <root>/.staging/<key>.<token>/     a build in progress (or a crashed one, for gc)
+    <root>/.locks/<key>.lock           held by the one process building <key>
+
+A build writes into staging, writes the marker last, then renames the whole
+folder into place: a reader that finds `_registry.json` finds everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import BuildError
+
+MARKER = "_registry.json"
+FILES = "_files.parquet"
+SKIPPED = "_skipped.parquet"
+RESERVED = (MARKER, FILES, SKIPPED, ".parts")
+
+
+@dataclass
+class Staging:
+    key: str
+    path: str  # local folder the build writes into
+
+
+class Store(ABC):
+    """One abstraction per module: the store. Backends subclass this."""
+
+    url: str
+
+    @abstractmethod
+    def marker(self, key: str) -> dict[str, Any] | None:
+        """The committed marker of `key`, or None if `key` is not built."""
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Where the artifact of `key` lives (a path or URL)."""
+
+    @abstractmethod
+    def local_path(self, key: str) -> str:
+        """A local folder with the artifact's files."""
+
+    @abstractmethod
+    def begin(self, key: str) -> Staging:
+        """A fresh, private staging area for a build of `key`."""
+
+    @abstractmethod
+    def commit(self, staging: Staging, marker: dict[str, Any]) -> bool:
+        """Publish a finished build; False if another builder committed `key` first."""
+
+    @abstractmethod
+    def abort(self, staging: Staging) -> None:
+        """Throw away a failed build's staging area."""
+
+    @abstractmethod
+    def lock(self, key: str, timeout: float = -1) -> Any:
+        """Context manager held by the one process building `key`."""
+
+    @abstractmethod
+    def keys(self) -> Iterator[str]:
+        """Every committed key."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove a committed artifact (gc)."""
+
+    @abstractmethod
+    def leftovers(self) -> list[str]:
+        """Staging areas no live build holds (what gc sweeps)."""
+
+    @abstractmethod
+    def remove_leftover(self, path: str) -> None: ...
+
+
+class LocalStore(Store):
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.url = self.root
+
+    def _dir(self, key: str) -> str:
+        return os.path.join(self.root, key[:2], key)
+
+    def marker(self, key: str) -> dict[str, Any] | None:
+        try:
+            with open(os.path.join(self._dir(key), MARKER), encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+
+    def uri(self, key: str) -> str:
+        return self._dir(key)
+
+    def local_path(self, key: str) -> str:
+        return self._dir(key)
+
+    def begin(self, key: str) -> Staging:
+        path = os.path.join(self.root, ".staging", f"{key}.{uuid.uuid4().hex[:12]}")
+        os.makedirs(path)
+        return Staging(key, path)
+
+    def commit(self, staging: Staging, marker: dict[str, Any]) -> bool:
+        tmp = os.path.join(staging.path, MARKER + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(marker, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(staging.path, MARKER))
+        final = self._dir(staging.key)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        try:
+            os.rename(staging.path, final)
+        except OSError:
+            if self.marker(staging.key) is None:
+                raise BuildError(f"cannot publish {final}: it exists without a marker; "
+                                 "run `registry gc`") from None
+            self.abort(staging)
+            return False
+        _fsync_dir(os.path.dirname(final))
+        return True
+
+    def abort(self, staging: Staging) -> None:
+        shutil.rmtree(staging.path, ignore_errors=True)
+
+    @contextmanager
+    def lock(self, key: str, timeout: float = -1) -> Iterator[None]:
+        from filelock import FileLock
+
+        os.makedirs(os.path.join(self.root, ".locks"), exist_ok=True)
+        with FileLock(os.path.join(self.root, ".locks", f"{key}.lock"), timeout=timeout):
+            yield
+
+    def keys(self) -> Iterator[str]:
+        if not os.path.isdir(self.root):
+            return
+        for prefix in sorted(os.listdir(self.root)):
+            if len(prefix) != 2 or prefix.startswith("."):
+                continue
+            for key in sorted(os.listdir(os.path.join(self.root, prefix))):
+                if os.path.exists(os.path.join(self.root, prefix, key, MARKER)):
+                    yield key
+
+    def delete(self, key: str) -> None:
+        # Rename first so a reader never sees a half-deleted artifact with its marker.
+        doomed = os.path.join(self.root, ".staging", f"{key}.deleting-{uuid.uuid4().hex[:8]}")
+        os.makedirs(os.path.dirname(doomed), exist_ok=True)
+        os.rename(self._dir(key), doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def leftovers(self) -> list[str]:
+        from filelock import FileLock, Timeout
+
+        staging = os.path.join(self.root, ".staging")
+        if not os.path.isdir(staging):
+            return []
+        found = []
+        for name in sorted(os.listdir(staging)):
+            key = name.split(".", 1)[0]
+            lock = FileLock(os.path.join(self.root, ".locks", f"{key}.lock"))
+            try:
+                with lock.acquire(timeout=0):
+                    found.append(os.path.join(staging, name))
+            except Timeout:
+                continue  # a live build holds it
+        return found
+
+    def remove_leftover(self, path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_store(url: str) -> Store:
+    """A store for a URL or path; object storage arrives with the S3 backend."""
+    if "://" in url and not url.startswith("file://"):
+        raise BuildError(f"store {url!r}: only local stores are supported in this version")
+    return LocalStore(url.removeprefix("file://"))

@@ -1,0 +1,251 @@
+"""A synthetic ImageNet, byte-reproducible, for demos, tests and benchmarks.
+
+ImageNet cannot be downloaded without an account, so `registry synth imagenet DIR`
+writes stand-ins with the real names and shapes:
+
+- `ILSVRC2012_img_val.tar`: flat `ILSVRC2012_val_%08d.JPEG`, image i drawn for its real
+  class from caffe `val.txt`;
+- `ILSVRC2012_img_train.tar`: a tar of per-class `<wnid>.tar` (real WNIDs);
+- `kaggle/`: the Kaggle `ILSVRC/Data/CLS-LOC/` layout with `LOC_*` files.
+
+Each class has its own colour, stripe angle and frequency, so a small network can
+learn it. The real hazards are there: the PNG named `n02105855_2933.JPEG`, CMYK
+JPEGs under the real CMYK names, the 4-channel `ILSVRC2012_val_00019877.JPEG`,
+grayscale images, and a few images thousands of pixels wide. Every tar carries a
+PAX header, every folder a marker file, and every JPEG a comment saying it is
+synthetic. Same arguments, same bytes, whatever `jobs` is.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+
+from .sources import SYNTHETIC_MARKER
+from .tarindex import SYNTHETIC_PAX_KEY
+
+PNG_IMPOSTOR = "n02105855_2933.JPEG"
+CMYK_TRAIN = (
+    "n01739381_1309 n02077923_14822 n02447366_23489 n02492035_15739 n02747177_10752 "
+    "n03018349_4028 n03062245_4620 n03347037_9675 n03467068_12171 n03529860_11437 "
+    "n03544143_17228 n03633091_5218 n03710637_5125 n03961711_5286 n04033995_2932 "
+    "n04258138_17003 n04264628_27969 n04336792_7448 n04371774_5854 n04596742_4225 "
+    "n07583066_647 n13037406_4650").split()
+CMYK_VAL = "ILSVRC2012_val_00019877.JPEG"
+LARGE_VAL = (17, 4242, 33333)  # val images drawn several thousand pixels wide
+MTIME = 1335225600  # 2012-04-24, the ILSVRC2012 release; fixed so tars are reproducible
+COMMENT = b"dataset-registry synthetic ImageNet: not real data"
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    val_images: int = 50_000
+    train_classes: int = 10
+    train_per_class: int = 10
+    width: int = 64
+    height: int = 48
+    seed: int = 0
+    kaggle: bool = True
+    quality: int = 90
+
+
+@dataclass(frozen=True)
+class _Image:
+    name: str
+    label: int  # sorted0
+    index: int  # position in its split, for the per-image random stream
+    split: str
+    kind: str = "rgb"  # rgb | gray | cmyk | png | large
+
+
+def reference_data(name: str) -> str:
+    return resources.files("dataset_registry").joinpath("data", "imagenet", name).read_text()
+
+
+def wnids() -> list[str]:
+    return reference_data("caffe_synsets.txt").split()
+
+
+def val_images(spec: SynthSpec) -> list[_Image]:
+    lines = reference_data("caffe_val.txt").splitlines()[: spec.val_images]
+    out = []
+    for i, line in enumerate(lines):
+        name, label = line.split()
+        number = i + 1
+        kind = "cmyk" if name == CMYK_VAL else "large" if number in LARGE_VAL else \
+            "gray" if number % 97 == 0 else "rgb"
+        out.append(_Image(name, int(label), i, "val", kind))
+    return out
+
+
+def train_classes(spec: SynthSpec) -> list[str]:
+    """The hazard classes first (so K >= 23 holds every hazard), then sorted order."""
+    hazard = sorted({n.split("_")[0] for n in [PNG_IMPOSTOR, *CMYK_TRAIN]})
+    rest = [w for w in wnids() if w not in hazard]
+    return sorted((hazard + rest)[: spec.train_classes])
+
+
+def train_images(spec: SynthSpec) -> dict[str, list[_Image]]:
+    label_of = {w: i for i, w in enumerate(wnids())}
+    hazards = {n.split("_")[0]: [] for n in [PNG_IMPOSTOR, *CMYK_TRAIN]}
+    hazards[PNG_IMPOSTOR.split("_")[0]].append((PNG_IMPOSTOR, "png"))
+    for n in CMYK_TRAIN:
+        hazards[n.split("_")[0]].append((f"{n}.JPEG", "cmyk"))
+    out: dict[str, list[_Image]] = {}
+    index = 0
+    for wnid in train_classes(spec):
+        names = [(f"{wnid}_{100 + 37 * j}.JPEG", "gray" if j % 13 == 5 else "rgb")
+                 for j in range(spec.train_per_class)] + hazards.get(wnid, [])
+        images = []
+        for name, kind in sorted(names):
+            images.append(_Image(name, label_of[wnid], index, "train", kind))
+            index += 1
+        out[wnid] = images
+    return out
+
+
+def render(image: _Image, spec: SynthSpec) -> bytes:
+    """The encoded bytes of one synthetic image (deterministic in spec and image)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng([spec.seed, 0 if image.split == "val" else 1, image.index])
+    cls = np.random.default_rng([7919, image.label])  # the class's look, shared by its images
+    base = cls.uniform(40, 215, size=3)
+    angle, freq = cls.uniform(0, np.pi), cls.uniform(0.03, 0.25)
+    if image.kind == "large":
+        w, h = 3000 + 200 * (image.index % 5), 2000
+    else:
+        w = max(8, int(spec.width * rng.uniform(0.8, 1.25)))
+        h = max(8, int(spec.height * rng.uniform(0.8, 1.25)))
+    scale = spec.width / max(w, 1) if image.kind == "large" else 1.0
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    wave = np.sin((x * np.cos(angle) + y * np.sin(angle)) * freq * scale * 8
+                  + rng.uniform(0, 2 * np.pi))
+    shade = (x / w - 0.5) * rng.uniform(-60, 60) + (y / h - 0.5) * rng.uniform(-60, 60)
+    pixels = base[None, None, :] + (wave * 45 + shade)[..., None] + \
+        rng.normal(0, 12, size=(h, w, 3)).astype(np.float32)
+    rgb = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    buf = io.BytesIO()
+    if image.kind == "png":
+        rgb.save(buf, "PNG")
+    elif image.kind == "gray":
+        rgb.convert("L").save(buf, "JPEG", quality=spec.quality, comment=COMMENT)
+    elif image.kind == "cmyk":
+        rgb.convert("CMYK").save(buf, "JPEG", quality=spec.quality, comment=COMMENT)
+    else:
+        rgb.save(buf, "JPEG", quality=spec.quality, comment=COMMENT)
+    return buf.getvalue()
+
+
+def _render_many(args: tuple[list[_Image], SynthSpec]) -> list[bytes]:
+    images, spec = args
+    return [render(im, spec) for im in images]
+
+
+def _rendered(images: list[_Image], spec: SynthSpec, jobs: int) -> Iterator[tuple[_Image, bytes]]:
+    chunks = [images[i:i + 256] for i in range(0, len(images), 256)]
+    if jobs <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            yield from zip(chunk, _render_many((chunk, spec)), strict=True)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        for chunk, data in zip(chunks, pool.map(_render_many, [(c, spec) for c in chunks]),
+                               strict=True):
+            yield from zip(chunk, data, strict=True)
+
+
+def _tar_info(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, MTIME, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def _write_tar(path: str, members: Iterable[tuple[str, bytes]], spec: SynthSpec) -> None:
+    tmp = path + ".partial"
+    header = {SYNTHETIC_PAX_KEY: "1", "DATASET_REGISTRY.spec": repr(spec)}
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT, pax_headers=header) as tf:
+        for name, data in members:
+            tf.addfile(_tar_info(name, len(data)), io.BytesIO(data))
+    os.replace(tmp, path)
+
+
+def _class_tar(images: list[tuple[_Image, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for im, data in images:
+            tf.addfile(_tar_info(im.name, len(data)), io.BytesIO(data))
+    return buf.getvalue()
+
+
+def synthesize(out_dir: str, spec: SynthSpec, *, jobs: int = 1,
+               progress: Callable[[int], None] | None = None) -> dict[str, str]:
+    """Write the synthetic ImageNet under `out_dir`; return {layout: location}."""
+    os.makedirs(out_dir, exist_ok=True)
+    kaggle = os.path.join(out_dir, "kaggle")
+    loc = os.path.join(kaggle, "ILSVRC", "Data", "CLS-LOC")
+    val = val_images(spec)
+    train = train_images(spec)
+    if spec.kaggle:
+        for wnid in train:
+            os.makedirs(os.path.join(loc, "train", wnid), exist_ok=True)
+        os.makedirs(os.path.join(loc, "val"), exist_ok=True)
+
+    def val_members() -> Iterator[tuple[str, bytes]]:
+        for im, data in _rendered(val, spec, jobs):
+            if spec.kaggle:
+                _write_file(os.path.join(loc, "val", im.name), data)
+            if progress:
+                progress(1)
+            yield im.name, data
+
+    _write_tar(os.path.join(out_dir, "ILSVRC2012_img_val.tar"), val_members(), spec)
+
+    flat = [im for images in train.values() for im in images]
+    rendered = dict(zip((im.name for im in flat), (d for _, d in _rendered(flat, spec, jobs)),
+                        strict=True))
+
+    def train_members() -> Iterator[tuple[str, bytes]]:
+        for wnid, images in train.items():
+            pairs = [(im, rendered[im.name]) for im in images]
+            if spec.kaggle:
+                for im, data in pairs:
+                    _write_file(os.path.join(loc, "train", wnid, im.name), data)
+            if progress:
+                progress(len(pairs))
+            yield f"{wnid}.tar", _class_tar(pairs)
+
+    _write_tar(os.path.join(out_dir, "ILSVRC2012_img_train.tar"), train_members(), spec)
+    if spec.kaggle:
+        _write_kaggle_meta(kaggle, val, spec)
+    return {"imagenet-val": os.path.join(out_dir, "ILSVRC2012_img_val.tar"),
+            "imagenet-train": os.path.join(out_dir, "ILSVRC2012_img_train.tar"),
+            "kaggle-cls-loc": kaggle}
+
+
+def _write_kaggle_meta(kaggle: str, val: list[_Image], spec: SynthSpec) -> None:
+    names = wnids()
+    _write_file(os.path.join(kaggle, "LOC_synset_mapping.txt"),
+                reference_data("caffe_synset_words.txt").encode())
+    rows = ["ImageId,PredictionString"]
+    for im in val:
+        rows.append(f"{im.name.removesuffix('.JPEG')},{names[im.label]} 0 0 "
+                    f"{spec.width - 1} {spec.height - 1} ")
+    _write_file(os.path.join(kaggle, "LOC_val_solution.csv"), ("\n".join(rows) + "\n").encode())
+    _write_file(os.path.join(kaggle, SYNTHETIC_MARKER),
+                (COMMENT.decode() + f"\n{spec!r}\n").encode())
+
+
+def _write_file(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
