@@ -25,9 +25,9 @@ _EXPORTS = {
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
-if TYPE_CHECKING:
-    from .api import QueryResult, Registry
-    from .errors import (
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
+    from .api import QueryResult, Registry  # noqa: F401
+    from .errors import (  # noqa: F401
         BadImageError,
         BadInputError,
         BuildError,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         UnsafeMemberError,
         VerifyError,
     )
-    from .resolver import Resolved
+    from .resolver import Resolved  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import Catalog
-from .errors import BadInputError, SourceError, VerifyError
+from .errors import BadInputError, CatalogBusyError, SourceError, VerifyError
 from .executors import Executor, open_executor
 from .manifest import DatasetNode, FileNode, Manifests, SourceNode, load_manifests
 from .paths import locations
@@ -100,15 +101,24 @@ class Registry:
         """Remember every computable key, for the CLI's fast path (see keycache)."""
         from . import keycache
 
-        keys = {}
+        keys, deps = {}, {}
         for node in self.manifests.datasets():
             try:
                 keys[node.name] = self.key(node.name)
             except SourceError:
                 continue
-        files = [n.path for n in self.manifests.nodes.values() if isinstance(n, FileNode)]
-        sources = [(name, info.location) for name, info in self.resolver._sources.items()]
-        keycache.save(self.state_dir, self.manifests_dir, keys, files, sources)
+            deps[node.name] = self._leaf_inputs(node.name)
+        keycache.save(self.state_dir, self.manifests_dir, keys, deps)
+
+    def _leaf_inputs(self, name: str) -> list[tuple[str, str]]:
+        """(kind, path) of every source location and shipped file under `name`."""
+        node = self.manifests.get(name)
+        if isinstance(node, SourceNode):
+            return [("source", self.resolver.source_info(name).location)]
+        if isinstance(node, FileNode):
+            return [("file", node.path)]
+        assert isinstance(node, DatasetNode)
+        return sorted({d for t in node.inputs.values() for d in self._leaf_inputs(t)})
 
     def status(self, name: str) -> str:
         return self.resolver.status(name)
@@ -173,10 +183,8 @@ class Registry:
                 raise SourceError(f"source {name} ({info.location}): md5 {got}, expected "
                                   f"{node.expect.md5} ({node.where}: expect.md5)")
             info.md5 = got  # type: ignore[attr-defined]
-        try:
+        with contextlib.suppress(CatalogBusyError):  # an index only: the check succeeded
             self.catalog.record_sources([info])
-        except Exception:  # noqa: BLE001 - the catalog is an index; the check itself succeeded
-            pass
         return info
 
     # -- catalog ---------------------------------------------------------------------------
@@ -219,7 +227,7 @@ class Registry:
         """Re-index every committed artifact from its marker; return how many."""
         self.catalog.reset_artifacts()
         count = 0
-        for key in self.store.keys():
+        for key in self.store.committed():
             marker = self.store.marker(key)
             if marker:
                 self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
@@ -238,7 +246,7 @@ class Registry:
         if names:
             targets = [(n, self.built(n).key) for n in names]
         else:
-            targets = [(k, k) for k in self.store.keys()]
+            targets = [(k, k) for k in self.store.committed()]
         report = {label: verify_artifact(self.store.local_path(key)) for label, key in targets}
         return report
 
@@ -258,7 +266,7 @@ class Registry:
         if unknown:
             removed["kept_unknown"] = unknown  # cannot tell what they reference: delete nothing
             return removed
-        for key in list(self.store.keys()):
+        for key in list(self.store.committed()):
             if key not in referenced:
                 removed["artifacts"].append(key)
                 if not dry_run:

@@ -101,9 +101,9 @@ def _fast_path(args: argparse.Namespace) -> bool:
     where = locations(args.root, manifests=args.manifests, store=args.store, catalog=args.catalog)
     if "://" in where.store:
         return False
-    keys = keycache.lookup(where.state, where.manifests)
     names = args.names if args.command == "resolve" else [args.name]
-    if keys is None or not names or any(n not in keys for n in names):
+    keys = keycache.lookup(where.state, where.manifests, names) if names else None
+    if keys is None:
         return False
     store = LocalStore(where.store)
     paths = [store.local_path(keys[n]) for n in names]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from .api import Registry
 from .synth import SynthSpec, synthesize
@@ -42,7 +43,7 @@ def run_demo(root: str, *, val_images: int = 50_000, jobs: int | None = None) ->
     spec = SynthSpec(val_images=val_images, train_classes=10, train_per_class=10, kaggle=False)
     stamp = os.path.join(data, "spec.txt")
     tar = os.path.join(data, "ILSVRC2012_img_val.tar")
-    if not (os.path.exists(stamp) and open(stamp).read() == repr(spec)):
+    if not (os.path.exists(stamp) and Path(stamp).read_text() == repr(spec)):
         print(f"1. synthesizing {val_images} ImageNet-shaped val images into {data} ...")
         start = time.perf_counter()
         synthesize(data, spec, jobs=jobs or os.cpu_count() or 1)

@@ -15,7 +15,7 @@ import os
 import tempfile
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -42,42 +42,59 @@ def _tree_stat(root: str, suffixes: tuple[str, ...] = ()) -> list[Any]:
     return rows
 
 
-def _checks(manifests_dir: str, state_dir: str, file_paths: list[str],
-            source_locations: list[tuple[str, str]]) -> list[Any]:
-    from .statsig import stat_signature
-
+def _global_checks(manifests_dir: str, state_dir: str) -> list[Any]:
     return [
         ["code", _tree_stat(_HERE, (".py",))],
         ["manifests", _tree_stat(manifests_dir, (".yaml", ".yml"))],
         ["settings", _file_stat(os.path.join(state_dir, "sources.json"))],
-        *(["file", p, _tree_stat(p)] for p in sorted(file_paths)),
-        *(["source", loc, stat_signature(loc)] for _, loc in sorted(source_locations)),
     ]
+
+
+def _dep_check(kind: str, path: str) -> Any:
+    from .statsig import stat_signature
+
+    return stat_signature(path) if kind == "source" else _tree_stat(path)
 
 
 def _path(state_dir: str) -> str:
     return os.path.join(state_dir, "keys.json")
 
 
-def lookup(state_dir: str, manifests_dir: str) -> dict[str, str] | None:
-    """The cached {name: key} if nothing it depends on changed, else None."""
+def _same(a: Any, b: Any) -> bool:
+    # JSON turns tuples into lists; compare in the same shape.
+    return json.loads(json.dumps(a)) == b
+
+
+def lookup(state_dir: str, manifests_dir: str, names: list[str]) -> dict[str, str] | None:
+    """Cached keys of `names` if nothing they depend on changed, else None.
+
+    Only the requested datasets' own sources and files are stat-checked, so an
+    unrelated 50,000-file folder source costs nothing here.
+    """
     try:
         with open(_path(state_dir), encoding="utf-8") as f:
             cached = json.load(f)
-        if cached.get("format") != FORMAT:
+        if cached.get("format") != FORMAT or not all(n in cached["keys"] for n in names):
             return None
-        now = _checks(manifests_dir, state_dir, cached["files"], cached["sources"])
+        if not _same(_global_checks(manifests_dir, state_dir), cached["global"]):
+            return None
+        deps = {tuple(d) for n in names for d in cached["deps"][n]}
+        for kind, path in deps:
+            if not _same(_dep_check(kind, path), cached["stats"][f"{kind}:{path}"]):
+                return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    # JSON turns tuples into lists; compare in the same shape.
-    return cached["keys"] if json.loads(json.dumps(now)) == cached["checks"] else None
+    return {n: cached["keys"][n] for n in names}
 
 
-def save(state_dir: str, manifests_dir: str, keys: dict[str, str], file_paths: list[str],
-         source_locations: list[tuple[str, str]]) -> None:
-    doc = {"format": FORMAT, "keys": keys, "files": sorted(file_paths),
-           "sources": sorted(source_locations),
-           "checks": _checks(manifests_dir, state_dir, file_paths, source_locations)}
+def save(state_dir: str, manifests_dir: str, keys: dict[str, str],
+         deps: dict[str, list[tuple[str, str]]]) -> None:
+    """Store keys with, per dataset, the (kind, path) of every source and file it reads."""
+    every = {d for ds in deps.values() for d in ds}
+    doc = {"format": FORMAT, "keys": keys,
+           "deps": {n: sorted(d) for n, d in deps.items()},
+           "global": _global_checks(manifests_dir, state_dir),
+           "stats": {f"{kind}:{path}": _dep_check(kind, path) for kind, path in sorted(every)}}
     os.makedirs(state_dir, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".keys-")
     with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -236,7 +236,8 @@ def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: st
             if _looks_like_path(value):
                 path = os.path.normpath(os.path.join(base_dir, value))
                 if os.path.exists(path):
-                    file_name = os.path.relpath(path, os.path.dirname(base_dir)).replace(os.sep, "/")
+                    rel = os.path.relpath(path, os.path.dirname(base_dir))
+                    file_name = rel.replace(os.sep, "/")
                     shipped.setdefault(file_name, FileNode(
                         name=file_name, file=lines.file, line=lines.line(at) or 0, path=path))
                     inputs[role] = file_name

@@ -31,8 +31,8 @@ class Output:
         self.root = root
         parts = os.path.join(root, ".parts")
         os.makedirs(parts, exist_ok=True)
-        self._rows = open(os.path.join(parts, f"{part}.files.csv"), "w", newline="",
-                          encoding="utf-8")
+        rows_path = os.path.join(parts, f"{part}.files.csv")
+        self._rows = open(rows_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._writer = csv.writer(self._rows)
         self._skips_path = os.path.join(parts, f"{part}.skipped.csv")
         self._skips: Any = None
@@ -66,7 +66,7 @@ class Output:
 
     def skip(self, member: str, source: str | None, reason: str) -> None:
         if self._skips is None:
-            self._skips = open(self._skips_path, "w", newline="", encoding="utf-8")
+            self._skips = open(self._skips_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         csv.writer(self._skips).writerow((member, source, reason))
 
     def close(self) -> None:

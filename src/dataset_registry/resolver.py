@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import __version__
 from .catalog import Catalog
 from .errors import CatalogBusyError, SourceError
 from .executors import Executor, LocalExecutor
@@ -31,8 +32,6 @@ from .sources import (
     member_sets,
 )
 from .store import FILES, Store
-
-from . import __version__
 
 
 @dataclass

@@ -99,14 +99,16 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
     """Fingerprint and index a source (from cache when its stat signature is unchanged)."""
     location = os.path.abspath(location)
     if not os.path.exists(location):
-        raise SourceError(f"source {node.name}: {location} does not exist; point it at your copy "
-                          f"with: registry source set {node.name} PATH  ({LAYOUT_HELP[node.layout]})")
+        raise SourceError(f"source {node.name}: {location} does not exist; point it at your "
+                          f"copy with: registry source set {node.name} PATH  "
+                          f"({LAYOUT_HELP[node.layout]})")
     is_tar = os.path.isfile(location)
     if is_tar and node.layout == "kaggle-cls-loc":
         raise SourceError(f"source {node.name}: {location} is a file, but layout kaggle-cls-loc "
                           f"expects {LAYOUT_HELP[node.layout]} (unzip the Kaggle download first)")
     signature = stat_signature(location)
-    entry_path = os.path.join(cache_dir, hash_bytes(f"{node.layout}\0{location}".encode()) + ".json")
+    entry_name = hash_bytes(f"{node.layout}\0{location}".encode()) + ".json"
+    entry_path = os.path.join(cache_dir, entry_name)
     if not force:
         try:
             with open(entry_path, encoding="utf-8") as f:

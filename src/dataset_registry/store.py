@@ -71,7 +71,7 @@ class Store(ABC):
         """Context manager held by the one process building `key`."""
 
     @abstractmethod
-    def keys(self) -> Iterator[str]:
+    def committed(self) -> Iterator[str]:
         """Every committed key."""
 
     @abstractmethod
@@ -143,7 +143,7 @@ class LocalStore(Store):
         with FileLock(os.path.join(self.root, ".locks", f"{key}.lock"), timeout=timeout):
             yield
 
-    def keys(self) -> Iterator[str]:
+    def committed(self) -> Iterator[str]:
         if not os.path.isdir(self.root):
             return
         for prefix in sorted(os.listdir(self.root)):

@@ -85,7 +85,7 @@ def scan_tar(path: str, *, nested: Callable[[str], bool] = lambda name: False,
              progress: Callable[[int], None] | None = None) -> Iterator[IndexedMember]:
     """Yield every file member of the tar at `path` (and of nested tars `nested` selects)."""
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - closed by the `with f` below
     except OSError as exc:
         raise SourceError(f"{path}: cannot open: {exc.strerror}") from None
     with f:
@@ -108,7 +108,7 @@ def _scan(f: io.BufferedReader, display: str, start: int, size: int, prefix: str
     window = f if start == 0 else io.BufferedReader(_Slice(f, start, size), _CHUNK)
     seen: set[str] = set()
     try:
-        tf = tarfile.open(fileobj=window, mode="r:")  # type: ignore[arg-type]
+        tf = tarfile.open(fileobj=window, mode="r:")  # type: ignore[arg-type]  # noqa: SIM115
         for info in tf:
             check_member(f"{display}:{prefix}" if prefix else display, info)
             if info.isdir():

@@ -31,6 +31,9 @@ class LineMap:
     def set(self, path: Path, line: int) -> None:
         self._lines[path] = line
 
+    def set_default(self, path: Path, line: int) -> None:
+        self._lines.setdefault(path, line)
+
     def line(self, path: Path) -> int | None:
         """The line of `path`, or of its nearest ancestor that has one."""
         path = tuple(path)
@@ -64,8 +67,15 @@ def load_yaml(text: str, file: str) -> tuple[Any, LineMap]:
         loader.dispose()
 
 
+_PLAIN_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map",
+               yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+
+
 def _to_python(loader: Any, node: yaml.Node, path: Path, lines: LineMap) -> Any:
-    lines.set(path, node.start_mark.line + 1)
+    lines.set_default(path, node.start_mark.line + 1)
+    plain = _PLAIN_TAGS.get(type(node))
+    if plain and node.tag != plain:
+        raise ManifestError(f"{file_line(lines, node)}: unsupported YAML tag {node.tag!r}")
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
         result: dict[Any, Any] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import InputSpec, Inputs, Params, Recipe
+from .base import Inputs, InputSpec, Params, Recipe
 from .select import Calibration, Select
 
 RECIPES: dict[str, type[Recipe]] = {r.name: r for r in (Select, Calibration)}

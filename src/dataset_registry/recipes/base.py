@@ -62,4 +62,5 @@ class Recipe(ABC):
 
     @classmethod
     def finish(cls, params: Any, inputs: Inputs, results: list[Any], out: Output) -> None:
-        """Write the artifact's indexes from the tasks' results (in plan order)."""
+        """Write the artifact's indexes from the tasks' results (in plan order); optional."""
+        return None

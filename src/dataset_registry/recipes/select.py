@@ -9,8 +9,9 @@ chosen JPEGs copied unchanged into one flat folder, and `val_map.txt` with
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -19,7 +20,7 @@ from ..imaging import check_image
 from ..labels import Scheme, convert, ground_truth, read_list
 from ..members import MemberRef, MemberSet, read_member
 from ..output import Output
-from .base import InputSpec, Inputs, Params, Recipe
+from .base import Inputs, InputSpec, Params, Recipe
 
 _CHUNK = 128  # images per task: enough to amortise scheduling, small enough to balance
 
@@ -55,7 +56,7 @@ class Select(Recipe):
     name = "select"
     version = 1
     Params = SelectParams
-    inputs = {
+    inputs: ClassVar[Mapping[str, InputSpec]] = {
         "images": InputSpec("images", doc="a source or dataset of images"),
         "list": InputSpec("file", required=False, doc="file names, one a line, optional label"),
     }
@@ -119,7 +120,7 @@ class Calibration(Select):
     name = "calibration"
     version = 1
     Params = CalibrationParams
-    inputs = {
+    inputs: ClassVar[Mapping[str, InputSpec]] = {
         **Select.inputs,
         "labels": InputSpec("file", doc="folder with caffe_val.txt (sorted0 ground truth)"),
     }

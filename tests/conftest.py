@@ -1,0 +1,91 @@
+"""Shared fixtures: synthetic ImageNet sources and throwaway registries.
+
+Everything is real: tars on disk, process pools, an embedded DuckDB file.
+The full 50,000-image val set is synthesized once per session at a small
+image size so the whole suite fits a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from dataset_registry import Registry
+from dataset_registry.synth import SynthSpec, synthesize
+
+REPO = Path(__file__).resolve().parents[1]
+MANIFESTS = REPO / "manifests"
+SHARED = REPO.parent / "shared" / "data"
+LISTS = MANIFESTS / "imagenet" / "lists"
+LABELS = REPO / "src" / "dataset_registry" / "data" / "imagenet"
+
+
+@pytest.fixture(scope="session")
+def synth_small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """600 val images, 3 train classes x 4 (+ hazards), Kaggle layout too."""
+    out = tmp_path_factory.mktemp("synth-small")
+    return synthesize(str(out), SynthSpec(val_images=600, train_classes=3, train_per_class=4,
+                                          width=32, height=24), jobs=1)
+
+
+@pytest.fixture(scope="session")
+def synth_full(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """All 50,000 val image names (tiny pixels), for the calibration lists."""
+    out = tmp_path_factory.mktemp("synth-full")
+    return synthesize(str(out), SynthSpec(val_images=50_000, train_classes=1, train_per_class=1,
+                                          width=16, height=12, kaggle=False), jobs=2)
+
+
+def make_registry(root: Path, manifests: Path = MANIFESTS) -> Registry:
+    return Registry.open(str(root), manifests=str(manifests))
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Registry:
+    """A registry over the shipped manifests, with its own store, catalog and state."""
+    return make_registry(tmp_path)
+
+
+def write_manifest(root: Path, text: str, name: str = "test.yaml") -> Path:
+    folder = root / "manifests"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def make_tar(path: Path, members: dict[str, bytes], *, kind: dict[str, bytes] | None = None
+             ) -> Path:
+    """A plain tar (not marked synthetic) with the given member bytes."""
+    import io
+
+    with tarfile.open(path, "w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dataset_registry.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def cli_env(root: Path) -> dict[str, str]:
+    return {"DATASET_REGISTRY_MANIFESTS": str(MANIFESTS)}
+
+
+def copy_manifests(root: Path) -> Path:
+    """A private copy of the shipped manifests (and the label data they point at)."""
+    shutil.copytree(MANIFESTS, root / "manifests")
+    shutil.copytree(LABELS, root / "src" / "dataset_registry" / "data" / "imagenet")
+    return root / "manifests"

@@ -1,0 +1,127 @@
+"""Bad input to the select/calibration recipes: named clearly, nothing half-written."""
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from dataset_registry import BadImageError, BadInputError, Registry
+
+from ..conftest import LABELS, make_tar, write_manifest
+
+
+def jpeg(color=(200, 30, 30), size=(40, 30), mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, color if mode == "RGB" else 128).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def setup(tmp_path: Path, members: dict[str, bytes], params: str = "", lst: str | None = None,
+          recipe: str = "calibration") -> Registry:
+    tar = make_tar(tmp_path / "val.tar", members)
+    list_input = ", list: list.txt" if lst is not None else ""
+    labels_input = ", labels: labels" if recipe == "calibration" else ""
+    write_manifest(tmp_path, f"""
+sources:
+  - {{name: val, layout: imagenet-val}}
+files:
+  - {{name: labels, path: {LABELS}}}
+datasets:
+  - name: cal
+    recipe: {recipe}
+    inputs: {{images: val{labels_input}{list_input}}}
+    params: {{{params}}}
+""")
+    if lst is not None:
+        (tmp_path / "manifests" / "list.txt").write_text(lst)
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("val", str(tar))
+    return reg
+
+
+def name(i: int) -> str:
+    return f"ILSVRC2012_val_{i:08d}.JPEG"
+
+
+def assert_nothing_published(reg: Registry) -> None:
+    assert list(reg.store.committed()) == []
+    staging = os.path.join(reg.store_url, ".staging")
+    assert not os.path.exists(staging) or os.listdir(staging) == []
+
+
+def test_truncated_jpeg_fails_the_build_naming_the_member(tmp_path):
+    good = jpeg()
+    reg = setup(tmp_path, {name(1): good, name(2): good[: len(good) // 2], name(3): good})
+    with pytest.raises(BadImageError, match=rf"{name(2)} \(source [0-9a-f]{{12}}\): corrupt or "
+                                            r"truncated image"):
+        reg.resolve("cal", jobs=1)
+    assert_nothing_published(reg)
+
+
+def test_on_error_skip_builds_and_records_the_skip(tmp_path):
+    good = jpeg()
+    reg = setup(tmp_path, {name(1): good, name(2): b"not an image at all", name(3): good},
+                params="on_error: skip")
+    ds = reg.resolve("cal", jobs=1)
+    assert ds.marker["skipped"] == 1
+    assert sorted(os.listdir(ds.path)) == sorted(
+        [name(1), name(3), "val_map.txt", "_files.parquet", "_registry.json", "_skipped.parquet"])
+    assert (Path(ds.path) / "val_map.txt").read_text() == f"{name(1)} 65\n{name(3)} 230\n"
+    rows = reg.sql("SELECT member, reason FROM skipped").rows
+    assert len(rows) == 1 and rows[0][0] == name(2) and "cannot identify image" in rows[0][1]
+
+
+def test_grayscale_and_cmyk_jpegs_are_kept(tmp_path):
+    buf = io.BytesIO()
+    Image.new("CMYK", (40, 30), (10, 20, 30, 40)).save(buf, "JPEG")
+    members = {name(1): jpeg(mode="L"), name(2): buf.getvalue()}
+    ds = setup(tmp_path, members).resolve("cal", jobs=1)
+    for n, data in members.items():
+        assert (Path(ds.path) / n).read_bytes() == data
+
+
+def test_decompression_bomb_is_refused(tmp_path):
+    buf = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(buf, "PNG")  # 400 Mpixel, a few kB on disk
+    reg = setup(tmp_path, {name(1): jpeg(), name(2): buf.getvalue()})
+    with pytest.raises(BadImageError, match=rf"{name(2)} .*refused: .*decompression bomb"):
+        reg.resolve("cal", jobs=1)
+    assert_nothing_published(reg)
+
+
+def test_list_naming_a_missing_image_names_the_line(tmp_path):
+    reg = setup(tmp_path, {name(1): jpeg()}, lst=f"{name(1)}\n{name(7)}\n")
+    with pytest.raises(BadInputError, match=rf"list.txt:2: {name(7)} is not in source val"):
+        reg.resolve("cal", jobs=1)
+    assert_nothing_published(reg)
+
+
+def test_list_label_disagreeing_with_ground_truth(tmp_path):
+    reg = setup(tmp_path, {name(1): jpeg()}, lst=f"{name(1)} 3\n")
+    with pytest.raises(BadInputError, match=rf"list.txt:1: {name(1)} is labelled 3, but the "
+                                            r"ground truth says 65"):
+        reg.resolve("cal", jobs=1)
+
+
+def test_check_labels_false_keeps_the_lists_label(tmp_path):
+    reg = setup(tmp_path, {name(1): jpeg()}, lst=f"{name(1)} 3\n", params="check_labels: false")
+    assert (Path(reg.resolve("cal").path) / "val_map.txt").read_text() == f"{name(1)} 3\n"
+
+
+def test_sorted1_labels_are_shifted(tmp_path):
+    reg = setup(tmp_path, {name(1): jpeg()}, params="labels: sorted1")
+    assert (Path(reg.resolve("cal").path) / "val_map.txt").read_text() == f"{name(1)} 66\n"
+
+
+def test_malformed_list_line(tmp_path):
+    reg = setup(tmp_path, {name(1): jpeg()}, lst=f"{name(1)} cat dog\n")
+    with pytest.raises(BadInputError, match=r"list.txt:1: expected '<file name> \[<label>\]'"):
+        reg.resolve("cal")
+
+
+def test_first_beyond_the_source(tmp_path):
+    reg = setup(tmp_path, {name(1): jpeg()}, params="first: 5", recipe="select")
+    with pytest.raises(BadInputError, match="first: 5 asked for, but it holds only 1 images"):
+        reg.resolve("cal")

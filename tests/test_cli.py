@@ -1,0 +1,132 @@
+"""The `registry` command as a user runs it: real subprocesses, exit codes, messages."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import copy_manifests, run_cli
+
+CAL = "imagenet-min-calibration-first.5"
+
+
+@pytest.fixture
+def root(tmp_path, synth_small) -> Path:
+    copy_manifests(tmp_path)
+    shutil.copy(synth_small["imagenet-val"], tmp_path / "val.tar")
+    out = run_cli("source", "set", "imagenet2012-val", "val.tar", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "600 images" in out.stdout and "SYNTHETIC" in out.stdout
+    return tmp_path
+
+
+def test_resolve_prints_the_path_and_the_fast_path_agrees(root):
+    first = run_cli("resolve", CAL, cwd=root)
+    assert first.returncode == 0, first.stderr
+    path = first.stdout.strip()
+    assert (Path(path) / "val_map.txt").exists() and "_registry.json" in " ".join(
+        p.name for p in Path(path).iterdir())
+    assert (root / ".registry-state" / "keys.json").exists()
+    again = run_cli("resolve", CAL, cwd=root)
+    assert again.returncode == 0 and again.stdout.strip() == path
+    assert run_cli("path", CAL, cwd=root).stdout.strip() == path
+
+
+def test_fast_path_notices_an_edited_manifest(root):
+    before = run_cli("resolve", CAL, cwd=root).stdout.strip()
+    lst = root / "manifests" / "imagenet" / "lists" / "cal_image_list_first_5.txt"
+    lst.write_text(lst.read_text().replace("00000005", "00000006"))
+    after = run_cli("resolve", CAL, cwd=root)
+    assert after.returncode == 0 and after.stdout.strip() != before
+    val_map = (Path(after.stdout.strip()) / "val_map.txt").read_text()
+    assert "ILSVRC2012_val_00000006.JPEG" in val_map
+
+
+def test_fast_path_notices_a_changed_source(root, synth_small):
+    before = run_cli("resolve", "imagenet2012-val-min", cwd=root).stdout.strip()
+    data = bytearray((root / "val.tar").read_bytes())
+    data[-20000] ^= 0xFF  # inside the last members' bytes
+    (root / "val.tar").write_bytes(bytes(data))
+    after = run_cli("resolve", "--dry-run", "imagenet2012-val-min", cwd=root)
+    assert "would build imagenet2012-val-min" in after.stdout
+    assert run_cli("path", "imagenet2012-val-min", cwd=root).stdout.strip() != before
+
+
+def test_dry_run_builds_nothing(root):
+    out = run_cli("resolve", "--dry-run", CAL, cwd=root)
+    assert out.returncode == 0
+    assert out.stdout.splitlines()[0].startswith("would build imagenet2012-val-min")
+    assert not (root / "registry").exists() or not any((root / "registry").glob("??/*"))
+
+
+def test_resolve_by_tags_like_ck(root):
+    out = run_cli("resolve", "--tags", "calibration,min,first.1.dup.5", cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.split()) == 1
+    text = (Path(out.stdout.strip()) / "val_map.txt").read_text()
+    assert text == "ILSVRC2012_val_00000001.JPEG 65\n" * 5
+
+
+def test_list_show_lineage(root):
+    run_cli("resolve", CAL, cwd=root)
+    listing = run_cli("list", "--tags", "min", cwd=root).stdout
+    rows = {line.split("\t")[0]: line.split("\t")[3] for line in listing.splitlines()[1:]}
+    assert rows[CAL] == "built" and rows["imagenet-min-calibration-all.500"] == "missing"
+    shown = json.loads(run_cli("show", CAL, cwd=root).stdout)
+    assert shown["status"] == "built" and shown["files"] == 6 and shown["synthetic"] is True
+    assert shown["inputs"]["images"] == "imagenet2012-val-min"
+    lineage = run_cli("lineage", CAL, cwd=root).stdout
+    fingerprint = json.loads(run_cli("show", "imagenet2012-val", cwd=root).stdout)["key"]
+    assert f"key {fingerprint[:16]}" in lineage and "(SYNTHETIC)" in lineage
+    assert "└── images: imagenet2012-val" in lineage.replace("│   ", "").replace("    ", "")
+
+
+def test_sql_prints_and_refuses(root):
+    run_cli("resolve", CAL, cwd=root)
+    out = run_cli("sql", "SELECT name, files FROM artifacts ORDER BY name", "--format", "csv",
+                  cwd=root)
+    assert out.stdout.splitlines() == ["name,files", "imagenet-min-calibration-first.5,6",
+                                       "imagenet2012-val-min,500"]
+    refused = run_cli("sql", "COPY files TO 'x.csv'", cwd=root)
+    assert refused.returncode == 2 and "query refused" in refused.stderr
+    assert not (root / "x.csv").exists()
+
+
+def test_manifest_error_exits_2_naming_file_line_field(root):
+    cal = root / "manifests" / "imagenet" / "calibration.yaml"
+    cal.write_text(cal.read_text().replace("params: {first: 500}\n    tags: [imagenet, val, min]",
+                                           "params: {first: 500, colour: red}\n"
+                                           "    tags: [imagenet, val, min]"))
+    out = run_cli("list", cwd=root)
+    assert out.returncode == 2
+    assert out.stderr.startswith("registry: error: manifests/imagenet/calibration.yaml:28: "
+                                 "datasets[0].params.colour (imagenet2012-val-min): unknown field")
+
+
+def test_unknown_name_suggests(root):
+    out = run_cli("resolve", "imagenet-calibration-first", cwd=root)
+    assert out.returncode == 2 and "did you mean" in out.stderr
+
+
+def test_unset_source_exits_2(tmp_path):
+    copy_manifests(tmp_path)
+    out = run_cli("resolve", CAL, cwd=tmp_path)
+    assert out.returncode == 2
+    assert "registry source set imagenet2012-val PATH" in out.stderr
+
+
+def test_source_check_md5_on_a_synthetic_tar(root):
+    out = run_cli("source", "check", "imagenet2012-val", "--md5", cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert "synthetic stand-in, the published md5 does not apply" in out.stdout
+
+
+def test_synth_same_arguments_same_bytes_any_jobs(tmp_path):
+    args = ["synth", "imagenet", "--val-images", "300", "--train-classes", "2",
+            "--train-per-class", "3", "--size", "24x16"]
+    for jobs in ("1", "2"):
+        out = run_cli(*args, "--jobs", jobs, str(tmp_path / jobs), cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+    for name in ("ILSVRC2012_img_val.tar", "ILSVRC2012_img_train.tar"):
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()

@@ -1,0 +1,114 @@
+"""Killed builds, concurrent builders, and corrupted artifacts, with real processes."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dataset_registry import Registry
+
+from .conftest import run_cli, write_manifest
+
+WORKER = """
+import json, sys
+from dataset_registry import Registry
+ds = Registry.open(sys.argv[1]).resolve(sys.argv[2], jobs=1)
+print(json.dumps({"key": ds.key, "built": ds.built_now, "digest": ds.digest}))
+"""
+
+
+@pytest.fixture
+def root(tmp_path, synth_full) -> Path:
+    write_manifest(tmp_path, """
+sources:
+  - {name: val, layout: imagenet-val}
+datasets:
+  - {name: big, recipe: select, inputs: {images: val}, params: {first: 20000}}
+  - {name: "small-{n}", recipe: select, inputs: {images: val}, params: {first: "{n}"},
+     matrix: {n: [300, 400]}}
+""")
+    Registry.open(str(tmp_path)).set_source("val", synth_full["imagenet-val"])
+    return tmp_path
+
+
+def spawn(root: Path, name: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WORKER, str(root), name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkill_mid_build_leaves_nothing_visible_and_a_rerun_completes(root):
+    proc = spawn(root, "big")
+    deadline = time.monotonic() + 60
+    parts: list[str] = []
+    while time.monotonic() < deadline and not parts:
+        parts = [p for p in glob.glob(str(root / "registry/.staging/*/.parts/*.csv"))
+                 if os.path.getsize(p) > 0]
+        time.sleep(0.02)
+    assert parts, "the build never started writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    reg = Registry.open(str(root))
+    assert list(reg.store.committed()) == []
+    assert reg.status("big") == "missing"
+    out = run_cli("path", "big", cwd=root)
+    assert out.returncode == 2 and "big is not built" in out.stderr
+    leftovers = reg.store.leftovers()
+    assert len(leftovers) == 1
+    gc = run_cli("gc", cwd=root)
+    assert gc.returncode == 0 and "removed staging" in gc.stdout
+    assert not os.path.exists(leftovers[0])
+    ds = reg.resolve("big", jobs=2)
+    assert ds.marker["files"] == 20000 and reg.verify(["big"]) == {"big": []}
+
+
+def test_a_rerun_after_a_kill_needs_no_gc(root):
+    proc = spawn(root, "big")
+    while not glob.glob(str(root / "registry/.staging/*/.parts/*.csv")):
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    ds = Registry.open(str(root)).resolve("big", jobs=2)
+    assert ds.built_now and ds.marker["files"] == 20000
+
+
+def test_four_processes_same_variant_one_build(root):
+    procs = [spawn(root, "small-300") for _ in range(4)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        results.append(json.loads(out))
+    assert sum(r["built"] for r in results) == 1
+    assert len({r["key"] for r in results}) == 1 and len({r["digest"] for r in results}) == 1
+    assert len(list(Registry.open(str(root)).store.committed())) == 1
+
+
+def test_two_processes_different_variants_both_succeed(root):
+    procs = [spawn(root, "small-300"), spawn(root, "small-400")]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    reg = Registry.open(str(root))
+    assert reg.status("small-300") == reg.status("small-400") == "built"
+    names = {r[0] for r in reg.sql("SELECT name FROM artifacts").rows}
+    assert names == {"small-300", "small-400"}
+
+
+def test_one_changed_byte_fails_verify_naming_the_file(root):
+    reg = Registry.open(str(root))
+    ds = reg.resolve("small-300", jobs=1)
+    assert run_cli("verify", "small-300", cwd=root).returncode == 0
+    target = Path(ds.path) / "ILSVRC2012_val_00000042.JPEG"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    out = run_cli("verify", "small-300", cwd=root)
+    assert out.returncode == 1
+    assert f"{target}: content changed" in out.stderr
+    assert out.stderr.count("\n") == 2  # the header line and exactly one problem
