@@ -89,3 +89,19 @@ def copy_manifests(root: Path) -> Path:
     shutil.copytree(MANIFESTS, root / "manifests")
     shutil.copytree(LABELS, root / "src" / "dataset_registry" / "data" / "imagenet")
     return root / "manifests"
+
+
+def make_train_tar(path: Path, classes: dict[str, dict[str, bytes]]) -> Path:
+    """An ILSVRC2012_img_train.tar-shaped tar of per-class tars (not marked synthetic)."""
+    import io
+
+    members = {}
+    for wnid, images in classes.items():
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for name, data in images.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+        members[f"{wnid}.tar"] = buf.getvalue()
+    return make_tar(path, members)

@@ -21,6 +21,7 @@ def private(tmp_path, synth_small) -> Registry:
     shutil.copy(synth_small["imagenet-val"], tmp_path / "val.tar")
     reg = Registry.open(str(tmp_path))
     reg.set_source("imagenet2012-val", str(tmp_path / "val.tar"))
+    reg.set_source("imagenet2012-train", synth_small["imagenet-train"])
     return reg
 
 
@@ -56,6 +57,7 @@ def test_a_param_changes_exactly_the_keys_downstream(private, tmp_path):
     after = all_keys(tmp_path)
     changed = {n for n in before if before[n] != after[n]}
     assert changed == {"imagenet2012-val-min"} | {n for n in before if "-min-" in n}
+    assert len(changed) == 6 and sum("tiny" in n for n in before) == 22  # tiny ones stayed
 
 
 def test_one_byte_of_a_list_changes_exactly_its_readers(private, tmp_path):

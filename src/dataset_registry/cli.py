@@ -59,10 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--val-images", type=int, default=50_000)
     c.add_argument("--train-classes", type=int, default=10)
     c.add_argument("--train-per-class", type=int, default=10)
+    c.add_argument("--wnids", help="comma-separated train classes (instead of --train-classes)")
     c.add_argument("--size", default="64x48", help="nominal WxH (default 64x48)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--no-kaggle", action="store_true", help="skip the Kaggle folder layout")
     c.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1)
+    c = sub.add_parser("eval", help="top-1..5 classification error of val predictions")
+    c.add_argument("predictions")
+    c.add_argument("--dataset", required=True, help="a built downscale dataset with a val split")
+    c.add_argument("--format", choices=["auto", "labels", "devkit"], default="auto")
     c = sub.add_parser("gc", help="remove crashed builds and unreferenced artifacts")
     c.add_argument("--dry-run", action="store_true")
     c = sub.add_parser("catalog", help="catalog maintenance")
@@ -268,6 +273,17 @@ def _print_source(info: Any) -> None:
           f"{info.location}\nfingerprint {info.fingerprint}")
 
 
+def _cmd_eval(reg: Any, args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_dataset
+
+    errors, n, k = evaluate_dataset(reg.built(args.dataset).path, args.predictions, args.format)
+    print(f"# {n} val images, {k} classes; random guessing scores 1 - k/{k}")
+    print("# guesses vs cls-only error")
+    for guesses, error in enumerate(errors, 1):
+        print(f"{guesses:10d} {error:10.4f}")
+    return 0
+
+
 def _cmd_gc(reg: Any, args: argparse.Namespace) -> int:
     report = reg.gc(dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
@@ -298,7 +314,8 @@ def _synth(args: argparse.Namespace) -> int:
         raise BadInputError("--val-images must be between 1 and 50000")
     spec = SynthSpec(val_images=args.val_images, train_classes=args.train_classes,
                      train_per_class=args.train_per_class, width=width, height=height,
-                     seed=args.seed, kaggle=not args.no_kaggle)
+                     seed=args.seed, kaggle=not args.no_kaggle,
+                     wnids=tuple(args.wnids.split(",")) if args.wnids else ())
     made = synthesize(args.dir, spec, jobs=args.jobs)
     for layout, location in made.items():
         print(f"{layout}\t{location}")

@@ -1,9 +1,14 @@
-"""Image decoding: validation now; draft-scaled decode and resizing build on it."""
+"""Image decoding: validation, and draft-scaled decode + fit + filter for tiny variants."""
 
 from __future__ import annotations
 
 import io
+import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
 
 
 def check_image(data: bytes, name: str) -> None:
@@ -27,3 +32,132 @@ def check_image(data: bytes, name: str) -> None:
         raise BadImageError(f"{name}: refused: {exc}") from None
     except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as exc:
         raise BadImageError(f"{name}: corrupt or truncated image: {exc}") from None
+
+
+@contextmanager
+def quiet_bomb_warnings() -> Iterator[None]:
+    """Silence Pillow's bomb *warnings* for a batch: `downscale` refuses such images itself."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+Fit = Literal["squash", "crop", "pad"]
+Color = Literal["srgb", "gray"]
+Luma = Literal["rec709", "rec601"]
+Filter = Literal["box", "lanczos"]
+
+# Gray from gamma-encoded sRGB: ImageMagick's `-colorspace Gray` uses Rec.709 luma
+# (what the original ImageNet-tiny used); Pillow's convert("L") and JPEG's Y use Rec.601.
+LUMA_MATRIX = {"rec709": (0.2126, 0.7152, 0.0722, 0.0), "rec601": (0.299, 0.587, 0.114, 0.0)}
+
+
+@dataclass(frozen=True)
+class Downscale:
+    width: int
+    height: int
+    fit: Fit = "squash"
+    color: Color = "srgb"
+    luma: Luma = "rec709"
+    filter: Filter = "box"
+
+    @property
+    def channels(self) -> int:
+        return 3 if self.color == "srgb" else 1
+
+    @property
+    def row_bytes(self) -> int:
+        return self.width * self.height * self.channels
+
+
+def downscale(data: bytes, spec: Downscale, name: str, *, draft: bool = True) -> bytes:
+    """Decode `data` and return `spec.height x spec.width x channels` uint8 pixels.
+
+    Callers silence Pillow's DecompressionBombWarning once per batch (see
+    `quiet_bomb_warnings`): images past the limit are refused here instead.
+
+    With `draft`, libjpeg decodes at the smallest DCT scale (1/2, 1/4, 1/8) that
+    still covers the output, then the named filter does the rest; `draft=False`
+    is the full-decode reference the tolerance is measured against.
+    """
+    from PIL import Image
+
+    from .errors import BadImageError
+
+    try:
+        im = Image.open(io.BytesIO(data))  # raises past twice the pixel limit
+        if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
+            raise Image.DecompressionBombError(
+                f"{im.width}x{im.height} pixels is over the limit of {Image.MAX_IMAGE_PIXELS} "
+                "(PIL.Image.MAX_IMAGE_PIXELS), a possible decompression bomb")
+        bounds: tuple[float, float] = im.size
+        if draft and im.format == "JPEG":
+            # libjpeg rounds the scaled size up: 500 px at 1/8 decodes to 63 columns,
+            # the last one only half real. Filter over the true extent, not the pixels.
+            _, box = im.draft(im.mode, _needed(*im.size, spec))
+            bounds = (box[2], box[3])
+        im.load()
+        out = _fit(im if im.mode == "RGB" else _to_mode(im, spec), spec, bounds)
+        if spec.color == "gray" and out.mode != "L":
+            out = out.convert("L", LUMA_MATRIX[spec.luma])
+        return out.tobytes()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImageError(f"{name}: refused: {exc}") from None
+    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as exc:
+        raise BadImageError(f"{name}: corrupt or truncated image: {exc}") from None
+
+
+def _needed(width: int, height: int, spec: Downscale) -> tuple[int, int]:
+    """The smallest decoded size from which `spec`'s fit can be cut without upsampling."""
+    if spec.fit == "squash":
+        return spec.width, spec.height
+    scale = (max if spec.fit == "crop" else min)(spec.width / width, spec.height / height)
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
+
+
+def _to_mode(im: Any, spec: Downscale) -> Any:
+    """RGB (or L when the output is gray and the image already is) before filtering.
+
+    Palette, CMYK, alpha and 16-bit images are converted first: Pillow resizes
+    palette images with nearest-neighbour only, and the filters need real values.
+    """
+    if im.mode == "RGB" or (im.mode == "L" and spec.color == "gray"):
+        return im
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        from PIL import Image
+
+        im = im.convert("RGBA")
+        background = Image.new("RGB", im.size, (0, 0, 0))
+        background.paste(im, mask=im.getchannel("A"))
+        return background
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        from PIL import Image
+
+        im = Image.eval(im.convert("I"), lambda v: v >> 8).convert("L")
+    return im.convert("RGB") if spec.color == "srgb" or im.mode != "L" else im
+
+
+_BOX, _LANCZOS = 4, 1  # PIL.Image.Resampling.BOX / LANCZOS, without a per-image lookup
+
+
+def _fit(im: Any, spec: Downscale, bounds: tuple[float, float]) -> Any:
+    from PIL import Image
+
+    resample = _BOX if spec.filter == "box" else _LANCZOS
+    width, height = bounds
+    if spec.fit == "squash":
+        return im.resize((spec.width, spec.height), resample, box=(0, 0, width, height))
+    if spec.fit == "crop":
+        scale = max(spec.width / width, spec.height / height)
+        cw, ch = min(width, spec.width / scale), min(height, spec.height / scale)
+        x0, y0 = (width - cw) / 2, (height - ch) / 2
+        return im.resize((spec.width, spec.height), resample, box=(x0, y0, x0 + cw, y0 + ch))
+    scale = min(spec.width / width, spec.height / height)
+    inner = (max(1, min(spec.width, round(width * scale))),
+             max(1, min(spec.height, round(height * scale))))
+    canvas = Image.new(im.mode, (spec.width, spec.height), 0)
+    canvas.paste(im.resize(inner, resample, box=(0, 0, width, height)),
+                 ((spec.width - inner[0]) // 2, (spec.height - inner[1]) // 2))
+    return canvas

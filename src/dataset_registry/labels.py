@@ -7,6 +7,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from functools import cache
+from types import MappingProxyType
 from typing import Literal
 
 from .errors import BadInputError
@@ -40,12 +43,51 @@ def read_list(path: str) -> list[tuple[str, int | None, int]]:
     return entries
 
 
-def ground_truth(labels_dir: str) -> dict[str, int]:
-    """Val image name -> sorted0 label, from the shipped caffe val.txt."""
+def ground_truth(labels_dir: str) -> Mapping[str, int]:
+    """Val image name -> sorted0 label, from the shipped caffe val.txt (cached per file state)."""
     path = os.path.join(labels_dir, GROUND_TRUTH) if os.path.isdir(labels_dir) else labels_dir
-    return {name: label for name, label, _ in read_list(path) if label is not None}
+    st = os.stat(path)
+    return _ground_truth(path, st.st_size, st.st_mtime_ns)
+
+
+@cache
+def _ground_truth(path: str, size: int, mtime_ns: int) -> Mapping[str, int]:
+    with open(path, encoding="utf-8") as f:
+        tokens = f.read().split()
+    names, labels = tokens[0::2], tokens[1::2]
+    if len(names) == len(labels) and all(map(str.isdigit, labels)):
+        return MappingProxyType(dict(zip(names, map(int, labels), strict=True)))
+    # not the plain two-column shape: the careful parser names the bad line
+    return MappingProxyType({n: lab for n, lab, _ in read_list(path) if lab is not None})
 
 
 def synsets(labels_dir: str) -> list[str]:
     with open(os.path.join(labels_dir, SYNSETS), encoding="utf-8") as f:
         return [line.strip() for line in f if line.strip()]
+
+
+def synset_words(labels_dir: str) -> dict[str, str]:
+    words = {}
+    with open(os.path.join(labels_dir, SYNSET_WORDS), encoding="utf-8") as f:
+        for line in f:
+            wnid, _, name = line.rstrip("\n").partition(" ")
+            words[wnid] = name
+    return words
+
+
+@cache
+def known_wnids() -> tuple[str, ...]:
+    """The 1000 ILSVRC2012 WNIDs, sorted (sorted0 order), from the package's label data."""
+    from importlib import resources
+
+    text = resources.files("dataset_registry").joinpath("data/imagenet", SYNSETS).read_text()
+    return tuple(text.split())
+
+
+def select_classes(classes: str | int | list[str], wnids: list[str]) -> list[str]:
+    """The WNIDs of a class subset, in sorted0 order: 'full', the first N, or a list."""
+    if classes == "full":
+        return list(wnids)
+    if isinstance(classes, int):
+        return list(wnids[:classes])
+    return sorted(set(classes))

@@ -157,7 +157,7 @@ class Resolver:
         with self.store.lock(key):
             if self.store.marker(key) is not None:
                 return False  # another process built it while we waited
-            inputs, described, sources = self._inputs(node)
+            inputs, described, sources = self.inputs(node)
             staging = self.store.begin(key)
             started = time.time()
             try:
@@ -209,7 +209,7 @@ class Resolver:
         except CatalogBusyError as exc:  # the store is the truth; the catalog catches up
             print(f"warning: {exc}; run `registry catalog rebuild` later", file=sys.stderr)
 
-    def _inputs(self, node: DatasetNode) -> tuple[Inputs, dict[str, Any], list[dict[str, Any]]]:
+    def inputs(self, node: DatasetNode) -> tuple[Inputs, dict[str, Any], list[dict[str, Any]]]:
         recipe = RECIPES[node.recipe]
         images: dict[str, dict[str, MemberSet]] = {}
         files: dict[str, str] = {}

@@ -52,6 +52,7 @@ class SynthSpec:
     seed: int = 0
     kaggle: bool = True
     quality: int = 90
+    wnids: tuple[str, ...] = ()  # train classes to include; empty: see train_classes
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,15 @@ def val_images(spec: SynthSpec) -> list[_Image]:
 
 
 def train_classes(spec: SynthSpec) -> list[str]:
-    """The hazard classes first (so K >= 23 holds every hazard), then sorted order."""
+    """`spec.wnids` if given; else the hazard classes first (K >= 23 holds every hazard),
+    then sorted order; K = train_classes."""
+    if spec.wnids:
+        unknown = sorted(set(spec.wnids) - set(wnids()))
+        if unknown:
+            from .errors import BadInputError
+
+            raise BadInputError(f"synth: unknown WNIDs {', '.join(unknown[:5])}")
+        return sorted(set(spec.wnids))
     hazard = sorted({n.split("_")[0] for n in [PNG_IMPOSTOR, *CMYK_TRAIN]})
     rest = [w for w in wnids() if w not in hazard]
     return sorted((hazard + rest)[: spec.train_classes])
@@ -110,27 +119,41 @@ def train_images(spec: SynthSpec) -> dict[str, list[_Image]]:
 
 
 def render(image: _Image, spec: SynthSpec) -> bytes:
-    """The encoded bytes of one synthetic image (deterministic in spec and image)."""
+    """The encoded bytes of one synthetic image (deterministic in spec and image).
+
+    Photo-like on purpose: smooth fields, stripes and solid shapes with edges,
+    mild grain. Pure pixel noise would make entropy decoding dominate and give
+    decode-speed figures unlike real photos.
+    """
     import numpy as np
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
     rng = np.random.default_rng([spec.seed, 0 if image.split == "val" else 1, image.index])
     cls = np.random.default_rng([7919, image.label])  # the class's look, shared by its images
-    base = cls.uniform(40, 215, size=3)
+    base = cls.uniform(40, 215, size=3).astype(np.float32)
     angle, freq = cls.uniform(0, np.pi), cls.uniform(0.03, 0.25)
     if image.kind == "large":
         w, h = 3000 + 200 * (image.index % 5), 2000
     else:
         w = max(8, int(spec.width * rng.uniform(0.8, 1.25)))
         h = max(8, int(spec.height * rng.uniform(0.8, 1.25)))
-    scale = spec.width / max(w, 1) if image.kind == "large" else 1.0
+    unit = min(w, h) / 375  # stripes and shapes scale with the image
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    wave = np.sin((x * np.cos(angle) + y * np.sin(angle)) * freq * scale * 8
-                  + rng.uniform(0, 2 * np.pi))
-    shade = (x / w - 0.5) * rng.uniform(-60, 60) + (y / h - 0.5) * rng.uniform(-60, 60)
-    pixels = base[None, None, :] + (wave * 45 + shade)[..., None] + \
-        rng.normal(0, 12, size=(h, w, 3)).astype(np.float32)
+    wave = np.sin((x * np.cos(angle) + y * np.sin(angle)) * (freq / unit)
+                  + rng.uniform(0, 2 * np.pi)).astype(np.float32)
+    cell = max(2, int(24 * unit))
+    coarse = rng.normal(128, 40, size=(h // cell + 2, w // cell + 2, 3))
+    field = np.asarray(Image.fromarray(np.clip(coarse, 0, 255).astype(np.uint8))
+                       .resize((w, h), Image.Resampling.BICUBIC), np.float32) - 128
+    grain = rng.standard_normal((h, w, 3), dtype=np.float32) * 3
+    pixels = base + (wave * 35)[..., None] + field + grain
     rgb = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(rgb)
+    for _ in range(int(rng.integers(3, 8))):
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(10, 90) * unit
+        colour = cls.uniform(0, 255, 3) if rng.random() < 0.5 else rng.uniform(0, 255, 3)
+        shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+        shape([cx - r, cy - r / 2, cx + r, cy + r], fill=tuple(int(c) for c in colour))
     buf = io.BytesIO()
     if image.kind == "png":
         rgb.save(buf, "PNG")

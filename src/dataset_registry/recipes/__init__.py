@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .base import Inputs, InputSpec, Params, Recipe
+from .downscale import DownscaleRecipe
 from .select import Calibration, Select
 
-RECIPES: dict[str, type[Recipe]] = {r.name: r for r in (Select, Calibration)}
+RECIPES: dict[str, type[Recipe]] = {r.name: r for r in (Select, Calibration, DownscaleRecipe)}
 
 __all__ = ["RECIPES", "InputSpec", "Inputs", "Params", "Recipe"]
