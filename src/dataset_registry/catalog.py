@@ -67,7 +67,8 @@ class Catalog:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         try:
             with FileLock(self.path + ".lock", timeout=self.timeout):
-                con = self._connect(lambda: duckdb.connect(self.path))
+                con = self._connect(lambda: duckdb.connect(
+                    self.path, config={"memory_limit": "256MB"}))
                 try:
                     con.execute(SCHEMA)
                     con.execute("BEGIN")

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .errors import BuildError
 from .output import Output
 
 Progress = Callable[[int], None]
@@ -59,6 +60,7 @@ class LocalExecutor(Executor):
             return results
         import multiprocessing
         from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         # forkserver: workers start from a clean process, never from a parent holding
         # threads (progress bars) or a DuckDB connection.
@@ -73,6 +75,12 @@ class LocalExecutor(Executor):
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for fut in done:
                     exc = fut.exception()
+                    if isinstance(exc, BrokenProcessPool):
+                        raise BuildError(
+                            "a worker process died (killed, out of memory, or it could not "
+                            "start: a script that calls resolve() with jobs > 1 must do so "
+                            "under `if __name__ == '__main__':`, as multiprocessing requires)"
+                        ) from exc
                     if exc is not None:
                         for other in pending:
                             other.cancel()

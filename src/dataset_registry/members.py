@@ -1,14 +1,21 @@
 """Image members as recipes see them: a name, and where its bytes lie.
 
 Sources (tars, folders) and built datasets both present their images as a
-`MemberSet` of `MemberRef`s; a worker reads a member with one `pread`.
+`MemberSet`: sorted names, origins, offsets and sizes stored column-wise
+(UTF-8 blobs and numpy arrays), so 1.28M members cost ~100 bytes each and no
+Python object per member. `MemberRef`s are made on demand; a slice shares its
+parent's columns and pickles only its own range, so tasks travel compactly.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from .errors import SourceError
 
@@ -23,30 +30,162 @@ class MemberRef:
     source: str  # fingerprint of the raw source it came from
 
 
-class MemberSet:
-    """The images of one split, sorted by logical name."""
+class StrColumn(Sequence[str]):
+    """Strings as one UTF-8 blob, each followed by a newline, and n+1 start offsets.
 
-    def __init__(self, split: str, refs: list[MemberRef], where: str) -> None:
-        self.split = split
-        self.where = where  # for messages: "source imagenet2012-val (/data/val.tar)"
-        self._refs = sorted(refs, key=lambda r: r.name)
-        self._by_name = {r.name: r for r in self._refs}
+    `prefix` bytes are skipped on read (a split's "val/"). A contiguous range is
+    then directly the bytes of a one-name-a-line text file.
+    """
+
+    __slots__ = ("_blob", "_prefix", "_starts")
+
+    def __init__(self, blob: bytes, starts: np.ndarray, prefix: int = 0) -> None:
+        self._blob, self._starts, self._prefix = blob, starts, prefix
+
+    @classmethod
+    def from_list(cls, items: Sequence[str]) -> StrColumn:
+        encoded = [s.encode() + b"\n" for s in items]
+        if any(b"\n" in e[:-1] for e in encoded):
+            raise ValueError("names must not contain newlines")
+        starts = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=starts[1:])
+        return cls(b"".join(encoded), starts)
 
     def __len__(self) -> int:
-        return len(self._refs)
+        return len(self._starts) - 1
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        if i < 0:
+            i += len(self)
+        return self._blob[int(self._starts[i]) + self._prefix:
+                          int(self._starts[i + 1]) - 1].decode()
+
+    def slice(self, start: int, stop: int) -> StrColumn:
+        return StrColumn(self._blob, self._starts[start:stop + 1], self._prefix)
+
+    def lines(self) -> bytes:
+        """All strings, one a line: a plain copy of the blob when there is no prefix."""
+        if self._prefix == 0:
+            return self._blob[int(self._starts[0]):int(self._starts[-1])]
+        return b"".join(self._blob[int(a) + self._prefix:int(b)]
+                        for a, b in zip(self._starts[:-1], self._starts[1:], strict=True))
+
+    def take(self, indices: Sequence[int]) -> StrColumn:
+        """A compact copy of the strings at `indices`."""
+        parts = [self._blob[int(self._starts[i]) + self._prefix:int(self._starts[i + 1])]
+                 for i in indices]
+        return StrColumn.from_encoded(parts)
+
+    @classmethod
+    def from_encoded(cls, lines: Sequence[bytes]) -> StrColumn:
+        starts = np.zeros(len(lines) + 1, dtype=np.int64)
+        np.cumsum([len(x) for x in lines], out=starts[1:])
+        return cls(b"".join(lines), starts)
+
+    def __getstate__(self) -> tuple[bytes, np.ndarray, int]:
+        a, b = int(self._starts[0]), int(self._starts[-1])
+        return self._blob[a:b], self._starts - a, self._prefix
+
+    def __setstate__(self, state: tuple[bytes, np.ndarray, int]) -> None:
+        self._blob, self._starts, self._prefix = state
+
+
+class MemberSet:
+    """The images of one split, sorted by logical name, column-wise.
+
+    Bytes live in `container` (one tar) at `offsets`, or, for folders and built
+    datasets, in files under `root`: `root/<origin>` or `root/<name>` (`path_from`).
+    """
+
+    def __init__(self, split: str, where: str, names: StrColumn, origins: StrColumn,
+                 offsets: np.ndarray, sizes: np.ndarray, sources: list[str],
+                 source_codes: np.ndarray | None = None, *, container: str | None = None,
+                 root: str | None = None, path_from: str = "origin") -> None:
+        self.split, self.where = split, where
+        self.names, self.origins = names, origins
+        self.offsets, self.sizes = offsets, sizes
+        self.sources, self.source_codes = sources, source_codes
+        self.container, self.root, self.path_from = container, root, path_from
+
+    @classmethod
+    def from_refs(cls, split: str, where: str, refs: list[MemberRef], root: str) -> MemberSet:
+        """A set over files under `root` (named by `name`), e.g. a built dataset's images."""
+        refs = sorted(refs, key=lambda r: r.name)
+        sources = sorted({r.source for r in refs})
+        code = {s: i for i, s in enumerate(sources)}
+        return cls(split, where, StrColumn.from_list([r.name for r in refs]),
+                   StrColumn.from_list([r.origin for r in refs]),
+                   np.array([r.offset for r in refs], dtype=np.int64),
+                   np.array([r.size for r in refs], dtype=np.int64), sources,
+                   np.array([code[r.source] for r in refs], dtype=np.int32),
+                   root=root, path_from="name")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> MemberRef:
+        name, origin = self.names[i], self.origins[i]
+        if self.container is not None:
+            path = self.container
+        else:
+            rel = origin if self.path_from == "origin" else name
+            path = os.path.join(self.root or "", *rel.split("/"))
+        source = self.sources[int(self.source_codes[i])] if self.source_codes is not None \
+            else self.sources[0]
+        return MemberRef(name, path, int(self.offsets[i]), int(self.sizes[i]), origin, source)
 
     def __iter__(self) -> Iterator[MemberRef]:
-        return iter(self._refs)
+        for i in range(len(self)):
+            yield self[i]
+
+    def index(self, name: str) -> int:
+        """Position of `name` (binary search over the sorted names), or -1."""
+        i = bisect.bisect_left(self.names, name)
+        return i if i < len(self) and self.names[i] == name else -1
 
     def __contains__(self, name: object) -> bool:
-        return name in self._by_name
+        return isinstance(name, str) and self.index(name) >= 0
 
     def get(self, name: str) -> MemberRef:
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise SourceError(f"{self.where}: has no image {name!r} "
-                              f"(it holds {len(self)} images)") from None
+        i = self.index(name)
+        if i < 0:
+            raise SourceError(f"{self.where}: has no image {name!r} (it holds {len(self)} images)")
+        return self[i]
+
+    def prefix_range(self, prefix: str) -> tuple[int, int]:
+        """[start, stop) of the names starting with `prefix` (they are contiguous: sorted)."""
+        return prefix_range(self.names, prefix)
+
+    def take(self, indices: np.ndarray) -> MemberSet:
+        """A compact subset (a slice when `indices` is one contiguous run)."""
+        if len(indices) and int(indices[-1]) - int(indices[0]) + 1 == len(indices):
+            return self.slice(int(indices[0]), int(indices[-1]) + 1)
+        codes = self.source_codes[indices] if self.source_codes is not None else None
+        return MemberSet(self.split, self.where, self.names.take(indices),
+                         self.origins.take(indices), self.offsets[indices], self.sizes[indices],
+                         self.sources, codes, container=self.container, root=self.root,
+                         path_from=self.path_from)
+
+    def slice(self, start: int, stop: int) -> MemberSet:
+        codes = self.source_codes[start:stop] if self.source_codes is not None else None
+        return MemberSet(self.split, self.where, self.names.slice(start, stop),
+                         self.origins.slice(start, stop), self.offsets[start:stop],
+                         self.sizes[start:stop], self.sources, codes,
+                         container=self.container, root=self.root, path_from=self.path_from)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for key in ("offsets", "sizes", "source_codes"):  # views would pickle their whole base
+            if state[key] is not None:
+                state[key] = np.ascontiguousarray(state[key]).copy()
+        return state
+
+
+def prefix_range(names: Sequence[str], prefix: str) -> tuple[int, int]:
+    """[start, stop) of the sorted `names` that start with `prefix`."""
+    start = bisect.bisect_left(names, prefix)
+    stop = bisect.bisect_left(names, prefix + "\U0010ffff", lo=start)
+    return start, stop
 
 
 _open_files: dict[str, int] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import glob
 import os
+import shutil
 from typing import Any
 
 import xxhash
@@ -74,6 +75,10 @@ class Output:
         if self._skips is not None:
             self._skips.close()
 
+    def target(self, path: str) -> str:
+        """The local file `path` is written to (its folder created), for in-place writers."""
+        return self._target(path)
+
     def _target(self, path: str) -> str:
         parts = path.split("/")
         if not path or path.startswith("/") or ".." in parts or "" in parts or \
@@ -93,32 +98,34 @@ def finalize(root: str) -> dict[str, Any]:
 
     parts = sorted(glob.glob(os.path.join(root, ".parts", "*.files.csv")))
     skip_parts = sorted(glob.glob(os.path.join(root, ".parts", "*.skipped.csv")))
-    con = duckdb.connect(config={"threads": 2})
+    # Bounded: a 1.28M-record table must not grow the coordinator; DuckDB spills past this.
+    con = duckdb.connect(config={"memory_limit": "256MB",
+                                 "temp_directory": os.path.join(root, ".parts", "spill")})
+    files_out = os.path.join(root, FILES).replace("'", "''")
+    table = f"read_parquet('{files_out}')"
     try:
-        con.execute(f"CREATE TABLE files AS SELECT * FROM {_csv(parts, _TYPES)}")
-        dup = con.execute("SELECT path FROM files WHERE record IS NULL GROUP BY path "
+        con.execute(f"COPY (SELECT * FROM {_csv(parts, _TYPES)} ORDER BY path, record NULLS FIRST)"
+                    f" TO '{files_out}' (FORMAT parquet)")
+        dup = con.execute(f"SELECT path FROM {table} WHERE record IS NULL GROUP BY path "
                           "HAVING count(*) > 1 LIMIT 1").fetchone()
         if dup:
             raise BuildError(f"recipe wrote {dup[0]!r} twice")
-        files_out = os.path.join(root, FILES).replace("'", "''")
-        con.execute(f"COPY (SELECT * FROM files ORDER BY path, record NULLS FIRST) "
-                    f"TO '{files_out}' (FORMAT parquet)")
-        n_files, n_bytes = con.execute("SELECT count(*), coalesce(sum(size), 0) FROM files "
+        n_files, n_bytes = con.execute(f"SELECT count(*), coalesce(sum(size), 0) FROM {table} "
                                        "WHERE record IS NULL").fetchone()
-        cur = con.execute("SELECT path, size, xxh3 FROM files WHERE record IS NULL ORDER BY path")
+        cur = con.execute(f"SELECT path, size, xxh3 FROM {table} WHERE record IS NULL "
+                          "ORDER BY path")
         digest = digest_rows(_fetch(cur))
         skipped = 0
         if skip_parts:
-            con.execute(f"CREATE TABLE skipped AS SELECT * FROM {_csv(skip_parts, _SKIP_TYPES)}")
-            skipped = con.execute("SELECT count(*) FROM skipped").fetchone()[0]
             out = os.path.join(root, SKIPPED).replace("'", "''")
-            con.execute(f"COPY (SELECT * FROM skipped ORDER BY member) TO '{out}' "
-                        f"(FORMAT parquet)")
+            con.execute(f"COPY (SELECT * FROM {_csv(skip_parts, _SKIP_TYPES)} ORDER BY member) "
+                        f"TO '{out}' (FORMAT parquet)")
+            skipped = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
     finally:
         con.close()
     for part in parts + skip_parts:
         os.remove(part)
-    os.rmdir(os.path.join(root, ".parts"))
+    shutil.rmtree(os.path.join(root, ".parts"))
     return {"digest": digest, "files": n_files, "bytes": int(n_bytes), "skipped": skipped}
 
 
@@ -141,7 +148,7 @@ def verify_artifact(path: str) -> list[str]:
     from .keys import hash_file
 
     files_table = os.path.join(path, FILES).replace("'", "''")
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": "256MB"})
     try:
         rows = con.execute(f"SELECT path, size, xxh3 FROM '{files_table}' WHERE record IS NULL "
                            "ORDER BY path").fetchall()

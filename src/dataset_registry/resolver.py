@@ -157,14 +157,25 @@ class Resolver:
         with self.store.lock(key):
             if self.store.marker(key) is not None:
                 return False  # another process built it while we waited
+            started = time.time()
+            phases: dict[str, float] = {}
+            clock = time.perf_counter()
+
+            def phase(name: str) -> None:
+                nonlocal clock
+                now = time.perf_counter()
+                phases[name] = round(now - clock, 3)
+                clock = now
+
             inputs, described, sources = self.inputs(node)
             staging = self.store.begin(key)
-            started = time.time()
             try:
                 tasks = recipe.plan(node.params, inputs)
+                phase("plan")
                 total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
                 with self._progress(f"{node.name}", total) as advance:
                     results = executor.map(recipe.name, node.params, tasks, staging.path, advance)
+                phase("tasks")
                 from .output import Output, finalize
 
                 out = Output(staging.path, "finish")
@@ -172,7 +183,9 @@ class Resolver:
                     recipe.finish(node.params, inputs, results, out)
                 finally:
                     out.close()
+                phase("finish")
                 facts = finalize(staging.path)
+                phase("index")
                 marker = {
                     "format": 1, "key": key, "name": node.name, "recipe": recipe.name,
                     "version": recipe.version, "params": node.params.model_dump(mode="json"),
@@ -181,6 +194,7 @@ class Resolver:
                         self._synthetic(i) for i in described.values()),
                     **facts,
                     "built": {"at": started, "seconds": round(time.time() - started, 3),
+                              "phases": phases,
                               "executor": type(executor).__name__,
                               "jobs": getattr(executor, "jobs", None),
                               "host": socket.gethostname(), "registry": __version__},
@@ -241,7 +255,7 @@ class Resolver:
                           "WHERE record IS NULL AND member IS NOT NULL").fetchall()
         refs = [MemberRef(path, os.path.join(root, *path.split("/")), 0, size, member, source)
                 for path, size, member, source in rows]
-        return MemberSet("*", refs, f"dataset {name} ({root})")
+        return MemberSet.from_refs("*", f"dataset {name} ({root})", refs, root)
 
     def _progress(self, label: str, total: int) -> Any:
         if self.progress is None:

@@ -8,7 +8,6 @@ stat signature, so an unchanged source is never re-read.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -16,10 +15,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from .errors import SourceError
 from .keys import digest_rows, hash_bytes, hash_file
 from .manifest import SourceNode
-from .members import MemberRef, MemberSet
+from .members import MemberSet, StrColumn, prefix_range
 from .statsig import stat_signature, walk_stat
 from .tarindex import IndexedMember, scan_tar, tar_is_synthetic
 
@@ -113,7 +114,8 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
         try:
             with open(entry_path, encoding="utf-8") as f:
                 cached = SourceInfo(**json.load(f))
-            if cached.stat == signature and os.path.exists(cached.index):
+            if cached.stat == signature and cached.index.endswith(".npz") and \
+                    os.path.exists(cached.index):
                 cached.name = node.name
                 return cached
         except (FileNotFoundError, json.JSONDecodeError, TypeError):
@@ -133,17 +135,14 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
         raise SourceError(f"{where}: holds no images; layout {node.layout} expects "
                           f"{LAYOUT_HELP[node.layout]}")
     rows.sort(key=lambda r: r[0])
+    if any("\n" in logical or "\r" in logical for logical, _ in rows):
+        raise SourceError(f"{where}: a member name holds a line break; refusing it")
     synthetic = tar_is_synthetic(location) if is_tar else \
         os.path.exists(os.path.join(location, SYNTHETIC_MARKER))
     fingerprint = digest_rows((logical, m.size, m.xxh3) for logical, m in rows)
     os.makedirs(cache_dir, exist_ok=True)
-    index_path = entry_path[:-5] + ".tsv"
-    with tempfile.NamedTemporaryFile("w", dir=cache_dir, delete=False, encoding="utf-8",
-                                     newline="") as f:
-        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
-        for logical, m in rows:
-            writer.writerow((logical, m.path, m.offset, m.size, m.xxh3))
-    os.replace(f.name, index_path)
+    index_path = entry_path[:-5] + ".npz"
+    _write_index(index_path, rows)
     images = sum(1 for logical, _ in rows if not logical.startswith("meta/"))
     info = SourceInfo(name=node.name, layout=node.layout, location=location,
                       fingerprint=fingerprint, files=images,
@@ -162,18 +161,41 @@ def check_expectations(node: SourceNode, info: SourceInfo) -> None:
                           f"right {node.layout} copy?")
 
 
+def _write_index(path: str, rows: list[tuple[str, IndexedMember]]) -> None:
+    """The member index, column-wise: names and origins as UTF-8 blobs, numbers as arrays."""
+    logical = StrColumn.from_list([logical for logical, _ in rows])
+    origins = StrColumn.from_list([m.path for _, m in rows])
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, logical=np.frombuffer(logical._blob, np.uint8),
+                 logical_starts=logical._starts,
+                 origins=np.frombuffer(origins._blob, np.uint8), origin_starts=origins._starts,
+                 offsets=np.array([m.offset for _, m in rows], dtype=np.int64),
+                 sizes=np.array([m.size for _, m in rows], dtype=np.int64),
+                 xxh3=np.array([m.xxh3 for _, m in rows], dtype="S32"))
+    os.replace(tmp, path)
+
+
 def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
-    """The source's images by split, from its cached index."""
-    by_split: dict[str, list[MemberRef]] = {}
+    """The source's images by split, from its cached index (no per-member Python objects)."""
+    with np.load(info.index) as z:
+        logical = StrColumn(z["logical"].tobytes(), z["logical_starts"])
+        origin_blob, origin_starts = z["origins"].tobytes(), z["origin_starts"]
+        offsets, sizes = z["offsets"], z["sizes"]
     tar = os.path.isfile(info.location)
-    with open(info.index, encoding="utf-8", newline="") as f:
-        for logical, path, offset, size, _ in csv.reader(f, delimiter="\t"):
-            split, name = logical.split("/", 1)
-            full = info.location if tar else os.path.join(info.location, path)
-            by_split.setdefault(split, []).append(
-                MemberRef(name, full, int(offset), int(size), path, info.fingerprint))
     where = f"source {info.name} ({info.location})"
-    return {split: MemberSet(split, refs, where) for split, refs in by_split.items()}
+    sets = {}
+    for split in ("train", "val", "meta"):
+        start, stop = prefix_range(logical, f"{split}/")
+        if stop == start:
+            continue
+        names = StrColumn(logical._blob, logical._starts[start:stop + 1], len(split) + 1)
+        origins = StrColumn(origin_blob, origin_starts[start:stop + 1])
+        sets[split] = MemberSet(split, where, names, origins, offsets[start:stop],
+                                sizes[start:stop], [info.fingerprint],
+                                container=info.location if tar else None,
+                                root=None if tar else info.location)
+    return sets
 
 
 def md5_of(location: str) -> str:

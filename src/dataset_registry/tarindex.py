@@ -76,6 +76,8 @@ def check_member(tar_path: str, info: tarfile.TarInfo) -> None:
         why = f"a {'symbolic' if info.issym() else 'hard'} link to {info.linkname!r}"
     elif not (info.isfile() or info.isdir()):
         why = "a device, fifo or other special file"
+    elif any(c in name for c in "\n\r\0"):
+        why = "a name with control characters"
     else:
         return
     raise UnsafeMemberError(f"{tar_path}: member {name!r} is {why}; refusing to read this tar")

@@ -24,17 +24,17 @@ from __future__ import annotations
 import io
 import os
 import shutil
-from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import Field, field_validator
 
-from ..errors import BadImageError, BadInputError
+from ..errors import BadImageError, BadInputError, BuildError
 from ..imaging import Color, Downscale, Filter, Fit, Luma, downscale, quiet_bomb_warnings
 from ..labels import ground_truth, known_wnids, select_classes, synset_words, synsets
-from ..members import MemberRef, read_member
+from ..members import MemberRef, MemberSet, read_member
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
 from .select import pick_split
@@ -78,10 +78,20 @@ class DownscaleParams(Params):
 class Task:
     split: str
     index: int
-    items: list[tuple[MemberRef, int, str]]  # member, subset label, wnid
+    start: int  # row of the first member in the split's array (rows are known at plan time)
+    members: MemberSet  # a compact slice: pickles only its own members
+    labels: np.ndarray  # int16 subset labels, one per member
+    wnids: tuple[str, ...]  # the subset, for folder paths
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.members)
+
+
+@dataclass(frozen=True)
+class Selection:
+    members: MemberSet
+    rows: np.ndarray  # positions in `members` of the chosen images, in output order
+    labels: np.ndarray  # their int16 subset labels
 
 
 class DownscaleRecipe(Recipe):
@@ -103,78 +113,86 @@ class DownscaleRecipe(Recipe):
         splits = [s for s in SPLITS if s in inputs.images]
         if not splits:
             raise BadInputError("downscale needs a train or a val input (or both)")
+        wnids = tuple(cls.subset(params, inputs))
         tasks: list[Task] = []
         for split in splits:
-            rows = cls.rows(params, inputs, split)
-            tasks += [Task(split, len(tasks) + i, rows[j:j + _CHUNK])
-                      for i, j in enumerate(range(0, len(rows), _CHUNK))]
+            sel = cls.select(params, inputs, split)
+            for start in range(0, len(sel.rows), _CHUNK):
+                rows = sel.rows[start:start + _CHUNK]
+                tasks.append(Task(split, len(tasks), start, sel.members.take(rows),
+                                  sel.labels[start:start + _CHUNK].copy(), wnids))
         return tasks
 
     @classmethod
-    def rows(cls, params: DownscaleParams, inputs: Inputs, split: str
-             ) -> list[tuple[MemberRef, int, str]]:
-        """(member, subset label, wnid) of the split's images in the subset, by name."""
+    def select(cls, params: DownscaleParams, inputs: Inputs, split: str) -> Selection:
+        """The split's images in the subset, by name, with subset labels; no per-image objects
+        for train, whose classes are contiguous runs of the sorted `<wnid>/` names."""
         members = pick_split(inputs.images[split], split, split)
         wanted = {w: k for k, w in enumerate(cls.subset(params, inputs))}
-        truth = ground_truth(inputs.files["labels"]) if split == "val" else {}
-        order = synsets(inputs.files["labels"])
-        rows, seen = [], set()
-        for ref in members:
-            if split == "train":
-                wnid = ref.name.split("/", 1)[0]
-            else:
-                label = truth.get(os.path.basename(ref.name))
+        runs: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        if split == "train":
+            missing = []
+            for wnid, k in wanted.items():
+                start, stop = members.prefix_range(wnid + "/")
+                if stop == start:
+                    missing.append(wnid)
+                runs.append(np.arange(start, stop, dtype=np.int64))
+                labels.append(np.full(stop - start, k, dtype=np.int16))
+            if missing and params.require_all_classes:
+                raise BadInputError(
+                    f"{members.where}: {len(missing)} of the {len(wanted)} classes have no train "
+                    f"images (first: {', '.join(missing[:5])}); set require_all_classes: false "
+                    "to build without them")
+        else:
+            truth = ground_truth(inputs.files["labels"])
+            order = synsets(inputs.files["labels"])
+            rows, ks = [], []
+            for i, name in enumerate(members.names):
+                label = truth.get(os.path.basename(name))
                 if label is None:
-                    raise BadInputError(f"{members.where}: {ref.name} has no label in the val "
+                    raise BadInputError(f"{members.where}: {name} has no label in the val "
                                         f"ground truth {inputs.files['labels']}")
-                wnid = order[label]
-            if wnid in wanted:
-                rows.append((ref, wanted[wnid], wnid))
-                seen.add(wnid)
-        missing = [w for w in wanted if w not in seen]
-        if split == "train" and missing and params.require_all_classes:
-            raise BadInputError(f"{members.where}: {len(missing)} of the {len(wanted)} classes "
-                                f"have no train images (first: {', '.join(missing[:5])}); "
-                                "set require_all_classes: false to build without them")
-        if not rows:
+                k = wanted.get(order[label])
+                if k is not None:
+                    rows.append(i)
+                    ks.append(k)
+            runs.append(np.array(rows, dtype=np.int64))
+            labels.append(np.array(ks, dtype=np.int16))
+        sel = Selection(members, np.concatenate(runs), np.concatenate(labels))
+        if not len(sel.rows):
             raise BadInputError(f"{members.where}: no {split} images in the chosen classes")
-        return rows
+        return sel
 
     @classmethod
     def run(cls, params: DownscaleParams, task: Task, out: Output) -> dict[str, Any]:
-        import xxhash
-
         shape = params.shape()
-        packed = params.format == "packed"
-        skipped: list[str] = []
-        kept = 0
-        pixels: list[bytes] = []  # one task's rows: 512 x H x W x C bytes at most
-        meta: list[str] = []
-        hash_row = xxhash.xxh3_128_hexdigest
+        rows: list[tuple[MemberRef, int, bytes]] = []
+        skipped: list[int] = []
         with quiet_bomb_warnings():
-            for ref, label, wnid in task.items:
+            for i, ref in enumerate(task.members):
+                label = int(task.labels[i])
                 try:
                     row = downscale(read_member(ref), shape, ref.origin)
                 except BadImageError as exc:
                     if params.on_error == "fail":
                         raise BadImageError(f"{exc} (source {ref.source[:12]})") from None
                     out.skip(ref.origin, ref.source, str(exc))
-                    skipped.append(ref.name)
+                    skipped.append(task.start + i)
                     continue
-                kept += 1
-                if packed:
-                    pixels.append(row)
-                    meta.append(f"{ref.origin}\t{ref.source}\t{label}\t{hash_row(row)}\n")
-                else:
+                if params.format == "folders":
                     stem = os.path.splitext(os.path.basename(ref.name))[0]
-                    out.write(f"{task.split}/{wnid}/{stem}.png", _png(row, shape), label=label,
-                              member=ref.origin, source=ref.source)
-        if packed:
-            with out.open(f".chunks/{task.index:06d}.u8") as f:
-                f.write(b"".join(pixels))
-            with out.open(f".chunks/{task.index:06d}.tsv") as f:
-                f.write("".join(meta).encode())
-        return {"split": task.split, "index": task.index, "kept": kept, "skipped": skipped}
+                    out.write(f"{task.split}/{task.wnids[label]}/{stem}.png", _png(row, shape),
+                              label=label, member=ref.origin, source=ref.source)
+                else:
+                    rows.append((ref, label, row))
+        if params.format == "packed":
+            if params.on_error == "fail":
+                _write_rows_in_place(out, task, shape, rows)
+            else:  # row numbers shift after a skip: finish assembles the chunks in order
+                _write_chunk(out, task, rows)
+        return {"split": task.split, "index": task.index, "kept": len(task) - len(skipped),
+                "skipped": skipped}
 
     @classmethod
     def finish(cls, params: DownscaleParams, inputs: Inputs, results: list[dict[str, Any]],
@@ -188,16 +206,34 @@ class DownscaleRecipe(Recipe):
             parts = [r for r in results if r["split"] == split]
             if not parts:
                 continue
-            if params.format == "packed":
+            sel = cls.select(params, inputs, split)
+            skipped = [i for r in parts for i in r["skipped"]]
+            keep = np.delete(np.arange(len(sel.rows)), skipped)  # positions in the selection
+            kept = sel.members.take(sel.rows[keep])
+            labels = sel.labels[keep]
+            if params.format == "folders":
+                if split == "val":
+                    _write_val_files(out, kept, labels, [
+                        f"val/{subset[k]}/{os.path.splitext(os.path.basename(n))[0]}.png"
+                        for n, k in zip(kept.names, labels, strict=True)])
+                continue
+            if params.on_error == "fail":
+                _finish_in_place(out, split, len(kept), params.shape())
+            else:
                 _assemble(out, split, parts, params.shape())
-            elif split == "val":
-                skipped = {name for r in parts for name in r["skipped"]}
-                rows = [r for r in cls.rows(params, inputs, "val") if r[0].name not in skipped]
-                out.write("val/ground_truth.txt", "".join(f"{k}\n" for _, k, _ in rows).encode())
-                out.write("val/files.txt", "".join(
-                    f"val/{w}/{os.path.splitext(os.path.basename(r.name))[0]}.png\n"
-                    for r, _, w in rows).encode())
+            buf = io.BytesIO()
+            np.save(buf, labels)
+            out.write(f"{split}/labels.npy", buf.getvalue())
+            out.write(f"{split}/members.txt", kept.origins.lines())
+            if split == "val":
+                _write_val_files(out, kept, labels, [os.path.basename(n) for n in kept.names])
         shutil.rmtree(os.path.join(out.root, ".chunks"), ignore_errors=True)
+
+
+def _write_val_files(out: Output, kept: MemberSet, labels: np.ndarray, files: list[str]) -> None:
+    """The evaluation files: ground truth (subset label a line) and the file list, in order."""
+    out.write("val/ground_truth.txt", "".join(f"{int(k)}\n" for k in labels).encode())
+    out.write("val/files.txt", "".join(f"{f}\n" for f in files).encode())
 
 
 def _png(row: bytes, shape: Downscale) -> bytes:
@@ -210,18 +246,70 @@ def _png(row: bytes, shape: Downscale) -> bytes:
     return buf.getvalue()
 
 
-def _assemble(out: Output, split: str, parts: list[dict[str, Any]], shape: Downscale) -> None:
-    """Stream the tasks' chunks into one .npy (memory stays flat) and index every row."""
+HEADER = 128  # bytes of .npy header: fixed, so workers know every row's offset up front
+
+
+def _npy_header(rows: int, shape: Downscale) -> bytes:
     import numpy as np
 
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {
+        "descr": "|u1", "fortran_order": False,
+        "shape": (rows, shape.height, shape.width, shape.channels)})
+    header = buf.getvalue()
+    if len(header) != HEADER:
+        raise BuildError(f"unexpected .npy header size {len(header)} for {rows} rows")
+    return header
+
+
+def _write_rows_in_place(out: Output, task: Task, shape: Downscale,
+                         rows: list[tuple[MemberRef, int, bytes]]) -> None:
+    """pwrite the task's rows at their final offsets in <split>/images.npy, with records."""
+    import xxhash
+
+    path = f"{task.split}/images.npy"
+    full = out.target(path)
+    fd = os.open(full, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, b"".join(row for _, _, row in rows),
+                  HEADER + task.start * shape.row_bytes)
+    finally:
+        os.close(fd)
+    for i, (ref, label, row) in enumerate(rows):
+        record = task.start + i
+        out.record(path, offset=HEADER + record * shape.row_bytes, size=shape.row_bytes,
+                   xxh3=xxhash.xxh3_128_hexdigest(row), label=label, member=ref.origin,
+                   source=ref.source, record=record)
+
+
+def _finish_in_place(out: Output, split: str, rows: int, shape: Downscale) -> None:
+    path = f"{split}/images.npy"
+    fd = os.open(out.target(path), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, _npy_header(rows, shape), 0)
+        os.ftruncate(fd, HEADER + rows * shape.row_bytes)
+    finally:
+        os.close(fd)
+    out.added(path)
+
+
+def _write_chunk(out: Output, task: Task, rows: list[tuple[MemberRef, int, bytes]]) -> None:
+    import xxhash
+
+    with out.open(f".chunks/{task.index:06d}.u8") as f:
+        f.write(b"".join(row for _, _, row in rows))
+    with out.open(f".chunks/{task.index:06d}.tsv") as f:
+        f.write("".join(f"{ref.origin}\t{ref.source}\t{label}\t"
+                        f"{xxhash.xxh3_128_hexdigest(row)}\n"
+                        for ref, label, row in rows).encode())
+
+
+def _assemble(out: Output, split: str, parts: list[dict[str, Any]], shape: Downscale) -> None:
+    """After skips: stream the chunks into one .npy in plan order and index every row."""
     n = sum(p["kept"] for p in parts)
     images = f"{split}/images.npy"
-    labels = array("h")
-    with out.open(images) as f, out.open(f"{split}/members.txt") as members:
-        np.lib.format.write_array_header_1_0(f, {
-            "descr": "|u1", "fortran_order": False,
-            "shape": (n, shape.height, shape.width, shape.channels)})
-        header = f.tell()
+    with out.open(images) as f:
+        f.write(_npy_header(n, shape))
         record = 0
         for part in sorted(parts, key=lambda p: p["index"]):
             chunk = os.path.join(out.root, ".chunks", f"{part['index']:06d}")
@@ -230,22 +318,8 @@ def _assemble(out: Output, split: str, parts: list[dict[str, Any]], shape: Downs
             with open(chunk + ".tsv", encoding="utf-8") as meta:
                 for line in meta:
                     origin, source, label, digest = line.rstrip("\n").split("\t")
-                    out.record(images, offset=header + record * shape.row_bytes,
+                    out.record(images, offset=HEADER + record * shape.row_bytes,
                                size=shape.row_bytes, xxh3=digest, label=int(label),
                                member=origin, source=source, record=record)
-                    labels.append(int(label))
-                    members.write(f"{origin}\n".encode())
                     record += 1
-            os.remove(chunk + ".u8")
-            os.remove(chunk + ".tsv")
     out.added(images)
-    out.added(f"{split}/members.txt")
-    buf = io.BytesIO()
-    np.save(buf, np.frombuffer(labels.tobytes(), dtype=np.int16) if labels else
-            np.zeros(0, np.int16))
-    out.write(f"{split}/labels.npy", buf.getvalue())
-    if split == "val":
-        out.write("val/ground_truth.txt", "".join(f"{k}\n" for k in labels).encode())
-        with open(os.path.join(out.root, split, "members.txt"), encoding="utf-8") as f:
-            names = [os.path.basename(line.rstrip("\n")) for line in f]
-        out.write("val/files.txt", "".join(f"{name}\n" for name in names).encode())

@@ -70,7 +70,8 @@ class Select(Recipe):
             if params.first:
                 entries = entries[: params.first]
         else:
-            refs = list(images)[: params.first] if params.first else list(images)
+            count = min(params.first or len(images), len(images))
+            refs = [images[i] for i in range(count)]
             if params.first and len(refs) < params.first:
                 raise BadInputError(f"{images.where}: first: {params.first} asked for, but it "
                                     f"holds only {len(refs)} images")
