@@ -1,7 +1,7 @@
 """ImageNet-tiny (`downscale`): speed per core, scaling, memory, and accuracy.
 
     python benchmarks/bench_tiny.py [--sections speed,scaling,memory,accuracy]
-        [--speed-images 2000] [--scale-classes 40] [--scale-per-class 200]
+        [--speed-images 2000] [--scale-classes 40] [--scale-per-class 400]
         [--memory-sizes 20000,100000] [--distinct 300] [--size 32]
 
 speed     per core, one process, the same 500x375-ish photo-like JPEGs read from one
@@ -215,7 +215,7 @@ def main() -> int:
     ap.add_argument("--sections", default="speed,scaling,memory,accuracy")
     ap.add_argument("--speed-images", type=int, default=2000)
     ap.add_argument("--scale-classes", type=int, default=40)
-    ap.add_argument("--scale-per-class", type=int, default=200)
+    ap.add_argument("--scale-per-class", type=int, default=400)
     ap.add_argument("--memory-sizes", default="20000,100000")
     ap.add_argument("--distinct", type=int, default=300)
     ap.add_argument("--size", type=int, default=32)

@@ -33,11 +33,22 @@ def task_size(task: Any) -> int:
     return len(task) if hasattr(task, "__len__") else 1
 
 
+def warm_up() -> None:
+    """Import what tasks need, in a fresh worker, while the coordinator plans."""
+    import PIL.Image  # noqa: F401
+    import xxhash  # noqa: F401
+
+    from . import imaging, output  # noqa: F401
+
+
 class Executor(ABC):
     @abstractmethod
     def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], staging: str,
             progress: Progress | None = None) -> list[Any]:
         """Run every task; raise the first task error after cancelling the rest."""
+
+    def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Start workers ahead of the first `map` (called before planning); optional."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -48,6 +59,26 @@ class LocalExecutor(Executor):
 
     def __init__(self, jobs: int | None = None) -> None:
         self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self._pool: Any = None
+
+    def prepare(self) -> None:
+        if self.jobs == 1 or self._pool is not None:
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # forkserver: workers start from a clean process, never from a parent holding
+        # threads (progress bars) or a DuckDB connection.
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["dataset_registry.recipes", "dataset_registry.imaging"])
+        self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx)
+        for _ in range(self.jobs):  # spawn and warm every worker now, not at the first task
+            self._pool.submit(warm_up)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], staging: str,
             progress: Progress | None = None) -> list[Any]:
@@ -58,38 +89,36 @@ class LocalExecutor(Executor):
                 if progress:
                     progress(task_size(task))
             return results
-        import multiprocessing
-        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+        from concurrent.futures import FIRST_EXCEPTION, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        # forkserver: workers start from a clean process, never from a parent holding
-        # threads (progress bars) or a DuckDB connection.
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["dataset_registry.recipes", "dataset_registry.imaging"])
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=ctx) as pool:
-            futures = {pool.submit(run_task, recipe_name, params, task, staging, f"{i:06d}"): i
-                       for i, task in enumerate(tasks)}
-            results: list[Any] = [None] * len(tasks)
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for fut in done:
-                    exc = fut.exception()
-                    if isinstance(exc, BrokenProcessPool):
-                        raise BuildError(
-                            "a worker process died (killed, out of memory, or it could not "
-                            "start: a script that calls resolve() with jobs > 1 must do so "
-                            "under `if __name__ == '__main__':`, as multiprocessing requires)"
-                        ) from exc
-                    if exc is not None:
-                        for other in pending:
-                            other.cancel()
-                        raise exc
-                    i = futures[fut]
-                    results[i] = fut.result()
-                    if progress:
-                        progress(task_size(tasks[i]))
-            return results
+        self.prepare()
+        pool = self._pool
+        futures = {pool.submit(run_task, recipe_name, params, task, staging, f"{i:06d}"): i
+                   for i, task in enumerate(tasks)}
+        results: list[Any] = [None] * len(tasks)
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                exc = fut.exception()
+                if isinstance(exc, BrokenProcessPool):
+                    self._pool = None
+                    raise BuildError(
+                        "a worker process died (killed, out of memory, or it could not "
+                        "start: a script that calls resolve() with jobs > 1 must do so "
+                        "under `if __name__ == '__main__':`, as multiprocessing requires)"
+                    ) from exc
+                if exc is not None:
+                    for other in pending:
+                        other.cancel()
+                    wait(pending)  # let running tasks end before staging is removed
+                    raise exc
+                i = futures[fut]
+                results[i] = fut.result()
+                if progress:
+                    progress(task_size(tasks[i]))
+        return results
 
 
 def open_executor(spec: str | None, jobs: int | None) -> Executor:

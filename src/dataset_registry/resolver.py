@@ -143,8 +143,12 @@ class Resolver:
 
     def resolve(self, name: str, executor: Executor | None = None) -> Resolved:
         built_now = False
-        for node in self.missing([name]):
-            built_now |= self._build(node, executor or LocalExecutor())
+        executor = executor or LocalExecutor()
+        todo = self.missing([name])
+        if todo:
+            executor.prepare()  # workers start while the coordinator plans
+        for node in todo:
+            built_now |= self._build(node, executor)
         key = self.key(name)
         marker = self.store.marker(key)
         assert marker is not None

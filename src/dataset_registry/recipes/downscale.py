@@ -39,7 +39,7 @@ from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
 from .select import pick_split
 
-_CHUNK = 512
+_CHUNK = 256
 SPLITS = ("train", "val")
 
 
