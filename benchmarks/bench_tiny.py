@@ -123,28 +123,68 @@ def speed(work: Path, images: list[bytes], count: int, size: int) -> None:
     print(f"ratio whole resolve / plain {rate['resolve'] / rate['plain']:.2f}")
 
 
-def scaling(work: Path, images: list[bytes], classes: int, per_class: int, size: int) -> None:
+def _floor_chunk(args: tuple[str, list[tuple[int, int]]]) -> int:
+    from PIL import Image
+
+    path, spans = args
+    with open(path, "rb") as f:
+        for offset, size in spans:
+            im = Image.open(io.BytesIO(os.pread(f.fileno(), size, offset)))
+            im.draft("RGB", (im.width // 8, im.height // 8))
+            im.load()
+    return len(spans)
+
+
+def bare_floor_seconds(tar: str, spans: list[tuple[int, int]], jobs: int) -> float:
+    """The hardware's own ceiling: the decode floor alone over the same members, in a plain
+    process pool (no registry code at all)."""
+    import multiprocessing
+
+    chunks = [(tar, spans[i:i + 256]) for i in range(0, len(spans), 256)]
+    start = time.perf_counter()
+    if jobs == 1:
+        for chunk in chunks:
+            _floor_chunk(chunk)
+    else:
+        with multiprocessing.get_context("forkserver").Pool(jobs) as pool:
+            pool.map(_floor_chunk, chunks, chunksize=1)
+    return time.perf_counter() - start
+
+
+def scaling(work: Path, images: list[bytes], classes: int, per_class: int, size: int,
+            repeat: int) -> None:
     from dataset_registry import Registry
+    from dataset_registry.sources import member_sets
 
     root = work / "scaling"
     manifest(root, f"width: {size}, height: {size}, fit: squash", True, False)
     tar = write_train_tar(str(work / "scale-train.tar"), images, classes, per_class)
     Registry.open(str(root)).set_source("train", tar)
     n, cores = classes * per_class, cpu_count()
-    rows = []
-    for jobs in sorted({1, cores}):
-        shutil.rmtree(root / "registry", ignore_errors=True)
-        start = time.perf_counter()
-        ds = Registry.open(str(root)).resolve("tiny", jobs=jobs)
-        rows.append((jobs, time.perf_counter() - start, ds.digest, ds.marker["built"]["phases"]))
+    best_runs: dict[int, tuple] = {}
+    for _ in range(repeat):  # interleaved; the best of each: interference only ever slows
+        for jobs in sorted({1, cores}):
+            shutil.rmtree(root / "registry", ignore_errors=True)
+            start = time.perf_counter()
+            ds = Registry.open(str(root)).resolve("tiny", jobs=jobs)
+            run = (jobs, time.perf_counter() - start, ds.digest, ds.marker["built"]["phases"])
+            if jobs not in best_runs or run[1] < best_runs[jobs][1]:
+                best_runs[jobs] = run
+    rows = [best_runs[j] for j in sorted(best_runs)]
     print(f"\n## scaling: whole resolve, {n} train images (tar of {classes} class tars), "
-          f"{size}x{size}, {cores} cores")
+          f"{size}x{size}, {cores} cores, best of {repeat}")
     print(f"{'workers':>8s} {'seconds':>9s} {'img/s':>8s} {'efficiency':>10s}  phases (s)")
     t1 = rows[0][1]
     for jobs, seconds, _, phases in rows:
         print(f"{jobs:8d} {seconds:9.2f} {n / seconds:8.0f} {t1 / (jobs * seconds):10.2f}  "
               + " ".join(f"{k} {v:.2f}" for k, v in phases.items()))
     print(f"same digest for every worker count: {len({r[2] for r in rows}) == 1}")
+    refs = member_sets(Registry.open(str(root)).resolver.source_info("train"))["train"]
+    spans = list(zip(refs.offsets.tolist(), refs.sizes.tolist(), strict=True))
+    b1 = min(bare_floor_seconds(tar, spans, 1) for _ in range(repeat))
+    bn = min(bare_floor_seconds(tar, spans, cores) for _ in range(repeat))
+    print(f"hardware ceiling, bare 1/8 decode in a plain process pool: 1 process {n / b1:.0f} "
+          f"img/s, {cores} processes {n / bn:.0f} img/s, efficiency {b1 / (cores * bn):.2f}")
 
 
 MEASURE = """
@@ -177,7 +217,7 @@ def memory(work: Path, sizes: list[int]) -> None:
         results.append((n, json.loads(out.stdout.strip().splitlines()[-1])))
         os.remove(tar)
     print("\n## memory: the coordinator resolving 8x8 gray tiny train sets (tars of "
-          "1000-image class tars); workers hold one 512-image task at a time")
+          "1000-image class tars); workers hold one 256-image task at a time")
     print(f"{'images':>8s} {'peak RSS MiB':>13s} {'Python heap peak MiB':>21s}")
     for n, r in results:
         print(f"{n:8d} {r['rss_kib'] / 1024:13.1f} {r['heap_peak'] / 2**20:21.1f}")
@@ -219,6 +259,7 @@ def main() -> int:
     ap.add_argument("--memory-sizes", default="20000,100000")
     ap.add_argument("--distinct", type=int, default=300)
     ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=3, help="scaling runs per worker count")
     args = ap.parse_args()
     sections = args.sections.split(",")
     work = Path(tempfile.mkdtemp(prefix="bench-tiny-"))
@@ -229,7 +270,8 @@ def main() -> int:
         if "speed" in sections:
             speed(work, images, args.speed_images, args.size)
         if "scaling" in sections:
-            scaling(work, images, args.scale_classes, args.scale_per_class, args.size)
+            scaling(work, images, args.scale_classes, args.scale_per_class, args.size,
+                    args.repeat)
         if "memory" in sections:
             memory(work, [int(s) for s in args.memory_sizes.split(",")])
         if "accuracy" in sections:
