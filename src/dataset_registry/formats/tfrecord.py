@@ -1,0 +1,88 @@
+"""TFRecord framing and `tf.train.Example` encoding, without TensorFlow.
+
+Framing: `uint64 length`, `uint32 masked_crc32c(length)`, data,
+`uint32 masked_crc32c(data)`; masked = ((crc >> 15) | (crc << 17)) + 0xa282ead8.
+Examples are encoded on the protobuf wire format directly, features in sorted
+name order, so the same features always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Mapping, Sequence
+from typing import BinaryIO
+
+from crc32c import crc32c
+
+Feature = bytes | str | int | float | Sequence[bytes] | Sequence[int] | Sequence[float]
+
+
+class TFRecordError(ValueError):
+    """Malformed TFRecord data (a bad length or CRC), or an unencodable feature."""
+
+
+def masked_crc(data: bytes) -> int:
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def frame(data: bytes) -> bytes:
+    length = struct.pack("<Q", len(data))
+    return length + struct.pack("<I", masked_crc(length)) + data + \
+        struct.pack("<I", masked_crc(data))
+
+
+def iter_frames(f: BinaryIO) -> Iterator[bytes]:
+    """Every record's data, checking both CRCs."""
+    offset = 0
+    while head := f.read(12):
+        if len(head) < 12:
+            raise TFRecordError(f"offset {offset}: truncated length")
+        length, crc = struct.unpack("<QI", head)
+        if masked_crc(head[:8]) != crc:
+            raise TFRecordError(f"offset {offset}: length CRC mismatch")
+        data = f.read(length)
+        tail = f.read(4)
+        if len(data) < length or len(tail) < 4:
+            raise TFRecordError(f"offset {offset}: truncated record")
+        if masked_crc(data) != struct.unpack("<I", tail)[0]:
+            raise TFRecordError(f"offset {offset}: data CRC mismatch")
+        yield data
+        offset += 16 + length
+
+
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # negative int64s take ten bytes, as protobuf writes them
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _feature(value: Feature) -> bytes:
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if all(isinstance(v, (bytes, str)) for v in values):
+        items = b"".join(_field(1, v.encode() if isinstance(v, str) else v) for v in values)
+        return _field(1, items)  # BytesList
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return _field(3, _field(1, b"".join(_varint(v) for v in values)))  # Int64List, packed
+    if all(isinstance(v, float) for v in values):
+        return _field(2, _field(1, struct.pack(f"<{len(values)}f", *values)))  # FloatList
+    raise TFRecordError(f"cannot encode feature value {value!r}: use bytes, ints or floats")
+
+
+def encode_example(features: Mapping[str, Feature]) -> bytes:
+    """A serialized tf.train.Example (features sorted by name)."""
+    entries = b"".join(_field(1, _field(1, name.encode()) + _field(2, _feature(value)))
+                       for name, value in sorted(features.items()))
+    return _field(1, entries)
