@@ -5,7 +5,9 @@ from __future__ import annotations
 from .base import Inputs, InputSpec, Params, Recipe
 from .downscale import DownscaleRecipe
 from .select import Calibration, Select
+from .shards import ByClass, RecordIO
 
-RECIPES: dict[str, type[Recipe]] = {r.name: r for r in (Select, Calibration, DownscaleRecipe)}
+RECIPES: dict[str, type[Recipe]] = {
+    r.name: r for r in (Select, Calibration, DownscaleRecipe, ByClass, RecordIO)}
 
 __all__ = ["RECIPES", "InputSpec", "Inputs", "Params", "Recipe"]
