@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -41,6 +42,12 @@ IM2REC_EXTS = (".jpeg", ".jpg", ".png")
 class ShardParams(Params):
     split: Literal["train", "val"] = "train"
     require_all_classes: bool = True
+
+
+class WdsParams(ShardParams):
+    shard_count: int = Field(default=1000, gt=0)  # samples per shard at most
+    shard_bytes: int | None = Field(default=None, gt=0)  # and bytes per shard at most
+    prefix: str = Field(default="imagenet-{split}", pattern=r"^[A-Za-z0-9._{}-]+$")
 
 
 class RecordIOParams(ShardParams):
@@ -248,3 +255,87 @@ def _resize_jpeg(data: bytes, shorter: int, quality: int, name: str) -> bytes:
             return buf.getvalue()
     except (OSError, ValueError, SyntaxError) as exc:
         raise BadImageError(f"{name}: corrupt or truncated image: {exc}") from None
+
+
+@dataclass(frozen=True)
+class WdsTask:
+    index: int
+    name: str  # the shard's file name
+    members: MemberSet
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+
+class WebDataset(Recipe):
+    """WebDataset tar shards (`.jpg` + `.cls`, sorted0), byte-reproducible.
+
+    Shards are cut at plan time from the members' sizes (at most `shard_count`
+    samples and `shard_bytes` bytes each; a single sample larger than
+    `shard_bytes` gets a shard of its own), so every shard is one task and its
+    bytes never depend on the number of workers. Samples are in class-folder
+    order; WebDataset loaders shuffle shards and samples themselves.
+    """
+
+    name = "webdataset"
+    version = 1
+    Params = WdsParams
+    inputs = ByClass.inputs
+
+    @classmethod
+    def plan(cls, params: WdsParams, inputs: Inputs) -> list[WdsTask]:
+        from ..formats.wds import sample_bytes
+
+        members, positions, labels, _ = classified(inputs, params.split,
+                                                   params.require_all_classes)
+        prefix = params.prefix.replace("{split}", params.split)
+        tasks: list[WdsTask] = []
+        start, size = 0, 1024  # a tar ends with two zero blocks
+        for i in range(len(positions) + 1):
+            if i < len(positions):
+                name = members.names[int(positions[i])]
+                label_digits = len(str(int(labels[i])))
+                need = sample_bytes(_key(name), [int(members.sizes[int(positions[i])]),
+                                                 label_digits])
+                full = i - start >= params.shard_count or (
+                    params.shard_bytes is not None and i > start and
+                    _tar_size(size + need) > params.shard_bytes)
+            if i == len(positions) or full:
+                if i > start:
+                    tasks.append(WdsTask(len(tasks), f"{prefix}-{len(tasks):06d}.tar",
+                                         members.take(positions[start:i]),
+                                         labels[start:i].copy()))
+                start, size = i, 1024
+            if i < len(positions):
+                size += need
+        return tasks
+
+    @classmethod
+    def run(cls, params: WdsParams, task: WdsTask, out: Output) -> int:
+        import xxhash
+
+        from ..formats.wds import ShardWriter, cls_bytes
+
+        with out.open(task.name) as f:
+            writer = ShardWriter(f)
+            for i, ref in enumerate(task.members):
+                label = int(task.labels[i])
+                image = read_member(ref)
+                offset = writer.write(_key(ref.name), {"cls": cls_bytes(label), "jpg": image})
+                out.record(task.name, offset=offset, size=len(image),
+                           xxh3=xxhash.xxh3_128_hexdigest(image), label=label,
+                           member=ref.origin, source=ref.source, record=i)
+            writer.close()
+        out.added(task.name)
+        return len(task)
+
+
+def _tar_size(content: int) -> int:
+    """A tar's size on disk: tarfile pads the archive to whole 10240-byte records."""
+    return -(-content // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+
+
+def _key(name: str) -> str:
+    """A sample key: the file name without its extension (no dots left in it)."""
+    return os.path.splitext(os.path.basename(name))[0].replace(".", "_")
