@@ -5,9 +5,10 @@ from __future__ import annotations
 from .base import Inputs, InputSpec, Params, Recipe
 from .downscale import DownscaleRecipe
 from .select import Calibration, Select
-from .shards import ByClass, RecordIO, WebDataset
+from .shards import ByClass, RecordIO, TFRecord, WebDataset
 
 RECIPES: dict[str, type[Recipe]] = {
-    r.name: r for r in (Select, Calibration, DownscaleRecipe, ByClass, RecordIO, WebDataset)}
+    r.name: r for r in (Select, Calibration, DownscaleRecipe, ByClass, RecordIO, WebDataset,
+                          TFRecord)}
 
 __all__ = ["RECIPES", "InputSpec", "Inputs", "Params", "Recipe"]
