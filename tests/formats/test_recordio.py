@@ -100,3 +100,26 @@ def test_corrupt_input_is_named():
         list(iter_records(io.BytesIO(b"\0" * 16)))
     with pytest.raises(RecordIOError, match="truncated record body"):
         list(iter_records(io.BytesIO(encode_record(b"abcdefgh")[:-3])))
+
+
+def test_fast_scan_equals_the_aligned_rule_on_random_payloads():
+    import random
+
+    magic = struct.pack("<I", MAGIC)
+
+    def reference(payload: bytes) -> bytes:  # dmlc-core's loop, one aligned word at a time
+        out, start, size = bytearray(), 0, len(payload)
+        for i in range(0, size - size % 4, 4):
+            if payload[i:i + 4] == magic:
+                out += magic + struct.pack("<I", ((1 if start == 0 else 2) << 29) | (i - start))
+                out += payload[start:i]
+                start = i + 4
+        out += magic + struct.pack("<I", ((3 if start else 0) << 29) | (size - start))
+        return bytes(out + payload[start:] + b"\0" * (-size % 4))
+
+    rng = random.Random(5)
+    for _ in range(300):
+        parts = [rng.choice([magic, bytes(rng.randrange(256) for _ in range(rng.randrange(7)))])
+                 for _ in range(rng.randrange(12))]
+        payload = b"".join(parts)
+        assert encode_record(payload) == reference(payload)

@@ -64,11 +64,16 @@ def encode_record(payload: bytes) -> bytes:
                             f"{MAX_LENGTH} bytes (2^29 - 1)")
     out = bytearray()
     start = 0
-    for i in range(0, size - size % 4, 4):
-        if payload[i:i + 4] == _MAGIC_BYTES:
+    aligned_end = size - size % 4
+    i = payload.find(_MAGIC_BYTES)
+    while i >= 0 and i + 4 <= aligned_end:  # only 4-byte-aligned occurrences split a record
+        if i % 4 == 0:
             out += _MAGIC_BYTES + struct.pack("<I", ((1 if start == 0 else 2) << 29) | (i - start))
             out += payload[start:i]
             start = i + 4
+            i = payload.find(_MAGIC_BYTES, start)
+        else:
+            i = payload.find(_MAGIC_BYTES, i + 1)
     out += _MAGIC_BYTES + struct.pack("<I", ((3 if start else 0) << 29) | (size - start))
     out += payload[start:]
     out += b"\0" * (-size % 4)
