@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import numpy as np
+
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
 MAX_LENGTH = (1 << 29) - 1
@@ -64,16 +66,12 @@ def encode_record(payload: bytes) -> bytes:
                             f"{MAX_LENGTH} bytes (2^29 - 1)")
     out = bytearray()
     start = 0
-    aligned_end = size - size % 4
-    i = payload.find(_MAGIC_BYTES)
-    while i >= 0 and i + 4 <= aligned_end:  # only 4-byte-aligned occurrences split a record
-        if i % 4 == 0:
-            out += _MAGIC_BYTES + struct.pack("<I", ((1 if start == 0 else 2) << 29) | (i - start))
-            out += payload[start:i]
-            start = i + 4
-            i = payload.find(_MAGIC_BYTES, start)
-        else:
-            i = payload.find(_MAGIC_BYTES, i + 1)
+    # Only 4-byte-aligned occurrences split a record: compare whole little-endian words.
+    words = np.frombuffer(payload, dtype="<u4", count=size // 4)
+    for i in (np.flatnonzero(words == MAGIC) * 4).tolist():
+        out += _MAGIC_BYTES + struct.pack("<I", ((1 if start == 0 else 2) << 29) | (i - start))
+        out += payload[start:i]
+        start = i + 4
     out += _MAGIC_BYTES + struct.pack("<I", ((3 if start else 0) << 29) | (size - start))
     out += payload[start:]
     out += b"\0" * (-size % 4)
