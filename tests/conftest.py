@@ -60,6 +60,19 @@ def write_manifest(root: Path, text: str, name: str = "test.yaml") -> Path:
     return path
 
 
+def write_imagenet_manifest(root: Path, datasets: str) -> Path:
+    """A manifest with sources `train` and `val` (ImageNet layouts), the file `labels`
+    (the shipped label folder), and the given `datasets:` entries."""
+    return write_manifest(root, f"""
+sources:
+  - {{name: train, layout: imagenet-train}}
+  - {{name: val, layout: imagenet-val}}
+files:
+  - {{name: labels, path: {LABELS}}}
+datasets:
+{datasets.lstrip(chr(10))}""")
+
+
 def make_tar(path: Path, members: dict[str, bytes], *, kind: dict[str, bytes] | None = None
              ) -> Path:
     """A plain tar (not marked synthetic) with the given member bytes."""

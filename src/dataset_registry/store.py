@@ -192,5 +192,8 @@ def _fsync_dir(path: str) -> None:
 def open_store(url: str) -> Store:
     """A store for a URL or path; object storage arrives with the S3 backend."""
     if "://" in url and not url.startswith("file://"):
-        raise BuildError(f"store {url!r}: only local stores are supported in this version")
+        from .errors import BadInputError
+
+        raise BadInputError(f"store {url!r}: only local stores are supported in this version "
+                            "(object storage is planned)")
     return LocalStore(url.removeprefix("file://"))

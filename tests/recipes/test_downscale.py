@@ -13,7 +13,7 @@ from dataset_registry.members import read_member
 from dataset_registry.sources import member_sets
 from dataset_registry.synth import CMYK_TRAIN, CMYK_VAL, PNG_IMPOSTOR, SynthSpec, synthesize
 
-from ..conftest import LABELS, make_tar, make_train_tar, write_manifest
+from ..conftest import LABELS, make_tar, make_train_tar, write_imagenet_manifest
 
 FIVE = ["n02676566", "n01773157", "n01622779", "n03452741", "n01944390"]
 HAZARD_CLASSES = sorted({n.split("_")[0] for n in [PNG_IMPOSTOR, *CMYK_TRAIN]})
@@ -34,13 +34,7 @@ def synth(tmp_path_factory):
 
 
 def registry(root: Path, synth, params: str, name: str = "tiny") -> Registry:
-    write_manifest(root, f"""
-sources:
-  - {{name: train, layout: imagenet-train}}
-  - {{name: val, layout: imagenet-val}}
-files:
-  - {{name: labels, path: {LABELS}}}
-datasets:
+    write_imagenet_manifest(root, f"""
   - name: {name}
     recipe: downscale
     inputs: {{train: train, val: val, labels: labels}}

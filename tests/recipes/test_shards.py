@@ -14,20 +14,14 @@ from dataset_registry.formats.recordio import iter_records, unpack_image
 from dataset_registry.members import read_member
 from dataset_registry.sources import member_sets
 
-from ..conftest import LABELS, make_train_tar, write_manifest
+from ..conftest import LABELS, make_train_tar, write_imagenet_manifest
 
 WNIDS = (LABELS / "caffe_synsets.txt").read_text().split()
 TRUTH = dict(line.split() for line in (LABELS / "caffe_val.txt").read_text().splitlines())
 
 
 def registry(root: Path, synth, recipe: str, params: str) -> Registry:
-    write_manifest(root, f"""
-sources:
-  - {{name: train, layout: imagenet-train}}
-  - {{name: val, layout: imagenet-val}}
-files:
-  - {{name: labels, path: {LABELS}}}
-datasets:
+    write_imagenet_manifest(root, f"""
   - name: out
     recipe: {recipe}
     inputs: {{images: {"val" if "split: val" in params else "train"}, labels: labels}}
