@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 from types import MappingProxyType
 from typing import Literal
@@ -91,3 +91,17 @@ def select_classes(classes: str | int | list[str], wnids: list[str]) -> list[str
     if isinstance(classes, int):
         return list(wnids[:classes])
     return sorted(set(classes))
+
+
+def val_wnids(names: Iterable[str], labels_dir: str, where: str) -> list[str]:
+    """The WNID of each val image (by file name, from the ground truth); a name the
+    ground truth does not know is an error naming it."""
+    truth, order = ground_truth(labels_dir), synsets(labels_dir)
+    out = []
+    for name in names:
+        label = truth.get(os.path.basename(name))
+        if label is None:
+            raise BadInputError(f"{where}: {name} has no label in the val ground truth "
+                                f"{labels_dir}")
+        out.append(order[label])
+    return out

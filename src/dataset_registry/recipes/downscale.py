@@ -33,7 +33,7 @@ from pydantic import Field, field_validator
 
 from ..errors import BadImageError, BadInputError, BuildError
 from ..imaging import Color, Downscale, Filter, Fit, Luma, downscale, quiet_bomb_warnings
-from ..labels import ground_truth, known_wnids, select_classes, synset_words, synsets
+from ..labels import known_wnids, select_classes, synset_words, synsets, val_wnids
 from ..members import MemberRef, MemberSet, read_member
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
@@ -145,15 +145,10 @@ class DownscaleRecipe(Recipe):
                     f"images (first: {', '.join(missing[:5])}); set require_all_classes: false "
                     "to build without them")
         else:
-            truth = ground_truth(inputs.files["labels"])
-            order = synsets(inputs.files["labels"])
             rows, ks = [], []
-            for i, name in enumerate(members.names):
-                label = truth.get(os.path.basename(name))
-                if label is None:
-                    raise BadInputError(f"{members.where}: {name} has no label in the val "
-                                        f"ground truth {inputs.files['labels']}")
-                k = wanted.get(order[label])
+            wnids = val_wnids(members.names, inputs.files["labels"], members.where)
+            for i, wnid in enumerate(wnids):
+                k = wanted.get(wnid)
                 if k is not None:
                     rows.append(i)
                     ks.append(k)

@@ -29,7 +29,7 @@ from pydantic import Field
 from ..errors import BadImageError, BadInputError
 from ..formats.recordio import IRHeader, RecordIOError, encode_record, idx_line, lst_line
 from ..formats.recordio import pack_image as pack
-from ..labels import ground_truth, synsets
+from ..labels import synsets, val_wnids
 from ..members import MemberSet, read_member
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
@@ -82,14 +82,7 @@ def classified(inputs: Inputs, split: str, require_all: bool
     if split == "train":
         wnid_of = [n.split("/", 1)[0] for n in members.names]
     else:
-        truth = ground_truth(inputs.files["labels"])
-        wnid_of = []
-        for name in members.names:
-            label = truth.get(os.path.basename(name))
-            if label is None:
-                raise BadInputError(f"{members.where}: {name} has no label in the val ground "
-                                    f"truth {inputs.files['labels']}")
-            wnid_of.append(order[label])
+        wnid_of = val_wnids(members.names, inputs.files["labels"], members.where)
     unknown = sorted({w for w in wnid_of if w not in label_of})
     if unknown:
         raise BadInputError(f"{members.where}: class folder {unknown[0]!r} is not an ILSVRC2012 "
