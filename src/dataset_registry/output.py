@@ -41,7 +41,7 @@ class Output:
 
     def write(self, path: str, data: bytes, *, label: int | None = None,
               member: str | None = None, source: str | None = None) -> None:
-        full = self._target(path)
+        full = self.target(path)
         with open(full, "wb") as f:
             f.write(data)
         self._writer.writerow((path, len(data), xxhash.xxh3_128_hexdigest(data), label, source,
@@ -49,7 +49,7 @@ class Output:
 
     def open(self, path: str) -> Any:
         """A binary file to stream into; call `added` when it is complete."""
-        return open(self._target(path), "wb")
+        return open(self.target(path), "wb")
 
     def added(self, path: str, *, label: int | None = None, member: str | None = None,
               source: str | None = None) -> None:
@@ -77,9 +77,6 @@ class Output:
 
     def target(self, path: str) -> str:
         """The local file `path` is written to (its folder created), for in-place writers."""
-        return self._target(path)
-
-    def _target(self, path: str) -> str:
         parts = path.split("/")
         if not path or path.startswith("/") or ".." in parts or "" in parts or \
                 parts[0] in RESERVED:
@@ -123,8 +120,6 @@ def finalize(root: str) -> dict[str, Any]:
             skipped = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
     finally:
         con.close()
-    for part in parts + skip_parts:
-        os.remove(part)
     shutil.rmtree(os.path.join(root, ".parts"))
     return {"digest": digest, "files": n_files, "bytes": int(n_bytes), "skipped": skipped}
 
