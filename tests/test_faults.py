@@ -112,3 +112,45 @@ def test_one_changed_byte_fails_verify_naming_the_file(root):
     assert out.returncode == 1
     assert f"{target}: content changed" in out.stderr
     assert out.stderr.count("\n") == 2  # the header line and exactly one problem
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            if ppid == pid:
+                found += [int(entry), *_descendants(int(entry))]
+    return found
+
+
+def test_a_killed_worker_fails_the_build_cleanly(root):
+    import threading
+
+    from dataset_registry import BuildError
+
+    killed = []
+
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            if [p for p in glob.glob(str(root / "registry/.staging/*/.parts/*.csv"))
+                    if os.path.getsize(p) > 0]:
+                # the pool's workers are the grandchildren (children of the forkserver)
+                workers = [g for c in _descendants(os.getpid()) for g in _descendants(c)]
+                if workers:
+                    os.kill(workers[0], signal.SIGKILL)
+                    killed.append(workers[0])
+            time.sleep(0.01)
+
+    threading.Thread(target=kill_a_worker, daemon=True).start()
+    reg = Registry.open(str(root))
+    with pytest.raises(BuildError, match="a worker process died"):
+        reg.resolve("big", jobs=2)
+    assert killed
+    assert list(reg.store.committed()) == [] and reg.store.leftovers() == []
+    assert Registry.open(str(root)).resolve("big", jobs=2).marker["files"] == 20000

@@ -103,7 +103,7 @@ class LocalExecutor(Executor):
             for fut in done:
                 exc = fut.exception()
                 if isinstance(exc, BrokenProcessPool):
-                    self._pool = None
+                    self.close()
                     raise BuildError(
                         "a worker process died (killed, out of memory, or it could not "
                         "start: a script that calls resolve() with jobs > 1 must do so "
