@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataset_registry.synth import SynthSpec, _Image, _rendered, wnids
 
 
-def pool(distinct: int, width: int, height: int, jobs: int) -> list[bytes]:
+def pool(distinct: int, width: int, height: int, jobs: int, quality: int = 90) -> list[bytes]:
     """`distinct` photo-like RGB JPEGs of about width x height, class-dependent content."""
-    spec = SynthSpec(width=width, height=height)
+    spec = SynthSpec(width=width, height=height, quality=quality)
     images = [_Image(f"p{i}", i % 1000, i, "val") for i in range(distinct)]
     return [data for _, data in _rendered(images, spec, jobs)]
 

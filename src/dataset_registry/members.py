@@ -70,6 +70,10 @@ class StrColumn(Sequence[str]):
         return b"".join(self._blob[int(a) + self._prefix:int(b)]
                         for a, b in zip(self._starts[:-1], self._starts[1:], strict=True))
 
+    def tolist(self) -> list[str]:
+        """All strings at once (one decode and split, not a Python call per item)."""
+        return self.lines().decode().split("\n")[:-1] if len(self) else []
+
     def take(self, indices: Sequence[int]) -> StrColumn:
         """A compact copy of the strings at `indices`."""
         parts = [self._blob[int(self._starts[i]) + self._prefix:int(self._starts[i + 1])]

@@ -52,13 +52,16 @@ class Output:
         return open(self.target(path), "wb")
 
     def added(self, path: str, *, label: int | None = None, member: str | None = None,
-              source: str | None = None) -> None:
-        """Record a file written through `open`, hashing it from disk."""
+              source: str | None = None, size: int | None = None,
+              xxh3: str | None = None) -> None:
+        """Record a file written through `open`: hashed from disk unless the writer
+        hashed it on the way (`size` and `xxh3`)."""
         from .keys import hash_file
 
-        full = os.path.join(self.root, path)
-        self._writer.writerow((path, os.path.getsize(full), hash_file(full), label, source,
-                               member, None, None))
+        if xxh3 is None or size is None:
+            full = os.path.join(self.root, path)
+            size, xxh3 = os.path.getsize(full), hash_file(full)
+        self._writer.writerow((path, size, xxh3, label, source, member, None, None))
 
     def record(self, path: str, *, offset: int, size: int, xxh3: str, label: int | None,
                member: str | None, source: str | None, record: int) -> None:

@@ -123,3 +123,18 @@ def test_fast_scan_equals_the_aligned_rule_on_random_payloads():
                  for _ in range(rng.randrange(12))]
         payload = b"".join(parts)
         assert encode_record(payload) == reference(payload)
+
+
+def test_image_record_pieces_equal_the_whole_record_encoding():
+    import random
+
+    from dataset_registry.formats.recordio import image_record
+
+    magic = struct.pack("<I", MAGIC)
+    rng = random.Random(9)
+    cases = [b"", b"\xff\xd8abc", magic, b"abcd" + magic + b"xy", b"abc" + magic + b"\0"]
+    cases += [bytes(rng.randrange(256) for _ in range(rng.randrange(40))) for _ in range(50)]
+    for image in cases:
+        for header in (IRHeader(0, 3.0, 17, 0), IRHeader(0, 0.0, MAGIC, 0)):
+            pieces = image_record(header, image)
+            assert b"".join(pieces) == encode_record(pack_image(header, image))

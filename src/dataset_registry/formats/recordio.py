@@ -21,6 +21,7 @@ MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
 MAX_LENGTH = (1 << 29) - 1
 _IRHEADER = struct.Struct("<IfQQ")
+_HEAD_WORDS = struct.Struct("<6I")  # the IRHeader as the aligned words dmlc scans
 
 
 class RecordIOError(ValueError):
@@ -76,6 +77,17 @@ def encode_record(payload: bytes) -> bytes:
     out += payload[start:]
     out += b"\0" * (-size % 4)
     return bytes(out)
+
+
+def image_record(header: IRHeader, image: bytes) -> list[bytes]:
+    """`encode_record(pack_image(header, image))` as pieces to write in order, without
+    copying the image when no aligned magic forces a split (nearly always)."""
+    head = _IRHEADER.pack(*_fields(header))
+    size = len(head) + len(image)
+    words = np.frombuffer(image, dtype="<u4", count=len(image) // 4)
+    if size > MAX_LENGTH or MAGIC in _HEAD_WORDS.unpack(head) or (words == MAGIC).any():
+        return [encode_record(head + image)]
+    return [struct.pack("<II", MAGIC, size) + head, image, b"\0" * (-size % 4)]
 
 
 def iter_records(f: BinaryIO) -> Iterator[tuple[int, bytes]]:

@@ -2,15 +2,21 @@
 
 The reference writer stamps the current time into every header; ours writes
 fixed headers (mtime 0, uid/gid 0, no user names, mode 0444) in sample order,
-so the same samples give the same bytes.
+so the same samples give the same bytes. Headers are the bytes `tarfile`
+writes in GNU format (checked in the tests), made from one template: `tarfile`
+itself costs ~40 us an entry, more than copying a 100 KiB image.
 """
 
 from __future__ import annotations
 
-import io
 import tarfile
 from collections.abc import Mapping
 from typing import BinaryIO
+
+import xxhash
+
+BLOCK = tarfile.BLOCKSIZE
+_NAME, _SIZE, _CHKSUM = slice(0, 100), slice(124, 136), slice(148, 156)
 
 
 class ShardError(ValueError):
@@ -25,12 +31,41 @@ def _info(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
+def tarfile_header(name: str, size: int) -> bytes:
+    """The header `tarfile` writes for an entry (with GNU long-name blocks if needed)."""
+    return _info(name, size).tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+
+
+_TEMPLATE = tarfile_header("x", 0)
+
+
+def entry_header(name: str, size: int) -> bytes:
+    """`tarfile_header(name, size)`, fast for names that fit the 100-byte field."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) >= 100 or size >= 8 ** 11:
+        return tarfile_header(name, size)
+    buf = bytearray(_TEMPLATE)
+    buf[_NAME] = encoded.ljust(100, b"\0")
+    buf[_SIZE] = b"%011o\0" % size
+    buf[_CHKSUM] = b" " * 8
+    buf[_CHKSUM] = b"%06o\0 " % sum(buf)
+    return bytes(buf)
+
+
 class ShardWriter:
-    """Writes samples into one tar stream; `close()` ends it (two zero blocks)."""
+    """Writes samples into one tar stream, hashing what it writes; `close()` ends it
+    as `tarfile` does (two zero blocks, padded to a whole 10240-byte record)."""
 
     def __init__(self, f: BinaryIO) -> None:
-        self._tar = tarfile.open(fileobj=f, mode="w", format=tarfile.GNU_FORMAT)  # noqa: SIM115
+        self._f = f
+        self.offset = 0
         self.count = 0
+        self._digest = xxhash.xxh3_128()
+
+    def _emit(self, data: bytes) -> None:
+        self._f.write(data)
+        self._digest.update(data)
+        self.offset += len(data)
 
     def write(self, key: str, entries: Mapping[str, bytes]) -> int:
         """Append one sample; return the byte offset where its first header starts."""
@@ -38,16 +73,22 @@ class ShardWriter:
         # would be cut, and two samples with one key would merge.
         if not key or "." in key.rsplit("/", 1)[-1]:
             raise ShardError(f"sample key {key!r} must be non-empty and hold no '.'")
-        start = self._tar.offset
+        start = self.offset
         for ext, data in entries.items():
             if not ext or ext.startswith("."):
                 raise ShardError(f"sample {key}: bad extension {ext!r}")
-            self._tar.addfile(_info(f"{key}.{ext}", len(data)), io.BytesIO(data))
+            self._emit(entry_header(f"{key}.{ext}", len(data)))
+            self._emit(data)
+            if len(data) % BLOCK:
+                self._emit(b"\0" * (BLOCK - len(data) % BLOCK))
         self.count += 1
         return start
 
-    def close(self) -> None:
-        self._tar.close()
+    def close(self) -> tuple[int, str]:
+        """End the archive; return its size and xxh3-128."""
+        end = self.offset + 2 * BLOCK
+        self._emit(b"\0" * (end + -end % tarfile.RECORDSIZE - self.offset))
+        return self.offset, self._digest.hexdigest()
 
 
 def cls_bytes(label: int) -> bytes:
@@ -55,12 +96,13 @@ def cls_bytes(label: int) -> bytes:
     return str(int(label)).encode("ascii")
 
 
-def sample_bytes(key: str, sizes: list[int]) -> int:
-    """Bytes a sample takes in a shard: a 512-byte header per entry (plus GNU long-name
-    blocks past 100 characters) and data padded to 512."""
+def sample_bytes(key: str, sizes: Mapping[str, int]) -> int:
+    """Bytes a sample (extension -> entry size) takes in a shard: a header per entry
+    (plus GNU long-name blocks for a name past 100 bytes) and data padded to 512."""
     total = 0
-    for size in sizes:
-        total += 512 + -(-size // 512) * 512
-        if len(key) + 5 > 100:
-            total += 512 + -(-(len(key) + 6) // 512) * 512
+    for ext, size in sizes.items():
+        total += BLOCK + -(-size // BLOCK) * BLOCK
+        name = len(f"{key}.{ext}".encode("utf-8", "surrogateescape"))
+        if name > 100:
+            total += BLOCK + -(-(name + 1) // BLOCK) * BLOCK
     return total

@@ -1,5 +1,4 @@
-"""Our TFRecord and WebDataset writers, read back by the independent `tfrecord` and
-`webdataset` packages."""
+"""Our TFRecord writer, read back by the independent `tfrecord` package."""
 
 import io
 
@@ -12,7 +11,6 @@ from dataset_registry.formats.tfrecord import (
     iter_frames,
     masked_crc,
 )
-from dataset_registry.formats.wds import ShardError, ShardWriter, cls_bytes
 
 
 def test_crc32c_and_mask_match_the_published_values():
@@ -58,27 +56,3 @@ def test_a_flipped_byte_fails_the_crc():
     data[14] ^= 1
     with pytest.raises(TFRecordError, match="data CRC mismatch"):
         list(iter_frames(io.BytesIO(bytes(data))))
-
-
-def test_webdataset_reads_our_shards_and_bytes_are_reproducible(tmp_path):
-    import webdataset as wds
-
-    def write(path):
-        with open(path, "wb") as f:
-            w = ShardWriter(f)
-            for i in range(6):
-                w.write(f"n01440764_{i}", {"jpg": b"JPEG" + bytes([i]), "cls": cls_bytes(i % 3)})
-            w.close()
-
-    write(tmp_path / "a.tar")
-    write(tmp_path / "b.tar")
-    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
-    samples = list(wds.WebDataset(str(tmp_path / "a.tar"), shardshuffle=False))
-    assert [s["__key__"] for s in samples] == [f"n01440764_{i}" for i in range(6)]
-    assert [int(s["cls"]) for s in samples] == [0, 1, 2, 0, 1, 2]
-    assert samples[3]["jpg"] == b"JPEG\x03"
-
-
-def test_keys_with_dots_are_refused(tmp_path):
-    with open(tmp_path / "x.tar", "wb") as f, pytest.raises(ShardError, match="hold no"):
-        ShardWriter(f).write("n01440764_1.JPEG", {"jpg": b""})

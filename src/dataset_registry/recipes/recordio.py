@@ -1,0 +1,226 @@
+"""`recordio`: MXNet's `im2rec.py --list --recursive`, then `--pass-through`.
+
+The list walks class folders in sorted order (labels `sorted0`), is shuffled
+with `random.seed(100)`, and is written as `<split>.lst` with MXNet 1.x `%f`
+labels; records follow the list: IRHeader(0, label, index, 0) + the original
+JPEG bytes, in `<split>.rec`, with `<split>.idx`.
+
+Each record's size is known at plan time from its member's size, unless its
+payload holds the RecordIO magic at an aligned position (then dmlc splits it
+and it grows by 4 bytes a split) or it is re-encoded (`resize`). So tasks
+write their records straight into `<split>.rec` at planned offsets; a task
+whose bytes came out longer writes a chunk instead, and `finish` then lays the
+file out again once, in order. Either way the bytes are im2rec's.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from ..errors import BadImageError, BadInputError
+from ..formats.recordio import IRHeader, RecordIOError, idx_line, image_record, lst_line
+from ..members import MemberSet, read_member
+from ..output import Output
+from .base import Inputs, Recipe
+from .shards import CHUNK, SHARD_INPUTS, ShardParams, classified
+
+_IRHEADER_BYTES = 24
+
+
+class RecordIOParams(ShardParams):
+    shuffle: bool = True
+    resize: int = Field(default=0, ge=0)  # shorter side; 0 keeps the original bytes
+    quality: int = Field(default=95, ge=1, le=100)
+
+
+@dataclass(frozen=True)
+class RecordTask:
+    index: int
+    split: str
+    members: MemberSet
+    labels: np.ndarray  # sorted0
+    ids: np.ndarray  # im2rec's first .lst column (index before the shuffle)
+    start: int | None  # planned offset in <split>.rec; None when sizes cannot be known
+    planned: int  # planned bytes
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+
+def unsplit_size(image_bytes: np.ndarray) -> np.ndarray:
+    """Bytes a pass-through record takes when dmlc does not split it."""
+    payload = image_bytes + _IRHEADER_BYTES
+    return 8 + payload + (-payload % 4)
+
+
+class RecordIO(Recipe):
+    """im2rec-identical `.lst`, `.rec` and `.idx`, read from the raw tars in place."""
+
+    name = "recordio"
+    version = 1
+    Params = RecordIOParams
+    inputs = SHARD_INPUTS
+
+    @classmethod
+    def plan(cls, params: RecordIOParams, inputs: Inputs) -> list[RecordTask]:
+        c = classified(inputs, params.split, params.require_all_classes)
+        ids = np.arange(len(c.positions), dtype=np.int64)  # im2rec's (index, path, label)
+        if params.shuffle:
+            order = list(range(len(ids)))
+            random.seed(100)  # exactly what im2rec.py does before random.shuffle
+            random.shuffle(order)
+            ids = ids[np.array(order, dtype=np.int64)]
+        positions, labels = c.positions[ids], c.labels[ids]
+        sizes = unsplit_size(c.members.sizes[positions]) if len(ids) else np.zeros(0, np.int64)
+        tasks, start = [], 0
+        for t, s in enumerate(range(0, len(ids), CHUNK)):
+            planned = int(sizes[s:s + CHUNK].sum())
+            tasks.append(RecordTask(t, params.split, c.members.take(positions[s:s + CHUNK]),
+                                    labels[s:s + CHUNK].copy(), ids[s:s + CHUNK].copy(),
+                                    None if params.resize else start, planned))
+            start += planned
+        return tasks
+
+    @classmethod
+    def run(cls, params: RecordIOParams, task: RecordTask, out: Output) -> dict[str, Any]:
+        import xxhash
+
+        pieces: list[bytes] = []
+        meta, lst = [], []
+        offset = 0
+        for i, ref in enumerate(task.members):
+            image = read_member(ref)
+            if params.resize:
+                image = _resize_jpeg(image, params.resize, params.quality, ref.origin)
+            label, key = int(task.labels[i]), int(task.ids[i])
+            try:
+                record = image_record(IRHeader(0, float(label), key, 0), image)
+            except RecordIOError as exc:
+                raise BadInputError(f"{ref.origin} (source {ref.source[:12]}): {exc}") from None
+            digest = xxhash.xxh3_128()
+            for piece in record:
+                digest.update(piece)
+            length = sum(len(piece) for piece in record)
+            pieces += record
+            meta.append(f"{offset}\t{length}\t{key}\t{label}\t{ref.origin}\t{ref.source}\t"
+                        f"{digest.hexdigest()}\n")
+            lst.append(lst_line(key, (float(label),), ref.name))
+            offset += length
+        in_place = task.start is not None and offset == task.planned
+        if in_place:
+            fd = os.open(out.target(f"{task.split}.rec"), os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                _pwrite_all(fd, pieces, task.start)
+            finally:
+                os.close(fd)
+        else:
+            with out.open(f".chunks/{task.index:06d}.rec") as f:
+                f.writelines(pieces)
+        with out.open(f".chunks/{task.index:06d}.tsv") as f:
+            f.write("".join(meta).encode())
+        with out.open(f".chunks/{task.index:06d}.lst") as f:
+            f.write("".join(lst).encode())
+        return {"size": offset, "in_place": in_place, "start": task.start}
+
+    @classmethod
+    def finish(cls, params: RecordIOParams, inputs: Inputs, results: list[dict[str, Any]],
+               out: Output) -> None:
+        split = params.split
+        rec_path, idx = f"{split}.rec", []
+        chunks = os.path.join(out.root, ".chunks")
+        rec = out.target(rec_path)
+        if all(r["in_place"] for r in results):
+            with open(rec, "ab") as f:  # no task may have written its last bytes yet
+                f.truncate(sum(r["size"] for r in results))
+        else:
+            _lay_out_again(rec, chunks, results)
+        base = 0
+        with out.open(f"{split}.lst") as lst:
+            for t, result in enumerate(results):
+                chunk = os.path.join(chunks, f"{t:06d}")
+                with open(chunk + ".lst", "rb") as src:
+                    lst.write(src.read())
+                with open(chunk + ".tsv", encoding="utf-8") as meta:
+                    for line in meta:
+                        offset, length, key, label, origin, source, digest = \
+                            line.rstrip("\n").split("\t")
+                        idx.append(idx_line(int(key), base + int(offset)))
+                        out.record(rec_path, offset=base + int(offset), size=int(length),
+                                   xxh3=digest, label=int(label), member=origin, source=source,
+                                   record=len(idx) - 1)
+                base += result["size"]
+        out.added(f"{split}.lst")
+        out.added(rec_path)
+        out.write(f"{split}.idx", "".join(idx).encode())
+
+
+def _pwrite_all(fd: int, pieces: list[bytes], offset: int) -> None:
+    """Write `pieces` back to back at `offset`, straight from their buffers."""
+    batch = 512  # well under IOV_MAX
+    for i in range(0, len(pieces), batch):
+        group = pieces[i:i + batch]
+        want = sum(len(p) for p in group)
+        done = os.pwritev(fd, group, offset)
+        if done < want:  # a short write: finish this group the plain way
+            rest = b"".join(group)[done:]
+            while rest:
+                n = os.pwrite(fd, rest, offset + done)
+                rest, done = rest[n:], done + n
+        offset += want
+
+
+def _lay_out_again(rec: str, chunks: str, results: list[dict[str, Any]]) -> None:
+    """Some task's records came out longer than planned: write the file once more, in
+    task order, from the in-place regions and the chunks."""
+    tmp = os.path.join(chunks, "laid-out.rec")
+    with open(tmp, "wb") as dst, open(rec, "a+b") as placed:
+        for t, result in enumerate(results):
+            if result["in_place"]:
+                copy_range(placed, result["start"], dst, result["size"])
+            else:
+                with open(os.path.join(chunks, f"{t:06d}.rec"), "rb") as src:
+                    copy_range(src, 0, dst, result["size"])
+    os.replace(tmp, rec)
+
+
+def copy_range(src: Any, offset: int, dst: Any, size: int) -> None:
+    """Append `size` bytes of src from `offset` to dst, in the kernel where it can."""
+    dst.flush()
+    copied = 0
+    try:
+        while copied < size:
+            n = os.copy_file_range(src.fileno(), dst.fileno(), size - copied, offset + copied)
+            if n == 0:
+                break
+            copied += n
+    except (AttributeError, OSError):
+        pass
+    dst.seek(0, os.SEEK_END)
+    while copied < size:
+        chunk = os.pread(src.fileno(), min(1 << 22, size - copied), offset + copied)
+        if not chunk:
+            raise OSError(f"{src.name}: ended {size - copied} bytes early")
+        dst.write(chunk)
+        copied += len(chunk)
+
+
+def _resize_jpeg(data: bytes, shorter: int, quality: int, name: str) -> bytes:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im = im.convert("RGB")
+            scale = shorter / min(im.size)
+            size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+            buf = io.BytesIO()
+            im.resize(size, Image.Resampling.BILINEAR).save(buf, "JPEG", quality=quality)
+            return buf.getvalue()
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise BadImageError(f"{name}: corrupt or truncated image: {exc}") from None

@@ -1,0 +1,107 @@
+"""recordio from the raw tars: im2rec's list, records and labels, checked."""
+
+import random
+from pathlib import Path
+
+from dataset_registry.formats.recordio import iter_records, unpack_image
+from dataset_registry.members import read_member
+from dataset_registry.sources import member_sets
+
+from .shardkit import WNIDS, registry
+
+
+def im2rec_list(names: list[str]) -> list[tuple[int, str, int]]:
+    """What im2rec.py --list --recursive writes for class folders holding `names`."""
+    folders = sorted({n.split("/")[0] for n in names})
+    items = [(i, n, folders.index(n.split("/")[0])) for i, n in enumerate(sorted(names))]
+    random.seed(100)
+    random.shuffle(items)
+    return items
+
+
+def test_recordio_is_im2rec_identical_and_pass_through(tmp_path, synth_small):
+    reg = registry(tmp_path, synth_small, "recordio", "require_all_classes: false")
+    ds = reg.resolve("out", jobs=2)
+    train = member_sets(reg.resolver.source_info("train"))["train"]
+    names = [n for n in train.names if n.lower().endswith((".jpeg", ".jpg", ".png"))]
+    present = sorted({n.split("/")[0] for n in names})
+    expected = im2rec_list(names)
+    lst = (Path(ds.path) / "train.lst").read_text().splitlines()
+    # labels: sorted0 over the 1000 WNIDs (im2rec's own folder numbering would differ only
+    # if a class were missing, which is why the default refuses such a source)
+    assert lst == [f"{i}\t{WNIDS.index(present[lab]):f}\t{n}" for i, n, lab in expected]
+    with open(Path(ds.path) / "train.rec", "rb") as f:
+        records = list(iter_records(f))
+    idx = (Path(ds.path) / "train.idx").read_text().splitlines()
+    assert len(records) == len(expected) == len(idx) and ds.marker["files"] == 3
+    for (offset, payload), (i, name, _), line in zip(records, expected, idx, strict=True):
+        header, _, image = unpack_image(payload)
+        assert header.id == i and header.flag == 0 and header.id2 == 0
+        assert header.label == WNIDS.index(name.split("/")[0])
+        assert image == read_member(train.get(name))  # the original bytes
+        assert line == f"{i}\t{offset}"
+    rows = reg.sql("SELECT byte_offset, label, member FROM files WHERE key = ? AND "
+                   "path = 'train.rec' AND record IS NOT NULL ORDER BY record", [ds.key]).rows
+    assert [r[0] for r in rows] == [off for off, _ in records]
+    assert [r[2] for r in rows] == [f"{n.split('/')[0]}.tar/{n.split('/')[1]}"
+                                    for _, n, _ in expected]
+
+
+def test_recordio_one_and_two_workers_same_bytes(tmp_path, synth_small):
+    digests = {registry(tmp_path / str(j), synth_small, "recordio",
+                        "require_all_classes: false").resolve("out", jobs=j).digest
+               for j in (1, 2)}
+    assert len(digests) == 1
+
+
+
+
+def test_a_record_holding_the_magic_is_split_and_the_file_laid_out_again(tmp_path):
+    """Records are written in place at planned offsets; one that dmlc splits (the magic at
+    an aligned position) comes out 4 bytes longer, and every later record moves."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    from dataset_registry.formats.recordio import MAGIC, IRHeader, encode_record, pack_image
+
+    from ..conftest import make_train_tar
+
+    def jpeg(i: int) -> bytes:
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8), (i % 256, i // 256, 7)).save(buf, "JPEG")
+        return buf.getvalue()
+
+    classes = {w: {f"{w}_{i}.JPEG": jpeg(c * 200 + i) for i in range(150)}
+               for c, w in enumerate(WNIDS[:4])}
+    hidden = classes[WNIDS[2]][f"{WNIDS[2]}_7.JPEG"]
+    hidden += b"\0" * (-len(hidden) % 4) + struct.pack("<I", MAGIC) + b"after the magic"
+    classes[WNIDS[2]][f"{WNIDS[2]}_7.JPEG"] = hidden  # bytes after EOI: still a JPEG
+    tar = make_train_tar(tmp_path / "train.tar", classes)
+    digests = set()
+    for jobs in (1, 2):
+        reg = registry(tmp_path / str(jobs), {"imagenet-train": str(tar)}, "recordio",
+                       "require_all_classes: false")
+        ds = reg.resolve("out", jobs=jobs)
+        digests.add(ds.digest)
+    names = sorted(f"{w}/{n}" for w, images in classes.items() for n in images)
+    expected = b"".join(
+        encode_record(pack_image(IRHeader(0, float(label), i, 0),
+                                 classes[name.split("/")[0]][name.split("/")[1]]))
+        for i, name, label in im2rec_list(names))
+    rec = (Path(ds.path) / "train.rec").read_bytes()
+    assert rec == expected and len(rec) > 600 * 8
+    flags = []
+    with open(Path(ds.path) / "train.rec", "rb") as f:
+        records = list(iter_records(f))
+        f.seek(0)
+        while head := f.read(8):
+            _, lrec = struct.unpack("<II", head)
+            flags.append(lrec >> 29)
+            f.seek((lrec & ((1 << 29) - 1)) + (-(lrec & ((1 << 29) - 1)) % 4), 1)
+    assert flags.count(1) == 1 and flags.count(3) == 1  # one record in two parts
+    assert any(unpack_image(p)[2] == hidden for _, p in records)
+    idx = [int(line.split("\t")[1]) for line in
+           (Path(ds.path) / "train.idx").read_text().splitlines()]
+    assert idx == [offset for offset, _ in records] and len(digests) == 1

@@ -1,0 +1,39 @@
+"""tfrecord shards in imagenet_to_gcs.py's layout, read back with the tfrecord package."""
+
+import io
+from pathlib import Path
+
+from PIL import Image
+
+from .shardkit import WNIDS, registry
+
+
+def test_tfrecord_layout_labels_and_hazards(tmp_path):
+    from tfrecord.reader import tfrecord_loader
+
+    from dataset_registry.formats.tfrecord import iter_frames
+    from dataset_registry.synth import CMYK_TRAIN, PNG_IMPOSTOR, SynthSpec, synthesize
+
+    hazard_classes = sorted({n.split("_")[0] for n in [PNG_IMPOSTOR, *CMYK_TRAIN[:2]]})
+    made = synthesize(str(tmp_path / "s"), SynthSpec(val_images=10, train_per_class=4,
+                                                     width=32, height=24, kaggle=False,
+                                                     wnids=tuple(hazard_classes)))
+    reg = registry(tmp_path, made, "tfrecord", "require_all_classes: false, shards: 4")
+    ds = reg.resolve("out", jobs=2)
+    shards = sorted(Path(ds.path).glob("train-*"))
+    assert [s.name for s in shards] == [f"train-{k:05d}-of-00004" for k in range(4)]
+    total = 0
+    for shard in shards:
+        with open(shard, "rb") as f:
+            total += len(list(iter_frames(f)))  # every length and data CRC checks
+        for rec in tfrecord_loader(str(shard), None, description={
+                "image/encoded": "byte", "image/class/label": "int",
+                "image/class/synset": "byte", "image/filename": "byte", "image/width": "int"}):
+            synset = bytes(rec["image/class/synset"]).decode()
+            filename = bytes(rec["image/filename"]).decode()
+            assert int(rec["image/class/label"][0]) == WNIDS.index(synset) + 1  # sorted1
+            assert filename.startswith(synset + "_")
+            im = Image.open(io.BytesIO(bytes(rec["image/encoded"])))
+            assert im.format == "JPEG" and im.mode in ("RGB", "L")
+            assert im.width == int(rec["image/width"][0])
+    assert total == 3 * 4 + 3  # 4 per class, plus the PNG impostor and two CMYK images
