@@ -10,8 +10,9 @@ from dataset_registry import errors
 def test_all_is_pinned():
     assert dataset_registry.__all__ == [
         "BadImageError", "BadInputError", "BuildError", "CatalogBusyError", "ManifestError",
-        "QueryRefusedError", "QueryResult", "Registry", "RegistryError", "Resolved",
-        "SourceError", "UnsafeMemberError", "VerifyError", "__version__",
+        "QueryRefusedError", "QueryResult", "Registry", "RegistryError", "RenderedJob",
+        "Resolved", "SourceError", "SubmitError", "TemplateError", "UnsafeMemberError",
+        "VerifyError", "__version__",
     ]
     for name in dataset_registry.__all__:
         assert getattr(dataset_registry, name) is not None

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Registry": "api", "QueryResult": "api", "Resolved": "resolver",
+    "Registry": "api", "QueryResult": "api", "Resolved": "resolver", "RenderedJob": "jobs",
     **{name: "errors" for name in (
         "RegistryError", "BadInputError", "ManifestError", "SourceError", "UnsafeMemberError",
-        "BadImageError", "QueryRefusedError", "BuildError", "CatalogBusyError", "VerifyError")},
+        "BadImageError", "QueryRefusedError", "TemplateError", "BuildError", "SubmitError",
+        "CatalogBusyError", "VerifyError")},
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -36,9 +37,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         QueryRefusedError,
         RegistryError,
         SourceError,
+        SubmitError,
+        TemplateError,
         UnsafeMemberError,
         VerifyError,
     )
+    from .jobs import RenderedJob  # noqa: F401
     from .resolver import Resolved  # noqa: F401
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog
 from .errors import BadInputError, CatalogBusyError, SourceError, VerifyError
@@ -14,6 +15,9 @@ from .manifest import DatasetNode, FileNode, Manifests, SourceNode, load_manifes
 from .paths import locations
 from .resolver import ProgressFactory, Resolved, Resolver
 from .store import Store, open_store
+
+if TYPE_CHECKING:
+    from .jobs import RenderedJob
 
 
 @dataclass
@@ -186,6 +190,51 @@ class Registry:
         with contextlib.suppress(CatalogBusyError):  # an index only: the check succeeded
             self.catalog.record_sources([info])
         return info
+
+    # -- training jobs ---------------------------------------------------------------------
+
+    def render_job(self, name: str, flavor: str | None = None, *,
+                   cluster_store: str | None = None, check: bool = False) -> RenderedJob:
+        """The job spec of training manifest `name` (a `runs` row with action 'render');
+        `check` validates it against the Kubernetes / Kubeflow models first."""
+        from . import jobs
+
+        rendered = jobs.render(self.resolver, self.manifests.job(name), flavor,
+                               cluster_store=cluster_store)
+        if check:
+            from .errors import TemplateError
+            from .jobcheck import check_spec
+
+            problems = check_spec(rendered.spec)
+            if problems:
+                raise TemplateError(f"{rendered.template}: the rendered {rendered.flavor} spec "
+                                    "does not validate:\n" + "\n".join(problems))
+        self._record_run(rendered, "render", {})
+        return rendered
+
+    def submit_job(self, name: str, flavor: str | None = None, *,
+                   cluster_store: str | None = None, kubectl: str | None = None
+                   ) -> tuple[RenderedJob, str]:
+        """Render and `kubectl apply` the job spec (a `runs` row with action 'submit')."""
+        from . import jobs
+
+        rendered = jobs.render(self.resolver, self.manifests.job(name), flavor,
+                               cluster_store=cluster_store)
+        output = jobs.submit(rendered, kubectl)
+        self._record_run(rendered, "submit", {"kubectl": output.strip()})
+        return rendered, output
+
+    def _record_run(self, rendered: RenderedJob, action: str, extra: dict[str, Any]) -> None:
+        detail = {"template": rendered.template,
+                  "inputs": {i.role: {"dataset": i.name, "location": i.location,
+                                      "built_here": i.built_here} for i in rendered.inputs},
+                  **extra}
+        try:
+            self.catalog.record_run(rendered.run_id, rendered.job, rendered.flavor, action,
+                                    rendered.xxh3, detail,
+                                    [(i.role, i.key) for i in rendered.inputs])
+        except CatalogBusyError as exc:
+            print(f"warning: run {rendered.run_id} not recorded: {exc}", file=sys.stderr)
 
     # -- catalog ---------------------------------------------------------------------------
 

@@ -167,6 +167,14 @@ class Catalog:
                             [src["fingerprint"], src["name"], src["layout"], src["files"],
                              src["bytes"], src["synthetic"]])
 
+    def record_run(self, run_id: str, job: str, flavor: str, action: str, spec_xxh3: str,
+                   detail: dict[str, Any], inputs: list[tuple[str, str]]) -> None:
+        with self.write() as con:
+            con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, now(), ?, ?)",
+                        [run_id, job, flavor, action, spec_xxh3, json.dumps(detail)])
+            con.executemany("INSERT INTO run_inputs VALUES (?, ?, ?)",
+                            [[run_id, role, key] for role, key in inputs])
+
     def forget_artifact(self, key: str) -> None:
         with self.write() as con:
             for table in ("files", "skipped", "artifacts"):

@@ -68,6 +68,20 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("predictions")
     c.add_argument("--dataset", required=True, help="a built downscale dataset with a val split")
     c.add_argument("--format", choices=["auto", "labels", "devkit"], default="auto")
+    c = sub.add_parser("job", help="GPU job specs of training manifests: list, render, submit")
+    jsub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    jsub.add_parser("list", help="training jobs, their datasets and flavors")
+    for action, text in (("render", "print the job spec (YAML) with dataset locations and keys"),
+                         ("submit", "render, then pipe to `kubectl apply -f -`")):
+        s = jsub.add_parser(action, help=text)
+        s.add_argument("name")
+        s.add_argument("--flavor", help="which template (default: the job's first)")
+        s.add_argument("--cluster-store",
+                       help="the store as the cluster sees it (default: the job's volume.store)")
+        if action == "render":
+            s.add_argument("--output", "-o", help="write to this file instead of stdout")
+            s.add_argument("--check", action="store_true",
+                           help="validate against the Kubernetes/Kubeflow models ([k8s] extra)")
     c = sub.add_parser("gc", help="remove crashed builds and unreferenced artifacts")
     c.add_argument("--dry-run", action="store_true")
     c = sub.add_parser("catalog", help="catalog maintenance")
@@ -281,6 +295,34 @@ def _cmd_eval(reg: Any, args: argparse.Namespace) -> int:
     print("# guesses vs cls-only error")
     for guesses, error in enumerate(errors, 1):
         print(f"{guesses:10d} {error:10.4f}")
+    return 0
+
+
+def _cmd_job(reg: Any, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        rows = [(j.name, ", ".join(f"{r}={d}" for r, d in j.spec.datasets.items()),
+                 ", ".join(j.templates), j.where) for j in reg.manifests.jobs.values()]
+        _table(["job", "datasets", "flavors", "defined"], sorted(rows))
+        return 0
+    if args.action == "render":
+        rendered = reg.render_job(args.name, args.flavor, cluster_store=args.cluster_store,
+                                  check=args.check)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(rendered.text)
+        else:
+            sys.stdout.write(rendered.text)
+    else:
+        rendered, output = reg.submit_job(args.name, args.flavor,
+                                          cluster_store=args.cluster_store)
+        sys.stdout.write(output)
+    for i in rendered.inputs:
+        if not i.built_here:
+            print(f"note: {i.name} ({i.role}) is not built in this registry; the job expects it "
+                  f"at {i.location} (the `build` flavor builds it on the cluster)",
+                  file=sys.stderr)
+    print(f"run {rendered.run_id} recorded ({args.action}, flavor {rendered.flavor})",
+          file=sys.stderr)
     return 0
 
 

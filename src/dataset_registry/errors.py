@@ -8,8 +8,10 @@
     │   ├── SourceError            a source is unset, missing, of the wrong layout or count
     │   │   └── UnsafeMemberError  a tar member with an absolute path, '..' or a link
     │   ├── BadImageError          a corrupt, truncated or oversized image
-    │   └── QueryRefusedError      `registry sql` was asked to write or reach outside
+    │   ├── QueryRefusedError      `registry sql` was asked to write or reach outside
+    │   └── TemplateError          a job spec template is malformed or misses placeholders
     ├── BuildError                 a recipe failed for another reason
+    ├── SubmitError                `registry job submit` found no kubectl, or kubectl failed
     ├── CatalogBusyError           the catalog stayed locked past the retry budget
     └── VerifyError                an artifact's files no longer match their records
 
@@ -57,6 +59,14 @@ class BadImageError(BadInputError):
 
 class QueryRefusedError(BadInputError):
     """A catalog query that tried to write, or to read files or the network."""
+
+
+class TemplateError(BadInputError):
+    """A job spec template that is not YAML, uses unknown placeholders or misses needed ones."""
+
+
+class SubmitError(RegistryError):
+    """A job spec could not be handed to the cluster (no kubectl, or kubectl failed)."""
 
 
 class BuildError(RegistryError):

@@ -1,9 +1,11 @@
 """Manifests: the YAML models, variant and matrix expansion, and graph checks.
 
 A manifest file holds `sources` (raw data the user points at), `files`
-(shipped inputs such as label lists) and `datasets` (derivations). Loading
-every `*.yaml` under a folder yields a `Manifests` graph of named nodes, or a
-ManifestError naming the file, the line and the field.
+(shipped inputs such as label lists), `datasets` (derivations) and `jobs`
+(training jobs that read datasets, with job spec templates). Loading every
+`*.yaml` under a folder yields a `Manifests` graph of named nodes, or a
+ManifestError naming the file, the line and the field. Job spec templates end
+in `.tmpl`, so the loader never reads them as manifests.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ Layout = Literal["imagenet-val", "imagenet-train", "kaggle-cls-loc"]
 Scalar = str | int | float | bool
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+_K8S_NAME = r"^[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?$"  # fits a Kubernetes object name
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -69,10 +72,40 @@ class DatasetSpec(_Model):
     description: str = ""
 
 
+class VolumeSpec(_Model):
+    claim: str = Field(pattern=_K8S_NAME)  # the PersistentVolumeClaim holding data and store
+    mount: str = Field(default="/pvc", pattern=r"^/")
+    store: str  # the registry store as the cluster sees it: a path under `mount`, or s3://
+
+
+class TargetSpec(_Model):
+    metric: str
+    value: float
+
+
+class JobSpec(_Model):
+    name: str = Field(pattern=_K8S_NAME)
+    description: str = ""
+    datasets: dict[str, str] = Field(min_length=1)  # role -> dataset name
+    templates: dict[str, str] = Field(min_length=1)  # flavor -> template (*.tmpl), relative
+    image: str
+    workers: int = Field(default=1, gt=0)
+    gpus_per_worker: int = Field(default=1, ge=0)
+    cpu: int = Field(default=8, gt=0)
+    memory: str = Field(default="32Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    volume: VolumeSpec
+    sources: dict[str, str] = {}  # source name -> its location on the volume (build step)
+    registry_image: str | None = None  # an image with dataset-registry and these manifests
+    target: TargetSpec | None = None
+    values: dict[str, Scalar] = {}  # free values for the templates: ${values.NAME}
+    tags: list[str] = []
+
+
 class ManifestDoc(_Model):
     sources: list[SourceSpec] = []
     files: list[FileSpec] = []
     datasets: list[DatasetSpec] = []
+    jobs: list[JobSpec] = []
 
 
 @dataclass
@@ -110,9 +143,25 @@ class DatasetNode(Node):
 
 
 @dataclass
+class JobNode(Node):
+    spec: JobSpec | None = None
+    templates: dict[str, str] = field(default_factory=dict)  # flavor -> absolute path
+    kind: str = "job"
+
+
+@dataclass
 class Manifests:
     root: str
     nodes: dict[str, Node]
+    jobs: dict[str, JobNode] = field(default_factory=dict)
+
+    def job(self, name: str) -> JobNode:
+        try:
+            return self.jobs[name]
+        except KeyError:
+            known = ", ".join(sorted(self.jobs)) or "none"
+            raise ManifestError(f"no training job named {name!r} in {self.root} "
+                                f"(known: {known})") from None
 
     def get(self, name: str) -> Node:
         try:
@@ -135,16 +184,18 @@ def load_manifests(root: str) -> Manifests:
     if not os.path.isdir(root):
         raise ManifestError(f"{root}: no manifests folder")
     nodes: dict[str, Node] = {}
+    jobs: dict[str, JobNode] = {}
     for path in _manifest_files(root):
         rel = os.path.relpath(path, os.path.dirname(os.path.abspath(root)))
         with open(path, encoding="utf-8") as f:
             text = f.read()
         for node in _load_file(text, rel, os.path.dirname(path), nodes):
-            if node.name in nodes:
+            table: dict[str, Any] = jobs if isinstance(node, JobNode) else nodes
+            if node.name in table:
                 raise ManifestError(f"{node.where}: duplicate name {node.name!r} "
-                                    f"(first defined at {nodes[node.name].where})")
-            nodes[node.name] = node
-    manifests = Manifests(root=root, nodes=nodes)
+                                    f"(first defined at {table[node.name].where})")
+            table[node.name] = node
+    manifests = Manifests(root=root, nodes=nodes, jobs=jobs)
     _check_graph(manifests)
     return manifests
 
@@ -183,6 +234,21 @@ def _load_file(text: str, rel: str, base_dir: str, known: dict[str, Node]) -> li
     shipped: dict[str, FileNode] = {}
     for i, d in enumerate(doc.datasets):
         out += _expand(d, ("datasets", i), lines, base_dir, shipped)
+    for i, j in enumerate(doc.jobs):
+        templates = {}
+        for flavor, tmpl in j.templates.items():
+            at = ("jobs", i, "templates", flavor)
+            path = os.path.normpath(os.path.join(base_dir, tmpl))
+            if not tmpl.endswith(".tmpl"):
+                raise ManifestError(f"{lines.where(at)}: {dotted(at)}: {tmpl!r}: a job spec "
+                                    "template's name must end in .tmpl")
+            if not os.path.isfile(path):
+                raise ManifestError(f"{lines.where(at)}: {dotted(at)}: template {tmpl!r} does "
+                                    f"not exist (looked for {path})")
+            templates[flavor] = path
+        out.append(JobNode(name=j.name, file=rel, line=lines.line(("jobs", i)) or 0,
+                           description=j.description, tags=tuple(j.tags), spec=j,
+                           templates=templates))
     return out + list(shipped.values())
 
 
@@ -291,6 +357,13 @@ def _check_graph(manifests: Manifests) -> None:
                 raise ManifestError(f"{where}: {target!r} is a {got.kind}, but recipe "
                                     f"{node.recipe!r} needs {kind} here")
     _check_cycles(manifests)
+    for job in manifests.jobs.values():
+        assert job.spec is not None
+        for role, target in job.spec.datasets.items():
+            if not isinstance(nodes.get(target), DatasetNode):
+                what = f"is a {nodes[target].kind}" if target in nodes else "is not defined"
+                raise ManifestError(f"{job.where}: job {job.name}: datasets.{role}: {target!r} "
+                                    f"{what}; a training job reads datasets")
 
 
 def _check_cycles(manifests: Manifests) -> None:

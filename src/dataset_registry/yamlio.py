@@ -27,6 +27,7 @@ class LineMap:
     def __init__(self, file: str) -> None:
         self.file = file
         self._lines: dict[Path, int] = {}
+        self.quoted: set[Path] = set()  # scalars written in quotes ('...' or "...")
 
     def set(self, path: Path, line: int) -> None:
         self._lines[path] = line
@@ -92,6 +93,8 @@ def _to_python(loader: Any, node: yaml.Node, path: Path, lines: LineMap) -> Any:
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(loader, item, (*path, i), lines) for i, item in enumerate(node.value)]
+    if node.style in ("'", '"'):
+        lines.quoted.add(path)
     return loader.construct_object(node, deep=True)
 
 
