@@ -1,6 +1,7 @@
-"""Training shards from a train tar of class tars: throughput against a plain copy.
+"""Training shards from a train tar of class tars: throughput against a plain copy; memory.
 
     python benchmarks/bench_shards.py [--classes 40] [--per-class 250] [--jobs 1] [--quality 98]
+    python benchmarks/bench_shards.py --sections memory [--memory-sizes 100000,400000]
 
 Side by side in one run, on the same members of one tar (read in place):
 copy      a plain sequential copy of the members' bytes into one file (read, write)
@@ -8,13 +9,20 @@ recordio  the whole `resolve` of the pass-through recordio recipe
 wds       the whole `resolve` of the webdataset recipe
 tfrecord  the whole `resolve` of the tfrecord recipe (pass-through, PNG/CMYK re-encoded)
 Prints MB/s, images/s, and recordio/copy and wds/copy ratios (target >= 0.7).
+
+memory: peak RSS of the coordinator resolving the recordio and webdataset
+recipes over train tars of two sizes (small 64x48 images, so the tars stay
+small), each in a fresh process; workers hold one task (256 records, or one
+shard) at a time, whatever the size.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import cpu_count, mean_kib, pool, write_train_tar
+from dataset_registry import Registry
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = REPO / "src" / "dataset_registry" / "data" / "imagenet"
@@ -36,9 +45,14 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="workers for the recipes")
     ap.add_argument("--quality", type=int, default=98,
                     help="JPEG quality of the pool (98: ~96 KiB, near ImageNet's ~110 KiB mean)")
+    ap.add_argument("--sections", default="speed", help="speed,memory")
+    ap.add_argument("--memory-sizes", default="20000,100000")
     args = ap.parse_args()
+    if "memory" in args.sections.split(","):
+        memory([int(n) for n in args.memory_sizes.split(",")], args.jobs)
+    if "speed" not in args.sections.split(","):
+        return 0
 
-    from dataset_registry import Registry
     from dataset_registry.sources import member_sets
 
     work = Path(tempfile.mkdtemp(prefix="bench-shards-"))
@@ -109,6 +123,55 @@ datasets:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+MEASURE = """
+import json, resource, sys
+from dataset_registry import Registry
+if __name__ == "__main__":
+    ds = Registry.open(sys.argv[1]).resolve(sys.argv[2], jobs=int(sys.argv[3]))
+    print(json.dumps({"rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      "files": ds.marker["files"], "seconds": ds.marker["built"]["seconds"]}))
+"""
+
+
+def memory(sizes: list[int], jobs: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-shards-mem-"))
+    try:
+        small = pool(200, 64, 48, cpu_count())
+        (work / "measure.py").write_text(MEASURE)
+        rows = []
+        for n in sizes:
+            root = work / f"r{n}"
+            (root / "manifests").mkdir(parents=True)
+            (root / "manifests" / "m.yaml").write_text(f"""
+sources:
+  - {{name: train, layout: imagenet-train}}
+files:
+  - {{name: labels, path: {LABELS}}}
+datasets:
+  - {{name: recordio, recipe: recordio, inputs: {{images: train, labels: labels}}}}
+  - {{name: wds, recipe: webdataset, inputs: {{images: train, labels: labels}}}}
+""")
+            tar = write_train_tar(str(work / f"train-{n}.tar"), small, 1000, n // 1000)
+            Registry.open(str(root)).set_source("train", tar)
+            for recipe in ("recordio", "wds"):
+                out = subprocess.run([sys.executable, str(work / "measure.py"), str(root), recipe,
+                                      str(jobs)], capture_output=True, text=True, check=True)
+                rows.append((n, recipe, json.loads(out.stdout.strip().splitlines()[-1])))
+            shutil.rmtree(root / "registry")
+            os.remove(tar)
+        print(f"## memory: train tars of 1000 class tars, 64x48 images, {jobs} worker(s)")
+        print(f"{'images':>9s} {'recipe':>9s} {'coordinator peak RSS MiB':>25s} {'build s':>8s}")
+        for n, recipe, r in rows:
+            print(f"{n:9d} {recipe:>9s} {r['rss_kib'] / 1024:25.1f} {r['seconds']:8.1f}")
+        for recipe in ("recordio", "wds"):
+            (n0, _, a), (n1, _, b) = [r for r in rows if r[1] == recipe][::len(sizes) - 1][:2]
+            per = (b["rss_kib"] - a["rss_kib"]) * 1024 / (n1 - n0)
+            print(f"{recipe}: coordinator growth {per:.0f} bytes per record; at 1,281,167 "
+                  f"records: {(a['rss_kib'] * 1024 + per * (1281167 - n0)) / 2**30:.2f} GiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

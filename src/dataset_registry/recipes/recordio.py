@@ -133,7 +133,7 @@ class RecordIO(Recipe):
     def finish(cls, params: RecordIOParams, inputs: Inputs, results: list[dict[str, Any]],
                out: Output) -> None:
         split = params.split
-        rec_path, idx = f"{split}.rec", []
+        rec_path = f"{split}.rec"
         chunks = os.path.join(out.root, ".chunks")
         rec = out.target(rec_path)
         if all(r["in_place"] for r in results):
@@ -141,8 +141,8 @@ class RecordIO(Recipe):
                 f.truncate(sum(r["size"] for r in results))
         else:
             _lay_out_again(rec, chunks, results)
-        base = 0
-        with out.open(f"{split}.lst") as lst:
+        base, record = 0, 0
+        with out.open(f"{split}.lst") as lst, out.open(f"{split}.idx") as idx:
             for t, result in enumerate(results):
                 chunk = os.path.join(chunks, f"{t:06d}")
                 with open(chunk + ".lst", "rb") as src:
@@ -151,14 +151,14 @@ class RecordIO(Recipe):
                     for line in meta:
                         offset, length, key, label, origin, source, digest = \
                             line.rstrip("\n").split("\t")
-                        idx.append(idx_line(int(key), base + int(offset)))
+                        idx.write(idx_line(int(key), base + int(offset)).encode())
                         out.record(rec_path, offset=base + int(offset), size=int(length),
                                    xxh3=digest, label=int(label), member=origin, source=source,
-                                   record=len(idx) - 1)
+                                   record=record)
+                        record += 1
                 base += result["size"]
-        out.added(f"{split}.lst")
-        out.added(rec_path)
-        out.write(f"{split}.idx", "".join(idx).encode())
+        for path in (f"{split}.lst", rec_path, f"{split}.idx"):
+            out.added(path)
 
 
 def _pwrite_all(fd: int, pieces: list[bytes], offset: int) -> None:

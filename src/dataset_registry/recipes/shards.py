@@ -48,34 +48,44 @@ class Classified:
     positions: np.ndarray  # into members, in class-folder order
     labels: np.ndarray  # sorted0, int16
     wnids: list[str]  # the 1000 WNIDs, label order
-    names: list[str]  # every member's name (index by position)
+
+
+_NOT_AN_IMAGE, _UNKNOWN = -1, -2
 
 
 def classified(inputs: Inputs, split: str, require_all: bool) -> Classified:
     members = pick_split(inputs.images["images"], split, "images")
-    names = members.names.tolist()
-    order = synsets(inputs.files["labels"])
+    order = synsets(inputs.files["labels"])  # sorted WNIDs: label order is WNID order
     label_of = {w: i for i, w in enumerate(order)}
-    if split == "train":
-        wnid_of = [n.split("/", 1)[0] for n in names]
-    else:
-        wnid_of = val_wnids(names, inputs.files["labels"], members.where)
-    unknown = sorted({w for w in wnid_of if w not in label_of})
-    if unknown:
-        raise BadInputError(f"{members.where}: class folder {unknown[0]!r} is not an ILSVRC2012 "
-                            "WNID; im2rec would give it a label of its own")
-    keep = [i for i, n in enumerate(names) if os.path.splitext(n)[1].lower() in IM2REC_EXTS]
-    keep.sort(key=lambda i: (wnid_of[i], names[i]))
-    present = {wnid_of[i] for i in keep}
-    missing = [w for w in order if w not in present]
+    codes = np.empty(len(members), dtype=np.int16)
+    step = 65536  # names decoded a slice at a time: 1.28M at once would cost ~100 MB
+    for start in range(0, len(members), step):
+        names = members.names.slice(start, min(start + step, len(members))).tolist()
+        if split == "train":
+            wnid_of = [n.partition("/")[0] for n in names]
+        else:
+            wnid_of = val_wnids(names, inputs.files["labels"], members.where)
+        codes[start:start + len(names)] = [
+            label_of.get(w, _UNKNOWN) if os.path.splitext(n)[1].lower() in IM2REC_EXTS
+            else _NOT_AN_IMAGE for n, w in zip(names, wnid_of, strict=True)]
+    unknown = np.flatnonzero(codes == _UNKNOWN)
+    if len(unknown):
+        name = members.names[int(unknown[0])]
+        raise BadInputError(f"{members.where}: class folder {name.partition('/')[0]!r} is not "
+                            "an ILSVRC2012 WNID; im2rec would give it a label of its own")
+    positions = np.flatnonzero(codes >= 0)
+    # names are sorted, so (WNID, name) order is (label, position) order
+    positions = positions[np.argsort(codes[positions], kind="stable")]
+    labels = codes[positions]
+    present = np.zeros(len(order), dtype=bool)
+    present[labels] = True
+    missing = [order[i] for i in np.flatnonzero(~present)]
     if missing and require_all:
         raise BadInputError(
             f"{members.where}: {len(missing)} of the 1000 classes are missing or empty (first: "
             f"{', '.join(missing[:5])}); im2rec would silently shift every later label. Use the "
             "complete source, or set require_all_classes: false to keep sorted0 labels")
-    positions = np.array(keep, dtype=np.int64)
-    labels = np.array([label_of[wnid_of[i]] for i in keep], dtype=np.int16)
-    return Classified(members, positions, labels, order, names)
+    return Classified(members, positions.astype(np.int64), labels, order)
 
 
 @dataclass(frozen=True)

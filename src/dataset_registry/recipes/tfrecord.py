@@ -58,7 +58,7 @@ class TFRecord(Recipe):
             random.seed(0)  # as imagenet_to_gcs.py's make_shuffle_idx
             random.shuffle(order)
         else:  # sorted by file name, as the reference's sorted glob
-            base = [os.path.basename(c.names[p]) for p in c.positions.tolist()]
+            base = [os.path.basename(c.members.names[p]) for p in c.positions.tolist()]
             order = sorted(range(len(base)), key=base.__getitem__)
         idx = np.array(order, dtype=np.int64)
         positions, labels = c.positions[idx], c.labels[idx]

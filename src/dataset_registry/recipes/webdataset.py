@@ -62,7 +62,7 @@ class WebDataset(Recipe):
 
         start, size = 0, 2 * tarfile.BLOCKSIZE  # a tar ends with two zero blocks
         for i, position in enumerate(c.positions.tolist()):
-            need = sample_bytes(sample_key(c.names[position]),
+            need = sample_bytes(sample_key(c.members.names[position]),
                                 {"cls": len(str(int(c.labels[i]))), "jpg": sizes[i]})
             if i - start >= params.shard_count or (
                     params.shard_bytes is not None and i > start and
