@@ -37,6 +37,25 @@ REPO = Path(__file__).resolve().parents[1]
 LABELS = REPO / "src" / "dataset_registry" / "data" / "imagenet"
 
 
+def write_manifest(root: Path, *, require_all_classes: bool) -> None:
+    """Source `train`, the shipped labels, and datasets recordio, wds and tfrecord."""
+    (root / "manifests").mkdir(parents=True)
+    params = f"require_all_classes: {str(require_all_classes).lower()}"
+    (root / "manifests" / "b.yaml").write_text(f"""
+sources:
+  - {{name: train, layout: imagenet-train}}
+files:
+  - {{name: labels, path: {LABELS}}}
+datasets:
+  - {{name: recordio, recipe: recordio, inputs: {{images: train, labels: labels}},
+     params: {{{params}}}}}
+  - {{name: wds, recipe: webdataset, inputs: {{images: train, labels: labels}},
+     params: {{{params}}}}}
+  - {{name: tfrecord, recipe: tfrecord, inputs: {{images: train, labels: labels}},
+     params: {{{params}, shards: 64}}}}
+""")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--classes", type=int, default=40)
@@ -59,20 +78,7 @@ def main() -> int:
     try:
         images = pool(args.distinct, 500, 375, cpu_count(), quality=args.quality)
         tar = write_train_tar(str(work / "train.tar"), images, args.classes, args.per_class)
-        (work / "manifests").mkdir()
-        (work / "manifests" / "b.yaml").write_text(f"""
-sources:
-  - {{name: train, layout: imagenet-train}}
-files:
-  - {{name: labels, path: {LABELS}}}
-datasets:
-  - {{name: recordio, recipe: recordio, inputs: {{images: train, labels: labels}},
-     params: {{require_all_classes: false}}}}
-  - {{name: wds, recipe: webdataset, inputs: {{images: train, labels: labels}},
-     params: {{require_all_classes: false}}}}
-  - {{name: tfrecord, recipe: tfrecord, inputs: {{images: train, labels: labels}},
-     params: {{require_all_classes: false, shards: 64}}}}
-""")
+        write_manifest(work, require_all_classes=False)  # 40 of the 1000 classes
         reg = Registry.open(str(work))
         reg.set_source("train", tar)
         refs = member_sets(reg.resolver.source_info("train"))["train"]
@@ -143,16 +149,7 @@ def memory(sizes: list[int], jobs: int) -> None:
         rows = []
         for n in sizes:
             root = work / f"r{n}"
-            (root / "manifests").mkdir(parents=True)
-            (root / "manifests" / "m.yaml").write_text(f"""
-sources:
-  - {{name: train, layout: imagenet-train}}
-files:
-  - {{name: labels, path: {LABELS}}}
-datasets:
-  - {{name: recordio, recipe: recordio, inputs: {{images: train, labels: labels}}}}
-  - {{name: wds, recipe: webdataset, inputs: {{images: train, labels: labels}}}}
-""")
+            write_manifest(root, require_all_classes=True)  # all 1000 classes
             tar = write_train_tar(str(work / f"train-{n}.tar"), small, 1000, n // 1000)
             Registry.open(str(root)).set_source("train", tar)
             for recipe in ("recordio", "wds"):

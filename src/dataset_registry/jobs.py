@@ -21,6 +21,7 @@ location as annotations; every render and submit is a row in the catalog's
 from __future__ import annotations
 
 import posixpath
+import shlex
 import shutil
 import string
 import subprocess
@@ -34,6 +35,7 @@ import yaml
 from .errors import ManifestError, SubmitError, TemplateError
 from .manifest import JobNode, SourceNode
 from .resolver import Resolver
+from .store import artifact_path
 from .yamlio import LineMap, dotted, load_yaml
 
 BUILD = "build"
@@ -80,8 +82,8 @@ class RenderedJob:
 def cluster_location(store_root: str, key: str) -> str:
     """Where the store layout puts artifact `key` under a store root seen by the cluster."""
     if "://" in store_root:
-        return f"{store_root.rstrip('/')}/{key[:2]}/{key}"
-    return posixpath.join(store_root, key[:2], key)
+        return f"{store_root.rstrip('/')}/{artifact_path(key)}"
+    return posixpath.join(store_root, artifact_path(key))
 
 
 def render(resolver: Resolver, job: JobNode, flavor: str | None = None, *,
@@ -214,18 +216,12 @@ def build_script(resolver: Resolver, job: JobNode, inputs: list[JobInput]) -> st
                             f"build step needs the location of source {missing[0]!r} on the "
                             "volume")
     lines = ["set -eu"]
-    lines += [f"registry source set {s} {_quote(spec.sources[s])}" for s in sources]
+    lines += [f"registry source set {s} {shlex.quote(spec.sources[s])}" for s in sources]
     lines.append("registry resolve " + " ".join(names))
     for i in inputs:  # other sources or manifests would give other keys: fail loudly
-        lines.append(f'test "$(registry path {i.name})" = {_quote(i.location)} || '
+        lines.append(f'test "$(registry path {i.name})" = {shlex.quote(i.location)} || '
                      f'{{ echo "{i.name}: key differs from the rendered {i.key}" >&2; exit 1; }}')
     return "\n".join(lines) + "\n"
-
-
-def _quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
 
 
 def submit(rendered: RenderedJob, kubectl: str | None = None) -> str:

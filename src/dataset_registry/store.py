@@ -31,6 +31,11 @@ SKIPPED = "_skipped.parquet"
 RESERVED = (MARKER, FILES, SKIPPED, ".parts")
 
 
+def artifact_path(key: str) -> str:
+    """Where artifact `key` lies under a store's root ('/'-separated): `<key[:2]>/<key>`."""
+    return f"{key[:2]}/{key}"
+
+
 @dataclass
 class Staging:
     key: str
@@ -92,7 +97,7 @@ class LocalStore(Store):
         self.url = self.root
 
     def _dir(self, key: str) -> str:
-        return os.path.join(self.root, key[:2], key)
+        return os.path.join(self.root, *artifact_path(key).split("/"))
 
     def marker(self, key: str) -> dict[str, Any] | None:
         try:

@@ -263,13 +263,7 @@ def _write_rows_in_place(out: Output, task: Task, shape: Downscale,
     import xxhash
 
     path = f"{task.split}/images.npy"
-    full = out.target(path)
-    fd = os.open(full, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        os.pwrite(fd, b"".join(row for _, _, row in rows),
-                  HEADER + task.start * shape.row_bytes)
-    finally:
-        os.close(fd)
+    out.write_at(path, [row for _, _, row in rows], HEADER + task.start * shape.row_bytes)
     for i, (ref, label, row) in enumerate(rows):
         record = task.start + i
         out.record(path, offset=HEADER + record * shape.row_bytes, size=shape.row_bytes,

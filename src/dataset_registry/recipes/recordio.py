@@ -78,7 +78,7 @@ class RecordIO(Recipe):
             random.shuffle(order)
             ids = ids[np.array(order, dtype=np.int64)]
         positions, labels = c.positions[ids], c.labels[ids]
-        sizes = unsplit_size(c.members.sizes[positions]) if len(ids) else np.zeros(0, np.int64)
+        sizes = unsplit_size(c.members.sizes[positions])
         tasks, start = [], 0
         for t, s in enumerate(range(0, len(ids), CHUNK)):
             planned = int(sizes[s:s + CHUNK].sum())
@@ -115,11 +115,7 @@ class RecordIO(Recipe):
             offset += length
         in_place = task.start is not None and offset == task.planned
         if in_place:
-            fd = os.open(out.target(f"{task.split}.rec"), os.O_WRONLY | os.O_CREAT, 0o644)
-            try:
-                _pwrite_all(fd, pieces, task.start)
-            finally:
-                os.close(fd)
+            out.write_at(f"{task.split}.rec", pieces, task.start)
         else:
             with out.open(f".chunks/{task.index:06d}.rec") as f:
                 f.writelines(pieces)
@@ -159,21 +155,6 @@ class RecordIO(Recipe):
                 base += result["size"]
         for path in (f"{split}.lst", rec_path, f"{split}.idx"):
             out.added(path)
-
-
-def _pwrite_all(fd: int, pieces: list[bytes], offset: int) -> None:
-    """Write `pieces` back to back at `offset`, straight from their buffers."""
-    batch = 512  # well under IOV_MAX
-    for i in range(0, len(pieces), batch):
-        group = pieces[i:i + batch]
-        want = sum(len(p) for p in group)
-        done = os.pwritev(fd, group, offset)
-        if done < want:  # a short write: finish this group the plain way
-            rest = b"".join(group)[done:]
-            while rest:
-                n = os.pwrite(fd, rest, offset + done)
-                rest, done = rest[n:], done + n
-        offset += want
 
 
 def _lay_out_again(rec: str, chunks: str, results: list[dict[str, Any]]) -> None:
