@@ -2,7 +2,7 @@
 # The GPU smoke run on one machine: synthesize a class-dependent ImageNet-shaped set,
 # resolve the smoke job's WebDataset variants, render its Kubernetes Job, and run that
 # Job's container command here (the image's /opt/dataset-registry is this checkout).
-#     sh examples/run_smoke.sh [WORKDIR] [MINUTES]
+#     sh benchmarks/gpu_smoke.sh [WORKDIR] [MINUTES]
 set -eu
 W=${1:-/tmp/smoke}
 MINUTES=${2:-3}
