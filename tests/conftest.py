@@ -118,3 +118,40 @@ def make_train_tar(path: Path, classes: dict[str, dict[str, bytes]]) -> Path:
                 tf.addfile(info, io.BytesIO(data))
         members[f"{wnid}.tar"] = buf.getvalue()
     return make_tar(path, members)
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A moto S3 server on 127.0.0.1 for the whole session (tests take their own bucket)."""
+    from .s3kit import S3Endpoint
+
+    endpoint = S3Endpoint().start()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def reference_digests(synth_small, tmp_path_factory) -> dict[str, str]:
+    """Every recipe built inline (one worker, local store): what every executor and store
+    must reproduce."""
+    from .buildkit import build_all, every_recipe
+
+    root = tmp_path_factory.mktemp("reference")
+    reg = every_recipe(root, synth_small["imagenet-train"], synth_small["imagenet-val"])
+    return build_all(reg, jobs=1)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A real distributed.LocalCluster: 2 single-threaded worker processes."""
+    import distributed
+
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0")
+    yield cluster
+    cluster.close()
+
+
+def dask_address(cluster) -> str:
+    """The executor spec of a running cluster: dask://HOST:PORT."""
+    return "dask://" + cluster.scheduler_address.removeprefix("tcp://")

@@ -11,8 +11,8 @@ def test_all_is_pinned():
     assert dataset_registry.__all__ == [
         "BadImageError", "BadInputError", "BuildError", "CatalogBusyError", "ManifestError",
         "QueryRefusedError", "QueryResult", "Registry", "RegistryError", "RenderedJob",
-        "Resolved", "SourceError", "SubmitError", "TemplateError", "UnsafeMemberError",
-        "VerifyError", "__version__",
+        "Resolved", "SourceError", "StorageError", "SubmitError", "TemplateError",
+        "UnsafeMemberError", "VerifyError", "__version__",
     ]
     for name in dataset_registry.__all__:
         assert getattr(dataset_registry, name) is not None
@@ -28,6 +28,8 @@ def test_exception_tree_and_exit_codes():
     assert issubclass(errors.UnsafeMemberError, errors.SourceError)
     assert issubclass(errors.BadInputError, errors.RegistryError)
     assert errors.BadInputError("x").exit_code == 2
+    assert errors.StorageError("x").exit_code == 1 and \
+        not issubclass(errors.StorageError, errors.BadInputError)
     assert errors.BuildError("x").exit_code == 1
     assert errors.VerifyError("x").exit_code == 1
 

@@ -5,10 +5,10 @@ import tarfile
 
 import pytest
 
-from dataset_registry import sources
 from dataset_registry.errors import SourceError
 from dataset_registry.manifest import Expect, SourceNode
 from dataset_registry.members import read_member
+from dataset_registry.sourcefs import LocalPlace
 from dataset_registry.sources import check_expectations, check_source, member_sets
 
 from .conftest import make_tar
@@ -100,8 +100,8 @@ def test_unchanged_source_is_not_reread_and_a_change_is_seen(synth_small, tmp_pa
     tar = tmp_path / "val.tar"
     shutil.copy(synth_small["imagenet-val"], tar)
     calls = []
-    real = sources._index_tar
-    monkeypatch.setattr(sources, "_index_tar", lambda *a: calls.append(a) or real(*a))
+    real = LocalPlace.scan_tar
+    monkeypatch.setattr(LocalPlace, "scan_tar", lambda *a: calls.append(a) or real(*a))
     first = check_source(node(), str(tar), str(tmp_path / "c"))
     again = check_source(node(), str(tar), str(tmp_path / "c"))
     assert len(calls) == 1 and again.fingerprint == first.fingerprint

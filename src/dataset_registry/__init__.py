@@ -21,7 +21,7 @@ _EXPORTS = {
     **{name: "errors" for name in (
         "RegistryError", "BadInputError", "ManifestError", "SourceError", "UnsafeMemberError",
         "BadImageError", "QueryRefusedError", "TemplateError", "BuildError", "SubmitError",
-        "CatalogBusyError", "VerifyError")},
+        "CatalogBusyError", "VerifyError", "StorageError")},
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         QueryRefusedError,
         RegistryError,
         SourceError,
+        StorageError,
         SubmitError,
         TemplateError,
         UnsafeMemberError,

@@ -13,8 +13,9 @@ from .errors import BadInputError, CatalogBusyError, SourceError, VerifyError
 from .executors import Executor, open_executor
 from .manifest import DatasetNode, FileNode, Manifests, SourceNode, load_manifests
 from .paths import locations
+from .remote import Remote, env_options, is_remote
 from .resolver import ProgressFactory, Resolved, Resolver
-from .store import Store, open_store
+from .stores import Store, open_store
 
 if TYPE_CHECKING:
     from .jobs import RenderedJob
@@ -49,6 +50,7 @@ class Registry:
 
     def __init__(self, root: str = ".", *, manifests: str | None = None, store: str | None = None,
                  catalog: str | None = None, state: str | None = None,
+                 storage_options: dict[str, Any] | None = None,
                  progress: ProgressFactory | None = None) -> None:
         where = locations(root, manifests=manifests, store=store, catalog=catalog, state=state)
         self.root = where.root
@@ -57,6 +59,8 @@ class Registry:
         self.catalog = Catalog(where.catalog)
         self.state_dir = where.state
         self.progress = progress
+        # never stored anywhere but in memory (see remote.py)
+        self.remote = Remote(env_options() | dict(storage_options or {}))
         self._manifests: Manifests | None = None
         self._store: Store | None = None
         self._resolver: Resolver | None = None
@@ -74,14 +78,15 @@ class Registry:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.store_url)
+            self._store = open_store(self.store_url, self.remote,
+                                     os.path.join(self.state_dir, "remote-store"))
         return self._store
 
     @property
     def resolver(self) -> Resolver:
         if self._resolver is None:
             self._resolver = Resolver(self.manifests, self.store, self.catalog, self.state_dir,
-                                      progress=self.progress)
+                                      progress=self.progress, remote=self.remote)
         return self._resolver
 
     # -- datasets --------------------------------------------------------------------------
@@ -91,12 +96,13 @@ class Registry:
         """Build what is missing for `name` and return where it lives."""
         if not isinstance(self.manifests.get(name), DatasetNode):
             raise BadInputError(f"{name} is a {self.manifests.get(name).kind}, not a dataset")
-        if not isinstance(executor, Executor):
-            executor = open_executor(executor, jobs)
-        try:
+        if isinstance(executor, Executor):  # the caller's: it stays open for the next build
             return self.resolver.resolve(name, executor)
+        opened = open_executor(executor, jobs)
+        try:
+            return self.resolver.resolve(name, opened)
         finally:
-            executor.close()
+            opened.close()
 
     def key(self, name: str) -> str:
         return self.resolver.key(name)
@@ -137,7 +143,7 @@ class Registry:
         marker = self.store.marker(key)
         if marker is None:
             raise BadInputError(f"{name} is not built (key {key}); run: registry resolve {name}")
-        return Resolved(name, key, self.store.uri(key), self.store.local_path(key), marker)
+        return Resolved(name, key, self.store.uri(key), marker, self.store)
 
     def lineage(self, name: str, role: str = "") -> LineageNode:
         node = self.manifests.get(name)
@@ -168,7 +174,8 @@ class Registry:
         node = self.manifests.get(name)
         if not isinstance(node, SourceNode):
             raise BadInputError(f"{name} is a {node.kind}, not a source")
-        self.resolver.locations.set(name, os.path.abspath(location))
+        self.resolver.locations.set(name, location if is_remote(location)
+                                    else os.path.abspath(location))
         self.resolver._locs = None
         return self.check_source(name)
 
@@ -179,10 +186,10 @@ class Registry:
         if md5:
             node = self.manifests.get(name)
             assert isinstance(node, SourceNode)
-            if os.path.isdir(info.location):
+            if not info.container:
                 raise BadInputError(f"source {name}: --md5 checks an archive; {info.location} "
                                     "is a folder")
-            got = md5_of(info.location)
+            got = md5_of(info.location, self.remote)
             if node.expect.md5 and got != node.expect.md5 and not info.synthetic:
                 raise SourceError(f"source {name} ({info.location}): md5 {got}, expected "
                                   f"{node.expect.md5} ({node.where}: expect.md5)")
@@ -280,7 +287,7 @@ class Registry:
             marker = self.store.marker(key)
             if marker:
                 self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
-                                             self.store.local_path(key))
+                                             self.store.tables(key))
                 count += 1
         self.sync_catalog()
         return count
@@ -289,14 +296,12 @@ class Registry:
 
     def verify(self, names: list[str] | None = None) -> dict[str, list[str]]:
         """Re-hash artifacts against their records: {name or key: problems}."""
-        from .output import verify_artifact
-
         targets: list[tuple[str, str]] = []
         if names:
             targets = [(n, self.built(n).key) for n in names]
         else:
             targets = [(k, k) for k in self.store.committed()]
-        report = {label: verify_artifact(self.store.local_path(key)) for label, key in targets}
+        report = {label: self.store.verify(key) for label, key in targets}
         return report
 
     def gc(self, *, dry_run: bool = False) -> dict[str, list[str]]:

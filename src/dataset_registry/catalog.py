@@ -138,12 +138,13 @@ class Catalog:
             if edges:
                 con.executemany("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?, ?)", edges)
 
-    def record_artifact(self, marker: dict[str, Any], uri: str, store: str, local_dir: str) -> None:
-        from .store import FILES, SKIPPED
+    def record_artifact(self, marker: dict[str, Any], uri: str, store: str, tables: str) -> None:
+        """Index an artifact: its marker, and the file tables in the local folder `tables`."""
+        from .stores import FILES, SKIPPED
 
         key = marker["key"]
-        files = os.path.join(local_dir, FILES).replace("'", "''")
-        skipped = os.path.join(local_dir, SKIPPED).replace("'", "''")
+        files = os.path.join(tables, FILES).replace("'", "''")
+        skipped = os.path.join(tables, SKIPPED).replace("'", "''")
         with self.write() as con:
             con.execute("DELETE FROM files WHERE key = ?", [key])
             con.execute("DELETE FROM skipped WHERE key = ?", [key])

@@ -17,10 +17,8 @@ from .errors import BadInputError, RegistryError
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="registry", description=__doc__.splitlines()[0])
-    p.add_argument("--root", default=".", help="registry folder (default: .)")
-    p.add_argument("--manifests", help="manifests folder (default: ROOT/manifests)")
-    p.add_argument("--store", help="store location (default: ROOT/registry)")
-    p.add_argument("--catalog", help="catalog file (default: ROOT/catalog.duckdb)")
+    _where_options(p, {"root": ".", "manifests": None, "store": None, "catalog": None,
+                       "storage_option": None})
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("list", help="variants with their status")
@@ -31,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("names", nargs="*")
     c.add_argument("--tags", help="resolve every dataset with all these tags (CK style)")
     c.add_argument("--jobs", "-j", type=int, help="worker processes (default: all cores)")
-    c.add_argument("--executor", help="where tasks run: local (default)")
+    c.add_argument("--executor", help="where tasks run: local (default, a process pool), "
+                   "dask://HOST:PORT (a Dask scheduler), dask://local (a Dask LocalCluster)")
     c.add_argument("--dry-run", action="store_true", help="show what would be built")
     c = sub.add_parser("path", help="print the location of a built dataset")
     c.add_argument("name")
@@ -89,7 +88,35 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("demo", help="synthesize ImageNet, resolve calibration sets, query")
     c.add_argument("--val-images", type=int, default=50_000)
     c.add_argument("--jobs", "-j", type=int)
+    for command in _all_subparsers(sub):  # the same options after the command, too
+        _where_options(command, None)
     return p
+
+
+def _where_options(p: argparse.ArgumentParser, defaults: dict[str, Any] | None) -> None:
+    def default(name: str) -> Any:
+        return argparse.SUPPRESS if defaults is None else defaults[name]
+
+    p.add_argument("--root", default=default("root"), help="registry folder (default: .)")
+    p.add_argument("--manifests", default=default("manifests"),
+                   help="manifests folder (default: ROOT/manifests)")
+    p.add_argument("--store", default=default("store"),
+                   help="store: a folder (default: ROOT/registry) or s3://bucket/prefix")
+    p.add_argument("--catalog", default=default("catalog"),
+                   help="catalog file (default: ROOT/catalog.duckdb)")
+    p.add_argument("--storage-option", action="append", metavar="NAME=VALUE",
+                   default=default("storage_option"),
+                   help="an fsspec/s3fs option for s3:// stores and sources, e.g. "
+                   "endpoint_url=http://127.0.0.1:9000 (repeatable; credentials are best left "
+                   "to the AWS environment)")
+
+
+def _all_subparsers(sub: Any) -> list[argparse.ArgumentParser]:
+    found = []
+    for parser in sub.choices.values():
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        found += _all_subparsers(nested[0]) if nested else [parser]
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +142,7 @@ def _fast_path(args: argparse.Namespace) -> bool:
         return False
     from . import keycache
     from .paths import locations
-    from .store import MARKER, LocalStore
+    from .stores import MARKER, LocalStore
 
     where = locations(args.root, manifests=args.manifests, store=args.store, catalog=args.catalog)
     if "://" in where.store:
@@ -134,9 +161,12 @@ def _fast_path(args: argparse.Namespace) -> bool:
 
 def _registry(args: argparse.Namespace) -> Any:
     from .api import Registry
+    from .remote import parse_options
 
     return Registry.open(args.root, manifests=args.manifests, store=args.store,
-                         catalog=args.catalog, progress=_progress_factory())
+                         catalog=args.catalog,
+                         storage_options=parse_options(args.storage_option or []),
+                         progress=_progress_factory())
 
 
 def _dispatch(args: argparse.Namespace) -> int | None:
@@ -167,7 +197,7 @@ def _cmd_resolve(reg: Any, args: argparse.Namespace) -> int:
         return 0
     for name in names:
         resolved = reg.resolve(name, jobs=args.jobs, executor=args.executor)
-        print(resolved.path)
+        print(resolved.uri)  # the folder itself in a local store; `registry path` downloads
     reg.save_key_cache()
     return 0
 

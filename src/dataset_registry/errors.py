@@ -11,6 +11,7 @@
     │   ├── QueryRefusedError      `registry sql` was asked to write or reach outside
     │   └── TemplateError          a job spec template is malformed or misses placeholders
     ├── BuildError                 a recipe failed for another reason
+    ├── StorageError               object storage was unreachable or refused a request
     ├── SubmitError                `registry job submit` found no kubectl, or kubectl failed
     ├── CatalogBusyError           the catalog stayed locked past the retry budget
     └── VerifyError                an artifact's files no longer match their records
@@ -63,6 +64,10 @@ class QueryRefusedError(BadInputError):
 
 class TemplateError(BadInputError):
     """A job spec template that is not YAML, uses unknown placeholders or misses needed ones."""
+
+
+class StorageError(RegistryError):
+    """Object storage was unreachable or refused a request; the message holds no secret."""
 
 
 class SubmitError(RegistryError):

@@ -35,7 +35,7 @@ import yaml
 from .errors import ManifestError, SubmitError, TemplateError
 from .manifest import JobNode, SourceNode
 from .resolver import Resolver
-from .store import artifact_path
+from .stores import artifact_path
 from .yamlio import LineMap, dotted, load_yaml
 
 BUILD = "build"

@@ -53,6 +53,8 @@ def _global_checks(manifests_dir: str, state_dir: str) -> list[Any]:
 def _dep_check(kind: str, path: str) -> Any:
     from .statsig import stat_signature
 
+    if "://" in path:
+        return None  # checking a remote source costs a request: never a fast-path hit
     return stat_signature(path) if kind == "source" else _tree_stat(path)
 
 
@@ -80,6 +82,8 @@ def lookup(state_dir: str, manifests_dir: str, names: list[str]) -> dict[str, st
             return None
         deps = {tuple(d) for n in names for d in cached["deps"][n]}
         for kind, path in deps:
+            if "://" in path:
+                return None
             if not _same(_dep_check(kind, path), cached["stats"][f"{kind}:{path}"]):
                 return None
     except (OSError, ValueError, KeyError, TypeError):

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .errors import SourceError
+from .remote import Remote, is_remote, transport_errors
 
 
 @dataclass(frozen=True, slots=True)
 class MemberRef:
     name: str  # logical name in its split: "ILSVRC2012_val_00000001.JPEG", "n01440764/x.JPEG"
-    path: str  # the local file holding the bytes (a tar, or the image itself)
+    path: str  # the file holding the bytes (a tar, or the image itself): a path or URL
     offset: int  # where the bytes start in `path`
     size: int
     origin: str  # the member as the raw source names it, for provenance
@@ -192,11 +194,77 @@ def prefix_range(names: Sequence[str], prefix: str) -> tuple[int, int]:
     return start, stop
 
 
-_open_files: dict[str, int] = {}
+_thread = threading.local()  # open files per thread: a Dask worker may run tasks in threads
+_remote = Remote()
+
+
+def use_remote(remote: Remote) -> None:
+    """How this process reaches members on object storage (set in each task)."""
+    global _remote
+    _remote = remote
+
+
+def read_members(refs: Iterable[MemberRef]) -> Iterator[tuple[MemberRef, bytes]]:
+    """(ref, bytes) in order. Members on object storage come in batches of concurrent
+    range requests, neighbours in one tar merged into one request."""
+    batch: list[MemberRef] = []
+    size = 0
+    for ref in refs:
+        if not is_remote(ref.path):
+            yield from _fetch_remote(batch)
+            batch, size = [], 0
+            yield ref, read_member(ref)
+            continue
+        batch.append(ref)
+        size += ref.size
+        if len(batch) >= REMOTE_BATCH or size >= REMOTE_BATCH_BYTES:
+            yield from _fetch_remote(batch)
+            batch, size = [], 0
+    yield from _fetch_remote(batch)
+
+
+REMOTE_BATCH = 256  # members a round of requests
+REMOTE_BATCH_BYTES = 32 << 20
+_MERGE_GAP = 64 << 10  # neighbours closer than this are read in one request
+
+
+def _fetch_remote(refs: list[MemberRef]) -> Iterator[tuple[MemberRef, bytes]]:
+    if not refs:
+        return
+    spans: list[list[Any]] = []  # [path, start, end, [refs]]
+    for ref in sorted(refs, key=lambda r: (r.path, r.offset)):
+        last = spans[-1] if spans else None
+        if last and last[0] == ref.path and 0 <= ref.offset - last[2] <= _MERGE_GAP:
+            last[2] = max(last[2], ref.offset + ref.size)
+            last[3].append(ref)
+        else:
+            spans.append([ref.path, ref.offset, ref.offset + ref.size, [ref]])
+    fs = _remote.filesystem(refs[0].path)
+    try:
+        blobs = fs.cat_ranges([s[0] for s in spans], [s[1] for s in spans],
+                              [s[2] for s in spans], on_error="raise")
+    except FileNotFoundError as exc:
+        raise SourceError(_remote.redact(f"{exc}: not found; has the source changed?")) \
+            from None
+    except transport_errors() as exc:
+        raise _remote.error(f"reading {len(refs)} members from {refs[0].path}", exc) from None
+    got: dict[tuple[str, int], bytes] = {}
+    for (path, start, _, members), blob in zip(spans, blobs, strict=True):
+        for ref in members:
+            data = blob[ref.offset - start:ref.offset - start + ref.size]
+            if len(data) != ref.size:
+                raise SourceError(f"{path}: {ref.origin} is truncated ({len(data)} of "
+                                  f"{ref.size} bytes); has the source changed?")
+            got[(path, ref.offset)] = data
+    for ref in refs:
+        yield ref, got[(ref.path, ref.offset)]
 
 
 def read_member(ref: MemberRef) -> bytes:
-    """The member's bytes; file descriptors are kept open per process for speed."""
+    """The member's bytes; file descriptors are kept open per thread for speed."""
+    if is_remote(ref.path):
+        return next(_fetch_remote([ref]))[1]
+    _open_files = _thread.__dict__.setdefault("files", {})
     fd = _open_files.get(ref.path)
     if fd is None:
         if len(_open_files) >= 64:

@@ -3,6 +3,8 @@
 Each task appends its rows to its own CSV part (so a worker's memory stays
 flat and no rows travel back to the coordinator); `finalize` turns the parts
 into `_files.parquet`, sorted, and computes the artifact's content digest.
+Files only `finish` needs go under `scratch()`; neither they nor the parts
+are ever published.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import xxhash
 
 from .errors import BuildError
 from .keys import digest_rows
-from .store import FILES, RESERVED, SKIPPED
+from .stores.base import FILES, PARTS, RANGES, RESERVED, SCRATCH, SKIPPED
 
 COLUMNS = ("path", "size", "xxh3", "label", "source", "member", "byte_offset", "record")
 _TYPES = {"path": "VARCHAR", "size": "BIGINT", "xxh3": "VARCHAR", "label": "INTEGER",
@@ -28,9 +30,10 @@ _SKIP_TYPES = {"member": "VARCHAR", "source": "VARCHAR", "reason": "VARCHAR"}
 class Output:
     """What a recipe task writes through. Paths are relative, '/'-separated."""
 
-    def __init__(self, root: str, part: str) -> None:
+    def __init__(self, root: str, part: str, *, ranged: bool = False) -> None:
         self.root = root
-        parts = os.path.join(root, ".parts")
+        self.ranged = ranged  # keep in-place writes as ranges (the store assembles them)
+        parts = os.path.join(root, PARTS)
         os.makedirs(parts, exist_ok=True)
         rows_path = os.path.join(parts, f"{part}.files.csv")
         self._rows = open(rows_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
@@ -51,6 +54,11 @@ class Output:
         """Write `pieces` back to back at `offset` of `path` (created if need be), straight
         from their buffers: for in-place writers whose tasks each fill a planned range.
         The file is recorded by whoever knows it is complete (`added`)."""
+        if self.ranged:
+            self.target(path)  # validates the path
+            with open(self._under(RANGES, f"{path}/{offset:020d}"), "wb") as f:
+                f.writelines(pieces)
+            return
         fd = os.open(self.target(path), os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             batch = 512  # buffers a call, well under IOV_MAX
@@ -66,6 +74,18 @@ class Output:
                 offset += want
         finally:
             os.close(fd)
+
+    def scratch(self, name: str) -> str:
+        """A local path for a file only this build's `finish` reads (its folder created)."""
+        return self._under(SCRATCH, name)
+
+    def _under(self, folder: str, name: str) -> str:
+        full = os.path.join(self.root, folder, *name.split("/"))
+        parent = os.path.dirname(full)
+        if parent not in self._dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._dirs.add(parent)
+        return full
 
     def open(self, path: str) -> Any:
         """A binary file to stream into; call `added` when it is complete."""
@@ -116,11 +136,11 @@ def finalize(root: str) -> dict[str, Any]:
     """Merge the parts into `_files.parquet` (+ `_skipped.parquet`); return digest and counts."""
     import duckdb
 
-    parts = sorted(glob.glob(os.path.join(root, ".parts", "*.files.csv")))
-    skip_parts = sorted(glob.glob(os.path.join(root, ".parts", "*.skipped.csv")))
+    parts = sorted(glob.glob(os.path.join(root, PARTS, "*.files.csv")))
+    skip_parts = sorted(glob.glob(os.path.join(root, PARTS, "*.skipped.csv")))
     # Bounded: a 1.28M-record table must not grow the coordinator; DuckDB spills past this.
     con = duckdb.connect(config={"memory_limit": "256MB",
-                                 "temp_directory": os.path.join(root, ".parts", "spill")})
+                                 "temp_directory": os.path.join(root, PARTS, "spill")})
     files_out = os.path.join(root, FILES).replace("'", "''")
     table = f"read_parquet('{files_out}')"
     try:
@@ -143,7 +163,8 @@ def finalize(root: str) -> dict[str, Any]:
             skipped = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
     finally:
         con.close()
-    shutil.rmtree(os.path.join(root, ".parts"))
+    shutil.rmtree(os.path.join(root, PARTS))
+    shutil.rmtree(os.path.join(root, SCRATCH), ignore_errors=True)
     return {"digest": digest, "files": n_files, "bytes": int(n_bytes), "skipped": skipped}
 
 
@@ -159,33 +180,41 @@ def _fetch(cur: Any) -> Any:
         yield from rows
 
 
-def verify_artifact(path: str) -> list[str]:
-    """Problems found re-hashing an artifact folder against its `_files.parquet`."""
+def verify_artifact(fs: Any, root: str, files_table: str) -> list[str]:
+    """Problems found re-hashing the artifact under `root` (in fsspec filesystem `fs`)
+    against its file table (a local `_files.parquet`)."""
     import duckdb
 
-    from .keys import hash_file
-
-    files_table = os.path.join(path, FILES).replace("'", "''")
+    table = files_table.replace("'", "''")
     con = duckdb.connect(config={"memory_limit": "256MB"})
     try:
-        rows = con.execute(f"SELECT path, size, xxh3 FROM '{files_table}' WHERE record IS NULL "
+        rows = con.execute(f"SELECT path, size, xxh3 FROM '{table}' WHERE record IS NULL "
                            "ORDER BY path").fetchall()
     finally:
         con.close()
+    fs.invalidate_cache(root)
+    present = {path[len(root):].lstrip("/"): info["size"]
+               for path, info in fs.find(root, detail=True).items()}
     problems = []
     listed = set()
     for rel, size, want in rows:
         listed.add(rel)
-        full = os.path.join(path, *rel.split("/"))
-        if not os.path.exists(full):
+        full = f"{root}/{rel}"
+        if rel not in present:
             problems.append(f"{full}: missing")
-        elif os.path.getsize(full) != size:
-            problems.append(f"{full}: size {os.path.getsize(full)}, recorded {size}")
-        elif hash_file(full) != want:
+        elif present[rel] != size:
+            problems.append(f"{full}: size {present[rel]}, recorded {size}")
+        elif _hash_stream(fs, full) != want:
             problems.append(f"{full}: content changed (xxh3 differs from the record)")
-    for dirpath, _, filenames in os.walk(path):
-        for name in filenames:
-            rel = os.path.relpath(os.path.join(dirpath, name), path).replace(os.sep, "/")
-            if rel not in listed and rel not in RESERVED:
-                problems.append(f"{os.path.join(dirpath, name)}: not part of the artifact")
+    for rel in sorted(present):
+        if rel not in listed and rel not in RESERVED:
+            problems.append(f"{root}/{rel}: not part of the artifact")
     return problems
+
+
+def _hash_stream(fs: Any, path: str) -> str:
+    hasher = xxhash.xxh3_128()
+    with fs.open(path, "rb", block_size=1 << 22) as f:
+        while chunk := f.read(1 << 22):
+            hasher.update(chunk)
+    return hasher.hexdigest()

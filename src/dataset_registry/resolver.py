@@ -23,6 +23,7 @@ from .keys import derivation_key, tree_key
 from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
 from .members import MemberRef, MemberSet
 from .recipes import RECIPES, Inputs
+from .remote import Remote
 from .sources import (
     LAYOUT_HELP,
     SourceInfo,
@@ -31,19 +32,27 @@ from .sources import (
     check_source,
     member_sets,
 )
-from .store import FILES, Store
+from .stores import FILES, Store
 
 
 @dataclass
 class Resolved:
-    """A built dataset: its key, where it lives, and its provenance records."""
+    """A built dataset: its key, where it lives (`uri`), and its provenance records.
+
+    `path` is a local folder with its files: the artifact itself in a local store,
+    a cached copy (downloaded on first use) when the store is remote.
+    """
 
     name: str
     key: str
     uri: str
-    path: str
     marker: dict[str, Any] = field(repr=False)
+    store: Store = field(repr=False, compare=False)
     built_now: bool = False
+
+    @property
+    def path(self) -> str:
+        return self.store.local_path(self.key)
 
     @property
     def digest(self) -> str:
@@ -53,7 +62,7 @@ class Resolved:
         """The file table (`_files.parquet`) as a DuckDB relation: `.fetchall()`, `.df()`."""
         import duckdb
 
-        return duckdb.read_parquet(os.path.join(self.path, FILES))
+        return duckdb.read_parquet(os.path.join(self.store.tables(self.key), FILES))
 
 
 ProgressFactory = Callable[[str, int], Any]
@@ -61,9 +70,11 @@ ProgressFactory = Callable[[str, int], Any]
 
 class Resolver:
     def __init__(self, manifests: Manifests, store: Store, catalog: Catalog | None,
-                 state_dir: str, *, progress: ProgressFactory | None = None) -> None:
+                 state_dir: str, *, progress: ProgressFactory | None = None,
+                 remote: Remote | None = None) -> None:
         self.manifests = manifests
         self.store = store
+        self.remote = remote or Remote()
         self.catalog = catalog
         self.state_dir = state_dir
         self.locations = SourceLocations(state_dir)
@@ -86,7 +97,8 @@ class Resolver:
             raise SourceError(f"source {name} is not set: it expects {LAYOUT_HELP[node.layout]} "
                               f"(layout {node.layout}); point it at your copy with: "
                               f"registry source set {name} PATH")
-        info = check_source(node, location, os.path.join(self.state_dir, "cache"), force=force)
+        info = check_source(node, location, os.path.join(self.state_dir, "cache"), force=force,
+                            remote=self.remote)
         check_expectations(node, info)
         self._sources[name] = info
         return info
@@ -152,8 +164,8 @@ class Resolver:
         key = self.key(name)
         marker = self.store.marker(key)
         assert marker is not None
-        return Resolved(name=name, key=key, uri=self.store.uri(key),
-                        path=self.store.local_path(key), marker=marker, built_now=built_now)
+        return Resolved(name=name, key=key, uri=self.store.uri(key), marker=marker,
+                        store=self.store, built_now=built_now)
 
     def _build(self, node: DatasetNode, executor: Executor) -> bool:
         key = self.key(node.name)
@@ -178,8 +190,10 @@ class Resolver:
                 phase("plan")
                 total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
                 with self._progress(f"{node.name}", total) as advance:
-                    results = executor.map(recipe.name, node.params, tasks, staging.path, advance)
+                    results = executor.map(recipe.name, node.params, tasks,
+                                           self.store.drop(staging, self.remote), advance)
                 phase("tasks")
+                self.store.gather(staging)
                 from .output import Output, finalize
 
                 out = Output(staging.path, "finish")
@@ -200,7 +214,7 @@ class Resolver:
                     "built": {"at": started, "seconds": round(time.time() - started, 3),
                               "phases": phases,
                               "executor": type(executor).__name__,
-                              "jobs": getattr(executor, "jobs", None),
+                              "jobs": executor.jobs,
                               "host": socket.gethostname(), "registry": __version__},
                 }
                 self.store.commit(staging, marker)
@@ -223,7 +237,7 @@ class Resolver:
         assert marker is not None
         try:
             self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
-                                         self.store.local_path(key))
+                                         self.store.tables(key))
         except CatalogBusyError as exc:  # the store is the truth; the catalog catches up
             print(f"warning: {exc}; run `registry catalog rebuild` later", file=sys.stderr)
 
@@ -253,11 +267,11 @@ class Resolver:
         import duckdb
 
         key = self.key(name)
-        root = self.store.local_path(key)
-        table = os.path.join(root, FILES).replace("'", "''")
+        root = self.store.member_root(key)
+        table = os.path.join(self.store.tables(key), FILES).replace("'", "''")
         rows = duckdb.sql(f"SELECT path, size, member, source FROM '{table}' "
                           "WHERE record IS NULL AND member IS NOT NULL").fetchall()
-        refs = [MemberRef(path, os.path.join(root, *path.split("/")), 0, size, member, source)
+        refs = [MemberRef(path, f"{root}/{path}", 0, size, member, source)
                 for path, size, member, source in rows]
         return MemberSet.from_refs("*", f"dataset {name} ({root})", refs, root)
 

@@ -12,20 +12,18 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from .errors import SourceError
-from .keys import digest_rows, hash_bytes, hash_file
+from .keys import digest_rows, hash_bytes
 from .manifest import SourceNode
 from .members import MemberSet, StrColumn, prefix_range
-from .statsig import stat_signature, walk_stat
-from .tarindex import IndexedMember, scan_tar, tar_is_synthetic
-
-SYNTHETIC_MARKER = "SYNTHETIC-IMAGENET.txt"
-"""File `registry synth` leaves at the root of a folder source."""
+from .remote import Remote
+from .sourcefs import place
+from .tarindex import IndexedMember
 
 _VAL = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
 _WNID = re.compile(r"^n\d{8}$")
@@ -73,7 +71,8 @@ class SourceInfo:
     bytes: int
     synthetic: bool
     stat: str  # the location's stat signature when fingerprinted
-    index: str  # path of the cached member index (TSV)
+    index: str  # path of the cached member index (.npz)
+    container: bool  # a tar (members at offsets in it) rather than a folder
 
 
 class SourceLocations:
@@ -96,18 +95,20 @@ class SourceLocations:
 
 
 def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool = False,
-                 progress: Callable[[int], None] | None = None) -> SourceInfo:
+                 progress: Callable[[int], None] | None = None,
+                 remote: Remote | None = None) -> SourceInfo:
     """Fingerprint and index a source (from cache when its stat signature is unchanged)."""
-    location = os.path.abspath(location)
-    if not os.path.exists(location):
+    where_bytes = place(location, remote)
+    location = where_bytes.location
+    if not where_bytes.exists():
         raise SourceError(f"source {node.name}: {location} does not exist; point it at your "
                           f"copy with: registry source set {node.name} PATH  "
                           f"({LAYOUT_HELP[node.layout]})")
-    is_tar = os.path.isfile(location)
+    is_tar = where_bytes.is_file()
     if is_tar and node.layout == "kaggle-cls-loc":
         raise SourceError(f"source {node.name}: {location} is a file, but layout kaggle-cls-loc "
                           f"expects {LAYOUT_HELP[node.layout]} (unzip the Kaggle download first)")
-    signature = stat_signature(location)
+    signature = where_bytes.signature()
     entry_name = hash_bytes(f"{node.layout}\0{location}".encode()) + ".json"
     entry_path = os.path.join(cache_dir, entry_name)
     if not force:
@@ -122,8 +123,9 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
             pass
     where = f"source {node.name} ({location})"
     try:
-        members = _index_tar(location, node.layout) if is_tar else \
-            _index_folder(location, progress)
+        nested = (lambda name: name.endswith(".tar") and "/" not in name) \
+            if node.layout == "imagenet-train" else (lambda name: False)
+        members = where_bytes.scan_tar(nested) if is_tar else where_bytes.scan_folder(progress)
         rows = []
         for m in members:
             split_name = classify(node.layout, m.path, is_tar)
@@ -137,8 +139,7 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
     rows.sort(key=lambda r: r[0])
     if any("\n" in logical or "\r" in logical for logical, _ in rows):
         raise SourceError(f"{where}: a member name holds a line break; refusing it")
-    synthetic = tar_is_synthetic(location) if is_tar else \
-        os.path.exists(os.path.join(location, SYNTHETIC_MARKER))
+    synthetic = where_bytes.synthetic()
     fingerprint = digest_rows((logical, m.size, m.xxh3) for logical, m in rows)
     os.makedirs(cache_dir, exist_ok=True)
     index_path = entry_path[:-5] + ".npz"
@@ -147,7 +148,7 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
     info = SourceInfo(name=node.name, layout=node.layout, location=location,
                       fingerprint=fingerprint, files=images,
                       bytes=sum(m.size for _, m in rows), synthetic=synthetic,
-                      stat=signature, index=index_path)
+                      stat=signature, index=index_path, container=is_tar)
     _write_atomic(entry_path, json.dumps(asdict(info), indent=1).encode())
     return info
 
@@ -182,7 +183,7 @@ def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
         logical = StrColumn(z["logical"].tobytes(), z["logical_starts"])
         origin_blob, origin_starts = z["origins"].tobytes(), z["origin_starts"]
         offsets, sizes = z["offsets"], z["sizes"]
-    tar = os.path.isfile(info.location)
+    tar = info.container
     where = f"source {info.name} ({info.location})"
     sets = {}
     for split in ("train", "val", "meta"):
@@ -198,29 +199,14 @@ def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
     return sets
 
 
-def md5_of(location: str) -> str:
+def md5_of(location: str, remote: Remote | None = None) -> str:
     import hashlib
 
     digest = hashlib.md5(usedforsecurity=False)
-    with open(location, "rb") as f:
+    with place(location, remote).open() as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _index_tar(location: str, layout: str) -> Iterator[IndexedMember]:
-    nested = (lambda name: name.endswith(".tar") and "/" not in name) \
-        if layout == "imagenet-train" else (lambda name: False)
-    return scan_tar(location, nested=nested)
-
-
-def _index_folder(root: str, progress: Callable[[int], None] | None) -> Iterator[IndexedMember]:
-    for rel, size, _ in walk_stat(root):
-        if rel == SYNTHETIC_MARKER:
-            continue
-        yield IndexedMember(rel, 0, size, hash_file(os.path.join(root, rel)))
-        if progress:
-            progress(size)
 
 
 def _write_atomic(path: str, data: bytes) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
-from .sources import SYNTHETIC_MARKER
+from .sourcefs import SYNTHETIC_MARKER
 from .tarindex import SYNTHETIC_PAX_KEY
 
 PNG_IMPOSTOR = "n02105855_2933.JPEG"

@@ -14,6 +14,7 @@ import os
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import xxhash
 
@@ -36,7 +37,7 @@ class IndexedMember:
 class _Slice(io.RawIOBase):
     """A read-only window [start, start+size) of an open file, for nested tars."""
 
-    def __init__(self, f: io.BufferedReader, start: int, size: int) -> None:
+    def __init__(self, f: BinaryIO, start: int, size: int) -> None:
         self._f, self._start, self._size, self._pos = f, start, size, 0
 
     def readable(self) -> bool:
@@ -83,28 +84,39 @@ def check_member(tar_path: str, info: tarfile.TarInfo) -> None:
     raise UnsafeMemberError(f"{tar_path}: member {name!r} is {why}; refusing to read this tar")
 
 
+Opener = Callable[[str], BinaryIO]
+
+
 def scan_tar(path: str, *, nested: Callable[[str], bool] = lambda name: False,
-             progress: Callable[[int], None] | None = None) -> Iterator[IndexedMember]:
-    """Yield every file member of the tar at `path` (and of nested tars `nested` selects)."""
+             progress: Callable[[int], None] | None = None,
+             opener: Opener | None = None) -> Iterator[IndexedMember]:
+    """Yield every file member of the tar at `path` (and of nested tars `nested` selects);
+    `opener` opens a non-local `path` (a seekable binary file, e.g. from fsspec)."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed by the `with f` below
+        f = (opener or _open_local)(path)
     except OSError as exc:
-        raise SourceError(f"{path}: cannot open: {exc.strerror}") from None
+        raise SourceError(f"{path}: cannot open: {exc.strerror or exc}") from None
     with f:
-        yield from _scan(f, path, 0, os.fstat(f.fileno()).st_size, "", nested, progress)
+        size = f.seek(0, os.SEEK_END)
+        f.seek(0)
+        yield from _scan(f, path, 0, size, "", nested, progress)
 
 
-def tar_is_synthetic(path: str) -> bool:
+def _open_local(path: str) -> BinaryIO:
+    return open(path, "rb")
+
+
+def tar_is_synthetic(path: str, opener: Opener | None = None) -> bool:
     """True if the tar carries the PAX global header `registry synth` writes."""
     try:
-        with tarfile.open(path, mode="r:") as tf:
+        with (opener or _open_local)(path) as f, tarfile.open(fileobj=f, mode="r:") as tf:
             tf.next()
             return tf.pax_headers.get(SYNTHETIC_PAX_KEY) == "1"
     except (OSError, tarfile.TarError):
         return False
 
 
-def _scan(f: io.BufferedReader, display: str, start: int, size: int, prefix: str,
+def _scan(f: BinaryIO, display: str, start: int, size: int, prefix: str,
           nested: Callable[[str], bool], progress: Callable[[int], None] | None,
           ) -> Iterator[IndexedMember]:
     window = f if start == 0 else io.BufferedReader(_Slice(f, start, size), _CHUNK)
@@ -125,7 +137,8 @@ def _scan(f: io.BufferedReader, display: str, start: int, size: int, prefix: str
                 yield from _scan(f, display, offset, info.size, f"{prefix}{name}/", nested,
                                  progress)
                 continue
-            yield IndexedMember(prefix + name, offset, info.size, _hash_range(f, offset, info.size))
+            yield IndexedMember(prefix + name, offset, info.size,
+                                _hash_range(f, offset, info.size, display))
             if progress:
                 progress(info.size)
         tf.members.clear()
@@ -134,14 +147,14 @@ def _scan(f: io.BufferedReader, display: str, start: int, size: int, prefix: str
         raise SourceError(f"{where}: not a readable tar ({exc})") from None
 
 
-def _hash_range(f: io.BufferedReader, offset: int, size: int) -> str:
+def _hash_range(f: BinaryIO, offset: int, size: int, display: str) -> str:
     hasher = xxhash.xxh3_128()
     f.seek(offset)
     left = size
     while left > 0:
         chunk = f.read(min(_CHUNK, left))
         if not chunk:
-            raise SourceError(f"{f.name}: truncated tar (member data ends early)")
+            raise SourceError(f"{display}: truncated tar (member data ends early)")
         hasher.update(chunk)
         left -= len(chunk)
     return hasher.hexdigest()

@@ -34,7 +34,7 @@ from pydantic import Field, field_validator
 from ..errors import BadImageError, BadInputError, BuildError
 from ..imaging import Color, Downscale, Filter, Fit, Luma, downscale, quiet_bomb_warnings
 from ..labels import known_wnids, select_classes, synset_words, synsets, val_wnids
-from ..members import MemberRef, MemberSet, read_member
+from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
 from .select import pick_split
@@ -165,10 +165,10 @@ class DownscaleRecipe(Recipe):
         rows: list[tuple[MemberRef, int, bytes]] = []
         skipped: list[int] = []
         with quiet_bomb_warnings():
-            for i, ref in enumerate(task.members):
+            for i, (ref, image) in enumerate(read_members(task.members)):
                 label = int(task.labels[i])
                 try:
-                    row = downscale(read_member(ref), shape, ref.origin)
+                    row = downscale(image, shape, ref.origin)
                 except BadImageError as exc:
                     if params.on_error == "fail":
                         raise BadImageError(f"{exc} (source {ref.source[:12]})") from None
@@ -222,7 +222,6 @@ class DownscaleRecipe(Recipe):
             out.write(f"{split}/members.txt", kept.origins.lines())
             if split == "val":
                 _write_val_files(out, kept, labels, [os.path.basename(n) for n in kept.names])
-        shutil.rmtree(os.path.join(out.root, ".chunks"), ignore_errors=True)
 
 
 def _write_val_files(out: Output, kept: MemberSet, labels: np.ndarray, files: list[str]) -> None:
@@ -285,9 +284,9 @@ def _finish_in_place(out: Output, split: str, rows: int, shape: Downscale) -> No
 def _write_chunk(out: Output, task: Task, rows: list[tuple[MemberRef, int, bytes]]) -> None:
     import xxhash
 
-    with out.open(f".chunks/{task.index:06d}.u8") as f:
+    with open(out.scratch(f"{task.index:06d}.u8"), "wb") as f:
         f.write(b"".join(row for _, _, row in rows))
-    with out.open(f".chunks/{task.index:06d}.tsv") as f:
+    with open(out.scratch(f"{task.index:06d}.tsv"), "wb") as f:
         f.write("".join(f"{ref.origin}\t{ref.source}\t{label}\t"
                         f"{xxhash.xxh3_128_hexdigest(row)}\n"
                         for ref, label, row in rows).encode())
@@ -301,7 +300,7 @@ def _assemble(out: Output, split: str, parts: list[dict[str, Any]], shape: Downs
         f.write(_npy_header(n, shape))
         record = 0
         for part in sorted(parts, key=lambda p: p["index"]):
-            chunk = os.path.join(out.root, ".chunks", f"{part['index']:06d}")
+            chunk = out.scratch(f"{part['index']:06d}")
             with open(chunk + ".u8", "rb") as src:
                 shutil.copyfileobj(src, f, 1 << 22)
             with open(chunk + ".tsv", encoding="utf-8") as meta:

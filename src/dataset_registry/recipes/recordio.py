@@ -26,7 +26,7 @@ from pydantic import Field
 
 from ..errors import BadImageError, BadInputError
 from ..formats.recordio import IRHeader, RecordIOError, idx_line, image_record, lst_line
-from ..members import MemberSet, read_member
+from ..members import MemberSet, read_members
 from ..output import Output
 from .base import Inputs, Recipe
 from .shards import CHUNK, SHARD_INPUTS, ShardParams, classified
@@ -95,8 +95,7 @@ class RecordIO(Recipe):
         pieces: list[bytes] = []
         meta, lst = [], []
         offset = 0
-        for i, ref in enumerate(task.members):
-            image = read_member(ref)
+        for i, (ref, image) in enumerate(read_members(task.members)):
             if params.resize:
                 image = _resize_jpeg(image, params.resize, params.quality, ref.origin)
             label, key = int(task.labels[i]), int(task.ids[i])
@@ -117,11 +116,11 @@ class RecordIO(Recipe):
         if in_place:
             out.write_at(f"{task.split}.rec", pieces, task.start)
         else:
-            with out.open(f".chunks/{task.index:06d}.rec") as f:
+            with open(out.scratch(f"{task.index:06d}.rec"), "wb") as f:
                 f.writelines(pieces)
-        with out.open(f".chunks/{task.index:06d}.tsv") as f:
+        with open(out.scratch(f"{task.index:06d}.tsv"), "wb") as f:
             f.write("".join(meta).encode())
-        with out.open(f".chunks/{task.index:06d}.lst") as f:
+        with open(out.scratch(f"{task.index:06d}.lst"), "wb") as f:
             f.write("".join(lst).encode())
         return {"size": offset, "in_place": in_place, "start": task.start}
 
@@ -130,17 +129,16 @@ class RecordIO(Recipe):
                out: Output) -> None:
         split = params.split
         rec_path = f"{split}.rec"
-        chunks = os.path.join(out.root, ".chunks")
         rec = out.target(rec_path)
         if all(r["in_place"] for r in results):
             with open(rec, "ab") as f:  # no task may have written its last bytes yet
                 f.truncate(sum(r["size"] for r in results))
         else:
-            _lay_out_again(rec, chunks, results)
+            _lay_out_again(rec, out, results)
         base, record = 0, 0
         with out.open(f"{split}.lst") as lst, out.open(f"{split}.idx") as idx:
             for t, result in enumerate(results):
-                chunk = os.path.join(chunks, f"{t:06d}")
+                chunk = out.scratch(f"{t:06d}")
                 with open(chunk + ".lst", "rb") as src:
                     lst.write(src.read())
                 with open(chunk + ".tsv", encoding="utf-8") as meta:
@@ -157,16 +155,16 @@ class RecordIO(Recipe):
             out.added(path)
 
 
-def _lay_out_again(rec: str, chunks: str, results: list[dict[str, Any]]) -> None:
+def _lay_out_again(rec: str, out: Output, results: list[dict[str, Any]]) -> None:
     """Some task's records came out longer than planned: write the file once more, in
     task order, from the in-place regions and the chunks."""
-    tmp = os.path.join(chunks, "laid-out.rec")
+    tmp = out.scratch("laid-out.rec")
     with open(tmp, "wb") as dst, open(rec, "a+b") as placed:
         for t, result in enumerate(results):
             if result["in_place"]:
                 copy_range(placed, result["start"], dst, result["size"])
             else:
-                with open(os.path.join(chunks, f"{t:06d}.rec"), "rb") as src:
+                with open(out.scratch(f"{t:06d}.rec"), "rb") as src:
                     copy_range(src, 0, dst, result["size"])
     os.replace(tmp, rec)
 

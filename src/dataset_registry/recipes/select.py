@@ -18,7 +18,7 @@ from pydantic import Field
 from ..errors import BadImageError, BadInputError
 from ..imaging import check_image
 from ..labels import Scheme, convert, ground_truth, read_list
-from ..members import MemberRef, MemberSet, read_member
+from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
 
@@ -99,8 +99,8 @@ class Select(Recipe):
     def run(cls, params: SelectParams, task: list[tuple[MemberRef, int | None]],
             out: Output) -> list[str]:
         skipped = []
-        for ref, label in task:
-            data = read_member(ref)
+        labels = [label for _, label in task]
+        for (ref, data), label in zip(read_members(ref for ref, _ in task), labels, strict=True):
             if params.validate_images:
                 try:
                     check_image(data, f"{ref.origin} (source {ref.source[:12]})")

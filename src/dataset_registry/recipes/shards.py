@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import BadInputError
 from ..labels import synsets, val_wnids
-from ..members import MemberSet, read_member
+from ..members import MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
 from .select import pick_split
@@ -115,9 +115,9 @@ class ByClass(Recipe):
 
     @classmethod
     def run(cls, params: ShardParams, task: ByClassTask, out: Output) -> int:
-        for i, ref in enumerate(task.members):
+        for i, (ref, image) in enumerate(read_members(task.members)):
             label = int(task.labels[i])
-            out.write(f"{task.wnids[label]}/{os.path.basename(ref.name)}", read_member(ref),
+            out.write(f"{task.wnids[label]}/{os.path.basename(ref.name)}", image,
                       label=label, member=ref.origin, source=ref.source)
         return len(task)
 

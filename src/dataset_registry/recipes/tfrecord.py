@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import BadImageError
-from ..members import MemberSet, read_member
+from ..members import MemberSet, read_members
 from ..output import Output
 from .base import Inputs, Recipe
 from .shards import SHARD_INPUTS, ShardParams, classified
@@ -79,8 +79,8 @@ class TFRecord(Recipe):
         offset = 0
         whole = xxhash.xxh3_128()
         with out.open(task.name) as f:
-            for i, ref in enumerate(task.members):
-                image, width, height = _rgb_jpeg(read_member(ref), ref.origin)
+            for i, (ref, data) in enumerate(read_members(task.members)):
+                image, width, height = _rgb_jpeg(data, ref.origin)
                 label = int(task.labels[i])
                 record = frame(encode_example({
                     "image/height": height, "image/width": width, "image/colorspace": b"RGB",

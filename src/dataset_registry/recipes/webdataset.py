@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from ..formats.wds import ShardWriter, cls_bytes, sample_bytes
-from ..members import MemberSet, read_member
+from ..members import MemberSet, read_members
 from ..output import Output
 from .base import Inputs, Recipe
 from .shards import SHARD_INPUTS, ShardParams, classified
@@ -80,9 +80,8 @@ class WebDataset(Recipe):
 
         with out.open(task.name) as f:
             writer = ShardWriter(f)
-            for i, ref in enumerate(task.members):
+            for i, (ref, image) in enumerate(read_members(task.members)):
                 label = int(task.labels[i])
-                image = read_member(ref)
                 offset = writer.write(sample_key(ref.name),
                                       {"cls": cls_bytes(label), "jpg": image})
                 out.record(task.name, offset=offset, size=len(image),

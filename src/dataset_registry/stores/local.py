@@ -1,6 +1,6 @@
-"""Stores: where artifacts live, and the commit protocol that makes them appear whole.
+"""The local store: a folder, with staging and one rename as the commit.
 
-Local store layout::
+Layout::
 
     <root>/<key[:2]>/<key>/            a committed artifact (its files, _files.parquet,
                                        and _registry.json, the marker)
@@ -9,6 +9,8 @@ Local store layout::
 
 A build writes into staging, writes the marker last, then renames the whole
 folder into place: a reader that finds `_registry.json` finds everything.
+Tasks write straight into staging, so workers must share this filesystem
+(local processes, a Dask LocalCluster, or a cluster on a shared volume).
 """
 
 from __future__ import annotations
@@ -17,78 +19,13 @@ import json
 import os
 import shutil
 import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-from .errors import BuildError
-
-MARKER = "_registry.json"
-FILES = "_files.parquet"
-SKIPPED = "_skipped.parquet"
-RESERVED = (MARKER, FILES, SKIPPED, ".parts")
-
-
-def artifact_path(key: str) -> str:
-    """Where artifact `key` lies under a store's root ('/'-separated): `<key[:2]>/<key>`."""
-    return f"{key[:2]}/{key}"
-
-
-@dataclass
-class Staging:
-    key: str
-    path: str  # local folder the build writes into
-
-
-class Store(ABC):
-    """One abstraction per module: the store. Backends subclass this."""
-
-    url: str
-
-    @abstractmethod
-    def marker(self, key: str) -> dict[str, Any] | None:
-        """The committed marker of `key`, or None if `key` is not built."""
-
-    @abstractmethod
-    def uri(self, key: str) -> str:
-        """Where the artifact of `key` lives (a path or URL)."""
-
-    @abstractmethod
-    def local_path(self, key: str) -> str:
-        """A local folder with the artifact's files."""
-
-    @abstractmethod
-    def begin(self, key: str) -> Staging:
-        """A fresh, private staging area for a build of `key`."""
-
-    @abstractmethod
-    def commit(self, staging: Staging, marker: dict[str, Any]) -> bool:
-        """Publish a finished build; False if another builder committed `key` first."""
-
-    @abstractmethod
-    def abort(self, staging: Staging) -> None:
-        """Throw away a failed build's staging area."""
-
-    @abstractmethod
-    def lock(self, key: str, timeout: float = -1) -> Any:
-        """Context manager held by the one process building `key`."""
-
-    @abstractmethod
-    def committed(self) -> Iterator[str]:
-        """Every committed key."""
-
-    @abstractmethod
-    def delete(self, key: str) -> None:
-        """Remove a committed artifact (gc)."""
-
-    @abstractmethod
-    def leftovers(self) -> list[str]:
-        """Staging areas no live build holds (what gc sweeps)."""
-
-    @abstractmethod
-    def remove_leftover(self, path: str) -> None: ...
+from ..errors import BuildError
+from ..remote import Remote
+from .base import MARKER, FolderDrop, Staging, Store, artifact_path
 
 
 class LocalStore(Store):
@@ -115,7 +52,10 @@ class LocalStore(Store):
     def begin(self, key: str) -> Staging:
         path = os.path.join(self.root, ".staging", f"{key}.{uuid.uuid4().hex[:12]}")
         os.makedirs(path)
-        return Staging(key, path)
+        return Staging(key, path, os.path.basename(path).split(".", 1)[1])
+
+    def drop(self, staging: Staging, remote: Remote) -> FolderDrop:
+        return FolderDrop(remote=remote, path=staging.path)
 
     def commit(self, staging: Staging, marker: dict[str, Any]) -> bool:
         tmp = os.path.join(staging.path, MARKER + ".tmp")
@@ -185,6 +125,11 @@ class LocalStore(Store):
     def remove_leftover(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
+    def filesystem(self) -> tuple[Any, str]:
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem(), self.root
+
 
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -192,13 +137,3 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def open_store(url: str) -> Store:
-    """A store for a URL or path; object storage arrives with the S3 backend."""
-    if "://" in url and not url.startswith("file://"):
-        from .errors import BadInputError
-
-        raise BadInputError(f"store {url!r}: only local stores are supported in this version "
-                            "(object storage is planned)")
-    return LocalStore(url.removeprefix("file://"))

@@ -1,57 +1,14 @@
-"""Executors: run a recipe's tasks somewhere, results back in plan order.
-
-A task sees only its recipe name, params, payload and the staging folder it
-writes into; it never touches the catalog. Results come back in plan order,
-so output is identical whatever the number of workers.
-"""
+"""Tasks on a local process pool (forkserver workers), or inline with one worker."""
 
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from .errors import BuildError
-from .output import Output
-
-Progress = Callable[[int], None]
-
-
-def run_task(recipe_name: str, params: Any, task: Any, staging: str, part: str) -> Any:
-    """Run one task in whatever process this is (a pool worker, a Dask worker, inline)."""
-    from .recipes import RECIPES
-
-    out = Output(staging, part)
-    try:
-        return RECIPES[recipe_name].run(params, task, out)
-    finally:
-        out.close()
-
-
-def task_size(task: Any) -> int:
-    return len(task) if hasattr(task, "__len__") else 1
-
-
-def warm_up() -> None:
-    """Import what tasks need, in a fresh worker, while the coordinator plans."""
-    import PIL.Image  # noqa: F401
-    import xxhash  # noqa: F401
-
-    from . import imaging, output  # noqa: F401
-
-
-class Executor(ABC):
-    @abstractmethod
-    def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], staging: str,
-            progress: Progress | None = None) -> list[Any]:
-        """Run every task; raise the first task error after cancelling the rest."""
-
-    def prepare(self) -> None:  # noqa: B027 - optional hook
-        """Start workers ahead of the first `map` (called before planning); optional."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        pass
+from ..errors import BuildError
+from ..stores.base import Drop
+from .base import Executor, Progress, part_name, run_task, task_size, warm_up
 
 
 class LocalExecutor(Executor):
@@ -80,12 +37,12 @@ class LocalExecutor(Executor):
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
-    def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], staging: str,
+    def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], drop: Drop,
             progress: Progress | None = None) -> list[Any]:
         if self.jobs == 1 or len(tasks) <= 1:
             results = []
             for i, task in enumerate(tasks):
-                results.append(run_task(recipe_name, params, task, staging, f"{i:06d}"))
+                results.append(run_task(recipe_name, params, task, drop, part_name(i)))
                 if progress:
                     progress(task_size(task))
             return results
@@ -94,7 +51,7 @@ class LocalExecutor(Executor):
 
         self.prepare()
         pool = self._pool
-        futures = {pool.submit(run_task, recipe_name, params, task, staging, f"{i:06d}"): i
+        futures = {pool.submit(run_task, recipe_name, params, task, drop, part_name(i)): i
                    for i, task in enumerate(tasks)}
         results: list[Any] = [None] * len(tasks)
         pending = set(futures)
@@ -119,11 +76,3 @@ class LocalExecutor(Executor):
                 if progress:
                     progress(task_size(tasks[i]))
         return results
-
-
-def open_executor(spec: str | None, jobs: int | None) -> Executor:
-    if spec in (None, "", "local"):
-        return LocalExecutor(jobs)
-    from .errors import BadInputError
-
-    raise BadInputError(f"executor {spec!r}: only 'local' is available in this version")

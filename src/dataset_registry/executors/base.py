@@ -1,0 +1,71 @@
+"""The executor abstraction: run a recipe's tasks somewhere, results back in plan order.
+
+A task sees only its recipe name, params, payload and the `Drop` it writes
+into; it never touches the catalog. Results come back in plan order, so output
+is identical whatever the executor or the number of workers. Backends (`local`,
+`dask`) subclass `Executor`; every backend passes the conformance suite in
+tests/executors/.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..output import Output
+from ..stores.base import Drop
+
+Progress = Callable[[int], None]
+
+
+def run_task(recipe_name: str, params: Any, task: Any, drop: Drop, part: str) -> Any:
+    """Run one task in whatever process this is (a pool worker, a Dask worker, inline)."""
+    from ..members import use_remote
+    from ..recipes import RECIPES
+
+    use_remote(drop.remote)
+    folder = drop.folder()
+    try:
+        out = Output(folder, part, ranged=drop.ranged)
+        try:
+            result = RECIPES[recipe_name].run(params, task, out)
+        finally:
+            out.close()
+    except BaseException:
+        drop.discard(folder)
+        raise
+    drop.ship(folder)
+    return result
+
+
+def task_size(task: Any) -> int:
+    return len(task) if hasattr(task, "__len__") else 1
+
+
+def part_name(index: int) -> str:
+    return f"{index:06d}"
+
+
+def warm_up() -> None:
+    """Import what tasks need, in a fresh worker, while the coordinator plans."""
+    import PIL.Image  # noqa: F401
+    import xxhash  # noqa: F401
+
+    from .. import imaging, output, recipes  # noqa: F401
+
+
+class Executor(ABC):
+    jobs: int | None = None  # workers, where known (recorded in the marker)
+
+    @abstractmethod
+    def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], drop: Drop,
+            progress: Progress | None = None) -> list[Any]:
+        """Run every task; return results in plan order; on the first task error, cancel
+        the rest and raise it."""
+
+    def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Start workers ahead of the first `map` (called before planning); optional."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass

@@ -1,0 +1,104 @@
+"""Tasks on a Dask cluster (dask.distributed), which does the scheduling.
+
+`dask://HOST:PORT` connects to a running scheduler (started by hand, by
+dask-jobqueue on SLURM, or by dask-kubernetes); `dask://local` starts a
+`LocalCluster` of `jobs` single-threaded worker processes for this build.
+Tasks write through their `Drop` (straight to the store); only their small
+results come back. A task whose worker dies is run again elsewhere by the
+scheduler (up to its `distributed.scheduler.allowed-failures`, then the build
+fails cleanly); tasks are idempotent: they write the same bytes to the same
+names. A task that raises is not retried: its error is the build's error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import BadInputError, BuildError
+from ..stores.base import Drop
+from .base import Executor, Progress, part_name, run_task, task_size, warm_up
+
+INSTALL = "pip install 'dataset-registry[dask]'"
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise BadInputError(f"the Dask executor needs dask.distributed: {INSTALL}") from None
+    return distributed
+
+
+class DaskExecutor(Executor):
+    def __init__(self, address: str = "local", jobs: int | None = None, *,
+                 connect_timeout: str = "20s") -> None:
+        self.address = address
+        self.connect_timeout = connect_timeout
+        self.local = address == "local"
+        self.jobs = max(1, jobs or os.cpu_count() or 1) if self.local else None
+        self._client: Any = None
+        self._cluster: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self.prepare()
+        return self._client
+
+    def prepare(self) -> None:
+        if self._client is not None:
+            return
+        distributed = _distributed()
+        if self.local:
+            self._cluster = distributed.LocalCluster(
+                n_workers=self.jobs, threads_per_worker=1, processes=True,
+                dashboard_address=":0")
+            self._client = distributed.Client(self._cluster)
+        else:
+            try:
+                self._client = distributed.Client(f"tcp://{self.address}",
+                                                  timeout=self.connect_timeout)
+            except OSError as exc:
+                raise BuildError(f"cannot reach the Dask scheduler at {self.address}: "
+                                 f"{exc}") from None
+            self.jobs = sum(self._client.nthreads().values()) or None
+        self._client.run(warm_up)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], drop: Drop,
+            progress: Progress | None = None) -> list[Any]:
+        distributed = _distributed()
+        client = self.client
+        n = len(tasks)
+        futures = client.map(run_task, [recipe_name] * n, [params] * n, list(tasks),
+                             [drop] * n, [part_name(i) for i in range(n)],
+                             pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        results: list[Any] = [None] * n
+        try:
+            for future in distributed.as_completed(futures):
+                if future.status == "error":
+                    exc = future.exception()
+                    if type(exc).__name__ == "KilledWorker":
+                        raise BuildError(f"Dask workers kept dying running a {recipe_name} "
+                                         f"task ({exc}); no artifact was written") from None
+                    raise exc
+                i = index[future.key]
+                results[i] = future.result()
+                if progress:
+                    progress(task_size(tasks[i]))
+        except BaseException:
+            # A task already running on a worker cannot be interrupted; what it still
+            # writes lands in staging (removed) or as unmarked files (gc's to sweep).
+            client.cancel(futures)
+            raise
+        return results

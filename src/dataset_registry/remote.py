@@ -1,0 +1,106 @@
+"""Object storage through fsspec: URLs, storage options, and secrets kept out of text.
+
+Credentials come from the standard AWS environment (botocore reads
+AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...) or from `--storage-option key=value`.
+Options travel to workers inside task arguments only; every message this
+package builds from an object-storage failure goes through `redact` first, and
+no option is ever written to a marker, the catalog or a log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import BadInputError, StorageError
+
+SECRET_OPTIONS = frozenset({"key", "secret", "token", "password", "aws_access_key_id",
+                            "aws_secret_access_key", "aws_session_token"})
+SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+_INSTALL = "pip install 's3fs>=2024.6'"
+
+
+def is_remote(location: str) -> bool:
+    return "://" in location and not location.startswith("file://")
+
+
+def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
+    """`key=value` strings from the command line; 'true'/'false' become booleans."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise BadInputError(f"--storage-option {name or pair!r}: expected NAME=VALUE")
+        options[name] = {"true": True, "false": False}.get(value.lower(), value)
+    return options
+
+
+def env_options() -> dict[str, Any]:
+    """Options from DATASET_REGISTRY_STORAGE_OPTIONS ('k=v,k=v'), the config's counterpart."""
+    raw = os.environ.get("DATASET_REGISTRY_STORAGE_OPTIONS", "")
+    return parse_options(p for p in raw.split(",") if p)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """How to reach object storage: the options, never shown (repr hides them)."""
+
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def filesystem(self, url: str) -> Any:
+        protocol = url.split("://", 1)[0]
+        check_url(url)
+        try:
+            import fsspec
+
+            return fsspec.filesystem(protocol, **dict(self.options))
+        except ImportError as exc:
+            raise BadInputError(f"{protocol}:// needs s3fs: {_INSTALL} ({exc.name} is "
+                                "missing)") from None
+        except (TypeError, ValueError) as exc:
+            raise BadInputError(self.redact(f"storage options for {protocol}://: {exc}")) from None
+
+    def redact(self, text: str) -> str:
+        secrets = [str(v) for k, v in self.options.items() if k in SECRET_OPTIONS and v]
+        secrets += [os.environ[k] for k in SECRET_ENV if os.environ.get(k)]
+        for secret in sorted(set(secrets), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    def error(self, what: str, exc: BaseException) -> StorageError:
+        """A StorageError for a failed request, with any secret masked."""
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return StorageError(self.redact(f"{what}: {detail}"))
+
+
+def check_url(url: str) -> None:
+    """Refuse credentials inside a URL (they would end up in the catalog and in logs)."""
+    if re.match(r"^[a-z0-9+.-]+://[^/]*@", url, re.IGNORECASE):
+        scheme = url.split("://", 1)[0]
+        raise BadInputError(f"a {scheme}:// URL must not hold credentials (user:secret@); use "
+                            "the AWS environment or --storage-option key=... secret=...")
+
+
+def join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+# Errors that mean "the endpoint or network failed", as opposed to a programming error.
+def transport_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OSError, TimeoutError]
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        errors += [BotoCoreError, ClientError]
+    except ImportError:
+        pass
+    try:
+        from aiohttp import ClientError as HttpClientError
+
+        errors.append(HttpClientError)
+    except ImportError:
+        pass
+    return tuple(errors)

@@ -1,0 +1,137 @@
+"""Where a source's bytes are: a local path or an object-storage URL, behind one interface.
+
+Sources on S3 are indexed by one sequential read (every member is hashed
+for the fingerprint anyway), then read in place by byte ranges through the
+member index: a tar on S3 is never downloaded whole by a build.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .errors import SourceError
+from .keys import hash_bytes, hash_file
+from .remote import Remote, is_remote, transport_errors
+from .statsig import stat_signature, walk_stat
+from .tarindex import IndexedMember, scan_tar, tar_is_synthetic
+
+SYNTHETIC_MARKER = "SYNTHETIC-IMAGENET.txt"
+"""File `registry synth` leaves at the root of a folder source."""
+
+Progress = Callable[[int], None] | None
+
+
+class LocalPlace:
+    def __init__(self, location: str) -> None:
+        self.location = os.path.abspath(location)
+
+    def exists(self) -> bool:
+        return os.path.exists(self.location)
+
+    def is_file(self) -> bool:
+        return os.path.isfile(self.location)
+
+    def signature(self) -> str:
+        return stat_signature(self.location)
+
+    def scan_tar(self, nested: Callable[[str], bool]) -> Iterator[IndexedMember]:
+        return scan_tar(self.location, nested=nested)
+
+    def scan_folder(self, progress: Progress) -> Iterator[IndexedMember]:
+        for rel, size, _ in walk_stat(self.location):
+            if rel == SYNTHETIC_MARKER:
+                continue
+            yield IndexedMember(rel, 0, size, hash_file(os.path.join(self.location, rel)))
+            if progress:
+                progress(size)
+
+    def synthetic(self) -> bool:
+        if self.is_file():
+            return tar_is_synthetic(self.location)
+        return os.path.exists(os.path.join(self.location, SYNTHETIC_MARKER))
+
+    def open(self) -> Any:
+        return open(self.location, "rb")
+
+
+class RemotePlace:
+    """A tar or a folder (prefix) on object storage; signatures from sizes and ETags."""
+
+    _BATCH = 64  # objects hashed per round of concurrent requests
+
+    def __init__(self, location: str, remote: Remote) -> None:
+        self.location = location.rstrip("/")
+        self.remote = remote
+        self.fs = remote.filesystem(self.location)
+        self.path = self.location.split("://", 1)[1]
+        self._info: dict[str, Any] | None = None
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except transport_errors() as exc:
+            raise self.remote.error(f"reading source {self.location}", exc) from None
+
+    def info(self) -> dict[str, Any]:
+        if self._info is None:
+            self.fs.invalidate_cache(self.path)
+            self._info = self._call(self.fs.info, self.path)
+        return self._info
+
+    def exists(self) -> bool:
+        try:
+            self.info()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def is_file(self) -> bool:
+        return self.info()["type"] == "file"
+
+    def _objects(self) -> list[tuple[str, int, str]]:
+        """(relative name, size, etag) of every object under the folder, sorted."""
+        found = self._call(self.fs.find, self.path, detail=True)
+        rows = [(p[len(self.path):].lstrip("/"), int(i["size"]), str(i.get("ETag", "")))
+                for p, i in found.items()]
+        return sorted(r for r in rows if not any(s.startswith(".") for s in r[0].split("/")))
+
+    def signature(self) -> str:
+        if self.is_file():
+            info = self.info()
+            return f"remote-file:{info['size']}:{info.get('ETag', info.get('LastModified'))}"
+        rows = "\n".join(f"{n}\t{s}\t{e}" for n, s, e in self._objects())
+        return "remote-dir:" + hash_bytes(rows.encode())
+
+    def scan_tar(self, nested: Callable[[str], bool]) -> Iterator[IndexedMember]:
+        return scan_tar(self.location, nested=nested, opener=lambda _: self.open())
+
+    def scan_folder(self, progress: Progress) -> Iterator[IndexedMember]:
+        objects = [o for o in self._objects() if o[0] != SYNTHETIC_MARKER]
+        for i in range(0, len(objects), self._BATCH):
+            batch = objects[i:i + self._BATCH]
+            paths = [f"{self.path}/{name}" for name, _, _ in batch]
+            blobs = self._call(self.fs.cat, paths)
+            for name, size, _ in batch:
+                yield IndexedMember(name, 0, size, hash_bytes(blobs[f"{self.path}/{name}"]))
+                if progress:
+                    progress(size)
+
+    def synthetic(self) -> bool:
+        if self.is_file():
+            return tar_is_synthetic(self.location, opener=lambda _: self.open())
+        return bool(self._call(self.fs.exists, f"{self.path}/{SYNTHETIC_MARKER}"))
+
+    def open(self) -> Any:
+        try:
+            return self.fs.open(self.path, "rb", block_size=16 << 20, cache_type="readahead")
+        except FileNotFoundError:
+            raise SourceError(f"{self.location}: does not exist") from None
+
+
+def place(location: str, remote: Remote | None = None) -> LocalPlace | RemotePlace:
+    return RemotePlace(location, remote or Remote()) if is_remote(location) \
+        else LocalPlace(location)

@@ -1,0 +1,165 @@
+"""The store abstraction: where artifacts live, and the commit protocol that makes them
+appear whole. Backends (`local`, `s3`) subclass `Store`; every backend passes the
+conformance suite in tests/stores/.
+
+A build gets a `Staging` (the coordinator's local folder, where `finish` writes)
+and hands its tasks a `Drop` (picklable: where a task's files go, seen from any
+worker). The marker, `_registry.json`, is written last: no marker, no artifact.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..remote import Remote
+
+MARKER = "_registry.json"
+FILES = "_files.parquet"
+SKIPPED = "_skipped.parquet"
+PARTS = ".parts"  # per-task provenance rows (CSV), merged by `output.finalize`
+SCRATCH = ".scratch"  # task files only `finish` reads; never published
+RANGES = ".ranges"  # in-place writes a remote task could not make in place (see Output)
+RESERVED = (MARKER, FILES, SKIPPED, PARTS, SCRATCH, RANGES)
+UNPUBLISHED = (PARTS, SCRATCH, RANGES)
+
+
+def artifact_path(key: str) -> str:
+    """Where artifact `key` lies under a store's root ('/'-separated): `<key[:2]>/<key>`."""
+    return f"{key[:2]}/{key}"
+
+
+@dataclass
+class Staging:
+    key: str
+    path: str  # the coordinator's local folder for this build
+    token: str = ""  # tells concurrent builds of one key apart
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Where a task writes, seen from whichever worker runs it (pickled to it).
+
+    `folder()` is the local folder the task's `Output` writes into; `ship` runs
+    after the task succeeded, `discard` after it failed. `ranged`: in-place
+    writes (`Output.write_at`) must be kept as ranges, because the task's folder
+    is not the file the coordinator assembles.
+    """
+
+    remote: Remote = field(default_factory=Remote)
+    ranged: bool = False
+
+    def folder(self) -> str:
+        raise NotImplementedError
+
+    def ship(self, folder: str) -> None:
+        """Hand the finished task's files on (nothing to do when written in place)."""
+
+    def discard(self, folder: str) -> None:
+        """Forget a failed task's files (nothing to do when written in place)."""
+
+
+@dataclass(frozen=True)
+class FolderDrop(Drop):
+    """Tasks write straight into the coordinator's staging folder (same machine, or a
+    filesystem shared with every worker)."""
+
+    path: str = ""
+
+    def folder(self) -> str:
+        return self.path
+
+
+@dataclass(frozen=True)
+class ScratchDrop(Drop):
+    """Tasks write into a private temporary folder, shipped elsewhere when done."""
+
+    ranged: bool = True
+
+    def folder(self) -> str:
+        return tempfile.mkdtemp(prefix="registry-task-")
+
+    def discard(self, folder: str) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class Store(ABC):
+    """One abstraction per module: the store. Backends subclass this."""
+
+    url: str  # what the catalog records: never holds a credential
+    remote: Remote = Remote()  # how a remote backend reaches its objects
+
+    @abstractmethod
+    def marker(self, key: str) -> dict[str, Any] | None:
+        """The committed marker of `key`, or None if `key` is not built."""
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Where the artifact of `key` lives (a path or URL)."""
+
+    @abstractmethod
+    def local_path(self, key: str) -> str:
+        """A local folder with the artifact's files (a cached copy for a remote store)."""
+
+    def tables(self, key: str) -> str:
+        """A local folder holding the artifact's `_files.parquet` (and `_skipped.parquet`)."""
+        return self.local_path(key)
+
+    def member_root(self, key: str) -> str:
+        """Where tasks read the artifact's files from, when it is another build's input."""
+        return self.local_path(key)
+
+    @abstractmethod
+    def begin(self, key: str) -> Staging:
+        """A fresh, private staging area for a build of `key`."""
+
+    @abstractmethod
+    def drop(self, staging: Staging, remote: Remote) -> Drop:
+        """Where this build's tasks write (picklable)."""
+
+    def gather(self, staging: Staging) -> None:  # noqa: B027 - optional hook
+        """Bring what the tasks dropped elsewhere into `staging.path`, before `finish`."""
+
+    @abstractmethod
+    def commit(self, staging: Staging, marker: dict[str, Any]) -> bool:
+        """Publish a finished build, marker last; False if another builder committed first."""
+
+    @abstractmethod
+    def abort(self, staging: Staging) -> None:
+        """Throw away a failed build's staging area."""
+
+    @abstractmethod
+    def lock(self, key: str, timeout: float = -1) -> Any:
+        """Context manager held by the one process (of this machine) building `key`."""
+
+    @abstractmethod
+    def committed(self) -> Iterator[str]:
+        """Every committed key."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove a committed artifact (gc); the marker goes first."""
+
+    @abstractmethod
+    def leftovers(self) -> list[str]:
+        """Staging areas and unmarked files no live build holds (what gc sweeps)."""
+
+    @abstractmethod
+    def remove_leftover(self, path: str) -> None: ...
+
+    @abstractmethod
+    def filesystem(self) -> tuple[Any, str]:
+        """(fsspec filesystem, root path in it) for reading artifacts in place (verify)."""
+
+    def verify(self, key: str) -> list[str]:
+        """Problems found re-hashing the artifact's files against its `_files.parquet`."""
+        from ..output import verify_artifact
+
+        fs, root = self.filesystem()
+        return verify_artifact(fs, f"{root}/{artifact_path(key)}",
+                               os.path.join(self.tables(key), FILES))

@@ -1,0 +1,263 @@
+"""The object-storage store (S3 through s3fs; any fsspec protocol with the same calls).
+
+Layout under `s3://bucket/prefix`::
+
+    <key[:2]>/<key>/...                 the artifact's files, then _registry.json (last)
+    .staging/<key>.<token>/             task scratch (.parts, .scratch, .ranges) of a build
+
+Object storage has no rename, so there is no staged copy of the artifact:
+tasks upload their files straight to the artifact's place and the coordinator
+writes the marker last. A reader trusts only a marker. Two builders of one key
+write the same bytes to the same names (builds are deterministic), so both
+succeed and one artifact results; a crashed build leaves unmarked files that a
+rerun overwrites and `registry gc` sweeps. Staging stays on the coordinator's
+disk for what `finish` writes; `local_path` downloads a cached copy on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import BadInputError
+from ..remote import Remote, join, transport_errors
+from .base import (
+    FILES,
+    MARKER,
+    RANGES,
+    SKIPPED,
+    UNPUBLISHED,
+    ScratchDrop,
+    Staging,
+    Store,
+    artifact_path,
+)
+
+STAGING = ".staging"
+
+
+def _walk(folder: str) -> Iterator[tuple[str, str]]:
+    """(full path, '/'-separated relative path) of every file under `folder`."""
+    for dirpath, dirnames, names in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(names):
+            full = os.path.join(dirpath, name)
+            yield full, os.path.relpath(full, folder).replace(os.sep, "/")
+
+
+def upload(fs: Any, pairs: list[tuple[str, str]]) -> None:
+    """Many files in one batched call: s3fs sends them concurrently, not one at a time."""
+    if pairs:
+        fs.put([local for local, _ in pairs], [remote for _, remote in pairs])
+
+
+@dataclass(frozen=True)
+class S3Drop(ScratchDrop):
+    """A task's files: the published ones to the artifact's place, scratch to staging."""
+
+    url: str = ""
+    key: str = ""
+    token: str = ""
+
+    def ship(self, folder: str) -> None:
+        fs = self.remote.filesystem(self.url)
+        root = self.url.split("://", 1)[1]
+        final, staging = join(root, artifact_path(self.key)), \
+            join(root, STAGING, f"{self.key}.{self.token}")
+        pairs = [(full, f"{staging if rel.split('/', 1)[0] in UNPUBLISHED else final}/{rel}")
+                 for full, rel in _walk(folder)]
+        try:
+            upload(fs, pairs)
+        except transport_errors() as exc:
+            raise self.remote.error(f"uploading a task's {len(pairs)} files to {self.url}",
+                                    exc) from None
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class S3Store(Store):
+    grace_seconds = 6 * 3600  # unmarked files younger than this may be a live build's
+
+    def __init__(self, url: str, remote: Remote, cache_dir: str) -> None:
+        self.url = url.rstrip("/")
+        self.remote = remote
+        self.fs = remote.filesystem(self.url)
+        self.root = self.url.split("://", 1)[1].strip("/")
+        self.protocol = self.url.split("://", 1)[0]
+        self.cache_dir = os.path.abspath(cache_dir)
+
+    def _dir(self, key: str) -> str:
+        return join(self.root, artifact_path(key))
+
+    def _staging(self, staging: Staging) -> str:
+        return join(self.root, STAGING, f"{staging.key}.{staging.token}")
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except transport_errors() as exc:
+            raise self.remote.error(f"{what} ({self.url})", exc) from None
+
+    def marker(self, key: str) -> dict[str, Any] | None:
+        try:
+            data = self._call("reading a marker", self.fs.cat_file, f"{self._dir(key)}/{MARKER}")
+        except FileNotFoundError:
+            return None
+        return json.loads(data)
+
+    def uri(self, key: str) -> str:
+        return f"{self.protocol}://{self._dir(key)}"
+
+    def member_root(self, key: str) -> str:
+        return self.uri(key)
+
+    def local_path(self, key: str) -> str:
+        dest = os.path.join(self.cache_dir, "artifacts", *artifact_path(key).split("/"))
+        if os.path.exists(os.path.join(dest, MARKER)):
+            return dest
+        from filelock import FileLock
+
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with FileLock(dest + ".lock"):
+            if os.path.exists(os.path.join(dest, MARKER)):
+                return dest
+            if self.marker(key) is None:
+                raise BadInputError(f"{self.uri(key)} is not built (no {MARKER})")
+            tmp = f"{dest}.tmp-{uuid.uuid4().hex[:8]}"
+            try:
+                self._download(self._dir(key), tmp)
+                os.rename(tmp, dest)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return dest
+
+    def tables(self, key: str) -> str:
+        cached = os.path.join(self.cache_dir, "artifacts", *artifact_path(key).split("/"))
+        if os.path.exists(os.path.join(cached, MARKER)):
+            return cached
+        dest = os.path.join(self.cache_dir, "tables", key)
+        if not os.path.exists(os.path.join(dest, FILES)):
+            marker = self.marker(key)
+            if marker is None:
+                raise BadInputError(f"{self.uri(key)} is not built (no {MARKER})")
+            tmp = f"{dest}.tmp-{uuid.uuid4().hex[:8]}"
+            names = [FILES] + ([SKIPPED] if marker.get("skipped") else [])
+            os.makedirs(tmp)
+            self._call("downloading file tables", self.fs.get,
+                       [f"{self._dir(key)}/{n}" for n in names],
+                       [os.path.join(tmp, n) for n in names])
+            shutil.rmtree(dest, ignore_errors=True)
+            os.rename(tmp, dest)
+        return dest
+
+    def _download(self, prefix: str, dest: str) -> None:
+        self.fs.invalidate_cache(prefix)
+        found = self._call("listing", self.fs.find, prefix)
+        rels = [p[len(prefix):].lstrip("/") for p in found]
+        locals_ = [os.path.join(dest, *rel.split("/")) for rel in rels]
+        for path in {os.path.dirname(p) for p in locals_} | {dest}:
+            os.makedirs(path, exist_ok=True)
+        if found:
+            self._call("downloading", self.fs.get, found, locals_)
+
+    def begin(self, key: str) -> Staging:
+        token = uuid.uuid4().hex[:12]
+        path = os.path.join(self.cache_dir, "staging", f"{key}.{token}")
+        os.makedirs(path)
+        return Staging(key, path, token)
+
+    def drop(self, staging: Staging, remote: Remote) -> S3Drop:
+        return S3Drop(remote=remote, url=self.url, key=staging.key, token=staging.token)
+
+    def gather(self, staging: Staging) -> None:
+        """Fetch the tasks' scratch and place their ranges into the files they belong to."""
+        self._download(self._staging(staging), staging.path)
+        ranges = os.path.join(staging.path, RANGES)
+        for full, rel in list(_walk(ranges)):
+            target, offset = rel.rsplit("/", 1)
+            dest = os.path.join(staging.path, *target.split("/"))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                with open(full, "rb") as src:
+                    position = int(offset)
+                    while chunk := src.read(1 << 22):
+                        position += os.pwrite(fd, chunk, position)
+            finally:
+                os.close(fd)
+        shutil.rmtree(ranges, ignore_errors=True)
+
+    def commit(self, staging: Staging, marker: dict[str, Any]) -> bool:
+        if self.marker(staging.key) is not None:
+            self.abort(staging)
+            return False  # another coordinator committed the same bytes first
+        final = self._dir(staging.key)
+        pairs = [(full, f"{final}/{rel}") for full, rel in _walk(staging.path)
+                 if rel.split("/", 1)[0] not in UNPUBLISHED]
+        self._call("uploading the artifact", upload, self.fs, pairs)
+        body = json.dumps(marker, indent=1, sort_keys=True).encode()
+        self._call("writing the marker", self.fs.pipe_file, f"{final}/{MARKER}", body)
+        self.abort(staging)
+        return True
+
+    def abort(self, staging: Staging) -> None:
+        try:
+            self.fs.rm(self._staging(staging), recursive=True)
+        except (FileNotFoundError, *transport_errors()):
+            pass  # nothing dropped, or the endpoint is down: gc sweeps it later
+        shutil.rmtree(staging.path, ignore_errors=True)
+
+    @contextmanager
+    def lock(self, key: str, timeout: float = -1) -> Iterator[None]:
+        # Machine-local: coordinators elsewhere are safe because their bytes are the same.
+        from filelock import FileLock
+
+        os.makedirs(os.path.join(self.cache_dir, "locks"), exist_ok=True)
+        with FileLock(os.path.join(self.cache_dir, "locks", f"{key}.lock"), timeout=timeout):
+            yield
+
+    def committed(self) -> Iterator[str]:
+        self.fs.invalidate_cache(self.root)
+        found = self._call("listing", self.fs.glob, f"{self.root}/*/*/{MARKER}")
+        for path in sorted(found):
+            prefix, key = path.split("/")[-3:-1]
+            if len(prefix) == 2 and key.startswith(prefix):
+                yield key
+
+    def delete(self, key: str) -> None:
+        self._call("deleting a marker", self.fs.rm_file, f"{self._dir(key)}/{MARKER}")
+        self._call("deleting an artifact", self.fs.rm, self._dir(key), recursive=True)
+
+    def leftovers(self) -> list[str]:
+        """Staging prefixes and unmarked artifact folders untouched for `grace_seconds`."""
+        self.fs.invalidate_cache(self.root)
+        found = self._call("listing", self.fs.find, self.root, detail=True)
+        newest: dict[str, float] = {}
+        marked = set()
+        for path, info in found.items():
+            parts = path[len(self.root):].strip("/").split("/")
+            if len(parts) < 3:
+                continue
+            folder = join(self.root, *parts[:2])
+            if parts[2] == MARKER:
+                marked.add(folder)
+            modified = info.get("LastModified")
+            stamp = modified.timestamp() if hasattr(modified, "timestamp") else time.time()
+            newest[folder] = max(newest.get(folder, 0.0), stamp)
+        cutoff = time.time() - self.grace_seconds
+        return sorted(f for f, t in newest.items() if f not in marked and t <= cutoff)
+
+    def remove_leftover(self, path: str) -> None:
+        self._call("deleting leftovers", self.fs.rm, path, recursive=True)
+
+    def filesystem(self) -> tuple[Any, str]:
+        return self.fs, self.root

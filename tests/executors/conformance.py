@@ -1,0 +1,60 @@
+"""The executor conformance suite: every backend's test module subclasses
+`ExecutorConformance` and provides the `executor` fixture (fsspec's abstract-test style).
+
+An executor is right when every recipe built through it gives the reference
+bytes (results in plan order, parts and ranges in place), and when a failing
+task fails the build with the task's own error and leaves no artifact.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from dataset_registry import BadImageError, Registry
+from dataset_registry.executors import Executor
+
+from ..buildkit import build_all, every_recipe
+from ..conftest import LABELS, make_tar, write_manifest
+
+
+def jpeg(i: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 16), (i * 40 % 256, 90, 30)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+class ExecutorConformance:
+    @pytest.fixture
+    def executor(self) -> Executor:
+        raise NotImplementedError("each backend's test module provides `executor`")
+
+    def test_every_recipe_gives_the_reference_bytes(self, executor, synth_small,
+                                                    reference_digests, tmp_path):
+        reg = every_recipe(tmp_path, synth_small["imagenet-train"], synth_small["imagenet-val"])
+        assert build_all(reg, executor=executor) == reference_digests
+        assert reg.verify() == {k: [] for k in reg.store.committed()}
+
+    def test_a_failing_task_fails_the_build_and_leaves_no_artifact(self, executor, tmp_path):
+        members = {f"ILSVRC2012_val_{i:08d}.JPEG": jpeg(i) for i in range(1, 41)}
+        members["ILSVRC2012_val_00000033.JPEG"] = b"\xff\xd8 not really a jpeg"
+        tar = make_tar(tmp_path / "val.tar", members)
+        write_manifest(tmp_path, f"""
+sources:
+  - {{name: val, layout: imagenet-val}}
+files:
+  - {{name: labels, path: {LABELS}}}
+datasets:
+  - name: tiny
+    recipe: downscale
+    inputs: {{val: val, labels: labels}}
+    params: {{width: 8, height: 8, require_all_classes: false}}
+""")
+        reg = Registry.open(str(tmp_path))
+        reg.set_source("val", str(tar))
+        with pytest.raises(BadImageError, match=r"ILSVRC2012_val_00000033\.JPEG"):
+            reg.resolve("tiny", executor=executor)
+        assert reg.status("tiny") == "missing"
+        assert list(reg.store.committed()) == []

@@ -1,0 +1,133 @@
+"""The store conformance suite: every backend's test module subclasses `StoreConformance`
+and provides the `store` fixture (fsspec's abstract-test style).
+
+It drives the commit protocol the way a build does: tasks write through the
+store's `Drop` (shipped wherever the backend sends them), the coordinator
+gathers, finalizes and commits. Bytes are compared by reading them back.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dataset_registry.output import Output, finalize
+from dataset_registry.stores import MARKER, Store
+
+KEY = "ab" + "0" * 30
+OTHER = "cd" + "1" * 30
+
+
+def run_fake_task(store: Store, staging, part: str, files: dict[str, bytes],
+                  ranges: dict[str, tuple[int, bytes]] | None = None) -> None:
+    """What `run_task` does around a recipe: write through the drop, then ship."""
+    drop = store.drop(staging, store.remote)
+    folder = drop.folder()
+    out = Output(folder, part, ranged=drop.ranged)
+    for path, data in files.items():
+        out.write(path, data, label=1, member=f"m/{path}", source="src")
+    for path, (offset, data) in (ranges or {}).items():
+        out.write_at(path, [data[:3], data[3:]], offset)
+    with open(out.scratch(f"{part}.note"), "wb") as f:
+        f.write(b"only finish reads this")
+    out.close()
+    drop.ship(folder)
+
+
+def build(store: Store, key: str = KEY, files: dict[str, bytes] | None = None) -> dict:
+    """A two-task build with one in-place file assembled from both tasks' ranges."""
+    files = files or {"a/x.bin": b"x" * 100, "b.txt": b"hello"}
+    staging = store.begin(key)
+    items = sorted(files.items())
+    run_fake_task(store, staging, "000000", dict(items[: len(items) // 2]),
+                  {"packed.bin": (0, b"01234567")})
+    run_fake_task(store, staging, "000001", dict(items[len(items) // 2:]),
+                  {"packed.bin": (8, b"89abcdef")})
+    store.gather(staging)
+    for part in ("000000", "000001"):
+        assert Path(staging.path, ".scratch", f"{part}.note").read_bytes() == \
+            b"only finish reads this"
+    out = Output(staging.path, "finish")
+    out.added("packed.bin")
+    out.close()
+    facts = finalize(staging.path)
+    marker = {"key": key, "name": "t", **facts}
+    committed = store.commit(staging, marker)
+    return {"marker": marker, "committed": committed}
+
+
+class StoreConformance:
+    @pytest.fixture
+    def store(self) -> Store:
+        raise NotImplementedError("each backend's test module provides `store`")
+
+    def test_an_unbuilt_key_has_no_marker(self, store: Store) -> None:
+        assert store.marker(KEY) is None
+        assert list(store.committed()) == []
+
+    def test_commit_publishes_every_file_and_the_marker(self, store: Store) -> None:
+        done = build(store)
+        assert done["committed"]
+        assert store.marker(KEY)["digest"] == done["marker"]["digest"]
+        assert list(store.committed()) == [KEY]
+        local = Path(store.local_path(KEY))
+        assert (local / "a" / "x.bin").read_bytes() == b"x" * 100
+        assert (local / "b.txt").read_bytes() == b"hello"
+        assert (local / "packed.bin").read_bytes() == b"0123456789abcdef"
+        assert store.verify(KEY) == []
+
+    def test_scratch_parts_and_ranges_are_never_published(self, store: Store) -> None:
+        build(store)
+        fs, root = store.filesystem()
+        found = {p[len(root):].strip("/") for p in fs.find(root)}
+        mine = sorted(p.split("/", 2)[2] for p in found if p.startswith(f"ab/{KEY}/"))
+        assert mine == ["_files.parquet", MARKER, "a/x.bin", "b.txt", "packed.bin"]
+        assert not any(".staging" in p for p in found)
+
+    def test_file_table_lists_files_with_their_provenance(self, store: Store) -> None:
+        import duckdb
+
+        build(store)
+        table = os.path.join(store.tables(KEY), "_files.parquet")
+        rows = duckdb.sql(f"SELECT path, size, member FROM '{table}' ORDER BY path").fetchall()
+        assert rows == [("a/x.bin", 100, "m/a/x.bin"), ("b.txt", 5, "m/b.txt"),
+                        ("packed.bin", 16, None)]
+
+    def test_a_second_builder_of_the_same_key_finds_it_committed(self, store: Store) -> None:
+        assert build(store)["committed"]
+        again = build(store)
+        assert not again["committed"]
+        assert list(store.committed()) == [KEY]
+        assert store.verify(KEY) == []
+
+    def test_abort_leaves_no_marker(self, store: Store) -> None:
+        staging = store.begin(KEY)
+        run_fake_task(store, staging, "000000", {"x": b"1"})
+        store.abort(staging)
+        assert store.marker(KEY) is None
+        assert list(store.committed()) == []
+        assert not os.path.exists(staging.path)
+
+    def test_a_crashed_build_is_a_leftover_for_gc(self, store: Store) -> None:
+        staging = store.begin(OTHER)
+        run_fake_task(store, staging, "000000", {"x": b"1"})  # then the coordinator dies
+        leftovers = store.leftovers()
+        assert leftovers
+        for path in leftovers:
+            store.remove_leftover(path)
+        assert store.leftovers() == [] and store.marker(OTHER) is None
+
+    def test_delete_removes_the_artifact(self, store: Store) -> None:
+        build(store)
+        build(store, OTHER, {"y": b"y"})
+        store.delete(KEY)
+        assert store.marker(KEY) is None and list(store.committed()) == [OTHER]
+
+    def test_verify_notices_a_changed_file(self, store: Store) -> None:
+        build(store)
+        fs, root = store.filesystem()
+        fs.pipe_file(f"{root}/ab/{KEY}/b.txt", b"HELLO")
+        assert [p.rsplit(": ", 1)[1] for p in store.verify(KEY)] == \
+            ["content changed (xxh3 differs from the record)"]
