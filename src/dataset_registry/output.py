@@ -41,6 +41,7 @@ class Output:
         self._skips_path = os.path.join(parts, f"{part}.skipped.csv")
         self._skips: Any = None
         self._dirs: set[str] = set()
+        self._hashed: dict[str, tuple[int, str]] = {}
 
     def write(self, path: str, data: bytes, *, label: int | None = None,
               member: str | None = None, source: str | None = None) -> None:
@@ -91,16 +92,23 @@ class Output:
         """A binary file to stream into; call `added` when it is complete."""
         return open(self.target(path), "wb")
 
+    def hashed(self, path: str, size: int, xxh3: str) -> None:
+        """Someone hashed the first `size` bytes of `path` on the way: `added` trusts it
+        if the file then has exactly that size."""
+        self._hashed[path] = (size, xxh3)
+
     def added(self, path: str, *, label: int | None = None, member: str | None = None,
               source: str | None = None, size: int | None = None,
               xxh3: str | None = None) -> None:
         """Record a file written through `open`: hashed from disk unless the writer
-        hashed it on the way (`size` and `xxh3`)."""
+        hashed it on the way (`size` and `xxh3`, or an earlier `hashed`)."""
         from .keys import hash_file
 
         if xxh3 is None or size is None:
             full = os.path.join(self.root, path)
-            size, xxh3 = os.path.getsize(full), hash_file(full)
+            size = os.path.getsize(full)
+            known = self._hashed.get(path)
+            xxh3 = known[1] if known and known[0] == size else hash_file(full)
         self._writer.writerow((path, size, xxh3, label, source, member, None, None))
 
     def record(self, path: str, *, offset: int, size: int, xxh3: str, label: int | None,

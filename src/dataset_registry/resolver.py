@@ -189,15 +189,17 @@ class Resolver:
                 tasks = recipe.plan(node.params, inputs)
                 phase("plan")
                 total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
-                with self._progress(f"{node.name}", total) as advance:
-                    results = executor.map(recipe.name, node.params, tasks,
-                                           self.store.drop(staging, self.remote), advance)
-                phase("tasks")
-                self.store.gather(staging)
                 from .output import Output, finalize
 
+                drop = self.store.drop(staging, self.remote)
                 out = Output(staging.path, "finish")
                 try:
+                    follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
+                    with self._progress(f"{node.name}", total) as advance:
+                        results = executor.map(recipe.name, node.params, tasks, drop, advance,
+                                               follow)
+                    phase("tasks")
+                    self.store.gather(staging)
                     recipe.finish(node.params, inputs, results, out)
                 finally:
                     out.close()

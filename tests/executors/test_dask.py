@@ -72,3 +72,12 @@ def test_without_distributed_the_error_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(BadInputError, match=r"pip install 'dataset-registry\[dask\]'"):
         open_executor("dask://local", 2).prepare()
+
+
+def test_the_local_cluster_shortcut(synth_small, reference_digests, tmp_path):
+    from ..buildkit import every_recipe
+
+    reg = every_recipe(tmp_path, synth_small["imagenet-train"], synth_small["imagenet-val"])
+    ds = reg.resolve("wds", executor="dask://local", jobs=2)
+    assert ds.digest == reference_digests["wds"]
+    assert ds.marker["built"]["executor"] == "DaskExecutor" and ds.marker["built"]["jobs"] == 2

@@ -17,6 +17,7 @@ from ..output import Output
 from ..stores.base import Drop
 
 Progress = Callable[[int], None]
+OnResult = Callable[[int, Any], None]
 
 
 def run_task(recipe_name: str, params: Any, task: Any, drop: Drop, part: str) -> Any:
@@ -60,9 +61,10 @@ class Executor(ABC):
 
     @abstractmethod
     def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], drop: Drop,
-            progress: Progress | None = None) -> list[Any]:
+            progress: Progress | None = None, on_result: OnResult | None = None) -> list[Any]:
         """Run every task; return results in plan order; on the first task error, cancel
-        the rest and raise it."""
+        the rest and raise it. `on_result(index, result)` sees each result as it arrives
+        (in any order), on the calling thread."""
 
     def prepare(self) -> None:  # noqa: B027 - optional hook
         """Start workers ahead of the first `map` (called before planning); optional."""

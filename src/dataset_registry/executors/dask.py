@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import BadInputError, BuildError
 from ..stores.base import Drop
-from .base import Executor, Progress, part_name, run_task, task_size, warm_up
+from .base import Executor, OnResult, Progress, part_name, run_task, task_size, warm_up
 
 INSTALL = "pip install 'dataset-registry[dask]'"
 
@@ -75,7 +75,7 @@ class DaskExecutor(Executor):
             self._cluster = None
 
     def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], drop: Drop,
-            progress: Progress | None = None) -> list[Any]:
+            progress: Progress | None = None, on_result: OnResult | None = None) -> list[Any]:
         distributed = _distributed()
         client = self.client
         n = len(tasks)
@@ -94,6 +94,8 @@ class DaskExecutor(Executor):
                     raise exc
                 i = index[future.key]
                 results[i] = future.result()
+                if on_result:
+                    on_result(i, results[i])
                 if progress:
                     progress(task_size(tasks[i]))
         except BaseException:

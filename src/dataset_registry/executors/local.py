@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import BuildError
 from ..stores.base import Drop
-from .base import Executor, Progress, part_name, run_task, task_size, warm_up
+from .base import Executor, OnResult, Progress, part_name, run_task, task_size, warm_up
 
 
 class LocalExecutor(Executor):
@@ -38,11 +38,13 @@ class LocalExecutor(Executor):
             self._pool = None
 
     def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], drop: Drop,
-            progress: Progress | None = None) -> list[Any]:
+            progress: Progress | None = None, on_result: OnResult | None = None) -> list[Any]:
         if self.jobs == 1 or len(tasks) <= 1:
             results = []
             for i, task in enumerate(tasks):
                 results.append(run_task(recipe_name, params, task, drop, part_name(i)))
+                if on_result:
+                    on_result(i, results[-1])
                 if progress:
                     progress(task_size(task))
             return results
@@ -73,6 +75,8 @@ class LocalExecutor(Executor):
                     raise exc
                 i = futures[fut]
                 results[i] = fut.result()
+                if on_result:
+                    on_result(i, results[i])
                 if progress:
                     progress(task_size(tasks[i]))
         return results

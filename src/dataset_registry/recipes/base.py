@@ -10,7 +10,7 @@ Recipes know nothing of stores, catalogs or executors: they write through an
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -59,6 +59,14 @@ class Recipe(ABC):
     @abstractmethod
     def run(cls, params: Any, task: Any, out: Output) -> Any:
         """Do one task, writing files through `out`; return a small picklable result."""
+
+    @classmethod
+    def follow(cls, params: Any, tasks: list[Any],
+               out: Output) -> Callable[[int, Any], None] | None:
+        """Optional: a callable the coordinator feeds each task's result as it arrives, with
+        the task's files already in `out.root` (e.g. to hash a shared file while later
+        tasks still write). Not called when tasks write elsewhere (a remote store)."""
+        return None
 
     @classmethod
     def finish(cls, params: Any, inputs: Inputs, results: list[Any], out: Output) -> None:
