@@ -70,6 +70,16 @@ class Remote:
             text = text.replace(secret, "***")
         return text
 
+    def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """`fn(*args, **kwargs)`, a transport failure turned into a redacted StorageError
+        naming `what` (FileNotFoundError passes through: callers decide what it means)."""
+        try:
+            return fn(*args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except transport_errors() as exc:
+            raise self.error(what, exc) from None
+
     def error(self, what: str, exc: BaseException) -> StorageError:
         """A StorageError for a failed request, with any secret masked."""
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import SourceError
 from .keys import hash_bytes, hash_file
-from .remote import Remote, is_remote, transport_errors
+from .remote import Remote, is_remote
 from .statsig import stat_signature, walk_stat
 from .tarindex import IndexedMember, scan_tar, tar_is_synthetic
 
@@ -69,12 +69,7 @@ class RemotePlace:
         self._info: dict[str, Any] | None = None
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except FileNotFoundError:
-            raise
-        except transport_errors() as exc:
-            raise self.remote.error(f"reading source {self.location}", exc) from None
+        return self.remote.call(f"reading source {self.location}", fn, *args, **kwargs)
 
     def info(self) -> dict[str, Any]:
         if self._info is None:

@@ -100,12 +100,7 @@ class S3Store(Store):
         return join(self.root, STAGING, f"{staging.key}.{staging.token}")
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except FileNotFoundError:
-            raise
-        except transport_errors() as exc:
-            raise self.remote.error(f"{what} ({self.url})", exc) from None
+        return self.remote.call(f"{what} ({self.url})", fn, *args, **kwargs)
 
     def marker(self, key: str) -> dict[str, Any] | None:
         try:
