@@ -53,6 +53,14 @@ class Classified:
 _NOT_AN_IMAGE, _UNKNOWN = -1, -2
 
 
+def _im2rec_image(name: str) -> bool:
+    """`os.path.splitext(name)[1].lower() in IM2REC_EXTS` (im2rec's test), at a third of the
+    cost: a plan asks it of every member."""
+    dot, slash = name.rfind("."), name.rfind("/")
+    return dot > slash and name[dot:].lower() in IM2REC_EXTS and \
+        name[slash + 1:dot].strip(".") != ""
+
+
 def classified(inputs: Inputs, split: str, require_all: bool) -> Classified:
     members = pick_split(inputs.images["images"], split, "images")
     order = synsets(inputs.files["labels"])  # sorted WNIDs: label order is WNID order
@@ -66,8 +74,8 @@ def classified(inputs: Inputs, split: str, require_all: bool) -> Classified:
         else:
             wnid_of = val_wnids(names, inputs.files["labels"], members.where)
         codes[start:start + len(names)] = [
-            label_of.get(w, _UNKNOWN) if os.path.splitext(n)[1].lower() in IM2REC_EXTS
-            else _NOT_AN_IMAGE for n, w in zip(names, wnid_of, strict=True)]
+            label_of.get(w, _UNKNOWN) if _im2rec_image(n) else _NOT_AN_IMAGE
+            for n, w in zip(names, wnid_of, strict=True)]
     unknown = np.flatnonzero(codes == _UNKNOWN)
     if len(unknown):
         name = members.names[int(unknown[0])]
