@@ -49,3 +49,32 @@ def test_byclass_val_is_an_image_folder(tmp_path, synth_small):
     assert os.path.exists(Path(ds.path) / "_files.parquet")
 
 
+
+
+def test_the_image_extension_test_is_im2recs():
+    import os
+    import random
+
+    from dataset_registry.recipes.shards import IM2REC_EXTS, _im2rec_image
+
+    rnd = random.Random(7)
+    names = ["a/b.JPEG", "a/.jpg", "a/..jpg", "a/x..jpg", "x.png", ".png", "a/b.jpeg.txt",
+             "n1/IMG.JpG", "n1/noext", "n1/a.", "...jpg", "dir.jpg/file"]
+    names += ["".join(rnd.choice("ab./JPGjpgnex") for _ in range(rnd.randint(0, 10)))
+              for _ in range(5000)]
+    for name in names:
+        assert _im2rec_image(name) == (os.path.splitext(name)[1].lower() in IM2REC_EXTS), name
+
+
+def test_string_columns_gather_like_slicing():
+    import numpy as np
+
+    from dataset_registry.members import StrColumn
+
+    words = ["val/a", "val/bé", "val/", "val/long name.JPEG", "val/x"]
+    col = StrColumn.from_list(words)
+    prefixed = StrColumn(col._blob, col._starts, 4)  # how a split strips "val/"
+    picked = [3, 0, 2, 3]
+    assert prefixed.take(np.array(picked)).tolist() == [words[i][4:] for i in picked]
+    assert prefixed.lines().decode() == "".join(w[4:] + "\n" for w in words)
+    assert prefixed.take(np.array([], dtype=np.int64)).tolist() == []
