@@ -44,6 +44,8 @@ def test_every_recipe_on_s3_with_dask_gives_the_local_bytes(s3, synth_small, das
     assert len(markers) == len(NAMES)
     rows = reg.sql("SELECT DISTINCT store FROM artifacts").rows
     assert rows == [(f"{bucket.url}/store",)]
+    assert reg.rebuild_catalog() == len(NAMES)  # from the markers in the bucket
+    assert reg.sql("SELECT count(*) FROM artifacts").rows == [(len(NAMES),)]
 
 
 def test_a_source_on_s3_reads_members_by_range(s3, synth_small, tmp_path):
