@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SourceError
-from .remote import Remote, is_remote, transport_errors
+from .remote import Remote, is_remote
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +81,6 @@ class StrColumn(Sequence[str]):
         at = np.asarray(indices, dtype=np.int64)
         return StrColumn(*_gather(self._blob, self._starts[at] + self._prefix,
                                   self._starts[at + 1]))
-
-    @classmethod
-    def from_encoded(cls, lines: Sequence[bytes]) -> StrColumn:
-        starts = np.zeros(len(lines) + 1, dtype=np.int64)
-        np.cumsum([len(x) for x in lines], out=starts[1:])
-        return cls(b"".join(lines), starts)
 
     def __getstate__(self) -> tuple[bytes, np.ndarray, int]:
         a, b = int(self._starts[0]), int(self._starts[-1])
@@ -254,13 +248,12 @@ def _fetch_remote(refs: list[MemberRef]) -> Iterator[tuple[MemberRef, bytes]]:
             spans.append([ref.path, ref.offset, ref.offset + ref.size, [ref]])
     fs = _remote.filesystem(refs[0].path)
     try:
-        blobs = fs.cat_ranges([s[0] for s in spans], [s[1] for s in spans],
-                              [s[2] for s in spans], on_error="raise")
+        blobs = _remote.call(f"reading {len(refs)} members from {refs[0].path}",
+                             fs.cat_ranges, [s[0] for s in spans], [s[1] for s in spans],
+                             [s[2] for s in spans], on_error="raise")
     except FileNotFoundError as exc:
         raise SourceError(_remote.redact(f"{exc}: not found; has the source changed?")) \
             from None
-    except transport_errors() as exc:
-        raise _remote.error(f"reading {len(refs)} members from {refs[0].path}", exc) from None
     got: dict[tuple[str, int], bytes] = {}
     for (path, start, _, members), blob in zip(spans, blobs, strict=True):
         for ref in members:

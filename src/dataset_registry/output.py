@@ -56,8 +56,7 @@ class Output:
         from their buffers: for in-place writers whose tasks each fill a planned range.
         The file is recorded by whoever knows it is complete (`added`)."""
         if self.ranged:
-            self.target(path)  # validates the path
-            with open(self._under(RANGES, f"{path}/{offset:020d}"), "wb") as f:
+            with open(self._local(RANGES, *self._checked(path), f"{offset:020d}"), "wb") as f:
                 f.writelines(pieces)
             return
         fd = os.open(self.target(path), os.O_WRONLY | os.O_CREAT, 0o644)
@@ -78,15 +77,7 @@ class Output:
 
     def scratch(self, name: str) -> str:
         """A local path for a file only this build's `finish` reads (its folder created)."""
-        return self._under(SCRATCH, name)
-
-    def _under(self, folder: str, name: str) -> str:
-        full = os.path.join(self.root, folder, *name.split("/"))
-        parent = os.path.dirname(full)
-        if parent not in self._dirs:
-            os.makedirs(parent, exist_ok=True)
-            self._dirs.add(parent)
-        return full
+        return self._local(SCRATCH, *name.split("/"))
 
     def open(self, path: str) -> Any:
         """A binary file to stream into; call `added` when it is complete."""
@@ -128,10 +119,17 @@ class Output:
 
     def target(self, path: str) -> str:
         """The local file `path` is written to (its folder created), for in-place writers."""
+        return self._local(*self._checked(path))
+
+    @staticmethod
+    def _checked(path: str) -> list[str]:
         parts = path.split("/")
         if not path or path.startswith("/") or ".." in parts or "" in parts or \
                 parts[0] in RESERVED:
             raise BuildError(f"recipe tried to write an invalid output path {path!r}")
+        return parts
+
+    def _local(self, *parts: str) -> str:
         full = os.path.join(self.root, *parts)
         parent = os.path.dirname(full)
         if parent not in self._dirs:

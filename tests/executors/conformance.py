@@ -17,7 +17,7 @@ from dataset_registry import BadImageError, Registry
 from dataset_registry.executors import Executor
 
 from ..buildkit import build_all, every_recipe
-from ..conftest import LABELS, make_tar, write_manifest
+from ..conftest import make_tar, write_imagenet_manifest
 
 
 def jpeg(i: int) -> bytes:
@@ -41,16 +41,11 @@ class ExecutorConformance:
         members = {f"ILSVRC2012_val_{i:08d}.JPEG": jpeg(i) for i in range(1, 41)}
         members["ILSVRC2012_val_00000033.JPEG"] = b"\xff\xd8 not really a jpeg"
         tar = make_tar(tmp_path / "val.tar", members)
-        write_manifest(tmp_path, f"""
-sources:
-  - {{name: val, layout: imagenet-val}}
-files:
-  - {{name: labels, path: {LABELS}}}
-datasets:
+        write_imagenet_manifest(tmp_path, """
   - name: tiny
     recipe: downscale
-    inputs: {{val: val, labels: labels}}
-    params: {{width: 8, height: 8, require_all_classes: false}}
+    inputs: {val: val, labels: labels}
+    params: {width: 8, height: 8, require_all_classes: false}
 """)
         reg = Registry.open(str(tmp_path))
         reg.set_source("val", str(tar))

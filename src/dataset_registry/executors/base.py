@@ -44,6 +44,16 @@ def task_size(task: Any) -> int:
     return len(task) if hasattr(task, "__len__") else 1
 
 
+def arrived(results: list[Any], index: int, result: Any, task: Any,
+            progress: Progress | None, on_result: OnResult | None) -> None:
+    """A task's result is in: keep it in plan order, then tell whoever listens."""
+    results[index] = result
+    if on_result:
+        on_result(index, result)
+    if progress:
+        progress(task_size(task))
+
+
 def part_name(index: int) -> str:
     return f"{index:06d}"
 

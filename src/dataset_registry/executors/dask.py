@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import BadInputError, BuildError
 from ..stores.base import Drop
-from .base import Executor, OnResult, Progress, part_name, run_task, task_size, warm_up
+from .base import Executor, OnResult, Progress, arrived, part_name, run_task, warm_up
 
 INSTALL = "pip install 'dataset-registry[dask]'"
 
@@ -93,11 +93,7 @@ class DaskExecutor(Executor):
                                          f"task ({exc}); no artifact was written") from None
                     raise exc
                 i = index[future.key]
-                results[i] = future.result()
-                if on_result:
-                    on_result(i, results[i])
-                if progress:
-                    progress(task_size(tasks[i]))
+                arrived(results, i, future.result(), tasks[i], progress, on_result)
         except BaseException:
             # A task already running on a worker cannot be interrupted; what it still
             # writes lands in staging (removed) or as unmarked files (gc's to sweep).

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import BuildError
 from ..stores.base import Drop
-from .base import Executor, OnResult, Progress, part_name, run_task, task_size, warm_up
+from .base import Executor, OnResult, Progress, arrived, part_name, run_task, warm_up
 
 
 class LocalExecutor(Executor):
@@ -40,13 +40,10 @@ class LocalExecutor(Executor):
     def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], drop: Drop,
             progress: Progress | None = None, on_result: OnResult | None = None) -> list[Any]:
         if self.jobs == 1 or len(tasks) <= 1:
-            results = []
+            results: list[Any] = [None] * len(tasks)
             for i, task in enumerate(tasks):
-                results.append(run_task(recipe_name, params, task, drop, part_name(i)))
-                if on_result:
-                    on_result(i, results[-1])
-                if progress:
-                    progress(task_size(task))
+                arrived(results, i, run_task(recipe_name, params, task, drop, part_name(i)),
+                        task, progress, on_result)
             return results
         from concurrent.futures import FIRST_EXCEPTION, wait
         from concurrent.futures.process import BrokenProcessPool
@@ -55,7 +52,7 @@ class LocalExecutor(Executor):
         pool = self._pool
         futures = {pool.submit(run_task, recipe_name, params, task, drop, part_name(i)): i
                    for i, task in enumerate(tasks)}
-        results: list[Any] = [None] * len(tasks)
+        results = [None] * len(tasks)
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_EXCEPTION)
@@ -74,9 +71,5 @@ class LocalExecutor(Executor):
                     wait(pending)  # let running tasks end before staging is removed
                     raise exc
                 i = futures[fut]
-                results[i] = fut.result()
-                if on_result:
-                    on_result(i, results[i])
-                if progress:
-                    progress(task_size(tasks[i]))
+                arrived(results, i, fut.result(), tasks[i], progress, on_result)
         return results

@@ -52,6 +52,14 @@ def _walk(folder: str) -> Iterator[tuple[str, str]]:
             yield full, os.path.relpath(full, folder).replace(os.sep, "/")
 
 
+def artifact_prefix(root: str, key: str) -> str:
+    return join(root, artifact_path(key))
+
+
+def staging_prefix(root: str, key: str, token: str) -> str:
+    return join(root, STAGING, f"{key}.{token}")
+
+
 def upload(fs: Any, pairs: list[tuple[str, str]]) -> None:
     """Many files in one batched call: s3fs sends them concurrently, not one at a time."""
     if pairs:
@@ -69,15 +77,13 @@ class S3Drop(ScratchDrop):
     def ship(self, folder: str) -> None:
         fs = self.remote.filesystem(self.url)
         root = self.url.split("://", 1)[1]
-        final, staging = join(root, artifact_path(self.key)), \
-            join(root, STAGING, f"{self.key}.{self.token}")
+        final = artifact_prefix(root, self.key)
+        staging = staging_prefix(root, self.key, self.token)
         pairs = [(full, f"{staging if rel.split('/', 1)[0] in UNPUBLISHED else final}/{rel}")
                  for full, rel in _walk(folder)]
         try:
-            upload(fs, pairs)
-        except transport_errors() as exc:
-            raise self.remote.error(f"uploading a task's {len(pairs)} files to {self.url}",
-                                    exc) from None
+            self.remote.call(f"uploading a task's {len(pairs)} files to {self.url}", upload,
+                             fs, pairs)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -94,10 +100,14 @@ class S3Store(Store):
         self.cache_dir = os.path.abspath(cache_dir)
 
     def _dir(self, key: str) -> str:
-        return join(self.root, artifact_path(key))
+        return artifact_prefix(self.root, key)
 
     def _staging(self, staging: Staging) -> str:
-        return join(self.root, STAGING, f"{staging.key}.{staging.token}")
+        return staging_prefix(self.root, staging.key, staging.token)
+
+    def _cached(self, key: str) -> str:
+        """Where `local_path` keeps the downloaded copy of an artifact."""
+        return os.path.join(self.cache_dir, "artifacts", *artifact_path(key).split("/"))
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return self.remote.call(f"{what} ({self.url})", fn, *args, **kwargs)
@@ -116,7 +126,7 @@ class S3Store(Store):
         return self.uri(key)
 
     def local_path(self, key: str) -> str:
-        dest = os.path.join(self.cache_dir, "artifacts", *artifact_path(key).split("/"))
+        dest = self._cached(key)
         if os.path.exists(os.path.join(dest, MARKER)):
             return dest
         from filelock import FileLock
@@ -136,7 +146,7 @@ class S3Store(Store):
         return dest
 
     def tables(self, key: str) -> str:
-        cached = os.path.join(self.cache_dir, "artifacts", *artifact_path(key).split("/"))
+        cached = self._cached(key)
         if os.path.exists(os.path.join(cached, MARKER)):
             return cached
         dest = os.path.join(self.cache_dir, "tables", key)
@@ -147,11 +157,14 @@ class S3Store(Store):
             tmp = f"{dest}.tmp-{uuid.uuid4().hex[:8]}"
             names = [FILES] + ([SKIPPED] if marker.get("skipped") else [])
             os.makedirs(tmp)
-            self._call("downloading file tables", self.fs.get,
-                       [f"{self._dir(key)}/{n}" for n in names],
-                       [os.path.join(tmp, n) for n in names])
-            shutil.rmtree(dest, ignore_errors=True)
-            os.rename(tmp, dest)
+            try:
+                self._call("downloading file tables", self.fs.get,
+                           [f"{self._dir(key)}/{n}" for n in names],
+                           [os.path.join(tmp, n) for n in names])
+                shutil.rmtree(dest, ignore_errors=True)
+                os.rename(tmp, dest)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         return dest
 
     def _download(self, prefix: str, dest: str) -> None:

@@ -1,0 +1,28 @@
+import json
+
+import pytest
+
+from dataset_registry import BadInputError
+from dataset_registry.remote import Remote, parse_options
+
+from .conftest import run_cli
+from .s3kit import FAKE_KEY, FAKE_SECRET
+
+
+def test_storage_options_parse_and_refuse_what_is_not_name_value(tmp_path):
+    assert parse_options(["endpoint_url=http://h:1/x=y", "anon=TRUE", "key=k"]) == \
+        {"endpoint_url": "http://h:1/x=y", "anon": True, "key": "k"}
+    with pytest.raises(BadInputError, match="--storage-option 'nonsense': expected NAME=VALUE"):
+        parse_options(["nonsense"])
+    done = run_cli("--root", str(tmp_path), "list", "--storage-option", "=x", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "expected NAME=VALUE" in done.stderr and done.stdout == ""
+
+
+def test_redact_masks_option_and_environment_secrets(monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret-xyz")
+    remote = Remote({"key": FAKE_KEY, "secret": FAKE_SECRET, "endpoint_url": "http://h"})
+    text = remote.redact(f"signing with {FAKE_KEY}/{FAKE_SECRET} and env-secret-xyz at http://h")
+    assert text == "signing with ***/*** and *** at http://h"
+    assert FAKE_SECRET not in repr(remote)
+    assert json.dumps({"x": repr(remote)}).count("***") == 0  # repr shows no option at all
