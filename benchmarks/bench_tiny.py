@@ -137,8 +137,8 @@ def _floor_chunk(args: tuple[str, list[tuple[int, int]]]) -> int:
 
 def bare_floor_seconds(tar: str, spans: list[tuple[int, int]], jobs: int) -> float:
     """The hardware's own ceiling: the decode floor alone over the same members, in a plain
-    process pool (no registry code at all)."""
-    import multiprocessing
+    process pool (no registry code at all; the same fork server as the registry's pools)."""
+    from dataset_registry.processes import worker_context
 
     chunks = [(tar, spans[i:i + 256]) for i in range(0, len(spans), 256)]
     start = time.perf_counter()
@@ -146,7 +146,7 @@ def bare_floor_seconds(tar: str, spans: list[tuple[int, int]], jobs: int) -> flo
         for chunk in chunks:
             _floor_chunk(chunk)
     else:
-        with multiprocessing.get_context("forkserver").Pool(jobs) as pool:
+        with worker_context().Pool(jobs) as pool:
             pool.map(_floor_chunk, chunks, chunksize=1)
     return time.perf_counter() - start
 

@@ -177,11 +177,11 @@ def _rendered(images: list[_Image], spec: SynthSpec, jobs: int) -> Iterator[tupl
         for chunk in chunks:
             yield from zip(chunk, _render_many((chunk, spec)), strict=True)
         return
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    ctx = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+    from .processes import worker_context
+
+    with ProcessPoolExecutor(jobs, mp_context=worker_context()) as pool:
         for chunk, data in zip(chunks, pool.map(_render_many, [(c, spec) for c in chunks]),
                                strict=True):
             yield from zip(chunk, data, strict=True)

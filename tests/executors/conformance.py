@@ -9,12 +9,17 @@ task fails the build with the task's own error and leaves no artifact.
 from __future__ import annotations
 
 import io
+import os
+import time
+from dataclasses import dataclass
 
 import pytest
 from PIL import Image
 
 from dataset_registry import BadImageError, Registry
 from dataset_registry.executors import Executor
+from dataset_registry.recipes import RECIPES
+from dataset_registry.stores.base import FolderDrop
 
 from ..buildkit import build_all, every_recipe
 from ..conftest import make_tar, write_imagenet_manifest
@@ -24,6 +29,28 @@ def jpeg(i: int) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (24, 16), (i * 40 % 256, 90, 30)).save(buf, "JPEG", quality=90)
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class GatedDrop(FolderDrop):
+    """A local drop that lets the first task through and holds every later one until the
+    coordinator's `on_result` has seen a result (the `gate` file): only an executor that
+    hands results over as tasks finish, not after the last, gets past it."""
+
+    gate: str = ""
+
+    def folder(self) -> str:
+        try:
+            os.close(os.open(self.gate + ".first", os.O_CREAT | os.O_EXCL))
+            return self.path
+        except FileExistsError:
+            pass
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.gate):
+            if time.monotonic() > deadline:
+                raise TimeoutError("on_result saw no result while later tasks waited")
+            time.sleep(0.01)
+        return self.path
 
 
 class ExecutorConformance:
@@ -53,3 +80,30 @@ class ExecutorConformance:
             reg.resolve("tiny", executor=executor)
         assert reg.status("tiny") == "missing"
         assert list(reg.store.committed()) == []
+
+    def test_results_are_handed_over_as_tasks_finish(self, executor, synth_small, tmp_path):
+        write_imagenet_manifest(tmp_path, """
+  - name: val-by-class
+    recipe: byclass
+    inputs: {images: val, labels: labels}
+    params: {split: val, require_all_classes: false}
+""")
+        reg = Registry.open(str(tmp_path))
+        reg.set_source("val", synth_small["imagenet-val"])
+        node = reg.manifests.get("val-by-class")
+        inputs, _, _ = reg.resolver.inputs(node)
+        tasks = RECIPES["byclass"].plan(node.params, inputs)
+        assert len(tasks) >= 3
+        gate = str(tmp_path / "gate")
+        seen: list[int] = []
+
+        def on_result(index: int, result: int) -> None:
+            seen.append(index)
+            open(gate, "w").close()
+
+        out = tmp_path / "out"
+        out.mkdir()
+        results = executor.map("byclass", node.params, tasks,
+                               GatedDrop(path=str(out), gate=gate), on_result=on_result)
+        assert results == [len(t) for t in tasks]  # in plan order, whatever the arrival
+        assert sorted(seen) == list(range(len(tasks)))

@@ -1,8 +1,10 @@
-"""Tasks on a local process pool (forkserver workers), or inline with one worker."""
+"""Tasks on a local process pool (fork-server workers, `processes.worker_context`), or
+inline with one worker."""
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,22 +19,44 @@ class LocalExecutor(Executor):
     def __init__(self, jobs: int | None = None) -> None:
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self._pool: Any = None
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
 
     def prepare(self) -> None:
         if self.jobs == 1 or self._pool is not None:
             return
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # forkserver: workers start from a clean process, never from a parent holding
-        # threads (progress bars) or a DuckDB connection.
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["dataset_registry.recipes", "dataset_registry.imaging"])
-        self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx)
-        for _ in range(self.jobs):  # spawn and warm every worker now, not at the first task
-            self._pool.submit(warm_up)
+        from ..processes import worker_context
+
+        self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=worker_context())
+        # Spawning waits for the fork server, which on its first start imports the
+        # preload (~0.5 s on 2 cores). On a thread, so the coordinator plans meanwhile;
+        # map() waits for it before submitting tasks.
+        self._starting = threading.Thread(target=self._start_workers, args=(self._pool,),
+                                          name="registry-start-workers", daemon=True)
+        self._starting.start()
+
+    def _start_workers(self, pool: Any) -> None:
+        try:
+            for _ in range(self.jobs):  # spawn and warm every worker now, not at the first task
+                pool.submit(warm_up)
+        except BaseException as exc:  # handed to map(), on the caller's thread
+            self._start_error = exc
+
+    def _started(self) -> None:
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+        if self._start_error is not None:
+            exc, self._start_error = self._start_error, None
+            self.close()
+            raise BuildError(f"could not start the worker processes: {exc}") from exc
 
     def close(self) -> None:
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
@@ -45,17 +69,20 @@ class LocalExecutor(Executor):
                 arrived(results, i, run_task(recipe_name, params, task, drop, part_name(i)),
                         task, progress, on_result)
             return results
-        from concurrent.futures import FIRST_EXCEPTION, wait
+        from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
         self.prepare()
+        self._started()
         pool = self._pool
         futures = {pool.submit(run_task, recipe_name, params, task, drop, part_name(i)): i
                    for i, task in enumerate(tasks)}
         results = [None] * len(tasks)
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            # FIRST_COMPLETED, not FIRST_EXCEPTION: that one returns only once every task is
+            # done, so on_result (a recipe's follower) and progress would all come at the end
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 exc = fut.exception()
                 if isinstance(exc, BrokenProcessPool):
