@@ -6,6 +6,9 @@ Why recordio's tasks may be slower than webdataset's: every recordio task writes
 its records into the one `.rec` (im2rec's format), webdataset's tasks write
 shards of their own. Side by side in one run, the same bytes, best of 2:
 pwritev   `--procs` processes, each pwritev'ing its own region of one file
+fallocate the same into a file the parent sized with posix_fallocate first
+mmap      the same into a file the parent sized with ftruncate first, each process
+          copying into a shared mapping of its region (no write() call at all)
 separate  `--procs` processes, each writing a file of its own
 one       a single process writing the whole file sequentially
 """
@@ -13,6 +16,7 @@ one       a single process writing the whole file sequentially
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
 import shutil
 import tempfile
@@ -40,6 +44,24 @@ def _region(i: int) -> None:
     os.close(fd)
 
 
+def _sized(total: int, allocate: bool) -> None:
+    fd = os.open(os.path.join(_state["folder"], "one.bin"), os.O_WRONLY | os.O_CREAT, 0o644)
+    (os.posix_fallocate if allocate else os.ftruncate)(fd, *((0, total) if allocate else (total,)))
+    os.close(fd)
+
+
+def _mapped(i: int) -> None:
+    per = _state["per"]
+    start = i * per
+    aligned = start - start % mmap.ALLOCATIONGRANULARITY
+    fd = os.open(os.path.join(_state["folder"], "one.bin"), os.O_RDWR)
+    with mmap.mmap(fd, start + per - aligned, offset=aligned) as view:
+        for done, piece in _pieces(per):
+            at = start - aligned + done
+            view[at:at + len(piece)] = piece
+    os.close(fd)
+
+
 def _own(i: int) -> None:
     with open(os.path.join(_state["folder"], f"part-{i}.bin"), "wb") as f:
         for _, piece in _pieces(_state["per"]):
@@ -62,6 +84,10 @@ def main() -> int:
             _init(folder, total)  # this process writes the whole file alone
             for _ in range(2):
                 for name, run in (("pwritev", lambda: pool.map(_region, range(args.procs))),
+                                  ("fallocate", lambda: (_sized(total, True),
+                                                         pool.map(_region, range(args.procs)))),
+                                  ("mmap", lambda: (_sized(total, False),
+                                                    pool.map(_mapped, range(args.procs)))),
                                   ("separate", lambda: pool.map(_own, range(args.procs))),
                                   ("one", lambda: _own(0))):
                     for entry in os.listdir(folder):
@@ -74,6 +100,8 @@ def main() -> int:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"{total / 2**30:.2f} GiB, {args.procs} processes, page cache, best of 2")
     for name, label in (("pwritev", f"{args.procs} processes into one file (pwritev)"),
+                        ("fallocate", "the same, file posix_fallocate'd first"),
+                        ("mmap", "the same through shared mappings"),
                         ("separate", f"{args.procs} processes into a file each"),
                         ("one", "one process into one file")):
         print(f"{label:40s} {best[name]:6.2f} s {total / best[name] / 1e9:6.2f} GB/s")

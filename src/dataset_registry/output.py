@@ -75,6 +75,21 @@ class Output:
         finally:
             os.close(fd)
 
+    def reserve(self, path: str, size: int) -> None:
+        """Before tasks `write_at` into `path`: give it its `size` bytes of disk now. One
+        file written by many processes takes their writes one at a time; into allocated
+        blocks they go about 1.4x faster (benchmarks/bench_one_file.py), and a disk too
+        small fails here, not hours in. Skipped where the filesystem cannot allocate
+        without writing zeros."""
+        fd = os.open(self.target(path), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            allocate(fd, size)
+        except OSError as exc:
+            raise BuildError(f"{self.target(path)}: cannot reserve {size:,} bytes "
+                             f"({os.strerror(exc.errno or 0)})") from None
+        finally:
+            os.close(fd)
+
     def scratch(self, name: str) -> str:
         """A local path for a file only this build's `finish` reads (its folder created)."""
         return self._local(SCRATCH, *name.split("/"))
@@ -136,6 +151,26 @@ class Output:
             os.makedirs(parent, exist_ok=True)
             self._dirs.add(parent)
         return full
+
+
+def allocate(fd: int, size: int) -> bool:
+    """fallocate(2) `size` bytes from offset 0, if this system and filesystem can; False
+    where they cannot. Not os.posix_fallocate: where the filesystem cannot, glibc's
+    emulation writes a byte into every block, far slower than not allocating at all."""
+    import ctypes
+    import errno
+
+    try:
+        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+    except (AttributeError, OSError):  # not Linux
+        return False
+    fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    if size <= 0 or fallocate(fd, 0, 0, size) == 0:
+        return size > 0
+    err = ctypes.get_errno()
+    if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+        return False
+    raise OSError(err, os.strerror(err))
 
 
 def finalize(root: str) -> dict[str, Any]:

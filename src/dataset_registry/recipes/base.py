@@ -63,9 +63,11 @@ class Recipe(ABC):
     @classmethod
     def follow(cls, params: Any, tasks: list[Any],
                out: Output) -> Callable[[int, Any], None] | None:
-        """Optional: a callable the coordinator feeds each task's result as it arrives, with
-        the task's files already in `out.root` (e.g. to hash a shared file while later
-        tasks still write). Not called when tasks write elsewhere (a remote store)."""
+        """Optional: runs on the coordinator before the first task (e.g. to `reserve` a
+        file tasks write into); returns a callable the coordinator feeds each task's result
+        as it arrives, with the task's files already in `out.root` (e.g. to hash a shared
+        file while later tasks still write). Not called when tasks write elsewhere (a
+        remote store)."""
         return None
 
     @classmethod

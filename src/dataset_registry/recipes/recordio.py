@@ -7,8 +7,9 @@ JPEG bytes, in `<split>.rec`, with `<split>.idx`.
 
 Each record's size is known at plan time from its member's size, unless its
 payload holds the RecordIO magic at an aligned position (then dmlc splits it
-and it grows by 4 bytes a split) or it is re-encoded (`resize`). So tasks
-write their records straight into `<split>.rec` at planned offsets; a task
+and it grows by 4 bytes a split) or it is re-encoded (`resize`). So the
+coordinator reserves the planned size of `<split>.rec` (fallocate), and tasks
+write their records straight into it at planned offsets; a task
 whose bytes came out longer writes a chunk instead, and `finish` then lays the
 file out again once, in order. Either way the bytes are im2rec's.
 """
@@ -129,6 +130,7 @@ class RecordIO(Recipe):
                out: Output) -> RegionHasher | None:
         if not tasks or tasks[0].start is None:
             return None
+        out.reserve(f"{params.split}.rec", sum(task.planned for task in tasks))
         return RegionHasher(out, f"{params.split}.rec", len(tasks))
 
     @classmethod

@@ -1,0 +1,48 @@
+import os
+
+import pytest
+
+from dataset_registry import BuildError
+from dataset_registry.output import Output, allocate
+
+
+@pytest.fixture
+def can_allocate(tmp_path) -> None:
+    fd = os.open(tmp_path / "probe", os.O_WRONLY | os.O_CREAT)
+    try:
+        if not allocate(fd, 4096):
+            pytest.skip("this filesystem cannot fallocate")
+    finally:
+        os.close(fd)
+
+
+def test_reserve_allocates_the_whole_file_before_tasks_write(tmp_path, can_allocate):
+    out = Output(str(tmp_path), "finish")
+    out.reserve("train.rec", 3 << 20)
+    st = os.stat(tmp_path / "train.rec")
+    assert st.st_size == 3 << 20
+    assert st.st_blocks * 512 >= 3 << 20  # blocks allocated, not a sparse file
+    out.write_at("train.rec", [b"b" * 10, b"c" * 6], 1 << 20)
+    out.write_at("train.rec", [b"a" * 16], 0)
+    with open(tmp_path / "train.rec", "rb") as f:
+        data = f.read()
+    assert data[:16] == b"a" * 16 and data[1 << 20:(1 << 20) + 16] == b"b" * 10 + b"c" * 6
+    assert data[16:1 << 20] == bytes((1 << 20) - 16)  # reserved blocks read as zeros
+    out.close()
+
+
+def test_reserve_fails_at_once_when_the_file_cannot_fit(tmp_path, can_allocate):
+    out = Output(str(tmp_path), "finish")
+    with pytest.raises(BuildError, match=r"train\.rec: cannot reserve 1,125,899,906,842,624 "
+                                         r"bytes \((File too large|No space left on device)\)"):
+        out.reserve("train.rec", 1 << 50)
+    out.close()
+
+
+def test_allocate_of_nothing_is_a_no_op(tmp_path):
+    fd = os.open(tmp_path / "empty", os.O_WRONLY | os.O_CREAT)
+    try:
+        assert allocate(fd, 0) is False
+        assert os.fstat(fd).st_size == 0
+    finally:
+        os.close(fd)
