@@ -44,19 +44,22 @@ class LocalExecutor(Executor):
         except BaseException as exc:  # handed to map(), on the caller's thread
             self._start_error = exc
 
-    def _started(self) -> None:
+    def _join_start(self) -> BaseException | None:
+        """Wait for the thread starting the workers; what it failed with, if anything."""
         if self._starting is not None:
             self._starting.join()
             self._starting = None
-        if self._start_error is not None:
-            exc, self._start_error = self._start_error, None
+        exc, self._start_error = self._start_error, None
+        return exc
+
+    def _started(self) -> None:
+        exc = self._join_start()
+        if exc is not None:
             self.close()
             raise BuildError(f"could not start the worker processes: {exc}") from exc
 
     def close(self) -> None:
-        if self._starting is not None:
-            self._starting.join()
-            self._starting = None
+        self._join_start()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None

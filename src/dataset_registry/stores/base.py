@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,16 @@ SCRATCH = ".scratch"  # task files only `finish` reads; never published
 RANGES = ".ranges"  # in-place writes a remote task could not make in place (see Output)
 RESERVED = (MARKER, FILES, SKIPPED, PARTS, SCRATCH, RANGES)
 UNPUBLISHED = (PARTS, SCRATCH, RANGES)
+
+
+@contextmanager
+def file_lock(folder: str, key: str, timeout: float = -1) -> Iterator[None]:
+    """The lock file `<folder>/<key>.lock`, held across processes of this machine."""
+    from filelock import FileLock
+
+    os.makedirs(folder, exist_ok=True)
+    with FileLock(os.path.join(folder, f"{key}.lock"), timeout=timeout):
+        yield
 
 
 def artifact_path(key: str) -> str:

@@ -20,12 +20,12 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ..errors import BuildError
 from ..remote import Remote
-from .base import MARKER, FolderDrop, Staging, Store, artifact_path
+from .base import MARKER, FolderDrop, Staging, Store, artifact_path, file_lock
 
 
 class LocalStore(Store):
@@ -80,13 +80,8 @@ class LocalStore(Store):
     def abort(self, staging: Staging) -> None:
         shutil.rmtree(staging.path, ignore_errors=True)
 
-    @contextmanager
-    def lock(self, key: str, timeout: float = -1) -> Iterator[None]:
-        from filelock import FileLock
-
-        os.makedirs(os.path.join(self.root, ".locks"), exist_ok=True)
-        with FileLock(os.path.join(self.root, ".locks", f"{key}.lock"), timeout=timeout):
-            yield
+    def lock(self, key: str, timeout: float = -1) -> AbstractContextManager[None]:
+        return file_lock(os.path.join(self.root, ".locks"), key, timeout)
 
     def committed(self) -> Iterator[str]:
         if not os.path.isdir(self.root):

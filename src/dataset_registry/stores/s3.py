@@ -22,7 +22,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from .base import (
     Staging,
     Store,
     artifact_path,
+    file_lock,
 )
 
 STAGING = ".staging"
@@ -224,14 +225,9 @@ class S3Store(Store):
             pass  # nothing dropped, or the endpoint is down: gc sweeps it later
         shutil.rmtree(staging.path, ignore_errors=True)
 
-    @contextmanager
-    def lock(self, key: str, timeout: float = -1) -> Iterator[None]:
+    def lock(self, key: str, timeout: float = -1) -> AbstractContextManager[None]:
         # Machine-local: coordinators elsewhere are safe because their bytes are the same.
-        from filelock import FileLock
-
-        os.makedirs(os.path.join(self.cache_dir, "locks"), exist_ok=True)
-        with FileLock(os.path.join(self.cache_dir, "locks", f"{key}.lock"), timeout=timeout):
-            yield
+        return file_lock(os.path.join(self.cache_dir, "locks"), key, timeout)
 
     def committed(self) -> Iterator[str]:
         self.fs.invalidate_cache(self.root)
