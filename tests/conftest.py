@@ -12,7 +12,10 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +53,25 @@ def make_registry(root: Path, manifests: Path = MANIFESTS) -> Registry:
 def reg(tmp_path: Path) -> Registry:
     """A registry over the shipped manifests, with its own store, catalog and state."""
     return make_registry(tmp_path)
+
+
+def concurrently(fn: Callable[[int], Any], n: int) -> tuple[list[Any], list[Exception]]:
+    """Run fn(0) .. fn(n - 1) on n threads at once: (results by i, errors raised)."""
+    results: list[Any] = [None] * n
+    errors: list[Exception] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = fn(i)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
 
 
 def write_manifest(root: Path, text: str, name: str = "test.yaml") -> Path:

@@ -7,7 +7,7 @@ import pytest
 from dataset_registry import QueryRefusedError, Registry
 from dataset_registry.catalog import Catalog
 
-from .conftest import copy_manifests
+from .conftest import concurrently, copy_manifests
 
 
 @pytest.fixture(scope="module")
@@ -81,22 +81,12 @@ def test_rebuild_from_markers_restores_everything(reg):
 
 
 def test_writes_wait_for_each_other(tmp_path):
-    import threading
-
     cat = Catalog(str(tmp_path / "c.duckdb"))
-    errors = []
 
-    def writer(i):
-        try:
-            with cat.write() as con:
-                con.execute("INSERT INTO runs (run_id, job) VALUES (?, 'j')", [f"r{i}"])
-        except Exception as exc:
-            errors.append(exc)
+    def writer(i: int) -> None:
+        with cat.write() as con:
+            con.execute("INSERT INTO runs (run_id, job) VALUES (?, 'j')", [f"r{i}"])
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = concurrently(writer, 8)
     assert errors == []
     assert cat.query("SELECT count(*) FROM runs")[1] == [(8,)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from dataset_registry import BadInputError, Registry
 from dataset_registry.remote import Remote
 
 from ..buildkit import NAMES, build_all, every_recipe
-from ..conftest import dask_address
+from ..conftest import concurrently, dask_address
 from ..s3kit import FAKE_KEY, FAKE_SECRET, S3Endpoint
 
 
@@ -106,21 +105,9 @@ def test_two_coordinators_building_one_key_into_one_bucket(s3, synth_small, refe
     regs = [every_recipe(tmp_path / name, synth_small["imagenet-train"],
                          synth_small["imagenet-val"], store=f"{bucket.url}/store",
                          storage_options=s3.options()) for name in ("a", "b")]
-    results, errors = {}, []
-
-    def build(i: int) -> None:
-        try:
-            results[i] = regs[i].resolve("tiny", jobs=1)
-        except Exception as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=build, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = concurrently(lambda i: regs[i].resolve("tiny", jobs=1), 2)
     assert errors == []
-    assert {r.digest for r in results.values()} == {reference_digests["tiny"]}
+    assert {r.digest for r in results} == {reference_digests["tiny"]}
     assert list(regs[0].store.committed()) == [results[0].key]
     assert regs[1].verify(["tiny"]) == {"tiny": []}
     assert not [k for k in bucket.keys("store") if k.startswith(".staging")]
