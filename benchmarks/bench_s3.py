@@ -26,20 +26,19 @@ import tempfile
 import time
 from pathlib import Path
 
-MANIFEST = """
-sources:
-  - {{name: val, layout: imagenet-val}}
-files:
-  - {{name: labels, path: {labels}}}
-datasets:
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from corpus import write_imagenet_manifest
+
+DATASETS = """
   - name: cal
     recipe: calibration
-    inputs: {{images: val, labels: labels}}
-    params: {{first: 500, check_labels: false}}
+    inputs: {images: val, labels: labels}
+    params: {first: 500, check_labels: false}
   - name: tiny
     recipe: downscale
-    inputs: {{val: val, labels: labels}}
-    params: {{width: 16, height: 16, format: folders, require_all_classes: false}}
+    inputs: {val: val, labels: labels}
+    params: {width: 16, height: 16, format: folders, require_all_classes: false}
 """
 
 
@@ -62,9 +61,7 @@ def timed_resolve(root: Path, store: str, name: str, jobs: int,
                   options: dict[str, str] | None) -> tuple[float, int]:
     from dataset_registry import Registry
 
-    labels = Path(__file__).resolve().parents[1] / "src/dataset_registry/data/imagenet"
-    (root / "manifests").mkdir(parents=True, exist_ok=True)
-    (root / "manifests" / "bench.yaml").write_text(MANIFEST.format(labels=labels))
+    write_imagenet_manifest(root, DATASETS)
     reg = Registry.open(str(root), store=store, storage_options=options)
     reg.set_source("val", str(root.parent / "synth" / "ILSVRC2012_img_val.tar"))
     start = time.perf_counter()

@@ -30,23 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus import cpu_count, mean_kib, pool, write_train_tar
+from corpus import cpu_count, mean_kib, pool, write_imagenet_manifest, write_train_tar
 from dataset_registry import Registry
-
-REPO = Path(__file__).resolve().parents[1]
-LABELS = REPO / "src" / "dataset_registry" / "data" / "imagenet"
 
 
 def write_manifest(root: Path, *, require_all_classes: bool) -> None:
-    """Source `train`, the shipped labels, and datasets recordio, wds and tfrecord."""
-    (root / "manifests").mkdir(parents=True)
+    """The ImageNet sources, the shipped labels, and datasets recordio, wds and tfrecord."""
     params = f"require_all_classes: {str(require_all_classes).lower()}"
-    (root / "manifests" / "b.yaml").write_text(f"""
-sources:
-  - {{name: train, layout: imagenet-train}}
-files:
-  - {{name: labels, path: {LABELS}}}
-datasets:
+    write_imagenet_manifest(root, f"""
   - {{name: recordio, recipe: recordio, inputs: {{images: train, labels: labels}},
      params: {{{params}}}}}
   - {{name: wds, recipe: webdataset, inputs: {{images: train, labels: labels}},

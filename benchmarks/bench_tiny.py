@@ -31,23 +31,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus import cpu_count, mean_kib, pool, write_train_tar, write_val_tar
-
-REPO = Path(__file__).resolve().parents[1]
-LABELS = REPO / "src" / "dataset_registry" / "data" / "imagenet"
+from corpus import (
+    cpu_count,
+    mean_kib,
+    pool,
+    write_imagenet_manifest,
+    write_train_tar,
+    write_val_tar,
+)
 
 
 def manifest(root: Path, params: str, train: bool, val: bool) -> None:
     inputs = ", ".join([*(["train: train"] if train else []), *(["val: val"] if val else []),
                         "labels: labels"])
-    (root / "manifests").mkdir(parents=True, exist_ok=True)
-    (root / "manifests" / "bench.yaml").write_text(f"""
-sources:
-  - {{name: train, layout: imagenet-train}}
-  - {{name: val, layout: imagenet-val}}
-files:
-  - {{name: labels, path: {LABELS}}}
-datasets:
+    write_imagenet_manifest(root, f"""
   - name: tiny
     recipe: downscale
     inputs: {{{inputs}}}

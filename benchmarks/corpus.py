@@ -12,8 +12,25 @@ import io
 import os
 import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 
 from dataset_registry.synth import SynthSpec, _Image, _rendered, wnids
+
+LABELS = Path(__file__).resolve().parents[1] / "src" / "dataset_registry" / "data" / "imagenet"
+
+
+def write_imagenet_manifest(root: Path, datasets: str) -> None:
+    """`<root>/manifests/bench.yaml`: sources `train` and `val` (ImageNet layouts), the file
+    `labels` (the shipped label folder), and the given `datasets:` entries."""
+    (root / "manifests").mkdir(parents=True, exist_ok=True)
+    (root / "manifests" / "bench.yaml").write_text(f"""
+sources:
+  - {{name: train, layout: imagenet-train}}
+  - {{name: val, layout: imagenet-val}}
+files:
+  - {{name: labels, path: {LABELS}}}
+datasets:
+{datasets.lstrip(chr(10))}""")
 
 
 def pool(distinct: int, width: int, height: int, jobs: int, quality: int = 90) -> list[bytes]:
