@@ -28,3 +28,26 @@ def test_tree_key_is_location_independent(tmp_path):
     assert tree_key(tmp_path / "one") == tree_key(tmp_path / "two")
     (tmp_path / "two" / "sub" / "f.txt").write_text("hellp")
     assert tree_key(tmp_path / "one") != tree_key(tmp_path / "two")
+
+
+def test_a_field_added_later_stays_out_of_the_key_only_at_its_default():
+    from typing import ClassVar
+
+    from dataset_registry.recipes import Params
+
+    class Before(Params):
+        width: int = 8
+
+    class After(Params):
+        added_later: ClassVar[frozenset[str]] = frozenset({"strict"})
+        width: int = 8
+        strict: bool = True
+
+    def key(params: Params) -> str:
+        return derivation_key("r", 1, params.keyed(), {})
+
+    assert key(After()) == key(Before())
+    assert After().keyed() == {"width": 8}
+    assert key(After(strict=False)) != key(Before())
+    assert After(strict=False).keyed() == {"width": 8, "strict": False}
+    assert key(After(width=9)) == key(Before(width=9))

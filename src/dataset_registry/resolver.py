@@ -114,7 +114,7 @@ class Resolver:
         else:
             assert isinstance(node, DatasetNode)
             recipe = RECIPES[node.recipe]
-            key = derivation_key(recipe.name, recipe.version, node.params.model_dump(mode="json"),
+            key = derivation_key(recipe.name, recipe.version, node.params.keyed(),
                                  {role: self.key(target) for role, target in node.inputs.items()})
         self._keys[name] = key
         return key

@@ -35,6 +35,21 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+    added_later: ClassVar[frozenset[str]] = frozenset()
+    """Fields added to a recipe version that had already shipped, whose default builds the
+    same bytes from every input the version already built: while such a field holds its
+    default it stays out of the key, so adding it keeps every shipped key (see `keyed`)."""
+
+    def keyed(self) -> dict[str, Any]:
+        """The params as they enter the key: every field with its default filled, except an
+        `added_later` field still at its default."""
+        values = self.model_dump(mode="json")
+        for name in self.added_later:
+            default = type(self).model_fields[name].get_default(call_default_factory=True)
+            if getattr(self, name) == default:
+                values.pop(name, None)
+        return values
+
 
 @dataclass
 class Inputs:
