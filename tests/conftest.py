@@ -39,9 +39,10 @@ def synth_small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def synth_full(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """All 50,000 val image names (tiny pixels), for the calibration lists."""
+    """All 50,000 val image names (tiny pixels), for the calibration lists; one train image
+    per class (all 1000, with the hazards), so every shipped variant can be built."""
     out = tmp_path_factory.mktemp("synth-full")
-    return synthesize(str(out), SynthSpec(val_images=50_000, train_classes=1, train_per_class=1,
+    return synthesize(str(out), SynthSpec(val_images=50_000, train_classes=1000, train_per_class=1,
                                           width=16, height=12, kaggle=False), jobs=2)
 
 
