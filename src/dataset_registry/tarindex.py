@@ -88,7 +88,7 @@ def check_member(tar_path: str, info: tarfile.TarInfo, room: int | None = None) 
         why = "a name with control characters"
     elif not _is_utf8(name):
         why = "a name that is not UTF-8"
-    elif not _normal(name):
+    elif not _normal(name) and not info.isdir():  # (a folder "./" is the tar's root)
         why = "an empty name"
     elif info.size < 0:
         why = f"of negative size ({info.size})"
@@ -187,8 +187,9 @@ def _scan(f: BinaryIO, display: str, start: int, size: int, prefix: str,
         tf.members.clear()  # an index of a million members keeps no TarInfo objects
         if info is None:
             break
+        if not _is_sparse(info):  # (PAX 1.0 sparse data starts past a map of its own)
+            _check_headers(window, header_at, info, names.where, start)
         check_member(names.where, info, size)
-        _check_headers(window, header_at, info, names.where, start)
         header_at = tf.offset
         name = names.add(info)
         last = prefix + name
@@ -254,6 +255,10 @@ def _check_headers(window: BinaryIO, at: int, info: tarfile.TarInfo, where: str,
     tarfile skips malformed PAX records silently and takes the first of two long names
     where other readers take the last, so such a member's name or size is ambiguous."""
     header = info.offset_data - tarfile.BLOCKSIZE
+    if at < header:  # name the member as its own header does: the others are in question
+        window.seek(header)
+        name = tarfile.nts(window.read(100), "utf-8", "surrogateescape")
+        where = f"{where}: member {name!r} (header at byte {start + header:,})"
     seen: set[str] = set()
     keys: set[bytes] = set()
     while at < header:
@@ -262,28 +267,28 @@ def _check_headers(window: BinaryIO, at: int, info: tarfile.TarInfo, where: str,
         kind = _EXTENDED.get(block[156:157])
         length = tarfile.nti(block[124:136])  # checksummed by tarfile already
         if kind is None or length < 0 or at + tarfile.BLOCKSIZE + length > header:
-            raise SourceError(f"{where}: member {info.name!r}: unexpected header at byte "
+            raise SourceError(f"{where}: unexpected header at byte "
                               f"{start + at:,}; refusing to read this tar")
         if kind in seen and kind != "PAX global header":
-            raise SourceError(f"{where}: member {info.name!r} has two {kind}s (readers "
+            raise SourceError(f"{where} has two {kind}s (readers "
                               "disagree on which one counts); refusing to read this tar")
         seen.add(kind)
         data = window.read(length)
         if kind.startswith("PAX"):
-            found = _pax_records(data, f"{where}: member {info.name!r}: {kind} at byte "
+            found = _pax_records(data, f"{where}: {kind} at byte "
                                        f"{start + at:,}")
             every = sorted(k.decode() for k in found & {b"path", b"size", b"linkpath"})
             if kind == "PAX global header" and every:
-                raise SourceError(f"{where}: member {info.name!r}: a PAX global header sets "
+                raise SourceError(f"{where}: a PAX global header sets "
                                   f"{', '.join(every)} for every member; refusing to read "
                                   "this tar")
             keys |= found if kind == "PAX header" else set()
         at += tarfile.BLOCKSIZE + tarfile.BLOCKSIZE * -(-length // tarfile.BLOCKSIZE)
     if at != header:
-        raise SourceError(f"{where}: member {info.name!r}: headers overlap at byte "
+        raise SourceError(f"{where}: headers overlap at byte "
                           f"{start + at:,}; refusing to read this tar")
     if "GNU long name" in seen and b"path" in keys:
-        raise SourceError(f"{where}: member {info.name!r} has both a GNU long name and a PAX "
+        raise SourceError(f"{where} has both a GNU long name and a PAX "
                           "path (readers disagree on which one counts); refusing to read "
                           "this tar")
 
