@@ -5,6 +5,11 @@ absolute offset in the outer file, which works for members of nested tars
 because uncompressed tars store their members' bytes verbatim.
 Members that could escape a folder on extraction (absolute paths, '..',
 links, devices) are refused: a tar holding them is not a dataset source.
+So is every tar whose index could differ from what GNU `tar -x` writes:
+sparse members (their bytes in the tar are not the file's), sizes past the
+end of the tar, malformed or conflicting extended headers, two members
+extracting to one path, and a tar not read to its end (tarfile stops
+silently at a corrupt header, which would index a few members of many).
 """
 
 from __future__ import annotations
