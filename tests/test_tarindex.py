@@ -3,11 +3,15 @@
 import io
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
+import xxhash
 
 from dataset_registry.errors import SourceError, UnsafeMemberError
 from dataset_registry.tarindex import scan_tar
+
+from .tarkit import gnu_extract, hostile_tars, is_tar
 
 
 def _tar(path, entries):
@@ -91,3 +95,88 @@ def test_truncated_tar(tmp_path):
         f.truncate(2000)
     with pytest.raises(SourceError, match=r"t\.tar"):
         list(scan_tar(path))
+
+
+# -- the property: refused with a clear error, or exactly what GNU tar extracts ---------------
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    return hostile_tars(tmp_path_factory.mktemp("hostile"))
+
+
+def index_or_refusal(path: Path):
+    try:
+        return list(scan_tar(str(path), nested=is_tar)), None
+    except SourceError as exc:
+        return None, exc
+
+
+def test_every_hostile_tar_is_refused_or_read_as_gnu_tar_extracts_it(hostile, tmp_path):
+    outcome = {}
+    for name, data in hostile.items():
+        path = tmp_path / f"{name}.tar"
+        path.write_bytes(data)
+        found, refusal = index_or_refusal(path)
+        if refusal is not None:
+            assert str(refusal).startswith(str(path)), (name, str(refusal))
+            outcome[name] = "refused"
+            continue
+        rc, extracted = gnu_extract(path, tmp_path / f"{name}-x", nested=is_tar)
+        with open(path, "rb") as f:
+            read = {m.path: os.pread(f.fileno(), m.size, m.offset) for m in found}
+        assert rc == 0 and read == extracted, name
+        assert all(xxhash.xxh3_128_hexdigest(read[m.path]) == m.xxh3 for m in found), name
+        outcome[name] = "read"
+    read_ok = {"plain", "only-zeros", "zero-size-only", "missing-end-blocks", "one-end-block",
+               "record-padded", "dot-slash-names", "pax-long-name", "gnu-long-name",
+               "folder-then-files", "nested"}
+    assert {n for n, o in outcome.items() if o == "read" and
+            not n.startswith("damaged-")} == read_ok, outcome
+    assert sum(o == "refused" for n, o in outcome.items() if n.startswith("damaged-")) > 10
+
+
+@pytest.mark.parametrize("name, message", [
+    ("sparse-gnu", r"member 'hole.JPEG' is a sparse file \(GNU or PAX sparse format\)"),
+    ("sparse-pax-0.0", "member 'hole.JPEG' is a sparse file"),
+    ("sparse-pax-0.1", "member 'hole.JPEG' is a sparse file"),
+    ("sparse-pax-1.0", "member 'hole.JPEG' is a sparse file"),
+    ("garbage-mid-archive", r"not a readable tar: byte 1,536 \(after member 'a.JPEG'\) is not "
+                            r"a valid tar header \(invalid header\)"),
+    ("bad-checksum", r"byte 1,536 \(after member 'a.JPEG'\) is not a valid tar header "
+                     r"\(bad checksum\)"),
+    ("truncated-in-header", r"byte 1,536 \(after member 'a.JPEG'\) is not a valid tar header "
+                            r"\(truncated header\)"),
+    ("truncated-in-data", r"byte 2,048 \(after member 'b.JPEG'\) is not a valid tar header "
+                          r"\(truncated header\)"),
+    ("negative-size", r"member 'neg.JPEG' is of negative size \(-1\)"),
+    ("huge-size", r"member 'big.JPEG' is 8,589,934,591 bytes long, more than the 4,096 bytes"),
+    ("pax-bad-length", r"member 'short' \(header at byte 1,024\): PAX header at byte 0: "
+                       r"malformed PAX record at byte 0"),
+    ("pax-no-newline", "malformed PAX record"),
+    ("pax-size-not-a-number", r"PAX size b'12ab' is not a number"),
+    ("pax-global-path", "a PAX global header sets path for every member"),
+    ("pax-headers-in-a-row", "too many extended headers in a row|has two PAX headers"),
+    ("two-gnu-long-names", "has two GNU long names"),
+    ("long-name-and-pax-path", "both a GNU long name and a PAX path"),
+    ("trailing-garbage", r"data after the end-of-archive marker at byte 4,608 \(after member "
+                         r"'dir/c.JPEG'\)"),
+    ("concatenated-tars", "data after the end-of-archive marker"),
+    ("lone-zero-block", r"data after the end-of-archive marker at byte 2,048 \(after member "
+                        r"'a.JPEG'\)"),
+    ("duplicate-after-dot-slash", "member 'a.JPEG' appears twice"),
+    ("duplicate-double-slash", "member 'd/a.JPEG' appears twice"),
+    ("file-and-folder", "member 'a' is both a file and a folder"),
+    ("nested-member-past-inner-end", r":n01.tar/: member 'x.JPEG' is 5,000 bytes long, more "
+                                     r"than the 2,048 bytes left"),
+    ("deep-nesting", r":t.tar/t.tar/t.tar/t.tar/t.tar: tars nested more than 4 deep"),
+    ("non-utf8-name", "is a name that is not UTF-8"),
+    ("folder-with-data", "member 'd' is a folder entry carrying 1,000 bytes of data"),
+    ("volume-label", "member 'label' is of member type b'V', not a plain file or folder"),
+    ("empty-file", "not a readable tar"),
+])
+def test_hostile_tar_message_names_the_tar_and_the_member(hostile, tmp_path, name, message):
+    path = tmp_path / f"{name}.tar"
+    path.write_bytes(hostile[name])
+    with pytest.raises(SourceError, match=message) as info:
+        list(scan_tar(str(path), nested=is_tar))
+    assert str(info.value).startswith(f"{path}")

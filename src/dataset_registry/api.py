@@ -174,9 +174,21 @@ class Registry:
         node = self.manifests.get(name)
         if not isinstance(node, SourceNode):
             raise BadInputError(f"{name} is a {node.kind}, not a source")
-        self.resolver.locations.set(name, location if is_remote(location)
-                                    else os.path.abspath(location))
-        self.resolver._locs = None
+        location = location if is_remote(location) else os.path.abspath(location)
+        # Check the new location before saving it: a refused one must leave the previous,
+        # working location (and every dataset's status) as it was.
+        resolver = self.resolver
+        resolver._locs = {**resolver.locations.load(), name: location}
+        resolver._sources.pop(name, None)
+        resolver._keys.clear()
+        try:
+            resolver.source_info(name)
+        except BaseException:
+            resolver._locs = None
+            resolver._sources.pop(name, None)
+            resolver._keys.clear()
+            raise
+        resolver.locations.set(name, location)
         return self.check_source(name)
 
     def check_source(self, name: str, *, md5: bool = False, force: bool = False) -> Any:

@@ -123,6 +123,7 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
             pass
     where = f"source {node.name} ({location})"
     try:
+        # only the per-class tars at the top are opened: a .tar inside one is an image file
         nested = (lambda name: name.endswith(".tar") and "/" not in name) \
             if node.layout == "imagenet-train" else (lambda name: False)
         members = where_bytes.scan_tar(nested) if is_tar else where_bytes.scan_folder(progress)
