@@ -182,8 +182,8 @@ def test_truncated_jpeg_fails_or_is_skipped(tmp_path, synth):
             "imagenet-val": str(make_tar(tmp_path / "val.tar", {
                 "ILSVRC2012_val_00000001.JPEG": data}))}
     reg = registry(tmp_path, made, "width: 4, height: 4, require_all_classes: false")
-    with pytest.raises(BadImageError, match=r"n01440764.tar/n01440764_2.JPEG: corrupt or "
-                                            r"truncated image: .* \(source [0-9a-f]{12}\)$"):
+    with pytest.raises(BadImageError, match=r"n01440764.tar/n01440764_2.JPEG \(source "
+                                            r"[0-9a-f]{12}\): corrupt or truncated image: "):
         reg.resolve("tiny")
     assert list(reg.store.committed()) == []
     reg = registry(tmp_path / "skip", made, "width: 4, height: 4, require_all_classes: false, "
