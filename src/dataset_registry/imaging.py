@@ -38,6 +38,9 @@ def image_errors(name: str) -> Iterator[None]:
         yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadImageError(f"{name}: refused: {exc}") from None
+    except Image.UnidentifiedImageError:  # its message names a BytesIO object, not the file
+        raise BadImageError(f"{name}: corrupt or truncated image: cannot identify image file "
+                            "(no format Pillow reads)") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise BadImageError(f"{name}: corrupt or truncated image: {exc}") from None
 
@@ -48,6 +51,10 @@ def open_image(data: bytes, name: str) -> Iterator[Any]:
     included, raise BadImageError naming `name`."""
     from PIL import Image
 
+    from .errors import BadImageError
+
+    if not data:
+        raise BadImageError(f"{name}: corrupt or truncated image: an empty file (0 bytes)")
     with image_errors(name), warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
         with Image.open(io.BytesIO(data)) as im:  # raises past twice the limit
