@@ -5,10 +5,61 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
+
+
+def refuse_bomb(im: Any) -> None:
+    """The one decompression-bomb policy: refuse past `PIL.Image.MAX_IMAGE_PIXELS`.
+
+    Pillow itself only warns up to twice the limit (and raises past it), so an image
+    between the two would decode in one recipe and be refused in another.
+    """
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
+        raise Image.DecompressionBombError(
+            f"{im.width}x{im.height} pixels is over the limit of {Image.MAX_IMAGE_PIXELS} "
+            "(PIL.Image.MAX_IMAGE_PIXELS), a possible decompression bomb")
+
+
+@contextmanager
+def image_errors(name: str) -> Iterator[None]:
+    """Turn whatever Pillow raises on a bad image, inside the block, into BadImageError."""
+    import struct
+
+    from PIL import Image
+
+    from .errors import BadImageError
+
+    try:
+        yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImageError(f"{name}: refused: {exc}") from None
+    except Image.UnidentifiedImageError:  # its message names a BytesIO object, not the file
+        raise BadImageError(f"{name}: corrupt or truncated image: cannot identify image file "
+                            "(no format Pillow reads)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise BadImageError(f"{name}: corrupt or truncated image: {exc}") from None
+
+
+@contextmanager
+def open_image(data: bytes, name: str) -> Iterator[Any]:
+    """`data` opened (header only) under the bomb policy; errors in the block, decoding
+    included, raise BadImageError naming `name`."""
+    from PIL import Image
+
+    from .errors import BadImageError
+
+    if not data:
+        raise BadImageError(f"{name}: corrupt or truncated image: an empty file (0 bytes)")
+    with image_errors(name), warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
+        with Image.open(io.BytesIO(data)) as im:  # raises past twice the limit
+            refuse_bomb(im)
+            yield im
 
 
 def check_image(data: bytes, name: str) -> None:
@@ -17,21 +68,43 @@ def check_image(data: bytes, name: str) -> None:
     A truncated or corrupt JPEG fails in the entropy decoder, which runs in full
     even at 1/8 scale, so the cheap decode still catches it.
     """
+    with open_image(data, name) as im:
+        if im.format == "JPEG":
+            im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+        im.load()
+
+
+def eight_bit(im: Any) -> Any:
+    """16- and 32-bit integer images as 8-bit gray, by their high byte (libpng's
+    `png_set_strip_16`, what TensorFlow's decode_png does); other images unchanged.
+    Pillow's own convert clips such values at 255 instead, or fails (`Image.eval`)."""
+    if im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        return im
+    import numpy as np
     from PIL import Image
 
-    from .errors import BadImageError
+    wide = np.asarray(im.convert("I") if im.mode != "I" else im, dtype=np.int64)
+    return Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8), "L")
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                if im.format == "JPEG":
-                    im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
-                im.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(f"{name}: refused: {exc}") from None
-    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as exc:
-        raise BadImageError(f"{name}: corrupt or truncated image: {exc}") from None
+
+def to_rgb(im: Any) -> Any:
+    """An RGB image, as a recipe that re-encodes needs: alpha dropped (as decode_png with
+    channels=3 does), 16-bit scaled to 8, palette/CMYK/gray converted."""
+    im = eight_bit(im)
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def rgb_jpeg(data: bytes, name: str, quality: int,
+             resize: Callable[[Any], Any] | None = None) -> tuple[bytes, int, int]:
+    """`data` decoded under the bomb policy, made RGB (`to_rgb`), optionally resized,
+    and encoded as JPEG at `quality`: (bytes, width, height)."""
+    with open_image(data, name) as im:
+        rgb = to_rgb(im)
+        if resize is not None:
+            rgb = resize(rgb)
+        buf = io.BytesIO()
+        rgb.save(buf, "JPEG", quality=quality)
+        return buf.getvalue(), rgb.width, rgb.height
 
 
 @contextmanager
@@ -84,14 +157,9 @@ def downscale(data: bytes, spec: Downscale, name: str, *, draft: bool = True) ->
     """
     from PIL import Image
 
-    from .errors import BadImageError
-
-    try:
+    with image_errors(name):
         im = Image.open(io.BytesIO(data))  # raises past twice the pixel limit
-        if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
-            raise Image.DecompressionBombError(
-                f"{im.width}x{im.height} pixels is over the limit of {Image.MAX_IMAGE_PIXELS} "
-                "(PIL.Image.MAX_IMAGE_PIXELS), a possible decompression bomb")
+        refuse_bomb(im)
         bounds: tuple[float, float] = im.size
         if draft and im.format == "JPEG":
             # libjpeg rounds the scaled size up: 500 px at 1/8 decodes to 63 columns,
@@ -103,10 +171,6 @@ def downscale(data: bytes, spec: Downscale, name: str, *, draft: bool = True) ->
         if spec.color == "gray" and out.mode != "L":
             out = out.convert("L", LUMA_MATRIX[spec.luma])
         return out.tobytes()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(f"{name}: refused: {exc}") from None
-    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as exc:
-        raise BadImageError(f"{name}: corrupt or truncated image: {exc}") from None
 
 
 def _needed(width: int, height: int, spec: Downscale) -> tuple[int, int]:
@@ -132,10 +196,7 @@ def _to_mode(im: Any, spec: Downscale) -> Any:
         background = Image.new("RGB", im.size, (0, 0, 0))
         background.paste(im, mask=im.getchannel("A"))
         return background
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        from PIL import Image
-
-        im = Image.eval(im.convert("I"), lambda v: v >> 8).convert("L")
+    im = eight_bit(im)
     return im.convert("RGB") if spec.color == "srgb" or im.mode != "L" else im
 
 

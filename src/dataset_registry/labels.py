@@ -20,6 +20,18 @@ GROUND_TRUTH = "caffe_val.txt"  # ILSVRC2012 val ground truth, sorted0
 SYNSETS = "caffe_synsets.txt"  # the 1000 WNIDs, sorted
 SYNSET_WORDS = "caffe_synset_words.txt"
 
+# The hazards in the real files (REFERENCE §4): imagenet_to_gcs.py re-encodes exactly the
+# PNG impostor and the CMYK train names; the CMYK val image is on none of its lists.
+PNG_IMPOSTOR = "n02105855_2933.JPEG"
+CMYK_TRAIN = (
+    "n01739381_1309", "n02077923_14822", "n02447366_23489", "n02492035_15739",
+    "n02747177_10752", "n03018349_4028", "n03062245_4620", "n03347037_9675", "n03467068_12171",
+    "n03529860_11437", "n03544143_17228", "n03633091_5218", "n03710637_5125", "n03961711_5286",
+    "n04033995_2932", "n04258138_17003", "n04264628_27969", "n04336792_7448", "n04371774_5854",
+    "n04596742_4225", "n07583066_647", "n13037406_4650",
+)
+CMYK_VAL = "ILSVRC2012_val_00019877.JPEG"
+
 
 def convert(label: int, scheme: Scheme) -> int:
     """A sorted0 label in `scheme`."""

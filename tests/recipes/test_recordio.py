@@ -128,3 +128,64 @@ def test_region_hasher_hashes_regions_in_plan_order_whatever_the_arrival(tmp_pat
     assert gave_up._hashed == {}  # a region written elsewhere: finish hashes the file
     out.close()
     gave_up.close()
+
+
+def im2rec_list_image(root: str) -> list[tuple[int, str, int]]:
+    """im2rec.py's list_image(root, recursive=True, exts) as MXNet 1.x writes it: an
+    os.walk of real folders, sorted dirs and files, label = index of the folder."""
+    import os
+
+    i, cat, items = 0, {}, []
+    for path, dirs, files in os.walk(root, followlinks=True):
+        dirs.sort()
+        files.sort()
+        for fname in files:
+            fpath = os.path.join(path, fname)
+            if os.path.isfile(fpath) and os.path.splitext(fname)[1].lower() in (
+                    ".jpeg", ".jpg", ".png"):
+                if path not in cat:
+                    cat[path] = len(cat)
+                items.append((i, os.path.relpath(fpath, root), cat[path]))
+                i += 1
+    return items
+
+
+def test_val_lst_is_what_im2rec_writes_for_the_valprepd_folder(tmp_path):
+    """One val image of every class (so im2rec's own folder numbering is sorted0), moved
+    into `<wnid>/` folders as valprep.sh does, listed by im2rec's logic: val.lst must be
+    that file byte for byte."""
+    import io
+
+    from PIL import Image
+
+    from ..conftest import make_tar
+    from .shardkit import TRUTH
+
+    first: dict[str, str] = {}
+    for name, label in TRUTH.items():
+        first.setdefault(label, name)
+    members = {}
+    for k, name in enumerate(sorted(first.values())):
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8), (k % 256, k // 256, 3)).save(buf, "JPEG")
+        members[name] = buf.getvalue()
+    assert len(members) == 1000
+    folder = tmp_path / "valprep"
+    for name, data in members.items():
+        (folder / WNIDS[int(TRUTH[name])]).mkdir(parents=True, exist_ok=True)
+        (folder / WNIDS[int(TRUTH[name])] / name).write_bytes(data)
+    items = im2rec_list_image(str(folder))
+    random.seed(100)
+    random.shuffle(items)
+    expected = "".join(f"{i}\t{float(label):f}\t{path}\n" for i, path, label in items)
+
+    reg = registry(tmp_path, {"imagenet-val": str(make_tar(tmp_path / "val.tar", members))},
+                   "recordio", "split: val")
+    ds = reg.resolve("out", jobs=2)
+    assert (Path(ds.path) / "val.lst").read_text() == expected
+    with open(Path(ds.path) / "val.rec", "rb") as f:
+        records = list(iter_records(f))
+    for (_, payload), (i, path, label) in zip(records, items, strict=True):
+        header, _, image = unpack_image(payload)
+        assert (header.id, header.label) == (i, label)
+        assert image == (folder / path).read_bytes()

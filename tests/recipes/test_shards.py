@@ -78,3 +78,62 @@ def test_string_columns_gather_like_slicing():
     assert prefixed.take(np.array(picked)).tolist() == [words[i][4:] for i in picked]
     assert prefixed.lines().decode() == "".join(w[4:] + "\n" for w in words)
     assert prefixed.take(np.array([], dtype=np.int64)).tolist() == []
+
+
+# (key, digest) of each shard recipe over one fixed synthetic source, computed before the
+# image checks (validate_images, on_error) and recordio/tfrecord version 2.
+SHIPPED = {
+    "byclass-train": ("8b216a1e72cceb18f06f62509f6f0a0e", "e52431acaebada6742855dcd3fab95e1"),
+    "byclass-val": ("de482b1574c529d325530b2a5bf0b4db", "c0299bad1baa5f1f221d56f0b53f13dd"),
+    "webdataset-train": ("41a3ff90ff195d10bf2dcab28bca2d91", "2d9d870fbc6a953f1fb778f55cfbf8ae"),
+    "webdataset-val": ("49b5672acd6ec0ee9aab63edad86912b", "a7285d7fe9257011ebe2daeb6d96ba36"),
+    "recordio-train": ("142ea28b89344f3a79e7b521ec9b88a3", "eaaf0896c0816c33d2e62ae635f77e25"),
+    "recordio-val": ("7d1709af8db7292052e9249d48709619", "dbe0f4fa4984d1a786528c8f379ded11"),
+    "tfrecord-train": ("99b035283cf0b36f48bd926c917484a9", "20c6a97f1aa646cdceef97c1f08fae54"),
+    "tfrecord-val": ("0d34b07d8635402a80f611229c115ca3", "f6f46603cc29cd9cd2ae8bfa478585b2"),
+}
+# version 2 (see each recipe's `version`): new keys, on purpose
+VERSION_2 = {"recordio-train": "db46ab4979911e4b1425c7e8c0038970",
+             "recordio-val": "6b5936c1baabc23b8062e36e5b7da387",
+             "tfrecord-train": "41a15a2b4480b0d8524d36637e46c019",
+             "tfrecord-val": "552347242ad96a5e06b1d6deccdc9abe"}
+
+
+def test_shipped_keys_stay_and_version_2_changes_them_on_purpose(tmp_path):
+    from dataset_registry import Registry
+    from dataset_registry.synth import SynthSpec, synthesize
+
+    from ..conftest import write_imagenet_manifest
+
+    made = synthesize(str(tmp_path / "s"), SynthSpec(val_images=60, train_classes=3,
+                                                     train_per_class=4, width=32, height=24,
+                                                     kaggle=False))
+    write_imagenet_manifest(tmp_path / "r", "".join(f"""
+  - name: {name}
+    recipe: {name.split("-")[0]}
+    inputs: {{images: {name.split("-")[1]}, labels: labels}}
+    params: {{split: {name.split("-")[1]}, require_all_classes: false{
+        ", shards: 2" if name.startswith("tfrecord") else ""}}}
+""" for name in SHIPPED))
+    reg = Registry.open(str(tmp_path / "r"))
+    reg.set_source("train", made["imagenet-train"])
+    reg.set_source("val", made["imagenet-val"])
+    for name, (key, digest) in SHIPPED.items():
+        ds = reg.resolve(name, jobs=1)
+        assert ds.key == VERSION_2.get(name, key), name
+        # the bytes: the same, except recordio's val.lst (im2rec's <wnid>/<file> paths)
+        assert (ds.digest == digest) == (name != "recordio-val"), name
+
+
+@pytest.mark.parametrize("recipe, says", [
+    ("recordio", "im2rec would silently shift every later label"),
+    ("byclass", "ImageFolder would silently shift every later label"),
+    ("webdataset", "the shards would not hold the whole ILSVRC2012 split"),
+    ("tfrecord", "the shards would not hold the whole ILSVRC2012 split")])
+def test_each_missing_class_refusal_speaks_of_its_own_tool(tmp_path, synth_small, recipe, says):
+    reg = registry(tmp_path, synth_small, recipe, "split: val")
+    with pytest.raises(BadInputError, match=r"of the 1000 classes are missing or empty") as err:
+        reg.resolve("out")
+    assert says in str(err.value)
+    assert ("im2rec" in str(err.value)) == (recipe == "recordio")
+    assert list(reg.store.committed()) == []

@@ -37,3 +37,34 @@ def test_tfrecord_layout_labels_and_hazards(tmp_path):
             assert im.format == "JPEG" and im.mode in ("RGB", "L")
             assert im.width == int(rec["image/width"][0])
     assert total == 3 * 4 + 3  # 4 per class, plus the PNG impostor and two CMYK images
+
+
+def test_only_the_references_lists_are_re_encoded(tmp_path):
+    """imagenet_to_gcs.py re-encodes the PNG impostor and the CMYK *train* names only: the
+    4-channel ILSVRC2012_val_00019877.JPEG keeps its bytes, record for record."""
+    from tfrecord.reader import tfrecord_loader
+
+    from dataset_registry import synth
+    from dataset_registry.synth import CMYK_VAL, SynthSpec
+
+    from ..conftest import make_tar
+
+    spec = SynthSpec(val_images=19_880, width=32, height=24)
+    images = [im for im in synth.val_images(spec) if im.index >= 19_870]  # CMYK_VAL among them
+    members = {im.name: synth.render(im, spec) for im in images}
+    assert Image.open(io.BytesIO(members[CMYK_VAL])).mode == "CMYK"
+    reg = registry(tmp_path, {"imagenet-val": str(make_tar(tmp_path / "val.tar", members))},
+                   "tfrecord", "split: val, require_all_classes: false, shards: 2")
+    ds = reg.resolve("out", jobs=1)
+    got = {}
+    for shard in sorted(Path(ds.path).glob("validation-*")):
+        for rec in tfrecord_loader(str(shard), None, description={
+                "image/encoded": "byte", "image/filename": "byte", "image/width": "int",
+                "image/height": "int"}):
+            got[bytes(rec["image/filename"]).decode()] = (
+                bytes(rec["image/encoded"]), int(rec["image/width"][0]),
+                int(rec["image/height"][0]))
+    assert list(got) == sorted(members)  # validation stays sorted
+    for name, (data, width, height) in got.items():
+        assert data == members[name], name  # every val image: the original bytes
+        assert (width, height) == Image.open(io.BytesIO(data)).size

@@ -31,12 +31,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from ..errors import BadImageError, BadInputError, BuildError
+from ..errors import BadInputError, BuildError
 from ..imaging import Color, Downscale, Filter, Fit, Luma, downscale, quiet_bomb_warnings
 from ..labels import known_wnids, select_classes, synset_words, synsets, val_wnids
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
+from .imagecheck import usable, where
 from .select import pick_split
 
 _CHUNK = 256
@@ -163,24 +164,21 @@ class DownscaleRecipe(Recipe):
     def run(cls, params: DownscaleParams, task: Task, out: Output) -> dict[str, Any]:
         shape = params.shape()
         rows: list[tuple[MemberRef, int, bytes]] = []
-        skipped: list[int] = []
+        kept: set[int] = set()
         with quiet_bomb_warnings():
-            for i, (ref, image) in enumerate(read_members(task.members)):
+            for i, ref, row in usable(read_members(task.members), out, params.on_error,
+                                      validate=False,  # downscale decodes and refuses itself
+                                      convert=lambda ref, data: downscale(data, shape,
+                                                                          where(ref))):
                 label = int(task.labels[i])
-                try:
-                    row = downscale(image, shape, ref.origin)
-                except BadImageError as exc:
-                    if params.on_error == "fail":
-                        raise BadImageError(f"{exc} (source {ref.source[:12]})") from None
-                    out.skip(ref.origin, ref.source, str(exc))
-                    skipped.append(task.start + i)
-                    continue
+                kept.add(i)
                 if params.format == "folders":
                     stem = os.path.splitext(os.path.basename(ref.name))[0]
                     out.write(f"{task.split}/{task.wnids[label]}/{stem}.png", _png(row, shape),
                               label=label, member=ref.origin, source=ref.source)
                 else:
                     rows.append((ref, label, row))
+        skipped = [task.start + i for i in range(len(task)) if i not in kept]
         if params.format == "packed":
             if params.on_error == "fail":
                 _write_rows_in_place(out, task, shape, rows)

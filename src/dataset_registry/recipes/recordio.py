@@ -2,8 +2,12 @@
 
 The list walks class folders in sorted order (labels `sorted0`), is shuffled
 with `random.seed(100)`, and is written as `<split>.lst` with MXNet 1.x `%f`
-labels; records follow the list: IRHeader(0, label, index, 0) + the original
-JPEG bytes, in `<split>.rec`, with `<split>.idx`.
+labels and im2rec's path column, `<wnid>/<file>` (for val, the folder
+`valprep.sh` moves the image to); records follow the list: IRHeader(0, label,
+index, 0) + the original JPEG bytes, in `<split>.rec`, with `<split>.idx`.
+An image skipped (`on_error: skip`) leaves no line, record or index entry; the
+others keep their ids (the list index before the shuffle), so `.lst`, `.rec`
+and `.idx` still agree line for line.
 
 Each record's size is known at plan time from its member's size, unless its
 payload holds the RecordIO magic at an aligned position (then dmlc splits it
@@ -16,26 +20,30 @@ file out again once, in order. Either way the bytes are im2rec's.
 
 from __future__ import annotations
 
-import io
 import os
 import random
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
-from ..errors import BadImageError, BadInputError
+from ..errors import BadInputError
 from ..formats.recordio import IRHeader, RecordIOError, idx_line, image_record, lst_line
-from ..members import MemberSet, read_members
+from ..imaging import rgb_jpeg
+from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, Recipe
+from .imagecheck import usable, where
 from .shards import CHUNK, SHARD_INPUTS, ShardParams, classified
 
 _IRHEADER_BYTES = 24
 
 
 class RecordIOParams(ShardParams):
+    added_later: ClassVar[frozenset[str]] = frozenset()  # version 2: every field is keyed
+
     shuffle: bool = True
     resize: int = Field(default=0, ge=0)  # shorter side; 0 keeps the original bytes
     quality: int = Field(default=95, ge=1, le=100)
@@ -48,6 +56,7 @@ class RecordTask:
     members: MemberSet
     labels: np.ndarray  # sorted0
     ids: np.ndarray  # im2rec's first .lst column (index before the shuffle)
+    wnids: tuple[str, ...]  # label order, for the val paths
     start: int | None  # planned offset in <split>.rec; None when sizes cannot be known
     planned: int  # planned bytes
 
@@ -65,13 +74,16 @@ class RecordIO(Recipe):
     """im2rec-identical `.lst`, `.rec` and `.idx`, read from the raw tars in place."""
 
     name = "recordio"
-    version = 1
+    # 2: val.lst's path column is im2rec's `<wnid>/<file>` (1 wrote the bare file name);
+    # images are checked (validate_images, on_error).
+    version = 2
     Params = RecordIOParams
     inputs = SHARD_INPUTS
+    missing = "im2rec would silently shift every later label"
 
     @classmethod
     def plan(cls, params: RecordIOParams, inputs: Inputs) -> list[RecordTask]:
-        c = classified(inputs, params.split, params.require_all_classes)
+        c = classified(inputs, params.split, params.require_all_classes, cls.missing)
         ids = np.arange(len(c.positions), dtype=np.int64)  # im2rec's (index, path, label)
         if params.shuffle:
             order = list(range(len(ids)))
@@ -85,7 +97,7 @@ class RecordIO(Recipe):
             planned = int(sizes[s:s + CHUNK].sum())
             tasks.append(RecordTask(t, params.split, c.members.take(positions[s:s + CHUNK]),
                                     labels[s:s + CHUNK].copy(), ids[s:s + CHUNK].copy(),
-                                    None if params.resize else start, planned))
+                                    tuple(c.wnids), None if params.resize else start, planned))
             start += planned
         return tasks
 
@@ -96,14 +108,14 @@ class RecordIO(Recipe):
         pieces: list[bytes] = []
         meta, lst = [], []
         offset = 0
-        for i, (ref, image) in enumerate(read_members(task.members)):
-            if params.resize:
-                image = _resize_jpeg(image, params.resize, params.quality, ref.origin)
+        convert = partial(_resized, params) if params.resize else None
+        for i, ref, image in usable(read_members(task.members), out, params.on_error,
+                                    validate=params.validate_images, convert=convert):
             label, key = int(task.labels[i]), int(task.ids[i])
             try:
                 record = image_record(IRHeader(0, float(label), key, 0), image)
             except RecordIOError as exc:
-                raise BadInputError(f"{ref.origin} (source {ref.source[:12]}): {exc}") from None
+                raise BadInputError(f"{where(ref)}: {exc}") from None
             digest = xxhash.xxh3_128()
             for piece in record:
                 digest.update(piece)
@@ -111,7 +123,9 @@ class RecordIO(Recipe):
             pieces += record
             meta.append(f"{offset}\t{length}\t{key}\t{label}\t{ref.origin}\t{ref.source}\t"
                         f"{digest.hexdigest()}\n")
-            lst.append(lst_line(key, (float(label),), ref.name))
+            path = ref.name if task.split == "train" else \
+                f"{task.wnids[label]}/{os.path.basename(ref.name)}"  # where valprep.sh put it
+            lst.append(lst_line(key, (float(label),), path))
             offset += length
         in_place = task.start is not None and offset == task.planned
         if in_place:
@@ -243,16 +257,13 @@ def copy_range(src: Any, offset: int, dst: Any, size: int) -> None:
         copied += len(chunk)
 
 
-def _resize_jpeg(data: bytes, shorter: int, quality: int, name: str) -> bytes:
+def _resized(params: RecordIOParams, ref: MemberRef, data: bytes) -> bytes:
+    """`resize`: the shorter side scaled to `params.resize`, re-encoded at `quality`."""
     from PIL import Image
 
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im = im.convert("RGB")
-            scale = shorter / min(im.size)
-            size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-            buf = io.BytesIO()
-            im.resize(size, Image.Resampling.BILINEAR).save(buf, "JPEG", quality=quality)
-            return buf.getvalue()
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise BadImageError(f"{name}: corrupt or truncated image: {exc}") from None
+    def resize(im: Any) -> Any:
+        scale = params.resize / min(im.size)
+        size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+        return im.resize(size, Image.Resampling.BILINEAR)
+
+    return rgb_jpeg(data, where(ref), params.quality, resize)[0]

@@ -15,12 +15,12 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from ..errors import BadImageError, BadInputError
-from ..imaging import check_image
+from ..errors import BadInputError
 from ..labels import Scheme, convert, ground_truth, read_list
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
+from .imagecheck import usable
 
 _CHUNK = 128  # images per task: enough to amortise scheduling, small enough to balance
 
@@ -98,21 +98,13 @@ class Select(Recipe):
     @classmethod
     def run(cls, params: SelectParams, task: list[tuple[MemberRef, int | None]],
             out: Output) -> list[str]:
-        skipped = []
-        labels = [label for _, label in task]
-        for (ref, data), label in zip(read_members(ref for ref, _ in task), labels, strict=True):
-            if params.validate_images:
-                try:
-                    check_image(data, f"{ref.origin} (source {ref.source[:12]})")
-                except BadImageError as exc:
-                    if params.on_error == "fail":
-                        raise
-                    out.skip(ref.origin, ref.source, str(exc))
-                    skipped.append(ref.name)
-                    continue
-            out.write(os.path.basename(ref.name), data, label=label, member=ref.origin,
+        kept = set()
+        for i, ref, data in usable(read_members(ref for ref, _ in task), out, params.on_error,
+                                   validate=params.validate_images):
+            out.write(os.path.basename(ref.name), data, label=task[i][1], member=ref.origin,
                       source=ref.source)
-        return skipped
+            kept.add(i)
+        return [ref.name for i, (ref, _) in enumerate(task) if i not in kept]
 
 
 class Calibration(Select):

@@ -2,9 +2,14 @@
 
 Every shard recipe sees a split's images in class-folder order (`classified`):
 sorted by WNID, then by name, as a sorted walk of `<wnid>/` folders meets them,
-with `sorted0` labels over the 1000 ILSVRC2012 WNIDs. im2rec numbers labels by
-the folders it finds, so one missing class shifts every later label: a source
-missing a class is refused unless `require_all_classes: false`.
+with `sorted0` labels over the 1000 ILSVRC2012 WNIDs. A source missing a class
+is refused unless `require_all_classes: false`: each recipe says what would go
+wrong (`missing`: im2rec and ImageFolder number labels by the folders they find,
+so one missing class shifts every later label).
+
+Every image is decoded before it goes in (`validate_images`), and one that
+cannot be used fails the build or, with `on_error: skip`, is left out and
+recorded (see `imagecheck`).
 
 `byclass` is `valprep.sh` (or an extracted train tar) without extraction: every
 image copied byte-exact to `<wnid>/<file>`, a `torchvision.datasets.ImageFolder`.
@@ -24,6 +29,7 @@ from ..labels import synsets, val_wnids
 from ..members import MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
+from .imagecheck import IMAGE_CHECKS, OnError, usable
 from .select import pick_split
 
 CHUNK = 256  # records a task
@@ -36,8 +42,13 @@ SHARD_INPUTS: Mapping[str, InputSpec] = {
 
 
 class ShardParams(Params):
+    # byclass and webdataset version 1 shipped before the image checks
+    added_later: ClassVar[frozenset[str]] = IMAGE_CHECKS
+
     split: Literal["train", "val"] = "train"
     require_all_classes: bool = True
+    validate_images: bool = True
+    on_error: OnError = "fail"
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,9 @@ def _im2rec_image(name: str) -> bool:
         name[slash + 1:dot].strip(".") != ""
 
 
-def classified(inputs: Inputs, split: str, require_all: bool) -> Classified:
+def classified(inputs: Inputs, split: str, require_all: bool, missing: str) -> Classified:
+    """The split's images in class-folder order; `missing` says, in the refusal of a
+    source missing a class, what building from it would get wrong."""
     members = pick_split(inputs.images["images"], split, "images")
     order = synsets(inputs.files["labels"])  # sorted WNIDs: label order is WNID order
     label_of = {w: i for i, w in enumerate(order)}
@@ -80,19 +93,20 @@ def classified(inputs: Inputs, split: str, require_all: bool) -> Classified:
     if len(unknown):
         name = members.names[int(unknown[0])]
         raise BadInputError(f"{members.where}: class folder {name.partition('/')[0]!r} is not "
-                            "an ILSVRC2012 WNID; im2rec would give it a label of its own")
+                            "an ILSVRC2012 WNID")
     positions = np.flatnonzero(codes >= 0)
     # names are sorted, so (WNID, name) order is (label, position) order
     positions = positions[np.argsort(codes[positions], kind="stable")]
     labels = codes[positions]
     present = np.zeros(len(order), dtype=bool)
     present[labels] = True
-    missing = [order[i] for i in np.flatnonzero(~present)]
-    if missing and require_all:
+    absent = [order[i] for i in np.flatnonzero(~present)]
+    if absent and require_all:
         raise BadInputError(
-            f"{members.where}: {len(missing)} of the 1000 classes are missing or empty (first: "
-            f"{', '.join(missing[:5])}); im2rec would silently shift every later label. Use the "
-            "complete source, or set require_all_classes: false to keep sorted0 labels")
+            f"{members.where}: {len(absent)} of the 1000 classes are missing or empty (first: "
+            f"{', '.join(absent[:5])}); {missing}. Use the complete source, or set "
+            "require_all_classes: false to build without them (labels stay those of the 1000 "
+            "classes)")
     return Classified(members, positions.astype(np.int64), labels, order)
 
 
@@ -113,19 +127,23 @@ class ByClass(Recipe):
     version = 1
     Params = ShardParams
     inputs: ClassVar[Mapping[str, InputSpec]] = SHARD_INPUTS
+    missing = "ImageFolder would silently shift every later label"
 
     @classmethod
     def plan(cls, params: ShardParams, inputs: Inputs) -> list[ByClassTask]:
-        c = classified(inputs, params.split, params.require_all_classes)
+        c = classified(inputs, params.split, params.require_all_classes, cls.missing)
         return [ByClassTask(c.members.take(c.positions[s:s + CHUNK]),
                             c.labels[s:s + CHUNK].copy(), tuple(c.wnids))
                 for s in range(0, len(c.positions), CHUNK)]
 
     @classmethod
     def run(cls, params: ShardParams, task: ByClassTask, out: Output) -> int:
-        for i, (ref, image) in enumerate(read_members(task.members)):
+        kept = 0
+        for i, ref, image in usable(read_members(task.members), out, params.on_error,
+                                    validate=params.validate_images):
             label = int(task.labels[i])
             out.write(f"{task.wnids[label]}/{os.path.basename(ref.name)}", image,
                       label=label, member=ref.origin, source=ref.source)
-        return len(task)
+            kept += 1
+        return kept
 

@@ -3,30 +3,43 @@
 `train-%05d-of-01024` / `validation-%05d-of-00128`: each shard holds the next
 ceil(N / shards) images; train is shuffled with `random.seed(0)` first (from
 sorted member order: the reference starts from a filesystem glob, whose order
-is not reproducible), validation stays sorted. Labels are `sorted1`. A PNG, or a
-JPEG that is not RGB or gray (CMYK, 4-channel), is re-encoded to an RGB JPEG
-at quality 100, as the reference does (with Pillow's encoder, so those bytes
-differ from TensorFlow's); every other image keeps its original bytes.
+is not reproducible), validation stays sorted. Labels are `sorted1`.
+
+Like the reference, only the files on its own lists are re-encoded to an RGB
+JPEG at quality 100 (with Pillow's encoder, so those bytes differ from
+TensorFlow's): the PNG impostor and the 22 CMYK *train* names (`labels`).
+Every other JPEG keeps its original bytes, the 4-channel
+`ILSVRC2012_val_00019877.JPEG` included, so validation shards match the
+reference record for record. An image that is not a JPEG and not on the lists
+(the reference's decode_jpeg would fail on it) is re-encoded the same way.
+An image skipped (`on_error: skip`) leaves its shard one record shorter.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
 
-from ..errors import BadImageError
-from ..members import MemberSet, read_members
+from ..imaging import open_image, rgb_jpeg
+from ..labels import CMYK_TRAIN, PNG_IMPOSTOR
+from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, Recipe
+from .imagecheck import usable, where
 from .shards import SHARD_INPUTS, ShardParams, classified
+
+# imagenet_to_gcs.py's _is_png and _is_cmyk, by file name
+REENCODED = frozenset({PNG_IMPOSTOR, *(f"{n}.JPEG" for n in CMYK_TRAIN)})
 
 
 class TFRecordParams(ShardParams):
+    added_later: ClassVar[frozenset[str]] = frozenset()  # version 2: every field is keyed
+
     shards: int | None = Field(default=None, gt=0)  # default: 1024 train, 128 validation
 
 
@@ -46,13 +59,16 @@ class TFRecord(Recipe):
     """imagenet_to_gcs.py's shards: tf.train.Example records, masked CRC-32C framing."""
 
     name = "tfrecord"
-    version = 1
+    # 2: the CMYK val image keeps its original bytes, as in the reference (1 re-encoded
+    # every non-RGB/gray JPEG); images are checked (validate_images, on_error).
+    version = 2
     Params = TFRecordParams
     inputs = SHARD_INPUTS
+    missing = "the shards would not hold the whole ILSVRC2012 split"
 
     @classmethod
     def plan(cls, params: TFRecordParams, inputs: Inputs) -> list[TFTask]:
-        c = classified(inputs, params.split, params.require_all_classes)
+        c = classified(inputs, params.split, params.require_all_classes, cls.missing)
         if params.split == "train":
             order = list(range(len(c.positions)))
             random.seed(0)  # as imagenet_to_gcs.py's make_shuffle_idx
@@ -76,40 +92,38 @@ class TFRecord(Recipe):
 
         from ..formats.tfrecord import encode_example, frame
 
-        offset = 0
+        offset, record = 0, 0
         whole = xxhash.xxh3_128()
         with out.open(task.name) as f:
-            for i, (ref, data) in enumerate(read_members(task.members)):
-                image, width, height = _rgb_jpeg(data, ref.origin)
+            for i, ref, (image, width, height) in usable(
+                    read_members(task.members), out, params.on_error,
+                    validate=params.validate_images,
+                    convert=_as_reference):
                 label = int(task.labels[i])
-                record = frame(encode_example({
+                framed = frame(encode_example({
                     "image/height": height, "image/width": width, "image/colorspace": b"RGB",
                     "image/channels": 3, "image/class/label": label,
                     "image/class/synset": task.wnids[label - 1].encode(),
                     "image/format": b"JPEG",
                     "image/filename": os.path.basename(ref.name).encode(),
                     "image/encoded": image}))
-                f.write(record)
-                whole.update(record)
-                out.record(task.name, offset=offset, size=len(record),
-                           xxh3=xxhash.xxh3_128_hexdigest(record), label=label,
-                           member=ref.origin, source=ref.source, record=i)
-                offset += len(record)
+                f.write(framed)
+                whole.update(framed)
+                out.record(task.name, offset=offset, size=len(framed),
+                           xxh3=xxhash.xxh3_128_hexdigest(framed), label=label,
+                           member=ref.origin, source=ref.source, record=record)
+                offset += len(framed)
+                record += 1
         out.added(task.name, size=offset, xxh3=whole.hexdigest())
-        return len(task)
+        return record
 
 
-def _rgb_jpeg(data: bytes, name: str) -> tuple[bytes, int, int]:
-    """(JPEG bytes, width, height): the original unless it is a PNG or a non-RGB/gray JPEG."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format == "JPEG" and im.mode in ("RGB", "L"):
+def _as_reference(ref: MemberRef, data: bytes) -> tuple[bytes, int, int]:
+    """(JPEG bytes, width, height) as the reference stores them: re-encoded if on its lists
+    (or not a JPEG at all), else the original bytes."""
+    name = where(ref)
+    if os.path.basename(ref.name) not in REENCODED:
+        with open_image(data, name) as im:
+            if im.format == "JPEG":
                 return data, im.width, im.height
-            rgb = im.convert("RGB")
-            buf = io.BytesIO()
-            rgb.save(buf, "JPEG", quality=100)
-            return buf.getvalue(), rgb.width, rgb.height
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise BadImageError(f"{name}: corrupt or truncated image: {exc}") from None
+    return rgb_jpeg(data, name, quality=100)

@@ -5,6 +5,8 @@ samples and `shard_bytes` bytes each; a single sample larger than
 `shard_bytes` gets a shard of its own), so every shard is one task and its
 bytes never depend on the number of workers. Samples are in class-folder order
 (labels `sorted0`); WebDataset loaders shuffle shards and samples themselves.
+An image skipped (`on_error: skip`) leaves its shard one sample shorter: the
+shards and their names stay those planned.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..formats.wds import ShardWriter, cls_bytes, sample_bytes
 from ..members import MemberSet, read_members
 from ..output import Output
 from .base import Inputs, Recipe
+from .imagecheck import usable
 from .shards import SHARD_INPUTS, ShardParams, classified
 
 
@@ -47,10 +50,11 @@ class WebDataset(Recipe):
     version = 1
     Params = WdsParams
     inputs = SHARD_INPUTS
+    missing = "the shards would not hold the whole ILSVRC2012 split"
 
     @classmethod
     def plan(cls, params: WdsParams, inputs: Inputs) -> list[WdsTask]:
-        c = classified(inputs, params.split, params.require_all_classes)
+        c = classified(inputs, params.split, params.require_all_classes, cls.missing)
         prefix = params.prefix.replace("{split}", params.split)
         sizes = c.members.sizes[c.positions].tolist()
         tasks: list[WdsTask] = []
@@ -78,18 +82,21 @@ class WebDataset(Recipe):
     def run(cls, params: WdsParams, task: WdsTask, out: Output) -> int:
         import xxhash
 
+        record = 0
         with out.open(task.name) as f:
             writer = ShardWriter(f)
-            for i, (ref, image) in enumerate(read_members(task.members)):
+            for i, ref, image in usable(read_members(task.members), out, params.on_error,
+                                        validate=params.validate_images):
                 label = int(task.labels[i])
                 offset = writer.write(sample_key(ref.name),
                                       {"cls": cls_bytes(label), "jpg": image})
                 out.record(task.name, offset=offset, size=len(image),
                            xxh3=xxhash.xxh3_128_hexdigest(image), label=label,
-                           member=ref.origin, source=ref.source, record=i)
+                           member=ref.origin, source=ref.source, record=record)
+                record += 1
             size, digest = writer.close()
         out.added(task.name, size=size, xxh3=digest)
-        return len(task)
+        return record
 
 
 def _tar_size(content: int) -> int:
