@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from ..errors import BadImageError
+from ..errors import BadImageError, BadInputError
 from ..members import MemberSet, read_members
 from ..output import Output
 from .base import Inputs, Recipe
@@ -27,7 +27,8 @@ from .shards import SHARD_INPUTS, ShardParams, classified
 
 
 class TFRecordParams(ShardParams):
-    shards: int | None = Field(default=None, gt=0)  # default: 1024 train, 128 validation
+    # default: 1024 train, 128 validation; names hold 5 digits; at most one an image (plan)
+    shards: int | None = Field(default=None, gt=0, le=99_999)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class TFRecord(Recipe):
         positions, labels = c.positions[idx], c.labels[idx]
         prefix = "train" if params.split == "train" else "validation"
         count = params.shards or (1024 if params.split == "train" else 128)
+        if params.shards and params.shards > len(positions):
+            raise BadInputError(f"shards: {params.shards} asked for, but {c.members.where} "
+                                f"holds only {len(positions)} {params.split} images")
         size = -(-len(positions) // count)
         return [TFTask(k, f"{prefix}-{k:05d}-of-{count:05d}",
                        c.members.take(positions[k * size:(k + 1) * size]),
