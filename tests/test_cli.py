@@ -130,3 +130,17 @@ def test_synth_same_arguments_same_bytes_any_jobs(tmp_path):
         assert out.returncode == 0, out.stderr
     for name in ("ILSVRC2012_img_val.tar", "ILSVRC2012_img_train.tar"):
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
+
+
+def test_a_list_outside_the_project_exits_2_without_quoting_it(tmp_path, tmp_path_factory):
+    secret = tmp_path_factory.mktemp("etc") / "shadow"
+    secret.write_text("root:$6$secret-hash:19000:0:99999:7:::\n")
+    copy_manifests(tmp_path)
+    cal = tmp_path / "manifests" / "imagenet" / "calibration.yaml"
+    cal.write_text(cal.read_text().replace("lists/cal_image_list_first_5.txt", str(secret)))
+    out = run_cli("list", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"registry: error: manifests/imagenet/calibration.yaml:17: "
+                                 f"datasets[1].variants.first.5.inputs.list: file '{secret}' "
+                                 "resolves outside the project")
+    assert "Traceback" not in out.stderr and "secret-hash" not in out.stderr

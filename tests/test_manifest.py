@@ -1,5 +1,6 @@
 """Manifest loading: expansion, and every error names file, line and field."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,204 @@ datasets:
 def test_yaml_syntax_error_names_line(tmp_path):
     msg = error(tmp_path, "datasets:\n  - name: [oops\n")
     assert msg.startswith("manifests/test.yaml:10:") and "invalid YAML" in msg
+
+
+# -- hostile manifests: nothing read outside the project, no hang, no runaway --------------
+
+SELECT = """
+datasets:
+  - name: sel
+    recipe: select
+    inputs: {{images: val, list: {list}}}
+"""
+
+
+def test_a_list_outside_the_project_is_refused_without_quoting_it(tmp_path, tmp_path_factory):
+    secret = tmp_path_factory.mktemp("elsewhere") / "shadow.txt"
+    secret.write_text("root:$6$secret-hash:19000:0:99999:7:::\n")
+    project = tmp_path / "project"
+    msg = error(project, SELECT.format(list=secret))
+    assert msg.startswith("manifests/test.yaml:12: datasets[0].inputs.list: file "
+                          f"'{secret}' resolves outside the project ({project}")
+    assert "secret-hash" not in msg
+    # a symlink inside the project that leads outside is the same file
+    (project / "manifests" / "lists").mkdir()
+    (project / "manifests" / "lists" / "cal.txt").symlink_to(secret)
+    msg = error(project, SELECT.format(list="lists/cal.txt"))
+    assert "'lists/cal.txt' resolves outside the project" in msg and "secret" not in msg
+
+
+def test_a_files_entry_outside_the_project_is_refused(tmp_path, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere")
+    (outside / "caffe_val.txt").write_text("x 1\n")
+    write_manifest(tmp_path, f"files:\n  - name: labels\n    path: {outside}\n")
+    with pytest.raises(ManifestError, match=r"^manifests/test\.yaml:3: files\[0\]\.path: "
+                       r".* resolves outside the project"):
+        load_manifests(str(tmp_path / "manifests"))
+
+
+def test_the_shipped_label_data_is_allowed_from_any_project(tmp_path):
+    from .conftest import LABELS
+
+    write_manifest(tmp_path, f"files:\n  - name: labels\n    path: {LABELS}\n")
+    assert load_manifests(str(tmp_path / "manifests")).get("labels").path == str(LABELS)
+
+
+def test_names_with_a_trailing_newline_are_refused(tmp_path):
+    msg = error(tmp_path, 'datasets:\n  - name: "sel\\n"\n    recipe: select\n'
+                          '    inputs: {images: val}\n')
+    assert msg.startswith("manifests/test.yaml:9: datasets[0].name: 'sel\\n' is not a valid "
+                          "name")
+    write_manifest(tmp_path, 'sources:\n  - {name: "v\\n", layout: imagenet-val}\n')
+    with pytest.raises(ManifestError, match=r"^manifests/test\.yaml:2: sources\[0\]\.name: "
+                       "String should match pattern"):
+        load_manifests(str(tmp_path / "manifests"))
+
+
+def test_an_unfilled_placeholder_in_a_param_is_an_error(tmp_path):
+    msg = error(tmp_path, """
+datasets:
+  - name: wds-{n}
+    recipe: webdataset
+    inputs: {images: val, labels: labels}
+    params: {prefix: "p-{m}"}
+    matrix: {n: [1, 2]}
+""")
+    assert msg == ("manifests/test.yaml:13: datasets[0].params.prefix (wds-1): placeholder {m} "
+                   "is not filled: no variant or matrix axis 'm' (axes: n)")
+    # the recipe's own placeholder ({split}, in the field's default) stays for it to fill
+    m = load(tmp_path, """
+datasets:
+  - name: wds
+    recipe: webdataset
+    inputs: {images: val, labels: labels}
+    params: {prefix: "p-{split}"}
+""")
+    assert m.get("wds").params.prefix == "p-{split}"
+
+
+@pytest.mark.parametrize("recipe, params, field, bound", [
+    ("downscale", "{width: 20000, height: 32}", "width", "1024"),
+    ("tfrecord", "{shards: 1000000}", "shards", "99999"),
+    ("select", "{first: 1000000000000}", "first", "100000000"),
+    ("recordio", "{resize: 100000}", "resize", "4096"),
+])
+def test_numbers_only_a_mistake_are_refused_at_their_line(tmp_path, recipe, params, field, bound):
+    msg = error(tmp_path, f"""
+datasets:
+  - name: out
+    recipe: {recipe}
+    inputs: {{images: val, labels: labels}}
+    params: {params}
+""")
+    assert msg == (f"manifests/test.yaml:13: datasets[0].params.{field} (out): Input should be "
+                   f"less than or equal to {bound}")
+
+
+def test_bounds_leave_keys_as_they_were():
+    from dataset_registry.keys import derivation_key
+    from dataset_registry.recipes import RECIPES
+
+    params = RECIPES["tfrecord"].Params.model_validate({"shards": 4})
+    assert params.keyed() == {"split": "train", "require_all_classes": True, "shards": 4}
+    assert derivation_key("tfrecord", 1, params.keyed(), {}) == derivation_key(
+        "tfrecord", 1, {"split": "train", "require_all_classes": True, "shards": 4}, {})
+
+
+def test_a_matrix_past_the_variant_limit_is_refused(tmp_path):
+    axis = list(range(30))
+    msg = error(tmp_path, f"""
+datasets:
+  - name: s-{{a}}-{{b}}-{{c}}
+    recipe: select
+    inputs: {{images: val}}
+    matrix: {{a: {axis}, b: {axis}, c: {axis}}}
+""")
+    assert msg == ("manifests/test.yaml:13: datasets[0].matrix: more than 10,000 combinations; "
+                   "split the dataset")
+
+
+def test_bad_utf8_in_a_manifest_names_file_and_line(tmp_path):
+    path = write_manifest(tmp_path, "")
+    path.write_bytes(b"sources:\n  - name: caf\xe9\n")
+    with pytest.raises(ManifestError, match=r"^manifests/test\.yaml:2: not UTF-8 text"):
+        load_manifests(str(tmp_path / "manifests"))
+
+
+def test_dangling_links_fifos_and_devices_are_named_never_opened(tmp_path):
+    import signal
+
+    folder = write_manifest(tmp_path, "").parent
+    signal.alarm(20)  # a FIFO opened for reading would block: fail, not hang
+    try:
+        (folder / "gone.yaml").symlink_to(tmp_path / "nowhere.yaml")
+        with pytest.raises(ManifestError, match=r"^manifests/gone\.yaml: is a dangling symlink$"):
+            load_manifests(str(folder))
+        (folder / "gone.yaml").unlink()
+        os.mkfifo(folder / "pipe.yaml")
+        with pytest.raises(ManifestError, match=r"^manifests/pipe\.yaml: is a FIFO, not a "):
+            load_manifests(str(folder))
+        (folder / "pipe.yaml").unlink()
+        (folder / "zero.yaml").symlink_to("/dev/zero")
+        with pytest.raises(ManifestError, match=r"^manifests/zero\.yaml: resolves outside"):
+            load_manifests(str(folder))
+        (folder / "zero.yaml").unlink()
+        # a FIFO as a list input, and inside a shipped folder (tree_key would read it)
+        os.mkfifo(folder / "list.fifo")
+        msg = error(tmp_path, SELECT.format(list="list.fifo/"))
+        assert "inputs.list: file 'list.fifo/' is a FIFO, not a regular file" in msg
+        (folder / "data").mkdir()
+        os.mkfifo(folder / "data" / "p")
+        write_manifest(tmp_path, "files:\n  - {name: d, path: data}\n")
+        with pytest.raises(ManifestError, match=r"^manifests/test\.yaml:2: files\[0\]\.path: "
+                           r"'data' p in it is a FIFO"):
+            load_manifests(str(folder))
+    finally:
+        signal.alarm(0)
+
+
+def test_a_folder_as_a_list_fails_at_plan_naming_the_dataset(tmp_path):
+    from dataset_registry import Registry
+    from dataset_registry.errors import BadInputError
+
+    from .conftest import make_tar
+
+    tar = make_tar(tmp_path / "val.tar", {"ILSVRC2012_val_00000001.JPEG": b"x"})
+    write_manifest(tmp_path, HEADER + SELECT.format(list="lists/"))
+    (tmp_path / "manifests" / "labels.txt").write_text("x 1\n")
+    (tmp_path / "manifests" / "lists").mkdir()
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("val", str(tar))
+    with pytest.raises(BadInputError, match=r"^manifests/test\.yaml:10: sel: .*/lists: is a "
+                       r"folder; a list is a file of names$"):
+        reg.resolve("sel")
+    assert reg.resolver.status("sel") == "missing"
+
+
+def test_more_shards_than_images_fails_at_plan_naming_the_dataset(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from dataset_registry import Registry
+    from dataset_registry.errors import BadInputError
+
+    from .conftest import make_train_tar, write_imagenet_manifest
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "JPEG")
+    wnid = "n01440764"
+    tar = make_train_tar(tmp_path / "train.tar", {
+        wnid: {f"{wnid}_{i}.JPEG": buf.getvalue() for i in range(3)}})
+    write_imagenet_manifest(tmp_path, """
+  - name: tf
+    recipe: tfrecord
+    inputs: {images: train, labels: labels}
+    params: {require_all_classes: false, shards: 5}
+""")
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("train", str(tar))
+    with pytest.raises(BadInputError, match=r"^manifests/test\.yaml:8: tf: shards: 5 asked "
+                       r"for, but .* holds only 3 train images$"):
+        reg.resolve("tf")
+    assert reg.resolver.status("tf") == "missing"

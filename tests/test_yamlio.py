@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from dataset_registry.errors import ManifestError
@@ -29,3 +31,55 @@ def test_merge_keys_and_anchors_work():
 def test_unsafe_tags_are_refused():
     with pytest.raises(ManifestError, match=r"m\.yaml:1: unsupported YAML tag"):
         load_yaml("a: !!python/object/apply:os.system ['echo hi']\n", "m.yaml")
+
+
+def _laughs(levels: int) -> str:
+    """A "billion laughs": each level a list of nine aliases of the one before (9**levels)."""
+    out = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        name, prev = chr(ord("a") + i), chr(ord("a") + i - 1)
+        out.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(out) + "\nbomb: *" + chr(ord("a") + levels - 1) + "\n"
+
+
+def test_alias_bomb_is_refused_fast_in_bounded_memory():
+    import resource
+    import time
+
+    text = _laughs(9)  # 9**9 = 387 million values if expanded
+    assert len(text) < 500
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(ManifestError) as info:
+        load_yaml(text, "m.yaml")
+    assert time.perf_counter() - started < 1.5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+    assert re.fullmatch(r"m\.yaml:\d+: [a-z]\[0\]: alias \*[a-z] expands the document past "
+                        r"[\d,]+ values .*", str(info.value))
+
+
+def test_merge_key_bomb_is_refused():
+    text = "a: &a {x: 1, y: 2, z: 3}\n" + "".join(
+        f"l{i}: &l{i} {{<<: [{', '.join([f'*{prev}'] * 8)}]}}\n"
+        for i, prev in enumerate(["a", *(f"l{k}" for k in range(11))]))
+    with pytest.raises(ManifestError, match=r"^m\.yaml:\d+: .*alias \*\w+ expands the document"):
+        load_yaml(text, "m.yaml")
+
+
+def test_reused_anchors_within_the_budget_still_expand():
+    data, lines = load_yaml(_laughs(3), "m.yaml")  # 729 values
+    assert data["bomb"][8][8] == ["lol"] * 9
+    assert lines.where(("bomb",)) == "m.yaml:4"
+
+
+def test_merge_keys_own_keys_override_and_first_merged_wins():
+    text = ("x: &x {p: 1, q: 1}\nw: &w {q: 2, r: 2}\n"
+            "y:\n  <<: [*x, *w]\n  p: 3\n")
+    data, lines = load_yaml(text, "m.yaml")
+    assert data["y"] == {"p": 3, "q": 1, "r": 2}
+    assert lines.where(("y", "p")) == "m.yaml:5"
+
+
+def test_merging_a_scalar_is_an_error():
+    with pytest.raises(ManifestError, match=r"^m\.yaml:2: `<<` merges mappings only$"):
+        load_yaml("x: &x 1\ny: {<<: *x}\n", "m.yaml")

@@ -11,6 +11,7 @@ in `.tmpl`, so the loader never reads them as manifests.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,15 +20,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ManifestError
+from .paths import input_problem, outside, read_text, readable_roots
 from .recipes import RECIPES
 from .yamlio import LineMap, dotted, load_yaml
 
 Layout = Literal["imagenet-val", "imagenet-train", "kaggle-cls-loc"]
 Scalar = str | int | float | bool
 
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"  # pydantic's `$` is the end of text; re's is not
+_NAME_CHARS = re.compile(_NAME[1:-1])  # for re.fullmatch, which refuses "a\n" as well
 _K8S_NAME = r"^[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?$"  # fits a Kubernetes object name
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_VARIANTS = 10_000  # datasets one entry may expand to: a matrix multiplies its axes
 
 
 class _Model(BaseModel):
@@ -89,9 +93,9 @@ class JobSpec(_Model):
     datasets: dict[str, str] = Field(min_length=1)  # role -> dataset name
     templates: dict[str, str] = Field(min_length=1)  # flavor -> template (*.tmpl), relative
     image: str
-    workers: int = Field(default=1, gt=0)
-    gpus_per_worker: int = Field(default=1, ge=0)
-    cpu: int = Field(default=8, gt=0)
+    workers: int = Field(default=1, gt=0, le=10_000)  # bounds: past them, only a typo
+    gpus_per_worker: int = Field(default=1, ge=0, le=64)
+    cpu: int = Field(default=8, gt=0, le=4096)
     memory: str = Field(default="32Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
     volume: VolumeSpec
     sources: dict[str, str] = {}  # source name -> its location on the volume (build step)
@@ -185,11 +189,11 @@ def load_manifests(root: str) -> Manifests:
         raise ManifestError(f"{root}: no manifests folder")
     nodes: dict[str, Node] = {}
     jobs: dict[str, JobNode] = {}
+    roots = readable_roots(root)
     for path in _manifest_files(root):
         rel = os.path.relpath(path, os.path.dirname(os.path.abspath(root)))
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        for node in _load_file(text, rel, os.path.dirname(path), nodes):
+        text = read_text(path, rel, roots)
+        for node in _load_file(text, rel, os.path.dirname(path), roots):
             table: dict[str, Any] = jobs if isinstance(node, JobNode) else nodes
             if node.name in table:
                 raise ManifestError(f"{node.where}: duplicate name {node.name!r} "
@@ -209,7 +213,7 @@ def _manifest_files(root: str) -> list[str]:
     return found
 
 
-def _load_file(text: str, rel: str, base_dir: str, known: dict[str, Node]) -> list[Node]:
+def _load_file(text: str, rel: str, base_dir: str, roots: tuple[str, ...]) -> list[Node]:
     data, lines = load_yaml(text, rel)
     if data is None:
         return []
@@ -226,14 +230,15 @@ def _load_file(text: str, rel: str, base_dir: str, known: dict[str, Node]) -> li
                               expect=s.expect))
     for i, f in enumerate(doc.files):
         path = os.path.normpath(os.path.join(base_dir, f.path))
-        if not os.path.exists(path):
+        problem = input_problem(path, roots)
+        if problem:
             raise ManifestError(f"{lines.where(('files', i, 'path'))}: files[{i}].path: "
-                                f"{f.path!r} does not exist (looked for {path})")
+                                f"{f.path!r} {problem} (looked for {path})")
         out.append(FileNode(name=f.name, file=rel, line=lines.line(("files", i)) or 0,
                             description=f.description, tags=tuple(f.tags), path=path))
     shipped: dict[str, FileNode] = {}
     for i, d in enumerate(doc.datasets):
-        out += _expand(d, ("datasets", i), lines, base_dir, shipped)
+        out += _expand(d, ("datasets", i), lines, base_dir, roots, shipped)
     for i, j in enumerate(doc.jobs):
         templates = {}
         for flavor, tmpl in j.templates.items():
@@ -242,9 +247,10 @@ def _load_file(text: str, rel: str, base_dir: str, known: dict[str, Node]) -> li
             if not tmpl.endswith(".tmpl"):
                 raise ManifestError(f"{lines.where(at)}: {dotted(at)}: {tmpl!r}: a job spec "
                                     "template's name must end in .tmpl")
-            if not os.path.isfile(path):
-                raise ManifestError(f"{lines.where(at)}: {dotted(at)}: template {tmpl!r} does "
-                                    f"not exist (looked for {path})")
+            if not os.path.isfile(path) or outside(path, roots):
+                raise ManifestError(f"{lines.where(at)}: {dotted(at)}: template {tmpl!r} "
+                                    + ("resolves outside the project" if os.path.isfile(path)
+                                       else "does not exist") + f" (looked for {path})")
             templates[flavor] = path
         out.append(JobNode(name=j.name, file=rel, line=lines.line(("jobs", i)) or 0,
                            description=j.description, tags=tuple(j.tags), spec=j,
@@ -253,7 +259,7 @@ def _load_file(text: str, rel: str, base_dir: str, known: dict[str, Node]) -> li
 
 
 def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: str,
-            shipped: dict[str, FileNode]) -> list[DatasetNode]:
+            roots: tuple[str, ...], shipped: dict[str, FileNode]) -> list[DatasetNode]:
     where = lines.where(at)
     recipe = RECIPES.get(spec.recipe)
     if recipe is None:
@@ -274,6 +280,9 @@ def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: st
             raise ManifestError(f"{lines.where((*at, 'name'))}: {dotted(at)}.name: placeholders "
                                 f"{sorted(holes)} must match the matrix axes {sorted(spec.matrix)}")
         axes = list(spec.matrix)
+        if math.prod(len(v) for v in spec.matrix.values()) > MAX_VARIANTS:
+            raise ManifestError(f"{lines.where((*at, 'matrix'))}: {dotted(at)}.matrix: more "
+                                f"than {MAX_VARIANTS:,} combinations; split the dataset")
         combos = [(dict(zip(axes, values, strict=True)), VariantSpec(), None)
                   for values in itertools.product(*(spec.matrix[a] for a in axes))]
     else:
@@ -285,23 +294,32 @@ def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: st
     nodes = []
     for axes, variant, vat in combos:
         name = _fill(spec.name, axes)
-        if not re.match(_NAME, name):
+        if not isinstance(name, str) or not _NAME_CHARS.fullmatch(name):
             raise ManifestError(f"{lines.where((*at, 'name'))}: {dotted(at)}.name: {name!r} is not "
                                 f"a valid name (letters, digits, '.', '_', '+', '-')")
         raw_params = {k: _fill(v, axes) for k, v in {**spec.params, **variant.params}.items()}
         inputs = {k: str(_fill(v, axes)) for k, v in {**spec.inputs, **variant.inputs}.items()}
+
+        def origin(loc: tuple[Any, ...], vat: Any = vat, variant: VariantSpec = variant):
+            if vat is not None and loc and loc[0] in variant.params:
+                return (*vat, "params", *loc)
+            return (*at, "params", *loc)
+        for key, value in raw_params.items():
+            hole = _unfilled(value, recipe.Params.model_fields.get(key))
+            if hole:
+                pat = origin((key,))
+                raise ManifestError(f"{lines.where(pat)}: {dotted(pat)} ({name}): placeholder "
+                                    f"{{{hole}}} is not filled: no variant or matrix axis "
+                                    f"{hole!r} (axes: {', '.join(axes) or 'none'})")
         try:
             params = recipe.Params.model_validate(raw_params)
         except ValidationError as exc:
-            def origin(loc: tuple[Any, ...], vat: Any = vat, variant: VariantSpec = variant):
-                if vat is not None and loc and loc[0] in variant.params:
-                    return (*vat, "params", *loc)
-                return (*at, "params", *loc)
             raise _manifest_error(exc, lines, None, origin=origin, label=name) from None
         for role, value in list(inputs.items()):
             if _looks_like_path(value):
                 path = os.path.normpath(os.path.join(base_dir, value))
-                if os.path.exists(path):
+                problem = input_problem(path, roots)
+                if problem is None:
                     rel = os.path.relpath(path, os.path.dirname(base_dir))
                     file_name = rel.replace(os.sep, "/")
                     shipped.setdefault(file_name, FileNode(
@@ -310,8 +328,8 @@ def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: st
                 else:
                     iat = (*vat, "inputs", role) if vat and role in variant.inputs else \
                         (*at, "inputs", role)
-                    raise ManifestError(f"{lines.where(iat)}: {dotted(iat)}: file {value!r} does "
-                                        f"not exist (looked for {path})")
+                    raise ManifestError(f"{lines.where(iat)}: {dotted(iat)}: file {value!r} "
+                                        f"{problem} (looked for {path})")
         line_at = vat if vat is not None else at
         nodes.append(DatasetNode(
             name=name, file=lines.file, line=lines.line(line_at) or 0,
@@ -332,6 +350,19 @@ def _fill(value: Any, axes: dict[str, Scalar]) -> Any:
     if whole and whole.group(1) in axes:
         return axes[whole.group(1)]  # "{size}" takes the axis value with its type
     return _PLACEHOLDER.sub(lambda m: str(axes.get(m.group(1), m.group(0))), value)
+
+
+def _unfilled(value: Any, field: Any) -> str | None:
+    """A {placeholder} left in a param after expansion, except one the recipe fills itself
+    (it is in the field's default, as webdataset's `prefix: imagenet-{split}`)."""
+    default = getattr(field, "default", None)
+    own = set(_PLACEHOLDER.findall(default)) if isinstance(default, str) else set()
+    for text in value if isinstance(value, list) else [value]:
+        if isinstance(text, str):
+            for hole in _PLACEHOLDER.findall(text):
+                if hole not in own:
+                    return hole
+    return None
 
 
 def _check_graph(manifests: Manifests) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import __version__
 from .catalog import Catalog
-from .errors import CatalogBusyError, SourceError
+from .errors import BadInputError, CatalogBusyError, SourceError
 from .executors import Executor, LocalExecutor
 from .keys import derivation_key, tree_key
 from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
@@ -186,7 +186,10 @@ class Resolver:
             inputs, described, sources = self.inputs(node)
             staging = self.store.begin(key)
             try:
-                tasks = recipe.plan(node.params, inputs)
+                try:
+                    tasks = recipe.plan(node.params, inputs)
+                except BadInputError as exc:  # say which manifest entry asked for it
+                    raise type(exc)(f"{node.where}: {node.name}: {exc.message}") from None
                 phase("plan")
                 total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
                 from .output import Output, finalize

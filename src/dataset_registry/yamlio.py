@@ -7,6 +7,7 @@ composed node tree ourselves (still the safe constructor for scalars).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -49,6 +50,12 @@ class LineMap:
         return f"{self.file}:{line}" if line else self.file
 
 
+MAX_NODES = 100_000
+"""Values a document may expand to beyond one a character of its text: YAML aliases and
+merge keys copy the nodes they name, so a few hundred bytes of nested aliases (a
+"billion laughs") would otherwise expand to billions of values."""
+
+
 def load_yaml(text: str, file: str) -> tuple[Any, LineMap]:
     """Parse one YAML document; raise ManifestError naming file and line on any problem."""
     lines = LineMap(file)
@@ -57,7 +64,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, LineMap]:
         node = loader.get_single_node()
         if node is None:
             return None, lines
-        return _to_python(loader, node, (), lines), lines
+        return _Builder(loader, lines, text).build(node, ()), lines
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}" if mark else file
@@ -70,32 +77,90 @@ def load_yaml(text: str, file: str) -> tuple[Any, LineMap]:
 
 _PLAIN_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map",
                yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+_MERGE = "tag:yaml.org,2002:merge"
+_ANCHOR = re.compile(r"&([^\s,\[\]{}]+)")
 
 
-def _to_python(loader: Any, node: yaml.Node, path: Path, lines: LineMap) -> Any:
-    lines.set_default(path, node.start_mark.line + 1)
-    plain = _PLAIN_TAGS.get(type(node))
-    if plain and node.tag != plain:
-        raise ManifestError(f"{file_line(lines, node)}: unsupported YAML tag {node.tag!r}")
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+class _Builder:
+    """Python values from composed nodes, counting every value made: the composed tree
+    shares an aliased node, but its values are copies (callers may change them), so the
+    count is what bounds time and memory."""
+
+    def __init__(self, loader: Any, lines: LineMap, text: str) -> None:
+        self.loader, self.lines, self.text = loader, lines, text
+        self.budget = MAX_NODES + len(text)
+        self.seen: set[int] = set()  # nodes built once: meeting one again is an alias
+        self.alias: tuple[yaml.Node, Path] | None = None  # the outermost alias being built
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        if id(node) in self.seen and self.alias is None:
+            self.alias = (node, path)
+            try:
+                return self.build(node, path)
+            finally:
+                self.alias = None
+        self.seen.add(id(node))
+        self._count(node, path)
+        lines = self.lines
+        lines.set_default(path, node.start_mark.line + 1)
+        plain = _PLAIN_TAGS.get(type(node))
+        if plain and node.tag != plain:
+            raise ManifestError(f"{file_line(lines, node)}: unsupported YAML tag {node.tag!r}")
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if node.style in ("'", '"'):
+            lines.quoted.add(path)
+        return self.loader.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:
+        # `<<: *anchor` (or a list of them) first: the mapping's own keys override merged ones,
+        # and among merged mappings the first wins (the YAML merge key spec)
+        merged: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE:
+                continue
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) \
+                else [value_node]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    raise ManifestError(f"{file_line(self.lines, key_node)}: `<<` merges "
+                                        "mappings only")
+                for key, value in self.build(source, path).items():
+                    merged.setdefault(key, value)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            if key_node.tag == _MERGE:
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ManifestError(f"{file_line(self.lines, key_node)}: mapping keys must be "
+                                    "scalars")
+            key = self.loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)):
-                raise ManifestError(f"{file_line(lines, key_node)}: mapping keys must be scalars")
+                raise ManifestError(f"{file_line(self.lines, key_node)}: mapping keys must be "
+                                    "scalars")
             if key in result:
                 raise ManifestError(
-                    f"{file_line(lines, key_node)}: duplicate key {key!r}"
+                    f"{file_line(self.lines, key_node)}: duplicate key {key!r}"
                     + (f" in {dotted(path)}" if path else ""))
-            lines.set((*path, key), key_node.start_mark.line + 1)
-            result[key] = _to_python(loader, value_node, (*path, key), lines)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(loader, item, (*path, i), lines) for i, item in enumerate(node.value)]
-    if node.style in ("'", '"'):
-        lines.quoted.add(path)
-    return loader.construct_object(node, deep=True)
+            self.lines.set((*path, key), key_node.start_mark.line + 1)
+            result[key] = self.build(value_node, (*path, key))
+        return {**{k: v for k, v in merged.items() if k not in result}, **result}
+
+    def _count(self, node: yaml.Node, path: Path) -> None:
+        self.budget -= 1
+        if self.budget >= 0:
+            return
+        if self.alias is not None:
+            node, path = self.alias
+        anchor = _ANCHOR.match(self.text, node.start_mark.index)
+        what = f"alias *{anchor.group(1)}" if anchor else "an alias"
+        at = f"{dotted(path)}: " if path else ""
+        raise ManifestError(
+            f"{self.lines.where(path)}: {at}{what} expands the document past "
+            f"{MAX_NODES + len(self.text):,} values (nested aliases, a \"billion laughs\"?); "
+            "write the values out or nest fewer aliases")
 
 
 def file_line(lines: LineMap, node: yaml.Node) -> str:

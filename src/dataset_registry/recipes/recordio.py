@@ -45,7 +45,8 @@ class RecordIOParams(ShardParams):
     added_later: ClassVar[frozenset[str]] = frozenset()  # version 2: every field is keyed
 
     shuffle: bool = True
-    resize: int = Field(default=0, ge=0)  # shorter side; 0 keeps the original bytes
+    # shorter side; 0 keeps the original bytes; past 4096 (JPEG's 65,535 at 16:1) a typo
+    resize: int = Field(default=0, ge=0, le=4096)
     quality: int = Field(default=95, ge=1, le=100)
 
 

@@ -27,7 +27,7 @@ _CHUNK = 128  # images per task: enough to amortise scheduling, small enough to 
 
 class SelectParams(Params):
     split: str = "val"
-    first: int | None = Field(default=None, gt=0)
+    first: int | None = Field(default=None, gt=0, le=100_000_000)  # more than any source
     validate_images: bool = True
     on_error: Literal["fail", "skip"] = "fail"
 

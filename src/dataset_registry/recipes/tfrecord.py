@@ -25,6 +25,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
+from ..errors import BadInputError
 from ..imaging import open_image, rgb_jpeg
 from ..labels import CMYK_TRAIN, PNG_IMPOSTOR
 from ..members import MemberRef, MemberSet, read_members
@@ -40,7 +41,8 @@ REENCODED = frozenset({PNG_IMPOSTOR, *(f"{n}.JPEG" for n in CMYK_TRAIN)})
 class TFRecordParams(ShardParams):
     added_later: ClassVar[frozenset[str]] = frozenset()  # version 2: every field is keyed
 
-    shards: int | None = Field(default=None, gt=0)  # default: 1024 train, 128 validation
+    # default: 1024 train, 128 validation; names hold 5 digits; at most one an image (plan)
+    shards: int | None = Field(default=None, gt=0, le=99_999)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class TFRecord(Recipe):
         positions, labels = c.positions[idx], c.labels[idx]
         prefix = "train" if params.split == "train" else "validation"
         count = params.shards or (1024 if params.split == "train" else 128)
+        if params.shards and params.shards > len(positions):
+            raise BadInputError(f"shards: {params.shards} asked for, but {c.members.where} "
+                                f"holds only {len(positions)} {params.split} images")
         size = -(-len(positions) // count)
         return [TFTask(k, f"{prefix}-{k:05d}-of-{count:05d}",
                        c.members.take(positions[k * size:(k + 1) * size]),

@@ -29,7 +29,8 @@ from .shards import SHARD_INPUTS, ShardParams, classified
 class WdsParams(ShardParams):
     shard_count: int = Field(default=1000, gt=0)  # samples per shard at most
     shard_bytes: int | None = Field(default=None, gt=0)  # and bytes per shard at most
-    prefix: str = Field(default="imagenet-{split}", pattern=r"^[A-Za-z0-9._{}-]+$")
+    prefix: str = Field(default="imagenet-{split}", pattern=r"^[A-Za-z0-9._{}-]+$",
+                        max_length=200)  # a file name, with "-000000.tar", within 255 bytes
 
 
 @dataclass(frozen=True)
