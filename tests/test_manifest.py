@@ -300,16 +300,6 @@ datasets:
                    f"less than or equal to {bound}")
 
 
-def test_bounds_leave_keys_as_they_were():
-    from dataset_registry.keys import derivation_key
-    from dataset_registry.recipes import RECIPES
-
-    params = RECIPES["tfrecord"].Params.model_validate({"shards": 4})
-    assert params.keyed() == {"split": "train", "require_all_classes": True, "shards": 4}
-    assert derivation_key("tfrecord", 1, params.keyed(), {}) == derivation_key(
-        "tfrecord", 1, {"split": "train", "require_all_classes": True, "shards": 4}, {})
-
-
 def test_a_matrix_past_the_variant_limit_is_refused(tmp_path):
     axis = list(range(30))
     msg = error(tmp_path, f"""

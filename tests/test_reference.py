@@ -5,6 +5,13 @@ Moving code must never change a row here. A change that must change bytes bumps
 its recipe's version and updates the table in the same commit, saying why. The
 table was taken before any of the refactors it guards; regenerate it only for
 such a deliberate change: `REGISTRY_WRITE_REFERENCE=1 pytest tests/test_reference.py`.
+
+Deliberate changes since the table was first taken:
+- recordio 1 -> 2 (keys of both splits): `val.lst`'s path column is `<wnid>/<file>`, as
+  im2rec writes it for the valprep'd folder (digest of `-val` changed; train's bytes did not).
+- tfrecord 1 -> 2 (keys of both splits): only the reference's own lists (the PNG impostor,
+  the 22 CMYK train files) are re-encoded, so `ILSVRC2012_val_00019877.JPEG` keeps its bytes
+  (digest of `-validation` changed; train's bytes did not).
 """
 
 from __future__ import annotations
