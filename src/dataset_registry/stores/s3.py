@@ -26,7 +26,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BadInputError
+from ..errors import BadInputError, VerifyError
 from ..remote import Remote, join, transport_errors
 from .base import (
     FILES,
@@ -39,6 +39,7 @@ from .base import (
     Store,
     artifact_path,
     file_lock,
+    parse_marker,
 )
 
 STAGING = ".staging"
@@ -118,7 +119,7 @@ class S3Store(Store):
             data = self._call("reading a marker", self.fs.cat_file, f"{self._dir(key)}/{MARKER}")
         except FileNotFoundError:
             return None
-        return json.loads(data)
+        return parse_marker(data, f"{self.uri(key)}/{MARKER}", key)
 
     def uri(self, key: str) -> str:
         return f"{self.protocol}://{self._dir(key)}"
@@ -159,9 +160,13 @@ class S3Store(Store):
             names = [FILES] + ([SKIPPED] if marker.get("skipped") else [])
             os.makedirs(tmp)
             try:
-                self._call("downloading file tables", self.fs.get,
-                           [f"{self._dir(key)}/{n}" for n in names],
-                           [os.path.join(tmp, n) for n in names])
+                try:
+                    self._call("downloading file tables", self.fs.get,
+                               [f"{self._dir(key)}/{n}" for n in names],
+                               [os.path.join(tmp, n) for n in names])
+                except FileNotFoundError:
+                    raise VerifyError(f"{self.uri(key)}/{FILES} (or {SKIPPED}): missing; "
+                                      "the artifact is damaged") from None
                 shutil.rmtree(dest, ignore_errors=True)
                 os.rename(tmp, dest)
             finally:
@@ -217,6 +222,26 @@ class S3Store(Store):
         self._call("writing the marker", self.fs.pipe_file, f"{final}/{MARKER}", body)
         self.abort(staging)
         return True
+
+    def replace(self, staging: Staging, marker: dict[str, Any]) -> None:
+        """No rename here: the new files overwrite the damaged ones (the damaged marker
+        stays until the new one replaces it), then what the new build did not write goes.
+        A failure before the marker is written leaves the old marker in place."""
+        final = self._dir(staging.key)
+        pairs = [(full, f"{final}/{rel}") for full, rel in _walk(staging.path)
+                 if rel.split("/", 1)[0] not in UNPUBLISHED]
+        self._call("uploading the artifact", upload, self.fs, pairs)
+        body = json.dumps(marker, indent=1, sort_keys=True).encode()
+        self._call("writing the marker", self.fs.pipe_file, f"{final}/{MARKER}", body)
+        self.fs.invalidate_cache(final)
+        wanted = {remote for _, remote in pairs} | {f"{final}/{MARKER}"}
+        stale = [p for p in self._call("listing", self.fs.find, final) if p not in wanted]
+        if stale:
+            self._call("deleting what the new build did not write", self.fs.rm, stale)
+        for copy in (self._cached(staging.key), os.path.join(self.cache_dir, "tables",
+                                                             staging.key)):
+            shutil.rmtree(copy, ignore_errors=True)  # local copies of the damaged one
+        self.abort(staging)
 
     def abort(self, staging: Staging) -> None:
         try:
