@@ -32,6 +32,7 @@ from .base import (
     FILES,
     MARKER,
     RANGES,
+    RESERVED,
     SKIPPED,
     UNPUBLISHED,
     ScratchDrop,
@@ -224,17 +225,23 @@ class S3Store(Store):
         return True
 
     def replace(self, staging: Staging, marker: dict[str, Any]) -> None:
-        """No rename here: the new files overwrite the damaged ones (the damaged marker
-        stays until the new one replaces it), then what the new build did not write goes.
-        A failure before the marker is written leaves the old marker in place."""
+        """No rename here, and tasks upload straight to the artifact's place: their files
+        overwrite the damaged ones (with the same, deterministic bytes) while the damaged
+        marker stays, so readers keep refusing it; then what `finish` wrote, the new
+        marker, and the removal of every object the new file table does not list. A
+        failed repair leaves the old marker: the artifact stays one verify reports."""
+        import duckdb
+
         final = self._dir(staging.key)
         pairs = [(full, f"{final}/{rel}") for full, rel in _walk(staging.path)
                  if rel.split("/", 1)[0] not in UNPUBLISHED]
+        table = os.path.join(staging.path, FILES).replace("'", "''")
+        listed = duckdb.sql(f"SELECT DISTINCT path FROM read_parquet('{table}')").fetchall()
         self._call("uploading the artifact", upload, self.fs, pairs)
         body = json.dumps(marker, indent=1, sort_keys=True).encode()
         self._call("writing the marker", self.fs.pipe_file, f"{final}/{MARKER}", body)
+        wanted = {f"{final}/{p}" for (p,) in listed} | {f"{final}/{n}" for n in RESERVED}
         self.fs.invalidate_cache(final)
-        wanted = {remote for _, remote in pairs} | {f"{final}/{MARKER}"}
         stale = [p for p in self._call("listing", self.fs.find, final) if p not in wanted]
         if stale:
             self._call("deleting what the new build did not write", self.fs.rm, stale)
