@@ -192,6 +192,9 @@ def test_an_upstream_row_leading_outside_its_artifact_is_refused(chain, tmp_path
     assert snapshot(str(tmp_path / "registry")) == before
     assert Registry.open(str(tmp_path)).status("copy") == "missing"
     assert staging_of(chain) == []
+    if forgery == "symlink":
+        assert f"{few.path}/{FIRST}: a link leading out of the artifact" in \
+            chain.store.verify(few.key)
 
 
 def break_marker(reg: Registry, name: str, data: bytes) -> str:

@@ -214,4 +214,45 @@ class Store(ABC):
         if marker is None:
             return [f"{self.uri(key)}: not built (no {MARKER})"]
         fs, root = self.filesystem()
-        return verify_artifact(fs, f"{root}/{artifact_path(key)}", marker)
+        folder = f"{root}/{artifact_path(key)}"
+        problems = [f"{folder}/{rel}: a link leading out of the artifact"
+                    for rel in sorted(links_leaving(folder))] if "file" in fs.protocol else []
+        return problems + verify_artifact(fs, folder, marker)
+
+
+def outside(path: Any, leaving: set[str]) -> str | None:
+    """Why the file-table row `path` would read outside its artifact, or None.
+    `leaving`: the artifact's links that lead out of it (`links_leaving`)."""
+    if not isinstance(path, str) or not path:
+        return "has no path"
+    parts = path.split("/")
+    if path.startswith(("/", "\\")) or os.path.isabs(path):
+        return "is an absolute path"
+    if ".." in parts:
+        return "climbs out of the artifact with '..'"
+    for i in range(1, len(parts) + 1):
+        if "/".join(parts[:i]) in leaving:
+            return f"leads out of the artifact through the link {'/'.join(parts[:i])!r}"
+    return None
+
+
+def links_leaving(root: str) -> set[str]:
+    """'/'-separated paths of the symbolic links under `root` whose real path lies
+    outside it (a build writes none; one found was put there)."""
+    base = os.path.realpath(root)
+    found: set[str] = set()
+
+    def scan(folder: str, rel: str) -> None:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = f"{rel}{entry.name}"
+                if entry.is_symlink():
+                    real = os.path.realpath(entry.path)
+                    if os.path.commonpath([base, real]) != base:
+                        found.add(name)
+                elif entry.is_dir():
+                    scan(entry.path, name + "/")
+
+    if os.path.isdir(root):
+        scan(root, "")
+    return found
