@@ -107,11 +107,12 @@ def test_one_changed_byte_fails_verify_naming_the_file(root):
     target = Path(ds.path) / "ILSVRC2012_val_00000042.JPEG"
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01
+    target.chmod(0o644)  # a committed artifact is read-only
     target.write_bytes(bytes(data))
     out = run_cli("verify", "small-300", cwd=root)
     assert out.returncode == 1
     assert f"{target}: content changed" in out.stderr
-    assert out.stderr.count("\n") == 2  # the header line and exactly one problem
+    assert out.stderr.count("\n") == 3  # the header line, exactly one problem, the repair hint
 
 
 def _descendants(pid: int) -> list[int]:

@@ -9,7 +9,8 @@ import pytest
 from dataset_registry import Registry, SourceError
 from dataset_registry.recipes.select import Select
 
-from .conftest import copy_manifests
+from .conftest import copy_manifests, run_cli, write_imagenet_manifest
+from .stores.conformance import forge_table
 
 CAL = "imagenet-min-calibration-first.5"
 
@@ -124,3 +125,196 @@ def test_dry_run_lists_what_is_missing_in_order(private):
     assert todo == ["imagenet2012-val-min", CAL]
     private.resolve("imagenet2012-val-min")
     assert [n.name for n in private.resolver.missing([CAL])] == [CAL]
+
+
+# -- records are verified, never trusted ---------------------------------------------------
+
+@pytest.fixture
+def chain(tmp_path, synth_small) -> Registry:
+    """`few` (4 val images) built; `copy` reads `few`'s artifact (not built)."""
+    write_imagenet_manifest(tmp_path, """
+  - {name: few, recipe: select, inputs: {images: val}, params: {first: 4}}
+  - {name: copy, recipe: select, inputs: {images: few},
+     params: {first: 4, validate_images: false}}
+""")
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("val", synth_small["imagenet-val"])
+    reg.resolve("few", jobs=1)
+    return reg
+
+
+def snapshot(folder: str) -> dict[str, tuple]:
+    """What a reader sees of a folder: every path's bytes, inode and mode."""
+    found = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if ".locks" in path.parts:
+            continue  # lock files come and go with every build attempt
+        st = path.lstat()
+        data = path.read_bytes() if path.is_file() else None
+        found[str(path.relative_to(folder))] = (data, st.st_ino, st.st_mode)
+    return found
+
+
+def staging_of(reg: Registry) -> list[str]:
+    staging = Path(reg.store.root, ".staging")
+    return sorted(os.listdir(staging)) if staging.exists() else []
+
+
+FIRST = "ILSVRC2012_val_00000001.JPEG"
+
+
+@pytest.mark.parametrize("forgery", ["dotdot", "absolute", "symlink"])
+def test_an_upstream_row_leading_outside_its_artifact_is_refused(chain, tmp_path, forgery):
+    secret = tmp_path / "secret.JPEG"
+    secret.write_bytes(b"top secret")
+    few = chain.built("few")
+    table = os.path.join(few.path, "_files.parquet")
+    if forgery == "symlink":
+        row = FIRST
+        os.chmod(few.path, 0o755)
+        os.remove(os.path.join(few.path, FIRST))
+        os.symlink(secret, os.path.join(few.path, FIRST))
+        why = f"leads out of the artifact through the link {FIRST!r}"
+    else:
+        row = "../../../secret.JPEG" if forgery == "dotdot" else str(secret)
+        assert forgery == "absolute" or os.path.samefile(os.path.join(few.path, row), secret)
+        forge_table(chain.store, tmp_path, f"CASE WHEN path = '{FIRST}' THEN '{row}' ELSE path "
+                    f"END AS path, CASE WHEN path = '{FIRST}' THEN 10 ELSE size END AS size",
+                    few.key)
+        why = ("climbs out of the artifact with '..'" if forgery == "dotdot"
+               else "is an absolute path")
+    before = snapshot(str(tmp_path / "registry"))
+    out = run_cli("resolve", "copy", "--jobs", "1", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert f"registry: error: {table}: row {row!r} {why}; refusing to read it\n" in out.stderr
+    assert "registry resolve --repair few" in out.stderr and "Traceback" not in out.stderr
+    assert out.stdout == ""
+    assert snapshot(str(tmp_path / "registry")) == before
+    assert Registry.open(str(tmp_path)).status("copy") == "missing"
+    assert staging_of(chain) == []
+    if forgery == "symlink":
+        assert f"{few.path}/{FIRST}: a link leading out of the artifact" in \
+            chain.store.verify(few.key)
+
+
+def break_marker(reg: Registry, name: str, data: bytes) -> str:
+    marker = os.path.join(reg.built(name).path, "_registry.json")
+    os.chmod(marker, 0o644)
+    Path(marker).write_bytes(data)
+    return marker
+
+
+def test_a_marker_that_does_not_parse_is_never_served(chain, tmp_path):
+    assert run_cli("resolve", "few", cwd=tmp_path).returncode == 0  # the key cache is warm
+    marker = break_marker(chain, "few", b'{"key": "trunc')
+    for command in (["resolve", "few"], ["path", "few"]):
+        out = run_cli(*command, cwd=tmp_path)
+        assert out.returncode == 1 and out.stdout == "", (command, out)
+        assert out.stderr.startswith(f"registry: error: {marker}: the marker does not parse "
+                                     "as JSON (")
+        assert out.stderr.endswith("few (key " + chain.key("few") + ") is damaged; repair it "
+                                   "with: registry resolve --repair few\n")
+    listed = run_cli("list", cwd=tmp_path)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr
+    rows = {line.split("\t")[0]: line.split("\t")[3] for line in listed.stdout.splitlines()[1:]}
+    assert rows["few"] == "damaged" and rows["copy"] == "missing" and rows["val"] == "ready"
+    assert f"{marker}: the marker does not parse as JSON" in listed.stderr
+
+
+def test_verify_reports_each_damaged_artifact_and_goes_on(chain, tmp_path):
+    copy = chain.resolve("copy", jobs=1)
+    marker = break_marker(chain, "few", b"")
+    changed = Path(copy.path, FIRST)
+    changed.chmod(0o644)
+    changed.write_bytes(b"changed")
+    for names in ([], ["few", "copy"]):
+        out = run_cli("verify", *names, cwd=tmp_path)
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        label = "few" if names else chain.key("few")
+        assert f"\n{label}: {marker}: the marker is empty\n" in out.stderr
+        label = "copy" if names else copy.key
+        assert f"\n{label}: {changed}: size 7, recorded " in out.stderr
+        assert out.stderr.endswith("registry resolve --repair NAME\n")
+
+
+def damage(path: str, how: str) -> str:
+    """Damage artifact folder `path` one way; the problem verify is to report."""
+    os.chmod(path, 0o755)
+    target = os.path.join(path, FIRST)
+    if how == "tampered":
+        os.chmod(target, 0o644)
+        data = bytearray(Path(target).read_bytes())
+        data[len(data) // 2] ^= 1
+        Path(target).write_bytes(bytes(data))
+        return f"{target}: content changed (xxh3 differs from the record)"
+    if how == "deleted":
+        os.remove(target)
+        return f"{target}: missing"
+    if how == "no-table":
+        os.remove(os.path.join(path, "_files.parquet"))
+        return f"{path}/_files.parquet: missing"
+    os.chmod(os.path.join(path, "_registry.json"), 0o644)
+    Path(path, "_registry.json").write_bytes(b"\x00garbage")
+    return f"{path}/_registry.json: the marker does not parse as JSON"
+
+
+@pytest.mark.parametrize("how", ["tampered", "deleted", "no-table", "garbage-marker"])
+def test_repair_rebuilds_a_damaged_artifact_in_place(chain, tmp_path, how):
+    few = chain.built("few")
+
+    def contents() -> dict[str, bytes | None]:  # the marker's build time is new
+        return {k: v[0] for k, v in snapshot(few.path).items() if k != "_registry.json"}
+
+    intact = contents()
+    problem = damage(few.path, how)
+    out = run_cli("resolve", "--repair", "few", "--jobs", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == few.path + "\n"
+    assert out.stderr.startswith(f"repaired few: {problem}")
+    assert contents() == intact
+    assert all(mode & 0o222 == 0 for _, _, mode in snapshot(few.path).values())
+    assert run_cli("verify", "few", cwd=tmp_path).returncode == 0
+    assert staging_of(chain) == []  # the damaged folder, once aside, is gone
+    again = Registry.open(str(tmp_path)).built("few")
+    assert again.digest == few.digest
+    assert Registry.open(str(tmp_path)).sql(
+        "SELECT count(*) FROM files WHERE key = ?", [few.key]).rows == [(4,)]
+
+
+def test_repair_of_an_intact_artifact_changes_nothing(chain, tmp_path):
+    few = chain.built("few")
+    before = snapshot(few.path)
+    out = run_cli("resolve", "--repair", "few", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == few.path + "\n" and out.stderr == "few: verified, nothing to repair\n"
+    assert snapshot(few.path) == before
+
+
+def test_repair_of_a_dataset_repairs_its_damaged_input(chain, tmp_path):
+    copy = chain.resolve("copy", jobs=1)
+    copy_before = snapshot(copy.path)
+    few = chain.built("few")
+    problem = damage(few.path, "deleted")
+    out = run_cli("resolve", "copy", cwd=tmp_path)  # only markers are read: it is served
+    assert out.returncode == 0 and out.stdout == copy.path + "\n"
+    repaired = chain.resolve("copy", jobs=1, repair=True)
+    assert repaired.repaired == {"few": [problem]} and repaired.built_now
+    assert snapshot(copy.path) == copy_before
+    assert chain.verify() == {few.key: [], copy.key: []}
+
+
+def test_a_failed_repair_leaves_the_damaged_artifact_as_it_was(chain, tmp_path, monkeypatch):
+    from dataset_registry import BuildError
+
+    few = chain.built("few")
+    damage(few.path, "tampered")
+    before = snapshot(few.path)
+
+    def boom(*args, **kwargs):
+        raise BuildError("the rebuild failed")
+
+    monkeypatch.setattr(Select, "plan", boom)
+    with pytest.raises(BuildError, match="the rebuild failed"):
+        chain.resolve("few", jobs=1, repair=True)
+    assert snapshot(few.path) == before
+    assert staging_of(chain) == []

@@ -91,16 +91,18 @@ class Registry:
 
     # -- datasets --------------------------------------------------------------------------
 
-    def resolve(self, name: str, *, jobs: int | None = None, executor: str | Executor | None = None
-                ) -> Resolved:
-        """Build what is missing for `name` and return where it lives."""
+    def resolve(self, name: str, *, jobs: int | None = None, executor: str | Executor | None = None,
+                repair: bool = False) -> Resolved:
+        """Build what is missing for `name` and return where it lives. `repair`: re-verify
+        `name`'s artifact and its inputs' first, and rebuild in place those damaged
+        (`Resolved.repaired` says which, and what was wrong)."""
         if not isinstance(self.manifests.get(name), DatasetNode):
             raise BadInputError(f"{name} is a {self.manifests.get(name).kind}, not a dataset")
         if isinstance(executor, Executor):  # the caller's: it stays open for the next build
-            return self.resolver.resolve(name, executor)
+            return self.resolver.resolve(name, executor, repair=repair)
         opened = open_executor(executor, jobs)
         try:
-            return self.resolver.resolve(name, opened)
+            return self.resolver.resolve(name, opened, repair=repair)
         finally:
             opened.close()
 
@@ -140,7 +142,7 @@ class Registry:
     def built(self, name: str) -> Resolved:
         """The already-built dataset `name`; BadInputError if it is not built."""
         key = self.key(name)
-        marker = self.store.marker(key)
+        marker = self.resolver.marker(name)  # a damaged one: VerifyError saying how to repair
         if marker is None:
             raise BadInputError(f"{name} is not built (key {key}); run: registry resolve {name}")
         return Resolved(name, key, self.store.uri(key), marker, self.store)
@@ -307,10 +309,14 @@ class Registry:
     # -- maintenance -----------------------------------------------------------------------
 
     def verify(self, names: list[str] | None = None) -> dict[str, list[str]]:
-        """Re-hash artifacts against their records: {name or key: problems}."""
+        """Check artifacts against their records: {name or key: problems}. A damaged one
+        (even its marker or file table) is reported with the rest, never raised."""
         targets: list[tuple[str, str]] = []
         if names:
-            targets = [(n, self.built(n).key) for n in names]
+            for n in names:
+                with contextlib.suppress(VerifyError):  # damaged: store.verify reports it
+                    self.built(n)
+                targets.append((n, self.key(n)))
         else:
             targets = [(k, k) for k in self.store.committed()]
         report = {label: self.store.verify(key) for label, key in targets}
@@ -345,4 +351,5 @@ def raise_on_problems(report: dict[str, list[str]]) -> None:
     bad = {k: v for k, v in report.items() if v}
     if bad:
         lines = [f"{name}: {p}" for name, problems in bad.items() for p in problems]
-        raise VerifyError("verify failed:\n" + "\n".join(lines))
+        raise VerifyError("verify failed:\n" + "\n".join(lines) + "\nrebuild a damaged "
+                          "dataset in place with: registry resolve --repair NAME")

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--executor", help="where tasks run: local (default, a process pool), "
                    "dask://HOST:PORT (a Dask scheduler), dask://local (a Dask LocalCluster)")
     c.add_argument("--dry-run", action="store_true", help="show what would be built")
+    c.add_argument("--repair", action="store_true", help="re-verify the datasets and their "
+                   "inputs; rebuild in place those damaged")
     c = sub.add_parser("path", help="print the location of a built dataset")
     c.add_argument("name")
     c = sub.add_parser("lineage", help="the tree of inputs down to the sources")
@@ -138,11 +140,12 @@ def main(argv: list[str] | None = None) -> int:
 def _fast_path(args: argparse.Namespace) -> bool:
     """Answer `resolve`/`path` of built datasets from the key cache, without manifests."""
     if args.command not in ("resolve", "path") or getattr(args, "dry_run", False) or \
-            getattr(args, "tags", None) or getattr(args, "executor", None):
+            getattr(args, "tags", None) or getattr(args, "executor", None) or \
+            getattr(args, "repair", False):
         return False
     from . import keycache
     from .paths import locations
-    from .stores import MARKER, LocalStore
+    from .stores import LocalStore
 
     where = locations(args.root, manifests=args.manifests, store=args.store, catalog=args.catalog)
     if "://" in where.store:
@@ -152,10 +155,12 @@ def _fast_path(args: argparse.Namespace) -> bool:
     if keys is None:
         return False
     store = LocalStore(where.store)
-    paths = [store.local_path(keys[n]) for n in names]
-    if not all(os.path.exists(os.path.join(p, MARKER)) for p in paths):
+    try:  # each marker parsed and checked: a damaged one goes the normal path, which says so
+        if any(store.marker(keys[n]) is None for n in names):
+            return False
+    except RegistryError:
         return False
-    print("\n".join(paths))
+    print("\n".join(store.local_path(keys[n]) for n in names))
     return True
 
 
@@ -188,6 +193,9 @@ def _cmd_resolve(reg: Any, args: argparse.Namespace) -> int:
                   "dataset"]
     if not names:
         raise BadInputError("resolve: name at least one dataset, or --tags")
+    if args.dry_run and args.repair:
+        raise BadInputError("resolve: --repair rebuilds what is damaged; it has no --dry-run "
+                            "(run `registry verify NAME` to see what is damaged)")
     if args.dry_run:
         todo = reg.resolver.missing(names)
         for node in todo:
@@ -196,8 +204,14 @@ def _cmd_resolve(reg: Any, args: argparse.Namespace) -> int:
             print("nothing to build")
         return 0
     for name in names:
-        resolved = reg.resolve(name, jobs=args.jobs, executor=args.executor)
+        resolved = reg.resolve(name, jobs=args.jobs, executor=args.executor,
+                               repair=args.repair)
         print(resolved.uri)  # the folder itself in a local store; `registry path` downloads
+        for damaged, problems in resolved.repaired.items():
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            print(f"repaired {damaged}: {problems[0]}{more}", file=sys.stderr)
+        if args.repair and not resolved.repaired and not resolved.built_now:
+            print(f"{name}: verified, nothing to repair", file=sys.stderr)
     reg.save_key_cache()
     return 0
 
@@ -215,6 +229,11 @@ def _cmd_list(reg: Any, args: argparse.Namespace) -> int:
         what = node.recipe if node.kind == "dataset" else getattr(node, "layout", "file")
         rows.append((name, node.kind, what, reg.status(name), ",".join(node.tags)))
     _table(["name", "kind", "recipe/layout", "status", "tags"], rows)
+    for name, *_ in (r for r in rows if r[3] == "damaged"):
+        try:
+            reg.resolver.marker(name)
+        except RegistryError as exc:
+            print(f"registry: {exc}", file=sys.stderr)
     return 0
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import xxhash
 
-from .errors import BuildError
+from .errors import BuildError, VerifyError
 from .keys import digest_rows
-from .stores.base import FILES, PARTS, RANGES, RESERVED, SCRATCH, SKIPPED
+from .stores.base import FILES, MARKER, PARTS, RANGES, RESERVED, SCRATCH, SKIPPED
 
 COLUMNS = ("path", "size", "xxh3", "label", "source", "member", "byte_offset", "record")
 _TYPES = {"path": "VARCHAR", "size": "BIGINT", "xxh3": "VARCHAR", "label": "INTEGER",
@@ -221,22 +221,26 @@ def _fetch(cur: Any) -> Any:
         yield from rows
 
 
-def verify_artifact(fs: Any, root: str, files_table: str) -> list[str]:
-    """Problems found re-hashing the artifact under `root` (in fsspec filesystem `fs`)
-    against its file table (a local `_files.parquet`)."""
-    import duckdb
-
-    table = files_table.replace("'", "''")
-    con = duckdb.connect(config={"memory_limit": "256MB"})
+def verify_artifact(fs: Any, root: str, marker: dict[str, Any]) -> list[str]:
+    """Problems found checking the artifact under `root` (in fsspec filesystem `fs`):
+    its `_files.parquet` against the `marker`'s digest and counts (the digest is
+    recomputed from the rows as `finalize` computed it), then every file against its row."""
+    table = f"{root}/{FILES}"
     try:
-        rows = con.execute(f"SELECT path, size, xxh3 FROM '{table}' WHERE record IS NULL "
-                           "ORDER BY path").fetchall()
-    finally:
-        con.close()
+        rows = _file_rows(fs, table)
+    except VerifyError as exc:
+        return [str(exc)]
+    problems = []
+    n_bytes = sum(size or 0 for _, size, _ in rows)
+    digest = digest_rows(rows)
+    if (digest, len(rows), n_bytes) != (marker["digest"], marker["files"], marker["bytes"]):
+        problems.append(f"{table}: its rows ({len(rows)} files, {n_bytes} bytes, digest "
+                        f"{digest}) do not match {MARKER} ({marker['files']} files, "
+                        f"{marker['bytes']} bytes, digest {marker['digest']}): the file "
+                        "table was changed")
     fs.invalidate_cache(root)
     present = {path[len(root):].lstrip("/"): info["size"]
                for path, info in fs.find(root, detail=True).items()}
-    problems = []
     listed = set()
     for rel, size, want in rows:
         listed.add(rel)
@@ -251,6 +255,35 @@ def verify_artifact(fs: Any, root: str, files_table: str) -> list[str]:
         if rel not in listed and rel not in RESERVED:
             problems.append(f"{root}/{rel}: not part of the artifact")
     return problems
+
+
+def _file_rows(fs: Any, table: str) -> list[tuple[str, int, str]]:
+    """(path, size, xxh3) of every file row of the `_files.parquet` at `table`, in the
+    order `finalize` digested them; VerifyError naming the table if it cannot be read."""
+    import tempfile
+
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="registry-verify-") as tmp:
+        local = table
+        if "file" not in fs.protocol:  # a remote table: read a copy, never a cached one
+            local = os.path.join(tmp, FILES)
+            try:
+                fs.get_file(table, local)
+            except FileNotFoundError:
+                raise VerifyError(f"{table}: missing") from None
+        elif not os.path.isfile(local):
+            raise VerifyError(f"{table}: missing")
+        con = duckdb.connect(config={"memory_limit": "256MB"})
+        try:
+            quoted = local.replace("'", "''")
+            return con.execute(f"SELECT path, size, xxh3 FROM read_parquet('{quoted}') "
+                               "WHERE record IS NULL ORDER BY path").fetchall()
+        except duckdb.Error as exc:
+            reason = str(exc).splitlines()[0]
+            raise VerifyError(f"{table}: unreadable as a file table ({reason})") from None
+        finally:
+            con.close()
 
 
 def _hash_stream(fs: Any, path: str) -> str:

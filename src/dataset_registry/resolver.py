@@ -17,7 +17,7 @@ from typing import Any
 
 from . import __version__
 from .catalog import Catalog
-from .errors import BadInputError, CatalogBusyError, SourceError
+from .errors import BadInputError, CatalogBusyError, SourceError, VerifyError
 from .executors import Executor, LocalExecutor
 from .keys import derivation_key, tree_key
 from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
@@ -33,6 +33,7 @@ from .sources import (
     member_sets,
 )
 from .stores import FILES, Store
+from .stores.base import links_leaving, outside
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Resolved:
     marker: dict[str, Any] = field(repr=False)
     store: Store = field(repr=False, compare=False)
     built_now: bool = False
+    repaired: dict[str, list[str]] = field(default_factory=dict)  # name: what was wrong
 
     @property
     def path(self) -> str:
@@ -127,7 +129,20 @@ class Resolver:
         node = self.manifests.get(name)
         if not isinstance(node, DatasetNode):
             return "ready"
-        return "built" if self.store.marker(key) else "missing"
+        try:
+            return "built" if self.store.marker(key) else "missing"
+        except VerifyError:
+            return "damaged"
+
+    def marker(self, name: str, asked: str | None = None) -> dict[str, Any] | None:
+        """The marker of dataset `name`'s artifact (None: not built). One that does not
+        parse or is another artifact's is a VerifyError saying how to repair `asked`."""
+        key = self.key(name)
+        try:
+            return self.store.marker(key)
+        except VerifyError as exc:
+            raise VerifyError(f"{exc}\n{name} (key {key}) is damaged; repair it with: "
+                              f"registry resolve --repair {asked or name}") from None
 
     def closure(self, names: list[str]) -> list[DatasetNode]:
         """Datasets needed for `names`, inputs before the datasets that read them."""
@@ -149,85 +164,112 @@ class Resolver:
         return order
 
     def missing(self, names: list[str]) -> list[DatasetNode]:
-        return [n for n in self.closure(names) if self.store.marker(self.key(n.name)) is None]
+        return [n for n in self.closure(names) if self.marker(n.name) is None]
 
     # -- resolve ---------------------------------------------------------------------------
 
-    def resolve(self, name: str, executor: Executor | None = None) -> Resolved:
+    def resolve(self, name: str, executor: Executor | None = None, *,
+                repair: bool = False) -> Resolved:
+        """Build what is missing for `name`. `repair`: first re-verify every built
+        artifact it needs (itself and its inputs) and rebuild, in place, those damaged."""
         built_now = False
+        repaired: dict[str, list[str]] = {}
         executor = executor or LocalExecutor()
-        todo = self.missing([name])
-        if todo:
-            executor.prepare()  # workers start while the coordinator plans
-        for node in todo:
-            built_now |= self._build(node, executor)
+        prepared = False
+        for node in self.closure([name]):
+            key = self.key(node.name)
+            if not repair and self.marker(node.name, name) is not None:
+                continue  # built: one marker read, no lock
+            with self.store.lock(key):
+                if repair:
+                    damage = self._damage(key)
+                    if damage == []:
+                        continue  # verified: nothing to repair
+                    publish = self.store.replace  # over whatever lies there, atomically
+                elif self.marker(node.name, name) is not None:
+                    continue  # built (perhaps by another process while we waited)
+                else:
+                    damage, publish = None, self.store.commit
+                if not prepared:
+                    executor.prepare()  # workers start while the coordinator plans
+                    prepared = True
+                self._build(node, key, executor, publish)
+            if damage:
+                repaired[node.name] = damage
+            self._record(key)
+            built_now = True
         key = self.key(name)
-        marker = self.store.marker(key)
+        marker = self.marker(name)
         assert marker is not None
         return Resolved(name=name, key=key, uri=self.store.uri(key), marker=marker,
-                        store=self.store, built_now=built_now)
+                        store=self.store, built_now=built_now, repaired=repaired)
 
-    def _build(self, node: DatasetNode, executor: Executor) -> bool:
-        key = self.key(node.name)
+    def _damage(self, key: str) -> list[str] | None:
+        """None: not built; []: verified intact; else what is wrong with the artifact."""
+        try:
+            if self.store.marker(key) is None:
+                return None
+        except VerifyError as exc:
+            return [str(exc)]
+        return self.store.verify(key)
+
+    def _build(self, node: DatasetNode, key: str, executor: Executor,
+               publish: Callable[[Any, dict[str, Any]], Any]) -> None:
+        """Build `node` through staging and `publish` it (the caller holds its lock)."""
         recipe = RECIPES[node.recipe]
-        with self.store.lock(key):
-            if self.store.marker(key) is not None:
-                return False  # another process built it while we waited
-            started = time.time()
-            phases: dict[str, float] = {}
-            clock = time.perf_counter()
+        started = time.time()
+        phases: dict[str, float] = {}
+        clock = time.perf_counter()
 
-            def phase(name: str) -> None:
-                nonlocal clock
-                now = time.perf_counter()
-                phases[name] = round(now - clock, 3)
-                clock = now
+        def phase(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            phases[name] = round(now - clock, 3)
+            clock = now
 
-            inputs, described, sources = self.inputs(node)
-            staging = self.store.begin(key)
+        inputs, described, sources = self.inputs(node)
+        staging = self.store.begin(key)
+        try:
             try:
-                try:
-                    tasks = recipe.plan(node.params, inputs)
-                except BadInputError as exc:  # say which manifest entry asked for it
-                    raise type(exc)(f"{node.where}: {node.name}: {exc.message}") from None
-                phase("plan")
-                total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
-                from .output import Output, finalize
+                tasks = recipe.plan(node.params, inputs)
+            except BadInputError as exc:  # say which manifest entry asked for it
+                raise type(exc)(f"{node.where}: {node.name}: {exc.message}") from None
+            phase("plan")
+            total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
+            from .output import Output, finalize
 
-                drop = self.store.drop(staging, self.remote)
-                out = Output(staging.path, "finish")
-                try:
-                    follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
-                    with self._progress(f"{node.name}", total) as advance:
-                        results = executor.map(recipe.name, node.params, tasks, drop, advance,
-                                               follow)
-                    phase("tasks")
-                    self.store.gather(staging)
-                    recipe.finish(node.params, inputs, results, out)
-                finally:
-                    out.close()
-                phase("finish")
-                facts = finalize(staging.path)
-                phase("index")
-                marker = {
-                    "format": 1, "key": key, "name": node.name, "recipe": recipe.name,
-                    "version": recipe.version, "params": node.params.model_dump(mode="json"),
-                    "inputs": described, "sources": sources,
-                    "synthetic": any(s["synthetic"] for s in sources) or any(
-                        self._synthetic(i) for i in described.values()),
-                    **facts,
-                    "built": {"at": started, "seconds": round(time.time() - started, 3),
-                              "phases": phases,
-                              "executor": type(executor).__name__,
-                              "jobs": executor.jobs,
-                              "host": socket.gethostname(), "registry": __version__},
-                }
-                self.store.commit(staging, marker)
-            except BaseException:
-                self.store.abort(staging)
-                raise
-        self._record(key)
-        return True
+            drop = self.store.drop(staging, self.remote)
+            out = Output(staging.path, "finish")
+            try:
+                follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
+                with self._progress(f"{node.name}", total) as advance:
+                    results = executor.map(recipe.name, node.params, tasks, drop, advance,
+                                           follow)
+                phase("tasks")
+                self.store.gather(staging)
+                recipe.finish(node.params, inputs, results, out)
+            finally:
+                out.close()
+            phase("finish")
+            facts = finalize(staging.path)
+            phase("index")
+            marker = {
+                "format": 1, "key": key, "name": node.name, "recipe": recipe.name,
+                "version": recipe.version, "params": node.params.model_dump(mode="json"),
+                "inputs": described, "sources": sources,
+                "synthetic": any(s["synthetic"] for s in sources) or any(
+                    self._synthetic(i) for i in described.values()),
+                **facts,
+                "built": {"at": started, "seconds": round(time.time() - started, 3),
+                          "phases": phases,
+                          "executor": type(executor).__name__,
+                          "jobs": executor.jobs,
+                          "host": socket.gethostname(), "registry": __version__},
+            }
+            publish(staging, marker)
+        except BaseException:
+            self.store.abort(staging)
+            raise
 
     def _synthetic(self, described: dict[str, Any]) -> bool:
         if described["kind"] != "dataset":
@@ -269,13 +311,28 @@ class Resolver:
         return Inputs(images=images, files=files), described, sources
 
     def _artifact_members(self, name: str) -> MemberSet:
+        """The files of built dataset `name`, as the images another build reads. Their
+        paths come from its `_files.parquet`: each must stay inside the artifact."""
         import duckdb
 
         key = self.key(name)
         root = self.store.member_root(key)
-        table = os.path.join(self.store.tables(key), FILES).replace("'", "''")
-        rows = duckdb.sql(f"SELECT path, size, member, source FROM '{table}' "
-                          "WHERE record IS NULL AND member IS NOT NULL").fetchall()
+        table = os.path.join(self.store.tables(key), FILES)
+        repair = f"{name} (key {key}) is damaged; repair it with: registry resolve --repair {name}"
+        if not os.path.isfile(table):
+            raise VerifyError(f"{table}: missing\n{repair}")
+        quoted = table.replace("'", "''")
+        try:
+            rows = duckdb.sql(f"SELECT path, size, member, source FROM read_parquet('{quoted}') "
+                              "WHERE record IS NULL AND member IS NOT NULL").fetchall()
+        except duckdb.Error as exc:
+            raise VerifyError(f"{table}: unreadable as a file table "
+                              f"({str(exc).splitlines()[0]})\n{repair}") from None
+        leaving = links_leaving(root) if "://" not in root else set()
+        for path, *_ in rows:
+            why = outside(path, leaving)
+            if why:
+                raise VerifyError(f"{table}: row {path!r} {why}; refusing to read it\n{repair}")
         refs = [MemberRef(path, f"{root}/{path}", 0, size, member, source)
                 for path, size, member, source in rows]
         return MemberSet.from_refs("*", f"dataset {name} ({root})", refs, root)
@@ -286,3 +343,4 @@ class Resolver:
 
             return nullcontext(None)
         return self.progress(label, total)
+

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dataset_registry.errors import VerifyError
 from dataset_registry.output import Output, finalize
 from dataset_registry.stores import MARKER, Store
 
@@ -58,7 +59,117 @@ def build(store: Store, key: str = KEY, files: dict[str, bytes] | None = None) -
     return {"marker": marker, "committed": committed}
 
 
-class StoreConformance:
+def artifact_file(store: Store, rel: str, key: str = KEY) -> str:
+    """Where `rel` of artifact `key` lies in the store's filesystem."""
+    _, root = store.filesystem()
+    return f"{root}/{key[:2]}/{key}/{rel}"
+
+
+def overwrite(store: Store, rel: str, data: bytes, key: str = KEY) -> None:
+    """Tamper with a committed file the way someone with write access would: a local
+    artifact is read-only, so its write bit comes back first (S3 has none)."""
+    fs, _ = store.filesystem()
+    path = artifact_file(store, rel, key)
+    if "file" in fs.protocol and os.path.exists(path):
+        os.chmod(os.path.dirname(path), 0o755)
+        os.chmod(path, 0o644)
+    fs.pipe_file(path, data)
+
+
+def forge_table(store: Store, tmp: Path, sql_replace: str, key: str = KEY) -> None:
+    """Rewrite the artifact's `_files.parquet` with `SELECT * REPLACE (sql_replace)`."""
+    import duckdb
+
+    fs, _ = store.filesystem()
+    before, after = tmp / "before.parquet", tmp / "after.parquet"
+    before.write_bytes(fs.cat_file(artifact_file(store, "_files.parquet", key)))
+    duckdb.sql(f"COPY (SELECT * REPLACE ({sql_replace}) FROM '{before}' ORDER BY path) "
+               f"TO '{after}' (FORMAT parquet)")
+    overwrite(store, "_files.parquet", after.read_bytes(), key)
+
+
+class StoreRecordChecks:
+    """Verify trusts no record: marker, file table and files are checked against each
+    other (part of every backend's conformance)."""
+
+    def test_a_changed_file_with_its_row_rewritten_fails_verify(self, store, tmp_path) -> None:
+        import xxhash
+
+        build(store)
+        overwrite(store, "b.txt", b"HELLO")
+        forge_table(store, tmp_path, "CASE WHEN path = 'b.txt' THEN "
+                    f"'{xxhash.xxh3_128_hexdigest(b'HELLO')}' ELSE xxh3 END AS xxh3")
+        problems = store.verify(KEY)
+        assert len(problems) == 1, problems
+        assert problems[0].startswith(f"{artifact_file(store, '_files.parquet')}: its rows (3 "
+                                      "files, 121 bytes, digest ")
+        assert problems[0].endswith("): the file table was changed")
+
+    def test_a_marker_copied_from_another_artifact_fails(self, store) -> None:
+        build(store)
+        build(store, OTHER, {"y": b"y"})
+        fs, _ = store.filesystem()
+        overwrite(store, MARKER, fs.cat_file(artifact_file(store, MARKER, OTHER)))
+        where = artifact_file(store, MARKER)
+        expected = (f"{where}: the marker is artifact {OTHER}'s, not {KEY}'s "
+                    "(copied from another artifact?)")
+        with pytest.raises(VerifyError) as info:
+            store.marker(KEY)
+        assert str(info.value).endswith(expected)
+        assert [p.endswith(expected) for p in store.verify(KEY)] == [True]
+        assert store.verify(OTHER) == []  # the one it was copied from is fine
+
+    @pytest.mark.parametrize(("data", "why"), [
+        (b"", "the marker is empty"),
+        (b'{"digest": "12', "the marker does not parse as JSON (Unterminated string"),
+        (b"\x00\xffgarbage", "the marker does not parse as JSON ("),
+        (b"[1, 2]", "the marker is not a JSON object"),
+        (b'{"key": "' + KEY.encode() + b'", "files": 3}', "the marker lacks 'digest'"),
+    ], ids=["empty", "truncated", "garbage", "not-an-object", "lacks-a-field"])
+    def test_a_damaged_marker_is_a_verify_error_naming_it(self, store, data, why) -> None:
+        build(store)
+        overwrite(store, MARKER, data)
+        where = artifact_file(store, MARKER)
+        with pytest.raises(VerifyError) as info:
+            store.marker(KEY)
+        assert f"{where}: {why}" in str(info.value)
+        assert list(store.committed()) == [KEY]  # still listed, so `verify` reports it
+        problems = store.verify(KEY)
+        assert len(problems) == 1 and f"{where}: {why}" in problems[0]
+
+    def test_a_missing_file_table_is_reported(self, store) -> None:
+        build(store)
+        fs, _ = store.filesystem()
+        table = artifact_file(store, "_files.parquet")
+        if "file" in fs.protocol:
+            os.chmod(os.path.dirname(table), 0o755)
+        fs.rm_file(table)
+        assert store.verify(KEY) == [f"{table}: missing"]
+
+    def test_a_garbage_file_table_is_reported(self, store) -> None:
+        build(store)
+        overwrite(store, "_files.parquet", b"PAR1 not really")
+        problems = store.verify(KEY)
+        assert len(problems) == 1
+        assert problems[0].startswith(f"{artifact_file(store, '_files.parquet')}: unreadable "
+                                      "as a file table (")
+
+    def test_replace_publishes_over_a_damaged_artifact(self, store) -> None:
+        build(store)
+        overwrite(store, "b.txt", b"HELLO")
+        overwrite(store, "planted.bin", b"not part of it")
+        staging = store.begin(KEY)
+        run_fake_task(store, staging, "000000", {"a/x.bin": b"x" * 100, "b.txt": b"hello"})
+        store.gather(staging)
+        facts = finalize(staging.path)
+        store.replace(staging, {"key": KEY, "name": "t", **facts})
+        assert store.verify(KEY) == []
+        assert Path(store.local_path(KEY), "b.txt").read_bytes() == b"hello"
+        assert not Path(store.local_path(KEY), "planted.bin").exists()
+        assert store.leftovers() == [] and not os.path.exists(staging.path)
+
+
+class StoreConformance(StoreRecordChecks):
     @pytest.fixture
     def store(self) -> Store:
         raise NotImplementedError("each backend's test module provides `store`")

@@ -9,6 +9,7 @@ worker). The marker, `_registry.json`, is written last: no marker, no artifact.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import VerifyError
 from ..remote import Remote
 
 MARKER = "_registry.json"
@@ -28,6 +30,32 @@ SCRATCH = ".scratch"  # task files only `finish` reads; never published
 RANGES = ".ranges"  # in-place writes a remote task could not make in place (see Output)
 RESERVED = (MARKER, FILES, SKIPPED, PARTS, SCRATCH, RANGES)
 UNPUBLISHED = (PARTS, SCRATCH, RANGES)
+
+
+# What every reader of a marker relies on, and the JSON type each must have.
+MARKER_FIELDS = {"key": str, "digest": str, "files": int, "bytes": int, "skipped": int}
+
+
+def parse_marker(data: bytes, where: str, key: str) -> dict[str, Any]:
+    """The marker `data` read from `where`, checked: it parses, has the fields readers use,
+    and belongs to artifact `key` (a marker copied from another artifact does not)."""
+    if not data.strip():
+        raise VerifyError(f"{where}: the marker is empty")
+    try:
+        marker = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VerifyError(f"{where}: the marker does not parse as JSON ({exc})") from None
+    if not isinstance(marker, dict):
+        raise VerifyError(f"{where}: the marker is not a JSON object")
+    for name, kind in MARKER_FIELDS.items():
+        value = marker.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise VerifyError(f"{where}: the marker lacks {name!r} (or it is not a "
+                              f"{kind.__name__})")
+    if marker["key"] != key:
+        raise VerifyError(f"{where}: the marker is artifact {marker['key']}'s, not {key}'s "
+                          "(copied from another artifact?)")
+    return marker
 
 
 @contextmanager
@@ -141,6 +169,12 @@ class Store(ABC):
         """Publish a finished build, marker last; False if another builder committed first."""
 
     @abstractmethod
+    def replace(self, staging: Staging, marker: dict[str, Any]) -> None:
+        """Publish a finished build over whatever `staging.key` holds now (a damaged
+        artifact, or nothing): `registry resolve --repair`. The caller holds `lock(key)`.
+        Until the new artifact is complete, the old one stays as it was."""
+
+    @abstractmethod
     def abort(self, staging: Staging) -> None:
         """Throw away a failed build's staging area."""
 
@@ -168,9 +202,57 @@ class Store(ABC):
         """(fsspec filesystem, root path in it) for reading artifacts in place (verify)."""
 
     def verify(self, key: str) -> list[str]:
-        """Problems found re-hashing the artifact's files against its `_files.parquet`."""
+        """Problems found checking a committed artifact: its marker (parses, is this
+        key's), its `_files.parquet` against the marker's digest and counts, and every
+        file against its row. Read from the store itself, never from a cached copy."""
         from ..output import verify_artifact
 
+        try:
+            marker = self.marker(key)
+        except VerifyError as exc:
+            return [str(exc)]
+        if marker is None:
+            return [f"{self.uri(key)}: not built (no {MARKER})"]
         fs, root = self.filesystem()
-        return verify_artifact(fs, f"{root}/{artifact_path(key)}",
-                               os.path.join(self.tables(key), FILES))
+        folder = f"{root}/{artifact_path(key)}"
+        problems = [f"{folder}/{rel}: a link leading out of the artifact"
+                    for rel in sorted(links_leaving(folder))] if "file" in fs.protocol else []
+        return problems + verify_artifact(fs, folder, marker)
+
+
+def outside(path: Any, leaving: set[str]) -> str | None:
+    """Why the file-table row `path` would read outside its artifact, or None.
+    `leaving`: the artifact's links that lead out of it (`links_leaving`)."""
+    if not isinstance(path, str) or not path:
+        return "has no path"
+    parts = path.split("/")
+    if path.startswith(("/", "\\")) or os.path.isabs(path):
+        return "is an absolute path"
+    if ".." in parts:
+        return "climbs out of the artifact with '..'"
+    for i in range(1, len(parts) + 1):
+        if "/".join(parts[:i]) in leaving:
+            return f"leads out of the artifact through the link {'/'.join(parts[:i])!r}"
+    return None
+
+
+def links_leaving(root: str) -> set[str]:
+    """'/'-separated paths of the symbolic links under `root` whose real path lies
+    outside it (a build writes none; one found was put there)."""
+    base = os.path.realpath(root)
+    found: set[str] = set()
+
+    def scan(folder: str, rel: str) -> None:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = f"{rel}{entry.name}"
+                if entry.is_symlink():
+                    real = os.path.realpath(entry.path)
+                    if os.path.commonpath([base, real]) != base:
+                        found.add(name)
+                elif entry.is_dir():
+                    scan(entry.path, name + "/")
+
+    if os.path.isdir(root):
+        scan(root, "")
+    return found

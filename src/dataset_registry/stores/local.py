@@ -9,6 +9,9 @@ Layout::
 
 A build writes into staging, writes the marker last, then renames the whole
 folder into place: a reader that finds `_registry.json` finds everything.
+A committed artifact is read-only, as in the Nix store: its files and folders
+lose their write bits at commit, and get them back only to be removed (gc) or
+replaced (`registry resolve --repair`).
 Tasks write straight into staging, so workers must share this filesystem
 (local processes, a Dask LocalCluster, or a cluster on a shared volume).
 """
@@ -18,14 +21,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ..errors import BuildError
+from ..errors import BuildError, VerifyError
 from ..remote import Remote
-from .base import MARKER, FolderDrop, Staging, Store, artifact_path, file_lock
+from .base import MARKER, FolderDrop, Staging, Store, artifact_path, file_lock, parse_marker
+
+_WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 
 class LocalStore(Store):
@@ -37,11 +43,15 @@ class LocalStore(Store):
         return os.path.join(self.root, *artifact_path(key).split("/"))
 
     def marker(self, key: str) -> dict[str, Any] | None:
+        path = os.path.join(self._dir(key), MARKER)
         try:
-            with open(os.path.join(self._dir(key), MARKER), encoding="utf-8") as f:
-                return json.load(f)
+            with open(path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise VerifyError(f"{path}: the marker is unreadable ({exc.strerror})") from None
+        return parse_marker(data, path, key)
 
     def uri(self, key: str) -> str:
         return self._dir(key)
@@ -58,14 +68,7 @@ class LocalStore(Store):
         return FolderDrop(remote=remote, path=staging.path)
 
     def commit(self, staging: Staging, marker: dict[str, Any]) -> bool:
-        tmp = os.path.join(staging.path, MARKER + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(marker, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(staging.path, MARKER))
-        final = self._dir(staging.key)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
+        final = self._publishable(staging, marker)
         try:
             os.rename(staging.path, final)
         except OSError:
@@ -74,11 +77,51 @@ class LocalStore(Store):
                                  "run `registry gc`") from None
             self.abort(staging)
             return False
+        _chmod(final, remove=_WRITE)
         _fsync_dir(os.path.dirname(final))
         return True
 
+    def replace(self, staging: Staging, marker: dict[str, Any]) -> None:
+        final = self._publishable(staging, marker)
+        aside, mode = None, 0
+        if os.path.lexists(final):  # moved aside, not deleted, until the new one is in
+            aside = os.path.join(self.root, ".staging",
+                                 f"{staging.key}.damaged-{uuid.uuid4().hex[:8]}")
+            mode = os.lstat(final).st_mode
+            _chmod(final, add=stat.S_IWUSR)  # renaming a folder rewrites its ".."
+            os.rename(final, aside)
+        try:
+            os.rename(staging.path, final)
+        except OSError as exc:
+            if aside is not None:
+                os.rename(aside, final)
+                os.chmod(final, stat.S_IMODE(mode))
+            raise BuildError(f"cannot replace {final}: {exc.strerror}; it is left as it "
+                             "was") from None
+        _chmod(final, remove=_WRITE)
+        _fsync_dir(os.path.dirname(final))
+        if aside is not None:
+            _remove_tree(aside)
+
+    def _publishable(self, staging: Staging, marker: dict[str, Any]) -> str:
+        """Write the marker into `staging`, seal its contents read-only, and return where
+        the artifact goes (its parent folder made). The top folder stays writable until
+        renamed: renaming a folder rewrites its ".." entry."""
+        tmp = os.path.join(staging.path, MARKER + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(marker, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(staging.path, MARKER))
+        for dirpath, dirnames, filenames in os.walk(staging.path):
+            for name in dirnames + filenames:
+                _chmod(os.path.join(dirpath, name), remove=_WRITE)
+        final = self._dir(staging.key)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        return final
+
     def abort(self, staging: Staging) -> None:
-        shutil.rmtree(staging.path, ignore_errors=True)
+        _remove_tree(staging.path)
 
     def lock(self, key: str, timeout: float = -1) -> AbstractContextManager[None]:
         return file_lock(os.path.join(self.root, ".locks"), key, timeout)
@@ -97,8 +140,9 @@ class LocalStore(Store):
         # Rename first so a reader never sees a half-deleted artifact with its marker.
         doomed = os.path.join(self.root, ".staging", f"{key}.deleting-{uuid.uuid4().hex[:8]}")
         os.makedirs(os.path.dirname(doomed), exist_ok=True)
+        _chmod(self._dir(key), add=stat.S_IWUSR)
         os.rename(self._dir(key), doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        _remove_tree(doomed)
 
     def leftovers(self) -> list[str]:
         from filelock import FileLock, Timeout
@@ -118,12 +162,30 @@ class LocalStore(Store):
         return found
 
     def remove_leftover(self, path: str) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+        _remove_tree(path)
 
     def filesystem(self) -> tuple[Any, str]:
         from fsspec.implementations.local import LocalFileSystem
 
         return LocalFileSystem(), self.root
+
+
+def _chmod(path: str, *, add: int = 0, remove: int = 0) -> None:
+    if not os.path.islink(path):  # an artifact holds no links; never chmod through one
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+        os.chmod(path, (mode | add) & ~remove)
+
+
+def _remove_tree(path: str) -> None:
+    """rmtree of a (possibly sealed) tree: removing entries needs write bits on folders."""
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        _chmod(path, add=stat.S_IRWXU)
+        for dirpath, dirnames, _ in os.walk(path):
+            for name in dirnames:
+                _chmod(os.path.join(dirpath, name), add=stat.S_IRWXU)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _fsync_dir(path: str) -> None:

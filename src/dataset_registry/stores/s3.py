@@ -26,12 +26,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BadInputError
+from ..errors import BadInputError, VerifyError
 from ..remote import Remote, join, transport_errors
 from .base import (
     FILES,
     MARKER,
     RANGES,
+    RESERVED,
     SKIPPED,
     UNPUBLISHED,
     ScratchDrop,
@@ -39,6 +40,7 @@ from .base import (
     Store,
     artifact_path,
     file_lock,
+    parse_marker,
 )
 
 STAGING = ".staging"
@@ -118,7 +120,7 @@ class S3Store(Store):
             data = self._call("reading a marker", self.fs.cat_file, f"{self._dir(key)}/{MARKER}")
         except FileNotFoundError:
             return None
-        return json.loads(data)
+        return parse_marker(data, f"{self.uri(key)}/{MARKER}", key)
 
     def uri(self, key: str) -> str:
         return f"{self.protocol}://{self._dir(key)}"
@@ -159,9 +161,13 @@ class S3Store(Store):
             names = [FILES] + ([SKIPPED] if marker.get("skipped") else [])
             os.makedirs(tmp)
             try:
-                self._call("downloading file tables", self.fs.get,
-                           [f"{self._dir(key)}/{n}" for n in names],
-                           [os.path.join(tmp, n) for n in names])
+                try:
+                    self._call("downloading file tables", self.fs.get,
+                               [f"{self._dir(key)}/{n}" for n in names],
+                               [os.path.join(tmp, n) for n in names])
+                except FileNotFoundError:
+                    raise VerifyError(f"{self.uri(key)}/{FILES} (or {SKIPPED}): missing; "
+                                      "the artifact is damaged") from None
                 shutil.rmtree(dest, ignore_errors=True)
                 os.rename(tmp, dest)
             finally:
@@ -217,6 +223,32 @@ class S3Store(Store):
         self._call("writing the marker", self.fs.pipe_file, f"{final}/{MARKER}", body)
         self.abort(staging)
         return True
+
+    def replace(self, staging: Staging, marker: dict[str, Any]) -> None:
+        """No rename here, and tasks upload straight to the artifact's place: their files
+        overwrite the damaged ones (with the same, deterministic bytes) while the damaged
+        marker stays, so readers keep refusing it; then what `finish` wrote, the new
+        marker, and the removal of every object the new file table does not list. A
+        failed repair leaves the old marker: the artifact stays one verify reports."""
+        import duckdb
+
+        final = self._dir(staging.key)
+        pairs = [(full, f"{final}/{rel}") for full, rel in _walk(staging.path)
+                 if rel.split("/", 1)[0] not in UNPUBLISHED]
+        table = os.path.join(staging.path, FILES).replace("'", "''")
+        listed = duckdb.sql(f"SELECT DISTINCT path FROM read_parquet('{table}')").fetchall()
+        self._call("uploading the artifact", upload, self.fs, pairs)
+        body = json.dumps(marker, indent=1, sort_keys=True).encode()
+        self._call("writing the marker", self.fs.pipe_file, f"{final}/{MARKER}", body)
+        wanted = {f"{final}/{p}" for (p,) in listed} | {f"{final}/{n}" for n in RESERVED}
+        self.fs.invalidate_cache(final)
+        stale = [p for p in self._call("listing", self.fs.find, final) if p not in wanted]
+        if stale:
+            self._call("deleting what the new build did not write", self.fs.rm, stale)
+        for copy in (self._cached(staging.key), os.path.join(self.cache_dir, "tables",
+                                                             staging.key)):
+            shutil.rmtree(copy, ignore_errors=True)  # local copies of the damaged one
+        self.abort(staging)
 
     def abort(self, staging: Staging) -> None:
         try:
