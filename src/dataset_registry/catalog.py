@@ -104,6 +104,22 @@ def _is_corruption(exc: Exception) -> bool:
                                    "checksum", "Corrupt", "corrupt"))
 
 
+_HEADERS = 3 * 4096  # a DuckDB file: three header blocks, then its storage blocks
+
+
+def _probe(con: Any, path: str) -> None:
+    """Fail on a truncated file now, not on the first query that reads a missing block."""
+    import duckdb
+
+    # each used block has a slot of its own (free ones at the end may be cut off)
+    _, _, block_size, _, used_blocks, *_ = con.execute("PRAGMA database_size").fetchone()
+    expected = _HEADERS + int(block_size) * int(used_blocks)
+    size = os.path.getsize(path)
+    if size < expected:
+        raise duckdb.IOException(f"Could not read enough bytes: the file holds {size} bytes "
+                                 f"of the {expected} its blocks take (truncated)")
+
+
 class Catalog:
     def __init__(self, path: str, *, timeout: float = 5.0) -> None:
         self.path = os.path.abspath(path)
@@ -112,8 +128,8 @@ class Catalog:
     # -- opening -----------------------------------------------------------------------------
 
     def corrupt(self, exc: Exception) -> CatalogCorruptError:
-        return CatalogCorruptError(f"catalog {self.path} is corrupt ({_first_line(exc)}); "
-                                   "run `registry catalog rebuild`")
+        return CatalogCorruptError(f"catalog {self.path} is corrupt; run `registry catalog "
+                                   f"rebuild` (DuckDB: {_first_line(exc)})")
 
     def _fail(self, exc: Exception) -> Exception:
         """What an error DuckDB raised on our catalog means to the user."""
@@ -168,6 +184,7 @@ class Catalog:
         with self._locked():
             con = self._connect(lambda: duckdb.connect(self.path, config={"memory_limit": "256MB"}))
             try:
+                _probe(con, self.path)
                 con.execute(SCHEMA)
                 con.execute("BEGIN")
                 yield con
@@ -192,7 +209,7 @@ class Catalog:
         try:
             con = duckdb.connect(self.path, read_only=True)
             try:
-                con.execute("SELECT count(*) FROM duckdb_tables()").fetchall()
+                _probe(con, self.path)
             finally:
                 con.close()
         except duckdb.Error as exc:
@@ -234,6 +251,7 @@ class Catalog:
             except duckdb.Error as exc:
                 raise self._fail(exc) from None
             try:
+                _probe(con, os.path.join(folder, "catalog.duckdb"))
                 return _run(con, sql, params, timeout)
             except duckdb.Error as exc:
                 if _is_corruption(exc):
