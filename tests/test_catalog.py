@@ -284,3 +284,23 @@ def test_the_sandbox_has_a_private_temp_folder(built):
     limits = reg.sql("SELECT current_setting('memory_limit'), "
                      "current_setting('max_temp_directory_size')").rows
     assert limits == [("953.6 MiB", "3.7 GiB")]
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_run_records_in_either_store(backend, tmp_path, request):
+    from dataset_registry.remote import Remote
+    from dataset_registry.stores.s3 import S3Store
+
+    if backend == "s3":
+        s3 = request.getfixturevalue("s3")
+        store = S3Store(f"{s3.bucket().url}/store", Remote(s3.options()), str(tmp_path / "c"))
+    else:
+        store = LocalStore(str(tmp_path / "store"))
+    store.put_record("runs", "b2", {"run_id": "b2", "n": 2})
+    store.put_record("runs", "a1", {"run_id": "a1", "n": 1})
+    store.put_record("runs", "a1", {"run_id": "a1", "n": 3})  # a rewrite replaces it whole
+    assert list(store.records("runs")) == [{"run_id": "a1", "n": 3}, {"run_id": "b2", "n": 2}]
+    assert list(store.records("other")) == []
+    assert list(store.committed()) == [] and store.leftovers() == []  # not artifacts
+    with pytest.raises(ValueError, match="not a plain name"):
+        store.put_record("runs", "../escape", {})

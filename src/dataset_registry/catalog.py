@@ -227,10 +227,11 @@ class Catalog:
         folder = tempfile.mkdtemp(prefix="registry-sql-")  # mode 0700: ours alone
         try:
             copy = os.path.join(folder, "catalog.duckdb")
-            with self._locked():
-                for suffix in ("", ".wal"):
-                    with contextlib.suppress(FileNotFoundError):
-                        shutil.copyfile(self.path + suffix, copy + suffix)
+            if os.path.exists(self.path):  # (no catalog yet: no lock file made either)
+                with self._locked():
+                    for suffix in ("", ".wal"):
+                        with contextlib.suppress(FileNotFoundError):
+                            shutil.copyfile(self.path + suffix, copy + suffix)
             if not os.path.exists(copy):  # no catalog yet: empty tables, nothing written here
                 duckdb.connect(copy).execute(SCHEMA).close()
             yield folder
@@ -406,6 +407,7 @@ def _run(con: Any, sql: str, params: Sequence[Any], timeout: float | None
          ) -> tuple[list[str], list[tuple]]:
     """Run on a worker thread, so Ctrl-C and the timeout reach us here and interrupt it."""
     outcome: dict[str, Any] = {}
+    done = threading.Event()
 
     def work() -> None:
         try:
@@ -414,18 +416,21 @@ def _run(con: Any, sql: str, params: Sequence[Any], timeout: float | None
             outcome["result"] = (columns, cur.fetchall())
         except BaseException as exc:  # handed to the caller's thread
             outcome["error"] = exc
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
+    def stop() -> None:  # until it has stopped: an interrupt before it started is lost
+        while not done.wait(0.2):
+            con.interrupt()
+
+    threading.Thread(target=work, daemon=True).start()
     try:
-        worker.join(timeout if timeout and timeout > 0 else None)
+        finished = done.wait(timeout if timeout and timeout > 0 else None)
     except KeyboardInterrupt:
-        con.interrupt()
-        worker.join()
+        stop()
         raise
-    if worker.is_alive():
-        con.interrupt()
-        worker.join()
+    if not finished:
+        stop()
         if "result" not in outcome:
             raise QueryTimeoutError(f"query stopped after {timeout:g}s (the --timeout); "
                                     "narrow it, or give it more time with --timeout S")
