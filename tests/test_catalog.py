@@ -1,13 +1,21 @@
 """The DuckDB catalog: provenance in SQL, a sandboxed read-only `sql`, rebuild from markers."""
 
+import json
 import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from dataset_registry import QueryRefusedError, Registry
 from dataset_registry.catalog import Catalog
+from dataset_registry.stores import LocalStore
 
-from .conftest import concurrently, copy_manifests
+from .conftest import concurrently, copy_manifests, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +98,209 @@ def test_writes_wait_for_each_other(tmp_path):
     _, errors = concurrently(writer, 8)
     assert errors == []
     assert cat.query("SELECT count(*) FROM runs")[1] == [(8,)]
+
+
+# -- faults: the catalog never blocks, never loses, always rebuilds -------------------------
+
+CAL = "imagenet-min-calibration-first.5"
+ALL = "imagenet-min-calibration-all.500"
+
+
+@pytest.fixture
+def built(tmp_path, synth_small) -> Path:
+    """A registry folder with CAL (and its input, imagenet2012-val-min) built."""
+    copy_manifests(tmp_path)
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("imagenet2012-val", synth_small["imagenet-val"])
+    reg.resolve(CAL, jobs=1)
+    return tmp_path
+
+
+def indexed(root: Path) -> list[tuple]:
+    """(name, key, files, rows in `files`) of every artifact the catalog indexes."""
+    out = run_cli("sql", "SELECT a.name, a.key, a.files, (SELECT count(*) FROM files f WHERE "
+                  "f.key = a.key) FROM artifacts a ORDER BY a.name", "--format", "json",
+                  cwd=root)
+    assert out.returncode == 0, out.stderr
+    return [tuple(r.values()) for r in json.loads(out.stdout)]
+
+
+def committed(root: Path) -> dict[str, str]:
+    store = LocalStore(str(root / "registry"))
+    return {store.marker(k)["name"]: k for k in store.committed()}
+
+
+def test_sql_only_reads_and_answers_on_a_read_only_catalog(built):
+    catalog = built / "catalog.duckdb"
+    before = catalog.read_bytes(), catalog.stat().st_mtime_ns, sorted(os.listdir(built))
+    catalog.chmod(0o444)
+    built.chmod(0o555)
+    try:
+        rows = indexed(built)
+        assert [r[0] for r in rows] == [CAL, "imagenet2012-val-min"]
+        assert rows[0][2] == rows[0][3] == 6  # every file row there
+    finally:
+        built.chmod(0o755)
+        catalog.chmod(0o644)
+    assert (catalog.read_bytes(), catalog.stat().st_mtime_ns,
+            sorted(os.listdir(built))) == before
+
+
+def test_a_build_does_not_wait_for_a_long_query(built, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sql-tmp")
+    query = subprocess.Popen(
+        [sys.executable, "-m", "dataset_registry.cli", "sql", "--timeout", "300",
+         "SELECT count(*) FROM range(1000000) a, range(1000000) b"],
+        cwd=built, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": str(tmp)})
+    try:
+        deadline = time.monotonic() + 60
+        while not any(tmp.glob("registry-sql-*/catalog.duckdb")):  # it has its snapshot
+            assert query.poll() is None and time.monotonic() < deadline, query.stderr.read()
+            time.sleep(0.1)
+        time.sleep(1)  # running now
+        started = time.monotonic()
+        out = run_cli("resolve", ALL, cwd=built)
+        took = time.monotonic() - started
+        assert out.returncode == 0 and "warning" not in out.stderr, out.stderr
+        assert query.poll() is None  # the query still runs: it held nothing the build needed
+    finally:
+        query.send_signal(signal.SIGINT)
+        query.communicate(timeout=30)
+    assert took < 45  # the build itself (a writer used to wait 60 s, then skip the record)
+    assert ALL in [r[0] for r in indexed(built)]
+    assert list(tmp.iterdir()) == []  # the query's private folder is gone
+
+
+def test_an_artifact_missing_from_the_catalog_is_recorded_by_the_next_command(built):
+    before = indexed(built)
+    key = committed(built)[CAL]
+    Catalog(str(built / "catalog.duckdb")).forget_artifacts([key])  # killed before its record
+    assert [r[0] for r in indexed(built)] == ["imagenet2012-val-min"]
+    out = run_cli("source", "check", "imagenet2012-val", cwd=built)
+    assert out.returncode == 0, out.stderr
+    assert indexed(built) == before  # back, with every file row
+
+
+def test_an_artifact_deleted_before_its_catalog_rows_is_forgotten(built):
+    key = committed(built)[CAL]
+    LocalStore(str(built / "registry")).delete(key)  # gc killed after deleting
+    assert CAL in [r[0] for r in indexed(built)]
+    out = run_cli("source", "check", "imagenet2012-val", cwd=built)
+    assert out.returncode == 0, out.stderr
+    assert [r[0] for r in indexed(built)] == ["imagenet2012-val-min"]
+    orphans = run_cli("sql", f"SELECT count(*) FROM files WHERE key = '{key}'", "--format",
+                      "csv", cwd=built)
+    assert orphans.stdout.splitlines() == ["count_star()", "0"]
+
+
+def _garbage(data: bytes) -> bytes:
+    return bytes(random.Random(0).randrange(256) for _ in range(len(data)))
+
+
+@pytest.mark.parametrize("damage", [_garbage, lambda data: data[:len(data) // 3],
+                                    lambda data: b""], ids=["garbage", "truncated", "empty"])
+def test_a_corrupt_catalog_is_named_and_rebuild_recovers_it(built, damage):
+    before = indexed(built)
+    catalog = built / "catalog.duckdb"
+    damaged = damage(catalog.read_bytes())
+    catalog.write_bytes(damaged)
+    said = f"catalog {catalog} is corrupt; run `registry catalog rebuild`"
+    for command in (["sql", "SELECT 1"], ["source", "check", "imagenet2012-val"]):
+        out = run_cli(*command, cwd=built)
+        assert out.returncode == 1 and said in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    out = run_cli("resolve", ALL, cwd=built)  # published all the same: a warning, exit 0
+    assert out.returncode == 0 and said in out.stderr and "warning" in out.stderr, out.stderr
+    assert ALL in committed(built)
+    out = run_cli("catalog", "rebuild", cwd=built)
+    assert out.returncode == 0, out.stderr
+    assert "re-indexed 3 artifact(s)" in out.stdout and "moved aside" in out.stderr
+    aside = list(built.glob("catalog.duckdb.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == damaged  # kept for a post-mortem
+    after = indexed(built)
+    assert sorted([*before, *[r for r in after if r[0] == ALL]]) == after
+
+
+def test_rebuild_is_atomic_the_old_catalog_stays_if_it_fails(built):
+    catalog = built / "catalog.duckdb"
+    before = catalog.read_bytes()
+    cal = built / "manifests" / "imagenet" / "calibration.yaml"
+    cal.write_text(cal.read_text() + "\n  - {name: broken\n")  # fails midway: after artifacts
+    out = run_cli("catalog", "rebuild", cwd=built)
+    assert out.returncode == 2 and "calibration.yaml" in out.stderr, out.stderr
+    assert catalog.read_bytes() == before
+    assert sorted(p.name for p in built.glob("catalog.duckdb*")) == ["catalog.duckdb",
+                                                                     "catalog.duckdb.lock"]
+
+
+def test_rebuild_names_damaged_artifacts_and_indexes_the_rest(built):
+    reg = Registry.open(str(built))
+    reg.resolve(ALL, jobs=1)
+    keys = committed(built)
+    store = built / "registry"
+    (store / keys[CAL][:2] / keys[CAL] / "_registry.json").write_text('{"key": ')
+    (store / keys[ALL][:2] / keys[ALL] / "_files.parquet").write_bytes(b"PAR1 not really")
+    out = run_cli("catalog", "rebuild", cwd=built)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "catalog rebuilt with 1 artifact(s)" in out.stderr
+    assert f"artifact {keys[CAL]}: its marker is damaged" in out.stderr
+    assert f"artifact {keys[ALL]} ({ALL}): its file table is damaged" in out.stderr
+    assert [r[0] for r in indexed(built)] == ["imagenet2012-val-min"]
+
+
+def test_job_runs_survive_a_rebuild(tmp_path, synth_small):
+    copy_manifests(tmp_path)
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("imagenet2012-train", synth_small["imagenet-train"])
+    reg.set_source("imagenet2012-val", synth_small["imagenet-val"])
+    rendered = reg.render_job("mlperf-resnet50", "t9k")
+    assert (tmp_path / "registry" / ".runs" / f"{rendered.run_id}.json").exists()
+    query = "SELECT r.run_id, r.action, i.role, i.key FROM runs r JOIN run_inputs i " \
+            "USING (run_id) ORDER BY i.role"
+    before = reg.sql(query).rows
+    assert [r[:3] for r in before] == [(rendered.run_id, "render", "train"),
+                                       (rendered.run_id, "render", "val")]
+    os.remove(reg.catalog.path)
+    Registry.open(str(tmp_path)).rebuild_catalog()
+    assert reg.sql(query).rows == before
+
+
+def test_the_sandbox_has_a_private_temp_folder(built):
+    catalog = built / "catalog.duckdb"
+    shared = Path(str(catalog) + ".tmp")  # DuckDB's default temp folder, next to the catalog
+    shared.mkdir()
+    (shared / "secret.csv").write_text("a\n1\n")
+    reg = Registry.open(str(built))
+    for query in [f"COPY files TO '{shared}/stolen.csv'",
+                  f"SELECT * FROM read_csv('{shared}/secret.csv')",
+                  "SELECT 1; COPY artifacts TO 'x.csv'",
+                  "PRAGMA enable_profiling"]:
+        with pytest.raises(QueryRefusedError, match=r"query refused"):
+            reg.sql(query)
+    assert os.listdir(shared) == ["secret.csv"]
+    (spill,), = reg.sql("SELECT current_setting('temp_directory')").rows
+    assert not spill.startswith(str(built)) and not os.path.exists(os.path.dirname(spill))
+    limits = reg.sql("SELECT current_setting('memory_limit'), "
+                     "current_setting('max_temp_directory_size')").rows
+    assert limits == [("953.6 MiB", "3.7 GiB")]
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_run_records_in_either_store(backend, tmp_path, request):
+    from dataset_registry.remote import Remote
+    from dataset_registry.stores.s3 import S3Store
+
+    if backend == "s3":
+        s3 = request.getfixturevalue("s3")
+        store = S3Store(f"{s3.bucket().url}/store", Remote(s3.options()), str(tmp_path / "c"))
+    else:
+        store = LocalStore(str(tmp_path / "store"))
+    store.put_record("runs", "b2", {"run_id": "b2", "n": 2})
+    store.put_record("runs", "a1", {"run_id": "a1", "n": 1})
+    store.put_record("runs", "a1", {"run_id": "a1", "n": 3})  # a rewrite replaces it whole
+    assert list(store.records("runs")) == [{"run_id": "a1", "n": 3}, {"run_id": "b2", "n": 2}]
+    assert list(store.records("other")) == []
+    assert list(store.committed()) == [] and store.leftovers() == []  # not artifacts
+    with pytest.raises(ValueError, match="not a plain name"):
+        store.put_record("runs", "../escape", {})

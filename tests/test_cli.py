@@ -1,7 +1,12 @@
 """The `registry` command as a user runs it: real subprocesses, exit codes, messages."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -144,3 +149,32 @@ def test_a_list_outside_the_project_exits_2_without_quoting_it(tmp_path, tmp_pat
                                  f"datasets[1].variants.first.5.inputs.list: file '{secret}' "
                                  "resolves outside the project")
     assert "Traceback" not in out.stderr and "secret-hash" not in out.stderr
+
+
+LONG = "SELECT count(*) FROM range(1000000) a, range(1000000) b"  # hours of work
+
+
+def test_sql_timeout_stops_a_long_query(tmp_path):
+    started = time.monotonic()
+    out = run_cli("sql", "--timeout", "1", LONG, cwd=tmp_path, env={"TMPDIR": str(tmp_path)})
+    assert out.returncode == 1 and time.monotonic() - started < 30
+    assert out.stderr == "registry: error: query stopped after 1s (the --timeout); narrow " \
+                         "it, or give it more time with --timeout S\n"
+    assert list(tmp_path.iterdir()) == []  # no catalog written, no temp folder left
+    bad = run_cli("sql", "--timeout", "-1", "SELECT 1", cwd=tmp_path)
+    assert bad.returncode == 2 and "--timeout -1: give seconds >= 0" in bad.stderr
+
+
+def test_ctrl_c_stops_a_query_with_exit_130(tmp_path):
+    query = subprocess.Popen([sys.executable, "-m", "dataset_registry.cli", "sql", LONG],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, "TMPDIR": str(tmp_path)})
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.glob("registry-sql-*/catalog.duckdb")):
+        assert query.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(0.5)
+    query.send_signal(signal.SIGINT)
+    _, err = query.communicate(timeout=30)
+    assert query.returncode == 130 and err == "registry: interrupted\n"
+    assert list(tmp_path.iterdir()) == []

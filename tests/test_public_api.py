@@ -9,8 +9,9 @@ from dataset_registry import errors
 
 def test_all_is_pinned():
     assert dataset_registry.__all__ == [
-        "BadImageError", "BadInputError", "BuildError", "CatalogBusyError", "ManifestError",
-        "QueryRefusedError", "QueryResult", "Registry", "RegistryError", "RenderedJob",
+        "BadImageError", "BadInputError", "BuildError", "CatalogBusyError",
+        "CatalogCorruptError", "ManifestError", "QueryRefusedError", "QueryResult",
+        "QueryTimeoutError", "Registry", "RegistryError", "RenderedJob",
         "Resolved", "SourceError", "StorageError", "SubmitError", "TemplateError",
         "UnsafeMemberError", "VerifyError", "__version__",
     ]
@@ -32,6 +33,8 @@ def test_exception_tree_and_exit_codes():
         not issubclass(errors.StorageError, errors.BadInputError)
     assert errors.BuildError("x").exit_code == 1
     assert errors.VerifyError("x").exit_code == 1
+    assert errors.CatalogCorruptError("x").exit_code == 1
+    assert errors.QueryTimeoutError("x").exit_code == 1
 
 
 def test_errors_pickle_across_processes():

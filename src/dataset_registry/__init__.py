@@ -21,7 +21,8 @@ _EXPORTS = {
     **{name: "errors" for name in (
         "RegistryError", "BadInputError", "ManifestError", "SourceError", "UnsafeMemberError",
         "BadImageError", "QueryRefusedError", "TemplateError", "BuildError", "SubmitError",
-        "CatalogBusyError", "VerifyError", "StorageError")},
+        "CatalogBusyError", "CatalogCorruptError", "QueryTimeoutError", "VerifyError",
+        "StorageError")},
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -33,8 +34,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         BadInputError,
         BuildError,
         CatalogBusyError,
+        CatalogCorruptError,
         ManifestError,
         QueryRefusedError,
+        QueryTimeoutError,
         RegistryError,
         SourceError,
         StorageError,

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .catalog import Catalog
-from .errors import BadInputError, CatalogBusyError, SourceError, VerifyError
+from .catalog import Catalog, warn_once
+from .errors import (
+    BadInputError,
+    CatalogBusyError,
+    CatalogCorruptError,
+    SourceError,
+    VerifyError,
+)
 from .executors import Executor, open_executor
 from .manifest import DatasetNode, FileNode, Manifests, SourceNode, load_manifests
 from .paths import locations
@@ -64,6 +69,7 @@ class Registry:
         self._manifests: Manifests | None = None
         self._store: Store | None = None
         self._resolver: Resolver | None = None
+        self._catalog_checked = False
 
     @classmethod
     def open(cls, root: str = ".", **kwargs: Any) -> Registry:
@@ -99,12 +105,15 @@ class Registry:
         if not isinstance(self.manifests.get(name), DatasetNode):
             raise BadInputError(f"{name} is a {self.manifests.get(name).kind}, not a dataset")
         if isinstance(executor, Executor):  # the caller's: it stays open for the next build
-            return self.resolver.resolve(name, executor, repair=repair)
-        opened = open_executor(executor, jobs)
-        try:
-            return self.resolver.resolve(name, opened, repair=repair)
-        finally:
-            opened.close()
+            resolved = self.resolver.resolve(name, executor, repair=repair)
+        else:
+            opened = open_executor(executor, jobs)
+            try:
+                resolved = self.resolver.resolve(name, opened, repair=repair)
+            finally:
+                opened.close()
+        self._catalog_upkeep(strict=False)  # published: a catalog problem is only a warning
+        return resolved
 
     def key(self, name: str) -> str:
         return self.resolver.key(name)
@@ -210,6 +219,7 @@ class Registry:
             info.md5 = got  # type: ignore[attr-defined]
         with contextlib.suppress(CatalogBusyError):  # an index only: the check succeeded
             self.catalog.record_sources([info])
+        self._catalog_upkeep(strict=True)
         return info
 
     # -- training jobs ---------------------------------------------------------------------
@@ -246,21 +256,75 @@ class Registry:
         return rendered, output
 
     def _record_run(self, rendered: RenderedJob, action: str, extra: dict[str, Any]) -> None:
-        detail = {"template": rendered.template,
-                  "inputs": {i.role: {"dataset": i.name, "location": i.location,
-                                      "built_here": i.built_here} for i in rendered.inputs},
-                  **extra}
+        """The run goes to the store first (the truth, re-indexed on rebuild), then the
+        catalog."""
+        import time
+
+        record = {"run_id": rendered.run_id, "job": rendered.job, "flavor": rendered.flavor,
+                  "action": action, "created_at": time.time(), "spec_xxh3": rendered.xxh3,
+                  "detail": {"template": rendered.template,
+                             "inputs": {i.role: {"dataset": i.name, "location": i.location,
+                                                 "built_here": i.built_here}
+                                        for i in rendered.inputs},
+                             **extra},
+                  "inputs": [(i.role, i.key) for i in rendered.inputs]}
+        self.store.put_record("runs", rendered.run_id, record)
+        self._catalog_upkeep(strict=True, runs=True)
         try:
-            self.catalog.record_run(rendered.run_id, rendered.job, rendered.flavor, action,
-                                    rendered.xxh3, detail,
-                                    [(i.role, i.key) for i in rendered.inputs])
+            self.catalog.record_run(record)
         except CatalogBusyError as exc:
-            print(f"warning: run {rendered.run_id} not recorded: {exc}", file=sys.stderr)
+            warn_once(f"run {rendered.run_id} kept in the store, not yet in the catalog: {exc}")
 
     # -- catalog ---------------------------------------------------------------------------
 
-    def sync_catalog(self) -> None:
-        """Index the manifests' nodes, keys and edges (source-unset nodes get no key)."""
+    def sync_catalog(self, *, force: bool = False) -> dict[str, str]:
+        """Bring the catalog up to date: the manifests' nodes, keys and edges (when the
+        manifests, settings or code changed since the last sync, or `force`), and the
+        store's artifacts (index what is committed but missing, forget what is gone).
+        Returns the artifacts that could not be indexed: {key: why}."""
+        return self._sync(self.catalog, force=force)
+
+    def _sync(self, catalog: Catalog, *, force: bool) -> dict[str, str]:
+        import json
+
+        from . import keycache
+        from .keys import hash_bytes
+
+        # the key cache's stat checks of manifests, source settings and code (cheap)
+        checks = keycache._global_checks(self.manifests_dir, self.state_dir)
+        signature = hash_bytes(json.dumps(checks).encode())
+        known, synced = catalog.state(self.store.url)  # before listing the store: see below
+        if force or synced != signature:
+            catalog.sync_nodes(*self._node_rows(), signature)
+        # An artifact in the catalog was committed before we read the catalog, so it is
+        # in the listing unless it was deleted since: what the listing lacks is gone.
+        committed = set(self.store.committed())
+        damaged: dict[str, str] = {}
+        for key in sorted(committed - known):
+            try:
+                marker = self.store.marker(key)
+                if marker is not None:
+                    catalog.record_artifact(marker, self.store.uri(key), self.store.url,
+                                            self.store.tables(key))
+            except BadInputError:
+                continue  # deleted since the listing
+            except VerifyError as exc:
+                damaged[key] = str(exc)
+            except (ValueError, KeyError, TypeError) as exc:
+                damaged[key] = f"artifact {key}: its marker is damaged: {exc!r}"
+        if known - committed:
+            catalog.forget_artifacts(sorted(known - committed))
+        return damaged
+
+    def _sync_runs(self, catalog: Catalog) -> None:
+        """Index the store's run records the catalog lacks."""
+        have = catalog.run_ids()
+        for record in self.store.records("runs"):
+            if record.get("run_id") not in have:
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    catalog.record_run(record)
+
+    def _node_rows(self) -> tuple[list[dict[str, Any]], list[tuple], list[Any]]:
         rows, edges, infos = [], [], []
         for node in self.manifests.nodes.values():
             try:
@@ -282,28 +346,66 @@ class Registry:
             elif isinstance(node, SourceNode) and key:
                 infos.append(self.resolver.source_info(node.name))
             rows.append(row)
-        self.catalog.sync_nodes(rows, edges)
-        if infos:
-            self.catalog.record_sources(infos)
+        return rows, edges, infos
 
-    def sql(self, query: str, params: list[Any] | None = None, *, sync: bool = True
-            ) -> QueryResult:
-        """A read-only provenance query (the catalog is refreshed from the manifests first)."""
+    def _catalog_upkeep(self, *, strict: bool, runs: bool = False) -> None:
+        """Once per Registry, from the commands that write: sync and reconcile the catalog.
+        A busy catalog is a warning (the next command catches up); a corrupt one fails the
+        command unless `strict` is off (a resolve that published: it warns)."""
+        if self._catalog_checked:
+            return
+        self._catalog_checked = True
+        try:
+            damaged = self.sync_catalog()
+            if runs:
+                self._sync_runs(self.catalog)
+        except CatalogBusyError as exc:
+            warn_once(f"{exc}; the next command that writes indexes what is missing")
+            return
+        except CatalogCorruptError as exc:
+            if strict:
+                raise
+            warn_once(str(exc))
+            return
+        for why in damaged.values():
+            warn_once(f"not in the catalog: {why} (see `registry verify`)")
+
+    def sql(self, query: str, params: list[Any] | None = None, *, sync: bool = False,
+            timeout: float | None = 60.0) -> QueryResult:
+        """A read-only provenance query on a private snapshot of the catalog, stopped after
+        `timeout` seconds (QueryTimeoutError). It never writes: the commands that change
+        things keep the catalog current (`sync` runs `sync_catalog` first, for the API)."""
         if sync:
             self.sync_catalog()
-        return QueryResult(*self.catalog.query(query, params or []))
+        return QueryResult(*self.catalog.query(query, params or [], timeout=timeout))
 
     def rebuild_catalog(self) -> int:
-        """Re-index every committed artifact from its marker; return how many."""
-        self.catalog.reset_artifacts()
+        """Re-index every committed artifact and run record into a new catalog file, renamed
+        over the old one (a corrupt one is moved aside to `<catalog>.corrupt-<time>`).
+        Returns how many artifacts it indexed; VerifyError names those it could not (the
+        rest are indexed, and the new catalog is in place)."""
+        damaged: dict[str, str] = {}
         count = 0
-        for key in self.store.committed():
-            marker = self.store.marker(key)
-            if marker:
-                self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
-                                             self.store.tables(key))
-                count += 1
-        self.sync_catalog()
+
+        def fill(new: Catalog) -> None:
+            damaged.update(self._sync(new, force=True))
+            self._sync_runs(new)
+
+        def catch_up(new: Catalog) -> None:  # under the writers' lock: what they added
+            nonlocal count
+            damaged.clear()
+            damaged.update(self._sync(new, force=False))
+            self._sync_runs(new)
+            count = len(new.state(self.store.url)[0])
+
+        aside = self.catalog.rebuild(fill, catch_up)
+        self._catalog_checked = True
+        if aside:
+            warn_once(f"the corrupt catalog was moved aside to {aside}")
+        if damaged:
+            raise VerifyError(f"catalog rebuilt with {count} artifact(s) into "
+                              f"{self.catalog.path}; not indexed, damaged in the store:\n" +
+                              "\n".join(damaged[k] for k in sorted(damaged)))
         return count
 
     # -- maintenance -----------------------------------------------------------------------
@@ -338,12 +440,18 @@ class Registry:
         if unknown:
             removed["kept_unknown"] = unknown  # cannot tell what they reference: delete nothing
             return removed
+        if not dry_run:
+            self._catalog_upkeep(strict=True)  # a corrupt catalog stops gc before it deletes
         for key in list(self.store.committed()):
             if key not in referenced:
                 removed["artifacts"].append(key)
                 if not dry_run:
                     self.store.delete(key)
-                    self.catalog.forget_artifact(key)
+        if removed["artifacts"] and not dry_run:
+            try:  # killed or busy before this: the next writing command forgets them
+                self.catalog.forget_artifacts(removed["artifacts"])
+            except CatalogBusyError as exc:
+                warn_once(f"{exc}; the next command that writes forgets the deleted artifacts")
         return removed
 
 

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("sql", help="read-only SQL over the catalog")
     c.add_argument("query")
     c.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    c.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="stop the query after S seconds (default 60; 0: no limit)")
     c = sub.add_parser("source", help="point sources at your data, show and check them")
     ssub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = ssub.add_parser("set", help="set a source's location")
@@ -86,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("gc", help="remove crashed builds and unreferenced artifacts")
     c.add_argument("--dry-run", action="store_true")
     c = sub.add_parser("catalog", help="catalog maintenance")
-    c.add_argument("action", choices=["rebuild"])
+    c.add_argument("action", choices=["rebuild"],
+                   help="rebuild: re-index the store into a new catalog, renamed over the old "
+                   "(a corrupt one is moved aside)")
     c = sub.add_parser("demo", help="synthesize ImageNet, resolve calibration sets, query")
     c.add_argument("--val-images", type=int, default=50_000)
     c.add_argument("--jobs", "-j", type=int)
@@ -286,7 +290,9 @@ def _cmd_verify(reg: Any, args: argparse.Namespace) -> int:
 
 
 def _cmd_sql(reg: Any, args: argparse.Namespace) -> int:
-    result = reg.sql(args.query)
+    if args.timeout < 0:
+        raise BadInputError(f"--timeout {args.timeout:g}: give seconds >= 0 (0: no limit)")
+    result = reg.sql(args.query, timeout=args.timeout)
     if args.format == "json":
         print(json.dumps([dict(zip(result.columns, r, strict=True)) for r in result.rows],
                          default=str, indent=1))

@@ -13,7 +13,10 @@
     ├── BuildError                 a recipe failed for another reason
     ├── StorageError               object storage was unreachable or refused a request
     ├── SubmitError                `registry job submit` found no kubectl, or kubectl failed
-    ├── CatalogBusyError           the catalog stayed locked past the retry budget
+    ├── CatalogBusyError           the catalog stayed locked past the retry budget, or is
+    │                              not writable (the store is fine; the catalog catches up)
+    ├── CatalogCorruptError        DuckDB cannot read the catalog: `registry catalog rebuild`
+    ├── QueryTimeoutError          a `registry sql` query ran past its --timeout
     └── VerifyError                an artifact's files no longer match their records
 
 Every error carries one message string, so it pickles across process and
@@ -79,7 +82,17 @@ class BuildError(RegistryError):
 
 
 class CatalogBusyError(RegistryError):
-    """The catalog stayed locked by another process past the retry budget."""
+    """The catalog stayed locked by another process past the retry budget, or cannot be
+    written; the store is the truth, and the next writing command indexes what is missing."""
+
+
+class CatalogCorruptError(RegistryError):
+    """The catalog file is not a readable DuckDB database; `registry catalog rebuild`
+    moves it aside and rebuilds it from the store."""
+
+
+class QueryTimeoutError(RegistryError):
+    """A catalog query ran longer than its timeout and was stopped."""
 
 
 class VerifyError(RegistryError):

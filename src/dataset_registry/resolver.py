@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
-from .catalog import Catalog
-from .errors import BadInputError, CatalogBusyError, SourceError, VerifyError
+from .catalog import Catalog, warn_once
+from .errors import BadInputError, CatalogBusyError, CatalogCorruptError, SourceError, VerifyError
 from .executors import Executor, LocalExecutor
 from .keys import derivation_key, tree_key
 from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
@@ -286,7 +285,9 @@ class Resolver:
             self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
                                          self.store.tables(key))
         except CatalogBusyError as exc:  # the store is the truth; the catalog catches up
-            print(f"warning: {exc}; run `registry catalog rebuild` later", file=sys.stderr)
+            warn_once(f"{exc}; the next command that writes indexes {marker['name']}")
+        except CatalogCorruptError as exc:  # published all the same: a warning, not a failure
+            warn_once(str(exc))
 
     def inputs(self, node: DatasetNode) -> tuple[Inputs, dict[str, Any], list[dict[str, Any]]]:
         recipe = RECIPES[node.recipe]

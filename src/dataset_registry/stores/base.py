@@ -68,6 +68,15 @@ def file_lock(folder: str, key: str, timeout: float = -1) -> Iterator[None]:
         yield
 
 
+def record_path(kind: str, name: str) -> str:
+    """Where record `name` of `kind` lies under a store's root ('/'-separated)."""
+    import re
+
+    if not (re.fullmatch(r"[a-z]+", kind) and re.fullmatch(r"[A-Za-z0-9_-]+", name)):
+        raise ValueError(f"record {kind}/{name}: not a plain name")  # a caller's bug
+    return f".{kind}/{name}.json"
+
+
 def artifact_path(key: str) -> str:
     """Where artifact `key` lies under a store's root ('/'-separated): `<key[:2]>/<key>`."""
     return f"{key[:2]}/{key}"
@@ -196,6 +205,15 @@ class Store(ABC):
 
     @abstractmethod
     def remove_leftover(self, path: str) -> None: ...
+
+    @abstractmethod
+    def put_record(self, kind: str, name: str, record: dict[str, Any]) -> None:
+        """Keep a small JSON record (e.g. a job run) at `.<kind>/<name>.json` under the root,
+        so the catalog can re-index it on rebuild."""
+
+    @abstractmethod
+    def records(self, kind: str) -> Iterator[dict[str, Any]]:
+        """Every readable record of `kind`, by name (an unparsable one is skipped)."""
 
     @abstractmethod
     def filesystem(self) -> tuple[Any, str]:

@@ -29,7 +29,16 @@ from typing import Any
 
 from ..errors import BuildError, VerifyError
 from ..remote import Remote
-from .base import MARKER, FolderDrop, Staging, Store, artifact_path, file_lock, parse_marker
+from .base import (
+    MARKER,
+    FolderDrop,
+    Staging,
+    Store,
+    artifact_path,
+    file_lock,
+    parse_marker,
+    record_path,
+)
 
 _WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
@@ -163,6 +172,25 @@ class LocalStore(Store):
 
     def remove_leftover(self, path: str) -> None:
         _remove_tree(path)
+
+    def put_record(self, kind: str, name: str, record: dict[str, Any]) -> None:
+        path = os.path.join(self.root, *record_path(kind, name).split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f, sort_keys=True)
+        os.replace(tmp, path)
+
+    def records(self, kind: str) -> Iterator[dict[str, Any]]:
+        folder = os.path.join(self.root, f".{kind}")
+        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        for name in names:
+            if name.endswith(".json"):
+                try:
+                    with open(os.path.join(folder, name), encoding="utf-8") as f:
+                        yield json.load(f)
+                except (OSError, ValueError):
+                    continue
 
     def filesystem(self) -> tuple[Any, str]:
         from fsspec.implementations.local import LocalFileSystem

@@ -41,6 +41,7 @@ from .base import (
     artifact_path,
     file_lock,
     parse_marker,
+    record_path,
 )
 
 STAGING = ".staging"
@@ -294,6 +295,23 @@ class S3Store(Store):
 
     def remove_leftover(self, path: str) -> None:
         self._call("deleting leftovers", self.fs.rm, path, recursive=True)
+
+    def put_record(self, kind: str, name: str, record: dict[str, Any]) -> None:
+        body = json.dumps(record, sort_keys=True).encode()
+        self._call("writing a record", self.fs.pipe_file,
+                   join(self.root, record_path(kind, name)), body)
+
+    def records(self, kind: str) -> Iterator[dict[str, Any]]:
+        prefix = join(self.root, f".{kind}")
+        self.fs.invalidate_cache(prefix)
+        found = [p for p in self._call("listing records", self.fs.find, prefix)
+                 if p.endswith(".json")]
+        bodies = self._call("reading records", self.fs.cat, sorted(found)) if found else {}
+        for path in sorted(bodies):
+            try:
+                yield json.loads(bodies[path])
+            except ValueError:
+                continue
 
     def filesystem(self) -> tuple[Any, str]:
         return self.fs, self.root
