@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS artifacts (
 CREATE TABLE IF NOT EXISTS files (
     key VARCHAR, path VARCHAR, size BIGINT, xxh3 VARCHAR, label INTEGER, source VARCHAR,
     member VARCHAR, byte_offset BIGINT, record BIGINT);
+ALTER TABLE files ADD COLUMN IF NOT EXISTS "class" VARCHAR;
+ALTER TABLE files ADD COLUMN IF NOT EXISTS attrs VARCHAR;
 CREATE TABLE IF NOT EXISTS skipped (key VARCHAR, member VARCHAR, source VARCHAR, reason VARCHAR);
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, job VARCHAR, flavor VARCHAR, action VARCHAR,
@@ -311,7 +313,9 @@ class Catalog:
             con.execute("DELETE FROM files WHERE key = ?", [key])
             con.execute("DELETE FROM skipped WHERE key = ?", [key])
             try:
-                con.execute(f"INSERT INTO files SELECT ?, * FROM read_parquet('{files}')", [key])
+                # BY NAME: file tables from before `class` and `attrs` fit too
+                con.execute("INSERT INTO files BY NAME SELECT ? AS key, * FROM "
+                            f"read_parquet('{files}')", [key])
                 if marker.get("skipped"):
                     con.execute(f"INSERT INTO skipped SELECT ?, * FROM read_parquet('{skipped}')",
                                 [key])

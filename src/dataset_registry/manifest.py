@@ -15,7 +15,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -24,7 +24,6 @@ from .paths import input_problem, outside, read_text, readable_roots
 from .recipes import RECIPES
 from .yamlio import LineMap, dotted, load_yaml
 
-Layout = Literal["imagenet-val", "imagenet-train", "kaggle-cls-loc"]
 Scalar = str | int | float | bool
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"  # pydantic's `$` is the end of text; re's is not
@@ -45,7 +44,8 @@ class Expect(_Model):
 
 class SourceSpec(_Model):
     name: str = Field(pattern=_NAME)
-    layout: Layout
+    layout: str  # a registered layout (plugins.py); checked with its options at load
+    options: dict[str, Any] = {}
     description: str = ""
     expect: Expect = Expect()
     tags: list[str] = []
@@ -128,6 +128,7 @@ class Node:
 @dataclass
 class SourceNode(Node):
     layout: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
     expect: Expect = field(default_factory=Expect)
     kind: str = "source"
 
@@ -225,9 +226,10 @@ def _load_file(text: str, rel: str, base_dir: str, roots: tuple[str, ...]) -> li
         raise _manifest_error(exc, lines, ()) from None
     out: list[Node] = []
     for i, s in enumerate(doc.sources):
+        _check_layout(s, ("sources", i), lines)
         out.append(SourceNode(name=s.name, file=rel, line=lines.line(("sources", i)) or 0,
                               description=s.description, tags=tuple(s.tags), layout=s.layout,
-                              expect=s.expect))
+                              options=dict(s.options), expect=s.expect))
     for i, f in enumerate(doc.files):
         path = os.path.normpath(os.path.join(base_dir, f.path))
         problem = input_problem(path, roots)
@@ -256,6 +258,21 @@ def _load_file(text: str, rel: str, base_dir: str, roots: tuple[str, ...]) -> li
                            description=j.description, tags=tuple(j.tags), spec=j,
                            templates=templates))
     return out + list(shipped.values())
+
+
+def _check_layout(spec: SourceSpec, at: tuple[Any, ...], lines: LineMap) -> None:
+    """The layout is registered and takes these options (a file:line error otherwise)."""
+    from . import plugins
+
+    try:
+        layout = plugins.get("layouts", spec.layout)
+    except plugins.PluginError as exc:
+        raise ManifestError(f"{lines.where((*at, 'layout'))}: {dotted(at)}.layout: "
+                            f"{exc}") from None
+    try:
+        layout.parse_options(spec.options)
+    except ValidationError as exc:
+        raise _manifest_error(exc, lines, (*at, "options")) from None
 
 
 def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: str,

@@ -30,6 +30,8 @@ class MemberRef:
     size: int
     origin: str  # the member as the raw source names it, for provenance
     source: str  # fingerprint of the raw source it came from
+    label: str = ""  # class name, "" if unlabelled
+    attrs: str = ""  # the layout's free attributes, as canonical JSON ("" if none)
 
 
 class StrColumn(Sequence[str]):
@@ -113,12 +115,20 @@ class MemberSet:
     def __init__(self, split: str, where: str, names: StrColumn, origins: StrColumn,
                  offsets: np.ndarray, sizes: np.ndarray, sources: list[str],
                  source_codes: np.ndarray | None = None, *, container: str | None = None,
-                 root: str | None = None, path_from: str = "origin") -> None:
+                 root: str | None = None, path_from: str = "origin",
+                 labels: StrColumn | None = None, attrs: StrColumn | None = None) -> None:
         self.split, self.where = split, where
         self.names, self.origins = names, origins
         self.offsets, self.sizes = offsets, sizes
         self.sources, self.source_codes = sources, source_codes
         self.container, self.root, self.path_from = container, root, path_from
+        self.labels, self.attrs = labels, attrs  # class names and attributes, if known
+
+    def class_names(self) -> list[str]:
+        """The distinct class names of the set, sorted (the default class scheme)."""
+        if self.labels is None:
+            return []
+        return sorted(set(self.labels.tolist()) - {""})
 
     @classmethod
     def from_refs(cls, split: str, where: str, refs: list[MemberRef], root: str) -> MemberSet:
@@ -131,7 +141,9 @@ class MemberSet:
                    np.array([r.offset for r in refs], dtype=np.int64),
                    np.array([r.size for r in refs], dtype=np.int64), sources,
                    np.array([code[r.source] for r in refs], dtype=np.int32),
-                   root=root, path_from="name")
+                   root=root, path_from="name",
+                   labels=StrColumn.from_list([r.label for r in refs]),
+                   attrs=StrColumn.from_list([r.attrs for r in refs]))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -145,7 +157,9 @@ class MemberSet:
             path = os.path.join(self.root or "", *rel.split("/"))
         source = self.sources[int(self.source_codes[i])] if self.source_codes is not None \
             else self.sources[0]
-        return MemberRef(name, path, int(self.offsets[i]), int(self.sizes[i]), origin, source)
+        return MemberRef(name, path, int(self.offsets[i]), int(self.sizes[i]), origin, source,
+                         self.labels[i] if self.labels is not None else "",
+                         self.attrs[i] if self.attrs is not None else "")
 
     def __iter__(self) -> Iterator[MemberRef]:
         for i in range(len(self)):
@@ -177,14 +191,17 @@ class MemberSet:
         return MemberSet(self.split, self.where, self.names.take(indices),
                          self.origins.take(indices), self.offsets[indices], self.sizes[indices],
                          self.sources, codes, container=self.container, root=self.root,
-                         path_from=self.path_from)
+                         path_from=self.path_from, labels=_take(self.labels, indices),
+                         attrs=_take(self.attrs, indices))
 
     def slice(self, start: int, stop: int) -> MemberSet:
         codes = self.source_codes[start:stop] if self.source_codes is not None else None
         return MemberSet(self.split, self.where, self.names.slice(start, stop),
                          self.origins.slice(start, stop), self.offsets[start:stop],
                          self.sizes[start:stop], self.sources, codes,
-                         container=self.container, root=self.root, path_from=self.path_from)
+                         container=self.container, root=self.root, path_from=self.path_from,
+                         labels=self.labels.slice(start, stop) if self.labels else None,
+                         attrs=self.attrs.slice(start, stop) if self.attrs else None)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -192,6 +209,10 @@ class MemberSet:
             if state[key] is not None:
                 state[key] = np.ascontiguousarray(state[key]).copy()
         return state
+
+
+def _take(column: StrColumn | None, indices: np.ndarray) -> StrColumn | None:
+    return column.take(indices) if column is not None else None
 
 
 def prefix_range(names: Sequence[str], prefix: str) -> tuple[int, int]:

@@ -21,9 +21,14 @@ from .errors import BuildError, VerifyError
 from .keys import digest_rows
 from .stores.base import FILES, MARKER, PARTS, RANGES, RESERVED, SCRATCH, SKIPPED
 
-COLUMNS = ("path", "size", "xxh3", "label", "source", "member", "byte_offset", "record")
+COLUMNS = ("path", "size", "xxh3", "label", "source", "member", "byte_offset", "record",
+           "class", "attrs")
+"""The file table: `label` is the class index the file's format stores, `class` its class
+name, `attrs` the source layout's free attributes (JSON). Only path, size and xxh3 enter
+the digest, so tables from before `class` and `attrs` keep their digests."""
 _TYPES = {"path": "VARCHAR", "size": "BIGINT", "xxh3": "VARCHAR", "label": "INTEGER",
-          "source": "VARCHAR", "member": "VARCHAR", "byte_offset": "BIGINT", "record": "BIGINT"}
+          "source": "VARCHAR", "member": "VARCHAR", "byte_offset": "BIGINT", "record": "BIGINT",
+          "class": "VARCHAR", "attrs": "VARCHAR"}
 _SKIP_TYPES = {"member": "VARCHAR", "source": "VARCHAR", "reason": "VARCHAR"}
 
 
@@ -44,12 +49,13 @@ class Output:
         self._hashed: dict[str, tuple[int, str]] = {}
 
     def write(self, path: str, data: bytes, *, label: int | None = None,
-              member: str | None = None, source: str | None = None) -> None:
+              member: str | None = None, source: str | None = None,
+              class_name: str | None = None, attrs: str | None = None) -> None:
         full = self.target(path)
         with open(full, "wb") as f:
             f.write(data)
         self._writer.writerow((path, len(data), xxhash.xxh3_128_hexdigest(data), label, source,
-                               member, None, None))
+                               member, None, None, class_name or None, attrs or None))
 
     def write_at(self, path: str, pieces: list[bytes], offset: int) -> None:
         """Write `pieces` back to back at `offset` of `path` (created if need be), straight
@@ -105,7 +111,8 @@ class Output:
 
     def added(self, path: str, *, label: int | None = None, member: str | None = None,
               source: str | None = None, size: int | None = None,
-              xxh3: str | None = None) -> None:
+              xxh3: str | None = None, class_name: str | None = None,
+              attrs: str | None = None) -> None:
         """Record a file written through `open`: hashed from disk unless the writer
         hashed it on the way (`size` and `xxh3`, or an earlier `hashed`)."""
         from .keys import hash_file
@@ -115,12 +122,15 @@ class Output:
             size = os.path.getsize(full)
             known = self._hashed.get(path)
             xxh3 = known[1] if known and known[0] == size else hash_file(full)
-        self._writer.writerow((path, size, xxh3, label, source, member, None, None))
+        self._writer.writerow((path, size, xxh3, label, source, member, None, None,
+                               class_name or None, attrs or None))
 
     def record(self, path: str, *, offset: int, size: int, xxh3: str, label: int | None,
-               member: str | None, source: str | None, record: int) -> None:
+               member: str | None, source: str | None, record: int,
+               class_name: str | None = None, attrs: str | None = None) -> None:
         """A record inside a shard file (for per-record provenance)."""
-        self._writer.writerow((path, size, xxh3, label, source, member, offset, record))
+        self._writer.writerow((path, size, xxh3, label, source, member, offset, record,
+                               class_name or None, attrs or None))
 
     def skip(self, member: str, source: str | None, reason: str) -> None:
         if self._skips is None:

@@ -40,7 +40,10 @@ BUILTIN: dict[str, dict[str, str]] = {
         "webdataset": "dataset_registry.recipes.webdataset:WebDataset",
         "tfrecord": "dataset_registry.recipes.tfrecord:TFRecord",
     },
-    "layouts": {},
+    "layouts": {
+        "image-folder": "dataset_registry.layouts.image_folder:ImageFolder",
+        "files": "dataset_registry.layouts.files:Files",
+    },
     "stores": {
         "file": "dataset_registry.stores.local:LocalStore",
         "s3": "dataset_registry.stores.s3:S3Store",

@@ -24,11 +24,11 @@ from .members import MemberRef, MemberSet
 from .recipes import RECIPES, Inputs
 from .remote import Remote
 from .sources import (
-    LAYOUT_HELP,
     SourceInfo,
     SourceLocations,
     check_expectations,
     check_source,
+    expects,
     member_sets,
 )
 from .stores import FILES, Store
@@ -95,7 +95,7 @@ class Resolver:
             self._locs = self.locations.load()
         location = self._locs.get(name)
         if location is None:
-            raise SourceError(f"source {name} is not set: it expects {LAYOUT_HELP[node.layout]} "
+            raise SourceError(f"source {name} is not set: it expects {expects(node.layout)} "
                               f"(layout {node.layout}); point it at your copy with: "
                               f"registry source set {name} PATH")
         info = check_source(node, location, os.path.join(self.state_dir, "cache"), force=force,
@@ -324,8 +324,11 @@ class Resolver:
             raise VerifyError(f"{table}: missing\n{repair}")
         quoted = table.replace("'", "''")
         try:
-            rows = duckdb.sql(f"SELECT path, size, member, source FROM read_parquet('{quoted}') "
-                              "WHERE record IS NULL AND member IS NOT NULL").fetchall()
+            have = set(duckdb.sql(f"SELECT * FROM read_parquet('{quoted}') LIMIT 0").columns)
+            extra = ", ".join(f'"{c}"' if c in have else "NULL" for c in ("class", "attrs"))
+            rows = duckdb.sql(f"SELECT path, size, member, source, {extra} FROM "
+                              f"read_parquet('{quoted}') WHERE record IS NULL AND member IS NOT "
+                              "NULL").fetchall()
         except duckdb.Error as exc:
             raise VerifyError(f"{table}: unreadable as a file table "
                               f"({str(exc).splitlines()[0]})\n{repair}") from None
@@ -334,8 +337,8 @@ class Resolver:
             why = outside(path, leaving)
             if why:
                 raise VerifyError(f"{table}: row {path!r} {why}; refusing to read it\n{repair}")
-        refs = [MemberRef(path, f"{root}/{path}", 0, size, member, source)
-                for path, size, member, source in rows]
+        refs = [MemberRef(path, f"{root}/{path}", 0, size, member, source, cls or "", attrs or "")
+                for path, size, member, source, cls, attrs in rows]
         return MemberSet.from_refs("*", f"dataset {name} ({root})", refs, root)
 
     def _progress(self, label: str, total: int) -> Any:

@@ -55,6 +55,14 @@ class LocalPlace:
     def open(self) -> Any:
         return open(self.location, "rb")
 
+    def read(self, member: IndexedMember) -> bytes:
+        """One member's bytes (a layout reads its label tables this way)."""
+        if self.is_file():
+            with open(self.location, "rb") as f:
+                return os.pread(f.fileno(), member.size, member.offset)
+        with open(os.path.join(self.location, member.path), "rb") as f:
+            return f.read()
+
 
 class RemotePlace:
     """A tar or a folder (prefix) on object storage; signatures from sizes and ETags."""
@@ -125,6 +133,12 @@ class RemotePlace:
             return self.fs.open(self.path, "rb", block_size=16 << 20, cache_type="readahead")
         except FileNotFoundError:
             raise SourceError(f"{self.location}: does not exist") from None
+
+    def read(self, member: IndexedMember) -> bytes:
+        if self.is_file():
+            return self._call(self.fs.cat_file, self.path, start=member.offset,
+                              end=member.offset + member.size)
+        return self._call(self.fs.cat_file, f"{self.path}/{member.path}")
 
 
 def place(location: str, remote: Remote | None = None) -> LocalPlace | RemotePlace:

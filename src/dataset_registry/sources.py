@@ -8,9 +8,9 @@ stat signature, so an unchanged source is never re-read.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,46 +19,21 @@ import numpy as np
 
 from .errors import SourceError
 from .keys import digest_rows, hash_bytes
+from .layouts import Entry
 from .manifest import SourceNode
 from .members import MemberSet, StrColumn, prefix_range
 from .remote import Remote
 from .sourcefs import place
 from .tarindex import IndexedMember
 
-_VAL = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
-_WNID = re.compile(r"^n\d{8}$")
-_KAGGLE = "ILSVRC/Data/CLS-LOC/"
-_KAGGLE_META = ("LOC_synset_mapping.txt", "LOC_val_solution.csv")
-
-LAYOUT_HELP = {
-    "imagenet-val": "flat ILSVRC2012_val_%08d.JPEG files, as ILSVRC2012_img_val.tar or a folder",
-    "imagenet-train": "per-class <wnid>.tar members inside ILSVRC2012_img_train.tar, "
-                      "or a folder of <wnid>/ folders",
-    "kaggle-cls-loc": "a folder holding ILSVRC/Data/CLS-LOC/{train,val}/, LOC_synset_mapping.txt "
-                      "and LOC_val_solution.csv",
-}
+INDEX_FORMAT = 2  # the cached member index gained labels and attrs columns
 
 
-def classify(layout: str, origin: str, is_tar: bool) -> tuple[str, str] | None:
-    """(split, logical name) of a member, None to ignore it; raise if it breaks the layout."""
-    parts = origin.split("/")
-    if layout == "imagenet-val":
-        if len(parts) == 1 and _VAL.match(origin):
-            return "val", origin
-    elif layout == "imagenet-train":
-        if len(parts) == 2 and _WNID.match(parts[0].removesuffix(".tar" if is_tar else "")) and \
-                (parts[0].endswith(".tar") == is_tar) and parts[1]:
-            return "train", f"{parts[0].removesuffix('.tar')}/{parts[1]}"
-    elif layout == "kaggle-cls-loc":
-        if origin in _KAGGLE_META:
-            return "meta", origin
-        if origin.startswith(_KAGGLE + "train/") and len(parts) == 6 and _WNID.match(parts[4]):
-            return "train", f"{parts[4]}/{parts[5]}"
-        if origin.startswith(_KAGGLE + "val/") and len(parts) == 5:
-            return "val", parts[4]
-        return None  # test/, Annotations/, ImageSets/ and other CSVs are not indexed
-    raise SourceError(f"member {origin!r} does not fit layout {layout!r}: expected "
-                      f"{LAYOUT_HELP[layout]}")
+def expects(layout: str) -> str:
+    """What a location of `layout` must hold, for messages."""
+    from .layouts import layout_class
+
+    return layout_class(layout).expects
 
 
 @dataclass
@@ -73,6 +48,7 @@ class SourceInfo:
     stat: str  # the location's stat signature when fingerprinted
     index: str  # path of the cached member index (.npz)
     container: bool  # a tar (members at offsets in it) rather than a folder
+    index_format: int = INDEX_FORMAT
 
 
 class SourceLocations:
@@ -98,57 +74,67 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
                  progress: Callable[[int], None] | None = None,
                  remote: Remote | None = None) -> SourceInfo:
     """Fingerprint and index a source (from cache when its stat signature is unchanged)."""
+    from .keys import canonical_json
+    from .layouts import open_layout
+
+    layout = open_layout(node.layout, node.options)
     where_bytes = place(location, remote)
     location = where_bytes.location
     if not where_bytes.exists():
         raise SourceError(f"source {node.name}: {location} does not exist; point it at your "
                           f"copy with: registry source set {node.name} PATH  "
-                          f"({LAYOUT_HELP[node.layout]})")
+                          f"({layout.expects})")
     is_tar = where_bytes.is_file()
-    if is_tar and node.layout == "kaggle-cls-loc":
-        raise SourceError(f"source {node.name}: {location} is a file, but layout kaggle-cls-loc "
-                          f"expects {LAYOUT_HELP[node.layout]} (unzip the Kaggle download first)")
+    if (is_tar and not layout.tar) or (not is_tar and not layout.folder):
+        kind, want = ("a file", "a folder") if is_tar else ("a folder", "a tar")
+        raise SourceError(f"source {node.name}: {location} is {kind}, but layout {layout.name} "
+                          f"expects {want}: {layout.expects}")
     signature = where_bytes.signature()
-    entry_name = hash_bytes(f"{node.layout}\0{location}".encode()) + ".json"
+    identity = layout.identity()
+    # where options change what a layout reads, they name another cache entry
+    entry_name = hash_bytes(f"{node.layout}\0{location}".encode() + (
+        b"\0" + canonical_json(identity).encode() if identity else b"")) + ".json"
     entry_path = os.path.join(cache_dir, entry_name)
     if not force:
         try:
             with open(entry_path, encoding="utf-8") as f:
                 cached = SourceInfo(**json.load(f))
             if cached.stat == signature and cached.index.endswith(".npz") and \
-                    os.path.exists(cached.index):
+                    cached.index_format == INDEX_FORMAT and os.path.exists(cached.index):
                 cached.name = node.name
                 return cached
         except (FileNotFoundError, json.JSONDecodeError, TypeError):
             pass
     where = f"source {node.name} ({location})"
     try:
-        # only the per-class tars at the top are opened: a .tar inside one is an image file
-        nested = (lambda name: name.endswith(".tar") and "/" not in name) \
-            if node.layout == "imagenet-train" else (lambda name: False)
-        members = where_bytes.scan_tar(nested) if is_tar else where_bytes.scan_folder(progress)
-        rows = []
-        for m in members:
-            split_name = classify(node.layout, m.path, is_tar)
-            if split_name is not None:
-                rows.append((f"{split_name[0]}/{split_name[1]}", m))
+        members = where_bytes.scan_tar(layout.nested) if is_tar else \
+            where_bytes.scan_folder(progress)
+        rows = [(f"{e.split}/{e.name}", e, m)
+                for e, m in layout.entries(members, is_tar, where_bytes.read)]
     except SourceError as exc:
         raise SourceError(f"{where}: {exc}") from None
-    if not rows:
+    if not any(e.split != "meta" for _, e, _ in rows):
         raise SourceError(f"{where}: holds no images; layout {node.layout} expects "
-                          f"{LAYOUT_HELP[node.layout]}")
+                          f"{layout.expects}")
     rows.sort(key=lambda r: r[0])
-    if any("\n" in logical or "\r" in logical for logical, _ in rows):
-        raise SourceError(f"{where}: a member name holds a line break; refusing it")
+    for logical, e, _ in rows:
+        if any(c in text for text in (logical, e.label) for c in "\n\r"):
+            raise SourceError(f"{where}: member {logical!r} has a line break in its name or "
+                              "label; refusing it")
+    for (a, _, _), (b, _, _) in itertools.pairwise(rows):
+        if a == b:
+            raise SourceError(f"{where}: two members are both {a!r} in the dataset")
     synthetic = where_bytes.synthetic()
-    fingerprint = digest_rows((logical, m.size, m.xxh3) for logical, m in rows)
+    fingerprint = digest_rows((logical, m.size, m.xxh3) for logical, _, m in rows)
+    if identity:  # a layout that reads the names its own way says how, in the key
+        fingerprint = hash_bytes(canonical_json({**identity, "members": fingerprint}).encode())
     os.makedirs(cache_dir, exist_ok=True)
     index_path = entry_path[:-5] + ".npz"
     _write_index(index_path, rows)
-    images = sum(1 for logical, _ in rows if not logical.startswith("meta/"))
+    images = sum(1 for _, e, _ in rows if e.split != "meta")
     info = SourceInfo(name=node.name, layout=node.layout, location=location,
                       fingerprint=fingerprint, files=images,
-                      bytes=sum(m.size for _, m in rows), synthetic=synthetic,
+                      bytes=sum(m.size for _, _, m in rows), synthetic=synthetic,
                       stat=signature, index=index_path, container=is_tar)
     _write_atomic(entry_path, json.dumps(asdict(info), indent=1).encode())
     return info
@@ -163,18 +149,24 @@ def check_expectations(node: SourceNode, info: SourceInfo) -> None:
                           f"right {node.layout} copy?")
 
 
-def _write_index(path: str, rows: list[tuple[str, IndexedMember]]) -> None:
-    """The member index, column-wise: names and origins as UTF-8 blobs, numbers as arrays."""
-    logical = StrColumn.from_list([logical for logical, _ in rows])
-    origins = StrColumn.from_list([m.path for _, m in rows])
+def _write_index(path: str, rows: list[tuple[str, Entry, IndexedMember]]) -> None:
+    """The member index, column-wise: names, origins, labels and attributes (JSON) as UTF-8
+    blobs, numbers as arrays."""
+    columns = {"logical": [logical for logical, _, _ in rows],
+               "origins": [m.path for _, _, m in rows],
+               "labels": [e.label for _, e, _ in rows],
+               "attrs": [e.attrs_json() for _, e, _ in rows]}
+    arrays = {}
+    for name, values in columns.items():
+        column = StrColumn.from_list(values)
+        arrays[name] = np.frombuffer(column._blob, np.uint8)
+        arrays[f"{name.removesuffix('s')}_starts"] = column._starts
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")
     with os.fdopen(fd, "wb") as f:
-        np.savez(f, logical=np.frombuffer(logical._blob, np.uint8),
-                 logical_starts=logical._starts,
-                 origins=np.frombuffer(origins._blob, np.uint8), origin_starts=origins._starts,
-                 offsets=np.array([m.offset for _, m in rows], dtype=np.int64),
-                 sizes=np.array([m.size for _, m in rows], dtype=np.int64),
-                 xxh3=np.array([m.xxh3 for _, m in rows], dtype="S32"))
+        np.savez(f, **arrays,
+                 offsets=np.array([m.offset for _, _, m in rows], dtype=np.int64),
+                 sizes=np.array([m.size for _, _, m in rows], dtype=np.int64),
+                 xxh3=np.array([m.xxh3 for _, _, m in rows], dtype="S32"))
     os.replace(tmp, path)
 
 
@@ -182,22 +174,34 @@ def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
     """The source's images by split, from its cached index (no per-member Python objects)."""
     with np.load(info.index) as z:
         logical = StrColumn(z["logical"].tobytes(), z["logical_starts"])
-        origin_blob, origin_starts = z["origins"].tobytes(), z["origin_starts"]
+        blobs = {name: (z[name].tobytes(), z[f"{name.removesuffix('s')}_starts"])
+                 for name in ("origins", "labels", "attrs")}
         offsets, sizes = z["offsets"], z["sizes"]
     tar = info.container
     where = f"source {info.name} ({info.location})"
     sets = {}
-    for split in ("train", "val", "meta"):
+    for split in _splits(logical):
         start, stop = prefix_range(logical, f"{split}/")
-        if stop == start:
-            continue
         names = StrColumn(logical._blob, logical._starts[start:stop + 1], len(split) + 1)
-        origins = StrColumn(origin_blob, origin_starts[start:stop + 1])
+        origins, labels, attrs = (StrColumn(blob, starts[start:stop + 1])
+                                  for blob, starts in blobs.values())
         sets[split] = MemberSet(split, where, names, origins, offsets[start:stop],
                                 sizes[start:stop], [info.fingerprint],
                                 container=info.location if tar else None,
-                                root=None if tar else info.location)
+                                root=None if tar else info.location, labels=labels,
+                                attrs=attrs)
     return sets
+
+
+def _splits(logical: StrColumn) -> list[str]:
+    """The split names of a sorted logical-name column, without a Python call per member:
+    one bisection per split."""
+    found, start = [], 0
+    while start < len(logical):
+        split = logical[start].split("/", 1)[0]
+        found.append(split)
+        start = prefix_range(logical, f"{split}/")[1]
+    return found
 
 
 def md5_of(location: str, remote: Remote | None = None) -> str:

@@ -1,0 +1,1 @@
+"""ImageNet (ILSVRC2012) as a plugin: its source layouts, label files and schemes."""

@@ -1,0 +1,79 @@
+"""`files`: a tar or folder of files plus a labels table naming each one.
+
+The table (CSV, JSON Lines or Parquet) is a member of the source: `options.table`, or
+the first of `labels.csv`, `labels.jsonl`, `labels.parquet`, `metadata.csv`,
+`metadata.jsonl`, `metadata.parquet` at the top. Its columns: the file's path in the
+source (`file_name`), its class (`label`), optionally its split (`split`, default
+`options.split`), and any others, kept as the file's attributes. Every listed file
+must exist; an image the table does not list is an error unless `unlisted: ignore`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
+
+from ..errors import SourceError
+from ..tarindex import IndexedMember
+from . import Entry, Layout, Options, Reader, ignored, is_image_name
+from .tables import TABLE_EXTENSIONS, read_table
+
+DEFAULT_TABLES = tuple(f"{stem}{ext}" for stem in ("labels", "metadata")
+                       for ext in TABLE_EXTENSIONS)
+
+
+class FilesOptions(Options):
+    table: str | None = None
+    file_column: str = "file_name"
+    label_column: str = "label"
+    split_column: str = "split"
+    split: str = "train"
+    unlisted: Literal["error", "ignore"] = "error"
+
+
+class Files(Layout):
+    name = "files"
+    expects = ("a tar or folder of files plus a labels table (labels.csv / .jsonl / .parquet: "
+               "file_name, label, optional split and other columns)")
+    Options = FilesOptions
+
+    def entries(self, members: Iterable[IndexedMember], is_tar: bool,
+                read: Reader) -> Iterator[tuple[Entry, IndexedMember]]:
+        opts: Any = self.options
+        by_path = {m.path.removeprefix("./"): m for m in members
+                   if not ignored(m.path.removeprefix("./"))}
+        names = [opts.table] if opts.table else list(DEFAULT_TABLES)
+        table_name = next((n for n in names if n in by_path), None)
+        if table_name is None:
+            raise SourceError(f"no labels table: expected {' or '.join(names)} at the top")
+        table = by_path.pop(table_name)
+        listed: set[str] = set()
+        out = [(Entry("meta", table_name), table)]
+        for line, row in read_table(table_name, read(table), table_name):
+            where = f"{table_name}:{line}"
+            name = row.get(opts.file_column)
+            if not isinstance(name, str) or not name:
+                raise SourceError(f"{where}: no {opts.file_column}")
+            path = posixpath.normpath(name)
+            if path in listed:
+                raise SourceError(f"{where}: {name!r} is listed twice")
+            member = by_path.get(path)
+            if member is None:
+                raise SourceError(f"{where}: {name!r} is not in the source")
+            listed.add(path)
+            label = row.get(opts.label_column)
+            split = row.get(opts.split_column) or opts.split
+            if not isinstance(split, str) or split == "meta" or "/" in split:
+                raise SourceError(f"{where}: {split!r} is not a split name")
+            attrs = {k: v for k, v in row.items()
+                     if k not in (opts.file_column, opts.label_column, opts.split_column)}
+            out.append((Entry(split, path, label="" if label is None else str(label),
+                              attrs=attrs), member))
+        if opts.unlisted == "error":
+            stray = sorted(p for p in by_path if p not in listed and is_image_name(p))
+            if stray:
+                raise SourceError(f"{table_name} does not list {len(stray)} image(s) of the "
+                                  f"source (first: {stray[0]!r}); add them, or set "
+                                  "options.unlisted: ignore")
+        yield from out
