@@ -1,0 +1,68 @@
+"""Class schemes: the order that turns class names into the integer labels a format
+stores. Explicit, never guessed (REFERENCE §1 shows what a guessed order costs):
+
+- `sorted`: the input's distinct class names, sorted as Python sorts strings, which
+  is how torchvision's ImageFolder and im2rec number the folders they find;
+- a classes file (a `file` input): one class name a line, line *i* is label *i*.
+
+ImageNet's own schemes (`sorted0`, `sorted1` over the 1000 WNIDs) live in labels.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import BadInputError
+from .members import MemberSet
+
+
+def read_classes(path: str) -> list[str]:
+    """The class names of a classes file, in label order."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError:
+        raise BadInputError(f"{path}: not UTF-8 text") from None
+    except IsADirectoryError:
+        raise BadInputError(f"{path}: is a folder; a classes file has one class name a line"
+                            ) from None
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot be read ({exc.strerror})") from None
+    names = [line.strip() for line in lines]
+    while names and not names[-1]:
+        names.pop()
+    seen: dict[str, int] = {}
+    for number, name in enumerate(names, 1):
+        if not name:
+            raise BadInputError(f"{path}:{number}: an empty class name")
+        if name in seen:
+            raise BadInputError(f"{path}:{number}: class {name!r} again (first on line "
+                                f"{seen[name]})")
+        seen[name] = number
+    if not names:
+        raise BadInputError(f"{path}: no class names")
+    return names
+
+
+def sorted_classes(*sets: MemberSet) -> list[str]:
+    """The `sorted` scheme over one or more member sets (e.g. every split of a source)."""
+    return sorted(set().union(*(s.class_names() for s in sets)))
+
+
+def label_indices(members: MemberSet, classes: list[str]) -> np.ndarray:
+    """Each member's label (its class's position in `classes`), int32; an unlabelled
+    member or a class the scheme lacks is an error naming the member."""
+    if members.labels is None:
+        raise BadInputError(f"{members.where}: its images carry no class names (the layout "
+                            "gives none); name a layout that does, e.g. image-folder")
+    position = {name: i for i, name in enumerate(classes)}
+    names = members.labels.tolist()
+    out = np.empty(len(names), dtype=np.int32)
+    for i, name in enumerate(names):
+        label = position.get(name)
+        if label is None:
+            what = "has no class" if not name else f"is of class {name!r}, which the scheme " \
+                f"lacks (it has {len(classes)}: {', '.join(classes[:5])}...)"
+            raise BadInputError(f"{members.where}: {members.names[i]!r} {what}")
+        out[i] = label
+    return out
