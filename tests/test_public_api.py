@@ -10,7 +10,8 @@ from dataset_registry import errors
 def test_all_is_pinned():
     assert dataset_registry.__all__ == [
         "BadImageError", "BadInputError", "BuildError", "CatalogBusyError",
-        "CatalogCorruptError", "ManifestError", "QueryRefusedError", "QueryResult",
+        "CatalogCorruptError", "ManifestError", "PluginError", "QueryRefusedError",
+        "QueryResult",
         "QueryTimeoutError", "Registry", "RegistryError", "RenderedJob",
         "Resolved", "SourceError", "StorageError", "SubmitError", "TemplateError",
         "UnsafeMemberError", "VerifyError", "__version__",

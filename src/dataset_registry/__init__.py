@@ -22,7 +22,7 @@ _EXPORTS = {
         "RegistryError", "BadInputError", "ManifestError", "SourceError", "UnsafeMemberError",
         "BadImageError", "QueryRefusedError", "TemplateError", "BuildError", "SubmitError",
         "CatalogBusyError", "CatalogCorruptError", "QueryTimeoutError", "VerifyError",
-        "StorageError")},
+        "StorageError", "PluginError")},
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         CatalogBusyError,
         CatalogCorruptError,
         ManifestError,
+        PluginError,
         QueryRefusedError,
         QueryTimeoutError,
         RegistryError,

@@ -9,7 +9,9 @@
     │   │   └── UnsafeMemberError  a tar member with an absolute path, '..' or a link
     │   ├── BadImageError          a corrupt, truncated or oversized image
     │   ├── QueryRefusedError      `registry sql` was asked to write or reach outside
-    │   └── TemplateError          a job spec template is malformed or misses placeholders
+    │   ├── TemplateError          a job spec template is malformed or misses placeholders
+    │   └── PluginError            a recipe, layout, store or executor not registered, not
+    │                              importable, or registered twice (plugins.py)
     ├── BuildError                 a recipe failed for another reason
     ├── StorageError               object storage was unreachable or refused a request
     ├── SubmitError                `registry job submit` found no kubectl, or kubectl failed
@@ -67,6 +69,10 @@ class QueryRefusedError(BadInputError):
 
 class TemplateError(BadInputError):
     """A job spec template that is not YAML, uses unknown placeholders or misses needed ones."""
+
+
+class PluginError(BadInputError):
+    """A plugin name that is not registered, a target that does not import, or a clash."""
 
 
 class StorageError(RegistryError):

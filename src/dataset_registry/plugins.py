@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import BadInputError
+from .errors import PluginError
 
 KINDS = ("recipes", "layouts", "stores", "executors")
 GROUP = "dataset_registry.{kind}"
@@ -53,10 +53,6 @@ BUILTIN: dict[str, dict[str, str]] = {
         "dask": "dataset_registry.executors.dask:DaskExecutor",
     },
 }
-
-
-class PluginError(BadInputError):
-    """A plugin name that is not registered, a target that does not import, or a clash."""
 
 
 @dataclass(frozen=True)
