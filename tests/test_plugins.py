@@ -105,3 +105,14 @@ def test_every_builtin_imports():
     for kind in plugins.KINDS:
         for name in table.names(kind):
             assert table.get(kind, name) is not None
+
+
+def test_the_recipe_table_is_the_plugin_table(monkeypatch):
+    from dataset_registry.recipes import BUILT_IN, RECIPES
+
+    assert sorted(RECIPES) == sorted(BUILTIN["recipes"])
+    for recipe in BUILT_IN:  # each built-in is registered under its own name
+        assert RECIPES[recipe.name] is recipe
+    monkeypatch.setattr(plugins, "PLUGINS", Plugins(BUILTIN))
+    plugins.register("recipes", "echo-y", BUILT_IN[0])
+    assert "echo-y" in RECIPES and RECIPES.get("nope") is None

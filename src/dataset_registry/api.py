@@ -78,6 +78,9 @@ class Registry:
     @property
     def manifests(self) -> Manifests:
         if self._manifests is None:
+            from . import plugins
+
+            plugins.load_project(self.root)  # its registry.toml's plugins, before parsing
             self._manifests = load_manifests(self.manifests_dir)
         return self._manifests
 
@@ -128,8 +131,24 @@ class Registry:
                 keys[node.name] = self.key(node.name)
             except SourceError:
                 continue
-            deps[node.name] = self._leaf_inputs(node.name)
+            deps[node.name] = self._leaf_inputs(node.name) + self._plugin_code(node.name)
         keycache.save(self.state_dir, self.manifests_dir, keys, deps)
+
+    def _plugin_code(self, name: str) -> list[tuple[str, str]]:
+        """("file", path) of every outside recipe module under `name`: its code is in the
+        key, so an edit must miss the key cache too."""
+        import sys
+
+        from .keys import recipe_code_key
+        from .recipes import RECIPES
+
+        found = set()
+        for node in self.resolver.closure([name]):
+            recipe = RECIPES[node.recipe]
+            path = getattr(sys.modules.get(recipe.__module__), "__file__", None)
+            if path and recipe_code_key(recipe) is not None:
+                found.add(("file", path))
+        return sorted(found)
 
     def _leaf_inputs(self, name: str) -> list[tuple[str, str]]:
         """(kind, path) of every source location and shipped file under `name`."""

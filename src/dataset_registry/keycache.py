@@ -47,6 +47,9 @@ def _global_checks(manifests_dir: str, state_dir: str) -> list[Any]:
         ["code", _tree_stat(_HERE, (".py",))],
         ["manifests", _tree_stat(manifests_dir, (".yaml", ".yml"))],
         ["settings", _file_stat(os.path.join(state_dir, "sources.json"))],
+        # the project's plugin list (registry.toml, beside the manifests folder)
+        ["plugins", _file_stat(os.path.join(os.path.dirname(os.path.abspath(manifests_dir)),
+                                            "registry.toml"))],
     ]
 
 

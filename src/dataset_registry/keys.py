@@ -39,10 +39,28 @@ def hash_file(path: str | os.PathLike[str]) -> Key:
 
 
 def derivation_key(recipe: str, version: int, params: Mapping[str, Any],
-                   inputs: Mapping[str, Key]) -> Key:
-    """The key of a dataset: what it is made from and how, never what it is called."""
+                   inputs: Mapping[str, Key], code: Key | None = None) -> Key:
+    """The key of a dataset: what it is made from and how, never what it is called.
+    `code`: the hash of a recipe's source, for recipes from outside this package (whose
+    version alone is no promise); built-in recipes key their name and version only."""
     doc = {"recipe": recipe, "version": version, "params": dict(params), "inputs": dict(inputs)}
+    if code is not None:
+        doc["code"] = code
     return hash_bytes(canonical_json(doc).encode())
+
+
+def recipe_code_key(recipe: type) -> Key | None:
+    """xxh3 of the source of the module defining `recipe`, unless it is part of this
+    package (None: its version is the contract, pinned by tests/test_reference.py)."""
+    import sys
+
+    module = sys.modules.get(recipe.__module__)
+    if recipe.__module__.split(".")[0] == __name__.split(".")[0]:
+        return None
+    path = getattr(module, "__file__", None)
+    if not path:
+        return hash_bytes(f"{recipe.__module__}.{recipe.__qualname__}".encode())
+    return hash_file(path)
 
 
 def digest_rows(rows: Iterable[tuple[str, int, str]]) -> Key:

@@ -18,7 +18,7 @@ from . import __version__
 from .catalog import Catalog, warn_once
 from .errors import BadInputError, CatalogBusyError, CatalogCorruptError, SourceError, VerifyError
 from .executors import Executor, LocalExecutor
-from .keys import derivation_key, tree_key
+from .keys import derivation_key, recipe_code_key, tree_key
 from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
 from .members import MemberRef, MemberSet
 from .recipes import RECIPES, Inputs
@@ -116,7 +116,8 @@ class Resolver:
             assert isinstance(node, DatasetNode)
             recipe = RECIPES[node.recipe]
             key = derivation_key(recipe.name, recipe.version, node.params.keyed(),
-                                 {role: self.key(target) for role, target in node.inputs.items()})
+                                 {role: self.key(target) for role, target in node.inputs.items()},
+                                 code=recipe_code_key(recipe))
         self._keys[name] = key
         return key
 
