@@ -22,24 +22,26 @@ from .local import LocalStore
 
 
 def open_store(url: str, remote: Remote | None = None, cache_dir: str | None = None) -> Store:
-    """A local folder (a path or file://) or object storage (s3://bucket/prefix).
+    """The store at `url`: a local folder (a path or file://), or the backend registered
+    for its URL scheme (plugins.py: `s3` built in; `dataset_registry.stores` entry points).
 
     `cache_dir` (for object storage) holds staging, local copies and machine-local locks.
     """
     if not is_remote(url):
         return LocalStore(url.removeprefix("file://"))
+    from .. import plugins
     from ..errors import BadInputError
     from ..remote import check_url
 
     check_url(url)
-    if not url.startswith("s3://"):
-        raise BadInputError(f"store {url.split('://', 1)[0]}://: only local folders and s3:// "
-                            "stores are supported")
-    if len(url.removeprefix("s3://").strip("/")) == 0:
-        raise BadInputError("store s3://: name a bucket (s3://bucket/prefix)")
-    from .s3 import S3Store
-
-    return S3Store(url, remote or Remote(), cache_dir or os.path.join(".registry-state", "s3"))
+    scheme = url.split("://", 1)[0]
+    if scheme not in plugins.names("stores"):
+        raise BadInputError(f"store {scheme}://: no store is registered for this scheme "
+                            f"(registered: {', '.join(plugins.names('stores'))})")
+    if len(url.split("://", 1)[1].strip("/")) == 0:
+        raise BadInputError(f"store {scheme}://: name a bucket ({scheme}://bucket/prefix)")
+    backend = plugins.get("stores", scheme)
+    return backend(url, remote or Remote(), cache_dir or os.path.join(".registry-state", scheme))
 
 
 __all__ = ["FILES", "MARKER", "RESERVED", "SCRATCH", "SKIPPED", "Drop", "FolderDrop",
