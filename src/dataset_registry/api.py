@@ -352,7 +352,7 @@ class Registry:
                 key = None
             row = {"name": node.name, "kind": node.kind, "manifest": node.file,
                    "line": node.line, "tags": node.tags, "description": node.description,
-                   "key": key}
+                   "key": key, "card": node.card}
             if isinstance(node, DatasetNode):
                 from .recipes import RECIPES
 

@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS files (
     member VARCHAR, byte_offset BIGINT, record BIGINT);
 ALTER TABLE files ADD COLUMN IF NOT EXISTS "class" VARCHAR;
 ALTER TABLE files ADD COLUMN IF NOT EXISTS attrs VARCHAR;
+ALTER TABLE nodes ADD COLUMN IF NOT EXISTS card JSON;
+ALTER TABLE artifacts ADD COLUMN IF NOT EXISTS card JSON;
 CREATE TABLE IF NOT EXISTS skipped (key VARCHAR, member VARCHAR, source VARCHAR, reason VARCHAR);
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, job VARCHAR, flavor VARCHAR, action VARCHAR,
@@ -289,10 +291,11 @@ class Catalog:
                    signature: str) -> None:
         with self.write() as con:
             con.execute("DELETE FROM nodes")
-            con.executemany("INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            con.executemany("INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [[r["name"], r["kind"], r.get("recipe"), r.get("version"),
                               r.get("key"), r["manifest"], r["line"], list(r["tags"]),
-                              r["description"], json.dumps(r.get("params"))] for r in rows])
+                              r["description"], json.dumps(r.get("params")),
+                              json.dumps(r.get("card") or {})] for r in rows])
             if edges:
                 con.executemany("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?, ?)", edges)
             _insert_sources(con, infos)
@@ -325,11 +328,11 @@ class Catalog:
             built = marker["built"]
             con.execute(
                 "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "to_timestamp(?), ?, ?)",
+                "to_timestamp(?), ?, ?, ?)",
                 [key, marker["name"], marker["recipe"], marker["version"], store, uri,
                  marker["digest"], marker["files"], marker["bytes"], marker["skipped"],
                  marker.get("synthetic", False), built["at"], built["seconds"],
-                 json.dumps(marker["params"])])
+                 json.dumps(marker["params"]), json.dumps(marker.get("card") or {})])
             for role, inp in marker["inputs"].items():
                 con.execute("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?, ?)",
                             [key, role, inp["key"], inp["kind"], inp["name"]])

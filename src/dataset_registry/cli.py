@@ -21,6 +21,11 @@ def _parser() -> argparse.ArgumentParser:
                        "storage_option": None})
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    c = sub.add_parser("init", help="start a project: registry.toml, manifests/, .gitignore")
+    c.add_argument("dir", nargs="?", help="the project folder (default: --root, i.e. .)")
+    c.add_argument("--example", default="image-folder", choices=["image-folder", "imagenet"],
+                   help="image-folder (default): a commented manifest for your own images "
+                   "as class folders; imagenet: the shipped ImageNet manifests")
     c = sub.add_parser("list", help="variants with their status")
     c.add_argument("--tags", help="comma-separated tags, all must match")
     c = sub.add_parser("show", help="spec, key, inputs, status and location")
@@ -181,6 +186,8 @@ def _registry(args: argparse.Namespace) -> Any:
 def _dispatch(args: argparse.Namespace) -> int | None:
     if args.command == "synth":
         return _synth(args)
+    if args.command == "init":
+        return _init(args)
     if args.command == "demo":
         from .demo import run_demo
 
@@ -246,6 +253,7 @@ def _cmd_show(reg: Any, args: argparse.Namespace) -> int:
     info: dict[str, Any] = {"name": node.name, "kind": node.kind, "defined": node.where,
                             "description": node.description, "tags": list(node.tags),
                             "status": reg.status(node.name)}
+    info |= _card_info(reg.manifests, node)
     if info["status"] != "source unset":
         info["key"] = reg.key(node.name)
     if node.kind == "dataset":
@@ -263,6 +271,24 @@ def _cmd_show(reg: Any, args: argparse.Namespace) -> int:
             info |= {"location": src.location, "images": src.files, "synthetic": src.synthetic}
     print(json.dumps(info, indent=2))
     return 0
+
+
+def _card_info(manifests: Any, node: Any) -> dict[str, Any]:
+    """A node's card and, for a dataset, the cards of the sources it is made from (their
+    terms bind it too)."""
+    info: dict[str, Any] = {"card": dict(node.card)}
+    if node.kind == "dataset":
+        upstream: dict[str, Any] = {}
+        todo = list(node.inputs.values())
+        while todo:
+            dep = manifests.get(todo.pop())
+            if dep.kind == "dataset":
+                todo += dep.inputs.values()
+            elif dep.card and dep.name not in upstream:
+                upstream[dep.name] = dict(dep.card)
+        if upstream:
+            info["source_cards"] = dict(sorted(upstream.items()))
+    return info
 
 
 def _cmd_lineage(reg: Any, args: argparse.Namespace) -> int:
@@ -397,6 +423,20 @@ def _cmd_gc(reg: Any, args: argparse.Namespace) -> int:
 
 def _cmd_catalog(reg: Any, args: argparse.Namespace) -> int:
     print(f"re-indexed {reg.rebuild_catalog()} artifact(s) into {reg.catalog.path}")
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from .init import init_project
+
+    folder = args.dir or args.root
+    written = init_project(folder, args.example)
+    print(f"wrote a new project in {os.path.abspath(folder)}:")
+    for path in written:
+        print(f"  {path}")
+    first = "imagenet2012-val" if args.example == "imagenet" else "my-images"
+    print(f"next: point a source at your data (registry source set {first} PATH), then "
+          "registry list")
     return 0
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ManifestError
-from .paths import input_problem, outside, read_text, readable_roots
+from .paths import PACKAGE_DATA, input_problem, locate, outside, read_text, readable_roots
 from .recipes import RECIPES
 from .yamlio import LineMap, dotted, load_yaml
 
@@ -42,7 +42,20 @@ class Expect(_Model):
     md5: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
 
-class SourceSpec(_Model):
+class _Card(_Model):
+    """A dataset card: where data comes from and on what terms. Shown and recorded (marker,
+    catalog), never keyed: a license added later leaves every key as it was."""
+
+    license: str = ""
+    citation: str = ""
+    homepage: str = ""
+    meta: dict[str, Any] = {}  # free: anything JSON can hold (quote a date: "2012-10-01")
+
+
+CARD_FIELDS = tuple(_Card.model_fields)
+
+
+class SourceSpec(_Card):
     name: str = Field(pattern=_NAME)
     layout: str  # a registered layout (plugins.py); checked with its options at load
     options: dict[str, Any] = {}
@@ -63,9 +76,13 @@ class VariantSpec(_Model):
     inputs: dict[str, str] = {}
     tags: list[str] = []
     description: str | None = None
+    license: str | None = None  # the card, per variant: set replaces, meta merges
+    citation: str | None = None
+    homepage: str | None = None
+    meta: dict[str, Any] = {}
 
 
-class DatasetSpec(_Model):
+class DatasetSpec(_Card):
     name: str
     recipe: str
     inputs: dict[str, str] = {}
@@ -119,6 +136,7 @@ class Node:
     line: int
     description: str = ""
     tags: tuple[str, ...] = ()
+    card: dict[str, Any] = field(default_factory=dict)  # its set card fields (see _Card)
 
     @property
     def where(self) -> str:
@@ -229,10 +247,15 @@ def _load_file(text: str, rel: str, base_dir: str, roots: tuple[str, ...]) -> li
         _check_layout(s, ("sources", i), lines)
         out.append(SourceNode(name=s.name, file=rel, line=lines.line(("sources", i)) or 0,
                               description=s.description, tags=tuple(s.tags), layout=s.layout,
-                              options=dict(s.options), expect=s.expect))
+                              options=dict(s.options), expect=s.expect,
+                              card=_card(s, None, ("sources", i), None, lines)))
     for i, f in enumerate(doc.files):
-        path = os.path.normpath(os.path.join(base_dir, f.path))
-        problem = input_problem(path, roots)
+        try:
+            path, extra = locate(f.path, base_dir)
+        except ValueError as exc:
+            raise ManifestError(f"{lines.where(('files', i, 'path'))}: files[{i}].path: "
+                                f"{exc}") from None
+        problem = input_problem(path, roots + extra)
         if problem:
             raise ManifestError(f"{lines.where(('files', i, 'path'))}: files[{i}].path: "
                                 f"{f.path!r} {problem} (looked for {path})")
@@ -334,17 +357,20 @@ def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: st
             raise _manifest_error(exc, lines, None, origin=origin, label=name) from None
         for role, value in list(inputs.items()):
             if _looks_like_path(value):
-                path = os.path.normpath(os.path.join(base_dir, value))
-                problem = input_problem(path, roots)
+                iat = (*vat, "inputs", role) if vat and role in variant.inputs else \
+                    (*at, "inputs", role)
+                try:
+                    path, extra = locate(value, base_dir)
+                except ValueError as exc:
+                    raise ManifestError(f"{lines.where(iat)}: {dotted(iat)}: {exc}") from None
+                problem = input_problem(path, roots + extra)
                 if problem is None:
                     rel = os.path.relpath(path, os.path.dirname(base_dir))
-                    file_name = rel.replace(os.sep, "/")
+                    file_name = value if extra else rel.replace(os.sep, "/")
                     shipped.setdefault(file_name, FileNode(
                         name=file_name, file=lines.file, line=lines.line(at) or 0, path=path))
                     inputs[role] = file_name
                 else:
-                    iat = (*vat, "inputs", role) if vat and role in variant.inputs else \
-                        (*at, "inputs", role)
                     raise ManifestError(f"{lines.where(iat)}: {dotted(iat)}: file {value!r} "
                                         f"{problem} (looked for {path})")
         line_at = vat if vat is not None else at
@@ -352,12 +378,47 @@ def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: st
             name=name, file=lines.file, line=lines.line(line_at) or 0,
             description=variant.description or spec.description,
             tags=tuple(dict.fromkeys([*spec.tags, *variant.tags])),
-            recipe=spec.recipe, params=params, inputs=inputs))
+            recipe=spec.recipe, params=params, inputs=inputs,
+            card=_card(spec, variant, at, vat, lines)))
     return nodes
 
 
+def _card(spec: _Card, variant: VariantSpec | None, at: tuple[Any, ...],
+          vat: tuple[Any, ...] | None, lines: LineMap) -> dict[str, Any]:
+    """The card fields set on an entry, a variant's over its dataset's; `meta` must be
+    JSON (YAML reads an unquoted 2012-10-01 as a date, which a marker cannot hold)."""
+    card: dict[str, Any] = {}
+    for name in CARD_FIELDS:
+        own = getattr(variant, name, None) if variant is not None else None
+        value = {**spec.meta, **(own or {})} if name == "meta" else \
+            (own if own is not None else getattr(spec, name))
+        if value:
+            card[name] = value
+    for key, value in card.get("meta", {}).items():
+        where = (*vat, "meta", key) if vat is not None and key in variant.meta else \
+            (*at, "meta", key)
+        problem = _not_json(value)
+        if problem:
+            raise ManifestError(f"{lines.where(where)}: {dotted(where)}: {problem}")
+    return card
+
+
+def _not_json(value: Any) -> str | None:
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value} is not a JSON number"
+    if isinstance(value, list):
+        return next(filter(None, map(_not_json, value)), None)
+    if isinstance(value, dict):
+        return next(filter(None, map(_not_json, value.values())), None)
+    hint = f"; quote it: '{value}'" if hasattr(value, "isoformat") else ""
+    return f"a {type(value).__name__} is not JSON{hint}"
+
+
 def _looks_like_path(value: str) -> bool:
-    return "/" in value or value.endswith((".txt", ".csv", ".json", ".lst"))
+    return value.startswith(PACKAGE_DATA) or "/" in value or \
+        value.endswith((".txt", ".csv", ".json", ".lst"))
 
 
 def _fill(value: Any, axes: dict[str, Scalar]) -> Any:

@@ -6,6 +6,8 @@ import os
 import stat
 from dataclasses import dataclass
 
+PACKAGE_DATA = "pkg:"  # `pkg:PACKAGE/PATH`: data installed with a Python package
+
 
 @dataclass(frozen=True)
 class Locations:
@@ -42,6 +44,31 @@ def readable_roots(manifests: str) -> tuple[str, ...]:
     folder = os.path.abspath(manifests)
     return tuple(dict.fromkeys(os.path.realpath(p) for p in
                                (os.path.dirname(folder), folder, SHIPPED_DATA)))
+
+
+def locate(value: str, base_dir: str) -> tuple[str, tuple[str, ...]]:
+    """The absolute path a manifest's `path` means, and the extra folder it may resolve
+    into. A relative path is the manifest's folder's; `pkg:PACKAGE/PATH` is inside an
+    installed package (found with importlib.resources), wherever the project lives, and
+    may resolve anywhere inside that package. ValueError says why a package path is not.
+    """
+    if not value.startswith(PACKAGE_DATA):
+        return os.path.normpath(os.path.join(base_dir, value)), ()
+    package, _, rel = value[len(PACKAGE_DATA):].partition("/")
+    if not package or not all(part.isidentifier() for part in package.split(".")):
+        raise ValueError(f"{value!r} names no package (write pkg:PACKAGE/PATH, e.g. "
+                         "pkg:dataset_registry/data/imagenet)")
+    import importlib.resources
+    import pathlib
+
+    try:
+        root = importlib.resources.files(package)
+    except (ImportError, TypeError) as exc:
+        raise ValueError(f"{value!r}: package {package!r} is not importable ({exc})") from None
+    if not isinstance(root, pathlib.Path):  # a zip import, or a namespace package
+        raise ValueError(f"{value!r}: package {package!r} is not installed as a folder of "
+                         "files, so its data cannot be read in place")
+    return os.path.normpath(os.path.join(root, rel)), (os.path.realpath(root),)
 
 
 def outside(path: str, roots: tuple[str, ...]) -> bool:

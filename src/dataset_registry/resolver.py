@@ -257,6 +257,7 @@ class Resolver:
                 "format": 1, "key": key, "name": node.name, "recipe": recipe.name,
                 "version": recipe.version, "params": node.params.model_dump(mode="json"),
                 "inputs": described, "sources": sources,
+                "card": node.card,  # as the manifest said at build time; never keyed
                 "synthetic": any(s["synthetic"] for s in sources) or any(
                     self._synthetic(i) for i in described.values()),
                 **facts,
