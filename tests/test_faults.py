@@ -154,3 +154,67 @@ def test_a_killed_worker_fails_the_build_cleanly(root):
     assert killed
     assert list(reg.store.committed()) == [] and reg.store.leftovers() == []
     assert Registry.open(str(root)).resolve("big", jobs=2).marker["files"] == 20000
+
+
+def _start_cli_build(root: Path, name: str = "big") -> tuple[subprocess.Popen, list]:
+    """`registry resolve NAME -j 2` in a subprocess, returned once its tasks are writing,
+    with every process of its tree (pool workers, fork server) found before any signal."""
+    import psutil
+
+    # Output to files, not pipes: orphaned workers would hold a pipe open for ever.
+    proc = subprocess.Popen([sys.executable, "-m", "dataset_registry.cli", "resolve", name,
+                             "-j", "2"], cwd=root, stdout=(root / "out.txt").open("w"),
+                            stderr=(root / "err.txt").open("w"), text=True)
+    deadline = time.monotonic() + 60
+    tree: list = []
+    while time.monotonic() < deadline:
+        writing = [p for p in glob.glob(str(root / "registry/.staging/*/.parts/*.csv"))
+                   if os.path.getsize(p) > 0]
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        if writing and len(tree) >= 3:  # the fork server and both workers, at least
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail("the build never started writing")
+    return proc, tree
+
+
+def _alive_after(tree: list, seconds: float) -> list[int]:
+    """Which of `tree` still run `seconds` after now (those are then killed, so that a
+    failing test leaves nothing behind)."""
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not alive or time.monotonic() > deadline:
+            for p in alive:
+                p.kill()
+            return [p.pid for p in alive]
+        time.sleep(0.05)
+
+
+def test_sigkill_of_the_coordinator_leaves_no_worker_running(root):
+    """Pool workers (children of the fork server, not of the coordinator) notice the
+    coordinator's death and exit mid-task; the fork server goes too."""
+    for _ in range(5):
+        proc, tree = _start_cli_build(root)
+        proc.kill()
+        proc.wait()
+        assert _alive_after(tree, 3.0) == []
+    reg = Registry.open(str(root))
+    assert list(reg.store.committed()) == []
+    assert reg.resolve("big", jobs=2).marker["files"] == 20000  # the leftovers do not matter
+
+
+def test_sigterm_cleans_up_like_ctrl_c(root):
+    proc, tree = _start_cli_build(root)
+    proc.terminate()
+    assert proc.wait(timeout=60) == 143
+    assert (root / "err.txt").read_text() == "registry: terminated\n"
+    assert (root / "out.txt").read_text() == ""
+    assert _alive_after(tree, 3.0) == []
+    assert os.listdir(root / "registry/.staging") == []
+    reg = Registry.open(str(root))
+    assert list(reg.store.committed()) == [] and reg.status("big") == "missing"
