@@ -218,3 +218,33 @@ def test_sigterm_cleans_up_like_ctrl_c(root):
     assert os.listdir(root / "registry/.staging") == []
     reg = Registry.open(str(root))
     assert list(reg.store.committed()) == [] and reg.status("big") == "missing"
+
+
+@pytest.mark.parametrize(("recipe", "inputs", "missing"), [
+    ("webdataset", "{images: val, labels: nolabels}", "caffe_synsets.txt"),
+    ("downscale", "{train: val, val: val, labels: nolabels}", "caffe_synsets.txt"),
+    ("calibration", "{images: val, labels: nolabels}", "caffe_val.txt"),
+])
+def test_a_labels_folder_without_its_files_names_folder_and_file(tmp_path, synth_small, recipe,
+                                                                   inputs, missing):
+    empty = tmp_path / "labels-here"
+    empty.mkdir()
+    params = "{split: val, require_all_classes: false}" if recipe == "webdataset" else (
+        "{width: 8, height: 6, require_all_classes: false}" if recipe == "downscale" else "{}")
+    write_manifest(tmp_path, f"""
+sources:
+  - {{name: val, layout: imagenet-val}}
+files:
+  - {{name: nolabels, path: {empty}}}
+datasets:
+  - {{name: ds, recipe: {recipe}, inputs: {inputs}, params: {params}}}
+""")
+    assert run_cli("source", "set", "val", synth_small["imagenet-val"], cwd=tmp_path
+                   ).returncode == 0
+    done = run_cli("resolve", "ds", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (f"registry: error: labels folder {empty}: no {missing} (it must "
+                           "hold caffe_val.txt, caffe_synsets.txt and caffe_synset_words.txt)\n")
+    staging = tmp_path / "registry" / ".staging"
+    assert not staging.exists() or os.listdir(staging) == []
+    assert not list((tmp_path / "registry").rglob("_registry.json"))
