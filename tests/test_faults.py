@@ -155,3 +155,97 @@ def test_a_killed_worker_fails_the_build_cleanly(root):
     assert killed
     assert list(reg.store.committed()) == [] and reg.store.leftovers() == []
     assert Registry.open(str(root)).resolve("big", jobs=2).marker["files"] == 20000
+
+
+def _start_cli_build(root: Path, name: str = "big") -> tuple[subprocess.Popen, list]:
+    """`registry resolve NAME -j 2` in a subprocess, returned once its tasks are writing,
+    with every process of its tree (pool workers, fork server) found before any signal."""
+    import psutil
+
+    # Output to files, not pipes: orphaned workers would hold a pipe open for ever.
+    proc = subprocess.Popen([sys.executable, "-m", "dataset_registry.cli", "resolve", name,
+                             "-j", "2"], cwd=root, stdout=(root / "out.txt").open("w"),
+                            stderr=(root / "err.txt").open("w"), text=True)
+    deadline = time.monotonic() + 60
+    tree: list = []
+    while time.monotonic() < deadline:
+        writing = [p for p in glob.glob(str(root / "registry/.staging/*/.parts/*.csv"))
+                   if os.path.getsize(p) > 0]
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        if writing and len(tree) >= 3:  # the fork server and both workers, at least
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail("the build never started writing")
+    return proc, tree
+
+
+def _alive_after(tree: list, seconds: float) -> list[int]:
+    """Which of `tree` still run `seconds` after now (those are then killed, so that a
+    failing test leaves nothing behind)."""
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not alive or time.monotonic() > deadline:
+            for p in alive:
+                p.kill()
+            return [p.pid for p in alive]
+        time.sleep(0.05)
+
+
+def test_sigkill_of_the_coordinator_leaves_no_worker_running(root):
+    """Pool workers (children of the fork server, not of the coordinator) notice the
+    coordinator's death and exit mid-task; the fork server goes too."""
+    for _ in range(5):
+        proc, tree = _start_cli_build(root)
+        proc.kill()
+        proc.wait()
+        assert _alive_after(tree, 3.0) == []
+    reg = Registry.open(str(root))
+    assert list(reg.store.committed()) == []
+    assert reg.resolve("big", jobs=2).marker["files"] == 20000  # the leftovers do not matter
+
+
+def test_sigterm_cleans_up_like_ctrl_c(root):
+    proc, tree = _start_cli_build(root)
+    proc.terminate()
+    assert proc.wait(timeout=60) == 143
+    assert (root / "err.txt").read_text() == "registry: terminated\n"
+    assert (root / "out.txt").read_text() == ""
+    assert _alive_after(tree, 3.0) == []
+    assert os.listdir(root / "registry/.staging") == []
+    reg = Registry.open(str(root))
+    assert list(reg.store.committed()) == [] and reg.status("big") == "missing"
+
+
+@pytest.mark.parametrize(("recipe", "inputs", "missing"), [
+    ("webdataset", "{images: val, labels: nolabels}", "caffe_synsets.txt"),
+    ("downscale", "{train: val, val: val, labels: nolabels}", "caffe_synsets.txt"),
+    ("calibration", "{images: val, labels: nolabels}", "caffe_val.txt"),
+])
+def test_a_labels_folder_without_its_files_names_folder_and_file(tmp_path, synth_small, recipe,
+                                                                   inputs, missing):
+    empty = tmp_path / "labels-here"
+    empty.mkdir()
+    params = "{split: val, require_all_classes: false}" if recipe == "webdataset" else (
+        "{width: 8, height: 6, require_all_classes: false}" if recipe == "downscale" else "{}")
+    write_manifest(tmp_path, f"""
+sources:
+  - {{name: val, layout: imagenet-val}}
+files:
+  - {{name: nolabels, path: {empty}}}
+datasets:
+  - {{name: ds, recipe: {recipe}, inputs: {inputs}, params: {params}}}
+""")
+    assert run_cli("source", "set", "val", synth_small["imagenet-val"], cwd=tmp_path
+                   ).returncode == 0
+    done = run_cli("resolve", "ds", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (f"registry: error: labels folder {empty}: no {missing} (it must "
+                           "hold caffe_val.txt, caffe_synsets.txt and caffe_synset_words.txt)\n")
+    staging = tmp_path / "registry" / ".staging"
+    assert not staging.exists() or os.listdir(staging) == []
+    assert not list((tmp_path / "registry").rglob("_registry.json"))

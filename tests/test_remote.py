@@ -5,7 +5,7 @@ import pytest
 from dataset_registry import BadInputError
 from dataset_registry.remote import Remote, parse_options
 
-from .conftest import run_cli
+from .conftest import run_cli, write_manifest
 from .s3kit import FAKE_KEY, FAKE_SECRET
 
 
@@ -26,3 +26,27 @@ def test_redact_masks_option_and_environment_secrets(monkeypatch):
     assert text == "signing with ***/*** and *** at http://h"
     assert FAKE_SECRET not in repr(remote)
     assert json.dumps({"x": repr(remote)}).count("***") == 0  # repr shows no option at all
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (" =x", "--storage-option ' =x': ' ' is not an option name"),
+    ("end point=x", "--storage-option 'end point=x': 'end point' is not an option name"),
+    ("endpoint_url=", "storage options for s3://: Invalid endpoint: \n"),
+    ("endpoint_url=not a url", "storage options for s3://: Invalid endpoint: not a url"),
+    ("bogus_option=1", "unexpected keyword argument 'bogus_option'"),
+])
+def test_malformed_storage_options_are_one_line_user_errors(tmp_path, option, message):
+    """Refused before any request is made (s3fs would only fail at the first one), with
+    the option named: exit 2, nothing created."""
+    write_manifest(tmp_path, """
+sources:
+  - {name: val, layout: imagenet-val}
+datasets:
+  - {name: anything, recipe: select, inputs: {images: val}, params: {first: 10}}
+""")
+    done = run_cli("--root", str(tmp_path), "--store", "s3://some-bucket/p", "--storage-option",
+                   option, "resolve", "anything", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("registry: error: ") and message in done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    assert done.stdout == ""

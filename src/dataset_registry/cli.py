@@ -130,8 +130,19 @@ def _all_subparsers(sub: Any) -> list[argparse.ArgumentParser]:
     return found
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwound like Ctrl-C (staging removed, workers stopped)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if _fast_path(args):
             return 0
@@ -139,11 +150,26 @@ def main(argv: list[str] | None = None) -> int:
     except RegistryError as exc:
         print(f"registry: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("registry: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("registry: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # Last resort: the stores and Output already name what failed (StorageError); a
+        # stray one still gets one line, not a traceback.
+        print(f"registry: error: {_os_error(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def _fast_path(args: argparse.Namespace) -> bool:

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable, Mapping
 from functools import cache
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import BadInputError
 
@@ -36,6 +36,18 @@ CMYK_VAL = "ILSVRC2012_val_00019877.JPEG"
 def convert(label: int, scheme: Scheme) -> int:
     """A sorted0 label in `scheme`."""
     return label + 1 if scheme == "sorted1" else label
+
+
+def _open(labels_dir: str, name: str) -> Any:
+    """A label file of the labels folder, or a BadInputError naming the folder and file."""
+    path = os.path.join(labels_dir, name)
+    try:
+        return open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInputError(f"labels folder {labels_dir}: no {name} (it must hold "
+                            f"{GROUND_TRUTH}, {SYNSETS} and {SYNSET_WORDS})") from None
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def read_list(path: str) -> list[tuple[str, int | None, int]]:
@@ -81,6 +93,7 @@ def _shown(text: str, limit: int = 80) -> str:
 def ground_truth(labels_dir: str) -> Mapping[str, int]:
     """Val image name -> sorted0 label, from the shipped caffe val.txt (cached per file state)."""
     path = os.path.join(labels_dir, GROUND_TRUTH) if os.path.isdir(labels_dir) else labels_dir
+    _open(os.path.dirname(path), os.path.basename(path)).close()  # missing: named
     st = os.stat(path)
     return _ground_truth(path, st.st_size, st.st_mtime_ns)
 
@@ -97,13 +110,13 @@ def _ground_truth(path: str, size: int, mtime_ns: int) -> Mapping[str, int]:
 
 
 def synsets(labels_dir: str) -> list[str]:
-    with open(os.path.join(labels_dir, SYNSETS), encoding="utf-8") as f:
+    with _open(labels_dir, SYNSETS) as f:
         return [line.strip() for line in f if line.strip()]
 
 
 def synset_words(labels_dir: str) -> dict[str, str]:
     words = {}
-    with open(os.path.join(labels_dir, SYNSET_WORDS), encoding="utf-8") as f:
+    with _open(labels_dir, SYNSET_WORDS) as f:
         for line in f:
             wnid, _, name = line.rstrip("\n").partition(" ")
             words[wnid] = name

@@ -17,7 +17,7 @@ from typing import Any
 
 import xxhash
 
-from .errors import BuildError, VerifyError
+from .errors import BuildError, StorageError, VerifyError
 from .keys import digest_rows
 from .stores.base import FILES, MARKER, PARTS, RANGES, RESERVED, SCRATCH, SKIPPED
 
@@ -39,9 +39,12 @@ class Output:
         self.root = root
         self.ranged = ranged  # keep in-place writes as ranges (the store assembles them)
         parts = os.path.join(root, PARTS)
-        os.makedirs(parts, exist_ok=True)
         rows_path = os.path.join(parts, f"{part}.files.csv")
-        self._rows = open(rows_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        try:
+            os.makedirs(parts, exist_ok=True)
+            self._rows = open(rows_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise write_error(rows_path, exc) from None
         self._writer = csv.writer(self._rows)
         self._skips_path = os.path.join(parts, f"{part}.skipped.csv")
         self._skips: Any = None
@@ -52,20 +55,35 @@ class Output:
               member: str | None = None, source: str | None = None,
               class_name: str | None = None, attrs: str | None = None) -> None:
         full = self.target(path)
-        with open(full, "wb") as f:
-            f.write(data)
-        self._writer.writerow((path, len(data), xxhash.xxh3_128_hexdigest(data), label, source,
-                               member, None, None, class_name or None, attrs or None))
+        try:
+            with open(full, "wb") as f:
+                f.write(data)
+                self._writer.writerow((path, len(data), xxhash.xxh3_128_hexdigest(data), label,
+                                       source, member, None, None, class_name or None,
+                                       attrs or None))
+        except OSError as exc:
+            raise write_error(full, exc) from None
 
     def write_at(self, path: str, pieces: list[bytes], offset: int) -> None:
         """Write `pieces` back to back at `offset` of `path` (created if need be), straight
         from their buffers: for in-place writers whose tasks each fill a planned range.
         The file is recorded by whoever knows it is complete (`added`)."""
         if self.ranged:
-            with open(self._local(RANGES, *self._checked(path), f"{offset:020d}"), "wb") as f:
-                f.writelines(pieces)
+            piece = self._local(RANGES, *self._checked(path), f"{offset:020d}")
+            try:
+                with open(piece, "wb") as f:
+                    f.writelines(pieces)
+            except OSError as exc:
+                raise write_error(piece, exc) from None
             return
-        fd = os.open(self.target(path), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            self._write_at(self.target(path), pieces, offset)
+        except OSError as exc:
+            raise write_error(self.target(path), exc) from None
+
+    @staticmethod
+    def _write_at(full: str, pieces: list[bytes], offset: int) -> None:
+        fd = os.open(full, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             batch = 512  # buffers a call, well under IOV_MAX
             for i in range(0, len(pieces), batch):
@@ -102,7 +120,11 @@ class Output:
 
     def open(self, path: str) -> Any:
         """A binary file to stream into; call `added` when it is complete."""
-        return open(self.target(path), "wb")
+        full = self.target(path)
+        try:
+            return open(full, "wb")
+        except OSError as exc:
+            raise write_error(full, exc) from None
 
     def hashed(self, path: str, size: int, xxh3: str) -> None:
         """Someone hashed the first `size` bytes of `path` on the way: `added` trusts it
@@ -138,9 +160,12 @@ class Output:
         csv.writer(self._skips).writerow((member, source, reason))
 
     def close(self) -> None:
-        self._rows.close()
-        if self._skips is not None:
-            self._skips.close()
+        for f in (self._rows, self._skips):
+            if f is not None:
+                try:
+                    f.close()  # flushes: where a full disk shows
+                except OSError as exc:
+                    raise write_error(f.name, exc) from None
 
     def target(self, path: str) -> str:
         """The local file `path` is written to (its folder created), for in-place writers."""
@@ -158,9 +183,17 @@ class Output:
         full = os.path.join(self.root, *parts)
         parent = os.path.dirname(full)
         if parent not in self._dirs:
-            os.makedirs(parent, exist_ok=True)
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise write_error(parent, exc) from None
             self._dirs.add(parent)
         return full
+
+
+def write_error(path: str, exc: OSError) -> StorageError:
+    """A failed write (full disk, read-only or unwritable folder) as one line naming it."""
+    return StorageError(f"{path}: cannot write ({exc.strerror or exc})")
 
 
 def allocate(fd: int, size: int) -> bool:
@@ -187,35 +220,44 @@ def finalize(root: str) -> dict[str, Any]:
     """Merge the parts into `_files.parquet` (+ `_skipped.parquet`); return digest and counts."""
     import duckdb
 
-    parts = sorted(glob.glob(os.path.join(root, PARTS, "*.files.csv")))
-    skip_parts = sorted(glob.glob(os.path.join(root, PARTS, "*.skipped.csv")))
+    # escaped: a store folder may hold glob characters (`store[1]*`)
+    parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.files.csv")))
+    skip_parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.skipped.csv")))
     # Bounded: a 1.28M-record table must not grow the coordinator; DuckDB spills past this.
     con = duckdb.connect(config={"memory_limit": "256MB",
                                  "temp_directory": os.path.join(root, PARTS, "spill")})
-    files_out = os.path.join(root, FILES).replace("'", "''")
-    table = f"read_parquet('{files_out}')"
     try:
-        con.execute(f"COPY (SELECT * FROM {_csv(parts, _TYPES)} ORDER BY path, record NULLS FIRST)"
-                    f" TO '{files_out}' (FORMAT parquet)")
-        dup = con.execute(f"SELECT path FROM {table} WHERE record IS NULL GROUP BY path "
-                          "HAVING count(*) > 1 LIMIT 1").fetchone()
-        if dup:
-            raise BuildError(f"recipe wrote {dup[0]!r} twice")
-        n_files, n_bytes = con.execute(f"SELECT count(*), coalesce(sum(size), 0) FROM {table} "
-                                       "WHERE record IS NULL").fetchone()
-        cur = con.execute(f"SELECT path, size, xxh3 FROM {table} WHERE record IS NULL "
-                          "ORDER BY path")
-        digest = digest_rows(_fetch(cur))
-        skipped = 0
-        if skip_parts:
-            out = os.path.join(root, SKIPPED).replace("'", "''")
-            con.execute(f"COPY (SELECT * FROM {_csv(skip_parts, _SKIP_TYPES)} ORDER BY member) "
-                        f"TO '{out}' (FORMAT parquet)")
-            skipped = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+        facts = _merge(con, root, parts, skip_parts)
+    except duckdb.IOException as exc:  # a full disk, or an unwritable folder
+        raise StorageError(f"{os.path.join(root, FILES)}: cannot write the file table "
+                           f"({str(exc).splitlines()[0]})") from None
     finally:
         con.close()
     shutil.rmtree(os.path.join(root, PARTS))
     shutil.rmtree(os.path.join(root, SCRATCH), ignore_errors=True)
+    return facts
+
+
+def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str]) -> dict[str, Any]:
+    files_out = os.path.join(root, FILES).replace("'", "''")
+    table = f"read_parquet('{files_out}')"
+    con.execute(f"COPY (SELECT * FROM {_csv(parts, _TYPES)} ORDER BY path, record NULLS FIRST)"
+                f" TO '{files_out}' (FORMAT parquet)")
+    dup = con.execute(f"SELECT path FROM {table} WHERE record IS NULL GROUP BY path "
+                      "HAVING count(*) > 1 LIMIT 1").fetchone()
+    if dup:
+        raise BuildError(f"recipe wrote {dup[0]!r} twice")
+    n_files, n_bytes = con.execute(f"SELECT count(*), coalesce(sum(size), 0) FROM {table} "
+                                   "WHERE record IS NULL").fetchone()
+    cur = con.execute(f"SELECT path, size, xxh3 FROM {table} WHERE record IS NULL "
+                      "ORDER BY path")
+    digest = digest_rows(_fetch(cur))
+    skipped = 0
+    if skip_parts:
+        out = os.path.join(root, SKIPPED).replace("'", "''")
+        con.execute(f"COPY (SELECT * FROM {_csv(skip_parts, _SKIP_TYPES)} ORDER BY member) "
+                    f"TO '{out}' (FORMAT parquet)")
+        skipped = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
     return {"digest": digest, "files": n_files, "bytes": int(n_bytes), "skipped": skipped}
 
 

@@ -34,6 +34,9 @@ def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise BadInputError(f"--storage-option {name or pair!r}: expected NAME=VALUE")
+        if not name.isidentifier():
+            raise BadInputError(f"--storage-option {pair!r}: {name!r} is not an option name "
+                                "(expected NAME=VALUE, e.g. endpoint_url=http://host:9000)")
         options[name] = {"true": True, "false": False}.get(value.lower(), value)
     return options
 
@@ -56,7 +59,12 @@ class Remote:
         try:
             import fsspec
 
-            return fsspec.filesystem(protocol, **dict(self.options))
+            fs = fsspec.filesystem(protocol, **dict(self.options))
+            # s3fs builds its client lazily; built now, an unknown option or a malformed
+            # endpoint is refused here, naming it, not as a traceback at the first request
+            if callable(getattr(fs, "connect", None)):
+                fs.connect()
+            return fs
         except ImportError as exc:
             raise BadInputError(f"{protocol}:// needs s3fs: {_INSTALL} ({exc.name} is "
                                 "missing)") from None

@@ -33,6 +33,11 @@ def run_task(recipe_name: str, params: Any, task: Any, drop: Drop, part: str) ->
             result = RECIPES[recipe_name].run(params, task, out)
         finally:
             out.close()
+    except OSError as exc:  # a recipe's own write (into Output.open) on a full disk, say
+        from ..output import write_error
+
+        drop.discard(folder)
+        raise write_error(exc.filename or folder, exc) from None
     except BaseException:
         drop.discard(folder)
         raise

@@ -27,9 +27,12 @@ class LocalExecutor(Executor):
             return
         from concurrent.futures import ProcessPoolExecutor
 
-        from ..processes import worker_context
+        from ..processes import watch_coordinator, worker_context
 
-        self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=worker_context())
+        # Each worker watches this process: killed, even with SIGKILL, it takes them along.
+        self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=worker_context(),
+                                         initializer=watch_coordinator,
+                                         initargs=(os.getpid(),))
         # Spawning waits for the fork server, which on its first start imports the
         # preload (~0.5 s on 2 cores). On a thread, so the coordinator plans meanwhile;
         # map() waits for it before submitting tasks.
@@ -58,9 +61,14 @@ class LocalExecutor(Executor):
             self.close()
             raise BuildError(f"could not start the worker processes: {exc}") from exc
 
-    def close(self) -> None:
+    def close(self, *, stop: bool = False) -> None:
+        """Shut the pool down; `stop`: end the running tasks too (terminate the workers)."""
         self._join_start()
         if self._pool is not None:
+            if stop:
+                # private, but the only handle: Python < 3.14 has no terminate_workers()
+                for process in list((self._pool._processes or {}).values()):
+                    process.terminate()
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
@@ -72,9 +80,6 @@ class LocalExecutor(Executor):
                 arrived(results, i, run_task(recipe_name, params, task, drop, part_name(i)),
                         task, progress, on_result)
             return results
-        from concurrent.futures import FIRST_COMPLETED, wait
-        from concurrent.futures.process import BrokenProcessPool
-
         self.prepare()
         self._started()
         pool = self._pool
@@ -82,6 +87,21 @@ class LocalExecutor(Executor):
                    for i, task in enumerate(tasks)}
         results = [None] * len(tasks)
         pending = set(futures)
+        try:
+            self._collect(futures, pending, results, tasks, progress, on_result)
+        except (KeyboardInterrupt, SystemExit):
+            # Interrupted (Ctrl-C, SIGTERM): stop the tasks now, before the caller removes
+            # the staging they write into; waiting for them could take minutes.
+            self.close(stop=True)
+            raise
+        return results
+
+    def _collect(self, futures: dict[Any, int], pending: set[Any], results: list[Any],
+                 tasks: Sequence[Any], progress: Progress | None,
+                 on_result: OnResult | None) -> None:
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
         while pending:
             # FIRST_COMPLETED, not FIRST_EXCEPTION: that one returns only once every task is
             # done, so on_result (a recipe's follower) and progress would all come at the end
@@ -102,4 +122,3 @@ class LocalExecutor(Executor):
                     raise exc
                 i = futures[fut]
                 arrived(results, i, fut.result(), tasks[i], progress, on_result)
-        return results

@@ -24,10 +24,10 @@ import shutil
 import stat
 import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from ..errors import BuildError, VerifyError
+from ..errors import BuildError, StorageError, VerifyError
 from ..remote import Remote
 from .base import (
     MARKER,
@@ -70,7 +70,8 @@ class LocalStore(Store):
 
     def begin(self, key: str) -> Staging:
         path = os.path.join(self.root, ".staging", f"{key}.{uuid.uuid4().hex[:12]}")
-        os.makedirs(path)
+        with self._writing(path):
+            os.makedirs(path)
         return Staging(key, path, os.path.basename(path).split(".", 1)[1])
 
     def drop(self, staging: Staging, remote: Remote) -> FolderDrop:
@@ -117,23 +118,35 @@ class LocalStore(Store):
         the artifact goes (its parent folder made). The top folder stays writable until
         renamed: renaming a folder rewrites its ".." entry."""
         tmp = os.path.join(staging.path, MARKER + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(marker, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(staging.path, MARKER))
+        with self._writing(tmp):
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(marker, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, os.path.join(staging.path, MARKER))
         for dirpath, dirnames, filenames in os.walk(staging.path):
             for name in dirnames + filenames:
                 _chmod(os.path.join(dirpath, name), remove=_WRITE)
         final = self._dir(staging.key)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
+        with self._writing(os.path.dirname(final)):
+            os.makedirs(os.path.dirname(final), exist_ok=True)
         return final
 
     def abort(self, staging: Staging) -> None:
         _remove_tree(staging.path)
 
     def lock(self, key: str, timeout: float = -1) -> AbstractContextManager[None]:
-        return file_lock(os.path.join(self.root, ".locks"), key, timeout)
+        return _locked(self, os.path.join(self.root, ".locks"), key, timeout)
+
+    @contextmanager
+    def _writing(self, path: str) -> Iterator[None]:
+        """An OSError writing `path` (full disk, read-only or unwritable store) as a
+        StorageError naming it and the store."""
+        try:
+            yield
+        except OSError as exc:
+            raise StorageError(f"{path}: cannot write into the store {self.root} "
+                               f"({exc.strerror or exc})") from None
 
     def committed(self) -> Iterator[str]:
         if not os.path.isdir(self.root):
@@ -214,6 +227,17 @@ def _remove_tree(path: str) -> None:
             for name in dirnames:
                 _chmod(os.path.join(dirpath, name), add=stat.S_IRWXU)
     shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def _locked(store: LocalStore, folder: str, key: str, timeout: float) -> Iterator[None]:
+    with store._writing(os.path.join(folder, f"{key}.lock")):
+        lock = file_lock(folder, key, timeout)
+        lock.__enter__()
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def _fsync_dir(path: str) -> None:

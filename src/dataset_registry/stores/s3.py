@@ -56,6 +56,14 @@ def _walk(folder: str) -> Iterator[tuple[str, str]]:
             yield full, os.path.relpath(full, folder).replace(os.sep, "/")
 
 
+def literal(path: str) -> str:
+    """`path` for fsspec calls that expand globs (rm, glob): its `*?[` escaped, so
+    `s3://b/store[1]*` never matches, or deletes, `s3://b/store1-other`."""
+    import glob
+
+    return glob.escape(path)
+
+
 def artifact_prefix(root: str, key: str) -> str:
     return join(root, artifact_path(key))
 
@@ -186,10 +194,19 @@ class S3Store(Store):
             self._call("downloading", self.fs.get, found, locals_)
 
     def begin(self, key: str) -> Staging:
+        self._check_bucket()
         token = uuid.uuid4().hex[:12]
         path = os.path.join(self.cache_dir, "staging", f"{key}.{token}")
         os.makedirs(path)
         return Staging(key, path, token)
+
+    def _check_bucket(self) -> None:
+        """Before a build: a bucket that does not exist is the user's to fix (exit 2), said
+        once, rather than a failed upload from every task."""
+        bucket = self.root.split("/", 1)[0]
+        if not self._call(f"checking bucket {bucket}", self.fs.exists, bucket):
+            raise BadInputError(f"store {self.url}: bucket {bucket!r} does not exist (create "
+                                "it, or name another with --store)")
 
     def drop(self, staging: Staging, remote: Remote) -> S3Drop:
         return S3Drop(remote=remote, url=self.url, key=staging.key, token=staging.token)
@@ -253,7 +270,7 @@ class S3Store(Store):
 
     def abort(self, staging: Staging) -> None:
         try:
-            self.fs.rm(self._staging(staging), recursive=True)
+            self.fs.rm(literal(self._staging(staging)), recursive=True)
         except (FileNotFoundError, *transport_errors()):
             pass  # nothing dropped, or the endpoint is down: gc sweeps it later
         shutil.rmtree(staging.path, ignore_errors=True)
@@ -264,7 +281,7 @@ class S3Store(Store):
 
     def committed(self) -> Iterator[str]:
         self.fs.invalidate_cache(self.root)
-        found = self._call("listing", self.fs.glob, f"{self.root}/*/*/{MARKER}")
+        found = self._call("listing", self.fs.glob, f"{literal(self.root)}/*/*/{MARKER}")
         for path in sorted(found):
             prefix, key = path.split("/")[-3:-1]
             if len(prefix) == 2 and key.startswith(prefix):
@@ -272,7 +289,7 @@ class S3Store(Store):
 
     def delete(self, key: str) -> None:
         self._call("deleting a marker", self.fs.rm_file, f"{self._dir(key)}/{MARKER}")
-        self._call("deleting an artifact", self.fs.rm, self._dir(key), recursive=True)
+        self._call("deleting an artifact", self.fs.rm, literal(self._dir(key)), recursive=True)
 
     def leftovers(self) -> list[str]:
         """Staging prefixes and unmarked artifact folders untouched for `grace_seconds`."""
@@ -294,7 +311,7 @@ class S3Store(Store):
         return sorted(f for f, t in newest.items() if f not in marked and t <= cutoff)
 
     def remove_leftover(self, path: str) -> None:
-        self._call("deleting leftovers", self.fs.rm, path, recursive=True)
+        self._call("deleting leftovers", self.fs.rm, literal(path), recursive=True)
 
     def put_record(self, kind: str, name: str, record: dict[str, Any]) -> None:
         body = json.dumps(record, sort_keys=True).encode()
