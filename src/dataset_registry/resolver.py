@@ -243,7 +243,7 @@ class Resolver:
             try:
                 follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
                 with self._progress(f"{node.name}", total) as advance:
-                    results = executor.map(recipe.name, node.params, tasks, drop, advance,
+                    results = executor.map(recipe, node.params, tasks, drop, advance,
                                            follow)
                 phase("tasks")
                 self.store.gather(staging)

@@ -103,7 +103,7 @@ class ExecutorConformance:
 
         out = tmp_path / "out"
         out.mkdir()
-        results = executor.map("byclass", node.params, tasks,
+        results = executor.map(RECIPES["byclass"], node.params, tasks,
                                GatedDrop(path=str(out), gate=gate), on_result=on_result)
         assert results == [len(t) for t in tasks]  # in plan order, whatever the arrival
         assert sorted(seen) == list(range(len(tasks)))

@@ -11,26 +11,31 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..errors import BadInputError
 from ..output import Output
 from ..stores.base import Drop
+
+if TYPE_CHECKING:
+    from ..recipes.base import Recipe
 
 Progress = Callable[[int], None]
 OnResult = Callable[[int, Any], None]
 
 
-def run_task(recipe_name: str, params: Any, task: Any, drop: Drop, part: str) -> Any:
-    """Run one task in whatever process this is (a pool worker, a Dask worker, inline)."""
+def run_task(recipe: type[Recipe], params: Any, task: Any, drop: Drop, part: str) -> Any:
+    """Run one task in whatever process this is (a pool worker, a Dask worker, inline).
+    `recipe` is the class itself, pickled by reference: the worker imports its module,
+    so a recipe from a plugin needs no registration there."""
     from ..members import use_remote
-    from ..recipes import RECIPES
 
     use_remote(drop.remote)
     folder = drop.folder()
     try:
         out = Output(folder, part, ranged=drop.ranged)
         try:
-            result = RECIPES[recipe_name].run(params, task, out)
+            result = recipe.run(params, task, out)
         finally:
             out.close()
     except OSError as exc:  # a recipe's own write (into Output.open) on a full disk, say
@@ -74,8 +79,15 @@ def warm_up() -> None:
 class Executor(ABC):
     jobs: int | None = None  # workers, where known (recorded in the marker)
 
+    @classmethod
+    def from_spec(cls, address: str, jobs: int | None) -> Executor:
+        """The executor a spec `NAME://ADDRESS` names (open_executor); ADDRESS may be ""."""
+        if address:
+            raise BadInputError(f"executor {cls.__name__}: takes no address, got {address!r}")
+        return cls(jobs)  # type: ignore[call-arg]
+
     @abstractmethod
-    def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], drop: Drop,
+    def map(self, recipe: type[Recipe], params: Any, tasks: Sequence[Any], drop: Drop,
             progress: Progress | None = None, on_result: OnResult | None = None) -> list[Any]:
         """Run every task; return results in plan order; on the first task error, cancel
         the rest and raise it. `on_result(index, result)` sees each result as it arrives

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInputError, BuildError
 from ..stores.base import Drop
 from .base import Executor, OnResult, Progress, arrived, part_name, run_task, warm_up
+
+if TYPE_CHECKING:
+    from ..recipes.base import Recipe
 
 INSTALL = "pip install 'dataset-registry[dask]'"
 
@@ -32,6 +35,13 @@ def _distributed() -> Any:
 
 
 class DaskExecutor(Executor):
+    @classmethod
+    def from_spec(cls, address: str, jobs: int | None) -> DaskExecutor:
+        if not address:
+            raise BadInputError("executor 'dask://': name a scheduler (dask://HOST:PORT) or "
+                                "dask://local")
+        return cls(address, jobs)
+
     def __init__(self, address: str = "local", jobs: int | None = None, *,
                  connect_timeout: str = "20s") -> None:
         self.address = address
@@ -74,12 +84,12 @@ class DaskExecutor(Executor):
             self._cluster.close()
             self._cluster = None
 
-    def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], drop: Drop,
+    def map(self, recipe: type[Recipe], params: Any, tasks: Sequence[Any], drop: Drop,
             progress: Progress | None = None, on_result: OnResult | None = None) -> list[Any]:
         distributed = _distributed()
         client = self.client
         n = len(tasks)
-        futures = client.map(run_task, [recipe_name] * n, [params] * n, list(tasks),
+        futures = client.map(run_task, [recipe] * n, [params] * n, list(tasks),
                              [drop] * n, [part_name(i) for i in range(n)],
                              pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
@@ -89,7 +99,7 @@ class DaskExecutor(Executor):
                 if future.status == "error":
                     exc = future.exception()
                     if type(exc).__name__ == "KilledWorker":
-                        raise BuildError(f"Dask workers kept dying running a {recipe_name} "
+                        raise BuildError(f"Dask workers kept dying running a {recipe.name} "
                                          f"task ({exc}); no artifact was written") from None
                     raise exc
                 i = index[future.key]

@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BuildError
 from ..stores.base import Drop
 from .base import Executor, OnResult, Progress, arrived, part_name, run_task, warm_up
+
+if TYPE_CHECKING:
+    from ..recipes.base import Recipe
 
 
 class LocalExecutor(Executor):
@@ -72,18 +75,18 @@ class LocalExecutor(Executor):
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
-    def map(self, recipe_name: str, params: Any, tasks: Sequence[Any], drop: Drop,
+    def map(self, recipe: type[Recipe], params: Any, tasks: Sequence[Any], drop: Drop,
             progress: Progress | None = None, on_result: OnResult | None = None) -> list[Any]:
         if self.jobs == 1 or len(tasks) <= 1:
             results: list[Any] = [None] * len(tasks)
             for i, task in enumerate(tasks):
-                arrived(results, i, run_task(recipe_name, params, task, drop, part_name(i)),
+                arrived(results, i, run_task(recipe, params, task, drop, part_name(i)),
                         task, progress, on_result)
             return results
         self.prepare()
         self._started()
         pool = self._pool
-        futures = {pool.submit(run_task, recipe_name, params, task, drop, part_name(i)): i
+        futures = {pool.submit(run_task, recipe, params, task, drop, part_name(i)): i
                    for i, task in enumerate(tasks)}
         results = [None] * len(tasks)
         pending = set(futures)
