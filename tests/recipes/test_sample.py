@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dataset_registry import BadInputError, ManifestError, Registry
+from dataset_registry.recipes.sample import largest_remainder
 
 from ..conftest import make_tar, run_cli, write_manifest
 from ..realkit import digit_name, digits, png, write_digit_folders
@@ -251,3 +252,40 @@ def test_through_the_cli(tmp_path, folders):
     assert bad.returncode == 2
     assert "test.yaml:9: datasets[0].params.splits (split): " in bad.stderr
     assert "sum to 1.05, not 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(("count", "fractions", "want"), [
+    (180, {"train": 0.8, "val": 0.2}, {"train": 144, "val": 36}),
+    (7, {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, {"a": 3, "b": 2, "c": 2}),  # tie: earlier name
+    (3, {"train": 0.9, "val": 0.1}, {"train": 2, "val": 1}),  # val would get none: it takes one
+    (1, {"a": 0.5, "b": 0.5}, {"a": 1, "b": 0}),  # too few for every split
+    (0, {"a": 0.5, "b": 0.5}, {"a": 0, "b": 0}),
+])
+def test_largest_remainder(count, fractions, want):
+    assert largest_remainder(count, fractions) == want
+
+
+def test_a_classes_file_sets_the_labels_and_must_hold_every_class(tmp_path, folders):
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "reversed.txt").write_text(
+        "".join(f"{d}\n" for d in range(9, -1, -1)))
+    (tmp_path / "manifests" / "short.txt").write_text("".join(f"{d}\n" for d in range(9)))
+    reg = setup(tmp_path, folders, """
+  - name: one-each
+    recipe: sample
+    inputs: {images: digits, classes: reversed.txt}
+    params: {per_class: 1}
+  - name: lacking
+    recipe: sample
+    inputs: {images: digits, classes: short.txt}
+    params: {per_class: 1}
+""")
+    ds = reg.resolve("one-each", jobs=1)
+    assert (Path(ds.path) / "classes.txt").read_text() == \
+        (tmp_path / "manifests" / "reversed.txt").read_text()
+    labels = dict(ds.files().select("class, label").fetchall())
+    assert labels == {str(d): 9 - d for d in range(10)} | {None: None}
+    with pytest.raises(BadInputError, match=r"test.yaml:\d+: lacking: source digits .*: "
+                                            r"'9/digit-\d{4}.png' is of class '9', which "
+                                            r".*short.txt lacks"):
+        reg.resolve("lacking")
