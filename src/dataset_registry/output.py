@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import json
 import os
 import shutil
 from typing import Any
@@ -30,6 +31,7 @@ _TYPES = {"path": "VARCHAR", "size": "BIGINT", "xxh3": "VARCHAR", "label": "INTE
           "source": "VARCHAR", "member": "VARCHAR", "byte_offset": "BIGINT", "record": "BIGINT",
           "class": "VARCHAR", "attrs": "VARCHAR"}
 _SKIP_TYPES = {"member": "VARCHAR", "source": "VARCHAR", "reason": "VARCHAR"}
+_SPLITS = "splits.json"  # under PARTS: the splits `Output.splits` declared
 
 
 class Output:
@@ -154,6 +156,17 @@ class Output:
         self._writer.writerow((path, size, xxh3, label, source, member, offset, record,
                                class_name or None, attrs or None))
 
+    def splits(self, names: list[str]) -> None:
+        """Declare the splits this artifact wrote, each as the top folder `<split>/` of
+        its files (e.g. a `sample`'s train and val): the marker records them as `"splits"`
+        and a build reading this artifact sees each as an input split of its own. Called
+        once, from `finish`."""
+        for name in names:
+            if not name or "/" in name or name in RESERVED or name == "*":
+                raise BuildError(f"recipe declared an invalid split name {name!r}")
+        with open(self._local(PARTS, _SPLITS), "w", encoding="utf-8") as f:
+            json.dump(list(names), f)
+
     def skip(self, member: str, source: str | None, reason: str) -> None:
         if self._skips is None:
             self._skips = open(self._skips_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
@@ -217,8 +230,15 @@ def allocate(fd: int, size: int) -> bool:
 
 
 def finalize(root: str) -> dict[str, Any]:
-    """Merge the parts into `_files.parquet` (+ `_skipped.parquet`); return digest and counts."""
+    """Merge the parts into `_files.parquet` (+ `_skipped.parquet`); return digest and
+    counts, and the declared `splits` if the recipe declared any (see `Output.splits`)."""
     import duckdb
+
+    declared = os.path.join(root, PARTS, _SPLITS)
+    splits = None
+    if os.path.isfile(declared):
+        with open(declared, encoding="utf-8") as f:
+            splits = json.load(f)
 
     # escaped: a store folder may hold glob characters (`store[1]*`)
     parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.files.csv")))
@@ -235,7 +255,7 @@ def finalize(root: str) -> dict[str, Any]:
         con.close()
     shutil.rmtree(os.path.join(root, PARTS))
     shutil.rmtree(os.path.join(root, SCRATCH), ignore_errors=True)
-    return facts
+    return facts if splits is None else {**facts, "splits": splits}
 
 
 def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str]) -> dict[str, Any]:

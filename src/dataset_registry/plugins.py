@@ -39,6 +39,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "recordio": "dataset_registry.recipes.recordio:RecordIO",
         "webdataset": "dataset_registry.recipes.webdataset:WebDataset",
         "tfrecord": "dataset_registry.recipes.tfrecord:TFRecord",
+        "sample": "dataset_registry.recipes.sample:Sample",
     },
     "layouts": {
         "image-folder": "dataset_registry.layouts.image_folder:ImageFolder",

@@ -310,11 +310,13 @@ class Resolver:
                                 "layout": info.layout, "files": info.files, "bytes": info.bytes,
                                 "synthetic": info.synthetic})
             else:
-                images[role] = {"*": self._artifact_members(target)}
+                images[role] = self._artifact_members(target)
         return Inputs(images=images, files=files), described, sources
 
-    def _artifact_members(self, name: str) -> MemberSet:
-        """The files of built dataset `name`, as the images another build reads. Their
+    def _artifact_members(self, name: str) -> dict[str, MemberSet]:
+        """The files of built dataset `name`, as the images another build reads: all of
+        them as split `"*"`, and each split its marker declares (`"splits"`, see
+        `Output.splits`) as the files under `<split>/`, named without that prefix. Their
         paths come from its `_files.parquet`: each must stay inside the artifact."""
         import duckdb
 
@@ -341,7 +343,20 @@ class Resolver:
                 raise VerifyError(f"{table}: row {path!r} {why}; refusing to read it\n{repair}")
         refs = [MemberRef(path, f"{root}/{path}", 0, size, member, source, cls or "", attrs or "")
                 for path, size, member, source, cls, attrs in rows]
-        return MemberSet.from_refs("*", f"dataset {name} ({root})", refs, root)
+        where = f"dataset {name} ({root})"
+        sets = {"*": MemberSet.from_refs("*", where, refs, root)}
+        splits = (self.store.marker(key) or {}).get("splits", [])
+        if not isinstance(splits, list) or not all(isinstance(s, str) and s and "/" not in s
+                                                    for s in splits):
+            raise VerifyError(f"{root}: the marker's splits {splits!r} are not a list of "
+                              f"split names\n{repair}")
+        for split in splits:
+            prefix = f"{split}/"
+            inside = [MemberRef(r.name[len(prefix):], r.path, 0, r.size, r.origin, r.source,
+                                r.label, r.attrs) for r in refs if r.name.startswith(prefix)]
+            sets[split] = MemberSet.from_refs(split, f"{where}, split {split}", inside,
+                                              f"{root}/{split}")
+        return sets
 
     def _progress(self, label: str, total: int) -> Any:
         if self.progress is None:

@@ -85,8 +85,9 @@ def test_file_table_traces_every_image_to_the_raw_source(built):
         rows = ds[name].files().fetchall()
         jpeg_rows = [r for r in rows if r[0].endswith(".JPEG")]
         assert len(jpeg_rows) == 500
-        for path, size, _xxh3, label, source, member, offset, record in jpeg_rows:
+        for path, size, _xxh3, label, source, member, offset, record, klass, attrs in jpeg_rows:
             assert member == path and source == fingerprint
+            assert klass is None and attrs is None  # ImageNet val names no class
             assert label == int(truth[path]) and offset is None and record is None
             assert size == (Path(ds[name].path) / path).stat().st_size
         assert ds[name].marker["synthetic"] is True

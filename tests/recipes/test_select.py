@@ -125,3 +125,71 @@ def test_first_beyond_the_source(tmp_path):
     reg = setup(tmp_path, {name(1): jpeg()}, params="first: 5", recipe="select")
     with pytest.raises(BadInputError, match="first: 5 asked for, but it holds only 1 images"):
         reg.resolve("cal")
+
+
+# -- any labelled source: the real UCI digits ------------------------------------------------
+
+DIGITS = """
+sources:
+  - {name: digits, layout: image-folder}
+  - {name: table, layout: files}
+datasets:
+  - {name: first, recipe: select, inputs: {images: digits}, params: {split: train, first: 5}}
+  - {name: listed, recipe: select, inputs: {images: digits, list: list.txt},
+     params: {split: train}}
+  - {name: from-table, recipe: select, inputs: {images: table}, params: {split: train, first: 3}}
+  - {name: no-val, recipe: select, inputs: {images: digits}, params: {first: 5}}
+"""
+
+
+def digit_registry(tmp_path: Path, lst: str = "0/digit-0000.png\n") -> Registry:
+    from ..realkit import write_digit_folders, write_digit_tar
+
+    write_manifest(tmp_path, DIGITS)
+    (tmp_path / "manifests" / "list.txt").write_text(lst)
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("digits", str(write_digit_folders(tmp_path / "data")))
+    reg.set_source("table", str(write_digit_tar(tmp_path / "digits.tar")))
+    return reg
+
+
+def test_first_of_a_class_folder_source_keeps_class_folders_and_classes(tmp_path):
+    from ..realkit import digit_name, digits
+
+    reg = digit_registry(tmp_path)
+    ds = reg.resolve("first", jobs=1)
+    _, labels = digits()
+    names = sorted(f"{label}/{digit_name(i)}" for i, label in enumerate(labels))[:5]
+    rows = ds.files().select("path, class, member").fetchall()
+    assert rows == [(n, n.split("/")[0], n) for n in names]
+    for n in names:
+        assert (Path(ds.path) / n).read_bytes() == (tmp_path / "data" / n).read_bytes()
+
+
+def test_a_list_of_relative_names_and_a_tables_attrs(tmp_path):
+    from ..realkit import digit_name, digits
+
+    _, labels = digits()
+    wanted = [f"{labels[i]}/{digit_name(i)}" for i in (1796, 3, 500)]
+    reg = digit_registry(tmp_path, "\n".join(wanted) + "\n")
+    ds = reg.resolve("listed", jobs=1)
+    assert sorted(p for p, in ds.files().select("path").fetchall()) == sorted(wanted)
+    table = reg.resolve("from-table", jobs=1)
+    rows = table.files().select("path, class, attrs").fetchall()
+    assert rows == [(f"images/{digit_name(i)}", str(labels[i]), f'{{"row":"{i}"}}')
+                    for i in range(3)]
+
+
+def test_a_split_the_source_lacks_is_named_with_those_it_has(tmp_path):
+    reg = digit_registry(tmp_path)
+    with pytest.raises(BadInputError, match=r"test.yaml:10: no-val: input 'images' \(source "
+                                            r"digits .*\) has no split 'val' \(it has: train\)"):
+        reg.resolve("no-val")
+    assert_nothing_published(reg)
+
+
+def test_a_select_names_a_list_entry_missing_from_a_generic_split(tmp_path):
+    reg = digit_registry(tmp_path, "3/digit-0003.png\nnope/x.png\n")
+    with pytest.raises(BadInputError, match=r"list.txt:2: nope/x.png is not in source digits"):
+        reg.resolve("listed")
+    assert_nothing_published(reg)

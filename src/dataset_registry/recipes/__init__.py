@@ -13,12 +13,14 @@ from .. import plugins
 from .base import Inputs, InputSpec, Params, Recipe
 from .downscale import DownscaleRecipe
 from .recordio import RecordIO
+from .sample import Sample
 from .select import Calibration, Select
 from .shards import ByClass
 from .tfrecord import TFRecord
 from .webdataset import WebDataset
 
-BUILT_IN = (Select, Calibration, DownscaleRecipe, ByClass, RecordIO, WebDataset, TFRecord)
+BUILT_IN = (Select, Calibration, DownscaleRecipe, ByClass, RecordIO, WebDataset, TFRecord,
+            Sample)
 
 
 class RecipeTable(Mapping[str, type[Recipe]]):

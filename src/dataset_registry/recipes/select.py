@@ -45,16 +45,26 @@ class _Entry:
 
 
 def pick_split(sets: dict[str, MemberSet], split: str, role: str) -> MemberSet:
+    """The input's split `split`. A built dataset offers all its files as `"*"`, and each
+    split it declared (e.g. a `sample`'s train and val) by name; one that declared none
+    serves any split name with all its files, as it always has."""
     if split in sets:
         return sets[split]
-    if "*" in sets:  # a built dataset: its images form one set
+    if list(sets) == ["*"]:
         return sets["*"]
-    raise BadInputError(f"input {role!r} has no split {split!r} (it has: {', '.join(sets)})")
+    where = next(iter(sets.values())).where if sets else role
+    raise BadInputError(f"input {role!r} ({where}) has no split {split!r} (it has: "
+                        f"{', '.join(sets)})")
 
 
 class Select(Recipe):
+    """Copies the chosen images unchanged, under their names in the split: flat for
+    ImageNet's val, `<class>/<file>` for a class-folder source (names are unique within a
+    split, so nothing collides). The file table keeps each image's class and attributes."""
+
     name = "select"
     version = 1
+    flat: ClassVar[bool] = False  # write base names only (calibration: CK's one flat folder)
     Params = SelectParams
     inputs: ClassVar[Mapping[str, InputSpec]] = {
         "images": InputSpec("images", doc="a source or dataset of images"),
@@ -101,8 +111,9 @@ class Select(Recipe):
         kept = set()
         for i, ref, data in usable(read_members(ref for ref, _ in task), out, params.on_error,
                                    validate=params.validate_images):
-            out.write(os.path.basename(ref.name), data, label=task[i][1], member=ref.origin,
-                      source=ref.source)
+            path = os.path.basename(ref.name) if cls.flat else ref.name
+            out.write(path, data, label=task[i][1], member=ref.origin, source=ref.source,
+                      class_name=ref.label, attrs=ref.attrs)
             kept.add(i)
         return [ref.name for i, (ref, _) in enumerate(task) if i not in kept]
 
@@ -112,6 +123,7 @@ class Calibration(Select):
 
     name = "calibration"
     version = 1
+    flat = True
     Params = CalibrationParams
     inputs: ClassVar[Mapping[str, InputSpec]] = {
         **Select.inputs,
