@@ -161,7 +161,7 @@ def test_a_select_reads_one_split_of_a_built_sample(tmp_path, folders):
   - name: val-five
     recipe: select
     inputs: {images: split}
-    params: {split: val, first: 5}
+    params: {split: val, first: 5, folders: true}
   - name: no-such-split
     recipe: select
     inputs: {images: split}

@@ -134,10 +134,15 @@ sources:
   - {name: digits, layout: image-folder}
   - {name: table, layout: files}
 datasets:
-  - {name: first, recipe: select, inputs: {images: digits}, params: {split: train, first: 5}}
+  - {name: first, recipe: select, inputs: {images: digits},
+     params: {split: train, first: 5, folders: true}}
+  - {name: first-flat, recipe: select, inputs: {images: digits}, params: {split: train, first: 5}}
   - {name: listed, recipe: select, inputs: {images: digits, list: list.txt},
+     params: {split: train, folders: true}}
+  - {name: from-table, recipe: select, inputs: {images: table},
+     params: {split: train, first: 3, folders: true}}
+  - {name: listed-flat, recipe: select, inputs: {images: digits, list: list.txt},
      params: {split: train}}
-  - {name: from-table, recipe: select, inputs: {images: table}, params: {split: train, first: 3}}
   - {name: no-val, recipe: select, inputs: {images: digits}, params: {first: 5}}
 """
 
@@ -166,6 +171,34 @@ def test_first_of_a_class_folder_source_keeps_class_folders_and_classes(tmp_path
         assert (Path(ds.path) / n).read_bytes() == (tmp_path / "data" / n).read_bytes()
 
 
+def test_without_folders_select_writes_one_flat_folder_as_version_1_did(tmp_path):
+    from ..realkit import digit_name, digits
+
+    reg = digit_registry(tmp_path)
+    _, labels = digits()
+    names = sorted(f"{label}/{digit_name(i)}" for i, label in enumerate(labels))[:5]
+    rows = reg.resolve("first-flat", jobs=1).files().select("path, class").fetchall()
+    assert rows == sorted((n.split("/")[1], n.split("/")[0]) for n in names)
+
+
+def test_two_images_of_one_base_name_in_a_flat_folder_are_refused(tmp_path):
+    from ..realkit import digits, png
+
+    images, _ = digits()
+    for label in ("a", "b"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        (tmp_path / "data" / label / "x.png").write_bytes(png(images[0]))
+    write_manifest(tmp_path, DIGITS)
+    (tmp_path / "manifests" / "list.txt").write_text("a/x.png\nb/x.png\n")
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("digits", str(tmp_path / "data"))
+    with pytest.raises(BadInputError, match=r"'a/x.png' and 'b/x.png' would both be 'x.png' in "
+                                            r"one flat folder; set folders: true"):
+        reg.resolve("listed-flat", jobs=1)
+    assert not (tmp_path / "registry").exists() or not any(
+        (tmp_path / "registry").glob("??/*/_registry.json"))
+
+
 def test_a_list_of_relative_names_and_a_tables_attrs(tmp_path):
     from ..realkit import digit_name, digits
 
@@ -182,7 +215,7 @@ def test_a_list_of_relative_names_and_a_tables_attrs(tmp_path):
 
 def test_a_split_the_source_lacks_is_named_with_those_it_has(tmp_path):
     reg = digit_registry(tmp_path)
-    with pytest.raises(BadInputError, match=r"test.yaml:10: no-val: input 'images' \(source "
+    with pytest.raises(BadInputError, match=r"test.yaml:\d+: no-val: input 'images' \(source "
                                             r"digits .*\) has no split 'val' \(it has: train\)"):
         reg.resolve("no-val")
     assert_nothing_published(reg)

@@ -26,10 +26,15 @@ _CHUNK = 128  # images per task: enough to amortise scheduling, small enough to 
 
 
 class SelectParams(Params):
+    # version 1 wrote base names only; `folders` keeps `<class>/<file>` (a class-folder
+    # source), and stays out of the key at its default so every shipped key holds
+    added_later: ClassVar[frozenset[str]] = frozenset({"folders"})
+
     split: str = "val"
     first: int | None = Field(default=None, gt=0, le=100_000_000)  # more than any source
     validate_images: bool = True
     on_error: Literal["fail", "skip"] = "fail"
+    folders: bool = False
 
 
 class CalibrationParams(SelectParams):
@@ -58,9 +63,10 @@ def pick_split(sets: dict[str, MemberSet], split: str, role: str) -> MemberSet:
 
 
 class Select(Recipe):
-    """Copies the chosen images unchanged, under their names in the split: flat for
-    ImageNet's val, `<class>/<file>` for a class-folder source (names are unique within a
-    split, so nothing collides). The file table keeps each image's class and attributes."""
+    """Copies the chosen images unchanged, into one flat folder (base names, as version 1
+    did; two images of one base name are an error), or with `folders: true` under their
+    names in the split (`<class>/<file>` for a class-folder source). The file table keeps
+    each image's class and attributes either way."""
 
     name = "select"
     version = 1
@@ -98,6 +104,15 @@ class Select(Recipe):
         labels = cls.labels_for(params, inputs, entries)
         unique = list(dict.fromkeys(e.name for e in entries))
         todo = [(images.get(n), labels.get(n)) for n in unique]
+        if cls.flat or not params.folders:
+            seen: dict[str, str] = {}
+            for name in unique:
+                base = os.path.basename(name)
+                if base in seen:
+                    raise BadInputError(f"{images.where}: {seen[base]!r} and {name!r} would both "
+                                        f"be {base!r} in one flat folder"
+                                        + ("" if cls.flat else "; set folders: true"))
+                seen[base] = name
         return [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
 
     @classmethod
@@ -111,7 +126,7 @@ class Select(Recipe):
         kept = set()
         for i, ref, data in usable(read_members(ref for ref, _ in task), out, params.on_error,
                                    validate=params.validate_images):
-            path = os.path.basename(ref.name) if cls.flat else ref.name
+            path = ref.name if params.folders and not cls.flat else os.path.basename(ref.name)
             out.write(path, data, label=task[i][1], member=ref.origin, source=ref.source,
                       class_name=ref.label, attrs=ref.attrs)
             kept.add(i)
