@@ -331,8 +331,10 @@ def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: st
                                     f"{hole!r} (axes: {', '.join(axes) or 'none'})")
         try:
             # the context lets a param default to the dataset's name (webdataset's prefix),
-            # filled here so that the name it writes is in the key
-            params = recipe.Params.model_validate(raw_params, context={"dataset": name})
+            # filled here so that the name it writes is in the key, and check itself by the
+            # inputs given (downscale's classes: WNIDs only with ImageNet's labels)
+            params = recipe.Params.model_validate(
+                raw_params, context={"dataset": name, "inputs": sorted(inputs)})
         except ValidationError as exc:
             raise _manifest_error(exc, lines, None, origin=origin, label=name) from None
         for role, value in list(inputs.items()):

@@ -119,26 +119,34 @@ def classified(inputs: Inputs, split: str, require_all: bool, missing: str) -> C
 def scheme(inputs: Inputs, *roles: str) -> list[str]:
     """The generic class scheme: the `classes` file, or the sorted class names over every
     split of the image inputs `roles` (one numbering for all of a source's splits)."""
-    if "classes" in inputs.files:
-        return read_classes(inputs.files["classes"])
-    sets = [s for role in roles if role in inputs.images
-            for split, s in inputs.images[role].items() if split != "meta"]
-    for s in sets:
-        if not s.class_names():
-            raise BadInputError(
-                f"{s.where}: its {s.split if s.split != '*' else ''} images carry no class "
-                f"names (its layout gives none); the layouts that give classes: "
-                f"{LAYOUTS_WITH_CLASSES}; or, for ImageNet val, give the labels input")
-    return sorted_classes(*sets)
+    return scheme_of(inputs.files.get("classes"),
+                     [s for role in roles if role in inputs.images
+                      for split, s in inputs.images[role].items() if split != "meta"])
+
+
+def scheme_of(classes_file: str | None, sets: list[MemberSet]) -> list[str]:
+    """The classes file's names, or the sorted class names of `sets` (a split without
+    classes adds none; it is refused if a recipe reads it, see `class_labels`)."""
+    if classes_file is not None:
+        return read_classes(classes_file)
+    found = sorted_classes(*sets)
+    if not found:
+        raise BadInputError(no_classes(sets[0].where if sets else "the images input"))
+    return found
+
+
+def no_classes(where: str) -> str:
+    return (f"{where}: its images carry no class names (its layout gives none); the layouts "
+            f"that give classes: {LAYOUTS_WITH_CLASSES}; or, for ImageNet, give the labels "
+            "input")
 
 
 def class_labels(members: MemberSet, classes: list[str], classes_file: str | None) -> np.ndarray:
     """Each member's label in the scheme, int32; an image without a class, or of a class
     the scheme lacks, is an error naming it (and the classes file)."""
     if not members.class_names():
-        raise BadInputError(
-            f"{members.where}: its images carry no class names (its layout gives none); the "
-            f"layouts that give classes: {LAYOUTS_WITH_CLASSES}")
+        raise BadInputError(no_classes(f"{members.where} ({members.split})"
+                                       if members.split != "*" else members.where))
     try:
         return label_indices(members, classes)
     except BadInputError as exc:
