@@ -345,14 +345,19 @@ def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: st
                 return (*vat, "params", *loc)
             return (*at, "params", *loc)
         for key, value in raw_params.items():
-            hole = _unfilled(value, recipe.Params.model_fields.get(key))
+            hole = _unfilled(value, recipe.Params.model_fields.get(key),
+                             getattr(recipe.Params, "own_placeholders", {}).get(key, ()))
             if hole:
                 pat = origin((key,))
                 raise ManifestError(f"{lines.where(pat)}: {dotted(pat)} ({name}): placeholder "
                                     f"{{{hole}}} is not filled: no variant or matrix axis "
                                     f"{hole!r} (axes: {', '.join(axes) or 'none'})")
         try:
-            params = recipe.Params.model_validate(raw_params)
+            # the context lets a param default to the dataset's name (webdataset's prefix),
+            # filled here so that the name it writes is in the key, and check itself by the
+            # inputs given (downscale's classes: WNIDs only with ImageNet's labels)
+            params = recipe.Params.model_validate(
+                raw_params, context={"dataset": name, "inputs": sorted(inputs)})
         except ValidationError as exc:
             raise _manifest_error(exc, lines, None, origin=origin, label=name) from None
         for role, value in list(inputs.items()):
@@ -430,11 +435,13 @@ def _fill(value: Any, axes: dict[str, Scalar]) -> Any:
     return _PLACEHOLDER.sub(lambda m: str(axes.get(m.group(1), m.group(0))), value)
 
 
-def _unfilled(value: Any, field: Any) -> str | None:
+def _unfilled(value: Any, field: Any, fills: Any = ()) -> str | None:
     """A {placeholder} left in a param after expansion, except one the recipe fills itself
-    (it is in the field's default, as webdataset's `prefix: imagenet-{split}`)."""
+    (in the field's default, or in its Params' `own_placeholders`, as webdataset's
+    `prefix: imagenet-{split}`)."""
     default = getattr(field, "default", None)
     own = set(_PLACEHOLDER.findall(default)) if isinstance(default, str) else set()
+    own |= set(fills)
     for text in value if isinstance(value, list) else [value]:
         if isinstance(text, str):
             for hole in _PLACEHOLDER.findall(text):

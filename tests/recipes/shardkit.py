@@ -10,6 +10,8 @@ WNIDS = (LABELS / "caffe_synsets.txt").read_text().split()
 TRUTH = dict(line.split() for line in (LABELS / "caffe_val.txt").read_text().splitlines())
 
 def registry(root: Path, synth, recipe: str, params: str) -> Registry:
+    if recipe == "webdataset" and "prefix" not in params:  # as the shipped manifests name it
+        params = f'{params}, prefix: "imagenet-{{split}}"'.lstrip(", ")
     write_imagenet_manifest(root, f"""
   - name: out
     recipe: {recipe}

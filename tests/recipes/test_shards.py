@@ -113,8 +113,11 @@ def test_shipped_keys_stay_and_version_2_changes_them_on_purpose(tmp_path):
     recipe: {name.split("-")[0]}
     inputs: {{images: {name.split("-")[1]}, labels: labels}}
     params: {{split: {name.split("-")[1]}, require_all_classes: false{
-        ", shards: 2" if name.startswith("tfrecord") else ""}}}
+        ", shards: 2" if name.startswith("tfrecord") else ""}{
+        ', prefix: "imagenet-{split}"' if name.startswith("webdataset") else ""}}}
 """ for name in SHIPPED))
+    # webdataset's prefix defaults to the dataset's name now: the shipped manifests name
+    # today's, as here
     reg = Registry.open(str(tmp_path / "r"))
     reg.set_source("train", made["imagenet-train"])
     reg.set_source("val", made["imagenet-val"])

@@ -1,19 +1,31 @@
-"""`downscale`: ImageNet-tiny and Downsampled-ImageNet variants, train and val.
+"""`downscale`: ImageNet-tiny and Downsampled-ImageNet variants, or any labelled
+source made small, split by split.
 
 Replaces the Matlab + ImageMagick ImageNet-tiny generator. Each image is decoded
 at reduced DCT scale (Pillow `draft`), fitted (squash / crop / pad), filtered
 (box / lanczos) and converted (sRGB, or gray with a named luma).
 
+Classes come from one scheme (see `shards`): with the `labels` input, ImageNet's
+1000 WNIDs (`sorted0`; val classed by the caffe ground truth); without it, each
+image's class name numbered by the `classes` file or the sorted names over every
+input split. `classes` (the param) picks the subset: `full`, the first N of the
+scheme, or a list of names; subset labels follow the scheme's order.
+
+Splits: input `train` gives its split `train`, `val` its split `val` (a built
+dataset's images: the role's name), and `images` (without `labels`) every split
+it holds, each to `<split>/` (a split named twice is refused).
+
 Output, `format: packed` (default)::
 
-    classes.txt               <wnid>\\t<sorted0 label>\\t<name>; line i is subset label i
+    classes.txt               <wnid>\\t<sorted0 label>\\t<name> (ImageNet), or
+                              <class>\\t<scheme label>\\t<class>; line i is subset label i
     <split>/images.npy        uint8 N x H x W x C (C = 3 for srgb, 1 for gray)
     <split>/labels.npy        int16 subset labels 0..K-1
     <split>/members.txt       the source member of each row
     val/ground_truth.txt      subset label per val image, one a line (evaluation file)
     val/files.txt             the val file names, in row order
 
-`format: folders` writes `<split>/<wnid>/<stem>.png` instead of the three
+`format: folders` writes `<split>/<class>/<stem>.png` instead of the three
 arrays, plus the same classes and evaluation files. Rows are sorted by source
 member name, so train rows are grouped by class. Every row is a record in
 `_files.parquet`: its array, byte offset, label and source member.
@@ -29,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ..errors import BadInputError, BuildError
 from ..imaging import Color, Downscale, Filter, Fit, Luma, downscale, quiet_bomb_warnings
@@ -39,8 +51,10 @@ from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
 from .imagecheck import usable, where
 from .select import pick_split
+from .shards import class_labels, folder_safe, scheme_of
 
 _CHUNK = 256
+MAX_CLASSES = 32767  # labels.npy holds int16 subset labels
 SPLITS = ("train", "val")
 
 
@@ -58,14 +72,20 @@ class DownscaleParams(Params):
 
     @field_validator("classes")
     @classmethod
-    def _known_classes(cls, value: Any) -> Any:
-        if isinstance(value, int) and not 0 < value <= 1000:
-            raise ValueError("a number of classes must be between 1 and 1000")
+    def _known_classes(cls, value: Any, info: ValidationInfo) -> Any:
+        # the manifest says which inputs the dataset has: without ImageNet's labels the
+        # classes are the source's, checked against its scheme when the build plans
+        imagenet = "labels" in (info.context or {}).get("inputs", ("labels",))
+        if isinstance(value, int) and not 0 < value <= (1000 if imagenet else MAX_CLASSES):
+            raise ValueError("a number of classes must be between 1 and "
+                             + ("1000" if imagenet else str(MAX_CLASSES)))
         if isinstance(value, list):
             known = set(known_wnids())
             for i, wnid in enumerate(value):
-                if wnid not in known:
+                if imagenet and wnid not in known:
                     raise ValueError(f"item {i}: {wnid!r} is not an ILSVRC2012 WNID")
+                if not wnid:
+                    raise ValueError(f"item {i}: an empty class name")
             if not value:
                 raise ValueError("an empty class list")
             return sorted(set(value))  # order and repeats do not change the subset (or its key)
@@ -82,7 +102,7 @@ class Task:
     start: int  # row of the first member in the split's array (rows are known at plan time)
     members: MemberSet  # a compact slice: pickles only its own members
     labels: np.ndarray  # int16 subset labels, one per member
-    wnids: tuple[str, ...]  # the subset, for folder paths
+    wnids: tuple[str, ...]  # the subset's class names, for folder paths
 
     def __len__(self) -> int:
         return len(self.members)
@@ -100,21 +120,73 @@ class DownscaleRecipe(Recipe):
     version = 1
     Params = DownscaleParams
     inputs: ClassVar[Mapping[str, InputSpec]] = {
-        "train": InputSpec("images", required=False, doc="train images: <wnid>/<file> members"),
-        "val": InputSpec("images", required=False, doc="val images, labelled by caffe val.txt"),
-        "labels": InputSpec("file", doc="folder with caffe_val.txt, synsets and their names"),
+        "train": InputSpec("images", required=False,
+                           doc="its train split (ImageNet: <wnid>/<file> members)"),
+        "val": InputSpec("images", required=False,
+                         doc="its val split (ImageNet: labelled by caffe val.txt)"),
+        "images": InputSpec("images", required=False,
+                            doc="without labels: a source whose every split is downscaled"),
+        "labels": InputSpec("file", required=False,
+                            doc="ImageNet: folder with caffe_val.txt, synsets and their names"),
+        "classes": InputSpec("file", required=False,
+                             doc="a classes file, one name a line (default: sorted names)"),
     }
 
     @classmethod
+    def splits(cls, inputs: Inputs) -> dict[str, MemberSet]:
+        """Output split -> its images, in output order."""
+        imagenet = "labels" in inputs.files
+        if imagenet and "classes" in inputs.files:
+            raise BadInputError("inputs labels and classes: give one (labels: ImageNet's WNID "
+                                "scheme; classes: a classes file)")
+        if imagenet and "images" in inputs.images:
+            raise BadInputError("input images: with the ImageNet labels input, give the "
+                                "train and val inputs")
+        out = {s: pick_split(inputs.images[s], s, s) for s in SPLITS if s in inputs.images}
+        for split, members in inputs.images.get("images", {}).items():
+            if split == "meta":
+                continue
+            if split == "*":
+                raise BadInputError(f"input images: {members.where} is a built dataset (one "
+                                    "set of images); give it as the train or val input")
+            if split in out:
+                raise BadInputError(f"split {split!r} comes from two inputs (images and "
+                                    f"{split}); give it once")
+            out[split] = members
+        if not out:
+            raise BadInputError("downscale needs a train, a val or an images input")
+        return out
+
+    @classmethod
+    def scheme(cls, inputs: Inputs) -> list[str]:
+        """The class scheme in label order: ImageNet's WNIDs, or the source's classes."""
+        if "labels" in inputs.files:
+            return synsets(inputs.files["labels"])
+        return scheme_of(inputs.files.get("classes"), list(cls.splits(inputs).values()))
+
+    @classmethod
     def subset(cls, params: DownscaleParams, inputs: Inputs) -> list[str]:
-        return select_classes(params.classes, synsets(inputs.files["labels"]))
+        order = cls.scheme(inputs)
+        if "labels" in inputs.files or not isinstance(params.classes, list):
+            return select_classes(params.classes, order)
+        known = set(order)
+        unknown = [c for c in params.classes if c not in known]
+        if unknown:
+            raise BadInputError(f"params.classes: {', '.join(map(repr, unknown[:5]))} not in "
+                                f"the class scheme (it has {len(order)}: "
+                                f"{', '.join(order[:5])}...)")
+        wanted = set(params.classes)
+        return [c for c in order if c in wanted]  # subset labels in the scheme's order
 
     @classmethod
     def plan(cls, params: DownscaleParams, inputs: Inputs) -> list[Task]:
-        splits = [s for s in SPLITS if s in inputs.images]
-        if not splits:
-            raise BadInputError("downscale needs a train or a val input (or both)")
+        splits = cls.splits(inputs)
         wnids = tuple(cls.subset(params, inputs))
+        if len(wnids) > MAX_CLASSES:
+            raise BadInputError(f"{len(wnids)} classes: labels.npy holds int16 labels, at most "
+                                f"{MAX_CLASSES} classes; pick a subset (params.classes)")
+        if params.format == "folders" and "labels" not in inputs.files:
+            folder_safe(list(wnids), "params.classes")
         tasks: list[Task] = []
         for split in splits:
             sel = cls.select(params, inputs, split)
@@ -128,11 +200,13 @@ class DownscaleRecipe(Recipe):
     def select(cls, params: DownscaleParams, inputs: Inputs, split: str) -> Selection:
         """The split's images in the subset, by name, with subset labels; no per-image objects
         for train, whose classes are contiguous runs of the sorted `<wnid>/` names."""
-        members = pick_split(inputs.images[split], split, split)
+        members = cls.splits(inputs)[split]
         wanted = {w: k for k, w in enumerate(cls.subset(params, inputs))}
         runs: list[np.ndarray] = []
         labels: list[np.ndarray] = []
-        if split == "train":
+        if "labels" not in inputs.files:
+            runs, labels = _by_class_name(params, inputs, members, cls.scheme(inputs), wanted)
+        elif split == "train":
             missing = []
             for wnid, k in wanted.items():
                 start, stop = members.prefix_range(wnid + "/")
@@ -190,12 +264,15 @@ class DownscaleRecipe(Recipe):
     @classmethod
     def finish(cls, params: DownscaleParams, inputs: Inputs, results: list[dict[str, Any]],
                out: Output) -> None:
-        labels_dir = inputs.files["labels"]
-        subset, words, order = cls.subset(params, inputs), synset_words(labels_dir), \
-            {w: i for i, w in enumerate(synsets(labels_dir))}
+        subset = cls.subset(params, inputs)
+        order = {w: i for i, w in enumerate(cls.scheme(inputs))}
+        if "labels" in inputs.files:
+            words = synset_words(inputs.files["labels"])
+        else:  # a generic class's name is its only description
+            words = {w: w for w in subset}
         out.write("classes.txt", "".join(f"{w}\t{order[w]}\t{words.get(w, '')}\n"
                                          for w in subset).encode())
-        for split in SPLITS:
+        for split in cls.splits(inputs):
             parts = [r for r in results if r["split"] == split]
             if not parts:
                 continue
@@ -220,6 +297,36 @@ class DownscaleRecipe(Recipe):
             out.write(f"{split}/members.txt", kept.origins.lines())
             if split == "val":
                 _write_val_files(out, kept, labels, [os.path.basename(n) for n in kept.names])
+
+
+def _by_class_name(params: DownscaleParams, inputs: Inputs, members: MemberSet,
+                   order: list[str], wanted: dict[str, int]
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A generic split's rows (by member name) in the subset, with subset labels."""
+    scheme = class_labels(members, order, inputs.files.get("classes"))
+    to_subset = np.full(len(order), -1, dtype=np.int32)
+    position = {name: i for i, name in enumerate(order)}
+    for name, k in wanted.items():
+        to_subset[position[name]] = k
+    ks = to_subset[scheme]
+    rows = np.flatnonzero(ks >= 0)
+    if params.require_all_classes:
+        present = np.bincount(ks[rows], minlength=len(wanted)) > 0
+        missing = [name for name, k in wanted.items() if not present[k]]
+        if missing:
+            raise BadInputError(
+                f"{members.where}: {len(missing)} of the {len(wanted)} classes have no "
+                f"{members.split} images (first: {', '.join(missing[:5])}); set "
+                "require_all_classes: false to build without them")
+    if params.format == "folders":  # <split>/<class>/<stem>.png must not meet twice
+        seen: dict[tuple[int, str], int] = {}
+        for i in rows.tolist():
+            stem = os.path.splitext(os.path.basename(members.names[i]))[0]
+            first = seen.setdefault((int(ks[i]), stem), i)
+            if first != i:
+                raise BadInputError(f"{members.where}: {members.names[first]!r} and "
+                                    f"{members.names[i]!r} would both be {stem}.png")
+    return [rows.astype(np.int64)], [ks[rows].astype(np.int16)]
 
 
 def _write_val_files(out: Output, kept: MemberSet, labels: np.ndarray, files: list[str]) -> None:

@@ -1,9 +1,12 @@
 """`recordio`: MXNet's `im2rec.py --list --recursive`, then `--pass-through`.
 
-The list walks class folders in sorted order (labels `sorted0`), is shuffled
-with `random.seed(100)`, and is written as `<split>.lst` with MXNet 1.x `%f`
-labels and im2rec's path column, `<wnid>/<file>` (for val, the folder
-`valprep.sh` moves the image to); records follow the list: IRHeader(0, label,
+The list walks class folders in class-folder order (labels from the class
+scheme, see `shards`: ImageNet's `sorted0`, or a generic source's sorted class
+names or classes file), is shuffled with `random.seed(100)`, and is written as
+`<split>.lst` with MXNet 1.x `%f` labels and im2rec's path column,
+`<class>/<file>` as im2rec writes it for class folders (ImageNet train: the
+member's `<wnid>/<file>`; val: the folder `valprep.sh` moves the image to);
+records follow the list: IRHeader(0, label,
 index, 0) + the original JPEG bytes, in `<split>.rec`, with `<split>.idx`.
 An image skipped (`on_error: skip`) leaves no line, record or index entry; the
 others keep their ids (the list index before the shuffle), so `.lst`, `.rec`
@@ -57,7 +60,8 @@ class RecordTask:
     members: MemberSet
     labels: np.ndarray  # sorted0
     ids: np.ndarray  # im2rec's first .lst column (index before the shuffle)
-    wnids: tuple[str, ...]  # label order, for the val paths
+    classes: tuple[str, ...]  # label order, for the `<class>/<file>` paths
+    names_are_paths: bool  # ImageNet train: the member name is im2rec's path
     start: int | None  # planned offset in <split>.rec; None when sizes cannot be known
     planned: int  # planned bytes
 
@@ -98,7 +102,8 @@ class RecordIO(Recipe):
             planned = int(sizes[s:s + CHUNK].sum())
             tasks.append(RecordTask(t, params.split, c.members.take(positions[s:s + CHUNK]),
                                     labels[s:s + CHUNK].copy(), ids[s:s + CHUNK].copy(),
-                                    tuple(c.wnids), None if params.resize else start, planned))
+                                    tuple(c.classes), c.imagenet and params.split == "train",
+                                    None if params.resize else start, planned))
             start += planned
         return tasks
 
@@ -124,8 +129,8 @@ class RecordIO(Recipe):
             pieces += record
             meta.append(f"{offset}\t{length}\t{key}\t{label}\t{ref.origin}\t{ref.source}\t"
                         f"{digest.hexdigest()}\n")
-            path = ref.name if task.split == "train" else \
-                f"{task.wnids[label]}/{os.path.basename(ref.name)}"  # where valprep.sh put it
+            path = ref.name if task.names_are_paths else \
+                f"{task.classes[label]}/{os.path.basename(ref.name)}"  # as valprep.sh puts it
             lst.append(lst_line(key, (float(label),), path))
             offset += length
         in_place = task.start is not None and offset == task.planned

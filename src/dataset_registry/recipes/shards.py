@@ -1,18 +1,29 @@
 """What every training-shard recipe shares, and `byclass`.
 
 Every shard recipe sees a split's images in class-folder order (`classified`):
-sorted by WNID, then by name, as a sorted walk of `<wnid>/` folders meets them,
-with `sorted0` labels over the 1000 ILSVRC2012 WNIDs. A source missing a class
-is refused unless `require_all_classes: false`: each recipe says what would go
-wrong (`missing`: im2rec and ImageFolder number labels by the folders they find,
-so one missing class shifts every later label).
+by label, then by name, as a sorted walk of `<class>/` folders meets them. One
+place decides which classes and in which order (the class scheme):
+
+- with the `labels` input (ImageNet's label folder): the 1000 ILSVRC2012 WNIDs,
+  `sorted0`; train images are classed by their `<wnid>/` folder, val images by
+  the caffe ground truth; only im2rec's image names (`.jpeg .jpg .png`) count;
+- else each image's class is its `MemberRef.label` (the layout's class name, or
+  an upstream dataset's file table), numbered by the `classes` file input (line
+  *i* is label *i*) or, by default, the sorted class names over every split of
+  the input (ImageFolder's and im2rec's numbering, the same for every split).
+
+A split missing a class of the scheme is refused unless `require_all_classes:
+false`: for ImageNet each recipe says what would go wrong (`missing`: im2rec and
+ImageFolder number labels by the folders they find, so one missing class
+shifts every later label); for a generic scheme the labels stay the scheme's,
+but the split would not hold every class the scheme names.
 
 Every image is decoded before it goes in (`validate_images`), and one that
 cannot be used fails the build or, with `on_error: skip`, is left out and
 recorded (see `imagecheck`).
 
 `byclass` is `valprep.sh` (or an extracted train tar) without extraction: every
-image copied byte-exact to `<wnid>/<file>`, a `torchvision.datasets.ImageFolder`.
+image copied byte-exact to `<class>/<file>`, a `torchvision.datasets.ImageFolder`.
 """
 
 from __future__ import annotations
@@ -20,10 +31,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 
+from ..classes import label_indices, read_classes, sorted_classes
 from ..errors import BadInputError
 from ..labels import synsets, val_wnids
 from ..members import MemberSet, read_members
@@ -34,10 +46,20 @@ from .select import pick_split
 
 CHUNK = 256  # records a task
 IM2REC_EXTS = (".jpeg", ".jpg", ".png")
+# where a generic source's classes come from, for the refusal of one that has none
+LAYOUTS_WITH_CLASSES = ("image-folder (<class>/<image> folders), files (a labels table with a "
+                        "label column), imagenet-train, kaggle-cls-loc train, or a dataset "
+                        "built from one of those")
 
 SHARD_INPUTS: Mapping[str, InputSpec] = {
-    "images": InputSpec("images", doc="the val set, or train as a tar of class tars"),
-    "labels": InputSpec("file", doc="folder with caffe_val.txt and caffe_synsets.txt"),
+    "images": InputSpec("images", doc="the images: a source or dataset whose images carry "
+                        "classes (ImageNet: the val set, or train as a tar of class tars)"),
+    "labels": InputSpec("file", required=False,
+                        doc="ImageNet: folder with caffe_val.txt and caffe_synsets.txt (WNID "
+                            "classes, sorted0); without it classes come from the images"),
+    "classes": InputSpec("file", required=False,
+                         doc="a classes file, one name a line: line i is label i (default: "
+                             "the input's class names, sorted)"),
 }
 
 
@@ -45,7 +67,7 @@ class ShardParams(Params):
     # byclass and webdataset version 1 shipped before the image checks
     added_later: ClassVar[frozenset[str]] = IMAGE_CHECKS
 
-    split: Literal["train", "val"] = "train"
+    split: str = "train"  # any split of the input (ImageNet's label folder: train or val)
     require_all_classes: bool = True
     validate_images: bool = True
     on_error: OnError = "fail"
@@ -57,8 +79,9 @@ class Classified:
 
     members: MemberSet
     positions: np.ndarray  # into members, in class-folder order
-    labels: np.ndarray  # sorted0, int16
-    wnids: list[str]  # the 1000 WNIDs, label order
+    labels: np.ndarray  # the scheme's labels (ImageNet: sorted0)
+    classes: list[str]  # the scheme: class names in label order (ImageNet: the 1000 WNIDs)
+    imagenet: bool  # classed by the ImageNet label folder (names, paths as today)
 
 
 _NOT_AN_IMAGE, _UNKNOWN = -1, -2
@@ -73,10 +96,92 @@ def _im2rec_image(name: str) -> bool:
 
 
 def classified(inputs: Inputs, split: str, require_all: bool, missing: str) -> Classified:
-    """The split's images in class-folder order; `missing` says, in the refusal of a
-    source missing a class, what building from it would get wrong."""
+    """The split's images in class-folder order; `missing` says, in the refusal of an
+    ImageNet source missing a class, what building from it would get wrong."""
     members = pick_split(inputs.images["images"], split, "images")
-    order = synsets(inputs.files["labels"])  # sorted WNIDs: label order is WNID order
+    if "labels" in inputs.files:
+        if "classes" in inputs.files:
+            raise BadInputError("inputs labels and classes: give one (labels: ImageNet's WNID "
+                                "scheme; classes: a classes file)")
+        if split not in ("train", "val"):
+            raise BadInputError(f"split {split!r}: with the ImageNet labels input the split is "
+                                "train or val")
+        return _imagenet(members, inputs.files["labels"], split, require_all, missing)
+    classes = scheme(inputs, "images")
+    labels = class_labels(members, classes, inputs.files.get("classes"))
+    # names are sorted, so a stable sort by label is (label, name) order
+    positions = np.argsort(labels, kind="stable").astype(np.int64)
+    labels = labels[positions]
+    check_every_class(members, split, classes, labels, require_all)
+    return Classified(members, positions, labels, classes, False)
+
+
+def scheme(inputs: Inputs, *roles: str) -> list[str]:
+    """The generic class scheme: the `classes` file, or the sorted class names over every
+    split of the image inputs `roles` (one numbering for all of a source's splits)."""
+    return scheme_of(inputs.files.get("classes"),
+                     [s for role in roles if role in inputs.images
+                      for split, s in inputs.images[role].items() if split != "meta"])
+
+
+def scheme_of(classes_file: str | None, sets: list[MemberSet]) -> list[str]:
+    """The classes file's names, or the sorted class names of `sets` (a split without
+    classes adds none; it is refused if a recipe reads it, see `class_labels`)."""
+    if classes_file is not None:
+        return read_classes(classes_file)
+    found = sorted_classes(*sets)
+    if not found:
+        raise BadInputError(no_classes(sets[0].where if sets else "the images input"))
+    return found
+
+
+def no_classes(where: str) -> str:
+    return (f"{where}: its images carry no class names (its layout gives none); the layouts "
+            f"that give classes: {LAYOUTS_WITH_CLASSES}; or, for ImageNet, give the labels "
+            "input")
+
+
+def class_labels(members: MemberSet, classes: list[str], classes_file: str | None) -> np.ndarray:
+    """Each member's label in the scheme, int32; an image without a class, or of a class
+    the scheme lacks, is an error naming it (and the classes file)."""
+    if not members.class_names():
+        raise BadInputError(no_classes(f"{members.where} ({members.split})"
+                                       if members.split != "*" else members.where))
+    try:
+        return label_indices(members, classes)
+    except BadInputError as exc:
+        if classes_file is None:
+            raise
+        raise BadInputError(f"{exc.message} (classes file {classes_file})") from None
+
+
+def check_every_class(members: MemberSet, split: str, classes: list[str], labels: np.ndarray,
+                      require_all: bool) -> None:
+    """Every class of the scheme has images in the split, unless not required."""
+    if not require_all:
+        return
+    present = np.bincount(labels, minlength=len(classes)) > 0
+    absent = [classes[i] for i in np.flatnonzero(~present)]
+    if absent:
+        raise BadInputError(
+            f"{members.where}: {len(absent)} of the {len(classes)} classes have no {split} "
+            f"images (first: {', '.join(absent[:5])}); the split would not hold every class "
+            "of the scheme. Add them, drop them from the classes file, or set "
+            "require_all_classes: false to build without them (labels stay the scheme's)")
+
+
+def folder_safe(classes: list[str], where: str) -> None:
+    """Class names become folder names (`<class>/<file>`): one plain path component."""
+    for name in classes:
+        if name in (".", "..") or any(c in name for c in "/\\\0"):
+            raise BadInputError(f"{where}: class {name!r} cannot be a folder name (no '/', "
+                                "'\\', NUL, '.' or '..')")
+
+
+def _imagenet(members: MemberSet, labels_dir: str, split: str, require_all: bool,
+              missing: str) -> Classified:
+    """ImageNet's scheme: sorted0 over the 1000 WNIDs, val classed by the ground truth."""
+    order = synsets(labels_dir)  # sorted WNIDs: label order is WNID order
     label_of = {w: i for i, w in enumerate(order)}
     codes = np.empty(len(members), dtype=np.int16)
     step = 65536  # names decoded a slice at a time: 1.28M at once would cost ~100 MB
@@ -85,7 +190,7 @@ def classified(inputs: Inputs, split: str, require_all: bool, missing: str) -> C
         if split == "train":
             wnid_of = [n.partition("/")[0] for n in names]
         else:
-            wnid_of = val_wnids(names, inputs.files["labels"], members.where)
+            wnid_of = val_wnids(names, labels_dir, members.where)
         codes[start:start + len(names)] = [
             label_of.get(w, _UNKNOWN) if _im2rec_image(n) else _NOT_AN_IMAGE
             for n, w in zip(names, wnid_of, strict=True)]
@@ -107,21 +212,34 @@ def classified(inputs: Inputs, split: str, require_all: bool, missing: str) -> C
             f"{', '.join(absent[:5])}); {missing}. Use the complete source, or set "
             "require_all_classes: false to build without them (labels stay those of the 1000 "
             "classes)")
-    return Classified(members, positions.astype(np.int64), labels, order)
+    return Classified(members, positions.astype(np.int64), labels, order, True)
+
+
+def unique_names(c: Classified, name_of: object, what: str) -> None:
+    """Two images that would land on one name (a file, a sample key) are refused, naming
+    both: a generic source may repeat a file name across folders (ImageNet's never do)."""
+    seen: dict[str, int] = {}
+    for i, position in enumerate(c.positions.tolist()):
+        name = name_of(c.members.names[position], int(c.labels[i]))  # type: ignore[operator]
+        first = seen.setdefault(name, position)
+        if first != position:
+            raise BadInputError(f"{c.members.where}: {c.members.names[first]!r} and "
+                                f"{c.members.names[position]!r} would both be {what} "
+                                f"{name!r}")
 
 
 @dataclass(frozen=True)
 class ByClassTask:
     members: MemberSet
-    labels: np.ndarray  # sorted0
-    wnids: tuple[str, ...]
+    labels: np.ndarray
+    classes: tuple[str, ...]
 
     def __len__(self) -> int:
         return len(self.members)
 
 
 class ByClass(Recipe):
-    """`valprep.sh` in place: `<wnid>/<file>` folders, byte-exact, for ImageFolder."""
+    """`valprep.sh` in place: `<class>/<file>` folders, byte-exact, for ImageFolder."""
 
     name = "byclass"
     version = 1
@@ -132,8 +250,11 @@ class ByClass(Recipe):
     @classmethod
     def plan(cls, params: ShardParams, inputs: Inputs) -> list[ByClassTask]:
         c = classified(inputs, params.split, params.require_all_classes, cls.missing)
+        if not c.imagenet:
+            folder_safe(c.classes, c.members.where)
+            unique_names(c, lambda n, k: f"{c.classes[k]}/{os.path.basename(n)}", "file")
         return [ByClassTask(c.members.take(c.positions[s:s + CHUNK]),
-                            c.labels[s:s + CHUNK].copy(), tuple(c.wnids))
+                            c.labels[s:s + CHUNK].copy(), tuple(c.classes))
                 for s in range(0, len(c.positions), CHUNK)]
 
     @classmethod
@@ -142,8 +263,8 @@ class ByClass(Recipe):
         for i, ref, image in usable(read_members(task.members), out, params.on_error,
                                     validate=params.validate_images):
             label = int(task.labels[i])
-            out.write(f"{task.wnids[label]}/{os.path.basename(ref.name)}", image,
-                      label=label, member=ref.origin, source=ref.source)
+            out.write(f"{task.classes[label]}/{os.path.basename(ref.name)}", image,
+                      label=label, member=ref.origin, source=ref.source,
+                      class_name=task.classes[label], attrs=ref.attrs or None)
             kept += 1
         return kept
-

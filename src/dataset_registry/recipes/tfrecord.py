@@ -3,7 +3,11 @@
 `train-%05d-of-01024` / `validation-%05d-of-00128`: each shard holds the next
 ceil(N / shards) images; train is shuffled with `random.seed(0)` first (from
 sorted member order: the reference starts from a filesystem glob, whose order
-is not reproducible), validation stays sorted. Labels are `sorted1`.
+is not reproducible), validation stays sorted. Labels are the class scheme's
+(see `shards`) plus `label_offset` (default 1: ImageNet's `sorted1`, label 0 is
+TF's background); `image/class/synset` holds the class name (ImageNet: the
+WNID). Any other split name is written as `<split>-%05d-of-%05d`, sorted, 128
+shards by default.
 
 Like the reference, only the files on its own lists are re-encoded to an RGB
 JPEG at quality 100 (with Pillow's encoder, so those bytes differ from
@@ -39,8 +43,10 @@ REENCODED = frozenset({PNG_IMPOSTOR, *(f"{n}.JPEG" for n in CMYK_TRAIN)})
 
 
 class TFRecordParams(ShardParams):
-    added_later: ClassVar[frozenset[str]] = frozenset()  # version 2: every field is keyed
+    # version 2 keyed every field; label_offset came later (its default, 1, is sorted1)
+    added_later: ClassVar[frozenset[str]] = frozenset({"label_offset"})
 
+    label_offset: int = Field(default=1, ge=0, le=1)  # stored label = scheme label + offset
     # default: 1024 train, 128 validation; names hold 5 digits; at most one an image (plan)
     shards: int | None = Field(default=None, gt=0, le=99_999)
 
@@ -50,8 +56,8 @@ class TFTask:
     index: int
     name: str
     members: MemberSet
-    labels: np.ndarray  # sorted1
-    wnids: tuple[str, ...]
+    labels: np.ndarray  # the scheme's + label_offset (ImageNet: sorted1)
+    classes: tuple[str, ...]  # label order
 
     def __len__(self) -> int:
         return len(self.members)
@@ -80,7 +86,7 @@ class TFRecord(Recipe):
             order = sorted(range(len(base)), key=base.__getitem__)
         idx = np.array(order, dtype=np.int64)
         positions, labels = c.positions[idx], c.labels[idx]
-        prefix = "train" if params.split == "train" else "validation"
+        prefix = {"train": "train", "val": "validation"}.get(params.split, params.split)
         count = params.shards or (1024 if params.split == "train" else 128)
         if params.shards and params.shards > len(positions):
             raise BadInputError(f"shards: {params.shards} asked for, but {c.members.where} "
@@ -88,7 +94,8 @@ class TFRecord(Recipe):
         size = -(-len(positions) // count)
         return [TFTask(k, f"{prefix}-{k:05d}-of-{count:05d}",
                        c.members.take(positions[k * size:(k + 1) * size]),
-                       (labels[k * size:(k + 1) * size] + 1).astype(np.int16), tuple(c.wnids))
+                       (labels[k * size:(k + 1) * size].astype(np.int32) + params.label_offset),
+                       tuple(c.classes))
                 for k in range(count)]
 
     @classmethod
@@ -108,7 +115,8 @@ class TFRecord(Recipe):
                 framed = frame(encode_example({
                     "image/height": height, "image/width": width, "image/colorspace": b"RGB",
                     "image/channels": 3, "image/class/label": label,
-                    "image/class/synset": task.wnids[label - 1].encode(),
+                    "image/class/synset":
+                        task.classes[label - params.label_offset].encode(),
                     "image/format": b"JPEG",
                     "image/filename": os.path.basename(ref.name).encode(),
                     "image/encoded": image}))

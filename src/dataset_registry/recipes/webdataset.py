@@ -1,10 +1,17 @@
-"""`webdataset`: tar shards of `<key>.cls` + `<key>.jpg` samples, byte-reproducible.
+"""`webdataset`: tar shards of `<key>.cls` + `<key>.<ext>` samples, byte-reproducible.
+
+`<ext>` is the image's own extension, lower case, `.jpeg` written `.jpg` (so
+ImageNet's `.JPEG` files stay `.jpg` samples and a PNG stays `.png`); `.cls`
+holds the class scheme's label (ImageNet: sorted0; see `shards`). Shards are
+`<prefix>-%06d.tar`: `prefix` defaults to the dataset's name, filled in when
+the manifest loads (so the name a build writes is in its key); a `{split}` in
+it is the split.
 
 Shards are cut at plan time from the members' sizes (at most `shard_count`
 samples and `shard_bytes` bytes each; a single sample larger than
 `shard_bytes` gets a shard of its own), so every shard is one task and its
-bytes never depend on the number of workers. Samples are in class-folder order
-(labels `sorted0`); WebDataset loaders shuffle shards and samples themselves.
+bytes never depend on the number of workers. Samples are in class-folder order;
+WebDataset loaders shuffle shards and samples themselves.
 An image skipped (`on_error: skip`) leaves its shard one sample shorter: the
 shards and their names stay those planned.
 """
@@ -12,25 +19,50 @@ shards and their names stay those planned.
 from __future__ import annotations
 
 import os
+import re
 import tarfile
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
+from ..errors import BadInputError
 from ..formats.wds import ShardWriter, cls_bytes, sample_bytes
 from ..members import MemberSet, read_members
 from ..output import Output
 from .base import Inputs, Recipe
 from .imagecheck import usable
-from .shards import SHARD_INPUTS, ShardParams, classified
+from .shards import SHARD_INPUTS, ShardParams, classified, unique_names
+
+_PREFIX = re.compile(r"[A-Za-z0-9._+{}-]+")
+DATASET = "{dataset}"  # the default prefix: the dataset's name, filled at manifest load
 
 
 class WdsParams(ShardParams):
+    # placeholders a manifest may leave in a param for the recipe to fill (see manifest.py)
+    own_placeholders: ClassVar[dict[str, frozenset[str]]] = {
+        "prefix": frozenset({"split", "dataset"})}
+
     shard_count: int = Field(default=1000, gt=0)  # samples per shard at most
     shard_bytes: int | None = Field(default=None, gt=0)  # and bytes per shard at most
-    prefix: str = Field(default="imagenet-{split}", pattern=r"^[A-Za-z0-9._{}-]+$",
-                        max_length=200)  # a file name, with "-000000.tar", within 255 bytes
+    # a file name, with "-000000.tar", within 255 bytes; ImageNet's manifests name theirs
+    # (imagenet-{split}): the default was that before it became the dataset's name
+    prefix: str = Field(default=DATASET, validate_default=True)
+
+    @field_validator("prefix")
+    @classmethod
+    def _fill_dataset(cls, value: str, info: ValidationInfo) -> str:
+        dataset = (info.context or {}).get("dataset")
+        if dataset is not None:
+            value = value.replace(DATASET, dataset)
+        if not _PREFIX.fullmatch(value):
+            raise ValueError(f"{value!r}: a shard name prefix holds only letters, digits and "
+                             "'.', '_', '+', '-' (and {split})")
+        if len(value) > 200:
+            raise ValueError(f"{len(value)} characters: a shard name prefix is at most 200 "
+                             "(name a shorter one in params.prefix)")
+        return value
 
 
 @dataclass(frozen=True)
@@ -39,13 +71,14 @@ class WdsTask:
     name: str  # the shard's file name
     members: MemberSet
     labels: np.ndarray
+    imagenet: bool  # every sample .jpg, as ImageNet's shards always were
 
     def __len__(self) -> int:
         return len(self.members)
 
 
 class WebDataset(Recipe):
-    """WebDataset tar shards (`.jpg` + `.cls`, sorted0), byte-reproducible."""
+    """WebDataset tar shards (`.<ext>` + `.cls`), byte-reproducible."""
 
     name = "webdataset"
     version = 1
@@ -56,19 +89,26 @@ class WebDataset(Recipe):
     @classmethod
     def plan(cls, params: WdsParams, inputs: Inputs) -> list[WdsTask]:
         c = classified(inputs, params.split, params.require_all_classes, cls.missing)
+        if DATASET in params.prefix:
+            raise BadInputError(f"prefix {params.prefix!r}: {DATASET} is the dataset's name, "
+                                "filled when a manifest loads; these params came without one")
         prefix = params.prefix.replace("{split}", params.split)
+        if not c.imagenet:  # a generic source may repeat a file name across class folders
+            unique_names(c, lambda n, k: sample_key(n), "sample key")
         sizes = c.members.sizes[c.positions].tolist()
         tasks: list[WdsTask] = []
 
         def cut(start: int, stop: int) -> None:
             tasks.append(WdsTask(len(tasks), f"{prefix}-{len(tasks):06d}.tar",
                                  c.members.take(c.positions[start:stop]),
-                                 c.labels[start:stop].copy()))
+                                 c.labels[start:stop].copy(), c.imagenet))
 
         start, size = 0, 2 * tarfile.BLOCKSIZE  # a tar ends with two zero blocks
         for i, position in enumerate(c.positions.tolist()):
-            need = sample_bytes(sample_key(c.members.names[position]),
-                                {"cls": len(str(int(c.labels[i]))), "jpg": sizes[i]})
+            name = c.members.names[position]
+            need = sample_bytes(sample_key(name),
+                                {"cls": len(str(int(c.labels[i]))),
+                                 image_extension(name, c.members.where, c.imagenet): sizes[i]})
             if i - start >= params.shard_count or (
                     params.shard_bytes is not None and i > start and
                     _tar_size(size + need) > params.shard_bytes):
@@ -90,7 +130,8 @@ class WebDataset(Recipe):
                                         validate=params.validate_images):
                 label = int(task.labels[i])
                 offset = writer.write(sample_key(ref.name),
-                                      {"cls": cls_bytes(label), "jpg": image})
+                                      {"cls": cls_bytes(label),
+                                       image_extension(ref.name, ref.origin, task.imagenet): image})
                 out.record(task.name, offset=offset, size=len(image),
                            xxh3=xxhash.xxh3_128_hexdigest(image), label=label,
                            member=ref.origin, source=ref.source, record=record)
@@ -103,6 +144,18 @@ class WebDataset(Recipe):
 def _tar_size(content: int) -> int:
     """A tar's size on disk: tarfile pads the archive to whole 10240-byte records."""
     return -(-content // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+
+
+def image_extension(name: str, where: Any, imagenet: bool = False) -> str:
+    """The sample's image extension: the file's own, lower case, `jpeg` as `jpg` (what
+    WebDataset's decoders use); every ImageNet sample is `jpg`, as it always was."""
+    if imagenet:
+        return "jpg"
+    ext = os.path.splitext(os.path.basename(name))[1][1:].lower()
+    if not re.fullmatch(r"[a-z0-9]+", ext):
+        raise BadInputError(f"{where}: {name!r} has no usable file extension; a WebDataset "
+                            "sample's extension names its decoder (e.g. .jpg, .png)")
+    return "jpg" if ext == "jpeg" else ext
 
 
 def sample_key(name: str) -> str:
