@@ -77,6 +77,14 @@ datasets:
     inputs: {train: my-images-split, val: my-images-split}
     params: {width: 32, height: 32, fit: crop}
     tags: [mine, tiny]
+
+  # WebDataset shards of the train split (<key>.png or .jpg + <key>.cls), for a data loader.
+  - name: my-images-shards
+    recipe: webdataset
+    description: the train split as WebDataset shards my-images-shards-NNNNNN.tar
+    inputs: {images: my-images-split}
+    params: {split: train}
+    tags: [mine, webdataset]
 """
 
 
