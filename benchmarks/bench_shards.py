@@ -44,6 +44,10 @@ def write_manifest(root: Path, *, require_all_classes: bool) -> None:
      params: {{{params}}}}}
   - {{name: tfrecord, recipe: tfrecord, inputs: {{images: train, labels: labels}},
      params: {{{params}, shards: 64}}}}
+  - {{name: recordio-unchecked, recipe: recordio, inputs: {{images: train, labels: labels}},
+     params: {{{params}, validate_images: false}}}}
+  - {{name: wds-unchecked, recipe: webdataset, inputs: {{images: train, labels: labels}},
+     params: {{{params}, validate_images: false}}}}
 """)
 
 
@@ -96,7 +100,9 @@ def main() -> int:
         for _ in range(3):  # interleaved, best of three
             for name, fn in (("copy", copy), ("recordio", lambda: build("recordio")),
                              ("wds", lambda: build("wds")),
-                             ("tfrecord", lambda: build("tfrecord"))):
+                             ("tfrecord", lambda: build("tfrecord")),
+                             ("recordio-unchecked", lambda: build("recordio-unchecked")),
+                             ("wds-unchecked", lambda: build("wds-unchecked"))):
                 clean()
                 start = time.perf_counter()
                 fn()
@@ -108,7 +114,9 @@ def main() -> int:
         for name, label in (("copy", "plain sequential copy of the member bytes"),
                             ("recordio", "recordio pass-through (whole resolve)"),
                             ("wds", "webdataset shards (whole resolve)"),
-                            ("tfrecord", "tfrecord, re-encoding hazards (whole resolve)")):
+                            ("tfrecord", "tfrecord, re-encoding hazards (whole resolve)"),
+                            ("recordio-unchecked", "recordio, validate_images: false"),
+                            ("wds-unchecked", "webdataset, validate_images: false")):
             t = best[name]
             print(f"{label:44s} {t:8.2f} {payload / t / 1e6:8.0f} {n / t:8.0f}")
         for name in ("recordio", "wds", "tfrecord"):
@@ -116,6 +124,9 @@ def main() -> int:
                   + ", ".join(f"{k} {v:.2f}" for k, v in phases[name].items()))
         print(f"ratio recordio / copy  {best['copy'] / best['recordio']:.2f}  (target >= 0.7)")
         print(f"ratio wds / copy       {best['copy'] / best['wds']:.2f}  (target >= 0.7)")
+        for name in ("recordio", "wds"):  # what the default image checks cost, side by side
+            print(f"ratio {name} unchecked / copy  {best['copy'] / best[name + '-unchecked']:.2f}"
+                  f"  (checks cost {best[name] / best[name + '-unchecked']:.2f}x)")
         print(f"tfrecord images/s per core: {n / best['tfrecord'] / args.jobs:.0f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -223,7 +223,7 @@ def test_sigterm_cleans_up_like_ctrl_c(root):
 
 @pytest.mark.parametrize(("recipe", "inputs", "missing"), [
     ("webdataset", "{images: val, labels: nolabels}", "caffe_synsets.txt"),
-    ("downscale", "{train: val, val: val, labels: nolabels}", "caffe_synsets.txt"),
+    ("downscale", "{train: train, val: val, labels: nolabels}", "caffe_synsets.txt"),
     ("calibration", "{images: val, labels: nolabels}", "caffe_val.txt"),
 ])
 def test_a_labels_folder_without_its_files_names_folder_and_file(tmp_path, synth_small, recipe,
@@ -235,16 +235,19 @@ def test_a_labels_folder_without_its_files_names_folder_and_file(tmp_path, synth
     write_manifest(tmp_path, f"""
 sources:
   - {{name: val, layout: imagenet-val}}
+  - {{name: train, layout: imagenet-train}}
 files:
   - {{name: nolabels, path: {empty}}}
 datasets:
   - {{name: ds, recipe: {recipe}, inputs: {inputs}, params: {params}}}
 """)
-    assert run_cli("source", "set", "val", synth_small["imagenet-val"], cwd=tmp_path
-                   ).returncode == 0
+    for name, layout in (("val", "imagenet-val"), ("train", "imagenet-train")):
+        assert run_cli("source", "set", name, synth_small[layout], cwd=tmp_path
+                       ).returncode == 0
     done = run_cli("resolve", "ds", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
-    assert done.stderr == (f"registry: error: labels folder {empty}: no {missing} (it must "
+    assert done.stderr == (f"registry: error: manifests/test.yaml:8: ds: labels folder {empty}: "
+                           f"no {missing} (it must "
                            "hold caffe_val.txt, caffe_synsets.txt and caffe_synset_words.txt)\n")
     staging = tmp_path / "registry" / ".staging"
     assert not staging.exists() or os.listdir(staging) == []
