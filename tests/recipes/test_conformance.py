@@ -3,7 +3,12 @@ over the generic synthetic source: 24 PNG/JPEG images in 3 class folders."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
+
+import pytest
 
 from dataset_registry.recipes.downscale import DownscaleRecipe
 from dataset_registry.recipes.recordio import RecordIO
@@ -71,3 +76,25 @@ class TestDownscale(RecipeSuite):
         "width": 9, "height": 7, "fit": "crop", "color": "gray", "luma": "rec601",
         "filter": "lanczos", "classes": 2, "format": "folders", "on_error": "skip",
         "require_all_classes": False}
+
+
+class TestOutsideGrayscale(RecipeSuite):
+    """The outside plugin package's recipe (tests/plugins/outside) certifies itself with
+    the shipped suite, as its own test module would."""
+
+    vary: ClassVar[dict[str, Any]] = {"split": "val"}
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def _import_the_plugin(cls) -> Iterator[None]:
+        # Its source folder, not an installed copy: no dist-info, so its entry points do not
+        # join the process-wide table; pool workers get sys.path when they start.
+        folder = str(Path(__file__).parents[1] / "plugins" / "outside")
+        sys.path.insert(0, folder)
+        try:
+            from outside_registry_plugin import Grayscale
+
+            cls.recipe = Grayscale
+            yield
+        finally:
+            sys.path.remove(folder)

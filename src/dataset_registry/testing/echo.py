@@ -2,13 +2,14 @@
 no decoder reads fails the build or is skipped (`on_error`), as in every shipped recipe.
 
 The smallest real recipe: what the executor suite builds to compare backends, and a
-template for a recipe's shape. It is not built in: `use_echo()` registers it (in this
-process; workers receive the class itself, so they need no registration).
+template for a recipe's shape. It is not built in: `with use_echo():` registers it for
+the block (workers receive the class itself, so they need no registration).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -50,9 +51,8 @@ class Echo(Recipe):
         return len(task)
 
 
-def use_echo() -> type[Echo]:
-    """Register `echo` in the process-wide plugin table (again is harmless)."""
-    from .. import plugins
+def use_echo() -> AbstractContextManager[None]:
+    """`with use_echo():` the recipe `echo` is registered within the block only."""
+    from .registration import registered
 
-    plugins.register("recipes", Echo.name, f"{__name__}:Echo", origin="dataset_registry.testing")
-    return Echo
+    return registered("recipes", Echo.name, f"{__name__}:Echo")

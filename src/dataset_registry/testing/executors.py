@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +55,8 @@ EVERY_RECIPE: list[dict[str, Any]] = [
 
 
 def every_recipe(root: Any, source: Any, **registry: Any) -> Any:
-    """A registry at `root` with `EVERY_RECIPE` over the image folder `source`."""
-    use_echo()
+    """A registry at `root` with `EVERY_RECIPE` over the image folder `source` (`echo`
+    must be registered: `with use_echo():`)."""
     return open_project(root, {"data": source}, EVERY_RECIPE, **registry)
 
 
@@ -104,8 +105,14 @@ class ExecutorSuite:
                           tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         """Every recipe built inline (one worker, local store): what the executor must
         reproduce."""
-        reg = every_recipe(tmp_path_factory.mktemp("inline"), generic_source)
-        return build_all(reg, jobs=1)
+        with use_echo():
+            reg = every_recipe(tmp_path_factory.mktemp("inline"), generic_source)
+            return build_all(reg, jobs=1)
+
+    @pytest.fixture(autouse=True)
+    def _echo(self) -> Iterator[None]:
+        with use_echo():
+            yield
 
     def test_every_recipe_gives_the_inline_bytes(self, executor, generic_source,
                                                  generic_reference, tmp_path) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +29,7 @@ import pytest
 from ..errors import BadImageError
 from ..recipes.base import Recipe
 from ..stores.base import FILES, MARKER, SKIPPED
+from .registration import registered
 from .sources import BROKEN_IMAGE, open_project, write_image_folder
 
 BROKEN = "class-1/img-0013.jpg"  # a member no decoder reads, among the synthetic images
@@ -65,14 +67,21 @@ class RecipeSuite:
         return write_image_folder(tmp_path_factory.mktemp("source") / "data", cls.images,
                                   cls.classes)
 
+    @pytest.fixture(autouse=True)
+    def _registered(self) -> Iterator[None]:
+        """The recipe, registered for the test if it is not yet (and only for the test)."""
+        from .. import plugins
+
+        if self.recipe.name in plugins.names("recipes"):
+            yield
+            return
+        with registered("recipes", self.recipe.name, self.recipe,
+                        origin=f"{type(self).__name__} (dataset_registry.testing)"):
+            yield
+
     def project(self, root: Path, source: Path, params: dict[str, Any] | None = None,
                 **registry: Any) -> Any:
         """A registry at `root` whose dataset `out` is the recipe over `source`."""
-        from .. import plugins
-
-        if self.recipe.name not in plugins.names("recipes"):
-            plugins.register("recipes", self.recipe.name, self.recipe,
-                             origin=f"{type(self).__name__} (dataset_registry.testing)")
         entry = {"name": "out", "recipe": self.recipe.name, "inputs": dict(self.inputs),
                  "params": self.params if params is None else params}
         return open_project(root, {"data": source}, [entry], **registry)
