@@ -8,9 +8,9 @@ import pytest
 
 from dataset_registry import Registry, SourceError
 from dataset_registry.recipes.select import Select
+from dataset_registry.testing.stores import forge_table
 
 from .conftest import copy_manifests, run_cli, write_imagenet_manifest
-from .stores.conformance import forge_table
 
 CAL = "imagenet-min-calibration-first.5"
 

@@ -1,12 +1,13 @@
 import pytest
 
 from dataset_registry.executors import open_executor
+from dataset_registry.testing.executors import ExecutorSuite
 
 from ..conftest import dask_address
-from .conformance import ExecutorConformance
+from .imagenet import ImageNetReference
 
 
-class TestDask(ExecutorConformance):
+class TestDask(ExecutorSuite, ImageNetReference):
     @pytest.fixture(scope="class")
     @classmethod
     def executor(cls, dask_cluster):

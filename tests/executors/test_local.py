@@ -1,11 +1,12 @@
 import pytest
 
 from dataset_registry.executors import LocalExecutor
+from dataset_registry.testing.executors import ExecutorSuite
 
-from .conformance import ExecutorConformance
+from .imagenet import ImageNetReference
 
 
-class TestLocalPool(ExecutorConformance):
+class TestLocalPool(ExecutorSuite, ImageNetReference):
     @pytest.fixture(scope="class")
     @classmethod
     def executor(cls):

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from dataset_registry.stores import LocalStore
-
-from .conformance import KEY, StoreConformance, build, overwrite, run_fake_task
+from dataset_registry.testing.stores import KEY, StoreSuite, build, overwrite, run_fake_task
 
 
 def write_bits(folder: Path) -> dict[str, int]:
@@ -19,7 +18,7 @@ def write_bits(folder: Path) -> dict[str, int]:
     return found
 
 
-class TestLocalStore(StoreConformance):
+class TestLocalStore(StoreSuite):
     @pytest.fixture
     def store(self, tmp_path):
         return LocalStore(str(tmp_path / "store"))

@@ -2,11 +2,10 @@ import pytest
 
 from dataset_registry.remote import Remote
 from dataset_registry.stores import open_store
+from dataset_registry.testing.stores import StoreSuite
 
-from .conformance import StoreConformance
 
-
-class TestS3Store(StoreConformance):
+class TestS3Store(StoreSuite):
     @pytest.fixture
     def store(self, s3, tmp_path):
         store = open_store(f"{s3.bucket().url}/some/prefix", Remote(s3.options()),

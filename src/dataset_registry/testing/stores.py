@@ -1,9 +1,17 @@
-"""The store conformance suite: every backend's test module subclasses `StoreConformance`
-and provides the `store` fixture (fsspec's abstract-test style).
+"""The store conformance suite: a backend's test module subclasses `StoreSuite` and
+provides the `store` fixture (fsspec's abstract-test style), e.g. for an outside backend:
+
+    from dataset_registry.testing.stores import StoreSuite
+
+    class TestMyStore(StoreSuite):
+        @pytest.fixture
+        def store(self, tmp_path):
+            return MyStore(f"my://bucket/{tmp_path.name}")
 
 It drives the commit protocol the way a build does: tasks write through the
 store's `Drop` (shipped wherever the backend sends them), the coordinator
-gathers, finalizes and commits. Bytes are compared by reading them back.
+gathers, finalizes and commits. Bytes are compared by reading them back. The
+helpers (`build`, `run_fake_task`, `overwrite`, `KEY`) serve a backend's own tests.
 """
 
 from __future__ import annotations
@@ -169,7 +177,9 @@ class StoreRecordChecks:
         assert store.leftovers() == [] and not os.path.exists(staging.path)
 
 
-class StoreConformance(StoreRecordChecks):
+class StoreSuite(StoreRecordChecks):
+    """Every store backend: subclass it and provide the `store` fixture."""
+
     @pytest.fixture
     def store(self) -> Store:
         raise NotImplementedError("each backend's test module provides `store`")

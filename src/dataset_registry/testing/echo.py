@@ -1,0 +1,58 @@
+"""`echo`: copies its input images byte for byte, `<split>/<name in the split>`; an image
+no decoder reads fails the build or is skipped (`on_error`), as in every shipped recipe.
+
+The smallest real recipe: what the executor suite builds to compare backends, and a
+template for a recipe's shape. It is not built in: `with use_echo():` registers it for
+the block (workers receive the class itself, so they need no registration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from ..members import MemberRef, read_members
+from ..output import Output
+from ..recipes.base import Inputs, InputSpec, Params, Recipe
+from ..recipes.imagecheck import usable
+from ..recipes.select import pick_split
+
+
+class EchoParams(Params):
+    split: str = "train"
+    chunk: int = Field(default=8, gt=0, le=1_000_000)  # images a task
+    validate_images: bool = True  # refuse an image no decoder reads (per on_error)
+    on_error: Literal["fail", "skip"] = "fail"
+
+
+class Echo(Recipe):
+    name = "echo"
+    version = 1
+    Params = EchoParams
+    inputs: ClassVar[Mapping[str, InputSpec]] = {
+        "images": InputSpec("images", doc="a source or dataset of images"),
+    }
+
+    @classmethod
+    def plan(cls, params: Any, inputs: Inputs) -> list[list[MemberRef]]:
+        images = pick_split(inputs.images["images"], params.split, "images")
+        refs = [images[i] for i in range(len(images))]
+        return [refs[i:i + params.chunk] for i in range(0, len(refs), params.chunk)]
+
+    @classmethod
+    def run(cls, params: Any, task: list[MemberRef], out: Output) -> int:
+        for _, ref, data in usable(read_members(task), out, params.on_error,
+                                   validate=params.validate_images):
+            out.write(f"{params.split}/{ref.name}", data, member=ref.origin,
+                      source=ref.source, class_name=ref.label, attrs=ref.attrs)
+        return len(task)
+
+
+def use_echo() -> AbstractContextManager[None]:
+    """`with use_echo():` the recipe `echo` is registered within the block only."""
+    from .registration import registered
+
+    return registered("recipes", Echo.name, f"{__name__}:Echo")

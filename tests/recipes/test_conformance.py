@@ -1,0 +1,100 @@
+"""Every generic recipe passes the shipped recipe suite (dataset_registry.testing.recipes)
+over the generic synthetic source: 24 PNG/JPEG images in 3 class folders."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from dataset_registry.recipes.downscale import DownscaleRecipe
+from dataset_registry.recipes.recordio import RecordIO
+from dataset_registry.recipes.sample import Sample
+from dataset_registry.recipes.select import Select
+from dataset_registry.recipes.shards import ByClass
+from dataset_registry.recipes.tfrecord import TFRecord
+from dataset_registry.recipes.webdataset import WebDataset
+from dataset_registry.testing import Echo
+from dataset_registry.testing.recipes import RecipeSuite
+
+SHARDS = {"split": "val", "require_all_classes": False, "validate_images": False,
+          "on_error": "skip"}
+
+
+class TestEcho(RecipeSuite):
+    recipe = Echo
+    params: ClassVar[dict[str, Any]] = {"chunk": 5}
+    vary: ClassVar[dict[str, Any]] = {"split": "val", "chunk": 7, "validate_images": False,
+                                     "on_error": "skip"}
+
+
+class TestSelect(RecipeSuite):
+    recipe = Select
+    params: ClassVar[dict[str, Any]] = {"split": "train", "folders": True}
+    vary: ClassVar[dict[str, Any]] = {"split": "val", "first": 10, "validate_images": False,
+                                     "on_error": "skip", "folders": False}
+
+
+class TestSample(RecipeSuite):
+    recipe = Sample
+    params: ClassVar[dict[str, Any]] = {"seed": 1, "splits": {"train": 0.5, "val": 0.5}}
+    vary: ClassVar[dict[str, Any]] = {
+        "split": "val", "seed": 2, "n": 12, "per_class": 4, "short_classes": "keep",
+        "splits": {"a": 0.25, "b": 0.75}, "validate_images": False, "on_error": "skip"}
+
+
+class TestByClass(RecipeSuite):
+    recipe = ByClass
+    vary: ClassVar[dict[str, Any]] = SHARDS
+
+
+class TestWebDataset(RecipeSuite):
+    recipe = WebDataset
+    params: ClassVar[dict[str, Any]] = {"shard_count": 5}
+    vary: ClassVar[dict[str, Any]] = {**SHARDS, "shard_count": 6, "shard_bytes": 4096,
+                                     "prefix": "shard"}
+
+
+class TestRecordIO(RecipeSuite):
+    recipe = RecordIO
+    vary: ClassVar[dict[str, Any]] = {**SHARDS, "shuffle": False, "resize": 8, "quality": 80}
+
+
+class TestTFRecord(RecipeSuite):
+    recipe = TFRecord
+    params: ClassVar[dict[str, Any]] = {"shards": 3}
+    vary: ClassVar[dict[str, Any]] = {**SHARDS, "label_offset": 0, "shards": 2}
+
+
+class TestDownscale(RecipeSuite):
+    recipe = DownscaleRecipe
+    params: ClassVar[dict[str, Any]] = {"width": 8, "height": 6}
+    vary: ClassVar[dict[str, Any]] = {
+        "width": 9, "height": 7, "fit": "crop", "color": "gray", "luma": "rec601",
+        "filter": "lanczos", "classes": 2, "format": "folders", "on_error": "skip",
+        "require_all_classes": False}
+
+
+class TestOutsideGrayscale(RecipeSuite):
+    """The outside plugin package's recipe (tests/plugins/outside) certifies itself with
+    the shipped suite, as its own test module would."""
+
+    vary: ClassVar[dict[str, Any]] = {"split": "val"}
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def _import_the_plugin(cls) -> Iterator[None]:
+        # Its source folder, not an installed copy: no dist-info, so its entry points do not
+        # join the process-wide table; pool workers get sys.path when they start.
+        folder = str(Path(__file__).parents[1] / "plugins" / "outside")
+        sys.path.insert(0, folder)
+        try:
+            from outside_registry_plugin import Grayscale
+
+            cls.recipe = Grayscale
+            yield
+        finally:
+            sys.path.remove(folder)
