@@ -4,7 +4,7 @@ A task sees only its recipe name, params, payload and the `Drop` it writes
 into; it never touches the catalog. Results come back in plan order, so output
 is identical whatever the executor or the number of workers. Backends (`local`,
 `dask`) subclass `Executor`; every backend passes the conformance suite in
-tests/executors/.
+dataset_registry.testing.executors.ExecutorSuite.
 """
 
 from __future__ import annotations
