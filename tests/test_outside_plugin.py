@@ -31,9 +31,13 @@ datasets:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
+    import shutil
+
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("plugin-src") / "outside"  # setuptools builds in place
+    shutil.copytree(PLUGIN, source)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--target", str(target), str(PLUGIN)],
+                    "--no-build-isolation", "--target", str(target), str(source)],
                    check=True, capture_output=True, text=True)
     return target
 
