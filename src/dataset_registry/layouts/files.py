@@ -41,8 +41,8 @@ class Files(Layout):
     def entries(self, members: Iterable[IndexedMember], is_tar: bool,
                 read: Reader) -> Iterator[tuple[Entry, IndexedMember]]:
         opts: Any = self.options
-        by_path = {m.path.removeprefix("./"): m for m in members
-                   if not ignored(m.path.removeprefix("./"))}
+        # member paths arrive as `tar -x` writes them (tarindex normalises "./" away)
+        by_path = {m.path: m for m in members if not ignored(m.path)}
         names = [opts.table] if opts.table else list(DEFAULT_TABLES)
         table_name = next((n for n in names if n in by_path), None)
         if table_name is None:

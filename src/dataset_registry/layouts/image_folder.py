@@ -40,8 +40,8 @@ class ImageFolder(Layout):
                 read: Reader) -> Iterator[tuple[Entry, IndexedMember]]:
         opts: Any = self.options
         images, tables = [], []
-        for m in members:
-            path = m.path.removeprefix("./")
+        for m in members:  # paths arrive as `tar -x` writes them (no "./")
+            path = m.path
             if ignored(path):
                 continue
             if posixpath.basename(path) in METADATA:
