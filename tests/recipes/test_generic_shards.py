@@ -19,6 +19,7 @@ from dataset_registry import BadInputError, Registry
 
 from ..conftest import run_cli, write_manifest
 from ..realkit import PHOTOS, digits, write_digit_folders
+from .test_recordio import im2rec_list_image
 
 REVERSED = "".join(f"{d}\n" for d in range(9, -1, -1))
 
@@ -97,20 +98,9 @@ def test_the_default_prefix_is_in_the_key(tmp_path, digit_folders):
 
 
 def im2rec_list(root: Path) -> list[str]:
-    """im2rec.py --list --recursive (MXNet 1.x), as written there: os.walk with sorted
-    folders, a label per folder met, then random.seed(100) and shuffle."""
-    items, cat, i = [], {}, 0
-    for path, dirs, files in os.walk(str(root), followlinks=True):
-        dirs.sort()
-        files.sort()
-        for fname in files:
-            fpath = os.path.join(path, fname)
-            if os.path.isfile(fpath) and os.path.splitext(fname)[1].lower() in (
-                    ".jpeg", ".jpg", ".png"):
-                if path not in cat:
-                    cat[path] = len(cat)
-                items.append((i, os.path.relpath(fpath, str(root)), cat[path]))
-                i += 1
+    """im2rec.py --list --recursive (MXNet 1.x): its listing, then random.seed(100) and
+    shuffle, as `.lst` lines."""
+    items = im2rec_list_image(str(root))
     random.seed(100)
     random.shuffle(items)
     return [f"{i}\t{float(label):f}\t{rel}" for i, rel, label in items]
