@@ -24,3 +24,11 @@ class TestSerialExecutor(ExecutorSuite):
     def executor(self):
         yield (ex := open_executor("serial://", jobs=4))  # found by its name
         ex.close()
+
+
+def test_a_folder_url_without_an_absolute_path_is_a_user_error():
+    from dataset_registry.errors import BadInputError
+
+    with pytest.raises(BadInputError, match=r"^store folder://data: expected "
+                                            r"folder:///ABSOLUTE/PATH$"):
+        open_store("folder://data")
