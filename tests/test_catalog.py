@@ -289,11 +289,11 @@ def test_the_sandbox_has_a_private_temp_folder(built):
 @pytest.mark.parametrize("backend", ["local", "s3"])
 def test_run_records_in_either_store(backend, tmp_path, request):
     from dataset_registry.remote import Remote
-    from dataset_registry.stores.s3 import S3Store
+    from dataset_registry.stores.object import ObjectStore
 
     if backend == "s3":
         s3 = request.getfixturevalue("s3")
-        store = S3Store(f"{s3.bucket().url}/store", Remote(s3.options()), str(tmp_path / "c"))
+        store = ObjectStore(f"{s3.bucket().url}/store", Remote(s3.options()), str(tmp_path / "c"))
     else:
         store = LocalStore(str(tmp_path / "store"))
     store.put_record("runs", "b2", {"run_id": "b2", "n": 2})

@@ -1,6 +1,8 @@
 """An outside plugin package (tests/plugins/outside), built and installed into a temporary
-folder as a user would pip-install it, adds a layout and a recipe through the entry
-points; used from the `registry` CLI with a process pool and on a Dask LocalCluster."""
+folder as a user would pip-install it, adds a layout, a recipe, a store (`folder://`) and
+an executor (`serial://`) through the entry points; used from the `registry` CLI with a
+process pool, on a Dask LocalCluster, and through its own store and executor, which
+also pass dataset-registry's StoreSuite and ExecutorSuite there."""
 
 from __future__ import annotations
 
@@ -27,15 +29,28 @@ datasets:
     recipe: grayscale
     inputs: {images: mine}
 """
+BUILT_IN_ONLY = """
+sources:
+  - {name: data, layout: image-folder}
+datasets:
+  - {name: picked, recipe: select, inputs: {images: data}, params: {split: train}}
+"""
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
+def plugin_copy(tmp_path_factory) -> Path:
+    """The package's source, copied: setuptools builds in place, pytest writes caches."""
     import shutil
 
-    target = tmp_path_factory.mktemp("site")
-    source = tmp_path_factory.mktemp("plugin-src") / "outside"  # setuptools builds in place
+    source = tmp_path_factory.mktemp("plugin-src") / "outside"
     shutil.copytree(PLUGIN, source)
+    return source
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, plugin_copy) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    source = plugin_copy
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                     "--no-build-isolation", "--target", str(target), str(source)],
                    check=True, capture_output=True, text=True)
@@ -58,7 +73,7 @@ def env(site: Path | None) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")])}
 
 
-def test_an_installed_plugin_layout_and_recipe_build_on_every_executor(installed, project):
+def test_an_installed_plugin_builds_on_every_executor_and_store(installed, project):
     out = run_cli("source", "set", "mine", str(project / "data"), cwd=project,
                   env=env(installed))
     assert out.returncode == 0, out.stderr
@@ -79,9 +94,32 @@ def test_an_installed_plugin_layout_and_recipe_build_on_every_executor(installed
     assert on_dask.returncode == 0, on_dask.stderr
     dask_show = run_cli("show", "gray", "--store", str(project / "dask-store"), cwd=project,
                         env=env(installed))
+    store = f"folder://{project / 'plugin-store'}"  # the plugin's store and executor
+    on_plugins = run_cli("resolve", "gray", "--executor", "serial://", "--store", store,
+                         cwd=project, env=env(installed))
+    assert on_plugins.returncode == 0, on_plugins.stderr
+    plugin_show = run_cli("show", "gray", "--store", store, cwd=project, env=env(installed))
 
 
     assert json.loads(dask_show.stdout)["digest"] == json.loads(local.stdout)["digest"]
+    assert json.loads(plugin_show.stdout)["digest"] == json.loads(local.stdout)["digest"]
+    built = Path(on_plugins.stdout.strip())
+    assert built.is_relative_to(project / "plugin-store") and (built / "_registry.json").exists()
+    assert sorted(p.relative_to(built) for p in built.glob("*/*.png")) == \
+        sorted(p.relative_to(folder) for p in written)
+
+
+def test_the_plugin_store_and_executor_pass_the_conformance_suites(installed, plugin_copy):
+    """As the plugin's author would certify them: its own pytest module subclassing
+    StoreSuite and ExecutorSuite, run where the package is installed."""
+    module = plugin_copy / "check_conformance.py"  # not test_*.py: this suite skips it
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--rootdir", str(plugin_copy), str(module)],
+                          cwd=plugin_copy, env={**os.environ, **env(installed)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    counts = done.stdout.strip().splitlines()[-1]
+    assert counts.startswith("23 passed"), counts
 
 
 def test_editing_the_plugin_recipe_changes_its_key(installed, project, tmp_path_factory):
@@ -99,6 +137,28 @@ def test_editing_the_plugin_recipe_changes_its_key(installed, project, tmp_path_
 
     assert before.returncode == after.returncode == 0, after.stderr
     assert json.loads(before.stdout)["key"] != json.loads(after.stdout)["key"]
+
+
+def test_without_the_plugin_its_store_and_executor_are_user_errors(tmp_path):
+    (tmp_path / "data" / "zero").mkdir(parents=True)
+    (tmp_path / "data" / "zero" / "a.png").write_bytes(png(digits()[0][0]))
+    write_manifest(tmp_path, BUILT_IN_ONLY)
+    assert run_cli("source", "set", "data", str(tmp_path / "data"), cwd=tmp_path,
+                   env=env(None)).returncode == 0
+    store = run_cli("resolve", "picked", "--store", f"folder://{tmp_path / 'elsewhere'}",
+                    cwd=tmp_path, env=env(None))
+    executor = run_cli("resolve", "picked", "--executor", "serial://", cwd=tmp_path,
+                       env=env(None))
+
+
+    assert (store.returncode, executor.returncode) == (2, 2)
+    assert store.stderr == ("registry: error: store folder://: no store is registered for "
+                            "this scheme (registered: abfs, az, file, gs, memory, s3)\n")
+    assert executor.stderr == ("registry: error: executor 'serial://': expected 'local', "
+                               "'dask://HOST:PORT', 'dask://local' or a registered executor "
+                               "(registered: dask, local)\n")
+    assert store.stdout == executor.stdout == ""
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "registry").exists()
 
 
 def test_without_the_plugin_the_manifest_names_what_is_missing(project):

@@ -50,3 +50,14 @@ datasets:
     assert done.stderr.startswith("registry: error: ") and message in done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
     assert done.stdout == ""
+
+
+def test_redact_masks_each_protocols_secrets(monkeypatch):
+    """Secret option and environment names come from every row of protocols.py, so a
+    gs:// or az:// credential is masked like an S3 one."""
+    monkeypatch.setenv("AZURE_STORAGE_KEY", "azure-env-key-123")
+    remote = Remote({"account_key": "az-account-key-456", "sas_token": "sv=2024&sig=abc",
+                     "token": "/path/to/gcs.json", "account_name": "visible"})
+    text = remote.redact("account visible, azure-env-key-123, az-account-key-456, "
+                         "sv=2024&sig=abc, /path/to/gcs.json")
+    assert text == "account visible, ***, ***, ***, ***"

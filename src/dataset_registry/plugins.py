@@ -47,7 +47,12 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
     "stores": {
         "file": "dataset_registry.stores.local:LocalStore",
-        "s3": "dataset_registry.stores.s3:S3Store",
+        # one object store over fsspec; what differs per protocol is in protocols.py
+        "s3": "dataset_registry.stores.object:ObjectStore",
+        "gs": "dataset_registry.stores.object:ObjectStore",
+        "az": "dataset_registry.stores.object:ObjectStore",
+        "abfs": "dataset_registry.stores.object:ObjectStore",
+        "memory": "dataset_registry.stores.object:ObjectStore",
     },
     "executors": {
         "local": "dataset_registry.executors.local:LocalExecutor",

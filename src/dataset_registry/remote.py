@@ -1,7 +1,9 @@
 """Object storage through fsspec: URLs, storage options, and secrets kept out of text.
 
-Credentials come from the standard AWS environment (botocore reads
+Credentials come from each client library's standard environment (botocore reads
 AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...) or from `--storage-option key=value`.
+What differs per protocol (the package to install, which options are secrets,
+which errors are transport failures) is in `protocols.py`.
 Options travel to workers inside task arguments only; every message this
 package builds from an object-storage failure goes through `redact` first, and
 no option is ever written to a marker, the catalog or a log.
@@ -16,11 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import BadInputError, StorageError
+from .protocols import protocol, secret_env, secret_options, transport_errors
 
-SECRET_OPTIONS = frozenset({"key", "secret", "token", "password", "aws_access_key_id",
-                            "aws_secret_access_key", "aws_session_token"})
-SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-_INSTALL = "pip install 's3fs>=2024.6'"
+SECRET_OPTIONS = secret_options()
+SECRET_ENV = secret_env()
 
 
 def is_remote(location: str) -> bool:
@@ -54,22 +55,21 @@ class Remote:
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def filesystem(self, url: str) -> Any:
-        protocol = url.split("://", 1)[0]
+        scheme = url.split("://", 1)[0]
         check_url(url)
         try:
             import fsspec
 
-            fs = fsspec.filesystem(protocol, **dict(self.options))
+            fs = fsspec.filesystem(scheme, **dict(self.options))
             # s3fs builds its client lazily; built now, an unknown option or a malformed
             # endpoint is refused here, naming it, not as a traceback at the first request
             if callable(getattr(fs, "connect", None)):
                 fs.connect()
             return fs
         except ImportError as exc:
-            raise BadInputError(f"{protocol}:// needs s3fs: {_INSTALL} ({exc.name} is "
-                                "missing)") from None
+            raise protocol(url).missing(scheme, exc) from None
         except (TypeError, ValueError) as exc:
-            raise BadInputError(self.redact(f"storage options for {protocol}://: {exc}")) from None
+            raise BadInputError(self.redact(f"storage options for {scheme}://: {exc}")) from None
 
     def redact(self, text: str) -> str:
         secrets = [str(v) for k, v in self.options.items() if k in SECRET_OPTIONS and v]
@@ -102,23 +102,5 @@ def check_url(url: str) -> None:
                             "the AWS environment or --storage-option key=... secret=...")
 
 
-def join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p.strip("/"))
-
-
-# Errors that mean "the endpoint or network failed", as opposed to a programming error.
-def transport_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [OSError, TimeoutError]
-    try:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        errors += [BotoCoreError, ClientError]
-    except ImportError:
-        pass
-    try:
-        from aiohttp import ClientError as HttpClientError
-
-        errors.append(HttpClientError)
-    except ImportError:
-        pass
-    return tuple(errors)
+__all__ = ["Remote", "check_url", "env_options", "is_remote", "parse_options",
+           "transport_errors"]

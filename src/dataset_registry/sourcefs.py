@@ -1,6 +1,6 @@
 """Where a source's bytes are: a local path or an object-storage URL, behind one interface.
 
-Sources on S3 are indexed by one sequential read (every member is hashed
+Sources on object storage are indexed by one sequential read (every member is hashed
 for the fingerprint anyway), then read in place by byte ranges through the
 member index: a tar on S3 is never downloaded whole by a build.
 """
@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import SourceError
 from .keys import hash_bytes, hash_file
+from .protocols import protocol
 from .remote import Remote, is_remote
 from .statsig import stat_signature, walk_stat
 from .tarindex import IndexedMember, scan_tar, tar_is_synthetic
@@ -65,15 +66,18 @@ class LocalPlace:
 
 
 class RemotePlace:
-    """A tar or a folder (prefix) on object storage; signatures from sizes and ETags."""
+    """A tar or a folder (prefix) on object storage; signatures from sizes and each
+    object's version token (S3's ETag, GCS's md5Hash, ...: `protocols.py`)."""
 
     _BATCH = 64  # objects hashed per round of concurrent requests
 
     def __init__(self, location: str, remote: Remote) -> None:
         self.location = location.rstrip("/")
         self.remote = remote
+        self.proto = protocol(self.location)
         self.fs = remote.filesystem(self.location)
-        self.path = self.location.split("://", 1)[1]
+        # as the filesystem names paths (memory: a leading '/'), so find()'s results match
+        self.path = type(self.fs)._strip_protocol(self.location).rstrip("/")
         self._info: dict[str, Any] | None = None
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -96,16 +100,16 @@ class RemotePlace:
         return self.info()["type"] == "file"
 
     def _objects(self) -> list[tuple[str, int, str]]:
-        """(relative name, size, etag) of every object under the folder, sorted."""
+        """(relative name, size, version) of every object under the folder, sorted."""
         found = self._call(self.fs.find, self.path, detail=True)
-        rows = [(p[len(self.path):].lstrip("/"), int(i["size"]), str(i.get("ETag", "")))
+        rows = [(p[len(self.path):].lstrip("/"), int(i["size"]), self.proto.version(i))
                 for p, i in found.items()]
         return sorted(r for r in rows if not any(s.startswith(".") for s in r[0].split("/")))
 
     def signature(self) -> str:
         if self.is_file():
             info = self.info()
-            return f"remote-file:{info['size']}:{info.get('ETag', info.get('LastModified'))}"
+            return f"remote-file:{info['size']}:{self.proto.version(info)}"
         rows = "\n".join(f"{n}\t{s}\t{e}" for n, s, e in self._objects())
         return "remote-dir:" + hash_bytes(rows.encode())
 

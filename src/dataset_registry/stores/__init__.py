@@ -23,7 +23,8 @@ from .local import LocalStore
 
 def open_store(url: str, remote: Remote | None = None, cache_dir: str | None = None) -> Store:
     """The store at `url`: a local folder (a path or file://), or the backend registered
-    for its URL scheme (plugins.py: `s3` built in; `dataset_registry.stores` entry points).
+    for its URL scheme (plugins.py: the object store for `s3`, `gs`, `az`, `abfs` and
+    `memory` built in; `dataset_registry.stores` entry points).
 
     `cache_dir` (for object storage) holds staging, local copies and machine-local locks.
     """

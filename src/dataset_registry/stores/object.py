@@ -1,6 +1,9 @@
-"""The object-storage store (S3 through s3fs; any fsspec protocol with the same calls).
+"""The object-storage store, written once over any fsspec filesystem: `s3://` (s3fs),
+`gs://` (gcsfs), `az://` / `abfs://` (adlfs), `memory://` (fsspec's, this process
+only). What differs per protocol (metadata fields, packages, secrets, buckets,
+whether workers share the objects) is one row of `protocols.PROTOCOLS`.
 
-Layout under `s3://bucket/prefix`::
+Layout under `PROTO://bucket/prefix`::
 
     <key[:2]>/<key>/...                 the artifact's files, then _registry.json (last)
     .staging/<key>.<token>/             task scratch (.parts, .scratch, .ranges) of a build
@@ -12,6 +15,11 @@ write the same bytes to the same names (builds are deterministic), so both
 succeed and one artifact results; a crashed build leaves unmarked files that a
 rerun overwrites and `registry gc` sweeps. Staging stays on the coordinator's
 disk for what `finish` writes; `local_path` downloads a cached copy on demand.
+
+A protocol whose objects only this process sees (`memory://`) cannot take uploads
+from worker processes: its tasks write into the coordinator's staging folder
+instead (workers on this machine, as with the local store) and `commit` uploads
+it; another build reads its artifacts from the cached local copy.
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadInputError, VerifyError
-from ..remote import Remote, join, transport_errors
+from ..protocols import protocol, transport_errors
+from ..remote import Remote
 from .base import (
     FILES,
     MARKER,
@@ -35,6 +44,8 @@ from .base import (
     RESERVED,
     SKIPPED,
     UNPUBLISHED,
+    Drop,
+    FolderDrop,
     ScratchDrop,
     Staging,
     Store,
@@ -64,12 +75,18 @@ def literal(path: str) -> str:
     return glob.escape(path)
 
 
+def root_of(fs: Any, url: str) -> str:
+    """`url` as `fs` names its paths (s3fs: `bucket/prefix`; memory: `/bucket/prefix`), so
+    paths built from it compare equal to the ones `fs.find` returns."""
+    return type(fs)._strip_protocol(url.rstrip("/")).rstrip("/")
+
+
 def artifact_prefix(root: str, key: str) -> str:
-    return join(root, artifact_path(key))
+    return f"{root}/{artifact_path(key)}"
 
 
 def staging_prefix(root: str, key: str, token: str) -> str:
-    return join(root, STAGING, f"{key}.{token}")
+    return f"{root}/{STAGING}/{key}.{token}"
 
 
 def upload(fs: Any, pairs: list[tuple[str, str]]) -> None:
@@ -79,7 +96,7 @@ def upload(fs: Any, pairs: list[tuple[str, str]]) -> None:
 
 
 @dataclass(frozen=True)
-class S3Drop(ScratchDrop):
+class ObjectDrop(ScratchDrop):
     """A task's files: the published ones to the artifact's place, scratch to staging."""
 
     url: str = ""
@@ -88,7 +105,7 @@ class S3Drop(ScratchDrop):
 
     def ship(self, folder: str) -> None:
         fs = self.remote.filesystem(self.url)
-        root = self.url.split("://", 1)[1]
+        root = root_of(fs, self.url)
         final = artifact_prefix(root, self.key)
         staging = staging_prefix(root, self.key, self.token)
         pairs = [(full, f"{staging if rel.split('/', 1)[0] in UNPUBLISHED else final}/{rel}")
@@ -100,14 +117,15 @@ class S3Drop(ScratchDrop):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-class S3Store(Store):
+class ObjectStore(Store):
     grace_seconds = 6 * 3600  # unmarked files younger than this may be a live build's
 
     def __init__(self, url: str, remote: Remote, cache_dir: str) -> None:
         self.url = url.rstrip("/")
         self.remote = remote
+        self.proto = protocol(self.url)
         self.fs = remote.filesystem(self.url)
-        self.root = self.url.split("://", 1)[1].strip("/")
+        self.root = root_of(self.fs, self.url)
         self.protocol = self.url.split("://", 1)[0]
         self.cache_dir = os.path.abspath(cache_dir)
 
@@ -132,10 +150,11 @@ class S3Store(Store):
         return parse_marker(data, f"{self.uri(key)}/{MARKER}", key)
 
     def uri(self, key: str) -> str:
-        return f"{self.protocol}://{self._dir(key)}"
+        return f"{self.protocol}://{self._dir(key).lstrip('/')}"
 
     def member_root(self, key: str) -> str:
-        return self.uri(key)
+        # where no other process sees the objects, tasks read the cached local copy
+        return self.uri(key) if self.proto.shared else self.local_path(key)
 
     def local_path(self, key: str) -> str:
         dest = self._cached(key)
@@ -203,16 +222,22 @@ class S3Store(Store):
     def _check_bucket(self) -> None:
         """Before a build: a bucket that does not exist is the user's to fix (exit 2), said
         once, rather than a failed upload from every task."""
+        if not self.proto.buckets:
+            return
         bucket = self.root.split("/", 1)[0]
         if not self._call(f"checking bucket {bucket}", self.fs.exists, bucket):
             raise BadInputError(f"store {self.url}: bucket {bucket!r} does not exist (create "
                                 "it, or name another with --store)")
 
-    def drop(self, staging: Staging, remote: Remote) -> S3Drop:
-        return S3Drop(remote=remote, url=self.url, key=staging.key, token=staging.token)
+    def drop(self, staging: Staging, remote: Remote) -> Drop:
+        if not self.proto.shared:  # workers could not upload where this process reads
+            return FolderDrop(remote=remote, path=staging.path)
+        return ObjectDrop(remote=remote, url=self.url, key=staging.key, token=staging.token)
 
     def gather(self, staging: Staging) -> None:
         """Fetch the tasks' scratch and place their ranges into the files they belong to."""
+        if not self.proto.shared:
+            return  # the tasks wrote into `staging.path` itself, ranges in place
         self._download(self._staging(staging), staging.path)
         ranges = os.path.join(staging.path, RANGES)
         for full, rel in list(_walk(ranges)):
@@ -292,7 +317,12 @@ class S3Store(Store):
         self._call("deleting an artifact", self.fs.rm, literal(self._dir(key)), recursive=True)
 
     def leftovers(self) -> list[str]:
-        """Staging prefixes and unmarked artifact folders untouched for `grace_seconds`."""
+        """Staging prefixes and unmarked artifact folders untouched for `grace_seconds`
+        (a live build elsewhere cannot be asked), then this machine's staging folders
+        that no live build holds (a coordinator that died)."""
+        return self._remote_leftovers() + self._local_leftovers()
+
+    def _remote_leftovers(self) -> list[str]:
         self.fs.invalidate_cache(self.root)
         found = self._call("listing", self.fs.find, self.root, detail=True)
         newest: dict[str, float] = {}
@@ -301,25 +331,44 @@ class S3Store(Store):
             parts = path[len(self.root):].strip("/").split("/")
             if len(parts) < 3:
                 continue
-            folder = join(self.root, *parts[:2])
+            folder = f"{self.root}/{parts[0]}/{parts[1]}"
             if parts[2] == MARKER:
                 marked.add(folder)
-            modified = info.get("LastModified")
-            stamp = modified.timestamp() if hasattr(modified, "timestamp") else time.time()
-            newest[folder] = max(newest.get(folder, 0.0), stamp)
+            stamp = self.proto.mtime(info)  # unknown: as young as can be, so kept
+            newest[folder] = max(newest.get(folder, 0.0), time.time() if stamp is None
+                                 else stamp)
         cutoff = time.time() - self.grace_seconds
         return sorted(f for f, t in newest.items() if f not in marked and t <= cutoff)
 
+    def _local_leftovers(self) -> list[str]:
+        from filelock import FileLock, Timeout
+
+        folder = os.path.join(self.cache_dir, "staging")
+        found = []
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            locks = os.path.join(self.cache_dir, "locks")
+            os.makedirs(locks, exist_ok=True)
+            lock = FileLock(os.path.join(locks, f"{name.split('.', 1)[0]}.lock"))
+            try:
+                with lock.acquire(timeout=0):
+                    found.append(os.path.join(folder, name))
+            except Timeout:
+                continue  # a live build on this machine holds it
+        return found
+
     def remove_leftover(self, path: str) -> None:
+        if path.startswith(os.path.join(self.cache_dir, "staging") + os.sep):
+            shutil.rmtree(path, ignore_errors=True)
+            return
         self._call("deleting leftovers", self.fs.rm, literal(path), recursive=True)
 
     def put_record(self, kind: str, name: str, record: dict[str, Any]) -> None:
         body = json.dumps(record, sort_keys=True).encode()
         self._call("writing a record", self.fs.pipe_file,
-                   join(self.root, record_path(kind, name)), body)
+                   f"{self.root}/{record_path(kind, name)}", body)
 
     def records(self, kind: str) -> Iterator[dict[str, Any]]:
-        prefix = join(self.root, f".{kind}")
+        prefix = f"{self.root}/.{kind}"
         self.fs.invalidate_cache(prefix)
         found = [p for p in self._call("listing records", self.fs.find, prefix)
                  if p.endswith(".json")]
