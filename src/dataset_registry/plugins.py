@@ -119,8 +119,9 @@ class Plugins:
         from importlib.metadata import entry_points
 
         self._entry_points_loaded = True
+        installed = entry_points()  # one pass over the distributions, not one per kind
         for kind in KINDS:
-            for ep in entry_points(group=GROUP.format(kind=kind)):
+            for ep in installed.select(group=GROUP.format(kind=kind)):
                 dist = getattr(ep, "dist", None)
                 where = f"{dist.name} {dist.version}" if dist else "an installed package"
                 self.register(kind, ep.name, ep.value,

@@ -207,11 +207,11 @@ def _class_tar(images: list[tuple[_Image, bytes]]) -> bytes:
 def synthesize(out_dir: str, spec: SynthSpec, *, jobs: int = 1,
                progress: Callable[[int], None] | None = None) -> dict[str, str]:
     """Write the synthetic ImageNet under `out_dir`; return {layout: location}."""
+    val = val_images(spec)
+    train = train_images(spec)  # checks spec.wnids: refused before anything is written
     os.makedirs(out_dir, exist_ok=True)
     kaggle = os.path.join(out_dir, "kaggle")
     loc = os.path.join(kaggle, "ILSVRC", "Data", "CLS-LOC")
-    val = val_images(spec)
-    train = train_images(spec)
     if spec.kaggle:
         for wnid in train:
             os.makedirs(os.path.join(loc, "train", wnid), exist_ok=True)
