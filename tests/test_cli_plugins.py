@@ -72,7 +72,8 @@ def test_the_imagenet_commands_come_from_the_packages_entry_points():
 
 def test_a_core_command_loads_no_plugin_command(tmp_path):
     code = ("import sys; from dataset_registry.cli import main; "
-            "rc = main(['init', 'p']) + main(['--root', 'p', 'list']); "
+            "rc = main(['init', 'p']) + main(['--root', 'p', 'list']) + "
+            "main(['init', '--example', 'imagenet', 'q']); "
             "print(rc, sorted(m for m in sys.modules if m.startswith('dataset_registry.domains')"
             "))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
