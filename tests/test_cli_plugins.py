@@ -163,3 +163,10 @@ def test_an_installed_distributions_command_entry_point(tmp_path):
     out = run_cli("count", "3", cwd=tmp_path, env=env)
     assert (out.returncode, out.stdout) == (0, "1 2 3\n")
     assert run_cli("count", "0", cwd=tmp_path, env=env).returncode == 3  # run()'s exit code
+
+
+def test_a_line_the_first_look_cannot_read_gets_the_full_parsers_message(tmp_path):
+    out = run_cli("--root", cwd=project(tmp_path))  # --root needs its value
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("usage: registry [-h]")  # the full parser's, not the peek's
+    assert out.stderr.endswith("registry: error: argument --root: expected one argument\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 DESCRIPTION = "The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input."
 
@@ -126,10 +126,24 @@ def _all_subparsers(sub: Any) -> list[argparse.ArgumentParser]:
 def command_word(argv: list[str]) -> tuple[str | None, str]:
     """(the command named on the line or None, the --root given anywhere or "."), read
     before the full parser exists: which plugins to load depends on them."""
-    p = argparse.ArgumentParser(prog="registry", add_help=False, allow_abbrev=False)
+    p = _Quiet(prog="registry", add_help=False, allow_abbrev=False)
     where_options(p, WHERE_DEFAULTS)
-    known, rest = p.parse_known_args(argv)
+    try:
+        known, rest = p.parse_known_args(argv)
+    except _Unparsed:  # e.g. --root without a value: the full parser says so, with its usage
+        return None, "."
     # Before the command only the options above (known) or -h can come: the first word
     # left is the command.
     word = next((a for a in rest if not a.startswith("-")), None)
     return word, known.root
+
+
+class _Unparsed(Exception):
+    pass
+
+
+class _Quiet(argparse.ArgumentParser):
+    """A parser that raises instead of printing and exiting: `command_word` only peeks."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _Unparsed(message)
