@@ -51,7 +51,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from dataset_registry import Registry
-    from dataset_registry.synth import SynthSpec, synthesize
+    from dataset_registry.domains.imagenet.synth import SynthSpec, synthesize
 
     work = Path(tempfile.mkdtemp(prefix="bench-resolve-"))
     manifests = work / "manifests"

@@ -83,7 +83,7 @@ def main() -> int:
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     import s3fs
 
-    from dataset_registry.synth import SynthSpec, synthesize
+    from dataset_registry.domains.imagenet.synth import SynthSpec, synthesize
     from s3kit import FAKE_KEY, FAKE_SECRET, free_port
 
     port = free_port()

@@ -14,7 +14,7 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from dataset_registry.synth import SynthSpec, _Image, _rendered, wnids
+from dataset_registry.domains.imagenet.synth import SynthSpec, _Image, _rendered, wnids
 
 LABELS = Path(__file__).resolve().parents[1] / "src" / "dataset_registry" / "data" / "imagenet"
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from dataset_registry import Registry
-from dataset_registry.synth import SynthSpec, synthesize
+from dataset_registry.domains.imagenet.synth import SynthSpec, synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = REPO / "manifests"

@@ -127,16 +127,6 @@ def test_source_check_md5_on_a_synthetic_tar(root):
     assert "synthetic stand-in, the published md5 does not apply" in out.stdout
 
 
-def test_synth_same_arguments_same_bytes_any_jobs(tmp_path):
-    args = ["synth", "imagenet", "--val-images", "300", "--train-classes", "2",
-            "--train-per-class", "3", "--size", "24x16"]
-    for jobs in ("1", "2"):
-        out = run_cli(*args, "--jobs", jobs, str(tmp_path / jobs), cwd=tmp_path)
-        assert out.returncode == 0, out.stderr
-    for name in ("ILSVRC2012_img_val.tar", "ILSVRC2012_img_train.tar"):
-        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
-
-
 def test_a_list_outside_the_project_exits_2_without_quoting_it(tmp_path, tmp_path_factory):
     secret = tmp_path_factory.mktemp("etc") / "shadow"
     secret.write_text("root:$6$secret-hash:19000:0:99999:7:::\n")

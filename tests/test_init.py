@@ -197,3 +197,9 @@ def test_init_and_list_work_from_an_installed_wheel(tmp_path):
     out = cli("show", "imagenet-labels")
     assert out.returncode == 0, out.stderr
     assert f'"key": "{tree_key(str(LABELS))}"' in out.stdout  # content-keyed: as in the repo
+    out = cli("--help")  # ImageNet's commands: the wheel's own dataset_registry.commands
+    assert out.returncode == 0, out.stderr
+    for line in ("synth               write a synthetic ImageNet-shaped source",
+                 "eval                top-1..5 classification error of val predictions",
+                 "demo                synthesize ImageNet, resolve calibration sets, query"):
+        assert line in out.stdout

@@ -106,8 +106,9 @@ def init_project(folder: str, example: str = "image-folder") -> list[str]:
         manifests = os.path.join(staging, "manifests")
         os.mkdir(manifests)
         if example == "imagenet":
-            _copy_tree(resources.files("dataset_registry.domains.imagenet") / "manifests",
-                       manifests)
+            # package data found by path: the core imports nothing from the ImageNet plugin
+            shipped = resources.files("dataset_registry") / "domains" / "imagenet" / "manifests"
+            _copy_tree(shipped, manifests)
         else:
             _write(os.path.join(manifests, "my-images.yaml"), IMAGE_FOLDER)
         _write(os.path.join(staging, "registry.toml"), CONFIG)

@@ -1,4 +1,5 @@
-"""Plugins: one registration mechanism for recipes, layouts, stores and executors.
+"""Plugins: one registration mechanism for recipes, layouts, stores, executors and
+`registry` commands.
 
 Like fsspec's `known_implementations`, each kind maps a name to a target,
 usually a `"pkg.module:Object"` string imported on first use, so listing what
@@ -7,8 +8,9 @@ from three places, in this order:
 
 1. the package's built-ins (`BUILTIN` below);
 2. installed distributions' entry points, in the groups `dataset_registry.recipes`,
-   `dataset_registry.layouts`, `dataset_registry.stores` (by URL scheme) and
-   `dataset_registry.executors`;
+   `dataset_registry.layouts`, `dataset_registry.stores` (by URL scheme),
+   `dataset_registry.executors` and `dataset_registry.commands` (the word after
+   `registry`; see `cli/command.py` for what a command is);
 3. a project's `registry.toml` (`plugins = ["my_recipes"]`): modules importable from
    the project root, imported by `load_project`, that call `register`.
 
@@ -26,7 +28,7 @@ from typing import Any
 
 from .errors import PluginError
 
-KINDS = ("recipes", "layouts", "stores", "executors")
+KINDS = ("recipes", "layouts", "stores", "executors", "commands")
 GROUP = "dataset_registry.{kind}"
 CONFIG = "registry.toml"
 
@@ -122,8 +124,9 @@ class Plugins:
         from importlib.metadata import entry_points
 
         self._entry_points_loaded = True
+        installed = entry_points()  # one pass over the distributions, not one per kind
         for kind in KINDS:
-            for ep in entry_points(group=GROUP.format(kind=kind)):
+            for ep in installed.select(group=GROUP.format(kind=kind)):
                 dist = getattr(ep, "dist", None)
                 where = f"{dist.name} {dist.version}" if dist else "an installed package"
                 self.register(kind, ep.name, ep.value,

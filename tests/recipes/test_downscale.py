@@ -8,10 +8,16 @@ import pytest
 from PIL import Image
 
 from dataset_registry import BadImageError, BadInputError, ManifestError, Registry
+from dataset_registry.domains.imagenet.synth import (
+    CMYK_TRAIN,
+    CMYK_VAL,
+    PNG_IMPOSTOR,
+    SynthSpec,
+    synthesize,
+)
 from dataset_registry.imaging import Downscale, downscale
 from dataset_registry.members import read_member
 from dataset_registry.sources import member_sets
-from dataset_registry.synth import CMYK_TRAIN, CMYK_VAL, PNG_IMPOSTOR, SynthSpec, synthesize
 
 from ..conftest import LABELS, make_tar, make_train_tar, write_imagenet_manifest
 

@@ -101,7 +101,7 @@ VERSION_2 = {"recordio-train": "db46ab4979911e4b1425c7e8c0038970",
 
 def test_shipped_keys_stay_and_version_2_changes_them_on_purpose(tmp_path):
     from dataset_registry import Registry
-    from dataset_registry.synth import SynthSpec, synthesize
+    from dataset_registry.domains.imagenet.synth import SynthSpec, synthesize
 
     from ..conftest import write_imagenet_manifest
 

@@ -11,8 +11,13 @@ from .shardkit import WNIDS, registry
 def test_tfrecord_layout_labels_and_hazards(tmp_path):
     from tfrecord.reader import tfrecord_loader
 
+    from dataset_registry.domains.imagenet.synth import (
+        CMYK_TRAIN,
+        PNG_IMPOSTOR,
+        SynthSpec,
+        synthesize,
+    )
     from dataset_registry.formats.tfrecord import iter_frames
-    from dataset_registry.synth import CMYK_TRAIN, PNG_IMPOSTOR, SynthSpec, synthesize
 
     hazard_classes = sorted({n.split("_")[0] for n in [PNG_IMPOSTOR, *CMYK_TRAIN[:2]]})
     made = synthesize(str(tmp_path / "s"), SynthSpec(val_images=10, train_per_class=4,
@@ -44,8 +49,8 @@ def test_only_the_references_lists_are_re_encoded(tmp_path):
     4-channel ILSVRC2012_val_00019877.JPEG keeps its bytes, record for record."""
     from tfrecord.reader import tfrecord_loader
 
-    from dataset_registry import synth
-    from dataset_registry.synth import CMYK_VAL, SynthSpec
+    from dataset_registry.domains.imagenet import synth
+    from dataset_registry.domains.imagenet.synth import CMYK_VAL, SynthSpec
 
     from ..conftest import make_tar
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Literal
 
-from .errors import BadInputError
+from ...errors import BadInputError
 
 Format = Literal["auto", "labels", "devkit"]
 MAX_GUESSES = 5

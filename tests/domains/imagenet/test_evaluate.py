@@ -5,7 +5,7 @@ import random
 import pytest
 
 from dataset_registry import BadInputError
-from dataset_registry.evaluate import read_predictions, topk_errors
+from dataset_registry.domains.imagenet.evaluate import read_predictions, topk_errors
 
 
 def test_uniform_random_guessing_scores_one_minus_k_over_k(tmp_path):

@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
-from .labels import CMYK_TRAIN, CMYK_VAL, PNG_IMPOSTOR
-from .sourcefs import SYNTHETIC_MARKER
-from .tarindex import SYNTHETIC_PAX_KEY
+from ...labels import CMYK_TRAIN, CMYK_VAL, PNG_IMPOSTOR
+from ...sourcefs import SYNTHETIC_MARKER
+from ...tarindex import SYNTHETIC_PAX_KEY
 
 LARGE_VAL = (17, 4242, 33333)  # val images drawn several thousand pixels wide
 MTIME = 1335225600  # 2012-04-24, the ILSVRC2012 release; fixed so tars are reproducible
@@ -82,7 +82,7 @@ def train_classes(spec: SynthSpec) -> list[str]:
     if spec.wnids:
         unknown = sorted(set(spec.wnids) - set(wnids()))
         if unknown:
-            from .errors import BadInputError
+            from ...errors import BadInputError
 
             raise BadInputError(f"synth: unknown WNIDs {', '.join(unknown[:5])}")
         return sorted(set(spec.wnids))
@@ -171,7 +171,7 @@ def _rendered(images: list[_Image], spec: SynthSpec, jobs: int) -> Iterator[tupl
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    from .processes import worker_context
+    from ...processes import worker_context
 
     with ProcessPoolExecutor(jobs, mp_context=worker_context()) as pool:
         for chunk, data in zip(chunks, pool.map(_render_many, [(c, spec) for c in chunks]),
@@ -207,11 +207,11 @@ def _class_tar(images: list[tuple[_Image, bytes]]) -> bytes:
 def synthesize(out_dir: str, spec: SynthSpec, *, jobs: int = 1,
                progress: Callable[[int], None] | None = None) -> dict[str, str]:
     """Write the synthetic ImageNet under `out_dir`; return {layout: location}."""
+    val = val_images(spec)
+    train = train_images(spec)  # checks spec.wnids: refused before anything is written
     os.makedirs(out_dir, exist_ok=True)
     kaggle = os.path.join(out_dir, "kaggle")
     loc = os.path.join(kaggle, "ILSVRC", "Data", "CLS-LOC")
-    val = val_images(spec)
-    train = train_images(spec)
     if spec.kaggle:
         for wnid in train:
             os.makedirs(os.path.join(loc, "train", wnid), exist_ok=True)

@@ -5,10 +5,16 @@ import tarfile
 
 from PIL import Image
 
-from dataset_registry.synth import CMYK_TRAIN, CMYK_VAL, PNG_IMPOSTOR, SynthSpec, synthesize
+from dataset_registry.domains.imagenet.synth import (
+    CMYK_TRAIN,
+    CMYK_VAL,
+    PNG_IMPOSTOR,
+    SynthSpec,
+    synthesize,
+)
 from dataset_registry.tarindex import tar_is_synthetic
 
-from .conftest import LABELS
+from ...conftest import LABELS
 
 
 def members(tar_path):

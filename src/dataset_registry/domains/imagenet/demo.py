@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from .api import Registry
+from ...api import Registry
 from .synth import SynthSpec, synthesize
 
 DEMO_VARIANTS = (

@@ -1,0 +1,132 @@
+"""The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input.
+
+argparse rather than a framework: `registry resolve` of a built variant must
+start, answer and exit in well under 0.3 s, so heavy imports stay lazy, and the
+commands plugins add (`cli.command`) are loaded only when the command line does
+not name a core one.
+
+parser: the arguments; handlers: the core commands; command: plugin commands;
+display: tables and progress bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..errors import RegistryError
+from .command import Command, load_commands
+from .parser import CORE, build_parser, command_word
+
+__all__ = ["Command", "main", "open_registry"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwound like Ctrl-C (staging removed, workers stopped)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        commands = _plugin_commands(argv)
+        args = build_parser(commands).parse_args(argv)
+        if _fast_path(args):
+            return 0
+        return _dispatch(args, commands) or 0
+    except RegistryError as exc:
+        print(f"registry: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Terminated:
+        print("registry: terminated", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print("registry: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:
+        # Last resort: the stores and Output already name what failed (StorageError); a
+        # stray one still gets one line, not a traceback.
+        print(f"registry: error: {_os_error(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _plugin_commands(argv: list[str]) -> dict[str, Any]:
+    """The plugins' commands, unless the line names a core command (then none are needed,
+    and `registry resolve` does not pay for reading every distribution's entry points)."""
+    word, root = command_word(argv)
+    if word in CORE:
+        return {}
+    try:
+        return load_commands(root)
+    except RegistryError as exc:
+        if word is not None:
+            raise  # the command named may be the broken plugin's: say why it cannot run
+        # `registry --help` still lists the core commands, and says what is wrong
+        print(f"registry: warning: plugin commands not loaded: {exc}", file=sys.stderr)
+        return {}
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
+def _fast_path(args: argparse.Namespace) -> bool:
+    """Answer `resolve`/`path` of built datasets from the key cache, without manifests."""
+    if args.command not in ("resolve", "path") or getattr(args, "dry_run", False) or \
+            getattr(args, "tags", None) or getattr(args, "executor", None) or \
+            getattr(args, "repair", False):
+        return False
+    from .. import keycache
+    from ..paths import locations
+    from ..stores import LocalStore
+
+    where = locations(args.root, manifests=args.manifests, store=args.store, catalog=args.catalog)
+    if "://" in where.store:
+        return False
+    names = args.names if args.command == "resolve" else [args.name]
+    keys = keycache.lookup(where.state, where.manifests, names) if names else None
+    if keys is None:
+        return False
+    store = LocalStore(where.store)
+    try:  # each marker parsed and checked: a damaged one goes the normal path, which says so
+        if any(store.marker(keys[n]) is None for n in names):
+            return False
+    except RegistryError:
+        return False
+    print("\n".join(store.local_path(keys[n]) for n in names))
+    return True
+
+
+def open_registry(args: argparse.Namespace) -> Any:
+    """The Registry the --root/--manifests/--store/--catalog/--storage-option arguments
+    name, with progress bars on a terminal: what a plugin command needing one opens."""
+    from ..api import Registry
+    from ..remote import parse_options
+    from .display import progress_factory
+
+    return Registry.open(args.root, manifests=args.manifests, store=args.store,
+                         catalog=args.catalog,
+                         storage_options=parse_options(args.storage_option or []),
+                         progress=progress_factory())
+
+
+def _dispatch(args: argparse.Namespace, commands: dict[str, Any]) -> int | None:
+    from . import handlers
+
+    if args.command in commands:
+        return commands[args.command].run(args)
+    if args.command == "init":
+        return handlers.init(args)
+    return handlers.HANDLERS[args.command](open_registry(args), args)

@@ -1,0 +1,149 @@
+"""The `registry` argument parser: the core commands, then those plugins add."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+DESCRIPTION = "The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input."
+
+# The core's own commands: a plugin command may not take one of these names, and a
+# command line naming one of them never needs the plugins' commands loaded.
+CORE = ("init", "list", "show", "resolve", "path", "lineage", "verify", "sql", "source",
+        "job", "gc", "catalog")
+
+WHERE_DEFAULTS: dict[str, Any] = {"root": ".", "manifests": None, "store": None,
+                                  "catalog": None, "storage_option": None}
+
+
+def build_parser(commands: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The full parser; `commands` are plugin commands by name (see cli.command)."""
+    p = argparse.ArgumentParser(prog="registry", description=DESCRIPTION)
+    where_options(p, WHERE_DEFAULTS)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _core_commands(sub)
+    for name, command in (commands or {}).items():
+        c = sub.add_parser(name, help=command.help,
+                           description=getattr(command, "description", None) or command.help)
+        command.add_arguments(c)
+    for command in _all_subparsers(sub):  # the same options after the command, too
+        where_options(command, None)
+    return p
+
+
+def _core_commands(sub: Any) -> None:
+    c = sub.add_parser("init", help="start a project: registry.toml, manifests/, .gitignore")
+    c.add_argument("dir", nargs="?", help="the project folder (default: --root, i.e. .)")
+    c.add_argument("--example", default="image-folder", choices=["image-folder", "imagenet"],
+                   help="image-folder (default): a commented manifest for your own images "
+                   "as class folders; imagenet: the shipped ImageNet manifests")
+    c = sub.add_parser("list", help="variants with their status")
+    c.add_argument("--tags", help="comma-separated tags, all must match")
+    c = sub.add_parser("show", help="spec, key, inputs, status and location")
+    c.add_argument("name")
+    c = sub.add_parser("resolve", help="build what is missing; print the locations")
+    c.add_argument("names", nargs="*")
+    c.add_argument("--tags", help="resolve every dataset with all these tags (CK style)")
+    c.add_argument("--jobs", "-j", type=int, help="worker processes (default: all cores)")
+    c.add_argument("--executor", help="where tasks run: local (default, a process pool), "
+                   "dask://HOST:PORT (a Dask scheduler), dask://local (a Dask LocalCluster)")
+    c.add_argument("--dry-run", action="store_true", help="show what would be built")
+    c.add_argument("--repair", action="store_true", help="re-verify the datasets and their "
+                   "inputs; rebuild in place those damaged")
+    c = sub.add_parser("path", help="print the location of a built dataset")
+    c.add_argument("name")
+    c = sub.add_parser("lineage", help="the tree of inputs down to the sources")
+    c.add_argument("name")
+    c = sub.add_parser("verify", help="re-hash artifacts against their records")
+    c.add_argument("names", nargs="*")
+    c = sub.add_parser("sql", help="read-only SQL over the catalog")
+    c.add_argument("query")
+    c.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    c.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="stop the query after S seconds (default 60; 0: no limit)")
+    c = sub.add_parser("source", help="point sources at your data, show and check them")
+    ssub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = ssub.add_parser("set", help="set a source's location")
+    s.add_argument("name")
+    s.add_argument("location")
+    s = ssub.add_parser("show", help="sources, locations and fingerprints")
+    s.add_argument("name", nargs="?")
+    s = ssub.add_parser("check", help="count files; --md5 verifies the published checksum")
+    s.add_argument("name")
+    s.add_argument("--md5", action="store_true")
+    s.add_argument("--force", action="store_true", help="re-read even if unchanged")
+    c = sub.add_parser("job", help="GPU job specs of training manifests: list, render, submit")
+    jsub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    jsub.add_parser("list", help="training jobs, their datasets and flavors")
+    for action, text in (("render", "print the job spec (YAML) with dataset locations and keys"),
+                         ("submit", "render, then pipe to `kubectl apply -f -`")):
+        s = jsub.add_parser(action, help=text)
+        s.add_argument("name")
+        s.add_argument("--flavor", help="which template (default: the job's first)")
+        s.add_argument("--cluster-store",
+                       help="the store as the cluster sees it (default: the job's volume.store)")
+        if action == "render":
+            s.add_argument("--output", "-o", help="write to this file instead of stdout")
+            s.add_argument("--check", action="store_true",
+                           help="validate against the Kubernetes/Kubeflow models ([k8s] extra)")
+    c = sub.add_parser("gc", help="remove crashed builds and unreferenced artifacts")
+    c.add_argument("--dry-run", action="store_true")
+    c = sub.add_parser("catalog", help="catalog maintenance")
+    c.add_argument("action", choices=["rebuild"],
+                   help="rebuild: re-index the store into a new catalog, renamed over the old "
+                   "(a corrupt one is moved aside)")
+
+
+def where_options(p: argparse.ArgumentParser, defaults: dict[str, Any] | None) -> None:
+    """Where the registry is: on the top-level parser with defaults, and again on each
+    command with none (SUPPRESS), so a value given after the command is not reset."""
+    def default(name: str) -> Any:
+        return argparse.SUPPRESS if defaults is None else defaults[name]
+
+    p.add_argument("--root", default=default("root"), help="registry folder (default: .)")
+    p.add_argument("--manifests", default=default("manifests"),
+                   help="manifests folder (default: ROOT/manifests)")
+    p.add_argument("--store", default=default("store"),
+                   help="store: a folder (default: ROOT/registry) or s3://bucket/prefix")
+    p.add_argument("--catalog", default=default("catalog"),
+                   help="catalog file (default: ROOT/catalog.duckdb)")
+    p.add_argument("--storage-option", action="append", metavar="NAME=VALUE",
+                   default=default("storage_option"),
+                   help="an fsspec/s3fs option for s3:// stores and sources, e.g. "
+                   "endpoint_url=http://127.0.0.1:9000 (repeatable; credentials are best left "
+                   "to the AWS environment)")
+
+
+def _all_subparsers(sub: Any) -> list[argparse.ArgumentParser]:
+    found = []
+    for parser in sub.choices.values():
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        found += _all_subparsers(nested[0]) if nested else [parser]
+    return found
+
+
+def command_word(argv: list[str]) -> tuple[str | None, str]:
+    """(the command named on the line or None, the --root given anywhere or "."), read
+    before the full parser exists: which plugins to load depends on them."""
+    p = _Quiet(prog="registry", add_help=False, allow_abbrev=False)
+    where_options(p, WHERE_DEFAULTS)
+    try:
+        known, rest = p.parse_known_args(argv)
+    except _Unparsed:  # e.g. --root without a value: the full parser says so, with its usage
+        return None, "."
+    # Before the command only the options above (known) or -h can come: the first word
+    # left is the command.
+    word = next((a for a in rest if not a.startswith("-")), None)
+    return word, known.root
+
+
+class _Unparsed(Exception):
+    pass
+
+
+class _Quiet(argparse.ArgumentParser):
+    """A parser that raises instead of printing and exiting: `command_word` only peeks."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _Unparsed(message)

@@ -1,0 +1,87 @@
+"""ImageNet's `registry` commands: synth, eval, demo (entry-point group
+`dataset_registry.commands` in this package's pyproject.toml).
+
+`registry --help` imports this module for the help lines, so it imports nothing
+heavy: synth, evaluate and demo (and the Registry) are imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ...cli.command import Command
+from ...errors import BadInputError
+
+
+class Synth(Command):
+    help = "write a synthetic ImageNet-shaped source"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("what", choices=["imagenet"])
+        parser.add_argument("dir")
+        parser.add_argument("--val-images", type=int, default=50_000)
+        parser.add_argument("--train-classes", type=int, default=10)
+        parser.add_argument("--train-per-class", type=int, default=10)
+        parser.add_argument("--wnids",
+                            help="comma-separated train classes (instead of --train-classes)")
+        parser.add_argument("--size", default="64x48", help="nominal WxH (default 64x48)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--no-kaggle", action="store_true",
+                            help="skip the Kaggle folder layout")
+        parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .synth import SynthSpec, synthesize
+
+        try:
+            width, height = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise BadInputError(f"--size {args.size!r}: expected WIDTHxHEIGHT, e.g. 64x48"
+                                ) from None
+        if not (0 < args.val_images <= 50_000):
+            raise BadInputError("--val-images must be between 1 and 50000")
+        spec = SynthSpec(val_images=args.val_images, train_classes=args.train_classes,
+                         train_per_class=args.train_per_class, width=width, height=height,
+                         seed=args.seed, kaggle=not args.no_kaggle,
+                         wnids=tuple(args.wnids.split(",")) if args.wnids else ())
+        made = synthesize(args.dir, spec, jobs=args.jobs)
+        for layout, location in made.items():
+            print(f"{layout}\t{location}")
+        print("SYNTHETIC data: stand-ins with real names and labels, not ImageNet images.")
+        return 0
+
+
+class Eval(Command):
+    help = "top-1..5 classification error of val predictions"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("predictions")
+        parser.add_argument("--dataset", required=True,
+                            help="a built downscale dataset with a val split")
+        parser.add_argument("--format", choices=["auto", "labels", "devkit"], default="auto")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from ...cli import open_registry
+        from .evaluate import evaluate_dataset
+
+        dataset = open_registry(args).built(args.dataset).path
+        errors, n, k = evaluate_dataset(dataset, args.predictions, args.format)
+        print(f"# {n} val images, {k} classes; random guessing scores 1 - k/{k}")
+        print("# guesses vs cls-only error")
+        for guesses, error in enumerate(errors, 1):
+            print(f"{guesses:10d} {error:10.4f}")
+        return 0
+
+
+class Demo(Command):
+    help = "synthesize ImageNet, resolve calibration sets, query"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--val-images", type=int, default=50_000)
+        parser.add_argument("--jobs", "-j", type=int)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .demo import run_demo
+
+        return run_demo(args.root, val_images=args.val_images, jobs=args.jobs)

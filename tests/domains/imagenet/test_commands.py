@@ -1,0 +1,51 @@
+"""ImageNet's plugin commands through the `registry` CLI: synth, demo (eval's run is in
+tests/recipes/test_downscale.py, on a built subset)."""
+
+import re
+
+import pytest
+
+from ...conftest import copy_manifests, run_cli
+
+
+def test_synth_same_arguments_same_bytes_any_jobs(tmp_path):
+    args = ["synth", "imagenet", "--val-images", "300", "--train-classes", "2",
+            "--train-per-class", "3", "--size", "24x16"]
+    for jobs in ("1", "2"):
+        out = run_cli(*args, "--jobs", jobs, str(tmp_path / jobs), cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+    for name in ("ILSVRC2012_img_val.tar", "ILSVRC2012_img_train.tar"):
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--size", "64by48"], "--size '64by48': expected WIDTHxHEIGHT, e.g. 64x48"),
+    (["--val-images", "0"], "--val-images must be between 1 and 50000"),
+    (["--val-images", "50001"], "--val-images must be between 1 and 50000"),
+    (["--wnids", "n01440764,n99999999"], "synth: unknown WNIDs n99999999"),
+])
+def test_synth_refuses_bad_arguments_and_writes_nothing(tmp_path, args, message):
+    out = run_cli("synth", "imagenet", "out", *args, cwd=tmp_path)
+    assert (out.returncode, out.stderr) == (2, f"registry: error: {message}\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_demo_synthesizes_resolves_and_queries_then_reuses(tmp_path):
+    copy_manifests(tmp_path)
+    first = run_cli("demo", "--val-images", "600", "--jobs", "1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    text = first.stdout
+    assert "1. synthesizing 600 ImageNet-shaped val images into" in text
+    assert re.search(r"2\. source imagenet2012-val -> .*ILSVRC2012_img_val.tar\n   600 images",
+                     text)
+    # 500 images and val_map.txt
+    assert re.search(r"imagenet-min-calibration-all\.500 +501 files  key [0-9a-f]{12}  built in",
+                     text)
+    assert "imagenet-calibration-first.500" not in text  # needs the full 50,000
+    assert "4. provenance, in SQL" in text and "ILSVRC2012_val_00000293.JPEG" in text
+    assert text.endswith("Next: registry list; registry lineage "
+                         "imagenet-min-calibration-all.500; registry verify\n")
+    again = run_cli("demo", "--val-images", "600", "--jobs", "1", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "1. synthetic val set already at" in again.stdout
+    assert "already built in" in again.stdout

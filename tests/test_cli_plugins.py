@@ -1,0 +1,172 @@
+"""Commands plugins add to `registry` (the `commands` kind): listed by --help, run with the
+CLI's error handling, loaded only when the line does not name a core command, and a
+name taken by a core command refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dataset_registry.cli.parser import CORE, build_parser
+
+from .conftest import run_cli
+
+HELLO = '''
+from dataset_registry import BadInputError
+from dataset_registry.plugins import register
+
+
+class Hello:
+    help = "greet someone, from a project plugin"
+
+    def add_arguments(self, parser):
+        parser.add_argument("who")
+
+    def run(self, args):
+        if args.who == "nobody":
+            raise BadInputError("hello: there is nobody to greet")
+        print(f"hello {args.who} (root {args.root})")
+        return 0
+
+
+register("commands", "hello", Hello, origin="hello_cmd")
+'''
+
+
+def project(root: Path, extra: str = "") -> Path:
+    root.mkdir(exist_ok=True)
+    (root / "manifests").mkdir(exist_ok=True)
+    (root / "registry.toml").write_text('plugins = ["hello_cmd"]\n')
+    (root / "hello_cmd.py").write_text(HELLO + textwrap.dedent(extra))
+    return root
+
+
+def test_core_names_are_the_parsers_core_commands():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert tuple(sub.choices) == CORE
+
+
+def test_help_lists_the_core_and_the_imagenet_commands(tmp_path):
+    out = run_cli("--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for line in ("resolve             build what is missing",
+                 "synth               write a synthetic ImageNet-shaped source",
+                 "eval                top-1..5 classification error of val predictions",
+                 "demo                synthesize ImageNet, resolve calibration sets, query"):
+        assert line in out.stdout
+    assert out.stderr == ""
+
+
+def test_the_imagenet_commands_come_from_the_packages_entry_points():
+    from dataset_registry import plugins
+
+    for name in ("synth", "eval", "demo"):
+        assert plugins.PLUGINS.origin("commands", name) == (
+            f"entry point dataset_registry.commands:{name} of dataset-registry 0.1.0")
+
+
+def test_a_core_command_loads_no_plugin_command(tmp_path):
+    code = ("import sys; from dataset_registry.cli import main; "
+            "rc = main(['init', 'p']) + main(['--root', 'p', 'list']) + "
+            "main(['init', '--example', 'imagenet', 'q']); "
+            "print(rc, sorted(m for m in sys.modules if m.startswith('dataset_registry.domains')"
+            "))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "0 []"
+
+
+def test_a_project_plugin_command_shows_in_help_and_runs(tmp_path):
+    root = project(tmp_path / "proj")
+    helped = run_cli("--help", cwd=root)
+    assert helped.returncode == 0
+    assert "hello               greet someone, from a project plugin" in helped.stdout
+    ran = run_cli("hello", "world", cwd=root)
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "hello world (root .)\n", "")
+    for args in (["--root", str(root), "hello", "you"], ["hello", "you", "--root", str(root)]):
+        elsewhere = run_cli(*args, cwd=tmp_path)  # the project named by --root, either side
+        assert elsewhere.returncode == 0, elsewhere.stderr
+        assert elsewhere.stdout == f"hello you (root {root})\n"
+
+
+def test_a_plugin_commands_error_is_one_line_and_its_exit_code(tmp_path):
+    out = run_cli("hello", "nobody", cwd=project(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr == "registry: error: hello: there is nobody to greet\n"
+
+
+def test_an_unknown_command_lists_the_plugin_commands_too(tmp_path):
+    out = run_cli("helo", "x", cwd=project(tmp_path))
+    assert out.returncode == 2
+    assert "invalid choice: 'helo'" in out.stderr and "'hello'" in out.stderr
+    assert "'synth'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_command_taking_a_core_name_is_a_plugin_error_exit_2(tmp_path):
+    root = project(tmp_path, 'register("commands", "list", Hello, origin="hello_cmd")\n')
+    out = run_cli("hello", "world", cwd=root)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == ("registry: error: command 'list' from hello_cmd clashes with the "
+                          "core command `registry list`; rename it\n")
+    helped = run_cli("--help", cwd=root)  # the core's help still shows, and says why
+    assert helped.returncode == 0 and "resolve " in helped.stdout
+    assert "hello " not in helped.stdout
+    assert helped.stderr.startswith("registry: warning: plugin commands not loaded: command "
+                                    "'list' from hello_cmd clashes")
+    core = run_cli("list", cwd=root)  # a core command still runs as before
+    assert core.returncode == 0, core.stderr
+
+
+@pytest.mark.parametrize("body, missing", [
+    ("class Bad:\n    help = 'x'\n", "add_arguments, run"),
+    ("class Bad:\n    def add_arguments(self, p): pass\n    def run(self, a): return 0\n",
+     "help (a one-line string)"),
+])
+def test_a_target_that_is_not_a_command_is_refused(tmp_path, body, missing):
+    root = project(tmp_path, body + 'register("commands", "bad", Bad, origin="hello_cmd")\n')
+    out = run_cli("bad", cwd=root)
+    assert out.returncode == 2
+    assert out.stderr == (f"registry: error: command 'bad' from hello_cmd is not a command: it "
+                          f"has no {missing}\n")
+
+
+def test_an_installed_distributions_command_entry_point(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "outside_cmds.py").write_text(textwrap.dedent("""
+        from dataset_registry.cli import Command
+
+        class Count(Command):
+            help = "count to N"
+
+            def add_arguments(self, parser):
+                parser.add_argument("n", type=int)
+
+            def run(self, args):
+                print(" ".join(str(i) for i in range(1, args.n + 1)))
+                return 3 if args.n == 0 else 0
+    """))
+    dist = site / "outside_cmds-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: outside-cmds\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[dataset_registry.commands]\n"
+                                           "count = outside_cmds:Count\n")
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(site),
+                                                       os.environ.get("PYTHONPATH")]))}
+    helped = run_cli("--help", cwd=tmp_path, env=env)
+    assert "count               count to N" in helped.stdout and "synth " in helped.stdout
+    out = run_cli("count", "3", cwd=tmp_path, env=env)
+    assert (out.returncode, out.stdout) == (0, "1 2 3\n")
+    assert run_cli("count", "0", cwd=tmp_path, env=env).returncode == 3  # run()'s exit code
+
+
+def test_a_line_the_first_look_cannot_read_gets_the_full_parsers_message(tmp_path):
+    out = run_cli("--root", cwd=project(tmp_path))  # --root needs its value
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("usage: registry [-h]")  # the full parser's, not the peek's
+    assert out.stderr.endswith("registry: error: argument --root: expected one argument\n")
