@@ -30,7 +30,7 @@ def key(i: int) -> str:
 
 def sample(i: int, label: int | None = None) -> dict:
     return {"__key__": key(i), "png": png(IMAGES[i]),
-            "cls": int(LABELS[i]) if label is None else label, "json": {"row": i}}
+            "cls": int(LABELS[i] if label is None else label), "json": {"row": i}}
 
 
 def write_shards(folder: Path, shards: dict[str, range], label=None) -> Path:
@@ -70,7 +70,11 @@ def project(root: Path, location: Path, datasets: str = "  []", options: str = "
 def test_package_shards_give_the_labels_and_class_counts_written(tmp_path):
     shards = write_shards(tmp_path / "shards", TRAIN_VAL)
     sets = member_sets(project(tmp_path, shards).resolver.source_info("shards"))
-    assert sorted(sets) == ["train", "val"]  # splits from the shard names
+    assert sorted(sets) == ["meta", "train", "val"]  # splits from the shard names
+    # the .cls and .json members the labels and attributes came from: in the fingerprint
+    assert [r.name for r in sets["meta"]][:3] == [f"train/{key(0)}.cls", f"train/{key(0)}.json",
+                                                  f"train/{key(1)}.cls"]
+    assert len(sets["meta"]) == 2 * N
     for split, indices in (("train", range(0, 200)), ("val", range(200, N))):
         refs = {r.name: r for r in sets[split]}
         assert sorted(refs) == [f"{key(i)}.png" for i in indices]
@@ -98,15 +102,27 @@ def test_a_classes_file_beside_the_shards_names_the_labels(tmp_path):
     names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     (shards / "classes.txt").write_text("\n".join(names) + "\n")
     sets = member_sets(project(tmp_path, shards).resolver.source_info("shards"))
-    assert [r.name for r in sets["meta"]] == ["classes.txt"]
+    assert sets["meta"][0].name == "classes.txt"
     assert all(r.label == names[LABELS[int(r.name[6:10])]] for r in sets["train"])
+
+
+def test_an_edited_cls_changes_the_key_and_resharding_does_not(tmp_path):
+    three = write_shards(tmp_path / "three", {f"train-{s:06d}.tar": range(s * 20, s * 20 + 20)
+                                              for s in range(3)})
+    one = write_shards(tmp_path / "one", {"train-000000.tar": range(0, 60)})
+    edited = write_shards(tmp_path / "edited", {"train-000000.tar": range(0, 60)},
+                          label=lambda i: 9 - LABELS[i] if i == 7 else LABELS[i])
+    keys = {name: project(tmp_path / f"project-{name}", folder).key("shards")
+            for name, folder in (("three", three), ("one", one), ("edited", edited))}
+    assert keys["three"] == keys["one"] != keys["edited"]
 
 
 def test_split_folders_a_tar_of_shards_and_one_shard(tmp_path):
     folders = write_shards(tmp_path / "folders", {"train/a-000000.tar": range(0, 40),
                                                   "holdout/a-000000.tar": range(40, 60)})
     as_folder = member_sets(project(tmp_path / "f", folders).resolver.source_info("shards"))
-    assert {s: len(m) for s, m in as_folder.items()} == {"train": 40, "holdout": 20}
+    assert {s: len(m) for s, m in as_folder.items()} == {"train": 40, "holdout": 20,
+                                                          "meta": 120}
     tar = tmp_path / "shards.tar"
     with tarfile.open(tar, "w") as tf:
         for name in ("train/a-000000.tar", "holdout/a-000000.tar"):
@@ -117,7 +133,7 @@ def test_split_folders_a_tar_of_shards_and_one_shard(tmp_path):
         [d for _, d in read_members(list(as_folder["train"]))]
     one = member_sets(project(tmp_path / "o", folders / "holdout" / "a-000000.tar",
                               options="options: {split: test}").resolver.source_info("shards"))
-    assert list(one) == ["test"] and len(one["test"]) == 20
+    assert sorted(one) == ["meta", "test"] and len(one["test"]) == 20
     assert [d for _, d in read_members(list(one["test"]))] == [png(IMAGES[i])
                                                                for i in range(40, 60)]
 

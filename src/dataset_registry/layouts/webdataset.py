@@ -23,6 +23,10 @@ WebDataset's `__...__` metadata, are skipped as its reader skips them. In a samp
   without `.cls` is unlabelled;
 - `.json` (any JSON) and `.txt` (UTF-8) of at most 64 KiB become its attributes
   `json` and `txt`; every other member (`.npy`, larger ones, ...) is left out.
+  The members read for a class or attributes are in split `meta` as
+  `<split>/<member>` (`train/x.cls`), so they are in the fingerprint (an edited
+  `.cls` changes every key built from it) while the shards' names are not
+  (re-sharding the same samples keeps every key).
 
 A shard's split: `options.split`, else the folder it lies in (`val/x-000001.tar`),
 else the last of the words train, val, validation, valid, test, dev in its name
@@ -62,6 +66,7 @@ _IMAGES = frozenset(ext[1:] for ext in IMAGE_EXTENSIONS)
 _SPLIT_WORDS = ("train", "val", "validation", "valid", "test", "dev")
 _RECORDS = frozenset({MARKER, FILES, SKIPPED})
 _COMPRESSED = (".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tar.zst")
+_SMALL = ("cls", "json", "txt")  # the members a sample's class and attributes come from
 SMALL = 64 << 10  # `.json` / `.txt` members up to this size become attributes
 _SPAN = 32 << 20  # small members of a tar are read in runs of at most this many bytes
 _GAP = 256 << 10  # ... merging neighbours closer than this
@@ -84,6 +89,7 @@ class _Sample:
     number: int | None  # its .cls
     cls: str  # the .cls member's path in the shard, for messages
     attrs: dict[str, Any]
+    read: list[tuple[str, IndexedMember]]  # the .cls/.json/.txt members it was read from
 
 
 class WebDataset(Layout):
@@ -111,6 +117,7 @@ class WebDataset(Layout):
         shards: dict[str, list[tuple[str, IndexedMember]]] = {}
         top: list[IndexedMember] = []  # members outside any shard
         classes_member = None
+        self._nested = []  # filled by `nested` as `members` is read, just below
         for m in members:
             if ignored(m.path):
                 continue
@@ -153,16 +160,12 @@ class WebDataset(Layout):
                 raise SourceError(f"shards {seen[split, s.key]!r} and {s.shard!r} both hold "
                                   f"sample {s.key!r} (split {split}); a key names one sample")
             seen[split, s.key] = s.shard
-            label = ""
-            if s.number is not None and classes is None:
-                label = str(s.number).zfill(width)
-            elif s.number is not None:
-                if s.number >= len(classes):  # type: ignore[arg-type]
-                    raise SourceError(f"{_in(s.shard)}member {s.cls!r}: class {s.number}, "
-                                      f"but {classes_member.path} names "  # type: ignore[union-attr]
-                                      f"{len(classes)} (0..{len(classes) - 1})")  # type: ignore[arg-type]
-                label = classes[s.number]  # type: ignore[index]
-            yield Entry(split, s.name, label=label, attrs=s.attrs), s.member
+            yield Entry(split, s.name, label=_class_name(s, classes, width, classes_member),
+                        attrs=s.attrs), s.member
+            # what a label or attribute came from is in the fingerprint, as a files table
+            # or a metadata.csv is: an edited .cls changes every key built from it
+            for path, m in s.read:
+                yield Entry("meta", f"{split}/{path}"), m
 
     def _split_of(self, shard: str) -> str:
         opts: Any = self.options
@@ -201,7 +204,7 @@ class WebDataset(Layout):
             raise SourceError(f"{_in(shard) or 'the tar: '}holds no WebDataset samples "
                               "(members named <key>.<extension>)")
         small = _read_small([(key, ext, p, m) for key, fields in groups.items()
-                             for ext, (p, m) in fields.items() if ext in ("cls", "json", "txt")
+                             for ext, (p, m) in fields.items() if ext in _SMALL
                              and (ext == "cls" or m.size <= SMALL)], shard, read, data)
         out = []
         for key, fields in groups.items():
@@ -212,12 +215,31 @@ class WebDataset(Layout):
             if len(images) != 1:
                 raise SourceError(_image_problem(shard, key, fields, images, opts.image))
             name, image = fields[images[0]]
-            if shard:  # read from the shard: its file (a folder) or the tar, at the offset
-                image = IndexedMember(shard, image.offset, image.size, image.xxh3)
-            attrs = {ext: small[key, ext] for ext in ("json", "txt") if (key, ext) in small}
-            out.append(_Sample(shard, key, name, image, small.get((key, "cls")),
-                               fields.get("cls", ("", None))[0], attrs))
+            attrs = {ext: small[key, ext] for ext in _SMALL[1:] if (key, ext) in small}
+            out.append(_Sample(shard, key, name, _in_shard(shard, image),
+                               small.get((key, "cls")), fields.get("cls", ("", None))[0],
+                               attrs, [(fields[ext][0], _in_shard(shard, fields[ext][1]))
+                                       for ext in _SMALL if (key, ext) in small]))
         return out
+
+
+def _in_shard(shard: str, m: IndexedMember) -> IndexedMember:
+    """The member as the index stores it: read from its shard (the shard's file in a
+    folder, at its offset; the source's tar at its offset), with the shard as its origin."""
+    return IndexedMember(shard, m.offset, m.size, m.xxh3) if shard else m
+
+
+def _class_name(s: _Sample, classes: list[str] | None, width: int,
+                classes_member: IndexedMember | None) -> str:
+    """The sample's class name: its .cls zero-padded to `width`, or the classes file's."""
+    if s.number is None:
+        return ""
+    if classes is None or classes_member is None:
+        return str(s.number).zfill(width)
+    if s.number >= len(classes):
+        raise SourceError(f"{_in(s.shard)}member {s.cls!r}: class {s.number}, but "
+                          f"{classes_member.path} names {len(classes)} (0..{len(classes) - 1})")
+    return classes[s.number]
 
 
 def _in(shard: str) -> str:
