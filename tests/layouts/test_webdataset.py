@@ -196,9 +196,16 @@ def test_shards_on_s3_index_and_build_as_locally(tmp_path, s3):
   - {name: folders, recipe: byclass, inputs: {images: shards}}
 """))
     reg = Registry.open(str(tmp_path / "remote"), storage_options=s3.options())
+    want = local.resolver.source_info("shards").fingerprint
+    # a tar of the shards on S3 too: its .cls members read by range, in runs
+    tar = tmp_path / "shards.tar"
+    with tarfile.open(tar, "w") as tf:
+        tf.add(shards / "train-000000.tar", "train-000000.tar")
+    bucket.fs().put(str(tar), f"{bucket.name}/shards.tar")
+    reg.set_source("shards", f"{bucket.url}/shards.tar")
+    assert reg.resolver.source_info("shards").fingerprint == want
     reg.set_source("shards", f"{bucket.url}/wds")
-    assert reg.resolver.source_info("shards").fingerprint == \
-        local.resolver.source_info("shards").fingerprint
+    assert reg.resolver.source_info("shards").fingerprint == want
     out = Path(reg.resolve("folders", jobs=1).path)
     assert {p.name: p.read_bytes() for p in out.glob("*/*")} == \
         {f"{key(i)}.png": png(IMAGES[i]) for i in range(0, 40)}
