@@ -40,9 +40,10 @@ anything else is refused. So are compressed shards (they cannot be read in place
 a shard with no samples, a sample with no image or two, a `.cls` that is not an
 integer, and one key in two shards of a split.
 
-Every member's origin is the shard it lies in: a folder source's members are
-read from their shard file at their offset (each shard is read whole once while
-indexing, a second pass over it after the folder walk hashed it).
+A member's origin (what provenance names) is the shard it lies in, or its own name
+when the location is one shard: a folder source's members are read from their
+shard file at their offset, so the origin must be that file (each shard is read
+whole once while indexing, a second pass over it after the folder walk hashed it).
 """
 
 from __future__ import annotations
@@ -209,7 +210,8 @@ class WebDataset(Layout):
         out = []
         for key, fields in groups.items():
             if opts.image is not None:
-                images = [opts.image.lower()] if opts.image.lower() in fields else []
+                want = opts.image.lower().lstrip(".")
+                images = [want] if want in fields else []
             else:
                 images = sorted(e for e in fields if e.rsplit(".", 1)[-1] in _IMAGES)
             if len(images) != 1:
