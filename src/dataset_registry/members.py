@@ -184,8 +184,11 @@ class MemberSet:
         return prefix_range(self.names, prefix)
 
     def take(self, indices: np.ndarray) -> MemberSet:
-        """A compact subset (a slice when `indices` is one contiguous run)."""
-        if len(indices) and int(indices[-1]) - int(indices[0]) + 1 == len(indices):
+        """A compact subset (a slice when `indices` is one ascending contiguous run)."""
+        # (its ends alone do not say so: class-folder order permutes a split whose names
+        # do not start with the class, e.g. 0, 5, 2, ..., 199 spans 200 members too)
+        if len(indices) and int(indices[-1]) - int(indices[0]) + 1 == len(indices) and \
+                bool((np.diff(indices) == 1).all()):
             return self.slice(int(indices[0]), int(indices[-1]) + 1)
         codes = self.source_codes[indices] if self.source_codes is not None else None
         return MemberSet(self.split, self.where, self.names.take(indices),

@@ -46,6 +46,7 @@ BUILTIN: dict[str, dict[str, str]] = {
     "layouts": {
         "image-folder": "dataset_registry.layouts.image_folder:ImageFolder",
         "files": "dataset_registry.layouts.files:Files",
+        "webdataset": "dataset_registry.layouts.webdataset:WebDataset",
     },
     "stores": {
         "file": "dataset_registry.stores.local:LocalStore",

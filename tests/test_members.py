@@ -1,0 +1,32 @@
+"""MemberSet's column-wise subsets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dataset_registry.members import MemberSet, StrColumn
+
+
+def members(n: int) -> MemberSet:
+    names = [f"m{i:03d}" for i in range(n)]
+    return MemberSet("train", "test", StrColumn.from_list(names), StrColumn.from_list(names),
+                     np.arange(n, dtype=np.int64) * 10, np.full(n, 10, dtype=np.int64), ["s"],
+                     root="/r", labels=StrColumn.from_list([str(i % 3) for i in range(n)]))
+
+
+def test_take_of_a_permutation_spanning_the_set_keeps_its_order():
+    """Class-folder order of a source whose names do not start with the class: the
+    positions run from the first member to the last but are not a slice."""
+    s = members(6)
+    order = np.array([0, 3, 1, 4, 2, 5])
+    taken = s.take(order)
+    assert [r.name for r in taken] == ["m000", "m003", "m001", "m004", "m002", "m005"]
+    assert [r.offset for r in taken] == [0, 30, 10, 40, 20, 50]
+    assert taken.labels.tolist() == ["0", "0", "1", "1", "2", "2"]
+
+
+def test_take_of_a_contiguous_run_is_a_slice():
+    s = members(6)
+    taken = s.take(np.array([2, 3, 4]))
+    assert [r.name for r in taken] == ["m002", "m003", "m004"]
+    assert taken.names._blob is s.names._blob  # shares the parent's columns
