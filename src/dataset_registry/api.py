@@ -81,7 +81,9 @@ class Registry:
             from . import plugins
 
             plugins.load_project(self.root)  # its registry.toml's plugins, before parsing
-            self._manifests = load_manifests(self.manifests_dir)
+            # every dataset bound to its recipe before a command acts: a misfit anywhere
+            # stops it before it writes (parsing alone would check each on first use)
+            self._manifests = load_manifests(self.manifests_dir).check_recipes()
         return self._manifests
 
     @property
