@@ -37,7 +37,8 @@ from .schema import (
 
 
 def load_manifests(root: str) -> Manifests:
-    """Load and check every manifest under `root` (sorted, recursive)."""
+    """Load and check every manifest under `root` (sorted, recursive). Each dataset's params
+    are checked against its recipe on first use, or by `Manifests.check_recipes()`."""
     if not os.path.isdir(root):
         raise ManifestError(f"{root}: no manifests folder")
     nodes: dict[str, Node] = {}
