@@ -28,8 +28,10 @@ def load(tmp_path: Path, body: str):
 
 
 def error(tmp_path: Path, body: str) -> str:
+    """The message loading `body` gives, with every dataset bound to its recipe (what a
+    Registry does on open; parsing alone checks params on first use)."""
     with pytest.raises(ManifestError) as info:
-        load(tmp_path, body)
+        load(tmp_path, body).check_recipes()
     return str(info.value)
 
 
@@ -95,6 +97,32 @@ datasets:
 """)
     assert msg == ("manifests/test.yaml:15: datasets[0].variants.a.params.frist (cal-a): "
                    "unknown field")
+
+
+def test_params_are_checked_on_first_use_with_the_same_message(tmp_path):
+    body = """
+datasets:
+  - name: cal-{option}
+    recipe: calibration
+    inputs: {images: val, labels: labels}
+    variants:
+      a: {params: {first: 1}}
+      b:
+        params: {frist: 500}
+"""
+    m = load(tmp_path, body)  # parsing binds no recipe: the misfit waits for its use
+    assert m.get("cal-a").params.first == 1
+    want = "manifests/test.yaml:16: datasets[0].variants.b.params.frist (cal-b): unknown field"
+    for _ in range(2):  # not cached as a success after the first failure
+        with pytest.raises(ManifestError) as info:
+            m.get("cal-b").params  # noqa: B018
+        assert str(info.value) == want
+    assert error(tmp_path, body) == want
+    # an input role the recipe lacks is part of the same check
+    m = load(tmp_path, body.replace("{params: {first: 1}}", "{inputs: {lst: list.txt}}"))
+    with pytest.raises(ManifestError, match=r"^manifests/test\.yaml:14: cal-a: inputs\.lst: "
+                       r"recipe 'calibration' has no input 'lst' \(it takes: images, "):
+        m.get("cal-a").params  # noqa: B018
 
 
 def test_wrong_type_is_an_error(tmp_path):

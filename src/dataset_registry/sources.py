@@ -14,17 +14,20 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import SourceError
 from .keys import digest_rows, hash_bytes
 from .layouts import Entry
-from .manifest import SourceNode
 from .members import MemberSet, StrColumn, prefix_range
 from .remote import Remote
 from .sourcefs import place
 from .tarindex import IndexedMember
+
+if TYPE_CHECKING:  # a source node is read, never made, here: no import of the manifest layer
+    from .manifest import SourceNode
 
 INDEX_FORMAT = 2  # the cached member index gained labels and attrs columns
 

@@ -1,4 +1,4 @@
-"""The Python API: `Registry.open(".")` and what the CLI calls."""
+"""The Registry: a project's manifests, store, catalog and state, and what the CLI calls."""
 
 from __future__ import annotations
 
@@ -7,23 +7,23 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .catalog import Catalog, warn_once
-from .errors import (
+from ..catalog import Catalog, warn_once
+from ..errors import (
     BadInputError,
     CatalogBusyError,
-    CatalogCorruptError,
     SourceError,
     VerifyError,
 )
-from .executors import Executor, open_executor
-from .manifest import DatasetNode, FileNode, Manifests, SourceNode, load_manifests
-from .paths import locations
-from .remote import Remote, env_options, is_remote
-from .resolver import ProgressFactory, Resolved, Resolver
-from .stores import Store, open_store
+from ..executors import Executor, open_executor
+from ..manifest import DatasetNode, FileNode, Manifests, SourceNode, load_manifests
+from ..paths import locations
+from ..remote import Remote, env_options, is_remote
+from ..resolver import ProgressFactory, Resolved, Resolver
+from ..stores import Store, open_store
+from . import catalog_sync, runs
 
 if TYPE_CHECKING:
-    from .jobs import RenderedJob
+    from ..jobs import RenderedJob
 
 
 @dataclass
@@ -78,10 +78,12 @@ class Registry:
     @property
     def manifests(self) -> Manifests:
         if self._manifests is None:
-            from . import plugins
+            from .. import plugins
 
             plugins.load_project(self.root)  # its registry.toml's plugins, before parsing
-            self._manifests = load_manifests(self.manifests_dir)
+            # every dataset bound to its recipe before a command acts: a misfit anywhere
+            # stops it before it writes (parsing alone would check each on first use)
+            self._manifests = load_manifests(self.manifests_dir).check_recipes()
         return self._manifests
 
     @property
@@ -123,7 +125,7 @@ class Registry:
 
     def save_key_cache(self) -> None:
         """Remember every computable key, for the CLI's fast path (see keycache)."""
-        from . import keycache
+        from .. import keycache
 
         keys, deps = {}, {}
         for node in self.manifests.datasets():
@@ -139,8 +141,8 @@ class Registry:
         key, so an edit must miss the key cache too."""
         import sys
 
-        from .keys import recipe_code_key
-        from .recipes import RECIPES
+        from ..keys import recipe_code_key
+        from ..recipes import RECIPES
 
         found = set()
         for node in self.resolver.closure([name]):
@@ -222,7 +224,7 @@ class Registry:
         return self.check_source(name)
 
     def check_source(self, name: str, *, md5: bool = False, force: bool = False) -> Any:
-        from .sources import md5_of
+        from ..sources import md5_of
 
         info = self.resolver.source_info(name, force=force)
         if md5:
@@ -247,52 +249,14 @@ class Registry:
                    cluster_store: str | None = None, check: bool = False) -> RenderedJob:
         """The job spec of training manifest `name` (a `runs` row with action 'render');
         `check` validates it against the Kubernetes / Kubeflow models first."""
-        from . import jobs
-
-        rendered = jobs.render(self.resolver, self.manifests.job(name), flavor,
-                               cluster_store=cluster_store)
-        if check:
-            from .errors import TemplateError
-            from .jobcheck import check_spec
-
-            problems = check_spec(rendered.spec)
-            if problems:
-                raise TemplateError(f"{rendered.template}: the rendered {rendered.flavor} spec "
-                                    "does not validate:\n" + "\n".join(problems))
-        self._record_run(rendered, "render", {})
-        return rendered
+        return runs.render_job(self, name, flavor, cluster_store=cluster_store, check=check)
 
     def submit_job(self, name: str, flavor: str | None = None, *,
                    cluster_store: str | None = None, kubectl: str | None = None
                    ) -> tuple[RenderedJob, str]:
         """Render and `kubectl apply` the job spec (a `runs` row with action 'submit')."""
-        from . import jobs
-
-        rendered = jobs.render(self.resolver, self.manifests.job(name), flavor,
-                               cluster_store=cluster_store)
-        output = jobs.submit(rendered, kubectl)
-        self._record_run(rendered, "submit", {"kubectl": output.strip()})
-        return rendered, output
-
-    def _record_run(self, rendered: RenderedJob, action: str, extra: dict[str, Any]) -> None:
-        """The run goes to the store first (the truth, re-indexed on rebuild), then the
-        catalog."""
-        import time
-
-        record = {"run_id": rendered.run_id, "job": rendered.job, "flavor": rendered.flavor,
-                  "action": action, "created_at": time.time(), "spec_xxh3": rendered.xxh3,
-                  "detail": {"template": rendered.template,
-                             "inputs": {i.role: {"dataset": i.name, "location": i.location,
-                                                 "built_here": i.built_here}
-                                        for i in rendered.inputs},
-                             **extra},
-                  "inputs": [(i.role, i.key) for i in rendered.inputs]}
-        self.store.put_record("runs", rendered.run_id, record)
-        self._catalog_upkeep(strict=True, runs=True)
-        try:
-            self.catalog.record_run(record)
-        except CatalogBusyError as exc:
-            warn_once(f"run {rendered.run_id} kept in the store, not yet in the catalog: {exc}")
+        return runs.submit_job(self, name, flavor, cluster_store=cluster_store,
+                               kubectl=kubectl)
 
     # -- catalog ---------------------------------------------------------------------------
 
@@ -301,93 +265,15 @@ class Registry:
         manifests, settings or code changed since the last sync, or `force`), and the
         store's artifacts (index what is committed but missing, forget what is gone).
         Returns the artifacts that could not be indexed: {key: why}."""
-        return self._sync(self.catalog, force=force)
-
-    def _sync(self, catalog: Catalog, *, force: bool) -> dict[str, str]:
-        import json
-
-        from . import keycache
-        from .keys import hash_bytes
-
-        # the key cache's stat checks of manifests, source settings and code (cheap)
-        checks = keycache._global_checks(self.manifests_dir, self.state_dir)
-        signature = hash_bytes(json.dumps(checks).encode())
-        known, synced = catalog.state(self.store.url)  # before listing the store: see below
-        if force or synced != signature:
-            catalog.sync_nodes(*self._node_rows(), signature)
-        # An artifact in the catalog was committed before we read the catalog, so it is
-        # in the listing unless it was deleted since: what the listing lacks is gone.
-        committed = set(self.store.committed())
-        damaged: dict[str, str] = {}
-        for key in sorted(committed - known):
-            try:
-                marker = self.store.marker(key)
-                if marker is not None:
-                    catalog.record_artifact(marker, self.store.uri(key), self.store.url,
-                                            self.store.tables(key))
-            except BadInputError:
-                continue  # deleted since the listing
-            except VerifyError as exc:
-                damaged[key] = str(exc)
-            except (ValueError, KeyError, TypeError) as exc:
-                damaged[key] = f"artifact {key}: its marker is damaged: {exc!r}"
-        if known - committed:
-            catalog.forget_artifacts(sorted(known - committed))
-        return damaged
-
-    def _sync_runs(self, catalog: Catalog) -> None:
-        """Index the store's run records the catalog lacks."""
-        have = catalog.run_ids()
-        for record in self.store.records("runs"):
-            if record.get("run_id") not in have:
-                with contextlib.suppress(KeyError, TypeError, ValueError):
-                    catalog.record_run(record)
-
-    def _node_rows(self) -> tuple[list[dict[str, Any]], list[tuple], list[Any]]:
-        rows, edges, infos = [], [], []
-        for node in self.manifests.nodes.values():
-            try:
-                key: str | None = self.key(node.name)
-            except SourceError:
-                key = None
-            row = {"name": node.name, "kind": node.kind, "manifest": node.file,
-                   "line": node.line, "tags": node.tags, "description": node.description,
-                   "key": key, "card": node.card}
-            if isinstance(node, DatasetNode):
-                from .recipes import RECIPES
-
-                row |= {"recipe": node.recipe, "version": RECIPES[node.recipe].version,
-                        "params": node.params.model_dump(mode="json")}
-                if key:
-                    for r, t in node.inputs.items():
-                        t_key = self.resolver._keys.get(t)
-                        edges.append((key, r, t_key, self.manifests.get(t).kind, t))
-            elif isinstance(node, SourceNode) and key:
-                infos.append(self.resolver.source_info(node.name))
-            rows.append(row)
-        return rows, edges, infos
+        return catalog_sync.sync(self, self.catalog, force=force)
 
     def _catalog_upkeep(self, *, strict: bool, runs: bool = False) -> None:
-        """Once per Registry, from the commands that write: sync and reconcile the catalog.
-        A busy catalog is a warning (the next command catches up); a corrupt one fails the
-        command unless `strict` is off (a resolve that published: it warns)."""
+        """Once per Registry, from the commands that write: sync and reconcile the catalog
+        (see catalog_sync.upkeep)."""
         if self._catalog_checked:
             return
         self._catalog_checked = True
-        try:
-            damaged = self.sync_catalog()
-            if runs:
-                self._sync_runs(self.catalog)
-        except CatalogBusyError as exc:
-            warn_once(f"{exc}; the next command that writes indexes what is missing")
-            return
-        except CatalogCorruptError as exc:
-            if strict:
-                raise
-            warn_once(str(exc))
-            return
-        for why in damaged.values():
-            warn_once(f"not in the catalog: {why} (see `registry verify`)")
+        catalog_sync.upkeep(self, strict=strict, runs=runs)
 
     def sql(self, query: str, params: list[Any] | None = None, *, sync: bool = False,
             timeout: float | None = 60.0) -> QueryResult:
@@ -403,29 +289,7 @@ class Registry:
         over the old one (a corrupt one is moved aside to `<catalog>.corrupt-<time>`).
         Returns how many artifacts it indexed; VerifyError names those it could not (the
         rest are indexed, and the new catalog is in place)."""
-        damaged: dict[str, str] = {}
-        count = 0
-
-        def fill(new: Catalog) -> None:
-            damaged.update(self._sync(new, force=True))
-            self._sync_runs(new)
-
-        def catch_up(new: Catalog) -> None:  # under the writers' lock: what they added
-            nonlocal count
-            damaged.clear()
-            damaged.update(self._sync(new, force=False))
-            self._sync_runs(new)
-            count = len(new.state(self.store.url)[0])
-
-        aside = self.catalog.rebuild(fill, catch_up)
-        self._catalog_checked = True
-        if aside:
-            warn_once(f"the corrupt catalog was moved aside to {aside}")
-        if damaged:
-            raise VerifyError(f"catalog rebuilt with {count} artifact(s) into "
-                              f"{self.catalog.path}; not indexed, damaged in the store:\n" +
-                              "\n".join(damaged[k] for k in sorted(damaged)))
-        return count
+        return catalog_sync.rebuild(self)
 
     # -- maintenance -----------------------------------------------------------------------
 
