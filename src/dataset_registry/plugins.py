@@ -1,4 +1,5 @@
-"""Plugins: one registration mechanism for recipes, layouts, stores and executors.
+"""Plugins: one registration mechanism for recipes, layouts, stores, executors and label
+schemes (a `labels` input's format, see schemes.py).
 
 Like fsspec's `known_implementations`, each kind maps a name to a target,
 usually a `"pkg.module:Object"` string imported on first use, so listing what
@@ -7,8 +8,9 @@ from three places, in this order:
 
 1. the package's built-ins (`BUILTIN` below);
 2. installed distributions' entry points, in the groups `dataset_registry.recipes`,
-   `dataset_registry.layouts`, `dataset_registry.stores` (by URL scheme) and
-   `dataset_registry.executors`;
+   `dataset_registry.layouts`, `dataset_registry.stores` (by URL scheme),
+   `dataset_registry.executors` and `dataset_registry.schemes` (this package's own
+   domains, e.g. ImageNet, come in this way too);
 3. a project's `registry.toml` (`plugins = ["my_recipes"]`): modules importable from
    the project root, imported by `load_project`, that call `register`.
 
@@ -26,14 +28,13 @@ from typing import Any
 
 from .errors import PluginError
 
-KINDS = ("recipes", "layouts", "stores", "executors")
+KINDS = ("recipes", "layouts", "stores", "executors", "schemes")
 GROUP = "dataset_registry.{kind}"
 CONFIG = "registry.toml"
 
 BUILTIN: dict[str, dict[str, str]] = {
     "recipes": {
         "select": "dataset_registry.recipes.select:Select",
-        "calibration": "dataset_registry.recipes.select:Calibration",
         "downscale": "dataset_registry.recipes.downscale:DownscaleRecipe",
         "byclass": "dataset_registry.recipes.shards:ByClass",
         "recordio": "dataset_registry.recipes.recordio:RecordIO",

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
-from .labels import CMYK_TRAIN, CMYK_VAL, PNG_IMPOSTOR
+from .domains.imagenet.labels import CMYK_TRAIN, CMYK_VAL, PNG_IMPOSTOR
 from .sourcefs import SYNTHETIC_MARKER
 from .tarindex import SYNTHETIC_PAX_KEY
 
@@ -57,7 +57,8 @@ class _Image:
 
 
 def reference_data(name: str) -> str:
-    return resources.files("dataset_registry").joinpath("data", "imagenet", name).read_text()
+    return resources.files("dataset_registry.domains.imagenet").joinpath("data", "labels",
+                                                                        name).read_text()
 
 
 def wnids() -> list[str]:
