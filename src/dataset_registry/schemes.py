@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, ClassVar
 
+from pydantic import ValidationInfo
+
 from . import plugins
 from .errors import BadInputError
 
@@ -66,9 +68,13 @@ def scheme_class(name: str) -> type[LabelScheme]:
     return plugins.get("schemes", name)  # type: ignore[no-any-return]
 
 
-def check_name(name: Any) -> str:
+def check_name(name: Any, info: ValidationInfo) -> str:
     """A `labels_scheme` param's value, checked when the manifest loads (a ValueError the
     manifest turns into a file:line message listing the registered schemes)."""
+    inputs = (info.context or {}).get("inputs")
+    if inputs is not None and "labels" not in inputs:
+        raise ValueError(f"{name!r} names the scheme of the labels input, and the dataset "
+                         "has none (give inputs.labels, or leave labels_scheme out)")
     if name not in plugins.names("schemes"):
         raise ValueError(f"unknown label scheme {name!r} (registered: "
                          f"{', '.join(plugins.names('schemes')) or 'none'})")
