@@ -123,6 +123,26 @@ def test_an_outside_scheme_classes_byclass(tmp_path, parity):
         ("even", 1, "even"), ("odd", 0, "odd")}  # the scheme's order: odd is label 0
 
 
+def test_an_outside_scheme_picks_downscales_classes(tmp_path, parity):
+    import numpy as np
+
+    project(tmp_path, "labels_scheme: parity")
+    path = tmp_path / "manifests" / "test.yaml"
+    path.write_text(path.read_text() + (
+        "  - name: small-even\n"
+        "    recipe: downscale\n"
+        "    inputs: {train: digits, labels: parity}\n"
+        "    params: {labels_scheme: parity, width: 4, height: 4, classes: [even]}\n"))
+    reg = Registry.open(str(tmp_path))
+    ds = Path(reg.resolve("small-even", jobs=1).path)
+    # the scheme's label of `even` is 1 (odd comes first); the subset's is 0
+    assert (ds / "classes.txt").read_text() == "even\t1\teven\n"
+    even = [i for i, d in enumerate(digits()[1]) if d % 2 == 0]
+    assert (ds / "train" / "members.txt").read_text().count("\n") == len(even)
+    assert np.load(ds / "train" / "labels.npy").tolist() == [0] * len(even)
+    assert np.load(ds / "train" / "images.npy").shape == (len(even), 4, 4, 3)
+
+
 def test_an_outside_scheme_that_cannot_class_an_image_names_it(tmp_path, parity):
     reg = project(tmp_path, "labels_scheme: parity")
     assert reg is not None
