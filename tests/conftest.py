@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = REPO / "manifests"
 SHARED = REPO.parent / "shared" / "data"
 LISTS = MANIFESTS / "imagenet" / "lists"
-LABELS = REPO / "src" / "dataset_registry" / "data" / "imagenet"
+LABELS = REPO / "src" / "dataset_registry" / "domains" / "imagenet" / "data" / "labels"
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +123,7 @@ def cli_env(root: Path) -> dict[str, str]:
 def copy_manifests(root: Path) -> Path:
     """A private copy of the shipped manifests (and the label data they point at)."""
     shutil.copytree(MANIFESTS, root / "manifests")
-    shutil.copytree(LABELS, root / "src" / "dataset_registry" / "data" / "imagenet")
+    shutil.copytree(LABELS, root / LABELS.relative_to(REPO))
     return root / "manifests"
 
 

@@ -196,7 +196,7 @@ def test_package_data_paths_work_wherever_the_project_lives(tmp_path):
 sources:
   - {name: val, layout: imagenet-val}
 files:
-  - {name: labels, path: "pkg:dataset_registry/data/imagenet"}
+  - {name: labels, path: "pkg:dataset_registry.domains.imagenet/data/labels"}
 datasets:
   - name: cal
     recipe: calibration
@@ -219,6 +219,10 @@ datasets:
     ("pkg:/data", "names no package (write pkg:PACKAGE/PATH"),
     ("pkg:dataset_registry/no/such/file.txt", "does not exist"),
     ("pkg:dataset_registry/../../../../../../etc/hostname", "resolves outside the project"),
+    # the label folder moved into the imagenet plugin: the old path says where it went
+    ("pkg:dataset_registry/data/imagenet",
+     "'pkg:dataset_registry/data/imagenet' has moved: write "
+     "pkg:dataset_registry.domains.imagenet/data/labels"),
 ])
 def test_a_bad_package_path_is_named(tmp_path, path, what):
     write_manifest(tmp_path, f'\nfiles:\n  - name: labels\n    path: "{path}"\n')

@@ -16,10 +16,12 @@ from dataset_registry.plugins import BUILTIN, PluginError, Plugins
 def test_listing_the_builtins_imports_no_implementation():
     code = ("import sys; from dataset_registry import plugins; "
             "print(plugins.names('recipes')); "
-            "print(sorted(m for m in sys.modules if m.startswith('dataset_registry.recipes')))")
+            "print(sorted(m for m in sys.modules if m.startswith(('dataset_registry.recipes', "
+            "'dataset_registry.domains'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.splitlines()
-    assert eval(out[0]) == sorted(BUILTIN["recipes"])
+    # the built-ins, and ImageNet's calibration from this package's own entry point
+    assert eval(out[0]) == sorted([*BUILTIN["recipes"], "calibration"])
     assert out[1] == "[]"
 
 
@@ -110,7 +112,7 @@ def test_every_builtin_imports():
 def test_the_recipe_table_is_the_plugin_table(monkeypatch):
     from dataset_registry.recipes import BUILT_IN, RECIPES
 
-    assert sorted(RECIPES) == sorted(BUILTIN["recipes"])
+    assert sorted(RECIPES) == sorted([*BUILTIN["recipes"], "calibration"])  # + ImageNet's
     for recipe in BUILT_IN:  # each built-in is registered under its own name
         assert RECIPES[recipe.name] is recipe
     monkeypatch.setattr(plugins, "PLUGINS", Plugins(BUILTIN))

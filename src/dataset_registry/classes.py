@@ -5,7 +5,8 @@ stores. Explicit, never guessed (REFERENCE §1 shows what a guessed order costs)
   is how torchvision's ImageFolder and im2rec number the folders they find;
 - a classes file (a `file` input): one class name a line, line *i* is label *i*.
 
-ImageNet's own schemes (`sorted0`, `sorted1` over the 1000 WNIDs) live in labels.py.
+A label folder in a format of its own (ImageNet's caffe val.txt and synsets: its
+`sorted0` and `sorted1` over the 1000 WNIDs) is a plugin's label scheme: schemes.py.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import stat
 from dataclasses import dataclass
@@ -33,7 +34,12 @@ def locations(root: str = ".", *, manifests: str | None = None, store: str | Non
 
 # -- what a manifest may read ------------------------------------------------------------------
 
-SHIPPED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+# each in-tree plugin's data folder (domains/<name>/data, e.g. ImageNet's label files)
+SHIPPED_DATA = tuple(sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                   "domains", "*", "data"))))
+# package data that moved, old `pkg:` path -> new: a manifest still naming the old one is
+# told where it went (file:line) rather than that it does not exist
+MOVED_DATA = {"dataset_registry/data/imagenet": "dataset_registry.domains.imagenet/data/labels"}
 MAX_MANIFEST_BYTES = 16 << 20  # a manifest is hand-written text: 16 MiB is a mistake already
 
 
@@ -43,7 +49,7 @@ def readable_roots(manifests: str) -> tuple[str, ...]:
     link to elsewhere) and the package's shipped data."""
     folder = os.path.abspath(manifests)
     return tuple(dict.fromkeys(os.path.realpath(p) for p in
-                               (os.path.dirname(folder), folder, SHIPPED_DATA)))
+                               (os.path.dirname(folder), folder, *SHIPPED_DATA)))
 
 
 def locate(value: str, base_dir: str) -> tuple[str, tuple[str, ...]]:
@@ -54,10 +60,14 @@ def locate(value: str, base_dir: str) -> tuple[str, tuple[str, ...]]:
     """
     if not value.startswith(PACKAGE_DATA):
         return os.path.normpath(os.path.join(base_dir, value)), ()
-    package, _, rel = value[len(PACKAGE_DATA):].partition("/")
+    named = value[len(PACKAGE_DATA):]
+    for old, new in MOVED_DATA.items():
+        if named.rstrip("/") == old or named.startswith(old + "/"):
+            raise ValueError(f"{value!r} has moved: write pkg:{new}{named[len(old):]}")
+    package, _, rel = named.partition("/")
     if not package or not all(part.isidentifier() for part in package.split(".")):
         raise ValueError(f"{value!r} names no package (write pkg:PACKAGE/PATH, e.g. "
-                         "pkg:dataset_registry/data/imagenet)")
+                         "pkg:dataset_registry.domains.imagenet/data/labels)")
     import importlib.resources
     import pathlib
 

@@ -1,5 +1,5 @@
-"""Plugins: one registration mechanism for recipes, layouts, stores, executors and
-`registry` commands.
+"""Plugins: one registration mechanism for recipes, layouts, stores, executors, label
+schemes (a `labels` input's format, see schemes.py) and `registry` commands.
 
 Like fsspec's `known_implementations`, each kind maps a name to a target,
 usually a `"pkg.module:Object"` string imported on first use, so listing what
@@ -9,8 +9,9 @@ from three places, in this order:
 1. the package's built-ins (`BUILTIN` below);
 2. installed distributions' entry points, in the groups `dataset_registry.recipes`,
    `dataset_registry.layouts`, `dataset_registry.stores` (by URL scheme),
-   `dataset_registry.executors` and `dataset_registry.commands` (the word after
-   `registry`; see `cli/command.py` for what a command is);
+   `dataset_registry.executors`, `dataset_registry.schemes` and `dataset_registry.commands`
+   (the word after `registry`; see `cli/command.py` for what a command is); this
+   package's own domains, e.g. ImageNet, come in this way too;
 3. a project's `registry.toml` (`plugins = ["my_recipes"]`): modules importable from
    the project root, imported by `load_project`, that call `register`.
 
@@ -28,14 +29,13 @@ from typing import Any
 
 from .errors import PluginError
 
-KINDS = ("recipes", "layouts", "stores", "executors", "commands")
+KINDS = ("recipes", "layouts", "stores", "executors", "schemes", "commands")
 GROUP = "dataset_registry.{kind}"
 CONFIG = "registry.toml"
 
 BUILTIN: dict[str, dict[str, str]] = {
     "recipes": {
         "select": "dataset_registry.recipes.select:Select",
-        "calibration": "dataset_registry.recipes.select:Calibration",
         "downscale": "dataset_registry.recipes.downscale:DownscaleRecipe",
         "byclass": "dataset_registry.recipes.shards:ByClass",
         "recordio": "dataset_registry.recipes.recordio:RecordIO",

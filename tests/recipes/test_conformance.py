@@ -22,6 +22,8 @@ from dataset_registry.testing.recipes import RecipeSuite
 
 SHARDS = {"split": "val", "require_all_classes": False, "validate_images": False,
           "on_error": "skip"}
+# the suite's source has no labels input for a scheme to read (tests/test_schemes.py)
+NO_LABELS = {"labels_scheme": "the scheme of a labels input; the generic source has none"}
 
 
 class TestEcho(RecipeSuite):
@@ -48,11 +50,13 @@ class TestSample(RecipeSuite):
 
 class TestByClass(RecipeSuite):
     recipe = ByClass
+    unvaried = NO_LABELS
     vary: ClassVar[dict[str, Any]] = SHARDS
 
 
 class TestWebDataset(RecipeSuite):
     recipe = WebDataset
+    unvaried = NO_LABELS
     params: ClassVar[dict[str, Any]] = {"shard_count": 5}
     vary: ClassVar[dict[str, Any]] = {**SHARDS, "shard_count": 6, "shard_bytes": 4096,
                                      "prefix": "shard"}
@@ -60,17 +64,20 @@ class TestWebDataset(RecipeSuite):
 
 class TestRecordIO(RecipeSuite):
     recipe = RecordIO
+    unvaried = NO_LABELS
     vary: ClassVar[dict[str, Any]] = {**SHARDS, "shuffle": False, "resize": 8, "quality": 80}
 
 
 class TestTFRecord(RecipeSuite):
     recipe = TFRecord
+    unvaried = NO_LABELS
     params: ClassVar[dict[str, Any]] = {"shards": 3}
     vary: ClassVar[dict[str, Any]] = {**SHARDS, "label_offset": 0, "shards": 2}
 
 
 class TestDownscale(RecipeSuite):
     recipe = DownscaleRecipe
+    unvaried = NO_LABELS
     params: ClassVar[dict[str, Any]] = {"width": 8, "height": 6}
     vary: ClassVar[dict[str, Any]] = {
         "width": 9, "height": 7, "fit": "crop", "color": "gray", "luma": "rec601",

@@ -14,13 +14,13 @@ from .base import Inputs, InputSpec, Params, Recipe
 from .downscale import DownscaleRecipe
 from .recordio import RecordIO
 from .sample import Sample
-from .select import Calibration, Select
+from .select import Select
 from .shards import ByClass
 from .tfrecord import TFRecord
 from .webdataset import WebDataset
 
-BUILT_IN = (Select, Calibration, DownscaleRecipe, ByClass, RecordIO, WebDataset, TFRecord,
-            Sample)
+# ImageNet's `calibration` is a plugin's (domains/imagenet/recipes.py, an entry point)
+BUILT_IN = (Select, DownscaleRecipe, ByClass, RecordIO, WebDataset, TFRecord, Sample)
 
 
 class RecipeTable(Mapping[str, type[Recipe]]):

@@ -5,8 +5,9 @@ Replaces the Matlab + ImageMagick ImageNet-tiny generator. Each image is decoded
 at reduced DCT scale (Pillow `draft`), fitted (squash / crop / pad), filtered
 (box / lanczos) and converted (sRGB, or gray with a named luma).
 
-Classes come from one scheme (see `shards`): with the `labels` input, ImageNet's
-1000 WNIDs (`sorted0`; val classed by the caffe ground truth); without it, each
+Classes come from one scheme (see `shards`): with the `labels` input, the label
+scheme `labels_scheme` names (default `imagenet`: the 1000 WNIDs, `sorted0`; train
+classed by `<wnid>/` folder, val by the caffe ground truth); without it, each
 image's class name numbered by the `classes` file or the sorted names over every
 input split. `classes` (the param) picks the subset: `full`, the first N of the
 scheme, or a list of names; subset labels follow the scheme's order.
@@ -17,7 +18,8 @@ it holds, each to `<split>/` (a split named twice is refused).
 
 Output, `format: packed` (default)::
 
-    classes.txt               <wnid>\\t<sorted0 label>\\t<name> (ImageNet), or
+    classes.txt               <class>\\t<scheme label>\\t<description> (ImageNet:
+                              <wnid>\\t<sorted0 label>\\t<synset words>), or
                               <class>\\t<scheme label>\\t<class>; line i is subset label i
     <split>/images.npy        uint8 N x H x W x C (C = 3 for srgb, 1 for gray)
     <split>/labels.npy        int16 subset labels 0..K-1
@@ -43,9 +45,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
+from .. import schemes
 from ..errors import BadInputError, BuildError
 from ..imaging import Color, Downscale, Filter, Fit, Luma, downscale, quiet_bomb_warnings
-from ..labels import known_wnids, select_classes, synset_words, synsets, val_wnids
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
@@ -59,6 +61,13 @@ SPLITS = ("train", "val")
 
 
 class DownscaleParams(Params):
+    # version 1 shipped before label schemes were plugins
+    added_later: ClassVar[frozenset[str]] = frozenset({"labels_scheme"})
+
+    # the scheme of the labels input; every shipped manifest predates the param and meant
+    # ImageNet's (schemes.DEFAULT), so that default keeps their keys. Before `classes`,
+    # whose check reads it.
+    labels_scheme: str = schemes.DEFAULT
     width: int = Field(gt=0, le=1024)
     height: int = Field(gt=0, le=1024)
     fit: Fit = "squash"
@@ -70,21 +79,29 @@ class DownscaleParams(Params):
     on_error: Literal["fail", "skip"] = "fail"
     require_all_classes: bool = True
 
+    _known_scheme = field_validator("labels_scheme")(schemes.check_name)
+
     @field_validator("classes")
     @classmethod
     def _known_classes(cls, value: Any, info: ValidationInfo) -> Any:
-        # the manifest says which inputs the dataset has: without ImageNet's labels the
-        # classes are the source's, checked against its scheme when the build plans
-        imagenet = "labels" in (info.context or {}).get("inputs", ("labels",))
-        if isinstance(value, int) and not 0 < value <= (1000 if imagenet else MAX_CLASSES):
-            raise ValueError("a number of classes must be between 1 and "
-                             + ("1000" if imagenet else str(MAX_CLASSES)))
+        # the manifest says which inputs the dataset has: with a labels input the names
+        # its scheme knows (if it knows them before reading the folder) bound the subset;
+        # without one the classes are the source's, checked when the build plans
+        known = None
+        if "labels" in (info.context or {}).get("inputs", ("labels",)) and \
+                "labels_scheme" in info.data:  # absent: its own check failed
+            scheme = schemes.scheme_class(info.data["labels_scheme"])
+            names = scheme.known_names()
+            if names is not None:
+                known = (scheme, frozenset(names), len(names))
+        limit = known[2] if known else MAX_CLASSES
+        if isinstance(value, int) and not 0 < value <= limit:
+            raise ValueError(f"a number of classes must be between 1 and {limit}")
         if isinstance(value, list):
-            known = set(known_wnids())
-            for i, wnid in enumerate(value):
-                if imagenet and wnid not in known:
-                    raise ValueError(f"item {i}: {wnid!r} is not an ILSVRC2012 WNID")
-                if not wnid:
+            for i, name in enumerate(value):
+                if known and name not in known[1]:
+                    raise ValueError(f"item {i}: {name!r} is not {known[0].class_noun}")
+                if not name:
                     raise ValueError(f"item {i}: an empty class name")
             if not value:
                 raise ValueError("an empty class list")
@@ -127,7 +144,8 @@ class DownscaleRecipe(Recipe):
         "images": InputSpec("images", required=False,
                             doc="without labels: a source whose every split is downscaled"),
         "labels": InputSpec("file", required=False,
-                            doc="ImageNet: folder with caffe_val.txt, synsets and their names"),
+                            doc="a label folder in the scheme labels_scheme names (default "
+                                "imagenet: caffe_val.txt, synsets and their names)"),
         "classes": InputSpec("file", required=False,
                              doc="a classes file, one name a line (default: sorted names)"),
     }
@@ -135,13 +153,13 @@ class DownscaleRecipe(Recipe):
     @classmethod
     def splits(cls, inputs: Inputs) -> dict[str, MemberSet]:
         """Output split -> its images, in output order."""
-        imagenet = "labels" in inputs.files
-        if imagenet and "classes" in inputs.files:
-            raise BadInputError("inputs labels and classes: give one (labels: ImageNet's WNID "
-                                "scheme; classes: a classes file)")
-        if imagenet and "images" in inputs.images:
-            raise BadInputError("input images: with the ImageNet labels input, give the "
-                                "train and val inputs")
+        labelled = "labels" in inputs.files
+        if labelled and "classes" in inputs.files:
+            raise BadInputError("inputs labels and classes: give one (labels: a label folder "
+                                "in a plugin's scheme; classes: a classes file)")
+        if labelled and "images" in inputs.images:
+            raise BadInputError("input images: with the labels input, give the train and val "
+                                "inputs")
         out = {s: pick_split(inputs.images[s], s, s) for s in SPLITS if s in inputs.images}
         for split, members in inputs.images.get("images", {}).items():
             if split == "meta":
@@ -158,17 +176,29 @@ class DownscaleRecipe(Recipe):
         return out
 
     @classmethod
-    def scheme(cls, inputs: Inputs) -> list[str]:
-        """The class scheme in label order: ImageNet's WNIDs, or the source's classes."""
-        if "labels" in inputs.files:
-            return synsets(inputs.files["labels"])
+    def labels(cls, params: DownscaleParams, inputs: Inputs,
+               split: str | None = None) -> schemes.LabelScheme | None:
+        """The labels input's scheme (None without one); `split`: one it must class."""
+        if "labels" not in inputs.files:
+            return None
+        return schemes.build(params.labels_scheme, inputs.files["labels"], split)
+
+    @classmethod
+    def scheme(cls, params: DownscaleParams, inputs: Inputs) -> list[str]:
+        """The class scheme in label order: the labels scheme's (ImageNet's WNIDs), or the
+        source's classes."""
+        labels = cls.labels(params, inputs)
+        if labels is not None:
+            return labels.classes()
         return scheme_of(inputs.files.get("classes"), list(cls.splits(inputs).values()))
 
     @classmethod
     def subset(cls, params: DownscaleParams, inputs: Inputs) -> list[str]:
-        order = cls.scheme(inputs)
-        if "labels" in inputs.files or not isinstance(params.classes, list):
-            return select_classes(params.classes, order)
+        order = cls.scheme(params, inputs)
+        if params.classes == "full":
+            return list(order)
+        if isinstance(params.classes, int):
+            return list(order[:params.classes])
         known = set(order)
         unknown = [c for c in params.classes if c not in known]
         if unknown:
@@ -185,7 +215,7 @@ class DownscaleRecipe(Recipe):
         if len(wnids) > MAX_CLASSES:
             raise BadInputError(f"{len(wnids)} classes: labels.npy holds int16 labels, at most "
                                 f"{MAX_CLASSES} classes; pick a subset (params.classes)")
-        if params.format == "folders" and "labels" not in inputs.files:
+        if params.format == "folders":
             folder_safe(list(wnids), "params.classes")
         tasks: list[Task] = []
         for split in splits:
@@ -199,14 +229,17 @@ class DownscaleRecipe(Recipe):
     @classmethod
     def select(cls, params: DownscaleParams, inputs: Inputs, split: str) -> Selection:
         """The split's images in the subset, by name, with subset labels; no per-image objects
-        for train, whose classes are contiguous runs of the sorted `<wnid>/` names."""
+        for a split classed by folder (ImageNet train), whose classes are contiguous runs of
+        the sorted `<class>/` names."""
         members = cls.splits(inputs)[split]
         wanted = {w: k for k, w in enumerate(cls.subset(params, inputs))}
         runs: list[np.ndarray] = []
         labels: list[np.ndarray] = []
-        if "labels" not in inputs.files:
-            runs, labels = _by_class_name(params, inputs, members, cls.scheme(inputs), wanted)
-        elif split == "train":
+        scheme = cls.labels(params, inputs, split)
+        if scheme is None:
+            runs, labels = _by_class_name(params, inputs, members, cls.scheme(params, inputs),
+                                          wanted)
+        elif split in scheme.folder_splits:
             missing = []
             for wnid, k in wanted.items():
                 start, stop = members.prefix_range(wnid + "/")
@@ -221,7 +254,7 @@ class DownscaleRecipe(Recipe):
                     "to build without them")
         else:
             rows, ks = [], []
-            wnids = val_wnids(members.names, inputs.files["labels"], members.where)
+            wnids = scheme.class_of(members.names, split, members.where)
             for i, wnid in enumerate(wnids):
                 k = wanted.get(wnid)
                 if k is not None:
@@ -265,11 +298,9 @@ class DownscaleRecipe(Recipe):
     def finish(cls, params: DownscaleParams, inputs: Inputs, results: list[dict[str, Any]],
                out: Output) -> None:
         subset = cls.subset(params, inputs)
-        order = {w: i for i, w in enumerate(cls.scheme(inputs))}
-        if "labels" in inputs.files:
-            words = synset_words(inputs.files["labels"])
-        else:  # a generic class's name is its only description
-            words = {w: w for w in subset}
+        order = {w: i for i, w in enumerate(cls.scheme(params, inputs))}
+        scheme = cls.labels(params, inputs)  # without one, a class's name is its description
+        words = scheme.descriptions() if scheme else {w: w for w in subset}
         out.write("classes.txt", "".join(f"{w}\t{order[w]}\t{words.get(w, '')}\n"
                                          for w in subset).encode())
         for split in cls.splits(inputs):

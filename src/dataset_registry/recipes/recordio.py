@@ -45,7 +45,8 @@ _IRHEADER_BYTES = 24
 
 
 class RecordIOParams(ShardParams):
-    added_later: ClassVar[frozenset[str]] = frozenset()  # version 2: every field is keyed
+    # version 2 keyed every field it had; labels_scheme came later (its default: imagenet)
+    added_later: ClassVar[frozenset[str]] = frozenset({"labels_scheme"})
 
     shuffle: bool = True
     # shorter side; 0 keeps the original bytes; past 4096 (JPEG's 65,535 at 16:1) a typo
@@ -58,10 +59,10 @@ class RecordTask:
     index: int
     split: str
     members: MemberSet
-    labels: np.ndarray  # sorted0
+    labels: np.ndarray  # the scheme's (ImageNet: sorted0)
     ids: np.ndarray  # im2rec's first .lst column (index before the shuffle)
     classes: tuple[str, ...]  # label order, for the `<class>/<file>` paths
-    names_are_paths: bool  # ImageNet train: the member name is im2rec's path
+    names_are_paths: bool  # a scheme's folder split (ImageNet train): the name is the path
     start: int | None  # planned offset in <split>.rec; None when sizes cannot be known
     planned: int  # planned bytes
 
@@ -88,7 +89,8 @@ class RecordIO(Recipe):
 
     @classmethod
     def plan(cls, params: RecordIOParams, inputs: Inputs) -> list[RecordTask]:
-        c = classified(inputs, params.split, params.require_all_classes, cls.missing)
+        c = classified(inputs, params.split, params.require_all_classes, cls.missing,
+                       params.labels_scheme)
         ids = np.arange(len(c.positions), dtype=np.int64)  # im2rec's (index, path, label)
         if params.shuffle:
             order = list(range(len(ids)))
@@ -102,7 +104,8 @@ class RecordIO(Recipe):
             planned = int(sizes[s:s + CHUNK].sum())
             tasks.append(RecordTask(t, params.split, c.members.take(positions[s:s + CHUNK]),
                                     labels[s:s + CHUNK].copy(), ids[s:s + CHUNK].copy(),
-                                    tuple(c.classes), c.imagenet and params.split == "train",
+                                    tuple(c.classes), c.scheme is not None and
+                                    params.split in c.scheme.folder_splits,
                                     None if params.resize else start, planned))
             start += planned
         return tasks

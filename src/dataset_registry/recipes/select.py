@@ -1,9 +1,5 @@
-"""Byte-exact image subsets: `select` (e.g. the "min" val set) and `calibration` (CK/MLPerf).
-
-`calibration` reproduces CK's `dataset-imagenet-calibration` package: the
-chosen JPEGs copied unchanged into one flat folder, and `val_map.txt` with
-`<file name> <label>` a line, in list order (a list may repeat an image, as
-`first.1.dup.5` does: one file, five lines).
+"""Byte-exact image subsets: `select` (e.g. the "min" val set), and what a recipe built on
+it changes (`flat`, `labels_for`, `finish`: ImageNet's `calibration`, in domains/imagenet/).
 """
 
 from __future__ import annotations
@@ -16,7 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from ..errors import BadInputError
-from ..labels import Scheme, convert, ground_truth, read_list
+from ..lists import read_list
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
@@ -37,13 +33,8 @@ class SelectParams(Params):
     folders: bool = False
 
 
-class CalibrationParams(SelectParams):
-    labels: Scheme = "sorted0"
-    check_labels: bool = True
-
-
 @dataclass(frozen=True)
-class _Entry:
+class Entry:
     name: str
     label: int | None
     where: str  # "lists/x.txt:12" or "first 500"
@@ -70,7 +61,7 @@ class Select(Recipe):
 
     name = "select"
     version = 1
-    flat: ClassVar[bool] = False  # write base names only (calibration: CK's one flat folder)
+    flat: ClassVar[bool] = False  # write base names only (e.g. calibration: CK's flat folder)
     Params = SelectParams
     inputs: ClassVar[Mapping[str, InputSpec]] = {
         "images": InputSpec("images", doc="a source or dataset of images"),
@@ -78,10 +69,10 @@ class Select(Recipe):
     }
 
     @classmethod
-    def entries(cls, params: SelectParams, inputs: Inputs, images: MemberSet) -> list[_Entry]:
+    def entries(cls, params: SelectParams, inputs: Inputs, images: MemberSet) -> list[Entry]:
         if "list" in inputs.files:
             path = inputs.files["list"]
-            entries = [_Entry(name, label, f"{path}:{line}") for name, label, line in
+            entries = [Entry(name, label, f"{path}:{line}") for name, label, line in
                        read_list(path)]
             if params.first:
                 entries = entries[: params.first]
@@ -91,7 +82,7 @@ class Select(Recipe):
             if params.first and len(refs) < params.first:
                 raise BadInputError(f"{images.where}: first: {params.first} asked for, but it "
                                     f"holds only {len(refs)} images")
-            entries = [_Entry(r.name, None, f"first {params.first or len(refs)}") for r in refs]
+            entries = [Entry(r.name, None, f"first {params.first or len(refs)}") for r in refs]
         for e in entries:
             if e.name not in images:
                 raise BadInputError(f"{e.where}: {e.name} is not in {images.where}")
@@ -117,7 +108,7 @@ class Select(Recipe):
 
     @classmethod
     def labels_for(cls, params: SelectParams, inputs: Inputs,
-                   entries: list[_Entry]) -> dict[str, int]:
+                   entries: list[Entry]) -> dict[str, int]:
         return {}
 
     @classmethod
@@ -131,44 +122,3 @@ class Select(Recipe):
                       class_name=ref.label, attrs=ref.attrs)
             kept.add(i)
         return [ref.name for i, (ref, _) in enumerate(task) if i not in kept]
-
-
-class Calibration(Select):
-    """CK `dataset-imagenet-calibration`: selected val JPEGs plus `val_map.txt`."""
-
-    name = "calibration"
-    version = 1
-    flat = True
-    Params = CalibrationParams
-    inputs: ClassVar[Mapping[str, InputSpec]] = {
-        **Select.inputs,
-        "labels": InputSpec("file", doc="folder with caffe_val.txt (sorted0 ground truth)"),
-    }
-
-    @classmethod
-    def labels_for(cls, params: CalibrationParams, inputs: Inputs,
-                   entries: list[_Entry]) -> dict[str, int]:
-        truth = ground_truth(inputs.files["labels"])
-        labels: dict[str, int] = {}
-        for e in entries:
-            known = truth.get(e.name)
-            if e.label is None and known is None:
-                raise BadInputError(f"{e.where}: {e.name} has no label in the list and none in "
-                                    f"the ground truth {inputs.files['labels']}")
-            label = e.label if e.label is not None else known
-            if params.check_labels and known is not None and label != known:
-                raise BadInputError(f"{e.where}: {e.name} is labelled {label}, but the ground "
-                                    f"truth says {known} (set check_labels: false to keep it)")
-            labels[e.name] = label
-        return labels
-
-    @classmethod
-    def finish(cls, params: CalibrationParams, inputs: Inputs, results: list[list[str]],
-               out: Output) -> None:
-        images = pick_split(inputs.images["images"], params.split, "images")
-        entries = cls.entries(params, inputs, images)
-        labels = cls.labels_for(params, inputs, entries)
-        skipped = {name for names in results for name in names}
-        lines = [f"{os.path.basename(e.name)} {convert(labels[e.name], params.labels)}\n"
-                 for e in entries if e.name not in skipped]
-        out.write("val_map.txt", "".join(lines).encode())

@@ -4,19 +4,20 @@ Every shard recipe sees a split's images in class-folder order (`classified`):
 by label, then by name, as a sorted walk of `<class>/` folders meets them. One
 place decides which classes and in which order (the class scheme):
 
-- with the `labels` input (ImageNet's label folder): the 1000 ILSVRC2012 WNIDs,
-  `sorted0`; train images are classed by their `<wnid>/` folder, val images by
-  the caffe ground truth; only im2rec's image names (`.jpeg .jpg .png`) count;
+- with the `labels` input: the label scheme its `labels_scheme` param names
+  (schemes.py; default `imagenet`, the plugin's 1000 ILSVRC2012 WNIDs in
+  `sorted0`, train classed by `<wnid>/` folder, val by the caffe ground truth);
+  only im2rec's image names (`.jpeg .jpg .png`) count, as im2rec walks a folder;
 - else each image's class is its `MemberRef.label` (the layout's class name, or
   an upstream dataset's file table), numbered by the `classes` file input (line
   *i* is label *i*) or, by default, the sorted class names over every split of
   the input (ImageFolder's and im2rec's numbering, the same for every split).
 
 A split missing a class of the scheme is refused unless `require_all_classes:
-false`: for ImageNet each recipe says what would go wrong (`missing`: im2rec and
-ImageFolder number labels by the folders they find, so one missing class
-shifts every later label); for a generic scheme the labels stay the scheme's,
-but the split would not hold every class the scheme names.
+false`: with a labels scheme each recipe says what would go wrong (`missing`:
+im2rec and ImageFolder number labels by the folders they find, so one missing
+class shifts every later label); for a generic scheme the labels stay the
+scheme's, but the split would not hold every class the scheme names.
 
 Every image is decoded before it goes in (`validate_images`), and one that
 cannot be used fails the build or, with `on_error: skip`, is left out and
@@ -34,10 +35,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+from pydantic import field_validator
 
+from .. import schemes
 from ..classes import label_indices, read_classes, sorted_classes
 from ..errors import BadInputError
-from ..labels import synsets, val_wnids
 from ..members import MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
@@ -55,8 +57,9 @@ SHARD_INPUTS: Mapping[str, InputSpec] = {
     "images": InputSpec("images", doc="the images: a source or dataset whose images carry "
                         "classes (ImageNet: the val set, or train as a tar of class tars)"),
     "labels": InputSpec("file", required=False,
-                        doc="ImageNet: folder with caffe_val.txt and caffe_synsets.txt (WNID "
-                            "classes, sorted0); without it classes come from the images"),
+                        doc="a label folder in the scheme labels_scheme names (default "
+                            "imagenet: caffe_val.txt and caffe_synsets.txt, WNID classes, "
+                            "sorted0); without it classes come from the images"),
     "classes": InputSpec("file", required=False,
                          doc="a classes file, one name a line: line i is label i (default: "
                              "the input's class names, sorted)"),
@@ -64,13 +67,18 @@ SHARD_INPUTS: Mapping[str, InputSpec] = {
 
 
 class ShardParams(Params):
-    # byclass and webdataset version 1 shipped before the image checks
-    added_later: ClassVar[frozenset[str]] = IMAGE_CHECKS
+    # byclass and webdataset version 1 shipped before the image checks and label schemes
+    added_later: ClassVar[frozenset[str]] = IMAGE_CHECKS | {"labels_scheme"}
 
     split: str = "train"  # any split of the input (ImageNet's label folder: train or val)
     require_all_classes: bool = True
     validate_images: bool = True
     on_error: OnError = "fail"
+    # the scheme of the labels input; every shipped manifest predates the param and meant
+    # ImageNet's (schemes.DEFAULT), so that default keeps their keys
+    labels_scheme: str = schemes.DEFAULT
+
+    _known_scheme = field_validator("labels_scheme")(schemes.check_name)
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,7 @@ class Classified:
     positions: np.ndarray  # into members, in class-folder order
     labels: np.ndarray  # the scheme's labels (ImageNet: sorted0)
     classes: list[str]  # the scheme: class names in label order (ImageNet: the 1000 WNIDs)
-    imagenet: bool  # classed by the ImageNet label folder (names, paths as today)
+    scheme: schemes.LabelScheme | None  # the labels input's scheme that classed them, if any
 
 
 _NOT_AN_IMAGE, _UNKNOWN = -1, -2
@@ -95,25 +103,24 @@ def _im2rec_image(name: str) -> bool:
         name[slash + 1:dot].strip(".") != ""
 
 
-def classified(inputs: Inputs, split: str, require_all: bool, missing: str) -> Classified:
-    """The split's images in class-folder order; `missing` says, in the refusal of an
-    ImageNet source missing a class, what building from it would get wrong."""
+def classified(inputs: Inputs, split: str, require_all: bool, missing: str,
+               labels_scheme: str = schemes.DEFAULT) -> Classified:
+    """The split's images in class-folder order; `missing` says, in the refusal of a
+    source missing a class of a labels scheme, what building from it would get wrong."""
     members = pick_split(inputs.images["images"], split, "images")
     if "labels" in inputs.files:
         if "classes" in inputs.files:
-            raise BadInputError("inputs labels and classes: give one (labels: ImageNet's WNID "
-                                "scheme; classes: a classes file)")
-        if split not in ("train", "val"):
-            raise BadInputError(f"split {split!r}: with the ImageNet labels input the split is "
-                                "train or val")
-        return _imagenet(members, inputs.files["labels"], split, require_all, missing)
+            raise BadInputError("inputs labels and classes: give one (labels: a label folder "
+                                f"in scheme {labels_scheme!r}; classes: a classes file)")
+        scheme_ = schemes.build(labels_scheme, inputs.files["labels"], split)
+        return _by_scheme(members, scheme_, split, require_all, missing)
     classes = scheme(inputs, "images")
     labels = class_labels(members, classes, inputs.files.get("classes"))
     # names are sorted, so a stable sort by label is (label, name) order
     positions = np.argsort(labels, kind="stable").astype(np.int64)
     labels = labels[positions]
     check_every_class(members, split, classes, labels, require_all)
-    return Classified(members, positions, labels, classes, False)
+    return Classified(members, positions, labels, classes, None)
 
 
 def scheme(inputs: Inputs, *roles: str) -> list[str]:
@@ -137,8 +144,8 @@ def scheme_of(classes_file: str | None, sets: list[MemberSet]) -> list[str]:
 
 def no_classes(where: str) -> str:
     return (f"{where}: its images carry no class names (its layout gives none); the layouts "
-            f"that give classes: {LAYOUTS_WITH_CLASSES}; or, for ImageNet, give the labels "
-            "input")
+            f"that give classes: {LAYOUTS_WITH_CLASSES}; or give a labels input (a label "
+            "folder in a registered scheme, e.g. ImageNet's)")
 
 
 def class_labels(members: MemberSet, classes: list[str], classes_file: str | None) -> np.ndarray:
@@ -178,29 +185,28 @@ def folder_safe(classes: list[str], where: str) -> None:
                                 "'\\', NUL, '.' or '..')")
 
 
-def _imagenet(members: MemberSet, labels_dir: str, split: str, require_all: bool,
-              missing: str) -> Classified:
-    """ImageNet's scheme: sorted0 over the 1000 WNIDs, val classed by the ground truth."""
-    order = synsets(labels_dir)  # sorted WNIDs: label order is WNID order
+def _by_scheme(members: MemberSet, scheme_: schemes.LabelScheme, split: str,
+               require_all: bool, missing: str) -> Classified:
+    """A labels scheme's classes (ImageNet: sorted0 over the 1000 WNIDs, val classed by
+    the ground truth); members that are not im2rec image names are left out."""
+    order = scheme_.classes()
     label_of = {w: i for i, w in enumerate(order)}
-    codes = np.empty(len(members), dtype=np.int16)
+    codes = np.empty(len(members), dtype=np.int16 if len(order) < 32768 else np.int32)
     step = 65536  # names decoded a slice at a time: 1.28M at once would cost ~100 MB
     for start in range(0, len(members), step):
         names = members.names.slice(start, min(start + step, len(members))).tolist()
-        if split == "train":
-            wnid_of = [n.partition("/")[0] for n in names]
-        else:
-            wnid_of = val_wnids(names, labels_dir, members.where)
+        class_of = scheme_.class_of(names, split, members.where)
         codes[start:start + len(names)] = [
             label_of.get(w, _UNKNOWN) if _im2rec_image(n) else _NOT_AN_IMAGE
-            for n, w in zip(names, wnid_of, strict=True)]
+            for n, w in zip(names, class_of, strict=True)]
     unknown = np.flatnonzero(codes == _UNKNOWN)
     if len(unknown):
         name = members.names[int(unknown[0])]
-        raise BadInputError(f"{members.where}: class folder {name.partition('/')[0]!r} is not "
-                            "an ILSVRC2012 WNID")
+        what = (f"class folder {name.partition('/')[0]!r}" if split in scheme_.folder_splits
+                else f"{name!r}'s class {scheme_.class_of([name], split, members.where)[0]!r}")
+        raise BadInputError(f"{members.where}: {what} is not {scheme_.class_noun}")
     positions = np.flatnonzero(codes >= 0)
-    # names are sorted, so (WNID, name) order is (label, position) order
+    # names are sorted, so (class, name) order is (label, position) order
     positions = positions[np.argsort(codes[positions], kind="stable")]
     labels = codes[positions]
     present = np.zeros(len(order), dtype=bool)
@@ -208,11 +214,11 @@ def _imagenet(members: MemberSet, labels_dir: str, split: str, require_all: bool
     absent = [order[i] for i in np.flatnonzero(~present)]
     if absent and require_all:
         raise BadInputError(
-            f"{members.where}: {len(absent)} of the 1000 classes are missing or empty (first: "
-            f"{', '.join(absent[:5])}); {missing}. Use the complete source, or set "
-            "require_all_classes: false to build without them (labels stay those of the 1000 "
-            "classes)")
-    return Classified(members, positions.astype(np.int64), labels, order, True)
+            f"{members.where}: {len(absent)} of the {len(order)} classes are missing or empty "
+            f"(first: {', '.join(absent[:5])}); {missing}. Use the complete source, or set "
+            f"require_all_classes: false to build without them (labels stay those of the "
+            f"{len(order)} classes)")
+    return Classified(members, positions.astype(np.int64), labels, order, scheme_)
 
 
 def unique_names(c: Classified, name_of: object, what: str) -> None:
@@ -249,9 +255,10 @@ class ByClass(Recipe):
 
     @classmethod
     def plan(cls, params: ShardParams, inputs: Inputs) -> list[ByClassTask]:
-        c = classified(inputs, params.split, params.require_all_classes, cls.missing)
-        if not c.imagenet:
-            folder_safe(c.classes, c.members.where)
+        c = classified(inputs, params.split, params.require_all_classes, cls.missing,
+                       params.labels_scheme)
+        folder_safe(c.classes, c.members.where)
+        if c.scheme is None or not c.scheme.unique_base_names:
             unique_names(c, lambda n, k: f"{c.classes[k]}/{os.path.basename(n)}", "file")
         return [ByClassTask(c.members.take(c.positions[s:s + CHUNK]),
                             c.labels[s:s + CHUNK].copy(), tuple(c.classes))

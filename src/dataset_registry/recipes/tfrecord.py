@@ -11,7 +11,8 @@ shards by default.
 
 Like the reference, only the files on its own lists are re-encoded to an RGB
 JPEG at quality 100 (with Pillow's encoder, so those bytes differ from
-TensorFlow's): the PNG impostor and the 22 CMYK *train* names (`labels`).
+TensorFlow's): the names the label scheme lists (`LabelScheme.reencoded`;
+ImageNet's: the PNG impostor and the 22 CMYK *train* names).
 Every other JPEG keeps its original bytes, the 4-channel
 `ILSVRC2012_val_00019877.JPEG` included, so validation shards match the
 reference record for record. An image that is not a JPEG and not on the lists
@@ -24,6 +25,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -31,20 +33,16 @@ from pydantic import Field
 
 from ..errors import BadInputError
 from ..imaging import open_image, rgb_jpeg
-from ..labels import CMYK_TRAIN, PNG_IMPOSTOR
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, Recipe
 from .imagecheck import usable, where
 from .shards import SHARD_INPUTS, ShardParams, classified
 
-# imagenet_to_gcs.py's _is_png and _is_cmyk, by file name
-REENCODED = frozenset({PNG_IMPOSTOR, *(f"{n}.JPEG" for n in CMYK_TRAIN)})
-
 
 class TFRecordParams(ShardParams):
     # version 2 keyed every field; label_offset came later (its default, 1, is sorted1)
-    added_later: ClassVar[frozenset[str]] = frozenset({"label_offset"})
+    added_later: ClassVar[frozenset[str]] = frozenset({"label_offset", "labels_scheme"})
 
     label_offset: int = Field(default=1, ge=0, le=1)  # stored label = scheme label + offset
     # default: 1024 train, 128 validation; names hold 5 digits; at most one an image (plan)
@@ -58,6 +56,7 @@ class TFTask:
     members: MemberSet
     labels: np.ndarray  # the scheme's + label_offset (ImageNet: sorted1)
     classes: tuple[str, ...]  # label order
+    reencoded: frozenset[str]  # file names re-encoded whatever they hold (the scheme's)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -76,7 +75,9 @@ class TFRecord(Recipe):
 
     @classmethod
     def plan(cls, params: TFRecordParams, inputs: Inputs) -> list[TFTask]:
-        c = classified(inputs, params.split, params.require_all_classes, cls.missing)
+        c = classified(inputs, params.split, params.require_all_classes, cls.missing,
+                       params.labels_scheme)
+        reencoded = c.scheme.reencoded if c.scheme else frozenset()
         if params.split == "train":
             order = list(range(len(c.positions)))
             random.seed(0)  # as imagenet_to_gcs.py's make_shuffle_idx
@@ -95,7 +96,7 @@ class TFRecord(Recipe):
         return [TFTask(k, f"{prefix}-{k:05d}-of-{count:05d}",
                        c.members.take(positions[k * size:(k + 1) * size]),
                        (labels[k * size:(k + 1) * size].astype(np.int32) + params.label_offset),
-                       tuple(c.classes))
+                       tuple(c.classes), reencoded)
                 for k in range(count)]
 
     @classmethod
@@ -110,7 +111,7 @@ class TFRecord(Recipe):
             for i, ref, (image, width, height) in usable(
                     read_members(task.members), out, params.on_error,
                     validate=params.validate_images,
-                    convert=_as_reference):
+                    convert=partial(_as_reference, task.reencoded)):
                 label = int(task.labels[i])
                 framed = frame(encode_example({
                     "image/height": height, "image/width": width, "image/colorspace": b"RGB",
@@ -131,11 +132,12 @@ class TFRecord(Recipe):
         return record
 
 
-def _as_reference(ref: MemberRef, data: bytes) -> tuple[bytes, int, int]:
+def _as_reference(reencoded: frozenset[str], ref: MemberRef,
+                  data: bytes) -> tuple[bytes, int, int]:
     """(JPEG bytes, width, height) as the reference stores them: re-encoded if on its lists
     (or not a JPEG at all), else the original bytes."""
     name = where(ref)
-    if os.path.basename(ref.name) not in REENCODED:
+    if os.path.basename(ref.name) not in reencoded:
         with open_image(data, name) as im:
             if im.format == "JPEG":
                 return data, im.width, im.height

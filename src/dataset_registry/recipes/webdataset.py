@@ -71,7 +71,7 @@ class WdsTask:
     name: str  # the shard's file name
     members: MemberSet
     labels: np.ndarray
-    imagenet: bool  # every sample .jpg, as ImageNet's shards always were
+    ext: str | None  # every sample's extension, if the label scheme fixes one (ImageNet: jpg)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -88,12 +88,15 @@ class WebDataset(Recipe):
 
     @classmethod
     def plan(cls, params: WdsParams, inputs: Inputs) -> list[WdsTask]:
-        c = classified(inputs, params.split, params.require_all_classes, cls.missing)
+        c = classified(inputs, params.split, params.require_all_classes, cls.missing,
+                       params.labels_scheme)
         if DATASET in params.prefix:
             raise BadInputError(f"prefix {params.prefix!r}: {DATASET} is the dataset's name, "
                                 "filled when a manifest loads; these params came without one")
         prefix = params.prefix.replace("{split}", params.split)
-        if not c.imagenet:  # a generic source may repeat a file name across class folders
+        ext = c.scheme.image_ext if c.scheme else None
+        if c.scheme is None or not c.scheme.unique_base_names:
+            # a generic source may repeat a file name across class folders
             unique_names(c, lambda n, k: sample_key(n), "sample key")
         sizes = c.members.sizes[c.positions].tolist()
         tasks: list[WdsTask] = []
@@ -101,14 +104,14 @@ class WebDataset(Recipe):
         def cut(start: int, stop: int) -> None:
             tasks.append(WdsTask(len(tasks), f"{prefix}-{len(tasks):06d}.tar",
                                  c.members.take(c.positions[start:stop]),
-                                 c.labels[start:stop].copy(), c.imagenet))
+                                 c.labels[start:stop].copy(), ext))
 
         start, size = 0, 2 * tarfile.BLOCKSIZE  # a tar ends with two zero blocks
         for i, position in enumerate(c.positions.tolist()):
             name = c.members.names[position]
             need = sample_bytes(sample_key(name),
                                 {"cls": len(str(int(c.labels[i]))),
-                                 image_extension(name, c.members.where, c.imagenet): sizes[i]})
+                                 image_extension(name, c.members.where, ext): sizes[i]})
             if i - start >= params.shard_count or (
                     params.shard_bytes is not None and i > start and
                     _tar_size(size + need) > params.shard_bytes):
@@ -131,7 +134,7 @@ class WebDataset(Recipe):
                 label = int(task.labels[i])
                 offset = writer.write(sample_key(ref.name),
                                       {"cls": cls_bytes(label),
-                                       image_extension(ref.name, ref.origin, task.imagenet): image})
+                                       image_extension(ref.name, ref.origin, task.ext): image})
                 out.record(task.name, offset=offset, size=len(image),
                            xxh3=xxhash.xxh3_128_hexdigest(image), label=label,
                            member=ref.origin, source=ref.source, record=record)
@@ -146,11 +149,12 @@ def _tar_size(content: int) -> int:
     return -(-content // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
 
 
-def image_extension(name: str, where: Any, imagenet: bool = False) -> str:
+def image_extension(name: str, where: Any, fixed: str | None = None) -> str:
     """The sample's image extension: the file's own, lower case, `jpeg` as `jpg` (what
-    WebDataset's decoders use); every ImageNet sample is `jpg`, as it always was."""
-    if imagenet:
-        return "jpg"
+    WebDataset's decoders use), unless the label scheme fixes one (every ImageNet sample
+    is `jpg`, as it always was)."""
+    if fixed:
+        return fixed
     ext = os.path.splitext(os.path.basename(name))[1][1:].lower()
     if not re.fullmatch(r"[a-z0-9]+", ext):
         raise BadInputError(f"{where}: {name!r} has no usable file extension; a WebDataset "

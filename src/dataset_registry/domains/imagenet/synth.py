@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
-from ...labels import CMYK_TRAIN, CMYK_VAL, PNG_IMPOSTOR
 from ...sourcefs import SYNTHETIC_MARKER
 from ...tarindex import SYNTHETIC_PAX_KEY
+from .labels import CMYK_TRAIN, CMYK_VAL, PNG_IMPOSTOR
 
 LARGE_VAL = (17, 4242, 33333)  # val images drawn several thousand pixels wide
 MTIME = 1335225600  # 2012-04-24, the ILSVRC2012 release; fixed so tars are reproducible
@@ -57,7 +57,8 @@ class _Image:
 
 
 def reference_data(name: str) -> str:
-    return resources.files("dataset_registry").joinpath("data", "imagenet", name).read_text()
+    return resources.files("dataset_registry.domains.imagenet").joinpath("data", "labels",
+                                                                        name).read_text()
 
 
 def wnids() -> list[str]:

@@ -7,18 +7,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import cache
 from types import MappingProxyType
 from typing import Any, Literal
 
-from .errors import BadInputError
+from ...errors import BadInputError
+from ...lists import read_list
 
 Scheme = Literal["sorted0", "sorted1"]
 
 GROUND_TRUTH = "caffe_val.txt"  # ILSVRC2012 val ground truth, sorted0
 SYNSETS = "caffe_synsets.txt"  # the 1000 WNIDs, sorted
 SYNSET_WORDS = "caffe_synset_words.txt"
+DATA = "data/labels"  # the label folder shipped in this package (see data/SOURCES.md)
+SHIPPED = f"pkg:{__package__}/{DATA}"  # what a manifest names it by
 
 # The hazards in the real files (REFERENCE §4): imagenet_to_gcs.py re-encodes exactly the
 # PNG impostor and the CMYK train names; the CMYK val image is on none of its lists.
@@ -48,46 +51,6 @@ def _open(labels_dir: str, name: str) -> Any:
                             f"{GROUND_TRUTH}, {SYNSETS} and {SYNSET_WORDS})") from None
     except OSError as exc:
         raise BadInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
-def read_list(path: str) -> list[tuple[str, int | None, int]]:
-    """Lines of `name [label]` as (name, label or None, line number)."""
-    entries = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                fields = line.split()
-                if not fields:
-                    continue
-                if len(fields) > 2 or (len(fields) == 2 and not fields[1].isdigit()):
-                    raise BadInputError(f"{path}:{number}: expected '<file name> [<label>]', "
-                                        f"got {_shown(line.strip())}")
-                entries.append((fields[0], int(fields[1]) if len(fields) == 2 else None,
-                                number))
-    except UnicodeDecodeError:
-        raise BadInputError(f"{path}:{_first_bad_line(path)}: not UTF-8 text") from None
-    except IsADirectoryError:
-        raise BadInputError(f"{path}: is a folder; a list is a file of names") from None
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot be read ({exc.strerror})") from None
-    if not entries:
-        raise BadInputError(f"{path}: the list is empty")
-    return entries
-
-
-def _first_bad_line(path: str) -> int:
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, 1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 0
-
-
-def _shown(text: str, limit: int = 80) -> str:
-    """A line quoted in an error, cut short: a one-line file may be a gigabyte."""
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} chars)"
 
 
 def ground_truth(labels_dir: str) -> Mapping[str, int]:
@@ -128,28 +91,5 @@ def known_wnids() -> tuple[str, ...]:
     """The 1000 ILSVRC2012 WNIDs, sorted (sorted0 order), from the package's label data."""
     from importlib import resources
 
-    text = resources.files("dataset_registry").joinpath("data/imagenet", SYNSETS).read_text()
+    text = resources.files(__package__).joinpath(DATA, SYNSETS).read_text()
     return tuple(text.split())
-
-
-def select_classes(classes: str | int | list[str], wnids: list[str]) -> list[str]:
-    """The WNIDs of a class subset, in sorted0 order: 'full', the first N, or a list."""
-    if classes == "full":
-        return list(wnids)
-    if isinstance(classes, int):
-        return list(wnids[:classes])
-    return sorted(set(classes))
-
-
-def val_wnids(names: Iterable[str], labels_dir: str, where: str) -> list[str]:
-    """The WNID of each val image (by file name, from the ground truth); a name the
-    ground truth does not know is an error naming it."""
-    truth, order = ground_truth(labels_dir), synsets(labels_dir)
-    out = []
-    for name in names:
-        label = truth.get(os.path.basename(name))
-        if label is None:
-            raise BadInputError(f"{where}: {name} has no label in the val ground truth "
-                                f"{labels_dir}")
-        out.append(order[label])
-    return out

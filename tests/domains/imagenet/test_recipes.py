@@ -7,7 +7,7 @@ import pytest
 from dataset_registry.members import read_member
 from dataset_registry.sources import member_sets
 
-from ..conftest import LABELS, LISTS, make_registry
+from ...conftest import LABELS, LISTS, make_registry
 
 FULL = ["first.500", "mlperf.option1", "mlperf.option2", "first.1", "first.5", "first.1.dup.5"]
 MIN = ["all.500", "first.500", "first.1", "first.5", "first.1.dup.5"]
