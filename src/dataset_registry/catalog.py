@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CatalogBusyError,
@@ -40,6 +40,9 @@ from .errors import (
     QueryTimeoutError,
     VerifyError,
 )
+
+if TYPE_CHECKING:
+    from .marker import Marker
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -301,7 +304,7 @@ class Catalog:
             _insert_sources(con, infos)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('nodes', ?)", [signature])
 
-    def record_artifact(self, marker: dict[str, Any], uri: str, store: str, tables: str) -> None:
+    def record_artifact(self, marker: Marker, uri: str, store: str, tables: str) -> None:
         """Index an artifact: its marker, and the file tables in the local folder `tables`.
 
         VerifyError if a table is unreadable (the store's copy is damaged)."""
@@ -309,7 +312,7 @@ class Catalog:
 
         from .stores import FILES, SKIPPED
 
-        key = marker["key"]
+        key = marker.key
         files = os.path.join(tables, FILES).replace("'", "''")
         skipped = os.path.join(tables, SKIPPED).replace("'", "''")
         with self.write() as con:
@@ -319,24 +322,24 @@ class Catalog:
                 # BY NAME: file tables from before `class` and `attrs` fit too
                 con.execute("INSERT INTO files BY NAME SELECT ? AS key, * FROM "
                             f"read_parquet('{files}')", [key])
-                if marker.get("skipped"):
+                if marker.skipped:
                     con.execute(f"INSERT INTO skipped SELECT ?, * FROM read_parquet('{skipped}')",
                                 [key])
             except duckdb.Error as exc:  # not the catalog's fault: the store's table
-                raise VerifyError(f"artifact {key} ({marker.get('name')}): its file table is "
+                raise VerifyError(f"artifact {key} ({marker.name}): its file table is "
                                   f"damaged: {_first_line(exc)}") from None
-            built = marker["built"]
+            built = marker.built
             con.execute(
                 "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                 "to_timestamp(?), ?, ?, ?)",
-                [key, marker["name"], marker["recipe"], marker["version"], store, uri,
-                 marker["digest"], marker["files"], marker["bytes"], marker["skipped"],
-                 marker.get("synthetic", False), built["at"], built["seconds"],
-                 json.dumps(marker["params"]), json.dumps(marker.get("card") or {})])
-            for role, inp in marker["inputs"].items():
+                [key, marker.name, marker.recipe, marker.version, store, uri,
+                 marker.digest, marker.files, marker.bytes, marker.skipped,
+                 marker.synthetic, built["at"], built["seconds"],
+                 json.dumps(marker.params), json.dumps(dict(marker.card))])
+            for role, inp in marker.inputs.items():
                 con.execute("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?, ?)",
-                            [key, role, inp["key"], inp["kind"], inp["name"]])
-            for src in marker.get("sources", []):
+                            [key, role, inp.key, inp.kind, inp.name])
+            for src in marker.sources:
                 con.execute("INSERT OR IGNORE INTO sources VALUES (?, ?, ?, NULL, ?, ?, ?, NULL)",
                             [src["fingerprint"], src["name"], src["layout"], src["files"],
                              src["bytes"], src["synthetic"]])

@@ -287,9 +287,9 @@ def _cmd_show(reg: Any, args: argparse.Namespace) -> int:
                  "inputs": node.inputs}
         if info["status"] == "built":
             built = reg.built(node.name)
-            info |= {"uri": built.uri, "digest": built.digest, "files": built.marker["files"],
-                     "bytes": built.marker["bytes"], "skipped": built.marker["skipped"],
-                     "synthetic": built.marker.get("synthetic", False)}
+            info |= {"uri": built.uri, "digest": built.digest, "files": built.marker.files,
+                     "bytes": built.marker.bytes, "skipped": built.marker.skipped,
+                     "synthetic": built.marker.synthetic}
     elif node.kind == "source":
         info["layout"] = node.layout
         if info["status"] != "source unset":

@@ -91,7 +91,7 @@ class RecipeSuite:
         reg = self.project(tmp_path / "two", source)
         two = reg.resolve("out", jobs=2)
         assert one.key == two.key and one.digest == two.digest
-        assert one.marker["files"] > 0, "the recipe wrote nothing: the test tests nothing"
+        assert one.marker.files > 0, "the recipe wrote nothing: the test tests nothing"
         assert reg.verify(["out"]) == {"out": []}
 
     def test_every_param_changes_the_key(self, source, tmp_path) -> None:
@@ -133,7 +133,7 @@ class RecipeSuite:
         assert reg.status("out") == "missing" and list(reg.store.committed()) == []
         ds = self.project(tmp_path / "skip", source, {**self.params, "on_error": "skip"}
                           ).resolve("out", jobs=1)
-        assert ds.marker["skipped"] == 1
+        assert ds.marker.skipped == 1
         import duckdb
 
         skipped = os.path.join(ds.path, SKIPPED).replace("'", "''")
