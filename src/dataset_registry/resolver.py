@@ -23,6 +23,7 @@ from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
 from .marker import InputRef, Marker
 from .members import MemberRef, MemberSet
 from .recipes import RECIPES, Inputs
+from .recipes.base import finish
 from .remote import Remote
 from .sources import (
     SourceInfo,
@@ -263,7 +264,7 @@ class Resolver:
                                            follow)
                 phase("tasks")
                 self.store.gather(staging)
-                recipe.finish(node.params, inputs, results, out)
+                finish(recipe, node.params, inputs, results, out, tasks)
             finally:
                 out.close()
             phase("finish")

@@ -19,7 +19,7 @@ from ..errors import BadInputError
 from ..labels import Scheme, convert, ground_truth, read_list
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
-from .base import Inputs, InputSpec, Params, Recipe
+from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .imagecheck import usable
 
 _CHUNK = 128  # images per task: enough to amortise scheduling, small enough to balance
@@ -98,7 +98,7 @@ class Select(Recipe):
         return entries
 
     @classmethod
-    def plan(cls, params: SelectParams, inputs: Inputs) -> list[list[tuple[MemberRef, int | None]]]:
+    def plan(cls, params: SelectParams, inputs: Inputs) -> Plan:
         images = pick_split(inputs.images["images"], params.split, "images")
         entries = cls.entries(params, inputs, images)
         labels = cls.labels_for(params, inputs, entries)
@@ -113,7 +113,8 @@ class Select(Recipe):
                                         f"be {base!r} in one flat folder"
                                         + ("" if cls.flat else "; set folders: true"))
                 seen[base] = name
-        return [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
+        return Plan([todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)],
+                    context=(entries, labels))
 
     @classmethod
     def labels_for(cls, params: SelectParams, inputs: Inputs,
@@ -164,10 +165,12 @@ class Calibration(Select):
 
     @classmethod
     def finish(cls, params: CalibrationParams, inputs: Inputs, results: list[list[str]],
-               out: Output) -> None:
-        images = pick_split(inputs.images["images"], params.split, "images")
-        entries = cls.entries(params, inputs, images)
-        labels = cls.labels_for(params, inputs, entries)
+               out: Output, context: tuple[list[_Entry], dict[str, int]] | None = None) -> None:
+        if context is None:  # called without the plan's (entries, labels): work them out
+            images = pick_split(inputs.images["images"], params.split, "images")
+            entries = cls.entries(params, inputs, images)
+            context = (entries, cls.labels_for(params, inputs, entries))
+        entries, labels = context
         skipped = {name for names in results for name in names}
         lines = [f"{os.path.basename(e.name)} {convert(labels[e.name], params.labels)}\n"
                  for e in entries if e.name not in skipped]
