@@ -249,13 +249,13 @@ def _cmd_resolve(reg: Any, args: argparse.Namespace) -> int:
             print(f"repaired {damaged}: {problems[0]}{more}", file=sys.stderr)
         if args.repair and not resolved.repaired and not resolved.built_now:
             print(f"{name}: verified, nothing to repair", file=sys.stderr)
-    reg.save_key_cache()
+    reg.save_key_cache(names)
     return 0
 
 
 def _cmd_path(reg: Any, args: argparse.Namespace) -> int:
     print(reg.built(args.name).path)
-    reg.save_key_cache()
+    reg.save_key_cache([args.name])
     return 0
 
 
