@@ -120,3 +120,20 @@ datasets:
     reads.clear()
     reg.resolve("three")
     assert reads == [five, three]
+
+
+def test_output_and_the_marker_import_nothing_of_the_stores():
+    """`output` and `stores.base` used to import each other; `marker` holds what both need."""
+    import ast
+    import importlib
+
+    for module in ("dataset_registry.output", "dataset_registry.marker"):
+        path = importlib.import_module(module).__file__
+        tree = ast.parse(Path(path).read_text())
+        imported = {node.module or "" for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for alias in node.names}
+        assert not [m for m in imported if "stores" in m], module
+        if module.endswith("marker"):
+            assert not [m for m in imported if m.lstrip(".").startswith("output")]
