@@ -83,7 +83,6 @@ class Resolver:
         self.locations = SourceLocations(state_dir)
         self.progress = progress
         self._keys: dict[str, str] = {}
-        self._derivations: dict[str, Derivation] = {}
         self._sources: dict[str, SourceInfo] = {}
         self._locs: dict[str, str] | None = None
 
@@ -121,16 +120,14 @@ class Resolver:
         return key
 
     def derivation(self, name: str) -> Derivation:
-        """How dataset `name` is made, its inputs by key: what its key is the hash of."""
-        if name not in self._derivations:
-            node = self.manifests.get(name)
-            assert isinstance(node, DatasetNode)
-            recipe = RECIPES[node.recipe]
-            self._derivations[name] = Derivation(
-                recipe.name, recipe.version, node.params.keyed(),
-                {role: self.key(target) for role, target in node.inputs.items()},
-                code=recipe_code_key(recipe))
-        return self._derivations[name]
+        """How dataset `name` is made, its inputs by key: what its key is the hash of.
+        Not cached apart from the keys: whoever forgets the keys forgets it too."""
+        node = self.manifests.get(name)
+        assert isinstance(node, DatasetNode)
+        recipe = RECIPES[node.recipe]
+        return Derivation(recipe.name, recipe.version, node.params.keyed(),
+                          {role: self.key(target) for role, target in node.inputs.items()},
+                          code=recipe_code_key(recipe))
 
     def status(self, name: str) -> str:
         try:
@@ -285,7 +282,8 @@ class Resolver:
                        "executor": type(executor).__name__,
                        "jobs": executor.jobs,
                        "host": socket.gethostname(), "registry": __version__})
-            publish(staging, marker.as_dict())
+            if publish(staging, marker.as_dict()) is False:  # another builder committed first
+                return self.store.marker(key) or marker  # theirs is the artifact's record
         except BaseException:
             self.store.abort(staging)
             raise
