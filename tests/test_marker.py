@@ -137,3 +137,35 @@ def test_output_and_the_marker_import_nothing_of_the_stores():
         assert not [m for m in imported if "stores" in m], module
         if module.endswith("marker"):
             assert not [m for m in imported if m.lstrip(".").startswith("output")]
+
+
+def test_a_marker_with_damaged_splits_is_reported_by_verify_and_repaired(tmp_path):
+    """Checked when the marker is read (it used to be only when another build read it)."""
+    from .conftest import run_cli
+
+    write_digit_tar(tmp_path / "digits.tar")
+    write_manifest(tmp_path, """
+sources:
+  - {name: digits, layout: files}
+datasets:
+  - {name: five, recipe: sample, inputs: {images: digits},
+     params: {split: train, n: 20, splits: {a: 0.5, b: 0.5}, seed: 1}}
+  - {name: three, recipe: select, inputs: {images: five}, params: {split: "a", first: 3}}
+""")
+    assert run_cli("source", "set", "digits", "digits.tar", cwd=tmp_path).returncode == 0
+    folder = Path(run_cli("resolve", "five", cwd=tmp_path).stdout.strip())
+    marker = folder / "_registry.json"
+    folder.chmod(0o755)
+    marker.chmod(0o644)
+    doc = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**doc, "splits": "a"}))
+    why = f"{marker}: the marker's splits 'a' are not a list of split names"
+    out = run_cli("resolve", "three", cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"registry: error: {why}\nfive (key {FIVE}) is damaged; repair it with: registry " \
+           "resolve --repair three" in out.stderr
+    verify = run_cli("verify", "five", cwd=tmp_path)
+    assert verify.returncode == 1 and f"five: {why}" in verify.stderr
+    assert run_cli("resolve", "--repair", "five", cwd=tmp_path).returncode == 0
+    assert run_cli("resolve", "three", cwd=tmp_path).stdout.strip().endswith(AGAIN)
+    assert json.loads(marker.read_text())["splits"] == ["a", "b"]
