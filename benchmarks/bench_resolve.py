@@ -75,7 +75,7 @@ def main() -> int:
     small, big = "imagenet-calibration-first.1", "bench-val-all"
     for name in (small, big):
         ds = reg.resolve(name)
-        print(f"built {name}: {ds.marker['files']} files")
+        print(f"built {name}: {ds.marker.files} files")
     reg.save_key_cache()
 
     def cli_resolve(name: str) -> None:
@@ -103,8 +103,8 @@ def main() -> int:
     t_cli_tar = median_seconds(lambda: cli_check("imagenet2012-val"), args.runs)
 
     rows = [
-        (f"registry resolve, built, {reg.built(small).marker['files']} files", t_small, 0.3),
-        (f"registry resolve, built, {reg.built(big).marker['files']} files", t_big, 0.3),
+        (f"registry resolve, built, {reg.built(small).marker.files} files", t_small, 0.3),
+        (f"registry resolve, built, {reg.built(big).marker.files} files", t_big, 0.3),
         ("re-check unchanged val tar", t_tar, 0.05),
         (f"re-check unchanged folder of {args.val_images} files", t_dir, 1.0),
     ]

@@ -68,7 +68,7 @@ def timed_resolve(root: Path, store: str, name: str, jobs: int,
     ds = reg.resolve(name, jobs=jobs)
     seconds = time.perf_counter() - start
     assert ds.built_now
-    return seconds, ds.marker["files"]
+    return seconds, ds.marker.files
 
 
 def main() -> int:

@@ -100,7 +100,7 @@ def main() -> int:
 
         def build(name: str) -> None:
             built = Registry.open(str(work)).resolve(name, jobs=args.jobs)
-            phases[name] = built.marker["built"]["phases"]
+            phases[name] = built.marker.built["phases"]
 
         def clean() -> None:  # untimed: no method pays for another's output or dirty pages
             shutil.rmtree(work / "registry", ignore_errors=True)
@@ -165,7 +165,7 @@ from dataset_registry import Registry
 if __name__ == "__main__":
     ds = Registry.open(sys.argv[1]).resolve(sys.argv[2], jobs=int(sys.argv[3]))
     print(json.dumps({"rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                      "files": ds.marker["files"], "seconds": ds.marker["built"]["seconds"]}))
+                      "files": ds.marker.files, "seconds": ds.marker.built["seconds"]}))
 """
 
 

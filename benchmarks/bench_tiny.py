@@ -164,7 +164,7 @@ def scaling(work: Path, images: list[bytes], classes: int, per_class: int, size:
             shutil.rmtree(root / "registry", ignore_errors=True)
             start = time.perf_counter()
             ds = Registry.open(str(root)).resolve("tiny", jobs=jobs)
-            run = (jobs, time.perf_counter() - start, ds.digest, ds.marker["built"]["phases"])
+            run = (jobs, time.perf_counter() - start, ds.digest, ds.marker.built["phases"])
             if jobs not in best_runs or run[1] < best_runs[jobs][1]:
                 best_runs[jobs] = run
     rows = [best_runs[j] for j in sorted(best_runs)]
@@ -192,7 +192,7 @@ if __name__ == "__main__":
     ds = Registry.open(sys.argv[1]).resolve("tiny", jobs=int(sys.argv[2]))
     print(json.dumps({"rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                       "heap_peak": tracemalloc.get_traced_memory()[1],
-                      "records": ds.marker["files"]}))
+                      "records": ds.marker.files}))
 """
 
 

@@ -117,7 +117,7 @@ def test_show_marker_and_catalog_hold_the_card(tmp_path):
 
     reg = Registry.open(str(tmp_path))
     built = reg.built("digits-first3")
-    assert built.marker["card"] == info["card"]
+    assert built.marker.card == info["card"]
     rows = reg.sql("SELECT name, card FROM artifacts").rows
     assert [(n, json.loads(c)) for n, c in rows] == [("digits-first3", info["card"])]
     cards = dict(reg.sql("SELECT name, card FROM nodes ORDER BY name").rows)
@@ -130,7 +130,7 @@ def test_show_marker_and_catalog_hold_the_card(tmp_path):
     again = Registry.open(str(tmp_path))
     assert again.status("digits-first3") == "built"
     assert again.key("digits-first3") == built.key
-    assert again.built("digits-first3").marker["card"]["license"] == "CC BY 4.0 (derived)"
+    assert again.built("digits-first3").marker.card["license"] == "CC BY 4.0 (derived)"
 
 
 def test_an_old_catalog_gains_the_card_columns(tmp_path):

@@ -127,7 +127,7 @@ def indexed(root: Path) -> list[tuple]:
 
 def committed(root: Path) -> dict[str, str]:
     store = LocalStore(str(root / "registry"))
-    return {store.marker(k)["name"]: k for k in store.committed()}
+    return {store.marker(k).name: k for k in store.committed()}
 
 
 def test_sql_only_reads_and_answers_on_a_read_only_catalog(built):

@@ -64,7 +64,7 @@ def test_sigkill_mid_build_leaves_nothing_visible_and_a_rerun_completes(root):
     assert gc.returncode == 0 and "removed staging" in gc.stdout
     assert not os.path.exists(leftovers[0])
     ds = reg.resolve("big", jobs=2)
-    assert ds.marker["files"] == 20000 and reg.verify(["big"]) == {"big": []}
+    assert ds.marker.files == 20000 and reg.verify(["big"]) == {"big": []}
 
 
 def test_a_rerun_after_a_kill_needs_no_gc(root):
@@ -74,7 +74,7 @@ def test_a_rerun_after_a_kill_needs_no_gc(root):
     proc.kill()
     proc.wait()
     ds = Registry.open(str(root)).resolve("big", jobs=2)
-    assert ds.built_now and ds.marker["files"] == 20000
+    assert ds.built_now and ds.marker.files == 20000
 
 
 def test_four_processes_same_variant_one_build(root):
@@ -154,7 +154,7 @@ def test_a_killed_worker_fails_the_build_cleanly(root):
         reg.resolve("big", jobs=2)
     assert killed
     assert list(reg.store.committed()) == [] and reg.store.leftovers() == []
-    assert Registry.open(str(root)).resolve("big", jobs=2).marker["files"] == 20000
+    assert Registry.open(str(root)).resolve("big", jobs=2).marker.files == 20000
 
 
 def _start_cli_build(root: Path, name: str = "big") -> tuple[subprocess.Popen, list]:
@@ -206,7 +206,7 @@ def test_sigkill_of_the_coordinator_leaves_no_worker_running(root):
         assert _alive_after(tree, 3.0) == []
     reg = Registry.open(str(root))
     assert list(reg.store.committed()) == []
-    assert reg.resolve("big", jobs=2).marker["files"] == 20000  # the leftovers do not matter
+    assert reg.resolve("big", jobs=2).marker.files == 20000  # the leftovers do not matter
 
 
 def test_sigterm_cleans_up_like_ctrl_c(root):

@@ -70,6 +70,23 @@ def _same(a: Any, b: Any) -> bool:
     return json.loads(json.dumps(a)) == b
 
 
+def _load(state_dir: str) -> dict[str, Any] | None:
+    """The cached document, if it is this format and whole; else None."""
+    try:
+        with open(_path(state_dir), encoding="utf-8") as f:
+            cached = json.load(f)
+        if cached.get("format") != FORMAT:
+            return None
+        whole = "global" in cached and all(f"{kind}:{path}" in cached["stats"]
+                                           for name in cached["keys"]
+                                           for kind, path in cached["deps"][name])
+        if not whole:
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return cached
+
+
 def lookup(state_dir: str, manifests_dir: str, names: list[str]) -> dict[str, str] | None:
     """Cached keys of `names` if nothing they depend on changed, else None.
 
@@ -96,12 +113,30 @@ def lookup(state_dir: str, manifests_dir: str, names: list[str]) -> dict[str, st
 
 def save(state_dir: str, manifests_dir: str, keys: dict[str, str],
          deps: dict[str, list[tuple[str, str]]]) -> None:
-    """Store keys with, per dataset, the (kind, path) of every source and file it reads."""
+    """Store keys with, per dataset, the (kind, path) of every source and file it reads.
+
+    Only `keys`' own dependencies are stat-checked (a resolve saves the datasets it
+    resolved, so an unrelated source is never read). The entries already cached for
+    other datasets stay while they still hold: same global checks, and no dependency
+    they share with `keys` seen changed since they were saved."""
     every = {d for ds in deps.values() for d in ds}
-    doc = {"format": FORMAT, "keys": keys,
-           "deps": {n: sorted(d) for n, d in deps.items()},
-           "global": _global_checks(manifests_dir, state_dir),
-           "stats": {f"{kind}:{path}": _dep_check(kind, path) for kind, path in sorted(every)}}
+    checks = _global_checks(manifests_dir, state_dir)
+    stats = {f"{kind}:{path}": _dep_check(kind, path) for kind, path in sorted(every)}
+    doc: dict[str, Any] = {"format": FORMAT, "keys": {}, "deps": {}, "global": checks,
+                           "stats": {}}
+    old = _load(state_dir)
+    if old is not None and _same(checks, old["global"]):
+        for name, key in old["keys"].items():
+            if name in keys:
+                continue
+            mine = [f"{kind}:{path}" for kind, path in old["deps"][name]]
+            if all(dep not in stats or _same(stats[dep], old["stats"][dep]) for dep in mine):
+                doc["keys"][name] = key
+                doc["deps"][name] = old["deps"][name]
+                doc["stats"].update({dep: old["stats"][dep] for dep in mine})
+    doc["keys"].update(keys)
+    doc["deps"].update({n: sorted(d) for n, d in deps.items()})
+    doc["stats"].update(stats)
     os.makedirs(state_dir, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".keys-")
     with os.fdopen(fd, "w", encoding="utf-8") as f:

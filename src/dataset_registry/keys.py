@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import xxhash
@@ -47,6 +48,24 @@ def derivation_key(recipe: str, version: int, params: Mapping[str, Any],
     if code is not None:
         doc["code"] = code
     return hash_bytes(canonical_json(doc).encode())
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """How a dataset is made: recipe name and version, its params as they enter the key
+    (`Params.keyed()`), the key of its input in each role, and the hash of the recipe's
+    code when it comes from outside this package. Its `key` is the dataset's key."""
+
+    recipe: str
+    version: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, Key] = field(default_factory=dict)
+    code: Key | None = None
+
+    @property
+    def key(self) -> Key:
+        return derivation_key(self.recipe, self.version, self.params, self.inputs,
+                              code=self.code)
 
 
 def recipe_code_key(recipe: type) -> Key | None:

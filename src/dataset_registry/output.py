@@ -20,7 +20,7 @@ import xxhash
 
 from .errors import BuildError, StorageError, VerifyError
 from .keys import digest_rows
-from .stores.base import FILES, MARKER, PARTS, RANGES, RESERVED, SCRATCH, SKIPPED
+from .marker import FILES, MARKER, PARTS, RANGES, RESERVED, SCRATCH, SKIPPED, Marker
 
 COLUMNS = ("path", "size", "xxh3", "label", "source", "member", "byte_offset", "record",
            "class", "attrs")
@@ -293,7 +293,7 @@ def _fetch(cur: Any) -> Any:
         yield from rows
 
 
-def verify_artifact(fs: Any, root: str, marker: dict[str, Any]) -> list[str]:
+def verify_artifact(fs: Any, root: str, marker: Marker) -> list[str]:
     """Problems found checking the artifact under `root` (in fsspec filesystem `fs`):
     its `_files.parquet` against the `marker`'s digest and counts (the digest is
     recomputed from the rows as `finalize` computed it), then every file against its row."""
@@ -305,10 +305,10 @@ def verify_artifact(fs: Any, root: str, marker: dict[str, Any]) -> list[str]:
     problems = []
     n_bytes = sum(size or 0 for _, size, _ in rows)
     digest = digest_rows(rows)
-    if (digest, len(rows), n_bytes) != (marker["digest"], marker["files"], marker["bytes"]):
+    if (digest, len(rows), n_bytes) != (marker.digest, marker.files, marker.bytes):
         problems.append(f"{table}: its rows ({len(rows)} files, {n_bytes} bytes, digest "
-                        f"{digest}) do not match {MARKER} ({marker['files']} files, "
-                        f"{marker['bytes']} bytes, digest {marker['digest']}): the file "
+                        f"{digest}) do not match {MARKER} ({marker.files} files, "
+                        f"{marker.bytes} bytes, digest {marker.digest}): the file "
                         "table was changed")
     fs.invalidate_cache(root)
     present = {path[len(root):].lstrip("/"): info["size"]

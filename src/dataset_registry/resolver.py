@@ -18,10 +18,12 @@ from . import __version__
 from .catalog import Catalog, warn_once
 from .errors import BadInputError, CatalogBusyError, CatalogCorruptError, SourceError, VerifyError
 from .executors import Executor, LocalExecutor
-from .keys import derivation_key, recipe_code_key, tree_key
+from .keys import Derivation, recipe_code_key, tree_key
 from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
+from .marker import InputRef, Marker
 from .members import MemberRef, MemberSet
 from .recipes import RECIPES, Inputs
+from .recipes.base import finish
 from .remote import Remote
 from .sources import (
     SourceInfo,
@@ -46,7 +48,7 @@ class Resolved:
     name: str
     key: str
     uri: str
-    marker: dict[str, Any] = field(repr=False)
+    marker: Marker = field(repr=False)
     store: Store = field(repr=False, compare=False)
     built_now: bool = False
     repaired: dict[str, list[str]] = field(default_factory=dict)  # name: what was wrong
@@ -57,7 +59,7 @@ class Resolved:
 
     @property
     def digest(self) -> str:
-        return self.marker["digest"]
+        return self.marker.digest
 
     def files(self) -> Any:
         """The file table (`_files.parquet`) as a DuckDB relation: `.fetchall()`, `.df()`."""
@@ -113,13 +115,19 @@ class Resolver:
         elif isinstance(node, FileNode):
             key = tree_key(node.path)
         else:
-            assert isinstance(node, DatasetNode)
-            recipe = RECIPES[node.recipe]
-            key = derivation_key(recipe.name, recipe.version, node.params.keyed(),
-                                 {role: self.key(target) for role, target in node.inputs.items()},
-                                 code=recipe_code_key(recipe))
+            key = self.derivation(name).key
         self._keys[name] = key
         return key
+
+    def derivation(self, name: str) -> Derivation:
+        """How dataset `name` is made, its inputs by key: what its key is the hash of.
+        Not cached apart from the keys: whoever forgets the keys forgets it too."""
+        node = self.manifests.get(name)
+        assert isinstance(node, DatasetNode)
+        recipe = RECIPES[node.recipe]
+        return Derivation(recipe.name, recipe.version, node.params.keyed(),
+                          {role: self.key(target) for role, target in node.inputs.items()},
+                          code=recipe_code_key(recipe))
 
     def status(self, name: str) -> str:
         try:
@@ -134,7 +142,7 @@ class Resolver:
         except VerifyError:
             return "damaged"
 
-    def marker(self, name: str, asked: str | None = None) -> dict[str, Any] | None:
+    def marker(self, name: str, asked: str | None = None) -> Marker | None:
         """The marker of dataset `name`'s artifact (None: not built). One that does not
         parse or is another artifact's is a VerifyError saying how to repair `asked`."""
         key = self.key(name)
@@ -176,9 +184,11 @@ class Resolver:
         repaired: dict[str, list[str]] = {}
         executor = executor or LocalExecutor()
         prepared = False
+        found: dict[str, Marker] = {}  # key: marker, each read once (builds read their inputs')
         for node in self.closure([name]):
             key = self.key(node.name)
-            if not repair and self.marker(node.name, name) is not None:
+            if not repair and (marker := self.marker(node.name, name)) is not None:
+                found[key] = marker
                 continue  # built: one marker read, no lock
             with self.store.lock(key):
                 if repair:
@@ -186,20 +196,21 @@ class Resolver:
                     if damage == []:
                         continue  # verified: nothing to repair
                     publish = self.store.replace  # over whatever lies there, atomically
-                elif self.marker(node.name, name) is not None:
+                elif (marker := self.marker(node.name, name)) is not None:
+                    found[key] = marker
                     continue  # built (perhaps by another process while we waited)
                 else:
                     damage, publish = None, self.store.commit
                 if not prepared:
                     executor.prepare()  # workers start while the coordinator plans
                     prepared = True
-                self._build(node, key, executor, publish)
+                found[key] = self._build(node, key, executor, publish, found)
             if damage:
                 repaired[node.name] = damage
-            self._record(key)
+            self._record(found[key])
             built_now = True
         key = self.key(name)
-        marker = self.marker(name)
+        marker = found.get(key) or self.marker(name)
         assert marker is not None
         return Resolved(name=name, key=key, uri=self.store.uri(key), marker=marker,
                         store=self.store, built_now=built_now, repaired=repaired)
@@ -214,9 +225,12 @@ class Resolver:
         return self.store.verify(key)
 
     def _build(self, node: DatasetNode, key: str, executor: Executor,
-               publish: Callable[[Any, dict[str, Any]], Any]) -> None:
-        """Build `node` through staging and `publish` it (the caller holds its lock)."""
+               publish: Callable[[Any, dict[str, Any]], Any],
+               found: dict[str, Marker]) -> Marker:
+        """Build `node` through staging and `publish` it (the caller holds its lock);
+        its marker. `found`: the markers of its built inputs, by key."""
         recipe = RECIPES[node.recipe]
+        derivation = self.derivation(node.name)
         started = time.time()
         phases: dict[str, float] = {}
         clock = time.perf_counter()
@@ -227,7 +241,7 @@ class Resolver:
             phases[name] = round(now - clock, 3)
             clock = now
 
-        inputs, described, sources = self.inputs(node)
+        inputs, described, sources = self.inputs(node, found)
         staging = self.store.begin(key)
         try:
             try:
@@ -247,59 +261,65 @@ class Resolver:
                                            follow)
                 phase("tasks")
                 self.store.gather(staging)
-                recipe.finish(node.params, inputs, results, out)
+                finish(recipe, node.params, inputs, results, out, tasks)
             finally:
                 out.close()
             phase("finish")
             facts = finalize(staging.path)
             phase("index")
-            marker = {
-                "format": 1, "key": key, "name": node.name, "recipe": recipe.name,
-                "version": recipe.version, "params": node.params.model_dump(mode="json"),
-                "inputs": described, "sources": sources,
-                "card": node.card,  # as the manifest said at build time; never keyed
-                "synthetic": any(s["synthetic"] for s in sources) or any(
-                    self._synthetic(i) for i in described.values()),
-                **facts,
-                "built": {"at": started, "seconds": round(time.time() - started, 3),
-                          "phases": phases,
-                          "executor": type(executor).__name__,
-                          "jobs": executor.jobs,
-                          "host": socket.gethostname(), "registry": __version__},
-            }
-            publish(staging, marker)
+            splits = facts.get("splits")
+            marker = Marker(
+                key=key, digest=facts["digest"], files=facts["files"], bytes=facts["bytes"],
+                skipped=facts["skipped"], name=node.name, recipe=derivation.recipe,
+                version=derivation.version, params=node.params.model_dump(mode="json"),
+                inputs=described, sources=tuple(sources),
+                card=node.card,  # as the manifest said at build time; never keyed
+                synthetic=any(s["synthetic"] for s in sources) or any(
+                    self._synthetic(i, found) for i in described.values()),
+                splits=None if splits is None else tuple(splits),
+                built={"at": started, "seconds": round(time.time() - started, 3),
+                       "phases": phases,
+                       "executor": type(executor).__name__,
+                       "jobs": executor.jobs,
+                       "host": socket.gethostname(), "registry": __version__})
+            if publish(staging, marker.as_dict()) is False:  # another builder committed first
+                return self.store.marker(key) or marker  # theirs is the artifact's record
         except BaseException:
             self.store.abort(staging)
             raise
+        return marker
 
-    def _synthetic(self, described: dict[str, Any]) -> bool:
-        if described["kind"] != "dataset":
+    def _synthetic(self, ref: InputRef, found: dict[str, Marker]) -> bool:
+        if ref.kind != "dataset":
             return False
-        marker = self.store.marker(described["key"])
-        return bool(marker and marker.get("synthetic"))
+        marker = found.get(ref.key) or self.store.marker(ref.key)
+        return bool(marker and marker.synthetic)
 
-    def _record(self, key: str) -> None:
+    def _record(self, marker: Marker) -> None:
         if self.catalog is None:
             return
-        marker = self.store.marker(key)
-        assert marker is not None
+        key = marker.key
         try:
             self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
                                          self.store.tables(key))
         except CatalogBusyError as exc:  # the store is the truth; the catalog catches up
-            warn_once(f"{exc}; the next command that writes indexes {marker['name']}")
+            warn_once(f"{exc}; the next command that writes indexes {marker.name}")
         except CatalogCorruptError as exc:  # published all the same: a warning, not a failure
             warn_once(str(exc))
 
-    def inputs(self, node: DatasetNode) -> tuple[Inputs, dict[str, Any], list[dict[str, Any]]]:
+    def inputs(self, node: DatasetNode, found: dict[str, Marker] | None = None
+               ) -> tuple[Inputs, dict[str, InputRef], list[dict[str, Any]]]:
+        """What `node`'s recipe reads, how its marker records each input, and the sources
+        it reads. `found`: markers already read, by key (each built input's is read once)."""
         recipe = RECIPES[node.recipe]
         images: dict[str, dict[str, MemberSet]] = {}
         files: dict[str, str] = {}
-        described: dict[str, Any] = {}
+        described: dict[str, InputRef] = {}
         sources: list[dict[str, Any]] = []
+        derivation = self.derivation(node.name)
         for role, target in node.inputs.items():
             dep: Node = self.manifests.get(target)
-            described[role] = {"kind": dep.kind, "name": target, "key": self.key(target)}
+            described[role] = InputRef(dep.kind, target, derivation.inputs[role])
             if recipe.inputs[role].kind == "file":
                 assert isinstance(dep, FileNode)
                 files[role] = dep.path
@@ -310,10 +330,11 @@ class Resolver:
                                 "layout": info.layout, "files": info.files, "bytes": info.bytes,
                                 "synthetic": info.synthetic})
             else:
-                images[role] = self._artifact_members(target)
+                images[role] = self._artifact_members(target, (found or {}).get(self.key(target)))
         return Inputs(images=images, files=files), described, sources
 
-    def _artifact_members(self, name: str) -> dict[str, MemberSet]:
+    def _artifact_members(self, name: str, marker: Marker | None = None
+                          ) -> dict[str, MemberSet]:
         """The files of built dataset `name`, as the images another build reads: all of
         them as split `"*"`, and each split its marker declares (`"splits"`, see
         `Output.splits`) as the files under `<split>/`, named without that prefix. Their
@@ -345,12 +366,8 @@ class Resolver:
                 for path, size, member, source, cls, attrs in rows]
         where = f"dataset {name} ({root})"
         sets = {"*": MemberSet.from_refs("*", where, refs, root)}
-        splits = (self.store.marker(key) or {}).get("splits", [])
-        if not isinstance(splits, list) or not all(isinstance(s, str) and s and "/" not in s
-                                                    for s in splits):
-            raise VerifyError(f"{root}: the marker's splits {splits!r} are not a list of "
-                              f"split names\n{repair}")
-        for split in splits:
+        marker = marker or self.marker(name)
+        for split in (marker.splits if marker else None) or ():  # checked by parse_marker
             prefix = f"{split}/"
             inside = [MemberRef(r.name[len(prefix):], r.path, 0, r.size, r.origin, r.source,
                                 r.label, r.attrs) for r in refs if r.name.startswith(prefix)]

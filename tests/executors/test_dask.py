@@ -81,4 +81,4 @@ def test_the_local_cluster_shortcut(synth_small, reference_digests, tmp_path):
     reg = every_recipe(tmp_path, synth_small["imagenet-train"], synth_small["imagenet-val"])
     ds = reg.resolve("wds", executor="dask://local", jobs=2)
     assert ds.digest == reference_digests["wds"]
-    assert ds.marker["built"]["executor"] == "DaskExecutor" and ds.marker["built"]["jobs"] == 2
+    assert ds.marker.built["executor"] == "DaskExecutor" and ds.marker.built["jobs"] == 2

@@ -114,7 +114,7 @@ def test_outputs_match_full_decode_within_the_stated_tolerance(tmp_path):
 def test_hazards_are_converted_not_skipped(tmp_path, synth):
     reg = registry(tmp_path, synth, f"width: 16, height: 16, classes: {HAZARD_CLASSES}")
     ds = reg.resolve("tiny", jobs=2)
-    assert ds.marker["skipped"] == 0
+    assert ds.marker.skipped == 0
     x, _, members = load(ds, "train")
     train = member_sets(reg.resolver.source_info("train"))["train"]
     hazards = [PNG_IMPOSTOR] + [f"{n}.JPEG" for n in CMYK_TRAIN]
@@ -196,7 +196,7 @@ def test_truncated_jpeg_fails_or_is_skipped(tmp_path, synth):
                                             "on_error: skip")
     ds = reg.resolve("tiny")
     _, _, members = load(ds, "train")
-    assert members == ["n01440764.tar/n01440764_1.JPEG"] and ds.marker["skipped"] == 1
+    assert members == ["n01440764.tar/n01440764_1.JPEG"] and ds.marker.skipped == 1
 
 
 def test_decompression_bomb_is_refused(tmp_path):

@@ -193,7 +193,7 @@ def test_on_error_skip_leaves_out_exactly_the_bad_images(tmp_path, recipe, split
     ds = reg.resolve("out", jobs=2)
     bad_names = {n for n, d in members.items() if d in bad.values()}
     good = {os.path.basename(n): d for n, d in members.items() if n not in bad_names}
-    assert ds.marker["skipped"] == len(BAD) == len(bad_names)
+    assert ds.marker.skipped == len(BAD) == len(bad_names)
     origin = (lambda n: n.replace("/", ".tar/", 1)) if split == "train" else (lambda n: n)
     skipped = reg.sql("SELECT member, reason FROM skipped WHERE key = ? ORDER BY member",
                       [ds.key]).rows

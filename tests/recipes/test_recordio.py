@@ -33,7 +33,7 @@ def test_recordio_is_im2rec_identical_and_pass_through(tmp_path, synth_small):
     with open(Path(ds.path) / "train.rec", "rb") as f:
         records = list(iter_records(f))
     idx = (Path(ds.path) / "train.idx").read_text().splitlines()
-    assert len(records) == len(expected) == len(idx) and ds.marker["files"] == 3
+    assert len(records) == len(expected) == len(idx) and ds.marker.files == 3
     for (offset, payload), (i, name, _), line in zip(records, expected, idx, strict=True):
         header, _, image = unpack_image(payload)
         assert header.id == i and header.flag == 0 and header.id2 == 0

@@ -68,8 +68,8 @@ def test_stratified_split_is_exact_byte_identical_and_labelled(tmp_path, folders
     reg = setup(tmp_path, folders, SPLIT)
     ds = reg.resolve("split", jobs=2)
     files = tree(Path(ds.path))
-    assert len(files) == 1797 == ds.marker["files"] - 1  # and classes.txt
-    assert ds.marker["splits"] == ["train", "val"]
+    assert len(files) == 1797 == ds.marker.files - 1  # and classes.txt
+    assert ds.marker.splits == ("train", "val")
     _, labels = digits()
     got: dict[str, Counter] = {"train": Counter(), "val": Counter()}
     seen = set()
@@ -126,7 +126,7 @@ def test_n_draws_from_the_sorted_names_with_the_seed(tmp_path, folders):
     assert set(files) == want
     for rel, path in files.items():
         assert path.read_bytes() == (folders / rel.removeprefix("train/")).read_bytes()
-    assert ds.marker["splits"] == ["train"]
+    assert ds.marker.splits == ("train",)
 
 
 def test_per_class_takes_n_of_each_and_splits_them(tmp_path, folders):

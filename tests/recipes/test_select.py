@@ -65,7 +65,7 @@ def test_on_error_skip_builds_and_records_the_skip(tmp_path):
     reg = setup(tmp_path, {name(1): good, name(2): b"not an image at all", name(3): good},
                 params="on_error: skip")
     ds = reg.resolve("cal", jobs=1)
-    assert ds.marker["skipped"] == 1
+    assert ds.marker.skipped == 1
     assert sorted(os.listdir(ds.path)) == sorted(
         [name(1), name(3), "val_map.txt", "_files.parquet", "_registry.json", "_skipped.parquet"])
     assert (Path(ds.path) / "val_map.txt").read_text() == f"{name(1)} 65\n{name(3)} 230\n"

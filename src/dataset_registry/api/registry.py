@@ -123,12 +123,15 @@ class Registry:
     def key(self, name: str) -> str:
         return self.resolver.key(name)
 
-    def save_key_cache(self) -> None:
-        """Remember every computable key, for the CLI's fast path (see keycache)."""
+    def save_key_cache(self, names: list[str] | None = None) -> None:
+        """Remember the keys of `names` and every dataset they are made from (None: every
+        computable key), for the CLI's fast path (see keycache). Only their own sources
+        are fingerprinted: saving never reads a source outside their closure."""
         from .. import keycache
 
         keys, deps = {}, {}
-        for node in self.manifests.datasets():
+        nodes = self.manifests.datasets() if names is None else self.resolver.closure(names)
+        for node in nodes:
             try:
                 keys[node.name] = self.key(node.name)
             except SourceError:

@@ -39,13 +39,13 @@ def resolve(reg: Any, args: argparse.Namespace) -> int:
             print(f"repaired {damaged}: {problems[0]}{more}", file=sys.stderr)
         if args.repair and not resolved.repaired and not resolved.built_now:
             print(f"{name}: verified, nothing to repair", file=sys.stderr)
-    reg.save_key_cache()
+    reg.save_key_cache(names)
     return 0
 
 
 def path(reg: Any, args: argparse.Namespace) -> int:
     print(reg.built(args.name).path)
-    reg.save_key_cache()
+    reg.save_key_cache([args.name])
     return 0
 
 
@@ -77,9 +77,9 @@ def show(reg: Any, args: argparse.Namespace) -> int:
                  "inputs": node.inputs}
         if info["status"] == "built":
             built = reg.built(node.name)
-            info |= {"uri": built.uri, "digest": built.digest, "files": built.marker["files"],
-                     "bytes": built.marker["bytes"], "skipped": built.marker["skipped"],
-                     "synthetic": built.marker.get("synthetic", False)}
+            info |= {"uri": built.uri, "digest": built.digest, "files": built.marker.files,
+                     "bytes": built.marker.bytes, "skipped": built.marker.skipped,
+                     "synthetic": built.marker.synthetic}
     elif node.kind == "source":
         info["layout"] = node.layout
         if info["status"] != "source unset":

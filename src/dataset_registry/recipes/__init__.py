@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from .. import plugins
-from .base import Inputs, InputSpec, Params, Recipe
+from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .downscale import DownscaleRecipe
 from .recordio import RecordIO
 from .sample import Sample
@@ -45,4 +45,4 @@ class RecipeTable(Mapping[str, type[Recipe]]):
 
 RECIPES = RecipeTable()
 
-__all__ = ["BUILT_IN", "RECIPES", "InputSpec", "Inputs", "Params", "Recipe", "RecipeTable"]
+__all__ = ["BUILT_IN", "RECIPES", "InputSpec", "Inputs", "Params", "Plan", "Recipe", "RecipeTable"]

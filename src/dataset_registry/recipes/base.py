@@ -3,14 +3,17 @@
 A recipe splits its work into independent, picklable tasks (`plan`, on the
 coordinator), runs one task anywhere (`run`, in a worker: it sees only the
 task and the params), and writes its indexes (`finish`, on the coordinator).
+What `plan` worked out and `finish` needs again (a selection, a class scheme)
+travels as the plan's `context` (`Plan`), so `finish` never plans twice.
 Recipes know nothing of stores, catalogs or executors: they write through an
 `Output` and read through `MemberRef`s.
 """
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -59,6 +62,34 @@ class Inputs:
     files: Mapping[str, str]  # role -> local path of a shipped file or folder
 
 
+class Plan(list[Any]):
+    """What `plan` may return instead of a bare list: the tasks (it is that list), and a
+    `context` for `finish`, which receives it. The context stays on the coordinator:
+    only tasks travel to workers, so it need not pickle."""
+
+    def __init__(self, tasks: Iterable[Any] = (), context: Any = None) -> None:
+        super().__init__(tasks)
+        self.context = context
+
+
+def finish(recipe: type[Recipe], params: Any, inputs: Inputs, results: list[Any],
+           out: Output, tasks: list[Any]) -> None:
+    """Run `recipe.finish` on what `plan` gave (`tasks`): with its `context` if `finish`
+    takes one; an outside recipe whose `finish` predates it is called as before."""
+    context = tasks.context if isinstance(tasks, Plan) else None
+    if takes_context(recipe):
+        recipe.finish(params, inputs, results, out, context=context)
+    else:
+        recipe.finish(params, inputs, results, out)  # type: ignore[call-arg]
+
+
+def takes_context(recipe: type[Recipe]) -> bool:
+    """Whether `recipe.finish` accepts `context` (by name, or as **kwargs)."""
+    parameters = inspect.signature(recipe.finish).parameters.values()
+    return any((p.name == "context" and p.kind is not p.POSITIONAL_ONLY) or
+               p.kind is p.VAR_KEYWORD for p in parameters)
+
+
 class Recipe(ABC):
     name: ClassVar[str]
     version: ClassVar[int]
@@ -68,7 +99,8 @@ class Recipe(ABC):
     @classmethod
     @abstractmethod
     def plan(cls, params: Any, inputs: Inputs) -> list[Any]:
-        """Split the work into picklable tasks; check the inputs here, before any output."""
+        """Split the work into picklable tasks; check the inputs here, before any output.
+        Return a `Plan(tasks, context)` to hand `finish` what it needs of the planning."""
 
     @classmethod
     @abstractmethod
@@ -86,6 +118,9 @@ class Recipe(ABC):
         return None
 
     @classmethod
-    def finish(cls, params: Any, inputs: Inputs, results: list[Any], out: Output) -> None:
-        """Write the artifact's indexes from the tasks' results (in plan order); optional."""
+    def finish(cls, params: Any, inputs: Inputs, results: list[Any], out: Output,
+               context: Any = None) -> None:
+        """Write the artifact's indexes from the tasks' results (in plan order); optional.
+        `context`: the `Plan`'s context (None when `plan` returned a bare list). A `finish`
+        without the `context` argument (an older outside recipe) is still called, without."""
         return None

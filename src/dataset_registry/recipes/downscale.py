@@ -50,7 +50,7 @@ from ..errors import BadInputError, BuildError
 from ..imaging import Color, Downscale, Filter, Fit, Luma, downscale, quiet_bomb_warnings
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
-from .base import Inputs, InputSpec, Params, Recipe
+from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .imagecheck import usable, where
 from .select import pick_split
 from .shards import class_labels, folder_safe, scheme_of
@@ -209,7 +209,7 @@ class DownscaleRecipe(Recipe):
         return [c for c in order if c in wanted]  # subset labels in the scheme's order
 
     @classmethod
-    def plan(cls, params: DownscaleParams, inputs: Inputs) -> list[Task]:
+    def plan(cls, params: DownscaleParams, inputs: Inputs) -> Plan:
         splits = cls.splits(inputs)
         wnids = tuple(cls.subset(params, inputs))
         if len(wnids) > MAX_CLASSES:
@@ -218,13 +218,14 @@ class DownscaleRecipe(Recipe):
         if params.format == "folders":
             folder_safe(list(wnids), "params.classes")
         tasks: list[Task] = []
+        chosen: dict[str, Selection] = {}  # finish reads the selections again
         for split in splits:
-            sel = cls.select(params, inputs, split)
+            sel = chosen[split] = cls.select(params, inputs, split)
             for start in range(0, len(sel.rows), _CHUNK):
                 rows = sel.rows[start:start + _CHUNK]
                 tasks.append(Task(split, len(tasks), start, sel.members.take(rows),
                                   sel.labels[start:start + _CHUNK].copy(), wnids))
-        return tasks
+        return Plan(tasks, context={"subset": list(wnids), "selections": chosen})
 
     @classmethod
     def select(cls, params: DownscaleParams, inputs: Inputs, split: str) -> Selection:
@@ -296,8 +297,9 @@ class DownscaleRecipe(Recipe):
 
     @classmethod
     def finish(cls, params: DownscaleParams, inputs: Inputs, results: list[dict[str, Any]],
-               out: Output) -> None:
-        subset = cls.subset(params, inputs)
+               out: Output, context: dict[str, Any] | None = None) -> None:
+        context = context or {"subset": cls.subset(params, inputs), "selections": {}}
+        subset, chosen = context["subset"], context["selections"]
         order = {w: i for i, w in enumerate(cls.scheme(params, inputs))}
         scheme = cls.labels(params, inputs)  # without one, a class's name is its description
         words = scheme.descriptions() if scheme else {w: w for w in subset}
@@ -307,7 +309,7 @@ class DownscaleRecipe(Recipe):
             parts = [r for r in results if r["split"] == split]
             if not parts:
                 continue
-            sel = cls.select(params, inputs, split)
+            sel = chosen[split] if split in chosen else cls.select(params, inputs, split)
             skipped = [i for r in parts for i in r["skipped"]]
             keep = np.delete(np.arange(len(sel.rows)), skipped)  # positions in the selection
             kept = sel.members.take(sel.rows[keep])

@@ -34,7 +34,7 @@ from ..classes import read_classes
 from ..errors import BadInputError
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
-from .base import Inputs, InputSpec, Params, Recipe
+from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .imagecheck import usable
 from .select import pick_split
 
@@ -123,7 +123,7 @@ class Sample(Recipe):
         return images.class_names()
 
     @classmethod
-    def plan(cls, params: SampleParams, inputs: Inputs) -> list[list[tuple[str, MemberRef, int]]]:
+    def plan(cls, params: SampleParams, inputs: Inputs) -> Plan:
         images = pick_split(inputs.images["images"], params.split, "images")
         labelled = params.per_class is not None or params.splits is not None
         names = images.labels.tolist() if images.labels is not None else [""] * len(images)
@@ -172,7 +172,7 @@ class Sample(Recipe):
                     todo.append((path, ref, position.get(klass, -1)))
                 start += counts[split]
         todo.sort(key=lambda t: t[0])  # tasks in output order: neighbours read together
-        return [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
+        return Plan([todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)], context=scheme)
 
     @classmethod
     def run(cls, params: SampleParams, task: list[tuple[str, MemberRef, int]],
@@ -188,9 +188,9 @@ class Sample(Recipe):
 
     @classmethod
     def finish(cls, params: SampleParams, inputs: Inputs, results: list[int],
-               out: Output) -> None:
-        images = pick_split(inputs.images["images"], params.split, "images")
-        scheme = cls.classes(params, inputs, images)
+               out: Output, context: list[str] | None = None) -> None:
+        scheme = context if context is not None else cls.classes(
+            params, inputs, pick_split(inputs.images["images"], params.split, "images"))
         if scheme:
             out.write("classes.txt", "".join(f"{c}\n" for c in scheme).encode())
         out.splits(cls.out_splits(params))

@@ -15,7 +15,7 @@ from ..errors import BadInputError
 from ..lists import read_list
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
-from .base import Inputs, InputSpec, Params, Recipe
+from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .imagecheck import usable
 
 _CHUNK = 128  # images per task: enough to amortise scheduling, small enough to balance
@@ -89,7 +89,7 @@ class Select(Recipe):
         return entries
 
     @classmethod
-    def plan(cls, params: SelectParams, inputs: Inputs) -> list[list[tuple[MemberRef, int | None]]]:
+    def plan(cls, params: SelectParams, inputs: Inputs) -> Plan:
         images = pick_split(inputs.images["images"], params.split, "images")
         entries = cls.entries(params, inputs, images)
         labels = cls.labels_for(params, inputs, entries)
@@ -104,7 +104,8 @@ class Select(Recipe):
                                         f"be {base!r} in one flat folder"
                                         + ("" if cls.flat else "; set folders: true"))
                 seen[base] = name
-        return [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
+        return Plan([todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)],
+                    context=(entries, labels))
 
     @classmethod
     def labels_for(cls, params: SelectParams, inputs: Inputs,

@@ -9,7 +9,6 @@ worker). The marker, `_registry.json`, is written last: no marker, no artifact.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -20,42 +19,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import VerifyError
+from ..marker import (  # noqa: F401 - the layout names and the one marker parser, as before
+    FILES,
+    MARKER,
+    MARKER_FIELDS,
+    PARTS,
+    RANGES,
+    RESERVED,
+    SCRATCH,
+    SKIPPED,
+    UNPUBLISHED,
+    Marker,
+    parse_marker,
+)
 from ..remote import Remote
-
-MARKER = "_registry.json"
-FILES = "_files.parquet"
-SKIPPED = "_skipped.parquet"
-PARTS = ".parts"  # per-task provenance rows (CSV), merged by `output.finalize`
-SCRATCH = ".scratch"  # task files only `finish` reads; never published
-RANGES = ".ranges"  # in-place writes a remote task could not make in place (see Output)
-RESERVED = (MARKER, FILES, SKIPPED, PARTS, SCRATCH, RANGES)
-UNPUBLISHED = (PARTS, SCRATCH, RANGES)
-
-
-# What every reader of a marker relies on, and the JSON type each must have.
-MARKER_FIELDS = {"key": str, "digest": str, "files": int, "bytes": int, "skipped": int}
-
-
-def parse_marker(data: bytes, where: str, key: str) -> dict[str, Any]:
-    """The marker `data` read from `where`, checked: it parses, has the fields readers use,
-    and belongs to artifact `key` (a marker copied from another artifact does not)."""
-    if not data.strip():
-        raise VerifyError(f"{where}: the marker is empty")
-    try:
-        marker = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise VerifyError(f"{where}: the marker does not parse as JSON ({exc})") from None
-    if not isinstance(marker, dict):
-        raise VerifyError(f"{where}: the marker is not a JSON object")
-    for name, kind in MARKER_FIELDS.items():
-        value = marker.get(name)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise VerifyError(f"{where}: the marker lacks {name!r} (or it is not a "
-                              f"{kind.__name__})")
-    if marker["key"] != key:
-        raise VerifyError(f"{where}: the marker is artifact {marker['key']}'s, not {key}'s "
-                          "(copied from another artifact?)")
-    return marker
 
 
 @contextmanager
@@ -143,8 +120,9 @@ class Store(ABC):
     remote: Remote = Remote()  # how a remote backend reaches its objects
 
     @abstractmethod
-    def marker(self, key: str) -> dict[str, Any] | None:
-        """The committed marker of `key`, or None if `key` is not built."""
+    def marker(self, key: str) -> Marker | None:
+        """The committed marker of `key` (`parse_marker` of its bytes), or None if `key`
+        is not built."""
 
     @abstractmethod
     def uri(self, key: str) -> str:
@@ -175,7 +153,9 @@ class Store(ABC):
 
     @abstractmethod
     def commit(self, staging: Staging, marker: dict[str, Any]) -> bool:
-        """Publish a finished build, marker last; False if another builder committed first."""
+        """Publish a finished build, marker last; False if another builder committed first.
+        `marker`: the marker's JSON document (`Marker.as_dict()`), written as
+        `json.dumps(marker, indent=1, sort_keys=True)` (`Marker.to_json`)."""
 
     @abstractmethod
     def replace(self, staging: Staging, marker: dict[str, Any]) -> None:

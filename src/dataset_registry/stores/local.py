@@ -32,6 +32,7 @@ from ..remote import Remote
 from .base import (
     MARKER,
     FolderDrop,
+    Marker,
     Staging,
     Store,
     artifact_path,
@@ -51,7 +52,7 @@ class LocalStore(Store):
     def _dir(self, key: str) -> str:
         return os.path.join(self.root, *artifact_path(key).split("/"))
 
-    def marker(self, key: str) -> dict[str, Any] | None:
+    def marker(self, key: str) -> Marker | None:
         path = os.path.join(self._dir(key), MARKER)
         try:
             with open(path, "rb") as f:

@@ -46,6 +46,7 @@ from .base import (
     UNPUBLISHED,
     Drop,
     FolderDrop,
+    Marker,
     ScratchDrop,
     Staging,
     Store,
@@ -142,7 +143,7 @@ class ObjectStore(Store):
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return self.remote.call(f"{what} ({self.url})", fn, *args, **kwargs)
 
-    def marker(self, key: str) -> dict[str, Any] | None:
+    def marker(self, key: str) -> Marker | None:
         try:
             data = self._call("reading a marker", self.fs.cat_file, f"{self._dir(key)}/{MARKER}")
         except FileNotFoundError:
@@ -186,7 +187,7 @@ class ObjectStore(Store):
             if marker is None:
                 raise BadInputError(f"{self.uri(key)} is not built (no {MARKER})")
             tmp = f"{dest}.tmp-{uuid.uuid4().hex[:8]}"
-            names = [FILES] + ([SKIPPED] if marker.get("skipped") else [])
+            names = [FILES] + ([SKIPPED] if marker.skipped else [])
             os.makedirs(tmp)
             try:
                 try:

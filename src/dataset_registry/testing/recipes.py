@@ -10,6 +10,7 @@ it builds over the generic synthetic source (`testing.sources`). For an outside 
         vary = {"size": 16, "split": "val"}    # every param: another value (a new key)
 
 A recipe conforms when plan/run/finish give the same digest with one worker and two,
+when a `Plan`'s context reaches a `finish` that takes it,
 when changing any param changes the key, when every output path is a clean relative
 path listed once in the file table, and (if it has `on_error`) when an image no decoder
 reads fails the build naming the member, or is skipped and recorded.
@@ -27,7 +28,7 @@ from typing import Any, ClassVar
 import pytest
 
 from ..errors import BadImageError
-from ..recipes.base import Recipe
+from ..recipes.base import Plan, Recipe, takes_context
 from ..stores.base import FILES, MARKER, SKIPPED
 from .registration import registered
 from .sources import BROKEN_IMAGE, open_project, write_image_folder
@@ -91,7 +92,7 @@ class RecipeSuite:
         reg = self.project(tmp_path / "two", source)
         two = reg.resolve("out", jobs=2)
         assert one.key == two.key and one.digest == two.digest
-        assert one.marker["files"] > 0, "the recipe wrote nothing: the test tests nothing"
+        assert one.marker.files > 0, "the recipe wrote nothing: the test tests nothing"
         assert reg.verify(["out"]) == {"out": []}
 
     def test_every_param_changes_the_key(self, source, tmp_path) -> None:
@@ -107,6 +108,18 @@ class RecipeSuite:
             keys[name] = reg.key("out")
         same = [n for n in keys if list(keys.values()).count(keys[n]) > 1]
         assert not same, f"these give one key: {same}"
+
+    def test_finish_takes_the_context_plan_hands_it(self, source, tmp_path) -> None:
+        """What `plan` worked out reaches `finish` (a `Plan`'s context), so `finish` need
+        not plan again: a recipe whose plan returns one takes it in `finish`."""
+        reg = self.project(tmp_path, source)
+        node = reg.manifests.get("out")
+        inputs, _, _ = reg.resolver.inputs(node)
+        tasks = self.recipe.plan(node.params, inputs)
+        assert isinstance(tasks, list) and len(tasks) > 0, "plan gave no tasks"
+        if isinstance(tasks, Plan):
+            assert takes_context(self.recipe), \
+                f"{self.recipe.__name__}.plan returns a context its finish does not take"
 
     def test_output_paths_are_clean_and_listed_once(self, source, tmp_path) -> None:
         import duckdb
@@ -133,7 +146,7 @@ class RecipeSuite:
         assert reg.status("out") == "missing" and list(reg.store.committed()) == []
         ds = self.project(tmp_path / "skip", source, {**self.params, "on_error": "skip"}
                           ).resolve("out", jobs=1)
-        assert ds.marker["skipped"] == 1
+        assert ds.marker.skipped == 1
         import duckdb
 
         skipped = os.path.join(ds.path, SKIPPED).replace("'", "''")

@@ -191,7 +191,7 @@ class StoreSuite(StoreRecordChecks):
     def test_commit_publishes_every_file_and_the_marker(self, store: Store) -> None:
         done = build(store)
         assert done["committed"]
-        assert store.marker(KEY)["digest"] == done["marker"]["digest"]
+        assert store.marker(KEY).digest == done["marker"]["digest"]
         assert list(store.committed()) == [KEY]
         local = Path(store.local_path(KEY))
         assert (local / "a" / "x.bin").read_bytes() == b"x" * 100

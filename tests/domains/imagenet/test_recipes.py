@@ -90,4 +90,4 @@ def test_file_table_traces_every_image_to_the_raw_source(built):
             assert klass is None and attrs is None  # ImageNet val names no class
             assert label == int(truth[path]) and offset is None and record is None
             assert size == (Path(ds[name].path) / path).stat().st_size
-        assert ds[name].marker["synthetic"] is True
+        assert ds[name].marker.synthetic is True

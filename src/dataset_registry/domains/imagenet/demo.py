@@ -62,7 +62,7 @@ def run_demo(root: str, *, val_images: int = 50_000, jobs: int | None = None) ->
         start = time.perf_counter()
         ds = reg.resolve(name, jobs=jobs)
         what = "built" if ds.built_now else "already built"
-        print(f"   {name:40s} {ds.marker['files']:4d} files  key {ds.key[:12]}  "
+        print(f"   {name:40s} {ds.marker.files:4d} files  key {ds.key[:12]}  "
               f"{what} in {time.perf_counter() - start:.2f} s\n   {'':40s} {ds.path}")
     reg.save_key_cache()
     print("4. provenance, in SQL (registry sql \"...\"):")

@@ -56,10 +56,12 @@ class Calibration(Select):
 
     @classmethod
     def finish(cls, params: CalibrationParams, inputs: Inputs, results: list[list[str]],
-               out: Output) -> None:
-        images = pick_split(inputs.images["images"], params.split, "images")
-        entries = cls.entries(params, inputs, images)
-        labels = cls.labels_for(params, inputs, entries)
+               out: Output, context: tuple[list[Entry], dict[str, int]] | None = None) -> None:
+        if context is None:  # called without the plan's (entries, labels): work them out
+            images = pick_split(inputs.images["images"], params.split, "images")
+            entries = cls.entries(params, inputs, images)
+            context = (entries, cls.labels_for(params, inputs, entries))
+        entries, labels = context
         skipped = {name for names in results for name in names}
         lines = [f"{os.path.basename(e.name)} {convert(labels[e.name], params.labels)}\n"
                  for e in entries if e.name not in skipped]

@@ -1,0 +1,88 @@
+"""The catalog's tables (DDL), and what DuckDB's errors on the catalog file mean."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sources (
+    fingerprint VARCHAR PRIMARY KEY, name VARCHAR, layout VARCHAR, location VARCHAR,
+    files BIGINT, bytes BIGINT, synthetic BOOLEAN, checked_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS nodes (
+    name VARCHAR PRIMARY KEY, kind VARCHAR, recipe VARCHAR, version INTEGER, key VARCHAR,
+    manifest VARCHAR, line INTEGER, tags VARCHAR[], description VARCHAR, params JSON);
+CREATE TABLE IF NOT EXISTS edges (
+    key VARCHAR, role VARCHAR, input_key VARCHAR, input_kind VARCHAR, input_name VARCHAR,
+    PRIMARY KEY (key, role));
+CREATE TABLE IF NOT EXISTS artifacts (
+    key VARCHAR PRIMARY KEY, name VARCHAR, recipe VARCHAR, version INTEGER, store VARCHAR,
+    uri VARCHAR, digest VARCHAR, files BIGINT, bytes BIGINT, skipped BIGINT,
+    synthetic BOOLEAN, built_at TIMESTAMP, build_seconds DOUBLE, params JSON);
+CREATE TABLE IF NOT EXISTS files (
+    key VARCHAR, path VARCHAR, size BIGINT, xxh3 VARCHAR, label INTEGER, source VARCHAR,
+    member VARCHAR, byte_offset BIGINT, record BIGINT);
+ALTER TABLE files ADD COLUMN IF NOT EXISTS "class" VARCHAR;
+ALTER TABLE files ADD COLUMN IF NOT EXISTS attrs VARCHAR;
+ALTER TABLE nodes ADD COLUMN IF NOT EXISTS card JSON;
+ALTER TABLE artifacts ADD COLUMN IF NOT EXISTS card JSON;
+CREATE TABLE IF NOT EXISTS skipped (key VARCHAR, member VARCHAR, source VARCHAR, reason VARCHAR);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, job VARCHAR, flavor VARCHAR, action VARCHAR,
+    created_at TIMESTAMP, spec_xxh3 VARCHAR, detail JSON);
+CREATE TABLE IF NOT EXISTS run_inputs (run_id VARCHAR, role VARCHAR, key VARCHAR);
+CREATE TABLE IF NOT EXISTS meta (name VARCHAR PRIMARY KEY, value VARCHAR);
+"""
+
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """A catalog warning on stderr, once per process however many writers hit it."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def _is_lock_conflict(exc: Exception) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+def _is_denied(exc: Exception) -> bool:
+    text = str(exc)
+    return "Permission denied" in text or "Read-only file system" in text
+
+
+def _is_corruption(exc: Exception) -> bool:
+    import duckdb
+
+    if isinstance(exc, duckdb.InternalException | duckdb.FatalException |
+                  duckdb.SerializationException):
+        return True
+    text = str(exc)
+    return any(s in text for s in ("not a valid DuckDB database", "Could not read enough bytes",
+                                   "checksum", "Corrupt", "corrupt"))
+
+
+_HEADERS = 3 * 4096  # a DuckDB file: three header blocks, then its storage blocks
+
+
+def _probe(con: Any, path: str) -> None:
+    """Fail on a truncated file now, not on the first query that reads a missing block."""
+    import duckdb
+
+    # each used block has a slot of its own (free ones at the end may be cut off)
+    _, _, block_size, _, used_blocks, *_ = con.execute("PRAGMA database_size").fetchone()
+    expected = _HEADERS + int(block_size) * int(used_blocks)
+    size = os.path.getsize(path)
+    if size < expected:
+        raise duckdb.IOException(f"Could not read enough bytes: the file holds {size} bytes "
+                                 f"of the {expected} its blocks take (truncated)")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
