@@ -302,3 +302,16 @@ def test_a_repeated_file_name_across_classes_is_refused_for_webdataset(tmp_path)
     with pytest.raises(BadInputError, match=r"'a/same\.png' and 'b/same\.png' would both be "
                                             r"sample key 'same'"):
         reg.resolve("out")
+
+
+@pytest.mark.parametrize("recipe", ["recordio", "tfrecord"])
+def test_the_reference_shuffles_leave_the_global_rng_alone(tmp_path, digit_folders, recipe):
+    """im2rec's and imagenet_to_gcs's seeded shuffles come from a private generator: a
+    build neither reseeds nor advances the process's `random` (a caller's own stream)."""
+    import random
+
+    reg = registry(tmp_path, digit_folders, one(recipe, "validate_images: false"))
+    random.seed(12345)
+    expected = random.Random(12345).random()
+    reg.resolve("out", jobs=1)
+    assert random.random() == expected

@@ -94,8 +94,9 @@ class RecordIO(Recipe):
         ids = np.arange(len(c.positions), dtype=np.int64)  # im2rec's (index, path, label)
         if params.shuffle:
             order = list(range(len(ids)))
-            random.seed(100)  # exactly what im2rec.py does before random.shuffle
-            random.shuffle(order)
+            # im2rec.py seeds the global RNG with 100, then random.shuffle: the same
+            # Mersenne Twister stream, without touching the process's global one
+            random.Random(100).shuffle(order)
             ids = ids[np.array(order, dtype=np.int64)]
         positions, labels = c.positions[ids], c.labels[ids]
         sizes = unsplit_size(c.members.sizes[positions])

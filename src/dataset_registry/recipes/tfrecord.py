@@ -80,8 +80,9 @@ class TFRecord(Recipe):
         reencoded = c.scheme.reencoded if c.scheme else frozenset()
         if params.split == "train":
             order = list(range(len(c.positions)))
-            random.seed(0)  # as imagenet_to_gcs.py's make_shuffle_idx
-            random.shuffle(order)
+            # imagenet_to_gcs.py's make_shuffle_idx: random.seed(0), then random.shuffle;
+            # the same stream from a private generator, the global RNG left alone
+            random.Random(0).shuffle(order)
         else:  # sorted by file name, as the reference's sorted glob
             base = [os.path.basename(c.members.names[p]) for p in c.positions.tolist()]
             order = sorted(range(len(base)), key=base.__getitem__)
