@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -46,11 +45,12 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from .. import schemes
-from ..errors import BadInputError, BuildError
+from ..errors import BadInputError
 from ..imaging import Color, Downscale, Filter, Fit, Luma, downscale, quiet_bomb_warnings
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Plan, Recipe
+from .downscale_files import assemble, finish_in_place, png, write_chunk, write_rows_in_place
 from .imagecheck import usable, where
 from .select import pick_split
 from .shards import class_labels, folder_safe, scheme_of
@@ -282,16 +282,16 @@ class DownscaleRecipe(Recipe):
                 kept.add(i)
                 if params.format == "folders":
                     stem = os.path.splitext(os.path.basename(ref.name))[0]
-                    out.write(f"{task.split}/{task.wnids[label]}/{stem}.png", _png(row, shape),
+                    out.write(f"{task.split}/{task.wnids[label]}/{stem}.png", png(row, shape),
                               label=label, member=ref.origin, source=ref.source)
                 else:
                     rows.append((ref, label, row))
         skipped = [task.start + i for i in range(len(task)) if i not in kept]
         if params.format == "packed":
             if params.on_error == "fail":
-                _write_rows_in_place(out, task, shape, rows)
+                write_rows_in_place(out, task.split, task.start, shape, rows)
             else:  # row numbers shift after a skip: finish assembles the chunks in order
-                _write_chunk(out, task, rows)
+                write_chunk(out, task.index, rows)
         return {"split": task.split, "index": task.index, "kept": len(task) - len(skipped),
                 "skipped": skipped}
 
@@ -321,9 +321,9 @@ class DownscaleRecipe(Recipe):
                         for n, k in zip(kept.names, labels, strict=True)])
                 continue
             if params.on_error == "fail":
-                _finish_in_place(out, split, len(kept), params.shape())
+                finish_in_place(out, split, len(kept), params.shape())
             else:
-                _assemble(out, split, parts, params.shape())
+                assemble(out, split, parts, params.shape())
             buf = io.BytesIO()
             np.save(buf, labels)
             out.write(f"{split}/labels.npy", buf.getvalue())
@@ -366,86 +366,3 @@ def _write_val_files(out: Output, kept: MemberSet, labels: np.ndarray, files: li
     """The evaluation files: ground truth (subset label a line) and the file list, in order."""
     out.write("val/ground_truth.txt", "".join(f"{int(k)}\n" for k in labels).encode())
     out.write("val/files.txt", "".join(f"{f}\n" for f in files).encode())
-
-
-def _png(row: bytes, shape: Downscale) -> bytes:
-    from PIL import Image
-
-    mode = "RGB" if shape.channels == 3 else "L"
-    buf = io.BytesIO()
-    # compress_level fixed so the bytes never depend on Pillow's default.
-    Image.frombytes(mode, (shape.width, shape.height), row).save(buf, "PNG", compress_level=6)
-    return buf.getvalue()
-
-
-HEADER = 128  # bytes of .npy header: fixed, so workers know every row's offset up front
-
-
-def _npy_header(rows: int, shape: Downscale) -> bytes:
-    import numpy as np
-
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {
-        "descr": "|u1", "fortran_order": False,
-        "shape": (rows, shape.height, shape.width, shape.channels)})
-    header = buf.getvalue()
-    if len(header) != HEADER:
-        raise BuildError(f"unexpected .npy header size {len(header)} for {rows} rows")
-    return header
-
-
-def _write_rows_in_place(out: Output, task: Task, shape: Downscale,
-                         rows: list[tuple[MemberRef, int, bytes]]) -> None:
-    """pwrite the task's rows at their final offsets in <split>/images.npy, with records."""
-    import xxhash
-
-    path = f"{task.split}/images.npy"
-    out.write_at(path, [row for _, _, row in rows], HEADER + task.start * shape.row_bytes)
-    for i, (ref, label, row) in enumerate(rows):
-        record = task.start + i
-        out.record(path, offset=HEADER + record * shape.row_bytes, size=shape.row_bytes,
-                   xxh3=xxhash.xxh3_128_hexdigest(row), label=label, member=ref.origin,
-                   source=ref.source, record=record)
-
-
-def _finish_in_place(out: Output, split: str, rows: int, shape: Downscale) -> None:
-    path = f"{split}/images.npy"
-    fd = os.open(out.target(path), os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        os.pwrite(fd, _npy_header(rows, shape), 0)
-        os.ftruncate(fd, HEADER + rows * shape.row_bytes)
-    finally:
-        os.close(fd)
-    out.added(path)
-
-
-def _write_chunk(out: Output, task: Task, rows: list[tuple[MemberRef, int, bytes]]) -> None:
-    import xxhash
-
-    with open(out.scratch(f"{task.index:06d}.u8"), "wb") as f:
-        f.write(b"".join(row for _, _, row in rows))
-    with open(out.scratch(f"{task.index:06d}.tsv"), "wb") as f:
-        f.write("".join(f"{ref.origin}\t{ref.source}\t{label}\t"
-                        f"{xxhash.xxh3_128_hexdigest(row)}\n"
-                        for ref, label, row in rows).encode())
-
-
-def _assemble(out: Output, split: str, parts: list[dict[str, Any]], shape: Downscale) -> None:
-    """After skips: stream the chunks into one .npy in plan order and index every row."""
-    n = sum(p["kept"] for p in parts)
-    images = f"{split}/images.npy"
-    with out.open(images) as f:
-        f.write(_npy_header(n, shape))
-        record = 0
-        for part in sorted(parts, key=lambda p: p["index"]):
-            chunk = out.scratch(f"{part['index']:06d}")
-            with open(chunk + ".u8", "rb") as src:
-                shutil.copyfileobj(src, f, 1 << 22)
-            with open(chunk + ".tsv", encoding="utf-8") as meta:
-                for line in meta:
-                    origin, source, label, digest = line.rstrip("\n").split("\t")
-                    out.record(images, offset=HEADER + record * shape.row_bytes,
-                               size=shape.row_bytes, xxh3=digest, label=int(label),
-                               member=origin, source=source, record=record)
-                    record += 1
-    out.added(images)

@@ -1,0 +1,102 @@
+"""The files `downscale` writes its rows to: one `<split>/images.npy` that workers fill
+in place (a fixed-size header, so every row's offset is known when planning), or,
+when `on_error: skip` may drop rows, chunks in scratch assembled in plan order by
+`finish`; and the PNGs of `format: folders`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from typing import Any
+
+import numpy as np
+
+from ..errors import BuildError
+from ..imaging import Downscale
+from ..members import MemberRef
+from ..output import Output
+
+
+def png(row: bytes, shape: Downscale) -> bytes:
+    from PIL import Image
+
+    mode = "RGB" if shape.channels == 3 else "L"
+    buf = io.BytesIO()
+    # compress_level fixed so the bytes never depend on Pillow's default.
+    Image.frombytes(mode, (shape.width, shape.height), row).save(buf, "PNG", compress_level=6)
+    return buf.getvalue()
+
+
+HEADER = 128  # bytes of .npy header: fixed, so workers know every row's offset up front
+
+
+def npy_header(rows: int, shape: Downscale) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {
+        "descr": "|u1", "fortran_order": False,
+        "shape": (rows, shape.height, shape.width, shape.channels)})
+    header = buf.getvalue()
+    if len(header) != HEADER:
+        raise BuildError(f"unexpected .npy header size {len(header)} for {rows} rows")
+    return header
+
+
+def write_rows_in_place(out: Output, split: str, start: int, shape: Downscale,
+                        rows: list[tuple[MemberRef, int, bytes]]) -> None:
+    """pwrite a task's rows (the split's rows from `start` on) at their final offsets in
+    <split>/images.npy, with their records."""
+    import xxhash
+
+    path = f"{split}/images.npy"
+    out.write_at(path, [row for _, _, row in rows], HEADER + start * shape.row_bytes)
+    for i, (ref, label, row) in enumerate(rows):
+        record = start + i
+        out.record(path, offset=HEADER + record * shape.row_bytes, size=shape.row_bytes,
+                   xxh3=xxhash.xxh3_128_hexdigest(row), label=label, member=ref.origin,
+                   source=ref.source, record=record)
+
+
+def finish_in_place(out: Output, split: str, rows: int, shape: Downscale) -> None:
+    path = f"{split}/images.npy"
+    fd = os.open(out.target(path), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, npy_header(rows, shape), 0)
+        os.ftruncate(fd, HEADER + rows * shape.row_bytes)
+    finally:
+        os.close(fd)
+    out.added(path)
+
+
+def write_chunk(out: Output, index: int, rows: list[tuple[MemberRef, int, bytes]]) -> None:
+    """Task `index`'s rows (after skips) and their records, into scratch for `assemble`."""
+    import xxhash
+
+    with open(out.scratch(f"{index:06d}.u8"), "wb") as f:
+        f.write(b"".join(row for _, _, row in rows))
+    with open(out.scratch(f"{index:06d}.tsv"), "wb") as f:
+        f.write("".join(f"{ref.origin}\t{ref.source}\t{label}\t"
+                        f"{xxhash.xxh3_128_hexdigest(row)}\n"
+                        for ref, label, row in rows).encode())
+
+
+def assemble(out: Output, split: str, parts: list[dict[str, Any]], shape: Downscale) -> None:
+    """After skips: stream the chunks into one .npy in plan order and index every row."""
+    n = sum(p["kept"] for p in parts)
+    images = f"{split}/images.npy"
+    with out.open(images) as f:
+        f.write(npy_header(n, shape))
+        record = 0
+        for part in sorted(parts, key=lambda p: p["index"]):
+            chunk = out.scratch(f"{part['index']:06d}")
+            with open(chunk + ".u8", "rb") as src:
+                shutil.copyfileobj(src, f, 1 << 22)
+            with open(chunk + ".tsv", encoding="utf-8") as meta:
+                for line in meta:
+                    origin, source, label, digest = line.rstrip("\n").split("\t")
+                    out.record(images, offset=HEADER + record * shape.row_bytes,
+                               size=shape.row_bytes, xxh3=digest, label=int(label),
+                               member=origin, source=source, record=record)
+                    record += 1
+    out.added(images)
