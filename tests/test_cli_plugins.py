@@ -109,17 +109,40 @@ def test_an_unknown_command_lists_the_plugin_commands_too(tmp_path):
 
 def test_a_command_taking_a_core_name_is_a_plugin_error_exit_2(tmp_path):
     root = project(tmp_path, 'register("commands", "list", Hello, origin="hello_cmd")\n')
-    out = run_cli("hello", "world", cwd=root)
-    assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr == ("registry: error: command 'list' from hello_cmd clashes with the "
-                          "core command `registry list`; rename it\n")
-    helped = run_cli("--help", cwd=root)  # the core's help still shows, and says why
+    clash = ("command 'list' from hello_cmd clashes with the core command `registry list`; "
+             "rename it")
+    helped = run_cli("--help", cwd=root)  # the core's help and the good plugin command show
     assert helped.returncode == 0 and "resolve " in helped.stdout
-    assert "hello " not in helped.stdout
-    assert helped.stderr.startswith("registry: warning: plugin commands not loaded: command "
-                                    "'list' from hello_cmd clashes")
-    core = run_cli("list", cwd=root)  # a core command still runs as before
-    assert core.returncode == 0, core.stderr
+    assert "hello " in helped.stdout and "synth " in helped.stdout
+    assert helped.stderr == f"registry: warning: plugin command left out: {clash}\n"
+    core = run_cli("list", cwd=root)  # the core command runs, the plugin's never does
+    assert core.returncode == 0 and core.stderr == "", core.stderr
+
+
+@pytest.mark.parametrize("broken, message", [
+    ('register("commands", "broken", "no_such_module:Cmd", origin="hello_cmd")\n',
+     "'no_such_module:Cmd' (from hello_cmd) does not import: No module named "
+     "'no_such_module'"),
+    ("class Store:\n    help = 'takes --store again'\n"
+     "    def add_arguments(self, p): p.add_argument('--store')\n"
+     "    def run(self, a): return 0\n"
+     'register("commands", "broken", Store, origin="hello_cmd")\n',
+     "command 'broken' from hello_cmd: add_arguments failed: argument --store: conflicting "
+     "option string: --store"),
+])
+def test_a_broken_plugin_command_leaves_the_others_working(tmp_path, broken, message):
+    """One plugin's broken command is an error when it is named and a one-line warning
+    otherwise: ImageNet's commands and the project's other commands still run."""
+    root = project(tmp_path, broken)
+    named = run_cli("broken", cwd=root)
+    assert (named.returncode, named.stderr) == (2, f"registry: error: {message}\n")
+    other = run_cli("hello", "world", cwd=root)
+    assert other.returncode == 0 and other.stdout == "hello world (root .)\n"
+    assert other.stderr == f"registry: warning: plugin command left out: {message}\n"
+    helped = run_cli("--help", cwd=root)
+    assert helped.returncode == 0 and "Traceback" not in helped.stderr
+    assert "synth " in helped.stdout and "hello " in helped.stdout
+    assert "broken " not in helped.stdout
 
 
 @pytest.mark.parametrize("body, missing", [

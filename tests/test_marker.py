@@ -84,7 +84,10 @@ datasets:
     ({"splits": "train"}, "the marker's splits 'train' are not a list of split names"),
     ({"splits": ["a/b"]}, "the marker's splits ['a/b'] are not a list of split names"),
     ({"inputs": {"images": "five"}}, "the marker's build record is damaged"),
-    ({"files": True}, "the marker lacks 'files' (or it is not a int)"),
+    ({"files": True}, "the marker lacks 'files' (or it is not an integer)"),
+    ({"version": "x"}, "the marker's 'version' is 'x', not an integer"),
+    ({"sources": "sources"}, "the marker's 'sources' is 'sources', not a list"),
+    ({"params": [1]}, "the marker's 'params' is [1], not an object"),
 ])
 def test_a_damaged_field_is_a_verify_error_naming_the_marker(tmp_path, doc, why):
     base = json.loads((OLD / "five.json").read_text())

@@ -10,7 +10,7 @@ from dataset_registry import errors
 def test_all_is_pinned():
     assert dataset_registry.__all__ == [
         "BadImageError", "BadInputError", "BuildError", "CatalogBusyError",
-        "CatalogCorruptError", "ManifestError", "PluginError", "QueryRefusedError",
+        "CatalogCorruptError", "ManifestError", "Marker", "PluginError", "QueryRefusedError",
         "QueryResult",
         "QueryTimeoutError", "Registry", "RegistryError", "RenderedJob",
         "Resolved", "SourceError", "StorageError", "SubmitError", "TemplateError",

@@ -4,71 +4,25 @@ recipe's `labels_scheme` param; an unknown name is a file:line error."""
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from dataset_registry import BadInputError, PluginError, Registry, plugins, schemes
-from dataset_registry.classes import read_classes
+from dataset_registry import BadInputError, PluginError, Registry, schemes
+from dataset_registry.testing.registration import registered
 
+from . import parity_scheme
 from .conftest import make_tar, run_cli, write_imagenet_manifest, write_manifest
+from .parity_scheme import Parity
 from .realkit import digits, write_digit_folders
-
-PARITY = '''
-import os
-
-from dataset_registry.classes import read_classes
-from dataset_registry.errors import BadInputError
-from dataset_registry.schemes import LabelScheme
-
-
-class Parity(LabelScheme):
-    """A label folder of its own: classes.txt (label order) and table.txt, `<file> <class>`
-    a line, as a ground truth file is written."""
-
-    name = "parity"
-
-    def classes(self):
-        return read_classes(os.path.join(self.folder, "classes.txt"))
-
-    def class_of(self, names, split, where):
-        with open(os.path.join(self.folder, "table.txt")) as f:
-            table = dict(line.split() for line in f)
-        out = []
-        for name in names:
-            if os.path.basename(name) not in table:
-                raise BadInputError(f"{where}: {name} is not in {self.folder}/table.txt")
-            out.append(table[os.path.basename(name)])
-        return out
-'''
-
-
-class Parity(schemes.LabelScheme):
-    name = "parity"
-
-    def classes(self) -> list[str]:
-        return read_classes(os.path.join(self.folder, "classes.txt"))
-
-    def class_of(self, names, split, where):  # type: ignore[no-untyped-def]
-        with open(os.path.join(self.folder, "table.txt")) as f:
-            table = dict(line.split() for line in f)
-        out = []
-        for name in names:
-            if os.path.basename(name) not in table:
-                raise BadInputError(f"{where}: {name} is not in {self.folder}/table.txt")
-            out.append(table[os.path.basename(name)])
-        return out
 
 
 @pytest.fixture
 def parity() -> Iterator[str]:
-    plugins.register("schemes", "parity", Parity, origin="test_schemes")
-    yield "parity"
-    plugins.PLUGINS._entries["schemes"].pop("parity", None)
-    plugins.PLUGINS._objects.pop(("schemes", "parity"), None)
+    with registered("schemes", "parity", Parity, origin="test_schemes"):
+        yield "parity"
 
 
 def parity_labels(folder: Path) -> Path:
@@ -183,7 +137,7 @@ def test_a_project_plugin_scheme_builds_and_is_listed(tmp_path):
     """A scheme from a project's registry.toml: the CLI builds with it, and the unknown-
     name error lists it beside ImageNet's."""
     (tmp_path / "my_schemes.py").write_text(
-        PARITY + '\n\nfrom dataset_registry import plugins\n\n'
+        Path(parity_scheme.__file__).read_text() + '\n\nfrom dataset_registry import plugins\n\n'
         'plugins.register("schemes", "parity", "my_schemes:Parity")\n')
     (tmp_path / "registry.toml").write_text('plugins = ["my_schemes"]\n')
     project(tmp_path, "labels_scheme: parity")

@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Registry": "api", "QueryResult": "api", "Resolved": "resolver", "RenderedJob": "jobs",
+    "Marker": "marker",  # Resolved.marker: what _registry.json says of an artifact
     **{name: "errors" for name in (
         "RegistryError", "BadInputError", "ManifestError", "SourceError", "UnsafeMemberError",
         "BadImageError", "QueryRefusedError", "TemplateError", "BuildError", "SubmitError",
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         VerifyError,
     )
     from .jobs import RenderedJob  # noqa: F401
+    from .marker import Marker  # noqa: F401
     from .resolver import Resolved  # noqa: F401
 
 

@@ -21,7 +21,7 @@ def read_classes(path: str) -> list[str]:
     """The class names of a classes file, in label order."""
     try:
         with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+            text = f.read()
     except UnicodeDecodeError:
         raise BadInputError(f"{path}: not UTF-8 text") from None
     except IsADirectoryError:
@@ -29,19 +29,27 @@ def read_classes(path: str) -> list[str]:
                             ) from None
     except OSError as exc:
         raise BadInputError(f"{path}: cannot be read ({exc.strerror})") from None
-    names = [line.strip() for line in lines]
+    return parse_classes(text, path)
+
+
+def parse_classes(text: str, where: str,
+                  error: type[BadInputError] = BadInputError) -> list[str]:
+    """A classes file's text as class names in label order: one a line, stripped,
+    trailing blank lines ignored; an empty or repeated name, or none at all, is an
+    `error` naming `where` and the line."""
+    names = [line.strip() for line in text.splitlines()]
     while names and not names[-1]:
         names.pop()
     seen: dict[str, int] = {}
     for number, name in enumerate(names, 1):
         if not name:
-            raise BadInputError(f"{path}:{number}: an empty class name")
+            raise error(f"{where}:{number}: an empty class name")
         if name in seen:
-            raise BadInputError(f"{path}:{number}: class {name!r} again (first on line "
-                                f"{seen[name]})")
+            raise error(f"{where}:{number}: class {name!r} again (first on line "
+                        f"{seen[name]})")
         seen[name] = number
     if not names:
-        raise BadInputError(f"{path}: no class names")
+        raise error(f"{where}: no class names")
     return names
 
 

@@ -10,8 +10,9 @@
     │   ├── BadImageError          a corrupt, truncated or oversized image
     │   ├── QueryRefusedError      `registry sql` was asked to write or reach outside
     │   ├── TemplateError          a job spec template is malformed or misses placeholders
-    │   └── PluginError            a recipe, layout, store or executor not registered, not
-    │                              importable, or registered twice (plugins.py)
+    │   └── PluginError            a plugin (recipe, layout, store, executor, label scheme,
+    │                              command) not registered, not importable, registered
+    │                              twice, or not what its kind needs (plugins.py)
     ├── BuildError                 a recipe failed for another reason
     ├── StorageError               object storage was unreachable or refused a request
     ├── SubmitError                `registry job submit` found no kubectl, or kubectl failed
@@ -72,7 +73,8 @@ class TemplateError(BadInputError):
 
 
 class PluginError(BadInputError):
-    """A plugin name that is not registered, a target that does not import, or a clash."""
+    """A plugin name that is not registered, a target that does not import or is not
+    what its kind needs (e.g. a command without `run`), or a clash."""
 
 
 class StorageError(RegistryError):

@@ -53,6 +53,12 @@ IMAGE_FOLDER = """\
 
 sources:
   - name: my-images
+    # image-folder: <class>/<file>, or <split>/<class>/<file>; a metadata.csv/.jsonl
+    # with a file_name column may add labels and other columns (Hugging Face's way).
+    # Other layouts: `files` (a tar or folder of files + labels.csv / .jsonl / .parquet
+    # with file_name and label columns; options: {table: my-labels.csv}), `webdataset`
+    # (existing WebDataset shards: <key>.jpg + <key>.cls; a classes.txt beside them
+    # names the labels). `registry source set` says what is wrong with a source.
     layout: image-folder
     description: my own images, one folder per class
     # The card: shown by `registry show`, kept with every build; never part of a key.
@@ -85,6 +91,17 @@ datasets:
     inputs: {images: my-images-split}
     params: {split: train}
     tags: [mine, webdataset]
+
+  # More recipes over the same inputs (uncomment to use; README "Generic recipes"):
+  # - {name: my-images-rec, recipe: recordio, inputs: {images: my-images-split},
+  #    params: {split: train}}                  # MXNet RecordIO, as im2rec writes it
+  # - {name: my-images-tfr, recipe: tfrecord, inputs: {images: my-images-split},
+  #    params: {split: train, shards: 4}}       # tf.train.Example shards
+  # - {name: my-images-folders, recipe: byclass, inputs: {images: my-images-split},
+  #    params: {split: val}}                    # <class>/<file> copies (ImageFolder)
+  # A classes file fixes the label order instead of the sorted class names:
+  #   files: [{name: my-classes, path: ../classes.txt}]   (one class name a line)
+  #   and `classes: my-classes` among a recipe's inputs.
 """
 
 

@@ -11,7 +11,7 @@ TensorStack's `batch.tensorstack.dev/v1beta1` MPIJob has no public SDK: its
 fields follow its API reference, and its pod template goes through the same
 Kubernetes models. `batch/v1` Jobs and `v1` Pods use the Kubernetes models.
 
-Optional: `pip install 'dataset-registry[k8s]'`.
+Optional: `pip install -e '.[k8s]'` from a checkout (the `k8s` extra).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def _models() -> tuple[Any, Any]:
         from kubernetes.client import models as kubernetes
     except ImportError:
         raise BadInputError("checking job specs needs the Kubernetes models: "
-                            "pip install 'dataset-registry[k8s]'") from None
+                            "pip install kubeflow-training (the k8s extra: pip install -e "
+                            "'.[k8s]' from a checkout)") from None
     return kubeflow, kubernetes
 
 

@@ -30,6 +30,12 @@ UNPUBLISHED = (PARTS, SCRATCH, RANGES)
 
 # What every reader of a marker relies on, and the JSON type each must have.
 MARKER_FIELDS = {"key": str, "digest": str, "files": int, "bytes": int, "skipped": int}
+# The build's record: absent in old markers (a default then), but of this type when there.
+RECORD_FIELDS = {"name": str, "recipe": str, "version": int, "format": int, "params": dict,
+                 "inputs": dict, "sources": list, "card": dict, "built": dict,
+                 "synthetic": bool}
+_TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list",
+               bool: "true or false"}
 
 
 @dataclass(frozen=True)
@@ -95,8 +101,14 @@ class Marker:
         for name, kind in MARKER_FIELDS.items():
             value = doc.get(name)
             if not isinstance(value, kind) or isinstance(value, bool):
-                raise VerifyError(f"{where}: the marker lacks {name!r} (or it is not a "
-                                  f"{kind.__name__})")
+                raise VerifyError(f"{where}: the marker lacks {name!r} (or it is not "
+                                  f"{_TYPE_NAMES[kind]})")
+        for name, kind in RECORD_FIELDS.items():
+            value = doc.get(name)
+            if value is not None and (not isinstance(value, kind) or
+                                      (isinstance(value, bool) and kind is not bool)):
+                raise VerifyError(f"{where}: the marker's {name!r} is {value!r:.40}, not "
+                                  f"{_TYPE_NAMES[kind]}")
         splits = doc.get("splits")
         if splits is not None and not (isinstance(splits, list) and all(
                 isinstance(s, str) and s and "/" not in s for s in splits)):

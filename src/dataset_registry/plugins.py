@@ -117,7 +117,9 @@ class Plugins:
         return sorted(self._table(kind))
 
     def origin(self, kind: str, name: str) -> str:
-        self.get(kind, name)
+        """Where the entry came from (without importing it: its import may be what fails)."""
+        if name not in self.names(kind):
+            self.get(kind, name)  # raises the PluginError listing what is registered
         return self._table(kind)[name].origin
 
     def load_entry_points(self) -> None:

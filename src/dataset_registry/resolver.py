@@ -83,6 +83,7 @@ class Resolver:
         self.locations = SourceLocations(state_dir)
         self.progress = progress
         self._keys: dict[str, str] = {}
+        self._derivations: dict[str, Derivation] = {}  # forgotten with the keys
         self._sources: dict[str, SourceInfo] = {}
         self._locs: dict[str, str] | None = None
 
@@ -121,13 +122,29 @@ class Resolver:
 
     def derivation(self, name: str) -> Derivation:
         """How dataset `name` is made, its inputs by key: what its key is the hash of.
-        Not cached apart from the keys: whoever forgets the keys forgets it too."""
+        Made once (an outside recipe's code is hashed once: a file edited mid-build
+        cannot make the recorded derivation disagree with the key), forgotten with the
+        keys (`forget_keys`)."""
+        cached = self._derivations.get(name)
+        if cached is not None:
+            return cached
         node = self.manifests.get(name)
         assert isinstance(node, DatasetNode)
         recipe = RECIPES[node.recipe]
-        return Derivation(recipe.name, recipe.version, node.params.keyed(),
-                          {role: self.key(target) for role, target in node.inputs.items()},
-                          code=recipe_code_key(recipe))
+        derivation = Derivation(recipe.name, recipe.version, node.params.keyed(),
+                                {role: self.key(target) for role, target in node.inputs.items()},
+                                code=recipe_code_key(recipe))
+        self._derivations[name] = derivation
+        return derivation
+
+    def known_key(self, name: str) -> str | None:
+        """The key of `name` if already computed (None: not yet, or it cannot be)."""
+        return self._keys.get(name)
+
+    def forget_keys(self) -> None:
+        """Recompute every key and derivation on next use (a source was moved, say)."""
+        self._keys.clear()
+        self._derivations.clear()
 
     def status(self, name: str) -> str:
         try:

@@ -276,6 +276,9 @@ BAD = {
     "a .cls past the classes file": ({"classes.txt": b"a\nb\n"},
                                      "shard 'train-000000.tar': member 'digit-0002.cls': class 2, "
                                      "but classes.txt names 2 (0..1)"),
+    "an empty classes file": ({"classes.txt": b"\n\n"}, "classes.txt: no class names"),
+    "a class named twice": ({"classes.txt": b"a\nb\na\n"},
+                            "classes.txt:3: class 'a' again (first on line 1)"),
 }
 
 

@@ -315,3 +315,23 @@ def test_the_reference_shuffles_leave_the_global_rng_alone(tmp_path, digit_folde
     expected = random.Random(12345).random()
     reg.resolve("out", jobs=1)
     assert random.random() == expected
+
+
+@pytest.mark.parametrize("recipe, params", [
+    ("recordio", "validate_images: false"), ("webdataset", "validate_images: false"),
+    ("tfrecord", "validate_images: false, shards: 2"), ("downscale", "width: 4, height: 4"),
+    ("downscale", "width: 4, height: 4, format: folders"),
+    ("downscale", "width: 4, height: 4, on_error: skip"),
+])
+def test_every_record_names_its_class_in_the_file_table(tmp_path, digit_folders, recipe,
+                                                        params):
+    """`_files.parquet`'s class column: each record's class name, the one its member's
+    class folder names (the label column alone would need the scheme to read)."""
+    import duckdb
+
+    reg = registry(tmp_path, digit_folders, one(recipe, params))
+    ds = reg.resolve("out", jobs=2)
+    rows = duckdb.sql(f"SELECT member, class FROM '{ds.path}/_files.parquet' "
+                      "WHERE member IS NOT NULL").fetchall()
+    assert len(rows) == 1797
+    assert all(cls == member.split("/")[0] for member, cls in rows), rows[:3]

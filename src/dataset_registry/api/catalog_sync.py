@@ -76,7 +76,7 @@ def node_rows(reg: Registry) -> tuple[list[dict[str, Any]], list[tuple], list[An
                     "params": node.params.model_dump(mode="json")}
             if key:
                 for r, t in node.inputs.items():
-                    t_key = reg.resolver._keys.get(t)
+                    t_key = reg.resolver.known_key(t)
                     edges.append((key, r, t_key, reg.manifests.get(t).kind, t))
         elif isinstance(node, SourceNode) and key:
             infos.append(reg.resolver.source_info(node.name))

@@ -215,13 +215,13 @@ class Registry:
         resolver = self.resolver
         resolver._locs = {**resolver.locations.load(), name: location}
         resolver._sources.pop(name, None)
-        resolver._keys.clear()
+        resolver.forget_keys()
         try:
             resolver.source_info(name)
         except BaseException:
             resolver._locs = None
             resolver._sources.pop(name, None)
-            resolver._keys.clear()
+            resolver.forget_keys()
             raise
         resolver.locations.set(name, location)
         return self.check_source(name)

@@ -68,13 +68,18 @@ def _plugin_commands(argv: list[str]) -> dict[str, Any]:
     if word in CORE:
         return {}
     try:
-        return load_commands(root)
+        found, broken = load_commands(root)
     except RegistryError as exc:
         if word is not None:
-            raise  # the command named may be the broken plugin's: say why it cannot run
+            raise  # e.g. a broken registry.toml: no plugin command can be trusted to run
         # `registry --help` still lists the core commands, and says what is wrong
         print(f"registry: warning: plugin commands not loaded: {exc}", file=sys.stderr)
         return {}
+    if word in broken:
+        raise broken[word]  # the command named is the broken one: say why it cannot run
+    for exc in broken.values():  # the others still run; each broken one said once
+        print(f"registry: warning: plugin command left out: {exc}", file=sys.stderr)
+    return found
 
 
 def _os_error(exc: OSError) -> str:

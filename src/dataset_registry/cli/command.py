@@ -6,8 +6,8 @@ NAME being the word after `registry`. The target is an object, or a class made w
 arguments, with
 
 - `help`: the one line `registry --help` shows;
-- `add_arguments(parser)`: its options, on an argparse parser (the --root/--store/...
-  options are already there: `args.root` etc.);
+- `add_arguments(parser)`: its options, on an argparse parser that already has the
+  --root/--store/... options (`args.root` etc.; adding one of them again is refused);
 - `run(args) -> int`: the exit code. Errors are raised as `RegistryError`s; the CLI
   prints the message and exits with its code (2 bad input, 1 failure).
 
@@ -41,21 +41,27 @@ class Command:
         raise NotImplementedError
 
 
-def load_commands(root: str) -> dict[str, Any]:
-    """The plugin commands by name, sorted: entry points and `root`'s registry.toml
-    plugins. A name taken by a core command, or a target without a help line, `run`
-    or `add_arguments`, is a PluginError naming where it came from."""
+def load_commands(root: str) -> tuple[dict[str, Any], dict[str, PluginError]]:
+    """(the plugin commands that work, by name, sorted; what is wrong with the others,
+    by name). Each is checked on its own, so one broken plugin does not take every
+    other plugin's commands with it: a name taken by a core command, a target that does
+    not import, lacks a help line, `run` or `add_arguments`, or whose `add_arguments`
+    fails is a PluginError naming where it came from. A broken registry.toml raises."""
     from .. import plugins
 
     plugins.load_project(root)  # a project's plugin modules may register commands
     found: dict[str, Any] = {}
+    broken: dict[str, PluginError] = {}
     for name in plugins.names("commands"):
         origin = plugins.PLUGINS.origin("commands", name)
-        if name in CORE:
-            raise PluginError(f"command {name!r} from {origin} clashes with the core command "
-                              f"`registry {name}`; rename it")
-        found[name] = _command(plugins.get("commands", name), name, origin)
-    return found
+        try:
+            if name in CORE:
+                raise PluginError(f"command {name!r} from {origin} clashes with the core "
+                                  f"command `registry {name}`; rename it")
+            found[name] = _command(plugins.get("commands", name), name, origin)
+        except PluginError as exc:
+            broken[name] = exc
+    return found, broken
 
 
 def _command(target: Any, name: str, origin: str) -> Any:
@@ -72,4 +78,13 @@ def _command(target: Any, name: str, origin: str) -> Any:
     if missing:
         raise PluginError(f"command {name!r} from {origin} is not a command: it has no "
                           f"{', '.join(missing)}")
+    from .parser import where_options
+
+    probe = argparse.ArgumentParser(prog=f"registry {name}", add_help=False)
+    where_options(probe, None)  # as on the real parser, where they come first
+    try:  # its options on a throwaway parser: the real one is then built without surprises
+        target.add_arguments(probe)
+    except Exception as exc:
+        raise PluginError(f"command {name!r} from {origin}: add_arguments failed: {exc}"
+                          ) from None
     return target

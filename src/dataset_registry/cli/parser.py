@@ -23,12 +23,13 @@ def build_parser(commands: Mapping[str, Any] | None = None) -> argparse.Argument
     where_options(p, WHERE_DEFAULTS)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _core_commands(sub)
+    for command in _all_subparsers(sub):  # the same options after the command, too
+        where_options(command, None)
     for name, command in (commands or {}).items():
         c = sub.add_parser(name, help=command.help,
                            description=getattr(command, "description", None) or command.help)
+        where_options(c, None)  # first, as cli.command checked: a clash was refused there
         command.add_arguments(c)
-    for command in _all_subparsers(sub):  # the same options after the command, too
-        where_options(command, None)
     return p
 
 

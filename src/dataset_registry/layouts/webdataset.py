@@ -317,19 +317,10 @@ def _value(where: str, ext: str, data: bytes) -> Any:
 
 def _classes(member: IndexedMember, read: Reader) -> list[str]:
     """The classes file's names in label order (one a line, as `classes.read_classes`)."""
+    from ..classes import parse_classes  # not at the top: it brings numpy to manifest parsing
+
     try:
-        lines = read(member).decode("utf-8").splitlines()
+        text = read(member).decode("utf-8")
     except UnicodeDecodeError:
         raise SourceError(f"{member.path}: not UTF-8 text") from None
-    names = [line.strip() for line in lines]
-    while names and not names[-1]:
-        names.pop()
-    seen: dict[str, int] = {}
-    for number, name in enumerate(names, 1):
-        if not name:
-            raise SourceError(f"{member.path}:{number}: an empty class name")
-        if name in seen:
-            raise SourceError(f"{member.path}:{number}: class {name!r} again (first on line "
-                              f"{seen[name]})")
-        seen[name] = number
-    return names
+    return parse_classes(text, member.path, SourceError)

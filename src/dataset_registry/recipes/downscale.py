@@ -283,13 +283,14 @@ class DownscaleRecipe(Recipe):
                 if params.format == "folders":
                     stem = os.path.splitext(os.path.basename(ref.name))[0]
                     out.write(f"{task.split}/{task.wnids[label]}/{stem}.png", png(row, shape),
-                              label=label, member=ref.origin, source=ref.source)
+                              label=label, member=ref.origin, source=ref.source,
+                              class_name=task.wnids[label])
                 else:
                     rows.append((ref, label, row))
         skipped = [task.start + i for i in range(len(task)) if i not in kept]
         if params.format == "packed":
             if params.on_error == "fail":
-                write_rows_in_place(out, task.split, task.start, shape, rows)
+                write_rows_in_place(out, task.split, task.start, shape, rows, task.wnids)
             else:  # row numbers shift after a skip: finish assembles the chunks in order
                 write_chunk(out, task.index, rows)
         return {"split": task.split, "index": task.index, "kept": len(task) - len(skipped),
@@ -323,7 +324,7 @@ class DownscaleRecipe(Recipe):
             if params.on_error == "fail":
                 finish_in_place(out, split, len(kept), params.shape())
             else:
-                assemble(out, split, parts, params.shape())
+                assemble(out, split, parts, params.shape(), subset)
             buf = io.BytesIO()
             np.save(buf, labels)
             out.write(f"{split}/labels.npy", buf.getvalue())

@@ -44,9 +44,10 @@ def npy_header(rows: int, shape: Downscale) -> bytes:
 
 
 def write_rows_in_place(out: Output, split: str, start: int, shape: Downscale,
-                        rows: list[tuple[MemberRef, int, bytes]]) -> None:
+                        rows: list[tuple[MemberRef, int, bytes]],
+                        classes: tuple[str, ...]) -> None:
     """pwrite a task's rows (the split's rows from `start` on) at their final offsets in
-    <split>/images.npy, with their records."""
+    <split>/images.npy, with their records (`classes`: subset label -> class name)."""
     import xxhash
 
     path = f"{split}/images.npy"
@@ -55,7 +56,7 @@ def write_rows_in_place(out: Output, split: str, start: int, shape: Downscale,
         record = start + i
         out.record(path, offset=HEADER + record * shape.row_bytes, size=shape.row_bytes,
                    xxh3=xxhash.xxh3_128_hexdigest(row), label=label, member=ref.origin,
-                   source=ref.source, record=record)
+                   source=ref.source, record=record, class_name=classes[label])
 
 
 def finish_in_place(out: Output, split: str, rows: int, shape: Downscale) -> None:
@@ -81,7 +82,8 @@ def write_chunk(out: Output, index: int, rows: list[tuple[MemberRef, int, bytes]
                         for ref, label, row in rows).encode())
 
 
-def assemble(out: Output, split: str, parts: list[dict[str, Any]], shape: Downscale) -> None:
+def assemble(out: Output, split: str, parts: list[dict[str, Any]], shape: Downscale,
+             classes: list[str]) -> None:
     """After skips: stream the chunks into one .npy in plan order and index every row."""
     n = sum(p["kept"] for p in parts)
     images = f"{split}/images.npy"
@@ -97,6 +99,7 @@ def assemble(out: Output, split: str, parts: list[dict[str, Any]], shape: Downsc
                     origin, source, label, digest = line.rstrip("\n").split("\t")
                     out.record(images, offset=HEADER + record * shape.row_bytes,
                                size=shape.row_bytes, xxh3=digest, label=int(label),
-                               member=origin, source=source, record=record)
+                               member=origin, source=source, record=record,
+                               class_name=classes[int(label)])
                     record += 1
     out.added(images)

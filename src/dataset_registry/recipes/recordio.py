@@ -37,7 +37,7 @@ from ..formats.recordio import IRHeader, RecordIOError, idx_line, image_record, 
 from ..imaging import rgb_jpeg
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
-from .base import Inputs, Recipe
+from .base import Inputs, Plan, Recipe
 from .imagecheck import usable, where
 from .shards import CHUNK, SHARD_INPUTS, ShardParams, classified
 
@@ -88,7 +88,7 @@ class RecordIO(Recipe):
     missing = "im2rec would silently shift every later label"
 
     @classmethod
-    def plan(cls, params: RecordIOParams, inputs: Inputs) -> list[RecordTask]:
+    def plan(cls, params: RecordIOParams, inputs: Inputs) -> Plan:
         c = classified(inputs, params.split, params.require_all_classes, cls.missing,
                        params.labels_scheme)
         ids = np.arange(len(c.positions), dtype=np.int64)  # im2rec's (index, path, label)
@@ -109,7 +109,7 @@ class RecordIO(Recipe):
                                     params.split in c.scheme.folder_splits,
                                     None if params.resize else start, planned))
             start += planned
-        return tasks
+        return Plan(tasks, context=tuple(c.classes))  # finish names each record's class
 
     @classmethod
     def run(cls, params: RecordIOParams, task: RecordTask, out: Output) -> dict[str, Any]:
@@ -159,7 +159,8 @@ class RecordIO(Recipe):
 
     @classmethod
     def finish(cls, params: RecordIOParams, inputs: Inputs, results: list[dict[str, Any]],
-               out: Output) -> None:
+               out: Output, context: tuple[str, ...] | None = None) -> None:
+        classes = context or ()
         split = params.split
         rec_path = f"{split}.rec"
         rec = out.target(rec_path)
@@ -181,7 +182,8 @@ class RecordIO(Recipe):
                         idx.write(idx_line(int(key), base + int(offset)).encode())
                         out.record(rec_path, offset=base + int(offset), size=int(length),
                                    xxh3=digest, label=int(label), member=origin, source=source,
-                                   record=record)
+                                   record=record, class_name=classes[int(label)]
+                                   if classes else None)
                         record += 1
                 base += result["size"]
         for path in (f"{split}.lst", rec_path, f"{split}.idx"):

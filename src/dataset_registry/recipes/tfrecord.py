@@ -126,7 +126,9 @@ class TFRecord(Recipe):
                 whole.update(framed)
                 out.record(task.name, offset=offset, size=len(framed),
                            xxh3=xxhash.xxh3_128_hexdigest(framed), label=label,
-                           member=ref.origin, source=ref.source, record=record)
+                           member=ref.origin, source=ref.source, record=record,
+                           class_name=task.classes[label - params.label_offset],
+                           attrs=ref.attrs or None)
                 offset += len(framed)
                 record += 1
         out.added(task.name, size=offset, xxh3=whole.hexdigest())

@@ -40,7 +40,7 @@ DATASET = "{dataset}"  # the default prefix: the dataset's name, filled at manif
 
 
 class WdsParams(ShardParams):
-    # placeholders a manifest may leave in a param for the recipe to fill (see manifest.py)
+    # placeholders a manifest may leave in a param for the recipe to fill (see manifest/binding.py)
     own_placeholders: ClassVar[dict[str, frozenset[str]]] = {
         "prefix": frozenset({"split", "dataset"})}
 
@@ -72,6 +72,7 @@ class WdsTask:
     members: MemberSet
     labels: np.ndarray
     ext: str | None  # every sample's extension, if the label scheme fixes one (ImageNet: jpg)
+    classes: tuple[str, ...] = ()  # the scheme's class names, in label order
 
     def __len__(self) -> int:
         return len(self.members)
@@ -100,11 +101,12 @@ class WebDataset(Recipe):
             unique_names(c, lambda n, k: sample_key(n), "sample key")
         sizes = c.members.sizes[c.positions].tolist()
         tasks: list[WdsTask] = []
+        classes = tuple(c.classes)
 
         def cut(start: int, stop: int) -> None:
             tasks.append(WdsTask(len(tasks), f"{prefix}-{len(tasks):06d}.tar",
                                  c.members.take(c.positions[start:stop]),
-                                 c.labels[start:stop].copy(), ext))
+                                 c.labels[start:stop].copy(), ext, classes))
 
         start, size = 0, 2 * tarfile.BLOCKSIZE  # a tar ends with two zero blocks
         for i, position in enumerate(c.positions.tolist()):
@@ -137,7 +139,9 @@ class WebDataset(Recipe):
                                        image_extension(ref.name, ref.origin, task.ext): image})
                 out.record(task.name, offset=offset, size=len(image),
                            xxh3=xxhash.xxh3_128_hexdigest(image), label=label,
-                           member=ref.origin, source=ref.source, record=record)
+                           member=ref.origin, source=ref.source, record=record,
+                           class_name=task.classes[label] if task.classes else None,
+                           attrs=ref.attrs or None)
                 record += 1
             size, digest = writer.close()
         out.added(task.name, size=size, xxh3=digest)

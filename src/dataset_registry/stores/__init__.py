@@ -1,4 +1,7 @@
-"""Stores: `open_store(url)` picks the backend; `base` defines what every backend does."""
+"""Stores: `open_store(url)` picks the backend; `base` defines what every backend does.
+
+`ObjectStore` (stores/object.py) is reached through `open_store` and the plugin table
+only, not imported here: importing the stores must not import fsspec and s3fs."""
 
 from __future__ import annotations
 

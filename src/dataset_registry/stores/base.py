@@ -1,6 +1,7 @@
 """The store abstraction: where artifacts live, and the commit protocol that makes them
-appear whole. Backends (`local`, `s3`) subclass `Store`; every backend passes the
-conformance suite `dataset_registry.testing.stores.StoreSuite` (tests/stores/).
+appear whole. Backends (`local`, and `object` for every fsspec object store) subclass
+`Store`; every backend passes the conformance suite
+`dataset_registry.testing.stores.StoreSuite` (run by tests/stores/ and the outside plugin).
 
 A build gets a `Staging` (the coordinator's local folder, where `finish` writes)
 and hands its tasks a `Drop` (picklable: where a task's files go, seen from any
