@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset_registry import plugins
+from dataset_registry import PluginError, plugins
 from dataset_registry.init import IMAGE_FOLDER
 from dataset_registry.keys import tree_key
 from dataset_registry.manifest import load_manifests
@@ -135,7 +135,8 @@ def test_init_refuses_an_unwritable_folder(tmp_path):
 def test_init_refuses_an_unknown_example(tmp_path):
     out = run_cli("init", str(tmp_path / "p"), "--example", "cifar", cwd=tmp_path)
     assert out.returncode == 2
-    assert "argument --example: invalid choice: 'cifar'" in out.stderr
+    assert out.stderr == ("registry: error: init: unknown example 'cifar' (known: "
+                          "image-folder, imagenet)\n")
     assert "Traceback" not in out.stderr and not (tmp_path / "p").exists()
     from dataset_registry.errors import BadInputError
     from dataset_registry.init import init_project
@@ -203,3 +204,23 @@ def test_init_and_list_work_from_an_installed_wheel(tmp_path):
                  "eval                top-1..5 classification error of val predictions",
                  "demo                synthesize ImageNet, resolve calibration sets, query"):
         assert line in out.stdout
+
+
+def test_a_plugin_example_is_written_like_a_built_in_one(tmp_path):
+    """An outside domain ships its own `registry init --example`: the `examples` kind."""
+    from dataset_registry.init import Example, init_project
+    from dataset_registry.testing.registration import registered
+
+    pets = Example("pets, as class folders", "pets", files={
+        "pets.yaml": "sources:\n  - {name: pets, layout: image-folder}\n",
+        "lists/keep.txt": "cat\n"})
+    with registered("examples", "pets", pets):
+        written = init_project(str(tmp_path / "p"), "pets")
+    assert written == ["registry.toml", ".gitignore", "manifests/pets.yaml",
+                       "manifests/lists/keep.txt"]
+    assert (tmp_path / "p" / "manifests" / "lists" / "keep.txt").read_text() == "cat\n"
+    with registered("examples", "broken", "dataset_registry.init:CONFIG"), \
+            pytest.raises(PluginError, match=r"example 'broken' from .* is not a "
+                          r"dataset_registry\.init\.Example"):
+        init_project(str(tmp_path / "q"), "broken")
+    assert not (tmp_path / "q").exists()

@@ -1,10 +1,11 @@
 """`registry init`: a new project folder, optionally with an example manifest.
 
 A project is `registry.toml`, `manifests/` and a `.gitignore` for what the registry
-writes beside them (the store, the catalog, the state folder). The ImageNet example is
-the package's own copy of the shipped manifests (package data, so it works from an
-installed wheel); the image-folder example is a short commented manifest for "my own
-images, one folder per class".
+writes beside them (the store, the catalog, the state folder), with the manifests of
+an `Example`: a plugin kind (`examples`, entry-point group `dataset_registry.examples`),
+so a domain ships its own. Built in: `image-folder`, a short commented manifest for
+"my own images, one folder per class"; the ImageNet plugin registers `imagenet`, the
+shipped manifests (package data, so it works from an installed wheel).
 
 Everything is written into a private folder inside the project first and moved into
 place at the end, so a failure leaves nothing half-written.
@@ -16,12 +17,25 @@ import contextlib
 import os
 import shutil
 import tempfile
-from importlib import resources
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 
-from .errors import BadInputError
+from .errors import BadInputError, PluginError
 
-EXAMPLES = ("image-folder", "imagenet")
+
+@dataclass(frozen=True)
+class Example:
+    """What `registry init --example NAME` writes into `manifests/`: a folder's files
+    (`manifests`, e.g. a package's data), or `files` by relative path. `first_source`
+    is the source the new user points at their data first (the hint init prints)."""
+
+    description: str
+    first_source: str
+    manifests: Traversable | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
+
+
 IGNORED = ("registry/", "catalog.duckdb*", ".registry-state/")
 
 CONFIG = """\
@@ -105,12 +119,29 @@ datasets:
 """
 
 
-def init_project(folder: str, example: str = "image-folder") -> list[str]:
-    """Write a new project into `folder` (made if missing); return the paths written,
-    relative to it. BadInputError if `folder` is not a folder we may write, already holds
-    a project, or `example` is not one of EXAMPLES."""
-    if example not in EXAMPLES:
-        raise BadInputError(f"init: unknown example {example!r} (known: {', '.join(EXAMPLES)})")
+IMAGE_FOLDER_EXAMPLE = Example("a commented manifest for your own images as class folders",
+                               "my-images", files={"my-images.yaml": IMAGE_FOLDER})
+
+
+def example(name: str) -> Example:
+    """The registered example `name`; BadInputError listing the known ones if none."""
+    from . import plugins
+
+    if name not in plugins.names("examples"):
+        raise BadInputError(f"init: unknown example {name!r} (known: "
+                            f"{', '.join(plugins.names('examples'))})")
+    found = plugins.get("examples", name)
+    if not isinstance(found, Example):
+        raise PluginError(f"example {name!r} from {plugins.PLUGINS.origin('examples', name)} "
+                          "is not a dataset_registry.init.Example")
+    return found
+
+
+def init_project(folder: str, name: str = "image-folder") -> list[str]:
+    """Write a new project into `folder` (made if missing), with the manifests of the
+    example `name`; return the paths written, relative to it. BadInputError if `folder`
+    is not a folder we may write, already holds a project, or no example is `name`."""
+    chosen = example(name)
     folder = os.path.abspath(folder)
     _check_target(folder)
     try:
@@ -122,12 +153,11 @@ def init_project(folder: str, example: str = "image-folder") -> list[str]:
     try:
         manifests = os.path.join(staging, "manifests")
         os.mkdir(manifests)
-        if example == "imagenet":
-            # package data found by path: the core imports nothing from the ImageNet plugin
-            shipped = resources.files("dataset_registry") / "domains" / "imagenet" / "manifests"
-            _copy_tree(shipped, manifests)
-        else:
-            _write(os.path.join(manifests, "my-images.yaml"), IMAGE_FOLDER)
+        if chosen.manifests is not None:
+            _copy_tree(chosen.manifests, manifests)
+        for relative, text in chosen.files.items():
+            os.makedirs(os.path.dirname(os.path.join(manifests, relative)), exist_ok=True)
+            _write(os.path.join(manifests, relative), text)
         _write(os.path.join(staging, "registry.toml"), CONFIG)
         _write(os.path.join(staging, ".gitignore"), _gitignore(folder))
         for name in ("manifests", "registry.toml", ".gitignore"):

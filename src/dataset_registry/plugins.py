@@ -1,5 +1,6 @@
 """Plugins: one registration mechanism for recipes, layouts, stores, executors, label
-schemes (a `labels` input's format, see schemes.py) and `registry` commands.
+schemes (a `labels` input's format, see schemes.py), `registry` commands and the
+examples `registry init` writes (init.py).
 
 Like fsspec's `known_implementations`, each kind maps a name to a target,
 usually a `"pkg.module:Object"` string imported on first use, so listing what
@@ -9,8 +10,9 @@ from three places, in this order:
 1. the package's built-ins (`BUILTIN` below);
 2. installed distributions' entry points, in the groups `dataset_registry.recipes`,
    `dataset_registry.layouts`, `dataset_registry.stores` (by URL scheme),
-   `dataset_registry.executors`, `dataset_registry.schemes` and `dataset_registry.commands`
-   (the word after `registry`; see `cli/command.py` for what a command is); this
+   `dataset_registry.executors`, `dataset_registry.schemes`, `dataset_registry.commands`
+   (the word after `registry`; see `cli/command.py` for what a command is) and
+   `dataset_registry.examples` (`registry init --example NAME`); this
    package's own domains, e.g. ImageNet, come in this way too;
 3. a project's `registry.toml` (`plugins = ["my_recipes"]`): modules importable from
    the project root, imported by `load_project`, that call `register`.
@@ -29,7 +31,7 @@ from typing import Any
 
 from .errors import PluginError
 
-KINDS = ("recipes", "layouts", "stores", "executors", "schemes", "commands")
+KINDS = ("recipes", "layouts", "stores", "executors", "schemes", "commands", "examples")
 GROUP = "dataset_registry.{kind}"
 CONFIG = "registry.toml"
 
@@ -57,6 +59,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "abfs": "dataset_registry.stores.object:ObjectStore",
         "memory": "dataset_registry.stores.object:ObjectStore",
     },
+    "examples": {"image-folder": "dataset_registry.init:IMAGE_FOLDER_EXAMPLE"},
     "executors": {
         "local": "dataset_registry.executors.local:LocalExecutor",
         "dask": "dataset_registry.executors.dask:DaskExecutor",

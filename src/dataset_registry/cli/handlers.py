@@ -232,14 +232,14 @@ def catalog(reg: Any, args: argparse.Namespace) -> int:
 
 
 def init(args: argparse.Namespace) -> int:
-    from ..init import init_project
+    from ..init import example, init_project
 
     folder = args.dir or args.root
     written = init_project(folder, args.example)
     print(f"wrote a new project in {os.path.abspath(folder)}:")
     for path in written:
         print(f"  {path}")
-    first = "imagenet2012-val" if args.example == "imagenet" else "my-images"
+    first = example(args.example).first_source
     print(f"next: point a source at your data (registry source set {first} PATH), then "
           "registry list")
     return 0

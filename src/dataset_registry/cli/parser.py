@@ -36,9 +36,10 @@ def build_parser(commands: Mapping[str, Any] | None = None) -> argparse.Argument
 def _core_commands(sub: Any) -> None:
     c = sub.add_parser("init", help="start a project: registry.toml, manifests/, .gitignore")
     c.add_argument("dir", nargs="?", help="the project folder (default: --root, i.e. .)")
-    c.add_argument("--example", default="image-folder", choices=["image-folder", "imagenet"],
+    c.add_argument("--example", default="image-folder",
                    help="image-folder (default): a commented manifest for your own images "
-                   "as class folders; imagenet: the shipped ImageNet manifests")
+                   "as class folders; plugins add others (imagenet: the shipped ImageNet "
+                   "manifests)")
     c = sub.add_parser("list", help="variants with their status")
     c.add_argument("--tags", help="comma-separated tags, all must match")
     c = sub.add_parser("show", help="spec, key, inputs, status and location")
