@@ -109,6 +109,36 @@ def test_an_installed_plugin_builds_on_every_executor_and_store(installed, proje
         sorted(p.relative_to(folder) for p in written)
 
 
+def test_the_plugin_label_scheme_classes_a_built_in_recipe(installed, project):
+    """The plugin's `table` scheme names the classes of a built-in recipe's `labels` input:
+    byclass sorts the digits into even/odd folders by the plugin's table.csv."""
+    labels = project / "labels"
+    labels.mkdir()
+    (labels / "classes.txt").write_text("even\nodd\n")
+    _, digit_labels = digits()
+    (labels / "table.csv").write_text("".join(
+        f"{digit_labels[i]}__{digit_name(i)},{'odd' if digit_labels[i] % 2 else 'even'}\n"
+        for i in range(300)))
+    manifest = project / "manifests" / "test.yaml"
+    manifest.write_text(manifest.read_text().replace("datasets:\n", """files:
+  - {name: parity, path: ../labels}
+datasets:
+  - name: by-parity
+    recipe: byclass
+    inputs: {images: mine, labels: parity}
+    params: {labels_scheme: table, validate_images: false}
+""", 1))
+    assert run_cli("source", "set", "mine", str(project / "data"), cwd=project,
+                   env=env(installed)).returncode == 0
+    out = run_cli("resolve", "by-parity", "--jobs", "2", cwd=project, env=env(installed))
+    assert out.returncode == 0, out.stderr
+    built = Path(out.stdout.strip())
+    for cls, parity in (("even", 0), ("odd", 1)):
+        assert sorted(p.name for p in (built / cls).iterdir()) == sorted(
+            f"{digit_labels[i]}__{digit_name(i)}" for i in range(300)
+            if digit_labels[i] % 2 == parity)
+
+
 def test_the_plugin_store_and_executor_pass_the_conformance_suites(installed, plugin_copy):
     """As the plugin's author would certify them: its own pytest module subclassing
     StoreSuite and ExecutorSuite, run where the package is installed."""

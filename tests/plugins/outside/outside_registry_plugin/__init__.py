@@ -1,10 +1,12 @@
 """A plugin from outside dataset-registry: a layout and a recipe (here), a store
-(`folder_store.py`) and an executor (`serial.py`), nothing else.
+(`folder_store.py`), an executor (`serial.py`) and a label scheme (`table_scheme.py`),
+nothing else.
 
 - layout `flat-labelled`: one flat folder (or tar) of images named `<class>__<rest>`;
 - recipe `grayscale`: each image of a split as an 8-bit grayscale PNG `<class>/<stem>.png`;
 - store `folder:///PATH`: a local folder under a URL scheme of its own;
-- executor `serial://`: the tasks in this process, one after another.
+- executor `serial://`: the tasks in this process, one after another;
+- label scheme `table`: a labels folder of classes.txt + table.csv (file name, class).
 """
 
 from __future__ import annotations
