@@ -99,14 +99,21 @@ datasets:
 def make_tar(path: Path, members: dict[str, bytes], *, kind: dict[str, bytes] | None = None
              ) -> Path:
     """A plain tar (not marked synthetic) with the given member bytes."""
+    path.write_bytes(tar_bytes(members))
+    return path
+
+
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    """The bytes of a plain tar holding `members` (name -> bytes), in order."""
     import io
 
-    with tarfile.open(path, "w") as tf:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
-    return path
+    return buf.getvalue()
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
@@ -129,18 +136,7 @@ def copy_manifests(root: Path) -> Path:
 
 def make_train_tar(path: Path, classes: dict[str, dict[str, bytes]]) -> Path:
     """An ILSVRC2012_img_train.tar-shaped tar of per-class tars (not marked synthetic)."""
-    import io
-
-    members = {}
-    for wnid, images in classes.items():
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tf:
-            for name, data in images.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-        members[f"{wnid}.tar"] = buf.getvalue()
-    return make_tar(path, members)
+    return make_tar(path, {f"{wnid}.tar": tar_bytes(images) for wnid, images in classes.items()})
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ the real UCI digits, and the registry's own webdataset shards, as a source."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import tarfile
@@ -17,7 +16,7 @@ from dataset_registry.members import read_members
 from dataset_registry.sources import member_sets
 from dataset_registry.testing.layouts import LayoutSuite
 
-from ..conftest import run_cli, write_manifest
+from ..conftest import run_cli, tar_bytes, write_manifest
 from ..realkit import digits, png
 
 IMAGES, LABELS = digits()
@@ -230,16 +229,6 @@ class TestWebDatasetSplitFoldersAndClasses(LayoutSuite):
 
 
 # -- bad shards, through `registry source set` ----------------------------------------------
-
-def tar_bytes(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
 
 GOOD = {"digit-0001.png": png(IMAGES[1]), "digit-0001.cls": b"1"}
 PNG0 = png(IMAGES[0])
