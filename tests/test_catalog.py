@@ -249,6 +249,21 @@ def test_rebuild_names_damaged_artifacts_and_indexes_the_rest(built):
     assert [r[0] for r in indexed(built)] == ["imagenet2012-val-min"]
 
 
+def test_a_marker_without_its_build_record_is_named_not_a_traceback(built):
+    """A marker whose top-level fields parse but whose `built` record lacks what the
+    catalog indexes (its time) is a damaged artifact, named; the rest is indexed."""
+    keys = committed(built)
+    path = built / "registry" / keys[CAL][:2] / keys[CAL] / "_registry.json"
+    doc = json.loads(path.read_text())
+    path.chmod(0o644)
+    path.write_text(json.dumps({**doc, "built": {}}))
+    out = run_cli("catalog", "rebuild", cwd=built)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert f"artifact {keys[CAL]} ({CAL}): its marker's build record is damaged " \
+           "(KeyError: 'at')" in out.stderr
+    assert [r[0] for r in indexed(built)] == ["imagenet2012-val-min"]
+
+
 def test_job_runs_survive_a_rebuild(tmp_path, synth_small):
     copy_manifests(tmp_path)
     reg = Registry.open(str(tmp_path))

@@ -132,11 +132,21 @@ def test_a_command_taking_a_core_name_is_a_plugin_error_exit_2(tmp_path):
      'register("commands", "broken", Store, origin="hello_cmd")\n',
      "command 'broken' from hello_cmd: add_arguments failed: argument --store: conflicting "
      "option string: --store"),
+    ("class Height:\n    help = 'takes -h'\n"
+     "    def add_arguments(self, p): p.add_argument('-h', '--height')\n"
+     "    def run(self, a): return 0\n"
+     'register("commands", "broken", Height, origin="hello_cmd")\n',
+     "command 'broken' from hello_cmd: add_arguments failed: argument -h/--height: "
+     "conflicting option string: -h"),
+    ('register("commands", "broken", "badmod:X", origin="hello_cmd")\n',  # badmod.py: below
+     "'badmod:X' (from hello_cmd) does not import: NameError: name 'undefined_name' is not "
+     "defined"),
 ])
 def test_a_broken_plugin_command_leaves_the_others_working(tmp_path, broken, message):
     """One plugin's broken command is an error when it is named and a one-line warning
     otherwise: ImageNet's commands and the project's other commands still run."""
     root = project(tmp_path, broken)
+    (root / "badmod.py").write_text("x = undefined_name\n")  # a module failing as it imports
     named = run_cli("broken", cwd=root)
     assert (named.returncode, named.stderr) == (2, f"registry: error: {message}\n")
     other = run_cli("hello", "world", cwd=root)
@@ -146,6 +156,26 @@ def test_a_broken_plugin_command_leaves_the_others_working(tmp_path, broken, mes
     assert helped.returncode == 0 and "Traceback" not in helped.stderr
     assert "synth " in helped.stdout and "hello " in helped.stdout
     assert "broken " not in helped.stdout
+
+
+def test_a_plugin_command_with_subcommands_takes_the_where_options_after_them(tmp_path):
+    root = project(tmp_path, """
+        class Nest:
+            help = "a command with subcommands"
+
+            def add_arguments(self, parser):
+                leaf = parser.add_subparsers(dest="what", required=True).add_parser("a")
+                leaf.add_argument("n")
+
+            def run(self, args):
+                print(f"ran {args.what} {args.n} {args.root}")
+                return 0
+
+        register("commands", "nest", Nest, origin="hello_cmd")
+    """)
+    for args in (["nest", "a", "1", "--root", "."], ["--root", ".", "nest", "a", "1"]):
+        out = run_cli(*args, cwd=root)
+        assert (out.returncode, out.stdout, out.stderr) == (0, "ran a 1 .\n", ""), args
 
 
 @pytest.mark.parametrize("body, missing", [

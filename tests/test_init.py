@@ -219,6 +219,12 @@ def test_a_plugin_example_is_written_like_a_built_in_one(tmp_path):
     assert written == ["registry.toml", ".gitignore", "manifests/pets.yaml",
                        "manifests/lists/keep.txt"]
     assert (tmp_path / "p" / "manifests" / "lists" / "keep.txt").read_text() == "cat\n"
+    escaping = Example("escapes", "x", files={"../outside.yaml": "sources: []\n"})
+    with registered("examples", "escaping", escaping), \
+            pytest.raises(PluginError, match=r"file '\.\./outside\.yaml' is not a relative "
+                          r"path inside manifests/"):
+        init_project(str(tmp_path / "e"), "escaping")
+    assert not (tmp_path / "e").exists() and not (tmp_path / "outside.yaml").exists()
     with registered("examples", "broken", "dataset_registry.init:CONFIG"), \
             pytest.raises(PluginError, match=r"example 'broken' from .* is not a "
                           r"dataset_registry\.init\.Example"):

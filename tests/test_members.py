@@ -30,3 +30,14 @@ def test_take_of_a_contiguous_run_is_a_slice():
     taken = s.take(np.array([2, 3, 4]))
     assert [r.name for r in taken] == ["m002", "m003", "m004"]
     assert taken.names._blob is s.names._blob  # shares the parent's columns
+
+
+def test_find_is_the_first_string_holding_the_text_past_any_prefix():
+    names = StrColumn.from_list(["val/a.png", "val/b\tc.png", "val/d\t.png"])
+    assert names.find("\t") == 1
+    assert names.find("zzz") == -1
+    assert names.slice(2, 3).find("\t") == 0  # a slice searches its own strings only
+    assert names.slice(0, 1).find("\t") == -1
+    prefixed = StrColumn(names._blob, names._starts, prefix=4)  # as a split reads "val/..."
+    assert [prefixed[i] for i in range(3)] == ["a.png", "b\tc.png", "d\t.png"]
+    assert prefixed.find("val") == -1  # the skipped prefix is not searched

@@ -131,9 +131,15 @@ def example(name: str) -> Example:
         raise BadInputError(f"init: unknown example {name!r} (known: "
                             f"{', '.join(plugins.names('examples'))})")
     found = plugins.get("examples", name)
+    origin = plugins.PLUGINS.origin("examples", name)
     if not isinstance(found, Example):
-        raise PluginError(f"example {name!r} from {plugins.PLUGINS.origin('examples', name)} "
-                          "is not a dataset_registry.init.Example")
+        raise PluginError(f"example {name!r} from {origin} is not a "
+                          "dataset_registry.init.Example")
+    for relative in found.files:  # written under manifests/ and nowhere else
+        parts = relative.replace("\\", "/").split("/")
+        if os.path.isabs(relative) or not relative or ".." in parts or "" in parts:
+            raise PluginError(f"example {name!r} from {origin}: file {relative!r} is not a "
+                              "relative path inside manifests/")
     return found
 
 

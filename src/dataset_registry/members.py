@@ -73,6 +73,17 @@ class StrColumn(Sequence[str]):
             return self._blob[int(self._starts[0]):int(self._starts[-1])]
         return _gather(self._blob, self._starts[:-1] + self._prefix, self._starts[1:])[0]
 
+    def find(self, text: str) -> int:
+        """The index of the first string containing `text` (no newline), or -1: one bytes
+        search over the blob, not a Python call per string."""
+        at = self._blob.find(text.encode(), int(self._starts[0]), int(self._starts[-1]))
+        while at >= 0:
+            i = int(np.searchsorted(self._starts, at, side="right")) - 1
+            if at >= self._starts[i] + self._prefix:  # not inside a skipped prefix
+                return i
+            at = self._blob.find(text.encode(), at + 1, int(self._starts[-1]))
+        return -1
+
     def tolist(self) -> list[str]:
         """All strings at once (one decode and split, not a Python call per item)."""
         return self.lines().decode().split("\n")[:-1] if len(self) else []

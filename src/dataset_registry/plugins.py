@@ -194,6 +194,9 @@ def _import(entry: Entry) -> Any:
     except (ImportError, AttributeError) as exc:
         raise PluginError(f"{entry.target!r} (from {entry.origin}) does not import: {exc}"
                           ) from None
+    except Exception as exc:  # the plugin's module itself fails: a NameError, SyntaxError...
+        raise PluginError(f"{entry.target!r} (from {entry.origin}) does not import: "
+                          f"{type(exc).__name__}: {exc}") from None
     return value
 
 

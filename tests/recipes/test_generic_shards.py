@@ -335,3 +335,25 @@ def test_every_record_names_its_class_in_the_file_table(tmp_path, digit_folders,
                       "WHERE member IS NOT NULL").fetchall()
     assert len(rows) == 1797
     assert all(cls == member.split("/")[0] for member, cls in rows), rows[:3]
+
+
+def test_a_tab_in_a_member_name(tmp_path):
+    """A file name may hold a tab: recordio refuses it by name (im2rec's .lst is
+    tab-separated), every other recipe keeps it in its records (scratch tables put the
+    member last), downscale after skips included."""
+    import duckdb
+
+    data = tmp_path / "data"
+    for cls, color in (("cat", "red"), ("dog", "blue")):
+        (data / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8), color).save(data / cls / "a\tb.png")
+    reg = registry(tmp_path / "p", data, one("recordio", name="rec") + one(
+        "downscale", "width: 4, height: 4, on_error: skip", name="tiny"))
+    out = run_cli("resolve", "rec", cwd=tmp_path / "p")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "train member 'cat/a\\tb.png' has a tab in its name, which im2rec's " \
+           "tab-separated .lst cannot hold" in out.stderr
+    tiny = reg.resolve("tiny")
+    rows = duckdb.sql(f"SELECT member, class FROM '{tiny.path}/_files.parquet' "
+                      "WHERE member IS NOT NULL ORDER BY member").fetchall()
+    assert rows == [("cat/a\tb.png", "cat"), ("dog/a\tb.png", "dog")]

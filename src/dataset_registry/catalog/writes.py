@@ -31,12 +31,20 @@ def replace_nodes(con: Any, rows: list[dict[str, Any]], edges: list[tuple], info
 
 def insert_artifact(con: Any, marker: Marker, uri: str, store: str, tables: str) -> None:
     """An artifact: its marker, and the file tables in the local folder `tables`.
-    VerifyError if a table is unreadable (the store's copy is damaged)."""
+    VerifyError if a table is unreadable or the marker's build record lacks what the
+    catalog indexes (the store's copy is damaged), before anything is written."""
     import duckdb
 
     from ..marker import FILES, SKIPPED
 
     key = marker.key
+    try:
+        sources = [[s["fingerprint"], s["name"], s["layout"], s["files"], s["bytes"],
+                    s["synthetic"]] for s in marker.sources]
+        at, seconds = float(marker.built["at"]), float(marker.built["seconds"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VerifyError(f"artifact {key} ({marker.name}): its marker's build record is "
+                          f"damaged ({type(exc).__name__}: {exc})") from None
     files = os.path.join(tables, FILES).replace("'", "''")
     skipped = os.path.join(tables, SKIPPED).replace("'", "''")
     con.execute("DELETE FROM files WHERE key = ?", [key])
@@ -51,25 +59,22 @@ def insert_artifact(con: Any, marker: Marker, uri: str, store: str, tables: str)
     except duckdb.Error as exc:  # not the catalog's fault: the store's table
         raise VerifyError(f"artifact {key} ({marker.name}): its file table is "
                           f"damaged: {_first_line(exc)}") from None
-    built = marker.built
     con.execute(
         "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
         "to_timestamp(?), ?, ?, ?)",
         [key, marker.name, marker.recipe, marker.version, store, uri,
          marker.digest, marker.files, marker.bytes, marker.skipped,
-         marker.synthetic, built["at"], built["seconds"],
+         marker.synthetic, at, seconds,
          json.dumps(marker.params), json.dumps(dict(marker.card))])
     for role, inp in marker.inputs.items():
         con.execute("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?, ?)",
                     [key, role, inp.key, inp.kind, inp.name])
-    for src in marker.sources:
-        con.execute("INSERT OR IGNORE INTO sources VALUES (?, ?, ?, NULL, ?, ?, ?, NULL)",
-                    [src["fingerprint"], src["name"], src["layout"], src["files"],
-                     src["bytes"], src["synthetic"]])
+    for row in sources:
+        con.execute("INSERT OR IGNORE INTO sources VALUES (?, ?, ?, NULL, ?, ?, ?, NULL)", row)
 
 
 def insert_run(con: Any, record: dict[str, Any]) -> None:
-    """A run record (as the store keeps it: see Registry._record_run)."""
+    """A run record (as the store keeps it: see api.runs.record_run)."""
     con.execute("DELETE FROM run_inputs WHERE run_id = ?", [record["run_id"]])
     con.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, to_timestamp(?), ?, ?)",
                 [record["run_id"], record["job"], record["flavor"], record["action"],

@@ -61,6 +61,9 @@ def load_commands(root: str) -> tuple[dict[str, Any], dict[str, PluginError]]:
             found[name] = _command(plugins.get("commands", name), name, origin)
         except PluginError as exc:
             broken[name] = exc
+        except Exception as exc:  # e.g. its class's __init__ or help property raising
+            broken[name] = PluginError(f"command {name!r} from {origin}: "
+                                       f"{type(exc).__name__}: {exc}")
     return found, broken
 
 
@@ -78,12 +81,13 @@ def _command(target: Any, name: str, origin: str) -> Any:
     if missing:
         raise PluginError(f"command {name!r} from {origin} is not a command: it has no "
                           f"{', '.join(missing)}")
-    from .parser import where_options
+    from .parser import add_command_arguments
 
-    probe = argparse.ArgumentParser(prog=f"registry {name}", add_help=False)
-    where_options(probe, None)  # as on the real parser, where they come first
-    try:  # its options on a throwaway parser: the real one is then built without surprises
-        target.add_arguments(probe)
+    # its options on a throwaway parser made as the real one is (-h included): the real
+    # parser is then built without surprises
+    probe = argparse.ArgumentParser(prog=f"registry {name}")
+    try:
+        add_command_arguments(probe, target)
     except Exception as exc:
         raise PluginError(f"command {name!r} from {origin}: add_arguments failed: {exc}"
                           ) from None

@@ -236,10 +236,12 @@ def init(args: argparse.Namespace) -> int:
 
     folder = args.dir or args.root
     written = init_project(folder, args.example)
-    print(f"wrote a new project in {os.path.abspath(folder)}:")
+    chosen = example(args.example)
+    print(f"wrote a new project in {os.path.abspath(folder)} ({args.example}: "
+          f"{chosen.description}):")
     for path in written:
         print(f"  {path}")
-    first = example(args.example).first_source
+    first = chosen.first_source
     print(f"next: point a source at your data (registry source set {first} PATH), then "
           "registry list")
     return 0

@@ -28,9 +28,19 @@ def build_parser(commands: Mapping[str, Any] | None = None) -> argparse.Argument
     for name, command in (commands or {}).items():
         c = sub.add_parser(name, help=command.help,
                            description=getattr(command, "description", None) or command.help)
-        where_options(c, None)  # first, as cli.command checked: a clash was refused there
-        command.add_arguments(c)
+        add_command_arguments(c, command)  # as cli.command checked: a clash was refused there
     return p
+
+
+def add_command_arguments(parser: argparse.ArgumentParser, command: Any) -> None:
+    """A plugin command's arguments on its parser: the --root/--store/... options first
+    (so adding one again is a clash its author sees), then its own, then the same options
+    on the leaves of any subcommands it made (as every core command has them)."""
+    where_options(parser, None)
+    command.add_arguments(parser)
+    nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for leaf in (_all_subparsers(nested[0]) if nested else []):
+        where_options(leaf, None)
 
 
 def _core_commands(sub: Any) -> None:

@@ -30,7 +30,7 @@ Output, `format: packed` (default)::
 `format: folders` writes `<split>/<class>/<stem>.png` instead of the three
 arrays, plus the same classes and evaluation files. Rows are sorted by source
 member name, so train rows are grouped by class. Every row is a record in
-`_files.parquet`: its array, byte offset, label and source member.
+`_files.parquet`: its array, byte offset, label, class and source member.
 """
 
 from __future__ import annotations

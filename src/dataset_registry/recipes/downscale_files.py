@@ -77,9 +77,9 @@ def write_chunk(out: Output, index: int, rows: list[tuple[MemberRef, int, bytes]
     with open(out.scratch(f"{index:06d}.u8"), "wb") as f:
         f.write(b"".join(row for _, _, row in rows))
     with open(out.scratch(f"{index:06d}.tsv"), "wb") as f:
-        f.write("".join(f"{ref.origin}\t{ref.source}\t{label}\t"
-                        f"{xxhash.xxh3_128_hexdigest(row)}\n"
-                        for ref, label, row in rows).encode())
+        # the origin last: a source member's name may hold a tab (never a newline)
+        f.write("".join(f"{ref.source}\t{label}\t{xxhash.xxh3_128_hexdigest(row)}\t"
+                        f"{ref.origin}\n" for ref, label, row in rows).encode())
 
 
 def assemble(out: Output, split: str, parts: list[dict[str, Any]], shape: Downscale,
@@ -96,7 +96,7 @@ def assemble(out: Output, split: str, parts: list[dict[str, Any]], shape: Downsc
                 shutil.copyfileobj(src, f, 1 << 22)
             with open(chunk + ".tsv", encoding="utf-8") as meta:
                 for line in meta:
-                    origin, source, label, digest = line.rstrip("\n").split("\t")
+                    source, label, digest, origin = line.rstrip("\n").split("\t", 3)
                     out.record(images, offset=HEADER + record * shape.row_bytes,
                                size=shape.row_bytes, xxh3=digest, label=int(label),
                                member=origin, source=source, record=record,

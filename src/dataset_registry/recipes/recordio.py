@@ -99,6 +99,7 @@ class RecordIO(Recipe):
             random.Random(100).shuffle(order)
             ids = ids[np.array(order, dtype=np.int64)]
         positions, labels = c.positions[ids], c.labels[ids]
+        _no_tabs(c.members, params.split)
         sizes = unsplit_size(c.members.sizes[positions])
         tasks, start = [], 0
         for t, s in enumerate(range(0, len(ids), CHUNK)):
@@ -131,8 +132,9 @@ class RecordIO(Recipe):
                 digest.update(piece)
             length = sum(len(piece) for piece in record)
             pieces += record
-            meta.append(f"{offset}\t{length}\t{key}\t{label}\t{ref.origin}\t{ref.source}\t"
-                        f"{digest.hexdigest()}\n")
+            # the origin last: a source member's name may hold a tab (never a newline)
+            meta.append(f"{offset}\t{length}\t{key}\t{label}\t{ref.source}\t"
+                        f"{digest.hexdigest()}\t{ref.origin}\n")
             path = ref.name if task.names_are_paths else \
                 f"{task.classes[label]}/{os.path.basename(ref.name)}"  # as valprep.sh puts it
             lst.append(lst_line(key, (float(label),), path))
@@ -160,7 +162,9 @@ class RecordIO(Recipe):
     @classmethod
     def finish(cls, params: RecordIOParams, inputs: Inputs, results: list[dict[str, Any]],
                out: Output, context: tuple[str, ...] | None = None) -> None:
-        classes = context or ()
+        classes = context if context is not None else tuple(classified(  # plan's, if given
+            inputs, params.split, params.require_all_classes, cls.missing,
+            params.labels_scheme).classes)
         split = params.split
         rec_path = f"{split}.rec"
         rec = out.target(rec_path)
@@ -177,13 +181,12 @@ class RecordIO(Recipe):
                     lst.write(src.read())
                 with open(chunk + ".tsv", encoding="utf-8") as meta:
                     for line in meta:
-                        offset, length, key, label, origin, source, digest = \
-                            line.rstrip("\n").split("\t")
+                        offset, length, key, label, source, digest, origin = \
+                            line.rstrip("\n").split("\t", 6)
                         idx.write(idx_line(int(key), base + int(offset)).encode())
                         out.record(rec_path, offset=base + int(offset), size=int(length),
                                    xxh3=digest, label=int(label), member=origin, source=source,
-                                   record=record, class_name=classes[int(label)]
-                                   if classes else None)
+                                   record=record, class_name=classes[int(label)])
                         record += 1
                 base += result["size"]
         for path in (f"{split}.lst", rec_path, f"{split}.idx"):
@@ -279,3 +282,13 @@ def _resized(params: RecordIOParams, ref: MemberRef, data: bytes) -> bytes:
         return im.resize(size, Image.Resampling.BILINEAR)
 
     return rgb_jpeg(data, where(ref), params.quality, resize)[0]
+
+
+def _no_tabs(members: MemberSet, split: str) -> None:
+    """im2rec's .lst is tab-separated (index, label, path): a name holding a tab would be
+    read back as another path, so it is refused, named."""
+    i = members.names.find("\t")
+    if i >= 0:
+        raise BadInputError(f"{members.where}: {split} member {members.names[i]!r} has a tab "
+                            "in its name, which im2rec's tab-separated .lst cannot hold; "
+                            "rename it")
