@@ -20,6 +20,15 @@ OLD = Path(__file__).parent / "fixtures" / "markers"
 FIVE = "cba4e237c3bf16ec84af77941a049320"
 AGAIN = "86bc600b2ef50a3e1c8e5a3e360ee002"
 
+# the digits as a `files` source and a seeded 20-image sample split in two, a and b
+FIVE_MANIFEST = """\
+sources:
+  - {name: digits, layout: files}
+datasets:
+  - {name: five, recipe: sample, inputs: {images: digits},
+     params: {split: train, n: 20, splits: {a: 0.5, b: 0.5}, seed: 1}}
+"""
+
 
 def test_a_marker_written_before_the_typed_marker_parses_and_writes_back_identically():
     data = (OLD / "again.json").read_bytes()
@@ -40,12 +49,7 @@ def test_a_build_writes_the_same_document_as_before(tmp_path):
     """Rebuilt now from the same inputs: the same keys, and the marker's bytes are the old
     ones but for the build's own record (when, how long, where)."""
     tar = write_digit_tar(tmp_path / "digits.tar")
-    write_manifest(tmp_path, """
-sources:
-  - {name: digits, layout: files}
-datasets:
-  - {name: five, recipe: sample, inputs: {images: digits},
-     params: {split: train, n: 20, splits: {a: 0.5, b: 0.5}, seed: 1}}
+    write_manifest(tmp_path, "\n" + FIVE_MANIFEST + """\
   - {name: again, recipe: select, inputs: {images: five}, params: {split: "a", first: 3},
      license: "x"}
 """)
@@ -147,12 +151,7 @@ def test_a_marker_with_damaged_splits_is_reported_by_verify_and_repaired(tmp_pat
     from .conftest import run_cli
 
     write_digit_tar(tmp_path / "digits.tar")
-    write_manifest(tmp_path, """
-sources:
-  - {name: digits, layout: files}
-datasets:
-  - {name: five, recipe: sample, inputs: {images: digits},
-     params: {split: train, n: 20, splits: {a: 0.5, b: 0.5}, seed: 1}}
+    write_manifest(tmp_path, "\n" + FIVE_MANIFEST + """\
   - {name: three, recipe: select, inputs: {images: five}, params: {split: "a", first: 3}}
 """)
     assert run_cli("source", "set", "digits", "digits.tar", cwd=tmp_path).returncode == 0

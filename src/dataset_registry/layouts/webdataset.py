@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SourceError
-from ..stores.base import FILES, MARKER, SKIPPED
+from ..marker import FILES, MARKER, SKIPPED
 from ..tarindex import IndexedMember, scan_tar
 from . import IMAGE_EXTENSIONS, Entry, Layout, Options, Reader, ignored
 

@@ -51,7 +51,7 @@ from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .downscale_files import assemble, finish_in_place, png, write_chunk, write_rows_in_place
-from .imagecheck import usable, where
+from .imagecheck import OnError, usable, where
 from .select import pick_split
 from .shards import class_labels, folder_safe, scheme_of
 
@@ -76,7 +76,7 @@ class DownscaleParams(Params):
     filter: Filter = "box"
     classes: Literal["full"] | int | list[str] = "full"
     format: Literal["packed", "folders"] = "packed"
-    on_error: Literal["fail", "skip"] = "fail"
+    on_error: OnError = "fail"
     require_all_classes: bool = True
 
     _known_scheme = field_validator("labels_scheme")(schemes.check_name)

@@ -35,7 +35,7 @@ from ..errors import BadInputError
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Plan, Recipe
-from .imagecheck import usable
+from .imagecheck import OnError, usable
 from .select import pick_split
 
 _CHUNK = 128  # images per task, as select
@@ -51,7 +51,7 @@ class SampleParams(Params):
     short_classes: Literal["fail", "keep"] = "fail"
     splits: dict[str, float] | None = None
     validate_images: bool = True
-    on_error: Literal["fail", "skip"] = "fail"
+    on_error: OnError = "fail"
 
     @field_validator("splits")
     @classmethod

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -16,7 +16,7 @@ from ..lists import read_list
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Plan, Recipe
-from .imagecheck import usable
+from .imagecheck import OnError, usable
 
 _CHUNK = 128  # images per task: enough to amortise scheduling, small enough to balance
 
@@ -29,7 +29,7 @@ class SelectParams(Params):
     split: str = "val"
     first: int | None = Field(default=None, gt=0, le=100_000_000)  # more than any source
     validate_images: bool = True
-    on_error: Literal["fail", "skip"] = "fail"
+    on_error: OnError = "fail"
     folders: bool = False
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from ..members import MemberRef, read_members
 from ..output import Output
 from ..recipes.base import Inputs, InputSpec, Params, Recipe
-from ..recipes.imagecheck import usable
+from ..recipes.imagecheck import OnError, usable
 from ..recipes.select import pick_split
 
 
@@ -25,7 +25,7 @@ class EchoParams(Params):
     split: str = "train"
     chunk: int = Field(default=8, gt=0, le=1_000_000)  # images a task
     validate_images: bool = True  # refuse an image no decoder reads (per on_error)
-    on_error: Literal["fail", "skip"] = "fail"
+    on_error: OnError = "fail"
 
 
 class Echo(Recipe):
