@@ -141,3 +141,64 @@ def test_recordio_of_a_split_reads_back(walked_through):
         i = int(Path(path).stem.split("-")[1])
         assert float(label) == header.label == labels[i] and int(index) == header.id
         assert Image.open(io.BytesIO(image)).size == (8, 8)
+
+
+def readme_walkthrough() -> list[list[str]]:
+    """The `registry` commands of the README's "Bring your own images" block, as written
+    (`cd` kept; the install line left to the test's own environment)."""
+    import re
+    import shlex
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    block = re.search(r"## Bring your own images.*?```bash\n(.*?)```", text, re.S).group(1)
+    commands, pending = [], ""
+    for line in block.splitlines():
+        pending += line + "\n"
+        try:
+            words = shlex.split(pending, comments=True)
+        except ValueError:  # an open quote: the command goes on
+            continue
+        pending = ""
+        if words and words[0] != "pip":
+            commands.append(words)
+    return commands
+
+
+def test_the_readme_walkthrough_on_files_numbered_per_class(tmp_path):
+    """`pets/cat/0001.jpg`, `pets/dog/0001.png`, ... (the README's own example: files
+    numbered per class), through the README's commands as written."""
+    import webdataset as wds
+
+    images, labels = digits()
+    pets = tmp_path / "pets"
+    made: dict[str, bytes] = {}
+    for klass, digit, ext in (("cat", 3, "jpg"), ("dog", 7, "png")):
+        (pets / klass).mkdir(parents=True)
+        for n, i in enumerate(np.flatnonzero(labels == digit)[:30], 1):
+            buf = io.BytesIO()
+            Image.fromarray(images[i]).convert("RGB").save(buf, format="JPEG" if ext == "jpg"
+                                                           else "PNG")
+            made[f"{klass}/{n:04d}"] = buf.getvalue()
+            (pets / klass / f"{n:04d}.{ext}").write_bytes(buf.getvalue())
+    cwd = tmp_path
+    commands = readme_walkthrough()
+    assert [c[:2] for c in commands] == [
+        ["registry", "init"], ["cd", "my-project"], ["registry", "source"],
+        ["registry", "resolve"], ["registry", "resolve"], ["registry", "resolve"],
+        ["registry", "sql"]]
+    for words in commands:
+        if words[0] == "cd":
+            cwd = cwd / words[1]
+            continue
+        words = [str(pets) if w == "/data/pets" else w for w in words]
+        out = cli(cwd, *words[1:])
+    assert out.splitlines()[1:] == ["cat\t30", "dog\t30"]  # the split holds every image
+    project = tmp_path / "my-project"
+    shards = sorted(path_of(project, "my-images-shards").glob("*.tar"))
+    keys = {}
+    for sample in wds.WebDataset([str(s) for s in shards], shardshuffle=False):
+        image = sample.get("jpg") or sample.get("png")
+        assert image == made[sample["__key__"]]  # the key names the very file
+        keys[sample["__key__"]] = int(sample["cls"])
+    assert len(keys) == 48 and {k.split("/")[0] for k in keys} == {"cat", "dog"}
+    assert all(label == (0 if key.startswith("cat/") else 1) for key, label in keys.items())

@@ -58,6 +58,10 @@ def test_resolving_a_val_only_dataset_never_reads_a_touched_train_tar(project, m
     stat = os.stat(project / "train.tar")
     os.utime(project / "train.tar", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched
     os.chmod(project / "train.tar", 0)  # and unreadable: reading it could not go unnoticed
+    manifest = project / "manifests" / "test.yaml"
+    train_key = Registry.open(str(project)).sql(
+        "SELECT key FROM nodes WHERE name = 'train-five'").rows[0][0]
+    manifest.write_text(manifest.read_text() + "# a comment: the catalog refreshes its nodes\n")
     try:
         seen = checked(monkeypatch)
         assert cli.main(["resolve", "val-three"]) == 0  # not built yet: the full path
@@ -72,6 +76,10 @@ def test_resolving_a_val_only_dataset_never_reads_a_touched_train_tar(project, m
     cached = keycache.lookup(".registry-state", "manifests", ["val-five", "val-three"])
     assert cached is not None and cached["val-five"] == key
     assert out.out.splitlines()[-1].endswith(key)  # `path` gives the same artifact
+    # the nodes were re-indexed after the edit, from what was known: train-five's key is
+    # the one its source last had, and nothing read the tar to say so
+    rows = dict(Registry.open(str(project)).sql("SELECT name, key FROM nodes").rows)
+    assert rows["train-five"] == train_key and rows["val-five"] == key
 
 
 def test_an_entry_sharing_a_changed_source_is_dropped_not_kept_stale(project, monkeypatch):

@@ -13,7 +13,8 @@ def test_all_is_pinned():
         "CatalogCorruptError", "ManifestError", "Marker", "PluginError", "QueryRefusedError",
         "QueryResult",
         "QueryTimeoutError", "Registry", "RegistryError", "RenderedJob",
-        "Resolved", "SourceError", "StorageError", "SubmitError", "TemplateError",
+        "Resolved", "SourceChangedError", "SourceError", "StorageError", "SubmitError",
+        "TemplateError",
         "UnsafeMemberError", "VerifyError", "__version__",
     ]
     for name in dataset_registry.__all__:
@@ -28,6 +29,7 @@ def test_unknown_attribute_is_an_attribute_error():
 def test_exception_tree_and_exit_codes():
     assert issubclass(errors.ManifestError, errors.BadInputError)
     assert issubclass(errors.UnsafeMemberError, errors.SourceError)
+    assert issubclass(errors.SourceChangedError, errors.SourceError)
     assert issubclass(errors.BadInputError, errors.RegistryError)
     assert errors.BadInputError("x").exit_code == 2
     assert errors.StorageError("x").exit_code == 1 and \

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset_registry import Registry, SourceError
+from dataset_registry import Registry, SourceError, VerifyError
 from dataset_registry.recipes.select import Select
 from dataset_registry.testing.stores import forge_table
 
@@ -219,6 +219,37 @@ def test_a_marker_that_does_not_parse_is_never_served(chain, tmp_path):
     rows = {line.split("\t")[0]: line.split("\t")[3] for line in listed.stdout.splitlines()[1:]}
     assert rows["few"] == "damaged" and rows["copy"] == "missing" and rows["val"] == "ready"
     assert f"{marker}: the marker does not parse as JSON" in listed.stderr
+
+
+@pytest.mark.parametrize("how", ["missing", "truncated", "garbage"])
+def test_a_damaged_file_table_is_never_served(chain, tmp_path, how):
+    """A marker whose `_files.parquet` is gone, cut short or replaced: listed as damaged,
+    refused by resolve and path (the key cache's fast path too), and `files()` of a
+    Resolved taken before says so, never a raw DuckDB error."""
+    assert run_cli("resolve", "few", cwd=tmp_path).returncode == 0  # the key cache is warm
+    few = chain.built("few")
+    table = os.path.join(few.path, "_files.parquet")
+    os.chmod(few.path, 0o755)
+    if how == "missing":
+        os.remove(table)
+    else:
+        data = Path(table).read_bytes()
+        os.chmod(table, 0o644)
+        Path(table).write_bytes(data[:len(data) // 2] if how == "truncated" else b"PAR1" * 9)
+    why = "missing" if how == "missing" else "unreadable as a file table ("
+    for command in (["resolve", "few"], ["path", "few"]):
+        out = run_cli(*command, cwd=tmp_path)
+        assert out.returncode == 1 and out.stdout == "", (command, out)
+        assert out.stderr.startswith(f"registry: error: {table}: {why}")
+        assert out.stderr.endswith("few (key " + chain.key("few") + ") is damaged; repair it "
+                                   "with: registry resolve --repair few\n")
+    listed = run_cli("list", cwd=tmp_path)
+    rows = {line.split("\t")[0]: line.split("\t")[3] for line in listed.stdout.splitlines()[1:]}
+    assert listed.returncode == 0 and rows["few"] == "damaged"
+    with pytest.raises(VerifyError, match="repair"):
+        few.files().fetchall()
+    assert run_cli("resolve", "--repair", "few", cwd=tmp_path).returncode == 0
+    assert len(chain.built("few").files().fetchall()) == 4
 
 
 def test_verify_reports_each_damaged_artifact_and_goes_on(chain, tmp_path):

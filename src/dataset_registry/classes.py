@@ -53,9 +53,30 @@ def parse_classes(text: str, where: str,
     return names
 
 
-def sorted_classes(*sets: MemberSet) -> list[str]:
-    """The `sorted` scheme over one or more member sets (e.g. every split of a source)."""
-    return sorted(set().union(*(s.class_names() for s in sets)))
+def default_classes(*sets: MemberSet) -> list[str]:
+    """The scheme a recipe uses without a classes file, over one or more member sets (e.g.
+    every split of a source): the class names sorted as Python sorts strings (what
+    torchvision's ImageFolder does with class folders: "10" before "2"); but where every
+    label is a whole number a labels table gave (Hugging Face's imagefolder keeps those),
+    each keeps its value: class *i* is named `str(i)`, for every i up to the largest
+    (some may have no images anywhere: `present_classes` says which do)."""
+    names = present_classes(*sets)
+    if names and all(_whole_numbers(s) for s in sets if s.class_names()):
+        return [str(i) for i in range(max(int(n) for n in names) + 1)]
+    return sorted(names)
+
+
+def present_classes(*sets: MemberSet) -> set[str]:
+    """The class names some image of `sets` has."""
+    return set().union(*(s.class_names() for s in sets))
+
+
+def _whole_numbers(members: MemberSet) -> bool:
+    """Whether every labelled member of `members` has its label as a whole number."""
+    if members.values is None or members.labels is None:
+        return False
+    names = members.labels.tolist()
+    return all(v >= 0 for v, n in zip(members.values.tolist(), names, strict=True) if n)
 
 
 def label_indices(members: MemberSet, classes: list[str]) -> np.ndarray:

@@ -6,7 +6,8 @@
     ├── BadInputError              exit 2: the user's input is wrong; fix it and retry
     │   ├── ManifestError          a manifest is malformed (file:line: field: what)
     │   ├── SourceError            a source is unset, missing, of the wrong layout or count
-    │   │   └── UnsafeMemberError  a tar member with an absolute path, '..' or a link
+    │   │   ├── UnsafeMemberError  a tar member with an absolute path, '..' or a link
+    │   │   └── SourceChangedError a member's bytes differ from what was indexed
     │   ├── BadImageError          a corrupt, truncated or oversized image
     │   ├── QueryRefusedError      `registry sql` was asked to write or reach outside
     │   ├── TemplateError          a job spec template is malformed or misses placeholders
@@ -58,6 +59,11 @@ class SourceError(BadInputError):
 
 class UnsafeMemberError(SourceError):
     """A tar member that could escape its folder (absolute, '..', link, device)."""
+
+
+class SourceChangedError(SourceError):
+    """A member read for a build no longer hashes to what its source's index says: the
+    source was edited in place since it was indexed (`registry source check NAME`)."""
 
 
 class BadImageError(BadInputError):

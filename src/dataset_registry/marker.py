@@ -131,6 +131,40 @@ class Marker:
                               f"({type(exc).__name__}: {exc})") from None
 
 
+def table_damage(size: int, tail: bytes, head: bytes | None = None) -> str | None:
+    """Why a file table of `size` bytes ending in `tail` (its last 8) and starting with
+    `head` (its first 4, if read) cannot be served, or None: a whole Parquet file starts
+    and ends with `PAR1`, its footer length just before the end. Two small reads tell a
+    missing, truncated or foreign table from a whole one (`verify` reads every row)."""
+    why = None
+    if size < 12:
+        why = f"{size} bytes, too short for a Parquet file"
+    elif head is not None and head != b"PAR1":
+        why = "not a Parquet file (no PAR1 at its start)"
+    elif tail[4:] != b"PAR1":
+        why = "truncated, or not a Parquet file (no PAR1 at its end)"
+    elif int.from_bytes(tail[:4], "little") + 12 > size:
+        why = "truncated (its footer claims more bytes than the file has)"
+    return f"unreadable as a file table ({why})" if why else None
+
+
+def local_table_damage(path: str) -> str | None:
+    """`table_damage` of the local file table at `path` ("missing" if it is not there)."""
+    import os
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(4)
+            f.seek(max(0, size - 8))
+            tail = f.read(8)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    return table_damage(size, tail, head)
+
+
 def parse_marker(data: bytes, where: str, key: str) -> Marker:
     """The marker `data` read from `where`, checked: it parses, has the fields readers use,
     and belongs to artifact `key` (a marker copied from another artifact does not)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SourceError
+from .errors import SourceChangedError, SourceError
 from .remote import Remote, is_remote
 
 
@@ -32,6 +32,8 @@ class MemberRef:
     source: str  # fingerprint of the raw source it came from
     label: str = ""  # class name, "" if unlabelled
     attrs: str = ""  # the layout's free attributes, as canonical JSON ("" if none)
+    xxh3: str = ""  # what its bytes hashed to when indexed ("" unknown: not checked on read)
+    changed: str = ""  # what to say, and do, if they no longer do (see `MemberSet.changed`)
 
 
 class StrColumn(Sequence[str]):
@@ -121,19 +123,29 @@ class MemberSet:
 
     Bytes live in `container` (one tar) at `offsets`, or, for folders and built
     datasets, in files under `root`: `root/<origin>` or `root/<name>` (`path_from`).
+    `digests` (raw 16-byte xxh3s, numpy `V16`) are what each member hashed to when it
+    was indexed: every read is checked against them (`read_members`), so a member
+    edited in place since can never be built under the key of its old content;
+    `changed` is the sentence such a read fails with (which command re-indexes).
     """
 
     def __init__(self, split: str, where: str, names: StrColumn, origins: StrColumn,
                  offsets: np.ndarray, sizes: np.ndarray, sources: list[str],
                  source_codes: np.ndarray | None = None, *, container: str | None = None,
                  root: str | None = None, path_from: str = "origin",
-                 labels: StrColumn | None = None, attrs: StrColumn | None = None) -> None:
+                 labels: StrColumn | None = None, attrs: StrColumn | None = None,
+                 digests: np.ndarray | None = None, changed: str = "",
+                 values: np.ndarray | None = None) -> None:
         self.split, self.where = split, where
         self.names, self.origins = names, origins
         self.offsets, self.sizes = offsets, sizes
         self.sources, self.source_codes = sources, source_codes
         self.container, self.root, self.path_from = container, root, path_from
         self.labels, self.attrs = labels, attrs  # class names and attributes, if known
+        self.digests, self.changed = digests, changed
+        # each label as a whole number (int64, -1: none), where a labels table gave whole
+        # numbers: such labels keep their value (classes.default_classes); else None
+        self.values = values
 
     def class_names(self) -> list[str]:
         """The distinct class names of the set, sorted (the default class scheme)."""
@@ -142,11 +154,16 @@ class MemberSet:
         return sorted(set(self.labels.tolist()) - {""})
 
     @classmethod
-    def from_refs(cls, split: str, where: str, refs: list[MemberRef], root: str) -> MemberSet:
-        """A set over files under `root` (named by `name`), e.g. a built dataset's images."""
-        refs = sorted(refs, key=lambda r: r.name)
+    def from_refs(cls, split: str, where: str, refs: list[MemberRef], root: str,
+                  changed: str = "", values: np.ndarray | None = None) -> MemberSet:
+        """A set over files under `root` (named by `name`), e.g. a built dataset's images;
+        their `xxh3`s, when every ref has one, are checked on read."""
+        order = sorted(range(len(refs)), key=lambda i: refs[i].name)
+        refs = [refs[i] for i in order]
+        values = values[np.array(order, dtype=np.int64)] if values is not None else None
         sources = sorted({r.source for r in refs})
         code = {s: i for i, s in enumerate(sources)}
+        digests = hex_digests([r.xxh3 for r in refs]) if all(r.xxh3 for r in refs) else None
         return cls(split, where, StrColumn.from_list([r.name for r in refs]),
                    StrColumn.from_list([r.origin for r in refs]),
                    np.array([r.offset for r in refs], dtype=np.int64),
@@ -154,7 +171,8 @@ class MemberSet:
                    np.array([code[r.source] for r in refs], dtype=np.int32),
                    root=root, path_from="name",
                    labels=StrColumn.from_list([r.label for r in refs]),
-                   attrs=StrColumn.from_list([r.attrs for r in refs]))
+                   attrs=StrColumn.from_list([r.attrs for r in refs]),
+                   digests=digests, changed=changed, values=values)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -170,7 +188,9 @@ class MemberSet:
             else self.sources[0]
         return MemberRef(name, path, int(self.offsets[i]), int(self.sizes[i]), origin, source,
                          self.labels[i] if self.labels is not None else "",
-                         self.attrs[i] if self.attrs is not None else "")
+                         self.attrs[i] if self.attrs is not None else "",
+                         self.digests[i].tobytes().hex() if self.digests is not None else "",
+                         self.changed)
 
     def __iter__(self) -> Iterator[MemberRef]:
         for i in range(len(self)):
@@ -206,7 +226,10 @@ class MemberSet:
                          self.origins.take(indices), self.offsets[indices], self.sizes[indices],
                          self.sources, codes, container=self.container, root=self.root,
                          path_from=self.path_from, labels=_take(self.labels, indices),
-                         attrs=_take(self.attrs, indices))
+                         attrs=_take(self.attrs, indices),
+                         digests=self.digests[indices] if self.digests is not None else None,
+                         changed=self.changed,
+                         values=self.values[indices] if self.values is not None else None)
 
     def slice(self, start: int, stop: int) -> MemberSet:
         codes = self.source_codes[start:stop] if self.source_codes is not None else None
@@ -215,14 +238,31 @@ class MemberSet:
                          self.sizes[start:stop], self.sources, codes,
                          container=self.container, root=self.root, path_from=self.path_from,
                          labels=self.labels.slice(start, stop) if self.labels else None,
-                         attrs=self.attrs.slice(start, stop) if self.attrs else None)
+                         attrs=self.attrs.slice(start, stop) if self.attrs else None,
+                         digests=self.digests[start:stop] if self.digests is not None else None,
+                         changed=self.changed,
+                         values=self.values[start:stop] if self.values is not None else None)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for key in ("offsets", "sizes", "source_codes"):  # views would pickle their whole base
+        # views would pickle their whole base
+        for key in ("offsets", "sizes", "source_codes", "digests", "values"):
             if state[key] is not None:
                 state[key] = np.ascontiguousarray(state[key]).copy()
         return state
+
+
+def labelled_values(values: np.ndarray) -> np.ndarray | None:
+    """`values` if some member has one (>= 0), else None: most sets have none."""
+    return values if len(values) and bool((values >= 0).any()) else None
+
+
+def hex_digests(hexes: Sequence[str] | np.ndarray) -> np.ndarray:
+    """xxh3-128 hex digests (str, or the index's `S32` bytes) as raw 16-byte `V16` values:
+    one conversion for the whole column, half the memory of the hex."""
+    raw = bytes.fromhex("".join(h.decode() if isinstance(h, bytes) else h for h in hexes)) \
+        if not isinstance(hexes, np.ndarray) else bytes.fromhex(hexes.tobytes().decode())
+    return np.frombuffer(raw, dtype="V16")
 
 
 def _take(column: StrColumn | None, indices: np.ndarray) -> StrColumn | None:
@@ -296,7 +336,7 @@ def _fetch_remote(refs: list[MemberRef]) -> Iterator[tuple[MemberRef, bytes]]:
             if len(data) != ref.size:
                 raise SourceError(f"{path}: {ref.origin} is truncated ({len(data)} of "
                                   f"{ref.size} bytes); has the source changed?")
-            got[(path, ref.offset)] = data
+            got[(path, ref.offset)] = checked(ref, data)
     for ref in refs:
         yield ref, got[(ref.path, ref.offset)]
 
@@ -321,4 +361,21 @@ def read_member(ref: MemberRef) -> bytes:
     if len(data) != ref.size:
         raise SourceError(f"{ref.path}: {ref.origin} is truncated "
                           f"({len(data)} of {ref.size} bytes); has the source changed?")
+    return checked(ref, data)
+
+
+def checked(ref: MemberRef, data: bytes) -> bytes:
+    """`data`, if it hashes to what `ref` was indexed with: a member edited in place since
+    (same size and mtime: `cp -p`, `rsync -t`, a restore) is refused, never built under the
+    key of its old content. xxh3 runs at memory speed, and a recipe that records the hash
+    of the bytes it copies takes `ref.xxh3` instead of hashing them again."""
+    if ref.xxh3:
+        import xxhash
+
+        got = xxhash.xxh3_128_hexdigest(data)
+        if got != ref.xxh3:
+            raise SourceChangedError(
+                f"{ref.path}: {ref.origin!r} changed since it was indexed (its bytes hash to "
+                f"{got[:16]}, the index says {ref.xxh3[:16]}): "
+                f"{ref.changed or 'the source changed since it was indexed'}")
     return data

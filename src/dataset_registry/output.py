@@ -55,12 +55,16 @@ class Output:
 
     def write(self, path: str, data: bytes, *, label: int | None = None,
               member: str | None = None, source: str | None = None,
-              class_name: str | None = None, attrs: str | None = None) -> None:
+              class_name: str | None = None, attrs: str | None = None,
+              xxh3: str | None = None) -> None:
+        """Write a file and its row. `xxh3`: the hash of `data` when the caller already
+        knows it (a member's bytes copied unchanged, checked against it on read)."""
         full = self.target(path)
         try:
             with open(full, "wb") as f:
                 f.write(data)
-                self._writer.writerow((path, len(data), xxhash.xxh3_128_hexdigest(data), label,
+                self._writer.writerow((path, len(data),
+                                       xxh3 or xxhash.xxh3_128_hexdigest(data), label,
                                        source, member, None, None, class_name or None,
                                        attrs or None))
         except OSError as exc:

@@ -7,6 +7,7 @@ dataset's size.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -14,13 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from . import __version__
 from .catalog import Catalog, warn_once
 from .errors import BadInputError, CatalogBusyError, CatalogCorruptError, SourceError, VerifyError
 from .executors import Executor, LocalExecutor
 from .keys import Derivation, recipe_code_key, tree_key
 from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
-from .marker import InputRef, Marker
+from .marker import InputRef, Marker, local_table_damage
 from .members import MemberRef, MemberSet
 from .recipes import RECIPES, Inputs
 from .recipes.base import finish
@@ -31,6 +34,7 @@ from .sources import (
     check_expectations,
     check_source,
     expects,
+    last_known,
     member_sets,
 )
 from .stores import FILES, Store
@@ -62,10 +66,20 @@ class Resolved:
         return self.marker.digest
 
     def files(self) -> Any:
-        """The file table (`_files.parquet`) as a DuckDB relation: `.fetchall()`, `.df()`."""
+        """The file table (`_files.parquet`) as a DuckDB relation: `.fetchall()`, `.df()`.
+        A table damaged since the artifact was resolved is a VerifyError naming it."""
         import duckdb
 
-        return duckdb.read_parquet(os.path.join(self.store.tables(self.key), FILES))
+        table = os.path.join(self.store.tables(self.key), FILES)
+        repair = f"repair it with: registry resolve --repair {self.name}"
+        damage = local_table_damage(table)
+        if damage:
+            raise VerifyError(f"{table}: {damage}; {repair}")
+        try:
+            return duckdb.read_parquet(table)
+        except duckdb.Error as exc:
+            raise VerifyError(f"{table}: unreadable as a file table "
+                              f"({str(exc).splitlines()[0]}); {repair}") from None
 
 
 ProgressFactory = Callable[[str, int], Any]
@@ -140,6 +154,42 @@ class Resolver:
     def known_key(self, name: str) -> str | None:
         """The key of `name` if already computed (None: not yet, or it cannot be)."""
         return self._keys.get(name)
+
+    def last_known_source(self, name: str) -> SourceInfo | None:
+        """Source `name`'s info as this process or the cache last fingerprinted it (None:
+        never, or unset), without reading or even stat-ing the source."""
+        if name in self._sources:
+            return self._sources[name]
+        if self._locs is None:
+            self._locs = self.locations.load()
+        location = self._locs.get(name)
+        node = self.manifests.get(name)
+        assert isinstance(node, SourceNode)
+        if location is None:
+            return None
+        return last_known(node, location, os.path.join(self.state_dir, "cache"))
+
+    def indexed_key(self, name: str, memo: dict[str, str | None] | None = None) -> str | None:
+        """The key of `name` from keys already computed and sources as last fingerprinted
+        (None: a source it reads never was): what an index shows without reading a
+        source. A build never uses it: `key` checks each source's stat first."""
+        if name in self._keys:
+            return self._keys[name]
+        memo = {} if memo is None else memo
+        if name not in memo:
+            node = self.manifests.get(name)
+            if isinstance(node, SourceNode):
+                info = self.last_known_source(name)
+                memo[name] = info.fingerprint if info else None
+            elif isinstance(node, FileNode):
+                memo[name] = self.key(name)
+            else:
+                inputs = {role: self.indexed_key(t, memo) for role, t in node.inputs.items()}
+                recipe = RECIPES[node.recipe]
+                memo[name] = None if None in inputs.values() else Derivation(
+                    recipe.name, recipe.version, node.params.keyed(), inputs,
+                    code=recipe_code_key(recipe)).key
+        return memo[name]
 
     def forget_keys(self) -> None:
         """Recompute every key and derivation on next use (a source was moved, say)."""
@@ -368,7 +418,7 @@ class Resolver:
         try:
             have = set(duckdb.sql(f"SELECT * FROM read_parquet('{quoted}') LIMIT 0").columns)
             extra = ", ".join(f'"{c}"' if c in have else "NULL" for c in ("class", "attrs"))
-            rows = duckdb.sql(f"SELECT path, size, member, source, {extra} FROM "
+            rows = duckdb.sql(f"SELECT path, size, member, source, {extra}, xxh3, label FROM "
                               f"read_parquet('{quoted}') WHERE record IS NULL AND member IS NOT "
                               "NULL").fetchall()
         except duckdb.Error as exc:
@@ -379,17 +429,22 @@ class Resolver:
             why = outside(path, leaving)
             if why:
                 raise VerifyError(f"{table}: row {path!r} {why}; refusing to read it\n{repair}")
-        refs = [MemberRef(path, f"{root}/{path}", 0, size, member, source, cls or "", attrs or "")
-                for path, size, member, source, cls, attrs in rows]
+        changed = f"the artifact changed since it was built; run `registry resolve --repair {name}`"
+        refs = [MemberRef(path, f"{root}/{path}", 0, size, member, source, cls or "", attrs or "",
+                          xxh3 or "", changed)
+                for path, size, member, source, cls, attrs, xxh3, _ in rows]
+        values = whole_number_labels([(cls, label) for *_, cls, _, _, label in rows])
         where = f"dataset {name} ({root})"
-        sets = {"*": MemberSet.from_refs("*", where, refs, root)}
+        sets = {"*": MemberSet.from_refs("*", where, refs, root, changed, values)}
         marker = marker or self.marker(name)
         for split in (marker.splits if marker else None) or ():  # checked by parse_marker
             prefix = f"{split}/"
-            inside = [MemberRef(r.name[len(prefix):], r.path, 0, r.size, r.origin, r.source,
-                                r.label, r.attrs) for r in refs if r.name.startswith(prefix)]
-            sets[split] = MemberSet.from_refs(split, f"{where}, split {split}", inside,
-                                              f"{root}/{split}")
+            chosen = [i for i, r in enumerate(refs) if r.name.startswith(prefix)]
+            inside = [dataclasses.replace(refs[i], name=refs[i].name[len(prefix):])
+                      for i in chosen]
+            sets[split] = MemberSet.from_refs(
+                split, f"{where}, split {split}", inside, f"{root}/{split}", changed,
+                values[np.array(chosen, dtype=np.int64)] if values is not None else None)
         return sets
 
     def _progress(self, label: str, total: int) -> Any:
@@ -399,3 +454,12 @@ class Resolver:
             return nullcontext(None)
         return self.progress(label, total)
 
+
+def whole_number_labels(rows: list[tuple[str | None, int | None]]) -> np.ndarray | None:
+    """An artifact's labels as whole-number values (for `classes.default_classes`), from its
+    file table's (class, label) rows, if every labelled row's label is its class name's
+    number ("10" labelled 10: a scheme that kept the numbers); else None (sorted names)."""
+    if not any(cls for cls, _ in rows) or any(
+            cls and (label is None or str(label) != cls) for cls, label in rows):
+        return None
+    return np.array([label if cls else -1 for cls, label in rows], dtype=np.int64)

@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import SourceError
 from .keys import hash_bytes, hash_file
+from .layouts import BESIDE
 from .protocols import protocol
 from .remote import Remote, is_remote
 from .statsig import stat_signature, walk_stat
@@ -41,12 +42,13 @@ class LocalPlace:
         return scan_tar(self.location, nested=nested)
 
     def scan_folder(self, progress: Progress) -> Iterator[IndexedMember]:
-        for rel, size, _ in walk_stat(self.location):
+        for rel, st in walk_stat(self.location):
             if rel == SYNTHETIC_MARKER:
                 continue
-            yield IndexedMember(rel, 0, size, hash_file(os.path.join(self.location, rel)))
+            yield IndexedMember(rel, 0, st.st_size,
+                                hash_file(os.path.join(self.location, rel)))
             if progress:
-                progress(size)
+                progress(st.st_size)
 
     def synthetic(self) -> bool:
         if self.is_file():
@@ -56,8 +58,25 @@ class LocalPlace:
     def open(self) -> Any:
         return open(self.location, "rb")
 
+    def beside(self, name: str) -> str:
+        """The path of file `name` next to this (archive) location."""
+        return os.path.join(os.path.dirname(self.location), *name.split("/"))
+
+    def beside_member(self, name: str) -> IndexedMember | None:
+        path = self.beside(name)
+        if not os.path.isfile(path):
+            return None
+        return IndexedMember(BESIDE + name, 0, os.path.getsize(path), hash_file(path))
+
+    def beside_signature(self, name: str) -> str:
+        path = self.beside(name)
+        return stat_signature(path) if os.path.exists(path) else "missing"
+
     def read(self, member: IndexedMember) -> bytes:
         """One member's bytes (a layout reads its label tables this way)."""
+        if member.path.startswith(BESIDE):
+            with open(self.beside(member.path[len(BESIDE):]), "rb") as f:
+                return f.read()
         if self.is_file():
             with open(self.location, "rb") as f:
                 return os.pread(f.fileno(), member.size, member.offset)
@@ -138,7 +157,30 @@ class RemotePlace:
         except FileNotFoundError:
             raise SourceError(f"{self.location}: does not exist") from None
 
+    def beside(self, name: str) -> str:
+        return f"{self.path.rsplit('/', 1)[0]}/{name}"
+
+    def _beside_info(self, name: str) -> dict[str, Any] | None:
+        try:
+            info = self._call(self.fs.info, self.beside(name))
+        except FileNotFoundError:
+            return None
+        return info if info["type"] == "file" else None
+
+    def beside_member(self, name: str) -> IndexedMember | None:
+        info = self._beside_info(name)
+        if info is None:
+            return None
+        data = self._call(self.fs.cat_file, self.beside(name))
+        return IndexedMember(BESIDE + name, 0, int(info["size"]), hash_bytes(data))
+
+    def beside_signature(self, name: str) -> str:
+        info = self._beside_info(name)
+        return "missing" if info is None else f"{info['size']}:{self.proto.version(info)}"
+
     def read(self, member: IndexedMember) -> bytes:
+        if member.path.startswith(BESIDE):
+            return self._call(self.fs.cat_file, self.beside(member.path[len(BESIDE):]))
         if self.is_file():
             return self._call(self.fs.cat_file, self.path, start=member.offset,
                               end=member.offset + member.size)

@@ -12,16 +12,17 @@ import itertools
 import json
 import os
 import tempfile
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import SourceError
 from .keys import digest_rows, hash_bytes
-from .layouts import Entry
-from .members import MemberSet, StrColumn, prefix_range
+from .layouts import Entry, Layout, check_split
+from .layouts.tables import check_name
+from .members import MemberSet, StrColumn, hex_digests, labelled_values, prefix_range
 from .remote import Remote
 from .sourcefs import place
 from .tarindex import IndexedMember
@@ -29,7 +30,7 @@ from .tarindex import IndexedMember
 if TYPE_CHECKING:  # a source node is read, never made, here: no import of the manifest layer
     from .manifest import SourceNode
 
-INDEX_FORMAT = 2  # the cached member index gained labels and attrs columns
+INDEX_FORMAT = 3  # 2: the member index gained labels and attrs columns; 3: values
 
 
 def expects(layout: str) -> str:
@@ -52,6 +53,12 @@ class SourceInfo:
     index: str  # path of the cached member index (.npz)
     container: bool  # a tar (members at offsets in it) rather than a folder
     index_format: int = INDEX_FORMAT
+    beside: list[str] = field(default_factory=list)  # files read next to an archive
+    # what `source set`/`check` say (nothing silent): images and classes per split, and
+    # the members the layout left out (how many; the first few by name)
+    splits: dict[str, list[int]] = field(default_factory=dict)  # split: [images, classes]
+    left_out: int = 0
+    left_out_first: list[str] = field(default_factory=list)
 
 
 class SourceLocations:
@@ -92,55 +99,142 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
         kind, want = ("a file", "a folder") if is_tar else ("a folder", "a tar")
         raise SourceError(f"source {node.name}: {location} is {kind}, but layout {layout.name} "
                           f"expects {want}: {layout.expects}")
-    signature = where_bytes.signature()
-    identity = layout.identity()
-    # where options change what a layout reads, they name another cache entry
-    entry_name = hash_bytes(f"{node.layout}\0{location}".encode() + (
-        b"\0" + canonical_json(identity).encode() if identity else b"")) + ".json"
-    entry_path = os.path.join(cache_dir, entry_name)
+    beside = layout.beside() if is_tar else ()
+    signature = where_bytes.signature() + "".join(
+        f"|{name}:{where_bytes.beside_signature(name)}" for name in beside)
+    entry_path = _entry_path(node, location, cache_dir, layout)
     if not force:
-        try:
-            with open(entry_path, encoding="utf-8") as f:
-                cached = SourceInfo(**json.load(f))
-            if cached.stat == signature and cached.index.endswith(".npz") and \
-                    cached.index_format == INDEX_FORMAT and os.path.exists(cached.index):
-                cached.name = node.name
-                return cached
-        except (FileNotFoundError, json.JSONDecodeError, TypeError):
-            pass
+        cached = _read_entry(entry_path, node.name)
+        if cached is not None and cached.stat == signature:
+            return cached
     where = f"source {node.name} ({location})"
     try:
         members = where_bytes.scan_tar(layout.nested) if is_tar else \
             where_bytes.scan_folder(progress)
+        if beside:
+            found = [m for m in map(where_bytes.beside_member, beside) if m is not None]
+            members = itertools.chain(members, found)
+        scanned: list[IndexedMember] = []
         rows = [(f"{e.split}/{e.name}", e, m)
-                for e, m in layout.entries(members, is_tar, where_bytes.read)]
+                for e, m in layout.entries(_kept(members, scanned), is_tar, where_bytes.read)]
     except SourceError as exc:
         raise SourceError(f"{where}: {exc}") from None
     if not any(e.split != "meta" for _, e, _ in rows):
         raise SourceError(f"{where}: holds no images; layout {node.layout} expects "
                           f"{layout.expects}")
     rows.sort(key=lambda r: r[0])
-    for logical, e, _ in rows:
-        if any(c in text for text in (logical, e.label) for c in "\n\r"):
-            raise SourceError(f"{where}: member {logical!r} has a line break in its name or "
-                              "label; refusing it")
+    _check_names(rows, where)
     for (a, _, _), (b, _, _) in itertools.pairwise(rows):
         if a == b:
             raise SourceError(f"{where}: two members are both {a!r} in the dataset")
     synthetic = where_bytes.synthetic()
     fingerprint = digest_rows((logical, m.size, m.xxh3) for logical, _, m in rows)
+    identity = layout.identity()
+    if any(e.value is not None for _, e, _ in rows):
+        # whole-number labels keep their value (classes.default_classes): a reading of the
+        # table's bytes that earlier versions did not make, so it has its own fingerprint
+        identity = {**(identity or {}), "labels": "whole numbers keep their value"}
     if identity:  # a layout that reads the names its own way says how, in the key
         fingerprint = hash_bytes(canonical_json({**identity, "members": fingerprint}).encode())
     os.makedirs(cache_dir, exist_ok=True)
     index_path = entry_path[:-5] + ".npz"
     _write_index(index_path, rows)
     images = sum(1 for _, e, _ in rows if e.split != "meta")
+    used = {id(m) for _, _, m in rows}
+    left_out = [m.path for m in scanned if id(m) not in used]
     info = SourceInfo(name=node.name, layout=node.layout, location=location,
                       fingerprint=fingerprint, files=images,
                       bytes=sum(m.size for _, _, m in rows), synthetic=synthetic,
-                      stat=signature, index=index_path, container=is_tar)
+                      stat=signature, index=index_path, container=is_tar,
+                      beside=[where_bytes.beside(n) for n in beside],
+                      splits=_split_counts(rows), left_out=len(left_out),
+                      left_out_first=left_out[:5])
     _write_atomic(entry_path, json.dumps(asdict(info), indent=1).encode())
     return info
+
+
+def _entry_path(node: SourceNode, location: str, cache_dir: str, layout: Layout) -> str:
+    """Where the source's cached info lies: one entry per (layout, location, and the layout
+    options that change what it reads)."""
+    from .keys import canonical_json
+
+    identity = layout.identity()
+    entry_name = hash_bytes(f"{node.layout}\0{location}".encode() + (
+        b"\0" + canonical_json(identity).encode() if identity else b"")) + ".json"
+    return os.path.join(cache_dir, entry_name)
+
+
+def _read_entry(entry_path: str, name: str) -> SourceInfo | None:
+    """The cached info at `entry_path`, if whole and of this format (its stat unchecked)."""
+    try:
+        with open(entry_path, encoding="utf-8") as f:
+            cached = SourceInfo(**json.load(f))
+    except (OSError, json.JSONDecodeError, TypeError):
+        return None
+    if not (cached.index.endswith(".npz") and cached.index_format == INDEX_FORMAT and
+            os.path.exists(cached.index)):
+        return None
+    cached.name = name
+    return cached
+
+
+def last_known(node: SourceNode, location: str, cache_dir: str,
+               remote: Remote | None = None) -> SourceInfo | None:
+    """The source's info as last fingerprinted at `location`, whatever changed since, or
+    None: what indexes (the catalog's nodes) may show without reading a byte of it. Builds
+    never use it (`check_source` compares the stat signature first)."""
+    from .layouts import open_layout
+
+    # as `place` names it
+    location = location.rstrip("/") if "://" in location else os.path.abspath(location)
+    try:
+        layout = open_layout(node.layout, node.options)
+    except SourceError:
+        return None
+    return _read_entry(_entry_path(node, location, cache_dir, layout), node.name)
+
+
+def _kept(members: Iterable[IndexedMember], into: list[IndexedMember]
+          ) -> Iterator[IndexedMember]:
+    """`members`, each also kept in `into` (to say what the layout left out)."""
+    for m in members:
+        into.append(m)
+        yield m
+
+
+def _split_counts(rows: list[tuple[str, Entry, IndexedMember]]) -> dict[str, list[int]]:
+    """[images, classes] per split (the tables in "meta" are not images)."""
+    images: dict[str, int] = {}
+    classes: dict[str, set[str]] = {}
+    for _, e, _ in rows:
+        if e.split != "meta":
+            images[e.split] = images.get(e.split, 0) + 1
+            if e.label:
+                classes.setdefault(e.split, set()).add(e.label)
+    return {s: [n, len(classes.get(s, ()))] for s, n in sorted(images.items())}
+
+
+def _check_names(rows: list[tuple[str, Entry, IndexedMember]], where: str) -> None:
+    """What any layout gives must fit where recipes put it: split and class names become
+    folder names and fields of tab-separated files, member names file paths. Refused here,
+    at `source set`, naming the member, never late in a build."""
+    splits: dict[str, str] = {}
+    classes: dict[str, str] = {}
+    for logical, e, _ in rows:
+        if any(c in logical for c in "\n\r\0"):
+            raise SourceError(f"{where}: member {logical!r} has a line break in its name; "
+                              "refusing it")
+        if len(logical) > 255 and max(len(p.encode()) for p in logical.split("/")) > 255:
+            raise SourceError(f"{where}: member {logical[:60]!r}... has a name component "
+                              "longer than 255 bytes, which no file system can hold")
+        splits.setdefault(e.split, logical)
+        if e.label:
+            classes.setdefault(e.label, logical)
+    for split, logical in splits.items():
+        if split != "meta":
+            check_split(split, f"{where}: member {logical!r}")
+    for label, logical in classes.items():
+        check_name(label, f"{where}: member {logical!r}", "class name")
 
 
 def check_expectations(node: SourceNode, info: SourceInfo) -> None:
@@ -169,7 +263,9 @@ def _write_index(path: str, rows: list[tuple[str, Entry, IndexedMember]]) -> Non
         np.savez(f, **arrays,
                  offsets=np.array([m.offset for _, _, m in rows], dtype=np.int64),
                  sizes=np.array([m.size for _, _, m in rows], dtype=np.int64),
-                 xxh3=np.array([m.xxh3 for _, _, m in rows], dtype="S32"))
+                 xxh3=np.array([m.xxh3 for _, _, m in rows], dtype="S32"),
+                 values=np.array([-1 if e.value is None else e.value for _, e, _ in rows],
+                                 dtype=np.int64))
     os.replace(tmp, path)
 
 
@@ -180,8 +276,12 @@ def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
         blobs = {name: (z[name].tobytes(), z[f"{name.removesuffix('s')}_starts"])
                  for name in ("origins", "labels", "attrs")}
         offsets, sizes = z["offsets"], z["sizes"]
+        digests = hex_digests(z["xxh3"])
+        values = z["values"]
     tar = info.container
     where = f"source {info.name} ({info.location})"
+    changed = (f"the source changed since it was indexed; run `registry source check "
+               f"{info.name}`")
     sets = {}
     for split in _splits(logical):
         start, stop = prefix_range(logical, f"{split}/")
@@ -192,7 +292,8 @@ def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
                                 sizes[start:stop], [info.fingerprint],
                                 container=info.location if tar else None,
                                 root=None if tar else info.location, labels=labels,
-                                attrs=attrs)
+                                attrs=attrs, digests=digests[start:stop], changed=changed,
+                                values=labelled_values(values[start:stop]))
     return sets
 
 

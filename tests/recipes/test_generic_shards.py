@@ -291,19 +291,6 @@ def test_a_source_without_classes_exits_2_naming_it(tmp_path):
     assert list(Registry.open(str(tmp_path)).store.committed()) == []
 
 
-def test_a_repeated_file_name_across_classes_is_refused_for_webdataset(tmp_path):
-    from ..realkit import png
-
-    pixels = digits()[0]
-    for cls in ("a", "b"):
-        (tmp_path / "data" / cls).mkdir(parents=True)
-        (tmp_path / "data" / cls / "same.png").write_bytes(png(pixels[0]))
-    reg = registry(tmp_path, tmp_path / "data", one("webdataset"))
-    with pytest.raises(BadInputError, match=r"'a/same\.png' and 'b/same\.png' would both be "
-                                            r"sample key 'same'"):
-        reg.resolve("out")
-
-
 @pytest.mark.parametrize("recipe", ["recordio", "tfrecord"])
 def test_the_reference_shuffles_leave_the_global_rng_alone(tmp_path, digit_folders, recipe):
     """im2rec's and imagenet_to_gcs's seeded shuffles come from a private generator: a

@@ -159,7 +159,8 @@ class Registry:
         """(kind, path) of every source location and shipped file under `name`."""
         node = self.manifests.get(name)
         if isinstance(node, SourceNode):
-            return [("source", self.resolver.source_info(name).location)]
+            info = self.resolver.source_info(name)
+            return [("source", info.location)] + [("file", path) for path in info.beside]
         if isinstance(node, FileNode):
             return [("file", node.path)]
         assert isinstance(node, DatasetNode)

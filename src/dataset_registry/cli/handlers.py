@@ -34,6 +34,10 @@ def resolve(reg: Any, args: argparse.Namespace) -> int:
         resolved = reg.resolve(name, jobs=args.jobs, executor=args.executor,
                                repair=args.repair)
         print(resolved.uri)  # the folder itself in a local store; `registry path` downloads
+        if resolved.marker.skipped:
+            print(f"{name}: skipped {resolved.marker.skipped} image(s) it could not use "
+                  f"(on_error: skip); list them with: registry sql \"SELECT member, reason "
+                  f"FROM skipped WHERE key = '{resolved.key}'\"", file=sys.stderr)
         for damaged, problems in resolved.repaired.items():
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
             print(f"repaired {damaged}: {problems[0]}{more}", file=sys.stderr)
@@ -179,9 +183,20 @@ def source(reg: Any, args: argparse.Namespace) -> int:
 
 
 def _print_source(info: Any) -> None:
+    """What the source holds, split by split, and what its layout left out, by name."""
     kind = "SYNTHETIC stand-in" if info.synthetic else "data"
     print(f"{info.name}: {info.files} images, {info.bytes} bytes of {info.layout} {kind} at "
-          f"{info.location}\nfingerprint {info.fingerprint}")
+          f"{info.location}")
+    for split, (images, classes) in info.splits.items():
+        print(f"  split {split}: {images} images, "
+              + (f"{classes} classes" if classes else "unlabelled"))
+    if info.left_out:
+        first = ", ".join(info.left_out_first)
+        more = f", ... ({info.left_out - len(info.left_out_first)} more)" \
+            if info.left_out > len(info.left_out_first) else ""
+        print(f"  left out by layout {info.layout}: {info.left_out} file(s) that are not its "
+              f"images (hidden, OS litter, not an image, or unlisted): {first}{more}")
+    print(f"fingerprint {info.fingerprint}")
 
 
 def job(reg: Any, args: argparse.Namespace) -> int:

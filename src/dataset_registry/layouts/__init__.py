@@ -32,6 +32,9 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", "
 
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
 
+BESIDE = "../"
+"""How a file beside an archive source is named among its members (`Layout.beside`)."""
+
 Reader = Callable[[IndexedMember], bytes]
 """Reads a member's bytes (a layout reads its tables this way)."""
 
@@ -44,6 +47,16 @@ class Entry:
     name: str  # logical name within the split, '/'-separated
     label: str = ""  # class name; "" = unlabelled
     attrs: Mapping[str, Any] = field(default_factory=dict)  # free per-member columns
+    value: int | None = None  # the label as a whole number, where a table gave one (`label`
+    # is then its text): such labels keep their value, see classes.default_classes
+
+    @classmethod
+    def labelled(cls, split: str, name: str, label: str | int | None,
+                 attrs: Mapping[str, Any] | None = None) -> Entry:
+        """An entry whose label is a class name, a whole number (a table's) or None."""
+        if isinstance(label, int):
+            return cls(split, name, str(label), attrs or {}, label)
+        return cls(split, name, label or "", attrs or {})
 
     def attrs_json(self) -> str:
         return json.dumps(dict(self.attrs), sort_keys=True, separators=(",", ":"),
@@ -77,6 +90,14 @@ class Layout(ABC):
         """Validate a manifest's `options:`; raises pydantic's ValidationError."""
         return cls.Options.model_validate(dict(raw))
 
+    def beside(self) -> tuple[str, ...]:
+        """Files next to an archive source (tar or zip) the layout reads too, e.g. the
+        labels table Kaggle ships beside `train.zip`: named by the layout's options,
+        relative to the archive's folder. They reach `entries` as members named
+        `BESIDE + name` when the archive holds no member of that name; their bytes are
+        part of the source's fingerprint."""
+        return ()
+
     def nested(self, path: str) -> bool:
         """Whether the tar member at `path` is itself a tar to index (and not a file)."""
         return False
@@ -107,6 +128,23 @@ def ignored(path: str) -> bool:
                for part in path.split("/"))
 
 
+RESERVED_SPLITS = frozenset({"meta", "*"})  # the source's tables; a dataset's every file
+
+
+def check_split(name: Any, where: str) -> str:
+    """A split name becomes a folder name: one plain path component, not reserved."""
+    from .tables import check_name
+
+    if not isinstance(name, str):
+        raise SourceError(f"{where}: split {name!r} is not a name")
+    check_name(name, where, "split name")
+    if "/" in name or "\\" in name or name in (".", "..") or name.startswith(".") or \
+            name in RESERVED_SPLITS:
+        raise SourceError(f"{where}: {name!r} is not a split name (one folder name, not "
+                          f"starting with '.', not {' or '.join(sorted(RESERVED_SPLITS))})")
+    return name
+
+
 def is_image_name(path: str) -> bool:
     return posixpath.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
@@ -128,5 +166,5 @@ def open_layout(name: str, options: Mapping[str, Any] | None = None) -> Layout:
         raise SourceError(f"layout {name}: options.{where}: {first['msg']}") from None
 
 
-__all__ = ["IMAGE_EXTENSIONS", "Entry", "Layout", "Options", "Reader", "ignored",
-           "is_image_name", "layout_class", "open_layout"]
+__all__ = ["BESIDE", "IMAGE_EXTENSIONS", "RESERVED_SPLITS", "Entry", "Layout", "Options", "Reader",
+           "check_split", "ignored", "is_image_name", "layout_class", "open_layout"]

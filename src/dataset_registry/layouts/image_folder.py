@@ -3,12 +3,16 @@ imagefolder read them.
 
     <class>/<image>                   every image in split `options.split` (default train)
     <split>/<class>/<image>           one level of split folders (any names)
+    <image> + metadata.csv            Hugging Face's flat layout: the table gives the class
+    <split>/<image> + <split>/metadata.csv    the same, one folder (and table) per split
 
 An optional `metadata.csv` or `metadata.jsonl` (Hugging Face's convention) at the top,
 or at the top of a split folder, has a `file_name` column relative to its own folder;
 its `label` column, if any, gives the class (instead of the folder), and every other
-column becomes the image's attributes. Files that are not images (by extension) and
-what `ignored` names are left out.
+column becomes the image's attributes. Every row must name an image of the source. An
+image directly in its split (no class folder) takes its class from its row; a folder of
+such images without any table is one split of unlabelled images. Files that are not
+images (by extension) and what `ignored` names are left out.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from typing import Any, Literal
 
 from ..errors import SourceError
 from ..tarindex import IndexedMember
-from . import Entry, Layout, Options, Reader, ignored, is_image_name
-from .tables import read_table
+from . import Entry, Layout, Options, Reader, check_split, ignored, is_image_name
+from .tables import check_name, labels, read_table
 
 METADATA = ("metadata.csv", "metadata.jsonl")
 
@@ -49,46 +53,58 @@ class ImageFolder(Layout):
             elif is_image_name(path):
                 images.append(m)
         depths = {m.path.count("/") + 1 for m in images}
-        nested = {"yes": True, "no": False}.get(opts.splits, depths == {3})
-        want = 3 if nested else 2
-        for m in images:
-            if m.path.count("/") + 1 != want:
-                shape = "<split>/<class>/<image>" if nested else "<class>/<image>"
-                why = f"images lie {' and '.join(map(str, sorted(depths)))} folders deep" \
-                    if len(depths) > 1 else "see options.splits"
-                raise SourceError(f"member {m.path!r} is not {shape} (layout image-folder: "
-                                  f"{why})")
-        meta = self._metadata(tables, nested, read)
+        split_tables = any(t.path.count("/") == 1 for t in tables)  # `<split>/metadata.csv`
+        nested = {"yes": True, "no": False}.get(opts.splits, depths == {3} or split_tables)
+        meta, meta_labels = self._metadata(tables, nested, read, {m.path for m in images})
+        flat_unlabelled = not meta and depths == {2 if nested else 1}
         for m in tables:
             yield Entry("meta", m.path), m
         for m in images:
             parts = m.path.split("/")
             split, rest = (parts[0], parts[1:]) if nested else (opts.split, parts)
-            if split == "meta":
-                raise SourceError(f"member {m.path!r}: 'meta' is not a split name")
-            label, attrs = rest[0], {}
             row = meta.get(m.path)
+            if len(rest) > 2 or not rest or (len(rest) == 1 and row is None and
+                                              not flat_unlabelled):
+                shape = "<split>/<class>/<image>" if nested else "<class>/<image>"
+                why = f"images lie {' and '.join(map(str, sorted(depths)))} folders deep" \
+                    if len(depths) > 1 else "see options.splits"
+                raise SourceError(f"member {m.path!r} is not {shape} (layout image-folder: "
+                                  f"{why}; an image directly in its split needs a row in "
+                                  "metadata.csv)")
+            check_split(split, f"member {m.path!r}")
+            label: str | int | None = rest[0] if len(rest) == 2 else None
+            if label is not None:
+                check_name(label, f"member {m.path!r}", "class name")
+            attrs = {}
             if row is not None:
                 attrs = {k: v for k, v in row.items() if k not in ("file_name", "label")}
-                if row.get("label") not in (None, ""):
-                    label = str(row["label"])
-            yield Entry(split, "/".join(rest), label=label, attrs=attrs), m
+                if meta_labels[m.path] is not None:
+                    label = meta_labels[m.path]
+            yield Entry.labelled(split, "/".join(rest), label, attrs), m
 
-    def _metadata(self, tables: list[IndexedMember], nested: bool,
-                  read: Reader) -> dict[str, dict[str, Any]]:
-        """Rows of every metadata table, by the member path they describe."""
+    def _metadata(self, tables: list[IndexedMember], nested: bool, read: Reader,
+                  images: set[str]) -> tuple[dict[str, dict[str, Any]],
+                                             dict[str, str | int | None]]:
+        """Rows of every metadata table and their labels (tables.labels), by the member
+        path they describe; a row naming no image of the source is refused (a typo would
+        otherwise drop its label silently)."""
         rows: dict[str, dict[str, Any]] = {}
+        found: dict[str, str | int | None] = {}
         for t in sorted(tables, key=lambda m: m.path):
             folder = posixpath.dirname(t.path)
             if folder.count("/") > 0 or (folder and not nested):
                 raise SourceError(f"member {t.path!r}: a metadata table lies at the top or at "
                                   "the top of a split folder")
-            for line, row in read_table(t.path, read(t), t.path):
+            table = read_table(t, read, t.path)
+            for (line, row), label in zip(table, labels(table, "label", t.path), strict=True):
                 name = row.get("file_name")
                 if not isinstance(name, str) or not name:
                     raise SourceError(f"{t.path}:{line}: no file_name")
                 path = posixpath.normpath(posixpath.join(folder, name))
                 if path in rows:
                     raise SourceError(f"{t.path}:{line}: {name!r} is described twice")
-                rows[path] = row
-        return rows
+                if path not in images:
+                    raise SourceError(f"{t.path}:{line}: {name!r} is not an image of the "
+                                      "source" + (f" (looked for {path!r})" if folder else ""))
+                rows[path], found[path] = row, label
+        return rows, found

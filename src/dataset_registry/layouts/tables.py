@@ -1,57 +1,176 @@
 """Label tables a layout reads: CSV, JSON Lines or Parquet, each row a dict, with the
-line (or row) it came from for messages."""
+line (or row) it came from for messages.
+
+A table is bounded before it is trusted: at most `MAX_TABLE_BYTES`, cells of at most
+`MAX_CELL_BYTES`, `MAX_COLUMNS` columns and JSON nested at most `MAX_DEPTH` deep, so a
+hostile one is a clear refusal, not minutes of parsing and gigabytes of memory. Values
+come back as JSON values (text, whole numbers, finite floats, true/false, null, lists,
+objects): Parquet's decimals, dates, times and intervals as their exact text.
+
+`labels` reads a label column as Hugging Face's imagefolder types it: whole numbers
+(JSON or Parquet integers; a CSV column whose every value is one) keep their value as
+the label, text is a class name; anything else (true/false, a float, an object) is
+refused, naming the line.
+"""
 
 from __future__ import annotations
 
 import csv
+import datetime
+import decimal
 import io
 import json
+import math
 import os
+import re
 import tempfile
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import SourceError
+from ..tarindex import IndexedMember
 
 TABLE_EXTENSIONS = (".csv", ".jsonl", ".parquet")
+MAX_TABLE_BYTES = 256 << 20  # ~2.5M rows of file name, label and a few attributes
+MAX_CELL_BYTES = 64 << 10
+MAX_COLUMNS = 1000
+MAX_DEPTH = 32
+MAX_NAME_BYTES = 255  # a class or split name becomes a folder name
+MAX_INTEGER_LABEL = 999_999  # integer labels index a class list of that many entries
+
+Row = dict[str, Any]
 
 
-def read_table(name: str, data: bytes, where: str) -> list[tuple[int, dict[str, Any]]]:
-    """(line or row number, row) of the table `name` (its extension says the format)."""
-    ext = os.path.splitext(name)[1].lower()
+def read_table(member: IndexedMember, read: Callable[[IndexedMember], bytes],
+               where: str) -> list[tuple[int, Row]]:
+    """(line or row number, row) of the table `member` (its extension says the format),
+    read only once its size is known to be within bounds."""
+    ext = os.path.splitext(member.path)[1].lower()
+    if ext not in TABLE_EXTENSIONS:
+        raise SourceError(f"{where}: a labels table must end in {', '.join(TABLE_EXTENSIONS)}")
+    if member.size > MAX_TABLE_BYTES:
+        raise SourceError(f"{where}: {member.size:,} bytes, more than the {MAX_TABLE_BYTES:,} "
+                          "a labels table may hold; split the source, or keep fewer columns")
+    data = read(member)
     try:
         if ext == ".csv":
-            text = data.decode("utf-8-sig")
-            reader = csv.DictReader(io.StringIO(text, newline=""))
-            rows = []
-            for row in reader:
-                if None in row or None in row.values():
-                    raise SourceError(f"{where}:{reader.line_num}: a row with "
-                                      f"{'more' if None in row else 'fewer'} fields than the "
-                                      "header")
-                rows.append((reader.line_num, row))
-            return rows
+            return list(_csv(data, where))
         if ext == ".jsonl":
-            rows = []
-            for i, line in enumerate(data.decode("utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise SourceError(f"{where}:{i}: a JSON Lines row must be an object")
-                rows.append((i, row))
-            return rows
-        if ext == ".parquet":
-            return _parquet(data, where)
+            return list(_jsonl(data, where))
+        return _parquet(data, where)
     except UnicodeDecodeError as exc:
         raise SourceError(f"{where}: not UTF-8 text (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise SourceError(f"{where}:{exc.lineno}: not JSON ({exc.msg})") from None
+
+
+def _csv(data: bytes, where: str) -> Iterator[tuple[int, Row]]:
+    text = data.decode("utf-8-sig")
+    limit = csv.field_size_limit()
+    csv.field_size_limit(MAX_CELL_BYTES)
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        if header is None:
+            return
+        _check_columns(header, where, 1)
+        for values in reader:
+            if not values:
+                continue  # a blank line
+            if len(values) != len(header):
+                raise SourceError(f"{where}:{reader.line_num}: a row with "
+                                  f"{'more' if len(values) > len(header) else 'fewer'} fields "
+                                  "than the header")
+            yield reader.line_num, dict(zip(header, values, strict=True))
     except csv.Error as exc:
-        raise SourceError(f"{where}: not a readable CSV table ({exc})") from None
-    raise SourceError(f"{where}: a labels table must end in {', '.join(TABLE_EXTENSIONS)}")
+        why = f"a cell longer than {MAX_CELL_BYTES:,} bytes" if "field larger" in str(exc) \
+            else str(exc)
+        raise SourceError(f"{where}: not a readable CSV table ({why})") from None
+    finally:
+        csv.field_size_limit(limit)
 
 
-def _parquet(data: bytes, where: str) -> list[tuple[int, dict[str, Any]]]:
+def _jsonl(data: bytes, where: str) -> Iterator[tuple[int, Row]]:
+    for i, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if _depth_exceeds(line):
+            raise SourceError(f"{where}:{i}: JSON nested more than {MAX_DEPTH} deep")
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{where}:{i}: not JSON ({exc.msg})") from None
+        except RecursionError:  # (the depth scan above should have caught it)
+            raise SourceError(f"{where}:{i}: JSON nested too deep") from None
+        if not isinstance(row, dict):
+            raise SourceError(f"{where}:{i}: a JSON Lines row must be an object")
+        _check_columns(list(row), where, i)
+        yield i, {k: json_value(v, f"{where}:{i}: {k}") for k, v in row.items()}
+
+
+def parse_json(text: str, where: str) -> Any:
+    """A JSON document of at most `MAX_DEPTH` levels, as JSON values; bad JSON is a
+    SourceError naming `where` (e.g. a WebDataset sample's `.json`)."""
+    if _depth_exceeds(text):
+        raise SourceError(f"{where}: JSON nested more than {MAX_DEPTH} deep")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise SourceError(f"{where}: not JSON ({getattr(exc, 'msg', exc)})") from None
+
+
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _depth_exceeds(text: str) -> bool:
+    """Whether brackets outside strings nest more than MAX_DEPTH deep (no recursion)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for token in _BRACKETS.findall(text):
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
+
+
+def _check_columns(names: list[Any], where: str, line: int) -> None:
+    if len(names) > MAX_COLUMNS:
+        raise SourceError(f"{where}:{line}: {len(names):,} columns, more than {MAX_COLUMNS}")
+    for name in names:
+        if not isinstance(name, str) or len(name.encode()) > MAX_NAME_BYTES:
+            raise SourceError(f"{where}:{line}: column name {str(name)[:40]!r}... is longer "
+                              f"than {MAX_NAME_BYTES} bytes")
+
+
+def json_value(value: Any, where: str, depth: int = 0) -> Any:
+    """`value` as a JSON value (see the module docstring); what has none is refused."""
+    if depth > MAX_DEPTH:
+        raise SourceError(f"{where}: nested more than {MAX_DEPTH} deep")
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, (datetime.date, datetime.time)):  # (datetime is a date)
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return f"PT{value.total_seconds():g}S"  # ISO 8601, exact to the microsecond
+    if isinstance(value, dict):
+        return {str(k): json_value(v, where, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v, where, depth + 1) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise SourceError(f"{where}: binary data; a labels table names files and their "
+                          "labels (images inside a table are not a layout this reads)")
+    raise SourceError(f"{where}: a value of type {type(value).__name__}, which has no JSON "
+                      "form")
+
+
+def _parquet(data: bytes, where: str) -> list[tuple[int, Row]]:
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="registry-table-") as tmp:
@@ -61,8 +180,62 @@ def _parquet(data: bytes, where: str) -> list[tuple[int, dict[str, Any]]]:
         try:
             rel = duckdb.read_parquet(path)
             columns = rel.columns
-            return [(i, dict(zip(columns, values, strict=True)))
+            _check_columns(columns, where, 1)
+            return [(i, {c: json_value(v, f"{where}: row {i}: {c}")
+                         for c, v in zip(columns, values, strict=True)})
                     for i, values in enumerate(rel.fetchall(), 1)]
         except duckdb.Error as exc:
             raise SourceError(f"{where}: not a readable Parquet table "
                               f"({str(exc).splitlines()[0]})") from None
+
+
+def labels(rows: list[tuple[int, Row]], column: str, where: str) -> list[str | int | None]:
+    """Each row's label (see the module docstring): an int, a class name, or None (no
+    label: the column is absent, empty or null there)."""
+    raw = [row.get(column) for _, row in rows]
+    texts = [v for v in raw if isinstance(v, str) and v != ""]
+    numbers = [v for v in raw if isinstance(v, int) and not isinstance(v, bool)]
+    whole_text = bool(texts) and not numbers and all(_INTEGER.fullmatch(v) for v in texts)
+    out: list[str | int | None] = []
+    kind = None
+    for (line, _), value in zip(rows, raw, strict=True):
+        here = f"{where}:{line}: {column}"
+        if value is None or value == "":
+            out.append(None)
+            continue
+        if isinstance(value, str) and whole_text:  # a CSV column of whole numbers
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise SourceError(f"{here} is {json.dumps(value)[:60]}: a label is a class name "
+                              "(text) or a whole number")
+        if kind is not None and kind is not type(value):
+            raise SourceError(f"{here}: {value!r} mixes whole numbers and class names in one "
+                              "column; write every label the same way")
+        kind = type(value)
+        if isinstance(value, int):
+            if not 0 <= value <= MAX_INTEGER_LABEL:
+                raise SourceError(f"{here}: {value} is not an integer label from 0 to "
+                                  f"{MAX_INTEGER_LABEL:,}")
+        else:
+            check_name(value, here, "class name")
+        out.append(value)
+    return out
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def check_name(name: str, where: str, what: str) -> None:
+    """A class or split name becomes a folder name and a line of tab-separated files:
+    no tab, line break or NUL, at most 255 bytes, not empty."""
+    if not name.strip():
+        raise SourceError(f"{where}: an empty {what}")
+    bad = next((c for c in name if c in "\t\n\r\0"), None)
+    if bad is not None:
+        raise SourceError(f"{where}: {what} {name[:60]!r} holds a {_CONTROL[bad]}")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise SourceError(f"{where}: {what} {name[:40]!r}... is {len(name.encode()):,} bytes, "
+                          f"more than {MAX_NAME_BYTES}")
+
+
+_CONTROL = {"\t": "tab", "\n": "line break", "\r": "carriage return", "\0": "NUL"}

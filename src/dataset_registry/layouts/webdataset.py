@@ -49,7 +49,6 @@ whole once while indexing, a second pass over it after the folder walk hashed it
 from __future__ import annotations
 
 import io
-import json
 import posixpath
 import re
 from collections.abc import Iterable, Iterator
@@ -60,6 +59,7 @@ from ..errors import SourceError
 from ..marker import FILES, MARKER, SKIPPED
 from ..tarindex import IndexedMember, scan_tar
 from . import IMAGE_EXTENSIONS, Entry, Layout, Options, Reader, ignored
+from .tables import json_value, parse_json
 
 _KEY = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # webdataset.tariterators.base_plus_ext
 _META = re.compile(r"__[^/]*__($|/)")  # what tar_file_iterator skips (skip_meta)
@@ -304,12 +304,10 @@ def _value(where: str, ext: str, data: bytes) -> Any:
                 raise ValueError
             return int(text)
         text = data.decode("utf-8")
-        return json.loads(text) if ext == "json" else text
+        return json_value(parse_json(text, where), where) if ext == "json" else text
     except UnicodeDecodeError:
         raise SourceError(f"{where}: not {'ASCII' if ext == 'cls' else 'UTF-8'} text") \
             from None
-    except json.JSONDecodeError as exc:
-        raise SourceError(f"{where}: not JSON ({exc.msg}, line {exc.lineno})") from None
     except ValueError:
         raise SourceError(f"{where}: {data[:40]!r} is not a class label (a .cls holds a "
                           "non-negative integer)") from None

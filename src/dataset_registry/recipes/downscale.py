@@ -52,8 +52,9 @@ from ..output import Output
 from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .downscale_files import assemble, finish_in_place, png, write_chunk, write_rows_in_place
 from .imagecheck import OnError, usable, where
+from .naming import record_names, stem, whole_stem
 from .select import pick_split
-from .shards import class_labels, folder_safe, scheme_of
+from .shards import class_labels, folder_safe, named, scheme_of
 
 _CHUNK = 256
 MAX_CLASSES = 32767  # labels.npy holds int16 subset labels
@@ -120,6 +121,7 @@ class Task:
     members: MemberSet  # a compact slice: pickles only its own members
     labels: np.ndarray  # int16 subset labels, one per member
     wnids: tuple[str, ...]  # the subset's class names, for folder paths
+    whole: bool = False  # folder paths from whole names, not file names (naming.py)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -130,6 +132,11 @@ class Selection:
     members: MemberSet
     rows: np.ndarray  # positions in `members` of the chosen images, in output order
     labels: np.ndarray  # their int16 subset labels
+    whole: bool = False  # `folders` names `<class>/<whole name>.png` (naming.py)
+
+    def png_name(self, name: str) -> str:
+        """What `folders` calls the image `name` below its class folder."""
+        return f"{whole_stem(name) if self.whole else stem(name)}.png"
 
 
 class DownscaleRecipe(Recipe):
@@ -224,7 +231,7 @@ class DownscaleRecipe(Recipe):
             for start in range(0, len(sel.rows), _CHUNK):
                 rows = sel.rows[start:start + _CHUNK]
                 tasks.append(Task(split, len(tasks), start, sel.members.take(rows),
-                                  sel.labels[start:start + _CHUNK].copy(), wnids))
+                                  sel.labels[start:start + _CHUNK].copy(), wnids, sel.whole))
         return Plan(tasks, context={"subset": list(wnids), "selections": chosen})
 
     @classmethod
@@ -237,9 +244,10 @@ class DownscaleRecipe(Recipe):
         runs: list[np.ndarray] = []
         labels: list[np.ndarray] = []
         scheme = cls.labels(params, inputs, split)
+        whole = False
         if scheme is None:
-            runs, labels = _by_class_name(params, inputs, members, cls.scheme(params, inputs),
-                                          wanted)
+            runs, labels, whole = _by_class_name(params, inputs, members,
+                                                 cls.scheme(params, inputs), wanted)
         elif split in scheme.folder_splits:
             missing = []
             for wnid, k in wanted.items():
@@ -263,7 +271,7 @@ class DownscaleRecipe(Recipe):
                     ks.append(k)
             runs.append(np.array(rows, dtype=np.int64))
             labels.append(np.array(ks, dtype=np.int16))
-        sel = Selection(members, np.concatenate(runs), np.concatenate(labels))
+        sel = Selection(members, np.concatenate(runs), np.concatenate(labels), whole)
         if not len(sel.rows):
             raise BadInputError(f"{members.where}: no {split} images in the chosen classes")
         return sel
@@ -281,8 +289,8 @@ class DownscaleRecipe(Recipe):
                 label = int(task.labels[i])
                 kept.add(i)
                 if params.format == "folders":
-                    stem = os.path.splitext(os.path.basename(ref.name))[0]
-                    out.write(f"{task.split}/{task.wnids[label]}/{stem}.png", png(row, shape),
+                    name = whole_stem(ref.name) if task.whole else stem(ref.name)
+                    out.write(f"{task.split}/{task.wnids[label]}/{name}.png", png(row, shape),
                               label=label, member=ref.origin, source=ref.source,
                               class_name=task.wnids[label])
                 else:
@@ -318,7 +326,7 @@ class DownscaleRecipe(Recipe):
             if params.format == "folders":
                 if split == "val":
                     _write_val_files(out, kept, labels, [
-                        f"val/{subset[k]}/{os.path.splitext(os.path.basename(n))[0]}.png"
+                        f"val/{subset[k]}/{sel.png_name(n)}"
                         for n, k in zip(kept.names, labels, strict=True)])
                 continue
             if params.on_error == "fail":
@@ -335,7 +343,7 @@ class DownscaleRecipe(Recipe):
 
 def _by_class_name(params: DownscaleParams, inputs: Inputs, members: MemberSet,
                    order: list[str], wanted: dict[str, int]
-                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                   ) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
     """A generic split's rows (by member name) in the subset, with subset labels."""
     scheme = class_labels(members, order, inputs.files.get("classes"))
     to_subset = np.full(len(order), -1, dtype=np.int32)
@@ -346,21 +354,23 @@ def _by_class_name(params: DownscaleParams, inputs: Inputs, members: MemberSet,
     rows = np.flatnonzero(ks >= 0)
     if params.require_all_classes:
         present = np.bincount(ks[rows], minlength=len(wanted)) > 0
-        missing = [name for name, k in wanted.items() if not present[k]]
+        expected = named(inputs, *SPLITS, "images")  # (a number no image has is no class)
+        missing = [name for name, k in wanted.items()
+                   if not present[k] and (expected is None or name in expected)]
         if missing:
             raise BadInputError(
                 f"{members.where}: {len(missing)} of the {len(wanted)} classes have no "
                 f"{members.split} images (first: {', '.join(missing[:5])}); set "
                 "require_all_classes: false to build without them")
-    if params.format == "folders":  # <split>/<class>/<stem>.png must not meet twice
-        seen: dict[tuple[int, str], int] = {}
-        for i in rows.tolist():
-            stem = os.path.splitext(os.path.basename(members.names[i]))[0]
-            first = seen.setdefault((int(ks[i]), stem), i)
-            if first != i:
-                raise BadInputError(f"{members.where}: {members.names[first]!r} and "
-                                    f"{members.names[i]!r} would both be {stem}.png")
-    return [rows.astype(np.int64)], [ks[rows].astype(np.int16)]
+    whole = False
+    if params.format == "folders":  # <split>/<class>/<stem>.png: whole names if two meet
+        names = [members.names[i] for i in rows.tolist()]
+        folders = [str(int(ks[i])) for i in rows.tolist()]
+        pairs = list(zip(folders, names, strict=True))
+        whole = record_names(names, [f"{k}/{stem(n)}.png" for k, n in pairs],
+                             [f"{k}/{whole_stem(n)}.png" for k, n in pairs], "file",
+                             members.where)[1]
+    return [rows.astype(np.int64)], [ks[rows].astype(np.int16)], whole
 
 
 def _write_val_files(out: Output, kept: MemberSet, labels: np.ndarray, files: list[str]) -> None:

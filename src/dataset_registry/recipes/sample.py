@@ -30,12 +30,13 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..classes import read_classes
+from ..classes import default_classes, read_classes
 from ..errors import BadInputError
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .imagecheck import OnError, usable
+from .naming import record_names
 from .select import pick_split
 
 _CHUNK = 128  # images per task, as select
@@ -120,7 +121,7 @@ class Sample(Recipe):
     def classes(cls, params: SampleParams, inputs: Inputs, images: MemberSet) -> list[str]:
         if "classes" in inputs.files:
             return read_classes(inputs.files["classes"])
-        return images.class_names()
+        return default_classes(images)
 
     @classmethod
     def plan(cls, params: SampleParams, inputs: Inputs) -> Plan:
@@ -141,8 +142,7 @@ class Sample(Recipe):
         for i, name in enumerate(names):  # in sorted member order
             if chosen is None or i in chosen:
                 by_class.setdefault(name, []).append(i)
-        todo: list[tuple[str, MemberRef, int]] = []
-        seen: dict[str, str] = {}
+        drawn: list[tuple[str, str, int]] = []  # (split, class, member), in draw order
         for klass in sorted(by_class):
             members = by_class[klass]
             rng.shuffle(members)
@@ -160,17 +160,17 @@ class Sample(Recipe):
                 {params.split: len(members)}
             start = 0
             for split in sorted(counts):
-                for i in members[start:start + counts[split]]:
-                    ref = images[i]
-                    path = f"{split}/{klass}/{posixpath.basename(ref.name)}" if klass else \
-                        f"{split}/{ref.name}"
-                    if path in seen:
-                        raise BadInputError(f"{images.where}: {seen[path]!r} and {ref.name!r} "
-                                            f"would both be written as {path!r} (one class, "
-                                            "one file name)")
-                    seen[path] = ref.name
-                    todo.append((path, ref, position.get(klass, -1)))
+                drawn.extend((split, klass, i) for i in members[start:start + counts[split]])
                 start += counts[split]
+        # `<split>/<class>/<file name>`; files numbered per folder keep whole names (naming.py)
+        names = [images.names[i] for _, _, i in drawn]
+        short = [f"{split}/{klass}/{posixpath.basename(n)}" if klass else f"{split}/{n}"
+                 for (split, klass, _), n in zip(drawn, names, strict=True)]
+        whole = [f"{split}/{klass}/{n}" if klass else f"{split}/{n}"
+                 for (split, klass, _), n in zip(drawn, names, strict=True)]
+        paths = record_names(names, short, whole, "written as", images.where)[0]
+        todo = [(path, images[i], position.get(klass, -1))
+                for path, (_, klass, i) in zip(paths, drawn, strict=True)]
         todo.sort(key=lambda t: t[0])  # tasks in output order: neighbours read together
         return Plan([todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)], context=scheme)
 
@@ -182,7 +182,7 @@ class Sample(Recipe):
                                    params.on_error, validate=params.validate_images):
             path, _, label = task[i]
             out.write(path, data, label=label if label >= 0 else None, member=ref.origin,
-                      source=ref.source, class_name=ref.label, attrs=ref.attrs)
+                      source=ref.source, class_name=ref.label, attrs=ref.attrs, xxh3=ref.xxh3)
             written += 1
         return written
 

@@ -4,7 +4,7 @@ it changes (`flat`, `labels_for`, `finish`: ImageNet's `calibration`, in domains
 
 from __future__ import annotations
 
-import os
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -17,6 +17,7 @@ from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .imagecheck import OnError, usable
+from .naming import record_names, refuse_clashes
 
 _CHUNK = 128  # images per task: enough to amortise scheduling, small enough to balance
 
@@ -94,16 +95,15 @@ class Select(Recipe):
         entries = cls.entries(params, inputs, images)
         labels = cls.labels_for(params, inputs, entries)
         unique = list(dict.fromkeys(e.name for e in entries))
-        todo = [(images.get(n), labels.get(n)) for n in unique]
-        if cls.flat or not params.folders:
-            seen: dict[str, str] = {}
-            for name in unique:
-                base = os.path.basename(name)
-                if base in seen:
-                    raise BadInputError(f"{images.where}: {seen[base]!r} and {name!r} would both "
-                                        f"be {base!r} in one flat folder"
-                                        + ("" if cls.flat else "; set folders: true"))
-                seen[base] = name
+        whole = params.folders and not cls.flat
+        if not whole:
+            bases = [posixpath.basename(n) for n in unique]
+            if cls.flat:  # one flat folder, whatever the names (CK's calibration layout)
+                refuse_clashes(unique, bases, "in one flat folder as", images.where)
+            else:  # files numbered per folder keep their whole names (naming.py)
+                whole = record_names(unique, bases, unique, "file", images.where)[1]
+        todo = [(images.get(n), labels.get(n), n if whole else posixpath.basename(n))
+                for n in unique]
         return Plan([todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)],
                     context=(entries, labels))
 
@@ -113,13 +113,13 @@ class Select(Recipe):
         return {}
 
     @classmethod
-    def run(cls, params: SelectParams, task: list[tuple[MemberRef, int | None]],
+    def run(cls, params: SelectParams, task: list[tuple[MemberRef, int | None, str]],
             out: Output) -> list[str]:
         kept = set()
-        for i, ref, data in usable(read_members(ref for ref, _ in task), out, params.on_error,
-                                   validate=params.validate_images):
-            path = ref.name if params.folders and not cls.flat else os.path.basename(ref.name)
-            out.write(path, data, label=task[i][1], member=ref.origin, source=ref.source,
-                      class_name=ref.label, attrs=ref.attrs)
+        for i, ref, data in usable(read_members(ref for ref, _, _ in task), out,
+                                   params.on_error, validate=params.validate_images):
+            _, label, path = task[i]
+            out.write(path, data, label=label, member=ref.origin, source=ref.source,
+                      class_name=ref.label, attrs=ref.attrs, xxh3=ref.xxh3)
             kept.add(i)
-        return [ref.name for i, (ref, _) in enumerate(task) if i not in kept]
+        return [ref.name for i, (ref, _, _) in enumerate(task) if i not in kept]

@@ -29,7 +29,7 @@ image copied byte-exact to `<class>/<file>`, a `torchvision.datasets.ImageFolder
 
 from __future__ import annotations
 
-import os
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -38,12 +38,13 @@ import numpy as np
 from pydantic import field_validator
 
 from .. import schemes
-from ..classes import label_indices, read_classes, sorted_classes
+from ..classes import default_classes, label_indices, present_classes, read_classes
 from ..errors import BadInputError
 from ..members import MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Recipe
 from .imagecheck import IMAGE_CHECKS, OnError, usable
+from .naming import record_names
 from .select import pick_split
 
 CHUNK = 256  # records a task
@@ -119,7 +120,7 @@ def classified(inputs: Inputs, split: str, require_all: bool, missing: str,
     # names are sorted, so a stable sort by label is (label, name) order
     positions = np.argsort(labels, kind="stable").astype(np.int64)
     labels = labels[positions]
-    check_every_class(members, split, classes, labels, require_all)
+    check_every_class(members, split, classes, labels, require_all, named(inputs, "images"))
     return Classified(members, positions, labels, classes, None)
 
 
@@ -131,12 +132,22 @@ def scheme(inputs: Inputs, *roles: str) -> list[str]:
                       for split, s in inputs.images[role].items() if split != "meta"])
 
 
+def named(inputs: Inputs, *roles: str) -> set[str] | None:
+    """The classes a split may be asked to hold: every class of a classes file (None), or
+    those some image of the inputs has (a whole-number scheme names every number up to the
+    largest; those no image has anywhere are not missing from a split)."""
+    if "classes" in inputs.files:
+        return None
+    return present_classes(*(s for role in roles if role in inputs.images
+                             for split, s in inputs.images[role].items() if split != "meta"))
+
+
 def scheme_of(classes_file: str | None, sets: list[MemberSet]) -> list[str]:
     """The classes file's names, or the sorted class names of `sets` (a split without
     classes adds none; it is refused if a recipe reads it, see `class_labels`)."""
     if classes_file is not None:
         return read_classes(classes_file)
-    found = sorted_classes(*sets)
+    found = default_classes(*sets)
     if not found:
         raise BadInputError(no_classes(sets[0].where if sets else "the images input"))
     return found
@@ -163,12 +174,14 @@ def class_labels(members: MemberSet, classes: list[str], classes_file: str | Non
 
 
 def check_every_class(members: MemberSet, split: str, classes: list[str], labels: np.ndarray,
-                      require_all: bool) -> None:
-    """Every class of the scheme has images in the split, unless not required."""
+                      require_all: bool, expected: set[str] | None = None) -> None:
+    """Every class of the scheme (of `expected`, if given) has images in the split, unless
+    not required."""
     if not require_all:
         return
     present = np.bincount(labels, minlength=len(classes)) > 0
-    absent = [classes[i] for i in np.flatnonzero(~present)]
+    absent = [classes[i] for i in np.flatnonzero(~present)
+              if expected is None or classes[i] in expected]
     if absent:
         raise BadInputError(
             f"{members.where}: {len(absent)} of the {len(classes)} classes have no {split} "
@@ -221,24 +234,12 @@ def _by_scheme(members: MemberSet, scheme_: schemes.LabelScheme, split: str,
     return Classified(members, positions.astype(np.int64), labels, order, scheme_)
 
 
-def unique_names(c: Classified, name_of: object, what: str) -> None:
-    """Two images that would land on one name (a file, a sample key) are refused, naming
-    both: a generic source may repeat a file name across folders (ImageNet's never do)."""
-    seen: dict[str, int] = {}
-    for i, position in enumerate(c.positions.tolist()):
-        name = name_of(c.members.names[position], int(c.labels[i]))  # type: ignore[operator]
-        first = seen.setdefault(name, position)
-        if first != position:
-            raise BadInputError(f"{c.members.where}: {c.members.names[first]!r} and "
-                                f"{c.members.names[position]!r} would both be {what} "
-                                f"{name!r}")
-
-
 @dataclass(frozen=True)
 class ByClassTask:
     members: MemberSet
     labels: np.ndarray
     classes: tuple[str, ...]
+    whole: bool = False  # `<class>/<whole name>`, not `<class>/<file name>` (naming.py)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -258,10 +259,17 @@ class ByClass(Recipe):
         c = classified(inputs, params.split, params.require_all_classes, cls.missing,
                        params.labels_scheme)
         folder_safe(c.classes, c.members.where)
+        whole = False
         if c.scheme is None or not c.scheme.unique_base_names:
-            unique_names(c, lambda n, k: f"{c.classes[k]}/{os.path.basename(n)}", "file")
+            # one class's files may share a file name (a labels table over folders):
+            # then each keeps its whole name under its class folder (naming.py)
+            names = [c.members.names[p] for p in c.positions.tolist()]
+            folders = [c.classes[k] for k in c.labels.tolist()]
+            pairs = list(zip(folders, names, strict=True))
+            whole = record_names(names, [f"{f}/{posixpath.basename(n)}" for f, n in pairs],
+                                 [f"{f}/{n}" for f, n in pairs], "file", c.members.where)[1]
         return [ByClassTask(c.members.take(c.positions[s:s + CHUNK]),
-                            c.labels[s:s + CHUNK].copy(), tuple(c.classes))
+                            c.labels[s:s + CHUNK].copy(), tuple(c.classes), whole)
                 for s in range(0, len(c.positions), CHUNK)]
 
     @classmethod
@@ -270,8 +278,9 @@ class ByClass(Recipe):
         for i, ref, image in usable(read_members(task.members), out, params.on_error,
                                     validate=params.validate_images):
             label = int(task.labels[i])
-            out.write(f"{task.classes[label]}/{os.path.basename(ref.name)}", image,
+            name = ref.name if task.whole else posixpath.basename(ref.name)
+            out.write(f"{task.classes[label]}/{name}", image,
                       label=label, member=ref.origin, source=ref.source,
-                      class_name=task.classes[label], attrs=ref.attrs or None)
+                      class_name=task.classes[label], attrs=ref.attrs or None, xxh3=ref.xxh3)
             kept += 1
         return kept

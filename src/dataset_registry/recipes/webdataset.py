@@ -19,6 +19,7 @@ shards and their names stay those planned.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import tarfile
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ from ..members import MemberSet, read_members
 from ..output import Output
 from .base import Inputs, Recipe
 from .imagecheck import usable
-from .shards import SHARD_INPUTS, ShardParams, classified, unique_names
+from .naming import record_names, stem
+from .shards import SHARD_INPUTS, ShardParams, classified
 
 _PREFIX = re.compile(r"[A-Za-z0-9._+{}-]+")
 DATASET = "{dataset}"  # the default prefix: the dataset's name, filled at manifest load
@@ -73,6 +75,7 @@ class WdsTask:
     labels: np.ndarray
     ext: str | None  # every sample's extension, if the label scheme fixes one (ImageNet: jpg)
     classes: tuple[str, ...] = ()  # the scheme's class names, in label order
+    whole: bool = False  # sample keys from whole names (`cat/0001`), see naming.py
 
     def __len__(self) -> int:
         return len(self.members)
@@ -96,9 +99,14 @@ class WebDataset(Recipe):
                                 "filled when a manifest loads; these params came without one")
         prefix = params.prefix.replace("{split}", params.split)
         ext = c.scheme.image_ext if c.scheme else None
+        whole = False
         if c.scheme is None or not c.scheme.unique_base_names:
-            # a generic source may repeat a file name across class folders
-            unique_names(c, lambda n, k: sample_key(n), "sample key")
+            # a generic source may number its files per class: whole keys (naming.py)
+            names = [c.members.names[p] for p in c.positions.tolist()]
+            whole = record_names(names, [sample_key(n) for n in names],
+                                 [whole_key(n) for n in names], "sample key",
+                                 c.members.where)[1]
+        key_of = whole_key if whole else sample_key
         sizes = c.members.sizes[c.positions].tolist()
         tasks: list[WdsTask] = []
         classes = tuple(c.classes)
@@ -106,12 +114,12 @@ class WebDataset(Recipe):
         def cut(start: int, stop: int) -> None:
             tasks.append(WdsTask(len(tasks), f"{prefix}-{len(tasks):06d}.tar",
                                  c.members.take(c.positions[start:stop]),
-                                 c.labels[start:stop].copy(), ext, classes))
+                                 c.labels[start:stop].copy(), ext, classes, whole))
 
         start, size = 0, 2 * tarfile.BLOCKSIZE  # a tar ends with two zero blocks
         for i, position in enumerate(c.positions.tolist()):
             name = c.members.names[position]
-            need = sample_bytes(sample_key(name),
+            need = sample_bytes(key_of(name),
                                 {"cls": len(str(int(c.labels[i]))),
                                  image_extension(name, c.members.where, ext): sizes[i]})
             if i - start >= params.shard_count or (
@@ -129,16 +137,17 @@ class WebDataset(Recipe):
         import xxhash
 
         record = 0
+        key_of = whole_key if task.whole else sample_key
         with out.open(task.name) as f:
             writer = ShardWriter(f)
             for i, ref, image in usable(read_members(task.members), out, params.on_error,
                                         validate=params.validate_images):
                 label = int(task.labels[i])
-                offset = writer.write(sample_key(ref.name),
+                offset = writer.write(key_of(ref.name),
                                       {"cls": cls_bytes(label),
                                        image_extension(ref.name, ref.origin, task.ext): image})
                 out.record(task.name, offset=offset, size=len(image),
-                           xxh3=xxhash.xxh3_128_hexdigest(image), label=label,
+                           xxh3=ref.xxh3 or xxhash.xxh3_128_hexdigest(image), label=label,
                            member=ref.origin, source=ref.source, record=record,
                            class_name=task.classes[label] if task.classes else None,
                            attrs=ref.attrs or None)
@@ -168,4 +177,11 @@ def image_extension(name: str, where: Any, fixed: str | None = None) -> str:
 
 def sample_key(name: str) -> str:
     """A sample key: the file name without its extension (no dots left in it)."""
-    return os.path.splitext(os.path.basename(name))[0].replace(".", "_")
+    return stem(name).replace(".", "_")
+
+
+def whole_key(name: str) -> str:
+    """A sample key from the whole logical name: `cat/0001.jpg` -> `cat/0001` (WebDataset
+    groups by what precedes the first dot after the last slash: folders may hold dots)."""
+    folder = posixpath.dirname(name)
+    return posixpath.join(folder, sample_key(name)) if folder else sample_key(name)

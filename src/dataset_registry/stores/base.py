@@ -32,6 +32,7 @@ from ..marker import (  # noqa: F401 - the layout names and the one marker parse
     UNPUBLISHED,
     Marker,
     parse_marker,
+    table_damage,
 )
 from ..remote import Remote
 

@@ -28,8 +28,10 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from ..errors import BuildError, StorageError, VerifyError
+from ..marker import local_table_damage
 from ..remote import Remote
 from .base import (
+    FILES,
     MARKER,
     FolderDrop,
     Marker,
@@ -61,7 +63,12 @@ class LocalStore(Store):
             return None
         except OSError as exc:
             raise VerifyError(f"{path}: the marker is unreadable ({exc.strerror})") from None
-        return parse_marker(data, path, key)
+        marker = parse_marker(data, path, key)
+        table = os.path.join(self._dir(key), FILES)
+        damage = local_table_damage(table)
+        if damage:  # damaged means not served, by any reader
+            raise VerifyError(f"{table}: {damage}")
+        return marker
 
     def uri(self, key: str) -> str:
         return self._dir(key)

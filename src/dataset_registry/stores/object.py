@@ -54,6 +54,7 @@ from .base import (
     file_lock,
     parse_marker,
     record_path,
+    table_damage,
 )
 
 STAGING = ".staging"
@@ -148,7 +149,18 @@ class ObjectStore(Store):
             data = self._call("reading a marker", self.fs.cat_file, f"{self._dir(key)}/{MARKER}")
         except FileNotFoundError:
             return None
-        return parse_marker(data, f"{self.uri(key)}/{MARKER}", key)
+        marker = parse_marker(data, f"{self.uri(key)}/{MARKER}", key)
+        table = f"{self._dir(key)}/{FILES}"
+        try:  # its size and last 8 bytes: damaged means not served (`verify` reads it all)
+            size = int(self._call("reading a file table", self.fs.info, table)["size"])
+            tail = self._call("reading a file table", self.fs.cat_file, table,
+                              start=max(0, size - 8), end=size) if size else b""
+            damage = table_damage(size, tail)
+        except FileNotFoundError:
+            damage = "missing"
+        if damage:
+            raise VerifyError(f"{table}: {damage}")
+        return marker
 
     def uri(self, key: str) -> str:
         return f"{self.protocol}://{self._dir(key).lstrip('/')}"

@@ -153,14 +153,20 @@ class StoreRecordChecks:
             os.chmod(os.path.dirname(table), 0o755)
         fs.rm_file(table)
         assert store.verify(KEY) == [f"{table}: missing"]
+        with pytest.raises(VerifyError, match=r"_files\.parquet: missing"):
+            store.marker(KEY)  # damaged means not served: no reader takes it as built
 
-    def test_a_garbage_file_table_is_reported(self, store) -> None:
+    @pytest.mark.parametrize("data", [b"PAR1 not really", b"", b"PAR1" * 100])
+    def test_a_garbage_file_table_is_reported(self, store, data) -> None:
         build(store)
-        overwrite(store, "_files.parquet", b"PAR1 not really")
+        good = store.filesystem()[0].cat_file(artifact_file(store, "_files.parquet"))
+        overwrite(store, "_files.parquet", data or good[:len(good) // 2])  # or truncated
         problems = store.verify(KEY)
         assert len(problems) == 1
         assert problems[0].startswith(f"{artifact_file(store, '_files.parquet')}: unreadable "
                                       "as a file table (")
+        with pytest.raises(VerifyError, match=r"_files\.parquet: unreadable as a file table"):
+            store.marker(KEY)
 
     def test_replace_publishes_over_a_damaged_artifact(self, store) -> None:
         build(store)
