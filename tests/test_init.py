@@ -123,8 +123,10 @@ def unwritable(tmp_path):
     locked.mkdir()
     if os.geteuid() != 0:
         locked.chmod(0o500)
-        yield locked
-        locked.chmod(0o700)
+        try:
+            yield locked
+        finally:
+            locked.chmod(0o700)
         return
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(locked)],
                           capture_output=True, text=True)
