@@ -1,6 +1,6 @@
 """Writing one file from many processes against writing one file each (the page cache only).
 
-    python benchmarks/bench_one_file.py [--gib 2.6] [--procs 16] [--dir /tmp]
+    python benchmarks/bench_one_file.py [--gib 2.6] [--procs 16] [--dir /tmp] [--smoke]
 
 Why recordio's tasks may be slower than webdataset's: every recordio task writes
 its records into the one `.rec` (im2rec's format), webdataset's tasks write
@@ -11,6 +11,8 @@ mmap      the same into a file the parent sized with ftruncate first, each proce
           copying into a shared mapping of its region (no write() call at all)
 separate  `--procs` processes, each writing a file of its own
 one       a single process writing the whole file sequentially
+
+--smoke writes 2 x 24 MiB from 2 processes (a second): it checks that the script works.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from multiprocessing import Pool
 
 CHUNK = 24 << 20  # a recordio task's records, roughly
 _state: dict[str, object] = {}
+SMOKE = {"gib": 2 * CHUNK / 2**30, "procs": 2}
 
 
 def _init(folder: str, per: int) -> None:
@@ -73,7 +76,10 @@ def main() -> int:
     ap.add_argument("--gib", type=float, default=2.6)
     ap.add_argument("--procs", type=int, default=16)
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--smoke", action="store_true", help="every measurement, tiny")
     args = ap.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
     folder = tempfile.mkdtemp(prefix="bench-one-file-", dir=args.dir)
     per = int(args.gib * 2**30) // args.procs
     total = per * args.procs

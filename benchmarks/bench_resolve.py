@@ -1,6 +1,6 @@
 """Latency of the no-work paths: resolving built variants and re-checking unchanged sources.
 
-    python benchmarks/bench_resolve.py [--runs 9] [--val-images 50000]
+    python benchmarks/bench_resolve.py [--runs 9] [--val-images 50000] [--smoke]
 
 Builds a throwaway registry over the shipped manifests plus one 50,000-file
 variant, on a synthetic val set, then measures (median of --runs):
@@ -11,12 +11,16 @@ variant, on a synthetic val set, then measures (median of --runs):
    signature, reuse the fingerprint: what every resolve does), and the
    whole-process `registry source check` for reference;
 3. re-checking the same 50,000 images as an unchanged extracted folder.
+
+--smoke runs every measurement once on 100 images (seconds): it checks that the script
+works, so its exit status ignores the limits.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +39,9 @@ datasets:
 """
 
 
+SMOKE = {"runs": 1, "val_images": 100}
+
+
 def median_seconds(fn, runs: int) -> float:
     times = []
     for _ in range(runs):
@@ -48,18 +55,27 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--val-images", type=int, default=50_000)
+    ap.add_argument("--smoke", action="store_true", help="every measurement, tiny and once")
     args = ap.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
 
+    work = Path(tempfile.mkdtemp(prefix="bench-resolve-"))
+    try:
+        return measure(work, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(work: Path, args: argparse.Namespace) -> int:
     from dataset_registry import Registry
     from dataset_registry.domains.imagenet.synth import SynthSpec, synthesize
 
-    work = Path(tempfile.mkdtemp(prefix="bench-resolve-"))
     manifests = work / "manifests"
-    subprocess.run(["cp", "-r", str(REPO / "manifests"), str(manifests)], check=True)
+    # the repo's manifests/ is a link to the plugin's folder: copy what it points at (its
+    # label files are named by package, `pkg:`, so nothing else needs to come along)
+    shutil.copytree(REPO / "manifests", manifests)
     (manifests / "bench.yaml").write_text(EXTRA)
-    labels = REPO / "src" / "dataset_registry" / "data"
-    (work / "src" / "dataset_registry").mkdir(parents=True)
-    os.symlink(labels, work / "src" / "dataset_registry" / "data")
 
     print(f"synthesizing {args.val_images} val images in {work} ...", flush=True)
     made = synthesize(str(work / "synth"), SynthSpec(val_images=args.val_images, width=32,
@@ -112,9 +128,11 @@ def main() -> int:
     print(f"{'what':48s} {'seconds':>9s} {'limit':>7s}  ok")
     for what, seconds, limit in rows:
         print(f"{what:48s} {seconds:9.4f} {limit:7.2f}  {'yes' if seconds <= limit else 'NO'}")
-    print(f"{'ratio: 50,000-file / 1-file resolve':48s} {t_big / t_small:9.2f}")
+    ratio = f"ratio: {reg.built(big).marker.files:,}-file / " \
+            f"{reg.built(small).marker.files:,}-file resolve"
+    print(f"{ratio:48s} {t_big / t_small:9.2f}")
     print(f"{'(whole-process `registry source check`, tar)':48s} {t_cli_tar:9.4f}")
-    return 0 if all(s <= limit for _, s, limit in rows) else 1
+    return 0 if args.smoke or all(s <= limit for _, s, limit in rows) else 1
 
 
 if __name__ == "__main__":

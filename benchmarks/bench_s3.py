@@ -1,6 +1,6 @@
 """Building to an S3 endpoint against building to local disk; batched against serial uploads.
 
-    python benchmarks/bench_s3.py [--val-images 2000] [--jobs 2] [--runs 2]
+    python benchmarks/bench_s3.py [--val-images 2000] [--jobs 2] [--runs 2] [--smoke]
 
 Starts moto's standalone S3 server (`python -m moto.server`, its own process) on
 127.0.0.1, synthesizes a val set, and measures side by side in one run:
@@ -14,6 +14,9 @@ serial/batch uploading the same N small files one request at a time (`put_file` 
 Prints seconds, files/s and the ratios local/s3 (1.0 = S3 as fast as disk) and
 serial/batch (how much concurrency buys). The S3 side pays real HTTP requests to a
 real endpoint on loopback; a remote S3 adds network latency, which batching hides.
+
+--smoke measures everything once on 20 images and 20 uploads (seconds): it checks that
+the script works, not how fast.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import write_imagenet_manifest
 
+SMOKE = {"val_images": 20, "runs": 1, "upload_files": 20}
 DATASETS = """
   - name: cal
     recipe: calibration
     inputs: {images: val, labels: labels}
-    params: {first: 500, check_labels: false}
+    params: {first: %d, check_labels: false}
   - name: tiny
     recipe: downscale
     inputs: {val: val, labels: labels}
@@ -58,10 +62,10 @@ def start_moto(port: int) -> subprocess.Popen:
 
 
 def timed_resolve(root: Path, store: str, name: str, jobs: int,
-                  options: dict[str, str] | None) -> tuple[float, int]:
+                  options: dict[str, str] | None, first: int) -> tuple[float, int]:
     from dataset_registry import Registry
 
-    write_imagenet_manifest(root, DATASETS)
+    write_imagenet_manifest(root, DATASETS % first)
     reg = Registry.open(str(root), store=store, storage_options=options)
     reg.set_source("val", str(root.parent / "synth" / "ILSVRC2012_img_val.tar"))
     start = time.perf_counter()
@@ -77,7 +81,11 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--runs", type=int, default=2, help="repeats; the best run is shown")
     ap.add_argument("--upload-files", type=int, default=1000)
+    ap.add_argument("--smoke", action="store_true", help="every measurement, tiny and once")
     args = ap.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
+    first = min(500, args.val_images)  # the calibration variant's images
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
@@ -90,9 +98,9 @@ def main() -> int:
     moto = start_moto(port)
     options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": FAKE_KEY,
                "secret": FAKE_SECRET}
-    fs = s3fs.S3FileSystem(skip_instance_cache=True, **options)
-    fs.mkdir("bench")
     try:
+        fs = s3fs.S3FileSystem(skip_instance_cache=True, **options)
+        fs.mkdir("bench")
         with tempfile.TemporaryDirectory() as tmp:
             base = Path(tmp)
             synthesize(str(base / "synth"), SynthSpec(
@@ -111,7 +119,7 @@ def main() -> int:
                             else f"s3://bench/{name}-{run}"
                         seconds, files = timed_resolve(
                             base / f"reg-{where}-{name}-{run}", store, name, args.jobs,
-                            options if where == "s3" else None)
+                            options if where == "s3" else None, first)
                         best[where] = min(best.get(where, seconds), seconds)
                 print(f"{name:<8}{files:>7}{best['local']:>10.2f}{best['s3']:>9.2f}"
                       f"{files / best['s3']:>12.0f}{best['local'] / best['s3']:>10.2f}")

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_shards.py [--classes 40] [--per-class 250] [--jobs 1] [--quality 98]
     python benchmarks/bench_shards.py --sections memory [--memory-sizes 100000,400000]
+    python benchmarks/bench_shards.py --smoke
 
 Side by side in one run, on the same members of one tar (read in place):
 copy      a plain sequential copy of the members' bytes into one file (read, write)
@@ -18,6 +19,9 @@ memory: peak RSS of the coordinator resolving the recordio and webdataset
 recipes over train tars of two sizes (small 64x48 images, so the tars stay
 small), each in a fresh process; workers hold one task (256 records, or one
 shard) at a time, whatever the size.
+
+--smoke runs both sections on a few dozen images (seconds): it checks that the script
+works, not how fast.
 """
 
 from __future__ import annotations
@@ -38,9 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import cpu_count, mean_kib, pool, write_imagenet_manifest, write_train_tar
 from dataset_registry import Registry
 
+SMOKE = {"classes": 2, "per_class": 5, "distinct": 4, "repeat": 1, "sections": "speed,memory",
+         "memory_sizes": "20,40", "memory_classes": 10}
 
-def write_manifest(root: Path, *, require_all_classes: bool) -> None:
-    """The ImageNet sources, the shipped labels, and datasets recordio, wds and tfrecord."""
+
+def write_manifest(root: Path, *, require_all_classes: bool, shards: int = 64) -> None:
+    """The ImageNet sources, the shipped labels, and datasets recordio, wds and tfrecord
+    (in `shards` shards: no more than there are images)."""
     params = f"require_all_classes: {str(require_all_classes).lower()}"
     write_imagenet_manifest(root, f"""
   - {{name: recordio, recipe: recordio, inputs: {{images: train, labels: labels}},
@@ -48,7 +56,7 @@ def write_manifest(root: Path, *, require_all_classes: bool) -> None:
   - {{name: wds, recipe: webdataset, inputs: {{images: train, labels: labels}},
      params: {{{params}}}}}
   - {{name: tfrecord, recipe: tfrecord, inputs: {{images: train, labels: labels}},
-     params: {{{params}, shards: 64}}}}
+     params: {{{params}, shards: {shards}}}}}
   - {{name: recordio-unchecked, recipe: recordio, inputs: {{images: train, labels: labels}},
      params: {{{params}, validate_images: false}}}}
   - {{name: wds-unchecked, recipe: webdataset, inputs: {{images: train, labels: labels}},
@@ -66,9 +74,15 @@ def main() -> int:
                     help="JPEG quality of the pool (98: ~96 KiB, near ImageNet's ~110 KiB mean)")
     ap.add_argument("--sections", default="speed", help="speed,memory")
     ap.add_argument("--memory-sizes", default="20000,100000")
+    ap.add_argument("--memory-classes", type=int, default=1000,
+                    help="class tars in the memory section's train tars")
+    ap.add_argument("--repeat", type=int, default=3, help="speed runs per method; the best")
+    ap.add_argument("--smoke", action="store_true", help="both sections, tiny")
     args = ap.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
     if "memory" in args.sections.split(","):
-        memory([int(n) for n in args.memory_sizes.split(",")], args.jobs)
+        memory([int(n) for n in args.memory_sizes.split(",")], args.jobs, args.memory_classes)
     if "speed" not in args.sections.split(","):
         return 0
 
@@ -78,7 +92,8 @@ def main() -> int:
     try:
         images = pool(args.distinct, 500, 375, cpu_count(), quality=args.quality)
         tar = write_train_tar(str(work / "train.tar"), images, args.classes, args.per_class)
-        write_manifest(work, require_all_classes=False)  # 40 of the 1000 classes
+        write_manifest(work, require_all_classes=False,  # 40 of the 1000 classes
+                       shards=min(64, args.classes * args.per_class))
         reg = Registry.open(str(work))
         reg.set_source("train", tar)
         refs = member_sets(reg.resolver.source_info("train"))["train"]
@@ -108,7 +123,7 @@ def main() -> int:
             os.sync()
 
         best: dict[str, float] = {}
-        for _ in range(3):  # interleaved, best of three
+        for _ in range(args.repeat):  # interleaved, the best of each
             for name, fn in (("copy", copy), ("decode", decode),
                              ("recordio", lambda: build("recordio")),
                              ("wds", lambda: build("wds")),
@@ -121,7 +136,7 @@ def main() -> int:
                 best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
         print(f"{n} images in a tar of {args.classes} class tars, mean {mean_kib(images):.1f} "
               f"KiB ({payload / 2**20:.0f} MiB), {args.jobs} worker(s), {cpu_count()} cores, "
-              "best of 3")
+              f"best of {args.repeat}")
         print(f"{'method':44s} {'seconds':>8s} {'MB/s':>8s} {'img/s':>8s}")
         for name, label in (("copy", "plain sequential copy of the member bytes"),
                             ("decode", "bare check-decode loop (the checked floor)"),
@@ -169,7 +184,7 @@ if __name__ == "__main__":
 """
 
 
-def memory(sizes: list[int], jobs: int) -> None:
+def memory(sizes: list[int], jobs: int, classes: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-shards-mem-"))
     try:
         small = pool(200, 64, 48, cpu_count())
@@ -177,8 +192,9 @@ def memory(sizes: list[int], jobs: int) -> None:
         rows = []
         for n in sizes:
             root = work / f"r{n}"
-            write_manifest(root, require_all_classes=True)  # all 1000 classes
-            tar = write_train_tar(str(work / f"train-{n}.tar"), small, 1000, n // 1000)
+            # every class required where the tar has all 1000 (a smoke run has fewer)
+            write_manifest(root, require_all_classes=classes == 1000)
+            tar = write_train_tar(str(work / f"train-{n}.tar"), small, classes, n // classes)
             Registry.open(str(root)).set_source("train", tar)
             for recipe in ("recordio", "wds"):
                 out = subprocess.run([sys.executable, str(work / "measure.py"), str(root), recipe,
@@ -186,7 +202,7 @@ def memory(sizes: list[int], jobs: int) -> None:
                 rows.append((n, recipe, json.loads(out.stdout.strip().splitlines()[-1])))
             shutil.rmtree(root / "registry")
             os.remove(tar)
-        print(f"## memory: train tars of 1000 class tars, 64x48 images, {jobs} worker(s)")
+        print(f"## memory: train tars of {classes} class tars, 64x48 images, {jobs} worker(s)")
         print(f"{'images':>9s} {'recipe':>9s} {'coordinator peak RSS MiB':>25s} {'build s':>8s}")
         for n, recipe, r in rows:
             print(f"{n:9d} {recipe:>9s} {r['rss_kib'] / 1024:25.1f} {r['seconds']:8.1f}")

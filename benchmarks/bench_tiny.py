@@ -2,7 +2,7 @@
 
     python benchmarks/bench_tiny.py [--sections speed,scaling,memory,accuracy]
         [--speed-images 2000] [--scale-classes 40] [--scale-per-class 400]
-        [--memory-sizes 20000,100000] [--distinct 300] [--size 32]
+        [--memory-sizes 20000,100000] [--distinct 300] [--size 32] [--smoke]
 
 speed     per core, one process, the same 500x375-ish photo-like JPEGs read from one
           tar: plain Pillow (full decode + convert + box resize), the decode floor
@@ -14,6 +14,9 @@ memory    peak RSS of the coordinator (and of the largest worker) resolving 8x8 
           tiny sets of two sizes; the growth per image.
 accuracy  mean absolute difference (0-255, per channel) of our outputs against full
           decode + the same fit and filter, over the distinct images.
+
+--smoke runs every section on a few dozen images (seconds): it checks that the script
+works, not how fast.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from corpus import (
     write_train_tar,
     write_val_tar,
 )
+
+SMOKE = {"speed_images": 20, "scale_classes": 2, "scale_per_class": 10,
+         "memory_sizes": "40,80", "memory_per_class": 20, "distinct": 4, "repeat": 1}
 
 
 def manifest(root: Path, params: str, train: bool, val: bool) -> None:
@@ -196,15 +202,14 @@ if __name__ == "__main__":
 """
 
 
-def memory(work: Path, sizes: list[int]) -> None:
+def memory(work: Path, sizes: list[int], per_class: int) -> None:
     from dataset_registry import Registry
 
-    small = pool(200, 64, 48, cpu_count())
+    small = pool(min(200, per_class), 64, 48, cpu_count())
     results = []
     for n in sizes:
         root = work / f"memory-{n}"
         manifest(root, "width: 8, height: 8, color: gray", True, False)
-        per_class = 1000
         tar = write_train_tar(str(work / f"mem-{n}.tar"), small, n // per_class, per_class)
         Registry.open(str(root)).set_source("train", tar)
         script = work / "measure.py"
@@ -214,7 +219,7 @@ def memory(work: Path, sizes: list[int]) -> None:
         results.append((n, json.loads(out.stdout.strip().splitlines()[-1])))
         os.remove(tar)
     print("\n## memory: the coordinator resolving 8x8 gray tiny train sets (tars of "
-          "1000-image class tars); workers hold one 256-image task at a time")
+          f"{per_class}-image class tars); workers hold one 256-image task at a time")
     print(f"{'images':>8s} {'peak RSS MiB':>13s} {'Python heap peak MiB':>21s}")
     for n, r in results:
         print(f"{n:8d} {r['rss_kib'] / 1024:13.1f} {r['heap_peak'] / 2**20:21.1f}")
@@ -257,7 +262,12 @@ def main() -> int:
     ap.add_argument("--distinct", type=int, default=300)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3, help="scaling runs per worker count")
+    ap.add_argument("--memory-per-class", type=int, default=1000,
+                    help="images per class tar in the memory section")
+    ap.add_argument("--smoke", action="store_true", help="every section, tiny")
     args = ap.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
     sections = args.sections.split(",")
     work = Path(tempfile.mkdtemp(prefix="bench-tiny-"))
     try:
@@ -270,7 +280,8 @@ def main() -> int:
             scaling(work, images, args.scale_classes, args.scale_per_class, args.size,
                     args.repeat)
         if "memory" in sections:
-            memory(work, [int(s) for s in args.memory_sizes.split(",")])
+            memory(work, [int(s) for s in args.memory_sizes.split(",")],
+                   args.memory_per_class)
         if "accuracy" in sections:
             accuracy(images)
     finally:

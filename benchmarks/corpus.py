@@ -16,7 +16,9 @@ from pathlib import Path
 
 from dataset_registry.domains.imagenet.synth import SynthSpec, _Image, _rendered, wnids
 
-LABELS = Path(__file__).resolve().parents[1] / "src" / "dataset_registry" / "data" / "imagenet"
+# The ImageNet label files ship inside the ImageNet plugin; a manifest names them by package
+# (as the shipped manifests do), so a benchmark's manifest works wherever its root is.
+LABELS = "pkg:dataset_registry.domains.imagenet/data/labels"
 
 
 def write_imagenet_manifest(root: Path, datasets: str) -> None:
@@ -28,7 +30,7 @@ sources:
   - {{name: train, layout: imagenet-train}}
   - {{name: val, layout: imagenet-val}}
 files:
-  - {{name: labels, path: {LABELS}}}
+  - {{name: labels, path: "{LABELS}"}}
 datasets:
 {datasets.lstrip(chr(10))}""")
 

@@ -88,22 +88,32 @@ def _nest(levels: int) -> bytes:
     return data
 
 
+SPARSE_FORMATS = [("sparse-gnu", ["--format=gnu"]),
+                  *[(f"sparse-pax-{v}", ["--format=pax", f"--sparse-version={v}"])
+                    for v in ("0.0", "0.1", "1.0")]]
+
+
 def _sparse_tars(workdir: Path) -> dict[str, bytes]:
-    """A file with a 3 MiB hole, as GNU tar writes it with --sparse (GNU and PAX formats)."""
+    """A file with a 3 MiB hole, as GNU tar writes it with --sparse (GNU and PAX formats);
+    and, as `<name>-fits`, one with a 1 MiB hole followed by a member of 2 MiB, so that its
+    whole size fits in the tar: only the sparse check can refuse those (the 3 MiB ones are
+    also longer than the tar, which a size check refuses on its own)."""
     src = workdir / "sparse-src"
     src.mkdir(parents=True, exist_ok=True)
-    with open(src / "hole.JPEG", "wb") as f:
-        f.write(b"head" * 100)
-        f.seek(3 << 20)
-        f.write(b"tail" * 100)
+    for name, hole in (("hole.JPEG", 3 << 20), ("small-hole.JPEG", 1 << 20)):
+        with open(src / name, "wb") as f:
+            f.write(b"head" * 100)
+            f.seek(hole)
+            f.write(b"tail" * 100)
+    (src / "after.JPEG").write_bytes(_data(2 << 20, 5))
     out = {}
-    for name, flags in [("sparse-gnu", ["--format=gnu"]),
-                        *[(f"sparse-pax-{v}", ["--format=pax", f"--sparse-version={v}"])
-                          for v in ("0.0", "0.1", "1.0")]]:
-        target = workdir / f"{name}.tar"
-        subprocess.run([GNU_TAR, "--sparse", *flags, "-cf", str(target), "-C", str(src),
-                        "hole.JPEG"], check=True)
-        out[name] = target.read_bytes()
+    for name, flags in SPARSE_FORMATS:
+        for case, members in ((name, ["hole.JPEG"]),
+                              (f"{name}-fits", ["small-hole.JPEG", "after.JPEG"])):
+            target = workdir / f"{case}.tar"
+            subprocess.run([GNU_TAR, "--sparse", *flags, "-cf", str(target), "-C", str(src),
+                            *members], check=True)
+            out[case] = target.read_bytes()
     return out
 
 

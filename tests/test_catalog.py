@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -59,24 +60,41 @@ def test_everything_built_from_one_source(reg):
                                     "imagenet-min-calibration-first.5", "imagenet2012-val-min"]
 
 
-@pytest.mark.parametrize("query", [
-    "INSERT INTO runs (run_id) VALUES ('x')",
-    "DELETE FROM artifacts",
-    "CREATE TABLE evil AS SELECT 1",
-    "COPY artifacts TO '/tmp/stolen.csv'",
-    "SELECT * FROM read_csv('/etc/passwd')",
-    "SELECT * FROM read_text('/etc/hostname')",
-    "ATTACH '/tmp/other.duckdb' AS o",
-    "SET enable_external_access = true",
-    "INSTALL httpfs",
-    "SELECT * FROM read_parquet('https://example.com/x.parquet')",
+ONLY_SELECT = r"query refused: only SELECT runs on the catalog \(read-only and sandboxed\), not "
+SANDBOXED = (r"query refused: the catalog is read-only and sandboxed \(no writes, files or "
+             r"network\): Permission Error: Cannot access file ")
+
+
+@pytest.mark.parametrize("query, message", [
+    # the statement filter: anything but SELECT and EXPLAIN is refused before it runs
+    ("INSERT INTO runs (run_id) VALUES ('x')", ONLY_SELECT + "INSERT: INSERT INTO runs"),
+    ("DELETE FROM artifacts", ONLY_SELECT + "DELETE: DELETE FROM artifacts"),
+    ("UPDATE artifacts SET name = 'x'", ONLY_SELECT + "UPDATE: UPDATE artifacts"),
+    ("DROP TABLE artifacts", ONLY_SELECT + "DROP: DROP TABLE artifacts"),
+    ("CREATE TABLE evil AS SELECT 1", ONLY_SELECT + "CREATE: CREATE TABLE evil"),
+    ("COPY artifacts TO '/tmp/stolen.csv'", ONLY_SELECT + "COPY: COPY artifacts TO"),
+    ("EXPORT DATABASE '/tmp/stolen'", ONLY_SELECT + "EXPORT: EXPORT DATABASE"),
+    ("ATTACH '/tmp/other.duckdb' AS o", ONLY_SELECT + "ATTACH: ATTACH"),
+    ("SET enable_external_access = true", ONLY_SELECT + "SET: SET enable_external_access"),
+    ("PRAGMA version", ONLY_SELECT + "PRAGMA: PRAGMA version"),
+    ("INSTALL httpfs", ONLY_SELECT + "LOAD: INSTALL httpfs"),
+    ("SELECT 1; DELETE FROM artifacts", ONLY_SELECT + "DELETE: DELETE FROM artifacts"),
+    # the sandbox: a SELECT may not reach files or the network
+    ("SELECT * FROM read_csv('/etc/passwd')", SANDBOXED + r'"/etc/passwd"'),
+    ("SELECT * FROM read_text('/etc/hostname')", SANDBOXED + r'"/etc/hostname"'),
+    ("SELECT * FROM read_parquet('https://example.com/x.parquet')",
+     SANDBOXED + r'"https://example\.com/x\.parquet"'),
 ])
-def test_sql_refuses_writes_files_and_network(reg, query):
+def test_sql_refuses_writes_files_and_network(reg, query, message):
+    """Each refusal says which guard refused it: the statement filter (only SELECT) or the
+    sandbox (no files, no network); a different error, or a refusal by the read-only copy
+    alone, fails here."""
     before = reg.sql("SELECT count(*) FROM artifacts").rows
-    with pytest.raises(QueryRefusedError, match=r"query (refused|failed)"):
+    with pytest.raises(QueryRefusedError) as info:
         reg.sql(query)
+    assert re.match(message, str(info.value)), str(info.value)
     assert reg.sql("SELECT count(*) FROM artifacts").rows == before
-    assert not os.path.exists("/tmp/stolen.csv")
+    assert not os.path.exists("/tmp/stolen.csv") and not os.path.exists("/tmp/stolen")
 
 
 def test_rebuild_from_markers_restores_everything(reg):

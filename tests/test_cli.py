@@ -94,7 +94,9 @@ def test_sql_prints_and_refuses(root):
     assert out.stdout.splitlines() == ["name,files", "imagenet-min-calibration-first.5,6",
                                        "imagenet2012-val-min,500"]
     refused = run_cli("sql", "COPY files TO 'x.csv'", cwd=root)
-    assert refused.returncode == 2 and "query refused" in refused.stderr
+    assert refused.returncode == 2
+    assert refused.stderr == ("registry: error: query refused: only SELECT runs on the catalog "
+                              "(read-only and sandboxed), not COPY: COPY files TO 'x.csv'\n")
     assert not (root / "x.csv").exists()
 
 

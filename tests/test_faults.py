@@ -115,6 +115,24 @@ def test_one_changed_byte_fails_verify_naming_the_file(root):
     assert out.stderr.count("\n") == 3  # the header line, exactly one problem, the repair hint
 
 
+def test_a_planted_file_fails_verify_naming_it(root):
+    """A file in the artifact's folder that its file table does not list is reported, even
+    when every listed file is intact."""
+    reg = Registry.open(str(root))
+    ds = reg.resolve("small-300", jobs=1)
+    folder = Path(ds.path)
+    mode = folder.stat().st_mode
+    folder.chmod(mode | 0o200)  # a committed artifact is read-only
+    planted = folder / "ILSVRC2012_val_99999999.JPEG"
+    planted.write_bytes(b"not from the source")
+    folder.chmod(mode)
+    out = run_cli("verify", "small-300", cwd=root)
+    assert out.returncode == 1
+    assert f"{planted}: not part of the artifact" in out.stderr
+    assert out.stderr.count("\n") == 3  # the header line, exactly one problem, the repair hint
+    assert planted.read_bytes() == b"not from the source"  # verify reports, it does not delete
+
+
 def _descendants(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):

@@ -115,21 +115,41 @@ def test_init_refuses_a_file_and_a_file_on_the_way(tmp_path):
     assert target.read_text() == "x"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere: no permission to refuse")
-def test_init_refuses_an_unwritable_folder(tmp_path):
+@pytest.fixture
+def unwritable(tmp_path):
+    """A folder this process may not write: chmod 500 stops no root (CI runs as root), so
+    as root a read-only tmpfs mounted there (EROFS, where others get EACCES)."""
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o500)
+    if os.geteuid() != 0:
+        locked.chmod(0o500)
+        try:
+            yield locked
+        finally:
+            locked.chmod(0o700)
+        return
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(locked)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here ({done.stderr.strip()})")
     try:
-        out = run_cli("init", str(locked), cwd=tmp_path)
-        assert out.returncode == 2
-        assert out.stderr == f"registry: error: init: cannot write {locked}: permission denied\n"
-        out = run_cli("init", str(locked / "proj"), cwd=tmp_path)
-        assert out.returncode == 2
-        assert "is not writable" in out.stderr
-        assert list(locked.iterdir()) == []
+        yield locked
     finally:
-        locked.chmod(0o700)
+        subprocess.run(["umount", str(locked)], check=False)
+
+
+def test_init_refuses_an_unwritable_folder(tmp_path, unwritable):
+    locked = unwritable
+    with pytest.raises(OSError):  # the premise: this process cannot write there
+        (locked / "probe").write_text("x")
+    out = run_cli("init", str(locked), cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr == f"registry: error: init: cannot write {locked}: permission denied\n"
+    out = run_cli("init", str(locked / "proj"), cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr == (f"registry: error: init: cannot create {locked / 'proj'}: {locked} "
+                          "is not writable\n")
+    assert list(locked.iterdir()) == []
 
 
 def test_init_refuses_an_unknown_example(tmp_path):

@@ -140,6 +140,11 @@ def test_every_hostile_tar_is_refused_or_read_as_gnu_tar_extracts_it(hostile, tm
     ("sparse-pax-0.0", "member 'hole.JPEG' is a sparse file"),
     ("sparse-pax-0.1", "member 'hole.JPEG' is a sparse file"),
     ("sparse-pax-1.0", "member 'hole.JPEG' is a sparse file"),
+    ("sparse-gnu-fits", r"member 'small-hole.JPEG' is a sparse file \(GNU or PAX sparse "
+                        r"format\)"),
+    ("sparse-pax-0.0-fits", "member 'small-hole.JPEG' is a sparse file"),
+    ("sparse-pax-0.1-fits", "member 'small-hole.JPEG' is a sparse file"),
+    ("sparse-pax-1.0-fits", "member 'small-hole.JPEG' is a sparse file"),
     ("garbage-mid-archive", r"not a readable tar: byte 1,536 \(after member 'a.JPEG'\) is not "
                             r"a valid tar header \(invalid header\)"),
     ("bad-checksum", r"byte 1,536 \(after member 'a.JPEG'\) is not a valid tar header "

@@ -1,0 +1,125 @@
+"""Every script in benchmarks/ runs (`--smoke`: each measurement at a tiny size) and prints
+the table and ratios it is for, so moving what a benchmark uses cannot break it silently."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+NUM = r"-?\d[\d,]*(\.\d+)?"  # a printed figure: 12, 1,234, 0.0042
+
+
+def run_smoke(script: str, timeout: float = 120) -> str:
+    """stdout of `python benchmarks/<script> --smoke` from the repo root; exit status 0.
+
+    Its own session, so a timeout also ends what it started (moto's server, pool workers)."""
+    proc = subprocess.Popen([sys.executable, f"benchmarks/{script}", "--smoke"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"{script} --smoke ran past {timeout} s")
+    assert proc.returncode == 0, f"{script} --smoke exited {proc.returncode}:\n{err[-3000:]}"
+    assert "Traceback" not in err, err[-3000:]
+    return out
+
+
+def assert_lines(out: str, *patterns: str) -> None:
+    """Each pattern matches one whole line of `out` (figures as NUM)."""
+    lines = out.splitlines()
+    for pattern in patterns:
+        regex = re.compile(pattern.replace("{NUM}", NUM))
+        assert any(regex.fullmatch(line.strip()) for line in lines), \
+            f"no line matches {pattern!r} in:\n{out}"
+
+
+def test_bench_resolve_prints_its_table_and_ratio():
+    out = run_smoke("bench_resolve.py")
+    assert_lines(out,
+                 r"what +seconds +limit +ok",
+                 r"registry resolve, built, 2 files +{NUM} +0\.30 +(yes|NO)",
+                 r"registry resolve, built, 100 files +{NUM} +0\.30 +(yes|NO)",
+                 r"re-check unchanged val tar +{NUM} +0\.05 +(yes|NO)",
+                 r"re-check unchanged folder of 100 files +{NUM} +1\.00 +(yes|NO)",
+                 r"ratio: 100-file / 2-file resolve +{NUM}",
+                 r"\(whole-process `registry source check`, tar\) +{NUM}")
+
+
+def test_bench_one_file_prints_every_method_and_the_ratio():
+    out = run_smoke("bench_one_file.py")
+    assert_lines(out,
+                 r"{NUM} GiB, 2 processes, page cache, best of 2",
+                 *[rf"{label} +{{NUM}} s +{{NUM}} GB/s" for label in (
+                     r"2 processes into one file \(pwritev\)",
+                     "the same, file posix_fallocate'd first",
+                     "the same through shared mappings",
+                     "2 processes into a file each",
+                     "one process into one file")],
+                 r"one file / separate files: {NUM}x the time")
+
+
+def test_bench_tiny_prints_every_section():
+    out = run_smoke("bench_tiny.py")
+    assert_lines(out,
+                 r"## speed, one core: 20 JPEGs, .*",
+                 r"plain Pillow: full decode \+ convert \+ box resize +{NUM}",
+                 r"ours: whole `resolve`, 1 worker .* +{NUM}",
+                 r"ratio ours / plain Pillow +{NUM} +\(target >= 2\.5\)",
+                 r"ratio ours / decode floor +{NUM} +\(target >= 0\.85\)",
+                 r"## scaling: whole resolve, 20 train images .*",
+                 r"1 +{NUM} +{NUM} +1\.00 +plan {NUM} tasks {NUM} .*",
+                 r"same digest for every worker count: True",
+                 r"hardware ceiling, bare 1/8 decode .* efficiency {NUM}",
+                 r"## memory: .*",
+                 r"40 +{NUM} +{NUM}",
+                 r"80 +{NUM} +{NUM}",
+                 r"growth per image: RSS {NUM} bytes, Python heap {NUM} bytes .*",
+                 r"## accuracy: .*",
+                 *[rf"{spec} +{{NUM}} +{{NUM}} +{{NUM}}" for spec in (
+                     "32x32 srgb squash box", "32x32 srgb crop box", "32x32 srgb pad box",
+                     "64x64 srgb crop box", "16x16 gray crop box", "8x8 gray crop box",
+                     "32x32 srgb squash lanczos")])
+
+
+def test_bench_shards_prints_speed_and_memory():
+    out = run_smoke("bench_shards.py")
+    assert_lines(out,
+                 r"## memory: train tars of 10 class tars, .*",
+                 *[rf"{n} +{recipe} +{{NUM}} +{{NUM}}" for n in (20, 40)
+                   for recipe in ("recordio", "wds")],
+                 r"recordio: coordinator growth {NUM} bytes per record; .* GiB",
+                 r"10 images in a tar of 2 class tars, .* best of 1",
+                 *[rf"{label} +{{NUM}} +{{NUM}} +{{NUM}}" for label in (
+                     "plain sequential copy of the member bytes",
+                     r"bare check-decode loop \(the checked floor\)",
+                     r"recordio pass-through \(whole resolve\)",
+                     r"webdataset shards \(whole resolve\)",
+                     r"tfrecord, re-encoding hazards \(whole resolve\)",
+                     "recordio, validate_images: false",
+                     "webdataset, validate_images: false")],
+                 r"ratio recordio / copy +{NUM} +\(target >= 0\.7\)",
+                 r"ratio wds / copy +{NUM} +\(target >= 0\.7\)",
+                 r"ratio wds unchecked / copy +{NUM} +\(checks cost {NUM}x\)",
+                 r"ratio tfrecord / decode floor +{NUM}",
+                 r"tfrecord images/s per core: {NUM}")
+
+
+def test_bench_s3_prints_local_against_s3_and_the_upload_ratio():
+    out = run_smoke("bench_s3.py")  # starts (and stops) moto's server itself
+    assert_lines(out,
+                 r"20 synthetic val images 160x120, 2 workers, moto server on 127\.0\.0\.1:\d+",
+                 r"variant +files +local s +s3 s +s3 files/s +local/s3",
+                 r"cal +21 +{NUM} +{NUM} +{NUM} +{NUM}",
+                 r"tiny +23 +{NUM} +{NUM} +{NUM} +{NUM}",
+                 r"upload 20 files of 600 B: serial {NUM} s \({NUM}/s\), batched {NUM} s "
+                 r"\({NUM}/s\), serial/batch {NUM}")
