@@ -38,6 +38,7 @@ FULL32, FULL16 = 0xFFFFFFFF, 0xFFFF
 # hosts whose names unzip converts from a DOS code page (even with the UTF-8 flag set)
 _CODE_PAGE_HOSTS = {0: "MS-DOS", 6: "OS/2", 11: "Windows NT"}
 _VMS_VERSION = re.compile(rb";[0-9]*\Z")
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 
 
 def method_name(method: int) -> str:
@@ -75,6 +76,8 @@ def extra_fields(extras: bytes, member: str) -> dict[int, bytes]:
 def zip64_values(fields: dict[int, bytes], values: list[int], member: str) -> list[int]:
     """Size, packed size, offset, disk: those full in the header come from the ZIP64
     extra field, in that order (as both zipfile and unzip read it)."""
+    if FULL32 not in values[:3] and FULL16 not in values[3:]:
+        return values
     body = fields.get(ZIP64_EXTRA, b"")
     pos = 0
     out = list(values)
@@ -111,7 +114,7 @@ def check_name(raw: bytes, flags: int, host: int, fields: dict[int, bytes],
         why = "has a '..' path component"
     elif b"\\" in raw:
         why = "has a backslash in its name (unzip would turn it into a folder separator)"
-    elif any(c < 0x20 or c == 0x7F for c in raw):
+    elif _CONTROL.search(raw):
         why = "has control characters in its name (unzip drops them)"
     elif name is None:
         why = "has a name that is not UTF-8" + (" though its UTF-8 flag is set"
@@ -126,7 +129,7 @@ def check_name(raw: bytes, flags: int, host: int, fields: dict[int, bytes],
         why = "ends in '.' (unzip writes it as '_')"
     elif _VMS_VERSION.search(last):
         why = "ends in ';' and digits (unzip strips them as a VMS version number)"
-    elif len(raw) > 4095 or any(len(p) > 255 for p in parts):
+    elif len(raw) > 255 and (len(raw) > 4095 or any(len(p) > 255 for p in parts)):
         why = "has a name too long for a file system (4,095 bytes, 255 a component)"
     else:
         path = "/".join(p for p in name.split("/") if p not in ("", "."))
