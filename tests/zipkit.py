@@ -287,6 +287,7 @@ def hostile_zips() -> dict[str, bytes]:
         "lzma": python_zip({"a.JPEG": A}, method=zipfile.ZIP_LZMA),
         "zstd": build_zip([Entry("a.JPEG", A, method=93, packed=A)]),
         "needs-version-6.3": build_zip([Entry("a.JPEG", A, central={"version": 63})]),
+        "needs-vms": build_zip([Entry("a.JPEG", A, central={"version": 2 << 8 | 20})]),
         "absolute-path": build_zip([Entry("/etc/passwd", A)]),
         "drive-letter": build_zip([Entry("C:/x.JPEG", A)]),
         "dot-dot": build_zip([Entry("a/../../x.jpg", A)]),

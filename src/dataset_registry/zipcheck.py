@@ -160,6 +160,9 @@ def check_entry(flags: int, method: int, needed: int, size: int, packed: int,
         why = "is encrypted" + (" (AES, method 99)" if method == 99 else "")
     elif method not in (STORED, DEFLATED):
         why = f"uses compression method {method_name(method)}: only stored and deflate are read"
+    elif needed >> 8:  # (unzip asks before extracting a member that needs VMS)
+        why = (f"needs host system {needed >> 8} to extract ('version needed' {needed:#06x}); "
+               "zips made elsewhere leave it 0")
     elif needed > MAX_VERSION_NEEDED:
         why = (f"needs zip version {needed // 10}.{needed % 10} to extract (unzip 6.0 reads "
                "up to 4.6)")

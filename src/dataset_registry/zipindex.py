@@ -260,7 +260,7 @@ def _read_directory(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
         fields = extra_fields(extras, member)
         size, packed, offset, disk = zip64_values(fields, [size, packed, offset, disk], member)
         path, folder = check_name(raw, flags, made >> 8, fields, member)
-        check_entry(flags, method, needed & 0xFF, size, packed, external, folder, disk,
+        check_entry(flags, method, needed, size, packed, external, folder, disk,
                     member)
         names.add(path, folder, name)
         entries.append(_Entry(index, raw, name, path, folder, flags, method, crc, packed,
