@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import SourceChangedError, SourceError
 from .remote import Remote, is_remote
+from .zipindex import unpacked
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class MemberRef:
     attrs: str = ""  # the layout's free attributes, as canonical JSON ("" if none)
     xxh3: str = ""  # what its bytes hashed to when indexed ("" unknown: not checked on read)
     changed: str = ""  # what to say, and do, if they no longer do (see `MemberSet.changed`)
+    packed: int = 0  # deflated bytes at `offset` (a zip member), 0: its bytes lie there
 
 
 class StrColumn(Sequence[str]):
@@ -135,7 +137,7 @@ class MemberSet:
                  root: str | None = None, path_from: str = "origin",
                  labels: StrColumn | None = None, attrs: StrColumn | None = None,
                  digests: np.ndarray | None = None, changed: str = "",
-                 values: np.ndarray | None = None) -> None:
+                 values: np.ndarray | None = None, packed: np.ndarray | None = None) -> None:
         self.split, self.where = split, where
         self.names, self.origins = names, origins
         self.offsets, self.sizes = offsets, sizes
@@ -146,6 +148,7 @@ class MemberSet:
         # each label as a whole number (int64, -1: none), where a labels table gave whole
         # numbers: such labels keep their value (classes.default_classes); else None
         self.values = values
+        self.packed = packed  # deflated sizes of a zip's members (0: stored), else None
 
     def class_names(self) -> list[str]:
         """The distinct class names of the set, sorted (the default class scheme)."""
@@ -190,7 +193,8 @@ class MemberSet:
                          self.labels[i] if self.labels is not None else "",
                          self.attrs[i] if self.attrs is not None else "",
                          self.digests[i].tobytes().hex() if self.digests is not None else "",
-                         self.changed)
+                         self.changed,
+                         int(self.packed[i]) if self.packed is not None else 0)
 
     def __iter__(self) -> Iterator[MemberRef]:
         for i in range(len(self)):
@@ -229,7 +233,8 @@ class MemberSet:
                          attrs=_take(self.attrs, indices),
                          digests=self.digests[indices] if self.digests is not None else None,
                          changed=self.changed,
-                         values=self.values[indices] if self.values is not None else None)
+                         values=self.values[indices] if self.values is not None else None,
+                         packed=self.packed[indices] if self.packed is not None else None)
 
     def slice(self, start: int, stop: int) -> MemberSet:
         codes = self.source_codes[start:stop] if self.source_codes is not None else None
@@ -241,12 +246,13 @@ class MemberSet:
                          attrs=self.attrs.slice(start, stop) if self.attrs else None,
                          digests=self.digests[start:stop] if self.digests is not None else None,
                          changed=self.changed,
-                         values=self.values[start:stop] if self.values is not None else None)
+                         values=self.values[start:stop] if self.values is not None else None,
+                         packed=self.packed[start:stop] if self.packed is not None else None)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         # views would pickle their whole base
-        for key in ("offsets", "sizes", "source_codes", "digests", "values"):
+        for key in ("offsets", "sizes", "source_codes", "digests", "values", "packed"):
             if state[key] is not None:
                 state[key] = np.ascontiguousarray(state[key]).copy()
         return state
@@ -317,10 +323,10 @@ def _fetch_remote(refs: list[MemberRef]) -> Iterator[tuple[MemberRef, bytes]]:
     for ref in sorted(refs, key=lambda r: (r.path, r.offset)):
         last = spans[-1] if spans else None
         if last and last[0] == ref.path and 0 <= ref.offset - last[2] <= _MERGE_GAP:
-            last[2] = max(last[2], ref.offset + ref.size)
+            last[2] = max(last[2], ref.offset + (ref.packed or ref.size))
             last[3].append(ref)
         else:
-            spans.append([ref.path, ref.offset, ref.offset + ref.size, [ref]])
+            spans.append([ref.path, ref.offset, ref.offset + (ref.packed or ref.size), [ref]])
     fs = _remote.filesystem(refs[0].path)
     try:
         blobs = _remote.call(f"reading {len(refs)} members from {refs[0].path}",
@@ -332,11 +338,13 @@ def _fetch_remote(refs: list[MemberRef]) -> Iterator[tuple[MemberRef, bytes]]:
     got: dict[tuple[str, int], bytes] = {}
     for (path, start, _, members), blob in zip(spans, blobs, strict=True):
         for ref in members:
-            data = blob[ref.offset - start:ref.offset - start + ref.size]
-            if len(data) != ref.size:
+            stored = ref.packed or ref.size
+            data = blob[ref.offset - start:ref.offset - start + stored]
+            if len(data) != stored:
                 raise SourceError(f"{path}: {ref.origin} is truncated ({len(data)} of "
-                                  f"{ref.size} bytes); has the source changed?")
-            got[(path, ref.offset)] = checked(ref, data)
+                                  f"{stored} bytes); has the source changed?")
+            got[(path, ref.offset)] = checked(ref, unpacked(data, ref.size, ref.packed,
+                                                            f"{path}: {ref.origin}"))
     for ref in refs:
         yield ref, got[(ref.path, ref.offset)]
 
@@ -357,11 +365,12 @@ def read_member(ref: MemberRef) -> bytes:
         except OSError as exc:
             raise SourceError(f"{ref.path}: cannot read {ref.origin}: {exc.strerror}") from None
         _open_files[ref.path] = fd
-    data = os.pread(fd, ref.size, ref.offset)
-    if len(data) != ref.size:
+    stored = ref.packed or ref.size
+    data = os.pread(fd, stored, ref.offset)
+    if len(data) != stored:
         raise SourceError(f"{ref.path}: {ref.origin} is truncated "
-                          f"({len(data)} of {ref.size} bytes); has the source changed?")
-    return checked(ref, data)
+                          f"({len(data)} of {stored} bytes); has the source changed?")
+    return checked(ref, unpacked(data, ref.size, ref.packed, f"{ref.path}: {ref.origin}"))
 
 
 def checked(ref: MemberRef, data: bytes) -> bytes:

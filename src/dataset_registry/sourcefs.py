@@ -17,7 +17,9 @@ from .layouts import BESIDE
 from .protocols import protocol
 from .remote import Remote, is_remote
 from .statsig import stat_signature, walk_stat
-from .tarindex import IndexedMember, scan_tar, tar_is_synthetic
+from .tarindex import IndexedMember, Opener, scan_tar, tar_is_synthetic
+from .zipcheck import DEFLATED
+from .zipindex import is_zip, scan_zip, unpacked
 
 SYNTHETIC_MARKER = "SYNTHETIC-IMAGENET.txt"
 """File `registry synth` leaves at the root of a folder source."""
@@ -39,7 +41,7 @@ class LocalPlace:
         return stat_signature(self.location)
 
     def scan_tar(self, nested: Callable[[str], bool]) -> Iterator[IndexedMember]:
-        return scan_tar(self.location, nested=nested)
+        return scan_archive(self.location, nested, None)
 
     def scan_folder(self, progress: Progress) -> Iterator[IndexedMember]:
         for rel, st in walk_stat(self.location):
@@ -79,7 +81,9 @@ class LocalPlace:
                 return f.read()
         if self.is_file():
             with open(self.location, "rb") as f:
-                return os.pread(f.fileno(), member.size, member.offset)
+                return unpacked(os.pread(f.fileno(), member.packed or member.size,
+                                         member.offset), member.size, member.packed,
+                                f"{self.location}: {member.path}")
         with open(os.path.join(self.location, member.path), "rb") as f:
             return f.read()
 
@@ -133,7 +137,7 @@ class RemotePlace:
         return "remote-dir:" + hash_bytes(rows.encode())
 
     def scan_tar(self, nested: Callable[[str], bool]) -> Iterator[IndexedMember]:
-        return scan_tar(self.location, nested=nested, opener=lambda _: self.open())
+        return scan_archive(self.location, nested, lambda _: self.open())
 
     def scan_folder(self, progress: Progress) -> Iterator[IndexedMember]:
         objects = [o for o in self._objects() if o[0] != SYNTHETIC_MARKER]
@@ -182,9 +186,30 @@ class RemotePlace:
         if member.path.startswith(BESIDE):
             return self._call(self.fs.cat_file, self.beside(member.path[len(BESIDE):]))
         if self.is_file():
-            return self._call(self.fs.cat_file, self.path, start=member.offset,
-                              end=member.offset + member.size)
+            return unpacked(self._call(self.fs.cat_file, self.path, start=member.offset,
+                                       end=member.offset + (member.packed or member.size)),
+                            member.size, member.packed, f"{self.location}: {member.path}")
         return self._call(self.fs.cat_file, f"{self.path}/{member.path}")
+
+
+def scan_archive(location: str, nested: Callable[[str], bool],
+                 opener: Opener | None) -> Iterator[IndexedMember]:
+    """The members of the tar or zip at `location` (told apart by their first bytes)."""
+    try:
+        with (opener or _open_local)(location) as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise SourceError(f"{location}: cannot open: {exc.strerror or exc}") from None
+    if not is_zip(head):
+        yield from scan_tar(location, nested=nested, opener=opener)
+        return
+    for m in scan_zip(location, opener=opener):
+        yield IndexedMember(m.path, m.offset, m.size, m.xxh3,
+                            m.packed if m.method == DEFLATED else 0)
+
+
+def _open_local(path: str) -> Any:
+    return open(path, "rb")
 
 
 def place(location: str, remote: Remote | None = None) -> LocalPlace | RemotePlace:

@@ -30,7 +30,7 @@ from .tarindex import IndexedMember
 if TYPE_CHECKING:  # a source node is read, never made, here: no import of the manifest layer
     from .manifest import SourceNode
 
-INDEX_FORMAT = 3  # 2: the member index gained labels and attrs columns; 3: values
+INDEX_FORMAT = 3  # 2: the member index gained labels and attrs columns; 3: values, packed
 
 
 def expects(layout: str) -> str:
@@ -265,7 +265,8 @@ def _write_index(path: str, rows: list[tuple[str, Entry, IndexedMember]]) -> Non
                  sizes=np.array([m.size for _, _, m in rows], dtype=np.int64),
                  xxh3=np.array([m.xxh3 for _, _, m in rows], dtype="S32"),
                  values=np.array([-1 if e.value is None else e.value for _, e, _ in rows],
-                                 dtype=np.int64))
+                                 dtype=np.int64),
+                 packed=np.array([m.packed for _, _, m in rows], dtype=np.int64))
     os.replace(tmp, path)
 
 
@@ -277,7 +278,7 @@ def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
                  for name in ("origins", "labels", "attrs")}
         offsets, sizes = z["offsets"], z["sizes"]
         digests = hex_digests(z["xxh3"])
-        values = z["values"]
+        values, packed = z["values"], z["packed"]
     tar = info.container
     where = f"source {info.name} ({info.location})"
     changed = (f"the source changed since it was indexed; run `registry source check "
@@ -293,7 +294,8 @@ def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
                                 container=info.location if tar else None,
                                 root=None if tar else info.location, labels=labels,
                                 attrs=attrs, digests=digests[start:stop], changed=changed,
-                                values=labelled_values(values[start:stop]))
+                                values=labelled_values(values[start:stop]),
+                                packed=packed[start:stop] if packed.any() else None)
     return sets
 
 

@@ -37,6 +37,7 @@ class IndexedMember:
     offset: int  # absolute offset of the member's data in the outer file
     size: int
     xxh3: str
+    packed: int = 0  # bytes at `offset` when they are deflated (a zip's), else 0
 
 
 class _Slice(io.RawIOBase):

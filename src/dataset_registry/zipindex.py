@@ -100,6 +100,19 @@ def read_zip_member(data: bytes, member: _MemberLike, where: str) -> bytes:
     return out
 
 
+def unpacked(data: bytes, size: int, packed: int, where: str) -> bytes:
+    """A member's bytes from what lies at its offset: inflated when `packed` says they are
+    a deflated zip member's, as they are otherwise (a tar's, a stored zip member's)."""
+    return read_zip_member(data, _Deflated(size, packed), where) if packed else data
+
+
+@dataclass(frozen=True)
+class _Deflated:
+    size: int
+    packed: int
+    method: int = DEFLATED
+
+
 @dataclass(slots=True)
 class _Entry:
     """One central-directory entry, checked."""
