@@ -224,6 +224,11 @@ datasets:
     ("{splits: {train: 1.0, _files: 0.0}}", r"params.splits \(bad\): .*'_files' is not a "
                                             r"split name"),
     ("{splits: {train: 0.5, val: 0.5}, sed: 1}", r"params.sed \(bad\): unknown field"),
+    ("{splits: {train: 0.5, meta: 0.5}}", r"params.splits \(bad\): .*'meta' is not a split "
+                                          r"name"),
+    ("{splits: {train: 0.5, '..': 0.5}}", r"params.splits \(bad\): .*'\.\.' is not a split "
+                                          r"name"),
+    ('{splits: {train: 0.5, "a\\tb": 0.5}}', r"params.splits \(bad\): .*holds a tab"),
 ])
 def test_bad_params_are_refused_at_their_manifest_line(tmp_path, params, message):
     write_manifest(tmp_path, f"""
@@ -289,3 +294,27 @@ def test_a_classes_file_sets_the_labels_and_must_hold_every_class(tmp_path, fold
                                             r"'9/digit-\d{4}.png' is of class '9', which "
                                             r".*short.txt lacks"):
         reg.resolve("lacking")
+
+
+def test_a_split_that_would_be_empty_is_refused_not_built(tmp_path):
+    """Three classes of one image each, split 80/20: every image goes to train, so val
+    would be an empty split that datasets built from it read as nothing."""
+    from ..realkit import digits, png
+
+    images, _ = digits()
+    for i, klass in enumerate(("a", "b", "c")):
+        (tmp_path / "data" / klass).mkdir(parents=True)
+        (tmp_path / "data" / klass / "x.png").write_bytes(png(images[i]))
+    write_manifest(tmp_path, """
+sources:
+  - {name: digits, layout: image-folder}
+datasets:
+  - {name: tiny, recipe: sample, inputs: {images: digits}, params: {splits: {train: 0.8,
+     val: 0.2}}}
+""")
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("digits", str(tmp_path / "data"))
+    with pytest.raises(BadInputError, match=r"tiny: source digits .*: split 'val' would be "
+                                            r"empty: 3 images drawn"):
+        reg.resolve("tiny", jobs=1)
+    assert list(reg.store.committed()) == []

@@ -31,7 +31,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..classes import default_classes, read_classes
-from ..errors import BadInputError
+from ..errors import BadInputError, SourceError
+from ..layouts import check_split
 from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, InputSpec, Params, Plan, Recipe
@@ -41,7 +42,6 @@ from .select import pick_split
 
 _CHUNK = 128  # images per task, as select
 _MAX = 100_000_000  # more images than any source holds
-_RESERVED_SPLIT = ("*",)
 
 
 class SampleParams(Params):
@@ -62,10 +62,12 @@ class SampleParams(Params):
         if not splits:
             raise ValueError("give at least one split, e.g. {train: 0.8, val: 0.2}")
         for name, fraction in splits.items():
-            if not name or "/" in name or name.startswith((".", "_")) or \
-                    name in _RESERVED_SPLIT:
-                raise ValueError(f"{name!r} is not a split name (one folder name, not "
-                                 "starting with '.' or '_')")
+            try:  # the one rule for split names (layouts.check_split), and no leading '_'
+                check_split(name, "splits")
+            except SourceError as exc:
+                raise ValueError(exc.message.removeprefix("splits: ")) from None
+            if name.startswith("_"):
+                raise ValueError(f"{name!r} is not a split name (it may not start with '_')")
             if not (math.isfinite(fraction) and 0 < fraction <= 1):
                 raise ValueError(f"{name}: {fraction} is not a fraction in (0, 1]")
         total = math.fsum(splits.values())
@@ -162,6 +164,11 @@ class Sample(Recipe):
             for split in sorted(counts):
                 drawn.extend((split, klass, i) for i in members[start:start + counts[split]])
                 start += counts[split]
+        empty = sorted(set(cls.out_splits(params)) - {split for split, _, _ in drawn})
+        if empty:
+            raise BadInputError(f"{images.where}: split {empty[0]!r} would be empty: "
+                                f"{len(drawn)} images drawn, no class large enough to give it "
+                                "one; draw more images, or use fewer splits")
         # `<split>/<class>/<file name>`; files numbered per folder keep whole names (naming.py)
         names = [images.names[i] for _, _, i in drawn]
         short = [f"{split}/{klass}/{posixpath.basename(n)}" if klass else f"{split}/{n}"

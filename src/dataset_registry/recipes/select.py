@@ -46,6 +46,9 @@ def pick_split(sets: dict[str, MemberSet], split: str, role: str) -> MemberSet:
     split it declared (e.g. a `sample`'s train and val) by name; one that declared none
     serves any split name with all its files, as it always has."""
     if split in sets:
+        if not len(sets[split]):
+            raise BadInputError(f"input {role!r} ({sets[split].where}): split {split!r} is "
+                                "empty: it holds no images")
         return sets[split]
     if list(sets) == ["*"]:
         return sets["*"]
