@@ -130,9 +130,10 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
     synthetic = where_bytes.synthetic()
     fingerprint = digest_rows((logical, m.size, m.xxh3) for logical, _, m in rows)
     identity = layout.identity()
-    if any(e.value is not None for _, e, _ in rows):
-        # whole-number labels keep their value (classes.default_classes): a reading of the
-        # table's bytes that earlier versions did not make, so it has its own fingerprint
+    if _numbers_change_labels(rows):
+        # whole-number labels keep their value (classes.default_classes): where that reads
+        # the table's bytes otherwise than earlier versions did (sorted as text), the source
+        # gets a fingerprint of its own, so no key names both readings
         identity = {**(identity or {}), "labels": "whole numbers keep their value"}
     if identity:  # a layout that reads the names its own way says how, in the key
         fingerprint = hash_bytes(canonical_json({**identity, "members": fingerprint}).encode())
@@ -192,6 +193,21 @@ def last_known(node: SourceNode, location: str, cache_dir: str,
     except SourceError:
         return None
     return _read_entry(_entry_path(node, location, cache_dir, layout), node.name)
+
+
+def _numbers_change_labels(rows: list[tuple[str, Entry, IndexedMember]]) -> bool:
+    """Whether keeping whole-number labels' values numbers some image otherwise than
+    sorting them as text, in some split or over all: not for 0..k with k <= 9 (the UCI
+    digits' 0..9 keep the fingerprint, keys and bytes they always had)."""
+    by_split: dict[str, set[int]] = {}
+    for _, e, _ in rows:
+        if e.value is not None:
+            by_split.setdefault(e.split, set()).add(e.value)
+    if not by_split:
+        return False
+    every = set().union(*by_split.values())
+    return any(len(found) > 10 or found != set(range(len(found)))
+               for found in [*by_split.values(), every])
 
 
 def _kept(members: Iterable[IndexedMember], into: list[IndexedMember]
