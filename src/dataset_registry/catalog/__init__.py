@@ -10,7 +10,12 @@ connection in another process locks writers out, so:
   (CatalogBusyError) and the next writing command catches up from the store;
 - readers (`query`) never open the catalog itself: they copy it (under the
   writers' lock, a brief file copy) into a fresh private folder and query the
-  copy, so a long query blocks nobody and a read-only catalog still answers.
+  copy, so a long query blocks nobody and a read-only catalog still answers;
+- a catalog that cannot be written (read-only, full) is a CatalogBusyError too,
+  raised at once by every later write of the same Catalog;
+- a rebuild holds its new file's lock from before the file exists until it is
+  renamed or removed, so what a killed one leaves is told from a live one's files
+  (`remove_dead_rebuilds`).
 
 A query runs sandboxed: SELECT/EXPLAIN only, read-only, no file or network
 access, configuration locked, DuckDB's spill folder private to it and removed
