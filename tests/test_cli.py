@@ -168,3 +168,22 @@ def test_ctrl_c_stops_a_query_with_exit_130(tmp_path):
     _, err = query.communicate(timeout=30)
     assert query.returncode == 130 and err == "registry: interrupted\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sql_csv_escapes_text_a_spreadsheet_would_run_and_keeps_numbers(tmp_path):
+    """OWASP's CSV injection: text cells (and headers) starting with = + - @ tab or CR get
+    a leading apostrophe; a negative number is not text and stays a number."""
+    import csv
+    import io
+
+    query = ("SELECT '=HYPERLINK(\"http://x\")' AS \"=h\", -5 AS n, -1.5 AS f, '-5' AS t, "
+             "'+1' AS plus, '@SUM(A1)' AS at, chr(9) || 'tab' AS tab, chr(13) || 'cr' AS cr, "
+             "'a=b' AS inner_equals, NULL AS nothing")
+    out = subprocess.run([sys.executable, "-m", "dataset_registry.cli", "sql", query,
+                          "--format", "csv"], cwd=tmp_path, capture_output=True)  # bytes: CR kept
+    assert (out.returncode, out.stderr) == (0, b"")
+    header, row = csv.reader(io.StringIO(out.stdout.decode(), newline=""))
+    assert header == ["'=h", "n", "f", "t", "plus", "at", "tab", "cr", "inner_equals",
+                      "nothing"]
+    assert row == ["'=HYPERLINK(\"http://x\")", "-5", "-1.5", "'-5", "'+1", "'@SUM(A1)",
+                   "'\ttab", "'\rcr", "a=b", ""]

@@ -22,6 +22,26 @@ def table(columns: list[str], rows: list[tuple]) -> None:
     console.print(table)
 
 
+# What a spreadsheet runs as a formula when a cell starts with it (OWASP, "CSV
+# injection"): such text cells get a leading apostrophe, which shows, and runs nothing.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_csv(columns: list[str], rows: list[tuple]) -> None:
+    """CSV on stdout, text cells (headers too) that a spreadsheet would run as formulas
+    escaped; numbers are not text, so a negative number stays a number."""
+    import csv
+
+    def safe(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+            return "'" + value
+        return value
+
+    writer = csv.writer(sys.stdout)
+    writer.writerow([safe(c) for c in columns])
+    writer.writerows([safe(v) for v in row] for row in rows)
+
+
 def progress_factory() -> Any:
     if not sys.stderr.isatty():
         return None
