@@ -18,6 +18,21 @@ def test_synth_same_arguments_same_bytes_any_jobs(tmp_path):
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
 
 
+def test_synth_prints_the_layouts_it_wrote_and_no_kaggle_path_with_no_kaggle(tmp_path):
+    args = ["synth", "imagenet", "--val-images", "20", "--train-classes", "1",
+            "--train-per-class", "1", "--size", "16x12", "--jobs", "1"]
+    for flag, kaggle in (["--no-kaggle"], False), ([], True):
+        out_dir = tmp_path / ("with" if kaggle else "without")
+        out = run_cli(*args, *flag, str(out_dir), cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        expected = [f"imagenet-val\t{out_dir}/ILSVRC2012_img_val.tar",
+                    f"imagenet-train\t{out_dir}/ILSVRC2012_img_train.tar"]
+        expected += [f"kaggle-cls-loc\t{out_dir}/kaggle"] if kaggle else []
+        assert lines[:-1] == expected and lines[-1].startswith("SYNTHETIC data")
+        assert (out_dir / "kaggle").is_dir() == kaggle
+
+
 @pytest.mark.parametrize("args, message", [
     (["--size", "64by48"], "--size '64by48': expected WIDTHxHEIGHT, e.g. 64x48"),
     (["--val-images", "0"], "--val-images must be between 1 and 50000"),
