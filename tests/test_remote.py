@@ -36,10 +36,11 @@ def test_redact_masks_option_and_environment_secrets(monkeypatch):
     ("bogus_option=1", "unexpected keyword argument 'bogus_option'"),
     # s3fs would take these and fail later, deep inside (`'str' object has no attribute
     # 'copy'`, `'>' not supported between 'int' and 'str'`): refused by what they take
-    ("config_kwargs=oops", "storage option config_kwargs='oops' for s3://: expected a JSON "
-                           'object, e.g. config_kwargs={"name": "value"}\n'),
-    ("client_kwargs=[1]", "storage option client_kwargs='[1]' for s3://: expected a JSON "
-                          "object"),
+    ("config_kwargs=oops", "storage option config_kwargs for s3://: expected a JSON object, "
+                           'e.g. config_kwargs={"name": "value"}\n'),
+    # a JSON object's text is never quoted: it may hold credentials
+    ('client_kwargs={"aws_secret_access_key": "s3cr3t"', "storage option client_kwargs for "
+                                                         "s3://: expected a JSON object"),
     ("anon=maybe", "storage option anon='maybe' for s3://: expected true or false\n"),
     ("max_concurrency=many", "storage option max_concurrency='many' for s3://: expected a "
                              "whole number\n"),

@@ -70,6 +70,8 @@ class Remote:
             return fs
         except ImportError as exc:
             raise protocol(url).missing(scheme, exc) from None
+        except BadInputError as exc:  # typed_options' refusal: a value may be a secret
+            raise BadInputError(self.redact(exc.message)) from None
         except (TypeError, ValueError) as exc:
             raise BadInputError(self.redact(f"storage options for {scheme}://: {exc}")) from None
 
@@ -132,7 +134,9 @@ def _from_text(scheme: str, name: str, value: str, wanted: type | None) -> Any:
     """Text as a parameter of type `wanted` takes it (None: an object no text gives): a
     JSON object for a dict (s3fs's `config_kwargs`, ...), a number, `true`/`false` (made
     booleans by `parse_options` already). Anything else is refused, naming the option:
-    the library would fail later, deep inside (s3fs calls `.copy()` on a `*_kwargs`)."""
+    the library would fail later, deep inside (s3fs calls `.copy()` on a `*_kwargs`).
+    The refusal quotes the value, except a JSON object's (credentials may be in one:
+    s3fs's client_kwargs may hold aws_secret_access_key), masked by the caller's redact."""
     import json
 
     if wanted is str:
@@ -142,10 +146,11 @@ def _from_text(scheme: str, name: str, value: str, wanted: type | None) -> Any:
             parsed = json.loads(value)
             if isinstance(parsed, dict):
                 return parsed
-        expected = f'a JSON object, e.g. {name}={{"name": "value"}}'
-    elif wanted in (int, float):
+        raise BadInputError(f"storage option {name} for {scheme}://: expected a JSON object, "
+                            f'e.g. {name}={{"name": "value"}}')
+    if wanted in (int, float):
         with contextlib.suppress(ValueError):
-            return wanted(value)  # type: ignore[misc]
+            return wanted(value)
         expected = "a whole number" if wanted is int else "a number"
     elif wanted is bool:
         expected = "true or false"

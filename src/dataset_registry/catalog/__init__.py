@@ -313,9 +313,9 @@ class Catalog:
         """Remove what killed rebuilds left next to the catalog (`<catalog>.rebuild-*`):
         the files of each one whose lock no live process holds. Returns the paths removed.
 
-        A lock file alone is what a rebuild killed before it made its file leaves, or
-        one starting this instant (it holds the lock an instant after making the file):
-        removed only once older than a minute."""
+        A lock file alone is what a rebuild killed before it made its database leaves, or
+        that of one starting this instant (between making its lock file and taking it,
+        where this sweep must not take it first): removed only once older than a minute."""
         from filelock import FileLock, Timeout
 
         found = glob.glob(glob.escape(self.path + _REBUILD) + "*")
