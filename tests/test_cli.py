@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -170,3 +171,45 @@ def test_ctrl_c_stops_a_query_with_exit_130(tmp_path):
     _, err = query.communicate(timeout=30)
     assert query.returncode == 130 and err == "registry: interrupted\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sql_csv_escapes_text_a_spreadsheet_would_run_and_keeps_numbers(tmp_path):
+    """OWASP's CSV injection: text cells (and headers) starting with = + - @ tab or CR get
+    a leading apostrophe; a negative number is not text and stays a number."""
+    import csv
+    import io
+
+    query = ("SELECT '=HYPERLINK(\"http://x\")' AS \"=h\", -5 AS n, -1.5 AS f, '-5' AS t, "
+             "'+1' AS plus, '@SUM(A1)' AS at, chr(9) || 'tab' AS tab, chr(13) || 'cr' AS cr, "
+             "'a=b' AS inner_equals, NULL AS nothing")
+    out = subprocess.run([sys.executable, "-m", "dataset_registry.cli", "sql", query,
+                          "--format", "csv"], cwd=tmp_path, capture_output=True)  # bytes: CR kept
+    assert (out.returncode, out.stderr) == (0, b"")
+    header, row = csv.reader(io.StringIO(out.stdout.decode(), newline=""))
+    assert header == ["'=h", "n", "f", "t", "plus", "at", "tab", "cr", "inner_equals",
+                      "nothing"]
+    assert row == ["'=HYPERLINK(\"http://x\")", "-5", "-1.5", "'-5", "'+1", "'@SUM(A1)",
+                   "'\ttab", "'\rcr", "a=b", ""]
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_list_on_a_terminal_never_cuts_a_name(tmp_path, columns):
+    """At 80 columns the table cannot hold `imagenet-min-calibration-first.1.dup.5` and
+    the rest (rich cut every name to `imagenet-calib…`): one aligned line per entry then;
+    wide enough, the table. TTY_COMPATIBLE=1 makes rich treat the pipe as a terminal."""
+    assert run_cli("init", "--example", "imagenet", cwd=tmp_path).returncode == 0
+    piped = run_cli("list", cwd=tmp_path)  # not a terminal: tab-separated, names whole
+    names = [line.split("\t")[0] for line in piped.stdout.splitlines()[1:]]
+    assert "imagenet-min-calibration-first.1.dup.5" in names and len(names) > 40
+    out = run_cli("list", cwd=tmp_path, env={"TTY_COMPATIBLE": "1", "COLUMNS": str(columns)})
+    assert (out.returncode, out.stderr) == (0, "")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout)  # the header's bold
+    assert "…" not in text and "\t" not in text
+    lines = text.splitlines()
+    if columns == 80:
+        assert lines[0].split() == ["name", "kind", "recipe/layout", "status", "tags"]
+        assert [line.split()[0] for line in lines[1:]] == names
+        assert len({line.index(" dataset ") for line in lines if " dataset " in line}) == 1
+    else:
+        assert "┃ name" in text and max(map(len, lines)) <= columns
+        assert [line.split("│")[1].strip() for line in lines if line.startswith("│")] == names

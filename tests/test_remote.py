@@ -34,6 +34,22 @@ def test_redact_masks_option_and_environment_secrets(monkeypatch):
     ("endpoint_url=", "storage options for s3://: Invalid endpoint: \n"),
     ("endpoint_url=not a url", "storage options for s3://: Invalid endpoint: not a url"),
     ("bogus_option=1", "unexpected keyword argument 'bogus_option'"),
+    # s3fs would take these and fail later, deep inside (`'str' object has no attribute
+    # 'copy'`, `'>' not supported between 'int' and 'str'`): refused by what they take
+    ("config_kwargs=oops", "storage option config_kwargs for s3://: expected a JSON object, "
+                           'e.g. config_kwargs={"name": "value"}\n'),
+    # a JSON object's text is never quoted: it may hold credentials
+    ('client_kwargs={"aws_secret_access_key": "s3cr3t"', "storage option client_kwargs for "
+                                                         "s3://: expected a JSON object"),
+    ("anon=maybe", "storage option anon='maybe' for s3://: expected true or false\n"),
+    ("max_concurrency=many", "storage option max_concurrency='many' for s3://: expected a "
+                             "whole number\n"),
+    ("default_block_size=5MB", "storage option default_block_size='5MB' for s3://: expected "
+                               "a whole number\n"),
+    ("session=mine", "storage option session='mine' for s3://: expected a Python object, "
+                     "which only storage_options={...} in Python can give\n"),
+    ("asynchronous=true", "storage option asynchronous=true for s3://: the registry calls "
+                          "the filesystem synchronously; leave it out\n"),
 ])
 def test_malformed_storage_options_are_one_line_user_errors(tmp_path, option, message):
     """Refused before any request is made (s3fs would only fail at the first one), with
@@ -50,6 +66,22 @@ datasets:
     assert done.stderr.startswith("registry: error: ") and message in done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
     assert done.stdout == ""
+
+
+def test_storage_option_text_becomes_what_s3fs_takes():
+    import s3fs
+
+    from dataset_registry.remote import typed_options
+
+    text = parse_options(['config_kwargs={"connect_timeout": 5, "retries": {"max_attempts": 2}}',
+                          "max_concurrency=3", "default_block_size=1048576", "anon=false",
+                          "endpoint_url=http://h:1"])
+    assert typed_options(s3fs.S3FileSystem, "s3", text) == {
+        "config_kwargs": {"connect_timeout": 5, "retries": {"max_attempts": 2}},
+        "max_concurrency": 3, "default_block_size": 1048576, "anon": False,
+        "endpoint_url": "http://h:1"}
+    given = {"session": object(), "config_kwargs": {"a": 1}}  # Python callers: as given
+    assert typed_options(s3fs.S3FileSystem, "s3", given) == given
 
 
 def test_redact_masks_each_protocols_secrets(monkeypatch):

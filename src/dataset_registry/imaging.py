@@ -26,8 +26,10 @@ def refuse_bomb(im: Any) -> None:
 
 
 @contextmanager
-def image_errors(name: str) -> Iterator[None]:
-    """Turn whatever Pillow raises on a bad image, inside the block, into BadImageError."""
+def image_errors(name: str, data: bytes = b"") -> Iterator[None]:
+    """Turn whatever Pillow raises on a bad image, inside the block, into BadImageError.
+    `data`, the image's bytes, tells an intact image Pillow cannot decode (a TIFF of
+    float16 samples) from a corrupt one."""
     import struct
 
     from PIL import Image
@@ -39,6 +41,11 @@ def image_errors(name: str) -> Iterator[None]:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadImageError(f"{name}: refused: {exc}") from None
     except Image.UnidentifiedImageError:  # its message names a BytesIO object, not the file
+        samples = undecodable_tiff(data)
+        if samples:
+            raise BadImageError(f"{name}: unsupported image: a TIFF of {samples}, which "
+                                "Pillow cannot decode; convert it to 8- or 16-bit integer "
+                                "samples") from None
         raise BadImageError(f"{name}: corrupt or truncated image: cannot identify image file "
                             "(no format Pillow reads)") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
@@ -55,7 +62,7 @@ def open_image(data: bytes, name: str) -> Iterator[Any]:
 
     if not data:
         raise BadImageError(f"{name}: corrupt or truncated image: an empty file (0 bytes)")
-    with image_errors(name), warnings.catch_warnings():
+    with image_errors(name, data), warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
         with Image.open(io.BytesIO(data)) as im:  # raises past twice the limit
             refuse_bomb(im)
@@ -74,10 +81,19 @@ def check_image(data: bytes, name: str) -> None:
         im.load()
 
 
-def eight_bit(im: Any) -> Any:
-    """16- and 32-bit integer images as 8-bit gray, by their high byte (libpng's
-    `png_set_strip_16`, what TensorFlow's decode_png does); other images unchanged.
-    Pillow's own convert clips such values at 255 instead, or fails (`Image.eval`)."""
+def eight_bit(im: Any, name: str) -> Any:
+    """16- and 32-bit integer images (16-bit PNGs and TIFFs) as 8-bit gray, by their high
+    byte (libpng's `png_set_strip_16`, what TensorFlow's decode_png does); other images
+    unchanged. Pillow's own convert clips such values at 255 instead, or fails
+    (`Image.eval`). A floating-point image (mode F: a float32 TIFF) is a BadImageError
+    naming `name`: its values have no agreed range (0..1? 0..255? HDR radiance?), so
+    any 8-bit rendering would be a guess (Pillow's convert clips at 0 and 255)."""
+    if im.mode == "F":
+        from .errors import BadImageError
+
+        raise BadImageError(f"{name}: unsupported image: a floating-point "
+                            f"{im.format or 'image'} (mode F) has no standard 8-bit rendering; "
+                            "convert it to 8- or 16-bit integers")
     if im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         return im
     import numpy as np
@@ -87,10 +103,11 @@ def eight_bit(im: Any) -> Any:
     return Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8), "L")
 
 
-def to_rgb(im: Any) -> Any:
+def to_rgb(im: Any, name: str) -> Any:
     """An RGB image, as a recipe that re-encodes needs: alpha dropped (as decode_png with
-    channels=3 does), 16-bit scaled to 8, palette/CMYK/gray converted."""
-    im = eight_bit(im)
+    channels=3 does), 16-bit scaled to 8, palette/CMYK/gray converted; floating-point
+    refused (`eight_bit`)."""
+    im = eight_bit(im, name)
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
@@ -99,7 +116,7 @@ def rgb_jpeg(data: bytes, name: str, quality: int,
     """`data` decoded under the bomb policy, made RGB (`to_rgb`), optionally resized,
     and encoded as JPEG at `quality`: (bytes, width, height)."""
     with open_image(data, name) as im:
-        rgb = to_rgb(im)
+        rgb = to_rgb(im, name)
         if resize is not None:
             rgb = resize(rgb)
         buf = io.BytesIO()
@@ -157,7 +174,7 @@ def downscale(data: bytes, spec: Downscale, name: str, *, draft: bool = True) ->
     """
     from PIL import Image
 
-    with image_errors(name):
+    with image_errors(name, data):
         im = Image.open(io.BytesIO(data))  # raises past twice the pixel limit
         refuse_bomb(im)
         bounds: tuple[float, float] = im.size
@@ -167,10 +184,45 @@ def downscale(data: bytes, spec: Downscale, name: str, *, draft: bool = True) ->
             _, box = im.draft(im.mode, _needed(*im.size, spec))
             bounds = (box[2], box[3])
         im.load()
-        out = _fit(im if im.mode == "RGB" else _to_mode(im, spec), spec, bounds)
+        out = _fit(im if im.mode == "RGB" else _to_mode(im, spec, name), spec, bounds)
         if spec.color == "gray" and out.mode != "L":
             out = out.convert("L", LUMA_MATRIX[spec.luma])
         return out.tobytes()
+
+
+# TIFF SampleFormat values (TIFF 6.0 / Adobe's TIFF technical note 3)
+_SAMPLE_FORMATS = {1: "unsigned integer", 2: "signed integer", 3: "floating-point",
+                   4: "untyped", 5: "complex integer", 6: "complex floating-point"}
+
+
+def undecodable_tiff(data: bytes) -> str | None:
+    """What a TIFF's samples are ("16-bit floating-point samples, 1 per pixel"), when
+    its first directory parses and says they are of a kind Pillow does not decode
+    (floating-point other than 32-bit gray, complex, untyped, odd widths); None for
+    anything else (not a TIFF, a damaged one, one Pillow should read: then it is corrupt)."""
+    import struct
+
+    if data[:4] not in (b"II*\0", b"MM\0*"):
+        return None
+    order = "<" if data[:2] == b"II" else ">"
+    found: dict[int, int] = {}
+    try:
+        (directory,) = struct.unpack_from(order + "I", data, 4)
+        (entries,) = struct.unpack_from(order + "H", data, directory)
+        for i in range(entries):
+            tag, kind, count, value = struct.unpack_from(order + "HHI4s", data,
+                                                         directory + 2 + 12 * i)
+            if tag in (258, 277, 339) and kind == 3:  # BitsPerSample, SamplesPerPixel,
+                if count > 2:  # SampleFormat: SHORTs; more than two are stored elsewhere
+                    value = data[struct.unpack(order + "I", value)[0]:][:2]
+                (found[tag],) = struct.unpack_from(order + "H", value)
+    except struct.error:
+        return None
+    bits, per_pixel, kind = found.get(258, 1), found.get(277, 1), found.get(339, 1)
+    if kind in (1, 2) and bits in (1, 2, 4, 8, 16, 32):
+        return None
+    return (f"{bits}-bit {_SAMPLE_FORMATS.get(kind, f'SampleFormat {kind}')} samples, "
+            f"{per_pixel} per pixel")
 
 
 def _needed(width: int, height: int, spec: Downscale) -> tuple[int, int]:
@@ -181,11 +233,12 @@ def _needed(width: int, height: int, spec: Downscale) -> tuple[int, int]:
     return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
-def _to_mode(im: Any, spec: Downscale) -> Any:
+def _to_mode(im: Any, spec: Downscale, name: str) -> Any:
     """RGB (or L when the output is gray and the image already is) before filtering.
 
     Palette, CMYK, alpha and 16-bit images are converted first: Pillow resizes
-    palette images with nearest-neighbour only, and the filters need real values.
+    palette images with nearest-neighbour only, and the filters need real values;
+    floating-point ones are refused (`eight_bit`).
     """
     if im.mode == "RGB" or (im.mode == "L" and spec.color == "gray"):
         return im
@@ -196,7 +249,7 @@ def _to_mode(im: Any, spec: Downscale) -> Any:
         background = Image.new("RGB", im.size, (0, 0, 0))
         background.paste(im, mask=im.getchannel("A"))
         return background
-    im = eight_bit(im)
+    im = eight_bit(im, name)
     return im.convert("RGB") if spec.color == "srgb" or im.mode != "L" else im
 
 

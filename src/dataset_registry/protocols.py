@@ -11,6 +11,8 @@ protocol does its own way is a row of `PROTOCOLS`:
 - which package provides the fsspec implementation (named in the error when absent);
 - which storage options and environment variables hold secrets (masked in messages);
 - which exceptions mean "the endpoint or network failed";
+- what the options the filesystem's signature leaves untyped (default None) take, so
+  text from `--storage-option` is converted or refused naming the option (remote.py);
 - whether the URL's first segment is a bucket that must exist, and whether every
   worker process reaches the same objects (memory: only the process that wrote them).
 
@@ -22,7 +24,8 @@ from __future__ import annotations
 
 import functools
 import importlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +43,9 @@ class Protocol:
     errors: tuple[str, ...] = ()  # "module:Class" transport failures, where installed
     buckets: bool = True  # `proto://BUCKET/prefix`: the bucket must exist before a build
     shared: bool = True  # every worker process sees the same objects
+    # options whose default is None: the type text becomes (int, ...), or None for an
+    # object no NAME=VALUE text can give (a session, an event loop)
+    option_types: Mapping[str, type | None] = field(default_factory=dict, compare=False)
 
     def mtime(self, info: dict[str, Any]) -> float | None:
         """When the object of `info` was last written (seconds since the epoch), if known:
@@ -81,7 +87,8 @@ _AWS = Protocol(
                "aws_session_token"}),
     ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
     ("botocore.exceptions:BotoCoreError", "botocore.exceptions:ClientError",
-     "aiohttp:ClientError"))
+     "aiohttp:ClientError"),
+    option_types={"default_block_size": int, "session": None, "loop": None})
 _GCS = Protocol(
     "gs", "gcsfs", ("md5Hash", "generation"), ("mtime", "updated"),
     frozenset({"token", "secret"}), (),

@@ -11,6 +11,7 @@ no option is ever written to a marker, the catalog or a log.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -60,7 +61,8 @@ class Remote:
         try:
             import fsspec
 
-            fs = fsspec.filesystem(scheme, **dict(self.options))
+            options = typed_options(fsspec.get_filesystem_class(scheme), scheme, self.options)
+            fs = fsspec.filesystem(scheme, **options)
             # s3fs builds its client lazily; built now, an unknown option or a malformed
             # endpoint is refused here, naming it, not as a traceback at the first request
             if callable(getattr(fs, "connect", None)):
@@ -68,6 +70,8 @@ class Remote:
             return fs
         except ImportError as exc:
             raise protocol(url).missing(scheme, exc) from None
+        except BadInputError as exc:  # typed_options' refusal: a value may be a secret
+            raise BadInputError(self.redact(exc.message)) from None
         except (TypeError, ValueError) as exc:
             raise BadInputError(self.redact(f"storage options for {scheme}://: {exc}")) from None
 
@@ -92,6 +96,68 @@ class Remote:
         """A StorageError for a failed request, with any secret masked."""
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return StorageError(self.redact(f"{what}: {detail}"))
+
+
+def typed_options(cls: type, scheme: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` as filesystem class `cls` takes them: text (from `--storage-option` or
+    the environment) made what its parameter takes (`_from_text`); other values as given
+    (Python callers pass real ones). `asynchronous=true` is refused: the registry calls
+    the filesystem's blocking methods."""
+    import inspect
+
+    if options.get("asynchronous") is True:
+        raise BadInputError(f"storage option asynchronous=true for {scheme}://: the "
+                            "registry calls the filesystem synchronously; leave it out")
+    defaults: dict[str, Any] = {}
+    with contextlib.suppress(TypeError, ValueError):  # no signature: nothing to go by
+        defaults = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()}
+    types = protocol(f"{scheme}://").option_types
+    typed = {}
+    for name, value in options.items():
+        if not isinstance(value, str):
+            typed[name] = value
+            continue
+        default = defaults.get(name)
+        if name in types:
+            wanted = types[name]
+        elif name.endswith("_kwargs") or isinstance(default, dict):
+            wanted = dict
+        elif isinstance(default, bool | int | float):
+            wanted = type(default)
+        else:
+            wanted = str
+        typed[name] = _from_text(scheme, name, value, wanted)
+    return typed
+
+
+def _from_text(scheme: str, name: str, value: str, wanted: type | None) -> Any:
+    """Text as a parameter of type `wanted` takes it (None: an object no text gives): a
+    JSON object for a dict (s3fs's `config_kwargs`, ...), a number, `true`/`false` (made
+    booleans by `parse_options` already). Anything else is refused, naming the option:
+    the library would fail later, deep inside (s3fs calls `.copy()` on a `*_kwargs`).
+    The refusal quotes the value, except a JSON object's (credentials may be in one:
+    s3fs's client_kwargs may hold aws_secret_access_key), masked by the caller's redact."""
+    import json
+
+    if wanted is str:
+        return value
+    if wanted is dict:
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(value)
+            if isinstance(parsed, dict):
+                return parsed
+        raise BadInputError(f"storage option {name} for {scheme}://: expected a JSON object, "
+                            f'e.g. {name}={{"name": "value"}}')
+    if wanted in (int, float):
+        with contextlib.suppress(ValueError):
+            return wanted(value)
+        expected = "a whole number" if wanted is int else "a number"
+    elif wanted is bool:
+        expected = "true or false"
+    else:
+        expected = "a Python object, which only storage_options={...} in Python can give"
+    raise BadInputError(f"storage option {name}={value!r} for {scheme}://: expected "
+                        f"{expected}")
 
 
 def check_url(url: str) -> None:

@@ -370,7 +370,8 @@ class Resolver:
             self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
                                          self.store.tables(key))
         except CatalogBusyError as exc:  # the store is the truth; the catalog catches up
-            warn_once(f"{exc}; the next command that writes indexes {marker.name}")
+            warn_once(f"{exc}; the next command that writes indexes {marker.name}",
+                      about=str(exc))
         except CatalogCorruptError as exc:  # published all the same: a warning, not a failure
             warn_once(str(exc))
 

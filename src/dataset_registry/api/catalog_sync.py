@@ -93,13 +93,16 @@ def node_rows(reg: Registry) -> tuple[list[dict[str, Any]], list[tuple], list[An
 def upkeep(reg: Registry, *, strict: bool, runs: bool = False) -> None:
     """Sync and reconcile `reg`'s catalog (its commands that write call this once). A busy
     catalog is a warning (the next command catches up); a corrupt one fails the command
-    unless `strict` is off (a resolve that published: it warns)."""
+    unless `strict` is off (a resolve that published: it warns). What killed rebuilds left
+    is removed first."""
+    remove_dead_rebuilds(reg.catalog)
     try:
         damaged = sync(reg, reg.catalog, force=False)
         if runs:
             sync_runs(reg, reg.catalog)
-    except CatalogBusyError as exc:
-        warn_once(f"{exc}; the next command that writes indexes what is missing")
+    except CatalogBusyError as exc:  # said once, whichever writer met it first
+        warn_once(f"{exc}; the next command that writes indexes what is missing",
+                  about=str(exc))
         return
     except CatalogCorruptError as exc:
         if strict:
@@ -129,6 +132,7 @@ def rebuild(reg: Registry) -> int:
         sync_runs(reg, new)
         count = len(new.state(reg.store.url)[0])
 
+    remove_dead_rebuilds(reg.catalog)
     aside = reg.catalog.rebuild(fill, catch_up)
     reg._catalog_checked = True  # in step now: this Registry's writes need no upkeep
     if aside:
@@ -138,3 +142,11 @@ def rebuild(reg: Registry) -> int:
                           f"{reg.catalog.path}; not indexed, damaged in the store:\n" +
                           "\n".join(damaged[k] for k in sorted(damaged)))
     return count
+
+
+def remove_dead_rebuilds(catalog: Catalog) -> None:
+    """Remove the files of killed `registry catalog rebuild`s, saying which."""
+    removed = catalog.remove_dead_rebuilds()
+    if removed:
+        warn_once("removed what a killed `registry catalog rebuild` left: " +
+                  ", ".join(removed))

@@ -338,7 +338,8 @@ class Registry:
             try:  # killed or busy before this: the next writing command forgets them
                 self.catalog.forget_artifacts(removed["artifacts"])
             except CatalogBusyError as exc:
-                warn_once(f"{exc}; the next command that writes forgets the deleted artifacts")
+                warn_once(f"{exc}; the next command that writes forgets the deleted artifacts",
+                          about=str(exc))
         return removed
 
 

@@ -58,4 +58,5 @@ def record_run(reg: Registry, rendered: RenderedJob, action: str, extra: dict[st
     try:
         reg.catalog.record_run(record)
     except CatalogBusyError as exc:
-        warn_once(f"run {rendered.run_id} kept in the store, not yet in the catalog: {exc}")
+        warn_once(f"run {rendered.run_id} kept in the store, not yet in the catalog: {exc}",
+                  about=str(exc))

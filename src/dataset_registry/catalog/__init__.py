@@ -10,7 +10,12 @@ connection in another process locks writers out, so:
   (CatalogBusyError) and the next writing command catches up from the store;
 - readers (`query`) never open the catalog itself: they copy it (under the
   writers' lock, a brief file copy) into a fresh private folder and query the
-  copy, so a long query blocks nobody and a read-only catalog still answers.
+  copy, so a long query blocks nobody and a read-only catalog still answers;
+- a catalog that cannot be written (read-only, full) is a CatalogBusyError too,
+  raised at once by every later write of the same Catalog;
+- a rebuild holds its new file's lock from before the file exists until it is
+  renamed or removed, so what a killed one leaves is told from a live one's files
+  (`remove_dead_rebuilds`).
 
 A query runs sandboxed: SELECT/EXPLAIN only, read-only, no file or network
 access, configuration locked, DuckDB's spill folder private to it and removed
@@ -23,6 +28,7 @@ writer inserts), `sandbox` (which statements a query may hold, running it).
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import random
 import shutil
@@ -47,9 +53,9 @@ from .schema import (  # noqa: F401 - importable from here, as before the split
     SCHEMA,
     _first_line,
     _is_corruption,
-    _is_denied,
     _is_lock_conflict,
     _probe,
+    _unwritable,
     _warned,
     warn_once,
 )
@@ -63,6 +69,11 @@ class Catalog:
     def __init__(self, path: str, *, timeout: float = 5.0) -> None:
         self.path = os.path.abspath(path)
         self.timeout = timeout  # how long a writer waits for another before it defers
+        self._lock: Any = None  # the writers' lock (one per Catalog: it is reentrant)
+        # Set once a write found the file or its folder unwritable (read-only, full): the
+        # later writes of this command fail at once, with the same error, not again
+        # through DuckDB (a full disk may take part of a write before it fails).
+        self._cannot_write: Exception | None = None
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -75,11 +86,18 @@ class Catalog:
         if _is_lock_conflict(exc):
             return CatalogBusyError(f"catalog {self.path}: held by another process for more "
                                     f"than {self.timeout:.0f}s")
-        if _is_denied(exc):
-            return CatalogBusyError(f"catalog {self.path} is not writable: {_first_line(exc)}")
+        if why := _unwritable(exc):
+            return CatalogBusyError(f"catalog {self.path} cannot be written ({why})")
         if _is_corruption(exc):
             return self.corrupt(exc)
         return exc
+
+    def _failed_write(self, exc: Exception) -> Exception:
+        """`_fail`, remembering an unwritable catalog for the writes that follow."""
+        failure = self._fail(exc)
+        if _unwritable(exc):
+            self._cannot_write = failure
+        return failure
 
     def _connect(self, opener: Callable[[], Any]) -> Any:
         import duckdb
@@ -91,35 +109,46 @@ class Catalog:
                 return opener()
             except duckdb.Error as exc:
                 if not _is_lock_conflict(exc) or time.monotonic() > deadline:
-                    raise self._fail(exc) from None
+                    raise self._failed_write(exc) from None
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.5)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """The writers' lock; a folder we may not write in has no writers to wait for."""
+        """The writers' lock (reentrant); a folder where the lock file cannot be made
+        (read-only, full) has no writers to wait for."""
         from filelock import FileLock, Timeout
 
+        if self._lock is None:
+            self._lock = FileLock(self.path + ".lock", timeout=self.timeout)
         try:
-            lock = FileLock(self.path + ".lock", timeout=self.timeout)
-            lock.acquire()
+            self._lock.acquire()
         except Timeout:
             raise CatalogBusyError(f"catalog {self.path}: locked by another process for more "
                                    f"than {self.timeout:.0f}s") from None
-        except PermissionError:
-            yield  # read-only: nobody can be writing through this lock
+        except OSError as exc:
+            if not _unwritable(exc):
+                raise
+            yield  # nobody can be writing through this lock
             return
         try:
             yield
         finally:
-            lock.release()
+            self._lock.release()
 
     @contextmanager
     def write(self) -> Iterator[Any]:
         """One short write transaction, serialised across processes."""
         import duckdb
 
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if self._cannot_write is not None:
+            raise self._cannot_write
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        except OSError as exc:
+            if not _unwritable(exc):
+                raise
+            raise self._failed_write(exc) from None
         with self._locked():
             con = self._connect(lambda: duckdb.connect(self.path, config={"memory_limit": "256MB"}))
             try:
@@ -131,7 +160,7 @@ class Catalog:
             except duckdb.Error as exc:
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
-                raise self._fail(exc) from None
+                raise self._failed_write(exc) from None
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
@@ -152,7 +181,7 @@ class Catalog:
             finally:
                 con.close()
         except duckdb.Error as exc:
-            if _is_lock_conflict(exc) or _is_denied(exc):
+            if _is_lock_conflict(exc) or _unwritable(exc):
                 raise self._fail(exc) from None
             raise self.corrupt(exc) from None
 
@@ -250,27 +279,76 @@ class Catalog:
                 ) -> str | None:
         """Fill a new catalog next to this one, then rename it over this one.
 
-        `fill` runs without any lock (it may take long); `catch_up` then runs on the new
-        file under the writers' lock, to index what writers added meanwhile, and the
-        rename happens under that lock too. A corrupt old file is moved aside first
-        (returned); on any failure the old file stays as it was.
+        `fill` runs without the writers' lock (it may take long); `catch_up` then runs on
+        the new file under the writers' lock, to index what writers added meanwhile, and
+        the rename happens under that lock too. A corrupt old file is moved aside first
+        (returned); on any failure the old file stays as it was. The new file's own lock
+        is held from before it exists until it is gone: what a killed rebuild leaves has
+        no live holder, and `remove_dead_rebuilds` removes it.
         """
-        new = Catalog(f"{self.path}.rebuild-{uuid.uuid4().hex[:8]}", timeout=self.timeout)
-        try:
-            fill(new)
-            with self._locked():
-                catch_up(new)
-                aside = None
-                try:
-                    self.check()
-                except CatalogCorruptError:
-                    aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
-                    os.replace(self.path, aside)
-                os.replace(new.path, self.path)
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(self.path + ".wal")  # the old file's log, not the new one's
-                return aside
-        finally:
-            for leftover in (new.path, new.path + ".wal", new.path + ".lock"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(leftover)
+        new = Catalog(f"{self.path}{_REBUILD}{uuid.uuid4().hex[:8]}", timeout=self.timeout)
+        with new._locked():
+            try:
+                fill(new)
+                with self._locked():
+                    catch_up(new)
+                    aside = None
+                    try:
+                        self.check()
+                    except CatalogCorruptError:
+                        aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+                        os.replace(self.path, aside)
+                    os.replace(new.path, self.path)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(self.path + ".wal")  # the old file's log, not the new one's
+                    return aside
+            finally:
+                # the lock file first, while still held: killed after it, the files left
+                # have no lock file, and the next sweep makes one, takes it and removes them
+                for leftover in (new.path + ".lock", new.path, new.path + ".wal"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(leftover)
+
+    def remove_dead_rebuilds(self) -> list[str]:
+        """Remove what killed rebuilds left next to the catalog (`<catalog>.rebuild-*`):
+        the files of each one whose lock no live process holds. Returns the paths removed.
+
+        A lock file alone is what a rebuild killed before it made its database leaves, or
+        that of one starting this instant (between making its lock file and taking it,
+        where this sweep must not take it first): removed only once older than a minute."""
+        from filelock import FileLock, Timeout
+
+        found = glob.glob(glob.escape(self.path + _REBUILD) + "*")
+        removed: list[str] = []
+        for base in sorted({p.removesuffix(".wal").removesuffix(".lock") for p in found}):
+            data = [p for p in (base, base + ".wal") if os.path.lexists(p)]
+            lock_path = base + ".lock"
+            had_lock = os.path.lexists(lock_path)
+            if not data and not (had_lock and _older_than(lock_path, 60)):
+                continue
+            lock = FileLock(lock_path, timeout=0)
+            try:
+                lock.acquire()
+            except (Timeout, OSError):
+                continue  # a live rebuild holds it, or nothing here can be removed
+            try:
+                for path in [*data, lock_path]:  # the lock file last (as rebuild does)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(path)
+                        if path != lock_path or had_lock:  # not the one we just made
+                            removed.append(path)
+            except OSError:
+                pass  # e.g. a read-only folder: what is left stays for a later sweep
+            finally:
+                lock.release()
+        return removed
+
+
+_REBUILD = ".rebuild-"  # <catalog>.rebuild-<8 hex>: a rebuild's new file, until renamed
+
+
+def _older_than(path: str, seconds: float) -> bool:
+    try:
+        return time.time() - os.lstat(path).st_mtime > seconds
+    except FileNotFoundError:
+        return False

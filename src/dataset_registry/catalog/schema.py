@@ -39,10 +39,13 @@ CREATE TABLE IF NOT EXISTS meta (name VARCHAR PRIMARY KEY, value VARCHAR);
 _warned: set[str] = set()
 
 
-def warn_once(message: str) -> None:
-    """A catalog warning on stderr, once per process however many writers hit it."""
-    if message not in _warned:
-        _warned.add(message)
+def warn_once(message: str, *, about: str | None = None) -> None:
+    """A catalog warning on stderr, once per process however many writers hit it: once
+    per `about` (the problem, e.g. the catalog error, whichever writer met it first), or
+    per message when it is not given."""
+    topic = message if about is None else about
+    if topic not in _warned:
+        _warned.add(topic)
         print(f"warning: {message}", file=sys.stderr)
 
 
@@ -51,9 +54,17 @@ def _is_lock_conflict(exc: Exception) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
-def _is_denied(exc: Exception) -> bool:
+# What the OS says when a file cannot be written at all, whoever asks (DuckDB's messages
+# carry strerror): not a lock to wait for, not damage to rebuild.
+_UNWRITABLE = ("Read-only file system", "Permission denied", "No space left on device",
+               "Disk quota exceeded")
+
+
+def _unwritable(exc: BaseException) -> str | None:
+    """Why the catalog's folder or file cannot be written (strerror), if that is the
+    error; None for any other."""
     text = str(exc)
-    return "Permission denied" in text or "Read-only file system" in text
+    return next((why for why in _UNWRITABLE if why in text), None)
 
 
 def _is_corruption(exc: Exception) -> bool:

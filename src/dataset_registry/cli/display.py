@@ -7,19 +7,62 @@ from typing import Any
 
 
 def table(columns: list[str], rows: list[tuple]) -> None:
+    """A table on a terminal, tab-separated lines otherwise. Nothing is ever cut: a
+    terminal too narrow for the table (names like `imagenet-min-calibration-first.1.dup.5`
+    at 80 columns) gets one line per row instead, the columns aligned (`aligned`)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
     console = Console()
     if not console.is_terminal:
         print("\t".join(columns))
-        for row in rows:
-            print("\t".join("" if v is None else str(v) for v in row))
+        for row in cells:
+            print("\t".join(row))
         return
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    console.print(table)
+    grid = Table(*columns)
+    for row in cells:
+        grid.add_row(*(Text(v) for v in row))  # cells are text, not rich markup
+    natural = console.measure(grid, options=console.options.update_width(1 << 16)).maximum
+    if natural <= console.width:  # (measured unbounded: rich caps it at the width)
+        console.print(grid)
+    else:
+        header, *lines = aligned(columns, cells)
+        console.print(Text(header, style="bold"), soft_wrap=True)  # the terminal wraps
+        for line in lines:
+            console.print(Text(line), soft_wrap=True)
+
+
+def aligned(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """The header and one line per row, each column padded to its widest cell (the last
+    column not), two spaces between."""
+    from rich.cells import cell_len
+
+    lines = [columns, *rows]
+    widths = [max(cell_len(line[i]) for line in lines) for i in range(len(columns))]
+    return ["  ".join(v + " " * (widths[i] - cell_len(v)) if i < len(line) - 1 else v
+                      for i, v in enumerate(line)).rstrip() for line in lines]
+
+
+# What a spreadsheet runs as a formula when a cell starts with it (OWASP, "CSV
+# injection"): such text cells get a leading apostrophe, which shows, and runs nothing.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_csv(columns: list[str], rows: list[tuple]) -> None:
+    """CSV on stdout, text cells (headers too) that a spreadsheet would run as formulas
+    escaped; numbers are not text, so a negative number stays a number."""
+    import csv
+
+    def safe(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+            return "'" + value
+        return value
+
+    writer = csv.writer(sys.stdout)
+    writer.writerow([safe(c) for c in columns])
+    writer.writerows([safe(v) for v in row] for row in rows)
 
 
 def progress_factory() -> Any:

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from ..errors import BadInputError, RegistryError
-from .display import table
+from .display import table, write_csv
 
 
 def resolve(reg: Any, args: argparse.Namespace) -> int:
@@ -143,11 +143,7 @@ def sql(reg: Any, args: argparse.Namespace) -> int:
         print(json.dumps([dict(zip(result.columns, r, strict=True)) for r in result.rows],
                          default=str, indent=1))
     elif args.format == "csv":
-        import csv
-
-        writer = csv.writer(sys.stdout)
-        writer.writerow(result.columns)
-        writer.writerows(result.rows)
+        write_csv(result.columns, result.rows)
     else:
         table(result.columns, result.rows)
     return 0

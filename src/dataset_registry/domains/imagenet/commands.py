@@ -82,6 +82,9 @@ class Demo(Command):
         parser.add_argument("--jobs", "-j", type=int)
 
     def run(self, args: argparse.Namespace) -> int:
-        from .demo import run_demo
+        from ...cli import open_registry
+        from .demo import check_val_images, demo_root, run_demo
 
-        return run_demo(args.root, val_images=args.val_images, jobs=args.jobs)
+        check_val_images(args.val_images)  # before an example project is written
+        args.root = demo_root(args.root, args.manifests)
+        return run_demo(open_registry(args), val_images=args.val_images, jobs=args.jobs)

@@ -3,6 +3,12 @@
 Synthesizes an ImageNet-shaped val set (real file names and labels, synthetic
 pixels), points the `imagenet2012-val` source at it, resolves the calibration
 variants into the local store, and answers provenance questions in SQL.
+
+It runs in the project the --root/--manifests/--store/--catalog options name. A
+folder without a manifests folder (outside a checkout), and none named, gets the
+ImageNet example project written into `registry-demo/` first (`registry init
+--example imagenet`), and the demo runs there. Everything it needs is checked
+before the synthesis (minutes at 50,000 images).
 """
 
 from __future__ import annotations
@@ -12,7 +18,12 @@ import time
 from pathlib import Path
 
 from ...api import Registry
+from ...errors import BadInputError
+from ...paths import locations
 from .synth import SynthSpec, synthesize
+
+DEMO_PROJECT = "registry-demo"  # where the example project goes when there is none
+MIN_IMAGES = 500  # the "min" set takes the first 500 val images
 
 DEMO_VARIANTS = (
     "imagenet-calibration-first.500",
@@ -37,8 +48,50 @@ QUERIES = {
 }
 
 
-def run_demo(root: str, *, val_images: int = 50_000, jobs: int | None = None) -> int:
-    reg = Registry.open(root)
+def demo_root(root: str, manifests: str | None) -> str:
+    """The project folder the demo runs in: `root`, or `root/registry-demo/` with the
+    ImageNet example written into it (once) when `root` has no manifests folder and
+    none is named (argument or DATASET_REGISTRY_MANIFESTS). A named one that does not
+    exist is a BadInputError."""
+    where = locations(root, manifests=manifests)
+    if os.path.isdir(where.manifests):
+        return root
+    if manifests or os.environ.get("DATASET_REGISTRY_MANIFESTS"):
+        raise BadInputError(f"demo: manifests folder {where.manifests} does not exist")
+    from ...init import init_project
+
+    project = os.path.join(where.root, DEMO_PROJECT)
+    if os.path.exists(os.path.join(project, "registry.toml")):
+        print(f"0. no manifests folder in {where.root}: running in the example project "
+              f"{project}")
+    else:
+        init_project(project, "imagenet")
+        print(f"0. no manifests folder in {where.root}: wrote the ImageNet example project "
+              f"into {project} (registry init --example imagenet); running there")
+    return project
+
+
+def check_val_images(val_images: int) -> None:
+    if not MIN_IMAGES <= val_images <= 50_000:
+        raise BadInputError(f"demo: --val-images must be between {MIN_IMAGES} and 50000 "
+                            f"(the min calibration sets take the first {MIN_IMAGES})")
+
+
+def check_demo(reg: Registry, val_images: int) -> list[str]:
+    """The variants the demo resolves; BadInputError, before anything is synthesized, if
+    the manifests lack what it needs or `val_images` is too few or too many."""
+    check_val_images(val_images)
+    variants = [v for v in DEMO_VARIANTS if "min" in v or val_images == 50_000]
+    missing = [n for n in ("imagenet2012-val", *variants) if n not in reg.manifests.nodes]
+    if missing:
+        raise BadInputError(f"demo: the manifests in {reg.manifests_dir} do not define "
+                            f"{', '.join(missing)}; the demo needs the ImageNet example's "
+                            "(registry init --example imagenet)")
+    return variants
+
+
+def run_demo(reg: Registry, *, val_images: int = 50_000, jobs: int | None = None) -> int:
+    variants = check_demo(reg, val_images)
     data = os.path.join(reg.state_dir, "synthetic-imagenet")
     spec = SynthSpec(val_images=val_images, train_classes=10, train_per_class=10, kaggle=False)
     stamp = os.path.join(data, "spec.txt")
@@ -57,7 +110,6 @@ def run_demo(root: str, *, val_images: int = 50_000, jobs: int | None = None) ->
     print(f"2. source imagenet2012-val -> {tar}\n   {info.files} images, fingerprint "
           f"{info.fingerprint}")
     print("3. resolving calibration variants (built only if missing):")
-    variants = [v for v in DEMO_VARIANTS if "min" in v or val_images == 50_000]
     for name in variants:
         start = time.perf_counter()
         ds = reg.resolve(name, jobs=jobs)
@@ -73,6 +125,7 @@ def run_demo(root: str, *, val_images: int = 50_000, jobs: int | None = None) ->
         print("   " + " | ".join(result.columns))
         for row in result.rows:
             print("   " + " | ".join(str(v) for v in row))
-    print("\nNext: registry list; registry lineage imagenet-min-calibration-all.500; "
+    moved = "" if os.path.samefile(reg.root, os.getcwd()) else f"cd {reg.root}; "
+    print(f"\nNext: {moved}registry list; registry lineage imagenet-min-calibration-all.500; "
           "registry verify")
     return 0

@@ -207,7 +207,8 @@ def _class_tar(images: list[tuple[_Image, bytes]]) -> bytes:
 
 def synthesize(out_dir: str, spec: SynthSpec, *, jobs: int = 1,
                progress: Callable[[int], None] | None = None) -> dict[str, str]:
-    """Write the synthetic ImageNet under `out_dir`; return {layout: location}."""
+    """Write the synthetic ImageNet under `out_dir`; return {layout: location} of what
+    was written (the Kaggle layout only with `spec.kaggle`)."""
     val = val_images(spec)
     train = train_images(spec)  # checks spec.wnids: refused before anything is written
     os.makedirs(out_dir, exist_ok=True)
@@ -243,11 +244,12 @@ def synthesize(out_dir: str, spec: SynthSpec, *, jobs: int = 1,
             yield f"{wnid}.tar", _class_tar(pairs)
 
     _write_tar(os.path.join(out_dir, "ILSVRC2012_img_train.tar"), train_members(), spec)
+    made = {"imagenet-val": os.path.join(out_dir, "ILSVRC2012_img_val.tar"),
+            "imagenet-train": os.path.join(out_dir, "ILSVRC2012_img_train.tar")}
     if spec.kaggle:
         _write_kaggle_meta(kaggle, val, spec)
-    return {"imagenet-val": os.path.join(out_dir, "ILSVRC2012_img_val.tar"),
-            "imagenet-train": os.path.join(out_dir, "ILSVRC2012_img_train.tar"),
-            "kaggle-cls-loc": kaggle}
+        made["kaggle-cls-loc"] = kaggle
+    return made
 
 
 def _write_kaggle_meta(kaggle: str, val: list[_Image], spec: SynthSpec) -> None:
