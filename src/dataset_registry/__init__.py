@@ -21,7 +21,8 @@ _EXPORTS = {
     "Marker": "marker",  # Resolved.marker: what _registry.json says of an artifact
     **{name: "errors" for name in (
         "RegistryError", "BadInputError", "ManifestError", "SourceError", "UnsafeMemberError",
-        "BadImageError", "QueryRefusedError", "TemplateError", "BuildError", "SubmitError",
+        "BadImageError", "QueryRefusedError", "TemplateError", "BuildError", "RecipeError",
+        "SubmitError",
         "CatalogBusyError", "CatalogCorruptError", "QueryTimeoutError", "VerifyError",
         "StorageError", "PluginError")},
 }
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         PluginError,
         QueryRefusedError,
         QueryTimeoutError,
+        RecipeError,
         RegistryError,
         SourceError,
         StorageError,
