@@ -25,7 +25,7 @@ needs it. A registry.toml module that raises as it imports (a SyntaxError, a bug
 `sys.exit`) is recorded (`Broken`: the module, its registry.toml line, the error), with
 a warning, and what it had registered is taken back: a lookup of a name it would have
 registered names it as the likely cause, and everything else works. A recipe is
-checked when registered as an object, or on its first lookup (`check_recipe`): one
+checked when registered as an object, or on its first lookup (`recipe_problems`): one
 missing `version`, say, is a PluginError naming it, not a traceback mid-build.
 """
 
@@ -35,7 +35,6 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,8 +113,8 @@ class Plugins:
     def register(self, kind: str, name: str, target: Any, *, origin: str = "register()",
                  clobber: bool = False) -> None:
         """Make `target` (an object, or "pkg.module:Object") the `kind` called `name`.
-        An object is checked now (a recipe must be one: `check_recipe`), a string on its
-        first `get`."""
+        An object is checked now (a recipe must be a complete one: `_check`), a string on
+        its first `get`."""
         table = self._table(kind)
         if origin == "register()" and self._importing:
             origin = self._importing  # say which registry.toml plugin registered it
@@ -267,17 +266,19 @@ def _import(entry: Entry) -> Any:
 
 
 def _check(kind: str, name: str, entry: Entry, value: Any) -> None:
-    """A PluginError if `value` is not what its kind needs (only recipes are checked here:
-    commands are checked by cli.command, examples by init)."""
-    check: Callable[[Any], list[str]] | None = None
-    if kind == "recipes":
-        from .recipes.base import recipe_problems as check
-    problems = check(value) if check else []
+    """A PluginError if `value`, registered as the recipe `name`, is not a complete one
+    (other kinds are checked where they are used: commands by cli.command, examples by
+    init)."""
+    if kind != "recipes":
+        return
+    from .recipes.base import recipe_problems
+
+    problems = recipe_problems(value)
     if problems:
         target = entry.target if isinstance(entry.target, str) else \
             getattr(value, "__qualname__", repr(value))
-        raise PluginError(f"{kind[:-1]} {name!r} ({target}, from {entry.origin}) is not a "
-                          f"complete {kind[:-1]}: {'; '.join(problems)}")
+        raise PluginError(f"recipe {name!r} ({target}, from {entry.origin}) is not a "
+                          f"complete recipe: {'; '.join(problems)}")
 
 
 PLUGINS = Plugins(BUILTIN)
