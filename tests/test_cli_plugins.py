@@ -148,7 +148,9 @@ def test_a_broken_plugin_command_leaves_the_others_working(tmp_path, broken, mes
     root = project(tmp_path, broken)
     (root / "badmod.py").write_text("x = undefined_name\n")  # a module failing as it imports
     named = run_cli("broken", cwd=root)
-    assert (named.returncode, named.stderr) == (2, f"registry: error: {message}\n")
+    # an import that failed has a traceback behind it (--debug shows it)
+    hint = " (run with --debug for the traceback)" if "does not import" in message else ""
+    assert (named.returncode, named.stderr) == (2, f"registry: error: {message}{hint}\n")
     other = run_cli("hello", "world", cwd=root)
     assert other.returncode == 0 and other.stdout == "hello world (root .)\n"
     assert other.stderr == f"registry: warning: plugin command left out: {message}\n"
@@ -226,3 +228,24 @@ def test_a_line_the_first_look_cannot_read_gets_the_full_parsers_message(tmp_pat
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.startswith("usage: registry [-h]")  # the full parser's, not the peek's
     assert out.stderr.endswith("registry: error: argument --root: expected one argument\n")
+
+
+def test_a_plugin_commands_bug_is_one_line_naming_it_and_debug_shows_the_traceback(tmp_path):
+    root = project(tmp_path, """
+        class Bug(Hello):
+            help = "has a bug"
+
+            def run(self, args):
+                return {}["missing"]
+
+        register("commands", "bug", Bug, origin="hello_cmd")
+    """)
+    out = run_cli("bug", "x", cwd=root)
+    assert (out.returncode, out.stdout) == (1, "")
+    assert out.stderr == ("registry: error: command 'bug' (from hello_cmd) failed: KeyError: "
+                          "'missing' (run with --debug for the traceback)\n")
+    debug = run_cli("--debug", "bug", "x", cwd=root)
+    *trace, last = debug.stderr.splitlines()
+    assert debug.returncode == 1 and trace[0] == "Traceback (most recent call last):"
+    assert f'  File "{root / "hello_cmd.py"}", line 25, in run' in trace
+    assert last == "registry: error: command 'bug' (from hello_cmd) failed: KeyError: 'missing'"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from dataset_registry.recipes import RECIPES
 from .conftest import LABELS, MANIFESTS, REPO, run_cli
 
 PACKAGED = REPO / "src" / "dataset_registry" / "domains" / "imagenet" / "manifests"
+PLUGIN_MODULE = REPO / "src" / "dataset_registry" / "examples" / "plugin" / "my_plugin.py"
 NO_ENV = {"DATASET_REGISTRY_MANIFESTS": "", "DATASET_REGISTRY_STORE": "",
           "DATASET_REGISTRY_CATALOG": ""}  # empty: the project's own defaults
 
@@ -156,13 +158,13 @@ def test_init_refuses_an_unknown_example(tmp_path):
     out = run_cli("init", str(tmp_path / "p"), "--example", "cifar", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr == ("registry: error: init: unknown example 'cifar' (known: "
-                          "image-folder, imagenet)\n")
+                          "image-folder, imagenet, plugin)\n")
     assert "Traceback" not in out.stderr and not (tmp_path / "p").exists()
     from dataset_registry.errors import BadInputError
     from dataset_registry.init import init_project
 
     with pytest.raises(BadInputError, match=r"unknown example 'cifar' \(known: image-folder, "
-                       r"imagenet\)"):
+                       r"imagenet, plugin\)"):
         init_project(str(tmp_path / "p"), "cifar")
     assert not (tmp_path / "p").exists()
 
@@ -218,6 +220,12 @@ def test_init_and_list_work_from_an_installed_wheel(tmp_path):
     out = cli("show", "imagenet-labels")
     assert out.returncode == 0, out.stderr
     assert f'"key": "{tree_key(str(LABELS))}"' in out.stdout  # content-keyed: as in the repo
+    out = cli("init", "--example", "plugin", "with-plugin")  # its module is in the wheel too
+    assert out.returncode == 0, out.stderr
+    assert (project / "with-plugin" / "my_plugin.py").read_text() == PLUGIN_MODULE.read_text()
+    out = cli("--root", "with-plugin", "list")
+    assert (out.returncode, out.stderr) == (0, "")
+    assert "my-photos-gray\tdataset\tmy-grayscale\tsource unset" in out.stdout
     out = cli("--help")  # ImageNet's commands: the wheel's own dataset_registry.commands
     assert out.returncode == 0, out.stderr
     for line in ("synth               write a synthetic ImageNet-shaped source",
@@ -250,3 +258,67 @@ def test_a_plugin_example_is_written_like_a_built_in_one(tmp_path):
                           r"dataset_registry\.init\.Example"):
         init_project(str(tmp_path / "q"), "broken")
     assert not (tmp_path / "q").exists()
+
+
+def flat_photos(folder: Path) -> dict[str, str]:
+    """The plugin example's source: 9 images named <class>__<name> in one folder (and
+    a hidden file its layout leaves out); {file name: class}."""
+    from dataset_registry.testing.sources import image_bytes
+
+    folder.mkdir()
+    classes = {}
+    for i in range(9):
+        name = f"{('cat', 'dog', 'owl')[i % 3]}__{i:03d}.{'jpg' if i % 2 else 'png'}"
+        (folder / name).write_bytes(image_bytes(i, 90, 60))
+        classes[name] = name.split("__")[0]
+    (folder / ".DS_Store").write_bytes(b"litter")
+    return classes
+
+
+def test_init_plugin_example_is_a_project_with_a_working_plugin(tmp_path):
+    """`registry init --example plugin` writes registry.toml naming my_plugin.py (a layout
+    and a recipe), and a manifest using both; pointed at a folder, it builds, with 1 and 2
+    workers, the same bytes."""
+    from PIL import Image
+
+    project = tmp_path / "p"
+    out = run_cli("init", str(project), "--example", "plugin", cwd=tmp_path, env=NO_ENV)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1:] == ["  registry.toml", "  .gitignore", "  my_plugin.py",
+                                           "  manifests/my-photos.yaml",
+                                           "next: point a source at your data (registry "
+                                           "source set my-photos PATH), then registry list"]
+    assert plugins.read_config(str(project))["plugins"] == ["my_plugin"]
+    assert (project / "my_plugin.py").read_text() == PLUGIN_MODULE.read_text()
+    classes = flat_photos(tmp_path / "photos")
+    out = run_cli("source", "set", "my-photos", str(tmp_path / "photos"), cwd=project,
+                  env=NO_ENV)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("my-photos: 9 images, ")
+    digests = []
+    for jobs, store in (("1", "registry"), ("2", "store-2")):
+        out = run_cli("resolve", "my-photos-gray", "--jobs", jobs, "--store", store,
+                      cwd=project, env=NO_ENV)
+        assert out.returncode == 0, out.stderr
+        built = Path(out.stdout.strip())
+        assert built.is_relative_to(project / store)
+        pngs = sorted(p.relative_to(built).as_posix() for p in built.glob("*/*.png"))
+        assert pngs == sorted(f"{c}/{n.rsplit('.', 1)[0]}.png" for n, c in classes.items())
+        for png in pngs:
+            with Image.open(built / png) as image:
+                assert image.mode == "L" and max(image.size) == 64
+        assert (built / "count.txt").read_text() == "9\n"
+        shown = run_cli("show", "my-photos-gray", "--store", store, cwd=project, env=NO_ENV)
+        digests.append(json.loads(shown.stdout)["digest"])
+    assert digests[0] == digests[1]
+
+
+def test_init_plugin_example_never_overwrites_a_module(tmp_path):
+    (tmp_path / "my_plugin.py").write_text("mine\n")
+    out = run_cli("init", str(tmp_path), "--example", "plugin", cwd=tmp_path, env=NO_ENV)
+    assert out.returncode == 2
+    assert out.stderr == (f"registry: error: init: {tmp_path} already holds a project "
+                          f"({tmp_path / 'my_plugin.py'}); init never overwrites one: choose "
+                          "an empty or new folder\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_plugin.py"]
+    assert (tmp_path / "my_plugin.py").read_text() == "mine\n"

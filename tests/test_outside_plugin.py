@@ -149,7 +149,7 @@ def test_the_plugin_store_and_executor_pass_the_conformance_suites(installed, pl
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     counts = done.stdout.strip().splitlines()[-1]
-    assert counts.startswith("23 passed"), counts
+    assert counts.startswith("28 passed"), counts
 
 
 def test_editing_the_plugin_recipe_changes_its_key(installed, project, tmp_path_factory):

@@ -53,7 +53,8 @@ def test_a_clash_names_both_origins_unless_clobbered():
 
 
 def test_entry_points_of_an_installed_distribution(tmp_path, monkeypatch):
-    (tmp_path / "outside_plugin.py").write_text("class Echo:\n    name = 'echo'\n")
+    (tmp_path / "outside_plugin.py").write_text(
+        "from dataset_registry.testing import echo\n\nclass Echo(echo.Echo):\n    pass\n")
     dist = tmp_path / "outside_plugin-1.2.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: outside-plugin\nVersion: 1.2\n")
@@ -72,8 +73,9 @@ def test_a_project_registry_toml_names_its_plugin_modules(tmp_path, monkeypatch)
     (tmp_path / "registry.toml").write_text('plugins = ["project_recipes_x"]\n')
     (tmp_path / "project_recipes_x.py").write_text(textwrap.dedent("""
         from dataset_registry.plugins import register
+        from dataset_registry.testing import echo
 
-        class Echo:
+        class Echo(echo.Echo):
             name = "echo-x"
 
         register("recipes", "echo-x", Echo, origin="project_recipes_x")
@@ -87,7 +89,6 @@ def test_a_project_registry_toml_names_its_plugin_modules(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("text, message", [
     ('plugins = "one"\n', "plugins must be a list of module names"),
-    ('plugins = ["no_such_module_zz"]\n', "plugin module 'no_such_module_zz' does not import"),
     ("plugins = [\n", "not valid TOML"),
 ])
 def test_bad_registry_toml_names_the_file(tmp_path, text, message):
@@ -118,3 +119,172 @@ def test_the_recipe_table_is_the_plugin_table(monkeypatch):
     monkeypatch.setattr(plugins, "PLUGINS", Plugins(BUILTIN))
     plugins.register("recipes", "echo-y", BUILT_IN[0])
     assert "echo-y" in RECIPES and RECIPES.get("nope") is None
+
+
+GOOD = '''
+from dataset_registry.plugins import register
+from dataset_registry.testing import echo
+
+
+class Good(echo.Echo):
+    name = "good"
+
+
+register("recipes", "good", Good)
+'''
+FIRST_HALF = '''
+from dataset_registry.plugins import register
+from dataset_registry.testing import echo
+
+
+class Mine(echo.Echo):
+    name = "mine"
+
+
+register("recipes", "mine", Mine)  # registered, then the module fails: taken back
+'''
+BROKEN = [  # what the module does after registering `mine`; what the warning says of it
+    ("1 / 0\n", "ZeroDivisionError: division by zero"),
+    ("x = = 1\n", "SyntaxError: invalid syntax (my_recipes.py, line 1)"),
+    ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
+    ("import no_such_module_zz\n", "ModuleNotFoundError: No module named 'no_such_module_zz'"),
+    ('register("recipes", "select", Mine)\n', "PluginError: recipe 'select' from plugin "
+     "my_recipes ({where}) clashes with the one from built in; rename one of them"),
+]
+
+
+def broken_project(root, tail: str, datasets: str = ""):
+    from .pluginkit import plugin_project
+
+    # a SyntaxError fails the whole file: the registration above it never runs either
+    code = tail if tail.startswith("x = =") else FIRST_HALF + tail
+    return plugin_project(root, {"good_recipes": GOOD, "my_recipes": code}, datasets)
+
+
+@pytest.mark.parametrize("tail, error", BROKEN)
+def test_a_plugin_failing_at_import_is_recorded_and_taken_back(tmp_path, monkeypatch, capsys,
+                                                               tail, error):
+    """Whatever it raises: recorded with its registry.toml line, warned about once, what it
+    registered before failing taken back; the project's other plugins load."""
+    monkeypatch.setattr(plugins, "PLUGINS", Plugins(BUILTIN))
+    monkeypatch.syspath_prepend(str(tmp_path))  # undone after the test
+    for module in ("good_recipes", "my_recipes"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    root = broken_project(tmp_path, tail)
+    capsys.readouterr()
+    where = f"{root / 'registry.toml'}:2"  # the line naming it
+    error = error.format(where=where)
+    assert plugins.load_project(str(root)) == ["good_recipes"]
+    assert [str(b) for b in plugins.PLUGINS.broken] == \
+        [f"{where}: plugin 'my_recipes' failed to import: {error}"]
+    assert capsys.readouterr().err == (f"warning: {where}: plugin 'my_recipes' failed to "
+                                       f"import: {error}; what it registers is unavailable "
+                                       "(run with --debug for the traceback)\n")
+    assert "good" in plugins.names("recipes") and "mine" not in plugins.names("recipes")
+    assert plugins.get("recipes", "select").__module__ == "dataset_registry.recipes.select"
+    with pytest.raises(PluginError) as info:
+        plugins.get("recipes", "mine")
+    assert str(info.value).endswith(f"); {where}: plugin 'my_recipes' failed to import: {error}")
+    assert plugins.PLUGINS.broken[0].details.startswith("Traceback (most recent call last):")
+
+
+@pytest.mark.parametrize("tail, error", BROKEN[:3])
+def test_through_the_cli_only_what_needs_the_broken_plugin_fails(tmp_path, tail, error):
+    from .conftest import run_cli, write_manifest
+
+    root = broken_project(tmp_path, tail, "  - {name: g, recipe: good, inputs: {images: data}}\n")
+    where = f"{root / 'registry.toml'}:2"
+    warning = (f"warning: {where}: plugin 'my_recipes' failed to import: {error}; what it "
+               "registers is unavailable (run with --debug for the traceback)\n")
+    helped = run_cli("--help", cwd=root)
+    assert (helped.returncode, helped.stderr) == (0, warning)
+    assert "resolve " in helped.stdout and "synth " in helped.stdout
+    listed = run_cli("list", cwd=root)
+    assert (listed.returncode, listed.stderr) == (0, warning)
+    assert listed.stdout.splitlines()[1:] == ["data\tsource\timage-folder\tready\t",
+                                              "g\tdataset\tgood\tmissing\t"]
+    queried = run_cli("sql", "SELECT 41 + 1 AS answer", "--format", "csv", cwd=root)
+    assert (queried.returncode, queried.stdout) == (0, "answer\n42\n")
+    manifest = (root / "manifests" / "test.yaml").read_text()
+    write_manifest(root, manifest + "  - {name: m, recipe: mine, inputs: {images: data}}\n")
+    needed = run_cli("list", cwd=root)
+    assert needed.returncode == 2 and needed.stdout == ""
+    assert needed.stderr == warning + (
+        "registry: error: manifests/test.yaml:5: datasets[1].recipe: unknown recipe 'mine' "
+        "(known: byclass, calibration, downscale, good, recordio, sample, select, tfrecord, "
+        f"webdataset); {where}: plugin 'my_recipes' failed to import: {error}\n")
+    debug = run_cli("--debug", "list", cwd=root)  # the import's traceback, with the warning
+    assert debug.stderr.startswith(f"warning: {where}: plugin 'my_recipes' failed to import: "
+                                   f"{error}; what it registers is unavailable\nTraceback")
+    assert f'File "{root / "my_recipes.py"}", line' in debug.stderr
+
+
+INCOMPLETE = '''
+from typing import ClassVar
+
+from dataset_registry.plugins import register
+from dataset_registry.recipes import InputSpec, Params, Recipe
+
+
+class NoVersion(Recipe):
+    name = "nover"  # and no version
+    Params = Params
+    inputs: ClassVar = {"images": InputSpec("images")}
+
+    @classmethod
+    def plan(cls, params, inputs):
+        return []
+
+    @classmethod
+    def run(cls, params, task, out):
+        return 0
+
+
+register("recipes", "nover", "my_recipes:NoVersion")
+'''
+
+
+def test_a_recipe_without_version_is_a_plugin_error_naming_it(tmp_path, monkeypatch):
+    from dataset_registry.testing.echo import Echo
+
+    class NoVersion(Echo):
+        name = "nover"
+
+    NoVersion.version = None  # type: ignore[assignment]
+    table = Plugins(BUILTIN)
+    with pytest.raises(PluginError) as info:  # an object is checked as it is registered
+        table.register("recipes", "nover", NoVersion, origin="mine")
+    assert str(info.value) == (
+        "recipe 'nover' (test_a_recipe_without_version_is_a_plugin_error_naming_it.<locals>"
+        ".NoVersion, from mine) is not a complete recipe: `version` is None, not an int, "
+        "raised whenever what the recipe writes changes")
+    assert "nover" not in table.names("recipes")
+
+    class NotARecipe:
+        name = "x"
+
+    table.register("recipes", "x", f"{__name__}:NOT_A_RECIPE", origin="mine")
+    monkeypatch.setattr(sys.modules[__name__], "NOT_A_RECIPE", NotARecipe, raising=False)
+    with pytest.raises(PluginError) as info:  # a "module:Object" target on its first lookup
+        table.get("recipes", "x")
+    assert str(info.value) == (
+        f"recipe 'x' ({__name__}:NOT_A_RECIPE, from mine) is not a complete recipe: no "
+        "`version` (an int, raised whenever what the recipe writes changes); no `Params` "
+        "(a dataset_registry.recipes.Params subclass); no `inputs` (a mapping of role to "
+        "InputSpec); no `plan` classmethod; no `run` classmethod")
+
+
+def test_through_the_cli_a_recipe_without_version_is_exit_2_naming_it(tmp_path):
+    from .conftest import run_cli, write_manifest
+    from .pluginkit import SOURCE, plugin_project
+
+    root = plugin_project(tmp_path, {"my_recipes": INCOMPLETE})
+    write_manifest(root, SOURCE + "datasets:\n  - {name: n, recipe: nover, inputs: {images: "
+                   "data}}\n")
+    done = run_cli("resolve", "n", cwd=root)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "registry: error: recipe 'nover' (my_recipes:NoVersion, from plugin my_recipes "
+        f"({root / 'registry.toml'}:2)) is not a complete recipe: no `version` (an int, "
+        "raised whenever what the recipe writes changes)\n")
+    assert not (root / "registry").exists()

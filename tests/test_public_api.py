@@ -12,7 +12,7 @@ def test_all_is_pinned():
         "BadImageError", "BadInputError", "BuildError", "CatalogBusyError",
         "CatalogCorruptError", "ManifestError", "Marker", "PluginError", "QueryRefusedError",
         "QueryResult",
-        "QueryTimeoutError", "Registry", "RegistryError", "RenderedJob",
+        "QueryTimeoutError", "RecipeError", "Registry", "RegistryError", "RenderedJob",
         "Resolved", "SourceChangedError", "SourceError", "StorageError", "SubmitError",
         "TemplateError",
         "UnsafeMemberError", "VerifyError", "__version__",

@@ -22,7 +22,7 @@ _EXPORTS = {
     **{name: "errors" for name in (
         "RegistryError", "BadInputError", "ManifestError", "SourceError", "UnsafeMemberError",
         "SourceChangedError", "BadImageError", "QueryRefusedError", "TemplateError",
-        "BuildError", "SubmitError",
+        "BuildError", "RecipeError", "SubmitError",
         "CatalogBusyError", "CatalogCorruptError", "QueryTimeoutError", "VerifyError",
         "StorageError", "PluginError")},
 }
@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         PluginError,
         QueryRefusedError,
         QueryTimeoutError,
+        RecipeError,
         RegistryError,
         SourceChangedError,
         SourceError,

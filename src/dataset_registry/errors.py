@@ -15,6 +15,8 @@
     │                              command) not registered, not importable, registered
     │                              twice, or not what its kind needs (plugins.py)
     ├── BuildError                 a recipe failed for another reason
+    │   └── RecipeError            a recipe's own code raised (a bug, say, in a plugin's):
+    │                              names the dataset, the recipe and the member where known
     ├── StorageError               object storage was unreachable or refused a request
     ├── SubmitError                `registry job submit` found no kubectl, or kubectl failed
     ├── CatalogBusyError           the catalog stayed locked past the retry budget, or is
@@ -24,7 +26,9 @@
     └── VerifyError                an artifact's files no longer match their records
 
 Every error carries one message string, so it pickles across process and
-Dask worker boundaries unchanged.
+Dask worker boundaries unchanged; one that stands for another exception (a plugin's
+import, a recipe's bug) keeps that exception's traceback as text in `details`, which
+`registry --debug` prints (a traceback object would not survive the trip from a worker).
 """
 
 from __future__ import annotations
@@ -34,10 +38,13 @@ class RegistryError(Exception):
     """Base of every error this package raises on purpose."""
 
     exit_code = 1
+    details = ""  # the traceback of the exception this one stands for, if any (--debug)
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, details: str = "") -> None:
         super().__init__(message)
         self.message = message
+        if details:
+            self.details = details
 
     def __str__(self) -> str:
         return self.message
@@ -93,6 +100,13 @@ class SubmitError(RegistryError):
 
 class BuildError(RegistryError):
     """A build failed for a reason other than bad input."""
+
+
+class RecipeError(BuildError):
+    """A recipe's `plan`, `run`, `follow` or `finish` raised something that is not a
+    RegistryError (a bug in it, or in a plugin it calls): one line naming the dataset,
+    the recipe and, where known, the member it was processing; the traceback is in
+    `details`. A RegistryError a recipe raises on purpose keeps its own message."""
 
 
 class CatalogBusyError(RegistryError):

@@ -4,8 +4,9 @@ A project is `registry.toml`, `manifests/` and a `.gitignore` for what the regis
 writes beside them (the store, the catalog, the state folder), with the manifests of
 an `Example`: a plugin kind (`examples`, entry-point group `dataset_registry.examples`),
 so a domain ships its own. Built in: `image-folder`, a short commented manifest for
-"my own images, one folder per class"; the ImageNet plugin registers `imagenet`, the
-shipped manifests (package data, so it works from an installed wheel).
+"my own images, one folder per class", and `plugin`, a project with its own plugin
+module (a layout and a recipe, `examples/plugin/`); the ImageNet plugin registers
+`imagenet`, the shipped manifests (package data, so they work from an installed wheel).
 
 Everything is written into a private folder inside the project first and moved into
 place at the end, so a failure leaves nothing half-written.
@@ -28,12 +29,15 @@ from .errors import BadInputError, PluginError
 class Example:
     """What `registry init --example NAME` writes into `manifests/`: a folder's files
     (`manifests`, e.g. a package's data), or `files` by relative path. `first_source`
-    is the source the new user points at their data first (the hint init prints)."""
+    is the source the new user points at their data first (the hint init prints).
+    `plugins`: plugin modules by name, their source text (or a package file holding it),
+    written beside registry.toml as NAME.py and named in its `plugins` list."""
 
     description: str
     first_source: str
     manifests: Traversable | None = None
     files: Mapping[str, str] = field(default_factory=dict)
+    plugins: Mapping[str, str | Traversable] = field(default_factory=dict)
 
 
 IGNORED = ("registry/", "catalog.duckdb*", ".registry-state/")
@@ -43,7 +47,8 @@ CONFIG = """\
 # (or with --root pointing at it) read manifests/*.yaml and write beside them.
 
 # Python modules, importable from this folder, that register recipes, layouts, stores
-# or executors (`dataset_registry.plugins.register`):
+# or executors (`dataset_registry.plugins.register`). They are Python code run with your
+# rights (and your workers'): list only modules you trust.
 # plugins = []
 
 # Where things live. These are the defaults; override them per command with --manifests,
@@ -123,6 +128,14 @@ IMAGE_FOLDER_EXAMPLE = Example("a commented manifest for your own images as clas
                                "my-images", files={"my-images.yaml": IMAGE_FOLDER})
 
 
+def config(plugins: Mapping[str, object] | None = None) -> str:
+    """The project's registry.toml, naming `plugins` (module names) if any."""
+    if not plugins:
+        return CONFIG
+    names = ", ".join(f'"{name}"' for name in plugins)
+    return CONFIG.replace("# plugins = []\n", f"plugins = [{names}]\n")
+
+
 def example(name: str) -> Example:
     """The registered example `name`; BadInputError listing the known ones if none."""
     from . import plugins
@@ -140,6 +153,10 @@ def example(name: str) -> Example:
         if os.path.isabs(relative) or not relative or ".." in parts or "" in parts:
             raise PluginError(f"example {name!r} from {origin}: file {relative!r} is not a "
                               "relative path inside manifests/")
+    for module in found.plugins:  # NAME.py beside registry.toml, nothing else
+        if not (isinstance(module, str) and module.isidentifier()):
+            raise PluginError(f"example {name!r} from {origin}: plugin {module!r} is not a "
+                              "module name (a Python identifier, no dots)")
     return found
 
 
@@ -149,7 +166,8 @@ def init_project(folder: str, name: str = "image-folder") -> list[str]:
     is not a folder we may write, already holds a project, or no example is `name`."""
     chosen = example(name)
     folder = os.path.abspath(folder)
-    _check_target(folder)
+    modules = [f"{module}.py" for module in chosen.plugins]
+    _check_target(folder, modules)
     try:
         os.makedirs(folder, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".registry-init-", dir=folder)
@@ -164,9 +182,12 @@ def init_project(folder: str, name: str = "image-folder") -> list[str]:
         for relative, text in chosen.files.items():
             os.makedirs(os.path.dirname(os.path.join(manifests, relative)), exist_ok=True)
             _write(os.path.join(manifests, relative), text)
-        _write(os.path.join(staging, "registry.toml"), CONFIG)
+        for module, source in chosen.plugins.items():
+            _write(os.path.join(staging, f"{module}.py"),
+                   source if isinstance(source, str) else source.read_text(encoding="utf-8"))
+        _write(os.path.join(staging, "registry.toml"), config(chosen.plugins))
         _write(os.path.join(staging, ".gitignore"), _gitignore(folder))
-        for name in ("manifests", "registry.toml", ".gitignore"):
+        for name in ("manifests", "registry.toml", ".gitignore", *modules):
             target = os.path.join(folder, name)
             if name == "manifests" and os.path.isdir(target):
                 os.rmdir(target)  # empty (checked): the staged one takes its place
@@ -180,16 +201,17 @@ def init_project(folder: str, name: str = "image-folder") -> list[str]:
         raise BadInputError(f"init: cannot write {folder}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    written = ["registry.toml", ".gitignore"]
+    written = ["registry.toml", ".gitignore", *modules]
     for dirpath, dirnames, filenames in os.walk(os.path.join(folder, "manifests")):
         dirnames.sort()
         written += sorted(os.path.relpath(os.path.join(dirpath, f), folder) for f in filenames)
     return written
 
 
-def _check_target(folder: str) -> None:
+def _check_target(folder: str, modules: list[str]) -> None:
     """Refuse a path that is not a folder, and a folder that already holds a project
-    (its registry.toml, or a manifests/ with anything in it): init never overwrites."""
+    (its registry.toml, a manifests/ with anything in it, or a file the example's plugin
+    modules would be written to): init never overwrites."""
     if os.path.lexists(folder) and not os.path.isdir(folder):
         raise BadInputError(f"init: {folder} exists and is not a folder")
     if not os.path.isdir(folder):
@@ -210,6 +232,7 @@ def _check_target(folder: str) -> None:
                                            not os.path.islink(manifests) and
                                            not os.listdir(manifests)):
         found.append(manifests + ("/" if os.path.isdir(manifests) else ""))
+    found += [os.path.join(folder, m) for m in modules if os.path.lexists(os.path.join(folder, m))]
     if found:
         raise BadInputError(f"init: {folder} already holds a project ({', '.join(found)}); "
                             "init never overwrites one: choose an empty or new folder")

@@ -294,7 +294,26 @@ def use_remote(remote: Remote) -> None:
 
 def read_members(refs: Iterable[MemberRef]) -> Iterator[tuple[MemberRef, bytes]]:
     """(ref, bytes) in order. Members on object storage come in batches of concurrent
-    range requests, neighbours in one tar merged into one request."""
+    range requests, neighbours in one tar merged into one request. The ref handed out
+    last is `member_in_hand()` until the next (None once all are), so a task that fails
+    while processing one can name it."""
+    for ref, data in _read_members(refs):
+        _thread.in_hand = ref
+        yield ref, data
+    _thread.in_hand = None
+
+
+def member_in_hand() -> MemberRef | None:
+    """The member this thread's recipe code is processing, as far as `read_members` knows."""
+    return getattr(_thread, "in_hand", None)
+
+
+def put_down() -> None:
+    """Forget the member in hand (before a task starts)."""
+    _thread.in_hand = None
+
+
+def _read_members(refs: Iterable[MemberRef]) -> Iterator[tuple[MemberRef, bytes]]:
     batch: list[MemberRef] = []
     size = 0
     for ref in refs:

@@ -19,12 +19,21 @@ from three places, in this order:
 
 A later source cannot silently replace an earlier entry: two different targets
 for one name are an error naming both origins, unless `register(..., clobber=True)`.
+
+Plugins are Python code run with the user's rights; one that fails breaks only what
+needs it. A registry.toml module that raises as it imports (a SyntaxError, a bug, a
+`sys.exit`) is recorded (`Broken`: the module, its registry.toml line, the error), with
+a warning, and what it had registered is taken back: a lookup of a name it would have
+registered names it as the likely cause, and everything else works. A recipe is
+checked when registered as an object, or on its first lookup (`recipe_problems`): one
+missing `version`, say, is a PluginError naming it, not a traceback mid-build.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +68,8 @@ BUILTIN: dict[str, dict[str, str]] = {
         "abfs": "dataset_registry.stores.object:ObjectStore",
         "memory": "dataset_registry.stores.object:ObjectStore",
     },
-    "examples": {"image-folder": "dataset_registry.init:IMAGE_FOLDER_EXAMPLE"},
+    "examples": {"image-folder": "dataset_registry.init:IMAGE_FOLDER_EXAMPLE",
+                 "plugin": "dataset_registry.examples.plugin:EXAMPLE"},
     "executors": {
         "local": "dataset_registry.executors.local:LocalExecutor",
         "dask": "dataset_registry.executors.dask:DaskExecutor",
@@ -73,6 +83,19 @@ class Entry:
     origin: str  # where the entry came from, for messages
 
 
+@dataclass(frozen=True)
+class Broken:
+    """A registry.toml plugin module that failed as it imported: nothing it registers is."""
+
+    module: str
+    where: str  # "/project/registry.toml:LINE"
+    error: str  # "Type: message", one line
+    details: str  # the traceback, for --debug
+
+    def __str__(self) -> str:
+        return f"{self.where}: plugin {self.module!r} failed to import: {self.error}"
+
+
 class Plugins:
     """A table of named implementations per kind, imported lazily."""
 
@@ -81,25 +104,33 @@ class Plugins:
         self._objects: dict[tuple[str, str], Any] = {}
         self._entry_points_loaded = False
         self._projects: set[str] = set()
+        self._importing: str | None = None  # the registry.toml module being imported
+        self.broken: list[Broken] = []
         for kind, table in (builtin or {}).items():
             for name, target in table.items():
                 self.register(kind, name, target, origin="built in")
 
     def register(self, kind: str, name: str, target: Any, *, origin: str = "register()",
                  clobber: bool = False) -> None:
-        """Make `target` (an object, or "pkg.module:Object") the `kind` called `name`."""
+        """Make `target` (an object, or "pkg.module:Object") the `kind` called `name`.
+        An object is checked now (a recipe must be a complete one: `_check`), a string on
+        its first `get`."""
         table = self._table(kind)
+        if origin == "register()" and self._importing:
+            origin = self._importing  # say which registry.toml plugin registered it
         old = table.get(name)
         if old is not None and old.target == target:
             return  # registered twice (a module imported again): keep the first origin
         if old is not None and not clobber:
             raise PluginError(f"{kind[:-1]} {name!r} from {origin} clashes with the one from "
                               f"{old.origin}; rename one of them")
+        if not isinstance(target, str):
+            _check(kind, name, Entry(target, origin), target)
         table[name] = Entry(target, origin)
         self._objects.pop((kind, name), None)
 
     def get(self, kind: str, name: str) -> Any:
-        """The registered object, imported on first use."""
+        """The registered object, imported (and checked) on first use."""
         cached = self._objects.get((kind, name))
         if cached is not None:
             return cached
@@ -109,10 +140,16 @@ class Plugins:
             entry = self._table(kind).get(name)
         if entry is None:
             raise PluginError(f"unknown {kind[:-1]} {name!r} (registered: "
-                              f"{', '.join(self.names(kind)) or 'none'})")
+                              f"{', '.join(self.names(kind)) or 'none'}){self.missing_note()}")
         value = _import(entry) if isinstance(entry.target, str) else entry.target
+        _check(kind, name, entry, value)
         self._objects[(kind, name)] = value
         return value
+
+    def missing_note(self) -> str:
+        """What to add to "unknown NAME": the registry.toml plugins that failed to import,
+        the likely reason a name is missing ("" when none did)."""
+        return "".join(f"; {b}" for b in self.broken)
 
     def names(self, kind: str) -> list[str]:
         if not self._entry_points_loaded:
@@ -151,14 +188,30 @@ class Plugins:
             raise PluginError(f"{where}: plugins must be a list of module names")
         if modules and root not in sys.path:
             sys.path.insert(0, root)
-        for module in modules:
-            try:
-                importlib.import_module(module)
-            except ImportError as exc:
-                raise PluginError(f"{where}: plugin module {module!r} does not import "
-                                  f"({exc})") from None
         self._projects.add(root)
-        return list(modules)
+        return [m for m in modules if self._import_plugin(m, f"{where}:{_line_of(where, m)}")]
+
+    def _import_plugin(self, module: str, where: str) -> bool:
+        """Import one registry.toml plugin module; False (recorded in `broken`, said on
+        stderr) if it raised, whatever it raised, its registrations taken back."""
+        from .failures import DEBUG_HINT, Raised, debugging, summary, traceback_text
+
+        saved = {kind: dict(table) for kind, table in self._entries.items()}
+        saved_objects = dict(self._objects)
+        self._importing = f"plugin {module} ({where})"
+        try:
+            importlib.import_module(module)
+            return True
+        except Raised as exc:  # SystemExit too: a plugin must not end the command silently
+            self._entries, self._objects = saved, saved_objects
+            broken = Broken(module, where, summary(exc), traceback_text(exc))
+            self.broken.append(broken)
+            print(f"warning: {broken}; what it registers is unavailable"
+                  + (f"\n{broken.details}" if debugging() else f" {DEBUG_HINT}"),
+                  file=sys.stderr)
+            return False
+        finally:
+            self._importing = None
 
     def _table(self, kind: str) -> dict[str, Entry]:
         try:
@@ -185,19 +238,47 @@ def read_config(root: str) -> dict[str, Any]:
         raise PluginError(f"{path}: not valid TOML ({exc})") from None
 
 
+def _line_of(config: str, module: str) -> int:
+    """The line of `config` (registry.toml) that names `module` (1 if none is found)."""
+    quoted = re.compile(rf"""["']{re.escape(module)}["']""")
+    with open(config, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.lstrip().startswith("#") and quoted.search(line):
+                return number
+    return 1
+
+
 def _import(entry: Entry) -> Any:
+    from .failures import Raised, summary, traceback_text
+
     module, _, attr = entry.target.partition(":")
     try:
         value: Any = importlib.import_module(module)
         for part in filter(None, attr.split(".")):
             value = getattr(value, part)
     except (ImportError, AttributeError) as exc:
-        raise PluginError(f"{entry.target!r} (from {entry.origin}) does not import: {exc}"
-                          ) from None
-    except Exception as exc:  # the plugin's module itself fails: a NameError, SyntaxError...
+        raise PluginError(f"{entry.target!r} (from {entry.origin}) does not import: {exc}",
+                          traceback_text(exc)) from None
+    except Raised as exc:  # the plugin's module itself fails: a NameError, sys.exit()...
         raise PluginError(f"{entry.target!r} (from {entry.origin}) does not import: "
-                          f"{type(exc).__name__}: {exc}") from None
+                          f"{summary(exc)}", traceback_text(exc)) from None
     return value
+
+
+def _check(kind: str, name: str, entry: Entry, value: Any) -> None:
+    """A PluginError if `value`, registered as the recipe `name`, is not a complete one
+    (other kinds are checked where they are used: commands by cli.command, examples by
+    init)."""
+    if kind != "recipes":
+        return
+    from .recipes.base import recipe_problems
+
+    problems = recipe_problems(value)
+    if problems:
+        target = entry.target if isinstance(entry.target, str) else \
+            getattr(value, "__qualname__", repr(value))
+        raise PluginError(f"recipe {name!r} ({target}, from {entry.origin}) is not a "
+                          f"complete recipe: {'; '.join(problems)}")
 
 
 PLUGINS = Plugins(BUILTIN)
@@ -221,3 +302,7 @@ def names(kind: str) -> list[str]:
 
 def load_project(root: str) -> list[str]:
     return PLUGINS.load_project(root)
+
+
+def missing_note() -> str:
+    return PLUGINS.missing_note()

@@ -19,8 +19,9 @@ import numpy as np
 
 from . import __version__
 from .catalog import Catalog, warn_once
-from .errors import BadInputError, CatalogBusyError, CatalogCorruptError, SourceError, VerifyError
+from .errors import CatalogBusyError, CatalogCorruptError, SourceError, VerifyError
 from .executors import Executor, LocalExecutor
+from .failures import guarded, recipe_code
 from .keys import Derivation, recipe_code_key, tree_key
 from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
 from .marker import InputRef, Marker, local_table_damage
@@ -311,24 +312,25 @@ class Resolver:
         inputs, described, sources = self.inputs(node, found)
         staging = self.store.begin(key)
         try:
-            try:
+            with recipe_code(node, recipe.name, "plan"):  # its errors name the dataset
                 tasks = recipe.plan(node.params, inputs)
-            except BadInputError as exc:  # say which manifest entry asked for it
-                raise type(exc)(f"{node.where}: {node.name}: {exc.message}") from None
+                total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
             phase("plan")
-            total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
             from .output import Output, finalize
 
             drop = self.store.drop(staging, self.remote)
             out = Output(staging.path, "finish")
             try:
-                follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
-                with self._progress(f"{node.name}", total) as advance:
+                with recipe_code(node, recipe.name, "follow"):
+                    follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
+                with self._progress(f"{node.name}", total) as advance, \
+                        recipe_code(node, recipe.name, "run"):
                     results = executor.map(recipe, node.params, tasks, drop, advance,
-                                           follow)
+                                           guarded(follow, recipe.name))
                 phase("tasks")
                 self.store.gather(staging)
-                finish(recipe, node.params, inputs, results, out, tasks)
+                with recipe_code(node, recipe.name, "finish"):
+                    finish(recipe, node.params, inputs, results, out, tasks)
             finally:
                 out.close()
             phase("finish")

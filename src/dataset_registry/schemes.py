@@ -77,7 +77,8 @@ def check_name(name: Any, info: ValidationInfo) -> str:
                          "has none (give inputs.labels, or leave labels_scheme out)")
     if name not in plugins.names("schemes"):
         raise ValueError(f"unknown label scheme {name!r} (registered: "
-                         f"{', '.join(plugins.names('schemes')) or 'none'})")
+                         f"{', '.join(plugins.names('schemes')) or 'none'})"
+                         f"{plugins.missing_note()}")
     return str(name)
 
 

@@ -82,3 +82,23 @@ def test_the_local_cluster_shortcut(synth_small, reference_digests, tmp_path):
     ds = reg.resolve("wds", executor="dask://local", jobs=2)
     assert ds.digest == reference_digests["wds"]
     assert ds.marker.built["executor"] == "DaskExecutor" and ds.marker.built["jobs"] == 2
+
+
+def test_tasks_that_do_not_pickle_are_one_line_on_dask(dask_cluster, tmp_path):
+    """What pickle said, not Dask's "Could not serialize" around it with the repr of every
+    task; nothing is built."""
+    from dataset_registry import RecipeError
+    from dataset_registry.testing.echo import use_faulty
+    from dataset_registry.testing.sources import write_image_folder
+
+    from .test_local import unpicklable_project
+
+    with use_faulty():
+        reg = unpicklable_project(tmp_path, write_image_folder(tmp_path / "data"))
+        with pytest.raises(RecipeError) as info:
+            reg.resolve("locked", executor=dask_address(dask_cluster))
+        assert reg.status("locked") == "missing" and list(reg.store.committed()) == []
+    assert str(info.value) == (
+        f"{reg.manifests.get('locked').where}: locked: recipe 'faulty': its tasks could not "
+        "be run: TypeError: cannot pickle '_thread.lock' object (a task, the params and the "
+        "result must pickle to reach a worker process)")

@@ -55,3 +55,85 @@ class TestLocalStore(StoreSuite):
         folder = Path(store.local_path(KEY))
         assert (folder / "b.txt").read_bytes() == b"hello" and write_bits(folder) == {}
         assert os.listdir(Path(store.root, ".staging")) == []
+
+
+LINKER = '''
+import os
+from typing import ClassVar
+
+from dataset_registry.plugins import register
+from dataset_registry.recipes import InputSpec, Params, Recipe
+
+
+class LinkerParams(Params):
+    target: str
+    by: str = "run"
+
+
+class Linker(Recipe):
+    """A file a task, and a symbolic link to `target` written by `run` or by `finish`."""
+
+    name = "linker"
+    version = 1
+    Params = LinkerParams
+    inputs: ClassVar = {"images": InputSpec("images")}
+
+    @classmethod
+    def plan(cls, params, inputs):
+        return [0, 1, 2]
+
+    @classmethod
+    def run(cls, params, task, out):
+        out.write(f"file-{task}.txt", b"mine")
+        if params.by == "run" and task == 1:
+            os.symlink(params.target, out.target("leak"))
+        return task
+
+    @classmethod
+    def finish(cls, params, inputs, results, out, context=None):
+        if params.by == "finish":
+            os.symlink(params.target, out.target("leak"))
+
+
+register("recipes", "linker", Linker)
+'''
+
+
+@pytest.fixture(scope="module")
+def linking(tmp_path_factory):
+    from ..pluginkit import plugin_project
+
+    root = tmp_path_factory.mktemp("linking")
+    secret = root / "secret.txt"
+    secret.write_text("outside the store\n")
+    return plugin_project(root, {"my_plugin": LINKER}, f"""\
+  - {{name: by-run, recipe: linker, inputs: {{images: data}}, params: {{target: {secret}}}}}
+  - {{name: by-finish, recipe: linker, inputs: {{images: data}},
+     params: {{target: {secret}, by: finish}}}}
+  - {{name: climbing, recipe: linker, inputs: {{images: data}},
+     params: {{target: ../../../secret.txt}}}}
+""")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("name", ["by-run", "by-finish", "climbing"])
+def test_a_plugin_recipe_writing_a_link_out_is_refused_at_commit(linking, name, jobs):
+    """Refused before the artifact is sealed or published, not only by a later verify:
+    one line naming the dataset and the link, exit 1, staging removed, and what the link
+    points at untouched (sealing would have chmodded through it)."""
+    import json
+
+    from ..conftest import run_cli
+    from ..pluginkit import published
+
+    secret = linking / "secret.txt"
+    mode = secret.stat().st_mode
+    key = json.loads(run_cli("show", name, cwd=linking).stdout)["key"]
+    target = "../../../secret.txt" if name == "climbing" else str(secret)
+    done = run_cli("resolve", name, "--jobs", jobs, cwd=linking)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"registry: error: {name} (key {key}): 'leak' is a symbolic link "
+                           f"leading out of the artifact (to {target!r}); refused: nothing is "
+                           "published\n")
+    assert published(linking) == []
+    assert secret.stat().st_mode == mode and secret.read_text() == "outside the store\n"

@@ -32,9 +32,17 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    import os
     import signal
 
+    from ..failures import DEBUG_ENV
+
     previous = signal.signal(signal.SIGTERM, _terminate)
+    # --debug is seen before parsing: a plugin failing as it imports is reported then.
+    # Through the environment, so the library and the workers see it too.
+    debug_before = os.environ.get(DEBUG_ENV)
+    if "--debug" in argv[:argv.index("--") if "--" in argv else len(argv)]:
+        os.environ[DEBUG_ENV] = "1"
     try:
         commands = _plugin_commands(argv)
         args = build_parser(commands).parse_args(argv)
@@ -42,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return _dispatch(args, commands) or 0
     except RegistryError as exc:
-        print(f"registry: error: {exc}", file=sys.stderr)
+        _report(exc, exc.details)
         return exc.exit_code
     except Terminated:
         print("registry: terminated", file=sys.stderr)
@@ -57,8 +65,28 @@ def main(argv: list[str] | None = None) -> int:
         # stray one still gets one line, not a traceback.
         print(f"registry: error: {_os_error(exc)}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a bug, ours or a plugin's (a layout's, say): still one line
+        from ..failures import summary, traceback_text
+
+        _report(f"unexpected {summary(exc)}", traceback_text(exc))
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if debug_before is None:
+            os.environ.pop(DEBUG_ENV, None)
+        else:
+            os.environ[DEBUG_ENV] = debug_before
+
+
+def _report(message: object, details: str) -> None:
+    """The error's one line; with --debug (DATASET_REGISTRY_DEBUG=1), the traceback behind
+    it first, else a hint that there is one."""
+    from ..failures import DEBUG_HINT, debugging
+
+    if details and debugging():
+        print(details.rstrip("\n"), file=sys.stderr)
+    hint = f" {DEBUG_HINT}" if details and not debugging() else ""
+    print(f"registry: error: {message}{hint}", file=sys.stderr)
 
 
 def _plugin_commands(argv: list[str]) -> dict[str, Any]:
@@ -131,7 +159,24 @@ def _dispatch(args: argparse.Namespace, commands: dict[str, Any]) -> int | None:
     from . import handlers
 
     if args.command in commands:
-        return commands[args.command].run(args)
+        return _run_plugin_command(args, commands[args.command])
     if args.command == "init":
         return handlers.init(args)
     return handlers.HANDLERS[args.command](open_registry(args), args)
+
+
+def _run_plugin_command(args: argparse.Namespace, command: Any) -> int | None:
+    """A plugin command's `run`; what it raises that is not a RegistryError (nor an
+    OSError, which names its file) is one line naming the command and where it is from."""
+    from .. import plugins
+    from ..errors import BuildError
+    from ..failures import summary, traceback_text
+
+    try:
+        return command.run(args)  # type: ignore[no-any-return]
+    except (RegistryError, OSError):
+        raise
+    except Exception as exc:
+        origin = plugins.PLUGINS.origin("commands", args.command)
+        raise BuildError(f"command {args.command!r} (from {origin}) failed: {summary(exc)}",
+                         traceback_text(exc)) from exc

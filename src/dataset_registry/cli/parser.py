@@ -21,10 +21,12 @@ def build_parser(commands: Mapping[str, Any] | None = None) -> argparse.Argument
     """The full parser; `commands` are plugin commands by name (see cli.command)."""
     p = argparse.ArgumentParser(prog="registry", description=DESCRIPTION)
     where_options(p, WHERE_DEFAULTS)
+    debug_option(p, False)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _core_commands(sub)
     for command in _all_subparsers(sub):  # the same options after the command, too
         where_options(command, None)
+        debug_option(command, None)  # not on plugin commands: theirs may have --debug
     for name, command in (commands or {}).items():
         c = sub.add_parser(name, help=command.help,
                            description=getattr(command, "description", None) or command.help)
@@ -48,7 +50,8 @@ def _core_commands(sub: Any) -> None:
     c.add_argument("dir", nargs="?", help="the project folder (default: --root, i.e. .)")
     c.add_argument("--example", default="image-folder",
                    help="image-folder (default): a commented manifest for your own images "
-                   "as class folders; plugins add others (imagenet: the shipped ImageNet "
+                   "as class folders; plugin: a project with its own plugin (a layout and a "
+                   "recipe, as code); plugins add others (imagenet: the shipped ImageNet "
                    "manifests)")
     c = sub.add_parser("list", help="variants with their status")
     c.add_argument("--tags", help="comma-separated tags, all must match")
@@ -125,6 +128,15 @@ def where_options(p: argparse.ArgumentParser, defaults: dict[str, Any] | None) -
                    help="an fsspec/s3fs option for s3:// stores and sources, e.g. "
                    "endpoint_url=http://127.0.0.1:9000 (repeatable; credentials are best left "
                    "to the AWS environment)")
+
+
+def debug_option(p: argparse.ArgumentParser, default: bool | None) -> None:
+    """--debug: on a failure, the traceback behind the one-line error (main reads it from
+    the command line before parsing, so that plugins failing to import are covered)."""
+    p.add_argument("--debug", action="store_true",
+                   default=argparse.SUPPRESS if default is None else default,
+                   help="on a failure, print the traceback behind the error (also: "
+                   "DATASET_REGISTRY_DEBUG=1)")
 
 
 def _all_subparsers(sub: Any) -> list[argparse.ArgumentParser]:

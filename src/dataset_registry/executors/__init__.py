@@ -18,7 +18,8 @@ def open_executor(spec: str | None, jobs: int | None) -> Executor:
     if name not in plugins.names("executors"):
         raise BadInputError(f"executor {spec!r}: expected 'local', 'dask://HOST:PORT', "
                             "'dask://local' or a registered executor (registered: "
-                            f"{', '.join(plugins.names('executors'))})")
+                            f"{', '.join(plugins.names('executors'))})"
+                            f"{plugins.missing_note()}")
     return plugins.get("executors", name).from_spec(address.strip("/"), jobs)
 
 

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BadInputError
+from ..errors import BadInputError, RegistryError
 from ..output import Output
 from ..stores.base import Drop
 
@@ -27,14 +27,18 @@ OnResult = Callable[[int, Any], None]
 def run_task(recipe: type[Recipe], params: Any, task: Any, drop: Drop, part: str) -> Any:
     """Run one task in whatever process this is (a pool worker, a Dask worker, inline).
     `recipe` is the class itself, pickled by reference: the worker imports its module,
-    so a recipe from a plugin needs no registration there."""
-    from ..members import use_remote
+    so a recipe from a plugin needs no registration there. What `recipe.run` raises that
+    is not a RegistryError comes back as a RecipeError naming the recipe and the member
+    it was processing, its traceback as text (see failures.py)."""
+    from ..failures import Raised, recipe_error
+    from ..members import MemberRef, member_in_hand, put_down, use_remote
 
     use_remote(drop.remote)
     folder = drop.folder()
     try:
         out = Output(folder, part, ranged=drop.ranged)
         try:
+            put_down()
             result = recipe.run(params, task, out)
         finally:
             out.close()
@@ -43,6 +47,13 @@ def run_task(recipe: type[Recipe], params: Any, task: Any, drop: Drop, part: str
 
         drop.discard(folder)
         raise write_error(exc.filename or folder, exc) from None
+    except RegistryError:
+        drop.discard(folder)
+        raise
+    except Raised as exc:
+        drop.discard(folder)
+        ref = member_in_hand() or (task if isinstance(task, MemberRef) else None)
+        raise recipe_error(exc, recipe.name, "run", ref.origin if ref else None) from None
     except BaseException:
         drop.discard(folder)
         raise

@@ -12,11 +12,14 @@ names. A task that raises is not retried: its error is the build's error.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInputError, BuildError
+from ..failures import debugging
 from ..stores.base import Drop
 from .base import Executor, OnResult, Progress, arrived, part_name, run_task, warm_up
 
@@ -32,6 +35,19 @@ def _distributed() -> Any:
     except ImportError:
         raise BadInputError(f"the Dask executor needs dask.distributed: {INSTALL}") from None
     return distributed
+
+
+@contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Distributed's own log of an error we report ourselves, left out (unless --debug)."""
+    log = logging.getLogger(logger)
+    level = log.level
+    if not debugging():
+        log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 class DaskExecutor(Executor):
@@ -64,7 +80,10 @@ class DaskExecutor(Executor):
         if self.local:
             self._cluster = distributed.LocalCluster(
                 n_workers=self.jobs, threads_per_worker=1, processes=True,
-                dashboard_address=":0")
+                dashboard_address=":0",
+                # a failed task is the build's one-line error (failures.py): its workers'
+                # log of it ("Compute Failed" and the traceback) only with --debug
+                silence_logs=logging.WARN if debugging() else logging.CRITICAL)
             self._client = distributed.Client(self._cluster)
         else:
             try:
@@ -89,9 +108,10 @@ class DaskExecutor(Executor):
         distributed = _distributed()
         client = self.client
         n = len(tasks)
-        futures = client.map(run_task, [recipe] * n, [params] * n, list(tasks),
-                             [drop] * n, [part_name(i) for i in range(n)],
-                             pure=False)
+        with _quiet("distributed.protocol.pickle"):  # a task that does not pickle: one line
+            futures = client.map(run_task, [recipe] * n, [params] * n, list(tasks),
+                                 [drop] * n, [part_name(i) for i in range(n)],
+                                 pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         results: list[Any] = [None] * n
         try:

@@ -89,22 +89,30 @@ class LocalExecutor(Executor):
         futures = {pool.submit(run_task, recipe, params, task, drop, part_name(i)): i
                    for i, task in enumerate(tasks)}
         results = [None] * len(tasks)
-        pending = set(futures)
         try:
-            self._collect(futures, pending, results, tasks, progress, on_result)
+            self._collect(futures, results, tasks, progress, on_result)
         except (KeyboardInterrupt, SystemExit):
             # Interrupted (Ctrl-C, SIGTERM): stop the tasks now, before the caller removes
             # the staging they write into; waiting for them could take minutes.
             self.close(stop=True)
             raise
+        except BaseException:
+            # A task failed, or `on_result` (a recipe's follower) did: the others are
+            # cancelled, and those running end before the caller removes their staging.
+            from concurrent.futures import wait
+
+            for other in futures:
+                other.cancel()
+            wait(futures)
+            raise
         return results
 
-    def _collect(self, futures: dict[Any, int], pending: set[Any], results: list[Any],
-                 tasks: Sequence[Any], progress: Progress | None,
-                 on_result: OnResult | None) -> None:
+    def _collect(self, futures: dict[Any, int], results: list[Any], tasks: Sequence[Any],
+                 progress: Progress | None, on_result: OnResult | None) -> None:
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
+        pending = set(futures)
         while pending:
             # FIRST_COMPLETED, not FIRST_EXCEPTION: that one returns only once every task is
             # done, so on_result (a recipe's follower) and progress would all come at the end
@@ -119,9 +127,6 @@ class LocalExecutor(Executor):
                         "under `if __name__ == '__main__':`, as multiprocessing requires)"
                     ) from exc
                 if exc is not None:
-                    for other in pending:
-                        other.cancel()
-                    wait(pending)  # let running tasks end before staging is removed
-                    raise exc
+                    raise exc  # map cancels the others
                 i = futures[fut]
                 arrived(results, i, fut.result(), tasks[i], progress, on_result)

@@ -137,7 +137,8 @@ def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: st
     known = plugins.names("recipes")  # names only: the recipe is imported on first use
     if spec.recipe not in known:
         raise ManifestError(f"{lines.where((*at, 'recipe'))}: {dotted(at)}.recipe: unknown recipe "
-                            f"{spec.recipe!r} (known: {', '.join(known)})")
+                            f"{spec.recipe!r} (known: {', '.join(known)})"
+                            f"{plugins.missing_note()}")
     if spec.variants is not None and spec.matrix is not None:
         raise ManifestError(f"{where}: {dotted(at)}: use either variants or matrix, not both")
     holes = PLACEHOLDER.findall(spec.name)

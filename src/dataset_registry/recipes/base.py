@@ -124,3 +124,32 @@ class Recipe(ABC):
         `context`: the `Plan`'s context (None when `plan` returned a bare list). A `finish`
         without the `context` argument (an older outside recipe) is still called, without."""
         return None
+
+
+def recipe_problems(recipe: Any) -> list[str]:
+    """What `recipe` lacks of what the registry needs of a recipe (empty: nothing), checked
+    when it is registered or first looked up (plugins.py), so that a plugin's incomplete
+    recipe is a PluginError naming it rather than a traceback mid-build."""
+    if not isinstance(recipe, type):
+        return [f"it is a {type(recipe).__name__}, not a class (subclass "
+                "dataset_registry.recipes.Recipe)"]
+    needs: list[tuple[str, Callable[[Any], bool], str]] = [
+        ("name", lambda v: isinstance(v, str) and bool(v), "a non-empty str"),
+        ("version", lambda v: isinstance(v, int) and not isinstance(v, bool),
+         "an int, raised whenever what the recipe writes changes"),
+        ("Params", lambda v: isinstance(v, type) and issubclass(v, BaseModel),
+         "a dataset_registry.recipes.Params subclass"),
+        ("inputs", lambda v: isinstance(v, Mapping) and all(
+            isinstance(s, InputSpec) for s in v.values()), "a mapping of role to InputSpec"),
+    ]
+    problems = []
+    for attr, fits, what in needs:
+        if not hasattr(recipe, attr):
+            problems.append(f"no `{attr}` ({what})")
+        elif not fits(getattr(recipe, attr)):
+            problems.append(f"`{attr}` is {getattr(recipe, attr)!r}, not {what}")
+    abstract = getattr(recipe, "__abstractmethods__", frozenset())
+    for method in ("plan", "run"):
+        if not callable(getattr(recipe, method, None)) or method in abstract:
+            problems.append(f"no `{method}` classmethod")
+    return problems

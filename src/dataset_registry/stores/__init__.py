@@ -41,7 +41,8 @@ def open_store(url: str, remote: Remote | None = None, cache_dir: str | None = N
     scheme = url.split("://", 1)[0]
     if scheme not in plugins.names("stores"):
         raise BadInputError(f"store {scheme}://: no store is registered for this scheme "
-                            f"(registered: {', '.join(plugins.names('stores'))})")
+                            f"(registered: {', '.join(plugins.names('stores'))})"
+                            f"{plugins.missing_note()}")
     if len(url.split("://", 1)[1].strip("/")) == 0:
         raise BadInputError(f"store {scheme}://: name a bucket ({scheme}://bucket/prefix)")
     backend = plugins.get("stores", scheme)

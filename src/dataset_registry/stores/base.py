@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import VerifyError
+from ..errors import BuildError, VerifyError
 from ..marker import (  # noqa: F401 - the layout names and the one marker parser, as before
     FILES,
     MARKER,
@@ -236,9 +236,10 @@ def outside(path: Any, leaving: set[str]) -> str | None:
     return None
 
 
-def links_leaving(root: str) -> set[str]:
+def links_leaving(root: str, *, absolute: bool = False) -> set[str]:
     """'/'-separated paths of the symbolic links under `root` whose real path lies
-    outside it (a build writes none; one found was put there)."""
+    outside it (a build writes none; one found was put there). `absolute`: every link to
+    an absolute path too, which leads out once the folder moves (staging, at commit)."""
     base = os.path.realpath(root)
     found: set[str] = set()
 
@@ -248,7 +249,8 @@ def links_leaving(root: str) -> set[str]:
                 name = f"{rel}{entry.name}"
                 if entry.is_symlink():
                     real = os.path.realpath(entry.path)
-                    if os.path.commonpath([base, real]) != base:
+                    if os.path.commonpath([base, real]) != base or \
+                            (absolute and os.path.isabs(os.readlink(entry.path))):
                         found.add(name)
                 elif entry.is_dir():
                     scan(entry.path, name + "/")
@@ -256,3 +258,16 @@ def links_leaving(root: str) -> set[str]:
     if os.path.isdir(root):
         scan(root, "")
     return found
+
+
+def refuse_links_leaving(folder: str, what: str) -> None:
+    """Before a build's files are published (renamed into place, or uploaded): a
+    BuildError naming the first symbolic link under `folder` that leads out of it (or to
+    an absolute path). Publishing it would serve, or upload, whatever it points at:
+    plugins are code run with the user's rights, and a recipe writes files, not such
+    links. `what`: the build, for the message."""
+    leaving = sorted(links_leaving(folder, absolute=True))
+    if leaving:
+        link = os.path.join(folder, *leaving[0].split("/"))
+        raise BuildError(f"{what}: {leaving[0]!r} is a symbolic link leading out of the "
+                         f"artifact (to {os.readlink(link)!r}); refused: nothing is published")

@@ -41,6 +41,7 @@ from .base import (
     file_lock,
     parse_marker,
     record_path,
+    refuse_links_leaving,
 )
 
 _WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
@@ -124,7 +125,10 @@ class LocalStore(Store):
     def _publishable(self, staging: Staging, marker: dict[str, Any]) -> str:
         """Write the marker into `staging`, seal its contents read-only, and return where
         the artifact goes (its parent folder made). The top folder stays writable until
-        renamed: renaming a folder rewrites its ".." entry."""
+        renamed: renaming a folder rewrites its ".." entry. A link leading out of it is
+        refused first (sealing would chmod what it points at)."""
+        refuse_links_leaving(staging.path, f"{marker.get('name', staging.key)} (key "
+                             f"{staging.key})")
         tmp = os.path.join(staging.path, MARKER + ".tmp")
         with self._writing(tmp):
             with open(tmp, "w", encoding="utf-8") as f:

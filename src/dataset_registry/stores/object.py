@@ -34,7 +34,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BadInputError, VerifyError
+from ..errors import BadInputError, BuildError, VerifyError
 from ..protocols import protocol, transport_errors
 from ..remote import Remote
 from .base import (
@@ -54,6 +54,7 @@ from .base import (
     file_lock,
     parse_marker,
     record_path,
+    refuse_links_leaving,
     table_damage,
 )
 
@@ -106,6 +107,11 @@ class ObjectDrop(ScratchDrop):
     token: str = ""
 
     def ship(self, folder: str) -> None:
+        try:  # fs.put would upload what a link leading out points at
+            refuse_links_leaving(folder, f"a task of the build of {self.key}")
+        except BuildError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         fs = self.remote.filesystem(self.url)
         root = root_of(fs, self.url)
         final = artifact_prefix(root, self.key)
@@ -272,13 +278,21 @@ class ObjectStore(Store):
             self.abort(staging)
             return False  # another coordinator committed the same bytes first
         final = self._dir(staging.key)
-        pairs = [(full, f"{final}/{rel}") for full, rel in _walk(staging.path)
-                 if rel.split("/", 1)[0] not in UNPUBLISHED]
+        pairs = self._publishable(staging, marker)
         self._call("uploading the artifact", upload, self.fs, pairs)
         body = json.dumps(marker, indent=1, sort_keys=True).encode()
         self._call("writing the marker", self.fs.pipe_file, f"{final}/{MARKER}", body)
         self.abort(staging)
         return True
+
+    def _publishable(self, staging: Staging, marker: dict[str, Any]) -> list[tuple[str, str]]:
+        """(local file, object) of every file of `staging` to upload; a link leading out
+        of it is refused (uploading follows links)."""
+        refuse_links_leaving(staging.path, f"{marker.get('name', staging.key)} (key "
+                             f"{staging.key})")
+        final = self._dir(staging.key)
+        return [(full, f"{final}/{rel}") for full, rel in _walk(staging.path)
+                if rel.split("/", 1)[0] not in UNPUBLISHED]
 
     def replace(self, staging: Staging, marker: dict[str, Any]) -> None:
         """No rename here, and tasks upload straight to the artifact's place: their files
@@ -289,8 +303,7 @@ class ObjectStore(Store):
         import duckdb
 
         final = self._dir(staging.key)
-        pairs = [(full, f"{final}/{rel}") for full, rel in _walk(staging.path)
-                 if rel.split("/", 1)[0] not in UNPUBLISHED]
+        pairs = self._publishable(staging, marker)
         table = os.path.join(staging.path, FILES).replace("'", "''")
         listed = duckdb.sql(f"SELECT DISTINCT path FROM read_parquet('{table}')").fetchall()
         self._call("uploading the artifact", upload, self.fs, pairs)

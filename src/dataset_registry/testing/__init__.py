@@ -7,7 +7,8 @@ subclassing a suite and running pytest, with no ImageNet and no network.
 - `testing.recipes.RecipeSuite`: worker-count independence, keys, output paths, on_error;
 - `testing.layouts.LayoutSuite`: folder = tar, unique names, the ignore rule, moves;
 - `testing.sources`: a deterministic synthetic image source (class folders, or a tar);
-- `testing.echo`: the `echo` recipe (byte-exact copies), registered by `with use_echo():`;
+- `testing.echo`: the `echo` recipe (byte-exact copies), registered by `with use_echo():`,
+  and `faulty`, echo failing on request (`with use_faulty():`);
 - `testing.registration.registered`: any plugin registered for one block only.
 
 This package imports no pytest; the suite modules do (they are test code).

@@ -4,10 +4,15 @@ no decoder reads fails the build or is skipped (`on_error`), as in every shipped
 The smallest real recipe: what the executor suite builds to compare backends, and a
 template for a recipe's shape. It is not built in: `with use_echo():` registers it for
 the block (workers receive the class itself, so they need no registration).
+
+`faulty` is echo with a bug on request (`with use_faulty():`): its `run` raises a plain
+ValueError at the member `fail_on`, or its tasks carry a lock (`unpicklable`), so they
+cannot travel to a worker process; what a recipe's own failure looks like to an executor.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
@@ -56,3 +61,35 @@ def use_echo() -> AbstractContextManager[None]:
     from .registration import registered
 
     return registered("recipes", Echo.name, f"{__name__}:Echo")
+
+
+class FaultyParams(EchoParams):
+    fail_on: str = ""  # the member (as the source names it) at which `run` raises
+    unpicklable: bool = False  # each task carries a lock: it cannot reach a worker process
+
+
+class Faulty(Echo):
+    name = "faulty"
+    Params = FaultyParams
+
+    @classmethod
+    def plan(cls, params: Any, inputs: Inputs) -> list[Any]:
+        tasks = super().plan(params, inputs)
+        return [(task, threading.Lock()) for task in tasks] if params.unpicklable else tasks
+
+    @classmethod
+    def run(cls, params: Any, task: Any, out: Output) -> int:
+        refs = task[0] if params.unpicklable else task
+        for ref, data in read_members(refs):
+            if ref.origin == params.fail_on:
+                raise ValueError("faulty by request")
+            out.write(f"{params.split}/{ref.name}", data, member=ref.origin,
+                      source=ref.source, class_name=ref.label, attrs=ref.attrs)
+        return len(refs)
+
+
+def use_faulty() -> AbstractContextManager[None]:
+    """`with use_faulty():` the recipe `faulty` is registered within the block only."""
+    from .registration import registered
+
+    return registered("recipes", Faulty.name, f"{__name__}:Faulty")

@@ -11,9 +11,10 @@ provides the `executor` fixture (fsspec's abstract-test style), e.g. for an outs
 
 An executor is right when every recipe built through it gives the bytes an inline
 build gives (results in plan order, parts and ranges in place), when a failing task
-fails the build with the task's own error and leaves no artifact, and when it hands
-results over as tasks finish. Everything runs over the generic synthetic source
-(`testing.sources`), so no ImageNet is needed.
+fails the build with the task's own error and leaves no artifact (a recipe's bug, not
+a RegistryError, as one RecipeError naming the dataset, the recipe and the member: run
+tasks through `run_task`), and when it hands results over as tasks finish. Everything
+runs over the generic synthetic source (`testing.sources`), so no ImageNet is needed.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from typing import Any
 
 import pytest
 
-from ..errors import BadImageError
+from ..errors import BadImageError, RecipeError
 from ..executors import Executor
 from ..stores.base import FolderDrop
-from .echo import Echo, use_echo
+from .echo import Echo, use_echo, use_faulty
 from .sources import BROKEN_IMAGE, open_project, write_image_folder
 
 IMAGES = {"images": "data"}
@@ -128,6 +129,25 @@ class ExecutorSuite:
         with pytest.raises(BadImageError, match=broken.replace(".", r"\.")):
             reg.resolve("echo", executor=executor)
         assert reg.status("echo") == "missing"
+        assert list(reg.store.committed()) == []
+
+    def test_a_recipe_that_raises_fails_the_build_in_one_line(self, executor, generic_source,
+                                                             tmp_path) -> None:
+        """A plain exception from a recipe's `run` (its bug, say) comes back as one line
+        naming the dataset, the recipe and the member, the traceback in `details`."""
+        member = "class-1/img-0013.jpg"
+        with use_faulty():
+            reg = open_project(tmp_path, {"data": generic_source}, [
+                {"name": "bug", "recipe": "faulty", "inputs": IMAGES,
+                 "params": {"chunk": 5, "fail_on": member}}])
+            with pytest.raises(RecipeError) as info:
+                reg.resolve("bug", executor=executor)
+            assert reg.status("bug") == "missing"
+        where = reg.manifests.get("bug").where
+        assert str(info.value) == (f"{where}: bug: recipe 'faulty' failed in run on member "
+                                   f"{member!r}: ValueError: faulty by request")
+        assert info.value.details.startswith("Traceback (most recent call last):")
+        assert 'raise ValueError("faulty by request")' in info.value.details
         assert list(reg.store.committed()) == []
 
     def test_results_are_handed_over_as_tasks_finish(self, executor, generic_source,

@@ -22,6 +22,7 @@ def registered(kind: str, name: str, target: Any,
     table._entries = {kind_: dict(entries) for kind_, entries in saved._entries.items()}
     table._objects = dict(saved._objects)
     table._projects = set(saved._projects)
+    table.broken = list(saved.broken)
     table.register(kind, name, target, origin=origin)
     plugins.PLUGINS = table
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset_registry.errors import VerifyError
+from dataset_registry.errors import BuildError, VerifyError
 from dataset_registry.output import Output, finalize
 from dataset_registry.stores import MARKER, Store
 
@@ -235,6 +235,33 @@ class StoreSuite(StoreRecordChecks):
         store.abort(staging)
         assert store.marker(KEY) is None
         assert list(store.committed()) == []
+        assert not os.path.exists(staging.path)
+
+    @pytest.mark.parametrize("writer", ["task", "finish"])
+    def test_a_link_leading_out_of_a_build_is_never_published(self, store: Store, tmp_path,
+                                                              writer) -> None:
+        """A symbolic link a task or `finish` left that leads out of the build: refused
+        before anything is published (a rename would serve what it points at, an upload
+        would copy it), by the drop's ship or by commit."""
+        secret = tmp_path / "secret.txt"
+        secret.write_bytes(b"what the link points at")
+        staging = store.begin(KEY)
+        drop = store.drop(staging, store.remote)
+        folder = drop.folder()
+        out = Output(folder, "000000", ranged=drop.ranged)
+        out.write("a.txt", b"a", member="m/a.txt", source="src")
+        out.close()
+        os.symlink(secret, os.path.join(folder if writer == "task" else staging.path, "leak"))
+        with pytest.raises(BuildError, match=r": 'leak' is a symbolic link leading out of the "
+                           rf"artifact \(to '{secret}'\); refused: nothing is published$"):
+            drop.ship(folder)
+            store.gather(staging)
+            store.commit(staging, {"key": KEY, "name": "t", **finalize(staging.path)})
+        store.abort(staging)
+        fs, root = store.filesystem()
+        fs.invalidate_cache(root)
+        assert store.marker(KEY) is None and list(store.committed()) == []
+        assert not [p for p in fs.find(root) if fs.cat_file(p) == secret.read_bytes()]
         assert not os.path.exists(staging.path)
 
     def test_a_crashed_build_is_a_leftover_for_gc(self, store: Store) -> None:
