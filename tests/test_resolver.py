@@ -284,12 +284,20 @@ def damage(path: str, how: str) -> str:
     if how == "no-table":
         os.remove(os.path.join(path, "_files.parquet"))
         return f"{path}/_files.parquet: missing"
+    if how == "table-middle":  # its ends whole (so served), a page of it zeroed
+        table = os.path.join(path, "_files.parquet")
+        os.chmod(table, 0o644)
+        data = bytearray(Path(table).read_bytes())
+        data[len(data) // 2:len(data) // 2 + 40] = bytes(40)
+        Path(table).write_bytes(bytes(data))
+        return f"{path}/_files.parquet: unreadable as a file table ("
     os.chmod(os.path.join(path, "_registry.json"), 0o644)
     Path(path, "_registry.json").write_bytes(b"\x00garbage")
     return f"{path}/_registry.json: the marker does not parse as JSON"
 
 
-@pytest.mark.parametrize("how", ["tampered", "deleted", "no-table", "garbage-marker"])
+@pytest.mark.parametrize("how", ["tampered", "deleted", "no-table", "table-middle",
+                                 "garbage-marker"])
 def test_repair_rebuilds_a_damaged_artifact_in_place(chain, tmp_path, how):
     few = chain.built("few")
 

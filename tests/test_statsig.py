@@ -85,3 +85,12 @@ def test_a_loop_a_dangling_link_or_a_fifo_is_refused_naming_it(tmp_path, how):
     with pytest.raises(SourceError):
         open_source(tmp_path / "other", bad)
     assert str(real) in (tmp_path / ".registry-state" / "sources.json").read_text()
+
+
+def test_links_that_lead_to_each_other_are_named_a_loop(tmp_path):
+    real = pets(tmp_path / "real")
+    os.symlink(real / "cat" / "b.png", real / "cat" / "a.png")
+    os.symlink(real / "cat" / "a.png", real / "cat" / "b.png")
+    with pytest.raises(SourceError, match=r"cat/a.png: a symbolic link to .*links that lead "
+                                          r"back to each other \(a loop\)"):
+        open_source(tmp_path, real)

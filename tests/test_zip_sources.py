@@ -111,3 +111,32 @@ def test_an_encrypted_zip_is_refused_at_source_set(tmp_path):
     assert "encrypt" in out.stderr
     assert not (tmp_path / ".registry-state" / "sources.json").exists() or \
         "mine" not in (tmp_path / ".registry-state" / "sources.json").read_text()
+
+
+@pytest.mark.parametrize("archive", ["zip", "tar"])
+def test_an_archive_of_the_folder_itself_reads_as_the_folder(tmp_path, archive):
+    """`zip -r pets.zip pets` / `tar cf pets.tar pets`: one top folder holding the class
+    folders is the archive's root, as if extracted (the same fingerprint as the folder)."""
+    import tarfile
+
+    pets = tmp_path / "pets"
+    for i in range(6):
+        (pets / f"c{LABELS[i]}").mkdir(parents=True, exist_ok=True)
+        (pets / f"c{LABELS[i]}" / f"{i:04d}.png").write_bytes(png(IMAGES[i]))
+    if archive == "zip":
+        with zipfile.ZipFile(tmp_path / "pets.zip", "w") as zf:
+            for path in sorted(pets.rglob("*.png")):
+                zf.write(path, path.relative_to(tmp_path).as_posix())
+    else:
+        with tarfile.open(tmp_path / "pets.tar", "w") as tf:
+            tf.add(pets, "pets")
+    write_manifest(tmp_path, CLASSES)
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("mine", str(tmp_path / f"pets.{archive}"))
+    packed = reg.key("mine")
+    assert reg.resolve("copy", jobs=1).files().fetchall()
+    other = tmp_path / "other"
+    write_manifest(other, CLASSES)
+    reg2 = Registry.open(str(other))
+    reg2.set_source("mine", str(pets))
+    assert reg2.key("mine") == packed

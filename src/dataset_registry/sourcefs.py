@@ -200,7 +200,9 @@ def scan_archive(location: str, nested: Callable[[str], bool],
             head = f.read(4)
     except OSError as exc:
         raise SourceError(f"{location}: cannot open: {exc.strerror or exc}") from None
-    if not is_zip(head):
+    # a `.zip` that does not start as one (a stub in front, not a zip at all) is named by
+    # the zip reader, whose messages say what it is
+    if not is_zip(head) and not location.lower().endswith(".zip"):
         yield from scan_tar(location, nested=nested, opener=opener)
         return
     for m in scan_zip(location, opener=opener):

@@ -14,6 +14,7 @@ and a special file (fifo, socket, device) are refused, naming them: never skippe
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -59,10 +60,12 @@ def walk_stat(root: str) -> Iterator[tuple[str, os.stat_result]]:
             sub = f"{rel}/{entry.name}" if rel else entry.name
             try:
                 st = entry.stat()  # follows a link
-            except OSError:
+            except OSError as exc:
                 target = os.readlink(entry.path) if entry.is_symlink() else "?"
+                why = "links that lead back to each other (a loop)" \
+                    if exc.errno == errno.ELOOP else "which does not exist"
                 raise SourceError(f"{os.path.join(root, sub)}: a symbolic link to {target!r}, "
-                                  "which does not exist; fix or remove it") from None
+                                  f"{why}; fix or remove it") from None
             if stat.S_ISDIR(st.st_mode):
                 if (st.st_dev, st.st_ino) in ancestors:
                     raise SourceError(f"{os.path.join(root, sub)}: a symbolic link to "

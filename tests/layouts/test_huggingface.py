@@ -42,8 +42,8 @@ def hf_labels(folder: Path, monkeypatch, tmp_path) -> dict[str, dict[str, object
         feature = ds.features["label"]
         names = getattr(feature, "names", None)
         files = [os.path.relpath(x["image"].filename, folder) for x in ds]
-        out[split] = {f: (names[v] if names else v) for f, v in zip(files, ds["label"],
-                                                                   strict=True)}
+        out[split] = {f: (names[v] if names and v is not None else v)
+                      for f, v in zip(files, ds["label"], strict=True)}
     return out
 
 
@@ -149,3 +149,20 @@ def test_flat_images_beside_class_folders_without_rows_are_refused(tmp_path):
     with pytest.raises(SourceError, match=r"member 'a.png' is not <class>/<image> .*needs a "
                                           r"row in metadata.csv"):
         open_source(tmp_path, folder)
+
+
+def test_a_table_at_the_top_over_folders_named_as_splits(tmp_path, monkeypatch):
+    """`metadata.csv` at the top naming `train/...` and `test/...`: split folders, as
+    Hugging Face tells them by their names."""
+    folder = tmp_path / "hf"
+    write_images(folder, ["train/a.png", "train/b.png", "test/c.png"])
+    (folder / "metadata.csv").write_text(
+        "file_name,label\ntrain/a.png,cat\ntrain/b.png,dog\ntest/c.png,dog\n")
+    sets = open_source(tmp_path, folder)
+    ours = {s: {f"{s}/{r.name}": r.label for r in sets[s]} for s in ("train", "test")}
+    assert ours == {"train": {"train/a.png": "cat", "train/b.png": "dog"},
+                    "test": {"test/c.png": "dog"}}
+    # the same splits as Hugging Face's (whose labels here are not the table's: it
+    # classes these images by their folders, train and test)
+    theirs = hf_labels(folder, monkeypatch, tmp_path)
+    assert {s: sorted(f) for s, f in theirs.items()} == {s: sorted(f) for s, f in ours.items()}

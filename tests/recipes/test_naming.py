@@ -172,3 +172,14 @@ datasets:
     classes = sorted({c for c, in back.files().project("class").fetchall() if c})
     assert classes == ["0", "1", "2"]
     assert len(back.files().fetchall()) == 3 * PER_CLASS
+
+
+def test_downscale_val_files_list_whole_names_when_file_names_clash(tmp_path):
+    images, _ = digits()
+    make_tar(tmp_path / "pets.tar", {
+        "val/a/1.png": png(images[0]), "val/b/1.png": png(images[1]),
+        "labels.csv": b"file_name,label,split\nval/a/1.png,cat,val\nval/b/1.png,dog,val\n"})
+    ds = project(tmp_path, tmp_path / "pets.tar", "downscale", "width: 8, height: 8",
+                 layout="files").resolve("out", jobs=1)
+    assert (Path(ds.path) / "val" / "files.txt").read_text().split() == ["val/a/1.png",
+                                                                         "val/b/1.png"]

@@ -60,6 +60,13 @@ class Files(Layout):
                    if m.path.startswith(BESIDE) or not ignored(m.path)}
         names = [opts.table, BESIDE + opts.table] if opts.table else list(DEFAULT_TABLES)
         table_name = next((n for n in names if n in by_path), None)
+        tops = {p.split("/", 1)[0] for p in by_path if not p.startswith(BESIDE)}
+        if table_name is None and is_tar and len(tops) == 1:  # `tar cf data.tar data`:
+            root = f"{tops.pop()}/"  # read as if extracted, its one folder the source
+            inner = {(p[len(root):] if p.startswith(root) else p): m for p, m in by_path.items()}
+            if any(n in inner for n in names):
+                by_path = inner
+                table_name = next(n for n in names if n in by_path)
         if table_name is None:
             hint = "" if opts.table or not is_tar else \
                 " (or name a table beside the archive: options.table: NAME)"
@@ -70,8 +77,15 @@ class Files(Layout):
         listed: set[str] = set()
         out = [(Entry("meta", table_name), table)]
         rows = read_table(table, read, table_name)
+        if rows and not any(opts.label_column in row for _, row in rows):
+            raise SourceError(f"{table_name}: no {opts.label_column!r} column (it has: "
+                              f"{', '.join(rows[0][1])}); name the column holding each file's "
+                              "class with options.label_column")
         for (line, row), label in zip(rows, labels(rows, opts.label_column, table_name),
                                       strict=True):
+            if label is None:
+                raise SourceError(f"{table_name}:{line}: no {opts.label_column} (every file "
+                                  "the table lists needs its class)")
             where = f"{table_name}:{line}"
             name = row.get(opts.file_column)
             if not isinstance(name, str) or not name:

@@ -17,6 +17,7 @@ images (by extension) and what `ignored` names are left out.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
@@ -27,6 +28,22 @@ from . import Entry, Layout, Options, Reader, check_split, ignored, is_image_nam
 from .tables import check_name, labels, read_table
 
 METADATA = ("metadata.csv", "metadata.jsonl")
+SPLIT_WORDS = frozenset({"train", "test", "val", "validation", "valid", "dev", "eval"})
+"""Folder names read as splits (Hugging Face's imagefolder tells splits by such words)."""
+
+
+def archive_root(images: list[IndexedMember], tables: list[IndexedMember]) -> str:
+    """"X/" when an archive holds one folder X with every image at least two folders
+    below it (`zip -r pets.zip pets`, `tar cf pets.tar pets`): read as if extracted, X
+    is the source's root. Not when X is named as a split is ("train/"), nor when X is
+    itself the only class folder."""
+    tops = {m.path.split("/", 1)[0] for m in [*images, *tables]}
+    if len(tops) != 1 or not images or "/" not in images[0].path:
+        return ""
+    top = tops.pop()
+    if top in SPLIT_WORDS or min(m.path.count("/") for m in images) < 2:
+        return ""
+    return top + "/"
 
 
 class ImageFolderOptions(Options):
@@ -52,17 +69,32 @@ class ImageFolder(Layout):
                 tables.append(m)
             elif is_image_name(path):
                 images.append(m)
+        originals: dict[int, IndexedMember] = {}
+        if is_tar and (root := archive_root(images, tables)):  # `zip -r pets.zip pets`
+            images, tables = ([self._below(root, m, originals) for m in found]
+                              for found in (images, tables))
         depths = {m.path.count("/") + 1 for m in images}
         split_tables = any(t.path.count("/") == 1 for t in tables)  # `<split>/metadata.csv`
-        nested = {"yes": True, "no": False}.get(opts.splits, depths == {3} or split_tables)
-        meta, meta_labels = self._metadata(tables, nested, read, {m.path for m in images})
+        # split folders: all images 3 deep, a table per split folder, or (as Hugging Face
+        # tells splits) a table at the top over folders named as splits are
+        named_splits = bool(tables) and depths <= {2, 3} and \
+            {m.path.split("/", 1)[0] for m in images} <= SPLIT_WORDS
+        nested = {"yes": True, "no": False}.get(
+            opts.splits, depths == {3} or split_tables or named_splits)
+        meta, meta_labels, meta_lines = self._metadata(tables, nested, read,
+                                                       {m.path for m in images})
         flat_unlabelled = not meta and depths == {2 if nested else 1}
         for m in tables:
-            yield Entry("meta", m.path), m
+            yield Entry("meta", m.path), originals.get(id(m), m)
         for m in images:
             parts = m.path.split("/")
             split, rest = (parts[0], parts[1:]) if nested else (opts.split, parts)
             row = meta.get(m.path)
+            if len(rest) == 1 and row is not None and meta_labels[m.path] is None and \
+                    any(v is not None for v in meta_labels.values()):
+                line, table = meta_lines[m.path]
+                raise SourceError(f"{table}:{line}: no label for {rest[0]!r}, an image with no "
+                                  "class folder (other rows give theirs)")
             if len(rest) > 2 or not rest or (len(rest) == 1 and row is None and
                                               not flat_unlabelled):
                 shape = "<split>/<class>/<image>" if nested else "<class>/<image>"
@@ -80,16 +112,26 @@ class ImageFolder(Layout):
                 attrs = {k: v for k, v in row.items() if k not in ("file_name", "label")}
                 if meta_labels[m.path] is not None:
                     label = meta_labels[m.path]
-            yield Entry.labelled(split, "/".join(rest), label, attrs), m
+            yield Entry.labelled(split, "/".join(rest), label, attrs), originals.get(id(m), m)
+
+    @staticmethod
+    def _below(root: str, m: IndexedMember, originals: dict[int, IndexedMember]
+               ) -> IndexedMember:
+        """`m` as if its archive were extracted and `root` were the source."""
+        inner = dataclasses.replace(m, path=m.path[len(root):])
+        originals[id(inner)] = m
+        return inner
 
     def _metadata(self, tables: list[IndexedMember], nested: bool, read: Reader,
                   images: set[str]) -> tuple[dict[str, dict[str, Any]],
-                                             dict[str, str | int | None]]:
+                                             dict[str, str | int | None],
+                                             dict[str, tuple[int, str]]]:
         """Rows of every metadata table and their labels (tables.labels), by the member
         path they describe; a row naming no image of the source is refused (a typo would
         otherwise drop its label silently)."""
         rows: dict[str, dict[str, Any]] = {}
         found: dict[str, str | int | None] = {}
+        lines: dict[str, tuple[int, str]] = {}  # the (line, table) of each row
         for t in sorted(tables, key=lambda m: m.path):
             folder = posixpath.dirname(t.path)
             if folder.count("/") > 0 or (folder and not nested):
@@ -106,5 +148,5 @@ class ImageFolder(Layout):
                 if path not in images:
                     raise SourceError(f"{t.path}:{line}: {name!r} is not an image of the "
                                       "source" + (f" (looked for {path!r})" if folder else ""))
-                rows[path], found[path] = row, label
-        return rows, found
+                rows[path], found[path], lines[path] = row, label, (line, t.path)
+        return rows, found, lines

@@ -96,15 +96,30 @@ def _jsonl(data: bytes, where: str) -> Iterator[tuple[int, Row]]:
         if _depth_exceeds(line):
             raise SourceError(f"{where}:{i}: JSON nested more than {MAX_DEPTH} deep")
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_no_repeats)
         except json.JSONDecodeError as exc:
             raise SourceError(f"{where}:{i}: not JSON ({exc.msg})") from None
         except RecursionError:  # (the depth scan above should have caught it)
             raise SourceError(f"{where}:{i}: JSON nested too deep") from None
+        except _RepeatedKey as exc:
+            raise SourceError(f"{where}:{i}: key {exc.args[0]!r} appears twice; readers "
+                              "disagree on which one counts") from None
         if not isinstance(row, dict):
             raise SourceError(f"{where}:{i}: a JSON Lines row must be an object")
         _check_columns(list(row), where, i)
         yield i, {k: json_value(v, f"{where}:{i}: {k}") for k, v in row.items()}
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+    if twice is not None:
+        raise _RepeatedKey(twice)
+    return dict(pairs)
 
 
 def parse_json(text: str, where: str) -> Any:
@@ -139,6 +154,10 @@ def _depth_exceeds(text: str) -> bool:
 def _check_columns(names: list[Any], where: str, line: int) -> None:
     if len(names) > MAX_COLUMNS:
         raise SourceError(f"{where}:{line}: {len(names):,} columns, more than {MAX_COLUMNS}")
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise SourceError(f"{where}:{line}: column {twice!r} appears twice; readers disagree "
+                          "on which one counts")
     for name in names:
         if not isinstance(name, str) or len(name.encode()) > MAX_NAME_BYTES:
             raise SourceError(f"{where}:{line}: column name {str(name)[:40]!r}... is longer "
@@ -158,7 +177,7 @@ def json_value(value: Any, where: str, depth: int = 0) -> Any:
     if isinstance(value, (datetime.date, datetime.time)):  # (datetime is a date)
         return value.isoformat()
     if isinstance(value, datetime.timedelta):
-        return f"PT{value.total_seconds():g}S"  # ISO 8601, exact to the microsecond
+        return str(value)  # exact ("1 day, 0:00:01.234568"); Parquet's come as text
     if isinstance(value, dict):
         return {str(k): json_value(v, where, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -179,14 +198,19 @@ def _parquet(data: bytes, where: str) -> list[tuple[int, Row]]:
             f.write(data)
         try:
             rel = duckdb.read_parquet(path)
+            # intervals as DuckDB writes them ("1 month 3 days 00:00:01"): a Python
+            # timedelta has no months; decimals as their exact text
+            rel = rel.project(", ".join(
+                f'CAST("{c}" AS VARCHAR) AS "{c}"' if str(t).startswith(("INTERVAL", "DECIMAL"))
+                else f'"{c}"' for c, t in zip(rel.columns, rel.types, strict=True)))
             columns = rel.columns
             _check_columns(columns, where, 1)
             return [(i, {c: json_value(v, f"{where}: row {i}: {c}")
                          for c, v in zip(columns, values, strict=True)})
                     for i, values in enumerate(rel.fetchall(), 1)]
         except duckdb.Error as exc:
-            raise SourceError(f"{where}: not a readable Parquet table "
-                              f"({str(exc).splitlines()[0]})") from None
+            why = str(exc).splitlines()[0].replace(path, where)  # not our temporary copy
+            raise SourceError(f"{where}: not a readable Parquet table ({why})") from None
 
 
 def labels(rows: list[tuple[int, Row]], column: str, where: str) -> list[str | int | None]:
@@ -196,6 +220,16 @@ def labels(rows: list[tuple[int, Row]], column: str, where: str) -> list[str | i
     texts = [v for v in raw if isinstance(v, str) and v != ""]
     numbers = [v for v in raw if isinstance(v, int) and not isinstance(v, bool)]
     whole_text = bool(texts) and not numbers and all(_INTEGER.fullmatch(v) for v in texts)
+    # a CSV cell is text: a column that reads as true/false, or as numbers some of them
+    # fractional, is what a JSON or Parquet table would refuse, refused the same way
+    if texts and not numbers and not whole_text and (
+            all(v.lower() in ("true", "false") for v in texts) or
+            all(_NUMBER.fullmatch(v) for v in texts)):
+        line, value = next((line, row.get(column)) for line, row in rows
+                           if isinstance(row.get(column), str) and row.get(column) and
+                           not _INTEGER.fullmatch(row.get(column)))
+        raise SourceError(f"{where}:{line}: {column} is {value!r}: a label is a class name "
+                          "(text) or a whole number")
     out: list[str | int | None] = []
     kind = None
     for (line, _), value in zip(rows, raw, strict=True):
@@ -223,13 +257,18 @@ def labels(rows: list[tuple[int, Row]], column: str, where: str) -> list[str | i
 
 
 _INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?")
 
 
 def check_name(name: str, where: str, what: str) -> None:
-    """A class or split name becomes a folder name and a line of tab-separated files:
-    no tab, line break or NUL, at most 255 bytes, not empty."""
+    """A class or split name becomes a folder name and a field of tab-separated files:
+    one path component (no '/', '\\', '.' or '..'), no tab, line break or NUL, at most
+    255 bytes, not empty."""
     if not name.strip():
         raise SourceError(f"{where}: an empty {what}")
+    if name in (".", "..") or "/" in name or "\\" in name:
+        raise SourceError(f"{where}: {what} {name[:60]!r} cannot be a folder name (no '/', "
+                          "'\\', '.' or '..')")
     bad = next((c for c in name if c in "\t\n\r\0"), None)
     if bad is not None:
         raise SourceError(f"{where}: {what} {name[:60]!r} holds a {_CONTROL[bad]}")

@@ -338,7 +338,10 @@ class DownscaleRecipe(Recipe):
             out.write(f"{split}/labels.npy", buf.getvalue())
             out.write(f"{split}/members.txt", kept.origins.lines())
             if split == "val":
-                _write_val_files(out, kept, labels, [os.path.basename(n) for n in kept.names])
+                names = kept.names.tolist()  # file names, or whole names if two share one
+                _write_val_files(out, kept, labels, record_names(
+                    names, [os.path.basename(n) for n in names], names, "file",
+                    kept.where)[0])
 
 
 def _by_class_name(params: DownscaleParams, inputs: Inputs, members: MemberSet,
