@@ -7,7 +7,6 @@ dataset's size.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import time
@@ -15,9 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from . import __version__
+from .artifact_inputs import artifact_members
 from .catalog import Catalog, warn_once
 from .errors import CatalogBusyError, CatalogCorruptError, SourceError, VerifyError
 from .executors import Executor, LocalExecutor
@@ -25,7 +23,7 @@ from .failures import guarded, recipe_code
 from .keys import Derivation, recipe_code_key, tree_key
 from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
 from .marker import InputRef, Marker, local_table_damage
-from .members import MemberRef, MemberSet
+from .members import MemberSet
 from .recipes import RECIPES, Inputs
 from .recipes.base import finish
 from .remote import Remote
@@ -39,7 +37,6 @@ from .sources import (
     member_sets,
 )
 from .stores import FILES, Store
-from .stores.base import links_leaving, outside
 
 
 @dataclass
@@ -405,50 +402,12 @@ class Resolver:
 
     def _artifact_members(self, name: str, marker: Marker | None = None
                           ) -> dict[str, MemberSet]:
-        """The files of built dataset `name`, as the images another build reads: all of
-        them as split `"*"`, and each split its marker declares (`"splits"`, see
-        `Output.splits`) as the files under `<split>/`, named without that prefix. Their
-        paths come from its `_files.parquet`: each must stay inside the artifact."""
-        import duckdb
-
+        """The files of built dataset `name`, as the images another build reads (see
+        `artifact_inputs.artifact_members`)."""
         key = self.key(name)
-        root = self.store.member_root(key)
-        table = os.path.join(self.store.tables(key), FILES)
-        repair = f"{name} (key {key}) is damaged; repair it with: registry resolve --repair {name}"
-        if not os.path.isfile(table):
-            raise VerifyError(f"{table}: missing\n{repair}")
-        quoted = table.replace("'", "''")
-        try:
-            have = set(duckdb.sql(f"SELECT * FROM read_parquet('{quoted}') LIMIT 0").columns)
-            extra = ", ".join(f'"{c}"' if c in have else "NULL" for c in ("class", "attrs"))
-            rows = duckdb.sql(f"SELECT path, size, member, source, {extra}, xxh3, label FROM "
-                              f"read_parquet('{quoted}') WHERE record IS NULL AND member IS NOT "
-                              "NULL").fetchall()
-        except duckdb.Error as exc:
-            raise VerifyError(f"{table}: unreadable as a file table "
-                              f"({str(exc).splitlines()[0]})\n{repair}") from None
-        leaving = links_leaving(root) if "://" not in root else set()
-        for path, *_ in rows:
-            why = outside(path, leaving)
-            if why:
-                raise VerifyError(f"{table}: row {path!r} {why}; refusing to read it\n{repair}")
-        changed = f"the artifact changed since it was built; run `registry resolve --repair {name}`"
-        refs = [MemberRef(path, f"{root}/{path}", 0, size, member, source, cls or "", attrs or "",
-                          xxh3 or "", changed)
-                for path, size, member, source, cls, attrs, xxh3, _ in rows]
-        values = whole_number_labels([(cls, label) for *_, cls, _, _, label in rows])
-        where = f"dataset {name} ({root})"
-        sets = {"*": MemberSet.from_refs("*", where, refs, root, changed, values)}
-        marker = marker or self.marker(name)
-        for split in (marker.splits if marker else None) or ():  # checked by parse_marker
-            prefix = f"{split}/"
-            chosen = [i for i, r in enumerate(refs) if r.name.startswith(prefix)]
-            inside = [dataclasses.replace(refs[i], name=refs[i].name[len(prefix):])
-                      for i in chosen]
-            sets[split] = MemberSet.from_refs(
-                split, f"{where}, split {split}", inside, f"{root}/{split}", changed,
-                values[np.array(chosen, dtype=np.int64)] if values is not None else None)
-        return sets
+        return artifact_members(name, key, self.store.member_root(key),
+                                os.path.join(self.store.tables(key), FILES),
+                                marker or self.marker(name))
 
     def _progress(self, label: str, total: int) -> Any:
         if self.progress is None:
@@ -456,13 +415,3 @@ class Resolver:
 
             return nullcontext(None)
         return self.progress(label, total)
-
-
-def whole_number_labels(rows: list[tuple[str | None, int | None]]) -> np.ndarray | None:
-    """An artifact's labels as whole-number values (for `classes.default_classes`), from its
-    file table's (class, label) rows, if every labelled row's label is its class name's
-    number ("10" labelled 10: a scheme that kept the numbers); else None (sorted names)."""
-    if not any(cls for cls, _ in rows) or any(
-            cls and (label is None or str(label) != cls) for cls, label in rows):
-        return None
-    return np.array([label if cls else -1 for cls, label in rows], dtype=np.int64)

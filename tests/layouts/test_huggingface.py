@@ -166,3 +166,33 @@ def test_a_table_at_the_top_over_folders_named_as_splits(tmp_path, monkeypatch):
     # classes these images by their folders, train and test)
     theirs = hf_labels(folder, monkeypatch, tmp_path)
     assert {s: sorted(f) for s, f in theirs.items()} == {s: sorted(f) for s, f in ours.items()}
+
+
+def test_whole_number_labels_keep_their_value_through_a_sample(tmp_path):
+    """A sample's split of a table with labels 2 and 10, then WebDataset shards of that
+    split: `.cls` still holds 2 and 10 (the sample's file table says its labels are the
+    numbers), and `classes.txt` names every number up to the largest."""
+    import webdataset as wds
+
+    folder = tmp_path / "flat"
+    names = [f"{i:04d}.png" for i in range(12)]
+    write_images(folder, names)
+    labels = [2, 10] * 6
+    (folder / "metadata.csv").write_text("file_name,label\n" + "".join(
+        f"{n},{v}\n" for n, v in zip(names, labels, strict=True)))
+    write_manifest(tmp_path, """
+sources:
+  - {name: mine, layout: image-folder}
+datasets:
+  - {name: split, recipe: sample, inputs: {images: mine}, params: {splits: {a: 0.5, b: 0.5}}}
+  - {name: shards, recipe: webdataset, inputs: {images: split}, params: {split: a}}
+""")
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("mine", str(folder))
+    built = reg.resolve("shards", jobs=1)
+    got = {s["__key__"]: int(s["cls"]) for shard in Path(built.path).glob("*.tar")
+           for s in wds.WebDataset(str(shard), shardshuffle=False)}
+    assert len(got) == 6 and set(got.values()) == {2, 10}
+    assert all(got[k] == labels[names.index(k + ".png")] for k in got)
+    split = reg.resolve("split", jobs=1)
+    assert (Path(split.path) / "classes.txt").read_text().split() == [str(i) for i in range(11)]
