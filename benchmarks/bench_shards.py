@@ -111,6 +111,15 @@ def main() -> int:
             with multiprocessing.get_context("forkserver").Pool(args.jobs) as workers:
                 sum(workers.imap_unordered(_decode_chunk, chunks))
 
+        from dataset_registry.members import read_members
+
+        unchecked = refs.slice(0, n)
+        unchecked.digests = None  # the same members, not checked against their index
+
+        def read(members: object) -> None:  # how every recipe reads (members.read_members)
+            for _ in read_members(members):  # type: ignore[arg-type]
+                pass
+
         phases: dict[str, dict[str, float]] = {}
 
         def build(name: str) -> None:
@@ -125,6 +134,8 @@ def main() -> int:
         best: dict[str, float] = {}
         for _ in range(args.repeat):  # interleaved, the best of each
             for name, fn in (("copy", copy), ("decode", decode),
+                             ("read", lambda: read(unchecked)),
+                             ("read-checked", lambda: read(refs)),
                              ("recordio", lambda: build("recordio")),
                              ("wds", lambda: build("wds")),
                              ("tfrecord", lambda: build("tfrecord")),
@@ -140,6 +151,8 @@ def main() -> int:
         print(f"{'method':44s} {'seconds':>8s} {'MB/s':>8s} {'img/s':>8s}")
         for name, label in (("copy", "plain sequential copy of the member bytes"),
                             ("decode", "bare check-decode loop (the checked floor)"),
+                            ("read", "read_members, no xxh3 check (one process)"),
+                            ("read-checked", "read_members, each checked vs its index xxh3"),
                             ("recordio", "recordio pass-through (whole resolve)"),
                             ("wds", "webdataset shards (whole resolve)"),
                             ("tfrecord", "tfrecord, re-encoding hazards (whole resolve)"),
@@ -158,6 +171,8 @@ def main() -> int:
         for name in ("recordio", "wds", "tfrecord"):
             print(f"ratio {name} / decode floor  {best['decode'] / best[name]:.2f}")
         print(f"tfrecord images/s per core: {n / best['tfrecord'] / args.jobs:.0f}")
+        print(f"ratio read checked / unchecked  {best['read-checked'] / best['read']:.2f}  "
+              "(what never serving a stale key costs a recipe's reads)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

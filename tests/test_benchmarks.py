@@ -102,6 +102,8 @@ def test_bench_shards_prints_speed_and_memory():
                  *[rf"{label} +{{NUM}} +{{NUM}} +{{NUM}}" for label in (
                      "plain sequential copy of the member bytes",
                      r"bare check-decode loop \(the checked floor\)",
+                     r"read_members, no xxh3 check \(one process\)",
+                     "read_members, each checked vs its index xxh3",
                      r"recordio pass-through \(whole resolve\)",
                      r"webdataset shards \(whole resolve\)",
                      r"tfrecord, re-encoding hazards \(whole resolve\)",
@@ -111,7 +113,8 @@ def test_bench_shards_prints_speed_and_memory():
                  r"ratio wds / copy +{NUM} +\(target >= 0\.7\)",
                  r"ratio wds unchecked / copy +{NUM} +\(checks cost {NUM}x\)",
                  r"ratio tfrecord / decode floor +{NUM}",
-                 r"tfrecord images/s per core: {NUM}")
+                 r"tfrecord images/s per core: {NUM}",
+                 r"ratio read checked / unchecked +{NUM} +\(what never serving a stale key .*")
 
 
 def test_bench_s3_prints_local_against_s3_and_the_upload_ratio():
