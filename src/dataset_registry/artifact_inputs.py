@@ -48,7 +48,10 @@ def artifact_members(name: str, key: str, root: str, table: str,
     refs = [MemberRef(path, f"{root}/{path}", 0, size, member, source, cls or "", attrs or "",
                       xxh3 or "", changed)
             for path, size, member, source, cls, attrs, xxh3, _ in rows]
-    values = whole_number_labels([(cls, label) for *_, cls, _, _, label in rows])
+    # labels numbered by value, where the artifact was (a whole-number labels table
+    # upstream, whose source fingerprint says so): its readers number them the same way
+    values = whole_number_labels([(cls, label) for *_, cls, _, _, label in rows]) \
+        if marker is not None and marker.label_values else None
     where = f"dataset {name} ({root})"
     sets = {"*": MemberSet.from_refs("*", where, refs, root, changed, values)}
     for split in (marker.splits if marker else None) or ():  # checked by parse_marker

@@ -33,7 +33,7 @@ MARKER_FIELDS = {"key": str, "digest": str, "files": int, "bytes": int, "skipped
 # The build's record: absent in old markers (a default then), but of this type when there.
 RECORD_FIELDS = {"name": str, "recipe": str, "version": int, "format": int, "params": dict,
                  "inputs": dict, "sources": list, "card": dict, "built": dict,
-                 "synthetic": bool}
+                 "synthetic": bool, "label_values": bool}
 _TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list",
                bool: "true or false"}
 
@@ -69,6 +69,9 @@ class Marker:
     sources: tuple[Mapping[str, Any], ...] = ()
     card: Mapping[str, Any] = field(default_factory=dict)
     synthetic: bool = False
+    # built from labels a table gave as whole numbers, numbered by value (classes.py): a
+    # build reading this artifact numbers its classes the same way
+    label_values: bool = False
     splits: tuple[str, ...] | None = None  # declared by the recipe (`Output.splits`)
     built: Mapping[str, Any] = field(default_factory=dict)  # at, seconds, phases, executor...
     format: int = 1
@@ -88,6 +91,8 @@ class Marker:
             "bytes": self.bytes, "skipped": self.skipped, "built": dict(self.built)}
         if self.splits is not None:
             doc["splits"] = list(self.splits)
+        if self.label_values:  # (absent otherwise: every earlier marker keeps its bytes)
+            doc["label_values"] = True
         return doc
 
     def to_json(self) -> str:
@@ -123,6 +128,7 @@ class Marker:
                        params=doc.get("params") or {}, inputs=inputs,
                        sources=tuple(doc.get("sources") or ()), card=doc.get("card") or {},
                        synthetic=bool(doc.get("synthetic", False)),
+                       label_values=bool(doc.get("label_values", False)),
                        splits=None if splits is None else tuple(splits),
                        built=doc.get("built") or {}, format=doc.get("format", 1),
                        document=doc)

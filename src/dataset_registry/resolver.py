@@ -149,10 +149,6 @@ class Resolver:
         self._derivations[name] = derivation
         return derivation
 
-    def known_key(self, name: str) -> str | None:
-        """The key of `name` if already computed (None: not yet, or it cannot be)."""
-        return self._keys.get(name)
-
     def last_known_source(self, name: str) -> SourceInfo | None:
         """Source `name`'s info as this process or the cache last fingerprinted it (None:
         never, or unset), without reading or even stat-ing the source."""
@@ -342,6 +338,8 @@ class Resolver:
                 card=node.card,  # as the manifest said at build time; never keyed
                 synthetic=any(s["synthetic"] for s in sources) or any(
                     self._synthetic(i, found) for i in described.values()),
+                label_values=any(m.values is not None for sets in inputs.images.values()
+                                 for m in sets.values()),
                 splits=None if splits is None else tuple(splits),
                 built={"at": started, "seconds": round(time.time() - started, 3),
                        "phases": phases,

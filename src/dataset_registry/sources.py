@@ -59,6 +59,9 @@ class SourceInfo:
     splits: dict[str, list[int]] = field(default_factory=dict)  # split: [images, classes]
     left_out: int = 0
     left_out_first: list[str] = field(default_factory=list)
+    # whole-number labels numbered by value (and the fingerprint saying so); False where
+    # that numbers every image as sorted text does (0..9), or there are none
+    label_values: bool = False
 
 
 class SourceLocations:
@@ -130,7 +133,8 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
     synthetic = where_bytes.synthetic()
     fingerprint = digest_rows((logical, m.size, m.xxh3) for logical, _, m in rows)
     identity = layout.identity()
-    if _numbers_change_labels(rows):
+    label_values = _numbers_change_labels(rows)
+    if label_values:
         # whole-number labels keep their value (classes.default_classes): where that reads
         # the table's bytes otherwise than earlier versions did (sorted as text), the source
         # gets a fingerprint of its own, so no key names both readings
@@ -141,15 +145,14 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
     index_path = entry_path[:-5] + ".npz"
     _write_index(index_path, rows)
     images = sum(1 for _, e, _ in rows if e.split != "meta")
-    used = {id(m) for _, _, m in rows}
-    left_out = [m.path for m in scanned if id(m) not in used]
+    left_out = _left_out(scanned, rows)
     info = SourceInfo(name=node.name, layout=node.layout, location=location,
                       fingerprint=fingerprint, files=images,
                       bytes=sum(m.size for _, _, m in rows), synthetic=synthetic,
                       stat=signature, index=index_path, container=is_tar,
                       beside=[where_bytes.beside(n) for n in beside],
                       splits=_split_counts(rows), left_out=len(left_out),
-                      left_out_first=left_out[:5])
+                      left_out_first=left_out[:5], label_values=label_values)
     _write_atomic(entry_path, json.dumps(asdict(info), indent=1).encode())
     return info
 
@@ -210,6 +213,20 @@ def _numbers_change_labels(rows: list[tuple[str, Entry, IndexedMember]]) -> bool
                for found in [*by_split.values(), every])
 
 
+def _left_out(scanned: list[IndexedMember], rows: list[tuple[str, Entry, IndexedMember]]
+              ) -> list[str]:
+    """The scanned members no row came from (by path: a layout may read a shard's members
+    itself); a shard whose members rows came from is not left out."""
+    if len(scanned) == len(rows):  # every member made a row (the usual case: no set built)
+        return []
+    used: set[str] = set()
+    for _, _, m in rows:
+        used.add(m.path)
+        parts = m.path.split(".tar/")
+        used.update(".tar/".join(parts[:i]) + ".tar" for i in range(1, len(parts)))
+    return [m.path for m in scanned if m.path not in used]
+
+
 def _kept(members: Iterable[IndexedMember], into: list[IndexedMember]
           ) -> Iterator[IndexedMember]:
     """`members`, each also kept in `into` (to say what the layout left out)."""
@@ -240,7 +257,8 @@ def _check_names(rows: list[tuple[str, Entry, IndexedMember]], where: str) -> No
         if any(c in logical for c in "\n\r\0"):
             raise SourceError(f"{where}: member {logical!r} has a line break in its name; "
                               "refusing it")
-        if len(logical) > 255 and max(len(p.encode()) for p in logical.split("/")) > 255:
+        if len(logical.encode()) > 255 and \
+                max(len(p.encode()) for p in logical.split("/")) > 255:
             raise SourceError(f"{where}: member {logical[:60]!r}... has a name component "
                               "longer than 255 bytes, which no file system can hold")
         splits.setdefault(e.split, logical)
@@ -310,7 +328,8 @@ def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
                                 container=info.location if tar else None,
                                 root=None if tar else info.location, labels=labels,
                                 attrs=attrs, digests=digests[start:stop], changed=changed,
-                                values=labelled_values(values[start:stop]),
+                                values=labelled_values(values[start:stop])
+                                if info.label_values else None,
                                 packed=packed[start:stop] if packed.any() else None)
     return sets
 

@@ -1,6 +1,7 @@
 """Stat signatures: a cheap identity of a file's or folder's current state (no content read).
 
-A signature holds each file's size, mtime, ctime and inode, as git's index does: a
+A signature holds each file's size, mtime, ctime and inode, as git's index does (and,
+as git by default, not its device number, which a remounted volume changes): a
 file rewritten in place with its old size and mtime put back (`cp -p`, `rsync -t`, a
 restore from backup) still gets a new ctime, and one renamed over it a new inode, so
 such an edit re-indexes the source. (A read also checks every member's bytes against
@@ -36,7 +37,8 @@ def stat_signature(location: str) -> str:
 
 
 def _row(st: os.stat_result) -> str:
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_dev}:{st.st_ino}"
+    # (not st_dev: a volume remounted, or seen from another node, keeps its files)
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
 
 
 def walk_stat(root: str) -> Iterator[tuple[str, os.stat_result]]:
@@ -61,16 +63,20 @@ def walk_stat(root: str) -> Iterator[tuple[str, os.stat_result]]:
             try:
                 st = entry.stat()  # follows a link
             except OSError as exc:
-                target = os.readlink(entry.path) if entry.is_symlink() else "?"
-                why = "links that lead back to each other (a loop)" \
-                    if exc.errno == errno.ELOOP else "which does not exist"
-                raise SourceError(f"{os.path.join(root, sub)}: a symbolic link to {target!r}, "
-                                  f"{why}; fix or remove it") from None
+                if not entry.is_symlink():
+                    raise SourceError(f"{os.path.join(root, sub)}: cannot be read "
+                                      f"({exc.strerror})") from None
+                why = {errno.ELOOP: "links that lead back to each other (a loop)",
+                       errno.ENOENT: "which does not exist"}.get(
+                           exc.errno, f"which cannot be read ({exc.strerror})")
+                raise SourceError(f"{os.path.join(root, sub)}: a symbolic link to "
+                                  f"{os.readlink(entry.path)!r}, {why}; fix or remove "
+                                  "it") from None
             if stat.S_ISDIR(st.st_mode):
                 if (st.st_dev, st.st_ino) in ancestors:
-                    raise SourceError(f"{os.path.join(root, sub)}: a symbolic link to "
-                                      f"{os.readlink(entry.path)!r}, a folder that holds it "
-                                      "(a loop); remove it")
+                    what = f"a symbolic link to {os.readlink(entry.path)!r}, a folder that " \
+                        "holds it" if entry.is_symlink() else "a folder mounted inside itself"
+                    raise SourceError(f"{os.path.join(root, sub)}: {what} (a loop); remove it")
                 folders.append((sub, ancestors | {(st.st_dev, st.st_ino)}))
             elif stat.S_ISREG(st.st_mode):
                 yield sub, st

@@ -123,7 +123,9 @@ def test_a_zip_like_kaggle_table_beside_the_archive_has_its_labels(tmp_path):
                        "options: {table: train_labels.csv, file_column: id, "
                        "label_column: has_cactus}")
     assert {r.name: r.label for r in sets["train"]} == {"a.png": "1", "b.png": "0"}
-    assert sets["train"].values is not None  # 0 and 1 keep their value
+    # 0 and 1 number the images as their sorted text does: nothing to keep apart, so the
+    # source reads (and keys) as it always did
+    assert sets["train"].values is None
 
 
 def test_a_metadata_row_naming_no_image_is_refused(tmp_path):
@@ -196,3 +198,31 @@ datasets:
     assert all(got[k] == labels[names.index(k + ".png")] for k in got)
     split = reg.resolve("split", jobs=1)
     assert (Path(split.path) / "classes.txt").read_text().split() == [str(i) for i in range(11)]
+
+
+def test_a_subset_of_numbered_folders_is_numbered_as_it_always_was(tmp_path):
+    """Folders 0..9 (names, not a table's numbers): a dataset holding only classes 0 and 3,
+    then shards of it: `.cls` of class 3 is 1 (its sorted names 0, 3), as before; only a
+    table's whole numbers, marked in the marker, number by value downstream."""
+    import webdataset as wds
+
+    folder = tmp_path / "digits"
+    names = [f"{d}/{i}.png" for d in range(10) for i in range(2)]
+    write_images(folder, names)
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "pick.txt").write_text("0/0.png\n0/1.png\n3/0.png\n3/1.png\n")
+    write_manifest(tmp_path, """
+sources:
+  - {name: mine, layout: image-folder}
+datasets:
+  - {name: some, recipe: select, inputs: {images: mine, list: pick.txt},
+     params: {split: train, folders: true}}
+  - {name: shards, recipe: webdataset, inputs: {images: some}, params: {split: "*"}}
+""")
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("mine", str(folder))
+    built = reg.resolve("shards", jobs=1)
+    got = {s["__key__"]: int(s["cls"]) for shard in Path(built.path).glob("*.tar")
+           for s in wds.WebDataset(str(shard), shardshuffle=False)}
+    assert got == {"0/0": 0, "0/1": 0, "3/0": 1, "3/1": 1}
+    assert not reg.built("some").marker.label_values

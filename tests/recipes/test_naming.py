@@ -97,7 +97,8 @@ def test_sample_keeps_whole_names_below_the_class_folder(tmp_path, numbered):
                     ("train/cat/y/1.png", "cat"), ("train/dog/x/2.png", "dog"),
                     ("train/dog/y/2.png", "dog")]
     assert (Path(ds.path) / "train/cat/y/1.png").read_bytes() == png(images[1])
-    # and byclass, recordio, tfrecord name them the same way
+    # byclass names them the same way; recordio's .lst and tfrecord's image/filename,
+    # which never had to tell records apart, keep the file names they always wrote
     for recipe in ("byclass", "recordio", "tfrecord"):
         write_manifest(tmp_path, f"""
 sources:
@@ -113,14 +114,14 @@ datasets:
         elif recipe == "recordio":
             lst = (Path(built.path) / "train.lst").read_text().splitlines()
             assert sorted(line.split("\t")[2] for line in lst) == [
-                "cat/x/1.png", "cat/y/1.png", "dog/x/2.png", "dog/y/2.png"]
+                "cat/1.png", "cat/1.png", "dog/2.png", "dog/2.png"]
         else:
             from tfrecord.reader import tfrecord_loader
 
             shard = next(Path(built.path).glob("train-*"))
             names = sorted(bytes(r["image/filename"]).decode()
                            for r in tfrecord_loader(str(shard), None))
-            assert names == ["x/1.png", "x/2.png", "y/1.png", "y/2.png"]
+            assert names == ["1.png", "1.png", "2.png", "2.png"]
 
 
 def test_downscale_folders_name_pngs_after_whole_names_only_on_a_clash(tmp_path, numbered):
@@ -174,12 +175,15 @@ datasets:
     assert len(back.files().fetchall()) == 3 * PER_CLASS
 
 
-def test_downscale_val_files_list_whole_names_when_file_names_clash(tmp_path):
+def test_downscale_val_files_keep_file_names_and_members_tell_them_apart(tmp_path):
+    """val/files.txt lists file names as it always did (a repeated one included: it
+    describes the rows); members.txt names each row's source member."""
     images, _ = digits()
     make_tar(tmp_path / "pets.tar", {
         "val/a/1.png": png(images[0]), "val/b/1.png": png(images[1]),
         "labels.csv": b"file_name,label,split\nval/a/1.png,cat,val\nval/b/1.png,dog,val\n"})
     ds = project(tmp_path, tmp_path / "pets.tar", "downscale", "width: 8, height: 8",
                  layout="files").resolve("out", jobs=1)
-    assert (Path(ds.path) / "val" / "files.txt").read_text().split() == ["val/a/1.png",
-                                                                         "val/b/1.png"]
+    assert (Path(ds.path) / "val" / "files.txt").read_text().split() == ["1.png", "1.png"]
+    assert (Path(ds.path) / "val" / "members.txt").read_text().split() == ["val/a/1.png",
+                                                                           "val/b/1.png"]

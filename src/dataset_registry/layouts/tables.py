@@ -8,9 +8,9 @@ come back as JSON values (text, whole numbers, finite floats, true/false, null, 
 objects): Parquet's decimals, dates, times and intervals as their exact text.
 
 `labels` reads a label column as Hugging Face's imagefolder types it: whole numbers
-(JSON or Parquet integers; a CSV column whose every value is one) keep their value as
-the label, text is a class name; anything else (true/false, a float, an object) is
-refused, naming the line.
+(JSON or Parquet integers; a CSV column whose every value is one, written as a number is)
+keep their value as the label, text is a class name; a JSON or Parquet value that is
+neither (true/false, a float, an object) is refused, naming the line.
 """
 
 from __future__ import annotations
@@ -215,49 +215,39 @@ def _parquet(data: bytes, where: str) -> list[tuple[int, Row]]:
 
 def labels(rows: list[tuple[int, Row]], column: str, where: str) -> list[str | int | None]:
     """Each row's label (see the module docstring): an int, a class name, or None (no
-    label: the column is absent, empty or null there)."""
+    label: the column is absent, empty or null there). Numbers become values only when
+    every one is written the one way a number is (`7`, not `07` or `-1`) and fits a class
+    list (0 to MAX_INTEGER_LABEL); any other column is class names, as it always was."""
     raw = [row.get(column) for _, row in rows]
-    texts = [v for v in raw if isinstance(v, str) and v != ""]
-    numbers = [v for v in raw if isinstance(v, int) and not isinstance(v, bool)]
-    whole_text = bool(texts) and not numbers and all(_INTEGER.fullmatch(v) for v in texts)
-    # a CSV cell is text: a column that reads as true/false, or as numbers some of them
-    # fractional, is what a JSON or Parquet table would refuse, refused the same way
-    if texts and not numbers and not whole_text and (
-            all(v.lower() in ("true", "false") for v in texts) or
-            all(_NUMBER.fullmatch(v) for v in texts)):
-        line, value = next((line, row.get(column)) for line, row in rows
-                           if isinstance(row.get(column), str) and row.get(column) and
-                           not _INTEGER.fullmatch(row.get(column)))
-        raise SourceError(f"{where}:{line}: {column} is {value!r}: a label is a class name "
-                          "(text) or a whole number")
-    out: list[str | int | None] = []
-    kind = None
     for (line, _), value in zip(rows, raw, strict=True):
-        here = f"{where}:{line}: {column}"
+        if value is not None and value != "" and (
+                isinstance(value, bool) or not isinstance(value, (int, str))):
+            raise SourceError(f"{where}:{line}: {column} is {json.dumps(value)[:60]}: a label "
+                              "is a class name (text) or a whole number")
+    texts = [v for v in raw if isinstance(v, str) and v != ""]
+    numbers = [v for v in raw if isinstance(v, int)]
+    if texts and numbers:  # a JSON or Parquet column of both
+        line = next(line for (line, _), v in zip(rows, raw, strict=True) if isinstance(v, str)
+                    and v != "")
+        raise SourceError(f"{where}:{line}: {column}: {texts[0]!r} mixes whole numbers and "
+                          "class names in one column; write every label the same way")
+    as_values = (bool(numbers) and all(0 <= v <= MAX_INTEGER_LABEL for v in numbers)) or \
+        (bool(texts) and all(_CANONICAL.fullmatch(v) and len(v) <= 6 for v in texts))
+    out: list[str | int | None] = []
+    for (line, _), value in zip(rows, raw, strict=True):
         if value is None or value == "":
             out.append(None)
-            continue
-        if isinstance(value, str) and whole_text:  # a CSV column of whole numbers
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise SourceError(f"{here} is {json.dumps(value)[:60]}: a label is a class name "
-                              "(text) or a whole number")
-        if kind is not None and kind is not type(value):
-            raise SourceError(f"{here}: {value!r} mixes whole numbers and class names in one "
-                              "column; write every label the same way")
-        kind = type(value)
-        if isinstance(value, int):
-            if not 0 <= value <= MAX_INTEGER_LABEL:
-                raise SourceError(f"{here}: {value} is not an integer label from 0 to "
-                                  f"{MAX_INTEGER_LABEL:,}")
+        elif as_values:
+            out.append(int(value))
         else:
-            check_name(value, here, "class name")
-        out.append(value)
+            name = str(value)
+            check_name(name, f"{where}:{line}: {column}", "class name")
+            out.append(name)
     return out
 
 
-_INTEGER = re.compile(r"-?[0-9]+")
-_NUMBER = re.compile(r"-?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?")
+_CANONICAL = re.compile(r"0|[1-9][0-9]*")  # a whole number as str(int) writes it
+assert MAX_INTEGER_LABEL == 10**6 - 1  # (so: at most 6 digits)
 
 
 def check_name(name: str, where: str, what: str) -> None:

@@ -338,10 +338,9 @@ class DownscaleRecipe(Recipe):
             out.write(f"{split}/labels.npy", buf.getvalue())
             out.write(f"{split}/members.txt", kept.origins.lines())
             if split == "val":
-                names = kept.names.tolist()  # file names, or whole names if two share one
-                _write_val_files(out, kept, labels, record_names(
-                    names, [os.path.basename(n) for n in names], names, "file",
-                    kept.where)[0])
+                # the file names, as the devkit's evaluation lists them (two images of
+                # one file name are told apart by members.txt, as they always were)
+                _write_val_files(out, kept, labels, [os.path.basename(n) for n in kept.names])
 
 
 def _by_class_name(params: DownscaleParams, inputs: Inputs, members: MemberSet,

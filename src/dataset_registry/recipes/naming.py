@@ -7,8 +7,12 @@ datasets number their files per class (`cat/0001.jpg`, `dog/0001.png`): there, s
 names would clash, so every record of the artifact is named after the image's whole
 logical name in its split instead (`cat/0001`, as `webdataset`'s reader groups
 `cat/0001.jpg` with `cat/0001.cls`). One rule for a whole artifact, decided from its
-names alone: an artifact whose short names were all distinct (every one a recipe
-built before this rule) keeps its bytes, and so every key keeps its content.
+names alone, and only where a clash was refused before (webdataset keys, `byclass`,
+`sample` and `downscale` folders, `select`'s flat folder): an artifact whose short
+names were all distinct keeps its bytes, and one that could not be built before is
+built now, so no key names two contents. Where a repeated short name was written as
+is (a tfrecord's `image/filename`, an im2rec `.lst` path, downscale's `val/files.txt`),
+it still is: those names describe records, never tell them apart.
 """
 
 from __future__ import annotations

@@ -39,7 +39,6 @@ from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, Plan, Recipe
 from .imagecheck import usable, where
-from .naming import record_names
 from .shards import CHUNK, SHARD_INPUTS, ShardParams, classified
 
 _IRHEADER_BYTES = 24
@@ -66,7 +65,6 @@ class RecordTask:
     names_are_paths: bool  # a scheme's folder split (ImageNet train): the name is the path
     start: int | None  # planned offset in <split>.rec; None when sizes cannot be known
     planned: int  # planned bytes
-    whole: bool = False  # `<class>/<whole name>` paths, see plan
 
     def __len__(self) -> int:
         return len(self.members)
@@ -103,16 +101,6 @@ class RecordIO(Recipe):
         positions, labels = c.positions[ids], c.labels[ids]
         _no_tabs(c.members, params.split)
         names_are_paths = c.scheme is not None and params.split in c.scheme.folder_splits
-        if not names_are_paths and (c.scheme is None or not c.scheme.unique_base_names):
-            # `<class>/<file>` as valprep.sh puts it, unless one class repeats a file name:
-            # then `<class>/<whole name>` (naming.py)
-            names = [c.members.names[p] for p in c.positions.tolist()]
-            pairs = list(zip([c.classes[k] for k in c.labels.tolist()], names, strict=True))
-            whole = record_names(names, [f"{f}/{os.path.basename(n)}" for f, n in pairs],
-                                 [f"{f}/{n}" for f, n in pairs], ".lst path",
-                                 c.members.where)[1]
-        else:
-            whole = False
         sizes = unsplit_size(c.members.sizes[positions])
         tasks, start = [], 0
         for t, s in enumerate(range(0, len(ids), CHUNK)):
@@ -120,7 +108,7 @@ class RecordIO(Recipe):
             tasks.append(RecordTask(t, params.split, c.members.take(positions[s:s + CHUNK]),
                                     labels[s:s + CHUNK].copy(), ids[s:s + CHUNK].copy(),
                                     tuple(c.classes), names_are_paths,
-                                    None if params.resize else start, planned, whole))
+                                    None if params.resize else start, planned))
             start += planned
         return Plan(tasks, context=tuple(c.classes))  # finish names each record's class
 
@@ -148,7 +136,7 @@ class RecordIO(Recipe):
             meta.append(f"{offset}\t{length}\t{key}\t{label}\t{ref.source}\t"
                         f"{digest.hexdigest()}\t{ref.origin}\n")
             path = ref.name if task.names_are_paths else \
-                f"{task.classes[label]}/{ref.name if task.whole else os.path.basename(ref.name)}"
+                f"{task.classes[label]}/{os.path.basename(ref.name)}"  # as valprep.sh puts it
             lst.append(lst_line(key, (float(label),), path))
             offset += length
         in_place = task.start is not None and offset == task.planned

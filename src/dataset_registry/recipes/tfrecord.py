@@ -23,7 +23,6 @@ An image skipped (`on_error: skip`) leaves its shard one record shorter.
 from __future__ import annotations
 
 import os
-import posixpath
 import random
 from dataclasses import dataclass
 from functools import partial
@@ -38,7 +37,6 @@ from ..members import MemberRef, MemberSet, read_members
 from ..output import Output
 from .base import Inputs, Recipe
 from .imagecheck import usable, where
-from .naming import record_names
 from .shards import SHARD_INPUTS, ShardParams, classified
 
 
@@ -59,7 +57,6 @@ class TFTask:
     labels: np.ndarray  # the scheme's + label_offset (ImageNet: sorted1)
     classes: tuple[str, ...]  # label order
     reencoded: frozenset[str]  # file names re-encoded whatever they hold (the scheme's)
-    whole: bool = False  # image/filename holds the whole logical name (naming.py)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -91,11 +88,7 @@ class TFRecord(Recipe):
             order = sorted(range(len(base)), key=base.__getitem__)
         idx = np.array(order, dtype=np.int64)
         positions, labels = c.positions[idx], c.labels[idx]
-        whole = False  # image/filename: the file name, or the whole name if two share one
-        if c.scheme is None or not c.scheme.unique_base_names:
-            names = [c.members.names[p] for p in c.positions.tolist()]
-            whole = record_names(names, [posixpath.basename(n) for n in names], names,
-                                 "image/filename", c.members.where)[1]
+
         prefix = {"train": "train", "val": "validation"}.get(params.split, params.split)
         count = params.shards or (1024 if params.split == "train" else 128)
         if params.shards and params.shards > len(positions):
@@ -105,7 +98,7 @@ class TFRecord(Recipe):
         return [TFTask(k, f"{prefix}-{k:05d}-of-{count:05d}",
                        c.members.take(positions[k * size:(k + 1) * size]),
                        (labels[k * size:(k + 1) * size].astype(np.int32) + params.label_offset),
-                       tuple(c.classes), reencoded, whole)
+                       tuple(c.classes), reencoded)
                 for k in range(count)]
 
     @classmethod
@@ -128,8 +121,7 @@ class TFRecord(Recipe):
                     "image/class/synset":
                         task.classes[label - params.label_offset].encode(),
                     "image/format": b"JPEG",
-                    "image/filename":
-                        (ref.name if task.whole else os.path.basename(ref.name)).encode(),
+                    "image/filename": os.path.basename(ref.name).encode(),
                     "image/encoded": image}))
                 f.write(framed)
                 whole.update(framed)
