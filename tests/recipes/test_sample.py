@@ -226,8 +226,8 @@ datasets:
     ("{splits: {train: 0.5, val: 0.5}, sed: 1}", r"params.sed \(bad\): unknown field"),
     ("{splits: {train: 0.5, meta: 0.5}}", r"params.splits \(bad\): .*'meta' is not a split "
                                           r"name"),
-    ("{splits: {train: 0.5, '..': 0.5}}", r"params.splits \(bad\): .*'\.\.' is not a split "
-                                          r"name"),
+    ("{splits: {train: 0.5, '..': 0.5}}", r"params.splits \(bad\): .*'\.\.' cannot be a "
+                                          r"folder name"),
     ('{splits: {train: 0.5, "a\\tb": 0.5}}', r"params.splits \(bad\): .*holds a tab"),
 ])
 def test_bad_params_are_refused_at_their_manifest_line(tmp_path, params, message):
