@@ -132,6 +132,22 @@ def test_through_the_cli_a_bad_image_exits_2_without_a_traceback(tmp_path):
     assert_nothing_published(Registry.open(str(tmp_path)))
 
 
+def test_resolve_says_how_many_images_it_skipped_and_how_to_list_them(tmp_path):
+    """Nothing silent: a build with `on_error: skip` that left images out says so on
+    stderr, with the query that lists them, which gives exactly those members."""
+    source, _ = val_source(tmp_path, {"truncated": BAD["truncated"][0],
+                                      "empty": BAD["empty"][0]})
+    registry(tmp_path, source, "webdataset", params("webdataset", "val", ", on_error: skip"))
+    out = run_cli("resolve", "out", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("out: skipped 2 image(s) it could not use (on_error: skip); list "
+                           "them with: registry sql ")
+    query = line.split("registry sql ", 1)[1].strip('"')
+    listed = run_cli("sql", query, cwd=tmp_path)
+    assert listed.returncode == 0 and len(listed.stdout.strip().splitlines()) == 3  # + header
+
+
 def test_validate_images_false_still_refuses_a_bomb_where_a_recipe_decodes(tmp_path):
     """tfrecord re-encodes a non-JPEG: the same bomb policy as validation (it used to
     re-encode a 144-megapixel PNG that select refuses)."""
