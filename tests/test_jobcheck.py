@@ -1,8 +1,12 @@
 """The schema check catches what a lenient deserializer would drop or coerce."""
 
 import copy
+from pathlib import Path
 
-from dataset_registry.jobcheck import check_spec
+import yaml
+
+from dataset_registry.crdcheck import load_schema
+from dataset_registry.jobcheck import TRAINJOB_SCHEMA, check_spec
 
 WORKER = {"spec": {"containers": [{"name": "w", "image": "x", "resources": {
     "limits": {"nvidia.com/gpu": 1, "cpu": 8, "memory": "32Gi"}}}]}}
@@ -49,3 +53,57 @@ def test_t9k_mpijob_needs_cmd_and_known_fields():
 def test_an_unknown_kind_is_reported():
     assert check_spec({"apiVersion": "x/v1", "kind": "Thing", "metadata": {"name": "a"}}) == \
         ["apiVersion 'x/v1' kind 'Thing': no schema to check it against"]
+
+
+SEED = Path(__file__).parent / "fixtures" / "jobs" / "t9k-mlperf-image-classification-mpijob.yaml"
+
+
+def test_the_seed_t9k_mpijob_passes_and_a_wrongly_typed_field_is_named():
+    seed = yaml.safe_load(SEED.read_text())
+    assert check_spec(seed) == []
+    bad = copy.deepcopy(seed)
+    bad["spec"]["runPolicy"]["cleanUpWorkers"] = "all"
+    bad["spec"]["worker"]["processRecovery"]["limit"] = "0"
+    assert check_spec(bad) == ["spec.runPolicy.cleanUpWorkers: expected bool, got str 'all'",
+                               "spec.worker.processRecovery.limit: expected int, got str '0'"]
+
+
+def test_render_check_refuses_a_wrongly_typed_template_field_with_exit_2(tmp_path,
+                                                                         synth_small):
+    from .conftest import copy_manifests, run_cli
+
+    manifests = copy_manifests(tmp_path)
+    template = manifests / "jobs" / "mlperf-resnet50.t9k.yaml.tmpl"
+    template.write_text(template.read_text().replace("cleanUpWorkers: true",
+                                                     "cleanUpWorkers: all"))
+    env = {"DATASET_REGISTRY_STATE": str(tmp_path / "s")}
+    for split in ("train", "val"):
+        run_cli("source", "set", f"imagenet2012-{split}", synth_small[f"imagenet-{split}"],
+                cwd=tmp_path, env=env)
+    proc = run_cli("job", "render", "mlperf-resnet50", "--flavor", "t9k", "--check",
+                   "--cluster-store", "/pvc/registry", cwd=tmp_path, env=env)
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert "spec.runPolicy.cleanUpWorkers: expected bool, got str 'all'" in proc.stderr
+    runs = run_cli("sql", "SELECT count(*) AS n FROM runs", cwd=tmp_path, env=env)
+    assert runs.returncode == 0 and runs.stdout.split()[-1] == "0"  # no run recorded
+
+
+def test_a_trainjob_is_checked_against_the_trainer_crd_schema():
+    job = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+           "metadata": {"name": "j"},
+           "spec": {"runtimeRef": {"name": "mpi"},
+                    "trainer": {"image": "x", "numNodes": 4, "command": ["python"],
+                                "resourcesPerNode": {"limits": {"cpu": 8, "memory": "40Gi"}}}}}
+    assert check_spec(job) == []
+    job["spec"]["trainer"]["numNodes"] = "4"
+    job["spec"]["trainer"]["numNode"] = 4
+    job["spec"]["trainer"]["resourcesPerNode"]["limits"]["memory"] = "40 gigs"
+    del job["spec"]["runtimeRef"]
+    assert check_spec(job) == [
+        "spec.runtimeRef: missing (required)",
+        "spec.trainer.numNodes: expected integer, got str '4'",
+        "spec.trainer.resourcesPerNode.limits.memory: '40 gigs' does not match "
+        + load_schema(TRAINJOB_SCHEMA)["properties"]["spec"]["properties"]["trainer"][
+            "properties"]["resourcesPerNode"]["properties"]["limits"]["additionalProperties"][
+            "pattern"],
+        "spec.trainer.numNode: unknown field"]

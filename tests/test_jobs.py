@@ -48,13 +48,13 @@ def test_mlperf_job_specs_carry_resources_mounts_paths_and_keys(shipped, flavor)
     assert notes["dataset-registry.io/train-location"] == where["train"]
     worker = containers(spec, "Worker")[0]
     limits = worker["resources"]["limits"]
-    assert (limits["nvidia.com/gpu"], limits["cpu"], limits["memory"]) == (1, 8, "32Gi")
+    assert (limits["nvidia.com/gpu"], limits["cpu"], limits["memory"]) == (1, 8, "40Gi")
     mounts = {m["mountPath"]: m["name"] for m in worker["volumeMounts"]}
     assert mounts == {"/pvc": "data", "/dev/shm": "dshm"}
     pod = (spec["spec"]["worker"]["template"] if flavor == "t9k"
            else spec["spec"]["mpiReplicaSpecs"]["Worker"]["template"])
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
-    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "mlperf-imagenet"
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "mlperf"
     assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
     if flavor == "t9k":
         assert spec["spec"]["worker"]["replicas"] == 4
@@ -84,14 +84,6 @@ def test_build_step_sets_sources_resolves_and_checks_keys(shipped):
            f"{key} ||" in script
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["DATASET_REGISTRY_STORE"] == "/pvc/registry"
-
-
-def test_an_s3_cluster_store_gives_uris(shipped):
-    rendered = shipped.render_job("mlperf-resnet50", "kubeflow",
-                                  cluster_store="s3://bucket/registry")
-    key = shipped.key("mlperf-resnet50-recordio-train")
-    assert f"--data-train=s3://bucket/registry/{key[:2]}/{key}/train.rec" in \
-        containers(rendered.spec, "Launcher")[0]["command"]
 
 
 def small_job(root: Path, template: str, *, datasets: str = "{train: shards}",
@@ -252,3 +244,110 @@ def test_the_build_flavor_needs_every_source_location(tmp_path, synth_small):
         reg.render_job("smoke", "build")
     with pytest.raises(TemplateError, match="has no flavor 'gpu' \\(it has: train, build\\)"):
         reg.render_job("smoke", "gpu")
+
+
+SEED = Path(__file__).parent / "fixtures" / "jobs" / "t9k-mlperf-image-classification-mpijob.yaml"
+
+
+def diff(a, b, at=""):
+    """Every path where two YAML documents differ, recursively: (path, seed's, render's)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in diff(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{at}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in diff(x, y, f"{at}[{i}]")]
+    return [] if (a == b and type(a) is type(b)) else [(at.lstrip("."), a, b)]
+
+
+def test_the_t9k_render_is_the_seed_but_for_paths_keys_and_resources(shipped):
+    """Field for field: the only differences are the job's name, the dataset keys and
+    locations (labels, annotations) and the four data paths; resources, replicas, image and
+    volume come from the manifest, which asks for what the seed has."""
+    seed = yaml.safe_load(SEED.read_text())
+    rendered = shipped.render_job("mlperf-resnet50", "t9k", check=True)
+    meta = rendered.spec["metadata"]
+    expected = {"metadata.name": ("resnet", "mlperf-resnet50"),
+                "metadata.labels": ("<absent>", meta["labels"]),
+                "metadata.annotations": ("<absent>", meta["annotations"])}
+    cmd = seed["spec"]["worker"]["cmd"]
+    for role in ("train", "val"):
+        key = shipped.key(f"mlperf-resnet50-recordio-{role}")
+        assert meta["labels"][f"dataset-registry.io/{role}-key"] == key
+        for suffix, ext in (("", "rec"), ("-idx", "idx")):
+            flag = f"--data-{role}{suffix}="
+            i = cmd.index(f"{flag}/pvc/imagenet_processed/{role}.{ext}")
+            expected[f"spec.worker.cmd[{i}]"] = (cmd[i], f"{flag}/pvc/registry/{key[:2]}/"
+                                                          f"{key}/{role}.{ext}")
+    assert {path: (a, b) for path, a, b in diff(seed, rendered.spec)} == expected
+    assert len(cmd) == 57  # python, the script and its 55 flags, all kept
+    assert rendered.spec["spec"]["runPolicy"] == {"cleanUpWorkers": True}
+
+
+def seed_training_command(shipped) -> list[str]:
+    """The seed's `python train_imagenet.py ...`, with this registry's data paths."""
+    rendered = shipped.render_job("mlperf-resnet50", "t9k")
+    return rendered.spec["spec"]["worker"]["cmd"]
+
+
+@pytest.mark.parametrize("flavor", ["kubeflow", "trainjob"])
+def test_kubeflow_flavors_train_with_the_seeds_command_env_and_mca(shipped, flavor):
+    seed = yaml.safe_load(SEED.read_text())
+    rendered = shipped.render_job("mlperf-resnet50", flavor, check=True)
+    if flavor == "kubeflow":
+        launcher = containers(rendered.spec, "Launcher")[0]
+        command, env = launcher["command"], launcher["env"]
+        assert containers(rendered.spec, "Worker")[0]["env"] == env
+    else:
+        trainer = rendered.spec["spec"]["trainer"]
+        command, env = trainer["command"], trainer["env"]
+        assert (trainer["numNodes"], trainer["numProcPerNode"]) == (4, 1)
+    seed_env = seed["spec"]["worker"]["template"]["spec"]["containers"][0]["env"]
+    assert env == seed_env and len(env) == 16
+    train = command[command.index("python"):]
+    assert train == seed_training_command(shipped)
+    mpi = command[:command.index("python")]
+    assert mpi[mpi.index("-np") + 1] == "4"
+    assert " ".join(mpi).count("--mca btl ^openib --mca pml ob1") == 1
+    assert [mpi[i + 1] for i, a in enumerate(mpi) if a == "-x"] == [e["name"] for e in env]
+    for flag in ("--optimizer=sgdwfastlars", "--lr=10.5", "--lr-step-epochs=pow2",
+                 "--num-epochs=39", "--dtype=float16", "--input-layout=NHWC", "--use-dali",
+                 "--batch-size=408", "--network=resnet-v1b-stats-fl"):
+        assert flag in train
+
+
+def test_an_s3_cluster_store_copies_the_shards_onto_the_volume_first(shipped):
+    for flavor in ("t9k", "kubeflow"):
+        rendered = shipped.render_job("mlperf-resnet50", flavor, check=True,
+                                      cluster_store="s3://bucket/registry")
+        key = shipped.key("mlperf-resnet50-recordio-train")
+        local = f"/pvc/registry-s3/{key[:2]}/{key}"
+        text = rendered.text
+        assert f"--data-train={local}/train.rec" in text and "s3://" not in \
+            " ".join(c for c in text.splitlines() if "--data-" in c)
+        notes = rendered.spec["metadata"]["annotations"]
+        assert notes["dataset-registry.io/train-location"] == f"s3://bucket/registry/{key[:2]}/{key}"
+        assert notes["dataset-registry.io/train-copy"] == local
+        assert text.count("name: copy-datasets") == 1
+        assert f"copy s3://bucket/registry/{key[:2]}/{key} {local}\n" in text
+    worker = rendered.spec["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]
+    assert worker["initContainers"][0]["volumeMounts"] == [{"name": "data", "mountPath": "/pvc"}]
+    assert "initContainers" not in rendered.spec["spec"]["mpiReplicaSpecs"]["Launcher"][
+        "template"]["spec"]  # the launcher reads no data
+    with pytest.raises(TemplateError, match="a TrainJob's runtimePatches cannot add the init "
+                                            "container that copies the shards"):
+        shipped.render_job("mlperf-resnet50", "trainjob", cluster_store="s3://bucket/registry")
+
+
+def test_an_s3_store_with_no_pod_mounting_the_volume_is_refused(tmp_path, synth_small):
+    small_job(tmp_path, POD)
+    env = {"DATASET_REGISTRY_STATE": str(tmp_path / "s")}
+    run_cli("source", "set", "val", synth_small["imagenet-val"], cwd=tmp_path, env=env)
+    proc = run_cli("job", "render", "smoke", "--cluster-store", "s3://b/r", cwd=tmp_path,
+                   env=env)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "job.yaml.tmpl: flavor 'train' of job smoke: with an s3:// cluster store the job reads "
+        "copies on its volume, and no pod in this spec mounts a volume at /pvc, so there is "
+        "nowhere to copy the shards to before training")
+    assert "Traceback" not in proc.stderr

@@ -8,8 +8,11 @@ coerce it. Kubeflow `kubeflow.org/v2beta1` MPIJobs are checked with the SDK's
 MPIJob spec model (the SDK models the v1 API: the replica specs, run policy
 and pod templates are the same in v2beta1), plus the fields only v2beta1 has.
 TensorStack's `batch.tensorstack.dev/v1beta1` MPIJob has no public SDK: its
-fields follow its API reference, and its pod template goes through the same
-Kubernetes models. `batch/v1` Jobs and `v1` Pods use the Kubernetes models.
+fields are the seed's (t9k/examples' mlperf MPIJob, which runs on it) with the types its API
+reference gives (`runPolicy.cleanUpWorkers` a boolean, `processRecovery` an enable flag and a
+limit), and its pod template goes through the same Kubernetes models. Kubeflow Trainer's
+`trainer.kubeflow.org/v1alpha1` TrainJob is checked against its published CRD schema
+(crdcheck, jobschemas/). `batch/v1` Jobs and `v1` Pods use the Kubernetes models.
 
 Optional: `pip install -e '.[k8s]'` from a checkout (the `k8s` extra).
 """
@@ -24,19 +27,23 @@ from .errors import BadInputError
 # Fields of the kubeflow.org/v2beta1 MPIJobSpec that the SDK's (v1) model does not have.
 V2BETA1_ONLY = {"sshAuthMountPath": "str", "launcherCreationPolicy": "str",
                 "mpiImplementation": "str"}
-# TensorStack MPIJob (batch.tensorstack.dev/v1beta1), from its API reference.
+# TensorStack MPIJob (batch.tensorstack.dev/v1beta1): the seed's fields, typed as its API
+# reference types them.
 T9K_TYPES: dict[str, dict[str, str]] = {
     "T9kMPIJobSpec": {"worker": "T9kWorkerConfig", "mca": "dict(str, str)",
                       "ssh": "T9kSSHConfig", "runPolicy": "T9kRunPolicy",
                       "runMode": "object", "mpiHome": "str", "scheduler": "T9kScheduler"},
     "T9kWorkerConfig": {"replicas": "int", "processesPerWorker": "int",
                         "extraMPIArgs": "list[str]", "cmd": "list[str]",
+                        "processRecovery": "T9kProcessRecovery",
                         "template": "V1PodTemplateSpec"},
+    "T9kProcessRecovery": {"enable": "bool", "limit": "int"},
     "T9kSSHConfig": {"sshAuthMountPath": "str", "sshdPath": "str"},
-    "T9kRunPolicy": {"cleanUpWorkers": "str"},
+    "T9kRunPolicy": {"cleanUpWorkers": "bool"},
     "T9kScheduler": {"t9kScheduler": "T9kQueue"},
     "T9kQueue": {"queue": "str", "priority": "int"},
 }
+TRAINJOB_SCHEMA = "trainer.kubeflow.org_trainjobs.v1alpha1.json"
 T9K_REQUIRED = {"T9kWorkerConfig": ("cmd",), "T9kQueue": ("queue",)}
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P)?$")
 
@@ -74,6 +81,11 @@ def check_spec(doc: dict[str, Any]) -> list[str]:
             problems.append("spec.mpiReplicaSpecs.Launcher.replicas: must be 1")
     elif (api, kind) == ("batch.tensorstack.dev/v1beta1", "MPIJob"):
         walker.walk(spec, "T9kMPIJobSpec", "spec")
+    elif (api, kind) == ("trainer.kubeflow.org/v1alpha1", "TrainJob"):
+        from .crdcheck import load_schema, validate
+
+        known = {k: v for k, v in doc.items() if k not in extra}  # extras: reported above
+        problems += validate(known, load_schema(TRAINJOB_SCHEMA), "", skip=("metadata",))
     elif (api, kind) == ("batch/v1", "Job"):
         walker.walk(spec, "V1JobSpec", "spec")
     elif (api, kind) == ("v1", "Pod"):

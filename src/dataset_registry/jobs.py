@@ -10,6 +10,9 @@ type (an int stays an int) unless it is written in quotes. The template is
 parsed before anything is filled in, so no dataset path or key can change the
 document's structure.
 
+With an `s3://` cluster store, `${data.ROLE.path}` of a training flavor is a copy on the
+job's volume, made by an init container before training (jobstage); `build` writes the store.
+
 Every dataset role must appear as `${data.ROLE.path}` in a training flavor, and
 the `build` flavor must run `${build.script}`; a template that misses them, or
 uses a placeholder nobody defines, is a TemplateError naming file and line.
@@ -33,6 +36,7 @@ import xxhash
 import yaml
 
 from .errors import ManifestError, SubmitError, TemplateError
+from .jobstage import add_copy_step, staged_path
 from .manifest import JobNode, SourceNode
 from .resolver import Resolver
 from .stores import artifact_path
@@ -60,8 +64,13 @@ class JobInput:
     role: str
     name: str  # the dataset
     key: str
-    location: str  # where the job reads it: a path on the volume, or an s3:// URI
+    location: str  # the artifact under the cluster store: a path on the volume, or s3://
     built_here: bool  # committed in this registry's store
+    read_at: str = ""  # where the job reads it: `location`, or its copy on the volume
+
+    @property
+    def path(self) -> str:
+        return self.read_at or self.location
 
 
 @dataclass
@@ -99,11 +108,13 @@ def render(resolver: Resolver, job: JobNode, flavor: str | None = None, *,
     if "://" not in store_root and not store_root.startswith("/"):
         raise TemplateError(f"{job.where}: job {job.name}: the cluster store {store_root!r} "
                             "must be an absolute path or an s3:// URI")
+    staged = "://" in store_root and flavor != BUILD  # the job reads copies on its volume
     inputs = []
-    for role, name in spec.datasets.items():
+    for role, name in spec.datasets.items():  # only keys and locations: no source is read
         key = resolver.key(name)
         inputs.append(JobInput(role, name, key, cluster_location(store_root, key),
-                               resolver.store.marker(key) is not None))
+                               resolver.store.marker(key) is not None,
+                               staged_path(spec.volume.mount, key) if staged else ""))
     values = _values(job, run_id, store_root, inputs)
     if flavor == BUILD:
         values["build.script"] = build_script(resolver, job, inputs)
@@ -125,6 +136,9 @@ def render(resolver: Resolver, job: JobNode, flavor: str | None = None, *,
                 f"the job would not read dataset {spec.datasets[name.split('.')[1]]!r}"
             raise TemplateError(f"{path}: flavor {flavor!r} of job {job.name} never uses "
                                 f"${{{name}}}: {what}")
+    if staged:
+        add_copy_step(filled, spec.volume.mount, [(i.location, i.path) for i in inputs],
+                      f"{path}: flavor {flavor!r} of job {job.name}")
     _stamp(filled["metadata"], job.name, run_id, inputs)
     text = yaml.dump(filled, Dumper=_Dumper, sort_keys=False, width=1000)
     return RenderedJob(job.name, flavor, run_id, text, filled, inputs, path)
@@ -159,7 +173,7 @@ def _values(job: JobNode, run_id: str, store_root: str, inputs: list[JobInput]
     if spec.registry_image is not None:
         values["job.registry_image"] = spec.registry_image
     for i in inputs:
-        values.update({f"data.{i.role}.path": i.location, f"data.{i.role}.key": i.key,
+        values.update({f"data.{i.role}.path": i.path, f"data.{i.role}.key": i.key,
                        f"data.{i.role}.name": i.name})
     values.update({f"values.{k}": v for k, v in spec.values.items()})
     return values
@@ -200,6 +214,8 @@ def _stamp(metadata: dict[str, Any], job: str, run_id: str, inputs: list[JobInpu
         labels[f"{LABEL}/{i.role}-key"] = i.key
         annotations[f"{LABEL}/{i.role}-dataset"] = i.name
         annotations[f"{LABEL}/{i.role}-location"] = i.location
+        if i.path != i.location:
+            annotations[f"{LABEL}/{i.role}-copy"] = i.path
     metadata["labels"], metadata["annotations"] = labels, annotations
 
 
