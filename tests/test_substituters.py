@@ -231,3 +231,15 @@ def test_push_to_memory_store(synth_small, tmp_path, url):
     pushed = a.push(["val-first"], url)
     assert pushed[0].copied == built.marker.files
     assert open_store(url).verify(built.key) == []
+
+
+def test_a_folder_as_a_cache(synth_small, tmp_path):
+    a = every_recipe(tmp_path / "a", synth_small["imagenet-train"], synth_small["imagenet-val"])
+    b = every_recipe(tmp_path / "b", synth_small["imagenet-train"], synth_small["imagenet-val"])
+    built = a.resolve("val-first", jobs=1)
+    folder = str(tmp_path / "team")
+    a.push(["val-first"], folder)
+    done = b.pull(["val-first"], folder)
+    assert (done[0].copied, done[0].present) == (built.marker.files, False)
+    assert files_of(b.built("val-first").path) == files_of(built.path)
+    assert b.pull(["val-first"], folder)[0].present

@@ -11,7 +11,7 @@ DESCRIPTION = "The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input.
 # The core's own commands: a plugin command may not take one of these names, and a
 # command line naming one of them never needs the plugins' commands loaded.
 CORE = ("init", "list", "show", "resolve", "path", "lineage", "verify", "sql", "source",
-        "job", "gc", "catalog", "push", "pull")
+        "job", "push", "pull", "gc", "catalog")
 
 WHERE_DEFAULTS: dict[str, Any] = {"root": ".", "manifests": None, "store": None,
                                   "catalog": None, "storage_option": None, "cache": None}
