@@ -70,7 +70,8 @@ def _say_transfer(name: str, done: Any, moved: str, present: str) -> None:
         return
     where = done.dest if moved.startswith("pushed") else done.source
     resumed = f", {done.kept} already there kept" if done.kept else ""
-    print(f"{name}: {moved} {where} (key {done.key}): {done.copied} files, "
+    files = f"{done.copied} file{'' if done.copied == 1 else 's'}"
+    print(f"{name}: {moved} {where} (key {done.key}): {files}, "
           f"{done.copied_bytes} bytes copied{resumed}, each xxh3 verified")
 
 
