@@ -37,6 +37,7 @@ from .sources import (
     member_sets,
 )
 from .stores import FILES, Store
+from .substituters import pulled_from_cache
 
 
 @dataclass
@@ -255,7 +256,7 @@ class Resolver:
         found: dict[str, Marker] = {}  # key: marker, each read once (builds read their inputs')
         pulled: dict[str, str] = {}
         stop = None if repair or not self.caches() else \
-            (lambda node: self._pulled(node, name, pulled))
+            (lambda node: pulled_from_cache(self, node, name, pulled))
         for node in self.closure([name], stop):
             key = self.key(node.name)
             if not repair and (marker := self.marker(node.name, name)) is not None:
@@ -286,27 +287,6 @@ class Resolver:
         return Resolved(name=name, key=key, uri=self.store.uri(key), marker=marker,
                         store=self.store, built_now=built_now, repaired=repaired,
                         pulled=pulled)
-
-    def _pulled(self, node: DatasetNode, asked: str, pulled: dict[str, str]) -> bool:
-        """Whether `node` was missing here and is now pulled from a cache (then recorded
-        in `pulled`, name: cache URL, and in the catalog); top-down, so a dataset found
-        in a cache needs none of its inputs."""
-        from .substituters import substitute
-
-        key = self.key(node.name)
-        if self.marker(node.name, asked) is not None:
-            return False
-        with self.store.lock(key):
-            if self.marker(node.name, asked) is not None:
-                return False
-            cache = substitute(self.store, self.caches(), key)
-        if cache is None:
-            return False
-        pulled[node.name] = cache.url
-        marker = self.marker(node.name, asked)
-        assert marker is not None
-        self.record(marker)
-        return True
 
     def _damage(self, key: str) -> list[str] | None:
         """None: not built; []: verified intact; else what is wrong with the artifact."""

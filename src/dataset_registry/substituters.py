@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xxhash
 
@@ -39,6 +39,9 @@ from .errors import BadInputError, StorageError, VerifyError
 from .keys import digest_rows
 from .marker import FILES, MARKER, SKIPPED, Marker
 from .stores import LocalStore, Staging, Store, artifact_path
+
+if TYPE_CHECKING:
+    from .manifest import DatasetNode
 
 CACHES_ENV = "DATASET_REGISTRY_CACHES"
 HASH_THREADS = 8  # xxh3 releases the GIL on large buffers: hashing overlaps reading
@@ -277,7 +280,6 @@ def _remote_hash(fs: Any, path: str) -> str:
     return hasher.hexdigest()
 
 
-__all__ = ["CACHES_ENV", "Transferred", "cache_urls", "holds", "transfer"]
 
 
 def substitute(store: Store, caches: list[Store], key: str) -> Store | None:
@@ -291,3 +293,30 @@ def substitute(store: Store, caches: list[Store], key: str) -> Store | None:
             transfer(cache, store, key, locked=True)
             return cache
     return None
+
+
+def pulled_from_cache(resolver: Any, node: DatasetNode, asked: str,
+                      pulled: dict[str, str]) -> bool:
+    """(`resolver`: the `Resolver` asking; typed loosely, as the resolver imports this.)
+    Whether dataset `node`, missing from the resolver's store, is now pulled from one of
+    its caches (then recorded in `pulled`, name: cache URL, and in the catalog). Asked
+    top-down by `Resolver.resolve`, so a dataset found in a cache needs none of its
+    inputs. `asked`: the dataset being resolved, for a damaged marker's message."""
+    key = resolver.key(node.name)
+    if resolver.marker(node.name, asked) is not None:
+        return False
+    with resolver.store.lock(key):
+        if resolver.marker(node.name, asked) is not None:
+            return False  # another process built or pulled it while we waited
+        cache = substitute(resolver.store, resolver.caches(), key)
+    if cache is None:
+        return False
+    pulled[node.name] = cache.url
+    marker = resolver.marker(node.name, asked)
+    assert marker is not None
+    resolver.record(marker)
+    return True
+
+
+__all__ = ["CACHES_ENV", "Transferred", "cache_urls", "holds", "pulled_from_cache",
+           "substitute", "transfer"]
