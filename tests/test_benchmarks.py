@@ -55,6 +55,17 @@ def test_bench_resolve_prints_its_table_and_ratio():
                  r"\(whole-process `registry source check`, tar\) +{NUM}")
 
 
+def test_bench_pull_prints_pull_against_s3fs_get_and_the_ratio():
+    out = run_smoke("bench_pull.py")  # starts (and stops) moto's server itself
+    assert_lines(out,
+                 r"40 synthetic val images 160x120 as a WebDataset variant of \d+ files "
+                 r"\({NUM} MB\), moto server on 127\.0\.0\.1:\d+",
+                 r"what +seconds +MB/s",
+                 r"s3fs get +{NUM} +{NUM}",
+                 r"registry pull +{NUM} +{NUM}",
+                 r"ratio: s3fs get / registry pull {NUM} \(target >= 0\.8: (yes|NO)\)")
+
+
 def test_bench_one_file_prints_every_method_and_the_ratio():
     out = run_smoke("bench_one_file.py")
     assert_lines(out,

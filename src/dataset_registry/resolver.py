@@ -37,6 +37,7 @@ from .sources import (
     member_sets,
 )
 from .stores import FILES, Store
+from .substituters import pulled_from_cache
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Resolved:
     store: Store = field(repr=False, compare=False)
     built_now: bool = False
     repaired: dict[str, list[str]] = field(default_factory=dict)  # name: what was wrong
+    pulled: dict[str, str] = field(default_factory=dict)  # name: the cache it came from
 
     @property
     def path(self) -> str:
@@ -86,9 +88,12 @@ ProgressFactory = Callable[[str, int], Any]
 class Resolver:
     def __init__(self, manifests: Manifests, store: Store, catalog: Catalog | None,
                  state_dir: str, *, progress: ProgressFactory | None = None,
-                 remote: Remote | None = None) -> None:
+                 remote: Remote | None = None,
+                 caches: Callable[[], list[Store]] | None = None) -> None:
         self.manifests = manifests
         self.store = store
+        # the read-only stores pulled from before building, opened when a build needs them
+        self.caches = caches or list
         self.remote = remote or Remote()
         self.catalog = catalog
         self.state_dir = state_dir
@@ -213,8 +218,10 @@ class Resolver:
             raise VerifyError(f"{exc}\n{name} (key {key}) is damaged; repair it with: "
                               f"registry resolve --repair {asked or name}") from None
 
-    def closure(self, names: list[str]) -> list[DatasetNode]:
-        """Datasets needed for `names`, inputs before the datasets that read them."""
+    def closure(self, names: list[str], stop: Callable[[DatasetNode], bool] | None = None
+                ) -> list[DatasetNode]:
+        """Datasets needed for `names`, inputs before the datasets that read them.
+        `stop(node)` true: `node` is needed, its inputs are not (it came from a cache)."""
         order: list[DatasetNode] = []
         seen: set[str] = set()
 
@@ -224,8 +231,9 @@ class Resolver:
             seen.add(name)
             node = self.manifests.get(name)
             if isinstance(node, DatasetNode):
-                for target in node.inputs.values():
-                    visit(target)
+                if not (stop and stop(node)):
+                    for target in node.inputs.values():
+                        visit(target)
                 order.append(node)
 
         for name in names:
@@ -246,7 +254,10 @@ class Resolver:
         executor = executor or LocalExecutor()
         prepared = False
         found: dict[str, Marker] = {}  # key: marker, each read once (builds read their inputs')
-        for node in self.closure([name]):
+        pulled: dict[str, str] = {}
+        stop = None if repair or not self.caches() else \
+            (lambda node: pulled_from_cache(self, node, name, pulled))
+        for node in self.closure([name], stop):
             key = self.key(node.name)
             if not repair and (marker := self.marker(node.name, name)) is not None:
                 found[key] = marker
@@ -268,13 +279,14 @@ class Resolver:
                 found[key] = self._build(node, key, executor, publish, found)
             if damage:
                 repaired[node.name] = damage
-            self._record(found[key])
+            self.record(found[key])
             built_now = True
         key = self.key(name)
         marker = found.get(key) or self.marker(name)
         assert marker is not None
         return Resolved(name=name, key=key, uri=self.store.uri(key), marker=marker,
-                        store=self.store, built_now=built_now, repaired=repaired)
+                        store=self.store, built_now=built_now, repaired=repaired,
+                        pulled=pulled)
 
     def _damage(self, key: str) -> list[str] | None:
         """None: not built; []: verified intact; else what is wrong with the artifact."""
@@ -359,7 +371,8 @@ class Resolver:
         marker = found.get(ref.key) or self.store.marker(ref.key)
         return bool(marker and marker.synthetic)
 
-    def _record(self, marker: Marker) -> None:
+    def record(self, marker: Marker) -> None:
+        """Index a committed artifact in the catalog (a busy or corrupt one: a warning)."""
         if self.catalog is None:
             return
         key = marker.key

@@ -20,7 +20,7 @@ from ..paths import locations
 from ..remote import Remote, env_options, is_remote
 from ..resolver import ProgressFactory, Resolved, Resolver
 from ..stores import Store, open_store
-from . import catalog_sync, runs
+from . import catalog_sync, runs, transfers
 
 if TYPE_CHECKING:
     from ..jobs import RenderedJob
@@ -56,7 +56,8 @@ class Registry:
     def __init__(self, root: str = ".", *, manifests: str | None = None, store: str | None = None,
                  catalog: str | None = None, state: str | None = None,
                  storage_options: dict[str, Any] | None = None,
-                 progress: ProgressFactory | None = None) -> None:
+                 progress: ProgressFactory | None = None,
+                 caches: list[str] | None = None) -> None:
         where = locations(root, manifests=manifests, store=store, catalog=catalog, state=state)
         self.root = where.root
         self.manifests_dir = where.manifests
@@ -70,6 +71,8 @@ class Registry:
         self._store: Store | None = None
         self._resolver: Resolver | None = None
         self._catalog_checked = False
+        self._cache_urls = caches  # None: DATASET_REGISTRY_CACHES, else registry.toml's
+        self._caches: list[Store] | None = None
 
     @classmethod
     def open(cls, root: str = ".", **kwargs: Any) -> Registry:
@@ -97,8 +100,36 @@ class Registry:
     def resolver(self) -> Resolver:
         if self._resolver is None:
             self._resolver = Resolver(self.manifests, self.store, self.catalog, self.state_dir,
-                                      progress=self.progress, remote=self.remote)
+                                      progress=self.progress, remote=self.remote,
+                                      caches=lambda: self.caches)
         return self._resolver
+
+    @property
+    def caches(self) -> list[Store]:
+        """The read-only stores `resolve` pulls from before building, in order (see
+        substituters.cache_urls)."""
+        if self._caches is None:
+            from ..substituters import cache_urls
+
+            self._caches = [self.open_store(url) for url in cache_urls(self.root,
+                                                                       self._cache_urls)]
+        return self._caches
+
+    def open_store(self, url: str) -> Store:
+        """Another store (a cache, a push target), reached with this registry's options."""
+        if url.rstrip("/") == self.store_url.rstrip("/"):
+            return self.store
+        return open_store(url, self.remote, os.path.join(self.state_dir, "other-stores"))
+
+    def push(self, names: list[str], to: str) -> list[Any]:
+        """Upload the built artifacts of `names` to the store at `to`, marker last,
+        skipping those there already; a `substituters.Transferred` for each."""
+        return transfers.push(self, names, to)
+
+    def pull(self, names: list[str], source: str | None = None) -> list[Any]:
+        """Copy the artifacts of `names` into this store from `source` (None: the first
+        of the caches holding each); never builds. A `substituters.Transferred` each."""
+        return transfers.pull(self, names, source)
 
     # -- datasets --------------------------------------------------------------------------
 

@@ -152,7 +152,7 @@ def open_registry(args: argparse.Namespace) -> Any:
     return Registry.open(args.root, manifests=args.manifests, store=args.store,
                          catalog=args.catalog,
                          storage_options=parse_options(args.storage_option or []),
-                         progress=progress_factory())
+                         progress=progress_factory(), caches=getattr(args, "cache", None))
 
 
 def _dispatch(args: argparse.Namespace, commands: dict[str, Any]) -> int | None:

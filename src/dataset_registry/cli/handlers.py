@@ -34,6 +34,8 @@ def resolve(reg: Any, args: argparse.Namespace) -> int:
         resolved = reg.resolve(name, jobs=args.jobs, executor=args.executor,
                                repair=args.repair)
         print(resolved.uri)  # the folder itself in a local store; `registry path` downloads
+        for pulled, cache in resolved.pulled.items():
+            print(f"{pulled}: pulled from cache {cache} (not built here)", file=sys.stderr)
         if resolved.marker.skipped:
             print(f"{name}: skipped {resolved.marker.skipped} image(s) it could not use "
                   f"(on_error: skip); list them with: registry sql \"SELECT member, reason "
@@ -45,6 +47,32 @@ def resolve(reg: Any, args: argparse.Namespace) -> int:
             print(f"{name}: verified, nothing to repair", file=sys.stderr)
     reg.save_key_cache(names)
     return 0
+
+
+def push(reg: Any, args: argparse.Namespace) -> int:
+    for name, done in zip(dict.fromkeys(args.names), reg.push(args.names, args.to),
+                          strict=True):
+        _say_transfer(name, done, "pushed to", "already in")
+    return 0
+
+
+def pull(reg: Any, args: argparse.Namespace) -> int:
+    for name, done in zip(dict.fromkeys(args.names), reg.pull(args.names, args.source),
+                          strict=True):
+        _say_transfer(name, done, "pulled from", "already in")
+    reg.save_key_cache(list(args.names))
+    return 0
+
+
+def _say_transfer(name: str, done: Any, moved: str, present: str) -> None:
+    if done.present:
+        print(f"{name}: {present} {done.dest} (key {done.key}), nothing copied")
+        return
+    where = done.dest if moved.startswith("pushed") else done.source
+    resumed = f", {done.kept} already there kept" if done.kept else ""
+    files = f"{done.copied} file{'' if done.copied == 1 else 's'}"
+    print(f"{name}: {moved} {where} (key {done.key}): {files}, "
+          f"{done.copied_bytes} bytes copied{resumed}, each xxh3 verified")
 
 
 def path(reg: Any, args: argparse.Namespace) -> int:
@@ -260,4 +288,4 @@ def init(args: argparse.Namespace) -> int:
 
 HANDLERS = {"resolve": resolve, "path": path, "list": list_, "show": show, "lineage": lineage,
             "verify": verify, "sql": sql, "source": source, "job": job, "gc": gc,
-            "catalog": catalog}
+            "catalog": catalog, "push": push, "pull": pull}

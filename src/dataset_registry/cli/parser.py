@@ -11,10 +11,10 @@ DESCRIPTION = "The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input.
 # The core's own commands: a plugin command may not take one of these names, and a
 # command line naming one of them never needs the plugins' commands loaded.
 CORE = ("init", "list", "show", "resolve", "path", "lineage", "verify", "sql", "source",
-        "job", "gc", "catalog")
+        "job", "push", "pull", "gc", "catalog")
 
 WHERE_DEFAULTS: dict[str, Any] = {"root": ".", "manifests": None, "store": None,
-                                  "catalog": None, "storage_option": None}
+                                  "catalog": None, "storage_option": None, "cache": None}
 
 
 def build_parser(commands: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
@@ -102,6 +102,15 @@ def _core_commands(sub: Any) -> None:
             s.add_argument("--output", "-o", help="write to this file instead of stdout")
             s.add_argument("--check", action="store_true",
                            help="validate against the Kubernetes/Kubeflow models ([k8s] extra)")
+    c = sub.add_parser("push", help="upload built datasets to another store (a cache), "
+                       "marker last, skipping what is there")
+    c.add_argument("names", nargs="+")
+    c.add_argument("--to", required=True, metavar="URL", help="the store to upload to")
+    c = sub.add_parser("pull", help="copy built datasets from a cache into the store; "
+                       "never builds")
+    c.add_argument("names", nargs="+")
+    c.add_argument("--from", dest="source", metavar="URL",
+                   help="the store to pull from (default: the caches, in order)")
     c = sub.add_parser("gc", help="remove crashed builds and unreferenced artifacts")
     c.add_argument("--dry-run", action="store_true")
     c = sub.add_parser("catalog", help="catalog maintenance")
@@ -123,6 +132,10 @@ def where_options(p: argparse.ArgumentParser, defaults: dict[str, Any] | None) -
                    help="store: a folder (default: ROOT/registry) or s3://bucket/prefix")
     p.add_argument("--catalog", default=default("catalog"),
                    help="catalog file (default: ROOT/catalog.duckdb)")
+    p.add_argument("--cache", action="append", metavar="URL", default=default("cache"),
+                   help="a read-only store to pull built datasets from before building "
+                   "(repeatable, consulted in order; default: DATASET_REGISTRY_CACHES, "
+                   "else caches in registry.toml)")
     p.add_argument("--storage-option", action="append", metavar="NAME=VALUE",
                    default=default("storage_option"),
                    help="an fsspec/s3fs option for s3:// stores and sources, e.g. "
