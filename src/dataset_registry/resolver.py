@@ -17,10 +17,17 @@ from typing import Any
 from . import __version__
 from .artifact_inputs import artifact_members
 from .catalog import Catalog, warn_once
-from .errors import CatalogBusyError, CatalogCorruptError, SourceError, VerifyError
+from .errors import (
+    CatalogBusyError,
+    CatalogCorruptError,
+    LockMismatchError,
+    SourceError,
+    VerifyError,
+)
 from .executors import Executor, LocalExecutor
 from .failures import guarded, recipe_code
 from .keys import Derivation, recipe_code_key, tree_key
+from .lockfile import LOCK, Lock
 from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
 from .marker import InputRef, Marker, local_table_damage
 from .members import MemberSet
@@ -86,8 +93,14 @@ ProgressFactory = Callable[[str, int], Any]
 class Resolver:
     def __init__(self, manifests: Manifests, store: Store, catalog: Catalog | None,
                  state_dir: str, *, progress: ProgressFactory | None = None,
-                 remote: Remote | None = None) -> None:
+                 remote: Remote | None = None, lock: Lock | None = None,
+                 lock_path: str = LOCK, update_lock: bool = False) -> None:
         self.manifests = manifests
+        # registry.lock: the keys of sources not set here; a set source must match it
+        # unless `update_lock` (then the commands that write the lock record the new one)
+        self.lock = lock or Lock()
+        self.lock_path = lock_path
+        self.update_lock = update_lock
         self.store = store
         self.remote = remote or Remote()
         self.catalog = catalog
@@ -106,9 +119,7 @@ class Resolver:
             return self._sources[name]
         node = self.manifests.get(name)
         assert isinstance(node, SourceNode)
-        if self._locs is None:
-            self._locs = self.locations.load()
-        location = self._locs.get(name)
+        location = self._location(name)
         if location is None:
             raise SourceError(f"source {name} is not set: it expects {expects(node.layout)} "
                               f"(layout {node.layout}); point it at your copy with: "
@@ -116,15 +127,62 @@ class Resolver:
         info = check_source(node, location, os.path.join(self.state_dir, "cache"), force=force,
                             remote=self.remote)
         check_expectations(node, info)
+        locked = self.lock.sources.get(name)
+        if locked and locked.fingerprint != info.fingerprint and not self.update_lock:
+            raise LockMismatchError(
+                f"source {name} at {info.location} has fingerprint {info.fingerprint}, but "
+                f"{self.lock_path} locks fingerprint {locked.fingerprint}: another copy than "
+                "the project's keys were computed from; point the source at that copy, or "
+                "lock this one (which changes the key of every dataset made from it) with "
+                "--update-lock")
         self._sources[name] = info
         return info
+
+    def _location(self, name: str) -> str | None:
+        if self._locs is None:
+            self._locs = self.locations.load()
+        return self._locs.get(name)
+
+    def is_set(self, name: str) -> bool:
+        """Whether source `name` has a location on this machine (`registry source set`)."""
+        return self._location(name) is not None
+
+    def unset_sources(self, name: str, *, direct: bool = False) -> list[str]:
+        """The sources `name` is made from that are not set on this machine (`direct`:
+        only those it reads itself), sorted."""
+        node = self.manifests.get(name)
+        if isinstance(node, SourceNode):
+            return [] if self.is_set(name) else [name]
+        if not isinstance(node, DatasetNode):
+            return []
+        found: set[str] = set()
+        for target in node.inputs.values():
+            dep = self.manifests.get(target)
+            if isinstance(dep, SourceNode) or not direct:
+                found.update(self.unset_sources(target))
+        return sorted(found)
+
+    def _locked_fingerprint(self, node: SourceNode) -> str | None:
+        """The fingerprint registry.lock records for unset source `node` (None: none); a
+        lock entry of another layout than the manifest's is a SourceError."""
+        locked = self.lock.sources.get(node.name)
+        if locked is None:
+            return None
+        if locked.layout != node.layout:
+            raise SourceError(f"source {node.name} is not set, and {self.lock_path} locks it "
+                              f"with layout {locked.layout} where {node.where} declares "
+                              f"{node.layout}; set it (registry source set {node.name} PATH) "
+                              "and run: registry lock")
+        return locked.fingerprint
 
     def key(self, name: str) -> str:
         if name in self._keys:
             return self._keys[name]
         node = self.manifests.get(name)
         if isinstance(node, SourceNode):
-            key = self.source_info(name).fingerprint
+            # not set here: the key the machine that holds the data locked
+            locked = None if self.is_set(name) else self._locked_fingerprint(node)
+            key = locked or self.source_info(name).fingerprint
         elif isinstance(node, FileNode):
             key = tree_key(node.path)
         else:
@@ -154,9 +212,7 @@ class Resolver:
         never, or unset), without reading or even stat-ing the source."""
         if name in self._sources:
             return self._sources[name]
-        if self._locs is None:
-            self._locs = self.locations.load()
-        location = self._locs.get(name)
+        location = self._location(name)
         node = self.manifests.get(name)
         assert isinstance(node, SourceNode)
         if location is None:
@@ -174,7 +230,13 @@ class Resolver:
             node = self.manifests.get(name)
             if isinstance(node, SourceNode):
                 info = self.last_known_source(name)
-                memo[name] = info.fingerprint if info else None
+                if info is None and not self.is_set(name):
+                    try:
+                        memo[name] = self._locked_fingerprint(node)
+                    except SourceError:
+                        memo[name] = None
+                else:
+                    memo[name] = info.fingerprint if info else None
             elif isinstance(node, FileNode):
                 memo[name] = self.key(name)
             else:
@@ -193,15 +255,21 @@ class Resolver:
     def status(self, name: str) -> str:
         try:
             key = self.key(name)
+        except LockMismatchError:
+            return "lock mismatch"
         except SourceError:
             return "source unset"
         node = self.manifests.get(name)
+        if isinstance(node, SourceNode) and not self.is_set(name):
+            return "source unset"  # its key is the lock's
         if not isinstance(node, DatasetNode):
             return "ready"
         try:
-            return "built" if self.store.marker(key) else "missing"
+            if self.store.marker(key):
+                return "built"
         except VerifyError:
             return "damaged"
+        return "missing (source unset)" if self.unset_sources(name) else "missing"
 
     def marker(self, name: str, asked: str | None = None) -> Marker | None:
         """The marker of dataset `name`'s artifact (None: not built). One that does not
@@ -262,6 +330,7 @@ class Resolver:
                     continue  # built (perhaps by another process while we waited)
                 else:
                     damage, publish = None, self.store.commit
+                self._check_buildable(node, key)
                 if not prepared:
                     executor.prepare()  # workers start while the coordinator plans
                     prepared = True
@@ -275,6 +344,16 @@ class Resolver:
         assert marker is not None
         return Resolved(name=name, key=key, uri=self.store.uri(key), marker=marker,
                         store=self.store, built_now=built_now, repaired=repaired)
+
+    def _check_buildable(self, node: DatasetNode, key: str) -> None:
+        """A SourceError if `node` must be built here but reads a source not set here (its
+        key came from registry.lock): say so, not just that the source is unset."""
+        unset = self.unset_sources(node.name, direct=True)
+        if unset:
+            raise SourceError(
+                f"{node.name} (key {key}) is not built in the store {self.store.url}, and "
+                f"building it reads source {', '.join(unset)}, which is not set on this "
+                f"machine; point it at a copy with: registry source set {unset[0]} PATH")
 
     def _damage(self, key: str) -> list[str] | None:
         """None: not built; []: verified intact; else what is wrong with the artifact."""
