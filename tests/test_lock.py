@@ -227,3 +227,25 @@ def test_a_malformed_lock_is_one_line_naming_it(team, text, says):
     [line] = proc.stderr.splitlines()
     assert line.startswith(f"registry: error: {team['b'] / LOCK}: ") and says in line
     assert (team["b"] / LOCK).read_text() == text
+
+
+def test_without_a_lock_resolve_writes_none_and_pins_nothing(tmp_path, synth_small):
+    write_imagenet_manifest(tmp_path, DATASETS)
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("val", synth_small["imagenet-val"])
+    reg.resolve("val-few")
+    assert not (tmp_path / LOCK).exists()  # a project takes one on with `registry lock`
+    other = _other_copy(synth_small["imagenet-val"], tmp_path / "other-val.tar")
+    reg.set_source("val", other)  # no lock: another copy is simply other keys
+    assert reg.status("val-few") == "missing"
+    assert not (tmp_path / LOCK).exists()
+
+
+def test_gc_in_b_deletes_nothing_while_its_keys_come_from_the_lock(team):
+    before = committed(team["store"])
+    old = Path(team["store"]) / "ff" / ("f" * 32)  # an artifact no manifest names
+    shutil.copytree(Path(team["built"].path), old)
+    proc = cli(team, "b", "gc")
+    assert proc.returncode == 0, proc.stderr
+    assert "kept every artifact: sources unset for" in proc.stdout
+    assert old.exists() and committed(team["store"]) == sorted({*before, "ff"})

@@ -165,10 +165,13 @@ def save(path: str, lock: Lock) -> bool:
 
 def update(path: str, guard_dir: str, sources: Mapping[str, LockedSource],
            datasets: Mapping[str, LockedDataset]) -> bool:
-    """Write `sources` and `datasets` over their entries in the lock at `path`, keeping
-    every other entry; read and written under a lock file in `guard_dir` (the state
-    folder), so two commands updating at once lose neither's entries. True if it wrote."""
+    """Write `sources` and `datasets` over their entries in the lock at `path`, if there
+    is one, keeping every other entry; read and written under a lock file in `guard_dir`
+    (the state folder), so two commands updating at once lose neither's entries. True if
+    it wrote. No lock, no write: a project takes one on with `registry lock`."""
     with guard(guard_dir):
+        if not os.path.exists(path):
+            return False
         return save(path, load(path).merged(sources, datasets))
 
 

@@ -3,6 +3,7 @@ entries a resolve or a `source set` computed (the others kept)."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from .. import lockfile
@@ -52,9 +53,12 @@ def write(reg: Registry) -> tuple[bool, dict[str, str]]:
 
 def keep_current(reg: Registry, names: list[str]) -> None:
     """Write the entries of `names` and everything they are made from whose keys this
-    process computed (sources set here, datasets); a failure to write is a warning: what
-    the command did (a build, a source set) stands."""
+    process computed (sources set here, datasets) into the project's lock, if it has one
+    (`registry lock` starts it; until then nothing pins a source's content); a failure to
+    write is a warning: what the command did (a build, a source set) stands."""
     resolver = reg.resolver
+    if not os.path.exists(reg.lock_path):
+        return
     sources, datasets = {}, {}
     for name in names:
         for node in resolver.closure([name]):

@@ -350,6 +350,11 @@ class Registry:
                 self.store.remove_leftover(path)
         referenced, unknown = set(), []
         for node in self.manifests.datasets():
+            if self.resolver.unset_sources(node.name):
+                # a key from registry.lock is enough to find a build, not to judge what
+                # else a shared store holds: deleting waits for the sources (as before)
+                unknown.append(node.name)
+                continue
             try:
                 referenced.add(self.key(node.name))
             except SourceError:
