@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset_registry import Registry, cli, keycache, resolver
+from dataset_registry import Registry, cli, keycache, source_keys
 
 from .conftest import write_manifest
 from .realkit import write_digit_tar
@@ -40,8 +40,8 @@ def project(tmp_path, monkeypatch, capsys) -> Path:
 def checked(monkeypatch) -> list[str]:
     """The names of the sources fingerprinted (stat-checked, and read if changed) from now."""
     seen: list[str] = []
-    real = resolver.check_source
-    monkeypatch.setattr(resolver, "check_source",
+    real = source_keys.check_source
+    monkeypatch.setattr(source_keys, "check_source",
                         lambda node, *a, **k: (seen.append(node.name), real(node, *a, **k))[1])
     return seen
 

@@ -7,7 +7,8 @@
     │   ├── ManifestError          a manifest is malformed (file:line: field: what)
     │   ├── SourceError            a source is unset, missing, of the wrong layout or count
     │   │   ├── UnsafeMemberError  a tar member with an absolute path, '..' or a link
-    │   │   └── SourceChangedError a member's bytes differ from what was indexed
+    │   │   ├── SourceChangedError a member's bytes differ from what was indexed
+    │   │   └── LockMismatchError  a set source's fingerprint is not registry.lock's
     │   ├── BadImageError          a corrupt, truncated or oversized image
     │   ├── QueryRefusedError      `registry sql` was asked to write or reach outside
     │   ├── TemplateError          a job spec template is malformed or misses placeholders
@@ -71,6 +72,12 @@ class UnsafeMemberError(SourceError):
 class SourceChangedError(SourceError):
     """A member read for a build no longer hashes to what its source's index says: the
     source was edited in place since it was indexed (`registry source check NAME`)."""
+
+
+class LockMismatchError(SourceError):
+    """A source set on this machine whose fingerprint differs from the one registry.lock
+    records: another copy than the project's keys were computed from (`--update-lock`
+    locks this one)."""
 
 
 class BadImageError(BadInputError):

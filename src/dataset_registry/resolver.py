@@ -17,23 +17,27 @@ from typing import Any
 from . import __version__
 from .artifact_inputs import artifact_members
 from .catalog import Catalog, warn_once
-from .errors import CatalogBusyError, CatalogCorruptError, SourceError, VerifyError
+from .errors import (
+    CatalogBusyError,
+    CatalogCorruptError,
+    LockMismatchError,
+    SourceError,
+    VerifyError,
+)
 from .executors import Executor, LocalExecutor
 from .failures import guarded, recipe_code
 from .keys import Derivation, recipe_code_key, tree_key
+from .lockfile import LOCK, Lock
 from .manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
 from .marker import InputRef, Marker, local_table_damage
 from .members import MemberSet
 from .recipes import RECIPES, Inputs
 from .recipes.base import finish
 from .remote import Remote
+from .source_keys import SourceKeys
 from .sources import (
     SourceInfo,
     SourceLocations,
-    check_expectations,
-    check_source,
-    expects,
-    last_known,
     member_sets,
 )
 from .stores import FILES, Store
@@ -85,12 +89,18 @@ class Resolved:
 ProgressFactory = Callable[[str, int], Any]
 
 
-class Resolver:
+class Resolver(SourceKeys):
     def __init__(self, manifests: Manifests, store: Store, catalog: Catalog | None,
                  state_dir: str, *, progress: ProgressFactory | None = None,
                  remote: Remote | None = None,
-                 caches: Callable[[], list[Store]] | None = None) -> None:
+                 caches: Callable[[], list[Store]] | None = None, lock: Lock | None = None,
+                 lock_path: str = LOCK, update_lock: bool = False) -> None:
         self.manifests = manifests
+        # registry.lock: the keys of sources not set here; a set source must match it
+        # unless `update_lock` (then the commands that write the lock record the new one)
+        self.lock = lock or Lock()
+        self.lock_path = lock_path
+        self.update_lock = update_lock
         self.store = store
         # the read-only stores pulled from before building, opened when a build needs them
         self.caches = caches or list
@@ -106,30 +116,14 @@ class Resolver:
 
     # -- keys ------------------------------------------------------------------------------
 
-    def source_info(self, name: str, *, force: bool = False) -> SourceInfo:
-        if name in self._sources and not force:
-            return self._sources[name]
-        node = self.manifests.get(name)
-        assert isinstance(node, SourceNode)
-        if self._locs is None:
-            self._locs = self.locations.load()
-        location = self._locs.get(name)
-        if location is None:
-            raise SourceError(f"source {name} is not set: it expects {expects(node.layout)} "
-                              f"(layout {node.layout}); point it at your copy with: "
-                              f"registry source set {name} PATH")
-        info = check_source(node, location, os.path.join(self.state_dir, "cache"), force=force,
-                            remote=self.remote)
-        check_expectations(node, info)
-        self._sources[name] = info
-        return info
-
     def key(self, name: str) -> str:
         if name in self._keys:
             return self._keys[name]
         node = self.manifests.get(name)
         if isinstance(node, SourceNode):
-            key = self.source_info(name).fingerprint
+            # not set here: the key the machine that holds the data locked
+            locked = None if self.is_set(name) else self._locked_fingerprint(node)
+            key = locked or self.source_info(name).fingerprint
         elif isinstance(node, FileNode):
             key = tree_key(node.path)
         else:
@@ -154,20 +148,6 @@ class Resolver:
         self._derivations[name] = derivation
         return derivation
 
-    def last_known_source(self, name: str) -> SourceInfo | None:
-        """Source `name`'s info as this process or the cache last fingerprinted it (None:
-        never, or unset), without reading or even stat-ing the source."""
-        if name in self._sources:
-            return self._sources[name]
-        if self._locs is None:
-            self._locs = self.locations.load()
-        location = self._locs.get(name)
-        node = self.manifests.get(name)
-        assert isinstance(node, SourceNode)
-        if location is None:
-            return None
-        return last_known(node, location, os.path.join(self.state_dir, "cache"))
-
     def indexed_key(self, name: str, memo: dict[str, str | None] | None = None) -> str | None:
         """The key of `name` from keys already computed and sources as last fingerprinted
         (None: a source it reads never was): what an index shows without reading a
@@ -179,7 +159,13 @@ class Resolver:
             node = self.manifests.get(name)
             if isinstance(node, SourceNode):
                 info = self.last_known_source(name)
-                memo[name] = info.fingerprint if info else None
+                if info is None and not self.is_set(name):
+                    try:
+                        memo[name] = self._locked_fingerprint(node)
+                    except SourceError:
+                        memo[name] = None
+                else:
+                    memo[name] = info.fingerprint if info else None
             elif isinstance(node, FileNode):
                 memo[name] = self.key(name)
             else:
@@ -198,15 +184,21 @@ class Resolver:
     def status(self, name: str) -> str:
         try:
             key = self.key(name)
+        except LockMismatchError:
+            return "lock mismatch"
         except SourceError:
             return "source unset"
         node = self.manifests.get(name)
+        if isinstance(node, SourceNode) and not self.is_set(name):
+            return "source unset"  # its key is the lock's
         if not isinstance(node, DatasetNode):
             return "ready"
         try:
-            return "built" if self.store.marker(key) else "missing"
+            if self.store.marker(key):
+                return "built"
         except VerifyError:
             return "damaged"
+        return "missing (source unset)" if self.unset_sources(name) else "missing"
 
     def marker(self, name: str, asked: str | None = None) -> Marker | None:
         """The marker of dataset `name`'s artifact (None: not built). One that does not
@@ -273,6 +265,7 @@ class Resolver:
                     continue  # built (perhaps by another process while we waited)
                 else:
                     damage, publish = None, self.store.commit
+                self._check_buildable(node, key)
                 if not prepared:
                     executor.prepare()  # workers start while the coordinator plans
                     prepared = True
@@ -287,6 +280,16 @@ class Resolver:
         return Resolved(name=name, key=key, uri=self.store.uri(key), marker=marker,
                         store=self.store, built_now=built_now, repaired=repaired,
                         pulled=pulled)
+
+    def _check_buildable(self, node: DatasetNode, key: str) -> None:
+        """A SourceError if `node` must be built here but reads a source not set here (its
+        key came from registry.lock): say so, not just that the source is unset."""
+        unset = self.unset_sources(node.name, direct=True)
+        if unset:
+            raise SourceError(
+                f"{node.name} (key {key}) is not built in the store {self.store.url}, and "
+                f"building it reads source {', '.join(unset)}, which is not set on this "
+                f"machine; point it at a copy with: registry source set {unset[0]} PATH")
 
     def _damage(self, key: str) -> list[str] | None:
         """None: not built; []: verified intact; else what is wrong with the artifact."""

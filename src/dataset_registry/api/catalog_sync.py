@@ -23,13 +23,13 @@ def sync(reg: Registry, catalog: Catalog, *, force: bool) -> dict[str, str]:
     from ..keys import hash_bytes
 
     # the key cache's stat checks of manifests, source settings and code, and the sources'
-    # fingerprints as last computed (cheap: no source is read, or even stat-ed)
+    # fingerprints as last computed or locked (cheap: no source is read, or even stat-ed)
     checks = keycache._global_checks(reg.manifests_dir, reg.state_dir)
     fingerprints = {}
+    memo: dict[str, str | None] = {}
     for node in reg.manifests.nodes.values():
         if isinstance(node, SourceNode):
-            info = reg.resolver.last_known_source(node.name)
-            fingerprints[node.name] = info.fingerprint if info else None
+            fingerprints[node.name] = reg.resolver.indexed_key(node.name, memo)
     signature = hash_bytes(json.dumps([checks, fingerprints], sort_keys=True).encode())
     known, synced = catalog.state(reg.store.url)  # before listing the store: see below
     if force or synced != signature:
@@ -85,7 +85,9 @@ def node_rows(reg: Registry) -> tuple[list[dict[str, Any]], list[tuple], list[An
                     t_key = reg.resolver.indexed_key(t, memo)
                     edges.append((key, r, t_key, reg.manifests.get(t).kind, t))
         elif isinstance(node, SourceNode) and key:
-            infos.append(reg.resolver.last_known_source(node.name))
+            info = reg.resolver.last_known_source(node.name)
+            if info is not None:  # None: its key is registry.lock's (not set here)
+                infos.append(info)
         rows.append(row)
     return rows, edges, infos
 

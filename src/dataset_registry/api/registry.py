@@ -15,12 +15,13 @@ from ..errors import (
     VerifyError,
 )
 from ..executors import Executor, open_executor
+from ..lockfile import LOCK
 from ..manifest import DatasetNode, FileNode, Manifests, SourceNode, load_manifests
 from ..paths import locations
 from ..remote import Remote, env_options, is_remote
 from ..resolver import ProgressFactory, Resolved, Resolver
 from ..stores import Store, open_store
-from . import catalog_sync, runs, transfers
+from . import catalog_sync, locking, runs, transfers
 
 if TYPE_CHECKING:
     from ..jobs import RenderedJob
@@ -51,15 +52,19 @@ class Registry:
 
     Each location can be overridden by argument or by the environment variables
     DATASET_REGISTRY_MANIFESTS, DATASET_REGISTRY_STORE, DATASET_REGISTRY_CATALOG.
+    `registry.lock` in the root gives the keys of sources not set here; `update_lock`:
+    a set source whose fingerprint differs from the lock's is locked anew, not refused.
     """
 
     def __init__(self, root: str = ".", *, manifests: str | None = None, store: str | None = None,
                  catalog: str | None = None, state: str | None = None,
                  storage_options: dict[str, Any] | None = None,
                  progress: ProgressFactory | None = None,
-                 caches: list[str] | None = None) -> None:
+                 caches: list[str] | None = None, update_lock: bool = False) -> None:
         where = locations(root, manifests=manifests, store=store, catalog=catalog, state=state)
         self.root = where.root
+        self.lock_path = os.path.join(where.root, LOCK)
+        self.update_lock = update_lock
         self.manifests_dir = where.manifests
         self.store_url = where.store
         self.catalog = Catalog(where.catalog)
@@ -99,9 +104,13 @@ class Registry:
     @property
     def resolver(self) -> Resolver:
         if self._resolver is None:
+            from .. import lockfile
+
             self._resolver = Resolver(self.manifests, self.store, self.catalog, self.state_dir,
                                       progress=self.progress, remote=self.remote,
-                                      caches=lambda: self.caches)
+                                      caches=lambda: self.caches,
+                                      lock=lockfile.load(self.lock_path),
+                                      lock_path=self.lock_path, update_lock=self.update_lock)
         return self._resolver
 
     @property
@@ -148,8 +157,15 @@ class Registry:
                 resolved = self.resolver.resolve(name, opened, repair=repair)
             finally:
                 opened.close()
+        locking.keep_current(self, [name])
         self._catalog_upkeep(strict=False)  # published: a catalog problem is only a warning
         return resolved
+
+    def write_lock(self) -> tuple[bool, dict[str, str]]:
+        """Write registry.lock: every source set here and every dataset whose key can be
+        computed (sources not set here keep their locked entries). Returns (whether the
+        file changed, {name: why it could not be locked})."""
+        return locking.write(self)
 
     def key(self, name: str) -> str:
         return self.resolver.key(name)
@@ -189,9 +205,12 @@ class Registry:
     def _leaf_inputs(self, name: str) -> list[tuple[str, str]]:
         """(kind, path) of every source location and shipped file under `name`."""
         node = self.manifests.get(name)
-        if isinstance(node, SourceNode):
+        if isinstance(node, SourceNode):  # its key may be the lock's, or checked against it
+            if not self.resolver.is_set(name):
+                return [("file", self.lock_path)]
             info = self.resolver.source_info(name)
-            return [("source", info.location)] + [("file", path) for path in info.beside]
+            return [("source", info.location), ("file", self.lock_path)] + \
+                [("file", path) for path in info.beside]
         if isinstance(node, FileNode):
             return [("file", node.path)]
         assert isinstance(node, DatasetNode)
@@ -209,6 +228,12 @@ class Registry:
         key = self.key(name)
         marker = self.resolver.marker(name)  # a damaged one: VerifyError saying how to repair
         if marker is None:
+            unset = self.resolver.unset_sources(name)
+            if unset:
+                raise SourceError(f"{name} is not built in the store {self.store.url} (key "
+                                  f"{key}), and source {', '.join(unset)} it is made from is "
+                                  "not set on this machine; point it at a copy with: registry "
+                                  f"source set {unset[0]} PATH, then: registry resolve {name}")
             raise BadInputError(f"{name} is not built (key {key}); run: registry resolve {name}")
         return Resolved(name, key, self.store.uri(key), marker, self.store)
 
@@ -221,7 +246,10 @@ class Registry:
         status = self.status(name)
         if isinstance(node, SourceNode):
             detail = f"source, layout {node.layout}"
-            if key:
+            if key and not self.resolver.is_set(name):
+                locked = self.resolver.lock.sources[name]
+                detail += f", {locked.files} images (not set here; key from {LOCK})"
+            elif key:
                 info = self.resolver.source_info(name)
                 detail += f", {info.files} images at {info.location}" + \
                     (" (SYNTHETIC)" if info.synthetic else "")
@@ -256,7 +284,9 @@ class Registry:
             resolver.forget_keys()
             raise
         resolver.locations.set(name, location)
-        return self.check_source(name)
+        info = self.check_source(name)
+        locking.keep_current(self, [name, *locking.downstream(self, name)])
+        return info
 
     def check_source(self, name: str, *, md5: bool = False, force: bool = False) -> Any:
         from ..sources import md5_of
@@ -351,6 +381,11 @@ class Registry:
                 self.store.remove_leftover(path)
         referenced, unknown = set(), []
         for node in self.manifests.datasets():
+            if self.resolver.unset_sources(node.name):
+                # a key from registry.lock is enough to find a build, not to judge what
+                # else a shared store holds: deleting waits for the sources (as before)
+                unknown.append(node.name)
+                continue
             try:
                 referenced.add(self.key(node.name))
             except SourceError:

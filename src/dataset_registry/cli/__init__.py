@@ -152,7 +152,8 @@ def open_registry(args: argparse.Namespace) -> Any:
     return Registry.open(args.root, manifests=args.manifests, store=args.store,
                          catalog=args.catalog,
                          storage_options=parse_options(args.storage_option or []),
-                         progress=progress_factory(), caches=getattr(args, "cache", None))
+                         progress=progress_factory(), caches=getattr(args, "cache", None),
+                         update_lock=getattr(args, "update_lock", False))
 
 
 def _dispatch(args: argparse.Namespace, commands: dict[str, Any]) -> int | None:

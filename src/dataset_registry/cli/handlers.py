@@ -4,12 +4,13 @@ and returns the exit code (`init` needs no registry: it makes one)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from typing import Any
 
-from ..errors import BadInputError, RegistryError
+from ..errors import BadInputError, RegistryError, SourceError
 from .display import table, write_csv
 
 
@@ -102,7 +103,7 @@ def show(reg: Any, args: argparse.Namespace) -> int:
                             "description": node.description, "tags": list(node.tags),
                             "status": reg.status(node.name)}
     info |= _card_info(reg.manifests, node)
-    if info["status"] != "source unset":
+    with contextlib.suppress(SourceError):  # registry.lock's where a source is not set here
         info["key"] = reg.key(node.name)
     if node.kind == "dataset":
         info |= {"recipe": node.recipe, "params": node.params.model_dump(mode="json"),
@@ -114,9 +115,13 @@ def show(reg: Any, args: argparse.Namespace) -> int:
                      "synthetic": built.marker.synthetic}
     elif node.kind == "source":
         info["layout"] = node.layout
-        if info["status"] != "source unset":
+        if reg.resolver.is_set(node.name) and "key" in info:
             src = reg.resolver.source_info(node.name)
             info |= {"location": src.location, "images": src.files, "synthetic": src.synthetic}
+        elif "key" in info:
+            locked = reg.resolver.lock.sources[node.name]
+            info |= {"location": None, "images": locked.files, "bytes": locked.bytes,
+                     "locked": reg.lock_path}
     print(json.dumps(info, indent=2))
     return 0
 
@@ -199,7 +204,10 @@ def source(reg: Any, args: argparse.Namespace) -> int:
         rows = []
         for name in sorted(names):
             status = reg.status(name)
-            fp = reg.key(name)[:16] if status != "source unset" else "-"
+            try:  # the lock's where the source is not set here
+                fp = reg.key(name)[:16]
+            except SourceError:
+                fp = "-"
             rows.append((name, reg.manifests.get(name).layout, locations.get(name, "(unset)"),
                          fp, status))
         table(["name", "layout", "location", "fingerprint", "status"], rows)
@@ -265,6 +273,16 @@ def gc(reg: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def lock(reg: Any, args: argparse.Namespace) -> int:
+    wrote, left_out = reg.write_lock()
+    print(f"{'wrote' if wrote else 'unchanged:'} {reg.lock_path} "
+          f"({len(reg.resolver.lock.sources)} source(s), "
+          f"{len(reg.resolver.lock.datasets)} dataset(s))")
+    for name, why in sorted(left_out.items()):
+        print(f"not locked: {name}: {why}", file=sys.stderr)
+    return 0
+
+
 def catalog(reg: Any, args: argparse.Namespace) -> int:
     print(f"re-indexed {reg.rebuild_catalog()} artifact(s) into {reg.catalog.path}")
     return 0
@@ -288,4 +306,4 @@ def init(args: argparse.Namespace) -> int:
 
 HANDLERS = {"resolve": resolve, "path": path, "list": list_, "show": show, "lineage": lineage,
             "verify": verify, "sql": sql, "source": source, "job": job, "gc": gc,
-            "catalog": catalog, "push": push, "pull": pull}
+            "catalog": catalog, "push": push, "pull": pull, "lock": lock}

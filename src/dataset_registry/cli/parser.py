@@ -11,7 +11,10 @@ DESCRIPTION = "The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input.
 # The core's own commands: a plugin command may not take one of these names, and a
 # command line naming one of them never needs the plugins' commands loaded.
 CORE = ("init", "list", "show", "resolve", "path", "lineage", "verify", "sql", "source",
-        "job", "push", "pull", "gc", "catalog")
+        "job", "push", "pull", "gc", "catalog", "lock")
+
+UPDATE_LOCK = ("locks the fingerprint of a set source that differs from registry.lock's "
+               "(else an error): every dataset made from it gets a new key")
 
 WHERE_DEFAULTS: dict[str, Any] = {"root": ".", "manifests": None, "store": None,
                                   "catalog": None, "storage_option": None, "cache": None}
@@ -66,6 +69,7 @@ def _core_commands(sub: Any) -> None:
     c.add_argument("--dry-run", action="store_true", help="show what would be built")
     c.add_argument("--repair", action="store_true", help="re-verify the datasets and their "
                    "inputs; rebuild in place those damaged")
+    c.add_argument("--update-lock", action="store_true", help=UPDATE_LOCK)
     c = sub.add_parser("path", help="print the location of a built dataset")
     c.add_argument("name")
     c = sub.add_parser("lineage", help="the tree of inputs down to the sources")
@@ -82,6 +86,7 @@ def _core_commands(sub: Any) -> None:
     s = ssub.add_parser("set", help="set a source's location")
     s.add_argument("name")
     s.add_argument("location")
+    s.add_argument("--update-lock", action="store_true", help=UPDATE_LOCK)
     s = ssub.add_parser("show", help="sources, locations and fingerprints")
     s.add_argument("name", nargs="?")
     s = ssub.add_parser("check", help="count files; --md5 verifies the published checksum")
@@ -113,6 +118,9 @@ def _core_commands(sub: Any) -> None:
                    help="the store to pull from (default: the caches, in order)")
     c = sub.add_parser("gc", help="remove crashed builds and unreferenced artifacts")
     c.add_argument("--dry-run", action="store_true")
+    c = sub.add_parser("lock", help="write registry.lock: the keys of every source set here "
+                       "and every dataset (commit it; clones without the data resolve by it)")
+    c.add_argument("--update-lock", action="store_true", help=UPDATE_LOCK)
     c = sub.add_parser("catalog", help="catalog maintenance")
     c.add_argument("action", choices=["rebuild"],
                    help="rebuild: re-index the store into a new catalog, renamed over the old "
