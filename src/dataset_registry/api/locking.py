@@ -48,6 +48,7 @@ def write(reg: Registry) -> tuple[bool, dict[str, str]]:
     with lockfile.guard(reg.state_dir):
         wrote = lockfile.save(reg.lock_path, lock)
     resolver.lock = lock
+    share(reg)
     return wrote, left_out
 
 
@@ -75,6 +76,20 @@ def keep_current(reg: Registry, names: list[str]) -> None:
         warn_once(f"{reg.lock_path} not updated: {exc.strerror or exc}")
         return
     resolver.lock = resolver.lock.merged(sources, datasets)
+    share(reg)
+
+
+def share(reg: Registry) -> None:
+    """The lock as this project's roots in its own store (gc.record_roots): a store that
+    other projects write into too keeps what this lock names through their gc. A failure
+    is a warning: the lock itself is written."""
+    from ..errors import StorageError
+    from .gc import record_roots
+
+    try:
+        record_roots(reg, reg.store, {}, "lock")
+    except (OSError, StorageError) as exc:
+        warn_once(f"{reg.store.url}: this project's roots not recorded for gc: {exc}")
 
 
 def downstream(reg: Registry, source: str) -> list[str]:

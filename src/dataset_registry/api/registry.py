@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..catalog import Catalog, warn_once
+from ..catalog import Catalog
 from ..errors import (
     BadInputError,
     CatalogBusyError,
@@ -22,6 +22,7 @@ from ..remote import Remote, env_options, is_remote
 from ..resolver import ProgressFactory, Resolved, Resolver
 from ..stores import Store, open_store
 from . import catalog_sync, locking, runs, transfers
+from . import gc as gc_
 
 if TYPE_CHECKING:
     from ..jobs import RenderedJob
@@ -372,41 +373,22 @@ class Registry:
         report = {label: self.store.verify(key) for label, key in targets}
         return report
 
-    def gc(self, *, dry_run: bool = False) -> dict[str, list[str]]:
-        """Remove crashed builds' staging folders and artifacts no manifest refers to."""
-        removed: dict[str, list[str]] = {"staging": [], "artifacts": [], "kept_unknown": []}
-        for path in self.store.leftovers():
-            removed["staging"].append(path)
-            if not dry_run:
-                self.store.remove_leftover(path)
-        referenced, unknown = set(), []
-        for node in self.manifests.datasets():
-            if self.resolver.unset_sources(node.name):
-                # a key from registry.lock is enough to find a build, not to judge what
-                # else a shared store holds: deleting waits for the sources (as before)
-                unknown.append(node.name)
-                continue
-            try:
-                referenced.add(self.key(node.name))
-            except SourceError:
-                unknown.append(node.name)
-        if unknown:
-            removed["kept_unknown"] = unknown  # cannot tell what they reference: delete nothing
-            return removed
-        if not dry_run:
-            self._catalog_upkeep(strict=True)  # a corrupt catalog stops gc before it deletes
-        for key in list(self.store.committed()):
-            if key not in referenced:
-                removed["artifacts"].append(key)
-                if not dry_run:
-                    self.store.delete(key)
-        if removed["artifacts"] and not dry_run:
-            try:  # killed or busy before this: the next writing command forgets them
-                self.catalog.forget_artifacts(removed["artifacts"])
-            except CatalogBusyError as exc:
-                warn_once(f"{exc}; the next command that writes forgets the deleted artifacts",
-                          about=str(exc))
-        return removed
+    def gc(self, *, dry_run: bool = False, keep_days: float = gc_.KEEP_DAYS,
+           only: set[str] | None = None) -> gc_.GcReport:
+        """Sweep crashed builds' staging areas and delete the artifacts no root keeps: the
+        manifests' keys, registry.lock's, pins, the inputs of job runs of the last
+        `keep_days`, the locks pushed to this store (see api/gc.py), and all they are made
+        from. `only`: delete nothing outside these keys (what the user agreed to)."""
+        return gc_.collect(self, keep_days, dry_run=dry_run, only=only)
+
+    def pin(self, names: list[str]) -> list[tuple[str, str]]:
+        """Keep the built artifacts of `names` through gc, whatever the manifests say
+        later (a store record, seen by gc from any clone). [(name, key)]."""
+        return gc_.pin(self, names)
+
+    def unpin(self, targets: list[str]) -> list[tuple[str, str]]:
+        """Remove the pins of dataset names (every key pinned for each) or pinned keys."""
+        return gc_.unpin(self, targets)
 
 
 def raise_on_problems(report: dict[str, list[str]]) -> None:

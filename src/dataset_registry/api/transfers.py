@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ..errors import BadInputError
 from ..manifest import DatasetNode
 from ..substituters import Transferred, holds, transfer
+from .gc import record_roots
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -24,7 +25,8 @@ def _keys(reg: Registry, names: list[str], command: str) -> dict[str, str]:
 
 
 def push(reg: Registry, names: list[str], to: str) -> list[Transferred]:
-    """Every name is checked built here before anything is uploaded."""
+    """Every name is checked built here before anything is uploaded; then this project's
+    lock is recorded under `to`'s roots (see gc.record_roots)."""
     keys = _keys(reg, names, "push")
     target = reg.open_store(to)
     if target is reg.store:
@@ -33,7 +35,9 @@ def push(reg: Registry, names: list[str], to: str) -> list[Transferred]:
     if unbuilt:
         raise BadInputError(f"push: not built in {reg.store.url}: {', '.join(unbuilt)}; build "
                             "with: registry resolve NAME (nothing was pushed)")
-    return [transfer(reg.store, target, key) for key in keys.values()]
+    done = [transfer(reg.store, target, key) for key in keys.values()]
+    record_roots(reg, target, keys, "push")  # gc of `target` keeps this project's lock
+    return done
 
 
 def pull(reg: Registry, names: list[str], source: str | None) -> list[Transferred]:

@@ -260,16 +260,72 @@ def job(reg: Any, args: argparse.Namespace) -> int:
 
 
 def gc(reg: Any, args: argparse.Namespace) -> int:
-    report = reg.gc(dry_run=args.dry_run)
-    verb = "would remove" if args.dry_run else "removed"
-    for path in report["staging"]:
-        print(f"{verb} staging {path}")
-    for key in report["artifacts"]:
-        print(f"{verb} unreferenced artifact {key}")
-    if report["kept_unknown"]:
-        print("kept every artifact: sources unset for " + ", ".join(report["kept_unknown"][:5]))
-    if not (report["staging"] or report["artifacts"]):
-        print("nothing to remove")
+    if args.keep_days < 0:
+        raise BadInputError(f"gc: --keep-days {args.keep_days:g}: a number of days, 0 or more")
+    report = reg.gc(dry_run=True, keep_days=args.keep_days)
+    if args.dry_run:
+        if args.json:
+            print(json.dumps(report.as_dict(), indent=1))
+        else:
+            _gc_listing(report, "would remove", kept=True)
+        return 0
+    if report.deleted and not args.yes:
+        total = sum(a.bytes for a in report.deleted)
+        what = f"{len(report.deleted)} artifact(s), {_size(total)}"
+        if not sys.stdin.isatty():
+            raise BadInputError(f"gc: would delete {what}; not on a terminal to ask: pass "
+                                "--yes to delete them (see them with: registry gc --dry-run); "
+                                "nothing was deleted")
+        _gc_listing(report, "would remove", kept=False)
+        answer = input(f"delete {what}? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("nothing deleted")
+            return 0
+    agreed = {a.key for a in report.deleted}
+    report = reg.gc(keep_days=args.keep_days, only=agreed)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1))
+    else:
+        _gc_listing(report, "removed", kept=False)
+    return 0
+
+
+def _gc_listing(report: Any, verb: str, *, kept: bool) -> None:
+    for path in report.staging:
+        staging = {".staging", "staging"} & set(path.replace(os.sep, "/").split("/"))
+        print(f"{verb} {'staging' if staging else 'unmarked folder'} {path}")
+    for a in report.deleted:
+        print(f"{verb} {a.name or '(unnamed)'}  key {a.key}  {_size(a.bytes)}")
+    for key in report.busy:
+        print(f"kept {key}: a build on this machine holds it")
+    if kept:
+        for a in report.kept:
+            print(f"keep {a.name or '(unnamed)'}  key {a.key}  {_size(a.bytes)}: "
+                  + "; ".join(a.why))
+    if report.unknown:
+        print("kept every artifact: keys unknown (sources unset, not in registry.lock) for "
+              + ", ".join(report.unknown[:5]))
+    if not (report.staging or report.deleted):
+        print(f"nothing to remove ({len(report.kept)} artifact(s) kept)")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def pin(reg: Any, args: argparse.Namespace) -> int:
+    for name, key in reg.pin(args.names):
+        print(f"pinned {name} (key {key})")
+    return 0
+
+
+def unpin(reg: Any, args: argparse.Namespace) -> int:
+    for name, key in reg.unpin(args.names):
+        print(f"unpinned {name or '(unnamed)'} (key {key})")
     return 0
 
 
@@ -305,5 +361,6 @@ def init(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"resolve": resolve, "path": path, "list": list_, "show": show, "lineage": lineage,
-            "verify": verify, "sql": sql, "source": source, "job": job, "gc": gc,
+            "verify": verify, "sql": sql, "source": source, "job": job, "gc": gc, "pin": pin,
+            "unpin": unpin,
             "catalog": catalog, "push": push, "pull": pull, "lock": lock}

@@ -11,7 +11,7 @@ DESCRIPTION = "The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input.
 # The core's own commands: a plugin command may not take one of these names, and a
 # command line naming one of them never needs the plugins' commands loaded.
 CORE = ("init", "list", "show", "resolve", "path", "lineage", "verify", "sql", "source",
-        "job", "push", "pull", "gc", "catalog", "lock")
+        "job", "push", "pull", "gc", "pin", "unpin", "catalog", "lock")
 
 UPDATE_LOCK = ("locks the fingerprint of a set source that differs from registry.lock's "
                "(else an error): every dataset made from it gets a new key")
@@ -116,8 +116,21 @@ def _core_commands(sub: Any) -> None:
     c.add_argument("names", nargs="+")
     c.add_argument("--from", dest="source", metavar="URL",
                    help="the store to pull from (default: the caches, in order)")
-    c = sub.add_parser("gc", help="remove crashed builds and unreferenced artifacts")
-    c.add_argument("--dry-run", action="store_true")
+    c = sub.add_parser("gc", help="remove crashed builds and the artifacts no root keeps "
+                       "(manifests, registry.lock, pins, recent job runs, pushed locks)")
+    c.add_argument("--dry-run", action="store_true",
+                   help="list what would be deleted and what is kept, and why")
+    c.add_argument("--yes", "-y", action="store_true",
+                   help="delete without asking (needed when not on a terminal)")
+    c.add_argument("--keep-days", type=float, default=30.0, metavar="N",
+                   help="keep what job runs of the last N days read (default 30)")
+    c.add_argument("--json", action="store_true", help="the report as JSON")
+    c = sub.add_parser("pin", help="keep built datasets through gc, whatever the manifests "
+                       "say later")
+    c.add_argument("names", nargs="+")
+    c = sub.add_parser("unpin", help="remove the pins of datasets (every key pinned for "
+                       "each) or of pinned keys")
+    c.add_argument("names", nargs="+", metavar="NAME_OR_KEY")
     c = sub.add_parser("lock", help="write registry.lock: the keys of every source set here "
                        "and every dataset (commit it; clones without the data resolve by it)")
     c.add_argument("--update-lock", action="store_true", help=UPDATE_LOCK)

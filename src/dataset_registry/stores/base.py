@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,6 +196,12 @@ class Store(ABC):
     @abstractmethod
     def records(self, kind: str) -> Iterator[dict[str, Any]]:
         """Every readable record of `kind`, by name (an unparsable one is skipped)."""
+
+    def delete_record(self, kind: str, name: str) -> None:
+        """Remove record `name` of `kind` (`registry unpin`); one already gone is fine."""
+        fs, root = self.filesystem()
+        with suppress(FileNotFoundError):
+            fs.rm_file(f"{root}/{record_path(kind, name)}")
 
     @abstractmethod
     def filesystem(self) -> tuple[Any, str]:

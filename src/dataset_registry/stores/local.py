@@ -48,6 +48,8 @@ _WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 
 class LocalStore(Store):
+    grace_seconds = 6 * 3600  # unmarked artifact folders younger than this are left alone
+
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         self.url = self.root
@@ -179,6 +181,29 @@ class LocalStore(Store):
         _remove_tree(doomed)
 
     def leftovers(self) -> list[str]:
+        """Staging folders no live build's lock holds, then artifact folders without a
+        marker (a delete or a copy cut short) untouched for `grace_seconds`: one that
+        young may be a copy still arriving (another machine on a shared filesystem)."""
+        return self._staging_leftovers() + self._unmarked_leftovers()
+
+    def _unmarked_leftovers(self) -> list[str]:
+        import time
+
+        cutoff = time.time() - self.grace_seconds
+        found = []
+        for prefix in sorted(os.listdir(self.root)) if os.path.isdir(self.root) else []:
+            folder = os.path.join(self.root, prefix)
+            if len(prefix) != 2 or prefix.startswith(".") or not os.path.isdir(folder):
+                continue
+            for key in sorted(os.listdir(folder)):
+                path = os.path.join(folder, key)
+                if os.path.lexists(os.path.join(path, MARKER)) or not key.startswith(prefix):
+                    continue
+                if _newest_change(path) <= cutoff:
+                    found.append(path)
+        return found
+
+    def _staging_leftovers(self) -> list[str]:
         from filelock import FileLock, Timeout
 
         staging = os.path.join(self.root, ".staging")
@@ -227,6 +252,15 @@ def _chmod(path: str, *, add: int = 0, remove: int = 0) -> None:
     if not os.path.islink(path):  # an artifact holds no links; never chmod through one
         mode = stat.S_IMODE(os.lstat(path).st_mode)
         os.chmod(path, (mode | add) & ~remove)
+
+
+def _newest_change(path: str) -> float:
+    """The latest modification time of `path` or anything under it (links not followed)."""
+    newest = os.lstat(path).st_mtime
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
+    return newest
 
 
 def _remove_tree(path: str) -> None:
