@@ -241,11 +241,39 @@ def test_without_a_lock_resolve_writes_none_and_pins_nothing(tmp_path, synth_sma
     assert not (tmp_path / LOCK).exists()
 
 
-def test_gc_in_b_deletes_nothing_while_its_keys_come_from_the_lock(team):
+def _select(name: str, first: int) -> str:
+    return f"""
+  - name: {name}
+    recipe: select
+    inputs: {{images: val}}
+    params: {{first: {first}}}
+"""
+
+
+def test_gc_in_b_keeps_what_a_locked_and_everything_while_a_key_is_unknown(team, synth_small,
+                                                                          tmp_path):
+    """B's keys come from the lock; A's lock, recorded in the store it writes into, keeps
+    A's later builds; a build no lock names goes, unless B has a dataset it cannot key."""
+    write_imagenet_manifest(team["a"], DATASETS + _select("val-seven", 7))
+    seven = Registry.open(str(team["a"]), store=team["store"]).resolve("val-seven").key
+    c = tmp_path / "c"  # a third project, no lock: nothing records its builds as roots
+    write_imagenet_manifest(c, _select("val-nine", 9))
+    reg_c = Registry.open(str(c), store=team["store"])
+    reg_c.set_source("val", synth_small["imagenet-val"])
+    nine = reg_c.resolve("val-nine").key
+
+    dry = cli(team, "b", "gc", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"keep val-seven  key {seven}" in dry.stdout and "lock of a-" in dry.stdout
+    assert f"keep cal  key {team['reg_a'].key('cal')}" in dry.stdout
+    assert [ln.split("  ")[:2] for ln in dry.stdout.splitlines()
+            if ln.startswith("would remove")] == [["would remove val-nine", f"key {nine}"]]
+
+    # train is neither set in B nor in the lock: what B's train-few is cannot be known
+    write_imagenet_manifest(team["b"], DATASETS + _select("train-few", 8).replace("val}", "train}"))
     before = committed(team["store"])
-    old = Path(team["store"]) / "ff" / ("f" * 32)  # an artifact no manifest names
-    shutil.copytree(Path(team["built"].path), old)
-    proc = cli(team, "b", "gc")
+    proc = cli(team, "b", "gc", "--yes")
     assert proc.returncode == 0, proc.stderr
-    assert "kept every artifact: sources unset for" in proc.stdout
-    assert old.exists() and committed(team["store"]) == sorted({*before, "ff"})
+    assert ("kept every artifact: keys unknown (sources unset, not in registry.lock) for "
+            "train-few") in proc.stdout
+    assert committed(team["store"]) == before and reg_c.status("val-nine") == "built"
