@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -293,3 +295,32 @@ def test_gc_of_an_unmarked_old_folder_in_a_local_store_unit(tmp_path):
     time.sleep(0.01)
     assert store.leftovers() == [str(folder)]
     shutil.rmtree(folder)
+
+
+def _gc_on_a_terminal(root: Path, answer: bytes) -> subprocess.CompletedProcess[str]:
+    """`registry gc` with a pseudo-terminal as stdin, typing `answer` at its prompt."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        os.write(master, answer)
+        return subprocess.run([sys.executable, "-m", "dataset_registry.cli", "gc"], cwd=root,
+                              stdin=slave, capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+def test_on_a_terminal_gc_asks_and_deletes_only_on_yes(project):
+    root, keys, store = project["root"], project["keys"], project["store"]
+    write_imagenet_manifest(root, ONLY_VAL_FEW)
+    before = artifacts(store)
+    declined = _gc_on_a_terminal(root, b"n\n")
+    assert declined.returncode == 0, declined.stderr
+    assert f"would remove cal  key {keys['cal']}" in declined.stdout
+    assert "delete 2 artifact(s)" in declined.stdout and "[y/N]" in declined.stdout
+    assert declined.stdout.endswith("nothing deleted\n") and artifacts(store) == before
+    agreed = _gc_on_a_terminal(root, b"y\n")
+    assert agreed.returncode == 0, agreed.stderr
+    assert f"removed cal  key {keys['cal']}" in agreed.stdout
+    assert artifacts(store) == [keys["val-few"]]

@@ -277,7 +277,10 @@ def gc(reg: Any, args: argparse.Namespace) -> int:
                                 "--yes to delete them (see them with: registry gc --dry-run); "
                                 "nothing was deleted")
         _gc_listing(report, "would remove", kept=False)
-        answer = input(f"delete {what}? [y/N] ").strip().lower()
+        try:
+            answer = input(f"delete {what}? [y/N] ").strip().lower()
+        except EOFError:  # end of input at the prompt: a no
+            answer = ""
         if answer not in ("y", "yes"):
             print("nothing deleted")
             return 0
