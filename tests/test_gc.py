@@ -324,3 +324,14 @@ def test_on_a_terminal_gc_asks_and_deletes_only_on_yes(project):
     assert agreed.returncode == 0, agreed.stderr
     assert f"removed cal  key {keys['cal']}" in agreed.stdout
     assert artifacts(store) == [keys["val-few"]]
+
+
+def test_an_artifact_whose_build_lock_is_held_is_left_alone(project):
+    root, keys, store = project["root"], project["keys"], project["store"]
+    write_imagenet_manifest(root, ONLY_VAL_FEW)
+    with project["reg"].store.lock(keys["cal"]):  # a repair of cal runs on this machine
+        done = gc_cli(root, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert f"kept {keys['cal']}: a build on this machine holds it" in done.stdout
+    assert f"removed val-first  key {keys['val-first']}" in done.stdout
+    assert artifacts(store) == sorted([keys["cal"], keys["val-few"]])

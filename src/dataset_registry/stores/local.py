@@ -158,6 +158,8 @@ class LocalStore(Store):
         StorageError naming it and the store."""
         try:
             yield
+        except TimeoutError:
+            raise  # a build lock held elsewhere (`lock(key, timeout)`): not a write failure
         except OSError as exc:
             raise StorageError(f"{path}: cannot write into the store {self.root} "
                                f"({exc.strerror or exc})") from None
