@@ -11,7 +11,7 @@ DESCRIPTION = "The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input.
 # The core's own commands: a plugin command may not take one of these names, and a
 # command line naming one of them never needs the plugins' commands loaded.
 CORE = ("init", "list", "show", "resolve", "path", "lineage", "verify", "sql", "source",
-        "job", "push", "pull", "gc", "catalog", "lock")
+        "job", "push", "pull", "gc", "lock", "catalog")
 
 UPDATE_LOCK = ("locks the fingerprint of a set source that differs from registry.lock's "
                "(else an error): every dataset made from it gets a new key")
