@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,7 @@ from .s3kit import FAKE_KEY, FAKE_SECRET, S3Endpoint
 
 SHARDS = ("smoke-webdataset-train", "smoke-webdataset-val")  # what smoke-resnet reads
 NEVER_BUILT = "imagenet2012-val-min"  # from imagenet2012-val, which B has not set
+MANY_FILES = NEVER_BUILT  # A builds it for the fault test
 
 
 def files_of(folder: str) -> dict[str, bytes]:
@@ -182,3 +186,43 @@ def test_b_resolve_of_what_a_never_built_fails_clearly_then_builds_once_set(team
     key = team["reg_a"].key(NEVER_BUILT)
     assert proc.stdout.strip().endswith(key)
     assert load(str(b / LOCK)).datasets[NEVER_BUILT].key == key
+
+
+def test_endpoint_stopped_mid_pull_in_b_leaves_nothing_and_the_retry_completes(
+        tmp_path, synth_small):
+    """test_substituters.py stops a pull whose key B computes from its own sources; here the
+    key comes from the lock alone, through the cache in registry.toml."""
+    endpoint = S3Endpoint().start()  # its own: the session's server cannot be stopped
+    try:
+        # 500 images, one file each: a transfer long enough to stop in the middle
+        team = make_team(tmp_path, synth_small, endpoint, names=(MANY_FILES,))
+        built = team["built"][MANY_FILES]
+        b, store = team["b"], team["b"] / "registry"
+        pull = subprocess.Popen([sys.executable, "-m", "dataset_registry.cli", "pull", MANY_FILES],
+                                cwd=b, env={**os.environ, **team["env"]}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        staging = store / ".staging" / f"{built.key}.transfer"
+        deadline = time.time() + 60
+        while time.time() < deadline and not (staging.is_dir() and
+                                              len(files_of(str(staging))) > 20):
+            time.sleep(0.005)
+        endpoint.stop()  # some shards are here, the marker is not
+        out, err = pull.communicate(timeout=120)
+        assert pull.returncode == 1, out + err
+        assert err.startswith("registry: error: downloading") and len(err.splitlines()) == 1
+        assert FAKE_SECRET not in out + err and FAKE_KEY not in out + err
+        assert not (store / built.key[:2] / built.key).exists()  # nothing a reader sees
+        listed = in_b(team, "list", "--tags", "min")
+        assert f"{MANY_FILES}\t" in listed.stdout and "\tbuilt" not in listed.stdout
+
+        endpoint.start()
+        retry = in_b(team, "pull", MANY_FILES)
+        assert retry.returncode == 0, retry.stderr
+        kept = int(retry.stdout.split(" already there kept")[0].rsplit(", ", 1)[1])
+        assert kept > 0, retry.stdout  # resumed, not started over
+        path = in_b(team, "path", MANY_FILES)
+        assert path.returncode == 0, path.stderr
+        assert files_of(path.stdout.strip()) == files_of(built.path)
+        assert not staging.exists()
+    finally:
+        endpoint.stop()
