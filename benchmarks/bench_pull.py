@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_s3 import start_moto
+from bench_s3 import moto_endpoint
 from corpus import write_imagenet_manifest
 
 SMOKE = {"val_images": 40, "shards": 4, "runs": 1}
@@ -57,18 +57,12 @@ def main() -> int:
     if args.smoke:
         vars(args).update(SMOKE)
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    moto, options, port = moto_endpoint()
     import s3fs
 
     from dataset_registry import Registry
     from dataset_registry.domains.imagenet.synth import SynthSpec, synthesize
-    from s3kit import FAKE_KEY, FAKE_SECRET, free_port
 
-    port = free_port()
-    moto = start_moto(port)
-    options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": FAKE_KEY,
-               "secret": FAKE_SECRET}
     cache = "s3://bench/team"
     try:
         s3fs.S3FileSystem(skip_instance_cache=True, **options).mkdir("bench")

@@ -61,6 +61,20 @@ def start_moto(port: int) -> subprocess.Popen:
     raise SystemExit("moto server did not start")
 
 
+def moto_endpoint() -> tuple[subprocess.Popen, dict[str, str], int]:
+    """moto's standalone server on a free port of 127.0.0.1 (its own process), the s3fs
+    options that reach it with the tests' fake credentials, and its port; the caller stops
+    the process (`terminate`, `wait`)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    from s3kit import FAKE_KEY, FAKE_SECRET, free_port
+
+    port = free_port()
+    proc = start_moto(port)
+    return proc, {"endpoint_url": f"http://127.0.0.1:{port}", "key": FAKE_KEY,
+                  "secret": FAKE_SECRET}, port
+
+
 def timed_resolve(root: Path, store: str, name: str, jobs: int,
                   options: dict[str, str] | None, first: int) -> tuple[float, int]:
     from dataset_registry import Registry
@@ -87,17 +101,11 @@ def main() -> int:
         vars(args).update(SMOKE)
     first = min(500, args.val_images)  # the calibration variant's images
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    moto, options, port = moto_endpoint()
     import s3fs
 
     from dataset_registry.domains.imagenet.synth import SynthSpec, synthesize
-    from s3kit import FAKE_KEY, FAKE_SECRET, free_port
 
-    port = free_port()
-    moto = start_moto(port)
-    options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": FAKE_KEY,
-               "secret": FAKE_SECRET}
     try:
         fs = s3fs.S3FileSystem(skip_instance_cache=True, **options)
         fs.mkdir("bench")

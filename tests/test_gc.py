@@ -20,20 +20,7 @@ from dataset_registry.api.gc import project_id
 from dataset_registry.lockfile import LOCK
 
 from .conftest import run_cli, write_imagenet_manifest
-
-DATASETS = """
-  - name: val-first
-    recipe: select
-    inputs: {images: val}
-    params: {first: 40}
-  - name: cal
-    recipe: calibration
-    inputs: {images: val-first, labels: labels}
-  - name: val-few
-    recipe: select
-    inputs: {images: val}
-    params: {first: 10}
-"""
+from .test_lock import DATASETS  # the same three datasets, val-few apart from cal's chain
 
 ONLY_VAL_FEW = """
   - name: val-few

@@ -25,20 +25,11 @@ from dataset_registry.lockfile import LOCK, load
 
 from .conftest import copy_manifests, run_cli
 from .s3kit import FAKE_KEY, FAKE_SECRET, S3Endpoint
+from .test_substituters import files_of
 
 SHARDS = ("smoke-webdataset-train", "smoke-webdataset-val")  # what smoke-resnet reads
 NEVER_BUILT = "imagenet2012-val-min"  # from imagenet2012-val, which B has not set
 MANY_FILES = NEVER_BUILT  # A builds it for the fault test
-
-
-def files_of(folder: str) -> dict[str, bytes]:
-    """Every file under `folder` by relative path (the artifact's bytes, marker included)."""
-    out = {}
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            full = os.path.join(dirpath, name)
-            out[os.path.relpath(full, folder)] = Path(full).read_bytes()
-    return out
 
 
 def tree(root: Path) -> dict[str, int]:
