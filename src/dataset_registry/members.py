@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import xxhash
 
 from .errors import SourceChangedError, SourceError
 from .remote import Remote, is_remote
@@ -398,8 +399,6 @@ def checked(ref: MemberRef, data: bytes) -> bytes:
     key of its old content. xxh3 runs at memory speed, and a recipe that records the hash
     of the bytes it copies takes `ref.xxh3` instead of hashing them again."""
     if ref.xxh3:
-        import xxhash
-
         got = xxhash.xxh3_128_hexdigest(data)
         if got != ref.xxh3:
             raise SourceChangedError(

@@ -182,8 +182,7 @@ def _read_entry(entry_path: str, name: str) -> SourceInfo | None:
     return cached
 
 
-def last_known(node: SourceNode, location: str, cache_dir: str,
-               remote: Remote | None = None) -> SourceInfo | None:
+def last_known(node: SourceNode, location: str, cache_dir: str) -> SourceInfo | None:
     """The source's info as last fingerprinted at `location`, whatever changed since, or
     None: what indexes (the catalog's nodes) may show without reading a byte of it. Builds
     never use it (`check_source` compares the stat signature first)."""

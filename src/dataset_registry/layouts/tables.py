@@ -232,7 +232,8 @@ def labels(rows: list[tuple[int, Row]], column: str, where: str) -> list[str | i
         raise SourceError(f"{where}:{line}: {column}: {texts[0]!r} mixes whole numbers and "
                           "class names in one column; write every label the same way")
     as_values = (bool(numbers) and all(0 <= v <= MAX_INTEGER_LABEL for v in numbers)) or \
-        (bool(texts) and all(_CANONICAL.fullmatch(v) and len(v) <= 6 for v in texts))
+        (bool(texts) and all(_CANONICAL.fullmatch(v) and int(v[:_DIGITS + 1]) <=
+                             MAX_INTEGER_LABEL for v in texts))
     out: list[str | int | None] = []
     for (line, _), value in zip(rows, raw, strict=True):
         if value is None or value == "":
@@ -247,7 +248,7 @@ def labels(rows: list[tuple[int, Row]], column: str, where: str) -> list[str | i
 
 
 _CANONICAL = re.compile(r"0|[1-9][0-9]*")  # a whole number as str(int) writes it
-assert MAX_INTEGER_LABEL == 10**6 - 1  # (so: at most 6 digits)
+_DIGITS = len(str(MAX_INTEGER_LABEL))  # (a longer one is larger: only that many are read)
 
 
 def check_name(name: str, where: str, what: str) -> None:
