@@ -98,7 +98,7 @@ def measure(work: Path, args: argparse.Namespace) -> int:
         subprocess.run([sys.executable, "-m", "dataset_registry.cli", "resolve", name],
                        cwd=work, check=True, stdout=subprocess.DEVNULL)
 
-    from dataset_registry.sources import check_source
+    from dataset_registry.sources.index import check_source
 
     cache_dir = os.path.join(reg.state_dir, "cache")
     locations = reg.resolver.locations.load()

@@ -86,7 +86,7 @@ def main() -> int:
     if "speed" not in args.sections.split(","):
         return 0
 
-    from dataset_registry.sources import member_sets
+    from dataset_registry.sources.index import member_sets
 
     work = Path(tempfile.mkdtemp(prefix="bench-shards-"))
     try:
@@ -111,7 +111,7 @@ def main() -> int:
             with multiprocessing.get_context("forkserver").Pool(args.jobs) as workers:
                 sum(workers.imap_unordered(_decode_chunk, chunks))
 
-        from dataset_registry.members import read_members
+        from dataset_registry.sources.members import read_members
 
         unchecked = refs.slice(0, n)
         unchecked.digests = None  # the same members, not checked against their index
@@ -180,7 +180,7 @@ def main() -> int:
 
 def _decode_chunk(task: tuple[str, list[tuple[int, int]]]) -> int:
     """Read and check-decode one chunk of members (a pool worker; opens the tar itself)."""
-    from dataset_registry.imaging import check_image
+    from dataset_registry.recipes.imaging import check_image
 
     tar, spans = task
     with open(tar, "rb") as f:

@@ -71,9 +71,9 @@ def speed(work: Path, images: list[bytes], count: int, size: int) -> None:
     from PIL import Image
 
     from dataset_registry import Registry
-    from dataset_registry.members import read_member
-    from dataset_registry.output import Output
+    from dataset_registry.artifact.output import Output
     from dataset_registry.recipes.downscale import DownscaleRecipe
+    from dataset_registry.sources.members import read_member
 
     root = work / "speed"
     manifest(root, f"width: {size}, height: {size}, fit: squash, filter: box", False, True)
@@ -141,7 +141,7 @@ def _floor_chunk(args: tuple[str, list[tuple[int, int]]]) -> int:
 def bare_floor_seconds(tar: str, spans: list[tuple[int, int]], jobs: int) -> float:
     """The hardware's own ceiling: the decode floor alone over the same members, in a plain
     process pool (no registry code at all; the same fork server as the registry's pools)."""
-    from dataset_registry.processes import worker_context
+    from dataset_registry.core.processes import worker_context
 
     chunks = [(tar, spans[i:i + 256]) for i in range(0, len(spans), 256)]
     start = time.perf_counter()
@@ -157,7 +157,7 @@ def bare_floor_seconds(tar: str, spans: list[tuple[int, int]], jobs: int) -> flo
 def scaling(work: Path, images: list[bytes], classes: int, per_class: int, size: int,
             repeat: int) -> None:
     from dataset_registry import Registry
-    from dataset_registry.sources import member_sets
+    from dataset_registry.sources.index import member_sets
 
     root = work / "scaling"
     manifest(root, f"width: {size}, height: {size}, fit: squash", True, False)
@@ -233,7 +233,7 @@ def memory(work: Path, sizes: list[int], per_class: int) -> None:
 def accuracy(images: list[bytes]) -> None:
     import numpy as np
 
-    from dataset_registry.imaging import Downscale, downscale
+    from dataset_registry.recipes.imaging import Downscale, downscale
 
     configs = [Downscale(32, 32, "squash"), Downscale(32, 32, "crop"), Downscale(32, 32, "pad"),
                Downscale(64, 64, "crop"), Downscale(16, 16, "crop", "gray"),

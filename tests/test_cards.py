@@ -11,8 +11,8 @@ import pytest
 
 from dataset_registry import Registry
 from dataset_registry.catalog import SCHEMA, Catalog
+from dataset_registry.core.keys import tree_key
 from dataset_registry.errors import ManifestError
-from dataset_registry.keys import tree_key
 from dataset_registry.manifest import load_manifests
 
 from .conftest import LABELS, MANIFESTS, copy_manifests, run_cli, write_manifest

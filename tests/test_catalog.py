@@ -323,7 +323,7 @@ def test_the_sandbox_has_a_private_temp_folder(built):
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
 def test_run_records_in_either_store(backend, tmp_path, request):
-    from dataset_registry.remote import Remote
+    from dataset_registry.core.remote import Remote
     from dataset_registry.stores.object import ObjectStore
 
     if backend == "s3":

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from dataset_registry import BadInputError
-from dataset_registry.classes import default_classes, label_indices, read_classes
-from dataset_registry.members import MemberRef, MemberSet
+from dataset_registry.sources.classes import default_classes, label_indices, read_classes
+from dataset_registry.sources.members import MemberRef, MemberSet
 
 
 def member_set(labels, values=None):

@@ -18,7 +18,7 @@ import sys
 from typing import ClassVar
 
 from dataset_registry.errors import BadInputError
-from dataset_registry.members import read_members
+from dataset_registry.sources.members import read_members
 from dataset_registry.plugins import register
 from dataset_registry.recipes import InputSpec, Params, Recipe
 from dataset_registry.recipes.select import pick_split

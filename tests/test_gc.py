@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from dataset_registry import Registry
-from dataset_registry.api.gc import project_id
-from dataset_registry.lockfile import LOCK
+from dataset_registry.engine.gc import project_id
+from dataset_registry.engine.lockfile import LOCK
 
 from .conftest import run_cli, write_imagenet_manifest
 from .test_lock import DATASETS  # the same three datasets, val-few apart from cal's chain

@@ -124,7 +124,7 @@ def cycles(edges: dict[str, set[str]]) -> set[tuple[str, ...]]:
 def test_the_graph_sees_top_level_imports_only():
     edges = graph()
     # resolver imports the manifest at the top; the manifest's recipe lookups are lazy
-    assert "dataset_registry.manifest" in edges["dataset_registry.resolver"]
+    assert "dataset_registry.manifest" in edges["dataset_registry.engine.build"]
     assert not any(m.startswith("dataset_registry.recipes")
                    for m in edges["dataset_registry.manifest.loader"])
     # a relative `from .. import x` inside a subpackage resolves to the sibling module
@@ -132,10 +132,10 @@ def test_the_graph_sees_top_level_imports_only():
     # importing a submodule runs its package's __init__ first
     assert "dataset_registry.stores" in edges["dataset_registry.testing.recipes"]  # .stores.base
     # a type-only import is an edge of the typing graph only
-    assert "dataset_registry.sources" not in edges["dataset_registry.recipes.base"]
-    assert "dataset_registry.sources" in graph(typing=True)["dataset_registry.recipes.base"]
-    # the package's own lazy __init__ imports nothing when imported
-    assert edges[ROOT] == set()
+    assert "dataset_registry.sources.index" not in edges["dataset_registry.recipes.base"]
+    assert "dataset_registry.sources.index" in graph(typing=True)["dataset_registry.recipes.base"]
+    # the package's own lazy __init__ imports only the table of moved modules
+    assert edges[ROOT] == {"dataset_registry._moved"}
 
 
 def test_a_cycle_is_found_and_named(tmp_path):
@@ -171,6 +171,52 @@ def test_the_package_modules_have_no_import_cycles():
 def test_the_layers_have_no_cycles_even_through_type_only_imports():
     new = cycles(layers(graph(typing=True))) - KNOWN
     assert not new, "layers that import each other (types included):\n" + _named(new)
+
+
+# DESIGN.md's layer order, lowest first: a layer imports (types included) only layers of
+# earlier tiers. The top-level modules (errors, config, plugins, ...) are layers too.
+TIERS = [
+    {"errors", "_moved", "config", "formats"},
+    {"yamlio", "plugins", "core", "init"},
+    {"manifest", "artifact"},  # the manifest imports no recipe; an artifact no store
+    {"sources", "stores", "catalog"},  # stores know no recipe; the catalog never builds
+    {"recipes"},  # recipes know nothing of stores or DuckDB
+    {"executors"},
+    {"engine"},  # keys, build, substituters, maintenance
+    {"jobs"},
+    {"api"},  # Registry wires the engine
+    {"cli", "testing"},
+    {"domains", "examples"},  # plugins of the core, through its public doors
+    {""},  # the package itself: its lazy public names
+]
+
+
+def _tier(layer: str) -> int:
+    name = layer[len(ROOT) + 1:]
+    found = [i for i, tier in enumerate(TIERS) if name in tier]
+    assert found, f"{layer} is in no tier of TIERS: place it"
+    return found[0]
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    wrong = sorted(f"{a} -> {b}" for a, targets in layers(graph(typing=True)).items()
+                   for b in targets if _tier(b) >= _tier(a))
+    assert not wrong, "imports against the layer order (TIERS):\n" + "\n".join(wrong)
+
+
+def test_the_layer_rule_finds_an_import_against_the_order():
+    edges = {f"{ROOT}.recipes.select": {f"{ROOT}.stores.base"},  # allowed: a lower tier
+             f"{ROOT}.stores.base": {f"{ROOT}.recipes"}}  # a store knowing a recipe
+    lay = layers(edges | {f"{ROOT}.recipes": set()})
+    wrong = [(a, b) for a, targets in lay.items() for b in targets if _tier(b) >= _tier(a)]
+    assert wrong == [(f"{ROOT}.stores", f"{ROOT}.recipes")]
+
+
+def test_the_top_level_holds_a_handful_of_modules():
+    """DESIGN.md: `ls src/dataset_registry` reads like the diagram; the rest lives in
+    packages (the engine, sources, artifact, core, jobs)."""
+    top = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__", "_moved", "config", "errors", "init", "plugins", "yamlio"]
 
 
 def test_parsing_the_shipped_manifests_imports_no_recipe_and_no_numpy():

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from dataset_registry import PluginError, plugins
+from dataset_registry.core.keys import tree_key
 from dataset_registry.init import IMAGE_FOLDER
-from dataset_registry.keys import tree_key
 from dataset_registry.manifest import load_manifests
 from dataset_registry.recipes import RECIPES
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from dataset_registry.crdcheck import load_schema
-from dataset_registry.jobcheck import TRAINJOB_SCHEMA, check_spec
+from dataset_registry.jobs.check import TRAINJOB_SCHEMA, check_spec
+from dataset_registry.jobs.crdcheck import load_schema
 
 WORKER = {"spec": {"containers": [{"name": "w", "image": "x", "resources": {
     "limits": {"nvidia.com/gpu": 1, "cpu": 8, "memory": "32Gi"}}}]}}

@@ -9,7 +9,7 @@ import yaml
 
 from dataset_registry import Registry, SubmitError, TemplateError
 from dataset_registry.errors import ManifestError
-from dataset_registry.jobcheck import check_spec
+from dataset_registry.jobs.check import check_spec
 
 from .conftest import copy_manifests, run_cli, write_imagenet_manifest, write_manifest
 

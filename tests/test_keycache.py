@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dataset_registry import Registry, cli, keycache, source_keys
+from dataset_registry import Registry, cli
+from dataset_registry.engine import keycache
+from dataset_registry.engine import keys as source_keys
 
 from .conftest import write_manifest
 from .realkit import write_digit_tar

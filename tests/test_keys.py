@@ -1,4 +1,4 @@
-from dataset_registry.keys import canonical_json, derivation_key, digest_rows, tree_key
+from dataset_registry.core.keys import canonical_json, derivation_key, digest_rows, tree_key
 
 
 def test_canonical_json_sorts_and_compacts():

@@ -14,7 +14,7 @@ import pytest
 import tomllib
 
 from dataset_registry import Registry
-from dataset_registry.lockfile import LOCK, Lock, LockedDataset, LockedSource, load
+from dataset_registry.engine.lockfile import LOCK, Lock, LockedDataset, LockedSource, load
 
 from .conftest import run_cli, write_imagenet_manifest
 
@@ -203,7 +203,7 @@ def test_resolve_keeps_other_entries(team, synth_small):
     lock_path = str(team["a"] / LOCK)
     extra = Lock({"elsewhere": LockedSource("0" * 32, "image-folder", 1, 2)},
                  {"gone": LockedDataset("1" * 32, "select", 1)})
-    from dataset_registry.lockfile import save
+    from dataset_registry.engine.lockfile import save
 
     save(lock_path, load(lock_path).merged(extra.sources, extra.datasets))
     Registry.open(str(team["a"]), store=team["store"]).resolve("val-few")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dataset_registry import Registry, VerifyError
-from dataset_registry.marker import InputRef, Marker, parse_marker
+from dataset_registry.artifact.marker import InputRef, Marker, parse_marker
 from dataset_registry.stores import LocalStore
 
 from .conftest import write_manifest
@@ -66,7 +66,7 @@ def test_a_build_writes_the_same_document_as_before(tmp_path):
 
 
 def test_the_derivation_of_a_dataset_is_its_key(tmp_path):
-    from dataset_registry.keys import derivation_key
+    from dataset_registry.core.keys import derivation_key
 
     tar = write_digit_tar(tmp_path / "digits.tar")
     write_manifest(tmp_path, """
@@ -134,7 +134,7 @@ def test_output_and_the_marker_import_nothing_of_the_stores():
     import ast
     import importlib
 
-    for module in ("dataset_registry.output", "dataset_registry.marker"):
+    for module in ("dataset_registry.artifact.output", "dataset_registry.artifact.marker"):
         path = importlib.import_module(module).__file__
         tree = ast.parse(Path(path).read_text())
         imported = {node.module or "" for node in ast.walk(tree)

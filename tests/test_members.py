@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dataset_registry.members import MemberSet, StrColumn
+from dataset_registry.sources.members import MemberSet, StrColumn
 
 
 def members(n: int) -> MemberSet:

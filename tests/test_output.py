@@ -3,7 +3,7 @@ import os
 import pytest
 
 from dataset_registry import BuildError
-from dataset_registry.output import Output, allocate
+from dataset_registry.artifact.output import Output, allocate
 
 
 @pytest.fixture

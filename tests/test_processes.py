@@ -15,7 +15,7 @@ def test_pool_workers_start_with_the_recipes_already_imported(tmp_path):
             return sorted(m for m in ("numpy", "dataset_registry.recipes") if m in sys.modules)
 
         if __name__ == "__main__":
-            from dataset_registry.processes import worker_context
+            from dataset_registry.core.processes import worker_context
             assert "dataset_registry.recipes" not in sys.modules
             with ProcessPoolExecutor(1, mp_context=worker_context()) as pool:
                 print(pool.submit(imported).result())

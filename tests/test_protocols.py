@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dataset_registry.protocols import GENERIC, PROTOCOLS, protocol
+from dataset_registry.core.protocols import GENERIC, PROTOCOLS, protocol
 
 WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from dataset_registry import BadInputError
-from dataset_registry.remote import Remote, parse_options
+from dataset_registry.core.remote import Remote, parse_options
 
 from .conftest import run_cli, write_manifest
 from .s3kit import FAKE_KEY, FAKE_SECRET
@@ -71,7 +71,7 @@ datasets:
 def test_storage_option_text_becomes_what_s3fs_takes():
     import s3fs
 
-    from dataset_registry.remote import typed_options
+    from dataset_registry.core.remote import typed_options
 
     text = parse_options(['config_kwargs={"connect_timeout": 5, "retries": {"max_attempts": 2}}',
                           "max_concurrency=3", "default_block_size=1048576", "anon=false",

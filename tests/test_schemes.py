@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dataset_registry import BadInputError, PluginError, Registry, schemes
+from dataset_registry import BadInputError, PluginError, Registry
+from dataset_registry.recipes import schemes
 from dataset_registry.testing.registration import registered
 
 from . import parity_scheme

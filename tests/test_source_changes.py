@@ -13,7 +13,7 @@ import pytest
 import xxhash
 
 from dataset_registry import Registry, SourceChangedError, cli
-from dataset_registry.statsig import stat_signature
+from dataset_registry.core.statsig import stat_signature
 
 from .conftest import make_tar, write_manifest
 from .realkit import digits, png, write_digit_folders

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from dataset_registry.core.remote import Remote
 from dataset_registry.errors import SourceError
 from dataset_registry.manifest import Expect, SourceNode
-from dataset_registry.members import read_member
-from dataset_registry.remote import Remote
-from dataset_registry.sourcefs import LocalPlace
-from dataset_registry.sources import check_expectations, check_source, member_sets
+from dataset_registry.sources.index import check_expectations, check_source, member_sets
+from dataset_registry.sources.location import LocalPlace
+from dataset_registry.sources.members import read_member
 
 from . import tarkit
 from .conftest import make_tar, run_cli, write_manifest

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from dataset_registry import Registry, SourceError
-from dataset_registry.sources import member_sets
+from dataset_registry.sources.index import member_sets
 
 from .conftest import run_cli, write_manifest
 from .realkit import digits, png

@@ -14,9 +14,9 @@ import pytest
 
 from dataset_registry import Registry
 from dataset_registry.cli import main
-from dataset_registry.resolver import Resolver
+from dataset_registry.engine.build import Resolver
+from dataset_registry.engine.substituters import CACHES_ENV, transfer
 from dataset_registry.stores import open_store
-from dataset_registry.substituters import CACHES_ENV, transfer
 
 from .buildkit import every_recipe
 from .s3kit import FAKE_KEY, FAKE_SECRET, S3Endpoint

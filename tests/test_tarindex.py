@@ -9,7 +9,7 @@ import pytest
 import xxhash
 
 from dataset_registry.errors import SourceError, UnsafeMemberError
-from dataset_registry.tarindex import scan_tar
+from dataset_registry.sources.tarindex import scan_tar
 
 from .tarkit import gnu_extract, hostile_tars, is_tar
 

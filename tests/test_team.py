@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from dataset_registry import Registry
-from dataset_registry.lockfile import LOCK, load
+from dataset_registry.engine.lockfile import LOCK, load
 
 from .conftest import copy_manifests, run_cli
 from .s3kit import FAKE_KEY, FAKE_SECRET, S3Endpoint

@@ -14,11 +14,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from . import _moved
+
 __version__ = "0.1.0"
+_moved.install()  # the old import paths of modules that moved (see _moved.py)
 
 _EXPORTS = {
-    "Registry": "api", "QueryResult": "api", "Resolved": "resolver", "RenderedJob": "jobs",
-    "Marker": "marker",  # Resolved.marker: what _registry.json says of an artifact
+    "Registry": "api", "QueryResult": "api", "Resolved": "engine.build",
+    "RenderedJob": "jobs.render",
+    "Marker": "artifact.marker",  # Resolved.marker: what _registry.json says of an artifact
     **{name: "errors" for name in (
         "RegistryError", "BadInputError", "ManifestError", "SourceError", "UnsafeMemberError",
         "SourceChangedError", "BadImageError", "QueryRefusedError", "TemplateError",
@@ -31,6 +35,8 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from .api import QueryResult, Registry  # noqa: F401
+    from .artifact.marker import Marker  # noqa: F401
+    from .engine.build import Resolved  # noqa: F401
     from .errors import (  # noqa: F401
         BadImageError,
         BadInputError,
@@ -51,9 +57,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         UnsafeMemberError,
         VerifyError,
     )
-    from .jobs import RenderedJob  # noqa: F401
-    from .marker import Marker  # noqa: F401
-    from .resolver import Resolved  # noqa: F401
+    from .jobs.render import RenderedJob  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

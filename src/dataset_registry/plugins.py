@@ -55,9 +55,9 @@ BUILTIN: dict[str, dict[str, str]] = {
         "sample": "dataset_registry.recipes.sample:Sample",
     },
     "layouts": {
-        "image-folder": "dataset_registry.layouts.image_folder:ImageFolder",
-        "files": "dataset_registry.layouts.files:Files",
-        "webdataset": "dataset_registry.layouts.webdataset:WebDataset",
+        "image-folder": "dataset_registry.sources.layouts.image_folder:ImageFolder",
+        "files": "dataset_registry.sources.layouts.files:Files",
+        "webdataset": "dataset_registry.sources.layouts.webdataset:WebDataset",
     },
     "stores": {
         "file": "dataset_registry.stores.local:LocalStore",
@@ -194,7 +194,7 @@ class Plugins:
     def _import_plugin(self, module: str, where: str) -> bool:
         """Import one registry.toml plugin module; False (recorded in `broken`, said on
         stderr) if it raised, whatever it raised, its registrations taken back."""
-        from .failures import DEBUG_HINT, Raised, debugging, summary, traceback_text
+        from .core.failures import DEBUG_HINT, Raised, debugging, summary, traceback_text
 
         saved = {kind: dict(table) for kind, table in self._entries.items()}
         saved_objects = dict(self._objects)
@@ -249,7 +249,7 @@ def _line_of(config: str, module: str) -> int:
 
 
 def _import(entry: Entry) -> Any:
-    from .failures import Raised, summary, traceback_text
+    from .core.failures import Raised, summary, traceback_text
 
     module, _, attr = entry.target.partition(":")
     try:

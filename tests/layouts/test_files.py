@@ -9,7 +9,7 @@ import json
 import pytest
 
 from dataset_registry import Registry, SourceError
-from dataset_registry.sources import member_sets
+from dataset_registry.sources.index import member_sets
 
 from ..conftest import write_manifest
 from ..realkit import digit_name, digits, png, write_digit_tar

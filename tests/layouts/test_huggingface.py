@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dataset_registry import Registry, SourceError
-from dataset_registry.sources import member_sets
+from dataset_registry.sources.index import member_sets
 
 from ..conftest import make_tar, write_manifest
 from ..realkit import digits, png

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from dataset_registry import Registry
-from dataset_registry.sources import member_sets
+from dataset_registry.sources.index import member_sets
 
 from ..conftest import make_tar, run_cli, write_manifest
 from ..realkit import digits, png

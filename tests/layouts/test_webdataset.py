@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from dataset_registry import Registry
-from dataset_registry.members import read_members
-from dataset_registry.sources import member_sets
+from dataset_registry.sources.index import member_sets
+from dataset_registry.sources.members import read_members
 from dataset_registry.testing.layouts import LayoutSuite
 
 from ..conftest import run_cli, tar_bytes, write_manifest

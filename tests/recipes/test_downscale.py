@@ -15,9 +15,9 @@ from dataset_registry.domains.imagenet.synth import (
     SynthSpec,
     synthesize,
 )
-from dataset_registry.imaging import Downscale, downscale
-from dataset_registry.members import read_member
-from dataset_registry.sources import member_sets
+from dataset_registry.recipes.imaging import Downscale, downscale
+from dataset_registry.sources.index import member_sets
+from dataset_registry.sources.members import read_member
 
 from ..conftest import LABELS, make_tar, make_train_tar, write_imagenet_manifest
 

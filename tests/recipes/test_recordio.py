@@ -4,8 +4,8 @@ import random
 from pathlib import Path
 
 from dataset_registry.formats.recordio import iter_records, unpack_image
-from dataset_registry.members import read_member
-from dataset_registry.sources import member_sets
+from dataset_registry.sources.index import member_sets
+from dataset_registry.sources.members import read_member
 
 from .shardkit import WNIDS, registry
 
@@ -108,8 +108,8 @@ def test_a_record_holding_the_magic_is_split_and_the_file_laid_out_again(tmp_pat
 
 
 def test_region_hasher_hashes_regions_in_plan_order_whatever_the_arrival(tmp_path):
-    from dataset_registry.keys import hash_file
-    from dataset_registry.output import Output
+    from dataset_registry.artifact.output import Output
+    from dataset_registry.core.keys import hash_file
     from dataset_registry.recipes.recordio import RegionHasher
 
     out = Output(str(tmp_path), "finish")

@@ -232,8 +232,8 @@ def test_a_select_names_a_list_entry_missing_from_a_generic_split(tmp_path):
 def test_an_empty_split_says_it_is_empty():
     """A split declared with no images (an artifact built before empty splits were refused)
     is named as empty, not built from as nothing."""
-    from dataset_registry.members import MemberSet
     from dataset_registry.recipes.select import pick_split
+    from dataset_registry.sources.members import MemberSet
 
     empty = MemberSet.from_refs("val", "dataset old (/store/ab/abc)", [], "/store/ab/abc/val")
     with pytest.raises(BadInputError, match=r"input 'images' \(dataset old \(/store/ab/abc\)\): "

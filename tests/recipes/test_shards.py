@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from dataset_registry import BadInputError
-from dataset_registry.members import read_member
-from dataset_registry.sources import member_sets
+from dataset_registry.sources.index import member_sets
+from dataset_registry.sources.members import read_member
 
 from ..conftest import make_train_tar
 from .shardkit import TRUTH, WNIDS, registry
@@ -69,7 +69,7 @@ def test_the_image_extension_test_is_im2recs():
 def test_string_columns_gather_like_slicing():
     import numpy as np
 
-    from dataset_registry.members import StrColumn
+    from dataset_registry.sources.members import StrColumn
 
     words = ["val/a", "val/bé", "val/", "val/long name.JPEG", "val/x"]
     col = StrColumn.from_list(words)

@@ -3,8 +3,8 @@
 import tarfile
 from pathlib import Path
 
-from dataset_registry.members import read_member
-from dataset_registry.sources import member_sets
+from dataset_registry.sources.index import member_sets
+from dataset_registry.sources.members import read_member
 
 from .shardkit import TRUTH, registry
 

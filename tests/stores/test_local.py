@@ -45,7 +45,7 @@ class TestLocalStore(StoreSuite):
         assert os.listdir(Path(store.root, ".staging")) == []
 
     def test_replace_leaves_a_read_only_artifact_and_nothing_aside(self, store) -> None:
-        from dataset_registry.output import finalize
+        from dataset_registry.artifact.output import finalize
 
         build(store)
         overwrite(store, "b.txt", b"HELLO")

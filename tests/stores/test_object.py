@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dataset_registry import BadInputError
-from dataset_registry.remote import Remote
+from dataset_registry.core.remote import Remote
 from dataset_registry.stores import open_store
 from dataset_registry.stores.object import ObjectStore
 from dataset_registry.testing.echo import use_echo

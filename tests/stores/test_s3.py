@@ -1,6 +1,6 @@
 import pytest
 
-from dataset_registry.remote import Remote
+from dataset_registry.core.remote import Remote
 from dataset_registry.stores import open_store
 from dataset_registry.testing.stores import StoreSuite
 

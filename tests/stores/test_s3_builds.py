@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dataset_registry import BadInputError, Registry
-from dataset_registry.remote import Remote
+from dataset_registry.core.remote import Remote
 
 from ..buildkit import NAMES, build_all, every_recipe
 from ..conftest import concurrently, dask_address
@@ -47,8 +47,8 @@ def test_every_recipe_on_s3_with_dask_gives_the_local_bytes(s3, synth_small, das
 
 
 def test_a_source_on_s3_reads_members_by_range(s3, synth_small, tmp_path):
-    from dataset_registry.members import read_member, read_members, use_remote
-    from dataset_registry.sources import member_sets
+    from dataset_registry.sources.index import member_sets
+    from dataset_registry.sources.members import read_member, read_members, use_remote
 
     bucket = s3.bucket()
     _, val = upload_sources(bucket, synth_small)

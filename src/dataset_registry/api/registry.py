@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..catalog import Catalog
+from ..config import locations
+from ..core.remote import Remote, env_options
+from ..engine import catalog_sync, keycache, lineage, locking, sources, transfers, verify
+from ..engine import gc as gc_
+from ..engine.build import ProgressFactory, Resolved, Resolver
+from ..engine.lineage import LineageNode
+from ..engine.lockfile import LOCK
+from ..engine.verify import raise_on_problems  # noqa: F401 - importable from here, as before
 from ..errors import (
     BadInputError,
-    CatalogBusyError,
-    SourceError,
-    VerifyError,
 )
 from ..executors import Executor, open_executor
-from ..lockfile import LOCK
-from ..manifest import DatasetNode, FileNode, Manifests, SourceNode, load_manifests
-from ..paths import locations
-from ..remote import Remote, env_options, is_remote
-from ..resolver import ProgressFactory, Resolved, Resolver
+from ..manifest import DatasetNode, Manifests, load_manifests
 from ..stores import Store, open_store
-from . import catalog_sync, locking, runs, transfers
-from . import gc as gc_
+from . import runs
 
 if TYPE_CHECKING:
-    from ..jobs import RenderedJob
+    from ..jobs.render import RenderedJob
+    from ..sources.index import SourceInfo
 
 
 @dataclass
@@ -35,17 +35,6 @@ class QueryResult:
 
     def fetchall(self) -> list[tuple]:
         return self.rows
-
-
-@dataclass
-class LineageNode:
-    role: str
-    name: str
-    kind: str
-    key: str | None
-    status: str
-    detail: str
-    children: list[LineageNode] = field(default_factory=list)
 
 
 class Registry:
@@ -76,7 +65,7 @@ class Registry:
         self._manifests: Manifests | None = None
         self._store: Store | None = None
         self._resolver: Resolver | None = None
-        self._catalog_checked = False
+        self.catalog_checked = False
         self._cache_urls = caches  # None: DATASET_REGISTRY_CACHES, else registry.toml's
         self._caches: list[Store] | None = None
 
@@ -105,7 +94,7 @@ class Registry:
     @property
     def resolver(self) -> Resolver:
         if self._resolver is None:
-            from .. import lockfile
+            from ..engine import lockfile
 
             self._resolver = Resolver(self.manifests, self.store, self.catalog, self.state_dir,
                                       progress=self.progress, remote=self.remote,
@@ -119,7 +108,7 @@ class Registry:
         """The read-only stores `resolve` pulls from before building, in order (see
         substituters.cache_urls)."""
         if self._caches is None:
-            from ..substituters import cache_urls
+            from ..engine.substituters import cache_urls
 
             self._caches = [self.open_store(url) for url in cache_urls(self.root,
                                                                        self._cache_urls)]
@@ -159,7 +148,7 @@ class Registry:
             finally:
                 opened.close()
         locking.keep_current(self, [name])
-        self._catalog_upkeep(strict=False)  # published: a catalog problem is only a warning
+        catalog_sync.upkeep_once(self, strict=False)  # published: only a warning
         return resolved
 
     def write_lock(self) -> tuple[bool, dict[str, str]]:
@@ -173,49 +162,8 @@ class Registry:
 
     def save_key_cache(self, names: list[str] | None = None) -> None:
         """Remember the keys of `names` and every dataset they are made from (None: every
-        computable key), for the CLI's fast path (see keycache). Only their own sources
-        are fingerprinted: saving never reads a source outside their closure."""
-        from .. import keycache
-
-        keys, deps = {}, {}
-        nodes = self.manifests.datasets() if names is None else self.resolver.closure(names)
-        for node in nodes:
-            try:
-                keys[node.name] = self.key(node.name)
-            except SourceError:
-                continue
-            deps[node.name] = self._leaf_inputs(node.name) + self._plugin_code(node.name)
-        keycache.save(self.state_dir, self.manifests_dir, keys, deps)
-
-    def _plugin_code(self, name: str) -> list[tuple[str, str]]:
-        """("file", path) of every outside recipe module under `name`: its code is in the
-        key, so an edit must miss the key cache too."""
-        import sys
-
-        from ..keys import recipe_code_key
-        from ..recipes import RECIPES
-
-        found = set()
-        for node in self.resolver.closure([name]):
-            recipe = RECIPES[node.recipe]
-            path = getattr(sys.modules.get(recipe.__module__), "__file__", None)
-            if path and recipe_code_key(recipe) is not None:
-                found.add(("file", path))
-        return sorted(found)
-
-    def _leaf_inputs(self, name: str) -> list[tuple[str, str]]:
-        """(kind, path) of every source location and shipped file under `name`."""
-        node = self.manifests.get(name)
-        if isinstance(node, SourceNode):  # its key may be the lock's, or checked against it
-            if not self.resolver.is_set(name):
-                return [("file", self.lock_path)]
-            info = self.resolver.source_info(name)
-            return [("source", info.location), ("file", self.lock_path)] + \
-                [("file", path) for path in info.beside]
-        if isinstance(node, FileNode):
-            return [("file", node.path)]
-        assert isinstance(node, DatasetNode)
-        return sorted({d for t in node.inputs.values() for d in self._leaf_inputs(t)})
+        computable key), for the CLI's fast path (see engine/keycache.py)."""
+        keycache.save_keys(self, names)
 
     def status(self, name: str) -> str:
         return self.resolver.status(name)
@@ -226,88 +174,21 @@ class Registry:
 
     def built(self, name: str) -> Resolved:
         """The already-built dataset `name`; BadInputError if it is not built."""
-        key = self.key(name)
-        marker = self.resolver.marker(name)  # a damaged one: VerifyError saying how to repair
-        if marker is None:
-            unset = self.resolver.unset_sources(name)
-            if unset:
-                raise SourceError(f"{name} is not built in the store {self.store.url} (key "
-                                  f"{key}), and source {', '.join(unset)} it is made from is "
-                                  "not set on this machine; point it at a copy with: registry "
-                                  f"source set {unset[0]} PATH, then: registry resolve {name}")
-            raise BadInputError(f"{name} is not built (key {key}); run: registry resolve {name}")
-        return Resolved(name, key, self.store.uri(key), marker, self.store)
+        return self.resolver.built(name)
 
-    def lineage(self, name: str, role: str = "") -> LineageNode:
-        node = self.manifests.get(name)
-        try:
-            key: str | None = self.key(name)
-        except SourceError:
-            key = None
-        status = self.status(name)
-        if isinstance(node, SourceNode):
-            detail = f"source, layout {node.layout}"
-            if key and not self.resolver.is_set(name):
-                locked = self.resolver.lock.sources[name]
-                detail += f", {locked.files} images (not set here; key from {LOCK})"
-            elif key:
-                info = self.resolver.source_info(name)
-                detail += f", {info.files} images at {info.location}" + \
-                    (" (SYNTHETIC)" if info.synthetic else "")
-        elif isinstance(node, FileNode):
-            detail = f"file {os.path.relpath(node.path, self.root)}"
-        else:
-            assert isinstance(node, DatasetNode)
-            detail = f"recipe {node.recipe}"
-        out = LineageNode(role, name, node.kind, key, status, detail)
-        if isinstance(node, DatasetNode):
-            out.children = [self.lineage(target, r) for r, target in sorted(node.inputs.items())]
-        return out
+    def lineage(self, name: str) -> LineageNode:
+        """What `name` is made from, down to its sources and shipped files."""
+        return lineage.lineage(self, name)
 
     # -- sources ---------------------------------------------------------------------------
 
-    def set_source(self, name: str, location: str) -> Any:
-        node = self.manifests.get(name)
-        if not isinstance(node, SourceNode):
-            raise BadInputError(f"{name} is a {node.kind}, not a source")
-        location = location if is_remote(location) else os.path.abspath(location)
-        # Check the new location before saving it: a refused one must leave the previous,
-        # working location (and every dataset's status) as it was.
-        resolver = self.resolver
-        resolver._locs = {**resolver.locations.load(), name: location}
-        resolver._sources.pop(name, None)
-        resolver.forget_keys()
-        try:
-            resolver.source_info(name)
-        except BaseException:
-            resolver._locs = None
-            resolver._sources.pop(name, None)
-            resolver.forget_keys()
-            raise
-        resolver.locations.set(name, location)
-        info = self.check_source(name)
-        locking.keep_current(self, [name, *locking.downstream(self, name)])
-        return info
+    def set_source(self, name: str, location: str) -> SourceInfo:
+        """Point source `name` at `location` on this machine (checked before it is saved)."""
+        return sources.set_source(self, name, location)
 
-    def check_source(self, name: str, *, md5: bool = False, force: bool = False) -> Any:
-        from ..sources import md5_of
-
-        info = self.resolver.source_info(name, force=force)
-        if md5:
-            node = self.manifests.get(name)
-            assert isinstance(node, SourceNode)
-            if not info.container:
-                raise BadInputError(f"source {name}: --md5 checks an archive; {info.location} "
-                                    "is a folder")
-            got = md5_of(info.location, self.remote)
-            if node.expect.md5 and got != node.expect.md5 and not info.synthetic:
-                raise SourceError(f"source {name} ({info.location}): md5 {got}, expected "
-                                  f"{node.expect.md5} ({node.where}: expect.md5)")
-            info.md5 = got  # type: ignore[attr-defined]
-        with contextlib.suppress(CatalogBusyError):  # an index only: the check succeeded
-            self.catalog.record_sources([info])
-        self._catalog_upkeep(strict=True)
-        return info
+    def check_source(self, name: str, *, md5: bool = False, force: bool = False
+                     ) -> SourceInfo:
+        return sources.check_source(self, name, md5=md5, force=force)
 
     # -- training jobs ---------------------------------------------------------------------
 
@@ -333,14 +214,6 @@ class Registry:
         Returns the artifacts that could not be indexed: {key: why}."""
         return catalog_sync.sync(self, self.catalog, force=force)
 
-    def _catalog_upkeep(self, *, strict: bool, runs: bool = False) -> None:
-        """Once per Registry, from the commands that write: sync and reconcile the catalog
-        (see catalog_sync.upkeep)."""
-        if self._catalog_checked:
-            return
-        self._catalog_checked = True
-        catalog_sync.upkeep(self, strict=strict, runs=runs)
-
     def sql(self, query: str, params: list[Any] | None = None, *, sync: bool = False,
             timeout: float | None = 60.0) -> QueryResult:
         """A read-only provenance query on a private snapshot of the catalog, stopped after
@@ -362,16 +235,7 @@ class Registry:
     def verify(self, names: list[str] | None = None) -> dict[str, list[str]]:
         """Check artifacts against their records: {name or key: problems}. A damaged one
         (even its marker or file table) is reported with the rest, never raised."""
-        targets: list[tuple[str, str]] = []
-        if names:
-            for n in names:
-                with contextlib.suppress(VerifyError):  # damaged: store.verify reports it
-                    self.built(n)
-                targets.append((n, self.key(n)))
-        else:
-            targets = [(k, k) for k in self.store.committed()]
-        report = {label: self.store.verify(key) for label, key in targets}
-        return report
+        return verify.verify(self, names)
 
     def gc(self, *, dry_run: bool = False, keep_days: float = gc_.KEEP_DAYS,
            only: set[str] | None = None) -> gc_.GcReport:
@@ -390,10 +254,3 @@ class Registry:
         """Remove the pins of dataset names (every key pinned for each) or pinned keys."""
         return gc_.unpin(self, targets)
 
-
-def raise_on_problems(report: dict[str, list[str]]) -> None:
-    bad = {k: v for k, v in report.items() if v}
-    if bad:
-        lines = [f"{name}: {p}" for name, problems in bad.items() for p in problems]
-        raise VerifyError("verify failed:\n" + "\n".join(lines) + "\nrebuild a damaged "
-                          "dataset in place with: registry resolve --repair NAME")

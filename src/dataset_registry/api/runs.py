@@ -7,21 +7,22 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..catalog import warn_once
+from ..engine import catalog_sync
 from ..errors import CatalogBusyError, TemplateError
 
 if TYPE_CHECKING:
-    from ..jobs import RenderedJob
+    from ..jobs.render import RenderedJob
     from .registry import Registry
 
 
 def render_job(reg: Registry, name: str, flavor: str | None, *, cluster_store: str | None,
                check: bool) -> RenderedJob:
-    from .. import jobs
+    from ..jobs import render as jobs
 
     rendered = jobs.render(reg.resolver, reg.manifests.job(name), flavor,
                            cluster_store=cluster_store)
     if check:
-        from ..jobcheck import check_spec
+        from ..jobs.check import check_spec
 
         problems = check_spec(rendered.spec)
         if problems:
@@ -33,7 +34,7 @@ def render_job(reg: Registry, name: str, flavor: str | None, *, cluster_store: s
 
 def submit_job(reg: Registry, name: str, flavor: str | None, *, cluster_store: str | None,
                kubectl: str | None) -> tuple[RenderedJob, str]:
-    from .. import jobs
+    from ..jobs import render as jobs
 
     rendered = jobs.render(reg.resolver, reg.manifests.job(name), flavor,
                            cluster_store=cluster_store)
@@ -54,7 +55,7 @@ def record_run(reg: Registry, rendered: RenderedJob, action: str, extra: dict[st
                          **extra},
               "inputs": [(i.role, i.key) for i in rendered.inputs]}
     reg.store.put_record("runs", rendered.run_id, record)
-    reg._catalog_upkeep(strict=True, runs=True)
+    catalog_sync.upkeep_once(reg, strict=True, runs=True)
     try:
         reg.catalog.record_run(record)
     except CatalogBusyError as exc:

@@ -62,7 +62,7 @@ from .schema import (  # noqa: F401 - importable from here, as before the split
 from .writes import insert_artifact, insert_run, insert_sources, replace_nodes
 
 if TYPE_CHECKING:
-    from ..marker import Marker
+    from ..artifact.marker import Marker
 
 
 class Catalog:

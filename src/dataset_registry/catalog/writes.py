@@ -11,7 +11,7 @@ from ..errors import VerifyError
 from .schema import _first_line
 
 if TYPE_CHECKING:
-    from ..marker import Marker
+    from ..artifact.marker import Marker
 
 
 def replace_nodes(con: Any, rows: list[dict[str, Any]], edges: list[tuple], infos: list[Any],
@@ -35,7 +35,7 @@ def insert_artifact(con: Any, marker: Marker, uri: str, store: str, tables: str)
     catalog indexes (the store's copy is damaged), before anything is written."""
     import duckdb
 
-    from ..marker import FILES, SKIPPED
+    from ..artifact.marker import FILES, SKIPPED
 
     key = marker.key
     try:

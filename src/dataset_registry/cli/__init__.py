@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
     import signal
 
-    from ..failures import DEBUG_ENV
+    from ..core.failures import DEBUG_ENV
 
     previous = signal.signal(signal.SIGTERM, _terminate)
     # --debug is seen before parsing: a plugin failing as it imports is reported then.
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"registry: error: {_os_error(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug, ours or a plugin's (a layout's, say): still one line
-        from ..failures import summary, traceback_text
+        from ..core.failures import summary, traceback_text
 
         _report(f"unexpected {summary(exc)}", traceback_text(exc))
         return 1
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 def _report(message: object, details: str) -> None:
     """The error's one line; with --debug (DATASET_REGISTRY_DEBUG=1), the traceback behind
     it first, else a hint that there is one."""
-    from ..failures import DEBUG_HINT, debugging
+    from ..core.failures import DEBUG_HINT, debugging
 
     if details and debugging():
         print(details.rstrip("\n"), file=sys.stderr)
@@ -121,8 +121,8 @@ def _fast_path(args: argparse.Namespace) -> bool:
             getattr(args, "tags", None) or getattr(args, "executor", None) or \
             getattr(args, "repair", False):
         return False
-    from .. import keycache
-    from ..paths import locations
+    from ..config import locations
+    from ..engine import keycache
     from ..stores import LocalStore
 
     where = locations(args.root, manifests=args.manifests, store=args.store, catalog=args.catalog)
@@ -146,7 +146,7 @@ def open_registry(args: argparse.Namespace) -> Any:
     """The Registry the --root/--manifests/--store/--catalog/--storage-option arguments
     name, with progress bars on a terminal: what a plugin command needing one opens."""
     from ..api import Registry
-    from ..remote import parse_options
+    from ..core.remote import parse_options
     from .display import progress_factory
 
     return Registry.open(args.root, manifests=args.manifests, store=args.store,
@@ -170,8 +170,8 @@ def _run_plugin_command(args: argparse.Namespace, command: Any) -> int | None:
     """A plugin command's `run`; what it raises that is not a RegistryError (nor an
     OSError, which names its file) is one line naming the command and where it is from."""
     from .. import plugins
+    from ..core.failures import summary, traceback_text
     from ..errors import BuildError
-    from ..failures import summary, traceback_text
 
     try:
         return command.run(args)  # type: ignore[no-any-return]

@@ -13,8 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..artifact.output import Output
 from ..errors import BadInputError, RegistryError
-from ..output import Output
 from ..stores.base import Drop
 
 if TYPE_CHECKING:
@@ -30,8 +30,8 @@ def run_task(recipe: type[Recipe], params: Any, task: Any, drop: Drop, part: str
     so a recipe from a plugin needs no registration there. What `recipe.run` raises that
     is not a RegistryError comes back as a RecipeError naming the recipe and the member
     it was processing, its traceback as text (see failures.py)."""
-    from ..failures import Raised, recipe_error
-    from ..members import MemberRef, member_in_hand, put_down, use_remote
+    from ..core.failures import Raised, recipe_error
+    from ..sources.members import MemberRef, member_in_hand, put_down, use_remote
 
     use_remote(drop.remote)
     folder = drop.folder()
@@ -43,7 +43,7 @@ def run_task(recipe: type[Recipe], params: Any, task: Any, drop: Drop, part: str
         finally:
             out.close()
     except OSError as exc:  # a recipe's own write (into Output.open) on a full disk, say
-        from ..output import write_error
+        from ..artifact.output import write_error
 
         drop.discard(folder)
         raise write_error(exc.filename or folder, exc) from None
@@ -84,7 +84,9 @@ def warm_up() -> None:
     import PIL.Image  # noqa: F401
     import xxhash  # noqa: F401
 
-    from .. import imaging, output, recipes  # noqa: F401
+    from .. import recipes  # noqa: F401
+    from ..artifact import output  # noqa: F401
+    from ..recipes import imaging  # noqa: F401
 
 
 class Executor(ABC):

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ..core.failures import debugging
 from ..errors import BadInputError, BuildError
-from ..failures import debugging
 from ..stores.base import Drop
 from .base import Executor, OnResult, Progress, arrived, part_name, run_task, warm_up
 

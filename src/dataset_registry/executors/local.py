@@ -30,7 +30,7 @@ class LocalExecutor(Executor):
             return
         from concurrent.futures import ProcessPoolExecutor
 
-        from ..processes import watch_coordinator, worker_context
+        from ..core.processes import watch_coordinator, worker_context
 
         # Each worker watches this process: killed, even with SIGKILL, it takes them along.
         self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=worker_context(),

@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import plugins
+from ..config import PACKAGE_DATA, input_problem, locate, outside, read_text, readable_roots
 from ..errors import ManifestError
-from ..paths import PACKAGE_DATA, input_problem, locate, outside, read_text, readable_roots
 from ..yamlio import LineMap, dotted, load_yaml
 from .graph import check_graph
 from .nodes import DatasetNode, FileNode, JobNode, Manifests, Node, ParamsOrigin, SourceNode

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from ..output import Output
-    from ..sources import MemberSet
+    from ..artifact.output import Output
+    from ..sources.index import MemberSet
 
 InputKind = Literal["images", "file"]
 

@@ -44,14 +44,14 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
-from .. import schemes
+from ..artifact.output import Output
 from ..errors import BadInputError
-from ..imaging import Color, Downscale, Filter, Fit, Luma, downscale, quiet_bomb_warnings
-from ..members import MemberRef, MemberSet, read_members
-from ..output import Output
+from ..sources.members import MemberRef, MemberSet, read_members
+from . import schemes
 from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .downscale_files import assemble, finish_in_place, png, write_chunk, write_rows_in_place
 from .imagecheck import OnError, usable, where
+from .imaging import Color, Downscale, Filter, Fit, Luma, downscale, quiet_bomb_warnings
 from .naming import record_names, stem, whole_stem
 from .select import pick_split
 from .shards import class_labels, folder_safe, named, scheme_of

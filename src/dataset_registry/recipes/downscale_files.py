@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from ..artifact.output import Output
 from ..errors import BuildError
-from ..imaging import Downscale
-from ..members import MemberRef
-from ..output import Output
+from ..sources.members import MemberRef
+from .imaging import Downscale
 
 
 def png(row: bytes, shape: Downscale) -> bytes:

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Literal, TypeVar
 
+from ..artifact.output import Output
 from ..errors import BadImageError
-from ..imaging import check_image
-from ..members import MemberRef
-from ..output import Output
+from ..sources.members import MemberRef
+from .imaging import check_image
 
 OnError = Literal["fail", "skip"]
 IMAGE_CHECKS = frozenset({"validate_images", "on_error"})  # the params that choose the policy

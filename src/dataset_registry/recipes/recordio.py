@@ -32,13 +32,13 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
+from ..artifact.output import Output
 from ..errors import BadInputError
 from ..formats.recordio import IRHeader, RecordIOError, idx_line, image_record, lst_line
-from ..imaging import rgb_jpeg
-from ..members import MemberRef, MemberSet, read_members
-from ..output import Output
+from ..sources.members import MemberRef, MemberSet, read_members
 from .base import Inputs, Plan, Recipe
 from .imagecheck import usable, where
+from .imaging import rgb_jpeg
 from .shards import CHUNK, SHARD_INPUTS, ShardParams, classified
 
 _IRHEADER_BYTES = 24

@@ -30,11 +30,11 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..classes import default_classes, read_classes
+from ..artifact.output import Output
 from ..errors import BadInputError, SourceError
-from ..layouts import check_split
-from ..members import MemberRef, MemberSet, read_members
-from ..output import Output
+from ..sources.classes import default_classes, read_classes
+from ..sources.layouts import check_split
+from ..sources.members import MemberRef, MemberSet, read_members
 from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .imagecheck import OnError, usable
 from .naming import record_names

@@ -11,12 +11,12 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from ..artifact.output import Output
 from ..errors import BadInputError
-from ..lists import read_list
-from ..members import MemberRef, MemberSet, read_members
-from ..output import Output
+from ..sources.members import MemberRef, MemberSet, read_members
 from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .imagecheck import OnError, usable
+from .lists import read_list
 from .naming import record_names, refuse_clashes
 
 _CHUNK = 128  # images per task: enough to amortise scheduling, small enough to balance

@@ -37,11 +37,11 @@ from typing import ClassVar
 import numpy as np
 from pydantic import field_validator
 
-from .. import schemes
-from ..classes import default_classes, label_indices, present_classes, read_classes
+from ..artifact.output import Output
 from ..errors import BadInputError
-from ..members import MemberSet, read_members
-from ..output import Output
+from ..sources.classes import default_classes, label_indices, present_classes, read_classes
+from ..sources.members import MemberSet, read_members
+from . import schemes
 from .base import Inputs, InputSpec, Params, Recipe
 from .imagecheck import IMAGE_CHECKS, OnError, usable
 from .naming import record_names

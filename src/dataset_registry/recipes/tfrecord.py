@@ -31,12 +31,12 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
+from ..artifact.output import Output
 from ..errors import BadInputError
-from ..imaging import open_image, rgb_jpeg
-from ..members import MemberRef, MemberSet, read_members
-from ..output import Output
+from ..sources.members import MemberRef, MemberSet, read_members
 from .base import Inputs, Recipe
 from .imagecheck import usable, where
+from .imaging import open_image, rgb_jpeg
 from .shards import SHARD_INPUTS, ShardParams, classified
 
 

@@ -28,10 +28,10 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
+from ..artifact.output import Output
 from ..errors import BadInputError
 from ..formats.wds import ShardWriter, cls_bytes, sample_bytes
-from ..members import MemberSet, read_members
-from ..output import Output
+from ..sources.members import MemberSet, read_members
 from .base import Inputs, Recipe
 from .imagecheck import usable
 from .naming import record_names, stem

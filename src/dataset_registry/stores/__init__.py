@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from ..remote import Remote, is_remote
+from ..core.remote import Remote, is_remote
 from .base import (
     FILES,
     MARKER,
@@ -34,8 +34,8 @@ def open_store(url: str, remote: Remote | None = None, cache_dir: str | None = N
     if not is_remote(url):
         return LocalStore(url.removeprefix("file://"))
     from .. import plugins
+    from ..core.remote import check_url
     from ..errors import BadInputError
-    from ..remote import check_url
 
     check_url(url)
     scheme = url.split("://", 1)[0]

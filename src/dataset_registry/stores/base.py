@@ -19,8 +19,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BuildError, VerifyError
-from ..marker import (  # noqa: F401 - the layout names and the one marker parser, as before
+from ..artifact.marker import (  # noqa: F401 - the layout names and the one marker parser, as before
     FILES,
     MARKER,
     MARKER_FIELDS,
@@ -34,7 +33,8 @@ from ..marker import (  # noqa: F401 - the layout names and the one marker parse
     parse_marker,
     table_damage,
 )
-from ..remote import Remote
+from ..core.remote import Remote
+from ..errors import BuildError, VerifyError
 
 
 @contextmanager
@@ -211,7 +211,7 @@ class Store(ABC):
         """Problems found checking a committed artifact: its marker (parses, is this
         key's), its `_files.parquet` against the marker's digest and counts, and every
         file against its row. Read from the store itself, never from a cached copy."""
-        from ..output import verify_artifact
+        from ..artifact.output import verify_artifact
 
         try:
             marker = self.marker(key)

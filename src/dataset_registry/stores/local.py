@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from ..artifact.marker import local_table_damage
+from ..core.remote import Remote
 from ..errors import BuildError, StorageError, VerifyError
-from ..marker import local_table_damage
-from ..remote import Remote
 from .base import (
     FILES,
     MARKER,

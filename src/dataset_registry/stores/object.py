@@ -34,9 +34,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.protocols import protocol, transport_errors
+from ..core.remote import Remote
 from ..errors import BadInputError, BuildError, VerifyError
-from ..protocols import protocol, transport_errors
-from ..remote import Remote
 from .base import (
     FILES,
     MARKER,

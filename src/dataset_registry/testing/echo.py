@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from ..members import MemberRef, read_members
-from ..output import Output
+from ..artifact.output import Output
 from ..recipes.base import Inputs, InputSpec, Params, Recipe
 from ..recipes.imagecheck import OnError, usable
 from ..recipes.select import pick_split
+from ..sources.members import MemberRef, read_members
 
 
 class EchoParams(Params):

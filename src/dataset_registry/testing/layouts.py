@@ -42,7 +42,7 @@ class LayoutSuite:
 
     def sets(self, root: Path, location: Path) -> tuple[Any, dict[str, Any]]:
         """(the registry, {split: MemberSet}) of `location` read with the layout."""
-        from ..sources import member_sets
+        from ..sources.index import member_sets
 
         reg = open_project(root, {"data": location}, layout=self.layout, options=self.options)
         return reg, member_sets(reg.resolver.source_info("data"))
@@ -51,7 +51,7 @@ class LayoutSuite:
         """Everything a recipe can see of each member, bytes by hash, by split."""
         import xxhash
 
-        from ..members import read_members
+        from ..sources.members import read_members
 
         return {split: sorted((ref.name, ref.origin.removeprefix("./"), ref.label, ref.attrs,
                                xxhash.xxh3_128_hexdigest(data))
@@ -66,7 +66,7 @@ class LayoutSuite:
         return folder
 
     def test_a_folder_and_a_tar_index_the_same(self, folder, tmp_path) -> None:
-        from ..layouts import layout_class
+        from ..sources.layouts import layout_class
 
         cls = layout_class(self.layout)
         if not (cls.folder and cls.tar):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from dataset_registry.artifact.output import Output, finalize
 from dataset_registry.errors import BuildError, VerifyError
-from dataset_registry.output import Output, finalize
 from dataset_registry.stores import MARKER, Store
 
 KEY = "ab" + "0" * 30

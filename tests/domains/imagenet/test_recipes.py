@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from dataset_registry.members import read_member
-from dataset_registry.sources import member_sets
+from dataset_registry.sources.index import member_sets
+from dataset_registry.sources.members import read_member
 
 from ...conftest import LABELS, LISTS, make_registry
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from dataset_registry import BadInputError, plugins, schemes
+from dataset_registry import BadInputError, plugins
+from dataset_registry.core.keys import recipe_code_key
 from dataset_registry.domains.imagenet import labels
 from dataset_registry.domains.imagenet.scheme import ImageNetScheme
-from dataset_registry.keys import recipe_code_key
-from dataset_registry.recipes import RECIPES
+from dataset_registry.recipes import RECIPES, schemes
 
 from ...conftest import LABELS
 

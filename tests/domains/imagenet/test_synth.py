@@ -12,7 +12,7 @@ from dataset_registry.domains.imagenet.synth import (
     SynthSpec,
     synthesize,
 )
-from dataset_registry.tarindex import tar_is_synthetic
+from dataset_registry.sources.tarindex import tar_is_synthetic
 
 from ...conftest import LABELS
 

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from ...api import Registry
+from ...config import locations
 from ...errors import BadInputError
-from ...paths import locations
 from .synth import SynthSpec, synthesize
 
 DEMO_PROJECT = "registry-demo"  # where the example project goes when there is none

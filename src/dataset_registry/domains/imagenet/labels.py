@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from ...errors import BadInputError
-from ...lists import read_list
+from ...recipes.lists import read_list
 
 Scheme = Literal["sorted0", "sorted1"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from ...errors import SourceError
-from ...layouts import Entry, Layout
+from ...sources.layouts import Entry, Layout
 
 _VAL = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
 _WNID = re.compile(r"^n\d{8}$")

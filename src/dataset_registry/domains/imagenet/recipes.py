@@ -13,8 +13,8 @@ import os
 from collections.abc import Mapping
 from typing import ClassVar
 
+from ...artifact.output import Output
 from ...errors import BadInputError
-from ...output import Output
 from ...recipes.base import Inputs, InputSpec
 from ...recipes.select import Entry, Select, SelectParams, pick_split
 from .labels import Scheme, convert, ground_truth

@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import ClassVar
 
 from ...errors import BadInputError
-from ...schemes import LabelScheme
+from ...recipes.schemes import LabelScheme
 from . import labels
 
 

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
-from ...sourcefs import SYNTHETIC_MARKER
-from ...tarindex import SYNTHETIC_PAX_KEY
+from ...sources.location import SYNTHETIC_MARKER
+from ...sources.tarindex import SYNTHETIC_PAX_KEY
 from .labels import CMYK_TRAIN, CMYK_VAL, PNG_IMPOSTOR
 
 LARGE_VAL = (17, 4242, 33333)  # val images drawn several thousand pixels wide
@@ -172,7 +172,7 @@ def _rendered(images: list[_Image], spec: SynthSpec, jobs: int) -> Iterator[tupl
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    from ...processes import worker_context
+    from ...core.processes import worker_context
 
     with ProcessPoolExecutor(jobs, mp_context=worker_context()) as pool:
         for chunk, data in zip(chunks, pool.map(_render_many, [(c, spec) for c in chunks]),

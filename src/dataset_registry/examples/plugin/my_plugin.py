@@ -23,13 +23,13 @@ from typing import Any, ClassVar
 from PIL import Image
 from pydantic import Field
 
+from dataset_registry.artifact.output import Output
 from dataset_registry.errors import SourceError
-from dataset_registry.layouts import Entry, Layout, Options, ignored, is_image_name
-from dataset_registry.members import MemberRef, read_members
-from dataset_registry.output import Output
 from dataset_registry.plugins import register
 from dataset_registry.recipes import Inputs, InputSpec, Params, Recipe
 from dataset_registry.recipes.select import pick_split
+from dataset_registry.sources.layouts import Entry, Layout, Options, ignored, is_image_name
+from dataset_registry.sources.members import MemberRef, read_members
 
 
 class MyFlatOptions(Options):

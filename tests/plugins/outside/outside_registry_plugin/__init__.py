@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 from PIL import Image
 
 from dataset_registry.errors import SourceError
-from dataset_registry.layouts import Entry, Layout, ignored, is_image_name
-from dataset_registry.members import MemberRef, read_members
 from dataset_registry.recipes import Inputs, InputSpec, Params, Recipe
+from dataset_registry.sources.layouts import Entry, Layout, ignored, is_image_name
+from dataset_registry.sources.members import MemberRef, read_members
 
 
 class FlatLabelled(Layout):

@@ -5,8 +5,8 @@ the user gave."""
 
 from __future__ import annotations
 
+from dataset_registry.core.remote import Remote
 from dataset_registry.errors import BadInputError
-from dataset_registry.remote import Remote
 from dataset_registry.stores import LocalStore
 
 

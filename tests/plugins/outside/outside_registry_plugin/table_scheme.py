@@ -7,9 +7,9 @@ from __future__ import annotations
 import csv
 import os
 
-from dataset_registry.classes import read_classes
 from dataset_registry.errors import BadInputError
-from dataset_registry.schemes import LabelScheme
+from dataset_registry.recipes.schemes import LabelScheme
+from dataset_registry.sources.classes import read_classes
 
 
 class Table(LabelScheme):

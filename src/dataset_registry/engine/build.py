@@ -1,0 +1,310 @@
+"""The builder: a build of exactly what is missing (stage, plan, run, finish, publish).
+
+Resolving something already built reads the manifests, the sources' cached
+fingerprints and one marker (the key side, `keys.Keys`): no recipe code runs and
+nothing scales with the dataset's size.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import __version__
+from ..artifact.marker import InputRef, Marker, local_table_damage
+from ..catalog import Catalog, warn_once
+from ..core.failures import guarded, recipe_code
+from ..core.remote import Remote
+from ..errors import (
+    BadInputError,
+    CatalogBusyError,
+    CatalogCorruptError,
+    SourceError,
+    VerifyError,
+)
+from ..executors import Executor, LocalExecutor
+from ..manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
+from ..recipes import RECIPES, Inputs
+from ..recipes.base import finish
+from ..sources.index import member_sets
+from ..sources.members import MemberSet
+from ..stores import FILES, Store
+from .inputs import artifact_members
+from .keys import Keys
+from .lockfile import LOCK, Lock
+from .substituters import pulled_from_cache
+
+
+@dataclass
+class Resolved:
+    """A built dataset: its key, where it lives (`uri`), and its provenance records.
+
+    `path` is a local folder with its files: the artifact itself in a local store,
+    a cached copy (downloaded on first use) when the store is remote.
+    """
+
+    name: str
+    key: str
+    uri: str
+    marker: Marker = field(repr=False)
+    store: Store = field(repr=False, compare=False)
+    built_now: bool = False
+    repaired: dict[str, list[str]] = field(default_factory=dict)  # name: what was wrong
+    pulled: dict[str, str] = field(default_factory=dict)  # name: the cache it came from
+
+    @property
+    def path(self) -> str:
+        return self.store.local_path(self.key)
+
+    @property
+    def digest(self) -> str:
+        return self.marker.digest
+
+    def files(self) -> Any:
+        """The file table (`_files.parquet`) as a DuckDB relation: `.fetchall()`, `.df()`.
+        A table damaged since the artifact was resolved is a VerifyError naming it."""
+        import duckdb
+
+        table = os.path.join(self.store.tables(self.key), FILES)
+        repair = f"repair it with: registry resolve --repair {self.name}"
+        damage = local_table_damage(table)
+        if damage:
+            raise VerifyError(f"{table}: {damage}; {repair}")
+        try:
+            return duckdb.read_parquet(table)
+        except duckdb.Error as exc:
+            raise VerifyError(f"{table}: unreadable as a file table "
+                              f"({str(exc).splitlines()[0]}); {repair}") from None
+
+
+ProgressFactory = Callable[[str, int], Any]
+
+
+class Resolver(Keys):
+    """The builder: `resolve` builds exactly what is missing for a name (after looking in
+    the caches), through staging, and publishes it with its marker last."""
+
+    def __init__(self, manifests: Manifests, store: Store, catalog: Catalog | None,
+                 state_dir: str, *, progress: ProgressFactory | None = None,
+                 remote: Remote | None = None,
+                 caches: Callable[[], list[Store]] | None = None, lock: Lock | None = None,
+                 lock_path: str = LOCK, update_lock: bool = False) -> None:
+        super().__init__(manifests, store, state_dir, remote=remote, lock=lock,
+                         lock_path=lock_path, update_lock=update_lock)
+        # the read-only stores pulled from before building, opened when a build needs them
+        self.caches = caches or list
+        self.catalog = catalog
+        self.progress = progress
+
+    # -- resolve ---------------------------------------------------------------------------
+
+    def resolve(self, name: str, executor: Executor | None = None, *,
+                repair: bool = False) -> Resolved:
+        """Build what is missing for `name`. `repair`: first re-verify every built
+        artifact it needs (itself and its inputs) and rebuild, in place, those damaged."""
+        built_now = False
+        repaired: dict[str, list[str]] = {}
+        executor = executor or LocalExecutor()
+        prepared = False
+        found: dict[str, Marker] = {}  # key: marker, each read once (builds read their inputs')
+        pulled: dict[str, str] = {}
+        stop = None if repair or not self.caches() else \
+            (lambda node: pulled_from_cache(self, node, name, pulled))
+        for node in self.closure([name], stop):
+            key = self.key(node.name)
+            if not repair and (marker := self.marker(node.name, name)) is not None:
+                found[key] = marker
+                continue  # built: one marker read, no lock
+            with self.store.lock(key):
+                if repair:
+                    damage = self._damage(key)
+                    if damage == []:
+                        continue  # verified: nothing to repair
+                    publish = self.store.replace  # over whatever lies there, atomically
+                elif (marker := self.marker(node.name, name)) is not None:
+                    found[key] = marker
+                    continue  # built (perhaps by another process while we waited)
+                else:
+                    damage, publish = None, self.store.commit
+                self._check_buildable(node, key)
+                if not prepared:
+                    executor.prepare()  # workers start while the coordinator plans
+                    prepared = True
+                found[key] = self._build(node, key, executor, publish, found)
+            if damage:
+                repaired[node.name] = damage
+            self.record(found[key])
+            built_now = True
+        key = self.key(name)
+        marker = found.get(key) or self.marker(name)
+        assert marker is not None
+        return Resolved(name=name, key=key, uri=self.store.uri(key), marker=marker,
+                        store=self.store, built_now=built_now, repaired=repaired,
+                        pulled=pulled)
+
+    def built(self, name: str) -> Resolved:
+        """The already-built dataset `name`; BadInputError if it is not built."""
+        key = self.key(name)
+        marker = self.marker(name)  # a damaged one: VerifyError saying how to repair
+        if marker is None:
+            unset = self.unset_sources(name)
+            if unset:
+                raise SourceError(f"{name} is not built in the store {self.store.url} (key "
+                                  f"{key}), and source {', '.join(unset)} it is made from is "
+                                  "not set on this machine; point it at a copy with: registry "
+                                  f"source set {unset[0]} PATH, then: registry resolve {name}")
+            raise BadInputError(f"{name} is not built (key {key}); run: registry resolve {name}")
+        return Resolved(name, key, self.store.uri(key), marker, self.store)
+
+    def _check_buildable(self, node: DatasetNode, key: str) -> None:
+        """A SourceError if `node` must be built here but reads a source not set here (its
+        key came from registry.lock): say so, not just that the source is unset."""
+        unset = self.unset_sources(node.name, direct=True)
+        if unset:
+            raise SourceError(
+                f"{node.name} (key {key}) is not built in the store {self.store.url}, and "
+                f"building it reads source {', '.join(unset)}, which is not set on this "
+                f"machine; point it at a copy with: registry source set {unset[0]} PATH")
+
+    def _damage(self, key: str) -> list[str] | None:
+        """None: not built; []: verified intact; else what is wrong with the artifact."""
+        try:
+            if self.store.marker(key) is None:
+                return None
+        except VerifyError as exc:
+            return [str(exc)]
+        return self.store.verify(key)
+
+    def _build(self, node: DatasetNode, key: str, executor: Executor,
+               publish: Callable[[Any, dict[str, Any]], Any],
+               found: dict[str, Marker]) -> Marker:
+        """Build `node` through staging and `publish` it (the caller holds its lock);
+        its marker. `found`: the markers of its built inputs, by key."""
+        recipe = RECIPES[node.recipe]
+        derivation = self.derivation(node.name)
+        started = time.time()
+        phases: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def phase(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            phases[name] = round(now - clock, 3)
+            clock = now
+
+        inputs, described, sources = self.inputs(node, found)
+        staging = self.store.begin(key)
+        try:
+            with recipe_code(node, recipe.name, "plan"):  # its errors name the dataset
+                tasks = recipe.plan(node.params, inputs)
+                total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
+            phase("plan")
+            from ..artifact.output import Output, finalize
+
+            drop = self.store.drop(staging, self.remote)
+            out = Output(staging.path, "finish")
+            try:
+                with recipe_code(node, recipe.name, "follow"):
+                    follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
+                with self._progress(f"{node.name}", total) as advance, \
+                        recipe_code(node, recipe.name, "run"):
+                    results = executor.map(recipe, node.params, tasks, drop, advance,
+                                           guarded(follow, recipe.name))
+                phase("tasks")
+                self.store.gather(staging)
+                with recipe_code(node, recipe.name, "finish"):
+                    finish(recipe, node.params, inputs, results, out, tasks)
+            finally:
+                out.close()
+            phase("finish")
+            facts = finalize(staging.path)
+            phase("index")
+            splits = facts.get("splits")
+            marker = Marker(
+                key=key, digest=facts["digest"], files=facts["files"], bytes=facts["bytes"],
+                skipped=facts["skipped"], name=node.name, recipe=derivation.recipe,
+                version=derivation.version, params=node.params.model_dump(mode="json"),
+                inputs=described, sources=tuple(sources),
+                card=node.card,  # as the manifest said at build time; never keyed
+                synthetic=any(s["synthetic"] for s in sources) or any(
+                    self._synthetic(i, found) for i in described.values()),
+                label_values=any(m.values is not None for sets in inputs.images.values()
+                                 for m in sets.values()),
+                splits=None if splits is None else tuple(splits),
+                built={"at": started, "seconds": round(time.time() - started, 3),
+                       "phases": phases,
+                       "executor": type(executor).__name__,
+                       "jobs": executor.jobs,
+                       "host": socket.gethostname(), "registry": __version__})
+            if publish(staging, marker.as_dict()) is False:  # another builder committed first
+                return self.store.marker(key) or marker  # theirs is the artifact's record
+        except BaseException:
+            self.store.abort(staging)
+            raise
+        return marker
+
+    def _synthetic(self, ref: InputRef, found: dict[str, Marker]) -> bool:
+        if ref.kind != "dataset":
+            return False
+        marker = found.get(ref.key) or self.store.marker(ref.key)
+        return bool(marker and marker.synthetic)
+
+    def record(self, marker: Marker) -> None:
+        """Index a committed artifact in the catalog (a busy or corrupt one: a warning)."""
+        if self.catalog is None:
+            return
+        key = marker.key
+        try:
+            self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
+                                         self.store.tables(key))
+        except CatalogBusyError as exc:  # the store is the truth; the catalog catches up
+            warn_once(f"{exc}; the next command that writes indexes {marker.name}",
+                      about=str(exc))
+        except CatalogCorruptError as exc:  # published all the same: a warning, not a failure
+            warn_once(str(exc))
+
+    def inputs(self, node: DatasetNode, found: dict[str, Marker] | None = None
+               ) -> tuple[Inputs, dict[str, InputRef], list[dict[str, Any]]]:
+        """What `node`'s recipe reads, how its marker records each input, and the sources
+        it reads. `found`: markers already read, by key (each built input's is read once)."""
+        recipe = RECIPES[node.recipe]
+        images: dict[str, dict[str, MemberSet]] = {}
+        files: dict[str, str] = {}
+        described: dict[str, InputRef] = {}
+        sources: list[dict[str, Any]] = []
+        derivation = self.derivation(node.name)
+        for role, target in node.inputs.items():
+            dep: Node = self.manifests.get(target)
+            described[role] = InputRef(dep.kind, target, derivation.inputs[role])
+            if recipe.inputs[role].kind == "file":
+                assert isinstance(dep, FileNode)
+                files[role] = dep.path
+            elif isinstance(dep, SourceNode):
+                info = self.source_info(target)
+                images[role] = member_sets(info)
+                sources.append({"fingerprint": info.fingerprint, "name": info.name,
+                                "layout": info.layout, "files": info.files, "bytes": info.bytes,
+                                "synthetic": info.synthetic})
+            else:
+                images[role] = self._artifact_members(target, (found or {}).get(self.key(target)))
+        return Inputs(images=images, files=files), described, sources
+
+    def _artifact_members(self, name: str, marker: Marker | None = None
+                          ) -> dict[str, MemberSet]:
+        """The files of built dataset `name`, as the images another build reads (see
+        `artifact_inputs.artifact_members`)."""
+        key = self.key(name)
+        return artifact_members(name, key, self.store.member_root(key),
+                                os.path.join(self.store.tables(key), FILES),
+                                marker or self.marker(name))
+
+    def _progress(self, label: str, total: int) -> Any:
+        if self.progress is None:
+            from contextlib import nullcontext
+
+            return nullcontext(None)
+        return self.progress(label, total)

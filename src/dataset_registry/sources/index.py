@@ -1,0 +1,362 @@
+"""Sources: where the user's raw data lives, its layout, and its content fingerprint.
+
+A source's identity is its content: xxh3 over its members' logical names,
+sizes and hashes, so moving a tar, or extracting it into a folder, keeps the
+fingerprint. Fingerprints and member indexes are cached by the location's
+stat signature, so an unchanged source is never re-read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..core.keys import digest_rows, hash_bytes
+from ..core.remote import Remote
+from ..errors import SourceError
+from .layouts import Entry, Layout, check_split
+from .layouts.tables import check_name
+from .location import place
+from .members import MemberSet, StrColumn, hex_digests, labelled_values, prefix_range
+from .tarindex import IndexedMember
+
+if TYPE_CHECKING:  # a source node is read, never made, here: no import of the manifest layer
+    from ..manifest import SourceNode
+
+INDEX_FORMAT = 3  # 2: the member index gained labels and attrs columns; 3: values, packed
+
+
+def expects(layout: str) -> str:
+    """What a location of `layout` must hold, for messages."""
+    from .layouts import layout_class
+
+    return layout_class(layout).expects
+
+
+@dataclass
+class SourceInfo:
+    name: str
+    layout: str
+    location: str
+    fingerprint: str
+    files: int
+    bytes: int
+    synthetic: bool
+    stat: str  # the location's stat signature when fingerprinted
+    index: str  # path of the cached member index (.npz)
+    container: bool  # a tar (members at offsets in it) rather than a folder
+    index_format: int = INDEX_FORMAT
+    beside: list[str] = field(default_factory=list)  # files read next to an archive
+    # what `source set`/`check` say (nothing silent): images and classes per split, and
+    # the members the layout left out (how many; the first few by name)
+    splits: dict[str, list[int]] = field(default_factory=dict)  # split: [images, classes]
+    left_out: int = 0
+    left_out_first: list[str] = field(default_factory=list)
+    # whole-number labels numbered by value (and the fingerprint saying so); False where
+    # that numbers every image as sorted text does (0..9), or there are none
+    label_values: bool = False
+
+
+class SourceLocations:
+    """The user's `registry source set` choices: source name -> location, in the state folder."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.path = os.path.join(state_dir, "sources.json")
+
+    def load(self) -> dict[str, str]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def set(self, name: str, location: str) -> None:
+        data = self.load()
+        data[name] = location
+        _write_atomic(self.path, json.dumps(data, indent=2, sort_keys=True).encode())
+
+
+def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool = False,
+                 progress: Callable[[int], None] | None = None,
+                 remote: Remote | None = None) -> SourceInfo:
+    """Fingerprint and index a source (from cache when its stat signature is unchanged)."""
+    from ..core.keys import canonical_json
+    from .layouts import open_layout
+
+    layout = open_layout(node.layout, node.options)
+    where_bytes = place(location, remote)
+    location = where_bytes.location
+    if not where_bytes.exists():
+        raise SourceError(f"source {node.name}: {location} does not exist; point it at your "
+                          f"copy with: registry source set {node.name} PATH  "
+                          f"({layout.expects})")
+    is_tar = where_bytes.is_file()
+    if (is_tar and not layout.tar) or (not is_tar and not layout.folder):
+        kind, want = ("a file", "a folder") if is_tar else ("a folder", "a tar")
+        raise SourceError(f"source {node.name}: {location} is {kind}, but layout {layout.name} "
+                          f"expects {want}: {layout.expects}")
+    beside = layout.beside() if is_tar else ()
+    signature = where_bytes.signature() + "".join(
+        f"|{name}:{where_bytes.beside_signature(name)}" for name in beside)
+    entry_path = _entry_path(node, location, cache_dir, layout)
+    if not force:
+        cached = _read_entry(entry_path, node.name)
+        if cached is not None and cached.stat == signature:
+            return cached
+    where = f"source {node.name} ({location})"
+    try:
+        members = where_bytes.scan_tar(layout.nested) if is_tar else \
+            where_bytes.scan_folder(progress)
+        if beside:
+            found = [m for m in map(where_bytes.beside_member, beside) if m is not None]
+            members = itertools.chain(members, found)
+        scanned: list[IndexedMember] = []
+        rows = [(f"{e.split}/{e.name}", e, m)
+                for e, m in layout.entries(_kept(members, scanned), is_tar, where_bytes.read)]
+    except SourceError as exc:
+        raise SourceError(f"{where}: {exc}") from None
+    if not any(e.split != "meta" for _, e, _ in rows):
+        raise SourceError(f"{where}: holds no images; layout {node.layout} expects "
+                          f"{layout.expects}")
+    rows.sort(key=lambda r: r[0])
+    _check_names(rows, where)
+    for (a, _, _), (b, _, _) in itertools.pairwise(rows):
+        if a == b:
+            raise SourceError(f"{where}: two members are both {a!r} in the dataset")
+    synthetic = where_bytes.synthetic()
+    fingerprint = digest_rows((logical, m.size, m.xxh3) for logical, _, m in rows)
+    identity = layout.identity()
+    label_values = _numbers_change_labels(rows)
+    if label_values:
+        # whole-number labels keep their value (classes.default_classes): where that reads
+        # the table's bytes otherwise than earlier versions did (sorted as text), the source
+        # gets a fingerprint of its own, so no key names both readings
+        identity = {**(identity or {}), "labels": "whole numbers keep their value"}
+    if identity:  # a layout that reads the names its own way says how, in the key
+        fingerprint = hash_bytes(canonical_json({**identity, "members": fingerprint}).encode())
+    os.makedirs(cache_dir, exist_ok=True)
+    index_path = entry_path[:-5] + ".npz"
+    _write_index(index_path, rows)
+    images = sum(1 for _, e, _ in rows if e.split != "meta")
+    left_out = _left_out(scanned, rows)
+    info = SourceInfo(name=node.name, layout=node.layout, location=location,
+                      fingerprint=fingerprint, files=images,
+                      bytes=sum(m.size for _, _, m in rows), synthetic=synthetic,
+                      stat=signature, index=index_path, container=is_tar,
+                      beside=[where_bytes.beside(n) for n in beside],
+                      splits=_split_counts(rows), left_out=len(left_out),
+                      left_out_first=left_out[:5], label_values=label_values)
+    _write_atomic(entry_path, json.dumps(asdict(info), indent=1).encode())
+    return info
+
+
+def _entry_path(node: SourceNode, location: str, cache_dir: str, layout: Layout) -> str:
+    """Where the source's cached info lies: one entry per (layout, location, and the layout
+    options that change what it reads)."""
+    from ..core.keys import canonical_json
+
+    identity = layout.identity()
+    entry_name = hash_bytes(f"{node.layout}\0{location}".encode() + (
+        b"\0" + canonical_json(identity).encode() if identity else b"")) + ".json"
+    return os.path.join(cache_dir, entry_name)
+
+
+def _read_entry(entry_path: str, name: str) -> SourceInfo | None:
+    """The cached info at `entry_path`, if whole and of this format (its stat unchecked)."""
+    try:
+        with open(entry_path, encoding="utf-8") as f:
+            cached = SourceInfo(**json.load(f))
+    except (OSError, json.JSONDecodeError, TypeError):
+        return None
+    if not (cached.index.endswith(".npz") and cached.index_format == INDEX_FORMAT and
+            os.path.exists(cached.index)):
+        return None
+    cached.name = name
+    return cached
+
+
+def last_known(node: SourceNode, location: str, cache_dir: str) -> SourceInfo | None:
+    """The source's info as last fingerprinted at `location`, whatever changed since, or
+    None: what indexes (the catalog's nodes) may show without reading a byte of it. Builds
+    never use it (`check_source` compares the stat signature first)."""
+    from .layouts import open_layout
+
+    # as `place` names it
+    location = location.rstrip("/") if "://" in location else os.path.abspath(location)
+    try:
+        layout = open_layout(node.layout, node.options)
+    except SourceError:
+        return None
+    return _read_entry(_entry_path(node, location, cache_dir, layout), node.name)
+
+
+def _numbers_change_labels(rows: list[tuple[str, Entry, IndexedMember]]) -> bool:
+    """Whether keeping whole-number labels' values numbers some image otherwise than
+    sorting them as text, in some split or over all: not for 0..k with k <= 9 (the UCI
+    digits' 0..9 keep the fingerprint, keys and bytes they always had)."""
+    by_split: dict[str, set[int]] = {}
+    for _, e, _ in rows:
+        if e.value is not None:
+            by_split.setdefault(e.split, set()).add(e.value)
+    if not by_split:
+        return False
+    every = set().union(*by_split.values())
+    return any(len(found) > 10 or found != set(range(len(found)))
+               for found in [*by_split.values(), every])
+
+
+def _left_out(scanned: list[IndexedMember], rows: list[tuple[str, Entry, IndexedMember]]
+              ) -> list[str]:
+    """The scanned members no row came from (by path: a layout may read a shard's members
+    itself); a shard whose members rows came from is not left out."""
+    if len(scanned) == len(rows):  # every member made a row (the usual case: no set built)
+        return []
+    used: set[str] = set()
+    for _, _, m in rows:
+        used.add(m.path)
+        parts = m.path.split(".tar/")
+        used.update(".tar/".join(parts[:i]) + ".tar" for i in range(1, len(parts)))
+    return [m.path for m in scanned if m.path not in used]
+
+
+def _kept(members: Iterable[IndexedMember], into: list[IndexedMember]
+          ) -> Iterator[IndexedMember]:
+    """`members`, each also kept in `into` (to say what the layout left out)."""
+    for m in members:
+        into.append(m)
+        yield m
+
+
+def _split_counts(rows: list[tuple[str, Entry, IndexedMember]]) -> dict[str, list[int]]:
+    """[images, classes] per split (the tables in "meta" are not images)."""
+    images: dict[str, int] = {}
+    classes: dict[str, set[str]] = {}
+    for _, e, _ in rows:
+        if e.split != "meta":
+            images[e.split] = images.get(e.split, 0) + 1
+            if e.label:
+                classes.setdefault(e.split, set()).add(e.label)
+    return {s: [n, len(classes.get(s, ()))] for s, n in sorted(images.items())}
+
+
+def _check_names(rows: list[tuple[str, Entry, IndexedMember]], where: str) -> None:
+    """What any layout gives must fit where recipes put it: split and class names become
+    folder names and fields of tab-separated files, member names file paths. Refused here,
+    at `source set`, naming the member, never late in a build."""
+    splits: dict[str, str] = {}
+    classes: dict[str, str] = {}
+    for logical, e, _ in rows:
+        if any(c in logical for c in "\n\r\0"):
+            raise SourceError(f"{where}: member {logical!r} has a line break in its name; "
+                              "refusing it")
+        if len(logical.encode()) > 255 and \
+                max(len(p.encode()) for p in logical.split("/")) > 255:
+            raise SourceError(f"{where}: member {logical[:60]!r}... has a name component "
+                              "longer than 255 bytes, which no file system can hold")
+        splits.setdefault(e.split, logical)
+        if e.label:
+            classes.setdefault(e.label, logical)
+    for split, logical in splits.items():
+        if split != "meta":
+            check_split(split, f"{where}: member {logical!r}")
+    for label, logical in classes.items():
+        check_name(label, f"{where}: member {logical!r}", "class name")
+
+
+def check_expectations(node: SourceNode, info: SourceInfo) -> None:
+    """The declared file count must match (a synthetic stand-in is exempt and says so)."""
+    want = node.expect.files
+    if want is not None and info.files != want and not info.synthetic:
+        raise SourceError(f"source {node.name} ({info.location}): expected {want} images "
+                          f"({node.where}: expect.files), found {info.files}; is this the "
+                          f"right {node.layout} copy?")
+
+
+def _write_index(path: str, rows: list[tuple[str, Entry, IndexedMember]]) -> None:
+    """The member index, column-wise: names, origins, labels and attributes (JSON) as UTF-8
+    blobs, numbers as arrays."""
+    columns = {"logical": [logical for logical, _, _ in rows],
+               "origins": [m.path for _, _, m in rows],
+               "labels": [e.label for _, e, _ in rows],
+               "attrs": [e.attrs_json() for _, e, _ in rows]}
+    arrays = {}
+    for name, values in columns.items():
+        column = StrColumn.from_list(values)
+        arrays[name] = np.frombuffer(column._blob, np.uint8)
+        arrays[f"{name.removesuffix('s')}_starts"] = column._starts
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, **arrays,
+                 offsets=np.array([m.offset for _, _, m in rows], dtype=np.int64),
+                 sizes=np.array([m.size for _, _, m in rows], dtype=np.int64),
+                 xxh3=np.array([m.xxh3 for _, _, m in rows], dtype="S32"),
+                 values=np.array([-1 if e.value is None else e.value for _, e, _ in rows],
+                                 dtype=np.int64),
+                 packed=np.array([m.packed for _, _, m in rows], dtype=np.int64))
+    os.replace(tmp, path)
+
+
+def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
+    """The source's images by split, from its cached index (no per-member Python objects)."""
+    with np.load(info.index) as z:
+        logical = StrColumn(z["logical"].tobytes(), z["logical_starts"])
+        blobs = {name: (z[name].tobytes(), z[f"{name.removesuffix('s')}_starts"])
+                 for name in ("origins", "labels", "attrs")}
+        offsets, sizes = z["offsets"], z["sizes"]
+        digests = hex_digests(z["xxh3"])
+        values, packed = z["values"], z["packed"]
+    tar = info.container
+    where = f"source {info.name} ({info.location})"
+    changed = (f"the source changed since it was indexed; run `registry source check "
+               f"{info.name}`")
+    sets = {}
+    for split in _splits(logical):
+        start, stop = prefix_range(logical, f"{split}/")
+        names = StrColumn(logical._blob, logical._starts[start:stop + 1], len(split) + 1)
+        origins, labels, attrs = (StrColumn(blob, starts[start:stop + 1])
+                                  for blob, starts in blobs.values())
+        sets[split] = MemberSet(split, where, names, origins, offsets[start:stop],
+                                sizes[start:stop], [info.fingerprint],
+                                container=info.location if tar else None,
+                                root=None if tar else info.location, labels=labels,
+                                attrs=attrs, digests=digests[start:stop], changed=changed,
+                                values=labelled_values(values[start:stop])
+                                if info.label_values else None,
+                                packed=packed[start:stop] if packed.any() else None)
+    return sets
+
+
+def _splits(logical: StrColumn) -> list[str]:
+    """The split names of a sorted logical-name column, without a Python call per member:
+    one bisection per split."""
+    found, start = [], 0
+    while start < len(logical):
+        split = logical[start].split("/", 1)[0]
+        found.append(split)
+        start = prefix_range(logical, f"{split}/")[1]
+    return found
+
+
+def md5_of(location: str, remote: Remote | None = None) -> str:
+    import hashlib
+
+    digest = hashlib.md5(usedforsecurity=False)
+    with place(location, remote).open() as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)

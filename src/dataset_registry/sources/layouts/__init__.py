@@ -1,0 +1,170 @@
+"""Layouts: how a source's member names map to splits, classes and attributes.
+
+A layout sees the source's members (tar members or folder files, each with its
+size and xxh3) and says, for each, which split it belongs to, its logical name
+in that split (what recipes and the fingerprint see), its class name and free
+attributes, or that it is not part of the dataset. Layouts are plugins
+(`dataset_registry.layouts`, see plugins.py): adding one is one new module with
+a `Layout` subclass and one entry.
+
+The one ignore rule every generic layout applies (`ignored`): hidden files and
+folders (a name starting with "."), `__MACOSX/` folders, `Thumbs.db` and
+`desktop.ini`, so a folder copied from any desktop indexes the same.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from abc import ABC
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ...errors import SourceError
+from ..tarindex import IndexedMember
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".pnm", ".bmp",
+                              ".tif", ".tiff", ".webp", ".gif"})
+"""What torchvision's ImageFolder and Hugging Face's imagefolder read (case-insensitive)."""
+
+_IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
+
+BESIDE = "../"
+"""How a file beside an archive source is named among its members (`Layout.beside`)."""
+
+Reader = Callable[[IndexedMember], bytes]
+"""Reads a member's bytes (a layout reads its tables this way)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One member as the dataset sees it."""
+
+    split: str  # "train", "val", "test", any name; "meta" holds tables and label files
+    name: str  # logical name within the split, '/'-separated
+    label: str = ""  # class name; "" = unlabelled
+    attrs: Mapping[str, Any] = field(default_factory=dict)  # free per-member columns
+    value: int | None = None  # the label as a whole number, where a table gave one (`label`
+    # is then its text): such labels keep their value, see classes.default_classes
+
+    @classmethod
+    def labelled(cls, split: str, name: str, label: str | int | None,
+                 attrs: Mapping[str, Any] | None = None) -> Entry:
+        """An entry whose label is a class name, a whole number (a table's) or None."""
+        if isinstance(label, int):
+            return cls(split, name, str(label), attrs or {}, label)
+        return cls(split, name, label or "", attrs or {})
+
+    def attrs_json(self) -> str:
+        return json.dumps(dict(self.attrs), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False) if self.attrs else ""
+
+
+class Options(BaseModel):
+    """A layout's options (the source's `options:` mapping): strict, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Layout(ABC):
+    """How one kind of source is laid out. Subclasses set `name`, `expects` and,
+    if they take options, `Options`; they implement `entries` (or `classify`)."""
+
+    name: ClassVar[str]
+    expects: ClassVar[str]  # what a location must hold, for messages: "a folder of ..."
+    Options: ClassVar[type[Options]] = Options
+    folder: ClassVar[bool] = True  # may the location be a folder?
+    tar: ClassVar[bool] = True  # may it be a tar?
+    keyed: ClassVar[bool] = True
+    """Whether the layout's name and options enter the source fingerprint. The first
+    layouts shipped (imagenet-*) did not, and keep every key they made."""
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, Any]) -> Options:
+        """Validate a manifest's `options:`; raises pydantic's ValidationError."""
+        return cls.Options.model_validate(dict(raw))
+
+    def beside(self) -> tuple[str, ...]:
+        """Files next to an archive source (tar or zip) the layout reads too, e.g. the
+        labels table Kaggle ships beside `train.zip`: named by the layout's options,
+        relative to the archive's folder. They reach `entries` as members named
+        `BESIDE + name` when the archive holds no member of that name; their bytes are
+        part of the source's fingerprint."""
+        return ()
+
+    def nested(self, path: str) -> bool:
+        """Whether the tar member at `path` is itself a tar to index (and not a file)."""
+        return False
+
+    def classify(self, origin: str, is_tar: bool) -> Entry | None:
+        """The entry of one member, None to leave it out; raise SourceError if the
+        member breaks the layout. Layouts that need tables override `entries` instead."""
+        raise NotImplementedError
+
+    def entries(self, members: Iterable[IndexedMember], is_tar: bool,
+                read: Reader) -> Iterator[tuple[Entry, IndexedMember]]:
+        """(entry, member) for every member that is part of the dataset."""
+        for m in members:
+            entry = self.classify(m.path, is_tar)
+            if entry is not None:
+                yield entry, m
+
+    def identity(self) -> dict[str, Any] | None:
+        """What of the layout enters the fingerprint besides the members (None: nothing)."""
+        if not self.keyed:
+            return None
+        return {"layout": self.name, "options": self.options.model_dump(mode="json")}
+
+
+def ignored(path: str) -> bool:
+    """The one ignore rule: hidden files or folders, OS litter (see the module docstring)."""
+    return any(part.startswith(".") or part.lower() in _IGNORED_NAMES
+               for part in path.split("/"))
+
+
+RESERVED_SPLITS = frozenset({"meta", "*"})  # the source's tables; a dataset's every file
+
+
+def check_split(name: Any, where: str) -> str:
+    """A split name becomes a folder name: one plain path component, not reserved."""
+    from .tables import check_name
+
+    if not isinstance(name, str):
+        raise SourceError(f"{where}: split {name!r} is not a name")
+    check_name(name, where, "split name")
+    if "/" in name or "\\" in name or name in (".", "..") or name.startswith(".") or \
+            name in RESERVED_SPLITS:
+        raise SourceError(f"{where}: {name!r} is not a split name (one folder name, not "
+                          f"starting with '.', not {' or '.join(sorted(RESERVED_SPLITS))})")
+    return name
+
+
+def is_image_name(path: str) -> bool:
+    return posixpath.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
+def layout_class(name: str) -> type[Layout]:
+    """The registered layout called `name` (a PluginError listing them if unknown)."""
+    from ... import plugins
+
+    return plugins.get("layouts", name)
+
+
+def open_layout(name: str, options: Mapping[str, Any] | None = None) -> Layout:
+    cls = layout_class(name)
+    try:
+        return cls(cls.parse_options(options or {}))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SourceError(f"layout {name}: options.{where}: {first['msg']}") from None
+
+
+__all__ = ["BESIDE", "IMAGE_EXTENSIONS", "RESERVED_SPLITS", "Entry", "Layout", "Options", "Reader",
+           "check_split", "ignored", "is_image_name", "layout_class", "open_layout"]

@@ -1,0 +1,152 @@
+"""`image-folder`: class folders, as torchvision's ImageFolder and Hugging Face's
+imagefolder read them.
+
+    <class>/<image>                   every image in split `options.split` (default train)
+    <split>/<class>/<image>           one level of split folders (any names)
+    <image> + metadata.csv            Hugging Face's flat layout: the table gives the class
+    <split>/<image> + <split>/metadata.csv    the same, one folder (and table) per split
+
+An optional `metadata.csv` or `metadata.jsonl` (Hugging Face's convention) at the top,
+or at the top of a split folder, has a `file_name` column relative to its own folder;
+its `label` column, if any, gives the class (instead of the folder), and every other
+column becomes the image's attributes. Every row must name an image of the source. An
+image directly in its split (no class folder) takes its class from its row; a folder of
+such images without any table is one split of unlabelled images. Files that are not
+images (by extension) and what `ignored` names are left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
+
+from ...errors import SourceError
+from ..tarindex import IndexedMember
+from . import Entry, Layout, Options, Reader, check_split, ignored, is_image_name
+from .tables import check_name, labels, read_table
+
+METADATA = ("metadata.csv", "metadata.jsonl")
+SPLIT_WORDS = frozenset({"train", "test", "val", "validation", "valid", "dev", "eval"})
+"""Folder names read as splits (Hugging Face's imagefolder tells splits by such words)."""
+
+
+def archive_root(images: list[IndexedMember], tables: list[IndexedMember]) -> str:
+    """"X/" when an archive holds one folder X with every image at least two folders
+    below it (`zip -r pets.zip pets`, `tar cf pets.tar pets`): read as if extracted, X
+    is the source's root. Not when X is named as a split is ("train/"), nor when X is
+    itself the only class folder."""
+    tops = {m.path.split("/", 1)[0] for m in [*images, *tables]}
+    if len(tops) != 1 or not images or "/" not in images[0].path:
+        return ""
+    top = tops.pop()
+    if top in SPLIT_WORDS or min(m.path.count("/") for m in images) < 2:
+        return ""
+    return top + "/"
+
+
+class ImageFolderOptions(Options):
+    split: str = "train"  # the split of <class>/<image> images
+    splits: Literal["auto", "yes", "no"] = "auto"  # auto: split folders if every image is 3 deep
+
+
+class ImageFolder(Layout):
+    name = "image-folder"
+    expects = ("class folders: <class>/<image> or <split>/<class>/<image> (as torchvision's "
+               "ImageFolder reads them), optionally with metadata.csv / metadata.jsonl")
+    Options = ImageFolderOptions
+
+    def entries(self, members: Iterable[IndexedMember], is_tar: bool,
+                read: Reader) -> Iterator[tuple[Entry, IndexedMember]]:
+        opts: Any = self.options
+        images, tables = [], []
+        for m in members:  # paths arrive as `tar -x` writes them (no "./")
+            path = m.path
+            if ignored(path):
+                continue
+            if posixpath.basename(path) in METADATA:
+                tables.append(m)
+            elif is_image_name(path):
+                images.append(m)
+        originals: dict[int, IndexedMember] = {}
+        if is_tar and (root := archive_root(images, tables)):  # `zip -r pets.zip pets`
+            images, tables = ([self._below(root, m, originals) for m in found]
+                              for found in (images, tables))
+        depths = {m.path.count("/") + 1 for m in images}
+        split_tables = any(t.path.count("/") == 1 for t in tables)  # `<split>/metadata.csv`
+        # split folders: all images 3 deep, a table per split folder, or (as Hugging Face
+        # tells splits) a table at the top over folders named as splits are
+        named_splits = bool(tables) and depths <= {2, 3} and \
+            {m.path.split("/", 1)[0] for m in images} <= SPLIT_WORDS
+        nested = {"yes": True, "no": False}.get(
+            opts.splits, depths == {3} or split_tables or named_splits)
+        meta, meta_labels, meta_lines = self._metadata(tables, nested, read,
+                                                       {m.path for m in images})
+        flat_unlabelled = not meta and depths == {2 if nested else 1}
+        for m in tables:
+            yield Entry("meta", m.path), originals.get(id(m), m)
+        for m in images:
+            parts = m.path.split("/")
+            split, rest = (parts[0], parts[1:]) if nested else (opts.split, parts)
+            row = meta.get(m.path)
+            if len(rest) == 1 and row is not None and meta_labels[m.path] is None and \
+                    any(v is not None for v in meta_labels.values()):
+                line, table = meta_lines[m.path]
+                raise SourceError(f"{table}:{line}: no label for {rest[0]!r}, an image with no "
+                                  "class folder (other rows give theirs)")
+            if len(rest) > 2 or not rest or (len(rest) == 1 and row is None and
+                                              not flat_unlabelled):
+                shape = "<split>/<class>/<image>" if nested else "<class>/<image>"
+                why = f"images lie {' and '.join(map(str, sorted(depths)))} folders deep" \
+                    if len(depths) > 1 else "see options.splits"
+                raise SourceError(f"member {m.path!r} is not {shape} (layout image-folder: "
+                                  f"{why}; an image directly in its split needs a row in "
+                                  "metadata.csv)")
+            check_split(split, f"member {m.path!r}")
+            label: str | int | None = rest[0] if len(rest) == 2 else None
+            if label is not None:
+                check_name(label, f"member {m.path!r}", "class name")
+            attrs = {}
+            if row is not None:
+                attrs = {k: v for k, v in row.items() if k not in ("file_name", "label")}
+                if meta_labels[m.path] is not None:
+                    label = meta_labels[m.path]
+            yield Entry.labelled(split, "/".join(rest), label, attrs), originals.get(id(m), m)
+
+    @staticmethod
+    def _below(root: str, m: IndexedMember, originals: dict[int, IndexedMember]
+               ) -> IndexedMember:
+        """`m` as if its archive were extracted and `root` were the source."""
+        inner = dataclasses.replace(m, path=m.path[len(root):])
+        originals[id(inner)] = m
+        return inner
+
+    def _metadata(self, tables: list[IndexedMember], nested: bool, read: Reader,
+                  images: set[str]) -> tuple[dict[str, dict[str, Any]],
+                                             dict[str, str | int | None],
+                                             dict[str, tuple[int, str]]]:
+        """Rows of every metadata table and their labels (tables.labels), by the member
+        path they describe; a row naming no image of the source is refused (a typo would
+        otherwise drop its label silently)."""
+        rows: dict[str, dict[str, Any]] = {}
+        found: dict[str, str | int | None] = {}
+        lines: dict[str, tuple[int, str]] = {}  # the (line, table) of each row
+        for t in sorted(tables, key=lambda m: m.path):
+            folder = posixpath.dirname(t.path)
+            if folder.count("/") > 0 or (folder and not nested):
+                raise SourceError(f"member {t.path!r}: a metadata table lies at the top or at "
+                                  "the top of a split folder")
+            table = read_table(t, read, t.path)
+            for (line, row), label in zip(table, labels(table, "label", t.path), strict=True):
+                name = row.get("file_name")
+                if not isinstance(name, str) or not name:
+                    raise SourceError(f"{t.path}:{line}: no file_name")
+                path = posixpath.normpath(posixpath.join(folder, name))
+                if path in rows:
+                    raise SourceError(f"{t.path}:{line}: {name!r} is described twice")
+                if path not in images:
+                    raise SourceError(f"{t.path}:{line}: {name!r} is not an image of the "
+                                      "source" + (f" (looked for {path!r})" if folder else ""))
+                rows[path], found[path], lines[path] = row, label, (line, t.path)
+        return rows, found, lines
