@@ -241,7 +241,7 @@ class Registry:
            only: set[str] | None = None) -> gc_.GcReport:
         """Sweep crashed builds' staging areas and delete the artifacts no root keeps: the
         manifests' keys, registry.lock's, pins, the inputs of job runs of the last
-        `keep_days`, the locks pushed to this store (see api/gc.py), and all they are made
+        `keep_days`, the locks pushed to this store (see engine/gc.py), and all they are made
         from. `only`: delete nothing outside these keys (what the user agreed to)."""
         return gc_.collect(self, keep_days, dry_run=dry_run, only=only)
 
