@@ -24,8 +24,8 @@ from dataset_registry import Registry
 from dataset_registry.engine.lockfile import LOCK, load
 
 from .conftest import copy_manifests, run_cli
+from .engine.test_substituters import files_of
 from .s3kit import FAKE_KEY, FAKE_SECRET, S3Endpoint
-from .test_substituters import files_of
 
 SHARDS = ("smoke-webdataset-train", "smoke-webdataset-val")  # what smoke-resnet reads
 NEVER_BUILT = "imagenet2012-val-min"  # from imagenet2012-val, which B has not set

@@ -22,7 +22,7 @@ from dataset_registry.testing.recipes import RecipeSuite
 
 SHARDS = {"split": "val", "require_all_classes": False, "validate_images": False,
           "on_error": "skip"}
-# the suite's source has no labels input for a scheme to read (tests/test_schemes.py)
+# the suite's source has no labels input for a scheme to read (tests/recipes/test_schemes.py)
 NO_LABELS = {"labels_scheme": "the scheme of a labels input; the generic source has none"}
 
 

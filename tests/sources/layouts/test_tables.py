@@ -16,8 +16,8 @@ import pytest
 from dataset_registry import Registry
 from dataset_registry.sources.index import member_sets
 
-from ..conftest import make_tar, run_cli, write_manifest
-from ..realkit import digits, png
+from ...conftest import make_tar, run_cli, write_manifest
+from ...realkit import digits, png
 
 IMAGES, _ = digits()
 

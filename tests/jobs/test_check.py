@@ -55,7 +55,8 @@ def test_an_unknown_kind_is_reported():
         ["apiVersion 'x/v1' kind 'Thing': no schema to check it against"]
 
 
-SEED = Path(__file__).parent / "fixtures" / "jobs" / "t9k-mlperf-image-classification-mpijob.yaml"
+SEED = (Path(__file__).parents[1] / "fixtures" / "jobs"
+        / "t9k-mlperf-image-classification-mpijob.yaml")
 
 
 def test_the_seed_t9k_mpijob_passes_and_a_wrongly_typed_field_is_named():
@@ -70,7 +71,7 @@ def test_the_seed_t9k_mpijob_passes_and_a_wrongly_typed_field_is_named():
 
 def test_render_check_refuses_a_wrongly_typed_template_field_with_exit_2(tmp_path,
                                                                          synth_small):
-    from .conftest import copy_manifests, run_cli
+    from ..conftest import copy_manifests, run_cli
 
     manifests = copy_manifests(tmp_path)
     template = manifests / "jobs" / "mlperf-resnet50.t9k.yaml.tmpl"

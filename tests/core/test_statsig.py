@@ -12,8 +12,8 @@ import pytest
 from dataset_registry import Registry, SourceError
 from dataset_registry.sources.index import member_sets
 
-from .conftest import run_cli, write_manifest
-from .realkit import digits, png
+from ..conftest import run_cli, write_manifest
+from ..realkit import digits, png
 
 IMAGES, _ = digits()
 

@@ -5,8 +5,8 @@ import pytest
 from dataset_registry import BadInputError
 from dataset_registry.core.remote import Remote, parse_options
 
-from .conftest import run_cli, write_manifest
-from .s3kit import FAKE_KEY, FAKE_SECRET
+from ..conftest import run_cli, write_manifest
+from ..s3kit import FAKE_KEY, FAKE_SECRET
 
 
 def test_storage_options_parse_and_refuse_what_is_not_name_value(tmp_path):

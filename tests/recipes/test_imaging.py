@@ -15,7 +15,7 @@ from PIL import Image
 
 from dataset_registry import BadImageError, Registry
 
-from .conftest import run_cli, write_manifest
+from ..conftest import run_cli, write_manifest
 
 MANIFEST = """
 sources:

@@ -16,7 +16,7 @@ import tomllib
 from dataset_registry import Registry
 from dataset_registry.engine.lockfile import LOCK, Lock, LockedDataset, LockedSource, load
 
-from .conftest import run_cli, write_imagenet_manifest
+from ..conftest import run_cli, write_imagenet_manifest
 
 DATASETS = """
   - name: val-first

@@ -11,12 +11,12 @@ from dataset_registry import Registry, VerifyError
 from dataset_registry.artifact.marker import InputRef, Marker, parse_marker
 from dataset_registry.stores import LocalStore
 
-from .conftest import write_manifest
-from .realkit import write_digit_tar
+from ..conftest import write_manifest
+from ..realkit import write_digit_tar
 
 # Written by the code before the typed Marker (main at 5166ae5): a `sample` with two
 # declared splits, and a `select` reading one of them, with a card.
-OLD = Path(__file__).parent / "fixtures" / "markers"
+OLD = Path(__file__).parent.parent / "fixtures" / "markers"
 FIVE = "cba4e237c3bf16ec84af77941a049320"
 AGAIN = "86bc600b2ef50a3e1c8e5a3e360ee002"
 
@@ -148,7 +148,7 @@ def test_output_and_the_marker_import_nothing_of_the_stores():
 
 def test_a_marker_with_damaged_splits_is_reported_by_verify_and_repaired(tmp_path):
     """Checked when the marker is read (it used to be only when another build read it)."""
-    from .conftest import run_cli
+    from ..conftest import run_cli
 
     write_digit_tar(tmp_path / "digits.tar")
     write_manifest(tmp_path, "\n" + FIVE_MANIFEST + """\

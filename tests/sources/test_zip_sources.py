@@ -1,4 +1,4 @@
-"""Zip archives as sources, read in place as tars are (tests/test_zipindex.py holds the
+"""Zip archives as sources, read in place as tars are (tests/sources/test_zipindex.py holds the
 reader against `unzip`): Kaggle's `train.zip` + `train_labels.csv`, class folders in a
 zip (stored and deflated) with the fingerprint of the same files extracted, a zip on
 S3 read by range, and a hostile zip refused at `source set`."""
@@ -14,8 +14,8 @@ import pytest
 
 from dataset_registry import Registry
 
-from .conftest import run_cli, write_manifest
-from .realkit import digits, png
+from ..conftest import run_cli, write_manifest
+from ..realkit import digits, png
 
 IMAGES, LABELS = digits()
 CLASSES = """

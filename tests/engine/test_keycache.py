@@ -11,8 +11,8 @@ from dataset_registry import Registry, cli
 from dataset_registry.engine import keycache
 from dataset_registry.engine import keys as source_keys
 
-from .conftest import write_manifest
-from .realkit import write_digit_tar
+from ..conftest import write_manifest
+from ..realkit import write_digit_tar
 
 MANIFEST = """
 sources:

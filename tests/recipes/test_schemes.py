@@ -14,10 +14,10 @@ from dataset_registry import BadInputError, PluginError, Registry
 from dataset_registry.recipes import schemes
 from dataset_registry.testing.registration import registered
 
-from . import parity_scheme
-from .conftest import make_tar, run_cli, write_imagenet_manifest, write_manifest
-from .parity_scheme import Parity
-from .realkit import digits, write_digit_folders
+from .. import parity_scheme
+from ..conftest import make_tar, run_cli, write_imagenet_manifest, write_manifest
+from ..parity_scheme import Parity
+from ..realkit import digits, write_digit_folders
 
 
 @pytest.fixture

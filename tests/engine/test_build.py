@@ -10,7 +10,7 @@ from dataset_registry import Registry, SourceError, VerifyError
 from dataset_registry.recipes.select import Select
 from dataset_registry.testing.stores import forge_table
 
-from .conftest import copy_manifests, run_cli, write_imagenet_manifest
+from ..conftest import copy_manifests, run_cli, write_imagenet_manifest
 
 CAL = "imagenet-min-calibration-first.5"
 

@@ -11,7 +11,7 @@ from dataset_registry import Registry, SubmitError, TemplateError
 from dataset_registry.errors import ManifestError
 from dataset_registry.jobs.check import check_spec
 
-from .conftest import copy_manifests, run_cli, write_imagenet_manifest, write_manifest
+from ..conftest import copy_manifests, run_cli, write_imagenet_manifest, write_manifest
 
 
 @pytest.fixture
@@ -246,7 +246,8 @@ def test_the_build_flavor_needs_every_source_location(tmp_path, synth_small):
         reg.render_job("smoke", "gpu")
 
 
-SEED = Path(__file__).parent / "fixtures" / "jobs" / "t9k-mlperf-image-classification-mpijob.yaml"
+SEED = (Path(__file__).parents[1] / "fixtures" / "jobs"
+        / "t9k-mlperf-image-classification-mpijob.yaml")
 
 
 def diff(a, b, at=""):

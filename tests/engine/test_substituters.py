@@ -18,8 +18,8 @@ from dataset_registry.engine.build import Resolver
 from dataset_registry.engine.substituters import CACHES_ENV, transfer
 from dataset_registry.stores import open_store
 
-from .buildkit import every_recipe
-from .s3kit import FAKE_KEY, FAKE_SECRET, S3Endpoint
+from ..buildkit import every_recipe
+from ..s3kit import FAKE_KEY, FAKE_SECRET, S3Endpoint
 
 
 def files_of(folder: str) -> dict[str, bytes]:

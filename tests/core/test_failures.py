@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import run_cli
-from .pluginkit import plugin_project, published
+from ..conftest import run_cli
+from ..pluginkit import plugin_project, published
 
 BOOM = '''
 import sys

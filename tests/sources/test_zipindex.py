@@ -14,8 +14,8 @@ import xxhash
 from dataset_registry.errors import SourceError, UnsafeMemberError
 from dataset_registry.sources.zipindex import ZipMember, is_zip, read_zip_member, scan_zip
 
-from .conftest import tar_bytes
-from .zipkit import (
+from ..conftest import tar_bytes
+from ..zipkit import (
     STORED,
     UNZIP,
     Entry,

@@ -15,8 +15,8 @@ import xxhash
 from dataset_registry import Registry, SourceChangedError, cli
 from dataset_registry.core.statsig import stat_signature
 
-from .conftest import make_tar, write_manifest
-from .realkit import digits, png, write_digit_folders
+from ..conftest import make_tar, write_manifest
+from ..realkit import digits, png, write_digit_folders
 
 MANIFEST = """
 sources:

@@ -16,8 +16,8 @@ from dataset_registry.sources.index import member_sets
 from dataset_registry.sources.members import read_members
 from dataset_registry.testing.layouts import LayoutSuite
 
-from ..conftest import run_cli, tar_bytes, write_manifest
-from ..realkit import digits, png
+from ...conftest import run_cli, tar_bytes, write_manifest
+from ...realkit import digits, png
 
 IMAGES, LABELS = digits()
 N = 300  # digits in the shards: a few hundred real images

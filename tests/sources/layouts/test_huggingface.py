@@ -13,8 +13,8 @@ import pytest
 from dataset_registry import Registry, SourceError
 from dataset_registry.sources.index import member_sets
 
-from ..conftest import make_tar, write_manifest
-from ..realkit import digits, png
+from ...conftest import make_tar, write_manifest
+from ...realkit import digits, png
 
 datasets = pytest.importorskip("datasets")
 

@@ -19,7 +19,7 @@ from dataset_registry import Registry
 from dataset_registry.engine.gc import project_id
 from dataset_registry.engine.lockfile import LOCK
 
-from .conftest import run_cli, write_imagenet_manifest
+from ..conftest import run_cli, write_imagenet_manifest
 from .test_lock import DATASETS  # the same three datasets, val-few apart from cal's chain
 
 ONLY_VAL_FEW = """

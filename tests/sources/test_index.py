@@ -14,8 +14,8 @@ from dataset_registry.sources.index import check_expectations, check_source, mem
 from dataset_registry.sources.location import LocalPlace
 from dataset_registry.sources.members import read_member
 
-from . import tarkit
-from .conftest import make_tar, run_cli, write_manifest
+from .. import tarkit
+from ..conftest import make_tar, run_cli, write_manifest
 
 
 def node(layout="imagenet-val", files=None, name="src"):

@@ -11,8 +11,8 @@ import pytest
 from dataset_registry import Registry, SourceError
 from dataset_registry.sources.index import member_sets
 
-from ..conftest import write_manifest
-from ..realkit import digit_name, digits, png, write_digit_tar
+from ...conftest import write_manifest
+from ...realkit import digit_name, digits, png, write_digit_tar
 
 SOURCE = """
 sources:

@@ -11,7 +11,7 @@ import xxhash
 from dataset_registry.errors import SourceError, UnsafeMemberError
 from dataset_registry.sources.tarindex import scan_tar
 
-from .tarkit import gnu_extract, hostile_tars, is_tar
+from ..tarkit import gnu_extract, hostile_tars, is_tar
 
 
 def _tar(path, entries):
