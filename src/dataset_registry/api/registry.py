@@ -20,6 +20,7 @@ from ..errors import (
 )
 from ..executors import Executor, open_executor
 from ..manifest import DatasetNode, Manifests, load_manifests
+from ..reports import diff as diff_
 from ..stores import Store, open_store
 from . import runs
 
@@ -179,6 +180,11 @@ class Registry:
     def lineage(self, name: str) -> LineageNode:
         """What `name` is made from, down to its sources and shipped files."""
         return lineage.lineage(self, name)
+
+    def diff(self, a: str, b: str, *, limit: int = diff_.LIMIT) -> dict[str, Any]:
+        """What differs between built datasets or artifact keys `a` and `b` (JSON-able: the
+        README's "Comparing builds"); at most `limit` names listed per split and category."""
+        return diff_.diff(self, a, b, limit=limit)
 
     # -- sources ---------------------------------------------------------------------------
 
