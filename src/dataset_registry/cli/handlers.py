@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from ..errors import BadInputError, RegistryError, SourceError
+from . import audit
 from .display import table, write_csv
 
 
@@ -366,4 +367,4 @@ def init(args: argparse.Namespace) -> int:
 HANDLERS = {"resolve": resolve, "path": path, "list": list_, "show": show, "lineage": lineage,
             "verify": verify, "sql": sql, "source": source, "job": job, "gc": gc, "pin": pin,
             "unpin": unpin,
-            "catalog": catalog, "push": push, "pull": pull, "lock": lock}
+            "catalog": catalog, "push": push, "pull": pull, "lock": lock, "audit": audit.audit}
