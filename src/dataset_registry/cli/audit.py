@@ -57,8 +57,8 @@ def summary(report: dict[str, Any]) -> list[str]:
                      "e.g.:")
         lines += [f"  {_name(u)}: {u['why']}" for u in report["undecodable"][:SHOW]]
     if near["too_small"]:
-        lines.append(f"near copies: {near['too_small']} image{_s(near['too_small'])} under "
-                     "32 pixels a side not compared (too few pixels for a perceptual hash)")
+        lines.append(f"near copies: {near['too_small']} image{_s(near['too_small'])} with a "
+                     "side under 32 pixels not compared (too few pixels for a perceptual hash)")
     if not near["decoded"]:
         lines.append("not checked (--no-near): near copies, undecodable images")
     if not report["leak"]:

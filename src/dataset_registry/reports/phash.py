@@ -34,7 +34,7 @@ INSTALL = ("install ImageHash to check them: pip install ImageHash (or, in a che
 # What one image's decode gave (0: not known yet)
 HASHED = 1  # decoded, and hashed
 DECODED = 2  # decoded, not hashed (ImageHash was not installed then)
-SMALL = 3  # decoded, under SIDE pixels a side: a hash of so few pixels tells images apart badly
+SMALL = 3  # decoded, a side under SIDE pixels: a hash of so few pixels tells images apart badly
 UNHASHABLE = 4  # decodes (a float TIFF), but has no 8-bit gray rendering to hash
 UNDECODABLE = 5  # what the image check refuses: corrupt, truncated, a bomb
 
@@ -283,7 +283,8 @@ def near_pairs(a: np.ndarray, b: np.ndarray, threshold: int, ids_a: np.ndarray,
     """(i, j, distance) of the pairs of hashes a[i], b[j] at most `threshold` bits apart
     whose contents differ (ids_a[i] != ids_b[j]: exact copies are reported as such), at
     most `keep` of them, and how many there are. XOR and popcount over cache-sized blocks
-    of every pair, vectorised: about 0.4-0.6 billion pairs a second on one core here."""
+    of every pair, vectorised: 1.35 billion pairs per CPU-second here (ImageNet's train x
+    val, 6.4e10 pairs: under a minute)."""
     rows, cols = 16, 16384  # 2 MiB of XORs a block
     got_i: list[np.ndarray] = []
     got_j: list[np.ndarray] = []
