@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from ..errors import BadInputError, RegistryError, SourceError
+from . import audit
 from .diff import diff
 from .display import table, write_csv
 
@@ -367,4 +368,5 @@ def init(args: argparse.Namespace) -> int:
 HANDLERS = {"resolve": resolve, "path": path, "list": list_, "show": show, "lineage": lineage,
             "verify": verify, "sql": sql, "source": source, "job": job, "gc": gc, "pin": pin,
             "unpin": unpin,
-            "catalog": catalog, "push": push, "pull": pull, "lock": lock, "diff": diff}
+            "catalog": catalog, "push": push, "pull": pull, "lock": lock, "diff": diff,
+            "audit": audit.audit}

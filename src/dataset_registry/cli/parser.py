@@ -11,7 +11,7 @@ DESCRIPTION = "The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input.
 # The core's own commands: a plugin command may not take one of these names, and a
 # command line naming one of them never needs the plugins' commands loaded.
 CORE = ("init", "list", "show", "resolve", "path", "lineage", "verify", "sql", "source",
-        "job", "push", "pull", "gc", "pin", "unpin", "lock", "catalog", "diff")
+        "job", "push", "pull", "gc", "pin", "unpin", "lock", "catalog", "diff", "audit")
 
 UPDATE_LOCK = ("locks the fingerprint of a set source that differs from registry.lock's "
                "(else an error): every dataset made from it gets a new key")
@@ -148,6 +148,18 @@ def _core_commands(sub: Any) -> None:
                    "always complete)")
     c.add_argument("--exit-code", action="store_true",
                    help="exit 1 if A and B differ, 0 if not (as git diff --exit-code)")
+    c = sub.add_parser("audit", help="leaks between splits: exact and near copies of images "
+                       "across splits, copies within one, class balance, undecodable images; "
+                       "exit 1 when an image is in two splits")
+    c.add_argument("name", help="a source, or a built dataset")
+    c.add_argument("--json", action="store_true", help="the report as one JSON document")
+    c.add_argument("--no-near", dest="near", action="store_false",
+                   help="read the indexes only: exact copies and class balance, no image "
+                   "decoded (no near copies, no undecodable images)")
+    c.add_argument("--threshold", type=int, default=None, metavar="BITS",
+                   help="near copies: pHashes at most BITS of 64 apart (default 10)")
+    c.add_argument("--jobs", "-j", type=int, help="processes decoding images (default: all "
+                   "cores); each distinct image is decoded once, then cached")
 
 
 def where_options(p: argparse.ArgumentParser, defaults: dict[str, Any] | None) -> None:
