@@ -20,6 +20,7 @@ from ..errors import (
 )
 from ..executors import Executor, open_executor
 from ..manifest import DatasetNode, Manifests, load_manifests
+from ..reports import card
 from ..stores import Store, open_store
 from . import runs
 
@@ -179,6 +180,10 @@ class Registry:
     def lineage(self, name: str) -> LineageNode:
         """What `name` is made from, down to its sources and shipped files."""
         return lineage.lineage(self, name)
+
+    def report(self, name: str) -> str:
+        """The dataset card of built dataset `name`: one static, self-contained HTML page."""
+        return card.report(self, name)
 
     # -- sources ---------------------------------------------------------------------------
 

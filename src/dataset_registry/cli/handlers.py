@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import BadInputError, RegistryError, SourceError
 from .display import table, write_csv
+from .report import report
 
 
 def resolve(reg: Any, args: argparse.Namespace) -> int:
@@ -364,6 +365,7 @@ def init(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"resolve": resolve, "path": path, "list": list_, "show": show, "lineage": lineage,
+            "report": report,
             "verify": verify, "sql": sql, "source": source, "job": job, "gc": gc, "pin": pin,
             "unpin": unpin,
             "catalog": catalog, "push": push, "pull": pull, "lock": lock}
