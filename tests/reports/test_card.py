@@ -191,3 +191,24 @@ def test_only_a_built_dataset_has_a_card(tmp_path):
         reg.report("photo")
     assert not (Path(tmp_path) / "registry").exists() or \
         not any((Path(tmp_path) / "registry").glob("*/*/_registry.json"))
+
+
+def test_a_clone_without_the_source_shows_the_shards_own_images(tmp_path):
+    """A teammate with the manifests, registry.lock and the store but not the photos: the
+    records' images come from the shards themselves; packed pixels need the source, and
+    the card says so."""
+    reg = make_project(tmp_path)
+    for name in ("photos-wds", "photos-rec", "photos-tfr", "photos-tiny"):
+        reg.resolve(name, jobs=1)
+    reg.write_lock()
+    clone = Registry.open(str(tmp_path), state=str(tmp_path / "clone-state"))
+    assert not clone.resolver.is_set("photos")
+    for name in ("photos-wds", "photos-rec", "photos-tfr"):
+        page = parse(clone.report(name))
+        assert not any(page.missing.values()), name
+        assert sum(len(i) for i in page.figures.values()) == \
+            sum(min(6, n) for _, n in class_counts(clone, name)[""]) == 23, name
+    page = parse(clone.report("photos-tiny"))
+    assert not any(page.figures.values())
+    whys = {why.split(": ", 1)[1] for found in page.missing.values() for why in found}
+    assert whys == {"holds no image, and its source is not set here"}
