@@ -73,3 +73,19 @@ def test_what_cannot_be_a_card_is_one_line_and_exit_2(project, args, message):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == f"registry: error: {message.format(root=project)}\n"
     assert sorted(p.name for p in project.rglob("*")) == before
+
+
+def test_a_file_table_damaged_inside_is_exit_1_saying_how_to_repair(tmp_path):
+    reg = make_project(tmp_path)
+    table = Path(reg.resolve("photos-split", jobs=1).path) / "_files.parquet"
+    table.parent.chmod(0o755)
+    table.chmod(0o644)
+    data = bytearray(table.read_bytes())
+    data[4:len(data) // 2] = bytes(len(data) // 2 - 4)  # PAR1 at both ends: looks whole
+    table.write_bytes(bytes(data))
+    proc = run_cli("report", "photos-split", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(f"registry: error: {table}: unreadable (")
+    assert proc.stderr.endswith("); repair it with: registry resolve --repair photos-split\n")
+    assert len(proc.stderr.splitlines()) == 1
+    assert not (tmp_path / "photos-split.card.html").exists() and _leftovers(tmp_path) == []

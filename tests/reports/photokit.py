@@ -6,6 +6,7 @@ run that read the split."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -94,11 +95,12 @@ def write_photos(folder: Path) -> Path:
     return folder
 
 
-def make_project(root: Path) -> Registry:
+def make_project(root: Path, **where: Any) -> Registry:
+    """The project at `root`, its source set; `where`: Registry.open's (store=...)."""
     write_manifest(root, MANIFEST)
     write_manifest(root, JOB, name="job.yaml")
     (root / "manifests" / "job.yaml.tmpl").write_text(POD)
-    reg = Registry.open(str(root))
+    reg = Registry.open(str(root), **where)
     reg.set_source("photos", str(write_photos(root / "photos")))
     return reg
 

@@ -88,10 +88,7 @@ def test_thumbnails_show_the_image_inside_each_format(photos, name):
     page = parse(photos.report(name))
     counts = class_counts(photos, name)
     assert page.bars == counts
-    totals: dict[str, int] = {}
-    for bars in counts.values():
-        for cls, n in bars:
-            totals[cls] = totals.get(cls, 0) + n
+    totals = _totals(counts)
     folder = Path(photos.root) / "photos"
     for cls in CLASSES:
         assert not page.missing[cls]
@@ -212,3 +209,29 @@ def test_a_clone_without_the_source_shows_the_shards_own_images(tmp_path):
     assert not any(page.figures.values())
     whys = {why.split(": ", 1)[1] for found in page.missing.values() for why in found}
     assert whys == {"holds no image, and its source is not set here"}
+
+
+def test_a_card_of_a_dataset_in_s3_reads_its_samples_in_place(s3, tmp_path):
+    """moto's server: the file tables are fetched, the samples read by range; the artifact
+    itself is never downloaded."""
+    bucket = s3.bucket()
+    reg = make_project(tmp_path, store=f"{bucket.url}/store", storage_options=s3.options())
+    for name in ("photos-split", "photos-wds"):
+        reg.resolve(name, jobs=1)
+        page = parse(reg.report(name))
+        assert page.bars == class_counts(reg, name)
+        assert not any(page.missing.values())
+        assert sum(len(i) for i in page.figures.values()) == \
+            sum(min(6, n) for n in _totals(class_counts(reg, name)).values())
+    cached = [p.name for p in (tmp_path / ".registry-state").rglob("*") if p.is_file()]
+    assert "_files.parquet" in cached
+    assert not [n for n in cached if n.endswith((".png", ".jpg", ".tar"))]
+    assert s3.options()["secret"] not in reg.report("photos-wds")
+
+
+def _totals(counts: dict[str, list[tuple[str, int]]]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for bars in counts.values():
+        for cls, n in bars:
+            totals[cls] = totals.get(cls, 0) + n
+    return totals

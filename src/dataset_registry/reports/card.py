@@ -95,52 +95,51 @@ def gather(project: Project, name: str) -> Card:
     marker = built.marker
     tables = project.store.tables(built.key)
     upstream = upstream_sources(project, name)
+    sources = fingerprints(project, upstream)
+    card = Card(
+        name=name, key=built.key, digest=marker.digest, uri=built.uri,
+        description=node.description, recipe=marker.recipe, version=marker.version,
+        params=marker.params, card=marker.card,
+        source_cards={n.name: dict(n.card) for n in upstream if n.card},
+        synthetic=marker.synthetic, built=marker.built, files=marker.files,
+        bytes=marker.bytes, lineage=lineage_.lineage(project, name),
+        sources=list(marker.sources), splits=[], classes=[])
     con = duckdb.connect(config={"memory_limit": "256MB"})
+    table = f"{tables}/{FILES}"
     try:
-        _open_table(con, f"{tables}/{FILES}", name, marker.splits)
-        card = Card(
-            name=name, key=built.key, digest=marker.digest, uri=built.uri,
-            description=node.description, recipe=marker.recipe, version=marker.version,
-            params=marker.params, card=marker.card,
-            source_cards={n.name: dict(n.card) for n in upstream if n.card},
-            synthetic=marker.synthetic,
-            built=marker.built, files=marker.files, bytes=marker.bytes,
-            lineage=lineage_.lineage(project, name), sources=list(marker.sources),
-            splits=[], classes=[])
+        _open_table(con, table, marker.splits)
         _counts(con, card)
         _files(con, card)
+        _thumbs(con, card, Thumbnailer(project, marker.key, sources))
         if marker.skipped:
-            _skipped(con, card, f"{tables}/{SKIPPED}", fingerprints(project, upstream))
-        _thumbs(con, card, Thumbnailer(project, marker.key, fingerprints(project, upstream)))
+            table = f"{tables}/{SKIPPED}"
+            _skipped(con, card, table, sources)
+    except duckdb.Error as exc:  # damaged where the marker's checks do not look
+        raise VerifyError(f"{table}: unreadable ({str(exc).splitlines()[0]}); repair it "
+                          f"with: registry resolve --repair {name}") from None
     finally:
         con.close()
     _runs(project, card)
     return card
 
 
-def _open_table(con: Any, table: str, name: str, declared: tuple[str, ...] | None) -> None:
-    """View `images` (with `cls` and `split`) and `rows` over the file table."""
-    import duckdb
-
+def _open_table(con: Any, table: str, declared: tuple[str, ...] | None) -> None:
+    """Views over the file table: `rows` (with `cls`, the class or label) and `images`
+    (with `split`)."""
     quoted = table.replace("'", "''")
-    try:
-        have = set(con.sql(f"SELECT * FROM read_parquet('{quoted}') LIMIT 0").columns)
-        cls = '"class"' if "class" in have else "NULL"  # tables from before class names
-        con.execute("CREATE VIEW rows AS SELECT path, size, xxh3, label, source, member, "
-                    f"byte_offset, record, coalesce({cls}, CAST(label AS VARCHAR), '') AS cls "
-                    f"FROM read_parquet('{quoted}')")
-        top = "split_part(path, '/', 1)"
-        if declared:
-            names = ", ".join("'" + s.replace("'", "''") + "'" for s in declared)
-            split = f"CASE WHEN {top} IN ({names}) THEN {top} ELSE '' END"
-        else:
-            split = f"CASE WHEN contains(path, '/') AND {top} <> cls THEN {top} ELSE '' END"
-        con.execute(f"CREATE VIEW images AS SELECT *, {split} AS split FROM rows WHERE "
-                    "member IS NOT NULL OR cls <> ''")
-        con.execute("SELECT count(*) FROM images").fetchone()  # reads every row group once
-    except duckdb.Error as exc:
-        raise VerifyError(f"{table}: unreadable as a file table ({str(exc).splitlines()[0]});"
-                          f" repair it with: registry resolve --repair {name}") from None
+    have = set(con.sql(f"SELECT * FROM read_parquet('{quoted}') LIMIT 0").columns)
+    cls = '"class"' if "class" in have else "NULL"  # tables from before class names
+    con.execute("CREATE VIEW rows AS SELECT path, size, xxh3, label, source, member, "
+                f"byte_offset, record, coalesce({cls}, CAST(label AS VARCHAR), '') AS cls "
+                f"FROM read_parquet('{quoted}')")
+    top = "split_part(path, '/', 1)"
+    if declared:
+        names = ", ".join("'" + s.replace("'", "''") + "'" for s in declared)
+        split = f"CASE WHEN {top} IN ({names}) THEN {top} ELSE '' END"
+    else:
+        split = f"CASE WHEN contains(path, '/') AND {top} <> cls THEN {top} ELSE '' END"
+    con.execute(f"CREATE VIEW images AS SELECT *, {split} AS split FROM rows WHERE "
+                "member IS NOT NULL OR cls <> ''")
 
 
 def _counts(con: Any, card: Card) -> None:
@@ -166,22 +165,16 @@ def _files(con: Any, card: Card) -> None:
 
 
 def _skipped(con: Any, card: Card, table: str, names: dict[str, str]) -> None:
-    import duckdb
-
     quoted = table.replace("'", "''")
-    try:
-        con.execute(f"CREATE VIEW skipped AS SELECT * FROM read_parquet('{quoted}')")
-        card.skipped = con.execute("SELECT count(*) FROM skipped").fetchone()[0]
-        card.skipped_reasons = con.execute(
-            "SELECT split_part(reason, ':', 1) AS why, count(*) FROM skipped GROUP BY why "
-            "ORDER BY 2 DESC, 1").fetchall()
-        card.skipped_rows = [
-            (member, names.get(source) or source or "", reason) for member, source, reason
-            in con.execute("SELECT member, source, reason FROM skipped ORDER BY member "
-                           f"LIMIT {LISTED}").fetchall()]
-    except duckdb.Error as exc:
-        raise VerifyError(f"{table}: unreadable ({str(exc).splitlines()[0]}); repair it "
-                          f"with: registry resolve --repair {card.name}") from None
+    con.execute(f"CREATE VIEW skipped AS SELECT * FROM read_parquet('{quoted}')")
+    card.skipped = con.execute("SELECT count(*) FROM skipped").fetchone()[0]
+    card.skipped_reasons = con.execute(
+        "SELECT split_part(reason, ':', 1) AS why, count(*) FROM skipped GROUP BY why "
+        "ORDER BY 2 DESC, 1").fetchall()
+    card.skipped_rows = [
+        (member, names.get(source) or source or "", reason) for member, source, reason
+        in con.execute(f"SELECT member, source, reason FROM skipped ORDER BY member "
+                       f"LIMIT {LISTED}").fetchall()]
 
 
 def _thumbs(con: Any, card: Card, thumbnailer: Thumbnailer) -> None:

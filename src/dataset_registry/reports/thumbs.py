@@ -82,8 +82,8 @@ class Thumbnailer:
         full = f"{self.folder}/{sample.path}"
         try:
             image, hashed = self._read(full, sample)
-        except (OSError, ValueError) as exc:
-            return Thumb(sample.label, None, f"unreadable: {exc}")
+        except (OSError, ValueError) as exc:  # (no credential in what the page says)
+            return Thumb(sample.label, None, self.project.remote.redact(f"unreadable: {exc}"))
         if sample.xxh3 not in hashed:
             return Thumb(sample.label, None, "changed since it was built (registry verify)")
         try:
