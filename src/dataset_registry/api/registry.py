@@ -21,6 +21,7 @@ from ..errors import (
 from ..executors import Executor, open_executor
 from ..manifest import DatasetNode, Manifests, load_manifests
 from ..reports import audit as audit_
+from ..reports import card
 from ..reports import diff as diff_
 from ..stores import Store, open_store
 from . import runs
@@ -186,6 +187,10 @@ class Registry:
         """What differs between built datasets or artifact keys `a` and `b` (JSON-able: the
         README's "Comparing builds"); at most `limit` names listed per split and category."""
         return diff_.diff(self, a, b, limit=limit)
+
+    def report(self, name: str) -> str:
+        """The dataset card of built dataset `name`: one static, self-contained HTML page."""
+        return card.report(self, name)
 
     # -- sources ---------------------------------------------------------------------------
 

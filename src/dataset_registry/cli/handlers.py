@@ -14,6 +14,7 @@ from ..errors import BadInputError, RegistryError, SourceError
 from . import audit
 from .diff import diff
 from .display import table, write_csv
+from .report import report
 
 
 def resolve(reg: Any, args: argparse.Namespace) -> int:
@@ -366,6 +367,7 @@ def init(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"resolve": resolve, "path": path, "list": list_, "show": show, "lineage": lineage,
+            "report": report,
             "verify": verify, "sql": sql, "source": source, "job": job, "gc": gc, "pin": pin,
             "unpin": unpin,
             "catalog": catalog, "push": push, "pull": pull, "lock": lock, "diff": diff,

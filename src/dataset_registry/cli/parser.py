@@ -10,8 +10,8 @@ DESCRIPTION = "The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input.
 
 # The core's own commands: a plugin command may not take one of these names, and a
 # command line naming one of them never needs the plugins' commands loaded.
-CORE = ("init", "list", "show", "resolve", "path", "lineage", "verify", "sql", "source",
-        "job", "push", "pull", "gc", "pin", "unpin", "lock", "catalog", "diff", "audit")
+CORE = ("init", "list", "show", "resolve", "path", "lineage", "report", "verify", "sql",
+        "source", "job", "push", "pull", "gc", "pin", "unpin", "lock", "catalog", "diff", "audit")
 
 UPDATE_LOCK = ("locks the fingerprint of a set source that differs from registry.lock's "
                "(else an error): every dataset made from it gets a new key")
@@ -74,6 +74,11 @@ def _core_commands(sub: Any) -> None:
     c.add_argument("name")
     c = sub.add_parser("lineage", help="the tree of inputs down to the sources")
     c.add_argument("name")
+    c = sub.add_parser("report", help="the dataset card: one self-contained HTML page (card, "
+                       "lineage, classes, samples, files, skipped images, runs)")
+    c.add_argument("name", help="a built dataset")
+    c.add_argument("--output", "-o", metavar="PATH",
+                   help="where to write it (default: NAME.card.html; -: standard output)")
     c = sub.add_parser("verify", help="re-hash artifacts against their records")
     c.add_argument("names", nargs="*")
     c = sub.add_parser("sql", help="read-only SQL over the catalog")
