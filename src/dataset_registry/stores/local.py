@@ -88,7 +88,7 @@ class LocalStore(Store):
     def drop(self, staging: Staging, remote: Remote) -> FolderDrop:
         return FolderDrop(remote=remote, path=staging.path)
 
-    def commit(self, staging: Staging, marker: dict[str, Any]) -> bool:
+    def commit(self, staging: Staging, marker: Marker) -> bool:
         final = self._publishable(staging, marker)
         try:
             os.rename(staging.path, final)
@@ -102,7 +102,7 @@ class LocalStore(Store):
         _fsync_dir(os.path.dirname(final))
         return True
 
-    def replace(self, staging: Staging, marker: dict[str, Any]) -> None:
+    def replace(self, staging: Staging, marker: Marker) -> None:
         final = self._publishable(staging, marker)
         aside, mode = None, 0
         if os.path.lexists(final):  # moved aside, not deleted, until the new one is in
@@ -124,17 +124,16 @@ class LocalStore(Store):
         if aside is not None:
             _remove_tree(aside)
 
-    def _publishable(self, staging: Staging, marker: dict[str, Any]) -> str:
+    def _publishable(self, staging: Staging, marker: Marker) -> str:
         """Write the marker into `staging`, seal its contents read-only, and return where
         the artifact goes (its parent folder made). The top folder stays writable until
         renamed: renaming a folder rewrites its ".." entry. A link leading out of it is
         refused first (sealing would chmod what it points at)."""
-        refuse_links_leaving(staging.path, f"{marker.get('name', staging.key)} (key "
-                             f"{staging.key})")
+        refuse_links_leaving(staging.path, f"{marker.name or staging.key} (key {staging.key})")
         tmp = os.path.join(staging.path, MARKER + ".tmp")
         with self._writing(tmp):
             with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(marker, f, indent=1, sort_keys=True)
+                f.write(marker.to_json())
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, os.path.join(staging.path, MARKER))
