@@ -223,7 +223,7 @@ class _Copy:
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     shutil.copyfile(os.path.join(self.src, *rel.split("/")), target)
         self._raise_bad(folder, todo)
-        dest.commit(Staging(self.key, folder, "transfer"), self.marker.as_dict())
+        dest.commit(Staging(self.key, folder, "transfer"), self.marker)
         return todo, kept
 
     def _into_object(self) -> tuple[list[int], int]:
