@@ -154,6 +154,7 @@ def test_a_link_leading_out_of_the_artifact_is_not_followed(tmp_path):
     page = parse(reg.report("photos-split"))
     assert page.missing["camera"] == [f"{member}: its row leads out of the artifact "
                                       "through a link"]
+    assert "Not audited: " in page.text and "leads out of the artifact" in page.text
 
 
 def test_an_unlabelled_dataset_is_one_class_of_its_own(tmp_path):
@@ -235,3 +236,52 @@ def _totals(counts: dict[str, list[tuple[str, int]]]) -> dict[str, int]:
         for cls, n in bars:
             totals[cls] = totals.get(cls, 0) + n
     return totals
+
+
+@pytest.fixture(scope="module")
+def planted_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The audit's planted photos (exact and near copies, a broken image) as class folders
+    with no split: a `sample` split of them puts copies on both sides."""
+    from .test_audit import write_planted
+
+    root = tmp_path_factory.mktemp("planted")
+    write_planted(root / "split")
+    for path in sorted((root / "split").glob("*/*/*")):
+        flat = root / "photos" / path.parent.name / path.name
+        flat.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, flat)
+    return root / "photos"
+
+
+def test_the_card_shows_the_audit_of_its_splits(tmp_path, planted_photos):
+    """A `sample` split of the planted photos (copies across train and val): the card
+    names the exact copies, and with `near` the near ones, as `registry audit` finds them;
+    the same split made with `duplicates: together` reads clean of exact copies."""
+    from .test_audit import open_source
+
+    reg = open_source(tmp_path, planted_photos, """datasets:
+  - {name: split, recipe: sample, inputs: {images: photos},
+     params: {n: 67, seed: 3, on_error: skip, splits: {train: 0.5, val: 0.5}}}
+""")
+    reg.resolve("split")
+    audit = reg.audit("split", near=False)
+    assert audit["counts"]["exact_across"] > 0  # the copies landed on both sides
+    page = parse(reg.report("split"))
+    assert "Audit: copies across splits" in page.text and "Leak:" in page.text
+    assert f"{audit['counts']['exact_across']} group" in page.text
+    for group in audit["exact_across"][:10]:
+        assert group["xxh3"][:12] in page.text
+    assert "near copies across splits not checked" in page.text
+    near = parse(reg.report("split", near=True))
+    found = reg.audit("split")
+    assert found["near"]["checked"]
+    assert found["counts"]["near_across"] > 0
+    assert f"near copies across splits {found['counts']['near_across']} pair" in near.text
+    for pair in found["near_across"][:10]:
+        assert f"{pair['a']['name']} ~ {pair['b']['split']}/ {pair['b']['name']}" in near.text
+    assert f"{found['counts']['undecodable']} image" in near.text
+
+
+def test_a_clean_card_says_no_image_is_in_two_splits(photos):
+    page = parse(photos.report("photos-split"))
+    assert "No image is in two splits." in page.text and "Leak:" not in page.text

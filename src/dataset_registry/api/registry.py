@@ -188,9 +188,10 @@ class Registry:
         README's "Comparing builds"); at most `limit` names listed per split and category."""
         return diff_.diff(self, a, b, limit=limit)
 
-    def report(self, name: str) -> str:
-        """The dataset card of built dataset `name`: one static, self-contained HTML page."""
-        return card.report(self, name)
+    def report(self, name: str, *, near: bool = False) -> str:
+        """The dataset card of built dataset `name`: one static, self-contained HTML page,
+        with its leak audit (`near`: near copies too, as `audit` finds them)."""
+        return card.report(self, name, near=near)
 
     # -- sources ---------------------------------------------------------------------------
 

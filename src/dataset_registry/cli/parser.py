@@ -75,10 +75,13 @@ def _core_commands(sub: Any) -> None:
     c = sub.add_parser("lineage", help="the tree of inputs down to the sources")
     c.add_argument("name")
     c = sub.add_parser("report", help="the dataset card: one self-contained HTML page (card, "
-                       "lineage, classes, samples, files, skipped images, runs)")
+                       "lineage, classes, samples, audit, files, skipped images, runs)")
     c.add_argument("name", help="a built dataset")
     c.add_argument("--output", "-o", metavar="PATH",
                    help="where to write it (default: NAME.card.html; -: standard output)")
+    c.add_argument("--near", action="store_true",
+                   help="its audit compares near copies across splits too, as registry audit "
+                   "does (each image decoded once, then cached); default: exact copies only")
     c = sub.add_parser("verify", help="re-hash artifacts against their records")
     c.add_argument("names", nargs="*")
     c = sub.add_parser("sql", help="read-only SQL over the catalog")

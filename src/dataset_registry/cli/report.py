@@ -14,14 +14,14 @@ from ..errors import BadInputError, StorageError
 def report(reg: Any, args: argparse.Namespace) -> int:
     path = args.output or f"{args.name}.card.html"
     if path == "-":
-        sys.stdout.write(reg.report(args.name))
+        sys.stdout.write(reg.report(args.name, near=args.near))
         return 0
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise BadInputError(f"report: -o {path}: folder {folder} does not exist")
     if os.path.isdir(path):
         raise BadInputError(f"report: -o {path} is a folder; name the file to write")
-    html = reg.report(args.name)
+    html = reg.report(args.name, near=args.near)
     write_atomically(path, html)
     print(f"wrote {path} ({len(html.encode()):,} bytes): the dataset card of {args.name}")
     return 0

@@ -73,16 +73,19 @@ class Card:
     runs_note: str = ""
     thumbs: list[tuple[str, list[Thumb]]] = field(default_factory=list)
     thumb_note: str = ""
+    audit: dict[str, Any] | None = None  # audit.audit's report (None: see audit_note)
+    audit_note: str = ""
 
 
-def report(project: Project, name: str) -> str:
-    """The dataset card of built dataset `name`, as one self-contained HTML page."""
+def report(project: Project, name: str, *, near: bool = False) -> str:
+    """The dataset card of built dataset `name`, as one self-contained HTML page. `near`:
+    its audit compares near copies too (decoding each image once, then cached)."""
     from .card_html import render
 
-    return render(gather(project, name))
+    return render(gather(project, name, near=near))
 
 
-def gather(project: Project, name: str) -> Card:
+def gather(project: Project, name: str, *, near: bool = False) -> Card:
     """Everything the card shows; BadInputError (saying how to build it) if `name` is not
     a built dataset."""
     import duckdb
@@ -120,7 +123,19 @@ def gather(project: Project, name: str) -> Card:
     finally:
         con.close()
     _runs(project, card)
+    _audit(project, card, near)
     return card
+
+
+def _audit(project: Project, card: Card, near: bool) -> None:
+    """The leak audit of the card's dataset: exact copies from its file table (no image
+    read); with `near`, near copies and undecodable images too."""
+    from .audit import audit
+
+    try:
+        card.audit = audit(project, card.name, near=near)
+    except (BadInputError, VerifyError) as exc:  # e.g. images inside shards, or damage
+        card.audit_note = f"Not audited: {exc}"  # (the rest of the page still shows)
 
 
 def _open_table(con: Any, table: str, declared: tuple[str, ...] | None) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .card import as_text
+from .card_audit import audit_section
 
 if TYPE_CHECKING:
     from ..engine.lineage import LineageNode
@@ -56,6 +57,7 @@ table.bars td.b{width:60%}
 table.bars i{display:block;height:12px;background:var(--bar);border-radius:2px;min-width:1px}
 table.bars td.n{text-align:right;font-variant-numeric:tabular-nums}
 .note{color:var(--dim);font-size:13px;margin:4px 0 8px}
+.leak{color:var(--warn)}.clean{color:#1f6b33}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(212px,1fr));gap:10px}
 figure{margin:0;border:1px solid var(--line);border-radius:6px;padding:6px;min-width:0}
 figcaption{font-size:12px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
@@ -90,8 +92,8 @@ def render(card: Card) -> str:
                ("recipe", f"{escape(card.recipe)} (version {card.version})"),
                ("location", f"<code>{escape(card.uri)}</code>")])
         + '<ul class="facts">' + "".join(f"<li>{f}</li>" for f in facts) + "</ul></header>")
-    sections = [_classes(card), _samples(card), _card(card), _recipe(card), _files(card),
-                _lineage(card), _skipped(card), _runs(card)]
+    sections = [_classes(card), _samples(card), _audit(card), _card(card), _recipe(card),
+                _files(card), _lineage(card), _skipped(card), _runs(card)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
             "img-src data:; style-src 'unsafe-inline'\">"
@@ -176,6 +178,11 @@ def _thumb(t: Thumb) -> str:
     tiny = ' class="px"' if max(t.width, t.height) < 48 else ""  # pixels, not a blur
     return (f'<img src="{escape(t.uri)}" width="{t.width}" height="{t.height}"{tiny} '
             f'alt="{escape(t.label)}" title="{escape(t.label)}">')
+
+
+def _audit(card: Card) -> str:
+    return _section("audit", "Audit: copies across splits",
+                    audit_section(card.audit, card.audit_note))
 
 
 def _card_fields(fields: Any) -> str:
