@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset_registry import Registry
+from dataset_registry import BadInputError, Registry
 from dataset_registry.cli import main
 from dataset_registry.engine.build import Resolver
 from dataset_registry.engine.substituters import CACHES_ENV, transfer
@@ -183,7 +183,9 @@ def test_caches_in_registry_toml_and_a_bad_entry(s3, synth_small, tmp_path, caps
     assert code == 2
     assert err.strip() == (f"registry: error: {config}: caches must be a list of store URLs, "
                            'e.g. caches = ["s3://team/registry"]')
-    assert Registry.open(b.root).status("cal") == "missing"
+    assert Registry.open(b.root).resolver.marker("cal") is None  # nothing was built
+    with pytest.raises(BadInputError, match="caches must be a list"):  # status looks in them
+        Registry.open(b.root).status("cal")
 
 
 def test_endpoint_stopped_mid_pull_leaves_nothing_and_the_retry_completes(synth_small,

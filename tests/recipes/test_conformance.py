@@ -45,7 +45,8 @@ class TestSample(RecipeSuite):
     params: ClassVar[dict[str, Any]] = {"seed": 1, "splits": {"train": 0.5, "val": 0.5}}
     vary: ClassVar[dict[str, Any]] = {
         "split": "val", "seed": 2, "n": 12, "per_class": 4, "short_classes": "keep",
-        "splits": {"a": 0.25, "b": 0.75}, "validate_images": False, "on_error": "skip"}
+        "splits": {"a": 0.25, "b": 0.75}, "validate_images": False, "on_error": "skip",
+        "duplicates": "together"}
 
 
 class TestByClass(RecipeSuite):
