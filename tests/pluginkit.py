@@ -1,5 +1,5 @@
 """A project whose registry.toml names a plugin module of its own, as a user writes one:
-what the tests of plugins failing (tests/test_failures.py, tests/test_plugins.py,
+what the tests of plugins failing (tests/core/test_failures.py, tests/test_plugins.py,
 tests/stores/) run the `registry` command on."""
 
 from __future__ import annotations

@@ -137,3 +137,13 @@ def test_bench_s3_prints_local_against_s3_and_the_upload_ratio():
                  r"tiny +23 +{NUM} +{NUM} +{NUM} +{NUM}",
                  r"upload 20 files of 600 B: serial {NUM} s \({NUM}/s\), batched {NUM} s "
                  r"\({NUM}/s\), serial/batch {NUM}")
+
+
+def test_bench_diff_prints_its_time_and_the_planted_counts():
+    out = run_smoke("bench_diff.py")
+    assert_lines(out,
+                 r"2 file tables of 2,000 rows \(ImageNet train-shaped\), 1 split, 1,000 "
+                 r"classes, \d+ cores",
+                 r"what +seconds +peak RSS MB",
+                 r"compare \(registry diff\) +{NUM} +{NUM}",
+                 r"counts as planted: True")

@@ -183,7 +183,7 @@ TIERS = [
     {"recipes"},  # recipes know nothing of stores or DuckDB
     {"executors"},
     {"engine"},  # keys, build, substituters, maintenance
-    {"jobs"},
+    {"jobs", "reports"},  # reports: views of built datasets (card, diff, audit)
     {"api"},  # Registry wires the engine
     {"cli", "testing"},
     {"domains", "examples"},  # plugins of the core, through its public doors

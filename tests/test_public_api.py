@@ -51,3 +51,34 @@ def test_importing_the_package_stays_light():
     code = "import sys, dataset_registry; print('pydantic' in sys.modules, 'duckdb' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_old_import_paths_of_moved_modules_still_work_and_say_where_they_went():
+    """Issue 17 moved the flat modules into packages; code written against the old paths
+    gets the same module objects (not copies: one class, one registry) and a warning."""
+    import importlib
+    import warnings
+
+    from dataset_registry import _moved
+
+    for old, new in sorted(_moved.MOVED.items()):
+        sys.modules.pop(old, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new), old
+        assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message)
+                   for w in caught), old
+    with pytest.warns(DeprecationWarning, match="dataset_registry.sources.layouts.files"):
+        from dataset_registry.layouts.files import Files
+
+    from dataset_registry.sources.layouts.files import Files as moved
+
+    assert Files is moved
+    # the two modules that became packages forward their old names, and their submodules
+    # stay submodules (`jobs.render` is the module, not the function in it)
+    from dataset_registry.jobs import RenderedJob, render
+    from dataset_registry.sources import check_source, index
+
+    assert render.__name__ == "dataset_registry.jobs.render" and RenderedJob is render.RenderedJob
+    assert index.__name__ == "dataset_registry.sources.index" and check_source is index.check_source

@@ -24,8 +24,8 @@ from dataset_registry import Registry
 from dataset_registry.engine.lockfile import LOCK, load
 
 from .conftest import copy_manifests, run_cli
+from .engine.test_substituters import files_of
 from .s3kit import FAKE_KEY, FAKE_SECRET, S3Endpoint
-from .test_substituters import files_of
 
 SHARDS = ("smoke-webdataset-train", "smoke-webdataset-val")  # what smoke-resnet reads
 NEVER_BUILT = "imagenet2012-val-min"  # from imagenet2012-val, which B has not set
@@ -90,13 +90,14 @@ def test_b_lists_shows_pulls_traces_queries_and_renders_without_the_raw_data(tea
     listed = in_b(team, "list", "--tags", "smoke")
     assert listed.returncode == 0, listed.stderr
     rows = {line.split("\t")[0]: line.split("\t")[3] for line in listed.stdout.splitlines()[1:]}
-    assert rows == dict.fromkeys(SHARDS, "missing (source unset)")  # not in B's store yet
+    # not in B's store yet: in the team cache, where pull and resolve take it from
+    assert rows == dict.fromkeys(SHARDS, f"in cache {team['cache']}")
 
     for name in SHARDS:
         show = in_b(team, "show", name)
         assert show.returncode == 0, show.stderr
         info = json.loads(show.stdout)
-        assert info["key"] == keys[name] and info["status"] == "missing (source unset)"
+        assert info["key"] == keys[name] and info["status"] == f"in cache {team['cache']}"
 
     pull = in_b(team, "pull", *SHARDS)  # from the caches in registry.toml
     assert pull.returncode == 0, pull.stderr

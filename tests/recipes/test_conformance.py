@@ -22,7 +22,7 @@ from dataset_registry.testing.recipes import RecipeSuite
 
 SHARDS = {"split": "val", "require_all_classes": False, "validate_images": False,
           "on_error": "skip"}
-# the suite's source has no labels input for a scheme to read (tests/test_schemes.py)
+# the suite's source has no labels input for a scheme to read (tests/recipes/test_schemes.py)
 NO_LABELS = {"labels_scheme": "the scheme of a labels input; the generic source has none"}
 
 
@@ -105,3 +105,17 @@ class TestOutsideGrayscale(RecipeSuite):
             yield
         finally:
             sys.path.remove(folder)
+
+
+def test_every_built_in_recipe_is_certified_and_in_the_executor_runs():
+    """The recipe list is plugins.BUILTIN; these runs name recipes with params of their own,
+    so they cannot be derived from it: a new built-in recipe must join both."""
+    from dataset_registry.plugins import BUILTIN
+    from dataset_registry.testing.executors import EVERY_RECIPE
+
+    suites = {cls.recipe.name for cls in globals().values()
+              if isinstance(cls, type) and issubclass(cls, RecipeSuite) and
+              isinstance(getattr(cls, "recipe", None), type)}
+    assert set(BUILTIN["recipes"]) <= suites, "recipes without a RecipeSuite here"
+    assert set(BUILTIN["recipes"]) <= {d["recipe"] for d in EVERY_RECIPE}, \
+        "recipes missing from testing.executors.EVERY_RECIPE"

@@ -20,6 +20,7 @@ from ..errors import (
 )
 from ..executors import Executor, open_executor
 from ..manifest import DatasetNode, Manifests, load_manifests
+from ..reports import diff as diff_
 from ..stores import Store, open_store
 from . import runs
 
@@ -180,6 +181,11 @@ class Registry:
         """What `name` is made from, down to its sources and shipped files."""
         return lineage.lineage(self, name)
 
+    def diff(self, a: str, b: str, *, limit: int = diff_.LIMIT) -> dict[str, Any]:
+        """What differs between built datasets or artifact keys `a` and `b` (JSON-able: the
+        README's "Comparing builds"); at most `limit` names listed per split and category."""
+        return diff_.diff(self, a, b, limit=limit)
+
     # -- sources ---------------------------------------------------------------------------
 
     def set_source(self, name: str, location: str) -> SourceInfo:
@@ -241,7 +247,7 @@ class Registry:
            only: set[str] | None = None) -> gc_.GcReport:
         """Sweep crashed builds' staging areas and delete the artifacts no root keeps: the
         manifests' keys, registry.lock's, pins, the inputs of job runs of the last
-        `keep_days`, the locks pushed to this store (see api/gc.py), and all they are made
+        `keep_days`, the locks pushed to this store (see engine/gc.py), and all they are made
         from. `only`: delete nothing outside these keys (what the user agreed to)."""
         return gc_.collect(self, keep_days, dry_run=dry_run, only=only)
 

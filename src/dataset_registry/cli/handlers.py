@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import BadInputError, RegistryError, SourceError
 from . import resolving
+from .diff import diff
 from .display import print_json, table, write_csv
 
 
@@ -374,4 +375,5 @@ def init(args: argparse.Namespace) -> int:
 HANDLERS = {"resolve": resolving.resolve, "path": path, "list": list_, "show": show,
             "lineage": lineage, "verify": verify, "sql": sql, "source": source, "job": job,
             "gc": gc, "pin": pin, "unpin": unpin,
-            "catalog": catalog, "push": resolving.push, "pull": resolving.pull, "lock": lock}
+            "catalog": catalog, "push": resolving.push, "pull": resolving.pull, "lock": lock,
+            "diff": diff}

@@ -14,7 +14,8 @@ DESCRIPTION = "The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input.
 # The core's own commands: a plugin command may not take one of these names, and a
 # command line naming one of them never needs the plugins' commands loaded.
 CORE = ("init", "list", "show", "resolve", "path", "lineage", "verify", "sql", "source",
-        "job", "push", "pull", "gc", "pin", "unpin", "lock", "catalog", "completion")
+        "job", "push", "pull", "gc", "pin", "unpin", "lock", "catalog", "diff",
+        "completion")
 
 UPDATE_LOCK = ("locks the fingerprint of a set source that differs from registry.lock's "
                "(else an error): every dataset made from it gets a new key")
@@ -185,6 +186,16 @@ def _core_commands(sub: Any) -> None:
                    help="rebuild: re-index the store into a new catalog, renamed over the old "
                    "(a corrupt one is moved aside)")
     json_option(c)
+    c = sub.add_parser("diff", help="what differs between two builds: members added, "
+                       "removed, changed; class counts; params and inputs")
+    c.add_argument("a", metavar="A", help="a dataset name (its current build) or an artifact key")
+    c.add_argument("b", metavar="B", help="a dataset name or an artifact key, compared with A")
+    json_option(c)
+    c.add_argument("--limit", type=int, default=20, metavar="N",
+                   help="names listed per split and category (default 20; counts are "
+                   "always complete)")
+    c.add_argument("--exit-code", action="store_true",
+                   help="exit 1 if A and B differ, 0 if not (as git diff --exit-code)")
     c = sub.add_parser("completion", help="print a shell completion script (plugin commands "
                        "included): eval \"$(registry completion bash)\"")
     c.add_argument("shell", choices=["bash", "zsh"], help="the shell to complete for")

@@ -1,6 +1,6 @@
 """What differs between object-storage protocols, in one place.
 
-The object store (`stores/object.py`), remote sources (`sourcefs.py`) and the
+The object store (`stores/object.py`), remote sources (`sources/location.py`) and the
 filesystem factory (`remote.py`) are written once over fsspec; everything a
 protocol does its own way is a row of `PROTOCOLS`:
 

@@ -25,6 +25,7 @@ from ..errors import (
     CatalogBusyError,
     CatalogCorruptError,
     SourceError,
+    StorageError,
     VerifyError,
 )
 from ..executors import Executor, LocalExecutor
@@ -37,7 +38,7 @@ from ..stores import FILES, Store
 from .inputs import artifact_members
 from .keys import Keys
 from .lockfile import LOCK, Lock
-from .substituters import pulled_from_cache
+from .substituters import holds, pulled_from_cache
 
 
 @dataclass
@@ -99,6 +100,20 @@ class Resolver(Keys):
         self.caches = caches or list
         self.catalog = catalog
         self.progress = progress  # bars for builds, source indexing and cache pulls
+
+    def status(self, name: str) -> str:
+        """As `Keys.status`, and for a dataset not in the store but in a cache: "in cache
+        URL" (the first holding it: what `pull` or `resolve` copies from)."""
+        status = super().status(name)
+        if status.startswith("missing"):
+            key = self.key(name)
+            for cache in self.caches():
+                try:
+                    if holds(cache, key):
+                        return f"in cache {cache.url}"
+                except StorageError:  # an unreachable cache: the status says what is known
+                    continue
+        return status
 
     # -- resolve ---------------------------------------------------------------------------
 
@@ -296,7 +311,7 @@ class Resolver(Keys):
     def _artifact_members(self, name: str, marker: Marker | None = None
                           ) -> dict[str, MemberSet]:
         """The files of built dataset `name`, as the images another build reads (see
-        `artifact_inputs.artifact_members`)."""
+        `engine.inputs.artifact_members`)."""
         key = self.key(name)
         return artifact_members(name, key, self.store.member_root(key),
                                 os.path.join(self.store.tables(key), FILES),

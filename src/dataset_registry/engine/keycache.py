@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import TYPE_CHECKING, Any
+
+from ..core.atomic import write_atomic
 
 if TYPE_CHECKING:
     from .project import Project
@@ -144,10 +145,7 @@ def save(state_dir: str, manifests_dir: str, keys: dict[str, str],
     doc["deps"].update({n: sorted(d) for n, d in deps.items()})
     doc["stats"].update(stats)
     os.makedirs(state_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".keys-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(doc, f)
-    os.replace(tmp, _path(state_dir))
+    write_atomic(_path(state_dir), json.dumps(doc))
 
 
 def save_keys(project: Project, names: list[str] | None = None) -> None:

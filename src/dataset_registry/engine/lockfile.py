@@ -11,16 +11,15 @@ machine that holds the data computed (the dataset entries are there to read and 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ..core.atomic import write_atomic
 from ..errors import BadInputError
 
 LOCK = "registry.lock"
@@ -149,17 +148,7 @@ def save(path: str, lock: Lock) -> bool:
                 return False
     except (OSError, UnicodeDecodeError):
         pass
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{LOCK}-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from teammates on a shared disk
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text)  # a plain file's mode: teammates on a shared disk read it too
     return True
 
 

@@ -4,7 +4,7 @@ What the API server checks on create, short of CEL: types, required fields, unkn
 (a structural schema prunes them silently, which is how a typo goes unnoticed), enums,
 int-or-string quantities, patterns, lengths, item counts and numeric bounds. The
 `x-kubernetes-validations` CEL rules are not evaluated. Problems read "path: what is wrong",
-like jobcheck's.
+like check.py's.
 """
 
 from __future__ import annotations

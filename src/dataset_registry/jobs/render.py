@@ -11,7 +11,7 @@ parsed before anything is filled in, so no dataset path or key can change the
 document's structure.
 
 With an `s3://` cluster store, `${data.ROLE.path}` of a training flavor is a copy on the
-job's volume, made by an init container before training (jobstage); `build` writes the store.
+job's volume, made by an init container before training (jobs/stage.py); `build` writes the store.
 
 Every dataset role must appear as `${data.ROLE.path}` in a training flavor, and
 the `build` flavor must run `${build.script}`; a template that misses them, or

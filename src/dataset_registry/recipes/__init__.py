@@ -7,20 +7,24 @@ preloads it, so workers start warm); an outside recipe is imported on first use.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator, Mapping
 
 from .. import plugins
 from .base import Inputs, InputSpec, Params, Plan, Recipe
-from .downscale import DownscaleRecipe
-from .recordio import RecordIO
-from .sample import Sample
-from .select import Select
-from .shards import ByClass
-from .tfrecord import TFRecord
-from .webdataset import WebDataset
 
-# ImageNet's `calibration` is a plugin's (domains/imagenet/recipes.py, an entry point)
-BUILT_IN = (Select, DownscaleRecipe, ByClass, RecordIO, WebDataset, TFRecord, Sample)
+
+def _import_built_in() -> tuple[type[Recipe], ...]:
+    """The classes `plugins.BUILTIN["recipes"]` names, imported: that table is the one list
+    of the package's recipes (ImageNet's `calibration` is a plugin's, an entry point)."""
+    found = []
+    for target in plugins.BUILTIN["recipes"].values():
+        module, _, name = target.partition(":")
+        found.append(getattr(importlib.import_module(module), name))
+    return tuple(found)
+
+
+BUILT_IN = _import_built_in()
 
 
 class RecipeTable(Mapping[str, type[Recipe]]):

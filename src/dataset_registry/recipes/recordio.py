@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import Field
 
 from ..artifact.output import Output
+from ..core.atomic import atomic_path
 from ..errors import BadInputError
 from ..formats.recordio import IRHeader, RecordIOError, idx_line, image_record, lst_line
 from ..sources.members import MemberRef, MemberSet, read_members
@@ -240,15 +241,13 @@ class RegionHasher:
 def _lay_out_again(rec: str, out: Output, results: list[dict[str, Any]]) -> None:
     """Some task's records came out longer than planned: write the file once more, in
     task order, from the in-place regions and the chunks."""
-    tmp = out.scratch("laid-out.rec")
-    with open(tmp, "wb") as dst, open(rec, "a+b") as placed:
+    with atomic_path(rec) as tmp, open(tmp, "wb") as dst, open(rec, "a+b") as placed:
         for t, result in enumerate(results):
             if result["in_place"]:
                 copy_range(placed, result["start"], dst, result["size"])
             else:
                 with open(out.scratch(f"{t:06d}.rec"), "rb") as src:
                     copy_range(src, 0, dst, result["size"])
-    os.replace(tmp, rec)
 
 
 def copy_range(src: Any, offset: int, dst: Any, size: int) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..core.atomic import atomic_path, write_atomic
 from ..core.keys import digest_rows, hash_bytes
 from ..core.progress import ProgressFactory, bar
 from ..core.remote import Remote
@@ -81,7 +81,8 @@ class SourceLocations:
     def set(self, name: str, location: str) -> None:
         data = self.load()
         data[name] = location
-        _write_atomic(self.path, json.dumps(data, indent=2, sort_keys=True).encode())
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        write_atomic(self.path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool = False,
@@ -158,7 +159,7 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
                       beside=[where_bytes.beside(n) for n in beside],
                       splits=_split_counts(rows), left_out=len(left_out),
                       left_out_first=left_out[:5], label_values=label_values)
-    _write_atomic(entry_path, json.dumps(asdict(info), indent=1).encode())
+    write_atomic(entry_path, json.dumps(asdict(info), indent=1))
     return info
 
 
@@ -296,8 +297,7 @@ def _write_index(path: str, rows: list[tuple[str, Entry, IndexedMember]]) -> Non
         column = StrColumn.from_list(values)
         arrays[name] = np.frombuffer(column._blob, np.uint8)
         arrays[f"{name.removesuffix('s')}_starts"] = column._starts
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")
-    with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays,
                  offsets=np.array([m.offset for _, _, m in rows], dtype=np.int64),
                  sizes=np.array([m.size for _, _, m in rows], dtype=np.int64),
@@ -305,7 +305,6 @@ def _write_index(path: str, rows: list[tuple[str, Entry, IndexedMember]]) -> Non
                  values=np.array([-1 if e.value is None else e.value for _, e, _ in rows],
                                  dtype=np.int64),
                  packed=np.array([m.packed for _, _, m in rows], dtype=np.int64))
-    os.replace(tmp, path)
 
 
 def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
@@ -357,11 +356,3 @@ def md5_of(location: str, remote: Remote | None = None) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)

@@ -28,6 +28,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from ..artifact.marker import local_table_damage
+from ..core.atomic import write_atomic
 from ..core.remote import Remote
 from ..errors import BuildError, StorageError, VerifyError
 from .base import (
@@ -131,13 +132,9 @@ class LocalStore(Store):
         refused first (sealing would chmod what it points at)."""
         refuse_links_leaving(staging.path, f"{marker.get('name', staging.key)} (key "
                              f"{staging.key})")
-        tmp = os.path.join(staging.path, MARKER + ".tmp")
-        with self._writing(tmp):
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(marker, f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, os.path.join(staging.path, MARKER))
+        path = os.path.join(staging.path, MARKER)
+        with self._writing(path):  # fsynced: a committed artifact must survive a crash
+            write_atomic(path, json.dumps(marker, indent=1, sort_keys=True), fsync=True)
         for dirpath, dirnames, filenames in os.walk(staging.path):
             for name in dirnames + filenames:
                 _chmod(os.path.join(dirpath, name), remove=_WRITE)
@@ -228,10 +225,7 @@ class LocalStore(Store):
     def put_record(self, kind: str, name: str, record: dict[str, Any]) -> None:
         path = os.path.join(self.root, *record_path(kind, name).split("/"))
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(record, f, sort_keys=True)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(record, sort_keys=True))
 
     def records(self, kind: str) -> Iterator[dict[str, Any]]:
         folder = os.path.join(self.root, f".{kind}")

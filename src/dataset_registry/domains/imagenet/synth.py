@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
+from ...core.atomic import atomic_path
 from ...sources.location import SYNTHETIC_MARKER
 from ...sources.tarindex import SYNTHETIC_PAX_KEY
 from .labels import CMYK_TRAIN, CMYK_VAL, PNG_IMPOSTOR
@@ -189,12 +190,11 @@ def _tar_info(name: str, size: int) -> tarfile.TarInfo:
 
 
 def _write_tar(path: str, members: Iterable[tuple[str, bytes]], spec: SynthSpec) -> None:
-    tmp = path + ".partial"
     header = {SYNTHETIC_PAX_KEY: "1", "DATASET_REGISTRY.spec": repr(spec)}
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT, pax_headers=header) as tf:
+    with atomic_path(path) as tmp, \
+            tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT, pax_headers=header) as tf:
         for name, data in members:
             tf.addfile(_tar_info(name, len(data)), io.BytesIO(data))
-    os.replace(tmp, path)
 
 
 def _class_tar(images: list[tuple[_Image, bytes]]) -> bytes:

@@ -1,0 +1,108 @@
+"""`image-folder` on real data: the UCI digits as class folders, as a user brings them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from dataset_registry import Registry, SourceError
+from dataset_registry.sources.index import member_sets
+
+from ...conftest import write_manifest
+from ...realkit import digit_name, digits, png, write_digit_folders
+
+SOURCE = """
+sources:
+  - name: digits
+    layout: image-folder
+    {options}
+"""
+
+
+def open_source(tmp_path, location, options=""):
+    write_manifest(tmp_path, SOURCE.format(options=options))
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("digits", str(location))
+    return reg, member_sets(reg.resolver.source_info("digits"))
+
+
+def test_class_folders_give_every_digit_its_label(tmp_path):
+    folders = write_digit_folders(tmp_path / "data")
+    _, sets = open_source(tmp_path, folders)
+    assert list(sets) == ["train"]
+    train = sets["train"]
+    _, labels = digits()
+    assert len(train) == 1797
+    want = {f"{label}/{digit_name(i)}": str(label) for i, label in enumerate(labels)}
+    got = {ref.name: ref.label for ref in train}
+    assert got == want
+    assert Counter(got.values()) == Counter(str(v) for v in labels)
+    assert train.class_names() == [str(d) for d in range(10)]
+
+
+def test_split_folders_and_litter(tmp_path):
+    images, labels = digits()
+    for i in range(40):
+        split = "test" if i % 4 == 0 else "train"
+        folder = tmp_path / "data" / split / str(labels[i])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / digit_name(i)).write_bytes(png(images[i]))
+    (tmp_path / "data" / "train" / ".DS_Store").write_bytes(b"\0\0")
+    (tmp_path / "data" / "train" / str(labels[1]) / "Thumbs.db").write_bytes(b"x")
+    (tmp_path / "data" / "README.txt").write_text("not an image\n")
+    _, sets = open_source(tmp_path, tmp_path / "data")
+    assert sorted(sets) == ["test", "train"]
+    assert len(sets["test"]) == 10 and len(sets["train"]) == 30
+    assert {r.label for r in sets["test"]} == {str(labels[i]) for i in range(0, 40, 4)}
+
+
+def test_metadata_jsonl_labels_and_attributes(tmp_path):
+    images, labels = digits()
+    data = tmp_path / "data" / "all"
+    data.mkdir(parents=True)
+    lines = []
+    for i in range(12):
+        (data / digit_name(i)).write_bytes(png(images[i]))
+        lines.append(f'{{"file_name": "all/{digit_name(i)}", "label": {int(labels[i])}, '
+                     f'"row": {i}}}')
+    (tmp_path / "data" / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    _, sets = open_source(tmp_path, tmp_path / "data")
+    refs = list(sets["train"])
+    assert [r.label for r in refs] == [str(labels[i]) for i in range(12)]
+    assert refs[3].attrs == '{"row":3}'
+    assert [r.name for r in sets["meta"]] == ["metadata.jsonl"]
+
+
+def test_mixed_depths_are_refused_naming_a_member(tmp_path):
+    images, _ = digits()
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    (tmp_path / "data" / "a" / "x.png").write_bytes(png(images[0]))
+    (tmp_path / "data" / "train" / "b").mkdir(parents=True)
+    (tmp_path / "data" / "train" / "b" / "y.png").write_bytes(png(images[1]))
+    with pytest.raises(SourceError, match=r"member 'a/x.png' is not <split>/<class>/<image>|"
+                                          r"member 'train/b/y.png' is not <class>/<image>"):
+        open_source(tmp_path, tmp_path / "data")
+
+
+def test_options_are_checked_at_the_manifest_line(tmp_path):
+    from dataset_registry import ManifestError
+    from dataset_registry.manifest import load_manifests
+
+    write_manifest(tmp_path, SOURCE.format(options="options: {colour: red}"))
+    with pytest.raises(ManifestError, match=r"test.yaml:\d+: sources\[0\]\.options\.colour: "
+                                            "unknown field"):
+        load_manifests(str(tmp_path / "manifests"))
+    write_manifest(tmp_path, SOURCE.format(options="").replace("image-folder", "nope"))
+    with pytest.raises(ManifestError, match=r"sources\[0\]\.layout: unknown layout 'nope' "
+                                            r"\(registered: files, image-folder, imagenet"):
+        load_manifests(str(tmp_path / "manifests"))
+
+
+def test_the_layout_and_its_options_enter_the_fingerprint(tmp_path):
+    folders = write_digit_folders(tmp_path / "data")
+    reg, _ = open_source(tmp_path, folders)
+    plain = reg.key("digits")
+    reg2, _ = open_source(tmp_path / "other", folders, "options: {split: all}")
+    assert reg2.key("digits") != plain
+    assert list(member_sets(reg2.resolver.source_info("digits"))) == ["all"]
