@@ -229,4 +229,5 @@ def test_completion_for_another_shell_is_refused(tmp_path):
     out = run_cli("completion", "fish", cwd=tmp_path)
     assert (out.returncode, out.stdout) == (2, "")
     assert "invalid choice: 'fish' (choose from 'bash', 'zsh')" in out.stderr
+    assert list(tmp_path.iterdir()) == []
 
