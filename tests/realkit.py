@@ -62,3 +62,33 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime = len(data), 0
     tar.addfile(info, io.BytesIO(data))
+
+
+def photo_tiles(grid: int = 3) -> dict[str, Image.Image]:
+    """The six real photos cut into grid x grid tiles, as RGB: `<photo>-<column><row>`
+    (54 distinct real images at 3 x 3, from 142 x 142 to 470 x 470 pixels)."""
+    tiles = {}
+    for path in sorted(PHOTOS.iterdir()):
+        with Image.open(path) as opened:
+            photo = opened.convert("RGB")
+        w, h = photo.size
+        for i in range(grid):
+            for j in range(grid):
+                box = (i * w // grid, j * h // grid, (i + 1) * w // grid, (j + 1) * h // grid)
+                tiles[f"{path.stem}-{i}{j}"] = photo.crop(box)
+    return tiles
+
+
+def encode(image: Image.Image, fmt: str, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def near_copy(data: bytes, scale: float, quality: int = 70) -> bytes:
+    """`data` decoded, resized by `scale` and re-encoded as JPEG at `quality`: a copy no
+    byte comparison finds (what a re-upload or a thumbnail pipeline makes)."""
+    with Image.open(io.BytesIO(data)) as opened:
+        image = opened.convert("RGB")
+    size = (round(image.width * scale), round(image.height * scale))
+    return encode(image.resize(size, Image.Resampling.LANCZOS), "JPEG", quality)

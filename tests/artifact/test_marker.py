@@ -47,7 +47,10 @@ def test_a_marker_written_before_the_typed_marker_parses_and_writes_back_identic
 
 def test_a_build_writes_the_same_document_as_before(tmp_path):
     """Rebuilt now from the same inputs: the same keys, and the marker's bytes are the old
-    ones but for the build's own record (when, how long, where)."""
+    ones but for the build's own record (when, how long, where) and the params a recipe
+    gained since, recorded at their defaults (`added_later`: not in the key)."""
+    from dataset_registry.recipes import RECIPES
+
     tar = write_digit_tar(tmp_path / "digits.tar")
     write_manifest(tmp_path, "\n" + FIVE_MANIFEST + """\
   - {name: again, recipe: select, inputs: {images: five}, params: {split: "a", first: 3},
@@ -61,6 +64,11 @@ def test_a_build_writes_the_same_document_as_before(tmp_path):
         new = json.loads((Path(reg.built(name).path) / "_registry.json").read_text())
         old = json.loads((OLD / f"{name}.json").read_text())
         assert new.pop("built").keys() == old.pop("built").keys()
+        params = RECIPES[new["recipe"]].Params
+        gained = {k: v for k, v in new["params"].items() if k not in old["params"]}
+        assert gained == {k: params.model_fields[k].get_default() for k in gained}
+        assert set(gained) <= params.added_later
+        new["params"] = {k: v for k, v in new["params"].items() if k not in gained}
         assert new == old
     assert isinstance(built.marker, Marker) and built.digest == built.marker.digest
 

@@ -60,7 +60,8 @@ def test_the_help_walk_finds_an_option_without_help():
 
 def test_every_command_that_prints_takes_json():
     """The shared --json (`json_option`) on every core command but those whose output is
-    not a report: init's next steps, a rendered job spec (YAML), a completion script."""
+    not a report: init's next steps, the card page `report` writes, a rendered job spec
+    (YAML), a completion script."""
     def leaves(parser: argparse.ArgumentParser, prog: str) -> dict[str, argparse.ArgumentParser]:
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         if not subs:
@@ -71,7 +72,7 @@ def test_every_command_that_prints_takes_json():
     found = {name for name, p in leaves(build_parser(), "").items()
              if "--json" in p._option_string_actions}
     everything = set(leaves(build_parser(), ""))
-    assert everything - found == {"init", "job render", "job submit", "completion"}
+    assert everything - found == {"init", "report", "job render", "job submit", "completion"}
     fresh = argparse.ArgumentParser()
     json_option(fresh)  # what the report commands (diff, audit) call
     assert fresh.parse_args(["--json"]).json and not fresh.parse_args([]).json

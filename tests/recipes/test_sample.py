@@ -229,6 +229,10 @@ datasets:
     ("{splits: {train: 0.5, '..': 0.5}}", r"params.splits \(bad\): .*'\.\.' cannot be a "
                                           r"folder name"),
     ('{splits: {train: 0.5, "a\\tb": 0.5}}', r"params.splits \(bad\): .*holds a tab"),
+    ("{n: 5, duplicates: together}", r"params \(bad\): .*duplicates: together keeps exact "
+                                     r"copies on one side of a split; give splits too"),
+    ("{splits: {a: 1.0}, duplicates: apart}", r"params.duplicates \(bad\): Input should be "
+                                              r"'any' or 'together'"),
 ])
 def test_bad_params_are_refused_at_their_manifest_line(tmp_path, params, message):
     write_manifest(tmp_path, f"""
@@ -318,3 +322,38 @@ datasets:
                                             r"empty: 3 images drawn"):
         reg.resolve("tiny", jobs=1)
     assert list(reg.store.committed()) == []
+
+
+def test_duplicates_together_keeps_exact_copies_in_one_split(tmp_path, folders):
+    """60 digits copied byte for byte (20 into another class): drawn as usual, copies land
+    on both sides; with `duplicates: together` every copy goes where the first went, and
+    the param at its default keeps the key (and so the bytes) of every existing manifest."""
+    import shutil
+
+    from dataset_registry.recipes.sample import SampleParams
+
+    data = tmp_path / "data"
+    shutil.copytree(folders, data)
+    _, labels = digits()
+    for i in range(0, 1200, 20):
+        into = str(labels[i]) if i % 60 else str((labels[i] + 1) % 10)
+        shutil.copyfile(folders / str(labels[i]) / digit_name(i), data / into / f"copy-{i}.png")
+    reg = setup(tmp_path, data, SPLIT + SPLIT.replace("name: split", "name: together").replace(
+        "0.2}}", "0.2}, duplicates: together}"))
+    split, together = (reg.resolve(name, jobs=1) for name in ("split", "together"))
+    assert "duplicates" not in SampleParams(splits={"a": 1.0}).keyed()
+    assert SampleParams(splits={"a": 1.0}, duplicates="together").keyed()["duplicates"] == \
+        "together"
+
+    def sides(root: Path) -> dict[bytes, set[str]]:
+        found: dict[bytes, set[str]] = {}
+        for rel, path in tree(root).items():
+            found.setdefault(path.read_bytes(), set()).add(rel.split("/")[0])
+        return found
+
+    assert sum(len(s) > 1 for s in sides(Path(split.path)).values()) >= 5  # split apart
+    kept = sides(Path(together.path))
+    assert len(kept) == 1797 and all(len(s) == 1 for s in kept.values())
+    assert len(tree(Path(together.path))) == 1797 + 60
+    counts = Counter(rel.split("/")[0] for rel in tree(Path(together.path)))
+    assert abs(counts["val"] - 0.2 * (1797 + 60)) <= 30  # only copies moved

@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 from dataset_registry.stores import LocalStore
-from dataset_registry.testing.stores import KEY, StoreSuite, build, overwrite, run_fake_task
+from dataset_registry.testing.stores import (
+    KEY,
+    StoreSuite,
+    build,
+    finalized,
+    overwrite,
+    run_fake_task,
+)
 
 
 def write_bits(folder: Path) -> dict[str, int]:
@@ -45,13 +52,11 @@ class TestLocalStore(StoreSuite):
         assert os.listdir(Path(store.root, ".staging")) == []
 
     def test_replace_leaves_a_read_only_artifact_and_nothing_aside(self, store) -> None:
-        from dataset_registry.artifact.output import finalize
-
         build(store)
         overwrite(store, "b.txt", b"HELLO")
         staging = store.begin(KEY)
         run_fake_task(store, staging, "000000", {"b.txt": b"hello"})
-        store.replace(staging, {"key": KEY, "name": "t", **finalize(staging.path)})
+        store.replace(staging, finalized(staging))
         folder = Path(store.local_path(KEY))
         assert (folder / "b.txt").read_bytes() == b"hello" and write_bits(folder) == {}
         assert os.listdir(Path(store.root, ".staging")) == []

@@ -20,6 +20,8 @@ from ..errors import (
 )
 from ..executors import Executor, open_executor
 from ..manifest import DatasetNode, Manifests, load_manifests
+from ..reports import audit as audit_
+from ..reports import card
 from ..reports import diff as diff_
 from ..stores import Store, open_store
 from . import runs
@@ -186,6 +188,11 @@ class Registry:
         README's "Comparing builds"); at most `limit` names listed per split and category."""
         return diff_.diff(self, a, b, limit=limit)
 
+    def report(self, name: str, *, near: bool = False) -> str:
+        """The dataset card of built dataset `name`: one static, self-contained HTML page,
+        with its leak audit (`near`: near copies too, as `audit` finds them)."""
+        return card.report(self, name, near=near)
+
     # -- sources ---------------------------------------------------------------------------
 
     def set_source(self, name: str, location: str) -> SourceInfo:
@@ -235,6 +242,14 @@ class Registry:
         Returns how many artifacts it indexed; VerifyError names those it could not (the
         rest are indexed, and the new catalog is in place)."""
         return catalog_sync.rebuild(self)
+
+    # -- reports ---------------------------------------------------------------------------
+
+    def audit(self, name: str, near: bool = True, **options: Any) -> dict[str, Any]:
+        """The leak audit of source or built dataset `name` (reports/audit.py: the JSON shape;
+        `options`: threshold, jobs): exact and near copies across splits, class balance,
+        undecodable images; `leak` says whether any image is in two splits."""
+        return audit_.audit(self, name, near=near, **options)
 
     # -- maintenance -----------------------------------------------------------------------
 

@@ -17,10 +17,9 @@ if TYPE_CHECKING:
 
 def render_job(reg: Registry, name: str, flavor: str | None, *, cluster_store: str | None,
                check: bool) -> RenderedJob:
-    from ..jobs import render as jobs
+    from ..jobs.render import render
 
-    rendered = jobs.render(reg.resolver, reg.manifests.job(name), flavor,
-                           cluster_store=cluster_store)
+    rendered = render(reg.resolver, reg.manifests.job(name), flavor, cluster_store=cluster_store)
     if check:
         from ..jobs.check import check_spec
 
@@ -34,11 +33,10 @@ def render_job(reg: Registry, name: str, flavor: str | None, *, cluster_store: s
 
 def submit_job(reg: Registry, name: str, flavor: str | None, *, cluster_store: str | None,
                kubectl: str | None) -> tuple[RenderedJob, str]:
-    from ..jobs import render as jobs
+    from ..jobs.render import render, submit
 
-    rendered = jobs.render(reg.resolver, reg.manifests.job(name), flavor,
-                           cluster_store=cluster_store)
-    output = jobs.submit(rendered, kubectl)
+    rendered = render(reg.resolver, reg.manifests.job(name), flavor, cluster_store=cluster_store)
+    output = submit(rendered, kubectl)
     record_run(reg, rendered, "submit", {"kubectl": output.strip()})
     return rendered, output
 

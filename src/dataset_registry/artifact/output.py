@@ -20,17 +20,9 @@ import xxhash
 
 from ..core.keys import digest_rows
 from ..errors import BuildError, StorageError, VerifyError
+from .filetable import FILE_COLUMNS, SKIP_COLUMNS, FileRow, SkipRow
 from .marker import FILES, MARKER, PARTS, RANGES, RESERVED, SCRATCH, SKIPPED, Marker
 
-COLUMNS = ("path", "size", "xxh3", "label", "source", "member", "byte_offset", "record",
-           "class", "attrs")
-"""The file table: `label` is the class index the file's format stores, `class` its class
-name, `attrs` the source layout's free attributes (JSON). Only path, size and xxh3 enter
-the digest, so tables from before `class` and `attrs` keep their digests."""
-_TYPES = {"path": "VARCHAR", "size": "BIGINT", "xxh3": "VARCHAR", "label": "INTEGER",
-          "source": "VARCHAR", "member": "VARCHAR", "byte_offset": "BIGINT", "record": "BIGINT",
-          "class": "VARCHAR", "attrs": "VARCHAR"}
-_SKIP_TYPES = {"member": "VARCHAR", "source": "VARCHAR", "reason": "VARCHAR"}
 _SPLITS = "splits.json"  # under PARTS: the splits `Output.splits` declared
 
 
@@ -63,10 +55,10 @@ class Output:
         try:
             with open(full, "wb") as f:
                 f.write(data)
-                self._writer.writerow((path, len(data),
-                                       xxh3 or xxhash.xxh3_128_hexdigest(data), label,
-                                       source, member, None, None, class_name or None,
-                                       attrs or None))
+                self._writer.writerow(FileRow(
+                    path, len(data), xxh3 or xxhash.xxh3_128_hexdigest(data), label=label,
+                    source=source, member=member, class_=class_name or None,
+                    attrs=attrs or None))
         except OSError as exc:
             raise write_error(full, exc) from None
 
@@ -150,15 +142,17 @@ class Output:
             size = os.path.getsize(full)
             known = self._hashed.get(path)
             xxh3 = known[1] if known and known[0] == size else hash_file(full)
-        self._writer.writerow((path, size, xxh3, label, source, member, None, None,
-                               class_name or None, attrs or None))
+        self._writer.writerow(FileRow(path, size, xxh3, label=label, source=source,
+                                      member=member, class_=class_name or None,
+                                      attrs=attrs or None))
 
     def record(self, path: str, *, offset: int, size: int, xxh3: str, label: int | None,
                member: str | None, source: str | None, record: int,
                class_name: str | None = None, attrs: str | None = None) -> None:
         """A record inside a shard file (for per-record provenance)."""
-        self._writer.writerow((path, size, xxh3, label, source, member, offset, record,
-                               class_name or None, attrs or None))
+        self._writer.writerow(FileRow(path, size, xxh3, label=label, source=source,
+                                      member=member, byte_offset=offset, record=record,
+                                      class_=class_name or None, attrs=attrs or None))
 
     def splits(self, names: list[str]) -> None:
         """Declare the splits this artifact wrote, each as the top folder `<split>/` of
@@ -174,7 +168,7 @@ class Output:
     def skip(self, member: str, source: str | None, reason: str) -> None:
         if self._skips is None:
             self._skips = open(self._skips_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
-        csv.writer(self._skips).writerow((member, source, reason))
+        csv.writer(self._skips).writerow(SkipRow(member, source, reason))
 
     def close(self) -> None:
         for f in (self._rows, self._skips):
@@ -265,8 +259,8 @@ def finalize(root: str) -> dict[str, Any]:
 def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str]) -> dict[str, Any]:
     files_out = os.path.join(root, FILES).replace("'", "''")
     table = f"read_parquet('{files_out}')"
-    con.execute(f"COPY (SELECT * FROM {_csv(parts, _TYPES)} ORDER BY path, record NULLS FIRST)"
-                f" TO '{files_out}' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT * FROM {_csv(parts, FILE_COLUMNS)} ORDER BY path, "
+                f"record NULLS FIRST) TO '{files_out}' (FORMAT parquet)")
     dup = con.execute(f"SELECT path FROM {table} WHERE record IS NULL GROUP BY path "
                       "HAVING count(*) > 1 LIMIT 1").fetchone()
     if dup:
@@ -279,7 +273,7 @@ def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str]) -> dict
     skipped = 0
     if skip_parts:
         out = os.path.join(root, SKIPPED).replace("'", "''")
-        con.execute(f"COPY (SELECT * FROM {_csv(skip_parts, _SKIP_TYPES)} ORDER BY member) "
+        con.execute(f"COPY (SELECT * FROM {_csv(skip_parts, SKIP_COLUMNS)} ORDER BY member) "
                     f"TO '{out}' (FORMAT parquet)")
         skipped = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
     return {"digest": digest, "files": n_files, "bytes": int(n_bytes), "skipped": skipped}

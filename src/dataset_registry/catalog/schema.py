@@ -6,7 +6,20 @@ import os
 import sys
 from typing import Any
 
-SCHEMA = """
+from ..artifact.filetable import FILE_COLUMNS, SKIP_COLUMNS
+
+
+def _table(name: str, own: str, columns: dict[str, str]) -> str:
+    """The catalog's table `name` of an artifact table's `columns` (artifact/filetable.py),
+    after the catalog's own columns `own`; a catalog made before a column was added to
+    the artifact table gets it (empty for the rows it holds) on its next write."""
+    listed = ", ".join(f'"{c}" {t}' for c, t in columns.items())
+    added = "".join(f'ALTER TABLE {name} ADD COLUMN IF NOT EXISTS "{c}" {t};\n'
+                    for c, t in columns.items())
+    return f"CREATE TABLE IF NOT EXISTS {name} ({own}, {listed});\n{added}"
+
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS sources (
     fingerprint VARCHAR PRIMARY KEY, name VARCHAR, layout VARCHAR, location VARCHAR,
     files BIGINT, bytes BIGINT, synthetic BOOLEAN, checked_at TIMESTAMP);
@@ -20,14 +33,10 @@ CREATE TABLE IF NOT EXISTS artifacts (
     key VARCHAR PRIMARY KEY, name VARCHAR, recipe VARCHAR, version INTEGER, store VARCHAR,
     uri VARCHAR, digest VARCHAR, files BIGINT, bytes BIGINT, skipped BIGINT,
     synthetic BOOLEAN, built_at TIMESTAMP, build_seconds DOUBLE, params JSON);
-CREATE TABLE IF NOT EXISTS files (
-    key VARCHAR, path VARCHAR, size BIGINT, xxh3 VARCHAR, label INTEGER, source VARCHAR,
-    member VARCHAR, byte_offset BIGINT, record BIGINT);
-ALTER TABLE files ADD COLUMN IF NOT EXISTS "class" VARCHAR;
-ALTER TABLE files ADD COLUMN IF NOT EXISTS attrs VARCHAR;
+{_table("files", "key VARCHAR", FILE_COLUMNS)}
 ALTER TABLE nodes ADD COLUMN IF NOT EXISTS card JSON;
 ALTER TABLE artifacts ADD COLUMN IF NOT EXISTS card JSON;
-CREATE TABLE IF NOT EXISTS skipped (key VARCHAR, member VARCHAR, source VARCHAR, reason VARCHAR);
+{_table("skipped", "key VARCHAR", SKIP_COLUMNS)}
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, job VARCHAR, flavor VARCHAR, action VARCHAR,
     created_at TIMESTAMP, spec_xxh3 VARCHAR, detail JSON);

@@ -50,12 +50,13 @@ def insert_artifact(con: Any, marker: Marker, uri: str, store: str, tables: str)
     con.execute("DELETE FROM files WHERE key = ?", [key])
     con.execute("DELETE FROM skipped WHERE key = ?", [key])
     try:
-        # BY NAME: file tables from before `class` and `attrs` fit too
+        # BY NAME: the catalog's tables are the artifact's (artifact/filetable.py) after
+        # `key`, and file tables from before a column was added (`class`, `attrs`) fit too
         con.execute("INSERT INTO files BY NAME SELECT ? AS key, * FROM "
                     f"read_parquet('{files}')", [key])
         if marker.skipped:
-            con.execute(f"INSERT INTO skipped SELECT ?, * FROM read_parquet('{skipped}')",
-                        [key])
+            con.execute("INSERT INTO skipped BY NAME SELECT ? AS key, * FROM "
+                        f"read_parquet('{skipped}')", [key])
     except duckdb.Error as exc:  # not the catalog's fault: the store's table
         raise VerifyError(f"artifact {key} ({marker.name}): its file table is "
                           f"damaged: {_first_line(exc)}") from None

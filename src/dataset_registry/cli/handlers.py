@@ -11,9 +11,10 @@ import sys
 from typing import Any
 
 from ..errors import BadInputError, RegistryError, SourceError
-from . import resolving
+from . import audit, resolving
 from .diff import diff
 from .display import print_json, table, write_csv
+from .report import report
 
 
 def path(reg: Any, args: argparse.Namespace) -> int:
@@ -373,7 +374,7 @@ def init(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"resolve": resolving.resolve, "path": path, "list": list_, "show": show,
-            "lineage": lineage, "verify": verify, "sql": sql, "source": source, "job": job,
-            "gc": gc, "pin": pin, "unpin": unpin,
-            "catalog": catalog, "push": resolving.push, "pull": resolving.pull, "lock": lock,
-            "diff": diff}
+            "lineage": lineage, "report": report, "verify": verify, "sql": sql,
+            "source": source, "job": job, "gc": gc, "pin": pin, "unpin": unpin,
+            "catalog": catalog, "push": resolving.push, "pull": resolving.pull,
+            "lock": lock, "diff": diff, "audit": audit.audit}

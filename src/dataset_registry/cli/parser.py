@@ -13,8 +13,8 @@ DESCRIPTION = "The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input.
 
 # The core's own commands: a plugin command may not take one of these names, and a
 # command line naming one of them never needs the plugins' commands loaded.
-CORE = ("init", "list", "show", "resolve", "path", "lineage", "verify", "sql", "source",
-        "job", "push", "pull", "gc", "pin", "unpin", "lock", "catalog", "diff",
+CORE = ("init", "list", "show", "resolve", "path", "lineage", "report", "verify", "sql",
+        "source", "job", "push", "pull", "gc", "pin", "unpin", "lock", "catalog", "diff", "audit",
         "completion")
 
 UPDATE_LOCK = ("locks the fingerprint of a set source that differs from registry.lock's "
@@ -106,6 +106,14 @@ def _core_commands(sub: Any) -> None:
     c = sub.add_parser("lineage", help="the tree of inputs down to the sources")
     c.add_argument("name", help="a dataset, source or file of the manifests")
     json_option(c)
+    c = sub.add_parser("report", help="the dataset card: one self-contained HTML page (card, "
+                       "lineage, classes, samples, audit, files, skipped images, runs)")
+    c.add_argument("name", help="a built dataset")
+    c.add_argument("--output", "-o", metavar="PATH",
+                   help="where to write it (default: NAME.card.html; -: standard output)")
+    c.add_argument("--near", action="store_true",
+                   help="its audit compares near copies across splits too, as registry audit "
+                   "does (each image decoded once, then cached); default: exact copies only")
     c = sub.add_parser("verify", help="re-hash artifacts against their records")
     c.add_argument("names", nargs="*", metavar="NAME",
                    help="datasets to verify (default: every artifact in the store)")
@@ -196,6 +204,18 @@ def _core_commands(sub: Any) -> None:
                    "always complete)")
     c.add_argument("--exit-code", action="store_true",
                    help="exit 1 if A and B differ, 0 if not (as git diff --exit-code)")
+    c = sub.add_parser("audit", help="leaks between splits: exact and near copies of images "
+                       "across splits, copies within one, class balance, undecodable images; "
+                       "exit 1 when an image is in two splits")
+    c.add_argument("name", help="a source, or a built dataset")
+    json_option(c)
+    c.add_argument("--no-near", dest="near", action="store_false",
+                   help="read the indexes only: exact copies and class balance, no image "
+                   "decoded (no near copies, no undecodable images)")
+    c.add_argument("--threshold", type=int, default=None, metavar="BITS",
+                   help="near copies: pHashes at most BITS of 64 apart (default 10)")
+    c.add_argument("--jobs", "-j", type=int, help="processes decoding images (default: all "
+                   "cores); each distinct image is decoded once, then cached")
     c = sub.add_parser("completion", help="print a shell completion script (plugin commands "
                        "included): eval \"$(registry completion bash)\"")
     c.add_argument("shell", choices=["bash", "zsh"], help="the shell to complete for")

@@ -34,7 +34,7 @@ from ..recipes import RECIPES, Inputs
 from ..recipes.base import finish
 from ..sources.index import member_sets
 from ..sources.members import MemberSet
-from ..stores import FILES, Store
+from ..stores import FILES, Staging, Store
 from .inputs import artifact_members
 from .keys import Keys
 from .lockfile import LOCK, Lock
@@ -195,7 +195,7 @@ class Resolver(Keys):
         return self.store.verify(key)
 
     def _build(self, node: DatasetNode, key: str, executor: Executor,
-               publish: Callable[[Any, dict[str, Any]], Any],
+               publish: Callable[[Staging, Marker], Any],
                found: dict[str, Marker]) -> Marker:
         """Build `node` through staging and `publish` it (the caller holds its lock);
         its marker. `found`: the markers of its built inputs, by key."""
@@ -255,7 +255,7 @@ class Resolver(Keys):
                        "executor": type(executor).__name__,
                        "jobs": executor.jobs,
                        "host": socket.gethostname(), "registry": __version__})
-            if publish(staging, marker.as_dict()) is False:  # another builder committed first
+            if publish(staging, marker) is False:  # another builder committed first
                 return self.store.marker(key) or marker  # theirs is the artifact's record
         except BaseException:
             self.store.abort(staging)

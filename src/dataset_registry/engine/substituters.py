@@ -240,7 +240,7 @@ class _Copy:
                     shutil.copyfile(os.path.join(self.src, *rel.split("/")), target)
                     advance(1)
         self._raise_bad(folder, todo)
-        dest.commit(Staging(self.key, folder, "transfer"), self.marker.as_dict())
+        dest.commit(Staging(self.key, folder, "transfer"), self.marker)
         return todo, kept
 
     def _into_object(self, advance: Advance) -> tuple[list[int], int]:

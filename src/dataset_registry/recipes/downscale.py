@@ -55,6 +55,7 @@ from .imaging import Color, Downscale, Filter, Fit, Luma, downscale, quiet_bomb_
 from .naming import record_names, stem, whole_stem
 from .select import pick_split
 from .shards import class_labels, folder_safe, named, scheme_of
+from .tasks import LabelledTask
 
 _CHUNK = 256
 MAX_CLASSES = 32767  # labels.npy holds int16 subset labels
@@ -113,18 +114,13 @@ class DownscaleParams(Params):
         return Downscale(self.width, self.height, self.fit, self.color, self.luma, self.filter)
 
 
-@dataclass(frozen=True)
-class Task:
-    split: str
-    index: int
-    start: int  # row of the first member in the split's array (rows are known at plan time)
-    members: MemberSet  # a compact slice: pickles only its own members
-    labels: np.ndarray  # int16 subset labels, one per member
-    wnids: tuple[str, ...]  # the subset's class names, for folder paths
-    whole: bool = False  # folder paths from whole names, not file names (naming.py)
+@dataclass(frozen=True, kw_only=True)
+class DownscaleTask(LabelledTask):
+    """Rows of one split; labels are int16 subset labels, `classes` the subset's names (its
+    folder paths); with `whole` folder paths are whole names."""
 
-    def __len__(self) -> int:
-        return len(self.members)
+    split: str
+    start: int  # row of the first member in the split's array (rows are known at plan time)
 
 
 @dataclass(frozen=True)
@@ -224,14 +220,16 @@ class DownscaleRecipe(Recipe):
                                 f"{MAX_CLASSES} classes; pick a subset (params.classes)")
         if params.format == "folders":
             folder_safe(list(wnids), "params.classes")
-        tasks: list[Task] = []
+        tasks: list[DownscaleTask] = []
         chosen: dict[str, Selection] = {}  # finish reads the selections again
         for split in splits:
             sel = chosen[split] = cls.select(params, inputs, split)
             for start in range(0, len(sel.rows), _CHUNK):
                 rows = sel.rows[start:start + _CHUNK]
-                tasks.append(Task(split, len(tasks), start, sel.members.take(rows),
-                                  sel.labels[start:start + _CHUNK].copy(), wnids, sel.whole))
+                tasks.append(DownscaleTask(
+                    index=len(tasks), members=sel.members.take(rows),
+                    labels=sel.labels[start:start + _CHUNK].copy(), classes=wnids,
+                    whole=sel.whole, split=split, start=start))
         return Plan(tasks, context={"subset": list(wnids), "selections": chosen})
 
     @classmethod
@@ -277,7 +275,7 @@ class DownscaleRecipe(Recipe):
         return sel
 
     @classmethod
-    def run(cls, params: DownscaleParams, task: Task, out: Output) -> dict[str, Any]:
+    def run(cls, params: DownscaleParams, task: DownscaleTask, out: Output) -> dict[str, Any]:
         shape = params.shape()
         rows: list[tuple[MemberRef, int, bytes]] = []
         kept: set[int] = set()
@@ -290,15 +288,15 @@ class DownscaleRecipe(Recipe):
                 kept.add(i)
                 if params.format == "folders":
                     name = whole_stem(ref.name) if task.whole else stem(ref.name)
-                    out.write(f"{task.split}/{task.wnids[label]}/{name}.png", png(row, shape),
+                    out.write(f"{task.split}/{task.classes[label]}/{name}.png", png(row, shape),
                               label=label, member=ref.origin, source=ref.source,
-                              class_name=task.wnids[label])
+                              class_name=task.classes[label])
                 else:
                     rows.append((ref, label, row))
         skipped = [task.start + i for i in range(len(task)) if i not in kept]
         if params.format == "packed":
             if params.on_error == "fail":
-                write_rows_in_place(out, task.split, task.start, shape, rows, task.wnids)
+                write_rows_in_place(out, task.split, task.start, shape, rows, task.classes)
             else:  # row numbers shift after a skip: finish assembles the chunks in order
                 write_chunk(out, task.index, rows)
         return {"split": task.split, "index": task.index, "kept": len(task) - len(skipped),

@@ -41,6 +41,7 @@ from .base import Inputs, Plan, Recipe
 from .imagecheck import usable, where
 from .imaging import rgb_jpeg
 from .shards import CHUNK, SHARD_INPUTS, ShardParams, classified
+from .tasks import LabelledTask
 
 _IRHEADER_BYTES = 24
 
@@ -55,20 +56,15 @@ class RecordIOParams(ShardParams):
     quality: int = Field(default=95, ge=1, le=100)
 
 
-@dataclass(frozen=True)
-class RecordTask:
-    index: int
-    split: str
-    members: MemberSet
-    labels: np.ndarray  # the scheme's (ImageNet: sorted0)
+@dataclass(frozen=True, kw_only=True)
+class RecordTask(LabelledTask):
+    """A run of records; labels are the scheme's (ImageNet: sorted0), `classes` name the
+    .lst's `<class>/<file>` paths."""
+
     ids: np.ndarray  # im2rec's first .lst column (index before the shuffle)
-    classes: tuple[str, ...]  # label order, for the `<class>/<file>` paths
     names_are_paths: bool  # a scheme's folder split (ImageNet train): the name is the path
     start: int | None  # planned offset in <split>.rec; None when sizes cannot be known
     planned: int  # planned bytes
-
-    def __len__(self) -> int:
-        return len(self.members)
 
 
 def unsplit_size(image_bytes: np.ndarray) -> np.ndarray:
@@ -106,10 +102,10 @@ class RecordIO(Recipe):
         tasks, start = [], 0
         for t, s in enumerate(range(0, len(ids), CHUNK)):
             planned = int(sizes[s:s + CHUNK].sum())
-            tasks.append(RecordTask(t, params.split, c.members.take(positions[s:s + CHUNK]),
-                                    labels[s:s + CHUNK].copy(), ids[s:s + CHUNK].copy(),
-                                    tuple(c.classes), names_are_paths,
-                                    None if params.resize else start, planned))
+            tasks.append(RecordTask(index=t, members=c.members.take(positions[s:s + CHUNK]),
+                                    labels=labels[s:s + CHUNK].copy(), classes=tuple(c.classes),
+                                    ids=ids[s:s + CHUNK].copy(), names_are_paths=names_are_paths,
+                                    start=None if params.resize else start, planned=planned))
             start += planned
         return Plan(tasks, context=tuple(c.classes))  # finish names each record's class
 
@@ -142,7 +138,7 @@ class RecordIO(Recipe):
             offset += length
         in_place = task.start is not None and offset == task.planned
         if in_place:
-            out.write_at(f"{task.split}.rec", pieces, task.start)
+            out.write_at(f"{params.split}.rec", pieces, task.start)
         else:
             with open(out.scratch(f"{task.index:06d}.rec"), "wb") as f:
                 f.writelines(pieces)

@@ -11,7 +11,10 @@ the seed, made on the coordinator, so any worker count writes the same bytes:
 3. with `splits`, each class's drawn members are divided by the fractions (largest
    remainder, ties to the earlier split name; then a split left empty takes one from the
    largest where the class has at least one member per split), and handed out in
-   shuffled order to the splits in sorted name order.
+   shuffled order to the splits in sorted name order;
+4. with `duplicates: together`, the members of one content (one xxh3: exact copies, under
+   any names and classes) all go to the split the first of them drawn went to (in the
+   order above), so no image is in two splits; the counts move by the copies moved.
 
 Output: `<split>/<class>/<file name>` (an ImageFolder tree per split; without `splits`
 the one split is the input's split name), each file's class, label (its position in the
@@ -45,6 +48,9 @@ _MAX = 100_000_000  # more images than any source holds
 
 
 class SampleParams(Params):
+    # `duplicates` came with version 1 shipped: its default draws as before (see `keyed`)
+    added_later: ClassVar[frozenset[str]] = frozenset({"duplicates"})
+
     split: str = "train"
     seed: int = 0
     n: int | None = Field(default=None, gt=0, le=_MAX)
@@ -53,6 +59,8 @@ class SampleParams(Params):
     splits: dict[str, float] | None = None
     validate_images: bool = True
     on_error: OnError = "fail"
+    # together: exact copies (one xxh3) all on one side of `splits` (`registry audit`)
+    duplicates: Literal["any", "together"] = "any"
 
     @field_validator("splits")
     @classmethod
@@ -82,6 +90,9 @@ class SampleParams(Params):
                              "both")
         if self.n is None and self.per_class is None and self.splits is None:
             raise ValueError("give n, per_class or splits (or splits with one of the others)")
+        if self.duplicates == "together" and self.splits is None:
+            raise ValueError("duplicates: together keeps exact copies on one side of a split; "
+                             "give splits too")
         return self
 
 
@@ -164,6 +175,8 @@ class Sample(Recipe):
             for split in sorted(counts):
                 drawn.extend((split, klass, i) for i in members[start:start + counts[split]])
                 start += counts[split]
+        if params.duplicates == "together":
+            drawn = _copies_together(images, drawn)
         empty = sorted(set(cls.out_splits(params)) - {split for split, _, _ in drawn})
         if empty:
             raise BadInputError(f"{images.where}: split {empty[0]!r} would be empty: "
@@ -201,6 +214,18 @@ class Sample(Recipe):
         if scheme:
             out.write("classes.txt", "".join(f"{c}\n" for c in scheme).encode())
         out.splits(cls.out_splits(params))
+
+
+def _copies_together(images: MemberSet, drawn: list[tuple[str, str, int]]
+                     ) -> list[tuple[str, str, int]]:
+    """`drawn` with every member of one content (xxh3) moved to the split the first of
+    them in `drawn` went to."""
+    if images.digests is None:
+        raise BadInputError(f"{images.where}: records no xxh3 of its images, which "
+                            "duplicates: together needs")
+    first: dict[bytes, str] = {}
+    return [(first.setdefault(images.digests[i].tobytes(), split), klass, i)
+            for split, klass, i in drawn]
 
 
 def _check_labels(images: MemberSet, names: list[str], why: str) -> None:

@@ -46,6 +46,7 @@ from .base import Inputs, InputSpec, Params, Recipe
 from .imagecheck import IMAGE_CHECKS, OnError, usable
 from .naming import record_names
 from .select import pick_split
+from .tasks import LabelledTask
 
 CHUNK = 256  # records a task
 IM2REC_EXTS = (".jpeg", ".jpg", ".png")
@@ -234,17 +235,6 @@ def _by_scheme(members: MemberSet, scheme_: schemes.LabelScheme, split: str,
     return Classified(members, positions.astype(np.int64), labels, order, scheme_)
 
 
-@dataclass(frozen=True)
-class ByClassTask:
-    members: MemberSet
-    labels: np.ndarray
-    classes: tuple[str, ...]
-    whole: bool = False  # `<class>/<whole name>`, not `<class>/<file name>` (naming.py)
-
-    def __len__(self) -> int:
-        return len(self.members)
-
-
 class ByClass(Recipe):
     """`valprep.sh` in place: `<class>/<file>` folders, byte-exact, for ImageFolder."""
 
@@ -255,7 +245,7 @@ class ByClass(Recipe):
     missing = "ImageFolder would silently shift every later label"
 
     @classmethod
-    def plan(cls, params: ShardParams, inputs: Inputs) -> list[ByClassTask]:
+    def plan(cls, params: ShardParams, inputs: Inputs) -> list[LabelledTask]:
         c = classified(inputs, params.split, params.require_all_classes, cls.missing,
                        params.labels_scheme)
         folder_safe(c.classes, c.members.where)
@@ -268,12 +258,13 @@ class ByClass(Recipe):
             pairs = list(zip(folders, names, strict=True))
             whole = record_names(names, [f"{f}/{posixpath.basename(n)}" for f, n in pairs],
                                  [f"{f}/{n}" for f, n in pairs], "file", c.members.where)[1]
-        return [ByClassTask(c.members.take(c.positions[s:s + CHUNK]),
-                            c.labels[s:s + CHUNK].copy(), tuple(c.classes), whole)
-                for s in range(0, len(c.positions), CHUNK)]
+        return [LabelledTask(index=t, members=c.members.take(c.positions[s:s + CHUNK]),
+                             labels=c.labels[s:s + CHUNK].copy(), classes=tuple(c.classes),
+                             whole=whole)
+                for t, s in enumerate(range(0, len(c.positions), CHUNK))]
 
     @classmethod
-    def run(cls, params: ShardParams, task: ByClassTask, out: Output) -> int:
+    def run(cls, params: ShardParams, task: LabelledTask, out: Output) -> int:
         kept = 0
         for i, ref, image in usable(read_members(task.members), out, params.on_error,
                                     validate=params.validate_images):

@@ -33,11 +33,12 @@ from pydantic import Field
 
 from ..artifact.output import Output
 from ..errors import BadInputError
-from ..sources.members import MemberRef, MemberSet, read_members
+from ..sources.members import MemberRef, read_members
 from .base import Inputs, Recipe
 from .imagecheck import usable, where
 from .imaging import open_image, rgb_jpeg
 from .shards import SHARD_INPUTS, ShardParams, classified
+from .tasks import LabelledTask
 
 
 class TFRecordParams(ShardParams):
@@ -49,17 +50,12 @@ class TFRecordParams(ShardParams):
     shards: int | None = Field(default=None, gt=0, le=99_999)
 
 
-@dataclass(frozen=True)
-class TFTask:
-    index: int
-    name: str
-    members: MemberSet
-    labels: np.ndarray  # the scheme's + label_offset (ImageNet: sorted1)
-    classes: tuple[str, ...]  # label order
-    reencoded: frozenset[str]  # file names re-encoded whatever they hold (the scheme's)
+@dataclass(frozen=True, kw_only=True)
+class TFTask(LabelledTask):
+    """One shard; its labels are the scheme's + label_offset (ImageNet: sorted1)."""
 
-    def __len__(self) -> int:
-        return len(self.members)
+    name: str  # the shard's file name
+    reencoded: frozenset[str]  # file names re-encoded whatever they hold (the scheme's)
 
 
 class TFRecord(Recipe):
@@ -95,10 +91,11 @@ class TFRecord(Recipe):
             raise BadInputError(f"shards: {params.shards} asked for, but {c.members.where} "
                                 f"holds only {len(positions)} {params.split} images")
         size = -(-len(positions) // count)
-        return [TFTask(k, f"{prefix}-{k:05d}-of-{count:05d}",
-                       c.members.take(positions[k * size:(k + 1) * size]),
-                       (labels[k * size:(k + 1) * size].astype(np.int32) + params.label_offset),
-                       tuple(c.classes), reencoded)
+        return [TFTask(index=k, name=f"{prefix}-{k:05d}-of-{count:05d}",
+                       members=c.members.take(positions[k * size:(k + 1) * size]),
+                       labels=(labels[k * size:(k + 1) * size].astype(np.int32) +
+                               params.label_offset),
+                       classes=tuple(c.classes), reencoded=reencoded)
                 for k in range(count)]
 
     @classmethod

@@ -25,17 +25,17 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from ..artifact.output import Output
 from ..errors import BadInputError
 from ..formats.wds import ShardWriter, cls_bytes, sample_bytes
-from ..sources.members import MemberSet, read_members
+from ..sources.members import read_members
 from .base import Inputs, Recipe
 from .imagecheck import usable
 from .naming import record_names, stem
 from .shards import SHARD_INPUTS, ShardParams, classified
+from .tasks import LabelledTask
 
 _PREFIX = re.compile(r"[A-Za-z0-9._+{}-]+")
 DATASET = "{dataset}"  # the default prefix: the dataset's name, filled at manifest load
@@ -67,18 +67,12 @@ class WdsParams(ShardParams):
         return value
 
 
-@dataclass(frozen=True)
-class WdsTask:
-    index: int
-    name: str  # the shard's file name
-    members: MemberSet
-    labels: np.ndarray
-    ext: str | None  # every sample's extension, if the label scheme fixes one (ImageNet: jpg)
-    classes: tuple[str, ...] = ()  # the scheme's class names, in label order
-    whole: bool = False  # sample keys from whole names (`cat/0001`), see naming.py
+@dataclass(frozen=True, kw_only=True)
+class WdsTask(LabelledTask):
+    """One shard; with `whole` its sample keys are whole names (`cat/0001`)."""
 
-    def __len__(self) -> int:
-        return len(self.members)
+    name: str  # the shard's file name
+    ext: str | None  # every sample's extension, if the label scheme fixes one (ImageNet: jpg)
 
 
 class WebDataset(Recipe):
@@ -112,9 +106,10 @@ class WebDataset(Recipe):
         classes = tuple(c.classes)
 
         def cut(start: int, stop: int) -> None:
-            tasks.append(WdsTask(len(tasks), f"{prefix}-{len(tasks):06d}.tar",
-                                 c.members.take(c.positions[start:stop]),
-                                 c.labels[start:stop].copy(), ext, classes, whole))
+            tasks.append(WdsTask(index=len(tasks), name=f"{prefix}-{len(tasks):06d}.tar",
+                                 members=c.members.take(c.positions[start:stop]),
+                                 labels=c.labels[start:stop].copy(), classes=classes,
+                                 whole=whole, ext=ext))
 
         start, size = 0, 2 * tarfile.BLOCKSIZE  # a tar ends with two zero blocks
         for i, position in enumerate(c.positions.tolist()):
@@ -149,8 +144,7 @@ class WebDataset(Recipe):
                 out.record(task.name, offset=offset, size=len(image),
                            xxh3=ref.xxh3 or xxhash.xxh3_128_hexdigest(image), label=label,
                            member=ref.origin, source=ref.source, record=record,
-                           class_name=task.classes[label] if task.classes else None,
-                           attrs=ref.attrs or None)
+                           class_name=task.classes[label], attrs=ref.attrs or None)
                 record += 1
             size, digest = writer.close()
         out.added(task.name, size=size, xxh3=digest)

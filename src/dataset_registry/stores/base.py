@@ -154,13 +154,12 @@ class Store(ABC):
         """Bring what the tasks dropped elsewhere into `staging.path`, before `finish`."""
 
     @abstractmethod
-    def commit(self, staging: Staging, marker: dict[str, Any]) -> bool:
+    def commit(self, staging: Staging, marker: Marker) -> bool:
         """Publish a finished build, marker last; False if another builder committed first.
-        `marker`: the marker's JSON document (`Marker.as_dict()`), written as
-        `json.dumps(marker, indent=1, sort_keys=True)` (`Marker.to_json`)."""
+        The marker's bytes are `marker.to_json()`, whichever store writes them."""
 
     @abstractmethod
-    def replace(self, staging: Staging, marker: dict[str, Any]) -> None:
+    def replace(self, staging: Staging, marker: Marker) -> None:
         """Publish a finished build over whatever `staging.key` holds now (a damaged
         artifact, or nothing): `registry resolve --repair`. The caller holds `lock(key)`.
         Until the new artifact is complete, the old one stays as it was."""

@@ -89,7 +89,7 @@ class LocalStore(Store):
     def drop(self, staging: Staging, remote: Remote) -> FolderDrop:
         return FolderDrop(remote=remote, path=staging.path)
 
-    def commit(self, staging: Staging, marker: dict[str, Any]) -> bool:
+    def commit(self, staging: Staging, marker: Marker) -> bool:
         final = self._publishable(staging, marker)
         try:
             os.rename(staging.path, final)
@@ -103,7 +103,7 @@ class LocalStore(Store):
         _fsync_dir(os.path.dirname(final))
         return True
 
-    def replace(self, staging: Staging, marker: dict[str, Any]) -> None:
+    def replace(self, staging: Staging, marker: Marker) -> None:
         final = self._publishable(staging, marker)
         aside, mode = None, 0
         if os.path.lexists(final):  # moved aside, not deleted, until the new one is in
@@ -125,16 +125,15 @@ class LocalStore(Store):
         if aside is not None:
             _remove_tree(aside)
 
-    def _publishable(self, staging: Staging, marker: dict[str, Any]) -> str:
+    def _publishable(self, staging: Staging, marker: Marker) -> str:
         """Write the marker into `staging`, seal its contents read-only, and return where
         the artifact goes (its parent folder made). The top folder stays writable until
         renamed: renaming a folder rewrites its ".." entry. A link leading out of it is
         refused first (sealing would chmod what it points at)."""
-        refuse_links_leaving(staging.path, f"{marker.get('name', staging.key)} (key "
-                             f"{staging.key})")
+        refuse_links_leaving(staging.path, f"{marker.name or staging.key} (key {staging.key})")
         path = os.path.join(staging.path, MARKER)
         with self._writing(path):  # fsynced: a committed artifact must survive a crash
-            write_atomic(path, json.dumps(marker, indent=1, sort_keys=True), fsync=True)
+            write_atomic(path, marker.to_json(), fsync=True)
         for dirpath, dirnames, filenames in os.walk(staging.path):
             for name in dirnames + filenames:
                 _chmod(os.path.join(dirpath, name), remove=_WRITE)

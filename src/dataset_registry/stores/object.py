@@ -273,28 +273,27 @@ class ObjectStore(Store):
                 os.close(fd)
         shutil.rmtree(ranges, ignore_errors=True)
 
-    def commit(self, staging: Staging, marker: dict[str, Any]) -> bool:
+    def commit(self, staging: Staging, marker: Marker) -> bool:
         if self.marker(staging.key) is not None:
             self.abort(staging)
             return False  # another coordinator committed the same bytes first
         final = self._dir(staging.key)
         pairs = self._publishable(staging, marker)
         self._call("uploading the artifact", upload, self.fs, pairs)
-        body = json.dumps(marker, indent=1, sort_keys=True).encode()
+        body = marker.to_json().encode()
         self._call("writing the marker", self.fs.pipe_file, f"{final}/{MARKER}", body)
         self.abort(staging)
         return True
 
-    def _publishable(self, staging: Staging, marker: dict[str, Any]) -> list[tuple[str, str]]:
+    def _publishable(self, staging: Staging, marker: Marker) -> list[tuple[str, str]]:
         """(local file, object) of every file of `staging` to upload; a link leading out
         of it is refused (uploading follows links)."""
-        refuse_links_leaving(staging.path, f"{marker.get('name', staging.key)} (key "
-                             f"{staging.key})")
+        refuse_links_leaving(staging.path, f"{marker.name or staging.key} (key {staging.key})")
         final = self._dir(staging.key)
         return [(full, f"{final}/{rel}") for full, rel in _walk(staging.path)
                 if rel.split("/", 1)[0] not in UNPUBLISHED]
 
-    def replace(self, staging: Staging, marker: dict[str, Any]) -> None:
+    def replace(self, staging: Staging, marker: Marker) -> None:
         """No rename here, and tasks upload straight to the artifact's place: their files
         overwrite the damaged ones (with the same, deterministic bytes) while the damaged
         marker stays, so readers keep refusing it; then what `finish` wrote, the new
@@ -307,7 +306,7 @@ class ObjectStore(Store):
         table = os.path.join(staging.path, FILES).replace("'", "''")
         listed = duckdb.sql(f"SELECT DISTINCT path FROM read_parquet('{table}')").fetchall()
         self._call("uploading the artifact", upload, self.fs, pairs)
-        body = json.dumps(marker, indent=1, sort_keys=True).encode()
+        body = marker.to_json().encode()
         self._call("writing the marker", self.fs.pipe_file, f"{final}/{MARKER}", body)
         wanted = {f"{final}/{p}" for (p,) in listed} | {f"{final}/{n}" for n in RESERVED}
         self.fs.invalidate_cache(final)

@@ -11,7 +11,8 @@ provides the `store` fixture (fsspec's abstract-test style), e.g. for an outside
 It drives the commit protocol the way a build does: tasks write through the
 store's `Drop` (shipped wherever the backend sends them), the coordinator
 gathers, finalizes and commits. Bytes are compared by reading them back. The
-helpers (`build`, `run_fake_task`, `overwrite`, `KEY`) serve a backend's own tests.
+helpers (`build`, `run_fake_task`, `finalized`, `overwrite`, `KEY`) serve a backend's own
+tests.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from dataset_registry.artifact.marker import Marker
 from dataset_registry.artifact.output import Output, finalize
 from dataset_registry.errors import BuildError, VerifyError
-from dataset_registry.stores import MARKER, Store
+from dataset_registry.stores import MARKER, Staging, Store
 
 KEY = "ab" + "0" * 30
 OTHER = "cd" + "1" * 30
@@ -61,10 +63,17 @@ def build(store: Store, key: str = KEY, files: dict[str, bytes] | None = None) -
     out = Output(staging.path, "finish")
     out.added("packed.bin")
     out.close()
-    facts = finalize(staging.path)
-    marker = {"key": key, "name": "t", **facts}
+    marker = finalized(staging)
     committed = store.commit(staging, marker)
     return {"marker": marker, "committed": committed}
+
+
+def finalized(staging: Staging) -> Marker:
+    """`finalize` the build in `staging`: the marker a store commits it with (its digest
+    and counts, and a name; no build record)."""
+    facts = finalize(staging.path)
+    return Marker(key=staging.key, digest=facts["digest"], files=facts["files"],
+                  bytes=facts["bytes"], skipped=facts["skipped"], name="t")
 
 
 def artifact_file(store: Store, rel: str, key: str = KEY) -> str:
@@ -175,8 +184,7 @@ class StoreRecordChecks:
         staging = store.begin(KEY)
         run_fake_task(store, staging, "000000", {"a/x.bin": b"x" * 100, "b.txt": b"hello"})
         store.gather(staging)
-        facts = finalize(staging.path)
-        store.replace(staging, {"key": KEY, "name": "t", **facts})
+        store.replace(staging, finalized(staging))
         assert store.verify(KEY) == []
         assert Path(store.local_path(KEY), "b.txt").read_bytes() == b"hello"
         assert not Path(store.local_path(KEY), "planted.bin").exists()
@@ -197,7 +205,7 @@ class StoreSuite(StoreRecordChecks):
     def test_commit_publishes_every_file_and_the_marker(self, store: Store) -> None:
         done = build(store)
         assert done["committed"]
-        assert store.marker(KEY).digest == done["marker"]["digest"]
+        assert store.marker(KEY) == done["marker"]
         assert list(store.committed()) == [KEY]
         local = Path(store.local_path(KEY))
         assert (local / "a" / "x.bin").read_bytes() == b"x" * 100
@@ -256,7 +264,7 @@ class StoreSuite(StoreRecordChecks):
                            rf"artifact \(to '{secret}'\); refused: nothing is published$"):
             drop.ship(folder)
             store.gather(staging)
-            store.commit(staging, {"key": KEY, "name": "t", **finalize(staging.path)})
+            store.commit(staging, finalized(staging))
         store.abort(staging)
         fs, root = store.filesystem()
         fs.invalidate_cache(root)

@@ -1,0 +1,101 @@
+"""The file table and the skipped table are defined once (artifact/filetable.py): the
+parquet a build writes and the catalog's tables are made of exactly those columns, so a
+column added in one place only fails here."""
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+import xxhash
+
+from dataset_registry.artifact.filetable import FILE_COLUMNS, SKIP_COLUMNS, FileRow, SkipRow
+from dataset_registry.artifact.marker import Marker
+from dataset_registry.artifact.output import Output, finalize
+from dataset_registry.catalog import Catalog
+
+KEY = "ab" + "0" * 30
+ATTRS = json.dumps({"photographer": "x"})
+
+
+def xxh3(data: bytes) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+@pytest.fixture
+def built(tmp_path) -> tuple[Path, Marker]:
+    """A finished build writing one row of each kind (a file, a shard, a record inside
+    it) and one skip, and its marker."""
+    staging = tmp_path / "staging"
+    out = Output(str(staging), "000000")
+    out.write("cat/a.png", b"png", label=1, member="train/cat/a.png", source="fp",
+              class_name="cat", attrs=ATTRS)
+    with out.open("shard.tar") as f:
+        f.write(b"headdata")
+    out.record("shard.tar", offset=4, size=4, xxh3=xxh3(b"data"), label=0,
+               member="train/dog/b.png", source="fp", record=0, class_name="dog")
+    out.added("shard.tar")
+    out.skip("train/dog/c.png", "fp", "undecodable")
+    out.close()
+    facts = finalize(str(staging))
+    return staging, Marker(key=KEY, digest=facts["digest"], files=facts["files"],
+                           bytes=facts["bytes"], skipped=facts["skipped"], name="t",
+                           built={"at": 0.0, "seconds": 0.0})
+
+
+def described(con, table: str) -> list[tuple[str, str]]:
+    return [(name, kind) for name, kind, *_ in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def test_the_parquet_tables_have_exactly_the_row_types_columns(built):
+    staging, _ = built
+    files, skipped = staging / "_files.parquet", staging / "_skipped.parquet"
+    con = duckdb.connect()
+    assert described(con, f"'{files}'") == list(FILE_COLUMNS.items())
+    assert described(con, f"'{skipped}'") == list(SKIP_COLUMNS.items())
+    assert list(FILE_COLUMNS)[-2:] == ["class", "attrs"]  # `class_` names column `class`
+    # each of Output's writers puts each value in its own column
+    rows = [FileRow(*r) for r in con.execute(f"SELECT * FROM '{files}'").fetchall()]
+    assert rows == [
+        FileRow("cat/a.png", 3, xxh3(b"png"), label=1, source="fp", member="train/cat/a.png",
+                class_="cat", attrs=ATTRS),
+        FileRow("shard.tar", 8, xxh3(b"headdata")),
+        FileRow("shard.tar", 4, xxh3(b"data"), label=0, source="fp",
+                member="train/dog/b.png", byte_offset=4, record=0, class_="dog")]
+    assert [SkipRow(*r) for r in con.execute(f"SELECT * FROM '{skipped}'").fetchall()] == \
+        [SkipRow("train/dog/c.png", "fp", "undecodable")]
+
+
+def test_the_catalog_tables_are_the_artifact_tables_after_key(built, tmp_path):
+    staging, marker = built
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    catalog.record_artifact(marker, "uri", "store", str(staging))
+    con = duckdb.connect(catalog.path, read_only=True)
+    assert described(con, "files") == [("key", "VARCHAR"), *FILE_COLUMNS.items()]
+    assert described(con, "skipped") == [("key", "VARCHAR"), *SKIP_COLUMNS.items()]
+    indexed = con.execute("SELECT * EXCLUDE key FROM files WHERE key = ? "
+                          "ORDER BY path, record NULLS FIRST", [KEY]).fetchall()
+    table = con.execute(f"SELECT * FROM '{staging / '_files.parquet'}'").fetchall()
+    assert indexed == table and len(indexed) == 3
+    assert con.execute("SELECT * FROM skipped").fetchall() == \
+        [(KEY, "train/dog/c.png", "fp", "undecodable")]
+
+
+def test_an_older_catalog_gets_the_columns_added_since_on_its_next_write(built, tmp_path):
+    """A catalog made before `class` and `attrs` were file-table columns (its DDL of then)
+    has them added by its next write; the rows it held keep their values, empty there."""
+    staging, marker = built
+    path = tmp_path / "catalog.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE files (key VARCHAR, path VARCHAR, size BIGINT, xxh3 VARCHAR, "
+                    "label INTEGER, source VARCHAR, member VARCHAR, byte_offset BIGINT, "
+                    "record BIGINT)")
+        con.execute("INSERT INTO files VALUES ('old', 'x.png', 1, 'h', 2, 'fp', 'm', NULL, "
+                    "NULL)")
+    Catalog(str(path)).record_artifact(marker, "uri", "store", str(staging))
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert described(con, "files") == [("key", "VARCHAR"), *FILE_COLUMNS.items()]
+        old = con.execute("SELECT * EXCLUDE key FROM files WHERE key = 'old'").fetchall()
+        assert [FileRow(*r) for r in old] == [FileRow("x.png", 1, "h", label=2, source="fp",
+                                                      member="m")]
+        assert con.execute("SELECT count(*) FROM files WHERE key = ?", [KEY]).fetchone() == (3,)
