@@ -69,8 +69,10 @@ def test_dry_run_builds_nothing(root):
 def test_resolve_by_tags_like_ck(root):
     out = run_cli("resolve", "--tags", "calibration,min,first.1.dup.5", cwd=root)
     assert out.returncode == 0, out.stderr
-    assert len(out.stdout.split()) == 1
-    text = (Path(out.stdout.strip()) / "val_map.txt").read_text()
+    # what tags match may be one dataset or many: each line names its dataset
+    name, status, path = out.stdout.rstrip("\n").split("\t")
+    assert (name, status) == ("imagenet-min-calibration-first.1.dup.5", "built now")
+    text = (Path(path) / "val_map.txt").read_text()
     assert text == "ILSVRC2012_val_00000001.JPEG 65\n" * 5
 
 

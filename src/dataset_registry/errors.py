@@ -34,6 +34,8 @@ import, a recipe's bug) keeps that exception's traceback as text in `details`, w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class RegistryError(Exception):
     """Base of every error this package raises on purpose."""
@@ -132,3 +134,14 @@ class QueryTimeoutError(RegistryError):
 
 class VerifyError(RegistryError):
     """Files of a built artifact no longer match their recorded hashes."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """What to add to "no X named NAME": the known names closest to `name` by edit
+    similarity (difflib's ratio, at most 3, closest first), as " (did you mean: a, b?)",
+    or "" when none is close. A typo (`my-imags`, `my-images-splt`) finds what was meant
+    where a substring match found nothing or the wrong name."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f" (did you mean: {', '.join(close)}?)" if close else ""

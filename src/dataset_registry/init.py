@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 
-from .errors import BadInputError, PluginError
+from .errors import BadInputError, PluginError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,8 @@ def example(name: str) -> Example:
 
     if name not in plugins.names("examples"):
         raise BadInputError(f"init: unknown example {name!r} (known: "
-                            f"{', '.join(plugins.names('examples'))})")
+                            f"{', '.join(plugins.names('examples'))})"
+                            f"{did_you_mean(name, plugins.names('examples'))}")
     found = plugins.get("examples", name)
     origin = plugins.PLUGINS.origin("examples", name)
     if not isinstance(found, Example):

@@ -38,7 +38,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import PluginError
+from .errors import PluginError, did_you_mean
 
 KINDS = ("recipes", "layouts", "stores", "executors", "schemes", "commands", "examples")
 GROUP = "dataset_registry.{kind}"
@@ -140,7 +140,8 @@ class Plugins:
             entry = self._table(kind).get(name)
         if entry is None:
             raise PluginError(f"unknown {kind[:-1]} {name!r} (registered: "
-                              f"{', '.join(self.names(kind)) or 'none'}){self.missing_note()}")
+                              f"{', '.join(self.names(kind)) or 'none'})"
+                              f"{did_you_mean(name, self.names(kind))}{self.missing_note()}")
         value = _import(entry) if isinstance(entry.target, str) else entry.target
         _check(kind, name, entry, value)
         self._objects[(kind, name)] = value

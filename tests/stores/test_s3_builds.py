@@ -121,7 +121,8 @@ def test_no_credential_is_written_or_printed(s3, synth_small, tmp_path):
     runs = [subprocess.run([*base, "resolve", "cal", "rec", "--store", store, "-j", "2",
                             *s3.cli_options()], capture_output=True, text=True, timeout=300)]
     assert runs[0].returncode == 0, runs[0].stderr
-    assert runs[0].stdout.splitlines()[0].startswith(f"{store}/")  # prints the s3:// URI
+    # a line per dataset, NAME STATUS LOCATION: the s3:// URI
+    assert runs[0].stdout.splitlines()[0].split("\t")[2].startswith(f"{store}/")
     runs.append(subprocess.run([*base, "path", "cal", "--store", store, *s3.cli_options()],
                                capture_output=True, text=True, timeout=120))
     assert Path(runs[1].stdout.strip(), "_registry.json").exists()  # the local copy

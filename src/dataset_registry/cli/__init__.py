@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import RegistryError
 from .command import Command, load_commands
-from .parser import CORE, build_parser, command_word
+from .parser import CORE, build_parser, command_word, project_root
 
 __all__ = ["Command", "main", "open_registry"]
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = _plugin_commands(argv)
         args = build_parser(commands).parse_args(argv)
+        args.root = project_root(args.root, args.command)
         if _fast_path(args):
             return 0
         return _dispatch(args, commands) or 0
@@ -91,9 +92,10 @@ def _report(message: object, details: str) -> None:
 
 def _plugin_commands(argv: list[str]) -> dict[str, Any]:
     """The plugins' commands, unless the line names a core command (then none are needed,
-    and `registry resolve` does not pay for reading every distribution's entry points)."""
+    and `registry resolve` does not pay for reading every distribution's entry points).
+    `completion` is the core command that needs them: its script completes them too."""
     word, root = command_word(argv)
-    if word in CORE:
+    if word in CORE and word != "completion":
         return {}
     try:
         found, broken = load_commands(root)
@@ -138,7 +140,22 @@ def _fast_path(args: argparse.Namespace) -> bool:
             return False
     except RegistryError:
         return False
-    print("\n".join(store.local_path(keys[n]) for n in names))
+    from . import resolving
+    from .display import print_json
+
+    if args.command == "path":
+        found = store.local_path(keys[args.name])
+        if args.json:
+            print_json({"name": args.name, "key": keys[args.name], "path": found})
+        else:
+            print(found)
+        return True
+    done = [resolving.outcome(n, "found", keys[n], store.uri(keys[n]))
+            for n in dict.fromkeys(names)]
+    for one in done:
+        resolving.say(one, args)
+    if args.json:
+        print_json(done)
     return True
 
 
@@ -163,6 +180,11 @@ def _dispatch(args: argparse.Namespace, commands: dict[str, Any]) -> int | None:
         return _run_plugin_command(args, commands[args.command])
     if args.command == "init":
         return handlers.init(args)
+    if args.command == "completion":
+        from .completion import script
+
+        sys.stdout.write(script(build_parser(commands), args.shell))
+        return 0
     return handlers.HANDLERS[args.command](open_registry(args), args)
 
 

@@ -66,24 +66,41 @@ def write_csv(columns: list[str], rows: list[tuple]) -> None:
 
 
 def progress_factory() -> Any:
+    """Progress bars on stderr while it is a terminal (see core/progress.py), else None:
+    a pipe, a log file or a CI job gets no progress noise, and stdout (what scripts read,
+    `$(registry resolve NAME)`) never gets any."""
     if not sys.stderr.isatty():
         return None
     from contextlib import contextmanager
 
     @contextmanager
-    def progress(label: str, total: int) -> Any:
+    def progress(label: str, total: int | None, unit: str = "items") -> Any:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
+            DownloadColumn,
             MofNCompleteColumn,
             Progress,
             TaskProgressColumn,
             TextColumn,
             TimeRemainingColumn,
+            TransferSpeedColumn,
         )
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TaskProgressColumn(), TimeRemainingColumn(), transient=True) as bar:
+        counted = [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else \
+            [MofNCompleteColumn(), TextColumn(unit)]
+        with Progress(TextColumn("{task.description}"), BarColumn(), *counted,
+                      TaskProgressColumn(), TimeRemainingColumn(), transient=True,
+                      console=Console(stderr=True)) as bar:
             task = bar.add_task(label, total=total)
             yield lambda n: bar.advance(task, n)
 
     return progress
+
+
+def print_json(document: Any) -> None:
+    """A command's --json output: one JSON document on stdout (non-JSON values, such as
+    a datetime from the catalog, as their text)."""
+    import json
+
+    print(json.dumps(document, indent=2, default=str))

@@ -11,76 +11,18 @@ import sys
 from typing import Any
 
 from ..errors import BadInputError, RegistryError, SourceError
-from . import audit
+from . import audit, resolving
 from .diff import diff
-from .display import table, write_csv
+from .display import print_json, table, write_csv
 from .report import report
 
 
-def resolve(reg: Any, args: argparse.Namespace) -> int:
-    names = list(args.names)
-    if args.tags:
-        names += [n for n in reg.names(args.tags.split(",")) if reg.manifests.get(n).kind ==
-                  "dataset"]
-    if not names:
-        raise BadInputError("resolve: name at least one dataset, or --tags")
-    if args.dry_run and args.repair:
-        raise BadInputError("resolve: --repair rebuilds what is damaged; it has no --dry-run "
-                            "(run `registry verify NAME` to see what is damaged)")
-    if args.dry_run:
-        todo = reg.resolver.missing(names)
-        for node in todo:
-            print(f"would build {node.name}  ({node.recipe}, key {reg.key(node.name)})")
-        if not todo:
-            print("nothing to build")
-        return 0
-    for name in names:
-        resolved = reg.resolve(name, jobs=args.jobs, executor=args.executor,
-                               repair=args.repair)
-        print(resolved.uri)  # the folder itself in a local store; `registry path` downloads
-        for pulled, cache in resolved.pulled.items():
-            print(f"{pulled}: pulled from cache {cache} (not built here)", file=sys.stderr)
-        if resolved.marker.skipped:
-            print(f"{name}: skipped {resolved.marker.skipped} image(s) it could not use "
-                  f"(on_error: skip); list them with: registry sql \"SELECT member, reason "
-                  f"FROM skipped WHERE key = '{resolved.key}'\"", file=sys.stderr)
-        for damaged, problems in resolved.repaired.items():
-            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-            print(f"repaired {damaged}: {problems[0]}{more}", file=sys.stderr)
-        if args.repair and not resolved.repaired and not resolved.built_now:
-            print(f"{name}: verified, nothing to repair", file=sys.stderr)
-    reg.save_key_cache(names)
-    return 0
-
-
-def push(reg: Any, args: argparse.Namespace) -> int:
-    for name, done in zip(dict.fromkeys(args.names), reg.push(args.names, args.to),
-                          strict=True):
-        _say_transfer(name, done, "pushed to", "already in")
-    return 0
-
-
-def pull(reg: Any, args: argparse.Namespace) -> int:
-    for name, done in zip(dict.fromkeys(args.names), reg.pull(args.names, args.source),
-                          strict=True):
-        _say_transfer(name, done, "pulled from", "already in")
-    reg.save_key_cache(list(args.names))
-    return 0
-
-
-def _say_transfer(name: str, done: Any, moved: str, present: str) -> None:
-    if done.present:
-        print(f"{name}: {present} {done.dest} (key {done.key}), nothing copied")
-        return
-    where = done.dest if moved.startswith("pushed") else done.source
-    resumed = f", {done.kept} already there kept" if done.kept else ""
-    files = f"{done.copied} file{'' if done.copied == 1 else 's'}"
-    print(f"{name}: {moved} {where} (key {done.key}): {files}, "
-          f"{done.copied_bytes} bytes copied{resumed}, each xxh3 verified")
-
-
 def path(reg: Any, args: argparse.Namespace) -> int:
-    print(reg.built(args.name).path)
+    built = reg.built(args.name)
+    if args.json:
+        print_json({"name": args.name, "key": built.key, "path": built.path})
+    else:
+        print(built.path)
     reg.save_key_cache([args.name])
     return 0
 
@@ -91,7 +33,13 @@ def list_(reg: Any, args: argparse.Namespace) -> int:
         node = reg.manifests.get(name)
         what = node.recipe if node.kind == "dataset" else getattr(node, "layout", "file")
         rows.append((name, node.kind, what, reg.status(name), ",".join(node.tags)))
-    table(["name", "kind", "recipe/layout", "status", "tags"], rows)
+    if args.json:
+        print_json([{"name": name, "kind": kind, "recipe": what if kind == "dataset" else None,
+                     "layout": what if kind == "source" else None, "status": status,
+                     "tags": tags.split(",") if tags else []}
+                    for name, kind, what, status, tags in rows])
+    else:
+        table(["name", "kind", "recipe/layout", "status", "tags"], rows)
     for name, *_ in (r for r in rows if r[3] == "damaged"):
         try:
             reg.resolver.marker(name)
@@ -125,7 +73,7 @@ def show(reg: Any, args: argparse.Namespace) -> int:
             locked = reg.resolver.lock.sources[node.name]
             info |= {"location": None, "images": locked.files, "bytes": locked.bytes,
                      "locked": reg.lock_path}
-    print(json.dumps(info, indent=2))
+    print_json(info)  # JSON with or without --json: the fields as they are
     return 0
 
 
@@ -158,16 +106,31 @@ def lineage(reg: Any, args: argparse.Namespace) -> int:
         for i, child in enumerate(node.children):
             walk(child, child_prefix, i == len(node.children) - 1, False)
 
-    walk(reg.lineage(args.name), "", True, True)
+    tree = reg.lineage(args.name)
+    if args.json:
+        print_json(_lineage_json(tree))
+    else:
+        walk(tree, "", True, True)
     return 0
+
+
+def _lineage_json(node: Any) -> dict[str, Any]:
+    return {"name": node.name, "kind": node.kind, "role": node.role or None, "key": node.key,
+            "status": node.status, "detail": node.detail,
+            "inputs": [_lineage_json(child) for child in node.children]}
 
 
 def verify(reg: Any, args: argparse.Namespace) -> int:
     from ..api import raise_on_problems
 
     report = reg.verify(args.names or None)
+    if args.json:  # the report, damaged or not; then a failure's line on stderr, exit 1
+        print_json({"checked": len(report), "ok": not any(report.values()),
+                    "problems": {name: problems for name, problems in report.items()
+                                 if problems}})
     raise_on_problems(report)
-    print(f"verified {len(report)} artifact(s): all files match their records")
+    if not args.json:
+        print(f"verified {len(report)} artifact(s): all files match their records")
     return 0
 
 
@@ -175,7 +138,7 @@ def sql(reg: Any, args: argparse.Namespace) -> int:
     if args.timeout < 0:
         raise BadInputError(f"--timeout {args.timeout:g}: give seconds >= 0 (0: no limit)")
     result = reg.sql(args.query, timeout=args.timeout)
-    if args.format == "json":
+    if args.format == "json" or args.json:
         print(json.dumps([dict(zip(result.columns, r, strict=True)) for r in result.rows],
                          default=str, indent=1))
     elif args.format == "csv":
@@ -188,11 +151,11 @@ def sql(reg: Any, args: argparse.Namespace) -> int:
 def source(reg: Any, args: argparse.Namespace) -> int:
     if args.action == "set":
         info = reg.set_source(args.name, args.location)
-        _print_source(info)
+        _print_source(info, args.json)
     elif args.action == "check":
         info = reg.check_source(args.name, md5=args.md5, force=args.force)
-        _print_source(info)
-        if args.md5:
+        _print_source(info, args.json)
+        if args.md5 and not args.json:
             node = reg.manifests.get(args.name)
             if info.synthetic:
                 print(f"md5 {info.md5}: synthetic stand-in, the published md5 does not apply")
@@ -213,12 +176,33 @@ def source(reg: Any, args: argparse.Namespace) -> int:
                 fp = "-"
             rows.append((name, reg.manifests.get(name).layout, locations.get(name, "(unset)"),
                          fp, status))
-        table(["name", "layout", "location", "fingerprint", "status"], rows)
+        if args.json:
+            print_json([{"name": name, "layout": layout, "location": locations.get(name),
+                         "fingerprint": _full_key(reg, name), "status": status}
+                        for name, layout, _, _, status in rows])
+        else:
+            table(["name", "layout", "location", "fingerprint", "status"], rows)
     return 0
 
 
-def _print_source(info: Any) -> None:
+def _full_key(reg: Any, name: str) -> str | None:
+    try:
+        return reg.key(name)  # type: ignore[no-any-return]
+    except SourceError:
+        return None
+
+
+def _print_source(info: Any, as_json: bool = False) -> None:
     """What the source holds, split by split, and what its layout left out, by name."""
+    if as_json:
+        print_json({"name": info.name, "layout": info.layout, "location": info.location,
+                    "fingerprint": info.fingerprint, "images": info.files, "bytes": info.bytes,
+                    "synthetic": info.synthetic, "splits": {
+                        split: {"images": images, "classes": classes}
+                        for split, (images, classes) in info.splits.items()},
+                    "left_out": info.left_out, "left_out_first": info.left_out_first,
+                    "md5": getattr(info, "md5", None)})
+        return
     kind = "SYNTHETIC stand-in" if info.synthetic else "data"
     print(f"{info.name}: {info.files} images, {info.bytes} bytes of {info.layout} {kind} at "
           f"{info.location}")
@@ -236,9 +220,14 @@ def _print_source(info: Any) -> None:
 
 def job(reg: Any, args: argparse.Namespace) -> int:
     if args.action == "list":
+        jobs = sorted(reg.manifests.jobs.values(), key=lambda j: j.name)
+        if args.json:
+            print_json([{"name": j.name, "datasets": dict(j.spec.datasets),
+                         "flavors": list(j.templates), "defined": j.where} for j in jobs])
+            return 0
         rows = [(j.name, ", ".join(f"{r}={d}" for r, d in j.spec.datasets.items()),
-                 ", ".join(j.templates), j.where) for j in reg.manifests.jobs.values()]
-        table(["job", "datasets", "flavors", "defined"], sorted(rows))
+                 ", ".join(j.templates), j.where) for j in jobs]
+        table(["job", "datasets", "flavors", "defined"], rows)
         return 0
     if args.action == "render":
         rendered = reg.render_job(args.name, args.flavor, cluster_store=args.cluster_store,
@@ -268,7 +257,7 @@ def gc(reg: Any, args: argparse.Namespace) -> int:
     report = reg.gc(dry_run=True, keep_days=args.keep_days)
     if args.dry_run:
         if args.json:
-            print(json.dumps(report.as_dict(), indent=1))
+            print_json(report.as_dict())
         else:
             _gc_listing(report, "would remove", kept=True)
         return 0
@@ -290,7 +279,7 @@ def gc(reg: Any, args: argparse.Namespace) -> int:
     agreed = {a.key for a in report.deleted}
     report = reg.gc(keep_days=args.keep_days, only=agreed)
     if args.json:
-        print(json.dumps(report.as_dict(), indent=1))
+        print_json(report.as_dict())
     else:
         _gc_listing(report, "removed", kept=False)
     return 0
@@ -324,19 +313,33 @@ def _size(n: int) -> str:
 
 
 def pin(reg: Any, args: argparse.Namespace) -> int:
-    for name, key in reg.pin(args.names):
+    pinned = reg.pin(args.names)
+    if args.json:
+        print_json([{"name": name, "key": key} for name, key in pinned])
+        return 0
+    for name, key in pinned:
         print(f"pinned {name} (key {key})")
     return 0
 
 
 def unpin(reg: Any, args: argparse.Namespace) -> int:
-    for name, key in reg.unpin(args.names):
+    unpinned = reg.unpin(args.names)
+    if args.json:
+        print_json([{"name": name or None, "key": key} for name, key in unpinned])
+        return 0
+    for name, key in unpinned:
         print(f"unpinned {name or '(unnamed)'} (key {key})")
     return 0
 
 
 def lock(reg: Any, args: argparse.Namespace) -> int:
     wrote, left_out = reg.write_lock()
+    if args.json:
+        print_json({"path": reg.lock_path, "changed": wrote,
+                    "sources": len(reg.resolver.lock.sources),
+                    "datasets": len(reg.resolver.lock.datasets),
+                    "not_locked": dict(sorted(left_out.items()))})
+        return 0
     print(f"{'wrote' if wrote else 'unchanged:'} {reg.lock_path} "
           f"({len(reg.resolver.lock.sources)} source(s), "
           f"{len(reg.resolver.lock.datasets)} dataset(s))")
@@ -346,7 +349,11 @@ def lock(reg: Any, args: argparse.Namespace) -> int:
 
 
 def catalog(reg: Any, args: argparse.Namespace) -> int:
-    print(f"re-indexed {reg.rebuild_catalog()} artifact(s) into {reg.catalog.path}")
+    indexed = reg.rebuild_catalog()
+    if args.json:
+        print_json({"indexed": indexed, "catalog": reg.catalog.path})
+    else:
+        print(f"re-indexed {indexed} artifact(s) into {reg.catalog.path}")
     return 0
 
 
@@ -366,9 +373,8 @@ def init(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"resolve": resolve, "path": path, "list": list_, "show": show, "lineage": lineage,
-            "report": report,
-            "verify": verify, "sql": sql, "source": source, "job": job, "gc": gc, "pin": pin,
-            "unpin": unpin,
-            "catalog": catalog, "push": push, "pull": pull, "lock": lock, "diff": diff,
-            "audit": audit.audit}
+HANDLERS = {"resolve": resolving.resolve, "path": path, "list": list_, "show": show,
+            "lineage": lineage, "report": report, "verify": verify, "sql": sql,
+            "source": source, "job": job, "gc": gc, "pin": pin, "unpin": unpin,
+            "catalog": catalog, "push": resolving.push, "pull": resolving.pull,
+            "lock": lock, "diff": diff, "audit": audit.audit}

@@ -3,26 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Mapping
 from typing import Any, NoReturn
+
+from .. import __version__
 
 DESCRIPTION = "The `registry` command. Exit codes: 0 ok, 1 failure, 2 bad input."
 
 # The core's own commands: a plugin command may not take one of these names, and a
 # command line naming one of them never needs the plugins' commands loaded.
 CORE = ("init", "list", "show", "resolve", "path", "lineage", "report", "verify", "sql",
-        "source", "job", "push", "pull", "gc", "pin", "unpin", "lock", "catalog", "diff", "audit")
+        "source", "job", "push", "pull", "gc", "pin", "unpin", "lock", "catalog", "diff", "audit",
+        "completion")
 
 UPDATE_LOCK = ("locks the fingerprint of a set source that differs from registry.lock's "
                "(else an error): every dataset made from it gets a new key")
 
-WHERE_DEFAULTS: dict[str, Any] = {"root": ".", "manifests": None, "store": None,
+# root None: not given, so found from the working folder (`project_root`)
+WHERE_DEFAULTS: dict[str, Any] = {"root": None, "manifests": None, "store": None,
                                   "catalog": None, "storage_option": None, "cache": None}
+
+PROJECT_FILE = "registry.toml"  # what `registry init` writes: a project's top folder
+LOCATION_ENV = ("DATASET_REGISTRY_MANIFESTS", "DATASET_REGISTRY_STORE",
+                "DATASET_REGISTRY_CATALOG", "DATASET_REGISTRY_STATE")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose "invalid choice" (a mistyped command, say) also names the
+    choices closest to what was typed."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            from ..errors import did_you_mean
+
+            known = [str(c) for c in action.choices]
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r}{did_you_mean(str(value), known)} "
+                f"(choose from {', '.join(map(repr, known))})")
 
 
 def build_parser(commands: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
     """The full parser; `commands` are plugin commands by name (see cli.command)."""
-    p = argparse.ArgumentParser(prog="registry", description=DESCRIPTION)
+    p = Parser(prog="registry", description=DESCRIPTION)
+    p.add_argument("--version", action="version", version=f"registry {__version__}",
+                   help="print `registry VERSION` and exit")
     where_options(p, WHERE_DEFAULTS)
     debug_option(p, False)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -50,7 +75,7 @@ def add_command_arguments(parser: argparse.ArgumentParser, command: Any) -> None
 
 def _core_commands(sub: Any) -> None:
     c = sub.add_parser("init", help="start a project: registry.toml, manifests/, .gitignore")
-    c.add_argument("dir", nargs="?", help="the project folder (default: --root, i.e. .)")
+    c.add_argument("dir", nargs="?", help="the project folder (default: --root, else .)")
     c.add_argument("--example", default="image-folder",
                    help="image-folder (default): a commented manifest for your own images "
                    "as class folders; plugin: a project with its own plugin (a layout and a "
@@ -58,10 +83,14 @@ def _core_commands(sub: Any) -> None:
                    "manifests)")
     c = sub.add_parser("list", help="variants with their status")
     c.add_argument("--tags", help="comma-separated tags, all must match")
+    json_option(c)
     c = sub.add_parser("show", help="spec, key, inputs, status and location")
-    c.add_argument("name")
+    c.add_argument("name", help="a dataset, source or file of the manifests")
+    json_option(c)
     c = sub.add_parser("resolve", help="build what is missing; print the locations")
-    c.add_argument("names", nargs="*")
+    c.add_argument("names", nargs="*", metavar="NAME",
+                   help="datasets to resolve (one: its location alone; several: a line "
+                   "each, NAME STATUS LOCATION)")
     c.add_argument("--tags", help="resolve every dataset with all these tags (CK style)")
     c.add_argument("--jobs", "-j", type=int, help="worker processes (default: all cores)")
     c.add_argument("--executor", help="where tasks run: local (default, a process pool), "
@@ -70,10 +99,13 @@ def _core_commands(sub: Any) -> None:
     c.add_argument("--repair", action="store_true", help="re-verify the datasets and their "
                    "inputs; rebuild in place those damaged")
     c.add_argument("--update-lock", action="store_true", help=UPDATE_LOCK)
+    json_option(c)
     c = sub.add_parser("path", help="print the location of a built dataset")
-    c.add_argument("name")
+    c.add_argument("name", help="a built dataset")
+    json_option(c)
     c = sub.add_parser("lineage", help="the tree of inputs down to the sources")
-    c.add_argument("name")
+    c.add_argument("name", help="a dataset, source or file of the manifests")
+    json_option(c)
     c = sub.add_parser("report", help="the dataset card: one self-contained HTML page (card, "
                        "lineage, classes, samples, audit, files, skipped images, runs)")
     c.add_argument("name", help="a built dataset")
@@ -83,31 +115,40 @@ def _core_commands(sub: Any) -> None:
                    help="its audit compares near copies across splits too, as registry audit "
                    "does (each image decoded once, then cached); default: exact copies only")
     c = sub.add_parser("verify", help="re-hash artifacts against their records")
-    c.add_argument("names", nargs="*")
+    c.add_argument("names", nargs="*", metavar="NAME",
+                   help="datasets to verify (default: every artifact in the store)")
+    json_option(c)
     c = sub.add_parser("sql", help="read-only SQL over the catalog")
-    c.add_argument("query")
-    c.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    c.add_argument("query", help="one SELECT statement")
+    c.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                   help="table (default; tab-separated off a terminal), csv or json")
     c.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="stop the query after S seconds (default 60; 0: no limit)")
+    json_option(c)
     c = sub.add_parser("source", help="point sources at your data, show and check them")
     ssub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = ssub.add_parser("set", help="set a source's location")
-    s.add_argument("name")
-    s.add_argument("location")
+    s.add_argument("name", help="a source of the manifests")
+    s.add_argument("location", help="its copy here: a tar, zip or folder, or an s3:// URL")
     s.add_argument("--update-lock", action="store_true", help=UPDATE_LOCK)
+    json_option(s)
     s = ssub.add_parser("show", help="sources, locations and fingerprints")
-    s.add_argument("name", nargs="?")
+    s.add_argument("name", nargs="?", help="one source (default: every source)")
+    json_option(s)
     s = ssub.add_parser("check", help="count files; --md5 verifies the published checksum")
-    s.add_argument("name")
-    s.add_argument("--md5", action="store_true")
+    s.add_argument("name", help="a source of the manifests")
+    s.add_argument("--md5", action="store_true",
+                   help="also the archive's md5, checked against the manifest's expect.md5")
     s.add_argument("--force", action="store_true", help="re-read even if unchanged")
+    json_option(s)
     c = sub.add_parser("job", help="GPU job specs of training manifests: list, render, submit")
     jsub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
-    jsub.add_parser("list", help="training jobs, their datasets and flavors")
+    s = jsub.add_parser("list", help="training jobs, their datasets and flavors")
+    json_option(s)
     for action, text in (("render", "print the job spec (YAML) with dataset locations and keys"),
                          ("submit", "render, then pipe to `kubectl apply -f -`")):
         s = jsub.add_parser(action, help=text)
-        s.add_argument("name")
+        s.add_argument("name", help="a training job of the manifests")
         s.add_argument("--flavor", help="which template (default: the job's first)")
         s.add_argument("--cluster-store",
                        help="the store as the cluster sees it (default: the job's volume.store)")
@@ -117,13 +158,15 @@ def _core_commands(sub: Any) -> None:
                            help="validate against the Kubernetes/Kubeflow models ([k8s] extra)")
     c = sub.add_parser("push", help="upload built datasets to another store (a cache), "
                        "marker last, skipping what is there")
-    c.add_argument("names", nargs="+")
+    c.add_argument("names", nargs="+", metavar="NAME", help="built datasets to upload")
     c.add_argument("--to", required=True, metavar="URL", help="the store to upload to")
+    json_option(c)
     c = sub.add_parser("pull", help="copy built datasets from a cache into the store; "
                        "never builds")
-    c.add_argument("names", nargs="+")
+    c.add_argument("names", nargs="+", metavar="NAME", help="datasets to copy here")
     c.add_argument("--from", dest="source", metavar="URL",
                    help="the store to pull from (default: the caches, in order)")
+    json_option(c)
     c = sub.add_parser("gc", help="remove crashed builds and the artifacts no root keeps "
                        "(manifests, registry.lock, pins, recent job runs, pushed locks)")
     c.add_argument("--dry-run", action="store_true",
@@ -132,25 +175,30 @@ def _core_commands(sub: Any) -> None:
                    help="delete without asking (needed when not on a terminal)")
     c.add_argument("--keep-days", type=float, default=30.0, metavar="N",
                    help="keep what job runs of the last N days read (default 30)")
-    c.add_argument("--json", action="store_true", help="the report as JSON")
+    json_option(c)
     c = sub.add_parser("pin", help="keep built datasets through gc, whatever the manifests "
                        "say later")
-    c.add_argument("names", nargs="+")
+    c.add_argument("names", nargs="+", metavar="NAME", help="built datasets to keep")
+    json_option(c)
     c = sub.add_parser("unpin", help="remove the pins of datasets (every key pinned for "
                        "each) or of pinned keys")
-    c.add_argument("names", nargs="+", metavar="NAME_OR_KEY")
+    c.add_argument("names", nargs="+", metavar="NAME_OR_KEY",
+                   help="a dataset (every key pinned for it) or a pinned key")
+    json_option(c)
     c = sub.add_parser("lock", help="write registry.lock: the keys of every source set here "
                        "and every dataset (commit it; clones without the data resolve by it)")
     c.add_argument("--update-lock", action="store_true", help=UPDATE_LOCK)
+    json_option(c)
     c = sub.add_parser("catalog", help="catalog maintenance")
     c.add_argument("action", choices=["rebuild"],
                    help="rebuild: re-index the store into a new catalog, renamed over the old "
                    "(a corrupt one is moved aside)")
+    json_option(c)
     c = sub.add_parser("diff", help="what differs between two builds: members added, "
                        "removed, changed; class counts; params and inputs")
     c.add_argument("a", metavar="A", help="a dataset name (its current build) or an artifact key")
     c.add_argument("b", metavar="B", help="a dataset name or an artifact key, compared with A")
-    c.add_argument("--json", action="store_true", help="one JSON document (schema: README)")
+    json_option(c)
     c.add_argument("--limit", type=int, default=20, metavar="N",
                    help="names listed per split and category (default 20; counts are "
                    "always complete)")
@@ -160,7 +208,7 @@ def _core_commands(sub: Any) -> None:
                        "across splits, copies within one, class balance, undecodable images; "
                        "exit 1 when an image is in two splits")
     c.add_argument("name", help="a source, or a built dataset")
-    c.add_argument("--json", action="store_true", help="the report as one JSON document")
+    json_option(c)
     c.add_argument("--no-near", dest="near", action="store_false",
                    help="read the indexes only: exact copies and class balance, no image "
                    "decoded (no near copies, no undecodable images)")
@@ -168,6 +216,17 @@ def _core_commands(sub: Any) -> None:
                    help="near copies: pHashes at most BITS of 64 apart (default 10)")
     c.add_argument("--jobs", "-j", type=int, help="processes decoding images (default: all "
                    "cores); each distinct image is decoded once, then cached")
+    c = sub.add_parser("completion", help="print a shell completion script (plugin commands "
+                       "included): eval \"$(registry completion bash)\"")
+    c.add_argument("shell", choices=["bash", "zsh"], help="the shell to complete for")
+
+
+def json_option(parser: argparse.ArgumentParser) -> None:
+    """--json: the command prints one JSON document on stdout instead of text (its shape
+    is in the README's CLI section). Every command that prints takes it, plugin and
+    report commands too: `json_option(parser)`, then `if args.json:` in the handler."""
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document on stdout instead of text")
 
 
 def where_options(p: argparse.ArgumentParser, defaults: dict[str, Any] | None) -> None:
@@ -176,7 +235,9 @@ def where_options(p: argparse.ArgumentParser, defaults: dict[str, Any] | None) -
     def default(name: str) -> Any:
         return argparse.SUPPRESS if defaults is None else defaults[name]
 
-    p.add_argument("--root", default=default("root"), help="registry folder (default: .)")
+    p.add_argument("--root", default=default("root"),
+                   help="the project folder (default: the nearest folder holding "
+                   f"{PROJECT_FILE}, from here up to the top of a git repository; else .)")
     p.add_argument("--manifests", default=default("manifests"),
                    help="manifests folder (default: ROOT/manifests)")
     p.add_argument("--store", default=default("store"),
@@ -212,8 +273,9 @@ def _all_subparsers(sub: Any) -> list[argparse.ArgumentParser]:
 
 
 def command_word(argv: list[str]) -> tuple[str | None, str]:
-    """(the command named on the line or None, the --root given anywhere or "."), read
-    before the full parser exists: which plugins to load depends on them."""
+    """(the command named on the line or None, the project: --root given anywhere, else
+    `project_root()`), read before the full parser exists: which plugins to load depends
+    on them."""
     p = _Quiet(prog="registry", add_help=False, allow_abbrev=False)
     where_options(p, WHERE_DEFAULTS)
     try:
@@ -223,7 +285,30 @@ def command_word(argv: list[str]) -> tuple[str | None, str]:
     # Before the command only the options above (known) or -h can come: the first word
     # left is the command.
     word = next((a for a in rest if not a.startswith("-")), None)
-    return word, known.root
+    return word, project_root(known.root, word)
+
+
+def project_root(given: str | None, command: str | None) -> str:
+    """The project a command works on: --root if given; else, as git finds its repository,
+    the nearest folder from the working folder up holding registry.toml (what `registry
+    init` writes; a `manifests/` folder is too common a name to mark a project: Kubernetes
+    repositories have them), stopping at the top of a git repository or of the file
+    system; none found, the working folder ("."). Not searched for `init` (it makes a
+    project where it runs) or when a DATASET_REGISTRY_* location is set (that setup
+    names its folders itself, relative to the working folder, as before)."""
+    if given is not None:
+        return given
+    if command == "init" or any(os.environ.get(name) for name in LOCATION_ENV):
+        return "."
+    here = os.getcwd()
+    folder = here
+    while True:
+        if os.path.isfile(os.path.join(folder, PROJECT_FILE)):
+            return "." if folder == here else folder
+        parent = os.path.dirname(folder)
+        if parent == folder or os.path.exists(os.path.join(folder, ".git")):
+            return "."
+        folder = parent
 
 
 class _Unparsed(Exception):

@@ -18,6 +18,7 @@ from .. import __version__
 from ..artifact.marker import InputRef, Marker, local_table_damage
 from ..catalog import Catalog, warn_once
 from ..core.failures import guarded, recipe_code
+from ..core.progress import ProgressFactory, bar
 from ..core.remote import Remote
 from ..errors import (
     BadInputError,
@@ -82,7 +83,6 @@ class Resolved:
                               f"({str(exc).splitlines()[0]}); {repair}") from None
 
 
-ProgressFactory = Callable[[str, int], Any]
 
 
 class Resolver(Keys):
@@ -99,7 +99,7 @@ class Resolver(Keys):
         # the read-only stores pulled from before building, opened when a build needs them
         self.caches = caches or list
         self.catalog = catalog
-        self.progress = progress
+        self.progress = progress  # bars for builds, source indexing and cache pulls
 
     def status(self, name: str) -> str:
         """As `Keys.status`, and for a dataset not in the store but in a cache: "in cache
@@ -225,7 +225,7 @@ class Resolver(Keys):
             try:
                 with recipe_code(node, recipe.name, "follow"):
                     follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
-                with self._progress(f"{node.name}", total) as advance, \
+                with bar(self.progress, node.name, total) as advance, \
                         recipe_code(node, recipe.name, "run"):
                     results = executor.map(recipe, node.params, tasks, drop, advance,
                                            guarded(follow, recipe.name))
@@ -317,9 +317,4 @@ class Resolver(Keys):
                                 os.path.join(self.store.tables(key), FILES),
                                 marker or self.marker(name))
 
-    def _progress(self, label: str, total: int) -> Any:
-        if self.progress is None:
-            from contextlib import nullcontext
 
-            return nullcontext(None)
-        return self.progress(label, total)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ..artifact.marker import Marker
 from ..core.keys import Derivation, recipe_code_key, tree_key
+from ..core.progress import ProgressFactory
 from ..core.remote import Remote
 from ..errors import LockMismatchError, SourceError, VerifyError
 from ..manifest import DatasetNode, FileNode, Manifests, SourceNode
@@ -32,6 +33,8 @@ from .lockfile import LOCK, Lock
 class Keys:
     """Names to keys for one project: its manifests, the sources set on this machine
     (`locations`), registry.lock, and the store (for `status` and `marker`)."""
+
+    progress: ProgressFactory | None = None  # a bar while a source is read (the Resolver's)
 
     def __init__(self, manifests: Manifests, store: Store, state_dir: str, *,
                  remote: Remote | None = None, lock: Lock | None = None,
@@ -201,7 +204,7 @@ class Keys:
                               f"(layout {node.layout}); point it at your copy with: "
                               f"registry source set {name} PATH")
         info = check_source(node, location, os.path.join(self.state_dir, "cache"), force=force,
-                            remote=self.remote)
+                            remote=self.remote, progress=self.progress)
         check_expectations(node, info)
         locked = self.lock.sources.get(name)
         if locked and locked.fingerprint != info.fingerprint and not self.update_lock:

@@ -37,6 +37,7 @@ import xxhash
 
 from ..artifact.marker import FILES, MARKER, SKIPPED, Marker
 from ..core.keys import digest_rows
+from ..core.progress import Advance, ProgressFactory, bar
 from ..errors import BadInputError, StorageError, VerifyError
 from ..stores import LocalStore, Staging, Store, artifact_path
 
@@ -90,9 +91,11 @@ def holds(store: Store, key: str) -> bool:
         return False
 
 
-def transfer(source: Store, dest: Store, key: str, *, locked: bool = False) -> Transferred:
+def transfer(source: Store, dest: Store, key: str, *, locked: bool = False,
+             progress: ProgressFactory | None = None, label: str | None = None) -> Transferred:
     """Copy artifact `key` from `source` to `dest`, verified, marker last (see the module
     docstring). `locked`: the caller holds `dest.lock(key)` already (the resolver does).
+    `progress`: a bar named `label` (default: the key) counting the files copied.
     A BadInputError if `source` has no such artifact; VerifyError if what it holds does
     not match its own records (nothing is published); StorageError if a store fails."""
     marker = source.marker(key)
@@ -104,7 +107,9 @@ def transfer(source: Store, dest: Store, key: str, *, locked: bool = False) -> T
                                present=True)
         with _readable(source, key) as (src, fetch):
             rows = _checked_rows(src, fetch, marker, source.uri(key))
-            return _Copy(source, dest, key, marker, rows, src, fetch).run()
+            copy = _Copy(source, dest, key, marker, rows, src, fetch)
+            with bar(progress, label or key, copy.moves(), unit="files") as advance:
+                return copy.run(advance)
 
 
 @contextmanager
@@ -118,12 +123,14 @@ def _readable(source: Store, key: str) -> Iterator[tuple[str, Any]]:
     prefix = f"{root}/{artifact_path(key)}"
     scratch = tempfile.mkdtemp(prefix="registry-transfer-")
     try:
-        def fetch(rels: list[str], folder: str = scratch) -> None:
+        def fetch(rels: list[str], folder: str = scratch, advance: Advance | None = None
+                  ) -> None:
             locals_ = [os.path.join(folder, *r.split("/")) for r in rels]
             for parent in {os.path.dirname(p) for p in locals_}:
                 os.makedirs(parent, exist_ok=True)
             source.remote.call(f"downloading {len(rels)} files ({source.url})", fs.get,
-                               [f"{prefix}/{r}" for r in rels], locals_)
+                               [f"{prefix}/{r}" for r in rels], locals_,
+                               callback=_counting(advance))
 
         yield scratch, fetch
     finally:
@@ -177,11 +184,19 @@ class _Copy:
         except FileNotFoundError:
             return False
 
-    def run(self) -> Transferred:
+    def moves(self) -> int:
+        """How many file copies the transfer makes at most (the progress bar's total): each
+        file once, twice from one object store to another (down, then up)."""
+        files = len(self.rows) + len(self.extra)
+        return files * 2 if self.fetch is not None and \
+            not isinstance(self.dest, LocalStore) else files
+
+    def run(self, advance: Advance) -> Transferred:
+        """The copy; `advance(n)` as n more files are copied (those kept count too)."""
         if isinstance(self.dest, LocalStore):
-            copied, kept = self._into_local()
+            copied, kept = self._into_local(advance)
         else:
-            copied, kept = self._into_object()
+            copied, kept = self._into_object(advance)
         size = sum(self.rows[i][1] for i in copied)
         return Transferred(self.key, self.source.url, self.dest.url, self.marker.files,
                            self.marker.bytes, copied=len(copied), copied_bytes=size, kept=kept)
@@ -203,7 +218,7 @@ class _Copy:
             return list(pool.map(lambda i: self._bad(*self.rows[i], os.path.join(
                 folder, *self.rows[i][0].split("/"))), todo))
 
-    def _into_local(self) -> tuple[list[int], int]:
+    def _into_local(self, advance: Advance) -> tuple[list[int], int]:
         dest = self.dest
         assert isinstance(dest, LocalStore)
         folder = os.path.join(dest.root, ".staging", f"{self.key}.transfer")
@@ -213,20 +228,22 @@ class _Copy:
         todo = [i for i, bad in zip(everything, self._check_all(folder, list(everything)),
                                     strict=True) if bad]
         kept = len(self.rows) - len(todo)
+        advance(kept)
         rels = [self.rows[i][0] for i in todo]
         with dest._writing(folder):
             if self.fetch is not None:  # remote source: straight into the staging folder
-                self.fetch(rels + self.extra, folder)
+                self.fetch(rels + self.extra, folder, advance)
             else:
                 for rel in rels + self.extra:
                     target = os.path.join(folder, *rel.split("/"))
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     shutil.copyfile(os.path.join(self.src, *rel.split("/")), target)
+                    advance(1)
         self._raise_bad(folder, todo)
         dest.commit(Staging(self.key, folder, "transfer"), self.marker)
         return todo, kept
 
-    def _into_object(self) -> tuple[list[int], int]:
+    def _into_object(self, advance: Advance) -> tuple[list[int], int]:
         fs, root = self.dest.filesystem()
         prefix = f"{root}/{artifact_path(self.key)}"
         call = self.dest.remote.call
@@ -245,14 +262,15 @@ class _Copy:
                                   maybe)
                 kept_ok = {i for i, h in zip(maybe, hashes, strict=True) if h == self.rows[i][2]}
         todo = [i for i in range(len(self.rows)) if i not in kept_ok]
+        advance(len(kept_ok) * (2 if self.fetch is not None else 1))
         rels = [self.rows[i][0] for i in todo]
         if self.fetch is not None:
-            self.fetch(rels + self.extra)
+            self.fetch(rels + self.extra, advance=advance)
         self._raise_bad(self.src, todo)
         local = [os.path.join(self.src, *r.split("/")) for r in rels + self.extra]
         if local:
             call(f"uploading {len(local)} files ({self.dest.url})", fs.put, local,
-                 [f"{prefix}/{r}" for r in rels + self.extra])
+                 [f"{prefix}/{r}" for r in rels + self.extra], callback=_counting(advance))
         fs.invalidate_cache(prefix)
         there = {p[len(prefix):].lstrip("/"): int(info["size"]) for p, info in
                  call(f"listing ({self.dest.url})", fs.find, prefix, detail=True).items()}
@@ -272,6 +290,18 @@ class _Copy:
                                   "the copy is not published")
 
 
+def _counting(advance: Advance | None) -> Any:
+    """An fsspec callback calling `advance(1)` as each file of a bulk get/put is done."""
+    from fsspec.callbacks import Callback
+
+    class Counting(Callback):
+        def relative_update(self, inc: int = 1) -> None:
+            if advance is not None:
+                advance(inc)
+
+    return Counting()
+
+
 def _remote_hash(fs: Any, path: str) -> str:
     hasher = xxhash.xxh3_128()
     with fs.open(path, "rb", block_size=CHUNK) as f:
@@ -282,15 +312,19 @@ def _remote_hash(fs: Any, path: str) -> str:
 
 
 
-def substitute(store: Store, caches: list[Store], key: str) -> Store | None:
-    """Pull `key` into `store` from the first of `caches` that holds it (the caller holds
-    `store.lock(key)`); the cache it came from, or None when none holds it. A cache
+def substitute(store: Store, caches: list[Store], key: str, *,
+               progress: ProgressFactory | None = None, name: str | None = None
+               ) -> Store | None:
+    """Pull `key` (dataset `name`) into `store` from the first of `caches` that holds it
+    (the caller holds `store.lock(key)`), with a bar from `progress`; the cache it came
+    from, or None when none holds it. A cache
     that fails (unreachable, or what it holds does not verify) is a StorageError or
     VerifyError: a cache that cannot be trusted stops the resolve rather than be
     skipped silently into a rebuild."""
     for cache in caches:
         if holds(cache, key):
-            transfer(cache, store, key, locked=True)
+            transfer(cache, store, key, locked=True, progress=progress,
+                     label=f"pulling {name or key} from {cache.url}")
             return cache
     return None
 
@@ -308,7 +342,8 @@ def pulled_from_cache(resolver: Any, node: DatasetNode, asked: str,
     with resolver.store.lock(key):
         if resolver.marker(node.name, asked) is not None:
             return False  # another process built or pulled it while we waited
-        cache = substitute(resolver.store, resolver.caches(), key)
+        cache = substitute(resolver.store, resolver.caches(), key,
+                           progress=resolver.progress, name=node.name)
     if cache is None:
         return False
     pulled[node.name] = cache.url

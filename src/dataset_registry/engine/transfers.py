@@ -35,7 +35,8 @@ def push(reg: Project, names: list[str], to: str) -> list[Transferred]:
     if unbuilt:
         raise BadInputError(f"push: not built in {reg.store.url}: {', '.join(unbuilt)}; build "
                             "with: registry resolve NAME (nothing was pushed)")
-    done = [transfer(reg.store, target, key) for key in keys.values()]
+    done = [transfer(reg.store, target, key, progress=reg.resolver.progress,
+                     label=f"pushing {name}") for name, key in keys.items()]
     record_roots(reg, target, keys, "push")  # gc of `target` keeps this project's lock
     return done
 
@@ -70,7 +71,8 @@ def pull(reg: Project, names: list[str], source: str | None) -> list[Transferred
         if cache is None:
             done.append(Transferred(key, reg.store.url, reg.store.url, present=True))
             continue
-        done.append(transfer(cache, reg.store, key))
+        done.append(transfer(cache, reg.store, key, progress=reg.resolver.progress,
+                             label=f"pulling {name} from {cache.url}"))
         marker = reg.store.marker(key)
         if marker is not None:
             reg.resolver.record(marker)  # the catalog knows it as if built here

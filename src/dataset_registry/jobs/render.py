@@ -36,7 +36,7 @@ import xxhash
 import yaml
 
 from ..engine.build import Resolver
-from ..errors import ManifestError, SubmitError, TemplateError
+from ..errors import ManifestError, SubmitError, TemplateError, did_you_mean
 from ..manifest import JobNode, SourceNode
 from ..stores import artifact_path
 from ..yamlio import LineMap, dotted, load_yaml
@@ -197,7 +197,7 @@ def _fill(value: Any, values: dict[str, Any], at: tuple[Any, ...], lines: LineMa
         if name not in values:
             known = ", ".join(sorted(values))
             raise TemplateError(f"{lines.where(at)}: {dotted(at)}: unknown placeholder "
-                                f"${{{name}}} (known: {known})")
+                                f"${{{name}}} (known: {known}){did_you_mean(name, values)}")
     used.update(names)
     if len(names) == 1 and value == f"${{{names[0]}}}" and at not in lines.quoted:
         return values[names[0]]

@@ -4,7 +4,7 @@ and of the right kind, is checked with the params: binding.py.)"""
 
 from __future__ import annotations
 
-from ..errors import ManifestError
+from ..errors import ManifestError, did_you_mean
 from .nodes import DatasetNode, Manifests
 
 
@@ -14,14 +14,17 @@ def check_graph(manifests: Manifests) -> None:
         for role, target in node.inputs.items():
             if target not in nodes:
                 raise ManifestError(f"{node.where}: {node.name}: inputs.{role}: no dataset, "
-                                    f"source or file named {target!r}")
+                                    f"source or file named {target!r}"
+                                    f"{did_you_mean(target, nodes)}")
             node.input_kinds[role] = nodes[target].kind
     check_cycles(manifests)
     for job in manifests.jobs.values():
         assert job.spec is not None
         for role, target in job.spec.datasets.items():
             if not isinstance(nodes.get(target), DatasetNode):
-                what = f"is a {nodes[target].kind}" if target in nodes else "is not defined"
+                what = f"is a {nodes[target].kind}" if target in nodes else \
+                    "is not defined" + did_you_mean(
+                        target, [n.name for n in manifests.datasets()])
                 raise ManifestError(f"{job.where}: job {job.name}: datasets.{role}: {target!r} "
                                     f"{what}; a training job reads datasets")
 

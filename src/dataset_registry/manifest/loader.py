@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from .. import plugins
 from ..config import PACKAGE_DATA, input_problem, locate, outside, read_text, readable_roots
-from ..errors import ManifestError
+from ..errors import ManifestError, did_you_mean
 from ..yamlio import LineMap, dotted, load_yaml
 from .graph import check_graph
 from .nodes import DatasetNode, FileNode, JobNode, Manifests, Node, ParamsOrigin, SourceNode
@@ -138,6 +138,7 @@ def _expand(spec: DatasetSpec, at: tuple[Any, ...], lines: LineMap, base_dir: st
     if spec.recipe not in known:
         raise ManifestError(f"{lines.where((*at, 'recipe'))}: {dotted(at)}.recipe: unknown recipe "
                             f"{spec.recipe!r} (known: {', '.join(known)})"
+                            f"{did_you_mean(spec.recipe, known)}"
                             f"{plugins.missing_note()}")
     if spec.variants is not None and spec.matrix is not None:
         raise ManifestError(f"{where}: {dotted(at)}: use either variants or matrix, not both")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ManifestError
+from ..errors import ManifestError, did_you_mean
 from ..yamlio import LineMap
 from .schema import Expect, JobSpec
 
@@ -100,16 +100,14 @@ class Manifests:
         except KeyError:
             known = ", ".join(sorted(self.jobs)) or "none"
             raise ManifestError(f"no training job named {name!r} in {self.root} "
-                                f"(known: {known})") from None
+                                f"(known: {known}){did_you_mean(name, self.jobs)}") from None
 
     def get(self, name: str) -> Node:
         try:
             return self.nodes[name]
         except KeyError:
-            close = [n for n in self.nodes if name in n or n in name][:5]
-            hint = f" (did you mean: {', '.join(sorted(close))}?)" if close else ""
             raise ManifestError(f"no dataset, source or file named {name!r} in "
-                                f"{self.root}{hint}") from None
+                                f"{self.root}{did_you_mean(name, self.nodes)}") from None
 
     def datasets(self) -> list[DatasetNode]:
         return [n for n in self.nodes.values() if isinstance(n, DatasetNode)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.atomic import atomic_path, write_atomic
 from ..core.keys import digest_rows, hash_bytes
+from ..core.progress import ProgressFactory, bar
 from ..core.remote import Remote
 from ..errors import SourceError
 from .layouts import Entry, Layout, check_split
@@ -85,9 +86,10 @@ class SourceLocations:
 
 
 def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool = False,
-                 progress: Callable[[int], None] | None = None,
+                 progress: ProgressFactory | None = None,
                  remote: Remote | None = None) -> SourceInfo:
-    """Fingerprint and index a source (from cache when its stat signature is unchanged)."""
+    """Fingerprint and index a source (from cache when its stat signature is unchanged);
+    `progress`: a bar of the bytes hashed while it is read (none for a cache hit)."""
     from ..core.keys import canonical_json
     from .layouts import open_layout
 
@@ -113,14 +115,17 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
             return cached
     where = f"source {node.name} ({location})"
     try:
-        members = where_bytes.scan_tar(layout.nested) if is_tar else \
-            where_bytes.scan_folder(progress)
-        if beside:
-            found = [m for m in map(where_bytes.beside_member, beside) if m is not None]
-            members = itertools.chain(members, found)
-        scanned: list[IndexedMember] = []
-        rows = [(f"{e.split}/{e.name}", e, m)
-                for e, m in layout.entries(_kept(members, scanned), is_tar, where_bytes.read)]
+        # a folder's size is unknown until it is walked: a bar without a total
+        with bar(progress, f"indexing source {node.name}",
+                 where_bytes.size() if is_tar else None, unit="bytes") as advance:
+            members = where_bytes.scan_tar(layout.nested, advance) if is_tar else \
+                where_bytes.scan_folder(advance)
+            if beside:
+                found = [m for m in map(where_bytes.beside_member, beside) if m is not None]
+                members = itertools.chain(members, found)
+            scanned: list[IndexedMember] = []
+            rows = [(f"{e.split}/{e.name}", e, m) for e, m in
+                    layout.entries(_kept(members, scanned), is_tar, where_bytes.read)]
     except SourceError as exc:
         raise SourceError(f"{where}: {exc}") from None
     if not any(e.split != "meta" for _, e, _ in rows):

@@ -40,8 +40,13 @@ class LocalPlace:
     def signature(self) -> str:
         return stat_signature(self.location)
 
-    def scan_tar(self, nested: Callable[[str], bool]) -> Iterator[IndexedMember]:
-        return scan_archive(self.location, nested, None)
+    def size(self) -> int:
+        """The archive's size in bytes (what indexing it reads, about)."""
+        return os.path.getsize(self.location)
+
+    def scan_tar(self, nested: Callable[[str], bool], progress: Progress = None
+                 ) -> Iterator[IndexedMember]:
+        return scan_archive(self.location, nested, None, progress)
 
     def scan_folder(self, progress: Progress) -> Iterator[IndexedMember]:
         for rel, st in walk_stat(self.location):
@@ -136,8 +141,12 @@ class RemotePlace:
         rows = "\n".join(f"{n}\t{s}\t{e}" for n, s, e in self._objects())
         return "remote-dir:" + hash_bytes(rows.encode())
 
-    def scan_tar(self, nested: Callable[[str], bool]) -> Iterator[IndexedMember]:
-        return scan_archive(self.location, nested, lambda _: self.open())
+    def size(self) -> int:
+        return int(self.info()["size"])
+
+    def scan_tar(self, nested: Callable[[str], bool], progress: Progress = None
+                 ) -> Iterator[IndexedMember]:
+        return scan_archive(self.location, nested, lambda _: self.open(), progress)
 
     def scan_folder(self, progress: Progress) -> Iterator[IndexedMember]:
         objects = [o for o in self._objects() if o[0] != SYNTHETIC_MARKER]
@@ -192,9 +201,10 @@ class RemotePlace:
         return self._call(self.fs.cat_file, f"{self.path}/{member.path}")
 
 
-def scan_archive(location: str, nested: Callable[[str], bool],
-                 opener: Opener | None) -> Iterator[IndexedMember]:
-    """The members of the tar or zip at `location` (told apart by their first bytes)."""
+def scan_archive(location: str, nested: Callable[[str], bool], opener: Opener | None,
+                 progress: Progress = None) -> Iterator[IndexedMember]:
+    """The members of the tar or zip at `location` (told apart by their first bytes);
+    `progress` gets each member's bytes as it is hashed."""
     try:
         with (opener or _open_local)(location) as f:
             head = f.read(4)
@@ -203,9 +213,9 @@ def scan_archive(location: str, nested: Callable[[str], bool],
     # a `.zip` that does not start as one (a stub in front, not a zip at all) is named by
     # the zip reader, whose messages say what it is
     if not is_zip(head) and not location.lower().endswith(".zip"):
-        yield from scan_tar(location, nested=nested, opener=opener)
+        yield from scan_tar(location, nested=nested, opener=opener, progress=progress)
         return
-    for m in scan_zip(location, opener=opener):
+    for m in scan_zip(location, opener=opener, progress=progress):
         yield IndexedMember(m.path, m.offset, m.size, m.xxh3,
                             m.packed if m.method == DEFLATED else 0)
 

@@ -18,21 +18,27 @@ class Synth(Command):
     help = "write a synthetic ImageNet-shaped source"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("what", choices=["imagenet"])
-        parser.add_argument("dir")
-        parser.add_argument("--val-images", type=int, default=50_000)
-        parser.add_argument("--train-classes", type=int, default=10)
-        parser.add_argument("--train-per-class", type=int, default=10)
+        parser.add_argument("what", choices=["imagenet"], help="the dataset to imitate")
+        parser.add_argument("dir", help="the folder to write into")
+        parser.add_argument("--val-images", type=int, default=50_000,
+                            help="val images, the first N of the real names (default 50000)")
+        parser.add_argument("--train-classes", type=int, default=10,
+                            help="train classes (default 10)")
+        parser.add_argument("--train-per-class", type=int, default=10,
+                            help="train images per class (default 10)")
         parser.add_argument("--wnids",
                             help="comma-separated train classes (instead of --train-classes)")
         parser.add_argument("--size", default="64x48", help="nominal WxH (default 64x48)")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=int, default=0, help="the pixels' seed (default 0)")
         parser.add_argument("--no-kaggle", action="store_true",
                             help="skip the Kaggle folder layout")
-        parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1)
+        parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                            help="worker processes (default: all cores)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .synth import SynthSpec, synthesize
+        from ...cli.display import progress_factory
+        from ...core.progress import bar
+        from .synth import SynthSpec, image_count, synthesize
 
         try:
             width, height = (int(v) for v in args.size.lower().split("x"))
@@ -45,7 +51,9 @@ class Synth(Command):
                          train_per_class=args.train_per_class, width=width, height=height,
                          seed=args.seed, kaggle=not args.no_kaggle,
                          wnids=tuple(args.wnids.split(",")) if args.wnids else ())
-        made = synthesize(args.dir, spec, jobs=args.jobs)
+        with bar(progress_factory(), f"synthesizing into {args.dir}", image_count(spec),
+                 unit="images") as advance:
+            made = synthesize(args.dir, spec, jobs=args.jobs, progress=advance)
         for layout, location in made.items():
             print(f"{layout}\t{location}")
         print("SYNTHETIC data: stand-ins with real names and labels, not ImageNet images.")
@@ -56,10 +64,14 @@ class Eval(Command):
     help = "top-1..5 classification error of val predictions"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("predictions")
+        parser.add_argument("predictions", help="predictions: a line per val image in the order "
+                            "of val/files.txt")
         parser.add_argument("--dataset", required=True,
                             help="a built downscale dataset with a val split")
-        parser.add_argument("--format", choices=["auto", "labels", "devkit"], default="auto")
+        parser.add_argument("--format", choices=["auto", "labels", "devkit"], default="auto",
+                            help="labels: up to 5 labels a line, best first; devkit: "
+                            "5 numbers a guess (label xmin ymin xmax ymax); auto (default): "
+                            "told from the lines")
 
     def run(self, args: argparse.Namespace) -> int:
         from ...cli import open_registry
@@ -78,8 +90,10 @@ class Demo(Command):
     help = "synthesize ImageNet, resolve calibration sets, query"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--val-images", type=int, default=50_000)
-        parser.add_argument("--jobs", "-j", type=int)
+        parser.add_argument("--val-images", type=int, default=50_000,
+                            help="val images to synthesize, 500 to 50000 (default 50000)")
+        parser.add_argument("--jobs", "-j", type=int,
+                            help="worker processes (default: all cores)")
 
     def run(self, args: argparse.Namespace) -> int:
         from ...cli import open_registry

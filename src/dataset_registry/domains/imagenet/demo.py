@@ -19,8 +19,9 @@ from pathlib import Path
 
 from ...api import Registry
 from ...config import locations
+from ...core.progress import bar
 from ...errors import BadInputError
-from .synth import SynthSpec, synthesize
+from .synth import SynthSpec, image_count, synthesize
 
 DEMO_PROJECT = "registry-demo"  # where the example project goes when there is none
 MIN_IMAGES = 500  # the "min" set takes the first 500 val images
@@ -99,7 +100,8 @@ def run_demo(reg: Registry, *, val_images: int = 50_000, jobs: int | None = None
     if not (os.path.exists(stamp) and Path(stamp).read_text() == repr(spec)):
         print(f"1. synthesizing {val_images} ImageNet-shaped val images into {data} ...")
         start = time.perf_counter()
-        synthesize(data, spec, jobs=jobs or os.cpu_count() or 1)
+        with bar(reg.progress, "synthesizing", image_count(spec), unit="images") as advance:
+            synthesize(data, spec, jobs=jobs or os.cpu_count() or 1, progress=advance)
         with open(stamp, "w") as f:
             f.write(repr(spec))
         print(f"   done in {time.perf_counter() - start:.1f} s (SYNTHETIC: real names and "

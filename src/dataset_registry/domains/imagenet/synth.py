@@ -205,10 +205,16 @@ def _class_tar(images: list[tuple[_Image, bytes]]) -> bytes:
     return buf.getvalue()
 
 
+def image_count(spec: SynthSpec) -> int:
+    """How many images `synthesize` renders (what its `progress` adds up to)."""
+    return len(val_images(spec)) + sum(len(images) for images in train_images(spec).values())
+
+
 def synthesize(out_dir: str, spec: SynthSpec, *, jobs: int = 1,
                progress: Callable[[int], None] | None = None) -> dict[str, str]:
     """Write the synthetic ImageNet under `out_dir`; return {layout: location} of what
-    was written (the Kaggle layout only with `spec.kaggle`)."""
+    was written (the Kaggle layout only with `spec.kaggle`). `progress(n)`: n more
+    images written (`image_count(spec)` in all)."""
     val = val_images(spec)
     train = train_images(spec)  # checks spec.wnids: refused before anything is written
     os.makedirs(out_dir, exist_ok=True)
