@@ -14,7 +14,10 @@ import importlib.abc
 import importlib.machinery
 import sys
 import warnings
+from collections.abc import Callable
+from importlib.util import find_spec
 from types import ModuleType
+from typing import Any
 
 MOVED = {f"dataset_registry.{old}": f"dataset_registry.{new}" for old, new in {
     "artifact_inputs": "engine.inputs", "classes": "sources.classes",
@@ -66,3 +69,20 @@ class MovedFinder(importlib.abc.MetaPathFinder):
 def install() -> None:
     if not any(isinstance(f, MovedFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, MovedFinder())
+
+
+def forwarding(package: str, module: str) -> Callable[[str], Any]:
+    """The `__getattr__` of `package`, once the module `package.module` it replaced: its
+    submodules stay submodules (`from .jobs import render` is the module), any other name
+    is looked up in `module` on first use and kept."""
+
+    def __getattr__(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if find_spec(f"{package}.{name}") is not None:
+            return importlib.import_module(f"{package}.{name}")
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__

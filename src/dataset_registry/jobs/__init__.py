@@ -6,18 +6,6 @@ against the generated Kubernetes models and published CRD schemas (`check`, `crd
 found here (imported on first use) for code written against it.
 """
 
-from __future__ import annotations
+from .._moved import forwarding
 
-from importlib import import_module
-from importlib.util import find_spec
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    if find_spec(f"{__name__}.{name}") is not None:  # a submodule: `from . import render`
-        return import_module(f".{name}", __name__)
-    value = getattr(import_module(".render", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = forwarding(__name__, "render")

@@ -9,18 +9,6 @@ archives without extracting them.
 found here (imported on first use) for code written against it.
 """
 
-from __future__ import annotations
+from .._moved import forwarding
 
-from importlib import import_module
-from importlib.util import find_spec
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    if find_spec(f"{__name__}.{name}") is not None:  # a submodule: `from . import index`
-        return import_module(f".{name}", __name__)
-    value = getattr(import_module(".index", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = forwarding(__name__, "index")
