@@ -75,10 +75,12 @@ def test_the_old_import_paths_of_moved_modules_still_work_and_say_where_they_wen
     from dataset_registry.sources.layouts.files import Files as moved
 
     assert Files is moved
-    # the two modules that became packages forward their old names, and their submodules
-    # stay submodules (`jobs.render` is the module, not the function in it)
-    from dataset_registry.jobs import RenderedJob, render
-    from dataset_registry.sources import check_source, index
+    # the two modules that became packages forward their old names (with a warning), and
+    # their submodules stay submodules
+    with pytest.warns(DeprecationWarning, match="dataset_registry.jobs.spec.render"):
+        from dataset_registry.jobs import RenderedJob, render, spec
+    with pytest.warns(DeprecationWarning, match="dataset_registry.sources.index.check_source"):
+        from dataset_registry.sources import check_source, index
 
-    assert render.__name__ == "dataset_registry.jobs.render" and RenderedJob is render.RenderedJob
+    assert render is spec.render and RenderedJob is spec.RenderedJob  # the function, as before
     assert index.__name__ == "dataset_registry.sources.index" and check_source is index.check_source

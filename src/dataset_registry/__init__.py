@@ -21,7 +21,7 @@ _moved.install()  # the old import paths of modules that moved (see _moved.py)
 
 _EXPORTS = {
     "Registry": "api", "QueryResult": "api", "Resolved": "engine.build",
-    "RenderedJob": "jobs.render",
+    "RenderedJob": "jobs.spec",
     "Marker": "artifact.marker",  # Resolved.marker: what _registry.json says of an artifact
     **{name: "errors" for name in (
         "RegistryError", "BadInputError", "ManifestError", "SourceError", "UnsafeMemberError",
@@ -57,7 +57,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         UnsafeMemberError,
         VerifyError,
     )
-    from .jobs.render import RenderedJob  # noqa: F401
+    from .jobs.spec import RenderedJob  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -74,7 +74,7 @@ def install() -> None:
 def forwarding(package: str, module: str) -> Callable[[str], Any]:
     """The `__getattr__` of `package`, once the module `package.module` it replaced: its
     submodules stay submodules (`from .jobs import render` is the module), any other name
-    is looked up in `module` on first use and kept."""
+    is looked up in `module`, with a DeprecationWarning naming where it lives now."""
 
     def __getattr__(name: str) -> Any:
         if name.startswith("__"):
@@ -82,7 +82,8 @@ def forwarding(package: str, module: str) -> Callable[[str], Any]:
         if find_spec(f"{package}.{name}") is not None:
             return importlib.import_module(f"{package}.{name}")
         value = getattr(importlib.import_module(f"{package}.{module}"), name)
-        setattr(sys.modules[package], name, value)
+        warnings.warn(f"{package}.{name} moved to {package}.{module}.{name}; import it from "
+                      "there", DeprecationWarning, stacklevel=2)
         return value
 
     return __getattr__

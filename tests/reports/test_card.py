@@ -285,3 +285,36 @@ def test_the_card_shows_the_audit_of_its_splits(tmp_path, planted_photos):
 def test_a_clean_card_says_no_image_is_in_two_splits(photos):
     page = parse(photos.report("photos-split"))
     assert "No image is in two splits." in page.text and "Leak:" not in page.text
+
+
+def test_a_downscale_into_split_folders_is_audited_by_its_splits(tmp_path, planted_photos):
+    """`downscale` with `format: folders` writes `<split>/<class>/...` and declares those
+    splits: its audit, its card and its diff all see train and val, and the copies a
+    split of the planted photos put on both sides are a leak in each."""
+    from .test_audit import open_source
+
+    reg = open_source(tmp_path, planted_photos, """datasets:
+  - {name: split, recipe: sample, inputs: {images: photos},
+     params: {n: 67, seed: 3, on_error: skip, splits: {train: 0.5, val: 0.5}}}
+  - {name: small, recipe: downscale, inputs: {train: split, val: split},
+     params: {width: 16, height: 16, format: folders, on_error: skip}}
+""")
+    small = reg.resolve("small")
+    assert small.marker.splits == ("train", "val")
+    audit = reg.audit("small", near=False)
+    assert set(audit["splits"]) == {"train", "val"}
+    assert audit["leak"] and audit["counts"]["exact_across"] == \
+        reg.audit("split", near=False)["counts"]["exact_across"]
+    assert "Leak:" in parse(reg.report("small")).text
+    assert {s["split"] for s in reg.diff("split", "small")["splits"]} >= {"train", "val"}
+
+
+def test_card_fields_of_any_json_type_are_shown_as_text():
+    """A marker from a shared store may hold any JSON in its card: shown, escaped, never
+    a crash."""
+    from dataset_registry.reports.card_html import _card_fields
+
+    html = _card_fields({"license": 5, "homepage": ["<x>"], "citation": {"a": 1},
+                         "meta": "<b>flat</b>"})
+    assert "<dd>5</dd>" in html and "&lt;x&gt;" in html and "&quot;a&quot;: 1" in html
+    assert "&lt;b&gt;flat&lt;/b&gt;" in html and "<b>" not in html

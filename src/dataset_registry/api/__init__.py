@@ -1,7 +1,6 @@
 """The Python API: `Registry.open(".")` and what the CLI calls.
 
-    registry.py      the Registry: datasets, sources, maintenance
-    catalog_sync.py  the catalog kept in step with the manifests and the store
+    registry.py      the Registry: opens a project's pieces and wires the engine to them
     runs.py          training jobs rendered or submitted, and their run records
 """
 

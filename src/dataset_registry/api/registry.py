@@ -9,17 +9,23 @@ from typing import TYPE_CHECKING, Any
 from ..catalog import Catalog
 from ..config import locations
 from ..core.remote import Remote, env_options
-from ..engine import catalog_sync, keycache, lineage, locking, sources, transfers, verify
+from ..engine import (
+    catalog_sync,
+    keycache,
+    lineage,
+    locking,
+    resolving,
+    sources,
+    transfers,
+    verify,
+)
 from ..engine import gc as gc_
 from ..engine.build import ProgressFactory, Resolved, Resolver
 from ..engine.lineage import LineageNode
 from ..engine.lockfile import LOCK
 from ..engine.verify import raise_on_problems  # noqa: F401 - importable from here, as before
-from ..errors import (
-    BadInputError,
-)
-from ..executors import Executor, open_executor
-from ..manifest import DatasetNode, Manifests, load_manifests
+from ..executors import Executor
+from ..manifest import Manifests, load_manifests
 from ..reports import audit as audit_
 from ..reports import card
 from ..reports import diff as diff_
@@ -27,7 +33,7 @@ from ..stores import Store, open_store
 from . import runs
 
 if TYPE_CHECKING:
-    from ..jobs.render import RenderedJob
+    from ..jobs.spec import RenderedJob
     from ..sources.index import SourceInfo
 
 
@@ -140,19 +146,7 @@ class Registry:
         """Build what is missing for `name` and return where it lives. `repair`: re-verify
         `name`'s artifact and its inputs' first, and rebuild in place those damaged
         (`Resolved.repaired` says which, and what was wrong)."""
-        if not isinstance(self.manifests.get(name), DatasetNode):
-            raise BadInputError(f"{name} is a {self.manifests.get(name).kind}, not a dataset")
-        if isinstance(executor, Executor):  # the caller's: it stays open for the next build
-            resolved = self.resolver.resolve(name, executor, repair=repair)
-        else:
-            opened = open_executor(executor, jobs)
-            try:
-                resolved = self.resolver.resolve(name, opened, repair=repair)
-            finally:
-                opened.close()
-        locking.keep_current(self, [name])
-        catalog_sync.upkeep_once(self, strict=False)  # published: only a warning
-        return resolved
+        return resolving.resolve(self, name, jobs=jobs, executor=executor, repair=repair)
 
     def write_lock(self) -> tuple[bool, dict[str, str]]:
         """Write registry.lock: every source set here and every dataset whose key can be
@@ -179,9 +173,10 @@ class Registry:
         """The already-built dataset `name`; BadInputError if it is not built."""
         return self.resolver.built(name)
 
-    def lineage(self, name: str) -> LineageNode:
-        """What `name` is made from, down to its sources and shipped files."""
-        return lineage.lineage(self, name)
+    def lineage(self, name: str, role: str = "") -> LineageNode:
+        """What `name` is made from, down to its sources and shipped files (`role`: the
+        role the tree's root plays, shown on it)."""
+        return lineage.lineage(self, name, role)
 
     def diff(self, a: str, b: str, *, limit: int = diff_.LIMIT) -> dict[str, Any]:
         """What differs between built datasets or artifact keys `a` and `b` (JSON-able: the
@@ -245,7 +240,7 @@ class Registry:
 
     # -- reports ---------------------------------------------------------------------------
 
-    def audit(self, name: str, near: bool = True, **options: Any) -> dict[str, Any]:
+    def audit(self, name: str, *, near: bool = True, **options: Any) -> dict[str, Any]:
         """The leak audit of source or built dataset `name` (reports/audit.py: the JSON shape;
         `options`: threshold, jobs): exact and near copies across splits, class balance,
         undecodable images; `leak` says whether any image is in two splits."""

@@ -11,13 +11,13 @@ from ..engine import catalog_sync
 from ..errors import CatalogBusyError, TemplateError
 
 if TYPE_CHECKING:
-    from ..jobs.render import RenderedJob
+    from ..jobs.spec import RenderedJob
     from .registry import Registry
 
 
 def render_job(reg: Registry, name: str, flavor: str | None, *, cluster_store: str | None,
                check: bool) -> RenderedJob:
-    from ..jobs.render import render
+    from ..jobs.spec import render
 
     rendered = render(reg.resolver, reg.manifests.job(name), flavor, cluster_store=cluster_store)
     if check:
@@ -33,7 +33,7 @@ def render_job(reg: Registry, name: str, flavor: str | None, *, cluster_store: s
 
 def submit_job(reg: Registry, name: str, flavor: str | None, *, cluster_store: str | None,
                kubectl: str | None) -> tuple[RenderedJob, str]:
-    from ..jobs.render import render, submit
+    from ..jobs.spec import render, submit
 
     rendered = render(reg.resolver, reg.manifests.job(name), flavor, cluster_store=cluster_store)
     output = submit(rendered, kubectl)

@@ -23,6 +23,8 @@ from ..errors import BuildError, StorageError, VerifyError
 from .filetable import FILE_COLUMNS, SKIP_COLUMNS, FileRow, SkipRow
 from .marker import FILES, MARKER, PARTS, RANGES, RESERVED, SCRATCH, SKIPPED, Marker
 
+COLUMNS = tuple(FILE_COLUMNS)  # the file table's column names, as this module named them
+
 _SPLITS = "splits.json"  # under PARTS: the splits `Output.splits` declared
 
 

@@ -4,9 +4,10 @@ JSON; exit 1 when an image is in two splits, so CI can gate on it."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from .display import print_json
 
 SHOW = 5  # entries of each finding a summary names
 
@@ -20,7 +21,7 @@ def audit(reg: Any, args: argparse.Namespace) -> int:
         print(f"registry: warning: near copies not checked: {near['why_not']}",
               file=sys.stderr)
     if args.json:
-        print(json.dumps(report, indent=1))
+        print_json(report)
     else:
         print("\n".join(summary(report)))
     return 1 if report["leak"] else 0

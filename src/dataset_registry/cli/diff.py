@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from .display import table
+from .display import print_json, table
 
 _WHAT = {"added": "added", "removed": "removed", "bytes_changed": "bytes changed",
          "label_changed": "label changed"}
@@ -15,7 +15,7 @@ _WHAT = {"added": "added", "removed": "removed", "bytes_changed": "bytes changed
 def diff(reg: Any, args: argparse.Namespace) -> int:
     report = reg.diff(args.a, args.b, limit=args.limit)
     if args.json:
-        print(json.dumps(report, indent=1))
+        print_json(report)
     else:
         for line in _heading(report):
             print(line)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from typing import Any
@@ -28,32 +27,11 @@ def report(reg: Any, args: argparse.Namespace) -> int:
 
 
 def write_atomically(path: str, text: str) -> None:
-    """`text` into `path` through a temporary file beside it, renamed over it once whole:
-    a reader sees the old file or the new one, never half of one."""
-    import tempfile
+    """`text` into `path`, whole or not at all (core.atomic); a failure is a StorageError
+    naming the path."""
+    from ..core.atomic import write_atomic
 
-    folder = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                   dir=folder)
+        write_atomic(path, text)
     except OSError as exc:
         raise StorageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644 & ~_umask())  # as a file the user wrote (mkstemp's is 0600)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise StorageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

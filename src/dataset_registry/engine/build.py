@@ -83,8 +83,6 @@ class Resolved:
                               f"({str(exc).splitlines()[0]}); {repair}") from None
 
 
-
-
 class Resolver(Keys):
     """The builder: `resolve` builds exactly what is missing for a name (after looking in
     the caches), through staging, and publishes it with its marker last."""

@@ -24,7 +24,7 @@ def sync(reg: Project, catalog: Catalog, *, force: bool) -> dict[str, str]:
 
     # the key cache's stat checks of manifests, source settings and code, and the sources'
     # fingerprints as last computed or locked (cheap: no source is read, or even stat-ed)
-    checks = keycache._global_checks(reg.manifests_dir, reg.state_dir)
+    checks = keycache.global_checks(reg.manifests_dir, reg.state_dir)
     fingerprints = {}
     memo: dict[str, str | None] = {}
     for node in reg.manifests.nodes.values():

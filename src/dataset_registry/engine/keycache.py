@@ -49,7 +49,7 @@ def _tree_stat(root: str, suffixes: tuple[str, ...] = ()) -> list[Any]:
     return rows
 
 
-def _global_checks(manifests_dir: str, state_dir: str) -> list[Any]:
+def global_checks(manifests_dir: str, state_dir: str) -> list[Any]:
     return [
         ["code", _tree_stat(_PACKAGE, (".py",))],
         ["manifests", _tree_stat(manifests_dir, (".yaml", ".yml"))],
@@ -105,7 +105,7 @@ def lookup(state_dir: str, manifests_dir: str, names: list[str]) -> dict[str, st
             cached = json.load(f)
         if cached.get("format") != FORMAT or not all(n in cached["keys"] for n in names):
             return None
-        if not _same(_global_checks(manifests_dir, state_dir), cached["global"]):
+        if not _same(global_checks(manifests_dir, state_dir), cached["global"]):
             return None
         deps = {tuple(d) for n in names for d in cached["deps"][n]}
         for kind, path in deps:
@@ -127,7 +127,7 @@ def save(state_dir: str, manifests_dir: str, keys: dict[str, str],
     other datasets stay while they still hold: same global checks, and no dependency
     they share with `keys` seen changed since they were saved."""
     every = {d for ds in deps.values() for d in ds}
-    checks = _global_checks(manifests_dir, state_dir)
+    checks = global_checks(manifests_dir, state_dir)
     stats = {f"{kind}:{path}": _dep_check(kind, path) for kind, path in sorted(every)}
     doc: dict[str, Any] = {"format": FORMAT, "keys": {}, "deps": {}, "global": checks,
                            "stats": {}}

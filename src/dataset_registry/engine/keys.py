@@ -265,3 +265,6 @@ class Keys:
         if location is None:
             return None
         return last_known(node, location, os.path.join(self.state_dir, "cache"))
+
+
+SourceKeys = Keys  # its name in engine/source_keys.py (old path `dataset_registry.source_keys`)

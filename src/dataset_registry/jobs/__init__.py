@@ -1,4 +1,4 @@
-"""Training jobs: manifests of GPU jobs rendered into Kubernetes specs (`render`), checked
+"""Training jobs: manifests of GPU jobs rendered into Kubernetes specs (`spec`), checked
 against the generated Kubernetes models and published CRD schemas (`check`, `crdcheck`,
 `schemas/`), with a copy step for object-storage cluster stores (`stage`).
 
@@ -8,4 +8,4 @@ found here (imported on first use) for code written against it.
 
 from .._moved import forwarding
 
-__getattr__ = forwarding(__name__, "render")
+__getattr__ = forwarding(__name__, "spec")

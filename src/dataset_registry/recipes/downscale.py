@@ -312,10 +312,12 @@ class DownscaleRecipe(Recipe):
         words = scheme.descriptions() if scheme else {w: w for w in subset}
         out.write("classes.txt", "".join(f"{w}\t{order[w]}\t{words.get(w, '')}\n"
                                          for w in subset).encode())
+        written = []
         for split in cls.splits(inputs):
             parts = [r for r in results if r["split"] == split]
             if not parts:
                 continue
+            written.append(split)
             sel = chosen[split] if split in chosen else cls.select(params, inputs, split)
             skipped = [i for r in parts for i in r["skipped"]]
             keep = np.delete(np.arange(len(sel.rows)), skipped)  # positions in the selection
@@ -339,6 +341,8 @@ class DownscaleRecipe(Recipe):
                 # the file names, as the devkit's evaluation lists them (two images of
                 # one file name are told apart by members.txt, as they always were)
                 _write_val_files(out, kept, labels, [os.path.basename(n) for n in kept.names])
+        if params.format == "folders":  # `<split>/<class>/...`: each split a folder of its own
+            out.splits([split for split in written if split != "*"])
 
 
 def _by_class_name(params: DownscaleParams, inputs: Inputs, members: MemberSet,

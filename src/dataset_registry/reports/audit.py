@@ -65,7 +65,7 @@ def audit(project: Project, name: str, *, near: bool = True,
         found = phash.fingerprints(
             project.state_dir, table.digests[copies.first], lambda at: table.refs(
                 copies.first[at]), hashing=bool(checked["checked"]), jobs=jobs,
-            remote=project.remote, progress=getattr(project, "progress", None))
+            remote=project.remote, progress=project.resolver.progress)
         checked["images_decoded"] = found.decoded
         state = found.states[copies.content]  # each member's, by its content
         bad = np.nonzero(state == phash.UNDECODABLE)[0]

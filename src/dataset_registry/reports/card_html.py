@@ -82,7 +82,7 @@ def render(card: Card) -> str:
              f"<b>{len([s for s in card.splits if s]) or 1}</b> "
              f"split{'' if len([s for s in card.splits if s]) <= 1 else 's'}",
              f"<b>{card.files:,}</b> files, {size(card.bytes)}",
-             f"<b>{card.skipped:,}</b> skipped", f"license: <b>{escape(license_)}</b>"]
+             f"<b>{card.skipped:,}</b> skipped", f"license: <b>{escape(as_text(license_))}</b>"]
     badge = '<span class="badge">synthetic stand-in</span>' if card.synthetic else ""
     header = (
         f'<header><h1 id="name">{escape(card.name)}{badge}</h1>'
@@ -188,18 +188,19 @@ def _audit(card: Card) -> str:
 def _card_fields(fields: Any) -> str:
     pairs = []
     for name in ("license", "homepage", "citation"):
-        value = fields.get(name)
-        if not value:
+        if not fields.get(name):
             continue
-        if name == "homepage" and str(value).startswith(("https://", "http://")):
+        value = as_text(fields[name])  # a marker from a shared store may hold any JSON here
+        if name == "homepage" and value.startswith(("https://", "http://")):
             pairs.append((name, f'<a href="{escape(value)}" rel="noreferrer">'
                                 f"{escape(value)}</a>"))
         elif name == "citation":
-            pairs.append((name, f"<pre>{escape(str(value))}</pre>"))
+            pairs.append((name, f"<pre>{escape(value)}</pre>"))
         else:
-            pairs.append((name, escape(str(value))))
-    for key, value in sorted((fields.get("meta") or {}).items()):
-        pairs.append((f"meta.{key}", escape(as_text(value))))
+            pairs.append((name, escape(value)))
+    meta = fields.get("meta") or {}
+    for key, value in sorted(meta.items() if isinstance(meta, dict) else [("", meta)]):
+        pairs.append((f"meta.{key}" if key else "meta", escape(as_text(value))))
     return _kv(pairs) if pairs else ""
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import tempfile
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.atomic import atomic_path
 from ..errors import BadImageError
 from ..recipes.imaging import Downscale, check_image, downscale, open_image, quiet_bomb_warnings
 from ..sources.members import MemberRef, read_members, use_remote
@@ -151,17 +151,11 @@ class Fingerprints:
     def _write(self, known: Known) -> None:
         os.makedirs(self.folder, exist_ok=True)
         at = np.array(sorted(known.why), dtype=np.int64)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, digests=_raw(known.digests), states=known.states,
-                         hashes=known.hashes, why_at=at,
-                         why=np.array([known.why[i] for i in at.tolist()], dtype=str))
-            os.replace(tmp, os.path.join(self.folder, f"{self.VERSION}-{uuid.uuid4().hex}.npz"))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        target = os.path.join(self.folder, f"{self.VERSION}-{uuid.uuid4().hex}.npz")
+        with atomic_path(target) as tmp, open(tmp, "wb") as f:
+            np.savez(f, digests=_raw(known.digests), states=known.states,
+                     hashes=known.hashes, why_at=at,
+                     why=np.array([known.why[i] for i in at.tolist()], dtype=str))
 
 
 def _raw(digests: np.ndarray) -> np.ndarray:
