@@ -8,6 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from dataset_registry import __version__
 from dataset_registry.cli.command import load_commands
 from dataset_registry.cli.parser import build_parser, json_option
@@ -232,3 +234,18 @@ def test_completion_for_another_shell_is_refused(tmp_path):
     assert "invalid choice: 'fish' (choose from 'bash', 'zsh')" in out.stderr
     assert list(tmp_path.iterdir()) == []
 
+
+
+@pytest.mark.parametrize("argv", [["resolve", "x", "--jobs", "0"], ["audit", "x", "-j", "-5"],
+                                  ["audit", "x", "--threshold", "abc"], ["reslove", "x"]])
+def test_a_usage_error_is_one_line_pointing_at_help(argv, tmp_path):
+    proc = run_cli(*argv, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.rstrip().endswith("--help)")
+
+
+def test_verify_of_a_whole_store_names_the_store(tmp_path):
+    proc = run_cli("verify", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout == (f"verified 0 artifact(s) in {tmp_path / 'registry'}: all files "
+                           "match their records\n")

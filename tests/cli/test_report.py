@@ -3,6 +3,8 @@ standard output; exit 2 with one line for what cannot have a card."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -61,7 +63,7 @@ def test_a_dataset_not_built_is_exit_2_saying_how_to_build_it(tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["photos"], "photos is a source, not a dataset: a card shows a built dataset "
-                 "(registry show NAME shows a source)"),
+                 "(registry show photos shows what it is)"),
     (["photos-split", "-o", "nowhere/card.html"],
      "report: -o nowhere/card.html: folder {root}/nowhere does not exist"),
     (["photos-split", "-o", "cards"], "report: -o cards is a folder; name the file to write"),
@@ -89,3 +91,34 @@ def test_a_file_table_damaged_inside_is_exit_1_saying_how_to_repair(tmp_path):
     assert proc.stderr.endswith("); repair it with: registry resolve --repair photos-split\n")
     assert len(proc.stderr.splitlines()) == 1
     assert not (tmp_path / "photos-split.card.html").exists() and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo", "missing-folder/", "file-as-folder"])
+def test_o_refuses_what_is_not_a_new_or_regular_file(project, tmp_path, kind):
+    """-o onto a link, a pipe or a device would replace it (as root: /dev/full); a folder
+    path that does not exist, or a file given as a folder, is named for what it is."""
+    target = tmp_path / "target.html"
+    target.write_text("kept")
+    if kind == "link":
+        path = tmp_path / "link.html"
+        path.symlink_to(target)
+        why = "is not a regular file"
+    elif kind == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+        why = "is not a regular file"
+    elif kind == "missing-folder/":
+        path = tmp_path / "newdir"
+        why = "is a folder; name the file to write"
+    else:
+        path = target / "x.html"
+        why = "is not a folder"
+    arg = str(path) + ("/" if kind == "missing-folder/" else "")
+    proc = run_cli("report", "photos-split", "-o", arg, cwd=project)
+    assert proc.returncode == 2 and why in proc.stderr and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert target.read_text() == "kept" and not (tmp_path / "newdir").exists()
+    if kind == "link":
+        assert path.is_symlink()
+    if kind == "fifo":
+        assert stat.S_ISFIFO(os.lstat(path).st_mode)

@@ -202,7 +202,7 @@ def test_the_cache_merges_its_files_and_forgets_a_damaged_one(tmp_path):
         cache.add(a, np.array([phash.HASHED], np.uint8), 7 * one, {})
     cache.add(b, np.array([phash.HASHED], np.uint8), 9 * one, {})
     cache.add(c, np.array([phash.UNDECODABLE], np.uint8), 0 * one, {0: "corrupt"})
-    Path(cache.folder, "v1-damaged.npz").write_bytes(b"not a zip")
+    Path(cache.folder, f"{cache.VERSION}-damaged.npz").write_bytes(b"not a zip")
     assert len(cache.files()) == 20
     known = cache.load()  # past 16 files: merged into one, the damaged one removed
     assert len(cache.files()) == 1
@@ -314,3 +314,22 @@ def test_what_cannot_be_audited_is_refused_in_one_line(tmp_path, pooled):
                                             r"image files .*: photos$"):
         audit(reg, "shards")
     assert not (Path(reg.state_dir) / "phash").exists()  # nothing decoded, nothing cached
+
+
+def test_images_of_one_colour_are_not_near_copies_of_each_other(tmp_path):
+    """pHash of a flat image is noise: black and white once matched at 1 bit. Flat images
+    are decoded, counted as `flat` and not compared; an exact copy of one still is found."""
+    from PIL import Image
+
+    data = tmp_path / "solid"
+    for split, name, colour in [("train", "black", (0, 0, 0)), ("val", "white", (255,) * 3),
+                                ("val", "red", (255, 0, 0)), ("train", "grey", (128,) * 3),
+                                ("val", "grey-again", (128,) * 3)]:
+        path = data / split / "a" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 64), colour).save(path)
+    report = open_source(tmp_path / "p", data).audit("photos", jobs=1)
+    assert report["near"]["checked"] and report["near"]["flat"] == 5
+    assert report["near_across"] == [] and report["counts"]["near_across"] == 0
+    assert [sorted(named(m) for m in g["members"]) for g in report["exact_across"]] == \
+        [["train/a/grey.png", "val/a/grey-again.png"]]

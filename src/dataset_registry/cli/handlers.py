@@ -130,7 +130,8 @@ def verify(reg: Any, args: argparse.Namespace) -> int:
                                  if problems}})
     raise_on_problems(report)
     if not args.json:
-        print(f"verified {len(report)} artifact(s): all files match their records")
+        where = "" if args.names else f" in {reg.store.url}"
+        print(f"verified {len(report)} artifact(s){where}: all files match their records")
     return 0
 
 

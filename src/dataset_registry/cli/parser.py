@@ -31,7 +31,11 @@ LOCATION_ENV = ("DATASET_REGISTRY_MANIFESTS", "DATASET_REGISTRY_STORE",
 
 class Parser(argparse.ArgumentParser):
     """argparse's parser, whose "invalid choice" (a mistyped command, say) also names the
-    choices closest to what was typed."""
+    choices closest to what was typed, and whose usage errors are one line (exit 2), as
+    every other error here: where to look is `--help`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         if action.choices is not None and value not in action.choices:
@@ -41,6 +45,17 @@ class Parser(argparse.ArgumentParser):
             raise argparse.ArgumentError(
                 action, f"invalid choice: {value!r}{did_you_mean(str(value), known)} "
                 f"(choose from {', '.join(map(repr, known))})")
+
+
+def workers(text: str) -> int:
+    """A --jobs value: a whole number of processes, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 or more)")
+    return value
 
 
 def build_parser(commands: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
@@ -92,7 +107,7 @@ def _core_commands(sub: Any) -> None:
                    help="datasets to resolve (one: its location alone; several: a line "
                    "each, NAME STATUS LOCATION)")
     c.add_argument("--tags", help="resolve every dataset with all these tags (CK style)")
-    c.add_argument("--jobs", "-j", type=int, help="worker processes (default: all cores)")
+    c.add_argument("--jobs", "-j", type=workers, help="worker processes (default: all cores)")
     c.add_argument("--executor", help="where tasks run: local (default, a process pool), "
                    "dask://HOST:PORT (a Dask scheduler), dask://local (a Dask LocalCluster)")
     c.add_argument("--dry-run", action="store_true", help="show what would be built")
@@ -214,7 +229,7 @@ def _core_commands(sub: Any) -> None:
                    "decoded (no near copies, no undecodable images)")
     c.add_argument("--threshold", type=int, default=None, metavar="BITS",
                    help="near copies: pHashes at most BITS of 64 apart (default 10)")
-    c.add_argument("--jobs", "-j", type=int, help="processes decoding images (default: all "
+    c.add_argument("--jobs", "-j", type=workers, help="processes decoding images (default: all "
                    "cores); each distinct image is decoded once, then cached")
     c = sub.add_parser("completion", help="print a shell completion script (plugin commands "
                        "included): eval \"$(registry completion bash)\"")

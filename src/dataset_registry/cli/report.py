@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from typing import Any
 
@@ -16,10 +17,15 @@ def report(reg: Any, args: argparse.Namespace) -> int:
         sys.stdout.write(reg.report(args.name, near=args.near))
         return 0
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise BadInputError(f"report: -o {path}: folder {folder} does not exist")
-    if os.path.isdir(path):
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
         raise BadInputError(f"report: -o {path} is a folder; name the file to write")
+    if not os.path.isdir(folder):
+        what = "is not a folder" if os.path.lexists(folder) else "does not exist"
+        raise BadInputError(f"report: -o {path}: folder {folder} {what}")
+    if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+        raise BadInputError(f"report: -o {path} is not a regular file (a link, device or "
+                            "pipe): the card is written only to a new or regular file "
+                            "(-o - writes it to standard output)")
     html = reg.report(args.name, near=args.near)
     write_atomically(path, html)
     print(f"wrote {path} ({len(html.encode()):,} bytes): the dataset card of {args.name}")

@@ -52,11 +52,12 @@ def audit(project: Project, name: str, *, near: bool = True,
     counts = {"exact_across": len(copies.across), "exact_within": len(copies.within),
               "near_across": None, "undecodable": None}
     checked = {"decoded": near, "checked": near and phash.available(), "method": None,
-               "threshold": threshold, "why_not": None, "too_small": None,
+               "threshold": threshold, "why_not": None, "too_small": None, "flat": None,
                "unhashable": None, "images_decoded": 0}
     report["near_across"] = report["undecodable"] = None
     if not near:
-        checked["why_not"] = "not asked for (--no-near): no image was decoded"
+        checked["why_not"] = ("not asked for: no image was decoded (registry audit NAME, or "
+                              "report --near, compares them)")
     else:
         if not checked["checked"]:
             checked["why_not"] = f"ImageHash is not installed; {phash.INSTALL}"
@@ -74,6 +75,7 @@ def audit(project: Project, name: str, *, near: bool = True,
                                  for g in bad[:LIMIT].tolist()]
         if checked["checked"]:
             checked["too_small"] = int((state == phash.SMALL).sum())
+            checked["flat"] = int((state == phash.FLAT).sum())
             checked["unhashable"] = int((state == phash.UNHASHABLE).sum())
             pairs, counts["near_across"] = _near(table, copies, found, state, threshold)
             report["near_across"] = pairs
@@ -103,7 +105,8 @@ def _members(project: Project, name: str) -> tuple[str, str, dict[str, MemberSet
     if not len(every["*"]):
         raise BadInputError(f"audit: dataset {name} (key {built.key}) holds no image files "
                             "(its images are records inside shards or arrays); audit the "
-                            f"dataset or source it is made from: {', '.join(node.inputs.values())}")
+                            "dataset or source it is made from: "
+                            f"{', '.join(dict.fromkeys(node.inputs.values()))}")
     return "dataset", built.key, sets
 
 

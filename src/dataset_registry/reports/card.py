@@ -93,7 +93,7 @@ def gather(project: Project, name: str, *, near: bool = False) -> Card:
     node = project.manifests.get(name)  # unknown: ManifestError naming the manifests
     if node.kind != "dataset":
         raise BadInputError(f"{name} is a {node.kind}, not a dataset: a card shows a built "
-                            "dataset (registry show NAME shows a source)")
+                            f"dataset (registry show {name} shows what it is)")
     built = project.resolver.built(name)  # not built: BadInputError naming the command
     marker = built.marker
     tables = project.store.tables(built.key)

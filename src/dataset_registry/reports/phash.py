@@ -37,6 +37,8 @@ DECODED = 2  # decoded, not hashed (ImageHash was not installed then)
 SMALL = 3  # decoded, a side under SIDE pixels: a hash of so few pixels tells images apart badly
 UNHASHABLE = 4  # decodes (a float TIFF), but has no 8-bit gray rendering to hash
 UNDECODABLE = 5  # what the image check refuses: corrupt, truncated, a bomb
+FLAT = 6  # decoded, of one colour (near enough): its pHash is noise, any two such "match"
+FLAT_RANGE = 8  # gray levels (of 255) between the darkest and lightest of the 32x32 pixels
 
 _NAME = "<image>"  # decoded by content, not name: messages are stored without one
 CHUNK = 256  # images a pool task
@@ -74,6 +76,9 @@ def fingerprint(data: bytes, hashing: bool) -> tuple[int, int, str]:
     with open_image(data, _NAME) as im:  # the header again, for the size the decode hid
         if min(im.size) < SIDE:
             return SMALL, 0, ""
+    gray = np.frombuffer(pixels, np.uint8)
+    if int(gray.max()) - int(gray.min()) <= FLAT_RANGE:
+        return FLAT, 0, ""
     import imagehash
     from PIL import Image
 
@@ -114,7 +119,7 @@ class Fingerprints:
     """The cache: `<state>/phash/v1-*.npz`, each file written whole (a temporary file
     renamed over), read together; once they pile up, merged into one."""
 
-    VERSION = "v1"  # raised whenever what a fingerprint means changes (SPEC, the states)
+    VERSION = "v2"  # v2: FLAT; raised whenever what a fingerprint means changes (SPEC, the states)
 
     def __init__(self, state_dir: str) -> None:
         self.folder = os.path.join(state_dir, "phash")

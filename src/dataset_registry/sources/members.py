@@ -361,8 +361,8 @@ def _fetch_remote(refs: list[MemberRef]) -> Iterator[tuple[MemberRef, bytes]]:
             stored = ref.packed or ref.size
             data = blob[ref.offset - start:ref.offset - start + stored]
             if len(data) != stored:
-                raise SourceError(f"{path}: {ref.origin} is truncated ({len(data)} of "
-                                  f"{stored} bytes); has the source changed?")
+                raise _truncated(ref, f"{path}: {ref.origin} is truncated ({len(data)} of "
+                                 f"{stored} bytes)")
             got[(path, ref.offset)] = checked(ref, unpacked(data, ref.size, ref.packed,
                                                             f"{path}: {ref.origin}"))
     for ref in refs:
@@ -383,14 +383,23 @@ def read_member(ref: MemberRef) -> bytes:
         try:
             fd = os.open(ref.path, os.O_RDONLY)
         except OSError as exc:
-            raise SourceError(f"{ref.path}: cannot read {ref.origin}: {exc.strerror}") from None
+            raise _truncated(ref, f"{ref.path}: cannot read {ref.origin}: "
+                             f"{exc.strerror}") from None
         _open_files[ref.path] = fd
     stored = ref.packed or ref.size
     data = os.pread(fd, stored, ref.offset)
     if len(data) != stored:
-        raise SourceError(f"{ref.path}: {ref.origin} is truncated "
-                          f"({len(data)} of {stored} bytes); has the source changed?")
+        raise _truncated(ref, f"{ref.path}: {ref.origin} is truncated "
+                         f"({len(data)} of {stored} bytes)")
     return checked(ref, unpacked(data, ref.size, ref.packed, f"{ref.path}: {ref.origin}"))
+
+
+def _truncated(ref: MemberRef, what: str) -> SourceError:
+    """A member whose bytes are gone or short: as a changed one (`checked`) where its set
+    says what to do then (an artifact: repair it), else a question about the source."""
+    if ref.changed:
+        return SourceChangedError(f"{what}: {ref.changed}")
+    return SourceError(f"{what}; has the source changed?")
 
 
 def checked(ref: MemberRef, data: bytes) -> bytes:

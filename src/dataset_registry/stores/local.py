@@ -95,8 +95,10 @@ class LocalStore(Store):
             os.rename(staging.path, final)
         except OSError:
             if self.marker(staging.key) is None:
-                raise BuildError(f"cannot publish {final}: it exists without a marker; "
-                                 "run `registry gc`") from None
+                name = marker.name or staging.key
+                raise BuildError(f"cannot publish {final}: it exists without a marker (a "
+                                 "damaged or half-deleted artifact); rebuild it in place "
+                                 f"with: registry resolve --repair {name}") from None
             self.abort(staging)
             return False
         _chmod(final, remove=_WRITE)

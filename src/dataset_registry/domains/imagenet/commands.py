@@ -11,6 +11,7 @@ import argparse
 import os
 
 from ...cli.command import Command
+from ...cli.parser import workers
 from ...errors import BadInputError
 
 
@@ -32,7 +33,7 @@ class Synth(Command):
         parser.add_argument("--seed", type=int, default=0, help="the pixels' seed (default 0)")
         parser.add_argument("--no-kaggle", action="store_true",
                             help="skip the Kaggle folder layout")
-        parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+        parser.add_argument("--jobs", "-j", type=workers, default=os.cpu_count() or 1,
                             help="worker processes (default: all cores)")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -92,7 +93,7 @@ class Demo(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--val-images", type=int, default=50_000,
                             help="val images to synthesize, 500 to 50000 (default 50000)")
-        parser.add_argument("--jobs", "-j", type=int,
+        parser.add_argument("--jobs", "-j", type=workers,
                             help="worker processes (default: all cores)")
 
     def run(self, args: argparse.Namespace) -> int:
