@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from ..errors import BadInputError
 
@@ -16,14 +17,16 @@ from ..errors import BadInputError
 def sql(args: argparse.Namespace) -> int:
     from ..catalog import Catalog
     from ..config import locations
-    from ..core.remote import env_options, parse_options
     from .display import table, write_csv
 
     if args.timeout < 0:
         raise BadInputError(f"--timeout {args.timeout:g}: give seconds >= 0 (0: no limit)")
-    # what opening the Registry would have refused, refused here too (though unused)
-    parse_options(args.storage_option or [])
-    env_options()
+    if args.storage_option or os.environ.get("DATASET_REGISTRY_STORAGE_OPTIONS"):
+        from ..core.remote import env_options, parse_options
+
+        # what opening the Registry would refuse, refused here too (though unused)
+        parse_options(args.storage_option or [])
+        env_options()
     where = locations(args.root, manifests=args.manifests, store=args.store,
                       catalog=args.catalog)
     columns, rows = Catalog(where.catalog).query(args.query, timeout=args.timeout)
