@@ -26,7 +26,8 @@ access, configuration locked, DuckDB's spill folder private to it and removed
 after, memory and spill capped, stopped after `timeout` seconds or on Ctrl-C.
 
 The package: `schema` (the tables, what DuckDB's errors mean), `writes` (what each
-writer inserts), `sandbox` (which statements a query may hold, running it).
+writer inserts), `sandbox` (which statements a query may hold, running it, whether a
+writer waits for the file meanwhile).
 """
 
 from __future__ import annotations
