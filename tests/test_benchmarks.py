@@ -147,3 +147,23 @@ def test_bench_diff_prints_its_time_and_the_planted_counts():
                  r"what +seconds +peak RSS MB",
                  r"compare \(registry diff\) +{NUM} +{NUM}",
                  r"counts as planted: True")
+
+
+def test_bench_sql_prints_each_command_against_its_bare_duckdb_floor():
+    out = run_smoke("bench_sql.py")
+    built = r"imagenet-calibration-first\.1"
+    assert_lines(out,
+                 r"2,000 file rows in the catalog \({NUM} MB\), \d+ cores \(load average {NUM}\), "
+                 r"median of 1 runs",
+                 r"what +seconds +x floor",
+                 *[rf"{what} +{{NUM}} +{{NUM}}" for what in (
+                     "bare duckdb process, scan query", "registry sql, scan query",
+                     "bare duckdb process, small query", "registry sql, small query",
+                     f"registry show {built}", f"registry lineage {built}",
+                     f"registry path {built}", "registry list")],
+                 *[rf"ratio: registry sql, {q} query / bare {{NUM}} \(target <= 1\.5: (yes|NO)\)"
+                   for q in ("scan", "small")],
+                 r"slowest registry sql: {NUM} s, sql, (scan|small) query \(target <= 0\.3 s "
+                 r"at 5,000,000 rows on 16 cores\)",
+                 r"slowest registry command: {NUM} s, .+ \(target <= 0\.3 s at 5,000,000 rows "
+                 r"on 16 cores\)")

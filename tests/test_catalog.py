@@ -4,6 +4,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -165,6 +166,8 @@ def test_sql_only_reads_and_answers_on_a_read_only_catalog(built):
 
 
 def test_a_build_does_not_wait_for_a_long_query(built, tmp_path_factory):
+    """The query reads the catalog itself until the build's first catalog write comes; then
+    it lets go of the file and goes on on a private copy, still running after the build."""
     tmp = tmp_path_factory.mktemp("sql-tmp")
     query = subprocess.Popen(
         [sys.executable, "-m", "dataset_registry.cli", "sql", "--timeout", "300",
@@ -173,21 +176,87 @@ def test_a_build_does_not_wait_for_a_long_query(built, tmp_path_factory):
         env={**os.environ, "TMPDIR": str(tmp)})
     try:
         deadline = time.monotonic() + 60
-        while not any(tmp.glob("registry-sql-*/catalog.duckdb")):  # it has its snapshot
+        while not any(tmp.glob("registry-sql-*")):  # its private folder: the query is next
             assert query.poll() is None and time.monotonic() < deadline, query.stderr.read()
             time.sleep(0.1)
-        time.sleep(1)  # running now
+        time.sleep(1)  # running now, on the catalog itself: no copy made
+        assert not any(tmp.glob("registry-sql-*/catalog.duckdb"))
         started = time.monotonic()
         out = run_cli("resolve", ALL, cwd=built)
         took = time.monotonic() - started
         assert out.returncode == 0 and "warning" not in out.stderr, out.stderr
         assert query.poll() is None  # the query still runs: it held nothing the build needed
+        assert any(tmp.glob("registry-sql-*/catalog.duckdb"))  # on a copy now
     finally:
         query.send_signal(signal.SIGINT)
         query.communicate(timeout=30)
     assert took < 45  # the build itself (a writer used to wait 60 s, then skip the record)
     assert ALL in [r[0] for r in indexed(built)]
     assert list(tmp.iterdir()) == []  # the query's private folder is gone
+
+
+def test_a_writer_waits_a_poll_for_a_long_query_not_its_end(built, tmp_path_factory):
+    """A writer coming while a query reads the catalog itself gets in within a poll or two
+    of the query's (which then goes on on a copy), well inside the writer's own 5 s."""
+    tmp = tmp_path_factory.mktemp("sql-tmp")
+    query = subprocess.Popen(
+        [sys.executable, "-m", "dataset_registry.cli", "sql", "--timeout", "300",
+         "SELECT count(*) FROM range(1000000) a, range(1000000) b"],
+        cwd=built, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": str(tmp)})
+    catalog = Catalog(str(built / "catalog.duckdb"))
+    try:
+        deadline = time.monotonic() + 60
+        while not any(tmp.glob("registry-sql-*")):
+            assert query.poll() is None and time.monotonic() < deadline, query.stderr.read()
+            time.sleep(0.1)
+        time.sleep(1)
+        started = time.monotonic()
+        with catalog.write() as con:
+            con.execute("INSERT INTO runs (run_id, job) VALUES ('during-a-query', 'j')")
+        took = time.monotonic() - started
+        assert query.poll() is None
+    finally:
+        query.send_signal(signal.SIGINT)
+        _, err = query.communicate(timeout=30)
+    assert took < 2.5, took  # (a CatalogBusyError after 5 s when the query held on)
+    assert (query.returncode, err) == (130, "registry: interrupted\n")
+    assert catalog.query("SELECT run_id FROM runs")[1] == [("during-a-query",)]
+    assert list(tmp.iterdir()) == []
+
+
+def test_a_query_copies_the_catalog_only_while_a_writer_holds_it(built, monkeypatch):
+    """No writer: the query reads the catalog itself, no copy, nothing written. A writer
+    in the middle of its transaction (another process): the query waits for it, then
+    reads a copy holding what it committed."""
+    copied: list[str] = []
+    copy = shutil.copyfile
+
+    def counted(src: str, dst: str) -> str:
+        copy(src, dst)
+        copied.append(src)
+        return dst
+
+    monkeypatch.setattr(shutil, "copyfile", counted)
+    catalog = Catalog(str(built / "catalog.duckdb"))
+    before = os.stat(catalog.path).st_mtime_ns, sorted(os.listdir(built))
+    assert catalog.query("SELECT count(*) FROM runs")[1] == [(0,)]
+    assert copied == []
+    assert (os.stat(catalog.path).st_mtime_ns, sorted(os.listdir(built))) == before
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from dataset_registry.catalog import Catalog\n"
+         "with Catalog(sys.argv[1]).write() as con:\n"
+         "    con.execute(\"INSERT INTO runs (run_id, job) VALUES ('w', 'j')\")\n"
+         "    print('holding', flush=True)\n"
+         "    time.sleep(1.5)\n", catalog.path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "holding\n"
+        assert catalog.query("SELECT run_id FROM runs")[1] == [("w",)]
+    finally:
+        writer.communicate(timeout=30)
+    assert writer.returncode == 0
+    assert copied == [catalog.path]  # (no log: the writer's close checkpointed it)
 
 
 def test_an_artifact_missing_from_the_catalog_is_recorded_by_the_next_command(built):

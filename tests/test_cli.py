@@ -103,6 +103,34 @@ def test_sql_prints_and_refuses(root):
     assert not (root / "x.csv").exists()
 
 
+def test_sql_opens_the_catalog_alone(root):
+    """`registry sql` needs the catalog alone: no Registry is opened, so neither the
+    manifests' models, the engine, numpy nor rich (into a pipe) load: together they cost
+    twice DuckDB's own import, which is most of what a query takes."""
+    run_cli("resolve", CAL, cwd=root)
+    heavy = ("pydantic", "yaml", "numpy", "rich", "dataset_registry.api",
+             "dataset_registry.engine", "dataset_registry.manifest", "dataset_registry.recipes")
+    code = ("import sys\n"
+            "from dataset_registry.cli import main\n"
+            "rc = main(['sql', 'SELECT count(*) AS n FROM artifacts'])\n"
+            f"loaded = sorted(m for m in sys.modules if m.startswith({heavy!r}))\n"
+            "print(rc, loaded, file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert (out.stdout, out.stderr) == ("n\n2\n", "0 []\n")
+
+
+def test_sql_refuses_a_bad_storage_option_as_every_command_does(tmp_path):
+    """sql opens no store, yet a malformed --storage-option (or its variable) is still the
+    one-line error, exit 2, that every other command gives, and nothing is made."""
+    for extra, env in ((["--storage-option", "bad"], {}),
+                       ([], {"DATASET_REGISTRY_STORAGE_OPTIONS": "bad"})):
+        out = run_cli("sql", "SELECT 1", *extra, cwd=tmp_path, env={"TMPDIR": str(tmp_path),
+                                                                   **env})
+        assert (out.returncode, out.stdout) == (2, "")
+        assert out.stderr == "registry: error: --storage-option 'bad': expected NAME=VALUE\n"
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_manifest_error_exits_2_naming_file_line_field(root):
     cal = root / "manifests" / "imagenet" / "calibration.yaml"
     cal.write_text(cal.read_text().replace("params: {first: 500}\n    tags: [imagenet, val, min]",

@@ -224,9 +224,10 @@ class Registry:
 
     def sql(self, query: str, params: list[Any] | None = None, *, sync: bool = False,
             timeout: float | None = 60.0) -> QueryResult:
-        """A read-only provenance query on a private snapshot of the catalog, stopped after
-        `timeout` seconds (QueryTimeoutError). It never writes: the commands that change
-        things keep the catalog current (`sync` runs `sync_catalog` first, for the API)."""
+        """A read-only provenance query on the catalog (on a private copy once a writer
+        comes: see Catalog.query), stopped after `timeout` seconds (QueryTimeoutError). It
+        never writes: the commands that change things keep the catalog current (`sync`
+        runs `sync_catalog` first, for the API)."""
         if sync:
             self.sync_catalog()
         return QueryResult(*self.catalog.query(query, params or [], timeout=timeout))

@@ -8,9 +8,13 @@ connection in another process locks writers out, so:
 - writers take a file lock and hold the catalog for one short transaction,
   retrying a few seconds at most; a writer that still cannot get in gives up
   (CatalogBusyError) and the next writing command catches up from the store;
-- readers (`query`) never open the catalog itself: they copy it (under the
-  writers' lock, a brief file copy) into a fresh private folder and query the
-  copy, so a long query blocks nobody and a read-only catalog still answers;
+- readers (`query`) never write and never make a writer wait long: a query opens
+  the catalog itself read-only (many readers may) unless a writer holds or waits for
+  it, and asks every 50 ms whether one has come (a shared probe of the writers' lock,
+  which a writer takes before it opens the file); when one has, the query stops,
+  lets go of the file and goes on on a copy (taken under the writers' lock, once that
+  writer is done) in its private folder. So a query costs no copy unless it meets a
+  writer, a long one delays a writer by a poll, and a read-only catalog still answers;
 - a catalog that cannot be written (read-only, full) is a CatalogBusyError too,
   raised at once by every later write of the same Catalog;
 - a rebuild holds its new file's lock from before the file exists until it is
@@ -22,7 +26,8 @@ access, configuration locked, DuckDB's spill folder private to it and removed
 after, memory and spill capped, stopped after `timeout` seconds or on Ctrl-C.
 
 The package: `schema` (the tables, what DuckDB's errors mean), `writes` (what each
-writer inserts), `sandbox` (which statements a query may hold, running it).
+writer inserts), `sandbox` (which statements a query may hold, running it, whether a
+writer waits for the file meanwhile).
 """
 
 from __future__ import annotations
@@ -45,8 +50,10 @@ from .sandbox import (  # noqa: F401 - importable from here, as before the split
     _SANDBOX,
     MEMORY_LIMIT,
     SPILL_LIMIT,
+    Yielded,
     _refuse_statements,
     _run,
+    _writer_waits,
 )
 from .schema import (  # noqa: F401 - importable from here, as before the split
     _HEADERS,
@@ -187,51 +194,71 @@ class Catalog:
 
     # -- reading -----------------------------------------------------------------------------
 
-    @contextmanager
-    def snapshot(self) -> Iterator[str]:
-        """A private folder holding `catalog.duckdb`, a copy of the catalog as of now."""
-        import duckdb
-
+    def query(self, sql: str, params: Sequence[Any] = (), *, timeout: float | None = 60.0
+              ) -> tuple[list[str], list[tuple]]:
+        """A read-only query in a sandbox, stopped after `timeout` s: on the catalog itself
+        while no writer wants it, else on a private copy (see the module's doc)."""
+        started = time.monotonic()
         folder = tempfile.mkdtemp(prefix="registry-sql-")  # mode 0700: ours alone
         try:
-            copy = os.path.join(folder, "catalog.duckdb")
-            if os.path.exists(self.path):  # (no catalog yet: no lock file made either)
-                with self._locked():
-                    for suffix in ("", ".wal"):
-                        with contextlib.suppress(FileNotFoundError):
-                            shutil.copyfile(self.path + suffix, copy + suffix)
-            if not os.path.exists(copy):  # no catalog yet: empty tables, nothing written here
-                duckdb.connect(copy).execute(SCHEMA).close()
-            yield folder
+            lock = self.path + ".lock"
+            if os.path.exists(self.path) and not _writer_waits(lock):
+                try:
+                    return self._query_file(self.path, folder, sql, params, timeout,
+                                            yield_to=lambda: _writer_waits(lock))
+                except Yielded:
+                    pass  # a writer wants the file: the query goes on on a copy
+            copy = self._copy_into(folder)
+            return self._query_file(copy, folder, sql, params, timeout,
+                                    spent=time.monotonic() - started)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def query(self, sql: str, params: Sequence[Any] = (), *, timeout: float | None = 60.0
-              ) -> tuple[list[str], list[tuple]]:
-        """A read-only query in a sandbox on a private copy; stopped after `timeout` s."""
+    def _copy_into(self, folder: str) -> str:
+        """`folder`/catalog.duckdb: a copy of the catalog as of now, taken under the
+        writers' lock (no catalog yet: empty tables, nothing written beside it)."""
         import duckdb
 
-        _refuse_statements(sql)
-        with self.snapshot() as folder:
-            config = _SANDBOX | {"temp_directory": os.path.join(folder, "spill")}
-            try:
-                con = duckdb.connect(os.path.join(folder, "catalog.duckdb"), read_only=True,
-                                     config=config)
-            except duckdb.Error as exc:
-                raise self._fail(exc) from None
-            try:
-                _probe(con, os.path.join(folder, "catalog.duckdb"))
-                return _run(con, sql, params, timeout)
-            except duckdb.Error as exc:
-                if _is_corruption(exc):
-                    raise self.corrupt(exc) from None
-                if isinstance(exc, duckdb.PermissionException | duckdb.InvalidInputException):
-                    raise QueryRefusedError(
-                        "query refused: the catalog is read-only and sandboxed (no writes, "
-                        f"files or network): {_first_line(exc)}") from None
-                raise QueryRefusedError(f"query failed: {_first_line(exc)}") from None
-            finally:
-                con.close()
+        copy = os.path.join(folder, "catalog.duckdb")
+        if os.path.exists(self.path):  # (no catalog yet: no lock file made either)
+            with self._locked():
+                for suffix in ("", ".wal"):
+                    with contextlib.suppress(FileNotFoundError):
+                        shutil.copyfile(self.path + suffix, copy + suffix)
+        if not os.path.exists(copy):
+            duckdb.connect(copy).execute(SCHEMA).close()
+        return copy
+
+    def _query_file(self, path: str, folder: str, sql: str, params: Sequence[Any],
+                    timeout: float | None, *, spent: float = 0.0,
+                    yield_to: Callable[[], bool] | None = None) -> tuple[list[str], list[tuple]]:
+        """The query on the DuckDB file `path` (the catalog, or a copy of it in `folder`),
+        spilling into `folder`; `yield_to` (on the catalog itself): see sandbox._run. A
+        catalog a writer holds, or that this process has open otherwise, raises Yielded."""
+        import duckdb
+
+        config = _SANDBOX | {"temp_directory": os.path.join(folder, "spill")}
+        try:
+            con = duckdb.connect(path, read_only=True, config=config)
+        except duckdb.Error as exc:
+            if yield_to is not None and (_is_lock_conflict(exc) or
+                                         isinstance(exc, duckdb.ConnectionException)):
+                raise Yielded() from None
+            raise self._fail(exc) from None
+        try:
+            _refuse_statements(con, sql)  # before anything runs
+            _probe(con, path)
+            return _run(con, sql, params, timeout, spent=spent, yield_to=yield_to)
+        except duckdb.Error as exc:
+            if _is_corruption(exc):
+                raise self.corrupt(exc) from None
+            if isinstance(exc, duckdb.PermissionException | duckdb.InvalidInputException):
+                raise QueryRefusedError(
+                    "query refused: the catalog is read-only and sandboxed (no writes, "
+                    f"files or network): {_first_line(exc)}") from None
+            raise QueryRefusedError(f"query failed: {_first_line(exc)}") from None
+        finally:
+            con.close()
 
     def state(self, store: str) -> tuple[set[str], str | None]:
         """(keys of the artifacts of `store` it indexes, the nodes' sync signature)."""

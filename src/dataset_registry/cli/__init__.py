@@ -5,8 +5,9 @@ start, answer and exit in well under 0.3 s, so heavy imports stay lazy, and the
 commands plugins add (`cli.command`) are loaded only when the command line does
 not name a core one.
 
-parser: the arguments; handlers: the core commands; command: plugin commands;
-display: tables and progress bars.
+parser: the arguments; handlers: the core commands; sql: `registry sql`, which opens
+the catalog alone (no Registry); command: plugin commands; display: tables and progress
+bars.
 """
 
 from __future__ import annotations
@@ -174,10 +175,14 @@ def open_registry(args: argparse.Namespace) -> Any:
 
 
 def _dispatch(args: argparse.Namespace, commands: dict[str, Any]) -> int | None:
-    from . import handlers
-
     if args.command in commands:
         return _run_plugin_command(args, commands[args.command])
+    if args.command == "sql":  # the catalog alone: no Registry opened (see cli/sql.py)
+        from .sql import sql
+
+        return sql(args)
+    from . import handlers
+
     if args.command == "init":
         return handlers.init(args)
     if args.command == "completion":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from ..errors import BadInputError, RegistryError, SourceError
 from . import audit, resolving
 from .diff import diff
-from .display import print_json, table, write_csv
+from .display import print_json, table
 from .report import report
 
 
@@ -132,20 +131,6 @@ def verify(reg: Any, args: argparse.Namespace) -> int:
     if not args.json:
         where = "" if args.names else f" in {reg.store.url}"
         print(f"verified {len(report)} artifact(s){where}: all files match their records")
-    return 0
-
-
-def sql(reg: Any, args: argparse.Namespace) -> int:
-    if args.timeout < 0:
-        raise BadInputError(f"--timeout {args.timeout:g}: give seconds >= 0 (0: no limit)")
-    result = reg.sql(args.query, timeout=args.timeout)
-    if args.format == "json" or args.json:
-        print(json.dumps([dict(zip(result.columns, r, strict=True)) for r in result.rows],
-                         default=str, indent=1))
-    elif args.format == "csv":
-        write_csv(result.columns, result.rows)
-    else:
-        table(result.columns, result.rows)
     return 0
 
 
@@ -375,7 +360,7 @@ def init(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"resolve": resolving.resolve, "path": path, "list": list_, "show": show,
-            "lineage": lineage, "report": report, "verify": verify, "sql": sql,
+            "lineage": lineage, "report": report, "verify": verify,
             "source": source, "job": job, "gc": gc, "pin": pin, "unpin": unpin,
             "catalog": catalog, "push": resolving.push, "pull": resolving.pull,
             "lock": lock, "diff": diff, "audit": audit.audit}
