@@ -288,3 +288,73 @@ def test_through_the_cli_a_recipe_without_version_is_exit_2_naming_it(tmp_path):
         f"({root / 'registry.toml'}:2)) is not a complete recipe: no `version` (an int, "
         "raised whenever what the recipe writes changes)\n")
     assert not (root / "registry").exists()
+
+
+def test_a_module_run_again_replaces_its_own_registrations(tmp_path, monkeypatch):
+    """A reload (or a new version shipped to a Dask worker: executors/project_code.py)
+    registers new objects at the same module and name: they replace the old ones. Another
+    module's object of the same name still clashes."""
+    import importlib
+
+    monkeypatch.setattr(plugins, "PLUGINS", Plugins(BUILTIN))
+    module = tmp_path / "project_recipes_again.py"
+    module.write_text(textwrap.dedent("""
+        from dataset_registry.plugins import register
+        from dataset_registry.testing import echo
+
+        class Echo(echo.Echo):
+            name = "echo-again"
+            version = 1
+
+        register("recipes", "echo-again", Echo)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        first = importlib.import_module("project_recipes_again")
+        assert plugins.get("recipes", "echo-again").version == 1
+        module.write_text(module.read_text().replace("version = 1", "version = 2"))
+        importlib.invalidate_caches()
+        again = importlib.reload(first)
+        assert plugins.get("recipes", "echo-again") is again.Echo
+        assert again.Echo.version == 2
+
+        class Echo(again.Echo):  # same name, another module (this one)
+            pass
+
+        with pytest.raises(PluginError, match="recipe 'echo-again' from register"):
+            plugins.register("recipes", "echo-again", Echo)
+    finally:
+        sys.modules.pop("project_recipes_again", None)
+
+
+def test_project_modules_are_what_was_imported_from_beside_registry_toml(tmp_path,
+                                                                          monkeypatch):
+    """The plugin, what it imports from the project folder (a module, a package), and
+    nothing installed elsewhere: what the Dask executor ships to a cluster."""
+    monkeypatch.setattr(plugins, "PLUGINS", Plugins(BUILTIN))
+    (tmp_path / "registry.toml").write_text('plugins = ["project_recipes_z"]\n')
+    (tmp_path / "project_recipes_z.py").write_text(
+        "import project_helper_z\nimport project_pkg_z.sub\nimport dataset_registry\n")
+    (tmp_path / "project_helper_z.py").write_text("")
+    (tmp_path / "project_pkg_z").mkdir()
+    (tmp_path / "project_pkg_z" / "__init__.py").write_text("")
+    (tmp_path / "project_pkg_z" / "sub.py").write_text("")
+    (tmp_path / "not_imported_z.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert plugins.load_project(str(tmp_path)) == ["project_recipes_z"]
+        assert plugins.project_modules() == {
+            "project_recipes_z": str(tmp_path / "project_recipes_z.py"),
+            "project_helper_z": str(tmp_path / "project_helper_z.py"),
+            "project_pkg_z": str(tmp_path / "project_pkg_z")}
+    finally:
+        for name in ("project_recipes_z", "project_helper_z", "project_pkg_z",
+                     "project_pkg_z.sub"):
+            sys.modules.pop(name, None)
+
+
+def test_a_project_without_plugins_has_no_project_modules(tmp_path, monkeypatch):
+    monkeypatch.setattr(plugins, "PLUGINS", Plugins(BUILTIN))
+    (tmp_path / "registry.toml").write_text("# plugins = []\n")
+    assert plugins.load_project(str(tmp_path)) == []
+    assert plugins.project_modules() == {}

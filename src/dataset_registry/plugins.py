@@ -104,6 +104,7 @@ class Plugins:
         self._objects: dict[tuple[str, str], Any] = {}
         self._entry_points_loaded = False
         self._projects: set[str] = set()
+        self._plugin_roots: set[str] = set()  # projects whose registry.toml lists plugins
         self._importing: str | None = None  # the registry.toml module being imported
         self.broken: list[Broken] = []
         for kind, table in (builtin or {}).items():
@@ -121,6 +122,12 @@ class Plugins:
         old = table.get(name)
         if old is not None and old.target == target:
             return  # registered twice (a module imported again): keep the first origin
+        if old is not None and _same_definition(old.target, target):
+            # the module run again (reloaded, or a new version shipped to a Dask worker,
+            # see executors/project_code.py): its new object replaces the old one
+            table[name] = Entry(target, old.origin)
+            self._objects.pop((kind, name), None)
+            return
         if old is not None and not clobber:
             raise PluginError(f"{kind[:-1]} {name!r} from {origin} clashes with the one from "
                               f"{old.origin}; rename one of them")
@@ -189,8 +196,23 @@ class Plugins:
             raise PluginError(f"{where}: plugins must be a list of module names")
         if modules and root not in sys.path:
             sys.path.insert(0, root)
+        if modules:
+            self._plugin_roots.add(root)
         self._projects.add(root)
         return [m for m in modules if self._import_plugin(m, f"{where}:{_line_of(where, m)}")]
+
+    def project_modules(self) -> dict[str, str]:
+        """The modules this process imported from a project folder (its registry.toml
+        plugins and what they import from beside them), by top-level name: the module's
+        file, or its package's folder. Processes started elsewhere (a Dask cluster's)
+        cannot import them; the Dask executor ships them."""
+        roots = self._plugin_roots | {os.path.realpath(r) for r in self._plugin_roots}
+        found = {}
+        for name, module in list(sys.modules.items()):
+            path = "." not in name and name != "__main__" and _project_file(module, roots)
+            if path:
+                found[name] = path
+        return found
 
     def _import_plugin(self, module: str, where: str) -> bool:
         """Import one registry.toml plugin module; False (recorded in `broken`, said on
@@ -247,6 +269,26 @@ def _line_of(config: str, module: str) -> int:
             if not line.lstrip().startswith("#") and quoted.search(line):
                 return number
     return 1
+
+
+def _same_definition(old: Any, new: Any) -> bool:
+    """Two objects defined at the same place of one module: the module was run again."""
+    if isinstance(old, str) or isinstance(new, str):
+        return False
+    where = [(getattr(x, "__module__", None), getattr(x, "__qualname__", None))
+             for x in (old, new)]
+    return where[0] == where[1] and None not in where[0]
+
+
+def _project_file(module: Any, roots: set[str]) -> str | None:
+    """`module`'s file (a package: its folder) if it lies directly in one of `roots`
+    (as sys.path found it: the root's path, not resolved)."""
+    path = getattr(module, "__file__", None)
+    if not isinstance(path, str):
+        return None
+    if os.path.basename(path) == "__init__.py":
+        path = os.path.dirname(path)
+    return path if os.path.dirname(path) in roots else None
 
 
 def _import(entry: Entry) -> Any:
@@ -307,3 +349,7 @@ def load_project(root: str) -> list[str]:
 
 def missing_note() -> str:
     return PLUGINS.missing_note()
+
+
+def project_modules() -> dict[str, str]:
+    return PLUGINS.project_modules()

@@ -8,6 +8,8 @@ results come back. A task whose worker dies is run again elsewhere by the
 scheduler (up to its `distributed.scheduler.allowed-failures`, then the build
 fails cleanly); tasks are idempotent: they write the same bytes to the same
 names. A task that raises is not retried: its error is the build's error.
+On a scheduler given by address, the project's own plugin modules are shipped to the
+cluster before the tasks (project_code.py): its workers cannot import them otherwise.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class DaskExecutor(Executor):
         self.jobs = max(1, jobs or os.cpu_count() or 1) if self.local else None
         self._client: Any = None
         self._cluster: Any = None
+        self._shipped: str | None = None  # the digest of the project code on the cluster
 
     @property
     def client(self) -> Any:
@@ -107,6 +110,10 @@ class DaskExecutor(Executor):
             progress: Progress | None = None, on_result: OnResult | None = None) -> list[Any]:
         distributed = _distributed()
         client = self.client
+        if not self.local:  # a LocalCluster's workers share this process's sys.path
+            from .project_code import ship
+
+            self._shipped = ship(client, self._shipped)
         n = len(tasks)
         with _quiet("distributed.protocol.pickle"):  # a task that does not pickle: one line
             futures = client.map(run_task, [recipe] * n, [params] * n, list(tasks),
