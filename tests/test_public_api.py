@@ -77,9 +77,9 @@ def test_the_old_import_paths_of_moved_modules_still_work_and_say_where_they_wen
     assert Files is moved
     # the two modules that became packages forward their old names (with a warning), and
     # their submodules stay submodules
-    with pytest.warns(DeprecationWarning, match="dataset_registry.jobs.spec.render"):
+    with pytest.warns(DeprecationWarning, match="moved to dataset_registry.jobs.spec."):
         from dataset_registry.jobs import RenderedJob, render, spec
-    with pytest.warns(DeprecationWarning, match="dataset_registry.sources.index.check_source"):
+    with pytest.warns(DeprecationWarning, match="moved to dataset_registry.sources.index."):
         from dataset_registry.sources import check_source, index
 
     assert render is spec.render and RenderedJob is spec.RenderedJob  # the function, as before
