@@ -56,7 +56,7 @@ def audit(project: Project, name: str, *, near: bool = True,
                "unhashable": None, "images_decoded": 0}
     report["near_across"] = report["undecodable"] = None
     if not near:
-        checked["why_not"] = ("not asked for: no image was decoded (registry audit NAME, or "
+        checked["why_not"] = ("no image was decoded (not asked for: registry audit NAME, or "
                               "report --near, compares them)")
     else:
         if not checked["checked"]:

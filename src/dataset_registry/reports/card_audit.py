@@ -13,8 +13,10 @@ def audit_section(audit: dict[str, Any] | None, why_not: str) -> str:
     if audit is None:
         return f'<p class="note">{escape(why_not)}</p>'
     counts, near = audit["counts"], audit["near"]
+    clean = ("No image is in two splits." if near["checked"] else
+             "No image has an exact copy in another split (near copies not checked).")
     verdict = ('<p class="leak"><b>Leak:</b> images in more than one split.</p>'
-               if audit["leak"] else '<p class="clean">No image is in two splits.</p>')
+               if audit["leak"] else f'<p class="clean">{clean}</p>')
     rows = [("exact copies across splits", _count(counts["exact_across"], "group")),
             ("exact copies within a split", _count(counts["exact_within"], "group")),
             ("near copies across splits", _count(counts["near_across"], "pair")
