@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dataset_registry import BadImageError
@@ -129,7 +130,8 @@ def test_verdicts_are_kept_by_content_not_by_name(tmp_path):
     ok, bad = "0" * 31 + "1", "f" * 32
     assert checks.add([(ok, ""), (bad, "corrupt or truncated image: broken data stream")]) == 2
     known = checks.load()
-    assert sorted(known.why) == ["", "corrupt or truncated image: broken data stream"]
+    assert known.refused == {1: "corrupt or truncated image: broken data stream"}
+    assert known.find(np.frombuffer(bytes.fromhex(ok + bad), "S16")).tolist() == [0, 1]
     assert imagecheck.why_refused("a/b.JPEG (source 0123): refused: bomb",
                                   "a/b.JPEG (source 0123)") == "refused: bomb"
     # a message naming the member past its prefix would misname another member: not kept

@@ -35,11 +35,11 @@ _PILE = 16  # files merged into one once there are more
 
 @dataclass
 class Verdicts:
-    """`digests` (sorted, unique, S16 raw xxh3s), and for each why it was refused ("" for
-    a usable image)."""
+    """`digests` (sorted, unique, S16 raw xxh3s), and why each refused one was refused,
+    by position (the rest are usable)."""
 
     digests: np.ndarray
-    why: list[str]
+    refused: dict[int, str]
 
     def find(self, digests: np.ndarray) -> np.ndarray:
         """The position of each of `digests` here, -1 where it is not known."""
@@ -70,10 +70,11 @@ class ImageChecks:
             try:
                 with np.load(path) as z:
                     digests = np.ascontiguousarray(z["digests"], np.uint8).reshape(-1, 16)
-                    why = [str(w) for w in z["why"]]
-                if len(why) != len(digests):
-                    raise ValueError("digests and verdicts differ in length")
-                parts.append((digests.view("S16").ravel(), why))
+                    refused = dict(zip(z["refused_at"].tolist(), map(str, z["why"]),
+                                       strict=True))
+                if any(not 0 <= i < len(digests) for i in refused):
+                    raise ValueError("a refusal past the digests")
+                parts.append((digests.view("S16").ravel(), refused))
                 read.append(path)
             except FileNotFoundError:  # merged away by another build meanwhile
                 continue
@@ -95,15 +96,17 @@ class ImageChecks:
         if not verdict:
             return 0
         digests = np.frombuffer(b"".join(bytes.fromhex(h) for h in verdict), "S16")
-        self._write(_merge([(digests, list(verdict.values()))]))
+        self._write(_merge([(digests, {i: w for i, w in enumerate(verdict.values()) if w})]))
         return len(verdict)
 
     def _write(self, known: Verdicts) -> None:
         os.makedirs(self.folder, exist_ok=True)
         target = os.path.join(self.folder, f"{self.prefix}{uuid.uuid4().hex}.npz")
         raw = np.frombuffer(known.digests.tobytes(), np.uint8).reshape(-1, 16)
+        at = sorted(known.refused)  # only the few refused carry a reason: no wide string array
         with atomic_path(target) as tmp, open(tmp, "wb") as f:
-            np.savez(f, digests=raw, why=np.array(known.why, dtype=str))
+            np.savez(f, digests=raw, refused_at=np.array(at, dtype=np.int64),
+                     why=np.array([known.refused[i] for i in at], dtype=str))
 
     def mark(self, images: Mapping[str, Mapping[str, MemberSet]]) -> None:
         """Give every input member whose content has a verdict here that verdict."""
@@ -117,14 +120,16 @@ class ImageChecks:
         for members in sets:
             digests = np.ascontiguousarray(members.digests).view("S16").ravel()
             at = known.find(digests)
-            states = np.zeros(len(members), np.uint8)
-            # one line each (a StrColumn's entries end at a newline)
-            why = [known.why[i].replace("\n", " ") if i >= 0 else "" for i in at.tolist()]
-            states[at >= 0] = CHECKED_OK
-            refused = [i for i, w in enumerate(why) if w]
-            states[refused] = REFUSED
-            members.checks = states
-            members.refusals = StrColumn.from_list(why) if refused else None
+            states = np.where(at >= 0, CHECKED_OK, 0).astype(np.uint8)
+            refused = {i: known.refused[int(at[i])] for i in np.flatnonzero(at >= 0).tolist()
+                       if int(at[i]) in known.refused} if known.refused else {}
+            why = None
+            if refused:
+                states[list(refused)] = REFUSED
+                # one line each (a StrColumn's entries end at a newline)
+                why = StrColumn.from_list([refused.get(i, "").replace("\n", " ")
+                                           for i in range(len(members))])
+            members.checks, members.refusals = states, why
 
     def collect(self, staging: str) -> int:
         """Keep the verdicts a build's tasks reached (its part files); how many."""
@@ -136,11 +141,17 @@ class ImageChecks:
         return self.add(rows)
 
 
-def _merge(parts: list[tuple[np.ndarray, list[str]]]) -> Verdicts:
+def _merge(parts: list[tuple[np.ndarray, dict[int, str]]]) -> Verdicts:
+    """One `Verdicts` of several files' (digests, refusals by position); a content in
+    two keeps the first one's verdict (both came from the same check)."""
     if not parts:
-        return Verdicts(np.empty(0, "S16"), [])
+        return Verdicts(np.empty(0, "S16"), {})
     digests = np.concatenate([d for d, _ in parts])
-    why = [w for _, ws in parts for w in ws]
+    refused, start = {}, 0
+    for d, r in parts:
+        refused.update({start + i: w for i, w in r.items()})
+        start += len(d)
     order = np.argsort(digests, kind="stable")
     keep = order[np.r_[True, digests[order][1:] != digests[order][:-1]]]
-    return Verdicts(digests[keep], [why[i] for i in keep.tolist()])
+    return Verdicts(digests[keep], {new: refused[old] for new, old in enumerate(keep.tolist())
+                                    if old in refused})
