@@ -137,3 +137,24 @@ def test_verdicts_are_kept_by_content_not_by_name(tmp_path):
     # a message naming the member past its prefix would misname another member: not kept
     assert imagecheck.why_refused("x (source 1): x (source 1) is bad", "x (source 1)") is None
     assert imagecheck.why_refused("no prefix at all", "x (source 1)") is None
+
+
+@pytest.mark.parametrize("executor", [None, "dask://local"], ids=["pool", "dask"])
+def test_verdicts_travel_in_tasks_and_part_files_to_and_from_workers(tmp_path, executor):
+    """Workers in other processes never read the state folder: a cold build's verdicts
+    come back in its part files, and a warm one's tasks (which carried them) decode
+    nothing, so add none."""
+    source, _ = train_source(tmp_path, BAD_ONES)
+    reg = registry(tmp_path, source, "webdataset",
+                   params("webdataset", "train", ", on_error: skip"))
+    checks = ImageChecks(reg.state_dir)
+    first = reg.resolve("out", jobs=2, executor=executor)
+    (file,) = checks.files()
+    known = checks.load()
+    assert len(known.digests) == GOOD + len(BAD_ONES) and len(known.refused) == len(BAD_ONES)
+    other = registry(tmp_path, source, "webdataset",
+                     "split: train, require_all_classes: false, shard_count: 3, "
+                     "on_error: skip")
+    second = other.resolve("out", jobs=2, executor=executor)
+    assert second.built_now and checks.files() == [file]  # no task decoded an image
+    assert skips(other, second.key) == [(m, r) for m, r in skips(reg, first.key)]
