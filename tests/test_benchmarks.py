@@ -119,11 +119,18 @@ def test_bench_shards_prints_speed_and_memory():
                      r"webdataset shards \(whole resolve\)",
                      r"tfrecord, re-encoding hazards \(whole resolve\)",
                      "recordio, validate_images: false",
-                     "webdataset, validate_images: false")],
+                     "webdataset, validate_images: false",
+                     "tfrecord, validate_images: false",
+                     *[rf"{r}, checks known \(warm\)" for r in ("recordio", "webdataset",
+                                                                "tfrecord")])],
                  r"ratio recordio / copy +{NUM} +\(target >= 0\.7\)",
                  r"ratio wds / copy +{NUM} +\(target >= 0\.7\)",
                  r"ratio wds unchecked / copy +{NUM} +\(checks cost {NUM}x\)",
-                 r"ratio tfrecord / decode floor +{NUM}",
+                 r"ratio tfrecord / decode floor +{NUM} +\(target >= 0\.9\)",
+                 r"checked cold, warm, unchecked \(s\) +cold +warm +unchecked +warm/unch "
+                 r"+cold/unch",
+                 *[rf"{name} \(warm target >= 0\.9\) +{{NUM}} +{{NUM}} +{{NUM}} +{{NUM}} +{{NUM}}"
+                   for name in ("recordio", "wds", "tfrecord")],
                  r"tfrecord images/s per core: {NUM}",
                  r"ratio read checked / unchecked +{NUM} +\(what never serving a stale key .*")
 

@@ -26,6 +26,7 @@ from .marker import FILES, MARKER, PARTS, RANGES, RESERVED, SCRATCH, SKIPPED, Ma
 COLUMNS = tuple(FILE_COLUMNS)  # the file table's column names, as this module named them
 
 _SPLITS = "splits.json"  # under PARTS: the splits `Output.splits` declared
+CHECKS = "checked.csv"  # under PARTS, after the part's name: `Output.image_checked`'s
 
 
 class Output:
@@ -44,6 +45,8 @@ class Output:
         self._writer = csv.writer(self._rows)
         self._skips_path = os.path.join(parts, f"{part}.skipped.csv")
         self._skips: Any = None
+        self._checks_path = os.path.join(parts, f"{part}.{CHECKS}")
+        self._checks: Any = None
         self._dirs: set[str] = set()
         self._hashed: dict[str, tuple[int, str]] = {}
 
@@ -172,8 +175,15 @@ class Output:
             self._skips = open(self._skips_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         csv.writer(self._skips).writerow(SkipRow(member, source, reason))
 
+    def image_checked(self, xxh3: str, why: str) -> None:
+        """The image check's verdict on the content `xxh3` ("" usable, else why refused),
+        for the coordinator to keep (engine/imagechecks.py); never published."""
+        if self._checks is None:
+            self._checks = open(self._checks_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        csv.writer(self._checks).writerow((xxh3, why))
+
     def close(self) -> None:
-        for f in (self._rows, self._skips):
+        for f in (self._rows, self._skips, self._checks):
             if f is not None:
                 try:
                     f.close()  # flushes: where a full disk shows

@@ -7,6 +7,7 @@ nothing scales with the dataset's size.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -35,6 +36,7 @@ from ..recipes.base import finish
 from ..sources.index import member_sets
 from ..sources.members import MemberSet
 from ..stores import FILES, Staging, Store
+from .imagechecks import ImageChecks
 from .inputs import artifact_members
 from .keys import Keys
 from .lockfile import LOCK, Lock
@@ -210,6 +212,11 @@ class Resolver(Keys):
             clock = now
 
         inputs, described, sources = self.inputs(node, found)
+        checks = ImageChecks(self.state_dir) if getattr(node.params, "validate_images",
+                                                        False) else None
+        if checks is not None:
+            with contextlib.suppress(OSError):  # only a cache: without it, images are decoded
+                checks.mark(inputs.images)
         staging = self.store.begin(key)
         try:
             with recipe_code(node, recipe.name, "plan"):  # its errors name the dataset
@@ -229,6 +236,9 @@ class Resolver(Keys):
                                            guarded(follow, recipe.name))
                 phase("tasks")
                 self.store.gather(staging)
+                if checks is not None:
+                    with contextlib.suppress(OSError, ValueError):  # a cache, as above
+                        checks.collect(staging.path)
                 with recipe_code(node, recipe.name, "finish"):
                     finish(recipe, node.params, inputs, results, out, tasks)
             finally:

@@ -6,6 +6,13 @@ at 1/8 scale for JPEGs) when `validate`, then passed to the recipe's own
 with `on_error: fail`, naming the member and its source, or with `skip` is
 recorded through `Output.skip` (-> `_skipped.parquet`) and left out; the recipe
 numbers what it writes from what `usable` yields, so its records stay consistent.
+
+A check's verdict is a function of the image's bytes, so it is paid once per content: a
+member whose verdict an earlier build recorded (`MemberRef.checked`, set by the engine
+from the state folder's cache, engine/imagechecks.py) is not decoded again, since reading
+it verified its bytes against the same xxh3; a refusal reads exactly as when it was
+decoded. Every verdict reached here is handed back through `Output.image_checked` (a part
+file), for the coordinator to keep after the build: workers never see the state folder.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ def usable(images: Iterable[tuple[MemberRef, bytes]], out: Output, on_error: OnE
     for i, (ref, data) in enumerate(images):
         try:
             if validate:
-                check_image(data, where(ref))
+                check(ref, data, out)
             value = convert(ref, data) if convert is not None else data
         except BadImageError as exc:
             if on_error == "fail":
@@ -46,3 +53,31 @@ def usable(images: Iterable[tuple[MemberRef, bytes]], out: Output, on_error: OnE
             out.skip(ref.origin, ref.source, str(exc))
             continue
         yield i, ref, value
+
+
+def check(ref: MemberRef, data: bytes, out: Output) -> None:
+    """The image check of one member: its known verdict, or a decode (whose verdict goes
+    to `out` when the member's xxh3 names its content)."""
+    name = where(ref)
+    if ref.checked is not None and ref.xxh3:  # the read checked the bytes are those judged
+        if ref.checked:
+            raise BadImageError(f"{name}: {ref.checked}")
+        return
+    try:
+        check_image(data, name)
+    except BadImageError as exc:
+        why = why_refused(str(exc), name)
+        if ref.xxh3 and why is not None:
+            out.image_checked(ref.xxh3, why)
+        raise
+    if ref.xxh3:
+        out.image_checked(ref.xxh3, "")
+
+
+def why_refused(message: str, name: str) -> str | None:
+    """A refusal without the member's name (it is kept by content, which another member
+    may share); None if the name is not simply its prefix (then it is not kept)."""
+    why = message.removeprefix(f"{name}: ")
+    if why == message or name in why or not why or "\n" in why:
+        return None
+    return why

@@ -37,6 +37,12 @@ class MemberRef:
     xxh3: str = ""  # what its bytes hashed to when indexed ("" unknown: not checked on read)
     changed: str = ""  # what to say, and do, if they no longer do (see `MemberSet.changed`)
     packed: int = 0  # deflated bytes at `offset` (a zip member), 0: its bytes lie there
+    # the image check's verdict on these bytes, known from an earlier build (imagecheck.py):
+    # None not known, "" usable, else why it was refused
+    checked: str | None = None
+
+
+CHECKED_OK, REFUSED = 1, 2  # `MemberSet.checks`
 
 
 class StrColumn(Sequence[str]):
@@ -138,7 +144,8 @@ class MemberSet:
                  root: str | None = None, path_from: str = "origin",
                  labels: StrColumn | None = None, attrs: StrColumn | None = None,
                  digests: np.ndarray | None = None, changed: str = "",
-                 values: np.ndarray | None = None, packed: np.ndarray | None = None) -> None:
+                 values: np.ndarray | None = None, packed: np.ndarray | None = None,
+                 checks: np.ndarray | None = None, refusals: StrColumn | None = None) -> None:
         self.split, self.where = split, where
         self.names, self.origins = names, origins
         self.offsets, self.sizes = offsets, sizes
@@ -150,6 +157,9 @@ class MemberSet:
         # numbers: such labels keep their value (classes.default_classes); else None
         self.values = values
         self.packed = packed  # deflated sizes of a zip's members (0: stored), else None
+        # the image checks already known by digest (engine/imagechecks.py), uint8: 0 not
+        # known, CHECKED_OK, REFUSED (why: `refusals`); None: none known
+        self.checks, self.refusals = checks, refusals
 
     def class_names(self) -> list[str]:
         """The distinct class names of the set, sorted (the default class scheme)."""
@@ -195,7 +205,14 @@ class MemberSet:
                          self.attrs[i] if self.attrs is not None else "",
                          self.digests[i].tobytes().hex() if self.digests is not None else "",
                          self.changed,
-                         int(self.packed[i]) if self.packed is not None else 0)
+                         int(self.packed[i]) if self.packed is not None else 0,
+                         self._checked(i))
+
+    def _checked(self, i: int) -> str | None:
+        state = int(self.checks[i]) if self.checks is not None else 0
+        if state == REFUSED:
+            return self.refusals[i] if self.refusals is not None else None
+        return "" if state == CHECKED_OK else None
 
     def __iter__(self) -> Iterator[MemberRef]:
         for i in range(len(self)):
@@ -235,7 +252,9 @@ class MemberSet:
                          digests=self.digests[indices] if self.digests is not None else None,
                          changed=self.changed,
                          values=self.values[indices] if self.values is not None else None,
-                         packed=self.packed[indices] if self.packed is not None else None)
+                         packed=self.packed[indices] if self.packed is not None else None,
+                         checks=self.checks[indices] if self.checks is not None else None,
+                         refusals=_take(self.refusals, indices))
 
     def slice(self, start: int, stop: int) -> MemberSet:
         codes = self.source_codes[start:stop] if self.source_codes is not None else None
@@ -248,12 +267,15 @@ class MemberSet:
                          digests=self.digests[start:stop] if self.digests is not None else None,
                          changed=self.changed,
                          values=self.values[start:stop] if self.values is not None else None,
-                         packed=self.packed[start:stop] if self.packed is not None else None)
+                         packed=self.packed[start:stop] if self.packed is not None else None,
+                         checks=self.checks[start:stop] if self.checks is not None else None,
+                         refusals=self.refusals.slice(start, stop) if self.refusals else None)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         # views would pickle their whole base
-        for key in ("offsets", "sizes", "source_codes", "digests", "values", "packed"):
+        for key in ("offsets", "sizes", "source_codes", "digests", "values", "packed",
+                    "checks"):
             if state[key] is not None:
                 state[key] = np.ascontiguousarray(state[key]).copy()
         return state

@@ -1,0 +1,157 @@
+"""Image checks paid once: each content's verdict (usable, or why refused), by xxh3.
+
+A build that checks its images (`validate_images`) reads the cache, `<state>/imagechecks/`,
+before planning and marks every input member whose content it knows (`MemberSet.checks`):
+the tasks carry those verdicts to whichever worker runs them and skip the decode
+(recipes/imagecheck.py). What the tasks did decode comes back in the build's part files
+(`Output.image_checked`) and is added after the build. Workers never see the state folder.
+
+Files are npz, each written whole (a temporary file renamed over), read together and
+merged once they pile up, as the pHash cache's (reports/phash.py). The cache is named by
+Pillow's version: another decoder may judge the same bytes otherwise. A damaged file is
+only a cache: it is removed, and its images are decoded again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import glob
+import os
+import uuid
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..artifact.marker import PARTS
+from ..artifact.output import CHECKS
+from ..core.atomic import atomic_path
+from ..sources.members import CHECKED_OK, REFUSED, MemberSet, StrColumn
+
+_PILE = 16  # files merged into one once there are more
+
+
+@dataclass
+class Verdicts:
+    """`digests` (sorted, unique, S16 raw xxh3s), and why each refused one was refused,
+    by position (the rest are usable)."""
+
+    digests: np.ndarray
+    refused: dict[int, str]
+
+    def find(self, digests: np.ndarray) -> np.ndarray:
+        """The position of each of `digests` here, -1 where it is not known."""
+        at = np.searchsorted(self.digests, digests)
+        inside = at < len(self.digests)
+        found = np.zeros(len(digests), dtype=bool)
+        found[inside] = self.digests[at[inside]] == digests[inside]
+        return np.where(found, at, -1)
+
+
+class ImageChecks:
+    """The cache: `<state>/imagechecks/v1-pillow<version>-*.npz`."""
+
+    VERSION = "v1"  # raised whenever what a verdict means changes (imaging.check_image)
+
+    def __init__(self, state_dir: str) -> None:
+        import PIL
+
+        self.folder = os.path.join(state_dir, "imagechecks")
+        self.prefix = f"{self.VERSION}-pillow{PIL.__version__}-"
+
+    def files(self) -> list[str]:
+        return sorted(glob.glob(os.path.join(glob.escape(self.folder), f"{self.prefix}*.npz")))
+
+    def load(self) -> Verdicts:
+        parts, read = [], []
+        for path in self.files():
+            try:
+                with np.load(path) as z:
+                    digests = np.ascontiguousarray(z["digests"], np.uint8).reshape(-1, 16)
+                    refused = dict(zip(z["refused_at"].tolist(), map(str, z["why"]),
+                                       strict=True))
+                if any(not 0 <= i < len(digests) for i in refused):
+                    raise ValueError("a refusal past the digests")
+                parts.append((digests.view("S16").ravel(), refused))
+                read.append(path)
+            except FileNotFoundError:  # merged away by another build meanwhile
+                continue
+            # damaged (an npz is a zip): only a cache
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        known = _merge(parts)
+        if len(read) > _PILE:
+            self._write(known)
+            for path in read:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        return known
+
+    def add(self, rows: Iterable[tuple[str, str]]) -> int:
+        """Keep the verdicts `rows` ((hex xxh3, why)); how many were new to the file."""
+        verdict = dict(rows)
+        if not verdict:
+            return 0
+        digests = np.frombuffer(b"".join(bytes.fromhex(h) for h in verdict), "S16")
+        self._write(_merge([(digests, {i: w for i, w in enumerate(verdict.values()) if w})]))
+        return len(verdict)
+
+    def _write(self, known: Verdicts) -> None:
+        os.makedirs(self.folder, exist_ok=True)
+        target = os.path.join(self.folder, f"{self.prefix}{uuid.uuid4().hex}.npz")
+        raw = np.frombuffer(known.digests.tobytes(), np.uint8).reshape(-1, 16)
+        at = sorted(known.refused)  # only the few refused carry a reason: no wide string array
+        with atomic_path(target) as tmp, open(tmp, "wb") as f:
+            np.savez(f, digests=raw, refused_at=np.array(at, dtype=np.int64),
+                     why=np.array([known.refused[i] for i in at], dtype=str))
+
+    def mark(self, images: Mapping[str, Mapping[str, MemberSet]]) -> None:
+        """Give every input member whose content has a verdict here that verdict."""
+        sets = [s for by_split in images.values() for s in by_split.values()
+                if s.digests is not None and len(s)]
+        if not sets:
+            return
+        known = self.load()
+        if not len(known.digests):
+            return
+        for members in sets:
+            digests = np.ascontiguousarray(members.digests).view("S16").ravel()
+            at = known.find(digests)
+            states = np.where(at >= 0, CHECKED_OK, 0).astype(np.uint8)
+            refused = {i: known.refused[int(at[i])] for i in np.flatnonzero(at >= 0).tolist()
+                       if int(at[i]) in known.refused} if known.refused else {}
+            why = None
+            if refused:
+                states[list(refused)] = REFUSED
+                # one line each (a StrColumn's entries end at a newline)
+                why = StrColumn.from_list([refused.get(i, "").replace("\n", " ")
+                                           for i in range(len(members))])
+            members.checks, members.refusals = states, why
+
+    def collect(self, staging: str) -> int:
+        """Keep the verdicts a build's tasks reached (its part files); how many."""
+        rows: list[tuple[str, str]] = []
+        for path in sorted(glob.glob(os.path.join(glob.escape(staging), PARTS, f"*.{CHECKS}"))):
+            with open(path, newline="", encoding="utf-8") as f:
+                rows += [(r[0], r[1]) for r in csv.reader(f)
+                         if len(r) == 2 and len(r[0]) == 32]
+        return self.add(rows)
+
+
+def _merge(parts: list[tuple[np.ndarray, dict[int, str]]]) -> Verdicts:
+    """One `Verdicts` of several files' (digests, refusals by position); a content in
+    two keeps the first one's verdict (both came from the same check)."""
+    if not parts:
+        return Verdicts(np.empty(0, "S16"), {})
+    digests = np.concatenate([d for d, _ in parts])
+    refused, start = {}, 0
+    for d, r in parts:
+        refused.update({start + i: w for i, w in r.items()})
+        start += len(d)
+    order = np.argsort(digests, kind="stable")
+    keep = order[np.r_[True, digests[order][1:] != digests[order][:-1]]]
+    return Verdicts(digests[keep], {new: refused[old] for new, old in enumerate(keep.tolist())
+                                    if old in refused})
