@@ -30,6 +30,7 @@ from ..errors import (
     VerifyError,
 )
 from ..executors import Executor, LocalExecutor
+from ..executors.base import task_size
 from ..manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
 from ..recipes import RECIPES, Inputs
 from ..recipes.base import finish
@@ -40,6 +41,7 @@ from .imagechecks import ImageChecks
 from .inputs import artifact_members
 from .keys import Keys
 from .lockfile import LOCK, Lock
+from .resume import FinishedTasks
 from .substituters import holds, pulled_from_cache
 
 
@@ -217,7 +219,9 @@ class Resolver(Keys):
         if checks is not None:
             with contextlib.suppress(OSError):  # only a cache: without it, images are decoded
                 checks.mark(inputs.images)
-        staging = self.store.begin(key)
+        # a killed build's staging area of this key, with its finished tasks (we hold the
+        # lock: no live build writes there), or a fresh one
+        staging = self.store.resume(key) or self.store.begin(key)
         try:
             with recipe_code(node, recipe.name, "plan"):  # its errors name the dataset
                 tasks = recipe.plan(node.params, inputs)
@@ -226,14 +230,18 @@ class Resolver(Keys):
             from ..artifact.output import Output, finalize
 
             drop = self.store.drop(staging, self.remote)
+            finished = FinishedTasks(staging.path, key, tasks) if self.store.resumable \
+                else None
+            done = finished.load() if finished else {}
             out = Output(staging.path, "finish")
             try:
                 with recipe_code(node, recipe.name, "follow"):
                     follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
                 with bar(self.progress, node.name, total) as advance, \
                         recipe_code(node, recipe.name, "run"):
-                    results = executor.map(recipe, node.params, tasks, drop, advance,
-                                           guarded(follow, recipe.name))
+                    results = self._run_tasks(executor, recipe, node.params, tasks, drop,
+                                              advance, guarded(follow, recipe.name),
+                                              finished, done)
                 phase("tasks")
                 self.store.gather(staging)
                 if checks is not None:
@@ -269,6 +277,35 @@ class Resolver(Keys):
             self.store.abort(staging)
             raise
         return marker
+
+    @staticmethod
+    def _run_tasks(executor: Executor, recipe: Any, params: Any, tasks: list[Any],
+                   drop: Any, advance: Callable[[int], None] | None,
+                   follow: Callable[[int, Any], None] | None,
+                   finished: FinishedTasks | None, done: dict[int, Any]) -> list[Any]:
+        """Every task's result, in plan order: those in `done` (finished by a killed build
+        of this key) as recorded, the others run now, each recorded in `finished` as it
+        arrives. The follower sees every result, the reused ones first."""
+        if finished is None:
+            return executor.map(recipe, params, tasks, drop, advance, follow)
+        left = [i for i in range(len(tasks)) if i not in done]
+        for index in sorted(done):
+            if follow:
+                follow(index, done[index])
+            if advance:
+                advance(task_size(tasks[index]))
+
+        def arrived(position: int, result: Any) -> None:
+            finished.record(left[position], position, result)
+            if follow:
+                follow(left[position], result)
+
+        ran = executor.map(recipe, params, [tasks[i] for i in left], drop, advance,
+                           arrived) if left else []
+        results = [done.get(i) for i in range(len(tasks))]
+        for index, result in zip(left, ran, strict=True):
+            results[index] = result
+        return results
 
     def _synthetic(self, ref: InputRef, found: dict[str, Marker]) -> bool:
         if ref.kind != "dataset":

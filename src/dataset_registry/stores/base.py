@@ -146,6 +146,15 @@ class Store(ABC):
     def begin(self, key: str) -> Staging:
         """A fresh, private staging area for a build of `key`."""
 
+    # whether `resume` may hand back a killed build's staging area (engine/resume.py)
+    resumable = False
+
+    def resume(self, key: str) -> Staging | None:
+        """The staging area a killed build of `key` left, with tasks finished (their
+        done records), for the build to go on in; None: start afresh (`begin`). The
+        caller holds `lock(key)`, so no live build of `key` writes there."""
+        return None
+
     @abstractmethod
     def drop(self, staging: Staging, remote: Remote) -> Drop:
         """Where this build's tasks write (picklable)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import uuid
@@ -34,6 +35,7 @@ from ..errors import BuildError, StorageError, VerifyError
 from .base import (
     FILES,
     MARKER,
+    PARTS,
     FolderDrop,
     Marker,
     Staging,
@@ -85,6 +87,26 @@ class LocalStore(Store):
         with self._writing(path):
             os.makedirs(path)
         return Staging(key, path, os.path.basename(path).split(".", 1)[1])
+
+    resumable = True  # tasks write into the staging folder itself: their parts are here
+
+    def resume(self, key: str) -> Staging | None:
+        """The newest of this key's staging folders that holds done records and was not
+        finalized (`finalize` removes `.parts`, done records included: `.parts/done`, see
+        engine/resume.py); others: gc's."""
+        folder = os.path.join(self.root, ".staging")
+        found = []
+        for name in os.listdir(folder) if os.path.isdir(folder) else []:
+            stem, _, token = name.partition(".")
+            path = os.path.join(folder, name)
+            if stem == key and re.fullmatch(r"[0-9a-f]{12}", token) and \
+                    os.path.isdir(os.path.join(path, PARTS, "done")) and \
+                    not os.path.lexists(os.path.join(path, MARKER)):
+                found.append((os.stat(path).st_mtime, path, token))
+        if not found:
+            return None
+        _, path, token = max(found)
+        return Staging(key, path, token)
 
     def drop(self, staging: Staging, remote: Remote) -> FolderDrop:
         return FolderDrop(remote=remote, path=staging.path)

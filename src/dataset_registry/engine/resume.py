@@ -1,0 +1,118 @@
+"""Resumable builds: the finished tasks of a killed build, kept in its staging area.
+
+A task's files land in staging as it runs; its provenance part is named by its place in
+this run (`executors.base.part_name`). When its result reaches the coordinator, the part
+is renamed after the task's index in the plan (`t000042.files.csv`), then a done record,
+`.parts/done/000042`, is written atomically, last: the task's identity (the build's key,
+its index and its pickled content) and its pickled result. A rerun of the same key in
+that staging area (`Store.resume`) trusts a task only if its record reads back whole and
+names this very task; every other part is removed and those tasks run again, writing the
+same names. `finalize` removes `.parts`, done records included: nothing of this is ever
+published. Local stores only: elsewhere the parts are not in the coordinator's folder
+until `gather`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import pickle
+from collections.abc import Sequence
+from typing import Any
+
+import xxhash
+
+from ..artifact.marker import PARTS
+from ..core.atomic import write_atomic
+from ..executors.base import part_name
+
+DONE = "done"  # under PARTS: one record per finished task, by its index in the plan
+_KINDS = ("files", "skipped")  # a task's parts: `<part>.files.csv`, `<part>.skipped.csv`
+
+
+def task_identity(key: str, index: int, task: Any) -> str | None:
+    """What a done record must name to stand for task `index` of the build of `key`; None
+    when the task does not pickle (it is then never reused)."""
+    try:
+        content = pickle.dumps(task, protocol=5)
+    except Exception:  # an unpicklable task is simply not resumable
+        return None
+    return xxhash.xxh3_128_hexdigest(f"{key}\0{index}\0".encode() + content)
+
+
+class FinishedTasks:
+    """The done records of the build of `key` in the staging folder `root`."""
+
+    def __init__(self, root: str, key: str, tasks: Sequence[Any]) -> None:
+        self.parts = os.path.join(root, PARTS)
+        self.folder = os.path.join(self.parts, DONE)
+        self.identities = [task_identity(key, i, task) for i, task in enumerate(tasks)]
+
+    def load(self) -> dict[int, Any]:
+        """The results of the tasks already finished, by index. Whatever else lies in
+        `.parts` (a part of a task cut short, a record that does not read back or names
+        another task) is removed, so those tasks run again from nothing."""
+        found: dict[int, Any] = {}
+        kept: set[str] = set()
+        names = sorted(os.listdir(self.folder)) if os.path.isdir(self.folder) else []
+        for name in names:
+            path = os.path.join(self.folder, name)
+            record = self._read(name, path)
+            if record is None:
+                _remove(path)
+                continue
+            index, result, parts = record
+            found[index] = result
+            kept.update(parts)
+        for name in os.listdir(self.parts) if os.path.isdir(self.parts) else []:
+            if name.endswith(".csv") and name not in kept:
+                _remove(os.path.join(self.parts, name))
+        return found
+
+    def _read(self, name: str, path: str) -> tuple[int, Any, list[str]] | None:
+        """(index, result, part files) of a sound done record; None for anything else."""
+        if not (name.isdigit() and int(name) < len(self.identities)):
+            return None
+        index = int(name)
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+            pickled = base64.b64decode(record["result"], validate=True)
+            parts = [str(p) for p in record["parts"]]
+            if record["task"] != self.identities[index] or self.identities[index] is None \
+                    or record["check"] != xxhash.xxh3_128_hexdigest(pickled) \
+                    or not all(os.path.isfile(os.path.join(self.parts, p)) for p in parts):
+                return None
+            return index, pickle.loads(pickled), parts  # checked: the bytes recorded
+        except Exception:  # damaged in any way: run the task again
+            return None
+
+    def record(self, index: int, position: int, result: Any) -> None:
+        """Task `index` (run as `position` of this run's tasks) finished with `result`:
+        its parts take its index's name, then its done record is written, last. A result
+        that does not pickle leaves the task unrecorded (it runs again on a rerun)."""
+        identity = self.identities[index]
+        try:
+            pickled = pickle.dumps(result, protocol=5)
+        except Exception:  # not resumable, built all the same
+            return
+        if identity is None:
+            return
+        parts = []
+        for kind in _KINDS:
+            ran = os.path.join(self.parts, f"{part_name(position)}.{kind}.csv")
+            if os.path.exists(ran):
+                name = f"t{part_name(index)}.{kind}.csv"
+                os.replace(ran, os.path.join(self.parts, name))
+                parts.append(name)
+        os.makedirs(self.folder, exist_ok=True)
+        write_atomic(os.path.join(self.folder, part_name(index)), json.dumps({
+            "task": identity, "parts": parts, "check": xxhash.xxh3_128_hexdigest(pickled),
+            "result": base64.b64encode(pickled).decode("ascii")}))
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
