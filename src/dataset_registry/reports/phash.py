@@ -12,6 +12,7 @@ import contextlib
 import glob
 import os
 import uuid
+import zipfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,7 +138,8 @@ class Fingerprints:
                 read.append(path)
             except FileNotFoundError:  # merged away by another audit meanwhile
                 continue
-            except (OSError, ValueError, KeyError, EOFError):  # damaged: only a cache
+            # damaged (an npz is a zip: a truncated one is a BadZipFile): only a cache
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 with contextlib.suppress(OSError):
                     os.unlink(path)
         known = _merge(parts)
