@@ -14,23 +14,19 @@ only a cache: it is removed, and its images are decoded again.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import glob
 import os
-import uuid
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..artifact.marker import PARTS
 from ..artifact.output import CHECKS
-from ..core.atomic import atomic_path
+from ..core.contentcache import ContentCache, digests_of, positions, raw
 from ..sources.members import CHECKED_OK, REFUSED, MemberSet, StrColumn
-
-_PILE = 16  # files merged into one once there are more
 
 
 @dataclass
@@ -43,11 +39,7 @@ class Verdicts:
 
     def find(self, digests: np.ndarray) -> np.ndarray:
         """The position of each of `digests` here, -1 where it is not known."""
-        at = np.searchsorted(self.digests, digests)
-        inside = at < len(self.digests)
-        found = np.zeros(len(digests), dtype=bool)
-        found[inside] = self.digests[at[inside]] == digests[inside]
-        return np.where(found, at, -1)
+        return positions(self.digests, digests)
 
 
 class ImageChecks:
@@ -60,35 +52,13 @@ class ImageChecks:
 
         self.folder = os.path.join(state_dir, "imagechecks")
         self.prefix = f"{self.VERSION}-pillow{PIL.__version__}-"
+        self._files = ContentCache(self.folder, self.prefix, _read, _merge, _arrays)
 
     def files(self) -> list[str]:
-        return sorted(glob.glob(os.path.join(glob.escape(self.folder), f"{self.prefix}*.npz")))
+        return self._files.files()
 
     def load(self) -> Verdicts:
-        parts, read = [], []
-        for path in self.files():
-            try:
-                with np.load(path) as z:
-                    digests = np.ascontiguousarray(z["digests"], np.uint8).reshape(-1, 16)
-                    refused = dict(zip(z["refused_at"].tolist(), map(str, z["why"]),
-                                       strict=True))
-                if any(not 0 <= i < len(digests) for i in refused):
-                    raise ValueError("a refusal past the digests")
-                parts.append((digests.view("S16").ravel(), refused))
-                read.append(path)
-            except FileNotFoundError:  # merged away by another build meanwhile
-                continue
-            # damaged (an npz is a zip): only a cache
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-        known = _merge(parts)
-        if len(read) > _PILE:
-            self._write(known)
-            for path in read:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-        return known
+        return self._files.load()
 
     def add(self, rows: Iterable[tuple[str, str]]) -> int:
         """Keep the verdicts `rows` ((hex xxh3, why)); how many were new to the file."""
@@ -96,17 +66,8 @@ class ImageChecks:
         if not verdict:
             return 0
         digests = np.frombuffer(b"".join(bytes.fromhex(h) for h in verdict), "S16")
-        self._write(_merge([(digests, {i: w for i, w in enumerate(verdict.values()) if w})]))
+        self._files.write(_merge([(digests, {i: w for i, w in enumerate(verdict.values()) if w})]))
         return len(verdict)
-
-    def _write(self, known: Verdicts) -> None:
-        os.makedirs(self.folder, exist_ok=True)
-        target = os.path.join(self.folder, f"{self.prefix}{uuid.uuid4().hex}.npz")
-        raw = np.frombuffer(known.digests.tobytes(), np.uint8).reshape(-1, 16)
-        at = sorted(known.refused)  # only the few refused carry a reason: no wide string array
-        with atomic_path(target) as tmp, open(tmp, "wb") as f:
-            np.savez(f, digests=raw, refused_at=np.array(at, dtype=np.int64),
-                     why=np.array([known.refused[i] for i in at], dtype=str))
 
     def mark(self, images: Mapping[str, Mapping[str, MemberSet]]) -> None:
         """Give every input member whose content has a verdict here that verdict."""
@@ -139,6 +100,20 @@ class ImageChecks:
                 rows += [(r[0], r[1]) for r in csv.reader(f)
                          if len(r) == 2 and len(r[0]) == 32]
         return self.add(rows)
+
+
+def _read(z: Any) -> tuple[np.ndarray, dict[int, str]]:
+    digests = digests_of(z["digests"])
+    refused = dict(zip(z["refused_at"].tolist(), map(str, z["why"]), strict=True))
+    if any(not 0 <= i < len(digests) for i in refused):
+        raise ValueError("a refusal past the digests")  # damaged: the file is dropped
+    return digests, refused
+
+
+def _arrays(known: Verdicts) -> dict[str, np.ndarray]:
+    at = sorted(known.refused)  # only the few refused carry a reason: no wide string array
+    return {"digests": raw(known.digests), "refused_at": np.array(at, dtype=np.int64),
+            "why": np.array([known.refused[i] for i in at], dtype=str)}
 
 
 def _merge(parts: list[tuple[np.ndarray, dict[int, str]]]) -> Verdicts:

@@ -9,10 +9,7 @@ Why pHash, and why a distance of at most 10 of its 64 bits: README, "Leak audit"
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import uuid
-import zipfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.atomic import atomic_path
+from ..core.contentcache import ContentCache, digests_of, positions, raw
 from ..errors import BadImageError
 from ..recipes.imaging import Downscale, check_image, downscale, open_image, quiet_bomb_warnings
 from ..sources.members import MemberRef, read_members, use_remote
@@ -44,7 +41,6 @@ FLAT_RANGE = 8  # gray levels (of 255) between the darkest and lightest of the 3
 _NAME = "<image>"  # decoded by content, not name: messages are stored without one
 CHUNK = 256  # images a pool task
 _FLUSH = 50_000  # fingerprints written out at least this often (a long first audit resumes)
-_PILE = 16  # cache files merged into one once there are more
 
 
 def available() -> bool:
@@ -109,65 +105,38 @@ class Known:
 
     def find(self, digests: np.ndarray) -> np.ndarray:
         """The position of each of `digests` here, -1 where it is not known."""
-        at = np.searchsorted(self.digests, digests)
-        inside = at < len(self.digests)
-        found = np.zeros(len(digests), dtype=bool)
-        found[inside] = self.digests[at[inside]] == digests[inside]
-        return np.where(found, at, -1)
+        return positions(self.digests, digests)
 
 
 class Fingerprints:
-    """The cache: `<state>/phash/v1-*.npz`, each file written whole (a temporary file
-    renamed over), read together; once they pile up, merged into one."""
+    """The cache: `<state>/phash/v2-*.npz` (core.contentcache)."""
 
     VERSION = "v2"  # v2: FLAT; raised whenever what a fingerprint means changes (SPEC, the states)
 
     def __init__(self, state_dir: str) -> None:
         self.folder = os.path.join(state_dir, "phash")
+        self._files = ContentCache(self.folder, f"{self.VERSION}-", _read, _merge, _arrays)
 
     def files(self) -> list[str]:
-        return sorted(glob.glob(os.path.join(self.folder, f"{self.VERSION}-*.npz")))
+        return self._files.files()
 
     def load(self) -> Known:
-        parts, read = [], []
-        for path in self.files():
-            try:
-                with np.load(path) as z:
-                    parts.append({k: z[k] for k in ("digests", "states", "hashes", "why_at",
-                                                    "why")})
-                read.append(path)
-            except FileNotFoundError:  # merged away by another audit meanwhile
-                continue
-            # damaged (an npz is a zip: a truncated one is a BadZipFile): only a cache
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-        known = _merge(parts)
-        if len(read) > _PILE:
-            self._write(known)
-            for path in read:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-        return known
+        return self._files.load()
 
     def add(self, digests: np.ndarray, states: np.ndarray, hashes: np.ndarray,
             why: dict[int, str]) -> None:
         if len(digests):
-            self._write(Known(digests, states, hashes, why))
-
-    def _write(self, known: Known) -> None:
-        os.makedirs(self.folder, exist_ok=True)
-        at = np.array(sorted(known.why), dtype=np.int64)
-        target = os.path.join(self.folder, f"{self.VERSION}-{uuid.uuid4().hex}.npz")
-        with atomic_path(target) as tmp, open(tmp, "wb") as f:
-            np.savez(f, digests=_raw(known.digests), states=known.states,
-                     hashes=known.hashes, why_at=at,
-                     why=np.array([known.why[i] for i in at.tolist()], dtype=str))
+            self._files.write(Known(digests, states, hashes, why))
 
 
-def _raw(digests: np.ndarray) -> np.ndarray:
-    """S16 digests as an (n, 16) uint8 array: saved without numpy's S-type NUL trimming."""
-    return np.frombuffer(np.ascontiguousarray(digests).tobytes(), np.uint8).reshape(-1, 16)
+def _read(z: Any) -> dict[str, np.ndarray]:
+    return {k: z[k] for k in ("digests", "states", "hashes", "why_at", "why")}
+
+
+def _arrays(known: Known) -> dict[str, np.ndarray]:
+    at = np.array(sorted(known.why), dtype=np.int64)
+    return {"digests": raw(known.digests), "states": known.states, "hashes": known.hashes,
+            "why_at": at, "why": np.array([known.why[i] for i in at.tolist()], dtype=str)}
 
 
 def _merge(parts: list[dict[str, np.ndarray]]) -> Known:
@@ -175,8 +144,7 @@ def _merge(parts: list[dict[str, np.ndarray]]) -> Known:
     entry wins over a merely decoded one (the same decode, before ImageHash was there)."""
     if not parts:
         return Known(np.empty(0, "S16"), np.empty(0, np.uint8), np.empty(0, np.uint64), {})
-    digests = np.concatenate([np.ascontiguousarray(p["digests"], np.uint8).reshape(-1, 16)
-                              for p in parts]).view("S16").ravel()
+    digests = np.concatenate([digests_of(p["digests"]) for p in parts])
     states = np.concatenate([p["states"] for p in parts]).astype(np.uint8)
     hashes = np.concatenate([p["hashes"] for p in parts]).astype(np.uint64)
     why, start = {}, 0
