@@ -33,7 +33,7 @@ def atomic_path(path: str, *, fsync: bool = False) -> Iterator[str]:
     try:
         yield tmp
         if fsync:
-            _fsync_file(tmp)
+            fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -53,7 +53,8 @@ def write_atomic(path: str, data: bytes | str, *, fsync: bool = False) -> None:
             os.fsync(f.fileno())
 
 
-def _fsync_file(path: str) -> None:
+def fsync_path(path: str) -> None:
+    """Flush a file, or a folder's entries (a rename into it), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

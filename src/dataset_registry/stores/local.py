@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from ..artifact.marker import local_table_damage
-from ..core.atomic import write_atomic
+from ..core.atomic import fsync_path, write_atomic
 from ..core.remote import Remote
 from ..errors import BuildError, StorageError, VerifyError
 from .base import (
@@ -124,7 +124,7 @@ class LocalStore(Store):
             self.abort(staging)
             return False
         _chmod(final, remove=_WRITE)
-        _fsync_dir(os.path.dirname(final))
+        fsync_path(os.path.dirname(final))
         return True
 
     def replace(self, staging: Staging, marker: Marker) -> None:
@@ -145,7 +145,7 @@ class LocalStore(Store):
             raise BuildError(f"cannot replace {final}: {exc.strerror}; it is left as it "
                              "was") from None
         _chmod(final, remove=_WRITE)
-        _fsync_dir(os.path.dirname(final))
+        fsync_path(os.path.dirname(final))
         if aside is not None:
             _remove_tree(aside)
 
@@ -303,11 +303,3 @@ def _locked(store: LocalStore, folder: str, key: str, timeout: float) -> Iterato
         yield
     finally:
         lock.__exit__(None, None, None)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
