@@ -333,5 +333,8 @@ def test_images_of_one_colour_are_not_near_copies_of_each_other(tmp_path):
     report = open_source(tmp_path / "p", data).audit("photos", jobs=1)
     assert report["near"]["checked"] and report["near"]["flat"] == 5
     assert report["near_across"] == [] and report["counts"]["near_across"] == 0
+    from dataset_registry.cli.audit import summary
+
+    assert "near copies: 5 images of one colour not compared" in "\n".join(summary(report))
     assert [sorted(named(m) for m in g["members"]) for g in report["exact_across"]] == \
         [["train/a/grey.png", "val/a/grey-again.png"]]

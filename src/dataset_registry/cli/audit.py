@@ -60,6 +60,9 @@ def summary(report: dict[str, Any]) -> list[str]:
     if near["too_small"]:
         lines.append(f"near copies: {near['too_small']} image{_s(near['too_small'])} with a "
                      "side under 32 pixels not compared (too few pixels for a perceptual hash)")
+    if near.get("flat"):
+        lines.append(f"near copies: {near['flat']} image{_s(near['flat'])} of one colour not "
+                     "compared (a flat image's perceptual hash is noise)")
     if not near["decoded"]:
         lines.append("not checked (--no-near): near copies, undecodable images")
     if not report["leak"]:
