@@ -174,3 +174,16 @@ def test_bench_sql_prints_each_command_against_its_bare_duckdb_floor():
                  r"at 5,000,000 rows on 16 cores\)",
                  r"slowest registry command: {NUM} s, .+ \(target <= 0\.3 s at 5,000,000 rows "
                  r"on 16 cores\)")
+
+
+def test_bench_index_prints_indexing_against_one_xxh3_pass():
+    out = run_smoke("bench_index.py")
+    assert_lines(out,
+                 r"2,000 members of 1,500 bytes in 4 class tars; \d+ cores; floor: .+; best of 1",
+                 r"what +seconds +MB/s +members/s +peak MiB",
+                 r"floor tar +{NUM} +{NUM} +{NUM} +{NUM}",
+                 r"ours tar +{NUM} +{NUM} +{NUM} +{NUM}",
+                 r"ratio ours / floor throughput, tar +{NUM} +\(target >= 0\.5 for "
+                 r"ImageNet-sized members\)",
+                 r"ours tar: {NUM} s, peak {NUM} GiB +\(targets at 1,281,167 members on 16 "
+                 r"cores: <= 5\.0 s, < 0\.5 GiB\)")

@@ -11,21 +11,32 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.atomic import atomic_path, write_atomic
-from ..core.keys import digest_rows, hash_bytes
+from ..core.atomic import write_atomic
+from ..core.keys import hash_bytes
 from ..core.progress import ProgressFactory, bar
 from ..core.remote import Remote
 from ..errors import SourceError
+from .indextable import (
+    IndexTable,
+    bad_name,
+    first_bad_name,
+    first_rows,
+    numbers_change_labels,
+    split_counts,
+    split_ranges,
+    write_index,
+)
 from .layouts import Entry, Layout, check_split
 from .layouts.tables import check_name
-from .location import place
-from .members import MemberSet, StrColumn, hex_digests, labelled_values, prefix_range
+from .location import LocalPlace, RemotePlace, place
+from .members import MemberSet, StrColumn, hex_digests, labelled_values
+from .nestedpool import by_name_alone, index_parallel
 from .tarindex import IndexedMember
 
 if TYPE_CHECKING:  # a source node is read, never made, here: no import of the manifest layer
@@ -118,28 +129,24 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
         # a folder's size is unknown until it is walked: a bar without a total
         with bar(progress, f"indexing source {node.name}",
                  where_bytes.size() if is_tar else None, unit="bytes") as advance:
-            members = where_bytes.scan_tar(layout.nested, advance) if is_tar else \
-                where_bytes.scan_folder(advance)
-            if beside:
-                found = [m for m in map(where_bytes.beside_member, beside) if m is not None]
-                members = itertools.chain(members, found)
-            scanned: list[IndexedMember] = []
-            rows = [(f"{e.split}/{e.name}", e, m) for e, m in
-                    layout.entries(_kept(members, scanned), is_tar, where_bytes.read)]
+            table, left_out = _read(where_bytes, layout, is_tar, beside, advance)
     except SourceError as exc:
         raise SourceError(f"{where}: {exc}") from None
-    if not any(e.split != "meta" for _, e, _ in rows):
+    if all(name.startswith("meta/") for name in table.logical):  # (stops at the first image)
         raise SourceError(f"{where}: holds no images; layout {node.layout} expects "
                           f"{layout.expects}")
-    rows.sort(key=lambda r: r[0])
-    _check_names(rows, where)
-    for (a, _, _), (b, _, _) in itertools.pairwise(rows):
-        if a == b:
-            raise SourceError(f"{where}: two members are both {a!r} in the dataset")
+    order = table.sort_order()
+    if order is not None:
+        table = table.take(order)
+    _check_names(table, where)
+    repeat = table.adjacent_repeat()
+    if repeat >= 0:
+        raise SourceError(f"{where}: two members are both {table.logical[repeat]!r} in the "
+                          "dataset")
     synthetic = where_bytes.synthetic()
-    fingerprint = digest_rows((logical, m.size, m.xxh3) for logical, _, m in rows)
+    fingerprint = hash_bytes(table.lines())
     identity = layout.identity()
-    label_values = _numbers_change_labels(rows)
+    label_values = numbers_change_labels(table)
     if label_values:
         # whole-number labels keep their value (classes.default_classes): where that reads
         # the table's bytes otherwise than earlier versions did (sorted as text), the source
@@ -149,15 +156,14 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
         fingerprint = hash_bytes(canonical_json({**identity, "members": fingerprint}).encode())
     os.makedirs(cache_dir, exist_ok=True)
     index_path = entry_path[:-5] + ".npz"
-    _write_index(index_path, rows)
-    images = sum(1 for _, e, _ in rows if e.split != "meta")
-    left_out = _left_out(scanned, rows)
+    write_index(index_path, table)
+    counts = split_counts(table)
     info = SourceInfo(name=node.name, layout=node.layout, location=location,
-                      fingerprint=fingerprint, files=images,
-                      bytes=sum(m.size for _, _, m in rows), synthetic=synthetic,
+                      fingerprint=fingerprint, files=sum(n for n, _ in counts.values()),
+                      bytes=int(table.sizes.sum()), synthetic=synthetic,
                       stat=signature, index=index_path, container=is_tar,
                       beside=[where_bytes.beside(n) for n in beside],
-                      splits=_split_counts(rows), left_out=len(left_out),
+                      splits=counts, left_out=len(left_out),
                       left_out_first=left_out[:5], label_values=label_values)
     write_atomic(entry_path, json.dumps(asdict(info), indent=1))
     return info
@@ -203,21 +209,6 @@ def last_known(node: SourceNode, location: str, cache_dir: str) -> SourceInfo | 
     return _read_entry(_entry_path(node, location, cache_dir, layout), node.name)
 
 
-def _numbers_change_labels(rows: list[tuple[str, Entry, IndexedMember]]) -> bool:
-    """Whether keeping whole-number labels' values numbers some image otherwise than
-    sorting them as text, in some split or over all: not for 0..k with k <= 9 (the UCI
-    digits' 0..9 keep the fingerprint, keys and bytes they always had)."""
-    by_split: dict[str, set[int]] = {}
-    for _, e, _ in rows:
-        if e.value is not None:
-            by_split.setdefault(e.split, set()).add(e.value)
-    if not by_split:
-        return False
-    every = set().union(*by_split.values())
-    return any(len(found) > 10 or found != set(range(len(found)))
-               for found in [*by_split.values(), every])
-
-
 def _left_out(scanned: list[IndexedMember], rows: list[tuple[str, Entry, IndexedMember]]
               ) -> list[str]:
     """The scanned members no row came from (by path: a layout may read a shard's members
@@ -240,41 +231,43 @@ def _kept(members: Iterable[IndexedMember], into: list[IndexedMember]
         yield m
 
 
-def _split_counts(rows: list[tuple[str, Entry, IndexedMember]]) -> dict[str, list[int]]:
-    """[images, classes] per split (the tables in "meta" are not images)."""
-    images: dict[str, int] = {}
-    classes: dict[str, set[str]] = {}
-    for _, e, _ in rows:
-        if e.split != "meta":
-            images[e.split] = images.get(e.split, 0) + 1
-            if e.label:
-                classes.setdefault(e.split, set()).add(e.label)
-    return {s: [n, len(classes.get(s, ()))] for s, n in sorted(images.items())}
-
-
-def _check_names(rows: list[tuple[str, Entry, IndexedMember]], where: str) -> None:
+def _check_names(table: IndexTable, where: str) -> None:
     """What any layout gives must fit where recipes put it: split and class names become
     folder names and fields of tab-separated files, member names file paths. Refused here,
-    at `source set`, naming the member, never late in a build."""
-    splits: dict[str, str] = {}
-    classes: dict[str, str] = {}
-    for logical, e, _ in rows:
-        if any(c in logical for c in "\n\r\0"):
-            raise SourceError(f"{where}: member {logical!r} has a line break in its name; "
-                              "refusing it")
-        if len(logical.encode()) > 255 and \
-                max(len(p.encode()) for p in logical.split("/")) > 255:
-            raise SourceError(f"{where}: member {logical[:60]!r}... has a name component "
-                              "longer than 255 bytes, which no file system can hold")
-        splits.setdefault(e.split, logical)
-        if e.label:
-            classes.setdefault(e.label, logical)
-    for split, logical in splits.items():
+    at `source set`, naming the member (the first in name order), never late in a build."""
+    why = first_bad_name(table)
+    if why:
+        raise SourceError(f"{where}: {why}")
+    for split, (start, _) in split_ranges(table.logical).items():
         if split != "meta":
-            check_split(split, f"{where}: member {logical!r}")
-    for label, logical in classes.items():
-        check_name(label, f"{where}: member {logical!r}", "class name")
+            check_split(split, f"{where}: member {table.logical[start]!r}")
+    for i in first_rows(table.labels):
+        check_name(table.labels[i], f"{where}: member {table.logical[i]!r}", "class name")
 
+
+def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
+          beside: tuple[str, ...], advance: Callable[[int], None] | None
+          ) -> tuple[IndexTable, list[str]]:
+    """The source's members as the layout sees them (unsorted), and the paths of those it
+    left out; a big local tar of tars on every core (`nestedpool`), where the layout reads
+    each member by its name alone."""
+    found = [m for m in map(where.beside_member, beside) if m is not None]
+    if is_tar and isinstance(where, LocalPlace) and by_name_alone(layout):
+        parallel = index_parallel(where.location, layout, advance, found)
+        if parallel is not None:
+            return parallel
+    members = where.scan_tar(layout.nested, advance) if is_tar else \
+        where.scan_folder(advance)
+    scanned: list[IndexedMember] = []
+    rows = [(f"{e.split}/{e.name}", e, m) for e, m in
+            layout.entries(_kept(itertools.chain(members, found), scanned), is_tar,
+                           where.read)]
+    if any("\n" in logical for logical, _, _ in rows):  # (no table holds such a name)
+        if all(logical.startswith("meta/") for logical, _, _ in rows):
+            return IndexTable.from_rows([]), []  # ("holds no images" is said first)
+        first = min(logical for logical, _, _ in rows if bad_name(logical))
+        raise SourceError(str(bad_name(first)))
+    return IndexTable.from_rows(rows), _left_out(scanned, rows)
 
 def check_expectations(node: SourceNode, info: SourceInfo) -> None:
     """The declared file count must match (a synthetic stand-in is exempt and says so)."""
@@ -283,28 +276,6 @@ def check_expectations(node: SourceNode, info: SourceInfo) -> None:
         raise SourceError(f"source {node.name} ({info.location}): expected {want} images "
                           f"({node.where}: expect.files), found {info.files}; is this the "
                           f"right {node.layout} copy?")
-
-
-def _write_index(path: str, rows: list[tuple[str, Entry, IndexedMember]]) -> None:
-    """The member index, column-wise: names, origins, labels and attributes (JSON) as UTF-8
-    blobs, numbers as arrays."""
-    columns = {"logical": [logical for logical, _, _ in rows],
-               "origins": [m.path for _, _, m in rows],
-               "labels": [e.label for _, e, _ in rows],
-               "attrs": [e.attrs_json() for _, e, _ in rows]}
-    arrays = {}
-    for name, values in columns.items():
-        column = StrColumn.from_list(values)
-        arrays[name] = np.frombuffer(column._blob, np.uint8)
-        arrays[f"{name.removesuffix('s')}_starts"] = column._starts
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays,
-                 offsets=np.array([m.offset for _, _, m in rows], dtype=np.int64),
-                 sizes=np.array([m.size for _, _, m in rows], dtype=np.int64),
-                 xxh3=np.array([m.xxh3 for _, _, m in rows], dtype="S32"),
-                 values=np.array([-1 if e.value is None else e.value for _, e, _ in rows],
-                                 dtype=np.int64),
-                 packed=np.array([m.packed for _, _, m in rows], dtype=np.int64))
 
 
 def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
@@ -321,8 +292,7 @@ def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
     changed = (f"the source changed since it was indexed; run `registry source check "
                f"{info.name}`")
     sets = {}
-    for split in _splits(logical):
-        start, stop = prefix_range(logical, f"{split}/")
+    for split, (start, stop) in split_ranges(logical).items():
         names = StrColumn(logical._blob, logical._starts[start:stop + 1], len(split) + 1)
         origins, labels, attrs = (StrColumn(blob, starts[start:stop + 1])
                                   for blob, starts in blobs.values())
@@ -335,17 +305,6 @@ def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
                                 if info.label_values else None,
                                 packed=packed[start:stop] if packed.any() else None)
     return sets
-
-
-def _splits(logical: StrColumn) -> list[str]:
-    """The split names of a sorted logical-name column, without a Python call per member:
-    one bisection per split."""
-    found, start = [], 0
-    while start < len(logical):
-        split = logical[start].split("/", 1)[0]
-        found.append(split)
-        start = prefix_range(logical, f"{split}/")[1]
-    return found
 
 
 def md5_of(location: str, remote: Remote | None = None) -> str:

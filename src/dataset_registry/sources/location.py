@@ -17,6 +17,7 @@ from ..core.remote import Remote, is_remote
 from ..core.statsig import stat_signature, walk_stat
 from ..errors import SourceError
 from .layouts import BESIDE
+from .nestedpool import scan_local
 from .tarindex import IndexedMember, Opener, scan_tar, tar_is_synthetic
 from .zipcheck import DEFLATED
 from .zipindex import is_zip, scan_zip, unpacked
@@ -213,7 +214,10 @@ def scan_archive(location: str, nested: Callable[[str], bool], opener: Opener | 
     # a `.zip` that does not start as one (a stub in front, not a zip at all) is named by
     # the zip reader, whose messages say what it is
     if not is_zip(head) and not location.lower().endswith(".zip"):
-        yield from scan_tar(location, nested=nested, opener=opener, progress=progress)
+        if opener is None:
+            yield from scan_local(location, nested, progress)
+        else:
+            yield from scan_tar(location, nested=nested, opener=opener, progress=progress)
         return
     for m in scan_zip(location, opener=opener, progress=progress):
         yield IndexedMember(m.path, m.offset, m.size, m.xxh3,

@@ -24,6 +24,7 @@ from typing import BinaryIO
 import xxhash
 
 from ..errors import SourceError, UnsafeMemberError
+from .ustar import NotPlain, ReadAt, read_plain
 
 _CHUNK = 1 << 20
 
@@ -143,7 +144,7 @@ def scan_tar(path: str, *, nested: Callable[[str], bool] = lambda name: False,
     with f:
         size = f.seek(0, os.SEEK_END)
         f.seek(0)
-        yield from _scan(f, path, 0, size, "", nested, progress)
+        yield from scan_members(f, path, 0, size, "", nested, progress)
 
 
 def _open_local(path: str) -> BinaryIO:
@@ -170,12 +171,50 @@ MAX_NESTING = 4
 per-class tars); deeper is refused rather than recursed into."""
 
 
-def _scan(f: BinaryIO, display: str, start: int, size: int, prefix: str,
+@dataclass(frozen=True)
+class NestedTar:
+    """A member that is itself a tar to index: its members are named `prefix + name`."""
+
+    prefix: str  # "outer.tar/" (with the slash)
+    offset: int  # absolute offset of its bytes in the outer file
+    size: int
+    depth: int  # how deep it lies (1: a member of the top tar)
+
+
+def scan_members(f: BinaryIO, display: str, start: int, size: int, prefix: str,
           nested: Callable[[str], bool], progress: Callable[[int], None] | None,
           depth: int = 0) -> Iterator[IndexedMember]:
+    """Every file member of the tar in [start, start + size) of `f`, nested tars' members in
+    their place (`prefix`: the tar's own path, "" at the top; `depth`: how deep it lies)."""
+    for item in scan_level(f, display, start, size, prefix, nested, progress, depth):
+        if isinstance(item, NestedTar):
+            yield from scan_members(f, display, item.offset, item.size, item.prefix, nested,
+                             progress, item.depth)
+        else:
+            yield item
+
+
+def scan_level(f: BinaryIO, display: str, start: int, size: int, prefix: str,
+               nested: Callable[[str], bool], progress: Callable[[int], None] | None,
+               depth: int = 0) -> Iterator[IndexedMember | NestedTar]:
+    """The members of one tar, in order, a nested tar as a `NestedTar` (not read here): by
+    the fast reader where it vouches for the tar, else by the strict one."""
     where = f"{display}:{prefix.rstrip('/')}" if prefix else display
     if depth > MAX_NESTING:
         raise SourceError(f"{where}: tars nested more than {MAX_NESTING} deep; refusing")
+    try:
+        found = read_plain(_reader(f), start, size, nested, prefix)
+    except NotPlain:  # the strict reader below decides, and says what is wrong
+        f.seek(start)
+    else:
+        for path, offset, length, digest in found:
+            if digest is None:
+                yield NestedTar(f"{path}/", offset, length, depth + 1)
+                continue
+            yield IndexedMember(path, offset, length, digest)
+            if progress:
+                progress(length)
+        return
     window = f if start == 0 else io.BufferedReader(_Slice(f, start, size), _CHUNK)
     names = _Names(f"{display}:{prefix}" if prefix else display)
     last = None  # the last good member, for messages
@@ -203,14 +242,37 @@ def _scan(f: BinaryIO, display: str, start: int, size: int, prefix: str,
             continue
         offset = start + info.offset_data
         if nested(prefix + name):
-            yield from _scan(f, display, offset, info.size, f"{prefix}{name}/", nested,
-                             progress, depth + 1)
+            yield NestedTar(f"{prefix}{name}/", offset, info.size, depth + 1)
             continue
         yield IndexedMember(prefix + name, offset, info.size,
                             _hash_range(f, offset, info.size, display))
         if progress:
             progress(info.size)
     _check_end(window, header_at, size, where, start, last)
+
+
+def _reader(f: BinaryIO) -> ReadAt:
+    """`read_at` over `f`: a pread into one reused buffer where it is a local file (no page
+    faults of fresh memory per read), else a seek and a read."""
+    try:
+        fd = f.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        fd = -1
+    if fd >= 0:
+        buffer = bytearray(_CHUNK * 8)
+        whole = memoryview(buffer)
+
+        def pread(pos: int, n: int) -> memoryview:
+            view = whole[:n] if n <= len(buffer) else memoryview(bytearray(n))
+            return view[:os.preadv(fd, [view], pos)]
+
+        return pread
+
+    def read_at(pos: int, n: int) -> bytes:
+        f.seek(pos)
+        return f.read(n)
+
+    return read_at
 
 
 def _why(exc: BaseException) -> str:

@@ -1,0 +1,228 @@
+"""A source's member index as columns: what `source set` checks, fingerprints and saves.
+
+One row per member the layout kept: its logical name ("split/name"), origin in the
+source, class name, attributes (JSON), label value, offset, size, packed size and xxh3.
+Strings are UTF-8 blobs (`StrColumn`), numbers numpy arrays, so a million-member source
+(or the parts pool workers send back, one per nested tar) costs no Python object per
+member, and sorting, checking and saving it are array operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .members import StrColumn
+
+if TYPE_CHECKING:
+    from .layouts import Entry
+    from .tarindex import IndexedMember
+
+_GATHER_ROWS = 1 << 16  # rows gathered at once when reordering (bounded scratch memory)
+
+
+@dataclass
+class IndexTable:
+    logical: StrColumn
+    origins: StrColumn
+    labels: StrColumn
+    attrs: StrColumn
+    offsets: np.ndarray  # int64
+    sizes: np.ndarray  # int64
+    xxh3: np.ndarray  # S32: hex digests
+    values: np.ndarray  # int64: a table's whole-number label, -1 for none
+    packed: np.ndarray  # int64: deflated bytes at offset (a zip's), else 0
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[str, Entry, IndexedMember]]) -> IndexTable:
+        """The table of (logical name, entry, member) rows, in their order."""
+        return cls(logical=_column([logical for logical, _, _ in rows]),
+                   origins=_column([m.path for _, _, m in rows]),
+                   labels=_column([e.label for _, e, _ in rows]),
+                   attrs=_column([e.attrs_json() for _, e, _ in rows]),
+                   offsets=np.array([m.offset for _, _, m in rows], dtype=np.int64),
+                   sizes=np.array([m.size for _, _, m in rows], dtype=np.int64),
+                   xxh3=np.array([m.xxh3 for _, _, m in rows], dtype="S32"),
+                   values=np.array([-1 if e.value is None else e.value for _, e, _ in rows],
+                                   dtype=np.int64),
+                   packed=np.array([m.packed for _, _, m in rows], dtype=np.int64))
+
+    @classmethod
+    def concat(cls, parts: Sequence[IndexTable]) -> IndexTable:
+        """The parts' rows, one after the other."""
+        def strings(name: str) -> StrColumn:
+            columns = [getattr(p, name) for p in parts]
+            blobs = [c.lines() for c in columns]
+            starts = np.zeros(sum(len(c) for c in columns) + 1, dtype=np.int64)
+            lengths = [np.diff(c._starts) for c in columns]
+            if lengths:
+                np.cumsum(np.concatenate(lengths), out=starts[1:])
+            return StrColumn(b"".join(blobs), starts)
+
+        def numbers(name: str) -> np.ndarray:
+            arrays = [getattr(p, name) for p in parts]
+            return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+
+        return cls(strings("logical"), strings("origins"), strings("labels"),
+                   strings("attrs"), numbers("offsets"), numbers("sizes"),
+                   np.concatenate([p.xxh3 for p in parts]) if parts
+                   else np.zeros(0, dtype="S32"),
+                   numbers("values"), numbers("packed"))
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def sort_order(self) -> np.ndarray | None:
+        """Row order by logical name (code point order, as Python sorts strings: UTF-8
+        bytes sort alike), or None where the rows are in that order already."""
+        keys = _fixed(self.logical)
+        if len(keys) < 2 or bool((keys[1:] >= keys[:-1]).all()):
+            return None
+        return np.argsort(keys, kind="stable")
+
+    def take(self, order: np.ndarray) -> IndexTable:
+        return IndexTable(*(_take(getattr(self, f), order) for f in _STRINGS),
+                          *(getattr(self, f)[order] for f in _NUMBERS))
+
+    def adjacent_repeat(self) -> int:
+        """The first row whose logical name is the one before it's (-1: none); of a sorted
+        table, so any two rows of one name are neighbours."""
+        keys = _fixed(self.logical)
+        same = np.flatnonzero(keys[1:] == keys[:-1])
+        return int(same[0]) + 1 if len(same) else -1
+
+    def lines(self) -> bytes:
+        """The fingerprint's lines, f"{logical}\\t{size}\\t{xxh3}\\n" a row, in row order."""
+        names = self.logical.tolist()
+        digests = self.xxh3.tolist()
+        return "".join(f"{name}\t{size}\t{digest.decode()}\n" for name, size, digest in
+                       zip(names, self.sizes.tolist(), digests, strict=True)).encode()
+
+
+_STRINGS = ("logical", "origins", "labels", "attrs")
+_NUMBERS = ("offsets", "sizes", "xxh3", "values", "packed")
+
+
+def _column(values: list[str]) -> StrColumn:
+    return StrColumn.from_list(values)
+
+
+def _fixed(column: StrColumn) -> np.ndarray:
+    """The strings as a fixed-width bytes array (numpy compares them as Python compares the
+    strings: no string holds a NUL)."""
+    if len(column) == 0:
+        return np.zeros(0, dtype="S1")
+    return np.array(column.lines().split(b"\n")[:-1])
+
+
+def _take(column: StrColumn, order: np.ndarray) -> StrColumn:
+    """The strings at `order`, gathered a slice of rows at a time (the scratch index arrays
+    of one gather over a million names would take gigabytes)."""
+    if len(order) <= _GATHER_ROWS:
+        return column.take(order)
+    parts = [column.take(order[i:i + _GATHER_ROWS]) for i in range(0, len(order), _GATHER_ROWS)]
+    starts = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate([np.diff(p._starts) for p in parts]), out=starts[1:])
+    return StrColumn(b"".join(p.lines() for p in parts), starts)
+
+
+# -- what `source set` checks of the table, each naming the first offending row in name order
+
+
+def bad_name(logical: str) -> str | None:
+    """Why a member's logical name cannot be where recipes put it (file paths, lines of
+    tab-separated files), or None."""
+    if any(c in logical for c in "\n\r\0"):
+        return f"member {logical!r} has a line break in its name; refusing it"
+    if len(logical.encode()) > 255 and max(len(p.encode()) for p in logical.split("/")) > 255:
+        return (f"member {logical[:60]!r}... has a name component longer than 255 bytes, "
+                "which no file system can hold")
+    return None
+
+
+def first_bad_name(table: IndexTable) -> str | None:
+    """`bad_name` of the first row (in row order) it refuses: rows found by searching the
+    name blob, so a clean million-row table costs no Python call per row."""
+    blob, starts = table.logical._blob, table.logical._starts
+    suspects: set[int] = set()
+    for char in (b"\r", b"\0"):
+        at = blob.find(char)
+        while at >= 0:
+            suspects.add(int(np.searchsorted(starts, at, side="right")) - 1)
+            at = blob.find(char, at + 1)
+    lengths = np.diff(starts) - 1
+    suspects.update(np.flatnonzero(lengths > 255).tolist())
+    for i in sorted(suspects):
+        why = bad_name(table.logical[i])
+        if why:
+            return why
+    return None
+
+
+def first_rows(column: StrColumn) -> list[int]:
+    """The first row of each distinct non-empty string, in row order."""
+    keys = _fixed(column)
+    if len(keys) == 0:
+        return []
+    _, first = np.unique(keys, return_index=True)
+    return [int(i) for i in np.sort(first) if keys[i] != b""]
+
+
+def split_ranges(logical: StrColumn) -> dict[str, tuple[int, int]]:
+    """[start, stop) of each split's rows in a table sorted by logical name: one bisection
+    per split, no Python call per row."""
+    from .members import prefix_range
+
+    found: dict[str, tuple[int, int]] = {}
+    start = 0
+    while start < len(logical):
+        split = logical[start].split("/", 1)[0]
+        found[split] = prefix_range(logical, f"{split}/")
+        start = found[split][1]
+    return found
+
+
+def split_counts(table: IndexTable) -> dict[str, list[int]]:
+    """[images, classes] per split of a sorted table (the tables in "meta" are not images)."""
+    counts = {}
+    for split, (start, stop) in sorted(split_ranges(table.logical).items()):
+        if split != "meta":
+            labels = _fixed(table.labels.slice(start, stop))
+            counts[split] = [stop - start, len(np.setdiff1d(np.unique(labels), [b""]))]
+    return counts
+
+
+def numbers_change_labels(table: IndexTable) -> bool:
+    """Whether keeping whole-number labels' values numbers some image otherwise than
+    sorting them as text, in some split or over all: not for 0..k with k <= 9 (the UCI
+    digits' 0..9 keep the fingerprint, keys and bytes they always had)."""
+    ranges = split_ranges(table.logical)
+    by_split = []
+    for start, stop in ranges.values():
+        found = np.unique(table.values[start:stop])
+        found = found[found >= 0]  # (-1: no whole-number label)
+        if len(found):
+            by_split.append(found)
+    if not by_split:
+        return False
+    every = np.unique(np.concatenate(by_split))
+    return any(len(found) > 10 or not np.array_equal(found, np.arange(len(found)))
+               for found in [*by_split, every])
+
+
+def write_index(path: str, table: IndexTable) -> None:
+    """The member index, column-wise: names, origins, labels and attributes (JSON) as UTF-8
+    blobs, numbers as arrays."""
+    from ..core.atomic import atomic_path
+
+    arrays = {}
+    for name in _STRINGS:  # (the npz names: logical, origins, labels, attrs)
+        column = getattr(table, name)
+        arrays[name] = np.frombuffer(column.lines(), np.uint8)
+        arrays[f"{name.removesuffix('s')}_starts"] = column._starts - column._starts[0]
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays, offsets=table.offsets, sizes=table.sizes, xxh3=table.xxh3,
+                 values=table.values, packed=table.packed)

@@ -1,0 +1,225 @@
+"""A tar of tars indexed on all cores: each nested tar (ImageNet's 1,000 class tars) read by
+a pool worker, the results still in tar order, refusals as the serial reader's.
+
+The top tar is read here; each nested tar it names goes to a worker as soon as it is
+seen (at most a few per worker ahead, so memory stays flat), and comes back as columns,
+not objects: its members (`scan_local`), or, where the layout places a member by its name
+alone, its rows of the source's index already classified (`index_parallel`). The first
+refusal in tar order is the one raised, whichever worker met it first, so a hostile tar
+is refused with the same words on any number of cores.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from .indextable import IndexTable
+from .tarindex import IndexedMember, NestedTar, scan_level, scan_members, scan_tar
+
+if TYPE_CHECKING:
+    from .layouts import Layout
+
+PARALLEL_BYTES = 64 << 20
+"""Below this size a tar is read in this process: starting workers would cost more."""
+
+AHEAD = 4  # nested tars in flight per worker
+
+Progress = Callable[[int], None] | None
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on Linux)
+        return os.cpu_count() or 1
+
+
+def scan_local(path: str, nested: Callable[[str], bool], progress: Progress = None,
+               jobs: int | None = None) -> Iterator[IndexedMember]:
+    """The members of the local tar at `path`, as `scan_tar` gives them: nested tars on
+    `jobs` workers (default: every core this process may use) where that gains."""
+    size = _worth_a_pool(path, nested, jobs)
+    if not size:
+        return scan_tar(path, nested=nested, progress=progress)
+    return _expand(_in_order(path, size, nested, progress, jobs or default_jobs(),
+                             _scan_nested, nested), progress)
+
+
+def by_name_alone(layout: Layout) -> bool:
+    """Whether the layout places each member by its name alone (`classify`), so a worker
+    can place a nested tar's members without seeing the rest of the source."""
+    from .layouts import Layout
+
+    return type(layout).entries is Layout.entries
+
+
+def index_parallel(path: str, layout: Layout, progress: Progress,
+                   beside: Sequence[IndexedMember] = (), jobs: int | None = None
+                   ) -> tuple[IndexTable, list[str]] | None:
+    """The index rows (unsorted) of the local tar source at `path` and the paths its layout
+    left out, as the serial reading gives them, nested tars classified by workers; None
+    where a pool would not gain (a small tar, one core), or a worker met a name no table
+    can hold (the serial reading then says what is wrong)."""
+    size = _worth_a_pool(path, layout, jobs)
+    if not size:
+        return None
+    parts: list[IndexTable] = []
+    left_out: list[str] = []
+    rows: list[tuple[str, Any, IndexedMember]] = []  # classified here since the last part
+
+    def place(m: IndexedMember) -> None:
+        entry = layout.classify(m.path, True)
+        if entry is None:
+            left_out.append(m.path)
+        else:
+            rows.append((f"{entry.split}/{entry.name}", entry, m))
+
+    try:
+        for item in _in_order(path, size, layout.nested, progress, jobs or default_jobs(),
+                              _index_nested, layout):
+            if isinstance(item, IndexedMember):
+                place(item)
+                continue
+            table, left, scanned = item
+            if rows:
+                parts.append(_table(rows))
+                rows.clear()
+            parts.append(table)
+            left_out.extend(left)
+            if progress:
+                progress(scanned)
+    except _NotInATable:
+        return None
+    for m in beside:
+        place(m)
+    if rows:
+        parts.append(_table(rows))
+    return IndexTable.concat(parts), left_out
+
+
+class _NotInATable(Exception):
+    """A logical name holds a line break: the serial reading refuses it in its own words."""
+
+
+def _table(rows: list[tuple[str, Any, IndexedMember]]) -> IndexTable:
+    if any("\n" in logical for logical, _, _ in rows):
+        raise _NotInATable
+    return IndexTable.from_rows(rows)
+
+
+def _worth_a_pool(path: str, picklable: object, jobs: int | None) -> int:
+    """The tar's size where a pool gains (big enough, several cores, and what workers need
+    can reach them: a layout's method can, a lambda cannot); else 0."""
+    import pickle
+
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return 0  # (the serial reader says why it cannot be opened)
+    if (jobs or default_jobs()) < 2 or size < PARALLEL_BYTES:
+        return 0
+    try:
+        pickle.dumps(picklable)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return 0
+    return size
+
+
+def _in_order(path: str, size: int, nested: Callable[[str], bool], progress: Progress,
+              jobs: int, work: Callable[[str, NestedTar, Any], Any], arg: Any
+              ) -> Iterator[Any]:
+    """The top tar's members and, in their place, `work(path, nested_tar, arg)` of each
+    nested tar, run on `jobs` workers; a refusal is raised where it stands in tar order."""
+    from ..core.processes import watch_coordinator, worker_context
+
+    pool: ProcessPoolExecutor | None = None
+    queue: deque[Any] = deque()  # members, futures of nested tars, a refusal: tar order
+    try:
+        with open(path, "rb") as f:
+            level = scan_level(f, path, 0, size, "", nested, progress)
+            while True:
+                try:
+                    item = next(level)
+                except StopIteration:
+                    break
+                except Exception as exc:  # raised in its place, after what came before it
+                    queue.append(exc)
+                    break
+                if isinstance(item, NestedTar):
+                    if pool is None:
+                        pool = ProcessPoolExecutor(jobs, mp_context=worker_context(),
+                                                   initializer=watch_coordinator,
+                                                   initargs=(os.getpid(),))
+                    queue.append(pool.submit(work, path, item, arg))
+                else:
+                    queue.append(item)
+                while queue and (len(queue) > AHEAD * jobs or not isinstance(queue[0], Future)):
+                    if isinstance(queue[0], Exception):
+                        break
+                    yield _result(queue.popleft())
+        while queue:
+            yield _result(queue.popleft())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(item: Any) -> Any:
+    if isinstance(item, Exception):
+        raise item
+    return item.result() if isinstance(item, Future) else item  # (a worker's refusal too)
+
+
+def _expand(items: Iterator[Any], progress: Progress) -> Iterator[IndexedMember]:
+    """Members, a nested tar's columns (from `_scan_nested`) turned back into members."""
+    for item in items:
+        if isinstance(item, IndexedMember):
+            yield item
+            continue
+        names, offsets, sizes, digests = item
+        for i, name in enumerate(names.split("\n") if names else ()):
+            yield IndexedMember(name, offsets[i], sizes[i], digests[32 * i:32 * i + 32])
+        if progress:
+            progress(sum(sizes))
+
+
+def _scan_nested(path: str, tar: NestedTar, nested: Callable[[str], bool]
+                 ) -> tuple[str, array, array, str]:
+    """A pool task: every file member of one nested tar (and of tars nested in it) as
+    columns: names joined by newlines (a name never holds one), offsets, sizes, xxh3s."""
+    names: list[str] = []
+    offsets, sizes = array("q"), array("q")
+    digests: list[str] = []
+    with open(path, "rb") as f:
+        for m in scan_members(f, path, tar.offset, tar.size, tar.prefix, nested, None,
+                              tar.depth):
+            names.append(m.path)
+            offsets.append(m.offset)
+            sizes.append(m.size)
+            digests.append(m.xxh3)
+    return "\n".join(names), offsets, sizes, "".join(digests)
+
+
+def _index_nested(path: str, tar: NestedTar, layout: Layout
+                  ) -> tuple[IndexTable, list[str], int]:
+    """A pool task: one nested tar's rows of the index, as the layout classifies them (each
+    member as it is read, so a refusal comes where the serial reading meets it), the paths
+    it left out, and the bytes read."""
+    rows: list[tuple[str, Any, IndexedMember]] = []
+    left_out: list[str] = []
+    scanned = 0
+    with open(path, "rb") as f:
+        for m in scan_members(f, path, tar.offset, tar.size, tar.prefix, layout.nested, None,
+                              tar.depth):
+            scanned += m.size
+            entry = layout.classify(m.path, True)
+            if entry is None:
+                left_out.append(m.path)
+            else:
+                rows.append((f"{entry.split}/{entry.name}", entry, m))
+    return _table(rows), left_out, scanned

@@ -1,0 +1,131 @@
+"""A tar of tars indexed on a pool gives what the serial reading gives: the same index, the
+same fingerprint, the same members left out, and the same refusal, word for word."""
+
+import numpy as np
+import pytest
+
+from dataset_registry.errors import SourceError
+from dataset_registry.manifest import SourceNode
+from dataset_registry.sources import nestedpool
+from dataset_registry.sources.index import check_source, member_sets
+from dataset_registry.sources.layouts import Entry, Layout
+from dataset_registry.sources.members import read_member
+from dataset_registry.sources.tarindex import scan_tar
+
+from ..tarkit import is_tar, tar_of
+
+END = bytes(1024)
+
+
+def node(layout="imagenet-train"):
+    return SourceNode(name="src", file="m.yaml", line=3, layout=layout)
+
+
+def _class_tar(c: int, n: int = 7) -> bytes:
+    # members out of name order, so the index must sort them
+    return tar_of({f"n{c:08d}_{i}.JPEG": bytes([c, i]) * (50 + i) for i in reversed(range(n))})
+
+
+@pytest.fixture
+def pooled(monkeypatch):
+    """Index with a pool of 3 workers however small the tar (returns a switch back)."""
+    monkeypatch.setattr(nestedpool, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(nestedpool, "default_jobs", lambda: 3)
+
+    def serial():
+        monkeypatch.setattr(nestedpool, "PARALLEL_BYTES", 1 << 62)
+
+    return serial
+
+
+def _index(path, cache, layout="imagenet-train"):
+    try:
+        info = check_source(node(layout), str(path), str(cache), force=True)
+    except SourceError as exc:
+        return None, str(exc).replace(str(cache), "CACHE")
+    with np.load(info.index) as z:
+        arrays = {k: z[k].tobytes() for k in z.files}
+    return (info.fingerprint, info.files, info.splits, info.left_out, info.left_out_first,
+            arrays), None
+
+
+def test_a_tar_of_tars_on_a_pool_indexes_as_serially(tmp_path, pooled):
+    classes = [3, 1, 2, 7, 5, 4, 6, 0]  # class tars out of order too
+    path = tmp_path / "train.tar"
+    path.write_bytes(tar_of({f"n{c:08d}.tar": _class_tar(c) for c in classes}))
+    fast = _index(path, tmp_path / "a")
+    pooled()
+    slow = _index(path, tmp_path / "b")
+    assert fast[1] is None and fast[0] == slow[0]
+    assert fast[0][1] == 56 and fast[0][2] == {"train": [56, 8]}
+    info = check_source(node(), str(path), str(tmp_path / "a"))
+    sets = member_sets(info)["train"]
+    assert list(sets.names)[:2] == ["n00000000/n00000000_0.JPEG", "n00000000/n00000000_1.JPEG"]
+    assert read_member(sets[0]) == bytes([0, 0]) * 50
+
+
+@pytest.mark.parametrize("case, message", [
+    ("a link in the fifth class tar", "is a symbolic link"),
+    ("a member out of the layout in the third", "does not fit layout 'imagenet-train'"),
+    ("a file at the top after the class tars", "does not fit layout 'imagenet-train'"),
+    ("garbage after the end of the top tar", "data after the end-of-archive marker"),
+])
+def test_refusals_on_a_pool_are_the_serial_ones_word_for_word(tmp_path, pooled, case,
+                                                              message):
+    from ..tarkit import header
+
+    inner = {c: _class_tar(c) for c in range(6)}
+    top = {f"n{c:08d}.tar": data for c, data in inner.items()}
+    if case.startswith("a link"):
+        inner[4] = header("n00000004_x.JPEG", 0, b"2", linkname=b"/etc/passwd") + \
+            inner[4][:-1024] + END
+        top["n00000004.tar"] = inner[4]
+    if case.startswith("a member out"):
+        top["n00000002.tar"] = tar_of({"n00000002_1.JPEG": b"y", "sub/stray.JPEG": b"x"})
+    data = tar_of(top)
+    if case.startswith("a file at the top"):
+        data = tar_of({**top, "README": b"hello"})
+    if case.startswith("garbage"):
+        data = data + b"trailing"
+    path = tmp_path / "train.tar"
+    path.write_bytes(data)
+    fast = _index(path, tmp_path / "a")
+    pooled()
+    slow = _index(path, tmp_path / "b")
+    assert fast[0] is None and message in fast[1], fast
+    assert fast == slow
+
+
+class ClassTars(Layout):
+    """A layout of class tars that leaves out what is not a .png (as image folders do)."""
+
+    name = "test-class-tars"
+    expects = "class tars"
+
+    def nested(self, path):
+        return path.endswith(".tar") and "/" not in path
+
+    def classify(self, origin, is_tar):
+        top, _, name = origin.partition("/")
+        return Entry("train", f"{top[:-4]}/{name}", label=top[:-4]) \
+            if name.endswith(".png") else None
+
+
+def test_members_left_out_are_named_in_order_on_a_pool(tmp_path, pooled):
+    path = tmp_path / "photos.tar"
+    path.write_bytes(tar_of({f"class{c}.tar": tar_of({f"img{i}.png": bytes([c, i]) * 9
+                                                      for i in range(3)} | {"Thumbs.db": b"j"})
+                             for c in range(5)} | {"notes.txt": b"top"}))
+    table, left_out = nestedpool.index_parallel(str(path), ClassTars(), None)
+    assert left_out == [*(f"class{c}.tar/Thumbs.db" for c in range(5)), "notes.txt"]
+    assert len(table) == 15 and table.logical[14] == "train/class4/img2.png"
+    assert table.labels[0] == "class0"
+
+
+def test_scanning_nested_tars_on_a_pool_gives_the_serial_members(tmp_path):
+    path = tmp_path / "t.tar"
+    path.write_bytes(tar_of({f"n{c}.tar": _class_tar(c) for c in range(6)} | {"top.JPEG": b"t"}))
+    serial = list(scan_tar(str(path), nested=is_tar))
+    nestedpool_members = list(nestedpool._expand(nestedpool._in_order(
+        str(path), path.stat().st_size, is_tar, None, 3, nestedpool._scan_nested, is_tar), None))
+    assert nestedpool_members == serial and len(serial) == 43
