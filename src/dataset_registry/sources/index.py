@@ -135,16 +135,14 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
     if all(name.startswith("meta/") for name in table.logical):  # (stops at the first image)
         raise SourceError(f"{where}: holds no images; layout {node.layout} expects "
                           f"{layout.expects}")
-    order = table.sort_order()
-    if order is not None:
-        table = table.take(order)
+    table.sort_by_name()
     _check_names(table, where)
     repeat = table.adjacent_repeat()
     if repeat >= 0:
         raise SourceError(f"{where}: two members are both {table.logical[repeat]!r} in the "
                           "dataset")
     synthetic = where_bytes.synthetic()
-    fingerprint = hash_bytes(table.lines())
+    fingerprint = table.fingerprint()
     identity = layout.identity()
     label_values = numbers_change_labels(table)
     if label_values:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import xxhash
 
 from .members import StrColumn
 
@@ -51,55 +52,63 @@ class IndexTable:
                    packed=np.array([m.packed for _, _, m in rows], dtype=np.int64))
 
     @classmethod
-    def concat(cls, parts: Sequence[IndexTable]) -> IndexTable:
-        """The parts' rows, one after the other."""
-        def strings(name: str) -> StrColumn:
-            columns = [getattr(p, name) for p in parts]
-            blobs = [c.lines() for c in columns]
-            starts = np.zeros(sum(len(c) for c in columns) + 1, dtype=np.int64)
-            lengths = [np.diff(c._starts) for c in columns]
+    def concat(cls, parts: list[IndexTable]) -> IndexTable:
+        """The parts' rows, one after the other. Consumes `parts` a column at a time (each
+        part's column dropped once joined), so the rows are held about once, not twice."""
+        columns: dict[str, StrColumn | np.ndarray] = {}
+        for name in _STRINGS:
+            lengths = [np.diff(getattr(p, name)._starts) for p in parts]
+            blob = b"".join([getattr(p, name).lines() for p in parts])
+            for p in parts:
+                setattr(p, name, None)
+            starts = np.zeros(sum(map(len, lengths)) + 1, dtype=np.int64)
             if lengths:
                 np.cumsum(np.concatenate(lengths), out=starts[1:])
-            return StrColumn(b"".join(blobs), starts)
-
-        def numbers(name: str) -> np.ndarray:
+            columns[name] = StrColumn(blob, starts)
+        for name in _NUMBERS:
             arrays = [getattr(p, name) for p in parts]
-            return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
-
-        return cls(strings("logical"), strings("origins"), strings("labels"),
-                   strings("attrs"), numbers("offsets"), numbers("sizes"),
-                   np.concatenate([p.xxh3 for p in parts]) if parts
-                   else np.zeros(0, dtype="S32"),
-                   numbers("values"), numbers("packed"))
+            columns[name] = np.concatenate(arrays) if arrays else \
+                np.zeros(0, dtype="S32" if name == "xxh3" else np.int64)
+        parts.clear()
+        return cls(**columns)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def sort_order(self) -> np.ndarray | None:
-        """Row order by logical name (code point order, as Python sorts strings: UTF-8
-        bytes sort alike), or None where the rows are in that order already."""
+    def sort_by_name(self) -> None:
+        """Put the rows in logical name order (code point order, as Python sorts strings:
+        UTF-8 bytes sort alike), stably; a column at a time, each old one dropped as its
+        sorted copy is made, and nothing copied where they are in that order already."""
         keys = _fixed(self.logical)
-        if len(keys) < 2 or bool((keys[1:] >= keys[:-1]).all()):
-            return None
-        return np.argsort(keys, kind="stable")
-
-    def take(self, order: np.ndarray) -> IndexTable:
-        return IndexTable(*(_take(getattr(self, f), order) for f in _STRINGS),
-                          *(getattr(self, f)[order] for f in _NUMBERS))
+        if len(keys) > 1 and not bool((keys[1:] >= keys[:-1]).all()):
+            order = np.argsort(keys, kind="stable")
+            keys = keys[order]
+            for name in _STRINGS:
+                setattr(self, name, _take(getattr(self, name), order))
+            for name in _NUMBERS:
+                setattr(self, name, getattr(self, name)[order])
+        self._name_keys = keys
 
     def adjacent_repeat(self) -> int:
         """The first row whose logical name is the one before it's (-1: none); of a sorted
         table, so any two rows of one name are neighbours."""
-        keys = _fixed(self.logical)
+        keys = getattr(self, "_name_keys", None)
+        keys = _fixed(self.logical) if keys is None else keys
         same = np.flatnonzero(keys[1:] == keys[:-1])
         return int(same[0]) + 1 if len(same) else -1
 
-    def lines(self) -> bytes:
-        """The fingerprint's lines, f"{logical}\\t{size}\\t{xxh3}\\n" a row, in row order."""
-        names = self.logical.tolist()
-        digests = self.xxh3.tolist()
-        return "".join(f"{name}\t{size}\t{digest.decode()}\n" for name, size, digest in
-                       zip(names, self.sizes.tolist(), digests, strict=True)).encode()
+    def fingerprint(self) -> str:
+        """xxh3 of the lines f"{logical}\\t{size}\\t{xxh3}\\n", one a row in row order (what
+        `core.keys.digest_rows` hashes), made a slice of rows at a time."""
+        hasher = xxhash.xxh3_128()
+        for a in range(0, len(self), _GATHER_ROWS):
+            b = min(a + _GATHER_ROWS, len(self))
+            names = self.logical.slice(a, b).tolist()
+            hasher.update("".join(
+                f"{name}\t{size}\t{digest}\n" for name, size, digest in
+                zip(names, self.sizes[a:b].tolist(), self.xxh3[a:b].astype(str).tolist(),
+                    strict=True)).encode())
+        return hasher.hexdigest()
 
 
 _STRINGS = ("logical", "origins", "labels", "attrs")
@@ -112,10 +121,20 @@ def _column(values: list[str]) -> StrColumn:
 
 def _fixed(column: StrColumn) -> np.ndarray:
     """The strings as a fixed-width bytes array (numpy compares them as Python compares the
-    strings: no string holds a NUL)."""
-    if len(column) == 0:
-        return np.zeros(0, dtype="S1")
-    return np.array(column.lines().split(b"\n")[:-1])
+    strings: no string holds a NUL), filled a slice of rows at a time, no object per row."""
+    starts = column._starts  # (a table's columns skip no prefix)
+    lengths = np.diff(starts) - 1
+    width = max(1, int(lengths.max())) if len(lengths) else 1
+    out = np.zeros((len(lengths), width), np.uint8)
+    blob = np.frombuffer(column._blob, np.uint8)
+    columns = np.arange(width)
+    for a in range(0, len(lengths), _GATHER_ROWS):
+        b = min(a + _GATHER_ROWS, len(lengths))
+        chunk = blob[int(starts[a]):int(starts[b])]
+        keep = np.ones(len(chunk), bool)  # all but each string's newline
+        keep[starts[a + 1:b + 1] - starts[a] - 1] = False
+        out[a:b][columns < lengths[a:b, None]] = chunk[keep]
+    return out.view(f"S{width}").ravel()
 
 
 def _take(column: StrColumn, order: np.ndarray) -> StrColumn:

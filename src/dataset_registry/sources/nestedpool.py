@@ -16,6 +16,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from .indextable import IndexTable
@@ -93,8 +94,8 @@ def index_parallel(path: str, layout: Layout, progress: Progress,
             left_out.extend(left)
             if progress:
                 progress(scanned)
-    except _NotInATable:
-        return None
+    except (_NotInATable, BrokenProcessPool):  # (a worker that could not start, or died:
+        return None  # the serial reading, in this process, reads it all the same)
     for m in beside:
         place(m)
     if rows:
