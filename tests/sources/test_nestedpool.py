@@ -49,8 +49,11 @@ def _index(path, cache, layout="imagenet-train"):
             arrays), None
 
 
-def test_a_tar_of_tars_on_a_pool_indexes_as_serially(tmp_path, pooled):
-    classes = [3, 1, 2, 7, 5, 4, 6, 0]  # class tars out of order too
+@pytest.mark.parametrize("classes", [
+    [0, 1, 2, 3, 4, 5, 6, 7],  # in name order: the workers' parts are hashed as they come
+    [3, 1, 2, 7, 5, 4, 6, 0],  # out of order: the table is sorted, then hashed
+])
+def test_a_tar_of_tars_on_a_pool_indexes_as_serially(tmp_path, pooled, classes):
     path = tmp_path / "train.tar"
     path.write_bytes(tar_of({f"n{c:08d}.tar": _class_tar(c) for c in classes}))
     fast = _index(path, tmp_path / "a")
@@ -116,10 +119,10 @@ def test_members_left_out_are_named_in_order_on_a_pool(tmp_path, pooled):
     path.write_bytes(tar_of({f"class{c}.tar": tar_of({f"img{i}.png": bytes([c, i]) * 9
                                                       for i in range(3)} | {"Thumbs.db": b"j"})
                              for c in range(5)} | {"notes.txt": b"top"}))
-    table, left_out = nestedpool.index_parallel(str(path), ClassTars(), None)
+    table, left_out, fingerprint = nestedpool.index_parallel(str(path), ClassTars(), None)
     assert left_out == [*(f"class{c}.tar/Thumbs.db" for c in range(5)), "notes.txt"]
     assert len(table) == 15 and table.logical[14] == "train/class4/img2.png"
-    assert table.labels[0] == "class0"
+    assert table.labels[0] == "class0" and fingerprint == table.fingerprint()
 
 
 def test_scanning_nested_tars_on_a_pool_gives_the_serial_members(tmp_path):

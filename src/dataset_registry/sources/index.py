@@ -24,6 +24,7 @@ from ..core.remote import Remote
 from ..errors import SourceError
 from .indextable import (
     IndexTable,
+    adjacent_repeat,
     bad_name,
     first_bad_name,
     first_rows,
@@ -129,20 +130,20 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
         # a folder's size is unknown until it is walked: a bar without a total
         with bar(progress, f"indexing source {node.name}",
                  where_bytes.size() if is_tar else None, unit="bytes") as advance:
-            table, left_out = _read(where_bytes, layout, is_tar, beside, advance)
+            table, left_out, known = _read(where_bytes, layout, is_tar, beside, advance)
     except SourceError as exc:
         raise SourceError(f"{where}: {exc}") from None
     if all(name.startswith("meta/") for name in table.logical):  # (stops at the first image)
         raise SourceError(f"{where}: holds no images; layout {node.layout} expects "
                           f"{layout.expects}")
-    table.sort_by_name()
+    names, moved = table.sort_by_name()
     _check_names(table, where)
-    repeat = table.adjacent_repeat()
+    repeat = adjacent_repeat(names)
     if repeat >= 0:
         raise SourceError(f"{where}: two members are both {table.logical[repeat]!r} in the "
                           "dataset")
     synthetic = where_bytes.synthetic()
-    fingerprint = table.fingerprint()
+    fingerprint = known if known and not moved else table.fingerprint()
     identity = layout.identity()
     label_values = numbers_change_labels(table)
     if label_values:
@@ -245,10 +246,11 @@ def _check_names(table: IndexTable, where: str) -> None:
 
 def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
           beside: tuple[str, ...], advance: Callable[[int], None] | None
-          ) -> tuple[IndexTable, list[str]]:
-    """The source's members as the layout sees them (unsorted), and the paths of those it
-    left out; a big local tar of tars on every core (`nestedpool`), where the layout reads
-    each member by its name alone."""
+          ) -> tuple[IndexTable, list[str], str | None]:
+    """The source's members as the layout sees them (unsorted), the paths of those it left
+    out, and the table's fingerprint where it was hashed on the way (None: not); a big local
+    tar of tars on every core (`nestedpool`), where the layout reads each member by its
+    name alone."""
     found = [m for m in map(where.beside_member, beside) if m is not None]
     if is_tar and isinstance(where, LocalPlace) and by_name_alone(layout):
         parallel = index_parallel(where.location, layout, advance, found)
@@ -262,10 +264,10 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
                            where.read)]
     if any("\n" in logical for logical, _, _ in rows):  # (no table holds such a name)
         if all(logical.startswith("meta/") for logical, _, _ in rows):
-            return IndexTable.from_rows([]), []  # ("holds no images" is said first)
+            return IndexTable.from_rows([]), [], None  # ("holds no images" is said first)
         first = min(logical for logical, _, _ in rows if bad_name(logical))
         raise SourceError(str(bad_name(first)))
-    return IndexTable.from_rows(rows), _left_out(scanned, rows)
+    return IndexTable.from_rows(rows), _left_out(scanned, rows), None
 
 def check_expectations(node: SourceNode, info: SourceInfo) -> None:
     """The declared file count must match (a synthetic stand-in is exempt and says so)."""

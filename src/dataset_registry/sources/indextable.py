@@ -75,40 +75,45 @@ class IndexTable:
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def sort_by_name(self) -> None:
+    def sort_by_name(self) -> tuple[np.ndarray, bool]:
         """Put the rows in logical name order (code point order, as Python sorts strings:
         UTF-8 bytes sort alike), stably; a column at a time, each old one dropped as its
-        sorted copy is made, and nothing copied where they are in that order already."""
+        sorted copy is made, and nothing copied where they are in that order already.
+        Returns the sorted names as fixed-width bytes (for `adjacent_repeat`), and whether
+        any row moved."""
         keys = _fixed(self.logical)
-        if len(keys) > 1 and not bool((keys[1:] >= keys[:-1]).all()):
+        moved = len(keys) > 1 and not bool((keys[1:] >= keys[:-1]).all())
+        if moved:
             order = np.argsort(keys, kind="stable")
             keys = keys[order]
             for name in _STRINGS:
                 setattr(self, name, _take(getattr(self, name), order))
             for name in _NUMBERS:
                 setattr(self, name, getattr(self, name)[order])
-        self._name_keys = keys
+        return keys, moved
 
-    def adjacent_repeat(self) -> int:
-        """The first row whose logical name is the one before it's (-1: none); of a sorted
-        table, so any two rows of one name are neighbours."""
-        keys = getattr(self, "_name_keys", None)
-        keys = _fixed(self.logical) if keys is None else keys
-        same = np.flatnonzero(keys[1:] == keys[:-1])
-        return int(same[0]) + 1 if len(same) else -1
+    def lines(self, start: int = 0, stop: int | None = None) -> bytes:
+        """The fingerprint's lines of rows [start, stop): f"{logical}\\t{size}\\t{xxh3}\\n"
+        a row (what `core.keys.digest_rows` hashes)."""
+        stop = len(self) if stop is None else stop
+        return "".join(
+            f"{name}\t{size}\t{digest}\n" for name, size, digest in
+            zip(self.logical.slice(start, stop).tolist(), self.sizes[start:stop].tolist(),
+                self.xxh3[start:stop].astype(str).tolist(), strict=True)).encode()
 
     def fingerprint(self) -> str:
-        """xxh3 of the lines f"{logical}\\t{size}\\t{xxh3}\\n", one a row in row order (what
-        `core.keys.digest_rows` hashes), made a slice of rows at a time."""
+        """xxh3 of the lines of every row in row order, made a slice of rows at a time."""
         hasher = xxhash.xxh3_128()
         for a in range(0, len(self), _GATHER_ROWS):
-            b = min(a + _GATHER_ROWS, len(self))
-            names = self.logical.slice(a, b).tolist()
-            hasher.update("".join(
-                f"{name}\t{size}\t{digest}\n" for name, size, digest in
-                zip(names, self.sizes[a:b].tolist(), self.xxh3[a:b].astype(str).tolist(),
-                    strict=True)).encode())
+            hasher.update(self.lines(a, min(a + _GATHER_ROWS, len(self))))
         return hasher.hexdigest()
+
+
+def adjacent_repeat(keys: np.ndarray) -> int:
+    """The first row whose name is the one before it's (-1: none), of sorted names (any two
+    rows of one name are then neighbours)."""
+    same = np.flatnonzero(keys[1:] == keys[:-1])
+    return int(same[0]) + 1 if len(same) else -1
 
 
 _STRINGS = ("logical", "origins", "labels", "attrs")
@@ -240,8 +245,9 @@ def write_index(path: str, table: IndexTable) -> None:
     arrays = {}
     for name in _STRINGS:  # (the npz names: logical, origins, labels, attrs)
         column = getattr(table, name)
-        arrays[name] = np.frombuffer(column.lines(), np.uint8)
-        arrays[f"{name.removesuffix('s')}_starts"] = column._starts - column._starts[0]
+        first, last = int(column._starts[0]), int(column._starts[-1])
+        arrays[name] = np.frombuffer(column._blob, np.uint8)[first:last]  # (a view: no copy)
+        arrays[f"{name.removesuffix('s')}_starts"] = column._starts - first
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays, offsets=table.offsets, sizes=table.sizes, xxh3=table.xxh3,
                  values=table.values, packed=table.packed)

@@ -61,15 +61,17 @@ def by_name_alone(layout: Layout) -> bool:
 
 def index_parallel(path: str, layout: Layout, progress: Progress,
                    beside: Sequence[IndexedMember] = (), jobs: int | None = None
-                   ) -> tuple[IndexTable, list[str]] | None:
-    """The index rows (unsorted) of the local tar source at `path` and the paths its layout
-    left out, as the serial reading gives them, nested tars classified by workers; None
-    where a pool would not gain (a small tar, one core), or a worker met a name no table
-    can hold (the serial reading then says what is wrong)."""
+                   ) -> tuple[IndexTable, list[str], str | None] | None:
+    """The index rows of the local tar source at `path`, the paths its layout left out, as
+    the serial reading gives them, nested tars classified by workers; and the rows'
+    fingerprint where the workers' parts came in name order (each sorted by its worker,
+    each after the one before: ImageNet's class tars), so the table is sorted already.
+    None where a pool would not gain (a small tar, one core), or could not start, or a
+    worker met a name no table can hold (the serial reading then says what is wrong)."""
     size = _worth_a_pool(path, layout, jobs)
     if not size:
         return None
-    parts: list[IndexTable] = []
+    parts = _Parts()
     left_out: list[str] = []
     rows: list[tuple[str, Any, IndexedMember]] = []  # classified here since the last part
 
@@ -86,11 +88,9 @@ def index_parallel(path: str, layout: Layout, progress: Progress,
             if isinstance(item, IndexedMember):
                 place(item)
                 continue
-            table, left, scanned = item
-            if rows:
-                parts.append(_table(rows))
-                rows.clear()
-            parts.append(table)
+            table, lines, left, scanned = item
+            parts.add_rows(rows)
+            parts.add(table, lines)
             left_out.extend(left)
             if progress:
                 progress(scanned)
@@ -98,9 +98,41 @@ def index_parallel(path: str, layout: Layout, progress: Progress,
         return None  # the serial reading, in this process, reads it all the same)
     for m in beside:
         place(m)
-    if rows:
-        parts.append(_table(rows))
-    return IndexTable.concat(parts), left_out
+    parts.add_rows(rows)
+    return IndexTable.concat(parts.tables), left_out, parts.fingerprint()
+
+
+class _Parts:
+    """Parts of the index as they come, each sorted by name, hashed for the fingerprint
+    while every part's names come after the last part's (then no row needs to move)."""
+
+    def __init__(self) -> None:
+        import xxhash
+
+        self.tables: list[IndexTable] = []
+        self.hasher: Any = xxhash.xxh3_128()
+        self.last: str | None = None
+        self.in_order = True
+
+    def add(self, table: IndexTable, lines: bytes) -> None:
+        if len(table) == 0:
+            return
+        self.tables.append(table)
+        if self.in_order and (self.last is None or table.logical[0] > self.last):
+            self.hasher.update(lines)
+            self.last = table.logical[len(table) - 1]
+        else:
+            self.in_order = False
+
+    def add_rows(self, rows: list[tuple[str, Any, IndexedMember]]) -> None:
+        if rows:
+            table = _table(rows)
+            rows.clear()
+            table.sort_by_name()
+            self.add(table, table.lines())
+
+    def fingerprint(self) -> str | None:
+        return self.hasher.hexdigest() if self.in_order else None
 
 
 class _NotInATable(Exception):
@@ -138,7 +170,12 @@ def _in_order(path: str, size: int, nested: Callable[[str], bool], progress: Pro
     nested tar, run on `jobs` workers; a refusal is raised where it stands in tar order."""
     from ..core.processes import watch_coordinator, worker_context
 
-    pool: ProcessPoolExecutor | None = None
+    # started now, so its workers start while the top tar is read (a tar this big holds
+    # nested tars, or it is a plain tar of big files, and the pool idles at no cost)
+    pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
+                               initargs=(os.getpid(),))
+    for _ in range(jobs):
+        pool.submit(int)  # (workers start on a first task)
     queue: deque[Any] = deque()  # members, futures of nested tars, a refusal: tar order
     try:
         with open(path, "rb") as f:
@@ -152,10 +189,6 @@ def _in_order(path: str, size: int, nested: Callable[[str], bool], progress: Pro
                     queue.append(exc)
                     break
                 if isinstance(item, NestedTar):
-                    if pool is None:
-                        pool = ProcessPoolExecutor(jobs, mp_context=worker_context(),
-                                                   initializer=watch_coordinator,
-                                                   initargs=(os.getpid(),))
                     queue.append(pool.submit(work, path, item, arg))
                 else:
                     queue.append(item)
@@ -166,8 +199,7 @@ def _in_order(path: str, size: int, nested: Callable[[str], bool], progress: Pro
         while queue:
             yield _result(queue.popleft())
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _result(item: Any) -> Any:
@@ -207,10 +239,10 @@ def _scan_nested(path: str, tar: NestedTar, nested: Callable[[str], bool]
 
 
 def _index_nested(path: str, tar: NestedTar, layout: Layout
-                  ) -> tuple[IndexTable, list[str], int]:
+                  ) -> tuple[IndexTable, bytes, list[str], int]:
     """A pool task: one nested tar's rows of the index, as the layout classifies them (each
-    member as it is read, so a refusal comes where the serial reading meets it), the paths
-    it left out, and the bytes read."""
+    member as it is read, so a refusal comes where the serial reading meets it), sorted by
+    name, their fingerprint lines, the paths it left out, and the bytes read."""
     rows: list[tuple[str, Any, IndexedMember]] = []
     left_out: list[str] = []
     scanned = 0
@@ -223,4 +255,6 @@ def _index_nested(path: str, tar: NestedTar, layout: Layout
                 left_out.append(m.path)
             else:
                 rows.append((f"{entry.split}/{entry.name}", entry, m))
-    return _table(rows), left_out, scanned
+    table = _table(rows)
+    table.sort_by_name()
+    return table, table.lines(), left_out, scanned

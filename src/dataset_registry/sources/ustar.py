@@ -23,6 +23,7 @@ import xxhash
 
 BLOCK = 512
 _BUFFER = 1 << 20  # one read covers this many bytes of headers and small members
+_SMALL_READ = 16 << 10  # the read after a big member: its next header and a few more
 _BATCH = 4096  # headers checked at once (`_verify`)
 
 ReadAt = Callable[[int, int], "bytes | memoryview"]
@@ -50,13 +51,14 @@ def read_plain(read_at: ReadAt, start: int, size: int, nested: Callable[[str], b
     base = 0
     pos = 0
     headers: list[bytes] = []  # read but not yet verified
+    want = _BUFFER
     while True:
         if pos == size:  # no end-of-archive marker: tar -x reads it so too
             break
         if pos + BLOCK > size:
             raise NotPlain("a partial header")
         if not base <= pos <= base + len(buf) - BLOCK:
-            buf, base = read_at(start + pos, min(_BUFFER, size - pos)), pos
+            buf, base = read_at(start + pos, min(want, size - pos)), pos
             if len(buf) < BLOCK:
                 raise NotPlain("truncated")
         at = pos - base
@@ -73,6 +75,9 @@ def read_plain(read_at: ReadAt, start: int, size: int, nested: Callable[[str], b
             raise NotPlain("member past the end")
         _add(name, folder, files, folders)
         pos = data + -(-length // BLOCK) * BLOCK
+        # past a member too big for one read, the next read need not be big: a tar of
+        # big members (of nested tars) is read a header at a time, not 1 MiB a header
+        want = _SMALL_READ if length >= _BUFFER else _BUFFER
         if folder:
             continue
         path = prefix + name
