@@ -156,6 +156,23 @@ def test_bench_diff_prints_its_time_and_the_planted_counts():
                  r"counts as planted: True")
 
 
+def test_bench_artifact_prints_old_and_new_side_by_side_and_the_planted_copies():
+    out = run_smoke("bench_artifact.py")
+    assert_lines(out,
+                 r"20,000 file rows \(ImageNet train-shaped: 1,000 classes, splits train and "
+                 r"val\), \d+ cores, each way in a fresh process \({NUM} MB after imports\)",
+                 r"what +seconds +peak RSS MB",
+                 *[rf"{label} +{{NUM}} +{{NUM}}" for label in (
+                     r"artifact_members, old \(a MemberRef per row\)",
+                     r"artifact_members \(columns\)", "audit exact copies, old grouping",
+                     "audit exact copies")],
+                 r"ratio old / new artifact_members: {NUM}x the time, {NUM}x the peak RSS",
+                 r"ratio old / new exact-copy grouping: {NUM}x the time",
+                 r"same members both ways: True",
+                 r"same groups both ways: True",
+                 r"copies as planted: True \(12 across splits, 7 within one\)")
+
+
 def test_bench_sql_prints_each_command_against_its_bare_duckdb_floor():
     out = run_smoke("bench_sql.py")
     built = r"imagenet-calibration-first\.1"

@@ -197,6 +197,32 @@ def test_an_upstream_row_leading_outside_its_artifact_is_refused(chain, tmp_path
             chain.store.verify(few.key)
 
 
+@pytest.mark.parametrize("replace, why", [
+    ("NULL::BIGINT AS size", "has no size"),
+    ("'abc' AS xxh3", "has an xxh3 that is not 32 hex digits"),
+    (f"'{'zz' * 16}' AS xxh3", "has an xxh3 that is not 32 hex digits"),
+    ("'a' || chr(10) || 'b' AS class",
+     "has a line break in its path, member, class or attributes")],
+    ids=["no-size", "short-xxh3", "not-hex", "line-break"])
+def test_an_upstream_row_that_cannot_be_read_is_refused(chain, tmp_path, replace, why):
+    """Read column-wise, a row without a size, with an xxh3 that is no digest or a line
+    break in a name is one line naming it, never a Python error or misread columns."""
+    few = chain.built("few")
+    table = os.path.join(few.path, "_files.parquet")
+    value, column = replace.rsplit(" AS ", 1)
+    forge_table(chain.store, tmp_path, f"CASE WHEN path = '{FIRST}' THEN {value} ELSE {column} "
+                f"END AS {column}", few.key)
+    before = snapshot(str(tmp_path / "registry"))
+    out = run_cli("resolve", "copy", "--jobs", "1", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert f"registry: error: {table}: row {FIRST!r} {why}; refusing to read it\n" in out.stderr
+    assert "registry resolve --repair few" in out.stderr and "Traceback" not in out.stderr
+    assert out.stdout == ""
+    assert snapshot(str(tmp_path / "registry")) == before
+    assert Registry.open(str(tmp_path)).status("copy") == "missing"
+    assert staging_of(chain) == []
+
+
 def break_marker(reg: Registry, name: str, data: bytes) -> str:
     marker = os.path.join(reg.built(name).path, "_registry.json")
     os.chmod(marker, 0o644)

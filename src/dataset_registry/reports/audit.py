@@ -169,9 +169,12 @@ class Members:
         sizes = np.diff(np.r_[start, len(order)])
         content = np.empty(len(order), np.int64)
         content[order] = group
-        # splits each group reaches: its distinct (group, split) pairs, counted per group
-        pairs = np.unique(group * len(self.splits) + self.split_of[order])
-        reach = np.bincount(pairs // max(1, len(self.splits)), minlength=len(start))
+        # splits each group reaches: its distinct (group, split) pairs, counted per group.
+        # In `order` they are already sorted (a group's members in member order, so by
+        # split): distinct where they change, no np.unique (a hash pass over every member)
+        pairs = group * len(self.splits) + self.split_of[order]
+        distinct = np.r_[True, pairs[1:] != pairs[:-1]] if len(order) else new
+        reach = np.bincount(group[distinct], minlength=len(start))
         first = order[start]
         by_first = np.argsort(first, kind="stable")
         across = by_first[reach[by_first] > 1]
