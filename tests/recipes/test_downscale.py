@@ -169,6 +169,59 @@ def test_one_and_two_workers_same_digest(tmp_path, synth):
     assert len(digests) == 1
 
 
+def test_images_are_hashed_as_tasks_finish_not_read_back(tmp_path, synth, monkeypatch):
+    """The follower hashes each images.npy while later tasks run: finish reads neither back
+    (a serial pass over the whole file, every worker idle), and the digest is the one a
+    whole-file hash gives."""
+    import dataset_registry.core.keys as keys
+    from dataset_registry.recipes.downscale import DownscaleRecipe
+
+    hashed = []  # the artifact's files read back whole (keys hash the label files too)
+    whole_file = keys.hash_file
+    monkeypatch.setattr(keys, "hash_file", lambda path: whole_file(path) if not path.endswith(
+        ".npy") else hashed.append(Path(path).parent.name) or whole_file(path))
+    params = f"width: 8, height: 8, classes: {FIVE}"
+    ds = registry(tmp_path / "follow", synth, params).resolve("tiny", jobs=2)
+    assert hashed == []
+    monkeypatch.setattr(DownscaleRecipe, "follow", classmethod(lambda cls, *args: None))
+    again = registry(tmp_path / "whole", synth, params).resolve("tiny", jobs=2)
+    assert sorted(hashed) == ["train", "val"]  # (what it used to do, checked to be seen)
+    assert ds.digest == again.digest and ds.key == again.key
+
+
+def test_the_plan_ends_in_small_tasks(synth, tmp_path):
+    """Every row in exactly one task, in order; the plan's last _TAIL rows (reaching back
+    past a small last split) in tasks of _TAIL_CHUNK, the rest in tasks of _CHUNK."""
+    from dataset_registry.recipes.downscale import (
+        _CHUNK,
+        _TAIL,
+        _TAIL_CHUNK,
+        DownscaleRecipe,
+        _tails,
+        task_rows,
+    )
+
+    assert _tails({"train": 10_000, "val": 100}) == {"train": _TAIL - 100, "val": 100}
+    assert _tails({"train": 10_000, "val": 5_000}) == {"train": 0, "val": _TAIL}
+    for rows, tail in ((10_000, _TAIL), (300, 300), (_TAIL + 1, _TAIL), (1, 1), (700, 0)):
+        spans = task_rows(rows, tail)
+        assert [a for a, _ in spans] == [0] + [b for _, b in spans[:-1]] and spans[-1][1] == rows
+        sizes = [b - a for a, b in spans]
+        small = [b - a for a, b in spans if a >= rows - tail]
+        assert sum(small) == tail and all(0 < n <= _TAIL_CHUNK for n in small)
+        assert all(0 < n <= _CHUNK for n in sizes[:len(sizes) - len(small)])
+    reg = registry(tmp_path, synth, "width: 8, height: 8, require_all_classes: false")
+    node = reg.manifests.get("tiny")
+    inputs, _, _ = reg.resolver.inputs(node)
+    tasks = DownscaleRecipe.plan(node.params, inputs)
+    for split in ("train", "val"):
+        mine = [t for t in tasks if t.split == split]
+        assert [t.start for t in mine] == list(np.cumsum([0] + [len(t) for t in mine[:-1]]))
+        assert all(len(t) <= _TAIL_CHUNK for t in mine)  # the whole plan is its tail
+    assert sum(len(t) for t in tasks) > 1000  # several tasks of each split
+    assert [t.index for t in tasks] == list(range(len(tasks)))
+
+
 def test_folders_format_is_image_folder_shaped(tmp_path, synth):
     reg = registry(tmp_path, synth, f"width: 8, height: 8, format: folders, classes: {FIVE}")
     ds = reg.resolve("tiny", jobs=2)
