@@ -189,6 +189,21 @@ def test_images_are_hashed_as_tasks_finish_not_read_back(tmp_path, synth, monkey
     assert ds.digest == again.digest and ds.key == again.key
 
 
+def test_each_image_is_decoded_once(tmp_path, synth, monkeypatch):
+    """The recipe refuses bad images from its own decode: no separate image check opens
+    them again (a second decode would cost as much as the first)."""
+    import PIL.Image
+
+    opened = []
+    real_open = PIL.Image.open
+    monkeypatch.setattr(PIL.Image, "open", lambda fp, *a, **k: opened.append(1) or
+                        real_open(fp, *a, **k))
+    ds = registry(tmp_path, synth, f"width: 8, height: 8, classes: {FIVE}").resolve("tiny",
+                                                                                    jobs=1)
+    rows = sum(len(load(ds, split)[2]) for split in ("train", "val"))
+    assert rows > 30 and len(opened) == rows
+
+
 def test_the_plan_ends_in_small_tasks(synth, tmp_path):
     """Every row in exactly one task, in order; the plan's last _TAIL rows (reaching back
     past a small last split) in tasks of _TAIL_CHUNK, the rest in tasks of _CHUNK."""
