@@ -189,6 +189,45 @@ def test_images_are_hashed_as_tasks_finish_not_read_back(tmp_path, synth, monkey
     assert ds.digest == again.digest and ds.key == again.key
 
 
+def test_rows_are_hashed_whatever_order_tasks_finish_in(tmp_path, synth, monkeypatch):
+    """Results arrive in any order (workers, a resumed build's finished tasks first): the
+    follower hashes each split's rows in plan order all the same, and `finish` records
+    its hashes (it reads no file back)."""
+    import csv
+
+    import dataset_registry.core.keys as keys
+    from dataset_registry.artifact.marker import PARTS
+    from dataset_registry.artifact.output import Output
+    from dataset_registry.recipes.downscale import DownscaleRecipe
+
+    hash_file, read_back = keys.hash_file, []
+    monkeypatch.setattr(keys, "hash_file", lambda path: hash_file(path) if not path.endswith(
+        ".npy") else read_back.append(path))  # (the label files are hashed for their keys)
+
+    reg = registry(tmp_path, synth, "width: 8, height: 8, require_all_classes: false")
+    node = reg.manifests.get("tiny")
+    inputs, _, _ = reg.resolver.inputs(node)
+    tasks = DownscaleRecipe.plan(node.params, inputs)
+    staging = tmp_path / "staging"
+    out = Output(str(staging), "finish")
+    follow = DownscaleRecipe.follow(node.params, tasks, out)
+    results = []
+    for task in tasks:
+        part = Output(str(staging), f"{task.index:06d}")
+        results.append(DownscaleRecipe.run(node.params, task, part))
+        part.close()
+    for task in reversed(tasks):  # the last first: nothing can be hashed until the first
+        follow(task.index, results[task.index])
+    DownscaleRecipe.finish(node.params, inputs, results, out, tasks.context)
+    out.close()
+    assert read_back == []
+    with open(staging / PARTS / "finish.files.csv", encoding="utf-8") as f:
+        recorded = {row[0]: row[2] for row in csv.reader(f) if row[0].endswith(".npy")}
+    assert len(recorded) == 4  # images and labels of train and val
+    for path, xxh3 in recorded.items():
+        assert xxh3 == hash_file(str(staging / path)), path
+
+
 def test_each_image_is_decoded_once(tmp_path, synth, monkeypatch):
     """The recipe refuses bad images from its own decode: no separate image check opens
     them again (a second decode would cost as much as the first)."""
