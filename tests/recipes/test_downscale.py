@@ -1,6 +1,7 @@
 """ImageNet-tiny: fit, filter, colour, class subsets, hazards, determinism, bad input."""
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +188,29 @@ def test_images_are_hashed_as_tasks_finish_not_read_back(tmp_path, synth, monkey
     again = registry(tmp_path / "whole", synth, params).resolve("tiny", jobs=2)
     assert sorted(hashed) == ["train", "val"]  # (what it used to do, checked to be seen)
     assert ds.digest == again.digest and ds.key == again.key
+
+
+def test_a_disk_too_small_for_the_rows_fails_before_any_task(tmp_path, synth, monkeypatch):
+    """images.npy is allocated before the first task: a disk that cannot hold it fails the
+    build at once, one line naming the file, nothing committed."""
+    import errno
+
+    import dataset_registry.artifact.output as output
+    from dataset_registry import BuildError
+    from dataset_registry.recipes.downscale import DownscaleRecipe
+
+    def full(fd, size):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    ran = []
+    monkeypatch.setattr(output, "allocate", full)
+    monkeypatch.setattr(DownscaleRecipe, "run", classmethod(lambda cls, *a: ran.append(1)))
+    reg = registry(tmp_path, synth, f"width: 8, height: 8, classes: {FIVE}")
+    # 5,888 bytes: the 128-byte .npy header and 30 train rows of 8 x 8 x 3
+    with pytest.raises(BuildError, match=r"^\S+/train/images\.npy: cannot reserve 5,888 "
+                                         r"bytes \(No space left on device\)$"):
+        reg.resolve("tiny", jobs=1)
+    assert ran == [] and list(reg.store.committed()) == []
 
 
 def test_rows_are_hashed_whatever_order_tasks_finish_in(tmp_path, synth, monkeypatch):
