@@ -1,6 +1,7 @@
 """ImageNet-tiny: fit, filter, colour, class subsets, hazards, determinism, bad input."""
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +168,136 @@ def test_one_and_two_workers_same_digest(tmp_path, synth):
         reg = registry(tmp_path / str(jobs), synth, f"width: 8, height: 8, classes: {FIVE}")
         digests.add(reg.resolve("tiny", jobs=jobs).digest)
     assert len(digests) == 1
+
+
+def test_images_are_hashed_as_tasks_finish_not_read_back(tmp_path, synth, monkeypatch):
+    """The follower hashes each images.npy while later tasks run: finish reads neither back
+    (a serial pass over the whole file, every worker idle), and the digest is the one a
+    whole-file hash gives."""
+    import dataset_registry.core.keys as keys
+    from dataset_registry.recipes.downscale import DownscaleRecipe
+
+    hashed = []  # the artifact's files read back whole (keys hash the label files too)
+    whole_file = keys.hash_file
+    monkeypatch.setattr(keys, "hash_file", lambda path: whole_file(path) if not path.endswith(
+        ".npy") else hashed.append(Path(path).parent.name) or whole_file(path))
+    params = f"width: 8, height: 8, classes: {FIVE}"
+    ds = registry(tmp_path / "follow", synth, params).resolve("tiny", jobs=2)
+    assert hashed == []
+    monkeypatch.setattr(DownscaleRecipe, "follow", classmethod(lambda cls, *args: None))
+    again = registry(tmp_path / "whole", synth, params).resolve("tiny", jobs=2)
+    assert sorted(hashed) == ["train", "val"]  # (what it used to do, checked to be seen)
+    assert ds.digest == again.digest and ds.key == again.key
+
+
+def test_a_disk_too_small_for_the_rows_fails_before_any_task(tmp_path, synth, monkeypatch):
+    """images.npy is allocated before the first task: a disk that cannot hold it fails the
+    build at once, one line naming the file, nothing committed."""
+    import errno
+
+    import dataset_registry.artifact.output as output
+    from dataset_registry import BuildError
+    from dataset_registry.recipes.downscale import DownscaleRecipe
+
+    def full(fd, size):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    ran = []
+    monkeypatch.setattr(output, "allocate", full)
+    monkeypatch.setattr(DownscaleRecipe, "run", classmethod(lambda cls, *a: ran.append(1)))
+    reg = registry(tmp_path, synth, f"width: 8, height: 8, classes: {FIVE}")
+    # 5,888 bytes: the 128-byte .npy header and 30 train rows of 8 x 8 x 3
+    with pytest.raises(BuildError, match=r"^\S+/train/images\.npy: cannot reserve 5,888 "
+                                         r"bytes \(No space left on device\)$"):
+        reg.resolve("tiny", jobs=1)
+    assert ran == [] and list(reg.store.committed()) == []
+
+
+def test_rows_are_hashed_whatever_order_tasks_finish_in(tmp_path, synth, monkeypatch):
+    """Results arrive in any order (workers, a resumed build's finished tasks first): the
+    follower hashes each split's rows in plan order all the same, and `finish` records
+    its hashes (it reads no file back)."""
+    import csv
+
+    import dataset_registry.core.keys as keys
+    from dataset_registry.artifact.marker import PARTS
+    from dataset_registry.artifact.output import Output
+    from dataset_registry.recipes.downscale import DownscaleRecipe
+
+    hash_file, read_back = keys.hash_file, []
+    monkeypatch.setattr(keys, "hash_file", lambda path: hash_file(path) if not path.endswith(
+        ".npy") else read_back.append(path))  # (the label files are hashed for their keys)
+
+    reg = registry(tmp_path, synth, "width: 8, height: 8, require_all_classes: false")
+    node = reg.manifests.get("tiny")
+    inputs, _, _ = reg.resolver.inputs(node)
+    tasks = DownscaleRecipe.plan(node.params, inputs)
+    staging = tmp_path / "staging"
+    out = Output(str(staging), "finish")
+    follow = DownscaleRecipe.follow(node.params, tasks, out)
+    results = []
+    for task in tasks:
+        part = Output(str(staging), f"{task.index:06d}")
+        results.append(DownscaleRecipe.run(node.params, task, part))
+        part.close()
+    for task in reversed(tasks):  # the last first: nothing can be hashed until the first
+        follow(task.index, results[task.index])
+    DownscaleRecipe.finish(node.params, inputs, results, out, tasks.context)
+    out.close()
+    assert read_back == []
+    with open(staging / PARTS / "finish.files.csv", encoding="utf-8") as f:
+        recorded = {row[0]: row[2] for row in csv.reader(f) if row[0].endswith(".npy")}
+    assert len(recorded) == 4  # images and labels of train and val
+    for path, xxh3 in recorded.items():
+        assert xxh3 == hash_file(str(staging / path)), path
+
+
+def test_each_image_is_decoded_once(tmp_path, synth, monkeypatch):
+    """The recipe refuses bad images from its own decode: no separate image check opens
+    them again (a second decode would cost as much as the first)."""
+    import PIL.Image
+
+    opened = []
+    real_open = PIL.Image.open
+    monkeypatch.setattr(PIL.Image, "open", lambda fp, *a, **k: opened.append(1) or
+                        real_open(fp, *a, **k))
+    ds = registry(tmp_path, synth, f"width: 8, height: 8, classes: {FIVE}").resolve("tiny",
+                                                                                    jobs=1)
+    rows = sum(len(load(ds, split)[2]) for split in ("train", "val"))
+    assert rows > 30 and len(opened) == rows
+
+
+def test_the_plan_ends_in_small_tasks(synth, tmp_path):
+    """Every row in exactly one task, in order; the plan's last _TAIL rows (reaching back
+    past a small last split) in tasks of _TAIL_CHUNK, the rest in tasks of _CHUNK."""
+    from dataset_registry.recipes.downscale import (
+        _CHUNK,
+        _TAIL,
+        _TAIL_CHUNK,
+        DownscaleRecipe,
+        _tails,
+        task_rows,
+    )
+
+    assert _tails({"train": 10_000, "val": 100}) == {"train": _TAIL - 100, "val": 100}
+    assert _tails({"train": 10_000, "val": 5_000}) == {"train": 0, "val": _TAIL}
+    for rows, tail in ((10_000, _TAIL), (300, 300), (_TAIL + 1, _TAIL), (1, 1), (700, 0)):
+        spans = task_rows(rows, tail)
+        assert [a for a, _ in spans] == [0] + [b for _, b in spans[:-1]] and spans[-1][1] == rows
+        sizes = [b - a for a, b in spans]
+        small = [b - a for a, b in spans if a >= rows - tail]
+        assert sum(small) == tail and all(0 < n <= _TAIL_CHUNK for n in small)
+        assert all(0 < n <= _CHUNK for n in sizes[:len(sizes) - len(small)])
+    reg = registry(tmp_path, synth, "width: 8, height: 8, require_all_classes: false")
+    node = reg.manifests.get("tiny")
+    inputs, _, _ = reg.resolver.inputs(node)
+    tasks = DownscaleRecipe.plan(node.params, inputs)
+    for split in ("train", "val"):
+        mine = [t for t in tasks if t.split == split]
+        assert [t.start for t in mine] == list(np.cumsum([0] + [len(t) for t in mine[:-1]]))
+        assert all(len(t) <= _TAIL_CHUNK for t in mine)  # the whole plan is its tail
+    assert sum(len(t) for t in tasks) > 1000  # several tasks of each split
+    assert [t.index for t in tasks] == list(range(len(tasks)))
 
 
 def test_folders_format_is_image_folder_shaped(tmp_path, synth):

@@ -59,6 +59,39 @@ def write_rows_in_place(out: Output, split: str, start: int, shape: Downscale,
                    source=ref.source, record=record, class_name=classes[label])
 
 
+class RowsHasher:
+    """`downscale`'s follower when tasks write rows in place: each split's images.npy is
+    allocated (`Output.reserve`) and given its header before the first task, then hashed
+    region by region as its tasks finish, in plan order (recordio's `RegionHasher`), so
+    `finish_in_place` reads nothing back (0.07 s of serial time at 100,000 32x32 images).
+    Tasks of one split are consecutive in the plan; a task's region is its rows."""
+
+    def __init__(self, out: Output, tasks: list[Any], shape: Downscale) -> None:
+        from .recordio import RegionHasher
+
+        self.tasks, self.row_bytes = tasks, shape.row_bytes
+        self.hashers: dict[str, tuple[RegionHasher, int]] = {}
+        for split in dict.fromkeys(task.split for task in tasks):
+            mine = [task for task in tasks if task.split == split]
+            path = f"{split}/images.npy"
+            rows = sum(len(task) for task in mine)
+            out.reserve(path, HEADER + rows * shape.row_bytes)
+            fd = os.open(out.target(path), os.O_WRONLY)
+            try:
+                os.pwrite(fd, npy_header(rows, shape), 0)  # finish_in_place writes it again
+            finally:
+                os.close(fd)
+            hasher = RegionHasher(out, path, len(mine) + 1)  # the header is region 0
+            hasher(0, {"in_place": True, "start": 0, "size": HEADER})
+            self.hashers[split] = (hasher, mine[0].index)
+
+    def __call__(self, index: int, result: dict[str, Any]) -> None:
+        task = self.tasks[index]
+        hasher, first = self.hashers[task.split]
+        hasher(index - first + 1, {"in_place": True, "size": len(task) * self.row_bytes,
+                                   "start": HEADER + task.start * self.row_bytes})
+
+
 def finish_in_place(out: Output, split: str, rows: int, shape: Downscale) -> None:
     path = f"{split}/images.npy"
     fd = os.open(out.target(path), os.O_WRONLY | os.O_CREAT, 0o644)
