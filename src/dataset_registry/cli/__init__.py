@@ -119,7 +119,12 @@ def _os_error(exc: OSError) -> str:
 
 
 def _fast_path(args: argparse.Namespace) -> bool:
-    """Answer `resolve`/`path` of built datasets from the key cache, without manifests."""
+    """Answer `resolve`/`path` of built datasets from the key cache, and `show`/`lineage`/
+    `list` from their remembered answers (cli/answers.py), without manifests."""
+    if args.command in ("show", "lineage", "list"):
+        from .views import replay
+
+        return replay(args)
     if args.command not in ("resolve", "path") or getattr(args, "dry_run", False) or \
             getattr(args, "tags", None) or getattr(args, "executor", None) or \
             getattr(args, "repair", False):
