@@ -105,6 +105,12 @@ def test_caches_and_storage_options_are_never_remembered(project, capsys, monkey
     assert full(capsys, "list")[0] == 0
     assert not ANSWERS.exists()
     monkeypatch.delenv("DATASET_REGISTRY_CACHES")
+    toml = project / "registry.toml"
+    kept = toml.read_text()
+    toml.write_text(f"caches = [{str(tmp_path / 'team-cache')!r}]\n" + kept)
+    assert full(capsys, "list")[0] == 0
+    assert not ANSWERS.exists()
+    toml.write_text(kept)
     assert full(capsys, "--storage-option", "anon=true", "list")[0] == 0
     assert not ANSWERS.exists()
 

@@ -6,8 +6,9 @@ commands plugins add (`cli.command`) are loaded only when the command line does
 not name a core one.
 
 parser: the arguments; handlers: the core commands; sql: `registry sql`, which opens
-the catalog alone (no Registry); command: plugin commands; display: tables and progress
-bars.
+the catalog alone (no Registry); views: `show`, `lineage`, `list`, whose answers `answers`
+remembers and replays while they are current (no Registry either); command: plugin
+commands; display: tables and progress bars.
 """
 
 from __future__ import annotations

@@ -184,12 +184,15 @@ class Recorder:
         """Record what the answer about `names` depends on: each one's sources, shipped
         files and outside recipe code (as the key cache does), and its datasets' markers."""
         from ..engine import keycache
+        from ..engine.substituters import cache_urls
         from ..errors import RegistryError
 
         reg = self.reg
         # registry.lock: an unset source's key and status come from it
         found: set[tuple[str, str]] = {("file", reg.lock_path)}
         try:
+            if cache_urls(reg.root):  # registry.toml's (--cache and the variable: entry_key)
+                return
             for name in names:
                 found.update(keycache._leaf_inputs(reg, name))
                 if reg.manifests.get(name).kind == "dataset":
