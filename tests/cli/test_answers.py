@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from dataset_registry import cli
+from dataset_registry.cli import answers
+from dataset_registry.engine import substituters
 
 from .clikit import SPLIT, TINY, run
 
@@ -101,6 +103,7 @@ def test_building_changes_the_status_shown(project, capsys, monkeypatch):
 def test_caches_and_storage_options_are_never_remembered(project, capsys, monkeypatch,
                                                          tmp_path):
     """A missing dataset's status may be "in cache URL": only the cache can say."""
+    assert answers.CACHES_ENV == substituters.CACHES_ENV  # named twice: answers imports less
     monkeypatch.setenv("DATASET_REGISTRY_CACHES", str(tmp_path / "team-cache"))
     assert full(capsys, "list")[0] == 0
     assert not ANSWERS.exists()

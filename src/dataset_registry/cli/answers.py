@@ -4,13 +4,15 @@ current: such a command in ~0.1 s instead of ~0.35 s.
 What these commands print is a function of the manifests, the package's code, the source
 settings, registry.toml, registry.lock, the sources and shipped files the names are made
 from, outside recipe code (all of which the key cache stat-checks already: see
-engine/keycache.py) and, live, the store's markers of the datasets named. Opening a
-Registry to recompute it imports pydantic, the engine and every recipe (~0.25 s), so the
-full path remembers its answer in `<state>/answers.json` with all of that: the key
-cache's global checks, the stat of registry.lock and of every source and file under the
-names, and the state of each dataset's marker in the store ("missing", "damaged", or a
-digest of the parsed marker). A replay re-checks every one of them first; any difference
-and the command takes the full path, which remembers the new answer.
+engine/keycache.py), the plugins installed, and, live, the store's markers of the datasets
+shown. Opening a Registry to recompute it imports pydantic, the engine and every recipe
+(~0.25 s), so the full path remembers its answer in `<state>/answers.json` with all of
+that: the key cache's global checks, the stat of the folders distributions install into,
+of registry.lock and of every source and file under the names, and the state of the
+marker of each dataset shown ("missing", "damaged", or a digest of the parsed marker). A
+replay re-checks every one of them first; any difference and the command takes the full
+path, which remembers the new answer. As with the key cache, a source changed in the
+instant between the full path's fingerprint and its stat is the one window left.
 
 Not remembered (always the full path): a remote store (a marker read is a request),
 remote sources, storage options, caches (a missing dataset's status names the cache
@@ -34,7 +36,7 @@ FORMAT = 1
 ENTRIES = 64  # answers kept per project (each a few KB); the oldest go first
 COMMANDS = ("show", "lineage", "list")
 CACHES_ENV = "DATASET_REGISTRY_CACHES"  # as engine/substituters.py (not imported: heavy)
-OPTIONS_ENV = "DATASET_REGISTRY_STORAGE_OPTIONS"
+OPTIONS_ENV = "DATASET_REGISTRY_STORAGE_OPTIONS"  # as core/remote.py's env_options
 
 
 def _path(state_dir: str) -> str:
@@ -51,8 +53,9 @@ def _where(args: argparse.Namespace) -> Any:
 def entry_key(args: argparse.Namespace) -> str | None:
     """What names the answer: the command line that matters, the locations it reads and
     the caches asked for; None where the answer is never remembered (see the module)."""
-    if args.command not in COMMANDS or args.storage_option or os.environ.get(OPTIONS_ENV) \
-            or args.cache or os.environ.get(CACHES_ENV, "").strip():
+    if args.command not in COMMANDS or getattr(args, "storage_option", None) or \
+            os.environ.get(OPTIONS_ENV) or getattr(args, "cache", None) or \
+            os.environ.get(CACHES_ENV, "").strip():
         return None
     where = _where(args)
     if "://" in where.store:
