@@ -71,12 +71,15 @@ def _changes(project: Path, digits: Path) -> list[tuple[str, object]]:
         shutil.copytree(digits, digits.parent / "moved")
         assert cli.main(["source", "set", "my-images", str(digits.parent / "moved")]) == 0
 
+    def remove_source() -> None:
+        shutil.rmtree(digits)
+
     return [("the manifests", edit_manifest), ("the source's files", add_image),
             ("the marker", damage_marker), ("the store", remove_artifact),
-            ("the source settings", move_source)]
+            ("the source settings", move_source), ("the source itself", remove_source)]
 
 
-@pytest.mark.parametrize("change", range(5))
+@pytest.mark.parametrize("change", range(6))
 def test_a_replay_is_never_stale(project, capsys, monkeypatch, tmp_path, change):
     """After each change, every line answers what the full path answers now, which
     differs from what it answered before for at least one of them."""

@@ -99,6 +99,7 @@ def recall(args: argparse.Namespace) -> Any | None:
     """The remembered answer for this command line, if everything it was made from is as
     it was (the module docstring lists what is checked); else None."""
     from ..engine import keycache
+    from ..errors import RegistryError
     from ..stores import LocalStore
 
     key = entry_key(args)
@@ -118,9 +119,12 @@ def recall(args: argparse.Namespace) -> Any | None:
         store = LocalStore(where.store)
         if any(marker_state(store, k) != state for k, state in entry["live"].items()):
             return None
-        return entry["answer"]
+        answer = entry["answer"]
     except (KeyError, TypeError, ValueError, AttributeError):
         return None  # a damaged file: the full path rewrites it
+    except (RegistryError, OSError):
+        return None  # e.g. a source gone: the full path says what is wrong
+    return answer if isinstance(answer, list if args.command == "list" else str) else None
 
 
 def global_checks(manifests_dir: str, state_dir: str) -> list[Any]:
@@ -203,12 +207,13 @@ class Recorder:
             for node in reg.resolver.closure(names):  # lineage shows every one's status
                 with contextlib.suppress(RegistryError):  # no key: its status is static
                     self.live[reg.key(node.name)] = None
-        except RegistryError:
+            if any("://" in path for _, path in found):
+                return  # a remote source: checking it is a request, never a replay
+            self.deps = self._stats(found)
+            self.live = self._live()
+        except (RegistryError, OSError):
+            self.deps = None
             return  # a source that cannot be read: the full path says so, every time
-        if any("://" in path for _, path in found):
-            return  # a remote source: checking it is a request, never a replay
-        self.deps = self._stats(found)
-        self.live = self._live()
 
     def keep(self, answer: Any) -> None:
         self.answer = answer
@@ -224,8 +229,16 @@ class Recorder:
 
     def save(self) -> None:
         """Remember the answer kept if nothing it was made from changed meanwhile."""
+        from ..errors import RegistryError
+
         if self.answer is None or self.deps is None or None in self.live.values():
             return
+        try:
+            self._save()
+        except (RegistryError, OSError):
+            return  # e.g. a source gone since: remembered next time, if it is back
+
+    def _save(self) -> None:
         checks = self._checks()
         if not _same(checks, json.loads(json.dumps(self.checks))) or \
                 self._live() != self.live or \
@@ -242,6 +255,6 @@ class Recorder:
             del entries[old]
         from ..core.atomic import write_atomic
 
-        with contextlib.suppress(OSError):  # a read-only state folder: no memory, same answer
-            os.makedirs(state_dir, exist_ok=True)
-            write_atomic(_path(state_dir), json.dumps(doc))
+        # (an OSError, e.g. a read-only state folder: no memory, the same answer printed)
+        os.makedirs(state_dir, exist_ok=True)
+        write_atomic(_path(state_dir), json.dumps(doc))
