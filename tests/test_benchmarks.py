@@ -183,10 +183,17 @@ def test_bench_sql_prints_each_command_against_its_bare_duckdb_floor():
                  *[rf"{what} +{{NUM}} +{{NUM}}" for what in (
                      "bare duckdb process, scan query", "registry sql, scan query",
                      "bare duckdb process, small query", "registry sql, small query",
+                     *[f"bare duckdb process, {c} query" for c in ("show", "lineage", "path",
+                                                                   "list")],
                      f"registry show {built}", f"registry lineage {built}",
-                     f"registry path {built}", "registry list")],
+                     f"registry path {built}", "registry list",
+                     r"registry show \(full path\)")],
                  *[rf"ratio: registry sql, {q} query / bare {{NUM}} \(target <= 1\.5: (yes|NO)\)"
                    for q in ("scan", "small")],
+                 *[rf"ratio: registry {c} / bare {{NUM}} \(target <= 1\.5: (yes|NO)\)"
+                   for c in (f"show {built}", f"lineage {built}", f"path {built}", "list")],
+                 r"ratio: registry show \(full path\) / bare {NUM} \(the first run after a "
+                 r"change: no target\)",
                  r"slowest registry sql: {NUM} s, sql, (scan|small) query \(target <= 0\.3 s "
                  r"at 5,000,000 rows on 16 cores\)",
                  r"slowest registry command: {NUM} s, .+ \(target <= 0\.3 s at 5,000,000 rows "

@@ -6,8 +6,9 @@ commands plugins add (`cli.command`) are loaded only when the command line does
 not name a core one.
 
 parser: the arguments; handlers: the core commands; sql: `registry sql`, which opens
-the catalog alone (no Registry); command: plugin commands; display: tables and progress
-bars.
+the catalog alone (no Registry); views: `show`, `lineage`, `list`, whose answers `answers`
+remembers and replays while they are current (no Registry either); command: plugin
+commands; display: tables and progress bars.
 """
 
 from __future__ import annotations
@@ -119,7 +120,12 @@ def _os_error(exc: OSError) -> str:
 
 
 def _fast_path(args: argparse.Namespace) -> bool:
-    """Answer `resolve`/`path` of built datasets from the key cache, without manifests."""
+    """Answer `resolve`/`path` of built datasets from the key cache, and `show`/`lineage`/
+    `list` from their remembered answers (cli/answers.py), without manifests."""
+    if args.command in ("show", "lineage", "list"):
+        from .views import replay
+
+        return replay(args)
     if args.command not in ("resolve", "path") or getattr(args, "dry_run", False) or \
             getattr(args, "tags", None) or getattr(args, "executor", None) or \
             getattr(args, "repair", False):

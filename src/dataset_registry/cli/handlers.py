@@ -4,13 +4,12 @@ and returns the exit code (`init` needs no registry: it makes one)."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from typing import Any
 
-from ..errors import BadInputError, RegistryError, SourceError
-from . import audit, resolving
+from ..errors import BadInputError, SourceError
+from . import audit, resolving, views
 from .diff import diff
 from .display import print_json, table
 from .report import report
@@ -24,99 +23,6 @@ def path(reg: Any, args: argparse.Namespace) -> int:
         print(built.path)
     reg.save_key_cache([args.name])
     return 0
-
-
-def list_(reg: Any, args: argparse.Namespace) -> int:
-    rows = []
-    for name in reg.names(args.tags.split(",") if args.tags else None):
-        node = reg.manifests.get(name)
-        what = node.recipe if node.kind == "dataset" else getattr(node, "layout", "file")
-        rows.append((name, node.kind, what, reg.status(name), ",".join(node.tags)))
-    if args.json:
-        print_json([{"name": name, "kind": kind, "recipe": what if kind == "dataset" else None,
-                     "layout": what if kind == "source" else None, "status": status,
-                     "tags": tags.split(",") if tags else []}
-                    for name, kind, what, status, tags in rows])
-    else:
-        table(["name", "kind", "recipe/layout", "status", "tags"], rows)
-    for name, *_ in (r for r in rows if r[3] == "damaged"):
-        try:
-            reg.resolver.marker(name)
-        except RegistryError as exc:
-            print(f"registry: {exc}", file=sys.stderr)
-    return 0
-
-
-def show(reg: Any, args: argparse.Namespace) -> int:
-    node = reg.manifests.get(args.name)
-    info: dict[str, Any] = {"name": node.name, "kind": node.kind, "defined": node.where,
-                            "description": node.description, "tags": list(node.tags),
-                            "status": reg.status(node.name)}
-    info |= _card_info(reg.manifests, node)
-    with contextlib.suppress(SourceError):  # registry.lock's where a source is not set here
-        info["key"] = reg.key(node.name)
-    if node.kind == "dataset":
-        info |= {"recipe": node.recipe, "params": node.params.model_dump(mode="json"),
-                 "inputs": node.inputs}
-        if info["status"] == "built":
-            built = reg.built(node.name)
-            info |= {"uri": built.uri, "digest": built.digest, "files": built.marker.files,
-                     "bytes": built.marker.bytes, "skipped": built.marker.skipped,
-                     "synthetic": built.marker.synthetic}
-    elif node.kind == "source":
-        info["layout"] = node.layout
-        if reg.resolver.is_set(node.name) and "key" in info:
-            src = reg.resolver.source_info(node.name)
-            info |= {"location": src.location, "images": src.files, "synthetic": src.synthetic}
-        elif "key" in info:
-            locked = reg.resolver.lock.sources[node.name]
-            info |= {"location": None, "images": locked.files, "bytes": locked.bytes,
-                     "locked": reg.lock_path}
-    print_json(info)  # JSON with or without --json: the fields as they are
-    return 0
-
-
-def _card_info(manifests: Any, node: Any) -> dict[str, Any]:
-    """A node's card and, for a dataset, the cards of the sources it is made from (their
-    terms bind it too)."""
-    info: dict[str, Any] = {"card": dict(node.card)}
-    if node.kind == "dataset":
-        upstream: dict[str, Any] = {}
-        todo = list(node.inputs.values())
-        while todo:
-            dep = manifests.get(todo.pop())
-            if dep.kind == "dataset":
-                todo += dep.inputs.values()
-            elif dep.card and dep.name not in upstream:
-                upstream[dep.name] = dict(dep.card)
-        if upstream:
-            info["source_cards"] = dict(sorted(upstream.items()))
-    return info
-
-
-def lineage(reg: Any, args: argparse.Namespace) -> int:
-    def walk(node: Any, prefix: str, last: bool, top: bool) -> None:
-        branch = "" if top else ("└── " if last else "├── ")
-        role = f"{node.role}: " if node.role else ""
-        key = node.key[:16] if node.key else "-"
-        print(f"{prefix}{branch}{role}{node.name}  [{node.kind}, {node.status}]  key {key}  "
-              f"{node.detail}")
-        child_prefix = prefix + ("" if top else ("    " if last else "│   "))
-        for i, child in enumerate(node.children):
-            walk(child, child_prefix, i == len(node.children) - 1, False)
-
-    tree = reg.lineage(args.name)
-    if args.json:
-        print_json(_lineage_json(tree))
-    else:
-        walk(tree, "", True, True)
-    return 0
-
-
-def _lineage_json(node: Any) -> dict[str, Any]:
-    return {"name": node.name, "kind": node.kind, "role": node.role or None, "key": node.key,
-            "status": node.status, "detail": node.detail,
-            "inputs": [_lineage_json(child) for child in node.children]}
 
 
 def verify(reg: Any, args: argparse.Namespace) -> int:
@@ -359,8 +265,8 @@ def init(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"resolve": resolving.resolve, "path": path, "list": list_, "show": show,
-            "lineage": lineage, "report": report, "verify": verify,
+HANDLERS = {"resolve": resolving.resolve, "path": path, "list": views.list_,
+            "show": views.show, "lineage": views.lineage, "report": report, "verify": verify,
             "source": source, "job": job, "gc": gc, "pin": pin, "unpin": unpin,
             "catalog": catalog, "push": resolving.push, "pull": resolving.pull,
             "lock": lock, "diff": diff, "audit": audit.audit}
