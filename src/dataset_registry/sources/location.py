@@ -21,6 +21,7 @@ from .nestedpool import scan_local
 from .tarindex import IndexedMember, Opener, scan_tar, tar_is_synthetic
 from .zipcheck import DEFLATED
 from .zipindex import is_zip, scan_zip, unpacked
+from .zippool import scan_zip_local
 
 SYNTHETIC_MARKER = "SYNTHETIC-IMAGENET.txt"
 """File `registry synth` leaves at the root of a folder source."""
@@ -219,7 +220,9 @@ def scan_archive(location: str, nested: Callable[[str], bool], opener: Opener | 
         else:
             yield from scan_tar(location, nested=nested, opener=opener, progress=progress)
         return
-    for m in scan_zip(location, opener=opener, progress=progress):
+    members = scan_zip(location, opener=opener, progress=progress) if opener else \
+        scan_zip_local(location, progress)
+    for m in members:
         yield IndexedMember(m.path, m.offset, m.size, m.xxh3,
                             m.packed if m.method == DEFLATED else 0)
 

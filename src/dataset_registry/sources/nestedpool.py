@@ -47,8 +47,26 @@ def scan_local(path: str, nested: Callable[[str], bool], progress: Progress = No
     size = _worth_a_pool(path, nested, jobs)
     if not size:
         return scan_tar(path, nested=nested, progress=progress)
-    return _expand(_in_order(path, size, nested, progress, jobs or default_jobs(),
-                             _scan_nested, nested), progress)
+    return or_serial(_expand(_in_order(path, size, nested, progress, jobs or default_jobs(),
+                                       _scan_nested, nested), progress),
+                     path, lambda: scan_tar(path, nested=nested, progress=progress))
+
+
+def or_serial(members: Iterator[Any], path: str, serial: Callable[[], Iterator[Any]]
+              ) -> Iterator[Any]:
+    """`members` from a pool, or `serial()`'s where the pool broke before giving any
+    (workers that cannot start: a __main__ they cannot import, say)."""
+    from ..errors import SourceError
+
+    given = False
+    try:
+        for m in members:
+            given = True
+            yield m
+    except BrokenProcessPool:
+        if given:
+            raise SourceError(f"{path}: a worker reading it died (out of memory?)") from None
+        yield from serial()
 
 
 def by_name_alone(layout: Layout) -> bool:
