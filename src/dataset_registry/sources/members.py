@@ -81,7 +81,10 @@ class StrColumn(Sequence[str]):
     def lines(self) -> bytes:
         """All strings, one a line: a plain copy of the blob when there is no prefix."""
         if self._prefix == 0:
-            return self._blob[int(self._starts[0]):int(self._starts[-1])]
+            first, last = int(self._starts[0]), int(self._starts[-1])
+            if first == 0 and last == len(self._blob):
+                return self._blob  # (the whole blob: no copy)
+            return self._blob[first:last]
         return _gather(self._blob, self._starts[:-1] + self._prefix, self._starts[1:])[0]
 
     def find(self, text: str) -> int:
