@@ -215,3 +215,23 @@ def test_a_corrupt_tar_on_s3_is_refused_as_locally(s3, tmp_path):
         check_source(node(), str(bad), str(tmp_path / "c"))
     assert str(remote.value) == str(local.value).replace(str(bad), url)
     assert f"{url}: not a readable tar: byte " in str(remote.value)
+
+
+def test_a_few_very_long_names_among_short_ones_sort_as_python_sorts(tmp_path):
+    from dataset_registry.sources.indextable import IndexTable, first_rows, split_counts
+    from dataset_registry.sources.layouts import Entry
+    from dataset_registry.sources.members import StrColumn
+    from dataset_registry.sources.tarindex import IndexedMember
+
+    long_name = "/".join(["d" * 200] * 20)  # 4 KB, every component within 255 bytes
+    names = [f"train/{n}" for n in ["b", long_name, "a", "c", long_name + "x", "é"]]
+    rows = [(n, Entry("train", n[6:], f"cls{i % 2}"), IndexedMember(n, 0, i, "0" * 32))
+            for i, n in enumerate(names)]
+    table = IndexTable.from_rows(rows)
+    repeat, moved = table.sort_by_name()
+    assert moved and repeat == -1 and list(table.logical) == sorted(names)
+    assert first_rows(table.labels) == [0, 2] and split_counts(table) == {"train": [6, 2]}
+    wide = StrColumn.from_list(["x" * 2000, "", "a", "a", "x" * 2000] + ["b"] * 10)
+    assert first_rows(wide) == [0, 2, 5]  # (compared as Python strings: one is too wide)
+    twice = IndexTable.from_rows(rows + rows[:1])
+    assert twice.sort_by_name()[0] == 2  # (rows "train/a", "train/b", "train/b": the third)

@@ -132,3 +132,29 @@ def test_scanning_nested_tars_on_a_pool_gives_the_serial_members(tmp_path):
     nestedpool_members = list(nestedpool._expand(nestedpool._in_order(
         str(path), path.stat().st_size, is_tar, None, 3, nestedpool._scan_nested, is_tar), None))
     assert nestedpool_members == serial and len(serial) == 43
+
+
+def test_a_big_zip_with_a_by_name_layout_is_read_as_a_zip(tmp_path, pooled):
+    import zipfile
+
+    path = tmp_path / "val.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for i in range(1, 5):
+            z.writestr(f"ILSVRC2012_val_{i:08d}.JPEG", bytes([i]) * 1000)
+    fast = _index(path, tmp_path / "a", "imagenet-val")
+    pooled()
+    assert fast[1] is None and fast[0][1] == 4
+    assert fast == _index(path, tmp_path / "b", "imagenet-val")
+
+
+def test_a_split_name_holding_a_slash_is_refused_on_a_pool_too(tmp_path, pooled):
+    def shard(k):
+        return tar_of({f"{k}0.jpg": b"\xff\xd8a", f"{k}0.cls": b"1", f"{k}1.jpg": b"\xff\xd8b",
+                       f"{k}1.cls": b"2"})
+
+    path = tmp_path / "shards.tar"
+    path.write_bytes(tar_of({"train-000000.tar": shard("a"), "train-000001.tar": shard("b")}))
+    node_ = SourceNode(name="src", file="m.yaml", line=3, layout="webdataset",
+                       options={"split": "x/y"})
+    with pytest.raises(SourceError, match=r"member 'x/y/a0\.jpg'.*split name 'x/y'"):
+        check_source(node_, str(path), str(tmp_path / "c"), force=True)

@@ -1,6 +1,7 @@
 """The fast reader of plain tars either reads a tar exactly as the strict reader does, or
 gives it up (NotPlain) and the strict reader decides: never a third outcome."""
 
+import io
 import subprocess
 import tarfile
 
@@ -146,3 +147,33 @@ def test_a_tar_of_tars_is_read_fast_at_both_levels(tmp_path):
     inside = read_plain(lambda pos, n: outer[pos:pos + n], offset, size, is_tar, "n02.tar/")
     assert [p for p, *_ in inside] == ["n02.tar/x.JPEG", "n02.tar/y.JPEG"]
     assert outer[inside[1][1]:inside[1][1] + inside[1][2]] == B
+
+
+def test_a_signed_or_spaced_size_is_given_up(tmp_path, monkeypatch):
+    for field in (b"-0000002000\0", b"+0000002000\0", b"00000_02000\0", b"0000 002000\0"):
+        data = header("a", 0, size_field=field) + pad(b"x" * 700) + END
+        assert not _vouched(data), field
+        path = tmp_path / "t.tar"
+        path.write_bytes(data)
+        assert _outcome(path, False, monkeypatch) == _outcome(path, True, monkeypatch), field
+
+
+def test_nested_is_asked_once_a_path_when_the_fast_reader_gives_up(tmp_path):
+    # a layout's `nested` may note what it is asked (webdataset lists the shards): the strict
+    # reader, reading a tar the fast one gave up on, must not ask again
+    inner = tar_of({"x.JPEG": A})
+    long_name = "s" * 120 + ".tar"  # a GNU long name: the fast reader gives up there
+    with tarfile.open(tmp_path / "t.tar", "w", format=tarfile.GNU_FORMAT) as tf:
+        for name in ("a.tar", "b.tar", long_name):
+            info = tarfile.TarInfo(name)
+            info.size = len(inner)
+            tf.addfile(info, io.BytesIO(inner))
+    asked = []
+
+    def nested(path):
+        asked.append(path)
+        return path.endswith(".tar") and "/" not in path
+
+    found = list(tarindex.scan_tar(str(tmp_path / "t.tar"), nested=nested))
+    assert [m.path for m in found] == ["a.tar/x.JPEG", "b.tar/x.JPEG", f"{long_name}/x.JPEG"]
+    assert sorted(asked) == sorted(set(asked)), asked

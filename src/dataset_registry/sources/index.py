@@ -24,7 +24,6 @@ from ..core.remote import Remote
 from ..errors import SourceError
 from .indextable import (
     IndexTable,
-    adjacent_repeat,
     bad_name,
     first_bad_name,
     first_rows,
@@ -35,7 +34,7 @@ from .indextable import (
 )
 from .layouts import Entry, Layout, check_split
 from .layouts.tables import check_name
-from .location import LocalPlace, RemotePlace, place
+from .location import LocalPlace, RemotePlace, archive_kind, place
 from .members import MemberSet, StrColumn, hex_digests, labelled_values
 from .nestedpool import by_name_alone, index_parallel
 from .tarindex import IndexedMember
@@ -130,20 +129,19 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
         # a folder's size is unknown until it is walked: a bar without a total
         with bar(progress, f"indexing source {node.name}",
                  where_bytes.size() if is_tar else None, unit="bytes") as advance:
-            table, left_out, known = _read(where_bytes, layout, is_tar, beside, advance)
+            table, left_out, hashed = _read(where_bytes, layout, is_tar, beside, advance)
     except SourceError as exc:
         raise SourceError(f"{where}: {exc}") from None
     if all(name.startswith("meta/") for name in table.logical):  # (stops at the first image)
         raise SourceError(f"{where}: holds no images; layout {node.layout} expects "
                           f"{layout.expects}")
-    names, moved = table.sort_by_name()
+    repeat, moved = table.sort_by_name()
     _check_names(table, where)
-    repeat = adjacent_repeat(names)
     if repeat >= 0:
         raise SourceError(f"{where}: two members are both {table.logical[repeat]!r} in the "
                           "dataset")
     synthetic = where_bytes.synthetic()
-    fingerprint = known if known and not moved else table.fingerprint()
+    fingerprint = hashed if hashed and not moved else table.fingerprint()
     identity = layout.identity()
     label_values = numbers_change_labels(table)
     if label_values:
@@ -208,6 +206,22 @@ def last_known(node: SourceNode, location: str, cache_dir: str) -> SourceInfo | 
     return _read_entry(_entry_path(node, location, cache_dir, layout), node.name)
 
 
+def _refuse_split(rows: list[tuple[str, Entry, IndexedMember]]) -> None:
+    """Refuse a split name holding "/" as `_check_names` refuses every other bad split: after
+    any bad member name, the first such split in name order, naming its first member."""
+    ordered = sorted(rows, key=lambda row: row[0])
+    for logical, _, _ in ordered:
+        why = bad_name(logical)
+        if why:
+            raise SourceError(why)
+    first: dict[str, str] = {}
+    for logical, e, _ in ordered:
+        first.setdefault(e.split, logical)
+    for split, logical in first.items():
+        if split != "meta":
+            check_split(split, f"member {logical!r}")
+
+
 def _left_out(scanned: list[IndexedMember], rows: list[tuple[str, Entry, IndexedMember]]
               ) -> list[str]:
     """The scanned members no row came from (by path: a layout may read a shard's members
@@ -252,7 +266,8 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
     tar of tars on every core (`nestedpool`), where the layout reads each member by its
     name alone."""
     found = [m for m in map(where.beside_member, beside) if m is not None]
-    if is_tar and isinstance(where, LocalPlace) and by_name_alone(layout):
+    if is_tar and isinstance(where, LocalPlace) and by_name_alone(layout) and \
+            archive_kind(where.location) == "tar":
         parallel = index_parallel(where.location, layout, advance, found)
         if parallel is not None:
             return parallel
@@ -262,6 +277,8 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
     rows = [(f"{e.split}/{e.name}", e, m) for e, m in
             layout.entries(_kept(itertools.chain(members, found), scanned), is_tar,
                            where.read)]
+    if any("/" in e.split for _, e, _ in rows):  # (a table's splits are first components)
+        _refuse_split(rows)
     if any("\n" in logical for logical, _, _ in rows):  # (no table holds such a name)
         if all(logical.startswith("meta/") for logical, _, _ in rows):
             return IndexTable.from_rows([]), [], None  # ("holds no images" is said first)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .layouts import Entry
     from .tarindex import IndexedMember
 
+_WIDE = 512  # bytes: a fixed-width name array no wider unless most names are that long
 _GATHER_ROWS = 1 << 16  # rows gathered at once when reordering (bounded scratch memory)
 
 
@@ -51,46 +52,36 @@ class IndexTable:
                                    dtype=np.int64),
                    packed=np.array([m.packed for _, _, m in rows], dtype=np.int64))
 
-    @classmethod
-    def concat(cls, parts: list[IndexTable]) -> IndexTable:
-        """The parts' rows, one after the other. Consumes `parts` a column at a time (each
-        part's column dropped once joined), so the rows are held about once, not twice."""
-        columns: dict[str, StrColumn | np.ndarray] = {}
-        for name in _STRINGS:
-            lengths = [np.diff(getattr(p, name)._starts) for p in parts]
-            blob = b"".join([getattr(p, name).lines() for p in parts])
-            for p in parts:
-                setattr(p, name, None)
-            starts = np.zeros(sum(map(len, lengths)) + 1, dtype=np.int64)
-            if lengths:
-                np.cumsum(np.concatenate(lengths), out=starts[1:])
-            columns[name] = StrColumn(blob, starts)
-        for name in _NUMBERS:
-            arrays = [getattr(p, name) for p in parts]
-            columns[name] = np.concatenate(arrays) if arrays else \
-                np.zeros(0, dtype="S32" if name == "xxh3" else np.int64)
-        parts.clear()
-        return cls(**columns)  # type: ignore[arg-type]
-
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def sort_by_name(self) -> tuple[np.ndarray, bool]:
+    def sort_by_name(self) -> tuple[int, bool]:
         """Put the rows in logical name order (code point order, as Python sorts strings:
         UTF-8 bytes sort alike), stably; a column at a time, each old one dropped as its
         sorted copy is made, and nothing copied where they are in that order already.
-        Returns the sorted names as fixed-width bytes (for `adjacent_repeat`), and whether
-        any row moved."""
+        Returns the first row whose name is the one before it's (-1: none; any two rows
+        of one name are then neighbours), and whether any row moved."""
         keys = _fixed(self.logical)
-        moved = len(keys) > 1 and not bool((keys[1:] >= keys[:-1]).all())
+        if keys is None:  # (names of very unequal lengths: sorted as Python strings)
+            names = self.logical.tolist()
+            order = np.array(sorted(range(len(names)), key=names.__getitem__), dtype=np.int64)
+            moved = bool((order != np.arange(len(order))).any())
+            names = [names[i] for i in order]
+            same = [i for i in range(1, len(names)) if names[i] == names[i - 1]]
+            repeat = same[0] if same else -1
+        else:
+            moved = len(keys) > 1 and not bool((keys[1:] >= keys[:-1]).all())
+            if moved:
+                order = np.argsort(keys, kind="stable")
+                keys = keys[order]
+            found = np.flatnonzero(keys[1:] == keys[:-1])
+            repeat = int(found[0]) + 1 if len(found) else -1
         if moved:
-            order = np.argsort(keys, kind="stable")
-            keys = keys[order]
             for name in _STRINGS:
                 setattr(self, name, _take(getattr(self, name), order))
             for name in _NUMBERS:
                 setattr(self, name, getattr(self, name)[order])
-        return keys, moved
+        return repeat, moved
 
     def lines(self, start: int = 0, stop: int | None = None) -> bytes:
         """The fingerprint's lines of rows [start, stop): f"{logical}\\t{size}\\t{xxh3}\\n"
@@ -109,11 +100,38 @@ class IndexTable:
         return hasher.hexdigest()
 
 
-def adjacent_repeat(keys: np.ndarray) -> int:
-    """The first row whose name is the one before it's (-1: none), of sorted names (any two
-    rows of one name are then neighbours)."""
-    same = np.flatnonzero(keys[1:] == keys[:-1])
-    return int(same[0]) + 1 if len(same) else -1
+class TableBuilder:
+    """A table made of parts as they come (a pool's results), each part's columns appended
+    and the part let go at once: the rows are held about once, in a few large buffers,
+    never as thousands of parts and their concatenation side by side."""
+
+    def __init__(self) -> None:
+        self._blobs = {name: bytearray() for name in _STRINGS}
+        self._lengths: dict[str, list[np.ndarray]] = {name: [] for name in _STRINGS}
+        self._numbers: dict[str, list[np.ndarray]] = {name: [] for name in _NUMBERS}
+
+    def add(self, part: IndexTable) -> None:
+        for name in _STRINGS:
+            column = getattr(part, name)
+            self._blobs[name] += column.lines()
+            self._lengths[name].append(np.diff(column._starts).astype(np.int32))
+        for name in _NUMBERS:
+            self._numbers[name].append(getattr(part, name))
+
+    def build(self) -> IndexTable:
+        columns: dict[str, StrColumn | np.ndarray] = {}
+        for name in _STRINGS:
+            lengths = self._lengths.pop(name)
+            starts = np.zeros(sum(map(len, lengths)) + 1, dtype=np.int64)
+            if lengths:
+                np.cumsum(np.concatenate(lengths), out=starts[1:])
+            del lengths
+            columns[name] = StrColumn(bytes(self._blobs.pop(name)), starts)
+        for name in _NUMBERS:
+            arrays = self._numbers.pop(name)
+            columns[name] = np.concatenate(arrays) if arrays else \
+                np.zeros(0, dtype="S32" if name == "xxh3" else np.int64)
+        return IndexTable(**columns)  # type: ignore[arg-type]
 
 
 _STRINGS = ("logical", "origins", "labels", "attrs")
@@ -124,12 +142,16 @@ def _column(values: list[str]) -> StrColumn:
     return StrColumn.from_list(values)
 
 
-def _fixed(column: StrColumn) -> np.ndarray:
+def _fixed(column: StrColumn) -> np.ndarray | None:
     """The strings as a fixed-width bytes array (numpy compares them as Python compares the
-    strings: no string holds a NUL), filled a slice of rows at a time, no object per row."""
+    strings: no string holds a NUL), filled a slice of rows at a time, no object per row;
+    None where one string is far longer than the rest (every row as wide as the longest
+    would take gigabytes: the caller compares them as Python strings)."""
     starts = column._starts  # (a table's columns skip no prefix)
     lengths = np.diff(starts) - 1
     width = max(1, int(lengths.max())) if len(lengths) else 1
+    if width > _WIDE and width > 4 * float(lengths.mean()):
+        return None
     out = np.zeros((len(lengths), width), np.uint8)
     blob = np.frombuffer(column._blob, np.uint8)
     columns = np.arange(width)
@@ -189,6 +211,11 @@ def first_bad_name(table: IndexTable) -> str | None:
 def first_rows(column: StrColumn) -> list[int]:
     """The first row of each distinct non-empty string, in row order."""
     keys = _fixed(column)
+    if keys is None:
+        seen: dict[str, int] = {}
+        for i, text in enumerate(column.tolist()):
+            seen.setdefault(text, i)
+        return sorted(i for text, i in seen.items() if text)
     if len(keys) == 0:
         return []
     _, first = np.unique(keys, return_index=True)
@@ -214,8 +241,11 @@ def split_counts(table: IndexTable) -> dict[str, list[int]]:
     counts = {}
     for split, (start, stop) in sorted(split_ranges(table.logical).items()):
         if split != "meta":
-            labels = _fixed(table.labels.slice(start, stop))
-            counts[split] = [stop - start, len(np.setdiff1d(np.unique(labels), [b""]))]
+            labels = table.labels.slice(start, stop)
+            keys = _fixed(labels)
+            classes = len(set(labels.tolist()) - {""}) if keys is None else \
+                len(np.setdiff1d(np.unique(keys), [b""]))
+            counts[split] = [stop - start, classes]
     return counts
 
 

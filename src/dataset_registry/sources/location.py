@@ -207,14 +207,7 @@ def scan_archive(location: str, nested: Callable[[str], bool], opener: Opener | 
                  progress: Progress = None) -> Iterator[IndexedMember]:
     """The members of the tar or zip at `location` (told apart by their first bytes);
     `progress` gets each member's bytes as it is hashed."""
-    try:
-        with (opener or _open_local)(location) as f:
-            head = f.read(4)
-    except OSError as exc:
-        raise SourceError(f"{location}: cannot open: {exc.strerror or exc}") from None
-    # a `.zip` that does not start as one (a stub in front, not a zip at all) is named by
-    # the zip reader, whose messages say what it is
-    if not is_zip(head) and not location.lower().endswith(".zip"):
+    if archive_kind(location, opener) == "tar":
         if opener is None:
             yield from scan_local(location, nested, progress)
         else:
@@ -225,6 +218,18 @@ def scan_archive(location: str, nested: Callable[[str], bool], opener: Opener | 
     for m in members:
         yield IndexedMember(m.path, m.offset, m.size, m.xxh3,
                             m.packed if m.method == DEFLATED else 0)
+
+
+def archive_kind(location: str, opener: Opener | None = None) -> str:
+    """"zip" or "tar": told apart by the first bytes; a `.zip` that does not start as one
+    (a stub in front, not a zip at all) is "zip", named by the zip reader, whose messages
+    say what it is. SourceError if it cannot be opened."""
+    try:
+        with (opener or _open_local)(location) as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise SourceError(f"{location}: cannot open: {exc.strerror or exc}") from None
+    return "zip" if is_zip(head) or location.lower().endswith(".zip") else "tar"
 
 
 def _open_local(path: str) -> Any:

@@ -19,7 +19,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
-from .indextable import IndexTable
+from ..errors import SourceError
+from .indextable import IndexTable, TableBuilder
 from .tarindex import IndexedMember, NestedTar, scan_level, scan_members, scan_tar
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ def or_serial(members: Iterator[Any], path: str, serial: Callable[[], Iterator[A
               ) -> Iterator[Any]:
     """`members` from a pool, or `serial()`'s where the pool broke before giving any
     (workers that cannot start: a __main__ they cannot import, say)."""
-    from ..errors import SourceError
-
     given = False
     try:
         for m in members:
@@ -117,7 +116,7 @@ def index_parallel(path: str, layout: Layout, progress: Progress,
     for m in beside:
         place(m)
     parts.add_rows(rows)
-    return IndexTable.concat(parts.tables), left_out, parts.fingerprint()
+    return parts.table.build(), left_out, parts.fingerprint()
 
 
 class _Parts:
@@ -127,7 +126,7 @@ class _Parts:
     def __init__(self) -> None:
         import xxhash
 
-        self.tables: list[IndexTable] = []
+        self.table = TableBuilder()
         self.hasher: Any = xxhash.xxh3_128()
         self.last: str | None = None
         self.in_order = True
@@ -135,7 +134,7 @@ class _Parts:
     def add(self, table: IndexTable, lines: bytes) -> None:
         if len(table) == 0:
             return
-        self.tables.append(table)
+        self.table.add(table)
         if self.in_order and (self.last is None or table.logical[0] > self.last):
             self.hasher.update(lines)
             self.last = table.logical[len(table) - 1]
@@ -154,11 +153,12 @@ class _Parts:
 
 
 class _NotInATable(Exception):
-    """A logical name holds a line break: the serial reading refuses it in its own words."""
+    """A logical name holds a line break, or a split name a "/": the serial reading
+    refuses it in its own words."""
 
 
 def _table(rows: list[tuple[str, Any, IndexedMember]]) -> IndexTable:
-    if any("\n" in logical for logical, _, _ in rows):
+    if any("\n" in logical or "/" in e.split for logical, e, _ in rows):
         raise _NotInATable
     return IndexTable.from_rows(rows)
 
@@ -192,10 +192,10 @@ def _in_order(path: str, size: int, nested: Callable[[str], bool], progress: Pro
     # nested tars, or it is a plain tar of big files, and the pool idles at no cost)
     pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
                                initargs=(os.getpid(),))
-    for _ in range(jobs):
-        pool.submit(int)  # (workers start on a first task)
     queue: deque[Any] = deque()  # members, futures of nested tars, a refusal: tar order
     try:
+        for _ in range(jobs):
+            pool.submit(int)  # (workers start on a first task)
         with open(path, "rb") as f:
             level = scan_level(f, path, 0, size, "", nested, progress)
             while True:

@@ -182,8 +182,8 @@ class NestedTar:
 
 
 def scan_members(f: BinaryIO, display: str, start: int, size: int, prefix: str,
-          nested: Callable[[str], bool], progress: Callable[[int], None] | None,
-          depth: int = 0) -> Iterator[IndexedMember]:
+                 nested: Callable[[str], bool], progress: Callable[[int], None] | None,
+                 depth: int = 0) -> Iterator[IndexedMember]:
     """Every file member of the tar in [start, start + size) of `f`, nested tars' members in
     their place (`prefix`: the tar's own path, "" at the top; `depth`: how deep it lies)."""
     for item in scan_level(f, display, start, size, prefix, nested, progress, depth):
@@ -203,17 +203,16 @@ def scan_level(f: BinaryIO, display: str, start: int, size: int, prefix: str,
     if depth > MAX_NESTING:
         raise SourceError(f"{where}: tars nested more than {MAX_NESTING} deep; refusing")
     try:
-        found = read_plain(_reader(f), start, size, nested, prefix)
-    except NotPlain:  # the strict reader below decides, and says what is wrong
+        found = read_plain(_reader(f, size), start, size, nested, prefix, progress)
+    except NotPlain as exc:  # the strict reader below decides, and says what is wrong
         f.seek(start)
+        nested = _asked_once(nested, getattr(exc, "asked", {}))
     else:
         for path, offset, length, digest in found:
             if digest is None:
                 yield NestedTar(f"{path}/", offset, length, depth + 1)
                 continue
             yield IndexedMember(path, offset, length, digest)
-            if progress:
-                progress(length)
         return
     window = f if start == 0 else io.BufferedReader(_Slice(f, start, size), _CHUNK)
     names = _Names(f"{display}:{prefix}" if prefix else display)
@@ -251,7 +250,13 @@ def scan_level(f: BinaryIO, display: str, start: int, size: int, prefix: str,
     _check_end(window, header_at, size, where, start, last)
 
 
-def _reader(f: BinaryIO) -> ReadAt:
+def _asked_once(nested: Callable[[str], bool], asked: dict[str, bool]
+                ) -> Callable[[str], bool]:
+    """`nested`, but the answers the fast reader already had given again, not asked anew."""
+    return lambda path: asked[path] if path in asked else nested(path)
+
+
+def _reader(f: BinaryIO, size: int) -> ReadAt:
     """`read_at` over `f`: a pread into one reused buffer where it is a local file (no page
     faults of fresh memory per read), else a seek and a read."""
     try:
@@ -259,7 +264,7 @@ def _reader(f: BinaryIO) -> ReadAt:
     except (AttributeError, OSError, io.UnsupportedOperation):
         fd = -1
     if fd >= 0:
-        buffer = bytearray(_CHUNK * 8)
+        buffer = bytearray(min(_CHUNK * 8, max(size, 1)))
         whole = memoryview(buffer)
 
         def pread(pos: int, n: int) -> memoryview:

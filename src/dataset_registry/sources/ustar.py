@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import xxhash
 
 BLOCK = 512
@@ -32,7 +31,10 @@ it returns may be overwritten by its next call."""
 
 
 class NotPlain(Exception):
-    """The fast reader cannot vouch for this tar; the strict reader must read it."""
+    """The fast reader cannot vouch for this tar; the strict reader must read it. `asked`:
+    what `nested` answered for each path it was asked about before (a layout's `nested`
+    may note what it is asked: it must be asked once a path, so the strict reader reuses
+    these answers rather than asking again)."""
 
 
 _FILE, _OLD_FILE, _FOLDER = b"0", b"\0", b"5"
@@ -40,11 +42,26 @@ _ZERO = bytes(BLOCK)
 
 
 def read_plain(read_at: ReadAt, start: int, size: int, nested: Callable[[str], bool],
-               prefix: str = "") -> list[tuple[str, int, int, str | None]]:
+               prefix: str = "", progress: Callable[[int], None] | None = None
+               ) -> list[tuple[str, int, int, str | None]]:
     """(path, absolute data offset, size, xxh3) of every file member of the plain tar
     occupying [start, start + size) of the outer file, in tar order; xxh3 is None for a
-    member `nested` names (a tar to read in turn, by the caller). Raises NotPlain."""
+    member `nested` names (a tar to read in turn, by the caller); `progress` gets each
+    member's size as it is hashed. Raises NotPlain."""
     members: list[tuple[str, int, int, str | None]] = []
+    asking: list[tuple[str, bool]] = []  # (the answer being acted on, if not yet in members)
+    try:
+        return _read_plain(read_at, start, size, nested, prefix, progress, members, asking)
+    except NotPlain as exc:
+        exc.asked = {path: digest is None for path, _, _, digest in members}
+        exc.asked.update(asking)
+        raise
+
+
+def _read_plain(read_at: ReadAt, start: int, size: int, nested: Callable[[str], bool],
+                prefix: str, progress: Callable[[int], None] | None,
+                members: list[tuple[str, int, int, str | None]],
+                asking: list[tuple[str, bool]]) -> list[tuple[str, int, int, str | None]]:
     files: set[str] = set()
     folders: set[str] = set()
     buf: bytes | memoryview = b""  # window bytes [base, base + len(buf)), from read_at
@@ -84,12 +101,16 @@ def read_plain(read_at: ReadAt, start: int, size: int, nested: Callable[[str], b
         if nested(path):
             members.append((path, start + data, length, None))
             continue
+        asking[:] = [(path, False)]
         if data + length <= base + len(buf):
             digest = xxhash.xxh3_128_hexdigest(buf[data - base:data - base + length])
         else:
             digest = _hash_at(read_at, start + data, length)
             buf, base = b"", 0  # (read_at may reuse the memory buf was in)
         members.append((path, start + data, length, digest))
+        asking.clear()
+        if progress:
+            progress(length)
     _verify(headers)
     if not members and not files and not folders:
         raise NotPlain("empty tar")  # (tarfile refuses a tar with no header at all)
@@ -116,9 +137,12 @@ def _parse(header: bytes) -> tuple[str, int, bool]:
         name = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise NotPlain("name not UTF-8") from None
+    digits = header[124:136].split(b"\0", 1)[0].strip()
+    if digits and not digits.isdigit():  # (int() would take a sign, "_" or inner spaces)
+        raise NotPlain("size")
     try:
-        length = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
-    except ValueError:
+        length = int(digits or b"0", 8)
+    except ValueError:  # (an 8 or a 9)
         raise NotPlain("size") from None
     if folder and length:
         raise NotPlain("folder with data")
@@ -129,9 +153,6 @@ def _parse(header: bytes) -> tuple[str, int, bool]:
 # write them: octal digits ending in NUL or space, digits then " \0", or all NULs.
 # Anything else (base-256, leading spaces) is left to the strict reader.
 _NUMBER_FIELDS = ((100, 8), (108, 8), (116, 8), (124, 12), (136, 12), (329, 8), (337, 8))
-_OCTAL = np.zeros(256, bool)
-_OCTAL[list(b"01234567")] = True
-_POWERS = 8 ** np.arange(6, -1, -1, dtype=np.int64)
 
 
 def _verify(headers: list[bytes]) -> None:
@@ -139,9 +160,16 @@ def _verify(headers: list[bytes]) -> None:
     NotPlain if any is not as a plain writer writes it, or its checksum is wrong."""
     if not headers:
         return
+    # numpy at first use: the layouts import this module, and parsing manifests imports
+    # the layouts, which must stay light (tests/test_import_graph.py)
+    import numpy as np
+
+    octal_digit = np.zeros(256, bool)
+    octal_digit[list(b"01234567")] = True
+    powers = 8 ** np.arange(6, -1, -1, dtype=np.int64)
     rows = np.frombuffer(b"".join(headers), np.uint8).reshape(len(headers), BLOCK)
     headers.clear()
-    octal, nul, space = _OCTAL[rows], rows == 0, rows == 0x20
+    octal, nul, space = octal_digit[rows], rows == 0, rows == 0x20
     for at, width in _NUMBER_FIELDS:
         end = at + width
         digits = octal[:, at:end - 1].all(1)
@@ -157,8 +185,8 @@ def _verify(headers: list[bytes]) -> None:
     seven = octal[:, 148:155].all(1) & (nul[:, 155] | space[:, 155])
     if not (six | seven).all():
         raise NotPlain("checksum field")
-    values = np.where(six, (rows[:, 148:154].astype(np.int64) - 48) @ _POWERS[1:],
-                      (np.minimum(rows[:, 148:155], 55).astype(np.int64) - 48) @ _POWERS)
+    values = np.where(six, (rows[:, 148:154].astype(np.int64) - 48) @ powers[1:],
+                      (rows[:, 148:155].astype(np.int64) - 48) @ powers)
     total = rows[:, :148].sum(1, dtype=np.int64) + rows[:, 156:].sum(1, dtype=np.int64) + 256
     if not (values == total).all():
         raise NotPlain("checksum")
