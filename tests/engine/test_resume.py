@@ -14,13 +14,19 @@ from ..pluginkit import plugin_project, published
 
 # echo, logging each task it finished to ran.log (its first member); with a file
 # `kill-after` holding N, the task after the N-th writes its files and its part, then
-# kills the process running it (with --jobs 1: the build itself) before it returns
+# kills the process running it (with --jobs 1: the build itself) before it returns.
+# With a file `stale` holding a staging folder and a part name, the next task first runs
+# as a task of the build that folder was made for would (its Drop, its part name): a
+# task of a killed build still running on a Dask worker, writing while the rerun runs
 LOGGED = '''
+import json
 import os
 import signal
 from pathlib import Path
 
+from dataset_registry.executors.base import run_task
 from dataset_registry.plugins import register
+from dataset_registry.stores.base import FolderDrop
 from dataset_registry.testing.echo import Echo
 
 HERE = Path(__file__).parent
@@ -31,6 +37,11 @@ class Logged(Echo):
 
     @classmethod
     def run(cls, params, task, out):
+        stale = HERE / "stale"
+        if stale.exists():
+            folder, part = json.loads(stale.read_text())
+            stale.unlink()
+            run_task(Echo, params, task, FolderDrop(path=folder), part)
         count = super().run(params, task, out)
         log = HERE / "ran.log"
         ran = log.read_text().splitlines() if log.exists() else []
@@ -173,3 +184,33 @@ def test_a_failed_build_keeps_nothing(tmp_path):
     (root / "fail").unlink()
     resolve(root, "pairs", "1")
     assert len(ran(root)) == 2 + TASKS
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_task_of_the_killed_build_still_running_writes_nothing_the_rerun_uses(
+        tmp_path, clean, jobs):
+    """Killed in its 5th task (task 4, run as part 000004), as a Dask coordinator is while
+    its worker goes on: that task writes its files and part 000004 by the killed build's
+    path while the rerun runs task 4 itself (as its part 000000). Sharing the folder, the
+    rerun would merge both parts (task 4's files twice: the build fails); it takes the
+    folder over under a new name, so the stale writes land in a folder of their own."""
+    root = project(tmp_path)
+    killed_after(root, "pairs", 4)
+    [killed] = (root / "registry" / ".staging").iterdir()
+    (root / "stale").write_text(json.dumps([str(killed), "000004"]))
+    shown = resolve(root, "pairs", jobs)
+    assert not (root / "stale").exists()  # the stale task ran, during the rerun
+    assert shown["key"] == clean["key"] and shown["digest"] == clean["digest"]
+    assert shown["files"] == clean["files"]
+    verify = run_cli("verify", "pairs", cwd=root)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    # what it wrote lies where it wrote it, apart: no done record, nothing published
+    assert sorted(published(root)) == sorted([shown["key"], f".staging/{killed.name}"])
+    stale_part = killed / ".parts" / "000004.files.csv"
+    assert len(stale_part.read_text().splitlines()) == 2  # task 4's two images
+    assert not (killed / ".parts" / "done").exists()
+    artifact = next((root / "registry").glob(f"??/{shown['key']}"))
+    assert not (artifact / ".parts").exists()
+    gc = run_cli("gc", cwd=root)
+    assert gc.returncode == 0 and f"removed staging {killed}" in gc.stdout
+    assert published(root) == [shown["key"]]

@@ -10,6 +10,13 @@ names this very task; every other part is removed and those tasks run again, wri
 same names. `finalize` removes `.parts`, done records included: nothing of this is ever
 published. Local stores only: elsewhere the parts are not in the coordinator's folder
 until `gather`.
+
+Only the coordinator writes done records, and a killed one writes none; but a task it
+started may still be running (a Dask worker outlives its coordinator) and write parts
+and files, named by its own run's places, into that staging area. So the rerun takes the
+area over under a new name (`LocalStore.resume`): what the stale task opens from then on
+lies under the old path, in a folder of its own that gc sweeps, and none of its parts is
+merged or trusted.
 """
 
 from __future__ import annotations

@@ -133,7 +133,9 @@ class DaskExecutor(Executor):
                 arrived(results, i, future.result(), tasks[i], progress, on_result)
         except BaseException:
             # A task already running on a worker cannot be interrupted; what it still
-            # writes lands in staging (removed) or as unmarked files (gc's to sweep).
+            # writes lands in staging (removed) or as unmarked files (gc's to sweep). So
+            # does a killed coordinator's: a rerun resuming its staging area renames it
+            # first, so those writes never reach the rerun's (engine/resume.py).
             client.cancel(futures)
             raise
         return results

@@ -93,7 +93,15 @@ class LocalStore(Store):
     def resume(self, key: str) -> Staging | None:
         """The newest of this key's staging folders that holds done records and was not
         finalized (`finalize` removes `.parts`, done records included: `.parts/done`, see
-        engine/resume.py); others: gc's."""
+        engine/resume.py), taken over under a new token; others: gc's.
+
+        The rename fences off the killed build's tasks: one still running (a Dask worker
+        outlives its coordinator) writes by the old path, so whatever it opens from now
+        on lands in a folder of its own (gc's), never among this build's parts and files,
+        and never in the artifact this build publishes. Only a file it had open already
+        is shared: its part, which this build removes (its task runs again), or one of
+        its task's files, which this build's run of that task rewrites to the same bytes
+        (tasks are deterministic)."""
         folder = os.path.join(self.root, ".staging")
         found = []
         for name in os.listdir(folder) if os.path.isdir(folder) else []:
@@ -105,7 +113,11 @@ class LocalStore(Store):
                 found.append((os.stat(path).st_mtime, path, token))
         if not found:
             return None
-        _, path, token = max(found)
+        _, killed, _ = max(found)
+        token = uuid.uuid4().hex[:12]
+        path = os.path.join(folder, f"{key}.{token}")
+        with self._writing(path):
+            os.rename(killed, path)
         return Staging(key, path, token)
 
     def drop(self, staging: Staging, remote: Remote) -> FolderDrop:
