@@ -158,3 +158,27 @@ def test_a_split_name_holding_a_slash_is_refused_on_a_pool_too(tmp_path, pooled)
                        options={"split": "x/y"})
     with pytest.raises(SourceError, match=r"member 'x/y/a0\.jpg'.*split name 'x/y'"):
         check_source(node_, str(path), str(tmp_path / "c"), force=True)
+
+
+def test_members_before_a_refusal_in_a_nested_tar_are_given_on_a_pool_too(tmp_path):
+    from ..tarkit import header
+
+    bad = header("n2_x.JPEG", 0, b"2", linkname=b"/etc/passwd") + END
+    bad = tar_of({"n2_0.JPEG": b"a", "n2_1.JPEG": b"b"})[:-1024] + bad
+    path = tmp_path / "t.tar"
+    path.write_bytes(tar_of({"n1.tar": _class_tar(1), "n2.tar": bad, "n3.tar": _class_tar(3)}))
+
+    def given(members):
+        out = []
+        try:
+            for m in members:
+                out.append(m.path)
+        except SourceError as exc:
+            return out, str(exc)
+        return out, None
+
+    pooled = given(nestedpool._expand(nestedpool._in_order(
+        str(path), path.stat().st_size, is_tar, None, 3, nestedpool._scan_nested, is_tar), None))
+    assert pooled == given(scan_tar(str(path), nested=is_tar))
+    assert pooled[0][-2:] == ["n2.tar/n2_0.JPEG", "n2.tar/n2_1.JPEG"]
+    assert "symbolic link" in pooled[1]

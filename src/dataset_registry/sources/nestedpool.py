@@ -232,28 +232,35 @@ def _expand(items: Iterator[Any], progress: Progress) -> Iterator[IndexedMember]
         if isinstance(item, IndexedMember):
             yield item
             continue
-        names, offsets, sizes, digests = item
+        names, offsets, sizes, digests, refusal = item
         for i, name in enumerate(names.split("\n") if names else ()):
             yield IndexedMember(name, offsets[i], sizes[i], digests[32 * i:32 * i + 32])
         if progress:
             progress(sum(sizes))
+        if refusal is not None:  # (after the members the serial reader gave before it)
+            raise refusal
 
 
 def _scan_nested(path: str, tar: NestedTar, nested: Callable[[str], bool]
-                 ) -> tuple[str, array, array, str]:
+                 ) -> tuple[str, array, array, str, SourceError | None]:
     """A pool task: every file member of one nested tar (and of tars nested in it) as
-    columns: names joined by newlines (a name never holds one), offsets, sizes, xxh3s."""
+    columns: names joined by newlines (a name never holds one), offsets, sizes, xxh3s;
+    and the refusal that stopped it, if one did (the members before it still given)."""
     names: list[str] = []
     offsets, sizes = array("q"), array("q")
     digests: list[str] = []
+    refusal = None
     with open(path, "rb") as f:
-        for m in scan_members(f, path, tar.offset, tar.size, tar.prefix, nested, None,
-                              tar.depth):
-            names.append(m.path)
-            offsets.append(m.offset)
-            sizes.append(m.size)
-            digests.append(m.xxh3)
-    return "\n".join(names), offsets, sizes, "".join(digests)
+        try:
+            for m in scan_members(f, path, tar.offset, tar.size, tar.prefix, nested, None,
+                                  tar.depth):
+                names.append(m.path)
+                offsets.append(m.offset)
+                sizes.append(m.size)
+                digests.append(m.xxh3)
+        except SourceError as exc:
+            refusal = exc
+    return "\n".join(names), offsets, sizes, "".join(digests), refusal
 
 
 def _index_nested(path: str, tar: NestedTar, layout: Layout
