@@ -188,14 +188,10 @@ def _in_order(path: str, size: int, nested: Callable[[str], bool], progress: Pro
     nested tar, run on `jobs` workers; a refusal is raised where it stands in tar order."""
     from ..core.processes import watch_coordinator, worker_context
 
-    # started now, so its workers start while the top tar is read (a tar this big holds
-    # nested tars, or it is a plain tar of big files, and the pool idles at no cost)
-    pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
-                               initargs=(os.getpid(),))
+    pool: ProcessPoolExecutor | None = None  # started at the first nested tar (a big tar
+    # of big files has none: its members are hashed here, as they are read)
     queue: deque[Any] = deque()  # members, futures of nested tars, a refusal: tar order
     try:
-        for _ in range(jobs):
-            pool.submit(int)  # (workers start on a first task)
         with open(path, "rb") as f:
             level = scan_level(f, path, 0, size, "", nested, progress)
             while True:
@@ -207,6 +203,10 @@ def _in_order(path: str, size: int, nested: Callable[[str], bool], progress: Pro
                     queue.append(exc)
                     break
                 if isinstance(item, NestedTar):
+                    if pool is None:
+                        pool = ProcessPoolExecutor(jobs, mp_context=worker_context(),
+                                                   initializer=watch_coordinator,
+                                                   initargs=(os.getpid(),))
                     queue.append(pool.submit(work, path, item, arg))
                 else:
                     queue.append(item)
@@ -217,7 +217,8 @@ def _in_order(path: str, size: int, nested: Callable[[str], bool], progress: Pro
         while queue:
             yield _result(queue.popleft())
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _result(item: Any) -> Any:
