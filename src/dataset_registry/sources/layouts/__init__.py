@@ -128,6 +128,16 @@ def ignored(path: str) -> bool:
                for part in path.split("/"))
 
 
+def ignored_below(path: str, folders: dict[str, bool]) -> bool:
+    """`ignored(path)`, each folder's answer kept in `folders` (a million images in a
+    thousand folders ask a thousand times, not a million)."""
+    folder, _, name = path.rpartition("/")
+    hidden = folders.get(folder)
+    if hidden is None:
+        hidden = folders[folder] = bool(folder) and ignored(folder)
+    return hidden or name.startswith(".") or name.lower() in _IGNORED_NAMES
+
+
 RESERVED_SPLITS = frozenset({"meta", "*"})  # the source's tables; a dataset's every file
 
 
@@ -167,4 +177,5 @@ def open_layout(name: str, options: Mapping[str, Any] | None = None) -> Layout:
 
 
 __all__ = ["BESIDE", "IMAGE_EXTENSIONS", "RESERVED_SPLITS", "Entry", "Layout", "Options", "Reader",
-           "check_split", "ignored", "is_image_name", "layout_class", "open_layout"]
+           "check_split", "ignored", "ignored_below", "is_image_name", "layout_class",
+           "open_layout"]

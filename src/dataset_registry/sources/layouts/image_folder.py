@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from ...errors import SourceError
 from ..tarindex import IndexedMember
-from . import Entry, Layout, Options, Reader, check_split, ignored, is_image_name
+from . import Entry, Layout, Options, Reader, check_split, ignored_below, is_image_name
 from .tables import check_name, labels, read_table
 
 METADATA = ("metadata.csv", "metadata.jsonl")
@@ -61,9 +61,10 @@ class ImageFolder(Layout):
                 read: Reader) -> Iterator[tuple[Entry, IndexedMember]]:
         opts: Any = self.options
         images, tables = [], []
+        folders: dict[str, bool] = {}  # ignored or not, by folder
         for m in members:  # paths arrive as `tar -x` writes them (no "./")
             path = m.path
-            if ignored(path):
+            if ignored_below(path, folders):
                 continue
             if posixpath.basename(path) in METADATA:
                 tables.append(m)
@@ -86,6 +87,8 @@ class ImageFolder(Layout):
         flat_unlabelled = not meta and depths == {2 if nested else 1}
         for m in tables:
             yield Entry("meta", m.path), originals.get(id(m), m)
+        fine: set[str] = set()
+        fine_labels: set[str] = set()
         for m in images:
             parts = m.path.split("/")
             split, rest = (parts[0], parts[1:]) if nested else (opts.split, parts)
@@ -103,10 +106,13 @@ class ImageFolder(Layout):
                 raise SourceError(f"member {m.path!r} is not {shape} (layout image-folder: "
                                   f"{why}; an image directly in its split needs a row in "
                                   "metadata.csv)")
-            check_split(split, f"member {m.path!r}")
+            if split not in fine:  # (a name is checked at its first member; once fine, fine)
+                check_split(split, f"member {m.path!r}")
+                fine.add(split)
             label: str | int | None = rest[0] if len(rest) == 2 else None
-            if label is not None:
+            if label is not None and label not in fine_labels:
                 check_name(label, f"member {m.path!r}", "class name")
+                fine_labels.add(label)
             attrs = {}
             if row is not None:
                 attrs = {k: v for k, v in row.items() if k not in ("file_name", "label")}
