@@ -102,7 +102,7 @@ class TFRecord(Recipe):
     def run(cls, params: TFRecordParams, task: TFTask, out: Output) -> int:
         import xxhash
 
-        from ..formats.tfrecord import encode_example, frame
+        from ..formats.tfrecord import example_pieces, framed_pieces
 
         offset, record = 0, 0
         whole = xxhash.xxh3_128()
@@ -114,7 +114,8 @@ class TFRecord(Recipe):
                     convert=partial(_as_reference, task.reencoded,
                                     out if params.validate_images else None)):
                 label = int(task.labels[i])
-                framed = frame(encode_example({
+                # in pieces, the image among them as read: written and hashed, never copied
+                pieces = framed_pieces(example_pieces({
                     "image/height": height, "image/width": width, "image/colorspace": b"RGB",
                     "image/channels": 3, "image/class/label": label,
                     "image/class/synset":
@@ -122,14 +123,18 @@ class TFRecord(Recipe):
                     "image/format": b"JPEG",
                     "image/filename": os.path.basename(ref.name).encode(),
                     "image/encoded": image}))
-                f.write(framed)
-                whole.update(framed)
-                out.record(task.name, offset=offset, size=len(framed),
-                           xxh3=xxhash.xxh3_128_hexdigest(framed), label=label,
+                f.writelines(pieces)
+                digest = xxhash.xxh3_128()
+                for piece in pieces:
+                    whole.update(piece)
+                    digest.update(piece)
+                size = sum(len(piece) for piece in pieces)
+                out.record(task.name, offset=offset, size=size,
+                           xxh3=digest.hexdigest(), label=label,
                            member=ref.origin, source=ref.source, record=record,
                            class_name=task.classes[label - params.label_offset],
                            attrs=ref.attrs or None)
-                offset += len(framed)
+                offset += size
                 record += 1
         out.added(task.name, size=offset, xxh3=whole.hexdigest())
         return record
