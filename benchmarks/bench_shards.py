@@ -29,9 +29,9 @@ small: what a user waits for on a small build, each in a fresh process (interpre
 imports, fork server, plan, tasks, index, catalog): `registry resolve wds` checked
 (cold: verdicts removed first) and unchecked, with the source already set and indexed,
 beside the bare check-decode loop over the same members in --jobs processes (DECODE),
-and side by side with SCRIPT, 12 lines that read the same tar with tarfile and write the
-same samples with webdataset's own ShardWriter in one process, unchecked (issue 19's
-comparison; target: the checked resolve faster than the script).
+and side by side with SCRIPT, the 11 lines (issue 19 says 12) that read the same tar with
+tarfile and write the same samples with webdataset's own ShardWriter in one process,
+unchecked (issue 19's comparison; target: the checked resolve faster than the script).
 
 --smoke runs every section on a few dozen images (seconds): it checks that the script
 works, not how fast.
@@ -348,7 +348,7 @@ def small(count: int, jobs: int, distinct: int, quality: int, repeat: int) -> No
         print(f"## small: {n} photos of {mean_kib(images):.1f} KiB ({mib:.0f} MiB tar), "
               f"{jobs} worker(s), {cpu_count()} cores, fresh processes, best of {repeat}")
         print(f"{'method':52s} {'seconds':>8s} {'img/s':>8s} {'script/this':>11s}")
-        for name, label in (("script", "12-line tarfile + webdataset.ShardWriter, 1 process"),
+        for name, label in (("script", "tarfile + webdataset.ShardWriter script, 1 process"),
                             ("decode", "bare check-decode loop, `jobs` processes"),
                             ("wds", "registry resolve wds, checked, cold"),
                             ("wds-unchecked", "registry resolve wds, validate_images: false")):

@@ -107,7 +107,7 @@ def test_bench_shards_prints_speed_memory_and_the_small_build_against_the_script
     assert_lines(out,
                  r"## small: 20 photos of {NUM} KiB \({NUM} MiB tar\), 1 worker\(s\), .*",
                  *[rf"{label} +{{NUM}} +{{NUM}} +{{NUM}}" for label in (
-                     r"12-line tarfile \+ webdataset\.ShardWriter, 1 process",
+                     r"tarfile \+ webdataset\.ShardWriter script, 1 process",
                      r"bare check-decode loop, `jobs` processes",
                      r"registry resolve wds, checked, cold",
                      r"registry resolve wds, validate_images: false")],
