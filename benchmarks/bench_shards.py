@@ -2,6 +2,7 @@
 
     python benchmarks/bench_shards.py [--classes 40] [--per-class 250] [--jobs 1] [--quality 98]
     python benchmarks/bench_shards.py --sections memory [--memory-sizes 100000,400000]
+    python benchmarks/bench_shards.py --sections small [--small-images 5020] [--jobs 2]
     python benchmarks/bench_shards.py --smoke
 
 Side by side in one run, on the same members of one tar (read in place):
@@ -24,7 +25,15 @@ recipes over train tars of two sizes (small 64x48 images, so the tars stay
 small), each in a fresh process; workers hold one task (256 records, or one
 shard) at a time, whatever the size.
 
---smoke runs both sections on a few dozen images (seconds): it checks that the script
+small: what a user waits for on a small build, each in a fresh process (interpreter,
+imports, fork server, plan, tasks, index, catalog): `registry resolve wds` checked
+(cold: verdicts removed first) and unchecked, with the source already set and indexed,
+beside the bare check-decode loop over the same members in --jobs processes (DECODE),
+and side by side with SCRIPT, the 11 lines (issue 19 says 12) that read the same tar with
+tarfile and write the same samples with webdataset's own ShardWriter in one process,
+unchecked (issue 19's comparison; target: the checked resolve faster than the script).
+
+--smoke runs every section on a few dozen images (seconds): it checks that the script
 works, not how fast.
 """
 
@@ -47,8 +56,9 @@ from corpus import cpu_count, mean_kib, pool, write_imagenet_manifest, write_tra
 from dataset_registry import Registry
 from dataset_registry.engine.imagechecks import ImageChecks
 
-SMOKE = {"classes": 2, "per_class": 5, "distinct": 4, "repeat": 1, "sections": "speed,memory",
-         "memory_sizes": "20,40", "memory_classes": 10}
+SMOKE = {"classes": 2, "per_class": 5, "distinct": 4, "repeat": 1,
+         "sections": "speed,memory,small", "memory_sizes": "20,40", "memory_classes": 10,
+         "small_images": 20}
 
 
 def write_manifest(root: Path, *, require_all_classes: bool, shards: int = 64) -> None:
@@ -79,17 +89,21 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="workers for the recipes")
     ap.add_argument("--quality", type=int, default=98,
                     help="JPEG quality of the pool (98: ~96 KiB, near ImageNet's ~110 KiB mean)")
-    ap.add_argument("--sections", default="speed", help="speed,memory")
+    ap.add_argument("--sections", default="speed", help="speed,memory,small")
     ap.add_argument("--memory-sizes", default="20000,100000")
     ap.add_argument("--memory-classes", type=int, default=1000,
                     help="class tars in the memory section's train tars")
     ap.add_argument("--repeat", type=int, default=3, help="speed runs per method; the best")
+    ap.add_argument("--small-images", type=int, default=5020,
+                    help="photos in the small section's tar (10 class tars)")
     ap.add_argument("--smoke", action="store_true", help="both sections, tiny")
     args = ap.parse_args()
     if args.smoke:
         vars(args).update(SMOKE)
     if "memory" in args.sections.split(","):
         memory([int(n) for n in args.memory_sizes.split(",")], args.jobs, args.memory_classes)
+    if "small" in args.sections.split(","):
+        small(args.small_images, args.jobs, args.distinct, args.quality, args.repeat)
     if "speed" not in args.sections.split(","):
         return 0
 
@@ -252,6 +266,96 @@ def memory(sizes: list[int], jobs: int, classes: int) -> None:
             per = (b["rss_kib"] - a["rss_kib"]) * 1024 / (n1 - n0)
             print(f"{recipe}: coordinator growth {per:.0f} bytes per record; at 1,281,167 "
                   f"records: {(a['rss_kib'] * 1024 + per * (1281167 - n0)) / 2**30:.2f} GiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+SCRIPT = """
+import sys, tarfile
+import webdataset as wds
+if __name__ == "__main__":
+    with tarfile.open(sys.argv[1]) as outer, \\
+            wds.ShardWriter(sys.argv[2] + "/s-%06d.tar", maxcount=1000, verbose=0) as sink:
+        for label, cls in enumerate(m for m in outer if m.isfile()):
+            with tarfile.open(fileobj=outer.extractfile(cls)) as inner:
+                for m in inner:
+                    if m.isfile():
+                        sink.write({"__key__": m.name.rsplit(".", 1)[0], "cls": label,
+                                    "jpg": inner.extractfile(m).read()})
+"""
+
+
+DECODE = """
+import json, multiprocessing, os, sys
+from dataset_registry.recipes.imaging import check_image
+def chunk(task):  # as bench_shards._decode_chunk
+    tar, spans = task
+    with open(tar, "rb") as f:
+        for offset, size in spans:
+            check_image(os.pread(f.fileno(), size, offset), "bench")
+    return len(spans)
+if __name__ == "__main__":
+    tar, spans = sys.argv[1], json.load(open(sys.argv[2]))
+    chunks = [(tar, spans[i:i + 256]) for i in range(0, len(spans), 256)]
+    with multiprocessing.get_context("forkserver").Pool(int(sys.argv[3])) as workers:
+        sum(workers.imap_unordered(chunk, chunks))
+"""
+
+
+def small(count: int, jobs: int, distinct: int, quality: int, repeat: int) -> None:
+    """The small section: fresh processes, best of `repeat`, interleaved."""
+    work = Path(tempfile.mkdtemp(prefix="bench-shards-small-"))
+    try:
+        images = pool(min(distinct, count), 500, 375, cpu_count(), quality=quality)
+        per_class = max(1, count // 10)
+        tar = write_train_tar(str(work / "train.tar"), images, 10, per_class)
+        write_manifest(work, require_all_classes=False, shards=min(64, 10 * per_class))
+        Registry.open(str(work)).set_source("train", tar)  # indexed here, untimed
+        (work / "script.py").write_text(SCRIPT)
+        (work / "decode.py").write_text(DECODE)
+        from dataset_registry.sources.index import member_sets
+
+        refs = member_sets(Registry.open(str(work)).resolver.source_info("train"))["train"]
+        (work / "spans.json").write_text(json.dumps(list(zip(refs.offsets.tolist(),
+                                                             refs.sizes.tolist(), strict=True))))
+        (work / "script-out").mkdir()
+        verdicts = ImageChecks(Registry.open(str(work)).state_dir).folder
+        resolve = [sys.executable, "-m", "dataset_registry.cli", "resolve", "--root", str(work),
+                   "--jobs", str(jobs)]
+        commands = {"script": [sys.executable, str(work / "script.py"), tar,
+                               str(work / "script-out")],
+                    "decode": [sys.executable, str(work / "decode.py"), tar,
+                               str(work / "spans.json"), str(jobs)],
+                    "wds": [*resolve, "wds"], "wds-unchecked": [*resolve, "wds-unchecked"]}
+        # as an installed package runs: bytecode compiled once (kept under `work`, not in
+        # the tree), even where PYTHONDONTWRITEBYTECODE is set; the first round is untimed
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+        best: dict[str, float] = {}
+        for round_ in range(repeat + 1):
+            for name, command in commands.items():
+                shutil.rmtree(work / "registry", ignore_errors=True)
+                shutil.rmtree(verdicts, ignore_errors=True)  # every checked build is cold
+                for shard in (work / "script-out").iterdir():
+                    shard.unlink()
+                os.sync()
+                start = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True, env=env)
+                if round_:
+                    best[name] = min(best.get(name, float("inf")),
+                                     time.perf_counter() - start)
+        n, mib = 10 * per_class, os.path.getsize(tar) / 2**20
+        print(f"## small: {n} photos of {mean_kib(images):.1f} KiB ({mib:.0f} MiB tar), "
+              f"{jobs} worker(s), {cpu_count()} cores, fresh processes, best of {repeat}")
+        print(f"{'method':52s} {'seconds':>8s} {'img/s':>8s} {'script/this':>11s}")
+        for name, label in (("script", "tarfile + webdataset.ShardWriter script, 1 process"),
+                            ("decode", "bare check-decode loop, `jobs` processes"),
+                            ("wds", "registry resolve wds, checked, cold"),
+                            ("wds-unchecked", "registry resolve wds, validate_images: false")):
+            t = best[name]
+            print(f"{label:52s} {t:8.2f} {n / t:8.0f} {best['script'] / t:11.2f}")
+        print(f"ratio wds checked cold / decode floor  {best['decode'] / best['wds']:.2f}")
+        print("target: the checked resolve faster than the script (script/this > 1)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

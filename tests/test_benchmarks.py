@@ -102,9 +102,16 @@ def test_bench_tiny_prints_every_section():
                      "32x32 srgb squash lanczos")])
 
 
-def test_bench_shards_prints_speed_and_memory():
+def test_bench_shards_prints_speed_memory_and_the_small_build_against_the_script():
     out = run_smoke("bench_shards.py")
     assert_lines(out,
+                 r"## small: 20 photos of {NUM} KiB \({NUM} MiB tar\), 1 worker\(s\), .*",
+                 *[rf"{label} +{{NUM}} +{{NUM}} +{{NUM}}" for label in (
+                     r"tarfile \+ webdataset\.ShardWriter script, 1 process",
+                     r"bare check-decode loop, `jobs` processes",
+                     r"registry resolve wds, checked, cold",
+                     r"registry resolve wds, validate_images: false")],
+                 r"ratio wds checked cold / decode floor +{NUM}",
                  r"## memory: train tars of 10 class tars, .*",
                  *[rf"{n} +{recipe} +{{NUM}} +{{NUM}}" for n in (20, 40)
                    for recipe in ("recordio", "wds")],

@@ -56,3 +56,31 @@ def test_a_flipped_byte_fails_the_crc():
     data[14] ^= 1
     with pytest.raises(TFRecordError, match="data CRC mismatch"):
         list(iter_frames(io.BytesIO(bytes(data))))
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 16_383, 16_384, 16_385, 123_457,
+                                  2**21 - 40, 2**21 + 5])
+def test_example_pieces_are_encode_example_and_frame_byte_for_byte(size):
+    """The pieces a record is written from join to `frame(encode_example(...))`, at every
+    varint boundary of the image's nested lengths; the image (and any bytes value of BIG or
+    more) is a piece as given, not a copy; a small bytes value is encoded in line."""
+    import random
+
+    from dataset_registry.formats.tfrecord import (
+        BIG,
+        encode_example,
+        example_pieces,
+        frame,
+        framed_pieces,
+    )
+
+    rng = random.Random(size)
+    image, other = rng.randbytes(size), b"\2" * 5000
+    features = {"image/height": 70_000, "image/width": 500, "image/colorspace": b"RGB",
+                "image/class/label": -1, "image/filename": b"x" * 200, "image/encoded": image,
+                "a/first": other, "z/floats": [0.5, 2.0], "z/ints": [1, 300]}
+    pieces = example_pieces(features)
+    assert b"".join(pieces) == encode_example(features)
+    assert b"".join(framed_pieces(pieces)) == frame(encode_example(features))
+    assert any(p is other for p in pieces)
+    assert any(p is image for p in pieces) == (size >= BIG)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from dataset_registry import Registry
+
 from .shardkit import WNIDS, registry
 
 
@@ -73,3 +75,42 @@ def test_only_the_references_lists_are_re_encoded(tmp_path):
     for name, (data, width, height) in got.items():
         assert data == members[name], name  # every val image: the original bytes
         assert (width, height) == Image.open(io.BytesIO(data)).size
+
+
+def test_a_checked_image_is_opened_once_and_a_known_one_once(tmp_path, monkeypatch):
+    """The check reads the header a record needs (format, width, height): a cold checked
+    build opens each image once, not once to check and again for its size; a warm one
+    (verdicts known, nothing decoded) opens it once for its size. Same shards either way,
+    and the sizes recorded are the images' own (the 1/8-scale check decode shrinks im.size)."""
+    from tfrecord.reader import tfrecord_loader
+
+    from dataset_registry.domains.imagenet.synth import SynthSpec, synthesize
+
+    made = synthesize(str(tmp_path / "s"), SynthSpec(val_images=4, train_per_class=3,
+                                                     width=64, height=40, kaggle=False,
+                                                     wnids=tuple(WNIDS[:2])))
+    opened: list[int] = []
+    real_open = Image.open
+
+    def counting_open(*args, **kwargs):
+        opened.append(1)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting_open)
+    reg = registry(tmp_path, made, "tfrecord", "require_all_classes: false, shards: 2")
+    cold = Path(reg.resolve("out", jobs=1).path)
+    assert len(opened) == 6  # 2 classes of 3 train images
+    shards = {p.name: p.read_bytes() for p in cold.glob("train-*")}
+    for shard in shards:
+        for rec in tfrecord_loader(str(cold / shard), None, description={
+                "image/encoded": "byte", "image/width": "int", "image/height": "int"}):
+            width, height = (int(rec[k][0]) for k in ("image/width", "image/height"))
+            assert (width, height) == real_open(io.BytesIO(bytes(rec["image/encoded"]))).size
+            assert width > 16  # not the size of the 1/8-scale decode
+
+    opened.clear()
+    (tmp_path / "w").mkdir()
+    warm = Registry.open(str(tmp_path), store=str(tmp_path / "w" / "store"))
+    again = Path(warm.resolve("out", jobs=1).path)
+    assert len(opened) == 6
+    assert {p.name: p.read_bytes() for p in again.glob("train-*")} == shards

@@ -22,7 +22,10 @@ class TFRecordError(ValueError):
 
 
 def masked_crc(data: bytes) -> int:
-    crc = crc32c(data)
+    return _masked(crc32c(data))
+
+
+def _masked(crc: int) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
@@ -30,6 +33,18 @@ def frame(data: bytes) -> bytes:
     length = struct.pack("<Q", len(data))
     return length + struct.pack("<I", masked_crc(length)) + data + \
         struct.pack("<I", masked_crc(data))
+
+
+def framed_pieces(pieces: list[bytes]) -> list[bytes]:
+    """`frame(b"".join(pieces))` as pieces, the data's own not copied: a record's image
+    would otherwise be copied once more than the writes need."""
+    size = sum(len(p) for p in pieces)
+    crc = 0
+    for piece in pieces:
+        crc = crc32c(piece, crc)
+    length = struct.pack("<Q", size)
+    return [length + struct.pack("<I", masked_crc(length)), *pieces,
+            struct.pack("<I", _masked(crc))]
 
 
 def iter_frames(f: BinaryIO) -> Iterator[bytes]:
@@ -86,3 +101,36 @@ def encode_example(features: Mapping[str, Feature]) -> bytes:
     entries = b"".join(_field(1, _field(1, name.encode()) + _field(2, _feature(value)))
                        for name, value in sorted(features.items()))
     return _field(1, entries)
+
+
+BIG = 4096  # a bytes value from this size on is kept as a piece of its own
+
+
+def example_pieces(features: Mapping[str, Feature]) -> list[bytes]:
+    """`encode_example(features)` as pieces to write in order: each bytes value of BIG
+    bytes or more (a record's image) is a piece of its own, never copied; the nested
+    length-delimited fields around it are written from its length. Every level of
+    nesting copies its payload in `encode_example`: 8 copies of a 100 KiB image, with
+    `frame`, ~80 of a record's ~100 us."""
+    pieces: list[bytes] = []
+    small = b""
+    size = 0
+    for name, value in sorted(features.items()):
+        if not (isinstance(value, bytes) and len(value) >= BIG):
+            entry = _field(1, _field(1, name.encode()) + _field(2, _feature(value)))
+            small += entry
+            size += len(entry)
+            continue
+        item = _varint(1 << 3 | 2) + _varint(len(value))  # BytesList.value[0]
+        bytes_list = _varint(1 << 3 | 2) + _varint(len(item) + len(value))  # Feature field 1
+        feature = len(bytes_list) + len(item) + len(value)
+        key = _field(1, name.encode())
+        entry_body = key + _varint(2 << 3 | 2) + _varint(feature)  # map entry: key, value
+        entry = len(entry_body) + len(bytes_list) + len(item) + len(value)
+        head = _varint(1 << 3 | 2) + _varint(entry)  # Features.feature, one map entry
+        pieces += [small + head + entry_body + bytes_list + item, value]
+        small = b""
+        size += len(head) + entry
+    if small:
+        pieces.append(small)
+    return [_varint(1 << 3 | 2) + _varint(size), *pieces]

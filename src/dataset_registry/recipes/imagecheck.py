@@ -23,7 +23,7 @@ from typing import Literal, TypeVar
 from ..artifact.output import Output
 from ..errors import BadImageError
 from ..sources.members import MemberRef
-from .imaging import check_image
+from .imaging import ImageHeader, check_image
 
 OnError = Literal["fail", "skip"]
 IMAGE_CHECKS = frozenset({"validate_images", "on_error"})  # the params that choose the policy
@@ -55,16 +55,16 @@ def usable(images: Iterable[tuple[MemberRef, bytes]], out: Output, on_error: OnE
         yield i, ref, value
 
 
-def check(ref: MemberRef, data: bytes, out: Output) -> None:
-    """The image check of one member: its known verdict, or a decode (whose verdict goes
-    to `out` when the member's xxh3 names its content)."""
+def check(ref: MemberRef, data: bytes, out: Output) -> ImageHeader | None:
+    """The image check of one member: its known verdict (None), or a decode (whose verdict
+    goes to `out` when the member's xxh3 names its content; the header it read)."""
     name = where(ref)
     if ref.checked is not None and ref.xxh3:  # the read checked the bytes are those judged
         if ref.checked:
             raise BadImageError(f"{name}: {ref.checked}")
-        return
+        return None
     try:
-        check_image(data, name)
+        header = check_image(data, name)
     except BadImageError as exc:
         why = why_refused(str(exc), name)
         if ref.xxh3 and why is not None:
@@ -72,6 +72,7 @@ def check(ref: MemberRef, data: bytes, out: Output) -> None:
         raise
     if ref.xxh3:
         out.image_checked(ref.xxh3, "")
+    return header
 
 
 def why_refused(message: str, name: str) -> str | None:

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 
 def refuse_bomb(im: Any) -> None:
@@ -82,16 +82,27 @@ def open_image(data: bytes, name: str) -> Iterator[Any]:
             yield im
 
 
-def check_image(data: bytes, name: str) -> None:
-    """Decode `data` (at reduced DCT scale where the format allows) or raise BadImageError.
+class ImageHeader(NamedTuple):
+    """What opening an image tells (before any decode): its format, width and height."""
+
+    format: str | None
+    width: int
+    height: int
+
+
+def check_image(data: bytes, name: str) -> ImageHeader:
+    """Decode `data` (at reduced DCT scale where the format allows) or raise BadImageError;
+    the header it opened, so that a caller needs no second open for it.
 
     A truncated or corrupt JPEG fails in the entropy decoder, which runs in full
     even at 1/8 scale, so the cheap decode still catches it.
     """
     with open_image(data, name) as im:
+        header = ImageHeader(im.format, im.width, im.height)  # draft shrinks im.size
         if im.format == "JPEG":
             im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
         im.load()
+    return header
 
 
 def eight_bit(im: Any, name: str) -> Any:
