@@ -1,20 +1,24 @@
 """A build on Dask killed while a task runs on a worker: the worker goes on with it after
 the coordinator died, and the rerun resumes the staging area while that task still writes.
-Real processes throughout: a distributed.LocalCluster, `registry resolve` subprocesses."""
+Real processes throughout: `dask scheduler` and `dask worker`, `registry resolve` subprocesses."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from ..conftest import dask_address, run_cli
+from ..conftest import run_cli
 from ..pluginkit import plugin_project, published
+from .test_dask_cluster import started, stop
 
 # echo, each task skipping its first member; with a file `hold`, the 6th task to start
 # (one worker: the last) says so (`held`) and waits for `gate`, then does its work and
@@ -93,6 +97,35 @@ def wait_for(what: str, ready, process: subprocess.Popen, timeout: float = 90) -
         time.sleep(0.05)
 
 
+@contextmanager
+def cli_cluster(base: Path) -> Iterator[str]:
+    """`dask scheduler` and one `dask worker --nworkers 1 --nthreads 1`; its dask:// address."""
+    dask = str(Path(sys.executable).with_name("dask"))
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    info = base / "scheduler" / "scheduler.json"
+    processes = [started([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                          "--no-dashboard", "--scheduler-file", str(info)],
+                         base / "scheduler", env, base / "scheduler.log")]
+    try:
+        deadline = time.monotonic() + 90
+        while not info.exists():
+            assert time.monotonic() < deadline and processes[0].poll() is None, \
+                (base / "scheduler.log").read_text()[-2000:]
+            time.sleep(0.1)
+        processes.append(started([dask, "worker", "--scheduler-file", str(info), "--nworkers",
+                                  "1", "--nthreads", "1", "--no-dashboard"], base / "worker",
+                                 env, base / "worker.log"))
+        address = json.loads(info.read_text())["address"]
+        import distributed
+
+        with distributed.Client(address, timeout=90) as client:
+            client.wait_for_workers(1, timeout=90)
+        yield "dask://" + address.removeprefix("tcp://")
+    finally:
+        for process in reversed(processes):
+            stop(process)
+
+
 def test_a_task_outliving_its_killed_coordinator_writes_nothing_the_rerun_publishes(
         tmp_path):
     """The 6th task of a build on a one-worker cluster holds; its 5 others finish and are
@@ -102,8 +135,6 @@ def test_a_task_outliving_its_killed_coordinator_writes_nothing_the_rerun_publis
     that part would be merged: the member skipped twice, silently (the digest covers the
     files only). Taken over under a new name, the rerun's artifact is a clean build's,
     skipped rows included."""
-    import distributed
-
     clean = project(tmp_path / "clean")
     done = run_cli("resolve", "pairs", "--jobs", "1", cwd=clean)
     assert done.returncode == 0, done.stderr
@@ -113,11 +144,12 @@ def test_a_task_outliving_its_killed_coordinator_writes_nothing_the_rerun_publis
     root = project(tmp_path / "killed")
     (root / "hold").touch()
     staging = root / "registry" / ".staging"
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster:
+    # the scheduler and worker in processes of their own: a LocalCluster's scheduler runs in
+    # this process, where the shipped project code would stay imported (and registered)
+    with cli_cluster(tmp_path / "cluster") as address:
         first = subprocess.Popen(
             [sys.executable, "-m", "dataset_registry.cli", "resolve", "pairs", "--executor",
-             dask_address(cluster)], cwd=root, stdout=subprocess.PIPE,
+             address], cwd=root, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
         wait_for("the 6th task held, the 5 others recorded", lambda: (root / "held").exists()
                  and len(list(staging.glob("*/.parts/done/*"))) == 5, first)
