@@ -19,7 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SourceError
+from ..errors import RegistryError, SourceError
 from .indextable import IndexTable, TableBuilder
 from .tarindex import IndexedMember, NestedTar, scan_level, scan_members, scan_tar
 
@@ -64,7 +64,8 @@ def or_serial(members: Iterator[Any], path: str, serial: Callable[[], Iterator[A
             yield m
     except BrokenProcessPool:
         if given:
-            raise SourceError(f"{path}: a worker reading it died (out of memory?)") from None
+            # (a failure, not the user's input: exit 1)
+            raise RegistryError(f"{path}: a worker reading it died (out of memory?)") from None
         yield from serial()
 
 
