@@ -174,3 +174,13 @@ def dask_cluster():
 def dask_address(cluster) -> str:
     """The executor spec of a running cluster: dask://HOST:PORT."""
     return "dask://" + cluster.scheduler_address.removeprefix("tcp://")
+
+
+def as_from_a_terminal(args: list[str]) -> list[str]:
+    """`args` run as a terminal runs a command: SIGINT at its default and not blocked, whatever
+    this test process holds (a child inherits an ignored or blocked SIGINT; one test earlier
+    in a full run leaves such a state, so Ctrl-C tests start their child through this)."""
+    code = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+            "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+            "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", code, *args]

@@ -17,7 +17,7 @@ from dataset_registry import QueryRefusedError, Registry
 from dataset_registry.catalog import Catalog
 from dataset_registry.stores import LocalStore
 
-from .conftest import concurrently, copy_manifests, run_cli
+from .conftest import as_from_a_terminal, concurrently, copy_manifests, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -170,8 +170,8 @@ def test_a_build_does_not_wait_for_a_long_query(built, tmp_path_factory):
     it lets go of the file and goes on on a private copy, still running after the build."""
     tmp = tmp_path_factory.mktemp("sql-tmp")
     query = subprocess.Popen(
-        [sys.executable, "-m", "dataset_registry.cli", "sql", "--timeout", "300",
-         "SELECT count(*) FROM range(1000000) a, range(1000000) b"],
+        as_from_a_terminal([sys.executable, "-m", "dataset_registry.cli", "sql", "--timeout",
+                            "300", "SELECT count(*) FROM range(1000000) a, range(1000000) b"]),
         cwd=built, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "TMPDIR": str(tmp)})
     try:
@@ -200,8 +200,8 @@ def test_a_writer_waits_a_poll_for_a_long_query_not_its_end(built, tmp_path_fact
     of the query's (which then goes on on a copy), well inside the writer's own 5 s."""
     tmp = tmp_path_factory.mktemp("sql-tmp")
     query = subprocess.Popen(
-        [sys.executable, "-m", "dataset_registry.cli", "sql", "--timeout", "300",
-         "SELECT count(*) FROM range(1000000) a, range(1000000) b"],
+        as_from_a_terminal([sys.executable, "-m", "dataset_registry.cli", "sql", "--timeout",
+                            "300", "SELECT count(*) FROM range(1000000) a, range(1000000) b"]),
         cwd=built, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "TMPDIR": str(tmp)})
     catalog = Catalog(str(built / "catalog.duckdb"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import copy_manifests, run_cli
+from .conftest import as_from_a_terminal, copy_manifests, run_cli
 
 CAL = "imagenet-min-calibration-first.5"
 
@@ -189,7 +189,8 @@ def test_sql_timeout_stops_a_long_query(tmp_path):
 
 
 def test_ctrl_c_stops_a_query_with_exit_130(tmp_path):
-    query = subprocess.Popen([sys.executable, "-m", "dataset_registry.cli", "sql", LONG],
+    query = subprocess.Popen(as_from_a_terminal([sys.executable, "-m", "dataset_registry.cli",
+                                                 "sql", LONG]),
                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env={**os.environ, "TMPDIR": str(tmp_path)})
     deadline = time.monotonic() + 60
