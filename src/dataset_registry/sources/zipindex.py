@@ -290,23 +290,35 @@ def _read_members(f: BinaryIO, entries: list[_Entry], cd_offset: int, size: int,
     """Read the members in file order, in one pass (each starting where the last ended),
     and yield them in central-directory order as soon as all before them are read."""
     order = sorted(entries, key=lambda e: e.offset)
-    done: dict[int, ZipMember | None] = {}
-    next_to_yield = 0
+    in_order = DirectoryOrder()
     reader = _Reader(f, 0)
     for i, entry in enumerate(order):
         if entry.offset != reader.pos:
             _unaccounted(reader.pos, entry.offset, order[i - 1] if i else None, where)
         follows = order[i + 1].offset if i + 1 < len(order) else cd_offset
-        done[entry.index] = _read_member(reader, entry, follows, cd_offset, size, where)
+        member = _read_member(reader, entry, follows, cd_offset, size, where)
         if progress and not entry.folder:
             progress(entry.packed)
-        while next_to_yield in done:
-            found = done.pop(next_to_yield)
-            next_to_yield += 1
-            if found is not None:
-                yield found
+        yield from in_order.put(entry.index, member)
     if reader.pos != cd_offset:
         _unaccounted(reader.pos, cd_offset, order[-1] if order else None, where)
+
+
+class DirectoryOrder:
+    """Members read in file order, given back in central-directory order as soon as all
+    before them are read (folders, read as None, given as nothing)."""
+
+    def __init__(self) -> None:
+        self._done: dict[int, ZipMember | None] = {}
+        self._next = 0
+
+    def put(self, index: int, member: ZipMember | None) -> Iterator[ZipMember]:
+        self._done[index] = member
+        while self._next in self._done:
+            found = self._done.pop(self._next)
+            self._next += 1
+            if found is not None:
+                yield found
 
 
 def _unaccounted(pos: int, to: int, before: _Entry | None, where: str) -> None:

@@ -20,6 +20,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from ..errors import SourceError
 from .nestedpool import PARALLEL_BYTES, default_jobs, or_serial
 from .zipindex import (
+    DirectoryOrder,
     ZipMember,
     _Entry,
     _find_directory,
@@ -62,8 +63,7 @@ def _scan_parallel(path: str, size: int, progress: Progress, jobs: int
     order = sorted(entries, key=lambda e: e.offset)
     if order and order[0].offset != 0:
         _unaccounted(0, order[0].offset, None, path)
-    done: dict[int, ZipMember | None] = {}
-    next_to_yield = 0
+    in_order = DirectoryOrder()
     queue: deque[Future[_Read]] = deque()
     pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
                                initargs=(os.getpid(),))
@@ -79,14 +79,9 @@ def _scan_parallel(path: str, size: int, progress: Progress, jobs: int
                 break
             read, refusal = queue.popleft().result()
             for index, member in read:  # in file order, as the serial reader reads them
-                done[index] = member
                 if progress and member is not None:
                     progress(member.packed)
-                while next_to_yield in done:
-                    found = done.pop(next_to_yield)
-                    next_to_yield += 1
-                    if found is not None:
-                        yield found
+                yield from in_order.put(index, member)
             if refusal is not None:
                 raise refusal
     finally:
