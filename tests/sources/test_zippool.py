@@ -1,8 +1,10 @@
 """A zip read on a pool gives what the serial reader gives: the same members in the same
 order, or the same refusal after the same members, word for word."""
 
+import itertools
 import os
 
+import numpy as np
 import pytest
 
 from dataset_registry.errors import SourceError
@@ -57,8 +59,13 @@ def test_a_big_zip_is_cut_into_runs_read_by_several_workers(tmp_path, pooled):
         cd_offset, cd_size, count = _find_directory(f, path.stat().st_size, str(path))
         order = sorted(_read_directory(f, cd_offset, cd_size, count, str(path)),
                        key=lambda e: e.offset)
-    runs = list(zippool._runs(order, cd_offset, 3))
-    assert len(runs) > 3 and [e for run, _ in runs for e in run] == order
+    offsets = np.array([e.offset for e in order], np.int64)
+    runs = list(zippool._runs(offsets, cd_offset, 3))
+    assert len(runs) > 3 and runs[0][0] == 0 and runs[-1][1] == len(order)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(runs))  # each where the last ended
+    shares = [offsets[stop] - offsets[start] if stop < len(order) else cd_offset - offsets[start]
+              for start, stop in runs]
+    assert max(shares) < 3 * (cd_offset // (3 * zippool.RUNS_PER_WORKER))  # about equal
 
 
 def test_a_pool_that_cannot_start_reads_serially(tmp_path, pooled, monkeypatch):
@@ -71,3 +78,133 @@ def test_a_pool_that_cannot_start_reads_serially(tmp_path, pooled, monkeypatch):
 
     monkeypatch.setattr(zippool, "_scan_parallel", broken)
     assert list(zippool.scan_zip_local(str(path), jobs=3)) == list(scan_zip(str(path)))
+
+
+# The index of a zip source on a pool: members read and placed by workers
+
+
+def _index(path, cache, layout="image-folder", **options):
+    """What `source check` makes of the zip: (fingerprint, files, splits, left out, the
+    index's arrays) or the refusal's words."""
+    from dataset_registry.manifest import SourceNode
+    from dataset_registry.sources.index import check_source
+
+    node = SourceNode(name="src", file="m.yaml", line=3, layout=layout, options=options)
+    try:
+        info = check_source(node, str(path), str(cache), force=True)
+    except SourceError as exc:
+        return None, str(exc).replace(str(cache), "CACHE")
+    with np.load(info.index) as z:
+        arrays = {k: z[k].tobytes() for k in z.files}
+    return (info.fingerprint, info.files, info.splits, info.left_out, info.left_out_first,
+            arrays), None
+
+
+def _both(tmp_path, monkeypatch, data, layout="image-folder", **options):
+    """The index on a pool of 3 and serially, which must agree; and whether the pool
+    places the members itself (not falling back to the serial reading)."""
+    from dataset_registry.sources.layouts import open_layout
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "source.zip"
+    path.write_bytes(data)
+    monkeypatch.setattr(zippool, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(zippool, "RUNS_PER_WORKER", 3)
+    monkeypatch.setattr(zippool, "default_jobs", lambda: 3)
+    pooled = _index(path, tmp_path / "a", layout, **options)
+    try:
+        placed = zippool.index_zip(str(path), open_layout(layout, options), None) is not None
+    except SourceError:
+        placed = True  # (refused by the pool's reading itself)
+    monkeypatch.setattr("dataset_registry.sources.index.index_zip", lambda *_: None)
+    serial = _index(path, tmp_path / "b", layout, **options)
+    return pooled, serial, placed
+
+
+PHOTO = b"\xff\xd8" + bytes(range(256)) * 3
+
+
+def _zip(names):
+    return python_zip({n: PHOTO + n.encode() for n in names})
+
+
+CLASSES = [f"{c}/{c}-{i}.jpg" for c in ("cat", "dog", "owl") for i in range(7)]
+SHAPES = {
+    "class folders": CLASSES,
+    "one folder around them (zip -r)": [f"pets/{n}" for n in CLASSES],
+    "split folders": [f"{s}/{n}" for s in ("train", "val") for n in CLASSES[::2]],
+    "split folders in a folder": [f"data/{s}/{n}" for s in ("train", "val") for n in CLASSES],
+    "a split word around class folders": [f"train/{n}" for n in CLASSES],
+    "left out: other files, hidden folders, litter": [
+        *CLASSES, "README.txt", "cat/notes.md", ".git/x.jpg", "__MACOSX/cat/._a.jpg",
+        "dog/.b.jpg", "owl/Thumbs.db"],
+    "flat, unlabelled": [f"img-{i}.png" for i in range(9)],
+    "one image at the top": [*CLASSES, "cover.jpg"],
+    "images at two depths": [*CLASSES, "train/cat/deep.jpg"],
+    "a class name a file cannot hold": [*CLASSES, "bad\tname/x.jpg"],
+    "a metadata table (read serially)": [*CLASSES, "metadata.csv"],
+    "no image": ["a.txt", "b/c.txt"],
+    "out of name order": list(reversed(CLASSES)),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_an_image_folder_zip_indexes_on_a_pool_as_serially(tmp_path, monkeypatch, shape):
+    names = SHAPES[shape]
+    data = _zip(names)
+    if shape.startswith("a metadata table"):
+        table = "file_name,label\n" + "".join(f"{n},{n.split('/')[0]}\n" for n in CLASSES)
+        data = python_zip({**{n: PHOTO for n in CLASSES}, "metadata.csv": table.encode()})
+    pooled, serial, placed = _both(tmp_path, monkeypatch, data)
+    assert pooled == serial
+    assert placed == (not shape.startswith("a metadata table")), shape
+    refused = shape in ("images at two depths", "a class name a file cannot hold", "no image",
+                        "one image at the top")
+    assert (serial[1] is not None) == refused, serial[1]
+
+
+@pytest.mark.parametrize("splits", ["yes", "no"])
+def test_the_splits_option_places_members_on_a_pool_as_serially(tmp_path, monkeypatch,
+                                                                 splits):
+    pooled, serial, placed = _both(tmp_path, monkeypatch, _zip(SHAPES["split folders"]),
+                                   splits=splits)
+    assert pooled == serial and placed
+
+
+def test_every_hostile_and_damaged_zip_indexes_on_a_pool_as_serially(tmp_path, monkeypatch):
+    cases = dict(hostile_zips())
+    cases.update(damaged_zips(python_zip({f"c{i % 3}/m{i}.jpg": d for i, d in
+                                          enumerate(MEMBERS.values())}), 40, 11))
+    # a member refused, and a member the layout cannot place: which is said first
+    cases["crc and depth"] = _flip_crc(_zip([*CLASSES, "train/cat/deep.jpg"]), 5)
+    outcomes = {"read": 0, "refused": 0}
+    for name, data in cases.items():
+        pooled, serial, _ = _both(tmp_path / name, monkeypatch, data)
+        assert pooled == serial, name
+        outcomes["refused" if serial[1] else "read"] += 1
+    assert outcomes["read"] > 5 and outcomes["refused"] > 30, outcomes
+
+
+def _flip_crc(data: bytes, member: int) -> bytes:
+    """The zip with one member's data changed (its CRC-32 then fails)."""
+    at = -1
+    for _ in range(member + 1):
+        at = data.index(b"PK\x03\x04", at + 1)
+    name_len, extra_len = int.from_bytes(data[at + 26:at + 28], "little"), \
+        int.from_bytes(data[at + 28:at + 30], "little")
+    body = at + 30 + name_len + extra_len
+    return data[:body] + bytes([data[body] ^ 1]) + data[body + 1:]
+
+
+def test_a_by_name_layout_refuses_on_a_pool_as_serially(tmp_path, monkeypatch):
+    """imagenet-val places each member as it comes: a member it refuses is said before a
+    later member the reader refuses, and after an earlier one."""
+    names = [f"ILSVRC2012_val_{i:08d}.JPEG" for i in range(1, 13)]
+    for bad, damaged in ((3, 8), (8, 3)):
+        odd = list(names)
+        odd[bad] = "not-a-val-image.JPEG"
+        tmp = tmp_path / f"{bad}-{damaged}"
+        pooled, serial, placed = _both(tmp, monkeypatch, _flip_crc(_zip(odd), damaged),
+                                       "imagenet-val")
+        assert pooled == serial and serial[1] is not None and placed
+        assert ("not-a-val-image" in serial[1]) == (bad < damaged), serial[1]

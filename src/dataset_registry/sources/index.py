@@ -38,6 +38,7 @@ from .location import LocalPlace, RemotePlace, archive_kind, place
 from .members import MemberSet, StrColumn, hex_digests, labelled_values
 from .nestedpool import by_name_alone, index_parallel
 from .tarindex import IndexedMember
+from .zippool import index_zip
 
 if TYPE_CHECKING:  # a source node is read, never made, here: no import of the manifest layer
     from ..manifest import SourceNode
@@ -269,6 +270,11 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
     if is_tar and isinstance(where, LocalPlace) and by_name_alone(layout) and \
             archive_kind(where.location) == "tar":
         parallel = index_parallel(where.location, layout, advance, found)
+        if parallel is not None:
+            return parallel
+    if is_tar and isinstance(where, LocalPlace) and not found and \
+            archive_kind(where.location) == "zip":
+        parallel = index_zip(where.location, layout, advance)
         if parallel is not None:
             return parallel
     members = where.scan_tar(layout.nested, advance) if is_tar else \

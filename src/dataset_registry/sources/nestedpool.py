@@ -45,7 +45,7 @@ def scan_local(path: str, nested: Callable[[str], bool], progress: Progress = No
                jobs: int | None = None) -> Iterator[IndexedMember]:
     """The members of the local tar at `path`, as `scan_tar` gives them: nested tars on
     `jobs` workers (default: every core this process may use) where that gains."""
-    size = _worth_a_pool(path, nested, jobs)
+    size = worth_a_pool(path, nested, jobs)
     if not size:
         return scan_tar(path, nested=nested, progress=progress)
     return or_serial(_expand(_in_order(path, size, nested, progress, jobs or default_jobs(),
@@ -86,10 +86,10 @@ def index_parallel(path: str, layout: Layout, progress: Progress,
     each after the one before: ImageNet's class tars), so the table is sorted already.
     None where a pool would not gain (a small tar, one core), or could not start, or a
     worker met a name no table can hold (the serial reading then says what is wrong)."""
-    size = _worth_a_pool(path, layout, jobs)
+    size = worth_a_pool(path, layout, jobs)
     if not size:
         return None
-    parts = _Parts()
+    parts = IndexParts()
     left_out: list[str] = []
     rows: list[tuple[str, Any, IndexedMember]] = []  # classified here since the last part
 
@@ -112,7 +112,7 @@ def index_parallel(path: str, layout: Layout, progress: Progress,
             left_out.extend(left)
             if progress:
                 progress(scanned)
-    except (_NotInATable, BrokenProcessPool):  # (a worker that could not start, or died:
+    except (NotInATable, BrokenProcessPool):  # (a worker that could not start, or died:
         return None  # the serial reading, in this process, reads it all the same)
     for m in beside:
         place(m)
@@ -120,7 +120,7 @@ def index_parallel(path: str, layout: Layout, progress: Progress,
     return parts.table.build(), left_out, parts.fingerprint()
 
 
-class _Parts:
+class IndexParts:
     """Parts of the index as they come, each sorted by name, hashed for the fingerprint
     while every part's names come after the last part's (then no row needs to move)."""
 
@@ -144,7 +144,7 @@ class _Parts:
 
     def add_rows(self, rows: list[tuple[str, Any, IndexedMember]]) -> None:
         if rows:
-            table = _table(rows)
+            table = rows_table(rows)
             rows.clear()
             table.sort_by_name()
             self.add(table, table.lines())
@@ -153,27 +153,29 @@ class _Parts:
         return self.hasher.hexdigest() if self.in_order else None
 
 
-class _NotInATable(Exception):
+class NotInATable(Exception):
     """A logical name holds a line break, or a split name a "/": the serial reading
     refuses it in its own words."""
 
 
-def _table(rows: list[tuple[str, Any, IndexedMember]]) -> IndexTable:
+def rows_table(rows: list[tuple[str, Any, IndexedMember]]) -> IndexTable:
     if any("\n" in logical or "/" in e.split for logical, e, _ in rows):
-        raise _NotInATable
+        raise NotInATable
     return IndexTable.from_rows(rows)
 
 
-def _worth_a_pool(path: str, picklable: object, jobs: int | None) -> int:
-    """The tar's size where a pool gains (big enough, several cores, and what workers need
-    can reach them: a layout's method can, a lambda cannot); else 0."""
+def worth_a_pool(path: str, picklable: object, jobs: int | None,
+                 least: int | None = None) -> int:
+    """The archive's size where a pool gains (at least `least` bytes, PARALLEL_BYTES by
+    default, several cores, and what workers need can reach them: a layout's method can,
+    a lambda cannot); else 0."""
     import pickle
 
     try:
         size = os.path.getsize(path)
     except OSError:
         return 0  # (the serial reader says why it cannot be opened)
-    if (jobs or default_jobs()) < 2 or size < PARALLEL_BYTES:
+    if (jobs or default_jobs()) < 2 or size < (PARALLEL_BYTES if least is None else least):
         return 0
     try:
         pickle.dumps(picklable)
@@ -282,6 +284,6 @@ def _index_nested(path: str, tar: NestedTar, layout: Layout
                 left_out.append(m.path)
             else:
                 rows.append((f"{entry.split}/{entry.name}", entry, m))
-    table = _table(rows)
+    table = rows_table(rows)
     table.sort_by_name()
     return table, table.lines(), left_out, scanned

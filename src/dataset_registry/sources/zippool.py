@@ -16,26 +16,47 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
 
 from ..errors import SourceError
-from .nestedpool import PARALLEL_BYTES, default_jobs, or_serial
+from .indextable import IndexTable
+from .nestedpool import (
+    PARALLEL_BYTES,
+    IndexParts,
+    NotInATable,
+    default_jobs,
+    or_serial,
+    rows_table,
+    worth_a_pool,
+)
+from .tarindex import IndexedMember
+from .zipcheck import DEFLATED, shown
+from .zipdirectory import Directory, read_directory
 from .zipindex import (
     DirectoryOrder,
     ZipMember,
     _Entry,
     _find_directory,
-    _read_directory,
     _read_member,
     _Reader,
     _unaccounted,
     scan_zip,
 )
 
+if TYPE_CHECKING:
+    from .layouts import Layout
+
 RUNS_PER_WORKER = 4  # runs per worker, so one slow run does not hold the rest up
 AHEAD = 2  # runs in flight per worker
 
 Progress = Callable[[int], None] | None
 _Read = tuple[list[tuple[int, ZipMember | None]], SourceError | None]
+_R = TypeVar("_R")
 
 
 def scan_zip_local(path: str, progress: Progress = None, jobs: int | None = None
@@ -53,70 +74,243 @@ def scan_zip_local(path: str, progress: Progress = None, jobs: int | None = None
                      lambda: scan_zip(path, progress=progress))
 
 
+def index_zip(path: str, layout: Layout, progress: Progress, jobs: int | None = None
+              ) -> tuple[IndexTable, list[str], str | None] | None:
+    """The index rows of the local zip source at `path` and the paths its layout left out,
+    as the serial reading gives them, each member read and placed (`Layout.by_name`) on a
+    worker; and the rows' fingerprint where the runs' rows came in name order. None where a
+    pool would not gain (a small zip, one core) or could not start, where the layout cannot
+    place members by name (it reads a table), or where a name fits no table (the serial
+    reading then says what is wrong)."""
+    jobs = jobs or default_jobs()
+    size = worth_a_pool(path, layout, jobs, PARALLEL_BYTES)
+    if not size:
+        return None
+    parts = IndexParts()
+    left: list[tuple[int, str]] = []
+    misplaced: tuple[int, SourceError] | None = None  # the first member placing refused
+    state: dict[str, Any] = {}
+
+    def prepare(pool: ProcessPoolExecutor, directory: Directory) -> Layout:
+        files = np.cumsum(~directory.folder)  # (file members up to each entry: the order
+        # of the members the layout sees, which are files)
+        chunks = [(directory.paths[directory.path_starts[a]:directory.path_starts[b] - 1],
+                   directory.folder[a:b], int(files[a - 1]) if a else 0)
+                  for a, b in _cuts(len(directory), jobs)]
+        placer = layout.by_name(list(pool.map(_survey, *zip(*chunks, strict=True),
+                                              [layout] * len(chunks))))
+        if placer is None:
+            raise _ReadsTables
+        # a layout that places by name alone refuses a member as it comes (the serial
+        # reading raises that before reading on); one that saw every name first, after
+        state.update(read=np.zeros(len(directory), bool), streaming=placer is layout)
+        return placer
+
+    try:
+        for (table, lines, left_here, scanned, done, refusal, wrong), rows in \
+                _pooled_runs(path, size, jobs, _index_run, prepare):
+            state["read"][rows[:done]] = True
+            parts.add(table, lines)
+            left.extend(left_here)
+            if progress:
+                progress(scanned)
+            if wrong is not None and (misplaced is None or wrong[0] < misplaced[0]):
+                misplaced = wrong
+            if refusal is not None:
+                unread = np.flatnonzero(~state["read"])  # (the serial reader gives members
+                # up to the first one the refusal leaves unread, then raises)
+                if misplaced is not None and state["streaming"] and \
+                        misplaced[0] < (unread[0] if len(unread) else len(state["read"])):
+                    raise misplaced[1]
+                raise refusal
+    except (_ReadsTables, NotInATable, BrokenProcessPool):  # (the serial reading, in this
+        return None  # process, reads it all the same)
+    if misplaced is not None:
+        raise misplaced[1]
+    left.sort()
+    return parts.table.build(), [name for _, name in left], parts.fingerprint()
+
+
+class _ReadsTables(Exception):
+    """The layout cannot place the zip's members by name alone."""
+
+
+def _cuts(count: int, jobs: int) -> list[tuple[int, int]]:
+    """[start, stop) of `jobs` about equal shares of `count` entries (none empty)."""
+    bounds = sorted({count * k // jobs for k in range(jobs + 1)})
+    return [(a, b) for a, b in pairwise(bounds) if b > a]
+
+
+def _survey(text: str, folder: np.ndarray, start: int, layout: Layout) -> Any:
+    """A pool task: `layout.survey` of the file members among one share of the entries."""
+    paths = [p for p, f in zip(text.split("\n"), folder.tolist(), strict=True) if not f]
+    return layout.survey(paths, start)
+
+
 def _scan_parallel(path: str, size: int, progress: Progress, jobs: int
                    ) -> Iterator[ZipMember]:
+    in_order = DirectoryOrder()
+    for (read, refusal), _ in _pooled_runs(path, size, jobs, _read_run, lambda *_: None):
+        for index, member in read:  # in file order, as the serial reader reads them
+            if progress and member is not None:
+                progress(member.packed)
+            yield from in_order.put(index, member)
+        if refusal is not None:
+            raise refusal
+
+
+def _pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
+                 prepare: Callable[[ProcessPoolExecutor, Directory], Any]
+                 ) -> Iterator[tuple[_R, np.ndarray]]:
+    """`work(path, run, cd_offset, size, prepare(pool, directory))` of each run of the
+    zip's members (file order), run on `jobs` workers, with the entry numbers of each
+    run; given in file order, a few runs per worker in flight."""
     from ..core.processes import watch_coordinator, worker_context
 
     with open(path, "rb") as f:
         cd_offset, cd_size, count = _find_directory(f, size, path)
-        entries = _read_directory(f, cd_offset, cd_size, count, path)
-    order = sorted(entries, key=lambda e: e.offset)
-    if order and order[0].offset != 0:
-        _unaccounted(0, order[0].offset, None, path)
-    in_order = DirectoryOrder()
-    queue: deque[Future[_Read]] = deque()
+        directory = read_directory(f, cd_offset, cd_size, count, path)
+    order = directory.file_order()
+    offsets = directory.offset[order]
+    if len(order) and offsets[0] != 0:
+        _unaccounted(0, int(offsets[0]), None, path)
+    queue: deque[tuple[Future[_R], np.ndarray]] = deque()
     pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
                                initargs=(os.getpid(),))
     try:
-        runs = iter(_runs(order, cd_offset, jobs))
+        arg = prepare(pool, directory)
+        runs = iter(_runs(offsets, cd_offset, jobs))
         while True:
             while len(queue) < AHEAD * jobs:
                 run = next(runs, None)
                 if run is None:
                     break
-                queue.append(pool.submit(_read_run, path, *run, cd_offset, size))
+                start, stop = run
+                rows = order[start:stop]
+                queue.append((pool.submit(work, path, _Run.of(directory, rows, offsets, stop,
+                                                              cd_offset),
+                                          cd_offset, size, arg), rows))
             if not queue:
                 break
-            read, refusal = queue.popleft().result()
-            for index, member in read:  # in file order, as the serial reader reads them
-                if progress and member is not None:
-                    progress(member.packed)
-                yield from in_order.put(index, member)
-            if refusal is not None:
-                raise refusal
+            future, rows = queue.popleft()
+            yield future.result(), rows
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    if not order and cd_offset:  # (no member: only the directory may be in the file)
+    if not len(order) and cd_offset:  # (no member: only the directory may be in the file)
         _unaccounted(0, cd_offset, None, path)
 
 
-def _runs(order: list[_Entry], cd_offset: int, jobs: int
-          ) -> Iterator[tuple[list[_Entry], list[int]]]:
-    """Consecutive runs of members in file order, of about equal bytes, each with where the
-    next thing after each member starts (the next member, or the central directory)."""
-    follows = [e.offset for e in order[1:]] + [cd_offset]
+def _runs(offsets: np.ndarray, cd_offset: int, jobs: int) -> Iterator[tuple[int, int]]:
+    """Consecutive runs [start, stop) of the members in file order (at `offsets`), of about
+    equal bytes: each member joins the run while the one before it ends (where the next
+    thing starts) less than a run's share of the zip past the run's first."""
+    follows = np.append(offsets[1:], cd_offset)
     target = max(1, cd_offset // (jobs * RUNS_PER_WORKER))
     start = 0
-    while start < len(order):
-        stop = start + 1
-        while stop < len(order) and follows[stop - 1] - order[start].offset < target:
-            stop += 1
-        yield order[start:stop], follows[start:stop]
+    while start < len(offsets):
+        stop = int(np.searchsorted(follows, offsets[start] + target, side="left")) + 1
+        stop = min(len(offsets), max(start + 1, stop))
+        yield start, stop
         start = stop
 
 
-def _read_run(path: str, run: list[_Entry], follows: list[int], cd_offset: int, size: int
-              ) -> _Read:
+@dataclass(frozen=True)
+class _Run:
+    """The directory entries of one run, in file order, as a worker needs them (columns,
+    not an object per entry: the coordinator makes none), with where the next thing after
+    each member starts (the next member, or the central directory)."""
+
+    rows: np.ndarray  # entry numbers
+    names: bytes  # their names as stored, and where each starts
+    name_starts: np.ndarray
+    paths: str  # their paths, each followed by a line break, and where each starts
+    path_starts: np.ndarray
+    columns: np.ndarray  # folder, flags, method, crc, packed, size, offset, follows
+
+    @classmethod
+    def of(cls, directory: Directory, rows: np.ndarray, offsets: np.ndarray, stop: int,
+           cd_offset: int) -> _Run:
+        start = stop - len(rows)
+        follows = np.append(offsets[start + 1:stop + 1], cd_offset)[:len(rows)]
+        columns = np.stack([directory.folder[rows].astype(np.int64), directory.flags[rows],
+                            directory.method[rows], directory.crc[rows], directory.packed[rows],
+                            directory.size[rows], directory.offset[rows], follows])
+        texts = []
+        for blob, starts in ((directory.names, directory.name_starts),
+                             (directory.paths, directory.path_starts)):
+            first, last = int(rows[0]), int(rows[-1])
+            if last - first + 1 == len(rows) and (np.diff(rows) == 1).all():
+                # (a run of entries in directory order: the usual zip, written in order)
+                texts += [blob[starts[first]:starts[last + 1]],
+                          starts[first:last + 2] - starts[first]]
+            else:
+                at = starts.tolist()
+                pieces = [blob[at[i]:at[i + 1]] for i in rows.tolist()]
+                texts += [blob[:0].join(pieces),
+                          np.cumsum([0] + [len(p) for p in pieces], dtype=np.int64)]
+        return cls(rows, *texts, columns)
+
+    def entries(self) -> Iterator[tuple[_Entry, int]]:
+        """Each entry, and where the next thing after its member starts."""
+        names, paths = self.name_starts.tolist(), self.path_starts.tolist()
+        for k, row in enumerate(zip(*self.columns.tolist(), strict=True)):
+            folder, flags, method, crc, packed, size, offset, follows = row
+            raw = self.names[names[k]:names[k + 1]]
+            yield _Entry(int(self.rows[k]), raw, shown(raw),
+                         self.paths[paths[k]:paths[k + 1] - 1], bool(folder), flags, method,
+                         crc, packed, size, offset), follows
+
+
+def _read_run(path: str, run: _Run, cd_offset: int, size: int, _: None) -> _Read:
     """A pool task: the members of one run, read in file order as `zipindex` reads them;
     what was read before a refusal, and the refusal (None: none)."""
     read: list[tuple[int, ZipMember | None]] = []
     with open(path, "rb") as f:
-        reader = _Reader(f, run[0].offset)
+        reader = _Reader(f, int(run.columns[6][0]))
         try:
-            for entry, after in zip(run, follows, strict=True):
+            for entry, after in run.entries():
                 # (each member ends where the next begins, or _read_member refuses it)
                 read.append((entry.index, _read_member(reader, entry, after, cd_offset,
                                                        size, path)))
         except SourceError as exc:
             return read, exc
     return read, None
+
+
+def _index_run(path: str, run: _Run, cd_offset: int, size: int, placer: Layout
+               ) -> tuple[IndexTable, bytes, list[tuple[int, str]], int, int,
+                          SourceError | None, tuple[int, SourceError] | None]:
+    """A pool task: the index rows of one run's members (read as `_read_run` reads them,
+    each placed by `placer`), sorted by name, their fingerprint lines, the (entry number,
+    path) of those left out, the bytes read, how many entries were read, the refusal that
+    stopped the reading, and the first (by entry number) member placing refused."""
+    rows: list[tuple[str, Any, IndexedMember]] = []
+    left: list[tuple[int, str]] = []
+    scanned = done = 0
+    refusal = wrong = None
+    with open(path, "rb") as f:
+        reader = _Reader(f, int(run.columns[6][0]))
+        try:
+            for entry, after in run.entries():
+                member = _read_member(reader, entry, after, cd_offset, size, path)
+                done += 1
+                if member is None:
+                    continue
+                scanned += member.packed
+                try:
+                    placed = placer.classify(member.path, True)
+                except SourceError as exc:
+                    if wrong is None or entry.index < wrong[0]:
+                        wrong = (entry.index, exc)
+                    continue
+                if placed is None:
+                    left.append((entry.index, member.path))
+                    continue
+                rows.append((f"{placed.split}/{placed.name}", placed,
+                             IndexedMember(member.path, member.offset, member.size, member.xxh3,
+                                           member.packed if member.method == DEFLATED else 0)))
+        except SourceError as exc:
+            refusal = exc
+    table = rows_table(rows)
+    table.sort_by_name()
+    return table, table.lines(), left, scanned, done, refusal, wrong

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import posixpath
 from abc import ABC
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -114,6 +114,19 @@ class Layout(ABC):
             entry = self.classify(m.path, is_tar)
             if entry is not None:
                 yield entry, m
+
+    def survey(self, paths: Sequence[str], start: int) -> Any:
+        """What placing members by name needs to know of `paths` (the names of members
+        `start`, `start` + 1, ... of an archive), for `by_name`: a pool worker surveys its
+        share of a big archive's names. Layouts placing by name alone need nothing."""
+        return None
+
+    def by_name(self, surveys: Sequence[Any]) -> Layout | None:
+        """A layout placing each member by its name alone (`classify`), exactly as
+        `entries` places it among all of them, given the `survey`s of all their names; None
+        where no such layout can (it reads a table, say). A layout that has no `entries`
+        of its own places by name alone already: it is its own answer."""
+        return self if type(self).entries is Layout.entries else None
 
     def identity(self) -> dict[str, Any] | None:
         """What of the layout enters the fingerprint besides the members (None: nothing)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 from ...errors import SourceError
@@ -84,41 +84,62 @@ class ImageFolder(Layout):
             opts.splits, depths == {3} or split_tables or named_splits)
         meta, meta_labels, meta_lines = self._metadata(tables, nested, read,
                                                        {m.path for m in images})
-        flat_unlabelled = not meta and depths == {2 if nested else 1}
+        placer = _Placer(opts.split, nested, frozenset(depths), not meta)
         for m in tables:
             yield Entry("meta", m.path), originals.get(id(m), m)
-        fine: set[str] = set()
-        fine_labels: set[str] = set()
+        some_labelled = any(v is not None for v in meta_labels.values())
         for m in images:
-            parts = m.path.split("/")
-            split, rest = (parts[0], parts[1:]) if nested else (opts.split, parts)
             row = meta.get(m.path)
-            if len(rest) == 1 and row is not None and meta_labels[m.path] is None and \
-                    any(v is not None for v in meta_labels.values()):
+            if row is None:
+                yield placer.place(m.path), originals.get(id(m), m)
+                continue
+            label = meta_labels[m.path]
+            if label is None and some_labelled and m.path.count("/") == int(nested):
                 line, table = meta_lines[m.path]
-                raise SourceError(f"{table}:{line}: no label for {rest[0]!r}, an image with no "
-                                  "class folder (other rows give theirs)")
-            if len(rest) > 2 or not rest or (len(rest) == 1 and row is None and
-                                              not flat_unlabelled):
-                shape = "<split>/<class>/<image>" if nested else "<class>/<image>"
-                why = f"images lie {' and '.join(map(str, sorted(depths)))} folders deep" \
-                    if len(depths) > 1 else "see options.splits"
-                raise SourceError(f"member {m.path!r} is not {shape} (layout image-folder: "
-                                  f"{why}; an image directly in its split needs a row in "
-                                  "metadata.csv)")
-            if split not in fine:  # (a name is checked at its first member; once fine, fine)
-                check_split(split, f"member {m.path!r}")
-                fine.add(split)
-            label: str | int | None = rest[0] if len(rest) == 2 else None
-            if label is not None and label not in fine_labels:
-                check_name(label, f"member {m.path!r}", "class name")
-                fine_labels.add(label)
-            attrs = {}
-            if row is not None:
-                attrs = {k: v for k, v in row.items() if k not in ("file_name", "label")}
-                if meta_labels[m.path] is not None:
-                    label = meta_labels[m.path]
-            yield Entry.labelled(split, "/".join(rest), label, attrs), originals.get(id(m), m)
+                raise SourceError(f"{table}:{line}: no label for {m.path.rsplit('/', 1)[-1]!r}, "
+                                  "an image with no class folder (other rows give theirs)")
+            attrs = {k: v for k, v in row.items() if k not in ("file_name", "label")}
+            yield placer.place(m.path, True, label, attrs), originals.get(id(m), m)
+
+    def survey(self, paths: Sequence[str], start: int) -> dict[str, list[Any]]:
+        """Where images and tables lie among `paths` (members `start`... of an archive):
+        by folder, the index of its first image (-1: none) and whether it holds a table."""
+        found: dict[str, list[Any]] = {}
+        folders: dict[str, bool] = {}  # ignored or not, by folder
+        for i, path in enumerate(paths, start):
+            if ignored_below(path, folders):
+                continue
+            folder, _, name = path.rpartition("/")
+            if name in METADATA:
+                found.setdefault(folder, [-1, False])[1] = True
+            elif is_image_name(name):
+                where = found.setdefault(folder, [-1, False])
+                if where[0] < 0:
+                    where[0] = i
+        return found
+
+    def by_name(self, surveys: Sequence[Any]) -> Layout | None:
+        """Where no table lies among an archive's members, each is placed by its name alone,
+        once `entries` would know how deep the images lie and whether the archive holds
+        one folder (`archive_root`): the surveys of all its names say."""
+        first: dict[str, int] = {}  # the folders holding images: the index of their first
+        for found in surveys:
+            for folder, (image, table) in found.items():
+                if table:
+                    return None
+                if image >= 0 and image < first.get(folder, image + 1):
+                    first[folder] = image
+        root = ""
+        tops = {folder.split("/", 1)[0] for folder in first}
+        top = tops.pop() if len(tops) == 1 else ""  # ("": images at the top, or no image)
+        if top and top not in SPLIT_WORDS and min(f.count("/") for f in first) >= 1:
+            root = top + "/"  # (as archive_root: every image two folders below one folder)
+        # an image's depth, as `entries` counts it: its folder's, plus one, less the root
+        depths = frozenset(folder.count("/") + 2 - bool(root) if folder else 1
+                           for folder in first)
+        opts: Any = self.options  # (no table: no split told by tables, as in `entries`)
+        nested = {"yes": True, "no": False}.get(opts.splits, depths == {3})
+        return _ByName(_Placer(opts.split, nested, depths, True), root)
 
     @staticmethod
     def _below(root: str, m: IndexedMember, originals: dict[int, IndexedMember]
@@ -156,3 +177,58 @@ class ImageFolder(Layout):
                                       "source" + (f" (looked for {path!r})" if folder else ""))
                 rows[path], found[path], lines[path] = row, label, (line, t.path)
         return rows, found, lines
+
+
+@dataclasses.dataclass(frozen=True)
+class _Placer:
+    """Where an image goes, once it is known how deep the images lie (`depths`), whether
+    the first folder is a split (`nested`), and whether images with no class folder may be
+    unlabelled (no table gives rows)."""
+
+    split: str  # options.split: the split of images with no split folder
+    nested: bool
+    depths: frozenset[int]
+    tableless: bool
+    fine: set[str] = dataclasses.field(default_factory=set, compare=False)  # checked names
+
+    def place(self, path: str, row: bool = False, label: str | int | None = None,
+              attrs: dict[str, Any] | None = None) -> Entry:
+        """The entry of the image at `path` (below the archive's root), given a table's
+        `row` for it (its `label`, where it gives one, and its other columns)."""
+        parts = path.split("/")
+        split, rest = (parts[0], parts[1:]) if self.nested else (self.split, parts)
+        flat_unlabelled = self.tableless and self.depths == {1 + self.nested}
+        if len(rest) > 2 or not rest or (len(rest) == 1 and not row and not flat_unlabelled):
+            shape = "<split>/<class>/<image>" if self.nested else "<class>/<image>"
+            why = f"images lie {' and '.join(map(str, sorted(self.depths)))} folders deep" \
+                if len(self.depths) > 1 else "see options.splits"
+            raise SourceError(f"member {path!r} is not {shape} (layout image-folder: {why}; "
+                              "an image directly in its split needs a row in metadata.csv)")
+        if split not in self.fine:  # (a name is checked at its first member; once fine, fine)
+            check_split(split, f"member {path!r}")
+            self.fine.add(split)
+        folder = rest[0] if len(rest) == 2 else None
+        if folder is not None and "/" + folder not in self.fine:
+            check_name(folder, f"member {path!r}", "class name")
+            self.fine.add("/" + folder)
+        return Entry.labelled(split, "/".join(rest), folder if label is None else label,
+                              attrs)
+
+
+class _ByName(Layout):
+    """image-folder over an archive holding no table, once its names were surveyed: each
+    member placed by its name alone, as `ImageFolder.entries` places it (a pool worker
+    places its share of the members so)."""
+
+    name = ImageFolder.name
+    expects = ImageFolder.expects
+
+    def __init__(self, placer: _Placer, root: str) -> None:
+        super().__init__()
+        self.placer, self.root = placer, root
+        self.folders: dict[str, bool] = {}  # ignored or not, by folder
+
+    def classify(self, origin: str, is_tar: bool) -> Entry | None:
+        if ignored_below(origin, self.folders) or not is_image_name(origin):
+            return None
+        return self.placer.place(origin[len(self.root):])
