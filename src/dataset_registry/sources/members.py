@@ -59,12 +59,16 @@ class StrColumn(Sequence[str]):
 
     @classmethod
     def from_list(cls, items: Sequence[str]) -> StrColumn:
-        encoded = [s.encode() + b"\n" for s in items]
-        if any(b"\n" in e[:-1] for e in encoded):
+        text = "\n".join(items)
+        if text.count("\n") != max(0, len(items) - 1):
             raise ValueError("names must not contain newlines")
-        starts = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(e) for e in encoded], out=starts[1:])
-        return cls(b"".join(encoded), starts)
+        blob = (text + "\n").encode() if len(items) else b""
+        lengths = np.fromiter(map(len, items), np.int64, len(items))
+        if len(blob) != int(lengths.sum()) + len(items):  # (not all ASCII: count bytes)
+            lengths = np.fromiter((len(s.encode()) for s in items), np.int64, len(items))
+        starts = np.zeros(len(items) + 1, dtype=np.int64)
+        np.cumsum(lengths + 1, out=starts[1:])
+        return cls(blob, starts)
 
     def __len__(self) -> int:
         return len(self._starts) - 1

@@ -25,18 +25,17 @@ import numpy as np
 
 from ..errors import SourceError
 from .indextable import IndexTable
+from .members import StrColumn
 from .nestedpool import (
     PARALLEL_BYTES,
     IndexParts,
     NotInATable,
     default_jobs,
     or_serial,
-    rows_table,
     worth_a_pool,
 )
-from .tarindex import IndexedMember
 from .zipcheck import DEFLATED, shown
-from .zipdirectory import Directory, read_directory
+from .zipdirectory import Directory, NotPlain, read_directory
 from .zipindex import (
     DirectoryOrder,
     ZipMember,
@@ -47,6 +46,7 @@ from .zipindex import (
     _unaccounted,
     scan_zip,
 )
+from .ziplocal import read_plain_run
 
 if TYPE_CHECKING:
     from .layouts import Layout
@@ -235,17 +235,17 @@ class _Run:
         columns = np.stack([directory.folder[rows].astype(np.int64), directory.flags[rows],
                             directory.method[rows], directory.crc[rows], directory.packed[rows],
                             directory.size[rows], directory.offset[rows], follows])
-        texts = []
-        for blob, starts in ((directory.names, directory.name_starts),
-                             (directory.paths, directory.path_starts)):
-            first, last = int(rows[0]), int(rows[-1])
+        first, last = int(rows[0]), int(rows[-1])
+        texts: list[bytes | str | np.ndarray] = []
+        for blob, starts, end in ((directory.names, directory.name_starts, b""),
+                                  (directory.paths, directory.path_starts, "\n")):
             if last - first + 1 == len(rows) and (np.diff(rows) == 1).all():
                 # (a run of entries in directory order: the usual zip, written in order)
-                texts += [blob[starts[first]:starts[last + 1]],
-                          starts[first:last + 2] - starts[first]]
+                text = blob[starts[first]:starts[last + 1] - len(end)] + end
+                texts += [text, starts[first:last + 2] - starts[first]]
             else:
                 at = starts.tolist()
-                pieces = [blob[at[i]:at[i + 1]] for i in rows.tolist()]
+                pieces = [blob[at[i]:at[i + 1] - len(end)] + end for i in rows.tolist()]
                 texts += [blob[:0].join(pieces),
                           np.cumsum([0] + [len(p) for p in pieces], dtype=np.int64)]
         return cls(rows, *texts, columns)
@@ -261,11 +261,16 @@ class _Run:
                          crc, packed, size, offset), follows
 
 
-def _read_run(path: str, run: _Run, cd_offset: int, size: int, _: None) -> _Read:
-    """A pool task: the members of one run, read in file order as `zipindex` reads them;
-    what was read before a refusal, and the refusal (None: none)."""
+def _read_run(path: str, run: _Run, cd_offset: int, size: int, _: object = None) -> _Read:
+    """A pool task: the members of one run, read in file order as `zipindex` reads them (by
+    the fast reader where it can vouch for the run); what was read before a refusal, and
+    the refusal (None: none)."""
     read: list[tuple[int, ZipMember | None]] = []
     with open(path, "rb") as f:
+        try:
+            return read_plain_run(f, run, size), None
+        except NotPlain:
+            pass
         reader = _Reader(f, int(run.columns[6][0]))
         try:
             for entry, after in run.entries():
@@ -284,33 +289,46 @@ def _index_run(path: str, run: _Run, cd_offset: int, size: int, placer: Layout
     each placed by `placer`), sorted by name, their fingerprint lines, the (entry number,
     path) of those left out, the bytes read, how many entries were read, the refusal that
     stopped the reading, and the first (by entry number) member placing refused."""
-    rows: list[tuple[str, Any, IndexedMember]] = []
+    read, refusal = _read_run(path, run, cd_offset, size)
+    logical: list[str] = []  # the rows' columns (IndexTable's), as they are placed
+    origins: list[str] = []
+    labels: list[str] = []
+    attrs: list[str] = []
+    values: list[int] = []
+    kept: list[ZipMember] = []
     left: list[tuple[int, str]] = []
-    scanned = done = 0
-    refusal = wrong = None
-    with open(path, "rb") as f:
-        reader = _Reader(f, int(run.columns[6][0]))
+    scanned = 0
+    wrong = None
+    for index, member in read:
+        if member is None:
+            continue
+        scanned += member.packed
         try:
-            for entry, after in run.entries():
-                member = _read_member(reader, entry, after, cd_offset, size, path)
-                done += 1
-                if member is None:
-                    continue
-                scanned += member.packed
-                try:
-                    placed = placer.classify(member.path, True)
-                except SourceError as exc:
-                    if wrong is None or entry.index < wrong[0]:
-                        wrong = (entry.index, exc)
-                    continue
-                if placed is None:
-                    left.append((entry.index, member.path))
-                    continue
-                rows.append((f"{placed.split}/{placed.name}", placed,
-                             IndexedMember(member.path, member.offset, member.size, member.xxh3,
-                                           member.packed if member.method == DEFLATED else 0)))
+            placed = placer.classify(member.path, True)
         except SourceError as exc:
-            refusal = exc
-    table = rows_table(rows)
+            if wrong is None or index < wrong[0]:
+                wrong = (index, exc)
+            continue
+        if placed is None:
+            left.append((index, member.path))
+            continue
+        if "/" in placed.split:
+            raise NotInATable  # (the serial reading refuses it in its own words)
+        logical.append(f"{placed.split}/{placed.name}")
+        origins.append(member.path)
+        labels.append(placed.label)
+        attrs.append(placed.attrs_json())
+        values.append(-1 if placed.value is None else placed.value)
+        kept.append(member)
+    try:
+        table = IndexTable(*map(StrColumn.from_list, (logical, origins, labels, attrs)),
+                           *(np.array([getattr(m, name) for m in kept], np.int64)
+                             for name in ("offset", "size")),
+                           np.array([m.xxh3 for m in kept], "S32"),
+                           np.array(values, np.int64),
+                           np.array([m.packed if m.method == DEFLATED else 0 for m in kept],
+                                    np.int64))
+    except ValueError:  # (a name holding a line break: no table holds it)
+        raise NotInATable from None
     table.sort_by_name()
-    return table, table.lines(), left, scanned, done, refusal, wrong
+    return table, table.lines(), left, scanned, len(read), refusal, wrong

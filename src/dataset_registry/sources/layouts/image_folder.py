@@ -227,8 +227,18 @@ class _ByName(Layout):
         super().__init__()
         self.placer, self.root = placer, root
         self.folders: dict[str, bool] = {}  # ignored or not, by folder
+        # where the images of a folder go (the same for all: its split and class), and
+        # where in their path their name in the split starts
+        self.placed: dict[str, tuple[str, int, str]] = {}
 
     def classify(self, origin: str, is_tar: bool) -> Entry | None:
         if ignored_below(origin, self.folders) or not is_image_name(origin):
             return None
-        return self.placer.place(origin[len(self.root):])
+        folder = origin.rpartition("/")[0]
+        known = self.placed.get(folder)
+        if known is None:  # (a folder placing refuses is never known: each image raises)
+            entry = self.placer.place(origin[len(self.root):])
+            self.placed[folder] = (entry.split, len(origin) - len(entry.name), entry.label)
+            return entry
+        split, cut, label = known
+        return Entry(split, origin[cut:], label)
