@@ -41,16 +41,10 @@ class IndexTable:
     @classmethod
     def from_rows(cls, rows: Sequence[tuple[str, Entry, IndexedMember]]) -> IndexTable:
         """The table of (logical name, entry, member) rows, in their order."""
-        return cls(logical=_column([logical for logical, _, _ in rows]),
-                   origins=_column([m.path for _, _, m in rows]),
-                   labels=_column([e.label for _, e, _ in rows]),
-                   attrs=_column([e.attrs_json() for _, e, _ in rows]),
-                   offsets=np.array([m.offset for _, _, m in rows], dtype=np.int64),
-                   sizes=np.array([m.size for _, _, m in rows], dtype=np.int64),
-                   xxh3=np.array([m.xxh3 for _, _, m in rows], dtype="S32"),
-                   values=np.array([-1 if e.value is None else e.value for _, e, _ in rows],
-                                   dtype=np.int64),
-                   packed=np.array([m.packed for _, _, m in rows], dtype=np.int64))
+        made = Rows()
+        for _, e, m in rows:
+            made.add(e, m.path, m.offset, m.size, m.xxh3, m.packed)
+        return made.table()
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -100,6 +94,38 @@ class IndexTable:
         return hasher.hexdigest()
 
 
+class Rows:
+    """A table's columns made a row at a time, as a layout places members (no object kept
+    per row): `table()` gives the table, ValueError where a logical name holds a line
+    break (no table holds it)."""
+
+    def __init__(self) -> None:
+        self.logical: list[str] = []
+        self.origins: list[str] = []
+        self.labels: list[str] = []
+        self.attrs: list[str] = []
+        self.numbers: list[tuple[int, int, str, int, int]] = []  # offset, size, xxh3,
+        # value, packed
+
+    def add(self, entry: Entry, origin: str, offset: int, size: int, xxh3: str,
+            packed: int = 0) -> None:
+        self.logical.append(f"{entry.split}/{entry.name}")
+        self.origins.append(origin)
+        self.labels.append(entry.label)
+        self.attrs.append(entry.attrs_json())
+        self.numbers.append((offset, size, xxh3, -1 if entry.value is None else entry.value,
+                             packed))
+
+    def table(self) -> IndexTable:
+        offsets, sizes, digests, values, packed = zip(*self.numbers, strict=True) \
+            if self.numbers else ((),) * 5
+        return IndexTable(*map(StrColumn.from_list, (self.logical, self.origins, self.labels,
+                                                     self.attrs)),
+                          np.array(offsets, np.int64), np.array(sizes, np.int64),
+                          np.array(digests, "S32"), np.array(values, np.int64),
+                          np.array(packed, np.int64))
+
+
 class TableBuilder:
     """A table made of parts as they come (a pool's results), each part's columns appended
     and the part let go at once: the rows are held about once, in a few large buffers,
@@ -136,10 +162,6 @@ class TableBuilder:
 
 _STRINGS = ("logical", "origins", "labels", "attrs")
 _NUMBERS = ("offsets", "sizes", "xxh3", "values", "packed")
-
-
-def _column(values: list[str]) -> StrColumn:
-    return StrColumn.from_list(values)
 
 
 def _fixed(column: StrColumn) -> np.ndarray | None:

@@ -14,14 +14,24 @@ from __future__ import annotations
 import os
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import RegistryError, SourceError
-from .indextable import IndexTable, TableBuilder
-from .tarindex import IndexedMember, NestedTar, scan_level, scan_members, scan_tar
+from .indextable import IndexTable, Rows, TableBuilder
+from .tarindex import (
+    MAX_NESTING,
+    IndexedMember,
+    NestedTar,
+    asked_once,
+    plain_reader,
+    scan_level,
+    scan_members,
+    scan_tar,
+)
+from .ustar import NotPlain, read_plain
 
 if TYPE_CHECKING:
     from .layouts import Layout
@@ -146,7 +156,6 @@ class IndexParts:
         if rows:
             table = rows_table(rows)
             rows.clear()
-            table.sort_by_name()
             self.add(table, table.lines())
 
     def fingerprint(self) -> str | None:
@@ -159,9 +168,22 @@ class NotInATable(Exception):
 
 
 def rows_table(rows: list[tuple[str, Any, IndexedMember]]) -> IndexTable:
-    if any("\n" in logical or "/" in e.split for logical, e, _ in rows):
+    if any("/" in e.split for _, e, _ in rows):
         raise NotInATable
-    return IndexTable.from_rows(rows)
+    made = Rows()
+    for _, e, m in rows:
+        made.add(e, m.path, m.offset, m.size, m.xxh3, m.packed)
+    return placed_table(made)
+
+
+def placed_table(rows: Rows) -> IndexTable:
+    """The rows' table, sorted by name (NotInATable where a name holds a line break)."""
+    try:
+        table = rows.table()
+    except ValueError:
+        raise NotInATable from None
+    table.sort_by_name()
+    return table
 
 
 def worth_a_pool(path: str, picklable: object, jobs: int | None,
@@ -272,18 +294,38 @@ def _index_nested(path: str, tar: NestedTar, layout: Layout
     """A pool task: one nested tar's rows of the index, as the layout classifies them (each
     member as it is read, so a refusal comes where the serial reading meets it), sorted by
     name, their fingerprint lines, the paths it left out, and the bytes read."""
-    rows: list[tuple[str, Any, IndexedMember]] = []
+    rows = Rows()
     left_out: list[str] = []
     scanned = 0
     with open(path, "rb") as f:
-        for m in scan_members(f, path, tar.offset, tar.size, tar.prefix, layout.nested, None,
-                              tar.depth):
-            scanned += m.size
-            entry = layout.classify(m.path, True)
+        for name, offset, size, digest in _nested_members(f, path, tar, layout.nested):
+            scanned += size
+            entry = layout.classify(name, True)
             if entry is None:
-                left_out.append(m.path)
-            else:
-                rows.append((f"{entry.split}/{entry.name}", entry, m))
-    table = rows_table(rows)
-    table.sort_by_name()
+                left_out.append(name)
+                continue
+            if "/" in entry.split:
+                raise NotInATable
+            rows.add(entry, name, offset, size, digest)
+    table = placed_table(rows)
     return table, table.lines(), left_out, scanned
+
+
+def _nested_members(f: BinaryIO, path: str, tar: NestedTar, nested: Callable[[str], bool]
+                    ) -> Iterable[tuple[str, int, int, str]]:
+    """(path, offset, size, xxh3) of each file member of the nested tar, in tar order, as
+    `scan_members` gives them: straight from the fast reader where it vouches for the tar
+    and it holds no tar of its own (the usual class tar), else from `scan_members`."""
+    if tar.depth <= MAX_NESTING:
+        try:
+            found = read_plain(plain_reader(f, tar.size), tar.offset, tar.size, nested,
+                               tar.prefix)
+        except NotPlain as exc:
+            asked = getattr(exc, "asked", {})
+        else:
+            if all(digest is not None for *_, digest in found):
+                return found  # type: ignore[return-value]
+            asked = {name: digest is None for name, _, _, digest in found}
+        nested = asked_once(nested, asked)  # (a layout is asked once a path)
+    return ((m.path, m.offset, m.size, m.xxh3) for m in
+            scan_members(f, path, tar.offset, tar.size, tar.prefix, nested, None, tar.depth))

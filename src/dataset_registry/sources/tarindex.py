@@ -203,10 +203,10 @@ def scan_level(f: BinaryIO, display: str, start: int, size: int, prefix: str,
     if depth > MAX_NESTING:
         raise SourceError(f"{where}: tars nested more than {MAX_NESTING} deep; refusing")
     try:
-        found = read_plain(_reader(f, size), start, size, nested, prefix, progress)
+        found = read_plain(plain_reader(f, size), start, size, nested, prefix, progress)
     except NotPlain as exc:  # the strict reader below decides, and says what is wrong
         f.seek(start)
-        nested = _asked_once(nested, getattr(exc, "asked", {}))
+        nested = asked_once(nested, getattr(exc, "asked", {}))
     else:
         for path, offset, length, digest in found:
             if digest is None:
@@ -250,13 +250,13 @@ def scan_level(f: BinaryIO, display: str, start: int, size: int, prefix: str,
     _check_end(window, header_at, size, where, start, last)
 
 
-def _asked_once(nested: Callable[[str], bool], asked: dict[str, bool]
+def asked_once(nested: Callable[[str], bool], asked: dict[str, bool]
                 ) -> Callable[[str], bool]:
     """`nested`, but the answers the fast reader already had given again, not asked anew."""
     return lambda path: asked[path] if path in asked else nested(path)
 
 
-def _reader(f: BinaryIO, size: int) -> ReadAt:
+def plain_reader(f: BinaryIO, size: int) -> ReadAt:
     """`read_at` over `f`: a pread into one reused buffer where it is a local file (no page
     faults of fresh memory per read), else a seek and a read."""
     try:

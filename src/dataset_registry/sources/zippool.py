@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from ..errors import SourceError
-from .indextable import IndexTable
-from .members import StrColumn
+from .indextable import IndexTable, Rows
 from .nestedpool import (
     PARALLEL_BYTES,
     IndexParts,
     NotInATable,
     default_jobs,
     or_serial,
+    placed_table,
     worth_a_pool,
 )
 from .zipcheck import DEFLATED, shown
@@ -167,19 +167,27 @@ def _pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
     run; given in file order, a few runs per worker in flight."""
     from ..core.processes import watch_coordinator, worker_context
 
-    with open(path, "rb") as f:
-        cd_offset, cd_size, count = _find_directory(f, size, path)
-        directory = read_directory(f, cd_offset, cd_size, count, path)
-    order = directory.file_order()
-    offsets = directory.offset[order]
-    if len(order) and offsets[0] != 0:
-        _unaccounted(0, int(offsets[0]), None, path)
     queue: deque[tuple[Future[_R], np.ndarray]] = deque()
     pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
                                initargs=(os.getpid(),))
     try:
+        pool.submit(int)  # (workers start, and import what tasks need, while the directory
+        # is read: a second at a million members)
+        with open(path, "rb") as f:
+            cd_offset, cd_size, count = _find_directory(f, size, path)
+            directory = read_directory(f, cd_offset, cd_size, count, path)
+        order = directory.file_order()
+        offsets = directory.offset[order]
+        if len(order) and offsets[0] != 0:
+            _unaccounted(0, int(offsets[0]), None, path)
         arg = prepare(pool, directory)
-        runs = iter(_runs(offsets, cd_offset, jobs))
+        paths, starts = directory.paths, directory.path_starts
+
+        def folder(k: int) -> str:  # (of the k-th member in file order)
+            i = order[k]
+            return paths[starts[i]:paths.rfind("/", starts[i], starts[i + 1] - 1) + 1]
+
+        runs = iter(_runs(offsets, cd_offset, jobs, folder))
         while True:
             while len(queue) < AHEAD * jobs:
                 run = next(runs, None)
@@ -200,16 +208,26 @@ def _pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
         _unaccounted(0, cd_offset, None, path)
 
 
-def _runs(offsets: np.ndarray, cd_offset: int, jobs: int) -> Iterator[tuple[int, int]]:
+def _runs(offsets: np.ndarray, cd_offset: int, jobs: int,
+          folder: Callable[[int], str] | None = None) -> Iterator[tuple[int, int]]:
     """Consecutive runs [start, stop) of the members in file order (at `offsets`), of about
     equal bytes: each member joins the run while the one before it ends (where the next
-    thing starts) less than a run's share of the zip past the run's first."""
+    thing starts) less than a run's share of the zip past the run's first. Where `folder`
+    says which folder member k (in file order) lies in, a run goes on to the end of its
+    last member's folder, up to twice its share: a folder's members then lie in one run,
+    and runs sorted by name follow each other in name order where the folders do (class
+    folders written in order), so their rows need no sorting again."""
     follows = np.append(offsets[1:], cd_offset)
     target = max(1, cd_offset // (jobs * RUNS_PER_WORKER))
     start = 0
     while start < len(offsets):
         stop = int(np.searchsorted(follows, offsets[start] + target, side="left")) + 1
         stop = min(len(offsets), max(start + 1, stop))
+        if folder is not None and stop < len(offsets):
+            limit = int(np.searchsorted(follows, offsets[start] + 2 * target, side="left"))
+            last = folder(stop - 1)
+            while stop < min(limit, len(offsets)) and folder(stop) == last:
+                stop += 1
         yield start, stop
         start = stop
 
@@ -290,12 +308,7 @@ def _index_run(path: str, run: _Run, cd_offset: int, size: int, placer: Layout
     path) of those left out, the bytes read, how many entries were read, the refusal that
     stopped the reading, and the first (by entry number) member placing refused."""
     read, refusal = _read_run(path, run, cd_offset, size)
-    logical: list[str] = []  # the rows' columns (IndexTable's), as they are placed
-    origins: list[str] = []
-    labels: list[str] = []
-    attrs: list[str] = []
-    values: list[int] = []
-    kept: list[ZipMember] = []
+    rows = Rows()
     left: list[tuple[int, str]] = []
     scanned = 0
     wrong = None
@@ -314,21 +327,7 @@ def _index_run(path: str, run: _Run, cd_offset: int, size: int, placer: Layout
             continue
         if "/" in placed.split:
             raise NotInATable  # (the serial reading refuses it in its own words)
-        logical.append(f"{placed.split}/{placed.name}")
-        origins.append(member.path)
-        labels.append(placed.label)
-        attrs.append(placed.attrs_json())
-        values.append(-1 if placed.value is None else placed.value)
-        kept.append(member)
-    try:
-        table = IndexTable(*map(StrColumn.from_list, (logical, origins, labels, attrs)),
-                           *(np.array([getattr(m, name) for m in kept], np.int64)
-                             for name in ("offset", "size")),
-                           np.array([m.xxh3 for m in kept], "S32"),
-                           np.array(values, np.int64),
-                           np.array([m.packed if m.method == DEFLATED else 0 for m in kept],
-                                    np.int64))
-    except ValueError:  # (a name holding a line break: no table holds it)
-        raise NotInATable from None
-    table.sort_by_name()
+        rows.add(placed, member.path, member.offset, member.size, member.xxh3,
+                 member.packed if member.method == DEFLATED else 0)
+    table = placed_table(rows)
     return table, table.lines(), left, scanned, len(read), refusal, wrong
