@@ -58,7 +58,7 @@ class NotPlain(Exception):
     """The fast reader cannot vouch for this central directory; the strict one decides."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # (== on numpy columns is ambiguous: compare entries)
 class Directory:
     """A checked central directory as columns; row i is entry i in directory order."""
 
