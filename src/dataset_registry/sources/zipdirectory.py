@@ -44,14 +44,16 @@ _SIGNATURE = 0x02014B50  # b"PK\1\2" as a little-endian word
 _MAX_FIELDS = 16  # extra fields a record may have (Info-ZIP writes 2): more is not plain
 _MAX_NAME, _MAX_COMPONENT = 4095, 255  # (zipcheck's limits: a file system's)
 _CODE_PAGE_HOSTS = (0, 6, 11)  # (zipcheck: non-ASCII names from these are converted)
-_HASH_CHUNK = 1 << 13  # entries hashed at once: per-byte arrays that stay in cache
-_HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # (odd: its powers never vanish mod 2**64)
-_FIELDS = np.dtype({  # the fixed fields of a record that the checks read
+_HASH_CHUNK = 1 << 14  # paths hashed at once: bounds the per-word arrays
+_WORD_WEIGHTS = np.frombuffer(np.random.default_rng(0x21D1).bytes(8 * (_MAX_NAME // 8 + 1)),
+                              np.uint64) | np.uint64(1)  # (odd: never a factor of 2**64)
+_LAST_WORD = np.array([(1 << 8 * n) - 1 for n in range(1, 9)], np.uint64)  # its n bytes
+_FIELDS = np.dtype({  # a record's fixed fields (as zipindex._CENTRAL), less those unread
     "names": ["made", "needed", "flags", "method", "crc", "packed", "size", "name_len",
-              "extra_len", "disk", "external", "offset"],
+              "extra_len", "disk", "external", "offset", "comment_len"],
     "formats": ["<u2", "<u2", "<u2", "<u2", "<u4", "<u4", "<u4", "<u2", "<u2", "<u2", "<u4",
-                "<u4"],
-    "offsets": [4, 6, 8, 10, 16, 20, 24, 28, 30, 34, 38, 42], "itemsize": _FIXED})
+                "<u4", "<u2"],
+    "offsets": [4, 6, 8, 10, 16, 20, 24, 28, 30, 34, 38, 42, 32], "itemsize": _FIXED})
 
 
 class NotPlain(Exception):
@@ -128,38 +130,44 @@ def read_plain(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
     data = f.read(cd_size)
     if len(data) != cd_size:
         raise NotPlain("short read")
+    folder, host, flags, names, name_len, *sizes = _checked_records(data, count)
+    del data  # (the directory's bytes: what is checked next are the names)
+    name_starts = np.concatenate([[0], np.cumsum(name_len)])
+    inner, ascii_only = _check_names(names, name_starts, folder, host, flags, where)
+    paths, path_starts = _paths(names, name_starts, folder, ascii_only)
+    _check_names_once(names, name_starts, folder, inner)
+    return Directory(names.tobytes(), name_starts, paths, path_starts, folder, flags, *sizes)
+
+
+def _checked_records(data: bytes, count: int) -> tuple[np.ndarray, ...]:
+    """folder, host, flags, names (concatenated), name lengths, method, crc, packed, size
+    and offset of the records, if each record and its extra fields are plain."""
     cd = np.frombuffer(data, np.uint8)
-    at = _records(data, cd, count)
-    fixed = sliding_window_view(cd, _FIXED)[at].reshape(-1).view(_FIELDS)
-    made, needed, flags, method, crc, packed, size, name_len, extra_len, disk, external, \
-        offset = (fixed[name].astype(np.int64) for name in _FIELDS.names)
+    at, fixed = _records(data, cd, count)
+    flags, method, crc, packed, size, name_len, offset = (
+        fixed[name].astype(np.int64)
+        for name in ("flags", "method", "crc", "packed", "size", "name_len", "offset"))
     if not name_len.all():
         raise NotPlain("empty name")
     names_at = at + _FIXED
     folder = cd[names_at + name_len - 1] == ord("/")
-    _check_entries(needed, flags, method, packed, size, disk, external, offset, folder)
-    _check_extra_fields(cd, names_at + name_len, extra_len)
-    names = cd[_segments(cd_size, names_at, name_len)]
-    name_starts = np.concatenate([[0], np.cumsum(name_len)])
-    inner, ascii_only = _check_names(names, name_starts, folder, made >> 8, flags, where)
-    paths, path_starts = _paths(names, name_starts, folder, ascii_only)
-    _check_names_once(names, name_starts, folder, inner)
-    return Directory(names.tobytes(), name_starts, paths, path_starts, folder, flags,
-                     method, crc, packed, size, offset)
+    _check_entries(fixed["needed"], flags, method, packed, size, fixed["disk"],
+                   fixed["external"], offset, folder)
+    _check_extra_fields(cd, names_at + name_len, fixed["extra_len"].astype(np.int64))
+    names = cd[_segments(len(cd), names_at, name_len)]
+    return (folder, fixed["made"] >> 8, flags, names, name_len, method, crc, packed, size,
+            offset)
 
 
 def _u16(cd: np.ndarray, at: np.ndarray) -> np.ndarray:
     return cd[at].astype(np.int64) | cd[at + 1].astype(np.int64) << 8
 
 
-def _u32(cd: np.ndarray, at: np.ndarray) -> np.ndarray:
-    return _u16(cd, at) | _u16(cd, at + 2) << 16
-
-
-def _records(data: bytes, cd: np.ndarray, count: int) -> np.ndarray:
-    """Where each record starts: every signature in the directory, which must chain exactly
-    (each record's three lengths lead to the next, the last to the end), `count` of them.
-    A signature inside a name or extra field is not plain (the strict reader skips it)."""
+def _records(data: bytes, cd: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each record starts, and its fixed fields: every signature in the directory,
+    which must chain exactly (each record's three lengths lead to the next, the last to
+    the end), `count` of them. A signature inside a name or an extra field is not plain
+    (the strict reader skips it)."""
     found = []
     for align in range(4):  # the signature as a word, at each of the 4 byte alignments
         words = np.frombuffer(data, "<u4", (len(data) - align) // 4, align)
@@ -167,10 +175,11 @@ def _records(data: bytes, cd: np.ndarray, count: int) -> np.ndarray:
     at = np.sort(np.concatenate(found))
     if len(at) != count or at[0] != 0 or at[-1] + _FIXED > len(cd):
         raise NotPlain("records")
-    ends = at + _FIXED + _u16(cd, at + 28) + _u16(cd, at + 30) + _u16(cd, at + 32)
+    fixed = sliding_window_view(cd, _FIXED)[at].reshape(-1).view(_FIELDS)
+    ends = at + _FIXED + fixed["name_len"] + fixed["extra_len"] + fixed["comment_len"]
     if ends[-1] != len(cd) or (ends[:-1] != at[1:]).any():
         raise NotPlain("records")
-    return at
+    return at, fixed
 
 
 def _check_entries(needed: np.ndarray, flags: np.ndarray, method: np.ndarray,
@@ -219,11 +228,14 @@ def _check_extra_fields(cd: np.ndarray, start: np.ndarray, length: np.ndarray) -
 def _segments(total: int, start: np.ndarray, length: np.ndarray) -> np.ndarray:
     """A mask of `total` bytes, true in [start[i], start[i] + length[i]) (ascending,
     disjoint)."""
-    gaps = start - np.concatenate([[0], (start + length)[:-1]])
-    counts = np.column_stack([gaps, length]).ravel()
-    marks = np.tile(np.array([False, True]), len(start))
-    mask = np.repeat(marks, counts)
-    return np.concatenate([mask, np.zeros(total - len(mask), bool)])
+    end = start + length
+    counts = np.empty(2 * len(start) + 1, np.int64)  # gap, segment, gap, ..., the tail
+    counts[0:-1:2] = start - np.concatenate([[0], end[:-1]])
+    counts[1::2] = length
+    counts[-1] = total - end[-1]
+    marks = np.zeros(len(counts), bool)
+    marks[1::2] = True
+    return np.repeat(marks, counts)
 
 
 def _owner(starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -237,8 +249,7 @@ def _check_names(names: np.ndarray, starts: np.ndarray, folder: np.ndarray,
     (so a path is its name less a folder's '/'); NotPlain unless all pass (UTF-8 is checked
     as the paths are decoded). Returns where the '/'s between components are, and whether
     every name is ASCII."""
-    count = np.bincount(names, minlength=256)  # (one pass tells which checks are needed)
-    if count[:0x20].any() or count[0x7F] or count[ord("\\")]:
+    if ((names < 0x20) | (names == 0x7F) | (names == ord("\\"))).any():
         raise NotPlain("control character or backslash")
     first, lengths = starts[:-1], np.diff(starts)
     if (lengths > _MAX_NAME).any():
@@ -250,9 +261,9 @@ def _check_names(names: np.ndarray, starts: np.ndarray, folder: np.ndarray,
     slash = names == ord("/")
     slash[(starts[1:] - 1)[folder]] = False  # a folder's trailing '/' ends no component
     inner = np.flatnonzero(slash)
-    begins = np.sort(np.concatenate([first, inner + 1]))
-    ends = np.sort(np.concatenate([starts[1:] - folder, inner]))
-    size = ends - begins
+    begins, ends = (_in_order(len(names), at) for at in ((first, inner + 1),
+                                                        (starts[1:] - folder, inner)))
+    size = ends - begins if len(begins) == len(ends) else np.zeros(1, np.int64)
     if (size <= 0).any() or (size > _MAX_COMPONENT).any():
         raise NotPlain("empty or long component")  # ('/x', 'a//b', '', '/')
     dot = names[begins] == ord(".")
@@ -260,19 +271,30 @@ def _check_names(names: np.ndarray, starts: np.ndarray, folder: np.ndarray,
     if (dot & (size == 1)).any() or \
             (dot[two_dots] & (names[begins[two_dots] + 1] == ord("."))).any():
         raise NotPlain("'.' or '..' component")
-    ascii_only = not count[0x80:].any()
+    ascii_only = names.max() < 0x80
     if not ascii_only:
         high = _owner(starts, np.flatnonzero(names >= 0x80))
         if np.isin(host[high], _CODE_PAGE_HOSTS).any():
             raise NotPlain("non-ASCII name from a DOS code page host")
-    if count[ord(";")]:  # (a VMS version, ';' and digits, is rare: ask the strict rule)
-        for i in np.unique(_owner(starts, np.flatnonzero(names == ord(";")))):
+    semicolons = np.flatnonzero(names == ord(";"))
+    if len(semicolons):  # (a VMS version, ';' and digits, is rare: ask the strict rule)
+        for i in np.unique(_owner(starts, semicolons)):
             try:
                 check_name(names[starts[i]:starts[i + 1]].tobytes(), int(flags[i]),
                            int(host[i]), {}, where)
             except SourceError:
                 raise NotPlain("';' and digits") from None
-    return inner, ascii_only
+    return inner, bool(ascii_only)
+
+
+def _in_order(size: int, parts: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The positions in `parts` (each in [0, size]), sorted, each once: a component's
+    begins (or ends) are each a name's first byte or next to a '/' (a position twice only
+    comes of an empty component, then seen as one too few)."""
+    marks = np.zeros(size + 1, bool)
+    for at in parts:
+        marks[at] = True
+    return np.flatnonzero(marks)
 
 
 def _paths(names: np.ndarray, starts: np.ndarray, folder: np.ndarray, ascii_only: bool
@@ -318,27 +340,26 @@ def _check_names_once(names: np.ndarray, starts: np.ndarray, folder: np.ndarray,
 def _hashes(names: np.ndarray, starts: np.ndarray, folder: np.ndarray, inner: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A 64-bit hash of each path (name less a folder's '/'), and of each folder above an
-    entry (the name up to an inner '/'), with that entry's number, in name order. The hash
-    of bytes [s, e) of a chunk: sum(byte[k] * BASE**(k - s + span)), the same wherever
-    they lie (span: the longest chunk's length), wrapping around mod 2**64."""
+    entry (the name up to an inner '/'), with that entry's number, in name order."""
+    padded = np.concatenate([names, np.zeros(8, np.uint8)])
+    words = np.ndarray((len(names),), "<u8", padded, 0, (1,))  # the 8 bytes at each byte
     inner_entry = _owner(starts, inner)
-    path_hash = np.empty(len(folder), np.uint64)
-    above_hash = np.empty(len(inner), np.uint64)
-    bounds = starts[np.r_[0:len(folder):_HASH_CHUNK, len(folder)]]
-    span = int(np.diff(bounds).max(initial=0))
-    powers = np.full(span + 1, _HASH_BASE)
-    powers[0] = 1
-    np.cumprod(powers, out=powers)
-    for lo in range(0, len(folder), _HASH_CHUNK):
-        hi = min(lo + _HASH_CHUNK, len(folder))
-        base = starts[lo]
-        chunk = names[base:starts[hi]]
-        summed = np.zeros(len(chunk) + 1, np.uint64)
-        np.cumsum(chunk * powers[:len(chunk)], out=summed[1:])
-        begin = starts[lo:hi] - base
-        path_hash[lo:hi] = (summed[starts[lo + 1:hi + 1] - folder[lo:hi] - base] -
-                            summed[begin]) * powers[span - begin]
-        a, b = np.searchsorted(inner_entry, (lo, hi))
-        begin = starts[inner_entry[a:b]] - base
-        above_hash[a:b] = (summed[inner[a:b] - base] - summed[begin]) * powers[span - begin]
-    return path_hash, above_hash, inner_entry
+    return (_range_hashes(words, starts[:-1], starts[1:] - folder),
+            _range_hashes(words, starts[inner_entry], inner), inner_entry)
+
+
+def _range_hashes(words: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The hash of names[begin[i]:end[i]] (never empty): the sum of its 8-byte words, the
+    last cut to the range, each times a random weight (wrapping around mod 2**64). Names
+    hold no NUL byte, so a range's words differ from those of any other range."""
+    out = np.empty(len(begin), np.uint64)
+    for lo in range(0, len(begin), _HASH_CHUNK):
+        b, e = begin[lo:lo + _HASH_CHUNK], end[lo:lo + _HASH_CHUNK]
+        count = (e - b + 7) >> 3
+        first = np.cumsum(count) - count  # each range's first word among the chunk's
+        number = np.arange(int(count.sum())) - np.repeat(first, count)  # within its range
+        value = words[np.repeat(b, count) + 8 * number]
+        last = first + count - 1
+        value[last] &= _LAST_WORD[e - b - 8 * (count - 1) - 1]
+        out[lo:lo + _HASH_CHUNK] = np.add.reduceat(value * _WORD_WEIGHTS[number], first)
+    return out
