@@ -187,11 +187,13 @@ def test_the_names_rule_is_vouched_for_as_the_strict_reader_applies_it(
     assert (why is None) if refusal is None else refusal in why
 
 
-def test_paths_are_compared_across_hash_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(zipdirectory, "_HASH_CHUNK", 3)
+def test_names_are_checked_and_compared_across_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(zipdirectory, "_BATCH", 3)
     many = [f"c{i % 5}/m{i}.JPEG" for i in range(40)]
     for names, plain in [(many, True), ([*many, many[1]], False), ([*many, "c3/"], False),
-                         (["c3/", *many], True), ([*many, "c2/m7.JPEG/x"], False)]:
+                         (["c3/", *many], True), ([*many, "c2/m7.JPEG/x"], False),
+                         (["é/ü.JPEG", *many, "日本/語.JPEG"], True),
+                         ([*many[:7], "x/../y", *many[7:]], False)]:
         path = _write(tmp_path, "chunks", build_zip([Entry(n, b"" if n.endswith("/") else A)
                                                      for n in names]))
         assert _vouched(path) == plain, names[-1]

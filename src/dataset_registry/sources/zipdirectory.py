@@ -44,7 +44,7 @@ _SIGNATURE = 0x02014B50  # b"PK\1\2" as a little-endian word
 _MAX_FIELDS = 16  # extra fields a record may have (Info-ZIP writes 2): more is not plain
 _MAX_NAME, _MAX_COMPONENT = 4095, 255  # (zipcheck's limits: a file system's)
 _CODE_PAGE_HOSTS = (0, 6, 11)  # (zipcheck: non-ASCII names from these are converted)
-_HASH_CHUNK = 1 << 14  # paths hashed at once: bounds the per-word arrays
+_BATCH = 1 << 13  # records whose names are checked at once: per-byte arrays stay small
 _WORD_WEIGHTS = np.frombuffer(np.random.default_rng(0x21D1).bytes(8 * (_MAX_NAME // 8 + 1)),
                               np.uint64) | np.uint64(1)  # (odd: never a factor of 2**64)
 _LAST_WORD = np.array([(1 << 8 * n) - 1 for n in range(1, 9)], np.uint64)  # its n bytes
@@ -130,18 +130,6 @@ def read_plain(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
     data = f.read(cd_size)
     if len(data) != cd_size:
         raise NotPlain("short read")
-    folder, host, flags, names, name_len, *sizes = _checked_records(data, count)
-    del data  # (the directory's bytes: what is checked next are the names)
-    name_starts = np.concatenate([[0], np.cumsum(name_len)])
-    inner, ascii_only = _check_names(names, name_starts, folder, host, flags, where)
-    paths, path_starts = _paths(names, name_starts, folder, ascii_only)
-    _check_names_once(names, name_starts, folder, inner)
-    return Directory(names.tobytes(), name_starts, paths, path_starts, folder, flags, *sizes)
-
-
-def _checked_records(data: bytes, count: int) -> tuple[np.ndarray, ...]:
-    """folder, host, flags, names (concatenated), name lengths, method, crc, packed, size
-    and offset of the records, if each record and its extra fields are plain."""
     cd = np.frombuffer(data, np.uint8)
     at, fixed = _records(data, cd, count)
     flags, method, crc, packed, size, name_len, offset = (
@@ -154,9 +142,48 @@ def _checked_records(data: bytes, count: int) -> tuple[np.ndarray, ...]:
     _check_entries(fixed["needed"], flags, method, packed, size, fixed["disk"],
                    fixed["external"], offset, folder)
     _check_extra_fields(cd, names_at + name_len, fixed["extra_len"].astype(np.int64))
-    names = cd[_segments(len(cd), names_at, name_len)]
-    return (folder, fixed["made"] >> 8, flags, names, name_len, method, crc, packed, size,
-            offset)
+    host = fixed["made"] >> 8
+    del fixed  # (memory: from here on, what is read is the names)
+    names, texts, widths, hashes = _read_names(cd, names_at, name_len, folder, host, flags,
+                                               where)
+    del data, cd
+    _check_names_once(folder, *hashes)
+    paths = "\n".join(texts)
+    del texts
+    return Directory(names.tobytes(), np.concatenate([[0], np.cumsum(name_len)]), paths,
+                     np.concatenate([[0], np.cumsum(widths)]), folder, flags, method, crc,
+                     packed, size, offset)
+
+
+def _read_names(cd: np.ndarray, names_at: np.ndarray, name_len: np.ndarray,
+                folder: np.ndarray, host: np.ndarray, flags: np.ndarray, where: str
+                ) -> tuple[np.ndarray, list[str], np.ndarray, tuple[np.ndarray, ...]]:
+    """The names (concatenated), the paths of each batch (joined by '\\n'), the width of
+    each path and its separator (in characters), and the hashes `_check_names_once`
+    compares, if every name is plain; a batch of records at a time, so that what is made
+    per byte stays small."""
+    names = np.empty(int(name_len.sum()), np.uint8)
+    texts, widths, path_hash, above_hash, above_entry = [], [], [], [], []
+    done = 0
+    for lo in range(0, len(names_at), _BATCH):
+        batch = slice(lo, lo + _BATCH)
+        part = _names(cd, names_at[batch], name_len[batch])
+        names[done:done + len(part)] = part
+        done += len(part)
+        starts = np.concatenate([[0], np.cumsum(name_len[batch])])
+        inner, ascii_only = _check_names(part, starts, folder[batch], host[batch],
+                                         flags[batch], where)
+        text, width = _paths(part, starts, folder[batch], ascii_only)
+        texts.append(text)
+        widths.append(width)
+        inner_entry = _owner(starts, inner)
+        words = np.ndarray((len(part),), "<u8", np.concatenate([part, np.zeros(8, np.uint8)]),
+                           0, (1,))  # the 8 bytes from each byte on
+        path_hash.append(_range_hashes(words, starts[:-1], starts[1:] - folder[batch]))
+        above_hash.append(_range_hashes(words, starts[inner_entry], inner))
+        above_entry.append(inner_entry + lo)
+    return names, texts, np.concatenate(widths), tuple(
+        np.concatenate(x) for x in (path_hash, above_hash, above_entry))
 
 
 def _u16(cd: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -225,17 +252,15 @@ def _check_extra_fields(cd: np.ndarray, start: np.ndarray, length: np.ndarray) -
             raise NotPlain("an extra field twice")
 
 
-def _segments(total: int, start: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """A mask of `total` bytes, true in [start[i], start[i] + length[i]) (ascending,
-    disjoint)."""
-    end = start + length
-    counts = np.empty(2 * len(start) + 1, np.int64)  # gap, segment, gap, ..., the tail
-    counts[0:-1:2] = start - np.concatenate([[0], end[:-1]])
+def _names(cd: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """The bytes of `cd` in [start[i], start[i] + length[i]) (ascending, disjoint),
+    concatenated."""
+    counts = np.empty(2 * len(start), np.int64)  # gap, name, gap, name, ...
+    counts[0::2] = start - np.concatenate([[start[0]], (start + length)[:-1]])
     counts[1::2] = length
-    counts[-1] = total - end[-1]
     marks = np.zeros(len(counts), bool)
     marks[1::2] = True
-    return np.repeat(marks, counts)
+    return cd[start[0]:start[-1] + length[-1]][np.repeat(marks, counts)]
 
 
 def _owner(starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -312,16 +337,16 @@ def _paths(names: np.ndarray, starts: np.ndarray, folder: np.ndarray, ascii_only
     if not ascii_only:  # (characters: less each name's UTF-8 continuation bytes)
         continuing = _owner(starts, np.flatnonzero((names & 0xC0) == 0x80))
         width -= np.bincount(continuing, minlength=len(folder))
-    return paths, np.concatenate([[0], np.cumsum(width)])
+    return paths, width
 
 
-def _check_names_once(names: np.ndarray, starts: np.ndarray, folder: np.ndarray,
-                      inner: np.ndarray) -> None:
+def _check_names_once(folder: np.ndarray, path_hash: np.ndarray, above_hash: np.ndarray,
+                      above_entry: np.ndarray) -> None:
     """`zipcheck.Names`' rule: no file path twice, no folder entry twice, no file that is a
     folder entry or above any entry, and no folder entry after an entry inside it (it would
-    repeat a folder already made); NotPlain unless all hold. Paths are compared by hash:
-    equal hashes are taken as equal paths, which only ever costs the fast path."""
-    path_hash, above_hash, above_entry = _hashes(names, starts, folder, inner)
+    repeat a folder already made); NotPlain unless all hold. Paths are compared by hash
+    (of each path; of each folder above an entry, with that entry's number): equal hashes
+    are taken as equal paths, which only ever costs the fast path."""
     files, folders = path_hash[~folder], path_hash[folder]
     for hashes in (files, folders):
         ordered = np.sort(hashes)
@@ -337,29 +362,16 @@ def _check_names_once(names: np.ndarray, starts: np.ndarray, folder: np.ndarray,
             raise NotPlain("a folder entry after an entry inside it")
 
 
-def _hashes(names: np.ndarray, starts: np.ndarray, folder: np.ndarray, inner: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A 64-bit hash of each path (name less a folder's '/'), and of each folder above an
-    entry (the name up to an inner '/'), with that entry's number, in name order."""
-    padded = np.concatenate([names, np.zeros(8, np.uint8)])
-    words = np.ndarray((len(names),), "<u8", padded, 0, (1,))  # the 8 bytes at each byte
-    inner_entry = _owner(starts, inner)
-    return (_range_hashes(words, starts[:-1], starts[1:] - folder),
-            _range_hashes(words, starts[inner_entry], inner), inner_entry)
-
-
 def _range_hashes(words: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """The hash of names[begin[i]:end[i]] (never empty): the sum of its 8-byte words, the
-    last cut to the range, each times a random weight (wrapping around mod 2**64). Names
-    hold no NUL byte, so a range's words differ from those of any other range."""
-    out = np.empty(len(begin), np.uint64)
-    for lo in range(0, len(begin), _HASH_CHUNK):
-        b, e = begin[lo:lo + _HASH_CHUNK], end[lo:lo + _HASH_CHUNK]
-        count = (e - b + 7) >> 3
-        first = np.cumsum(count) - count  # each range's first word among the chunk's
-        number = np.arange(int(count.sum())) - np.repeat(first, count)  # within its range
-        value = words[np.repeat(b, count) + 8 * number]
-        last = first + count - 1
-        value[last] &= _LAST_WORD[e - b - 8 * (count - 1) - 1]
-        out[lo:lo + _HASH_CHUNK] = np.add.reduceat(value * _WORD_WEIGHTS[number], first)
-    return out
+    """The hash of names[begin[i]:end[i]] (never empty), `words` the 8 bytes from each
+    byte of the names on: the sum of its words, the last cut to the range, each times a
+    random weight (wrapping around mod 2**64). Names hold no NUL byte, so a range's words
+    differ from those of any other range."""
+    if not len(begin):
+        return np.empty(0, np.uint64)
+    count = (end - begin + 7) >> 3
+    first = np.cumsum(count) - count  # each range's first word
+    number = np.arange(int(count.sum())) - np.repeat(first, count)  # within its range
+    value = words[np.repeat(begin, count) + 8 * number]
+    value[first + count - 1] &= _LAST_WORD[end - begin - 8 * (count - 1) - 1]
+    return np.add.reduceat(value * _WORD_WEIGHTS[number], first)
