@@ -11,7 +11,9 @@ extra block, an encrypted or bzip2 member, a link, a '..' or './' or otherwise u
 a name twice, a file that is also a folder, a folder entry after a member inside it —
 makes it give up the whole directory (`NotPlain`), and the strict reader reads it again and
 decides, in its own words. So the two never disagree: this one either returns exactly the
-entries the strict one would, or nothing.
+entries the strict one would, or nothing. Names are checked a batch of records at a time
+(small arrays stay in cache and reuse memory); paths are compared by 64-bit hashes, where
+two equal hashes only ever make it give up.
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ def _check_entries(needed: np.ndarray, flags: np.ndarray, method: np.ndarray,
     """`zipcheck.check_entry`'s rules, and no ZIP64 value: NotPlain unless all pass."""
     kind = (external >> 16) & 0o170000  # (as stat.S_IFMT reads the unix mode)
     bad = (packed == FULL32) | (size == FULL32) | (offset == FULL32) | (disk != 0) | \
-        (flags & ENCRYPTED != 0) | ((method != STORED) & (method != DEFLATED)) | \
+        ((flags & ENCRYPTED) != 0) | ((method != STORED) & (method != DEFLATED)) | \
         (needed > MAX_VERSION_NEEDED) | ((method == STORED) & (packed != size)) | \
         ((method == DEFLATED) & (size > RATIO_FREE_SIZE) & (size > MAX_RATIO * packed)) | \
         ((kind != 0) & (kind != stat.S_IFREG) & (kind != stat.S_IFDIR)) | \
@@ -324,8 +326,9 @@ def _in_order(size: int, parts: tuple[np.ndarray, ...]) -> np.ndarray:
 
 def _paths(names: np.ndarray, starts: np.ndarray, folder: np.ndarray, ascii_only: bool
            ) -> tuple[str, np.ndarray]:
-    """The paths (each name less a folder's '/') joined by '\\n', and where each starts in
-    that string (in characters); NotPlain if a name is not UTF-8."""
+    """The paths (each name less a folder's '/') joined by '\\n', and the width of each
+    path and its separator in that string (in characters); NotPlain if a name is not
+    UTF-8."""
     joined = names.copy()
     joined[(starts[1:] - 1)[folder]] = ord("\n")  # a folder's '/' becomes its separator
     joined = np.insert(joined, starts[1:-1][~folder[:-1]], ord("\n"))  # after files
