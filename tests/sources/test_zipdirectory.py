@@ -193,6 +193,7 @@ def test_names_are_checked_and_compared_across_batches(tmp_path, monkeypatch):
     for names, plain in [(many, True), ([*many, many[1]], False), ([*many, "c3/"], False),
                          (["c3/", *many], True), ([*many, "c2/m7.JPEG/x"], False),
                          (["é/ü.JPEG", *many, "日本/語.JPEG"], True),
+                         ([*many[:4], "c9/", "c9/x.JPEG"], True),  # (entry 5, 2nd of its batch)
                          ([*many[:7], "x/../y", *many[7:]], False)]:
         path = _write(tmp_path, "chunks", build_zip([Entry(n, b"" if n.endswith("/") else A)
                                                      for n in names]))
