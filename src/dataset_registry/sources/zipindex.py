@@ -19,7 +19,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import xxhash
 
@@ -41,6 +41,9 @@ from .zipcheck import (
     shown,
     zip64_values,
 )
+
+if TYPE_CHECKING:
+    from .zipdirectory import Directory
 
 _CHUNK = 1 << 20
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
@@ -140,11 +143,13 @@ def scan_zip(path: str, *, opener: Opener | None = None,
         f = opener(path) if opener else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise SourceError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    from .zipdirectory import read_directory  # (here: zipdirectory imports this module)
+
     with f:
         size = f.seek(0, os.SEEK_END)
         cd_offset, cd_size, count = _find_directory(f, size, path)
-        entries = _read_directory(f, cd_offset, cd_size, count, path)
-        yield from _read_members(f, entries, cd_offset, size, path, progress)
+        directory = read_directory(f, cd_offset, cd_size, count, path)
+        yield from _read_members(f, directory, cd_offset, size, path, progress)
 
 
 def _find_directory(f: BinaryIO, size: int, where: str) -> tuple[int, int, int]:
@@ -285,23 +290,27 @@ def _read_directory(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
     return entries
 
 
-def _read_members(f: BinaryIO, entries: list[_Entry], cd_offset: int, size: int, where: str,
+def _read_members(f: BinaryIO, directory: Directory, cd_offset: int, size: int, where: str,
                   progress: Callable[[int], None] | None) -> Iterator[ZipMember]:
     """Read the members in file order, in one pass (each starting where the last ended),
-    and yield them in central-directory order as soon as all before them are read."""
-    order = sorted(entries, key=lambda e: e.offset)
+    and yield them in central-directory order as soon as all before them are read; each
+    entry is made only as it is read."""
+    order = directory.file_order()
+    starts = [*directory.offset[order].tolist(), cd_offset]
     in_order = DirectoryOrder()
     reader = _Reader(f, 0)
-    for i, entry in enumerate(order):
+    before: _Entry | None = None
+    for i, index in enumerate(order.tolist()):
+        entry = directory.entry(index)
         if entry.offset != reader.pos:
-            _unaccounted(reader.pos, entry.offset, order[i - 1] if i else None, where)
-        follows = order[i + 1].offset if i + 1 < len(order) else cd_offset
-        member = _read_member(reader, entry, follows, cd_offset, size, where)
+            _unaccounted(reader.pos, entry.offset, before, where)
+        member = _read_member(reader, entry, starts[i + 1], cd_offset, size, where)
         if progress and not entry.folder:
             progress(entry.packed)
         yield from in_order.put(entry.index, member)
+        before = entry
     if reader.pos != cd_offset:
-        _unaccounted(reader.pos, cd_offset, order[-1] if order else None, where)
+        _unaccounted(reader.pos, cd_offset, before, where)
 
 
 class DirectoryOrder:

@@ -1,0 +1,298 @@
+"""The fast reader of plain central directories either reads a directory exactly as the
+strict reader does, or gives it up (NotPlain) and the strict reader decides: never a third
+outcome."""
+
+import shutil
+import struct
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from dataset_registry.errors import SourceError
+from dataset_registry.sources import zipdirectory
+from dataset_registry.sources.zipdirectory import Directory, NotPlain, read_directory, read_plain
+from dataset_registry.sources.zipindex import _find_directory, _read_directory, scan_zip
+
+from ..zipkit import (
+    STORED,
+    UTF8_FLAG,
+    Entry,
+    build_zip,
+    damaged_zips,
+    deflate,
+    extra,
+    hostile_zips,
+    python_zip,
+)
+
+ZIP = shutil.which("zip")
+needs_zip = pytest.mark.skipif(ZIP is None, reason="Info-ZIP zip is not installed")
+A, B = bytes(range(256)) * 4, b"a line of text, deflate likes it\n" * 50
+MEMBERS = {"a.JPEG": A, "empty.JPEG": b"", "d/": b"", "d/e/f/g.txt": B, "d/e/h.txt": A,
+           "ünï/файл 😀.JPEG": A, "日本語/é.txt": B, "n01/x;y.JPEG": A}
+
+
+def _directory(path: Path, read) -> tuple[list | None, str | None]:
+    """(entries, None) or (None, refusal) of `read` on the zip's central directory; (None,
+    None) where its end records are refused, before any directory is read."""
+    with open(path, "rb") as f:
+        try:
+            where = _find_directory(f, path.stat().st_size, str(path))
+        except SourceError:
+            return None, None
+        try:
+            return read(f, *where, str(path)), None
+        except SourceError as exc:
+            return None, str(exc)
+
+
+def _fast(f, cd_offset, cd_size, count, where):
+    directory = read_directory(f, cd_offset, cd_size, count, where)
+    return [directory.entry(i) for i in range(len(directory))]
+
+
+def _vouched(path: Path) -> bool:
+    """Whether the fast reader reads the directory itself (not giving it up)."""
+    def read(*args):
+        read_plain(*args)
+        return []
+
+    try:
+        _directory(path, read)
+    except NotPlain:
+        return False
+    return _directory(path, _read_directory) != (None, None)
+
+
+def _same_as_strict(path: Path) -> bool:
+    """Assert read_directory gives the strict reader's entries or refusal, word for word;
+    return whether the fast reader vouched for the directory."""
+    strict = _directory(path, _read_directory)
+    assert _directory(path, _fast) == strict, path.name
+    vouched = _vouched(path)
+    assert not vouched or strict[0] is not None, path.name  # (only for directories read)
+    return vouched
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / f"{name}.zip"
+    path.write_bytes(data)
+    return path
+
+
+def test_every_hostile_zip_gets_the_strict_readers_directory(tmp_path):
+    vouched = {name for name, data in hostile_zips().items()
+               if _same_as_strict(_write(tmp_path, name, data))}
+    # the fast reader really reads the plain ones (this test is not the strict one twice),
+    # members the directory cannot show to be wrong included (the member reader refuses);
+    # zipfile's ZIP64 zip of small members has ZIP64 fields only in its local headers
+    assert {"plain", "stored", "descriptors", "descriptor-without-signature",
+            "python-streamed", "python-zip64-streamed", "central-order-differs", "comment",
+            "unicode-flagged", "unicode-unix-unflagged", "unicode-path-extra-same-name",
+            "gap-between-members", "local-name-differs", "crc-mismatch",
+            "deflate-corrupt"} <= vouched
+    # and gives up every directory with a ZIP64 value, an odd field or a refused entry
+    assert not vouched & {
+        "zip64-extras", "zip64-end-records", "zip64-descriptors",
+        "dot-slash-and-double-slash", "entry-count-too-high", "entry-count-too-low",
+        "member-on-another-disk", "no-zip64-extra-for-full-size", "malformed-extra",
+        "encrypted", "aes-method", "bzip2", "lzma", "zstd", "needs-version-6.3", "needs-vms",
+        "absolute-path", "drive-letter", "dot-dot", "backslash", "control-character",
+        "not-utf8-flagged", "not-utf8", "non-ascii-from-dos", "unicode-path-extra",
+        "trailing-dot", "vms-version", "long-component", "symlink", "fifo",
+        "folder-mode-file-name", "folder-with-data", "duplicate-names",
+        "duplicate-after-dot-slash", "file-and-folder", "file-then-folder-entry",
+        "duplicate-folders", "empty-name", "dot-slash-folder", "stored-sizes-differ",
+        "ratio-bomb"}
+
+
+def _info_zip(tmp_path: Path, members: dict[str, bytes], *flags: str) -> bytes:
+    src = tmp_path / "src"
+    for name, data in members.items():  # (Info-ZIP stores these names unflagged, raw UTF-8)
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        if not name.endswith("/"):
+            (src / name).write_bytes(data)
+    out = tmp_path / "info.zip"
+    subprocess.run([ZIP, "-q", *flags, str(out), "."], cwd=src, check=True)
+    data = out.read_bytes()
+    shutil.rmtree(src)
+    out.unlink()
+    return data
+
+
+def test_damaged_zips_get_the_strict_readers_directory(tmp_path):
+    bases = [build_zip([Entry(n, d) for n, d in MEMBERS.items()]), python_zip(MEMBERS),
+             build_zip([Entry(n, d, descriptor=True, method=STORED)
+                        for n, d in MEMBERS.items()])]
+    if ZIP is not None:  # (its timestamp and uid/gid extra fields, to be damaged too)
+        bases.append(_info_zip(tmp_path, MEMBERS, "-r"))
+    outcome = {True: 0, False: 0}
+    for seed, base in enumerate(bases):
+        assert _vouched(_write(tmp_path, "base", base)), seed
+        for name, data in damaged_zips(base, 80, seed).items():
+            outcome[_same_as_strict(_write(tmp_path, name, data))] += 1
+    assert outcome[True] > 20 and outcome[False] > 100, outcome  # both paths exercised
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+@pytest.mark.parametrize("streamed", [False, True], ids=["seekable", "data-descriptors"])
+def test_zips_written_by_pythons_zipfile_are_read_fast(tmp_path, method, streamed):
+    path = _write(tmp_path, "py", python_zip(MEMBERS, method=method, streamed=streamed))
+    assert _vouched(path)
+    assert _same_as_strict(path)
+    entries, _ = _directory(path, _fast)
+    assert [e.path for e in entries] == [n.rstrip("/") for n in MEMBERS]
+    assert [e.folder for e in entries] == [n.endswith("/") for n in MEMBERS]
+
+
+@needs_zip
+@pytest.mark.parametrize("flags", [["-r"], ["-r0"]])
+def test_zips_written_by_info_zip_are_read_fast(tmp_path, flags):
+    path = _write(tmp_path, "info", _info_zip(tmp_path, MEMBERS, *flags))
+    assert _vouched(path)
+    assert _same_as_strict(path)
+    data = path.read_bytes()  # (the fast reader parsed its extra fields: UT and ux)
+    first = data.find(b"PK\x01\x02")
+    assert struct.unpack_from("<H", data, first + 30)[0] > 0
+    entries, _ = _directory(path, _fast)
+    assert {e.path for e in entries} == {n.rstrip("/") for n in MEMBERS} | {"n01", "ünï",
+                                                                          "日本語", "d/e",
+                                                                          "d/e/f"}
+
+
+@pytest.mark.parametrize("names, plain, refusal", [
+    (["d/", "d/a", "d/e/", "d/e/b"], True, None),
+    (["x/a", "y/a", "a", "ab/c", "a.b", "a b/c"], True, None),
+    (["d/a", "d/"], False, "member 'd/' extracts to 'd' like an earlier member"),
+    (["d/e/a", "d/"], False, "member 'd/' extracts to 'd' like an earlier member"),
+    (["a", "a/b"], False, "member 'a/b': 'a' is both a file and a folder"),
+    (["a/b/c", "a/b"], False, "member 'a/b': 'a/b' is both a file and a folder"),
+    (["a/", "a"], False, "member 'a': 'a' is both a file and a folder"),
+    (["a/b", "c", "a/b"], False, "member 'a/b' extracts to 'a/b' like an earlier member"),
+    (["n01/a;b.JPEG", "n01;2/c.JPEG"], True, None),
+    (["n01/a.JPEG;"], False, "member 'n01/a.JPEG;' ends in ';' and digits"),
+    (["a/./b"], False, None),
+    (["a/../b"], False, "has a '..' path component"),
+    ([".hidden", "..b", "c.", "d/.e/f"], True, None),
+])
+def test_the_names_rule_is_vouched_for_as_the_strict_reader_applies_it(
+        tmp_path, names, plain, refusal):
+    path = _write(tmp_path, "names", build_zip([Entry(n, b"" if n.endswith("/") else A)
+                                                for n in names]))
+    assert _vouched(path) == plain
+    assert _same_as_strict(path) == plain
+    _, why = _directory(path, _read_directory)
+    assert (why is None) if refusal is None else refusal in why
+
+
+def test_names_are_checked_and_compared_across_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(zipdirectory, "_BATCH", 3)
+    many = [f"c{i % 5}/m{i}.JPEG" for i in range(40)]
+    for names, plain in [(many, True), ([*many, many[1]], False), ([*many, "c3/"], False),
+                         (["c3/", *many], True), ([*many, "c2/m7.JPEG/x"], False),
+                         (["é/ü.JPEG", *many, "日本/語.JPEG"], True),
+                         ([*many[:4], "c9/", "c9/x.JPEG"], True),  # (entry 5, 2nd of its batch)
+                         ([*many[:7], "x/../y", *many[7:]], False)]:
+        path = _write(tmp_path, "chunks", build_zip([Entry(n, b"" if n.endswith("/") else A)
+                                                     for n in names]))
+        assert _vouched(path) == plain, names[-1]
+        assert _same_as_strict(path) == plain, names[-1]
+
+
+def _with_central_extra(body: bytes, name: str = "a.JPEG") -> bytes:
+    return build_zip([Entry(name, A, central={"extra": body}), Entry("b.txt", B)])
+
+
+@pytest.mark.parametrize("case, body, plain", [
+    ("timestamp and uid/gid", extra(0x5455, b"\x03" + b"\0" * 8) + extra(0x7875, b"\1" * 11),
+     True),
+    ("an empty field", extra(0xCAFE, b""), True),
+    ("zero padding (zipalign)", b"\0\0\0\0", False),
+    ("stray zero bytes at the end", extra(0x5455, b"\x01abcd") + b"\0\0", False),
+    ("a field twice", extra(0x5455, b"\x01abcd") * 2, False),
+    ("a ZIP64 field, no full value", extra(0x0001, struct.pack("<Q", len(A))), False),
+    ("a Unicode Path field, same name", extra(0x7075, b"\x01abcd" + b"a.JPEG"), False),
+    ("a signature inside a field", extra(0xCAFE, b"PK\x01\x02" + b"\0" * 42), False),
+    ("more fields than a round allows",
+     b"".join(extra(0xA000 + i, b"") for i in range(zipdirectory._MAX_FIELDS + 1)), False),
+    ("a field running past the block", extra(0x5455, b"\x01abcd")[:-2], False),
+])
+def test_extra_fields_are_vouched_for_only_as_plain_writers_write_them(
+        tmp_path, case, body, plain):
+    path = _write(tmp_path, "extra", _with_central_extra(body))
+    assert _vouched(path) == plain, case
+    assert _same_as_strict(path) == plain, case
+
+
+@pytest.mark.parametrize("case, central, plain", [
+    ("deflate at 100 times", {"usize": 200 << 20, "csize": 2 << 20}, True),
+    ("deflate past 100 times", {"usize": 200 << 20, "csize": (2 << 20) - 1}, False),
+    ("small and past 100 times", {"usize": 1 << 20, "csize": 10}, True),
+    ("version needed 4.6", {"version": 46}, True),
+    ("version needed 4.7", {"version": 47}, False),
+    ("strong encryption bit", {"flags": 1 << 6}, False),
+    ("masked directory bit", {"flags": 1 << 13}, False),
+    ("mode with no type", {"external": 0o644 << 16}, True),
+    ("a folder's mode on a file", {"external": 0o40755 << 16}, False),
+])
+def test_entry_fields_are_vouched_for_only_where_check_entry_passes(tmp_path, case, central,
+                                                                   plain):
+    path = _write(tmp_path, "entry", build_zip([Entry("a.JPEG", A, central=central)]))
+    assert _vouched(path) == plain, case
+    assert _same_as_strict(path) == plain, case
+
+
+def test_a_utf8_name_from_windows_is_given_up_and_ascii_ones_are_not(tmp_path):
+    for name, plain in [("é.JPEG", False), ("e.JPEG", True)]:
+        path = _write(tmp_path, "dos", build_zip([Entry(name, A, flags=UTF8_FLAG,
+                                                        central={"made": 11 << 8 | 20})]))
+        assert _vouched(path) == plain and _same_as_strict(path) == plain, name
+
+
+def test_an_empty_directory_is_read_fast(tmp_path):
+    path = _write(tmp_path, "empty", build_zip([]))
+    assert _vouched(path) and _directory(path, _fast) == ([], None)
+
+
+def test_from_entries_gives_back_each_entry(tmp_path):
+    path = _write(tmp_path, "py", python_zip(MEMBERS))
+    entries, _ = _directory(path, _read_directory)
+    directory = Directory.from_entries(entries)
+    assert len(directory) == len(MEMBERS)
+    assert [directory.entry(i) for i in range(len(directory))] == entries
+    assert directory.paths == "\n".join(e.path for e in entries)
+    with open(path, "rb") as f:
+        fast = read_plain(f, *_find_directory(f, path.stat().st_size, str(path)), str(path))
+    assert fast.names == directory.names and fast.paths == directory.paths
+    for column in ("name_starts", "path_starts", "folder", "flags", "method", "crc", "packed",
+                   "size", "offset"):
+        assert getattr(fast, column).tolist() == getattr(directory, column).tolist(), column
+
+
+def _members(path: Path) -> tuple[list | None, str | None]:
+    try:
+        return list(scan_zip(str(path))), None
+    except SourceError as exc:
+        return None, str(exc)
+
+
+def test_scan_zip_gives_the_same_members_and_refusals_either_way(tmp_path, monkeypatch):
+    cases = dict(hostile_zips())
+    cases.update(damaged_zips(python_zip(MEMBERS), 60, 11))
+    cases["deflated-members"] = build_zip([Entry(f"d/m{i}.txt", B * i) for i in range(9)])
+    cases["stored-members"] = build_zip([Entry(f"m{i}", deflate(A) * i, method=STORED)
+                                         for i in range(9)], cd_order=[4, 2, 0, 1, 3, 5, 8,
+                                                                       7, 6])
+    fast_read = 0
+    for name, data in cases.items():
+        path = _write(tmp_path, name, data)
+        fast = _members(path)
+        with monkeypatch.context() as patch:
+            def give_up(*args):
+                raise NotPlain("strict only")
+            patch.setattr(zipdirectory, "read_plain", give_up)
+            assert _members(path) == fast, name
+        fast_read += _vouched(path) and fast[0] is not None
+    assert fast_read > 15  # (the fast reader read the directory, and members were read)
