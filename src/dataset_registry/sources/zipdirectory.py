@@ -143,7 +143,7 @@ def read_plain(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
     folder = cd[names_at + name_len - 1] == ord("/")
     _check_entries(fixed["needed"], flags, method, packed, size, fixed["disk"],
                    fixed["external"], offset, folder)
-    _check_extra_fields(cd, names_at + name_len, fixed["extra_len"].astype(np.int64))
+    check_extra_fields(cd, names_at + name_len, fixed["extra_len"].astype(np.int64))
     host = fixed["made"] >> 8
     del fixed  # (memory: from here on, what is read is the names)
     names, texts, widths, hashes = _read_names(cd, names_at, name_len, folder, host, flags,
@@ -188,8 +188,14 @@ def _read_names(cd: np.ndarray, names_at: np.ndarray, name_len: np.ndarray,
         np.concatenate(x) for x in (path_hash, above_hash, above_entry))
 
 
-def _u16(cd: np.ndarray, at: np.ndarray) -> np.ndarray:
+def u16(cd: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The little-endian 16-bit words at each of `at`."""
     return cd[at].astype(np.int64) | cd[at + 1].astype(np.int64) << 8
+
+
+def u32(data: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The little-endian 32-bit words at each of `at`."""
+    return u16(data, at) | u16(data, at + 2) << 16
 
 
 def _records(data: bytes, cd: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -226,7 +232,7 @@ def _check_entries(needed: np.ndarray, flags: np.ndarray, method: np.ndarray,
         raise NotPlain("entry")
 
 
-def _check_extra_fields(cd: np.ndarray, start: np.ndarray, length: np.ndarray) -> None:
+def check_extra_fields(cd: np.ndarray, start: np.ndarray, length: np.ndarray) -> None:
     """Each extra block must parse exactly into fields, one of each id, none of them ZIP64
     or a Unicode Path (or id 0, padding): NotPlain otherwise. A round reads one field of
     every block that has one left."""
@@ -239,7 +245,7 @@ def _check_extra_fields(cd: np.ndarray, start: np.ndarray, length: np.ndarray) -
         at, stop = pos[left], end[left]
         if (stop - at < 4).any():
             raise NotPlain("extra field block")
-        field_id, body = _u16(cd, at), _u16(cd, at + 2)
+        field_id, body = u16(cd, at), u16(cd, at + 2)
         after = at + 4 + body
         if (after > stop).any() or np.isin(field_id, (0, ZIP64_EXTRA, UNICODE_PATH_EXTRA)).any():
             raise NotPlain("extra field")
