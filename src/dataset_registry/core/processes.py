@@ -26,6 +26,15 @@ def worker_context() -> Any:
     return ctx
 
 
+def start_early() -> None:
+    """Start the fork server now: it imports its preload while the caller goes on (reading
+    a zip's directory, say), so the first worker forks at once when a task comes."""
+    from multiprocessing import forkserver
+
+    worker_context()  # (its preload, as every pool asks for it)
+    forkserver.ensure_running()
+
+
 def watch_coordinator(pid: int) -> None:
     """Pool initializer: exit this worker as soon as process `pid` (the coordinator) is gone.
 

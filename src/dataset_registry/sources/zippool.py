@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from .layouts import Layout
 
 RUNS_PER_WORKER = 4  # runs per worker, so one slow run does not hold the rest up
+RUN_MEMBERS = 4096  # members a run holds at most: the rows in flight (results a worker
+# sent that wait for the runs before them) stay a small part of the index
 AHEAD = 2  # runs in flight per worker
 
 Progress = Callable[[int], None] | None
@@ -165,14 +167,14 @@ def _pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
     """`work(path, run, cd_offset, size, prepare(pool, directory))` of each run of the
     zip's members (file order), run on `jobs` workers, with the entry numbers of each
     run; given in file order, a few runs per worker in flight."""
-    from ..core.processes import watch_coordinator, worker_context
+    from ..core.processes import start_early, watch_coordinator, worker_context
 
+    start_early()  # (workers import what tasks need while the directory is read: a second
+    # at a million entries)
     queue: deque[tuple[Future[_R], np.ndarray]] = deque()
     pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
                                initargs=(os.getpid(),))
     try:
-        pool.submit(int)  # (workers start, and import what tasks need, while the directory
-        # is read: a second at a million members)
         with open(path, "rb") as f:
             cd_offset, cd_size, count = _find_directory(f, size, path)
             directory = read_directory(f, cd_offset, cd_size, count, path)
@@ -192,6 +194,7 @@ def _pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
             while len(queue) < AHEAD * jobs:
                 run = next(runs, None)
                 if run is None:
+                    directory = paths = None  # (every run is cut: 150 MB at 1.28M entries)
                     break
                 start, stop = run
                 rows = order[start:stop]
@@ -212,9 +215,10 @@ def _runs(offsets: np.ndarray, cd_offset: int, jobs: int,
           folder: Callable[[int], str] | None = None) -> Iterator[tuple[int, int]]:
     """Consecutive runs [start, stop) of the members in file order (at `offsets`), of about
     equal bytes: each member joins the run while the one before it ends (where the next
-    thing starts) less than a run's share of the zip past the run's first. Where `folder`
-    says which folder member k (in file order) lies in, a run goes on to the end of its
-    last member's folder, up to twice its share: a folder's members then lie in one run,
+    thing starts) less than a run's share of the zip past the run's first, and the run
+    holds fewer than RUN_MEMBERS. Where `folder` says which folder member k (in file order)
+    lies in, a run goes on to the end of its last member's folder, up to twice its share
+    (and RUN_MEMBERS): a folder's members then lie in one run,
     and runs sorted by name follow each other in name order where the folders do (class
     folders written in order), so their rows need no sorting again."""
     follows = np.append(offsets[1:], cd_offset)
@@ -222,11 +226,12 @@ def _runs(offsets: np.ndarray, cd_offset: int, jobs: int,
     start = 0
     while start < len(offsets):
         stop = int(np.searchsorted(follows, offsets[start] + target, side="left")) + 1
-        stop = min(len(offsets), max(start + 1, stop))
+        stop = min(len(offsets), max(start + 1, stop), start + RUN_MEMBERS)
         if folder is not None and stop < len(offsets):
-            limit = int(np.searchsorted(follows, offsets[start] + 2 * target, side="left"))
+            limit = min(len(offsets), start + 2 * RUN_MEMBERS, int(np.searchsorted(
+                follows, offsets[start] + 2 * target, side="left")))
             last = folder(stop - 1)
-            while stop < min(limit, len(offsets)) and folder(stop) == last:
+            while stop < limit and folder(stop) == last:
                 stop += 1
         yield start, stop
         start = stop
