@@ -177,3 +177,20 @@ def test_nested_is_asked_once_a_path_when_the_fast_reader_gives_up(tmp_path):
     found = list(tarindex.scan_tar(str(tmp_path / "t.tar"), nested=nested))
     assert [m.path for m in found] == ["a.tar/x.JPEG", "b.tar/x.JPEG", f"{long_name}/x.JPEG"]
     assert sorted(asked) == sorted(set(asked)), asked
+
+
+def test_progress_counts_each_member_once_when_the_fast_reader_gives_up(tmp_path):
+    # the fast reader reports members as it hashes them; where it gives up late (a long
+    # name at the end), the strict reader reads them again: the bar must not pass 100%
+    members = {f"m{i}.JPEG": bytes([i]) * (300 + i) for i in range(5)}
+    members["l" * 120 + ".JPEG"] = b"L" * 999  # (a GNU long name: the fast reader gives up)
+    with tarfile.open(tmp_path / "t.tar", "w", format=tarfile.GNU_FORMAT) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    counted = []
+    found = list(tarindex.scan_tar(str(tmp_path / "t.tar"), nested=is_tar,
+                                   progress=counted.append))
+    assert len(found) == 6 and sum(counted) == sum(map(len, members.values()))
+    assert len(counted) == 6  # (each member reported once: 5 by the fast reader, 1 after)
