@@ -198,6 +198,8 @@ def _checked_name(name: str, folder: bool) -> str:
     if not name or name[0] in "/\\" or (len(name) > 1 and name[1] == ":") or \
             "\\" in name or "\n" in name or "\r" in name:
         raise NotPlain("name")
+    if "//" not in name and "/." not in name and name[0] != "." and name[-1] != "/":
+        return name  # (no part is "" or starts with ".": no "." or ".." part to drop)
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts or (not parts and not folder):
         raise NotPlain("name")
