@@ -6,6 +6,7 @@ S3 read by range, and a hostile zip refused at `source set`."""
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 import zipfile
 from pathlib import Path
@@ -16,6 +17,7 @@ from dataset_registry import Registry
 
 from ..conftest import run_cli, write_manifest
 from ..realkit import digits, png
+from ..zipkit import STORED, Entry, build_zip, extra
 
 IMAGES, LABELS = digits()
 CLASSES = """
@@ -111,6 +113,25 @@ def test_an_encrypted_zip_is_refused_at_source_set(tmp_path):
     assert "encrypt" in out.stderr
     assert not (tmp_path / ".registry-state" / "sources.json").exists() or \
         "mine" not in (tmp_path / ".registry-state" / "sources.json").read_text()
+
+
+def test_a_zip64_size_no_file_holds_is_refused_at_source_set(tmp_path):
+    class_zip(tmp_path / "good.zip", zipfile.ZIP_DEFLATED)
+    full, huge = 0xFFFFFFFF, 1 << 63  # (past int64: once a crash, not a refusal)
+    (tmp_path / "huge.zip").write_bytes(build_zip([Entry("0/a.png", png(IMAGES[0]),
+                                                         method=STORED, central={
+        "usize": full, "csize": full, "extra": extra(1, struct.pack("<QQ", huge, huge))})]))
+    write_manifest(tmp_path, CLASSES)
+    assert run_cli("source", "set", "mine", str(tmp_path / "good.zip"),
+                   cwd=tmp_path).returncode == 0
+    state = tmp_path / ".registry-state" / "sources.json"
+    before = state.read_bytes()
+    out = run_cli("source", "set", "mine", str(tmp_path / "huge.zip"), cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].endswith(
+        f"huge.zip: member '0/a.png' has a ZIP64 size of {huge:,} bytes, more than any file "
+        "holds; refusing to read this zip")
+    assert state.read_bytes() == before  # (the working source is kept)
 
 
 @pytest.mark.parametrize("archive", ["zip", "tar"])

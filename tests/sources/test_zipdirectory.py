@@ -92,10 +92,11 @@ def test_every_hostile_zip_gets_the_strict_readers_directory(tmp_path):
             "python-streamed", "python-zip64-streamed", "central-order-differs", "comment",
             "unicode-flagged", "unicode-unix-unflagged", "unicode-path-extra-same-name",
             "gap-between-members", "local-name-differs", "crc-mismatch",
-            "deflate-corrupt"} <= vouched
-    # and gives up every directory with a ZIP64 value, an odd field or a refused entry
+            "deflate-corrupt", "zip64-extras", "zip64-end-records",
+            "zip64-descriptors"} <= vouched
+    # and gives up every directory with a missing ZIP64 value, an odd field or a refused
+    # entry
     assert not vouched & {
-        "zip64-extras", "zip64-end-records", "zip64-descriptors",
         "dot-slash-and-double-slash", "entry-count-too-high", "entry-count-too-low",
         "member-on-another-disk", "no-zip64-extra-for-full-size", "malformed-extra",
         "encrypted", "aes-method", "bzip2", "lzma", "zstd", "needs-version-6.3", "needs-vms",
@@ -138,8 +139,11 @@ def test_damaged_zips_get_the_strict_readers_directory(tmp_path):
 
 @pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
 @pytest.mark.parametrize("streamed", [False, True], ids=["seekable", "data-descriptors"])
-def test_zips_written_by_pythons_zipfile_are_read_fast(tmp_path, method, streamed):
-    path = _write(tmp_path, "py", python_zip(MEMBERS, method=method, streamed=streamed))
+@pytest.mark.parametrize("force_zip64", [False, True], ids=["", "force-zip64"])
+def test_zips_written_by_pythons_zipfile_are_read_fast(tmp_path, method, streamed,
+                                                       force_zip64):
+    path = _write(tmp_path, "py", python_zip(MEMBERS, method=method, streamed=streamed,
+                                             force_zip64=force_zip64))
     assert _vouched(path)
     assert _same_as_strict(path)
     entries, _ = _directory(path, _fast)
@@ -212,7 +216,9 @@ def _with_central_extra(body: bytes, name: str = "a.JPEG") -> bytes:
     ("zero padding (zipalign)", b"\0\0\0\0", False),
     ("stray zero bytes at the end", extra(0x5455, b"\x01abcd") + b"\0\0", False),
     ("a field twice", extra(0x5455, b"\x01abcd") * 2, False),
-    ("a ZIP64 field, no full value", extra(0x0001, struct.pack("<Q", len(A))), False),
+    ("a ZIP64 field, no full value (ignored)", extra(0x0001, struct.pack("<Q", 7)), True),
+    ("an empty ZIP64 field, no full value", extra(0x0001, b""), True),
+    ("a ZIP64 field twice", extra(0x0001, b"") * 2, False),
     ("a Unicode Path field, same name", extra(0x7075, b"\x01abcd" + b"a.JPEG"), False),
     ("a signature inside a field", extra(0xCAFE, b"PK\x01\x02" + b"\0" * 42), False),
     ("more fields than a round allows",
@@ -296,3 +302,153 @@ def test_scan_zip_gives_the_same_members_and_refusals_either_way(tmp_path, monke
             assert _members(path) == fast, name
         fast_read += _vouched(path) and fast[0] is not None
     assert fast_read > 15  # (the fast reader read the directory, and members were read)
+
+
+FULL, FULL_DISK = 0xFFFFFFFF, 0xFFFF
+
+
+def _zip64(*values: int, disk: int | None = None) -> bytes:
+    """A ZIP64 extra field of 8-byte values (and a 4-byte disk)."""
+    return extra(1, struct.pack(f"<{len(values)}Q", *values) +
+                 (struct.pack("<I", disk) if disk is not None else b""))
+
+
+def _full_offsets(path: Path) -> int:
+    """How many central entries hold 0xFFFFFFFF as their offset: the test reads ZIP64
+    values, not the header's."""
+    with open(path, "rb") as f:
+        cd_offset, cd_size, count = _find_directory(f, path.stat().st_size, str(path))
+        f.seek(cd_offset)
+        cd = f.read(cd_size)
+    at, full = 0, 0
+    for _ in range(count):
+        full += struct.unpack_from("<I", cd, at + 42)[0] == FULL
+        at += 46 + sum(struct.unpack_from("<HHH", cd, at + 28))
+    return full
+
+
+def _members_both_ways(path: Path, monkeypatch) -> tuple[list | None, str | None]:
+    """scan_zip's members or refusal, asserted the same with the fast reader given up."""
+    fast = _members(path)
+    with monkeypatch.context() as patch:
+        def give_up(*args):
+            raise NotPlain("strict only")
+        patch.setattr(zipdirectory, "read_plain", give_up)
+        assert _members(path) == fast, path.name
+    return fast
+
+
+@pytest.mark.parametrize("case, entries, zip64_end", [
+    ("every entry", [Entry(n, d, zip64=True) for n, d in MEMBERS.items()], False),
+    ("ZIP64 end records", [Entry(n, d, zip64=True) for n, d in MEMBERS.items()], True),
+    ("stored", [Entry(n, d, zip64=True, method=STORED) for n, d in MEMBERS.items()], False),
+    ("every other entry", [Entry(n, d, zip64=i % 2 == 0)
+                           for i, (n, d) in enumerate(MEMBERS.items())], False),
+    ("data descriptors", [Entry(n, d, zip64=True, descriptor=True)
+                          for n, d in MEMBERS.items()], True),
+])
+def test_zip64_directories_are_read_fast(tmp_path, monkeypatch, case, entries, zip64_end):
+    path = _write(tmp_path, "zip64", build_zip(entries, zip64_end=zip64_end))
+    assert _full_offsets(path) == sum(e.zip64 for e in entries), case
+    assert _vouched(path) and _same_as_strict(path), case
+    found, _ = _directory(path, _fast)
+    assert [(e.path, e.size) for e in found] == [(n.rstrip("/"), len(d))
+                                                 for n, d in MEMBERS.items()], case
+    members, why = _members_both_ways(path, monkeypatch)
+    assert why is None and {m.path for m in members} == {n for n in MEMBERS if n[-1] != "/"}
+
+
+def test_a_zip_whose_members_lie_past_4_gib_is_read_fast(tmp_path, monkeypatch):
+    """zipfile puts each offset past 4 GiB in a ZIP64 field of the central entry (and
+    writes ZIP64 end records): written after a 5 GiB hole, which costs no disk."""
+    path = tmp_path / "past-4-gib.zip"
+    with open(path, "wb") as f:
+        f.seek(5 << 30)
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in MEMBERS.items():
+                zf.mkdir(name) if name.endswith("/") else zf.writestr(name, data)
+    assert path.stat().st_blocks * 512 < 1 << 20  # (sparse: the hole is not written)
+    assert _full_offsets(path) == len(MEMBERS)
+    assert _vouched(path) and _same_as_strict(path)
+    found, _ = _directory(path, _fast)
+    assert all(e.offset >= 5 << 30 for e in found)
+    assert [e.offset for e in found] == sorted(e.offset for e in found)
+    # the members are read, both ways, up to the 5 GiB hole no member accounts for
+    _, why = _members_both_ways(path, monkeypatch)
+    assert why is not None and f"{5 << 30:,} bytes in front of its first member" in why
+
+
+_NOT_IN_ZIP64 = "has 0xffffffff in a header field and no ZIP64 value for it"
+_A_PACKED = len(deflate(A))
+
+
+@pytest.mark.parametrize("case, entry, plain, refusal", [
+    ("only the offset (zipfile and Info-ZIP past 4 GiB)",
+     Entry("a.JPEG", A, central={"offset": FULL, "extra": _zip64(0)}), True, None),
+    ("the disk too", Entry("a.JPEG", A, central={
+        "usize": FULL, "csize": FULL, "offset": FULL, "disk": FULL_DISK,
+        "extra": _zip64(len(A), _A_PACKED, 0, disk=0)}), True, None),
+    ("a field longer than its values (the rest unread)",
+     Entry("a.JPEG", A, central={"offset": FULL, "extra": _zip64(0, 12345)}), True, None),
+    ("a field, no full value (ignored)",
+     Entry("a.JPEG", A, central={"extra": extra(1, b"\xff")}), True, None),
+    ("0xFFFFFFFF as a ZIP64 value", Entry("a.bin", b"", method=STORED, central={
+        "usize": FULL, "csize": FULL, "extra": _zip64(FULL, FULL)}), True, None),
+    ("a field too short for the offset",
+     Entry("a.JPEG", A, central={"offset": FULL, "extra": extra(1, b"\0" * 7)}), False,
+     _NOT_IN_ZIP64),
+    ("a field too short for the packed size", Entry("a.JPEG", A, central={
+        "usize": FULL, "csize": FULL, "extra": _zip64(len(A))}), False, _NOT_IN_ZIP64),
+    ("a full offset, no field", Entry("a.JPEG", A, central={"offset": FULL}), False,
+     _NOT_IN_ZIP64),
+    ("a full disk, no field", Entry("a.JPEG", A, central={"disk": FULL_DISK}), False,
+     "has 0xffff in a header field and no ZIP64 value for it"),
+    ("a full disk, the field too short", Entry("a.JPEG", A, central={
+        "offset": FULL, "disk": FULL_DISK, "extra": extra(1, struct.pack("<QH", 0, 0))}),
+     False, "has 0xffff in a header field and no ZIP64 value for it"),
+    ("a ZIP64 disk of 1", Entry("a.JPEG", A, central={
+        "disk": FULL_DISK, "extra": _zip64(disk=1)}), False, "is on disk 2"),
+    ("stored, ZIP64 sizes differ", Entry("a.JPEG", A, method=STORED, central={
+        "usize": FULL, "csize": FULL, "extra": _zip64(len(A), len(A) + 1)}), False,
+     "is stored, but its packed size 1,025 is not its size 1,024"),
+    ("a ZIP64 ratio past 100", Entry("a.JPEG", A, central={
+        "usize": FULL, "csize": FULL, "extra": _zip64(200 << 20, 1 << 20)}), False,
+     "more than 100 times"),
+    ("a folder with a ZIP64 size", Entry("d/", b"", method=STORED, central={
+        "usize": FULL, "csize": FULL, "extra": _zip64(5, 5)}), False,
+     "is a folder carrying 5 bytes"),
+    ("a ZIP64 offset past 2**56 (given up)",
+     Entry("a.JPEG", A, central={"offset": FULL, "extra": _zip64(1 << 60)}), False, None),
+    ("a ZIP64 offset past 2**63 - 1",
+     Entry("a.JPEG", A, central={"offset": FULL, "extra": _zip64(1 << 63)}), False,
+     "has a ZIP64 offset of 9,223,372,036,854,775,808 bytes, more than any file holds"),
+    ("a ZIP64 size of 2**64 - 1", Entry("a.JPEG", A, method=STORED, central={
+        "usize": FULL, "csize": FULL, "extra": _zip64((1 << 64) - 1, (1 << 64) - 1)}), False,
+     f"has a ZIP64 size of {(1 << 64) - 1:,} bytes"),
+])
+def test_zip64_values_are_vouched_for_only_where_the_strict_reader_reads_them(
+        tmp_path, case, entry, plain, refusal):
+    path = _write(tmp_path, "zip64", build_zip([entry, Entry("b.txt", B, zip64=True)]))
+    assert _vouched(path) == plain, case
+    assert _same_as_strict(path) == plain, case
+    _, why = _directory(path, _read_directory)
+    assert (why is None) if refusal is None else refusal in why, (case, why)
+
+
+@pytest.mark.parametrize("case, entries, refusal", [
+    ("a ZIP64 size the local header does not have", [Entry("a.JPEG", A, zip64=True, central={
+        "extra": _zip64(len(A) + 1, _A_PACKED, 0)})], "disagree on the CRC and sizes"),
+    ("a ZIP64 offset into the local header", [Entry("a.JPEG", A, central={
+        "offset": FULL, "extra": _zip64(7)})], "7 bytes in front of its first member"),
+    ("a ZIP64 offset past the end", [Entry("a.JPEG", A, central={
+        "offset": FULL, "extra": _zip64(5 << 30)})],
+     "5,368,709,120 bytes in front of its first member"),
+    ("a ZIP64 offset to the member before", [Entry("a.txt", B), Entry("b.JPEG", A, central={
+        "offset": FULL, "extra": _zip64(0)})], "overlaps another member at byte 0"),
+])
+def test_zip64_values_the_local_headers_disagree_with_are_refused_either_way(
+        tmp_path, monkeypatch, case, entries, refusal):
+    path = _write(tmp_path, "zip64", build_zip(entries))
+    assert _vouched(path), case  # (the directory alone cannot tell)
+    _, why = _members_both_ways(path, monkeypatch)
+    assert why is not None and refusal in why, (case, why)

@@ -2,12 +2,14 @@
 
 The strict reader (`zipindex._read_directory`) spends ~7-10 µs an entry in Python (four
 reads, the extra fields, the ZIP64 values, the name, the entry, the path set, an object):
-12 s at 1.28M entries. Most zips are plain: one record after another, no ZIP64 value,
-stored or deflated members with safe names, a few extra fields (Info-ZIP's timestamps and
-uid/gid). This reader vouches only for such directories, all at once, with numpy over one
-read of the whole directory, and keeps every rule of the strict reader (`zipcheck`):
-anything it cannot prove plain and safe — a ZIP64 value, a Unicode Path field, an odd
-extra block, an encrypted or bzip2 member, a link, a '..' or './' or otherwise unusual name,
+12 s at 1.28M entries. Most zips are plain: one record after another, stored or deflated
+members with safe names, a few extra fields (Info-ZIP's timestamps and uid/gid; past
+4 GiB, the ZIP64 field holding what does not fit the header: the offset, a size). This
+reader vouches only for such directories, all at once, with numpy over one read of the
+whole directory, and keeps every rule of the strict reader (`zipcheck`, ZIP64 values read
+as `zip64_values` reads them): anything it cannot prove plain and safe — a ZIP64 field
+too short for its values, a ZIP64 value past 2**56, a Unicode Path field, an odd extra
+block, an encrypted or bzip2 member, a link, a '..' or './' or otherwise unusual name,
 a name twice, a file that is also a folder, a folder entry after a member inside it —
 makes it give up the whole directory (`NotPlain`), and the strict reader reads it again and
 decides, in its own words. So the two never disagree: this one either returns exactly the
@@ -29,6 +31,7 @@ from ..errors import SourceError
 from .zipcheck import (
     DEFLATED,
     ENCRYPTED,
+    FULL16,
     FULL32,
     MAX_RATIO,
     MAX_VERSION_NEEDED,
@@ -46,6 +49,8 @@ _SIGNATURE = 0x02014B50  # b"PK\1\2" as a little-endian word
 _MAX_FIELDS = 16  # extra fields a record may have (Info-ZIP writes 2): more is not plain
 _MAX_NAME, _MAX_COMPONENT = 4095, 255  # (zipcheck's limits: a file system's)
 _CODE_PAGE_HOSTS = (0, 6, 11)  # (zipcheck: non-ASCII names from these are converted)
+_ZIP64_WIDTHS = (8, 8, 8, 4)  # bytes of size, packed size, offset and disk in a ZIP64 field
+_MAX_ZIP64 = 1 << 56  # larger ZIP64 values are given up: MAX_RATIO times one fits in int64
 _BATCH = 1 << 13  # records whose names are checked at once: per-byte arrays stay small
 _WORD_WEIGHTS = np.frombuffer(np.random.default_rng(0x21D1).bytes(8 * (_MAX_NAME // 8 + 1)),
                               np.uint64) | np.uint64(1)  # (odd: never a factor of 2**64)
@@ -141,9 +146,12 @@ def read_plain(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
         raise NotPlain("empty name")
     names_at = at + _FIXED
     folder = cd[names_at + name_len - 1] == ord("/")
-    _check_entries(fixed["needed"], flags, method, packed, size, fixed["disk"],
-                   fixed["external"], offset, folder)
-    check_extra_fields(cd, names_at + name_len, fixed["extra_len"].astype(np.int64))
+    zip64_at, zip64_len = check_extra_fields(cd, names_at + name_len,
+                                             fixed["extra_len"].astype(np.int64), zip64=True)
+    size, packed, offset, disk = _zip64_values(cd, zip64_at, zip64_len, size, packed, offset,
+                                               fixed["disk"].astype(np.int64))
+    _check_entries(fixed["needed"], flags, method, packed, size, disk, fixed["external"],
+                   offset, folder)
     host = fixed["made"] >> 8
     del fixed  # (memory: from here on, what is read is the names)
     names, texts, widths, hashes = _read_names(cd, names_at, name_len, folder, host, flags,
@@ -217,13 +225,43 @@ def _records(data: bytes, cd: np.ndarray, count: int) -> tuple[np.ndarray, np.nd
     return at, fixed
 
 
+def _zip64_values(cd: np.ndarray, body_at: np.ndarray, body_len: np.ndarray,
+                  *values: np.ndarray) -> list[np.ndarray]:
+    """Size, packed size, offset, disk, as `zipcheck.zip64_values` reads them: each full in
+    the header (0xFFFFFFFF, 0xFFFF for the disk) from the entry's ZIP64 field (body at
+    `body_at`, `body_len` bytes), in that order, 8 bytes each, 4 for the disk. NotPlain
+    where a field is too short for them (the strict reader's refusal) or a value is past
+    _MAX_ZIP64; a ZIP64 field on an entry with no full value is ignored, as it does."""
+    out = list(values)
+    pos = np.zeros(len(body_at), np.int64)  # within each ZIP64 body: the next value's
+    for i, (full, width) in enumerate(zip((FULL32, FULL32, FULL32, FULL16), _ZIP64_WIDTHS,
+                                          strict=True)):
+        rows = np.flatnonzero(values[i] == full)
+        if not len(rows):
+            continue
+        at = pos[rows]
+        if (at + width > body_len[rows]).any():  # (no field at all: a length of 0)
+            raise NotPlain("a full value with no ZIP64 value for it")
+        at += body_at[rows]
+        value = u32(cd, at)
+        if width == 8:
+            high = u32(cd, at + 4)
+            if (high >= _MAX_ZIP64 >> 32).any():
+                raise NotPlain("a ZIP64 value past 2**56")
+            value |= high << 32
+        out[i] = values[i].copy()
+        out[i][rows] = value
+        pos[rows] += width
+    return out
+
+
 def _check_entries(needed: np.ndarray, flags: np.ndarray, method: np.ndarray,
                    packed: np.ndarray, size: np.ndarray, disk: np.ndarray,
                    external: np.ndarray, offset: np.ndarray, folder: np.ndarray) -> None:
-    """`zipcheck.check_entry`'s rules, and no ZIP64 value: NotPlain unless all pass."""
+    """`zipcheck.check_entry`'s rules (on the values ZIP64 fields give): NotPlain unless all
+    pass."""
     kind = (external >> 16) & 0o170000  # (as stat.S_IFMT reads the unix mode)
-    bad = (packed == FULL32) | (size == FULL32) | (offset == FULL32) | (disk != 0) | \
-        ((flags & ENCRYPTED) != 0) | ((method != STORED) & (method != DEFLATED)) | \
+    bad = (disk != 0) | ((flags & ENCRYPTED) != 0) | ((method != STORED) & (method != DEFLATED)) | \
         (needed > MAX_VERSION_NEEDED) | ((method == STORED) & (packed != size)) | \
         ((method == DEFLATED) & (size > RATIO_FREE_SIZE) & (size > MAX_RATIO * packed)) | \
         ((kind != 0) & (kind != stat.S_IFREG) & (kind != stat.S_IFDIR)) | \
@@ -232,11 +270,15 @@ def _check_entries(needed: np.ndarray, flags: np.ndarray, method: np.ndarray,
         raise NotPlain("entry")
 
 
-def check_extra_fields(cd: np.ndarray, start: np.ndarray, length: np.ndarray) -> None:
-    """Each extra block must parse exactly into fields, one of each id, none of them ZIP64
-    or a Unicode Path (or id 0, padding): NotPlain otherwise. A round reads one field of
-    every block that has one left."""
+def check_extra_fields(cd: np.ndarray, start: np.ndarray, length: np.ndarray, *,
+                       zip64: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Each extra block must parse exactly into fields, one of each id, none of them a
+    Unicode Path (or id 0, padding), nor ZIP64 unless `zip64`: NotPlain otherwise. Returns
+    where each block's ZIP64 field's body starts and its length (-1 and 0: none). A round
+    reads one field of every block that has one left."""
     pos, end = start.copy(), start + length
+    zip64_at, zip64_len = np.full(len(start), -1, np.int64), np.zeros(len(start), np.int64)
+    refused = (0, UNICODE_PATH_EXTRA) if zip64 else (0, ZIP64_EXTRA, UNICODE_PATH_EXTRA)
     left = np.flatnonzero(length)
     seen = []  # (entry, field id) of every field
     for _ in range(_MAX_FIELDS):
@@ -247,8 +289,11 @@ def check_extra_fields(cd: np.ndarray, start: np.ndarray, length: np.ndarray) ->
             raise NotPlain("extra field block")
         field_id, body = u16(cd, at), u16(cd, at + 2)
         after = at + 4 + body
-        if (after > stop).any() or np.isin(field_id, (0, ZIP64_EXTRA, UNICODE_PATH_EXTRA)).any():
+        if (after > stop).any() or np.isin(field_id, refused).any():
             raise NotPlain("extra field")
+        is_zip64 = field_id == ZIP64_EXTRA  # (a second one is refused below, as a repeat)
+        zip64_at[left[is_zip64]] = at[is_zip64] + 4
+        zip64_len[left[is_zip64]] = body[is_zip64]
         seen.append(left << 16 | field_id)
         pos[left] = after
         left = left[after < stop]
@@ -258,6 +303,7 @@ def check_extra_fields(cd: np.ndarray, start: np.ndarray, length: np.ndarray) ->
         pairs = np.sort(np.concatenate(seen))
         if (pairs[1:] == pairs[:-1]).any():
             raise NotPlain("an extra field twice")
+    return zip64_at, zip64_len
 
 
 def _names(cd: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
 import xxhash
 
@@ -55,10 +55,10 @@ _LOCAL_SIG, _CENTRAL_SIG, _DESCRIPTOR_SIG = b"PK\x03\x04", b"PK\x01\x02", b"PK\x
 _END_SIG, _LOCATOR_SIG, _END64_SIG = b"PK\x05\x06", b"PK\x06\x07", b"PK\x06\x06"
 _DESCRIPTOR = 1 << 3  # CRC and sizes follow the data
 _SAME_FLAGS = ENCRYPTED | _DESCRIPTOR | UTF8_NAME  # must agree between local and central
+_LARGEST_FILE = (1 << 63) - 1  # bytes: a ZIP64 value past it is damage (and no int64)
 
 
-@dataclass(frozen=True)
-class ZipMember:
+class ZipMember(NamedTuple):  # (a tuple: ~3 times cheaper to make than a frozen dataclass)
     path: str  # as unzip writes it: '/'-separated, no './', no trailing '/'
     offset: int  # absolute offset of the member's (compressed) data in the zip file
     size: int  # uncompressed size
@@ -280,6 +280,8 @@ def _read_directory(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
         path, folder = check_name(raw, flags, made >> 8, fields, member)
         check_entry(flags, method, needed, size, packed, external, folder, disk,
                     member)
+        if max(size, packed, offset) > _LARGEST_FILE:
+            _too_large(size, packed, offset, member)
         names.add(path, folder, name)
         entries.append(_Entry(index, raw, name, path, folder, flags, method, crc, packed,
                               size, offset))
@@ -288,6 +290,13 @@ def _read_directory(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
                           f"{cd_offset + cd_size - reader.pos:,} bytes after its {count:,} "
                           "entries; refusing to read this zip")
     return entries
+
+
+def _too_large(size: int, packed: int, offset: int, member: str) -> None:
+    what, value = next((w, v) for w, v in (("size", size), ("packed size", packed),
+                                           ("offset", offset)) if v > _LARGEST_FILE)
+    raise SourceError(f"{member} has a ZIP64 {what} of {value:,} bytes, more than any file "
+                      "holds; refusing to read this zip")
 
 
 def _read_members(f: BinaryIO, directory: Directory, cd_offset: int, size: int, where: str,
