@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from .layouts import Layout
 
 RUNS_PER_WORKER = 4  # runs per worker, so one slow run does not hold the rest up
-RUN_MEMBERS = 4096  # members a run holds at most: the rows in flight (results a worker
+RUN_MEMBERS = 2048  # members a run holds at most: the rows in flight (results a worker
 # sent that wait for the runs before them) stay a small part of the index
 AHEAD = 2  # runs in flight per worker
 
@@ -167,8 +167,10 @@ def _pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
     """`work(path, run, cd_offset, size, prepare(pool, directory))` of each run of the
     zip's members (file order), run on `jobs` workers, with the entry numbers of each
     run; given in file order, a few runs per worker in flight."""
+    from ..core.heap import keep_big_blocks_apart, trim
     from ..core.processes import start_early, watch_coordinator, worker_context
 
+    keep_big_blocks_apart()
     start_early()  # (workers import what tasks need while the directory is read: a second
     # at a million entries)
     queue: deque[tuple[Future[_R], np.ndarray]] = deque()
@@ -178,6 +180,7 @@ def _pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
         with open(path, "rb") as f:
             cd_offset, cd_size, count = _find_directory(f, size, path)
             directory = read_directory(f, cd_offset, cd_size, count, path)
+        trim()  # (the reading's temporaries, freed: ~100 MB at a million entries)
         order = directory.file_order()
         offsets = directory.offset[order]
         if len(order) and offsets[0] != 0:

@@ -1,0 +1,47 @@
+"""Giving freed memory back to the system, where the C library keeps it.
+
+glibc's malloc serves allocations under its mmap threshold from the heap, and raises
+that threshold (up to 32 MiB) each time a larger block is freed, so the temporaries of
+one big step (reading a zip's central directory of a million entries: ~200 MB of numpy
+arrays) land in the heap, and stay counted in the process's memory after they are freed
+when anything allocated later sits above them. `trim()` after such a step hands the free
+pages back (`malloc_trim`): a 1.28M-member zip's index peaked at 510 MiB without it, 467
+MiB with it, on this project's 2-core machine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+from functools import cache
+
+_M_MMAP_THRESHOLD = -3  # (mallopt's parameter number, malloc.h)
+
+
+def keep_big_blocks_apart(size: int = 1 << 20) -> None:
+    """From now on, blocks of `size` bytes or more get pages of their own (mmap), given back
+    whole when freed, and the threshold stays put: a step making and freeing many large
+    arrays then leaves no holes in the heap behind (glibc; elsewhere, nothing)."""
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, size)
+
+
+def trim() -> None:
+    """Return the heap's free pages to the system (glibc); elsewhere, nothing."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018  (musl has none: then nothing to do)
+    except (OSError, AttributeError):
+        return None
+    return libc
