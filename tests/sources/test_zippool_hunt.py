@@ -11,7 +11,7 @@ import pytest
 from dataset_registry.errors import SourceError
 from dataset_registry.sources import zippool
 
-from ..zipkit import STORED, Entry, build_zip, python_zip
+from ..zipkit import STORED, Entry, build_zip, damaged_zips, hostile_zips, python_zip
 
 PHOTO = b"\xff\xd8" + bytes(range(256)) * 3
 CLASSES = [f"{c}/{c}-{i}.jpg" for c in ("cat", "dog", "owl") for i in range(7)]
@@ -239,3 +239,22 @@ def test_other_layouts_on_a_zip_index_on_a_pool_as_serially(tmp_path, monkeypatc
 def test_an_empty_zip_indexes_on_a_pool_as_serially(tmp_path, monkeypatch):
     pooled, serial, placed = _both(tmp_path, monkeypatch, build_zip([]))
     assert pooled == serial and placed and serial[1] is not None
+
+
+def test_every_hostile_and_damaged_zip_indexes_under_imagenet_val_as_serially(tmp_path,
+                                                                              monkeypatch):
+    """Seeded damage to a zip whose directory is out of file order and which holds a
+    member imagenet-val refuses: the refusals of reading and of placing race in every
+    order, on the pool as serially."""
+    names = list(VAL)
+    names[7] = "not-a-val-image.JPEG"
+    cases = dict(hostile_zips())
+    cases.update(damaged_zips(_directory_in(names, _moved(7, 2)), 40, 5))
+    outcomes = {"read": 0, "misplaced": 0, "other": 0}  # (hostile names refuse placing)
+    for name, data in cases.items():
+        pooled, serial, _ = _both(tmp_path / name, monkeypatch, data, "imagenet-val",
+                                  run_members=3)
+        assert pooled == serial, name
+        outcomes["read" if serial[1] is None else "misplaced"
+                 if "not-a-val-image" in serial[1] else "other"] += 1
+    assert outcomes["misplaced"] > 5 and outcomes["other"] > 40, outcomes
