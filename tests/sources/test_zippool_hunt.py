@@ -249,7 +249,7 @@ def test_every_hostile_and_damaged_zip_indexes_under_imagenet_val_as_serially(tm
     names = list(VAL)
     names[7] = "not-a-val-image.JPEG"
     cases = dict(hostile_zips())
-    cases.update(damaged_zips(_directory_in(names, _moved(7, 2)), 40, 5))
+    cases.update(damaged_zips(_directory_in(names, _moved(7, 12)), 40, 5))
     outcomes = {"read": 0, "misplaced": 0, "other": 0}  # (hostile names refuse placing)
     for name, data in cases.items():
         pooled, serial, _ = _both(tmp_path / name, monkeypatch, data, "imagenet-val",
