@@ -11,7 +11,7 @@ import pytest
 from dataset_registry.errors import SourceError
 from dataset_registry.sources import zippool
 
-from ..zipkit import STORED, Entry, build_zip, damaged_zips, hostile_zips, python_zip
+from ..zipkit import DEFLATED, STORED, Entry, build_zip, damaged_zips, hostile_zips, python_zip
 
 PHOTO = b"\xff\xd8" + bytes(range(256)) * 3
 CLASSES = [f"{c}/{c}-{i}.jpg" for c in ("cat", "dog", "owl") for i in range(7)]
@@ -258,3 +258,26 @@ def test_every_hostile_and_damaged_zip_indexes_under_imagenet_val_as_serially(tm
         outcomes["read" if serial[1] is None else "misplaced"
                  if "not-a-val-image" in serial[1] else "other"] += 1
     assert outcomes["misplaced"] > 5 and outcomes["other"] > 40, outcomes
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("layout", ["image-folder", "imagenet-val"])
+def test_descriptors_and_mixed_methods_out_of_directory_order_index_as_serially(
+        tmp_path, monkeypatch, layout, seed):
+    """Runs the fast reader gives up (data descriptors), stored and deflated members, the
+    directory shuffled, a damaged member in odd seeds: the workers' strict reading of rows
+    out of directory order gives what the serial reading gives."""
+    rng = random.Random(seed)
+    names = list(CLASSES) if layout == "image-folder" else list(VAL)
+    if layout == "imagenet-val":
+        names[rng.randrange(len(names))] = "not-a-val-image.JPEG"
+    entries = [Entry(n, PHOTO + n.encode(), descriptor=rng.random() < 0.5,
+                     method=rng.choice([STORED, DEFLATED])) for n in names]
+    if seed % 2:
+        damaged = entries[rng.randrange(len(names))]
+        damaged.packed, damaged.method = bytes(len(damaged.data)), STORED  # (CRC fails)
+    order = rng.sample(range(len(names)), len(names))
+    pooled, serial, placed = _both(tmp_path, monkeypatch, build_zip(entries, cd_order=order),
+                                   layout, run_members=2)
+    assert pooled == serial and placed
+    assert (serial[1] is None) == (layout == "image-folder" and not seed % 2), serial[1]
