@@ -26,7 +26,7 @@ def _runs(path, jobs=3):
         directory = read_directory(f, cd_offset, cd_size, count, str(path))
     order = directory.file_order()
     offsets = directory.offset[order]
-    return [(zippool._Run.of(directory, order[a:b], offsets, b, cd_offset), cd_offset, size)
+    return [(zippool.Run.of(directory, order[a:b], offsets, b, cd_offset), cd_offset, size)
             for a, b in zippool._runs(offsets, cd_offset, jobs)]
 
 
@@ -37,7 +37,7 @@ def _compare(path, monkeypatch):
     for run, cd_offset, size in _runs(path):
         with monkeypatch.context() as m:
             m.setattr(zippool, "read_plain_run", _give_up)
-            strict = zippool._read_run(str(path), run, cd_offset, size)
+            strict = zippool.read_run(str(path), run, cd_offset, size)
         try:
             with open(path, "rb") as f:
                 fast = ziplocal.read_plain_run(f, run, size)

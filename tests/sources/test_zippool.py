@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dataset_registry.errors import SourceError
-from dataset_registry.sources import nestedpool, zippool
+from dataset_registry.sources import nestedpool, zipindexing, zippool
 from dataset_registry.sources.zipindex import scan_zip
 
 from ..zipkit import damaged_zips, hostile_zips, python_zip
@@ -113,7 +113,7 @@ def _both(tmp_path, monkeypatch, data, layout="image-folder", **options):
     monkeypatch.setattr(zippool, "default_jobs", lambda: 3)
     pooled = _index(path, tmp_path / "a", layout, **options)
     try:
-        placed = zippool.index_zip(str(path), open_layout(layout, options), None) is not None
+        placed = zipindexing.index_zip(str(path), open_layout(layout, options), None) is not None
     except SourceError:
         placed = True  # (refused by the pool's reading itself)
     monkeypatch.setattr("dataset_registry.sources.index.index_zip", lambda *_: None)
@@ -208,3 +208,48 @@ def test_a_by_name_layout_refuses_on_a_pool_as_serially(tmp_path, monkeypatch):
                                        "imagenet-val")
         assert pooled == serial and serial[1] is not None and placed
         assert ("not-a-val-image" in serial[1]) == (bad < damaged), serial[1]
+
+
+def test_progress_counts_each_byte_once_where_the_pool_hands_back(tmp_path, monkeypatch):
+    """A pool that read some members and then handed back (a worker died, a name fits no
+    table): the serial reading reads them again, and the bar counts them once."""
+    from dataset_registry.manifest import SourceNode
+    from dataset_registry.sources import index
+
+    path = tmp_path / "source.zip"
+    path.write_bytes(python_zip({n: PHOTO + n.encode() for n in CLASSES}))
+    packed = sum(m.packed for m in scan_zip(str(path)))
+
+    def read_half_and_hand_back(location, layout, progress):
+        progress(packed // 2)
+        return None
+
+    monkeypatch.setattr(index, "index_zip", read_half_and_hand_back)
+    counted = []
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return counted.append
+
+        def __exit__(self, *exc):
+            return False
+
+    node = SourceNode(name="src", file="m.yaml", line=3, layout="image-folder")
+    info = index.check_source(node, str(path), str(tmp_path / "c"), force=True, progress=Bar)
+    assert info.files == len(CLASSES) and sum(counted) == packed, (sum(counted), packed)
+
+
+def test_counted_progress_is_silent_until_a_second_reading_passes_the_first():
+    from dataset_registry.core.progress import Counted
+
+    seen = []
+    first = Counted(seen.append)
+    for n in (5, 7):
+        first(n)
+    again = first.again()
+    for n in (3, 4, 6, 2):
+        again(n)
+    assert seen == [5, 7, 1, 2] and sum(seen) == 15

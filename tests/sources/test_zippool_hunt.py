@@ -1,4 +1,4 @@
-"""Zips hunted for a difference between the index made on a pool (`zippool.index_zip`)
+"""Zips hunted for a difference between the index made on a pool (`zipindexing.index_zip`)
 and the serial reading: odd shapes of image-folder, names out of directory order,
 folder entries, refusals in different runs, other layouts. Each must give the same
 index (fingerprint, rows, members left out, splits) or the same refusal, word for word."""
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dataset_registry.errors import SourceError
-from dataset_registry.sources import zippool
+from dataset_registry.sources import zipindexing, zippool
 
 from ..zipkit import DEFLATED, STORED, Entry, build_zip, damaged_zips, hostile_zips, python_zip
 
@@ -52,7 +52,7 @@ def _both(tmp_path, monkeypatch, data, layout="image-folder", run_members=None, 
 
     def index_zip(*args):
         try:
-            found = zippool.index_zip(*args)
+            found = zipindexing.index_zip(*args)
         except SourceError:
             placed.append(True)  # (refused by the pool itself)
             raise

@@ -31,3 +31,32 @@ def bar(factory: ProgressFactory | None, label: str, total: int | None,
         return
     with factory(label, total, unit=unit) as advance:
         yield advance or _nothing
+
+
+class Counted:
+    """An `advance` that keeps count, so that a second reading of the same work (a strict
+    reader's after a fast one gave up, the serial reading after a pool's) is not counted
+    twice: the bar would pass 100%."""
+
+    def __init__(self, advance: Advance | None) -> None:
+        self.advance, self.done = advance, 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.advance:
+            self.advance(n)
+
+    def again(self) -> Advance | None:
+        """The `advance` for the second reading: silent until it has read past the first."""
+        if not self.advance:
+            return None
+        left = [self.done]
+        advance = self.advance
+
+        def after(n: int) -> None:
+            counted = min(n, left[0])
+            left[0] -= counted
+            if n > counted:
+                advance(n - counted)
+
+        return after

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core.atomic import write_atomic
 from ..core.keys import hash_bytes
-from ..core.progress import ProgressFactory, bar
+from ..core.progress import Counted, ProgressFactory, bar
 from ..core.remote import Remote
 from ..errors import SourceError
 from .indextable import (
@@ -38,7 +38,7 @@ from .location import LocalPlace, RemotePlace, archive_kind, place
 from .members import MemberSet, StrColumn, hex_digests, labelled_values
 from .nestedpool import by_name_alone, index_parallel
 from .tarindex import IndexedMember
-from .zippool import index_zip
+from .zipindexing import index_zip
 
 if TYPE_CHECKING:  # a source node is read, never made, here: no import of the manifest layer
     from ..manifest import SourceNode
@@ -267,16 +267,17 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
     tar of tars on every core (`nestedpool`), where the layout reads each member by its
     name alone."""
     found = [m for m in map(where.beside_member, beside) if m is not None]
+    counted = Counted(advance)
+    parallel = None
     if is_tar and isinstance(where, LocalPlace) and by_name_alone(layout) and \
             archive_kind(where.location) == "tar":
-        parallel = index_parallel(where.location, layout, advance, found)
-        if parallel is not None:
-            return parallel
-    if is_tar and isinstance(where, LocalPlace) and not found and \
+        parallel = index_parallel(where.location, layout, counted, found)
+    elif is_tar and isinstance(where, LocalPlace) and not found and \
             archive_kind(where.location) == "zip":
-        parallel = index_zip(where.location, layout, advance)
-        if parallel is not None:
-            return parallel
+        parallel = index_zip(where.location, layout, counted)
+    if parallel is not None:
+        return parallel
+    advance = counted.again()  # (what a pool read before handing back is not read twice)
     members = where.scan_tar(layout.nested, advance) if is_tar else \
         where.scan_folder(advance)
     scanned: list[IndexedMember] = []

@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 import xxhash
 
+from ..core.progress import Counted
 from ..errors import SourceError, UnsafeMemberError
 from .ustar import NotPlain, ReadAt, read_plain
 
@@ -202,7 +203,7 @@ def scan_level(f: BinaryIO, display: str, start: int, size: int, prefix: str,
     where = f"{display}:{prefix.rstrip('/')}" if prefix else display
     if depth > MAX_NESTING:
         raise SourceError(f"{where}: tars nested more than {MAX_NESTING} deep; refusing")
-    counted = _Counted(progress)
+    counted = Counted(progress)
     try:
         found = read_plain(plain_reader(f, size), start, size, nested, prefix,
                            counted if progress else None)
@@ -251,35 +252,6 @@ def scan_level(f: BinaryIO, display: str, start: int, size: int, prefix: str,
         if progress:
             progress(info.size)
     _check_end(window, header_at, size, where, start, last)
-
-
-class _Counted:
-    """A progress callback that keeps count, so that a second reading of the same members
-    (the strict reader's, after the fast one gave up) is not counted twice: the bar would
-    pass 100%."""
-
-    def __init__(self, progress: Callable[[int], None] | None) -> None:
-        self.progress, self.done = progress, 0
-
-    def __call__(self, n: int) -> None:
-        self.done += n
-        if self.progress:
-            self.progress(n)
-
-    def again(self) -> Callable[[int], None] | None:
-        """The callback for the second reading: silent until it has read past the first."""
-        if not self.progress:
-            return None
-        left = [self.done]
-        progress = self.progress
-
-        def advance(n: int) -> None:
-            counted = min(n, left[0])
-            left[0] -= counted
-            if n > counted:
-                progress(n - counted)
-
-        return advance
 
 
 def asked_once(nested: Callable[[str], bool], asked: dict[str, bool]

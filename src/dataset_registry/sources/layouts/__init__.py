@@ -115,10 +115,10 @@ class Layout(ABC):
             if entry is not None:
                 yield entry, m
 
-    def survey(self, paths: Sequence[str], start: int) -> Any:
-        """What placing members by name needs to know of `paths` (the names of members
-        `start`, `start` + 1, ... of an archive), for `by_name`: a pool worker surveys its
-        share of a big archive's names. Layouts placing by name alone need nothing."""
+    def survey(self, paths: Sequence[str]) -> Any:
+        """What placing members by name needs to know of `paths` (the names of some of an
+        archive's members), for `by_name`: a pool worker surveys its share of a big
+        archive's names. Layouts placing by name alone need nothing."""
         return None
 
     def by_name(self, surveys: Sequence[Any]) -> Layout | None:

@@ -101,42 +101,38 @@ class ImageFolder(Layout):
             attrs = {k: v for k, v in row.items() if k not in ("file_name", "label")}
             yield placer.place(m.path, True, label, attrs), originals.get(id(m), m)
 
-    def survey(self, paths: Sequence[str], start: int) -> dict[str, list[Any]]:
-        """Where images and tables lie among `paths` (members `start`... of an archive):
-        by folder, the index of its first image (-1: none) and whether it holds a table."""
-        found: dict[str, list[Any]] = {}
+    def survey(self, paths: Sequence[str]) -> dict[str, bool]:
+        """The folders among `paths` holding images or tables: whether each holds a table."""
+        found: dict[str, bool] = {}
         folders: dict[str, bool] = {}  # ignored or not, by folder
-        for i, path in enumerate(paths, start):
+        for path in paths:
             if ignored_below(path, folders):
                 continue
             folder, _, name = path.rpartition("/")
             if name in METADATA:
-                found.setdefault(folder, [-1, False])[1] = True
+                found[folder] = True
             elif is_image_name(name):
-                where = found.setdefault(folder, [-1, False])
-                if where[0] < 0:
-                    where[0] = i
+                found.setdefault(folder, False)
         return found
 
     def by_name(self, surveys: Sequence[Any]) -> Layout | None:
         """Where no table lies among an archive's members, each is placed by its name alone,
         once `entries` would know how deep the images lie and whether the archive holds
         one folder (`archive_root`): the surveys of all its names say."""
-        first: dict[str, int] = {}  # the folders holding images: the index of their first
+        folders: set[str] = set()  # the folders holding images
         for found in surveys:
-            for folder, (image, table) in found.items():
+            for folder, table in found.items():
                 if table:
                     return None
-                if image >= 0 and image < first.get(folder, image + 1):
-                    first[folder] = image
+                folders.add(folder)
         root = ""
-        tops = {folder.split("/", 1)[0] for folder in first}
+        tops = {folder.split("/", 1)[0] for folder in folders}
         top = tops.pop() if len(tops) == 1 else ""  # ("": images at the top, or no image)
-        if top and top not in SPLIT_WORDS and min(f.count("/") for f in first) >= 1:
+        if top and top not in SPLIT_WORDS and min(f.count("/") for f in folders) >= 1:
             root = top + "/"  # (as archive_root: every image two folders below one folder)
         # an image's depth, as `entries` counts it: its folder's, plus one, less the root
         depths = frozenset(folder.count("/") + 2 - bool(root) if folder else 1
-                           for folder in first)
+                           for folder in folders)
         opts: Any = self.options  # (no table: no split told by tables, as in `entries`)
         nested = {"yes": True, "no": False}.get(opts.splits, depths == {3})
         return _ByName(_Placer(opts.split, nested, depths, True), root)
@@ -179,7 +175,7 @@ class ImageFolder(Layout):
         return rows, found, lines
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class _Placer:
     """Where an image goes, once it is known how deep the images lie (`depths`), whether
     the first folder is a split (`nested`), and whether images with no class folder may be
@@ -189,7 +185,7 @@ class _Placer:
     nested: bool
     depths: frozenset[int]
     tableless: bool
-    fine: set[str] = dataclasses.field(default_factory=set, compare=False)  # checked names
+    fine: set[str] = dataclasses.field(default_factory=set)  # names checked already
 
     def place(self, path: str, row: bool = False, label: str | int | None = None,
               attrs: dict[str, Any] | None = None) -> Entry:
@@ -217,8 +213,8 @@ class _Placer:
 
 class _ByName(Layout):
     """image-folder over an archive holding no table, once its names were surveyed: each
-    member placed by its name alone, as `ImageFolder.entries` places it (a pool worker
-    places its share of the members so)."""
+    member placed by its name alone, as `ImageFolder.entries` places it (each pool task
+    gets a copy: the folders it learns stay in that task)."""
 
     name = ImageFolder.name
     expects = ImageFolder.expects

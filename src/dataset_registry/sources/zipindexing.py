@@ -1,0 +1,173 @@
+"""A big local zip source's index made on all cores: each pool worker reads a run of the
+zip's members (`zippool`), places each by the layout, and sends its rows back sorted by
+name, as columns, with their fingerprint lines.
+
+The layout must place a member by its name alone (`Layout.by_name`): one that does so
+already (imagenet-val on a zip), or image-folder once the workers surveyed every name
+(how deep the images lie, whether one folder holds them all, whether a table lies among
+them: a table is read in one process, and then the serial reading does it all). The
+index, the members left out and the refusal are the serial reading's (`index._read`):
+a member the reader refuses is said before one the layout refuses exactly when the
+serial reading says it first.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from ..errors import SourceError
+from . import zippool
+from .indextable import IndexTable, Rows
+from .nestedpool import (
+    IndexParts,
+    NotInATable,
+    by_name_alone,
+    placed_table,
+    worth_a_pool,
+)
+from .zipcheck import DEFLATED
+from .zippool import Progress, Run, pooled_runs, read_run
+
+if TYPE_CHECKING:
+    from .layouts import Layout
+    from .zipdirectory import Directory
+
+
+def index_zip(path: str, layout: Layout, progress: Progress, jobs: int | None = None
+              ) -> tuple[IndexTable, list[str], str | None] | None:
+    """The index rows of the local zip source at `path` and the paths its layout left out,
+    as the serial reading gives them; and the rows' fingerprint where the runs' rows came
+    in name order. None where a pool would not gain (a small zip, one core) or could not
+    start, where the layout cannot place members by name (it reads a table), or where a
+    name fits no table (the serial reading then says what is wrong)."""
+    from .layouts import Layout
+
+    jobs = jobs or zippool.default_jobs()
+    surveys = type(layout).survey is not Layout.survey
+    if not (by_name_alone(layout) or surveys):
+        return None  # (it reads every member itself: the serial reading)
+    size = worth_a_pool(path, layout, jobs, zippool.PARALLEL_BYTES)  # (zippool's, as the
+    # reading of zips on the pool sees it)
+    if not size:
+        return None
+    parts = IndexParts()
+    left: list[tuple[int, str]] = []
+    refusals = _Refusals()
+
+    def prepare(pool: ProcessPoolExecutor, directory: Directory) -> tuple[Layout]:
+        shares = [(directory.paths[directory.path_starts[a]:directory.path_starts[b] - 1],
+                   directory.folder[a:b]) for a, b in _shares(len(directory), jobs)]
+        placer = layout.by_name(list(pool.map(_survey, *zip(*shares, strict=True),
+                                              [layout] * len(shares))) if surveys else [])
+        if placer is None:
+            raise _ReadsTables
+        refusals.start(len(directory), placer is layout)
+        return (placer,)
+
+    try:
+        for run, rows in pooled_runs(path, size, jobs, _index_run, prepare):
+            parts.add(run.table, run.lines)
+            left.extend(run.left)
+            if progress:
+                progress(run.scanned)
+            refusals.note(rows, run)
+    except (_ReadsTables, NotInATable, BrokenProcessPool):  # (the serial reading, in this
+        return None  # process, reads it all the same)
+    refusals.raise_any()
+    left.sort()
+    return parts.table.build(), [name for _, name in left], parts.fingerprint()
+
+
+class _ReadsTables(Exception):
+    """The layout cannot place the zip's members by name alone."""
+
+
+class _RunRows(NamedTuple):
+    """What a worker makes of one run."""
+
+    table: IndexTable  # the rows of the members the layout kept, sorted by name
+    lines: bytes  # their fingerprint lines
+    left: list[tuple[int, str]]  # (entry number, path) of the members it left out
+    scanned: int  # bytes read
+    read: int  # entries read (those before the refusal, if one stopped the reading)
+    refusal: SourceError | None  # the reader's, of the member it stopped at
+    misplaced: tuple[int, SourceError] | None  # the layout's, of its first member refused
+
+
+class _Refusals:
+    """Which refusal the serial reading says first. It reads the members in file order and
+    gives them to the layout in directory order as soon as all before them are read. A
+    layout placing each member as it comes (`streaming`) refuses a member when it is
+    given; one that sees every name first (image-folder) only after the reading ends."""
+
+    def start(self, count: int, streaming: bool) -> None:
+        self.read = np.zeros(count, bool)  # the entries read so far, by entry number
+        self.streaming = streaming
+        self.misplaced: tuple[int, SourceError] | None = None
+
+    def note(self, rows: np.ndarray, run: _RunRows) -> None:
+        """The run whose entries are `rows` (file order) was read: raise the refusal the
+        serial reading would say now."""
+        self.read[rows[:run.read]] = True
+        if run.misplaced is not None and (self.misplaced is None or
+                                          run.misplaced[0] < self.misplaced[0]):
+            self.misplaced = run.misplaced
+        if run.refusal is None:
+            return
+        unread = np.flatnonzero(~self.read)  # (the layout was given every member before
+        # the first one the refusal leaves unread)
+        given = unread[0] if len(unread) else len(self.read)
+        if self.misplaced is not None and self.streaming and self.misplaced[0] < given:
+            raise self.misplaced[1]
+        raise run.refusal
+
+    def raise_any(self) -> None:
+        """Every member was read: the layout's first refusal, if it refused any."""
+        if self.misplaced is not None:
+            raise self.misplaced[1]
+
+
+def _shares(count: int, jobs: int) -> list[tuple[int, int]]:
+    """[start, stop) of `jobs` about equal shares of `count` entries (none empty)."""
+    bounds = sorted({count * k // jobs for k in range(jobs + 1)})
+    return [(a, b) for a, b in pairwise(bounds) if b > a]
+
+
+def _survey(text: str, folder: np.ndarray, layout: Layout) -> Any:
+    """A pool task: `layout.survey` of the file members among one share of the entries."""
+    return layout.survey([p for p, f in zip(text.split("\n"), folder.tolist(), strict=True)
+                          if not f])
+
+
+def _index_run(path: str, run: Run, cd_offset: int, size: int, placer: Layout) -> _RunRows:
+    """A pool task: one run's members, read as `read_run` reads them, each placed by
+    `placer` (a copy of it per run: what it learns of folders stays in this task)."""
+    read, refusal = read_run(path, run, cd_offset, size)
+    rows = Rows()
+    left: list[tuple[int, str]] = []
+    scanned = 0
+    misplaced = None
+    for index, member in read:
+        if member is None:
+            continue
+        scanned += member.packed
+        try:
+            placed = placer.classify(member.path, True)
+        except SourceError as exc:
+            if misplaced is None or index < misplaced[0]:
+                misplaced = (index, exc)
+            continue
+        if placed is None:
+            left.append((index, member.path))
+            continue
+        if "/" in placed.split:
+            raise NotInATable  # (the serial reading refuses it in its own words)
+        rows.add(placed, member.path, member.offset, member.size, member.xxh3,
+                 member.packed if member.method == DEFLATED else 0)
+    table = placed_table(rows)
+    return _RunRows(table, table.lines(), left, scanned, len(read), refusal, misplaced)
