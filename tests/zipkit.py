@@ -236,6 +236,8 @@ def hostile_zips() -> dict[str, bytes]:
         "python-zip64-streamed": python_zip({"a.JPEG": A}, streamed=True, force_zip64=True),
         "central-order-differs": build_zip([Entry("a.JPEG", A), Entry("b.txt", B),
                                             Entry("c.txt", b"c")], cd_order=[2, 0, 1]),
+        "folder-entry-after-its-files": build_zip([Entry("d/e/a.JPEG", A), Entry("d/e/", b""),
+                                                   Entry("d/", b"")]),  # (find -depth | zip -@)
         "comment": build_zip([Entry("a.JPEG", A)], comment=b"a zip comment"),
         "empty-zip": build_zip([]),
         "dot-slash-and-double-slash": build_zip([Entry("./a.JPEG", A), Entry("d//b.txt", B),

@@ -169,8 +169,9 @@ def test_zips_written_by_info_zip_are_read_fast(tmp_path, flags):
 @pytest.mark.parametrize("names, plain, refusal", [
     (["d/", "d/a", "d/e/", "d/e/b"], True, None),
     (["x/a", "y/a", "a", "ab/c", "a.b", "a b/c"], True, None),
-    (["d/a", "d/"], False, "member 'd/' extracts to 'd' like an earlier member"),
-    (["d/e/a", "d/"], False, "member 'd/' extracts to 'd' like an earlier member"),
+    (["d/a", "d/"], False, None),  # (a folder's entry after its files: unzip reads it)
+    (["d/e/a", "d/"], False, None),
+    (["d/", "d/a", "d/"], False, "member 'd/' extracts to 'd' like an earlier member"),
     (["a", "a/b"], False, "member 'a/b': 'a' is both a file and a folder"),
     (["a/b/c", "a/b"], False, "member 'a/b': 'a/b' is both a file and a folder"),
     (["a/", "a"], False, "member 'a': 'a' is both a file and a folder"),

@@ -185,7 +185,7 @@ READ_OK = {"plain", "stored", "zip64-extras", "zip64-end-records", "descriptors"
            "zip64-descriptors", "descriptor-without-signature", "python-streamed",
            "python-zip64-streamed", "central-order-differs", "comment", "empty-zip",
            "dot-slash-and-double-slash", "unicode-flagged", "unicode-unix-unflagged",
-           "unicode-path-extra-same-name", "dot-slash-folder"}
+           "unicode-path-extra-same-name", "dot-slash-folder", "folder-entry-after-its-files"}
 
 
 def _refused_or_as_unzip(name: str, data: bytes, workdir: Path) -> str:

@@ -177,17 +177,20 @@ def check_entry(flags: int, method: int, needed: int, size: int, packed: int,
 
 
 class Names:
-    """The paths unzip writes: each at most once, and none both a file and a folder."""
+    """The paths unzip writes: each at most once, and none both a file and a folder. A
+    folder's own entry may come after members inside it (`find -depth | zip -@` writes
+    them so): unzip makes the folder with the first member and sets its mode then."""
 
     def __init__(self, where: str) -> None:
         self.where = where
         self.files: set[str] = set()
-        self.folders: set[str] = set()
+        self.folders: set[str] = set()  # every folder, named by an entry or above one
+        self.entries: set[str] = set()  # the folders named by an entry of their own
 
     def add(self, path: str, folder: bool, shown: str) -> None:
         if not path:  # the zip's own folder ("./")
             return
-        if path in (self.folders if folder else self.files):
+        if path in (self.entries if folder else self.files):
             raise UnsafeMemberError(f"{self.where}: member {shown} extracts to {path!r} like "
                                     "an earlier member; refusing an ambiguous zip")
         parents = path.split("/")[:-1]
@@ -199,4 +202,8 @@ class Names:
             raise UnsafeMemberError(f"{self.where}: member {shown}: {clash!r} is both a file "
                                     "and a folder; refusing an ambiguous zip")
         self.folders.update(above)
-        (self.folders if folder else self.files).add(path)
+        if folder:
+            self.folders.add(path)
+            self.entries.add(path)
+        else:
+            self.files.add(path)
