@@ -39,10 +39,12 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
     from ..executors import Executor
     from ..sources.members import MemberSet
+    from .resume import FinishedTasks
 
-# What only a build needs (executors, the sources' member sets and numpy, the image
-# checks, cache pulls) is imported by the methods that build: reading keys, status and
+# What only a build needs (executors, the member sets a build reads, the image checks,
+# resume, cache pulls) is imported by the methods that build: reading keys, status and
 # markers (`registry show`, `lineage`, `list`) imports none of it.
+
 
 @dataclass
 class Resolved:
@@ -289,13 +291,13 @@ class Resolver(Keys):
     def _run_tasks(executor: Executor, recipe: Any, params: Any, tasks: list[Any],
                    drop: Any, advance: Callable[[int], None] | None,
                    follow: Callable[[int, Any], None] | None,
-                   finished: Any, done: dict[int, Any]) -> list[Any]:
+                   finished: FinishedTasks | None, done: dict[int, Any]) -> list[Any]:
         """Every task's result, in plan order: those in `done` (finished by a killed build
         of this key) as recorded, the others run now, each recorded in `finished` as it
         arrives. The follower sees every result, the reused ones first."""
         from ..executors.base import task_size
 
-        if finished is None:  # a resume.FinishedTasks where the store can resume
+        if finished is None:
             return executor.map(recipe, params, tasks, drop, advance, follow)
         left = [i for i in range(len(tasks)) if i not in done]
         for index in sorted(done):
