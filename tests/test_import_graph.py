@@ -234,3 +234,39 @@ def test_parsing_the_shipped_manifests_imports_no_recipe_and_no_numpy():
     assert not recipes, f"parsing manifests imported recipes: {recipes}"
     heavy = [m for m in loaded if m.split(".")[0] in ("numpy", "PIL", "duckdb")]
     assert not heavy, f"parsing manifests imported {heavy}"
+
+
+def test_shows_full_path_imports_only_the_recipes_of_what_it_shows(tmp_path):
+    """The first `registry show` after a change (no answer to replay: cli/answers.py)
+    computes keys and reads markers: it imports the recipes of the dataset shown and of
+    what it is made from (calibration builds on select), no other recipe, and none of the
+    build machinery (executors, image checks, resume, cache transfers, the Output recipes
+    write through), the reports, DuckDB or Pillow. (numpy still comes, with the source
+    fingerprints: sources/index.py imports it.)"""
+    from dataset_registry.plugins import BUILTIN
+
+    from .conftest import MANIFESTS
+
+    shown = "imagenet-calibration-first.1"
+    code = ("import sys, json, io, contextlib\n"
+            "from dataset_registry.cli import main\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            f"    rc = main(['--manifests', {str(MANIFESTS)!r}, 'show', {shown!r}])\n"
+            "print(json.dumps([rc, json.loads(out.getvalue()), sorted(sys.modules)]))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    rc, answer, loaded = json.loads(run.stdout)
+    assert (rc, answer["name"], answer["recipe"]) == (0, shown, "calibration")
+    assert "dataset_registry.domains.imagenet.recipes" in loaded  # the recipe shown
+    other_recipes = {target.partition(":")[0] for name, target in BUILTIN["recipes"].items()
+                     if name != "select"} | {"dataset_registry.recipes.builtins"}
+    assert not other_recipes & set(loaded), sorted(other_recipes & set(loaded))
+    heavy = ("dataset_registry.executors", "dataset_registry.engine.resolving",
+             "dataset_registry.engine.inputs", "dataset_registry.engine.imagechecks",
+             "dataset_registry.engine.resume", "dataset_registry.engine.transfers",
+             "dataset_registry.artifact.output", "dataset_registry.reports.audit",
+             "dataset_registry.reports.card", "duckdb", "PIL")
+    assert not [m for m in loaded if m.startswith(heavy)], \
+        [m for m in loaded if m.startswith(heavy)]

@@ -10,7 +10,6 @@ their packages forward the old names (see their `__init__`).
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 import warnings
@@ -43,7 +42,9 @@ def new_name(name: str) -> str | None:
     return None
 
 
-class _Alias(importlib.abc.Loader):
+# The loader and finder are the protocols' methods alone, not subclasses of importlib.abc's
+# classes: importing importlib.abc imports importlib.resources (~8 ms), on every command.
+class _Alias:
     def __init__(self, target: str) -> None:
         self.target = target
 
@@ -57,7 +58,7 @@ class _Alias(importlib.abc.Loader):
         sys.modules[module.__name__] = importlib.import_module(self.target)
 
 
-class MovedFinder(importlib.abc.MetaPathFinder):
+class MovedFinder:
     def find_spec(self, fullname: str, path: object = None,
                   target: object = None) -> importlib.machinery.ModuleSpec | None:
         moved = new_name(fullname) if fullname.startswith("dataset_registry.") else None

@@ -9,32 +9,25 @@ from typing import TYPE_CHECKING, Any
 from ..catalog import Catalog
 from ..config import locations
 from ..core.remote import Remote, env_options
-from ..engine import (
-    catalog_sync,
-    keycache,
-    lineage,
-    locking,
-    resolving,
-    sources,
-    transfers,
-    verify,
-)
+from ..engine import catalog_sync, keycache, lineage, locking, sources, verify
 from ..engine import gc as gc_
 from ..engine.build import ProgressFactory, Resolved, Resolver
 from ..engine.lineage import LineageNode
 from ..engine.lockfile import LOCK
 from ..engine.verify import raise_on_problems  # noqa: F401 - importable from here, as before
-from ..executors import Executor
 from ..manifest import Manifests, load_manifests
-from ..reports import audit as audit_
-from ..reports import card
 from ..reports import diff as diff_
 from ..stores import Store, open_store
 from . import runs
 
 if TYPE_CHECKING:
+    from ..executors import Executor
     from ..jobs.spec import RenderedJob
     from ..sources.index import SourceInfo
+
+# Building (engine.resolving: the executors), transfers and the audit and card reports
+# (numpy, the sources' member sets, thumbnails) are imported by the methods that use them:
+# `registry show`, `lineage` and `list` open a Registry for keys, status and markers alone.
 
 
 @dataclass
@@ -53,17 +46,22 @@ class Registry:
     DATASET_REGISTRY_MANIFESTS, DATASET_REGISTRY_STORE, DATASET_REGISTRY_CATALOG.
     `registry.lock` in the root gives the keys of sources not set here; `update_lock`:
     a set source whose fingerprint differs from the lock's is locked anew, not refused.
+    `check_recipes=False`: each dataset is checked against its recipe when first used, not
+    every one when the manifests load (what a reader of a few names wants: `registry show`
+    imports only the recipes of what it shows; a misfit it uses is the same error).
     """
 
     def __init__(self, root: str = ".", *, manifests: str | None = None, store: str | None = None,
                  catalog: str | None = None, state: str | None = None,
                  storage_options: dict[str, Any] | None = None,
                  progress: ProgressFactory | None = None,
-                 caches: list[str] | None = None, update_lock: bool = False) -> None:
+                 caches: list[str] | None = None, update_lock: bool = False,
+                 check_recipes: bool = True) -> None:
         where = locations(root, manifests=manifests, store=store, catalog=catalog, state=state)
         self.root = where.root
         self.lock_path = os.path.join(where.root, LOCK)
         self.update_lock = update_lock
+        self.check_recipes = check_recipes
         self.manifests_dir = where.manifests
         self.store_url = where.store
         self.catalog = Catalog(where.catalog)
@@ -90,7 +88,8 @@ class Registry:
             plugins.load_project(self.root)  # its registry.toml's plugins, before parsing
             # every dataset bound to its recipe before a command acts: a misfit anywhere
             # stops it before it writes (parsing alone would check each on first use)
-            self._manifests = load_manifests(self.manifests_dir).check_recipes()
+            manifests = load_manifests(self.manifests_dir)
+            self._manifests = manifests.check_recipes() if self.check_recipes else manifests
         return self._manifests
 
     @property
@@ -132,11 +131,15 @@ class Registry:
     def push(self, names: list[str], to: str) -> list[Any]:
         """Upload the built artifacts of `names` to the store at `to`, marker last,
         skipping those there already; a `substituters.Transferred` for each."""
+        from ..engine import transfers
+
         return transfers.push(self, names, to)
 
     def pull(self, names: list[str], source: str | None = None) -> list[Any]:
         """Copy the artifacts of `names` into this store from `source` (None: the first
         of the caches holding each); never builds. A `substituters.Transferred` each."""
+        from ..engine import transfers
+
         return transfers.pull(self, names, source)
 
     # -- datasets --------------------------------------------------------------------------
@@ -146,6 +149,8 @@ class Registry:
         """Build what is missing for `name` and return where it lives. `repair`: re-verify
         `name`'s artifact and its inputs' first, and rebuild in place those damaged
         (`Resolved.repaired` says which, and what was wrong)."""
+        from ..engine import resolving
+
         return resolving.resolve(self, name, jobs=jobs, executor=executor, repair=repair)
 
     def write_lock(self) -> tuple[bool, dict[str, str]]:
@@ -186,6 +191,8 @@ class Registry:
     def report(self, name: str, *, near: bool = False) -> str:
         """The dataset card of built dataset `name`: one static, self-contained HTML page,
         with its leak audit (`near`: near copies too, as `audit` finds them)."""
+        from ..reports import card
+
         return card.report(self, name, near=near)
 
     # -- sources ---------------------------------------------------------------------------
@@ -245,7 +252,9 @@ class Registry:
         """The leak audit of source or built dataset `name` (reports/audit.py: the JSON shape;
         `options`: threshold, jobs): exact and near copies across splits, class balance,
         undecodable images; `leak` says whether any image is in two splits."""
-        return audit_.audit(self, name, near=near, **options)
+        from ..reports import audit
+
+        return audit.audit(self, name, near=near, **options)
 
     # -- maintenance -----------------------------------------------------------------------
 

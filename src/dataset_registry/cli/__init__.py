@@ -122,7 +122,7 @@ def _os_error(exc: OSError) -> str:
 def _fast_path(args: argparse.Namespace) -> bool:
     """Answer `resolve`/`path` of built datasets from the key cache, and `show`/`lineage`/
     `list` from their remembered answers (cli/answers.py), without manifests."""
-    if args.command in ("show", "lineage", "list"):
+    if args.command in VIEWS:
         from .views import replay
 
         return replay(args)
@@ -166,9 +166,13 @@ def _fast_path(args: argparse.Namespace) -> bool:
     return True
 
 
-def open_registry(args: argparse.Namespace) -> Any:
+VIEWS = ("show", "lineage", "list")  # read-only: each dataset checked as it is used
+
+
+def open_registry(args: argparse.Namespace, *, check_recipes: bool = True) -> Any:
     """The Registry the --root/--manifests/--store/--catalog/--storage-option arguments
-    name, with progress bars on a terminal: what a plugin command needing one opens."""
+    name, with progress bars on a terminal: what a plugin command needing one opens.
+    `check_recipes`: see `Registry`."""
     from ..api import Registry
     from ..core.remote import parse_options
     from .display import progress_factory
@@ -177,7 +181,8 @@ def open_registry(args: argparse.Namespace) -> Any:
                          catalog=args.catalog,
                          storage_options=parse_options(args.storage_option or []),
                          progress=progress_factory(), caches=getattr(args, "cache", None),
-                         update_lock=getattr(args, "update_lock", False))
+                         update_lock=getattr(args, "update_lock", False),
+                         check_recipes=check_recipes)
 
 
 def _dispatch(args: argparse.Namespace, commands: dict[str, Any]) -> int | None:
@@ -196,7 +201,9 @@ def _dispatch(args: argparse.Namespace, commands: dict[str, Any]) -> int | None:
 
         sys.stdout.write(script(build_parser(commands), args.shell))
         return 0
-    return handlers.HANDLERS[args.command](open_registry(args), args)
+    # a view binds only the datasets it covers: `show` imports only their recipes
+    reg = open_registry(args, check_recipes=args.command not in VIEWS)
+    return handlers.HANDLERS[args.command](reg, args)
 
 
 def _run_plugin_command(args: argparse.Namespace, command: Any) -> int | None:

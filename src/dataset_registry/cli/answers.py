@@ -5,14 +5,15 @@ What these commands print is a function of the manifests, the package's code, th
 settings, registry.toml, registry.lock, the sources and shipped files the names are made
 from, outside recipe code (all of which the key cache stat-checks already: see
 engine/keycache.py), the plugins installed, and, live, the store's markers of the datasets
-shown. Opening a Registry to recompute it imports pydantic, the engine and every recipe
-(~0.25 s), so the full path remembers its answer in `<state>/answers.json` with all of
-that: the key cache's global checks, the stat of the folders distributions install into,
-of registry.lock and of every source and file under the names, and the state of the
-marker of each dataset shown ("missing", "damaged", or a digest of the parsed marker). A
-replay re-checks every one of them first; any difference and the command takes the full
-path, which remembers the new answer. As with the key cache, a source changed in the
-instant between the full path's fingerprint and its stat is the one window left.
+shown. Opening a Registry to recompute it imports pydantic, the manifest models, the engine
+and the recipes of what is shown (~0.2 s), so the full path remembers its answer in
+`<state>/answers.json` with all of that: the key cache's global checks, the stat of the
+folders distributions install into, of registry.lock and of every source and file under the
+names, and the state of the marker of each dataset shown ("missing", "damaged", or a digest
+of the parsed marker). A replay re-checks every one of them first; any difference and the
+command takes the full path, which remembers the new answer. As with the key cache, a source
+changed in the instant between the full path's fingerprint and its stat is the one window
+left.
 
 Not remembered (always the full path): a remote store (a marker read is a request),
 remote sources, storage options, caches (a missing dataset's status names the cache

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-PRELOAD = ["__main__", "dataset_registry.recipes", "dataset_registry.recipes.imaging"]
+PRELOAD = ["__main__", "dataset_registry.recipes.builtins", "dataset_registry.recipes.imaging"]
 
 
 def worker_context() -> Any:

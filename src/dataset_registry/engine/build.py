@@ -13,11 +13,10 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..artifact.marker import InputRef, Marker, local_table_damage
-from ..catalog import Catalog, warn_once
 from ..core.failures import guarded, recipe_code
 from ..core.progress import ProgressFactory, bar
 from ..core.remote import Remote
@@ -29,20 +28,22 @@ from ..errors import (
     StorageError,
     VerifyError,
 )
-from ..executors import Executor, LocalExecutor
-from ..executors.base import task_size
 from ..manifest import DatasetNode, FileNode, Manifests, Node, SourceNode
 from ..recipes import RECIPES, Inputs
 from ..recipes.base import finish
-from ..sources.index import member_sets
-from ..sources.members import MemberSet
 from ..stores import FILES, Staging, Store
-from .imagechecks import ImageChecks
-from .inputs import artifact_members
 from .keys import Keys
 from .lockfile import LOCK, Lock
-from .resume import FinishedTasks
-from .substituters import holds, pulled_from_cache
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..executors import Executor
+    from ..sources.members import MemberSet
+    from .resume import FinishedTasks
+
+# What only a build needs (executors, the member sets a build reads, the image checks,
+# resume, cache pulls) is imported by the methods that build: reading keys, status and
+# markers (`registry show`, `lineage`, `list`) imports none of it.
 
 
 @dataclass
@@ -110,6 +111,8 @@ class Resolver(Keys):
         if status.startswith("missing"):
             key = self.key(name)
             for cache in self.caches():
+                from .substituters import holds  # only where a cache is asked
+
                 try:
                     if holds(cache, key):
                         return f"in cache {cache.url}"
@@ -123,6 +126,9 @@ class Resolver(Keys):
                 repair: bool = False) -> Resolved:
         """Build what is missing for `name`. `repair`: first re-verify every built
         artifact it needs (itself and its inputs) and rebuild, in place, those damaged."""
+        from ..executors import LocalExecutor
+        from .substituters import pulled_from_cache
+
         built_now = False
         repaired: dict[str, list[str]] = {}
         executor = executor or LocalExecutor()
@@ -201,6 +207,9 @@ class Resolver(Keys):
                found: dict[str, Marker]) -> Marker:
         """Build `node` through staging and `publish` it (the caller holds its lock);
         its marker. `found`: the markers of its built inputs, by key."""
+        from .imagechecks import ImageChecks
+        from .resume import FinishedTasks
+
         recipe = RECIPES[node.recipe]
         derivation = self.derivation(node.name)
         started = time.time()
@@ -286,6 +295,8 @@ class Resolver(Keys):
         """Every task's result, in plan order: those in `done` (finished by a killed build
         of this key) as recorded, the others run now, each recorded in `finished` as it
         arrives. The follower sees every result, the reused ones first."""
+        from ..executors.base import task_size
+
         if finished is None:
             return executor.map(recipe, params, tasks, drop, advance, follow)
         left = [i for i in range(len(tasks)) if i not in done]
@@ -317,6 +328,8 @@ class Resolver(Keys):
         """Index a committed artifact in the catalog (a busy or corrupt one: a warning)."""
         if self.catalog is None:
             return
+        from ..catalog import warn_once
+
         key = marker.key
         try:
             self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
@@ -331,6 +344,8 @@ class Resolver(Keys):
                ) -> tuple[Inputs, dict[str, InputRef], list[dict[str, Any]]]:
         """What `node`'s recipe reads, how its marker records each input, and the sources
         it reads. `found`: markers already read, by key (each built input's is read once)."""
+        from ..sources.index import member_sets
+
         recipe = RECIPES[node.recipe]
         images: dict[str, dict[str, MemberSet]] = {}
         files: dict[str, str] = {}
@@ -357,6 +372,8 @@ class Resolver(Keys):
                           ) -> dict[str, MemberSet]:
         """The files of built dataset `name`, as the images another build reads (see
         `engine.inputs.artifact_members`)."""
+        from .inputs import artifact_members
+
         key = self.key(name)
         return artifact_members(name, key, self.store.member_root(key),
                                 os.path.join(self.store.tables(key), FILES),

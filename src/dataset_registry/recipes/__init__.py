@@ -1,30 +1,19 @@
 """The recipe table: name -> Recipe class, a view of the plugin table (plugins.py), so a
 recipe from an entry point or a project's registry.toml is found like a built-in one.
 
-Importing this package imports the built-in recipes (the local pool's fork server
-preloads it, so workers start warm); an outside recipe is imported on first use.
+Importing this package imports no recipe: each one, built-in or outside, is imported on
+first use (`RECIPES[name]`), so computing a key imports only the recipes of the datasets
+it covers (`registry show`'s first run after a change). `builtins` imports them all: the
+local pool's fork server preloads it, so workers start warm.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from .. import plugins
 from .base import Inputs, InputSpec, Params, Plan, Recipe
-
-
-def _import_built_in() -> tuple[type[Recipe], ...]:
-    """The classes `plugins.BUILTIN["recipes"]` names, imported: that table is the one list
-    of the package's recipes (ImageNet's `calibration` is a plugin's, an entry point)."""
-    found = []
-    for target in plugins.BUILTIN["recipes"].values():
-        module, _, name = target.partition(":")
-        found.append(getattr(importlib.import_module(module), name))
-    return tuple(found)
-
-
-BUILT_IN = _import_built_in()
 
 
 class RecipeTable(Mapping[str, type[Recipe]]):
@@ -48,5 +37,15 @@ class RecipeTable(Mapping[str, type[Recipe]]):
 
 
 RECIPES = RecipeTable()
+
+
+def __getattr__(name: str) -> Any:
+    """`BUILT_IN`, the built-in recipe classes, imported on first use (see builtins.py)."""
+    if name == "BUILT_IN":
+        from .builtins import BUILT_IN
+
+        return BUILT_IN
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["BUILT_IN", "RECIPES", "InputSpec", "Inputs", "Params", "Plan", "Recipe", "RecipeTable"]

@@ -18,12 +18,14 @@ file), for the coordinator to keep after the build: workers never see the state 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
-from ..artifact.output import Output
 from ..errors import BadImageError
 from ..sources.members import MemberRef
 from .imaging import ImageHeader, check_image
+
+if TYPE_CHECKING:  # an Output is handed in: writing one is the engine's import
+    from ..artifact.output import Output
 
 OnError = Literal["fail", "skip"]
 IMAGE_CHECKS = frozenset({"validate_images", "on_error"})  # the params that choose the policy

@@ -7,17 +7,19 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from ..artifact.output import Output
 from ..errors import BadInputError
 from ..sources.members import MemberRef, MemberSet, read_members
 from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .imagecheck import OnError, usable
 from .lists import read_list
 from .naming import record_names, refuse_clashes
+
+if TYPE_CHECKING:  # an Output is handed in: writing one is the engine's import
+    from ..artifact.output import Output
 
 _CHUNK = 128  # images per task: enough to amortise scheduling, small enough to balance
 

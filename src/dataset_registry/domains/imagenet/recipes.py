@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from ...artifact.output import Output
 from ...errors import BadInputError
 from ...recipes.base import Inputs, InputSpec
 from ...recipes.select import Entry, Select, SelectParams, pick_split
 from .labels import Scheme, convert, ground_truth
+
+if TYPE_CHECKING:  # an Output is handed in: writing one is the engine's import
+    from ...artifact.output import Output
 
 
 class CalibrationParams(SelectParams):
