@@ -241,8 +241,8 @@ def test_shows_full_path_imports_only_the_recipes_of_what_it_shows(tmp_path):
     computes keys and reads markers: it imports the recipes of the dataset shown and of
     what it is made from (calibration builds on select), no other recipe, and none of the
     build machinery (executors, image checks, resume, cache transfers, the Output recipes
-    write through), the reports, DuckDB or Pillow. (numpy still comes, with the source
-    fingerprints: sources/index.py imports it.)"""
+    write through), the reports, DuckDB, Pillow or numpy (a cached source fingerprint is
+    read without the readers: sources/indexing.py)."""
     from dataset_registry.plugins import BUILTIN
 
     from .conftest import MANIFESTS
@@ -267,6 +267,7 @@ def test_shows_full_path_imports_only_the_recipes_of_what_it_shows(tmp_path):
              "dataset_registry.engine.inputs", "dataset_registry.engine.imagechecks",
              "dataset_registry.engine.resume", "dataset_registry.engine.transfers",
              "dataset_registry.artifact.output", "dataset_registry.reports.audit",
-             "dataset_registry.reports.card", "duckdb", "PIL")
+             "dataset_registry.reports.card", "duckdb", "PIL", "numpy",
+             "dataset_registry.sources.indexing")
     assert not [m for m in loaded if m.startswith(heavy)], \
         [m for m in loaded if m.startswith(heavy)]

@@ -116,7 +116,7 @@ def _both(tmp_path, monkeypatch, data, layout="image-folder", **options):
         placed = zipindexing.index_zip(str(path), open_layout(layout, options), None) is not None
     except SourceError:
         placed = True  # (refused by the pool's reading itself)
-    monkeypatch.setattr("dataset_registry.sources.index.index_zip", lambda *_: None)
+    monkeypatch.setattr("dataset_registry.sources.indexing.index_zip", lambda *_: None)
     serial = _index(path, tmp_path / "b", layout, **options)
     return pooled, serial, placed
 
@@ -214,7 +214,7 @@ def test_progress_counts_each_byte_once_where_the_pool_hands_back(tmp_path, monk
     """A pool that read some members and then handed back (a worker died, a name fits no
     table): the serial reading reads them again, and the bar counts them once."""
     from dataset_registry.manifest import SourceNode
-    from dataset_registry.sources import index
+    from dataset_registry.sources import index, indexing
 
     path = tmp_path / "source.zip"
     path.write_bytes(python_zip({n: PHOTO + n.encode() for n in CLASSES}))
@@ -224,7 +224,7 @@ def test_progress_counts_each_byte_once_where_the_pool_hands_back(tmp_path, monk
         progress(packed // 2)
         return None
 
-    monkeypatch.setattr(index, "index_zip", read_half_and_hand_back)
+    monkeypatch.setattr(indexing, "index_zip", read_half_and_hand_back)
     counted = []
 
     class Bar:

@@ -38,7 +38,7 @@ def _both(tmp_path, monkeypatch, data, layout="image-folder", run_members=None, 
     """The index on a pool of 3 and wholly serially (the zip read by `scan_zip` in this
     process), and whether the pool placed the members itself (not handing back to the
     serial reading)."""
-    from dataset_registry.sources import index
+    from dataset_registry.sources import indexing
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "source.zip"
@@ -59,9 +59,9 @@ def _both(tmp_path, monkeypatch, data, layout="image-folder", run_members=None, 
         placed.append(found is not None)
         return found
 
-    monkeypatch.setattr(index, "index_zip", index_zip)
+    monkeypatch.setattr(indexing, "index_zip", index_zip)
     pooled = _index(path, tmp_path / "a", layout, options)
-    monkeypatch.setattr(index, "index_zip", lambda *_: None)
+    monkeypatch.setattr(indexing, "index_zip", lambda *_: None)
     monkeypatch.setattr(zippool, "PARALLEL_BYTES", 1 << 62)  # (the serial reader, too)
     serial = _index(path, tmp_path / "b", layout, options)
     return pooled, serial, placed == [True]

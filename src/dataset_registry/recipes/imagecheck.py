@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from ..errors import BadImageError
-from ..sources.members import MemberRef
 from .imaging import ImageHeader, check_image
 
 if TYPE_CHECKING:  # an Output is handed in: writing one is the engine's import
     from ..artifact.output import Output
+    from ..sources.members import MemberRef  # (numpy: not for a key)
 
 OnError = Literal["fail", "skip"]
 IMAGE_CHECKS = frozenset({"validate_images", "on_error"})  # the params that choose the policy

@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field
 
 from ..errors import BadInputError
-from ..sources.members import MemberRef, MemberSet, read_members
 from .base import Inputs, InputSpec, Params, Plan, Recipe
 from .imagecheck import OnError, usable
 from .lists import read_list
 from .naming import record_names, refuse_clashes
 
-if TYPE_CHECKING:  # an Output is handed in: writing one is the engine's import
+if TYPE_CHECKING:  # an Output is handed in: writing one is the engine's import; members
+    # are read only in a task (numpy: not for a key)
     from ..artifact.output import Output
+    from ..sources.members import MemberRef, MemberSet
 
 _CHUNK = 128  # images per task: enough to amortise scheduling, small enough to balance
 
@@ -120,6 +121,8 @@ class Select(Recipe):
     @classmethod
     def run(cls, params: SelectParams, task: list[tuple[MemberRef, int | None, str]],
             out: Output) -> list[str]:
+        from ..sources.members import read_members
+
         kept = set()
         for i, ref, data in usable(read_members(ref for ref, _, _ in task), out,
                                    params.on_error, validate=params.validate_images):

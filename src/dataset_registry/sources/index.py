@@ -8,40 +8,22 @@ stat signature, so an unchanged source is never re-read.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ..core.atomic import write_atomic
 from ..core.keys import hash_bytes
-from ..core.progress import Counted, ProgressFactory, bar
 from ..core.remote import Remote
 from ..errors import SourceError
-from .indextable import (
-    IndexTable,
-    bad_name,
-    first_bad_name,
-    first_rows,
-    numbers_change_labels,
-    split_counts,
-    split_ranges,
-    write_index,
-)
-from .layouts import Entry, Layout, check_split
-from .layouts.tables import check_name
-from .location import LocalPlace, RemotePlace, archive_kind, place
-from .members import MemberSet, StrColumn, hex_digests, labelled_values
-from .nestedpool import by_name_alone, index_parallel
-from .tarindex import IndexedMember
-from .zipindexing import index_zip
+from .layouts import Layout
+from .location import place
 
 if TYPE_CHECKING:  # a source node is read, never made, here: no import of the manifest layer
+    from ..core.progress import ProgressFactory
     from ..manifest import SourceNode
+    from .members import MemberSet
 
 INDEX_FORMAT = 3  # 2: the member index gained labels and attrs columns; 3: values, packed
 
@@ -125,26 +107,14 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
         cached = _read_entry(entry_path, node.name)
         if cached is not None and cached.stat == signature:
             return cached
-    where = f"source {node.name} ({location})"
-    try:
-        # a folder's size is unknown until it is walked: a bar without a total
-        with bar(progress, f"indexing source {node.name}",
-                 where_bytes.size() if is_tar else None, unit="bytes") as advance:
-            table, left_out, hashed = _read(where_bytes, layout, is_tar, beside, advance)
-    except SourceError as exc:
-        raise SourceError(f"{where}: {exc}") from None
-    if all(name.startswith("meta/") for name in table.logical):  # (stops at the first image)
-        raise SourceError(f"{where}: holds no images; layout {node.layout} expects "
-                          f"{layout.expects}")
-    repeat, moved = table.sort_by_name()
-    _check_names(table, where)
-    if repeat >= 0:
-        raise SourceError(f"{where}: two members are both {table.logical[repeat]!r} in the "
-                          "dataset")
+    from .indexing import read_index  # (the readers and numpy: only when a source is read)
+    from .indextable import split_counts, write_index
+
+    table, left_out, fingerprint, label_values = read_index(
+        where_bytes, layout, is_tar, beside, f"source {node.name} ({location})", progress,
+        node.name)
     synthetic = where_bytes.synthetic()
-    fingerprint = hashed if hashed and not moved else table.fingerprint()
     identity = layout.identity()
-    label_values = numbers_change_labels(table)
     if label_values:
         # whole-number labels keep their value (classes.default_classes): where that reads
         # the table's bytes otherwise than earlier versions did (sorted as text), the source
@@ -207,92 +177,6 @@ def last_known(node: SourceNode, location: str, cache_dir: str) -> SourceInfo | 
     return _read_entry(_entry_path(node, location, cache_dir, layout), node.name)
 
 
-def _refuse_split(rows: list[tuple[str, Entry, IndexedMember]]) -> None:
-    """Refuse a split name holding "/" as `_check_names` refuses every other bad split: after
-    any bad member name, the first such split in name order, naming its first member."""
-    ordered = sorted(rows, key=lambda row: row[0])
-    for logical, _, _ in ordered:
-        why = bad_name(logical)
-        if why:
-            raise SourceError(why)
-    first: dict[str, str] = {}
-    for logical, e, _ in ordered:
-        first.setdefault(e.split, logical)
-    for split, logical in first.items():
-        if split != "meta":
-            check_split(split, f"member {logical!r}")
-
-
-def _left_out(scanned: list[IndexedMember], rows: list[tuple[str, Entry, IndexedMember]]
-              ) -> list[str]:
-    """The scanned members no row came from (by path: a layout may read a shard's members
-    itself); a shard whose members rows came from is not left out."""
-    if len(scanned) == len(rows):  # every member made a row (the usual case: no set built)
-        return []
-    used: set[str] = set()
-    for _, _, m in rows:
-        used.add(m.path)
-        parts = m.path.split(".tar/")
-        used.update(".tar/".join(parts[:i]) + ".tar" for i in range(1, len(parts)))
-    return [m.path for m in scanned if m.path not in used]
-
-
-def _kept(members: Iterable[IndexedMember], into: list[IndexedMember]
-          ) -> Iterator[IndexedMember]:
-    """`members`, each also kept in `into` (to say what the layout left out)."""
-    for m in members:
-        into.append(m)
-        yield m
-
-
-def _check_names(table: IndexTable, where: str) -> None:
-    """What any layout gives must fit where recipes put it: split and class names become
-    folder names and fields of tab-separated files, member names file paths. Refused here,
-    at `source set`, naming the member (the first in name order), never late in a build."""
-    why = first_bad_name(table)
-    if why:
-        raise SourceError(f"{where}: {why}")
-    for split, (start, _) in split_ranges(table.logical).items():
-        if split != "meta":
-            check_split(split, f"{where}: member {table.logical[start]!r}")
-    for i in first_rows(table.labels):
-        check_name(table.labels[i], f"{where}: member {table.logical[i]!r}", "class name")
-
-
-def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
-          beside: tuple[str, ...], advance: Callable[[int], None] | None
-          ) -> tuple[IndexTable, list[str], str | None]:
-    """The source's members as the layout sees them (unsorted), the paths of those it left
-    out, and the table's fingerprint where it was hashed on the way (None: not); a big local
-    tar of tars on every core (`nestedpool`), where the layout reads each member by its
-    name alone."""
-    found = [m for m in map(where.beside_member, beside) if m is not None]
-    counted = Counted(advance)
-    parallel = None
-    if is_tar and isinstance(where, LocalPlace) and by_name_alone(layout) and \
-            archive_kind(where.location) == "tar":
-        parallel = index_parallel(where.location, layout, counted, found)
-    elif is_tar and isinstance(where, LocalPlace) and not found and \
-            archive_kind(where.location) == "zip":
-        parallel = index_zip(where.location, layout, counted)
-    if parallel is not None:
-        return parallel
-    advance = counted.again()  # (what a pool read before handing back is not read twice)
-    members = where.scan_tar(layout.nested, advance) if is_tar else \
-        where.scan_folder(advance)
-    scanned: list[IndexedMember] = []
-    rows = [(f"{e.split}/{e.name}", e, m) for e, m in
-            layout.entries(_kept(itertools.chain(members, found), scanned), is_tar,
-                           where.read)]
-    if any("/" in e.split for _, e, _ in rows):  # (a table's splits are first components)
-        _refuse_split(rows)
-    if any("\n" in logical for logical, _, _ in rows):  # (no table holds such a name)
-        if all(logical.startswith("meta/") for logical, _, _ in rows):
-            return IndexTable.from_rows([]), [], None  # ("holds no images" is said first)
-        first = min(logical for logical, _, _ in rows if bad_name(logical))
-        raise SourceError(str(bad_name(first)))
-    return IndexTable.from_rows(rows), _left_out(scanned, rows), None
-
 def check_expectations(node: SourceNode, info: SourceInfo) -> None:
     """The declared file count must match (a synthetic stand-in is exempt and says so)."""
     want = node.expect.files
@@ -304,6 +188,11 @@ def check_expectations(node: SourceNode, info: SourceInfo) -> None:
 
 def member_sets(info: SourceInfo) -> dict[str, MemberSet]:
     """The source's images by split, from its cached index (no per-member Python objects)."""
+    import numpy as np
+
+    from .indextable import split_ranges
+    from .members import MemberSet, StrColumn, hex_digests, labelled_values
+
     with np.load(info.index) as z:
         logical = StrColumn(z["logical"].tobytes(), z["logical_starts"])
         blobs = {name: (z[name].tobytes(), z[f"{name.removesuffix('s')}_starts"])

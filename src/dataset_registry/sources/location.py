@@ -17,11 +17,9 @@ from ..core.remote import Remote, is_remote
 from ..core.statsig import stat_signature, walk_stat
 from ..errors import SourceError
 from .layouts import BESIDE
-from .nestedpool import scan_local
 from .tarindex import IndexedMember, Opener, scan_tar, tar_is_synthetic
 from .zipcheck import DEFLATED
 from .zipindex import is_zip, scan_zip, unpacked
-from .zippool import scan_zip_local
 
 SYNTHETIC_MARKER = "SYNTHETIC-IMAGENET.txt"
 """File `registry synth` leaves at the root of a folder source."""
@@ -207,6 +205,9 @@ def scan_archive(location: str, nested: Callable[[str], bool], opener: Opener | 
                  progress: Progress = None) -> Iterator[IndexedMember]:
     """The members of the tar or zip at `location` (told apart by their first bytes);
     `progress` gets each member's bytes as it is hashed."""
+    from .nestedpool import scan_local  # (the pools, and numpy: only to read an archive)
+    from .zippool import scan_zip_local
+
     if archive_kind(location, opener) == "tar":
         if opener is None:
             yield from scan_local(location, nested, progress)

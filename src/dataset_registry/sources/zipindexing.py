@@ -6,7 +6,7 @@ The layout must place a member by its name alone (`Layout.by_name`): one that do
 already (imagenet-val on a zip), or image-folder once the workers surveyed every name
 (how deep the images lie, whether one folder holds them all, whether a table lies among
 them: a table is read in one process, and then the serial reading does it all). The
-index, the members left out and the refusal are the serial reading's (`index._read`):
+index, the members left out and the refusal are the serial reading's (`indexing._read`):
 a member the reader refuses is said before one the layout refuses exactly when the
 serial reading says it first.
 """
