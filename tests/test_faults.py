@@ -45,12 +45,11 @@ def spawn(root: Path, name: str) -> subprocess.Popen:
 def test_sigkill_mid_build_leaves_nothing_visible_and_a_rerun_completes(root):
     proc = spawn(root, "big")
     deadline = time.monotonic() + 60
-    parts: list[str] = []
-    while time.monotonic() < deadline and not parts:
-        parts = [p for p in glob.glob(str(root / "registry/.staging/*/.parts/*.csv"))
-                 if os.path.getsize(p) > 0]
+    writing = False
+    while time.monotonic() < deadline and not writing:
+        writing = _writing(root)
         time.sleep(0.02)
-    assert parts, "the build never started writing"
+    assert writing, "the build never started writing"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     reg = Registry.open(str(root))
@@ -157,8 +156,7 @@ def test_a_killed_worker_fails_the_build_cleanly(root):
     def kill_a_worker() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not killed:
-            if [p for p in glob.glob(str(root / "registry/.staging/*/.parts/*.csv"))
-                    if os.path.getsize(p) > 0]:
+            if _writing(root):
                 # the pool's workers are the grandchildren (children of the forkserver)
                 workers = [g for c in _descendants(os.getpid()) for g in _descendants(c)]
                 if workers:
@@ -175,6 +173,19 @@ def test_a_killed_worker_fails_the_build_cleanly(root):
     assert Registry.open(str(root)).resolve("big", jobs=2).marker.files == 20000
 
 
+def _writing(root: Path) -> bool:
+    """Whether a task of the build under `root` has written part of its file table (a part
+    may be renamed or removed between the listing and the look at its size: a task that
+    ended, a staging folder moved: then not this one)."""
+    for part in glob.glob(str(root / "registry/.staging/*/.parts/*.csv")):
+        try:
+            if os.path.getsize(part) > 0:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 def _start_cli_build(root: Path, name: str = "big") -> tuple[subprocess.Popen, list]:
     """`registry resolve NAME -j 2` in a subprocess, returned once its tasks are writing,
     with every process of its tree (pool workers, fork server) found before any signal."""
@@ -187,8 +198,7 @@ def _start_cli_build(root: Path, name: str = "big") -> tuple[subprocess.Popen, l
     deadline = time.monotonic() + 60
     tree: list = []
     while time.monotonic() < deadline:
-        writing = [p for p in glob.glob(str(root / "registry/.staging/*/.parts/*.csv"))
-                   if os.path.getsize(p) > 0]
+        writing = _writing(root)
         tree = psutil.Process(proc.pid).children(recursive=True)
         if writing and len(tree) >= 3:  # the fork server and both workers, at least
             break

@@ -1,15 +1,16 @@
 """A big local zip's members read on all cores: CRC-32 and xxh3 are the cost of indexing a
 zip of photos, and its central directory says where every member lies before one is read.
 
-The directory is read and checked here (`zipindex`); the members, in file order, are cut
-into runs of about equal bytes, and each run is read by a pool worker exactly as the
-serial reader reads it (each member starting where the one before ended, its local header
-checked against the directory, nothing between members unaccounted for). Members are
-given in central-directory order, as `scan_zip` gives them, and a refusal is raised
-after just the members the serial reader would have given before it: the same words on
-any number of cores.
+The directory is read and checked here (`zipdirectory`: the fast reader of plain ones,
+else `zipindex`'s strict reader); the members, in file order, are cut into runs of about
+equal bytes, and each run is read by a pool worker exactly as the serial reader reads it
+(each member starting where the one before ended, its local header checked against the
+directory, nothing between members unaccounted for; `ziplocal` reads a plain run in bulk).
+`scan_zip_local` gives the members in central-directory order, as `scan_zip` gives them,
+and raises a refusal after just the members the serial reader would have given before
+it: the same words on any number of cores. `zipindexing` builds a source's index on the
+same runs (`pooled_runs`).
 """
-
 from __future__ import annotations
 
 import os
@@ -22,11 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import SourceError
-from .nestedpool import (
-    PARALLEL_BYTES,
-    default_jobs,
-    or_serial,
-)
+from .nestedpool import PARALLEL_BYTES, default_jobs, or_serial
 from .zipcheck import shown
 from .zipdirectory import Directory, NotPlain, read_directory
 from .zipindex import (
