@@ -1,7 +1,6 @@
 """A tar of tars indexed on a pool gives what the serial reading gives: the same index, the
 same fingerprint, the same members left out, and the same refusal, word for word."""
 
-import numpy as np
 import pytest
 
 from dataset_registry.errors import SourceError
@@ -13,6 +12,7 @@ from dataset_registry.sources.members import read_member
 from dataset_registry.sources.tarindex import scan_tar
 
 from ..tarkit import is_tar, tar_of
+from .indexkit import indexed
 
 END = bytes(1024)
 
@@ -39,14 +39,7 @@ def pooled(monkeypatch):
 
 
 def _index(path, cache, layout="imagenet-train"):
-    try:
-        info = check_source(node(layout), str(path), str(cache), force=True)
-    except SourceError as exc:
-        return None, str(exc).replace(str(cache), "CACHE")
-    with np.load(info.index) as z:
-        arrays = {k: z[k].tobytes() for k in z.files}
-    return (info.fingerprint, info.files, info.splits, info.left_out, info.left_out_first,
-            arrays), None
+    return indexed(path, cache, layout)
 
 
 @pytest.mark.parametrize("classes", [

@@ -12,6 +12,7 @@ from dataset_registry.sources import nestedpool, zipindexing, zippool
 from dataset_registry.sources.zipindex import scan_zip
 
 from ..zipkit import damaged_zips, hostile_zips, python_zip
+from .indexkit import indexed
 
 MEMBERS = {f"d{i % 7}/m{i}.JPEG": os.urandom(300 + 37 * i) for i in range(60)}
 
@@ -84,20 +85,7 @@ def test_a_pool_that_cannot_start_reads_serially(tmp_path, pooled, monkeypatch):
 
 
 def _index(path, cache, layout="image-folder", **options):
-    """What `source check` makes of the zip: (fingerprint, files, splits, left out, the
-    index's arrays) or the refusal's words."""
-    from dataset_registry.manifest import SourceNode
-    from dataset_registry.sources.index import check_source
-
-    node = SourceNode(name="src", file="m.yaml", line=3, layout=layout, options=options)
-    try:
-        info = check_source(node, str(path), str(cache), force=True)
-    except SourceError as exc:
-        return None, str(exc).replace(str(cache), "CACHE")
-    with np.load(info.index) as z:
-        arrays = {k: z[k].tobytes() for k in z.files}
-    return (info.fingerprint, info.files, info.splits, info.left_out, info.left_out_first,
-            arrays), None
+    return indexed(path, cache, layout, options)
 
 
 def _both(tmp_path, monkeypatch, data, layout="image-folder", **options):

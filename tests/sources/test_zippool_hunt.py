@@ -5,33 +5,16 @@ index (fingerprint, rows, members left out, splits) or the same refusal, word fo
 
 import random
 
-import numpy as np
 import pytest
 
 from dataset_registry.errors import SourceError
 from dataset_registry.sources import zipindexing, zippool
 
 from ..zipkit import DEFLATED, STORED, Entry, build_zip, damaged_zips, hostile_zips, python_zip
+from .indexkit import indexed
 
 PHOTO = b"\xff\xd8" + bytes(range(256)) * 3
 CLASSES = [f"{c}/{c}-{i}.jpg" for c in ("cat", "dog", "owl") for i in range(7)]
-
-
-def _index(path, cache, layout, options):
-    """What `source check` makes of the zip: (fingerprint, files, splits, left out, the
-    index's arrays) or the refusal's words."""
-    from dataset_registry.manifest import SourceNode
-    from dataset_registry.sources.index import check_source
-
-    node = SourceNode(name="src", file="m.yaml", line=3, layout=layout, options=options)
-    try:
-        info = check_source(node, str(path), str(cache), force=True)
-    except SourceError as exc:
-        return None, str(exc).replace(str(cache), "CACHE")
-    with np.load(info.index) as z:
-        arrays = {k: z[k].tobytes() for k in z.files}
-    return (info.fingerprint, info.files, info.splits, info.left_out, info.left_out_first,
-            arrays), None
 
 
 def _both(tmp_path, monkeypatch, data, layout="image-folder", run_members=None, **options):
@@ -60,10 +43,10 @@ def _both(tmp_path, monkeypatch, data, layout="image-folder", run_members=None, 
         return found
 
     monkeypatch.setattr(indexing, "index_zip", index_zip)
-    pooled = _index(path, tmp_path / "a", layout, options)
+    pooled = indexed(path, tmp_path / "a", layout, options)
     monkeypatch.setattr(indexing, "index_zip", lambda *_: None)
     monkeypatch.setattr(zippool, "PARALLEL_BYTES", 1 << 62)  # (the serial reader, too)
-    serial = _index(path, tmp_path / "b", layout, options)
+    serial = indexed(path, tmp_path / "b", layout, options)
     return pooled, serial, placed == [True]
 
 

@@ -1,0 +1,28 @@
+"""What `source check` makes of an archive, as one comparable value: the pool's readings
+and the serial one are compared by it (test_nestedpool, test_zippool, test_zippool_hunt)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dataset_registry.errors import SourceError
+from dataset_registry.manifest import SourceNode
+from dataset_registry.sources.index import check_source
+
+
+def indexed(path: Path, cache: Path, layout: str, options: dict[str, Any] | None = None
+            ) -> tuple[tuple | None, str | None]:
+    """((fingerprint, files, splits, members left out and the first of them, the index's
+    arrays), None), or (None, the refusal's words, the cache folder written CACHE)."""
+    node = SourceNode(name="src", file="m.yaml", line=3, layout=layout, options=options or {})
+    try:
+        info = check_source(node, str(path), str(cache), force=True)
+    except SourceError as exc:
+        return None, str(exc).replace(str(cache), "CACHE")
+    with np.load(info.index) as z:
+        arrays = {k: z[k].tobytes() for k in z.files}
+    return (info.fingerprint, info.files, info.splits, info.left_out, info.left_out_first,
+            arrays), None
