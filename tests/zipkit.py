@@ -54,6 +54,15 @@ class Entry:
         return self.name.encode() if isinstance(self.name, str) else self.name
 
 
+def write_tree(folder: Path, members: dict[str, bytes]) -> None:
+    """`members` as files under `folder` (names ending in '/' as folders), for Info-ZIP's
+    `zip` to pack."""
+    for name, data in members.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        if not name.endswith("/"):
+            (folder / name).write_bytes(data)
+
+
 def build_zip(entries: list[Entry], *, comment: bytes = b"", zip64_end: bool = False,
               between: bytes = b"", eocd: dict | None = None, locator: dict | None = None,
               cd_order: list[int] | None = None) -> bytes:

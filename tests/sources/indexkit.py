@@ -1,5 +1,6 @@
 """What `source check` makes of an archive, as one comparable value: the pool's readings
-and the serial one are compared by it (test_nestedpool, test_zippool, test_zippool_hunt)."""
+and the serial one are compared by it (test_nestedpool, test_zippool, test_zippool_hunt);
+and a zip set up to be read on a pool of 3 however small it is."""
 
 from __future__ import annotations
 
@@ -26,3 +27,17 @@ def indexed(path: Path, cache: Path, layout: str, options: dict[str, Any] | None
         arrays = {k: z[k].tobytes() for k in z.files}
     return (info.fingerprint, info.files, info.splits, info.left_out, info.left_out_first,
             arrays), None
+
+
+def zip_on_a_pool(folder: Path, monkeypatch: Any, data: bytes) -> Path:
+    """`data` written as `folder`/source.zip, read on a pool of 3 workers in runs of a few
+    members, however small it is."""
+    from dataset_registry.sources import zippool
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "source.zip"
+    path.write_bytes(data)
+    monkeypatch.setattr(zippool, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(zippool, "RUNS_PER_WORKER", 3)
+    monkeypatch.setattr(zippool, "default_jobs", lambda: 3)
+    return path

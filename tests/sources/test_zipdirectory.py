@@ -25,6 +25,7 @@ from ..zipkit import (
     extra,
     hostile_zips,
     python_zip,
+    write_tree,
 )
 
 ZIP = shutil.which("zip")
@@ -111,10 +112,7 @@ def test_every_hostile_zip_gets_the_strict_readers_directory(tmp_path):
 
 def _info_zip(tmp_path: Path, members: dict[str, bytes], *flags: str) -> bytes:
     src = tmp_path / "src"
-    for name, data in members.items():  # (Info-ZIP stores these names unflagged, raw UTF-8)
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        if not name.endswith("/"):
-            (src / name).write_bytes(data)
+    write_tree(src, members)  # (Info-ZIP stores these names unflagged, raw UTF-8)
     out = tmp_path / "info.zip"
     subprocess.run([ZIP, "-q", *flags, str(out), "."], cwd=src, check=True)
     data = out.read_bytes()

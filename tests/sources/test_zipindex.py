@@ -25,6 +25,7 @@ from ..zipkit import (
     hostile_zips,
     python_zip,
     unzip_extract,
+    write_tree,
 )
 
 needs_unzip = pytest.mark.skipif(not Path(UNZIP).exists(),
@@ -86,10 +87,7 @@ def test_python_zips_index_as_unzip_extracts(tmp_path, method, force_zip64, stre
 @pytest.mark.parametrize("flags", [["-r"], ["-r0"], ["-r", "-fz"], ["-r", "-fd"], ["stream"]])
 def test_info_zip_zips_index_as_unzip_extracts(tmp_path, flags):
     src = tmp_path / "src"
-    for name, data in MEMBERS.items():  # (Info-ZIP stores these names unflagged, raw UTF-8)
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        if not name.endswith("/"):
-            (src / name).write_bytes(data)
+    write_tree(src, MEMBERS)  # (Info-ZIP stores these names unflagged, raw UTF-8)
     path = tmp_path / "info.zip"
     if flags == ["stream"]:  # to a pipe: data descriptors
         with open(path, "wb") as out:

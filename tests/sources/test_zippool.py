@@ -12,7 +12,7 @@ from dataset_registry.sources import nestedpool, zipindexing, zippool
 from dataset_registry.sources.zipindex import scan_zip
 
 from ..zipkit import damaged_zips, hostile_zips, python_zip
-from .indexkit import indexed
+from .indexkit import indexed, zip_on_a_pool
 
 MEMBERS = {f"d{i % 7}/m{i}.JPEG": os.urandom(300 + 37 * i) for i in range(60)}
 
@@ -93,12 +93,7 @@ def _both(tmp_path, monkeypatch, data, layout="image-folder", **options):
     places the members itself (not falling back to the serial reading)."""
     from dataset_registry.sources.layouts import open_layout
 
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "source.zip"
-    path.write_bytes(data)
-    monkeypatch.setattr(zippool, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(zippool, "RUNS_PER_WORKER", 3)
-    monkeypatch.setattr(zippool, "default_jobs", lambda: 3)
+    path = zip_on_a_pool(tmp_path, monkeypatch, data)
     pooled = _index(path, tmp_path / "a", layout, **options)
     try:
         placed = zipindexing.index_zip(str(path), open_layout(layout, options), None) is not None

@@ -11,7 +11,7 @@ from dataset_registry.errors import SourceError
 from dataset_registry.sources import zipindexing, zippool
 
 from ..zipkit import DEFLATED, STORED, Entry, build_zip, damaged_zips, hostile_zips, python_zip
-from .indexkit import indexed
+from .indexkit import indexed, zip_on_a_pool
 
 PHOTO = b"\xff\xd8" + bytes(range(256)) * 3
 CLASSES = [f"{c}/{c}-{i}.jpg" for c in ("cat", "dog", "owl") for i in range(7)]
@@ -23,12 +23,7 @@ def _both(tmp_path, monkeypatch, data, layout="image-folder", run_members=None, 
     serial reading)."""
     from dataset_registry.sources import indexing
 
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "source.zip"
-    path.write_bytes(data)
-    monkeypatch.setattr(zippool, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(zippool, "RUNS_PER_WORKER", 3)
-    monkeypatch.setattr(zippool, "default_jobs", lambda: 3)
+    path = zip_on_a_pool(tmp_path, monkeypatch, data)
     if run_members:
         monkeypatch.setattr(zippool, "RUN_MEMBERS", run_members)
     placed = []
