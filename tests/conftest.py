@@ -178,9 +178,23 @@ def dask_address(cluster) -> str:
 
 def as_from_a_terminal(args: list[str]) -> list[str]:
     """`args` run as a terminal runs a command: SIGINT at its default and not blocked, whatever
-    this test process holds (a child inherits an ignored or blocked SIGINT; one test earlier
-    in a full run leaves such a state, so Ctrl-C tests start their child through this)."""
+    this test process holds. A shell without job control starts a background job (`pytest
+    ... &`, `.ci/run > log &`) with SIGINT ignored (POSIX, so that Ctrl-C at the terminal
+    spares it); every child inherits that across fork and exec, and a Python started so
+    keeps it ignored: a `registry sql` sent SIGINT ran on (30 s timeouts seen in full runs,
+    never in a test run alone; a test started with `&` gives them). Tests that send SIGINT
+    start their child through this; a run's summary says when this process ignores SIGINT."""
     code = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
             "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
             "os.execv(sys.argv[1], sys.argv[1:])")
     return [sys.executable, "-c", code, *args]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Said at the end, -q or not: a run started as a background job ignores SIGINT."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        terminalreporter.write_line(
+            "note: this pytest ignores SIGINT (started as a background job?); its children "
+            "inherit that unless started through as_from_a_terminal")

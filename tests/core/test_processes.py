@@ -1,6 +1,9 @@
+import signal
 import subprocess
 import sys
 import textwrap
+
+from ..conftest import as_from_a_terminal
 
 
 def test_pool_workers_start_with_the_recipes_already_imported(tmp_path):
@@ -23,3 +26,42 @@ def test_pool_workers_start_with_the_recipes_already_imported(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          check=True, cwd=tmp_path)
     assert out.stdout.strip() == "['dataset_registry.recipes', 'numpy']"
+
+
+def test_pools_leave_the_callers_ctrl_c_as_they_found_it(tmp_path):
+    """The fork server ignores SIGINT and the resource tracker starts with it blocked, each
+    in its own process: a script that starts pools (as a build does), then a child, keeps
+    Ctrl-C for both (an ignored or blocked SIGINT is inherited across fork and exec)."""
+    script = tmp_path / "pool_then_child.py"
+    script.write_text(textwrap.dedent("""
+        import os, signal, subprocess, sys
+        from concurrent.futures import ProcessPoolExecutor
+        from dataset_registry.core.processes import start_early, watch_coordinator, worker_context
+
+        def ignored_by_the_kernel():  # what a C library's sigaction would change, too
+            status = open("/proc/self/status").read()
+            mask = int(status.split("SigIgn:")[1].split()[0], 16)
+            return bool(mask & 1 << signal.SIGINT - 1)
+
+        if __name__ == "__main__":
+            start_early()
+            for _ in range(2):
+                with ProcessPoolExecutor(2, mp_context=worker_context(),
+                                         initializer=watch_coordinator,
+                                         initargs=(os.getpid(),)) as pool:
+                    assert list(pool.map(abs, [-1, -2])) == [1, 2]
+            print(signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+                  ignored_by_the_kernel(),
+                  signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+            child = subprocess.Popen([sys.executable, "-c", "import time; print(flush=True); "
+                                      "time.sleep(60)"], stdout=subprocess.PIPE)
+            child.stdout.readline()  # its SIGINT handler is in place
+            child.send_signal(signal.SIGINT)
+            print(child.wait(timeout=20))
+    """))
+    # started as a terminal starts it: what this test process holds (pytest run as a
+    # background job ignores SIGINT) does not decide the outcome
+    out = subprocess.run(as_from_a_terminal([sys.executable, str(script)]), capture_output=True,
+                         text=True, cwd=tmp_path, timeout=120)
+    assert (out.returncode, out.stdout) == (0, f"True False False\n{-signal.SIGINT}\n"), \
+        out.stderr
