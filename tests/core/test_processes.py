@@ -64,4 +64,4 @@ def test_pools_leave_the_callers_ctrl_c_as_they_found_it(tmp_path):
     out = subprocess.run(as_from_a_terminal([sys.executable, str(script)]), capture_output=True,
                          text=True, cwd=tmp_path, timeout=120)
     assert (out.returncode, out.stdout) == (0, f"True False False\n{-signal.SIGINT}\n"), \
-        out.stderr
+        out.stdout + out.stderr
