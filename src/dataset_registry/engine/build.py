@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
     from ..executors import Executor
     from ..sources.members import MemberSet
+    from .imagechecks import ImageChecks
     from .resume import FinishedTasks
 
 # What only a build needs (executors, the member sets a build reads, the image checks,
@@ -239,6 +240,9 @@ class Resolver(Keys):
             from ..artifact.output import Output, finalize
 
             drop = self.store.drop(staging, self.remote)
+            if checks is not None:
+                tasks = self._check_first(node, recipe, executor, inputs, tasks, checks, drop)
+                phase("checks")
             finished = FinishedTasks(staging.path, key, tasks) if self.store.resumable \
                 else None
             done = finished.load() if finished else {}
@@ -286,6 +290,25 @@ class Resolver(Keys):
             self.store.abort(staging)
             raise
         return marker
+
+    def _check_first(self, node: DatasetNode, recipe: Any, executor: Executor, inputs: Inputs,
+                     tasks: list[Any], checks: ImageChecks, drop: Any) -> list[Any]:
+        """`tasks`, or where they would leave workers idle, the same plan made again after
+        the images were checked on every worker (engine/checkfirst.py)."""
+        from .checkfirst import check_first, to_check_first
+
+        chunks = to_check_first(executor, tasks)
+        if not chunks:
+            return tasks
+        images = sum(len(chunk) for chunk in chunks)
+        with bar(self.progress, f"{node.name}: image checks", images) as advance:
+            verdicts = check_first(executor, chunks, drop, advance)
+        with contextlib.suppress(OSError):  # only a cache: the verdicts are marked all the same
+            checks.add(verdicts)
+        with contextlib.suppress(OSError):  # unmarked, the tasks decode their images again
+            checks.mark(inputs.images, also=verdicts)
+        with recipe_code(node, recipe.name, "plan"):
+            return recipe.plan(node.params, inputs)
 
     @staticmethod
     def _run_tasks(executor: Executor, recipe: Any, params: Any, tasks: list[Any],

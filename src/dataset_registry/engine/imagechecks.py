@@ -65,17 +65,22 @@ class ImageChecks:
         verdict = dict(rows)
         if not verdict:
             return 0
-        digests = np.frombuffer(b"".join(bytes.fromhex(h) for h in verdict), "S16")
-        self._files.write(_merge([(digests, {i: w for i, w in enumerate(verdict.values()) if w})]))
+        self._files.write(_merge([_part(verdict)]))
         return len(verdict)
 
-    def mark(self, images: Mapping[str, Mapping[str, MemberSet]]) -> None:
-        """Give every input member whose content has a verdict here that verdict."""
+    def mark(self, images: Mapping[str, Mapping[str, MemberSet]],
+             also: Iterable[tuple[str, str]] = ()) -> None:
+        """Give every input member whose content has a verdict here, or in `also` ((hex
+        xxh3, why): verdicts just reached, which an unwritable cache may not hold), that
+        verdict."""
         sets = [s for by_split in images.values() for s in by_split.values()
                 if s.digests is not None and len(s)]
         if not sets:
             return
         known = self.load()
+        extra = dict(also)
+        if extra:  # the cache's verdict first, as a merge of its files keeps it
+            known = _merge([(known.digests, known.refused), _part(extra)])
         if not len(known.digests):
             return
         for members in sets:
@@ -100,6 +105,12 @@ class ImageChecks:
                 rows += [(r[0], r[1]) for r in csv.reader(f)
                          if len(r) == 2 and len(r[0]) == 32]
         return self.add(rows)
+
+
+def _part(verdict: dict[str, str]) -> tuple[np.ndarray, dict[int, str]]:
+    """Verdicts by hex xxh3 as (S16 digests, refusals by position)."""
+    digests = np.frombuffer(b"".join(bytes.fromhex(h) for h in verdict), "S16")
+    return digests, {i: w for i, w in enumerate(verdict.values()) if w}
 
 
 def _read(z: Any) -> tuple[np.ndarray, dict[int, str]]:

@@ -84,3 +84,31 @@ def why_refused(message: str, name: str) -> str | None:
     if why == message or name in why or not why or "\n" in why:
         return None
     return why
+
+
+class CheckImages:
+    """The image checks alone, as a task of their own (engine/checkfirst.py): a slice of
+    members in, each content's verdict out, `(xxh3, why)` ("" usable), as `check` would
+    reach and keep it. A refusal `check` would not keep (its message is not simply the
+    member's name and a reason) is left out: the task that writes the image decodes it
+    again and fails or skips it with its own words. Writes nothing."""
+
+    name = "image check"
+
+    @classmethod
+    def run(cls, params: None, members: Iterable[MemberRef], out: Output
+            ) -> list[tuple[str, str]]:
+        from ..sources.members import read_members
+
+        verdicts = []
+        for ref, data in read_members(members):
+            name = where(ref)
+            try:
+                check_image(data, name)
+            except BadImageError as exc:
+                why = why_refused(str(exc), name)
+                if why is not None:
+                    verdicts.append((ref.xxh3, why))
+                continue
+            verdicts.append((ref.xxh3, ""))
+        return verdicts

@@ -1,0 +1,142 @@
+"""Image checks first, on every worker, where a checked build's own tasks would leave
+workers idle (engine/checkfirst.py): the same bytes, skips and failures as a build whose
+tasks check their own images."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+from dataset_registry import BadImageError
+from dataset_registry.engine import checkfirst
+from dataset_registry.engine.imagechecks import ImageChecks
+from dataset_registry.recipes import RECIPES
+from dataset_registry.sources.members import CHECKED_OK
+
+from ..recipes.shardkit import registry
+from ..recipes.test_imagecheck import (
+    BAD,
+    SHARD_RECIPES,
+    assert_nothing_published,
+    jpeg,
+    params,
+    train_source,
+)
+from ..recipes.test_imagecheck_cache import skips
+
+BAD_ONES = {kind: BAD[kind][0] for kind in ("truncated", "empty", "random")}
+IMAGES = 3 * 3 + 1 + len(BAD_ONES)  # train_source's good images, and the bad ones
+
+
+def test_busy_is_the_share_of_the_workers_time_the_tasks_fill():
+    six_shards = [1000] * 5 + [20]  # 5,020 photos in WebDataset shards of 1,000
+    assert checkfirst.busy(six_shards, 16) == pytest.approx(5020 / 16000)
+    assert checkfirst.busy(six_shards, 2) == pytest.approx(5020 / 6000)  # 3,000 vs 2,020
+    assert checkfirst.busy([1000] * 30, 16) == pytest.approx(30 / 32)
+    assert checkfirst.busy([1000] * 32, 16) == 1.0
+    assert checkfirst.busy([5, 1, 1, 1, 1, 1], 2) == 1.0  # the first free worker takes each
+    assert checkfirst.busy([7], 1) == 1.0 and checkfirst.busy([], 4) == 1.0
+
+
+class Steps:
+    """A progress factory that keeps each step's label and what it counted."""
+
+    def __init__(self) -> None:
+        self.counted: dict[str, int] = {}
+
+    @contextmanager
+    def __call__(self, label: str, total: int | None, unit: str = "items"):
+        self.counted[label] = 0
+
+        def advance(n: int) -> None:
+            self.counted[label] += n
+
+        yield advance
+
+
+def build(tmp_path, name: str, recipe: str, extra: str, jobs: int):
+    source, _ = train_source(tmp_path, BAD_ONES)
+    # tfrecord's two shards of 7 and 6 would keep 2 workers busy: three, of 5, 5 and 3
+    p = params(recipe, "train", extra).replace("shards: 2", "shards: 3")
+    p = p.replace("shard_count: 4, ", "") if "shard_count" in extra else p
+    reg = registry(tmp_path / name, source, recipe, p)
+    steps = reg.resolver.progress = Steps()
+    return reg, reg.resolve("out", jobs=jobs), steps
+
+
+@pytest.mark.parametrize("recipe", SHARD_RECIPES)
+def test_uneven_tasks_check_first_on_every_worker_with_the_same_bytes(tmp_path, recipe):
+    """One worker checks in its tasks; two, given tasks too few or uneven to keep both
+    busy, check every image first: the same digest and skips, and the verdicts kept."""
+    own, alone, alone_steps = build(tmp_path, "alone", recipe, ", on_error: skip", jobs=1)
+    pool, first, pool_steps = build(tmp_path, "pool", recipe, ", on_error: skip", jobs=2)
+    assert "out: image checks" not in alone_steps.counted
+    # each image checked once, first; then the tasks' own step counts them all again
+    assert pool_steps.counted == {"out: image checks": IMAGES, "out": IMAGES}
+    assert (first.key, first.digest) == (alone.key, alone.digest)
+    assert first.marker.skipped == len(BAD_ONES)
+    assert skips(pool, first.key) == skips(own, alone.key)
+    known = ImageChecks(pool.state_dir).load()
+    assert len(known.digests) == IMAGES and len(known.refused) == len(BAD_ONES)
+
+
+@pytest.mark.parametrize("executor", [None, "dask://local"], ids=["pool", "dask"])
+def test_more_check_chunks_than_tasks_on_either_executor(tmp_path, monkeypatch, executor):
+    """Chunks of 2: seven check tasks before the build's four, on the pool or on Dask; the
+    check tasks write nothing the artifact holds."""
+    _, alone, _ = build(tmp_path, "alone", "webdataset", ", on_error: skip", jobs=1)
+    monkeypatch.setattr(checkfirst, "CHUNK", 2)
+    source, _ = train_source(tmp_path, BAD_ONES)
+    reg = registry(tmp_path / "chunks", source, "webdataset",
+                   params("webdataset", "train", ", on_error: skip"))
+    steps = reg.resolver.progress = Steps()
+    built = reg.resolve("out", jobs=2, executor=executor)
+    assert steps.counted["out: image checks"] == IMAGES
+    assert (built.digest, built.marker.files) == (alone.digest, alone.marker.files)
+    assert built.marker.skipped == len(BAD_ONES)
+
+
+def test_a_refused_image_fails_the_build_in_the_same_words(tmp_path):
+    bad = {"truncated": BAD["truncated"][0]}
+    source, _ = train_source(tmp_path, bad)
+    words = []
+    for name, jobs in (("alone", 1), ("pool", 2)):
+        reg = registry(tmp_path / name, source, "webdataset", params("webdataset", "train"))
+        steps = reg.resolver.progress = Steps()
+        with pytest.raises(BadImageError) as raised:
+            reg.resolve("out", jobs=jobs)
+        words.append(str(raised.value))
+        assert_nothing_published(reg)
+    assert "out: image checks" in steps.counted  # the pool's build checked first
+    assert words[0] == words[1] and "_truncated.JPEG (source " in words[0]
+
+
+def test_tasks_that_keep_the_workers_busy_check_their_own_images(tmp_path):
+    # 13 images in shards of one: 13 tasks keep 2 workers busy 13/14 of the time
+    _, built, steps = build(tmp_path, "even", "webdataset", ", on_error: skip, shard_count: 1",
+                            jobs=2)
+    assert steps.counted == {"out": IMAGES}
+    assert built.marker.skipped == len(BAD_ONES)
+
+
+def test_each_content_is_checked_once_in_chunks(tmp_path, monkeypatch):
+    """Members sharing bytes are checked once; chunks hold at most CHUNK members; members
+    with a verdict already are left out."""
+    source, flat = train_source(tmp_path, {"copy": jpeg(0)})  # a copy of a class's first
+    assert len(set(flat.values())) == len(flat) - 1
+    reg = registry(tmp_path / "p", source, "webdataset",
+                   params("webdataset", "train"))  # shards of 4
+    node = reg.manifests.get("out")
+    inputs, _, _ = reg.resolver.inputs(node)
+    tasks = RECIPES["webdataset"].plan(node.params, inputs)
+    monkeypatch.setattr(checkfirst, "CHUNK", 2)
+    chunks = checkfirst.unchecked_chunks(tasks)
+    assert max(len(c) for c in chunks) == 2
+    checked = [ref.xxh3 for chunk in chunks for ref in chunk]
+    assert len(checked) == len(set(checked)) == len(flat) - 1
+    last = tasks[-1].members  # given verdicts, its members are left out
+    last.checks = np.full(len(last), CHECKED_OK, dtype=np.uint8)
+    left = [ref.xxh3 for chunk in checkfirst.unchecked_chunks(tasks) for ref in chunk]
+    assert set(left) == set(checked) - {ref.xxh3 for ref in last}
