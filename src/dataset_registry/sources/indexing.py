@@ -23,10 +23,11 @@ from .indextable import (
 )
 from .layouts import Entry, Layout, check_split
 from .layouts.tables import check_name
-from .location import LocalPlace, RemotePlace, archive_kind
+from .location import LocalPlace, RemotePlace, archive_kind, scan_archive
 from .nestedpool import by_name_alone, index_parallel
 from .tarindex import IndexedMember
 from .zipindexing import index_zip
+from .zippool import Central
 
 
 def read_index(where_bytes: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
@@ -116,17 +117,23 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
     found = [m for m in map(where.beside_member, beside) if m is not None]
     counted = Counted(advance)
     parallel = None
+    central = None  # a big zip's central directory, read already
     if is_tar and isinstance(where, LocalPlace) and by_name_alone(layout) and \
             archive_kind(where.location) == "tar":
         parallel = index_parallel(where.location, layout, counted, found)
     elif is_tar and isinstance(where, LocalPlace) and not found and \
             archive_kind(where.location) == "zip":
         parallel = index_zip(where.location, layout, counted)
+        if isinstance(parallel, Central):  # (its layout reads a table among its members)
+            central, parallel = parallel, None
     if parallel is not None:
         return parallel
     advance = counted.again()  # (what a pool read before handing back is not read twice)
-    members = where.scan_tar(layout.nested, advance) if is_tar else \
-        where.scan_folder(advance)
+    if central is not None:
+        members = scan_archive(where.location, layout.nested, None, advance, central)
+    else:
+        members = where.scan_tar(layout.nested, advance) if is_tar else \
+            where.scan_folder(advance)
     scanned: list[IndexedMember] = []
     rows = [(f"{e.split}/{e.name}", e, m) for e, m in
             layout.entries(_kept(itertools.chain(members, found), scanned), is_tar,
