@@ -9,6 +9,7 @@ import pytest
 
 from dataset_registry.errors import SourceError
 from dataset_registry.sources import nestedpool, zipdirectory, zipindexing, zippool
+from dataset_registry.sources.layouts import Entry, Layout, is_image_name
 from dataset_registry.sources.zipindex import scan_zip
 
 from ..zipkit import damaged_zips, hostile_zips, python_zip
@@ -225,6 +226,37 @@ def test_a_by_name_layout_refuses_on_a_pool_as_serially(tmp_path, monkeypatch):
                                        "imagenet-val")
         assert pooled == serial and serial[1] is not None and placed
         assert ("not-a-val-image" in serial[1]) == (bad < damaged), serial[1]
+
+
+class _Stems(Layout):
+    """Each image by its path less its extension: x.jpg and x.png are one name twice."""
+
+    name = "stems"
+    expects = "images"
+
+    def classify(self, origin, is_tar):
+        return Entry("train", origin.rsplit(".", 1)[0]) if is_image_name(origin) else None
+
+
+def test_a_name_twice_is_refused_on_a_pool_as_serially(tmp_path, monkeypatch):
+    """Most pairs lie in one run: the pool's parts, each sorted, must not vouch that the
+    table holds each name once."""
+    from dataset_registry.sources import indexing
+    from dataset_registry.sources.location import LocalPlace
+
+    names = [n[:-4] + ext for n in CLASSES for ext in (".jpg", ".png")]
+    path = zip_on_a_pool(tmp_path, monkeypatch, _zip(names))
+    assert zipindexing.index_zip(str(path), _Stems(), None)[2] is None  # (placed on a pool)
+
+    def refusal():
+        with pytest.raises(SourceError) as exc:
+            indexing.read_index(LocalPlace(str(path)), _Stems(), True, (), "source s", None,
+                                "s")
+        return str(exc.value)
+
+    pooled = refusal()
+    monkeypatch.setattr(indexing, "index_zip", lambda *_: None)
+    assert pooled == refusal() == "source s: two members are both 'train/cat/cat-0' in the dataset"
 
 
 def test_progress_counts_each_byte_once_where_the_pool_hands_back(tmp_path, monkeypatch):

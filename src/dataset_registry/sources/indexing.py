@@ -46,7 +46,8 @@ def read_index(where_bytes: LocalPlace | RemotePlace, layout: Layout, is_tar: bo
     if all(logical.startswith("meta/") for logical in table.logical):  # (stops at an image)
         raise SourceError(f"{where}: holds no images; layout {layout.name} expects "
                           f"{layout.expects}")
-    repeat, moved = table.sort_by_name()
+    # (hashed on the way: the pool's parts came in strict name order, no name twice)
+    repeat, moved = table.sort_by_name() if hashed is None else (-1, False)
     _check_names(table, where)
     if repeat >= 0:
         raise SourceError(f"{where}: two members are both {table.logical[repeat]!r} in the "
@@ -111,9 +112,9 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
           beside: tuple[str, ...], advance: Callable[[int], None] | None
           ) -> tuple[IndexTable, list[str], str | None]:
     """The source's members as the layout sees them (unsorted), the paths of those it left
-    out, and the table's fingerprint where it was hashed on the way (None: not); a big local
-    tar of tars on every core (`nestedpool`), where the layout reads each member by its
-    name alone."""
+    out, and the table's fingerprint where it was hashed on the way, its rows then in
+    strict name order (None: not); a big local tar of tars on every core (`nestedpool`),
+    where the layout reads each member by its name alone."""
     found = [m for m in map(where.beside_member, beside) if m is not None]
     counted = Counted(advance)
     parallel = None

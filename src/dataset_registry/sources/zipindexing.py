@@ -114,7 +114,7 @@ class _RunRows(NamedTuple):
     """What a worker makes of one run."""
 
     table: IndexTable  # the rows of the members the layout kept, sorted by name
-    lines: bytes  # their fingerprint lines
+    lines: bytes | None  # their fingerprint lines (None: a name twice among them)
     left: list[tuple[int, str]]  # (entry number, path) of the members it left out
     scanned: int  # bytes read
     read: int  # entries read (those before the refusal, if one stopped the reading)
@@ -192,5 +192,5 @@ def _index_run(path: str, run: Run, cd_offset: int, size: int, placer: Layout) -
             raise NotInATable  # (the serial reading refuses it in its own words)
         rows.add(placed, member.path, member.offset, member.size, member.xxh3,
                  member.packed if member.method == DEFLATED else 0)
-    table = placed_table(rows)
-    return _RunRows(table, table.lines(), left, scanned, len(read), refusal, misplaced)
+    table, lines = placed_table(rows)
+    return _RunRows(table, lines, left, scanned, len(read), refusal, misplaced)
