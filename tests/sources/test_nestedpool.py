@@ -175,3 +175,25 @@ def test_members_before_a_refusal_in_a_nested_tar_are_given_on_a_pool_too(tmp_pa
     assert pooled == given(scan_tar(str(path), nested=is_tar))
     assert pooled[0][-2:] == ["n2.tar/n2_0.JPEG", "n2.tar/n2_1.JPEG"]
     assert "symbolic link" in pooled[1]
+
+
+def test_a_part_holding_a_name_twice_leaves_the_table_to_be_sorted_and_checked():
+    """A part's fingerprint lines vouch that its names are each once: parts in name order
+    then make a table taken as sorted, no name twice, unchecked. A part with a name twice
+    gives none, so the whole table is sorted and checked (and that name refused)."""
+    from dataset_registry.sources.indextable import Rows
+
+    def part(*names):
+        rows = Rows()
+        for name in names:
+            rows.add(Entry("train", name), name, 0, 1, "0" * 32)
+        return nestedpool.placed_table(rows)
+
+    once, twice = part("b", "a"), part("d", "c", "d")
+    assert once[1] == b"".join(f"train/{n}\t1\t{'0' * 32}\n".encode() for n in "ab")
+    assert twice[1] is None and list(twice[0].logical) == ["train/c", "train/d", "train/d"]
+    parts = nestedpool.IndexParts()
+    parts.add(*once)
+    assert parts.fingerprint() is not None
+    parts.add(*twice)
+    assert parts.fingerprint() is None

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from dataset_registry.errors import SourceError
-from dataset_registry.sources import nestedpool, zipindexing, zippool
+from dataset_registry.sources import nestedpool, zipdirectory, zipindexing, zippool
+from dataset_registry.sources.layouts import Entry, Layout, is_image_name
 from dataset_registry.sources.zipindex import scan_zip
 
 from ..zipkit import damaged_zips, hostile_zips, python_zip
@@ -90,13 +91,14 @@ def _index(path, cache, layout="image-folder", **options):
 
 def _both(tmp_path, monkeypatch, data, layout="image-folder", **options):
     """The index on a pool of 3 and serially, which must agree; and whether the pool
-    places the members itself (not falling back to the serial reading)."""
+    places the members itself (not handing back to the serial reading)."""
     from dataset_registry.sources.layouts import open_layout
 
     path = zip_on_a_pool(tmp_path, monkeypatch, data)
     pooled = _index(path, tmp_path / "a", layout, **options)
     try:
-        placed = zipindexing.index_zip(str(path), open_layout(layout, options), None) is not None
+        placed = isinstance(zipindexing.index_zip(str(path), open_layout(layout, options),
+                                                  None), tuple)
     except SourceError:
         placed = True  # (refused by the pool's reading itself)
     monkeypatch.setattr("dataset_registry.sources.indexing.index_zip", lambda *_: None)
@@ -126,6 +128,8 @@ SHAPES = {
     "images at two depths": [*CLASSES, "train/cat/deep.jpg"],
     "a class name a file cannot hold": [*CLASSES, " /x.jpg"],  # (a tab: the reader refuses)
     "a metadata table (read serially)": [*CLASSES, "metadata.csv"],
+    "table names, no table": [*CLASSES, ".meta/metadata.csv", "cat/metadata.csv.txt",
+                              "__MACOSX/metadata.jsonl", "dog/metadata.jsonl-old"],
     "no image": ["a.txt", "b/c.txt"],
     "out of name order": list(reversed(CLASSES)),
 }
@@ -144,6 +148,37 @@ def test_an_image_folder_zip_indexes_on_a_pool_as_serially(tmp_path, monkeypatch
     refused = shape in ("images at two depths", "a class name a file cannot hold", "no image",
                         "one image at the top")
     assert (serial[1] is not None) == refused, serial[1]
+
+
+def _with_a_table(folder=""):
+    """A zip of class folders and a metadata.csv in `folder` naming each image's class."""
+    table = "file_name,label\n" + "".join(f"{n},{n.split('/')[0]}\n" for n in CLASSES)
+    return python_zip({**{folder + n: PHOTO for n in CLASSES},
+                       f"{folder}metadata.csv": table.encode()})
+
+
+@pytest.mark.parametrize("folder", ["", "train/"])
+def test_a_zip_holding_a_table_is_read_once_on_one_pool(tmp_path, monkeypatch, folder):
+    """image-folder reads a metadata table in one process: told so by the directory's
+    names, no pool surveys the names first, and the serial reading (on its pool) reads
+    the members from the directory read already."""
+    path = zip_on_a_pool(tmp_path, monkeypatch, _with_a_table(folder))
+    reads, pools = zipdirectory.reads[str(path)], zippool.pools_started[str(path)]
+    found, refusal = _index(path, tmp_path / "a")
+    assert refusal is None and found[1] == len(CLASSES)
+    assert found[2] == {folder.rstrip("/") or "train": [len(CLASSES), 3]}  # (the table's)
+    assert zipdirectory.reads[str(path)] - reads == 1
+    assert zippool.pools_started[str(path)] - pools == 1
+
+
+def test_every_damaged_zip_holding_a_table_indexes_as_serially(tmp_path, monkeypatch):
+    outcomes = {"read": 0, "refused": 0}
+    for name, data in damaged_zips(_with_a_table(), 20, 5).items():
+        pooled, serial, placed = _both(tmp_path / name, monkeypatch, data)
+        assert pooled == serial, name
+        assert serial[1] or not placed, name  # (read: serially; refused: by either)
+        outcomes["refused" if serial[1] else "read"] += 1
+    assert outcomes["read"] > 0 and outcomes["refused"] > 10, outcomes
 
 
 @pytest.mark.parametrize("splits", ["yes", "no"])
@@ -191,6 +226,37 @@ def test_a_by_name_layout_refuses_on_a_pool_as_serially(tmp_path, monkeypatch):
                                        "imagenet-val")
         assert pooled == serial and serial[1] is not None and placed
         assert ("not-a-val-image" in serial[1]) == (bad < damaged), serial[1]
+
+
+class _Stems(Layout):
+    """Each image by its path less its extension: x.jpg and x.png are one name twice."""
+
+    name = "stems"
+    expects = "images"
+
+    def classify(self, origin, is_tar):
+        return Entry("train", origin.rsplit(".", 1)[0]) if is_image_name(origin) else None
+
+
+def test_a_name_twice_is_refused_on_a_pool_as_serially(tmp_path, monkeypatch):
+    """Most pairs lie in one run: the pool's parts, each sorted, must not vouch that the
+    table holds each name once."""
+    from dataset_registry.sources import indexing
+    from dataset_registry.sources.location import LocalPlace
+
+    names = [n[:-4] + ext for n in CLASSES for ext in (".jpg", ".png")]
+    path = zip_on_a_pool(tmp_path, monkeypatch, _zip(names))
+    assert zipindexing.index_zip(str(path), _Stems(), None)[2] is None  # (placed on a pool)
+
+    def refusal():
+        with pytest.raises(SourceError) as exc:
+            indexing.read_index(LocalPlace(str(path)), _Stems(), True, (), "source s", None,
+                                "s")
+        return str(exc.value)
+
+    pooled = refusal()
+    monkeypatch.setattr(indexing, "index_zip", lambda *_: None)
+    assert pooled == refusal() == "source s: two members are both 'train/cat/cat-0' in the dataset"
 
 
 def test_progress_counts_each_byte_once_where_the_pool_hands_back(tmp_path, monkeypatch):

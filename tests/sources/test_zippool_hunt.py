@@ -34,7 +34,7 @@ def _both(tmp_path, monkeypatch, data, layout="image-folder", run_members=None, 
         except SourceError:
             placed.append(True)  # (refused by the pool itself)
             raise
-        placed.append(found is not None)
+        placed.append(isinstance(found, tuple))
         return found
 
     monkeypatch.setattr(indexing, "index_zip", index_zip)

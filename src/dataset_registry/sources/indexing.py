@@ -23,10 +23,11 @@ from .indextable import (
 )
 from .layouts import Entry, Layout, check_split
 from .layouts.tables import check_name
-from .location import LocalPlace, RemotePlace, archive_kind
+from .location import LocalPlace, RemotePlace, archive_kind, scan_archive
 from .nestedpool import by_name_alone, index_parallel
 from .tarindex import IndexedMember
 from .zipindexing import index_zip
+from .zippool import Central
 
 
 def read_index(where_bytes: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
@@ -45,7 +46,8 @@ def read_index(where_bytes: LocalPlace | RemotePlace, layout: Layout, is_tar: bo
     if all(logical.startswith("meta/") for logical in table.logical):  # (stops at an image)
         raise SourceError(f"{where}: holds no images; layout {layout.name} expects "
                           f"{layout.expects}")
-    repeat, moved = table.sort_by_name()
+    # (hashed on the way: the pool's parts came in strict name order, no name twice)
+    repeat, moved = table.sort_by_name() if hashed is None else (-1, False)
     _check_names(table, where)
     if repeat >= 0:
         raise SourceError(f"{where}: two members are both {table.logical[repeat]!r} in the "
@@ -110,23 +112,29 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
           beside: tuple[str, ...], advance: Callable[[int], None] | None
           ) -> tuple[IndexTable, list[str], str | None]:
     """The source's members as the layout sees them (unsorted), the paths of those it left
-    out, and the table's fingerprint where it was hashed on the way (None: not); a big local
-    tar of tars on every core (`nestedpool`), where the layout reads each member by its
-    name alone."""
+    out, and the table's fingerprint where it was hashed on the way, its rows then in
+    strict name order (None: not); a big local tar of tars on every core (`nestedpool`),
+    where the layout reads each member by its name alone."""
     found = [m for m in map(where.beside_member, beside) if m is not None]
     counted = Counted(advance)
     parallel = None
+    central = None  # a big zip's central directory, read already
     if is_tar and isinstance(where, LocalPlace) and by_name_alone(layout) and \
             archive_kind(where.location) == "tar":
         parallel = index_parallel(where.location, layout, counted, found)
     elif is_tar and isinstance(where, LocalPlace) and not found and \
             archive_kind(where.location) == "zip":
         parallel = index_zip(where.location, layout, counted)
+        if isinstance(parallel, Central):  # (its layout reads a table among its members)
+            central, parallel = parallel, None
     if parallel is not None:
         return parallel
     advance = counted.again()  # (what a pool read before handing back is not read twice)
-    members = where.scan_tar(layout.nested, advance) if is_tar else \
-        where.scan_folder(advance)
+    if central is not None:
+        members = scan_archive(where.location, layout.nested, None, advance, central)
+    else:
+        members = where.scan_tar(layout.nested, advance) if is_tar else \
+            where.scan_folder(advance)
     scanned: list[IndexedMember] = []
     rows = [(f"{e.split}/{e.name}", e, m) for e, m in
             layout.entries(_kept(itertools.chain(members, found), scanned), is_tar,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.keys import hash_bytes, hash_file
 from ..core.protocols import protocol
@@ -20,6 +20,9 @@ from .layouts import BESIDE
 from .tarindex import IndexedMember, Opener, scan_tar, tar_is_synthetic
 from .zipcheck import DEFLATED
 from .zipindex import is_zip, scan_zip, unpacked
+
+if TYPE_CHECKING:  # (the pools, and numpy: imported only to read an archive)
+    from .zippool import Central
 
 SYNTHETIC_MARKER = "SYNTHETIC-IMAGENET.txt"
 """File `registry synth` leaves at the root of a folder source."""
@@ -202,9 +205,11 @@ class RemotePlace:
 
 
 def scan_archive(location: str, nested: Callable[[str], bool], opener: Opener | None,
-                 progress: Progress = None) -> Iterator[IndexedMember]:
+                 progress: Progress = None, central: Central | None = None
+                 ) -> Iterator[IndexedMember]:
     """The members of the tar or zip at `location` (told apart by their first bytes);
-    `progress` gets each member's bytes as it is hashed."""
+    `progress` gets each member's bytes as it is hashed; a local zip's members are read
+    from its `central` directory where it was read already."""
     from .nestedpool import scan_local  # (the pools, and numpy: only to read an archive)
     from .zippool import scan_zip_local
 
@@ -215,7 +220,7 @@ def scan_archive(location: str, nested: Callable[[str], bool], opener: Opener | 
             yield from scan_tar(location, nested=nested, opener=opener, progress=progress)
         return
     members = scan_zip(location, opener=opener, progress=progress) if opener else \
-        scan_zip_local(location, progress)
+        scan_zip_local(location, progress, central=central)
     for m in members:
         yield IndexedMember(m.path, m.offset, m.size, m.xxh3,
                             m.packed if m.method == DEFLATED else 0)

@@ -132,7 +132,8 @@ def index_parallel(path: str, layout: Layout, progress: Progress,
 
 class IndexParts:
     """Parts of the index as they come, each sorted by name, hashed for the fingerprint
-    while every part's names come after the last part's (then no row needs to move)."""
+    while every part's names come after the last part's and no part holds a name twice:
+    the table is then in strict name order (no row needs to move, no name is twice)."""
 
     def __init__(self) -> None:
         import xxhash
@@ -142,11 +143,13 @@ class IndexParts:
         self.last: str | None = None
         self.in_order = True
 
-    def add(self, table: IndexTable, lines: bytes) -> None:
+    def add(self, table: IndexTable, lines: bytes | None) -> None:
+        """A part sorted by name, and its fingerprint lines (None: it holds a name twice)."""
         if len(table) == 0:
             return
         self.table.add(table)
-        if self.in_order and (self.last is None or table.logical[0] > self.last):
+        if self.in_order and lines is not None and (self.last is None or
+                                                    table.logical[0] > self.last):
             self.hasher.update(lines)
             self.last = table.logical[len(table) - 1]
         else:
@@ -154,9 +157,9 @@ class IndexParts:
 
     def add_rows(self, rows: list[tuple[str, Any, IndexedMember]]) -> None:
         if rows:
-            table = rows_table(rows)
+            table, lines = rows_table(rows)
             rows.clear()
-            self.add(table, table.lines())
+            self.add(table, lines)
 
     def fingerprint(self) -> str | None:
         return self.hasher.hexdigest() if self.in_order else None
@@ -167,7 +170,8 @@ class NotInATable(Exception):
     refuses it in its own words."""
 
 
-def rows_table(rows: list[tuple[str, Any, IndexedMember]]) -> IndexTable:
+def rows_table(rows: list[tuple[str, Any, IndexedMember]]) -> tuple[IndexTable, bytes | None]:
+    """`placed_table` of (logical name, entry, member) rows."""
     if any("/" in e.split for _, e, _ in rows):
         raise NotInATable
     made = Rows()
@@ -176,14 +180,16 @@ def rows_table(rows: list[tuple[str, Any, IndexedMember]]) -> IndexTable:
     return placed_table(made)
 
 
-def placed_table(rows: Rows) -> IndexTable:
-    """The rows' table, sorted by name (NotInATable where a name holds a line break)."""
+def placed_table(rows: Rows) -> tuple[IndexTable, bytes | None]:
+    """The rows' table, sorted by name (NotInATable where a name holds a line break), and
+    its fingerprint lines: None where it holds a name twice (the coordinator then sorts
+    and checks the whole table, and says which name)."""
     try:
         table = rows.table()
     except ValueError:
         raise NotInATable from None
-    table.sort_by_name()
-    return table
+    repeat, _ = table.sort_by_name()
+    return table, table.lines() if repeat < 0 else None
 
 
 def worth_a_pool(path: str, picklable: object, jobs: int | None,
@@ -290,7 +296,7 @@ def _scan_nested(path: str, tar: NestedTar, nested: Callable[[str], bool]
 
 
 def _index_nested(path: str, tar: NestedTar, layout: Layout
-                  ) -> tuple[IndexTable, bytes, list[str], int]:
+                  ) -> tuple[IndexTable, bytes | None, list[str], int]:
     """A pool task: one nested tar's rows of the index, as the layout classifies them (each
     member as it is read, so a refusal comes where the serial reading meets it), sorted by
     name, their fingerprint lines, the paths it left out, and the bytes read."""
@@ -307,8 +313,8 @@ def _index_nested(path: str, tar: NestedTar, layout: Layout
             if "/" in entry.split:
                 raise NotInATable
             rows.add(entry, name, offset, size, digest)
-    table = placed_table(rows)
-    return table, table.lines(), left_out, scanned
+    table, lines = placed_table(rows)
+    return table, lines, left_out, scanned
 
 
 def _nested_members(f: BinaryIO, path: str, tar: NestedTar, nested: Callable[[str], bool]

@@ -4,11 +4,13 @@ name, as columns, with their fingerprint lines.
 
 The layout must place a member by its name alone (`Layout.by_name`): one that does so
 already (imagenet-val on a zip), or image-folder once the workers surveyed every name
-(how deep the images lie, whether one folder holds them all, whether a table lies among
-them: a table is read in one process, and then the serial reading does it all). The
-index, the members left out and the refusal are the serial reading's (`indexing._read`):
-a member the reader refuses is said before one the layout refuses exactly when the
-serial reading says it first.
+(how deep the images lie, whether one folder holds them all). A table among the members
+(`Layout.table_names`: image-folder's metadata.csv) is read in one process: the serial
+reading does it all, told so from the directory's names before any worker starts, and
+reads the members from the directory read here (`zippool.Central`). The index, the
+members left out and the refusal are the serial reading's (`indexing._read`): a member
+the reader refuses is said before one the layout refuses exactly when the serial
+reading says it first.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from .nestedpool import (
     worth_a_pool,
 )
 from .zipcheck import DEFLATED
-from .zippool import Progress, Run, pooled_runs, read_run
+from .zippool import Central, Progress, Run, pooled_runs, read_central, read_run
 
 if TYPE_CHECKING:
     from .layouts import Layout
@@ -39,12 +41,14 @@ if TYPE_CHECKING:
 
 
 def index_zip(path: str, layout: Layout, progress: Progress, jobs: int | None = None
-              ) -> tuple[IndexTable, list[str], str | None] | None:
+              ) -> tuple[IndexTable, list[str], str | None] | Central | None:
     """The index rows of the local zip source at `path` and the paths its layout left out,
     as the serial reading gives them; and the rows' fingerprint where the runs' rows came
-    in name order. None where a pool would not gain (a small zip, one core) or could not
-    start, where the layout cannot place members by name (it reads a table), or where a
-    name fits no table (the serial reading then says what is wrong)."""
+    in name order. The zip's central directory, read, where a table lies among its
+    members (`Layout.table_names`): the serial reading reads the members from it. None
+    where a pool would not gain (a small zip, one core) or could not start, where the
+    layout cannot place members by name (it reads every member itself), or where a name
+    fits no table (the serial reading then says what is wrong)."""
     from .layouts import Layout
 
     jobs = jobs or zippool.default_jobs()
@@ -55,6 +59,9 @@ def index_zip(path: str, layout: Layout, progress: Progress, jobs: int | None = 
     # reading of zips on the pool sees it)
     if not size:
         return None
+    central = read_central(path, size)
+    if _holds_a_table(layout, central.directory):
+        return central  # (no worker started: the serial reading reads it, from here)
     parts = IndexParts()
     left: list[tuple[int, str]] = []
     refusals = _Refusals()
@@ -70,7 +77,7 @@ def index_zip(path: str, layout: Layout, progress: Progress, jobs: int | None = 
         return (placer,)
 
     try:
-        for run, rows in pooled_runs(path, size, jobs, _index_run, prepare):
+        for run, rows in pooled_runs(path, size, jobs, _index_run, prepare, central):
             parts.add(run.table, run.lines)
             left.extend(run.left)
             if progress:
@@ -87,11 +94,27 @@ class _ReadsTables(Exception):
     """The layout cannot place the zip's members by name alone."""
 
 
+def _holds_a_table(layout: Layout, directory: Directory) -> bool:
+    """Whether a table the layout reads lies among the zip's files, as the workers'
+    surveys of every name would find it: the paths are searched for the layout's table
+    names (no string made per entry), and its survey of just the files so named says
+    (a hidden one, or 'metadata.csv.bak', is no table)."""
+    paths, starts = directory.paths, directory.path_starts
+    named: set[int] = set()  # entries whose path holds a table's name
+    for name in layout.table_names:
+        at = paths.find(name)
+        while at >= 0:
+            named.add(int(np.searchsorted(starts, at, side="right")) - 1)
+            at = paths.find(name, at + 1)
+    files = [paths[starts[i]:starts[i + 1] - 1] for i in sorted(named) if not directory.folder[i]]
+    return bool(files) and layout.by_name([layout.survey(files)]) is None
+
+
 class _RunRows(NamedTuple):
     """What a worker makes of one run."""
 
     table: IndexTable  # the rows of the members the layout kept, sorted by name
-    lines: bytes  # their fingerprint lines
+    lines: bytes | None  # their fingerprint lines (None: a name twice among them)
     left: list[tuple[int, str]]  # (entry number, path) of the members it left out
     scanned: int  # bytes read
     read: int  # entries read (those before the refusal, if one stopped the reading)
@@ -169,5 +192,5 @@ def _index_run(path: str, run: Run, cd_offset: int, size: int, placer: Layout) -
             raise NotInATable  # (the serial reading refuses it in its own words)
         rows.add(placed, member.path, member.offset, member.size, member.xxh3,
                  member.packed if member.method == DEFLATED else 0)
-    table = placed_table(rows)
-    return _RunRows(table, table.lines(), left, scanned, len(read), refusal, misplaced)
+    table, lines = placed_table(rows)
+    return _RunRows(table, lines, left, scanned, len(read), refusal, misplaced)

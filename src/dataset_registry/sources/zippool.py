@@ -9,12 +9,13 @@ directory, nothing between members unaccounted for; `ziplocal` reads a plain run
 `scan_zip_local` gives the members in central-directory order, as `scan_zip` gives them,
 and raises a refusal after just the members the serial reader would have given before
 it: the same words on any number of cores. `zipindexing` builds a source's index on the
-same runs (`pooled_runs`).
+same runs (`pooled_runs`), and where it cannot (its layout reads a table) hands the
+directory it read to `scan_zip_local` (`Central`): a zip's directory is read once.
 """
 from __future__ import annotations
 
 import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -49,10 +50,55 @@ _Read = tuple[list[tuple[int, ZipMember | None]], SourceError | None]
 _R = TypeVar("_R")
 
 
-def scan_zip_local(path: str, progress: Progress = None, jobs: int | None = None
-                   ) -> Iterator[ZipMember]:
+pools_started: Counter[str] = Counter()
+"""Pools started on each zip (by path) in this process: what tests ask to see that a zip
+was not read twice."""
+
+
+class Central:
+    """A zip's central directory, read and checked (`read_central`), handed on to the one
+    that cuts it into runs (`pooled_runs`), who lets it go once every run is cut (150 MB
+    at 1.28M entries): `take` gives it once."""
+
+    def __init__(self, cd_offset: int, directory: Directory) -> None:
+        self.cd_offset = cd_offset
+        self._directory: Directory | None = directory
+
+    @property
+    def directory(self) -> Directory:
+        """The directory, to look at before it is taken."""
+        if self._directory is None:
+            raise RuntimeError("the central directory was handed on already")
+        return self._directory
+
+    def take(self) -> Directory:
+        directory = self.directory
+        self._directory = None
+        return directory
+
+
+def read_central(path: str, size: int) -> Central:
+    """The central directory of the local zip at `path` (`size` bytes), read as a pool
+    reads it: the fork server starts first (workers import what tasks need while the
+    directory is read: a second at a million entries), and the reading's temporaries are
+    given back (~100 MB at a million entries)."""
+    from ..core.heap import keep_big_blocks_apart, trim
+    from ..core.processes import start_early
+
+    keep_big_blocks_apart()
+    start_early()
+    with open(path, "rb") as f:
+        cd_offset, cd_size, count = _find_directory(f, size, path)
+        directory = read_directory(f, cd_offset, cd_size, count, path)
+    trim()
+    return Central(cd_offset, directory)
+
+
+def scan_zip_local(path: str, progress: Progress = None, jobs: int | None = None,
+                   central: Central | None = None) -> Iterator[ZipMember]:
     """The members of the local zip at `path`, as `scan_zip` gives them: read on `jobs`
-    workers (default: every core this process may use) where the zip is big enough."""
+    workers (default: every core this process may use) where the zip is big enough, from
+    its `central` directory where it was read already."""
     jobs = jobs or default_jobs()
     try:
         size = os.path.getsize(path)
@@ -60,14 +106,14 @@ def scan_zip_local(path: str, progress: Progress = None, jobs: int | None = None
         size = 0  # (scan_zip says why it cannot be opened)
     if jobs < 2 or size < PARALLEL_BYTES:
         return scan_zip(path, progress=progress)
-    return or_serial(_scan_parallel(path, size, progress, jobs), path,
+    return or_serial(_scan_parallel(path, size, progress, jobs, central), path,
                      lambda: scan_zip(path, progress=progress))
 
 
-def _scan_parallel(path: str, size: int, progress: Progress, jobs: int
-                   ) -> Iterator[ZipMember]:
+def _scan_parallel(path: str, size: int, progress: Progress, jobs: int,
+                   central: Central | None) -> Iterator[ZipMember]:
     in_order = DirectoryOrder()
-    for (read, refusal), _ in pooled_runs(path, size, jobs, read_run):
+    for (read, refusal), _ in pooled_runs(path, size, jobs, read_run, central=central):
         for index, member in read:  # in file order, as the serial reader reads them
             if progress and member is not None:
                 progress(member.packed)
@@ -78,25 +124,22 @@ def _scan_parallel(path: str, size: int, progress: Progress, jobs: int
 
 def pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
                 prepare: Callable[[ProcessPoolExecutor, Directory], tuple[Any, ...]]
-                = lambda *_: ()) -> Iterator[tuple[_R, np.ndarray]]:
+                = lambda *_: (), central: Central | None = None
+                ) -> Iterator[tuple[_R, np.ndarray]]:
     """`work(path, run, cd_offset, size, *prepare(pool, directory))` of each run of the
     zip's members (file order), on `jobs` workers, with the entry numbers of each run;
     given in file order, a few runs per worker in flight. `prepare` may use the pool (a
-    layout's survey of the names, say) before any run is read."""
-    from ..core.heap import keep_big_blocks_apart, trim
-    from ..core.processes import start_early, watch_coordinator, worker_context
+    layout's survey of the names, say) before any run is read. The directory is read here
+    unless `central` holds it already."""
+    from ..core.processes import watch_coordinator, worker_context
 
-    keep_big_blocks_apart()
-    start_early()  # (workers import what tasks need while the directory is read: a second
-    # at a million entries)
+    central = central or read_central(path, size)
+    cd_offset, directory = central.cd_offset, central.take()
     queue: deque[tuple[Future[_R], np.ndarray]] = deque()
     pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
                                initargs=(os.getpid(),))
+    pools_started[path] += 1
     try:
-        with open(path, "rb") as f:
-            cd_offset, cd_size, count = _find_directory(f, size, path)
-            directory = read_directory(f, cd_offset, cd_size, count, path)
-        trim()  # (the reading's temporaries, freed: ~100 MB at a million entries)
         order = directory.file_order()
         offsets = directory.offset[order]
         if len(order) and offsets[0] != 0:

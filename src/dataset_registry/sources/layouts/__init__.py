@@ -81,6 +81,11 @@ class Layout(ABC):
     keyed: ClassVar[bool] = True
     """Whether the layout's name and options enter the source fingerprint. The first
     layouts shipped (imagenet-*) did not, and keep every key they made."""
+    table_names: ClassVar[tuple[str, ...]] = ()
+    """File names (a member's last component) of the tables the layout reads among a
+    source's members: `by_name` of the `survey` of any members holding such a table gives
+    None. A big zip's names are searched for them before any worker starts: where the
+    survey of just the members so named finds a table, the zip is read serially at once."""
 
     def __init__(self, options: Options | None = None) -> None:
         self.options = options if options is not None else self.Options()

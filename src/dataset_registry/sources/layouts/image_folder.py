@@ -56,6 +56,7 @@ class ImageFolder(Layout):
     expects = ("class folders: <class>/<image> or <split>/<class>/<image> (as torchvision's "
                "ImageFolder reads them), optionally with metadata.csv / metadata.jsonl")
     Options = ImageFolderOptions
+    table_names = METADATA
 
     def entries(self, members: Iterable[IndexedMember], is_tar: bool,
                 read: Reader) -> Iterator[tuple[Entry, IndexedMember]]:
