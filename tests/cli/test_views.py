@@ -77,3 +77,32 @@ def test_the_views_run_without_the_cycle_collector_and_main_gives_it_back(projec
         gc.callbacks.remove(count)
         gc.set_threshold(*threshold)
         gc.enable()
+
+
+def test_a_view_run_as_the_process_command_line_leaves_its_objects_to_the_exit(project, capsys,
+                                                                               monkeypatch):
+    """main() of the process's own command line (argv None: the `registry` script) freezes
+    a view's objects as it returns, so the interpreter's exit does not collect them; an
+    in-process caller (argv given) and the other commands keep a collectable heap."""
+    import gc
+
+    from dataset_registry import cli
+
+    assert gc.get_freeze_count() == 0
+    try:
+        for argv in (["show", SPLIT], ["list"]):
+            assert run(capsys, *argv)[0] == 0
+            assert gc.get_freeze_count() == 0, argv  # argv given: not the process's line
+        monkeypatch.setattr("sys.argv", ["registry", "source", "show"])
+        assert cli.main() == 0
+        assert gc.get_freeze_count() == 0
+        for argv in (["show", SPLIT], ["lineage", TINY]):
+            ANSWERS.unlink(missing_ok=True)  # the full path, then its replay
+            for _ in range(2):
+                monkeypatch.setattr("sys.argv", ["registry", *argv])
+                assert cli.main() == 0
+                assert gc.get_freeze_count() > 0, argv
+                gc.unfreeze()
+        assert SPLIT in capsys.readouterr().out
+    finally:
+        gc.unfreeze()
