@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import RegistryError
 from .command import Command, load_commands
-from .parser import CORE, build_parser, command_word, project_root
+from .parser import CORE, NotBuilt, build_parser, command_word, project_root
 
 __all__ = ["Command", "main", "open_registry"]
 
@@ -57,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     if "--debug" in argv[:argv.index("--") if "--" in argv else len(argv)]:
         os.environ[DEBUG_ENV] = "1"
     try:
-        commands = _plugin_commands(argv)
-        args = build_parser(commands).parse_args(argv)
+        word, root = command_word(argv)
+        commands = _plugin_commands(word, root)
+        args = _parse(argv, word, commands)
         args.root = project_root(args.root, args.command)
         code = 0 if _fast_path(args) else _dispatch(args, commands, collecting) or 0
         if exiting and args.command in VIEWS:
@@ -99,6 +100,17 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[DEBUG_ENV] = debug_before
 
 
+def _parse(argv: list[str], word: str | None, commands: dict[str, Any]) -> argparse.Namespace:
+    """The line parsed by a parser given the arguments of the core command it names
+    (`word`) alone (see build_parser), or of every command (plugin ones, none named)."""
+    if word in CORE and word != "completion" and not commands:
+        try:
+            return build_parser(only=word).parse_args(argv)
+        except NotBuilt:
+            pass
+    return build_parser(commands).parse_args(argv)
+
+
 def _report(message: object, details: str) -> None:
     """The error's one line; with --debug (DATASET_REGISTRY_DEBUG=1), the traceback behind
     it first, else a hint that there is one."""
@@ -110,11 +122,10 @@ def _report(message: object, details: str) -> None:
     print(f"registry: error: {message}{hint}", file=sys.stderr)
 
 
-def _plugin_commands(argv: list[str]) -> dict[str, Any]:
+def _plugin_commands(word: str | None, root: str) -> dict[str, Any]:
     """The plugins' commands, unless the line names a core command (then none are needed,
     and `registry resolve` does not pay for reading every distribution's entry points).
     `completion` is the core command that needs them: its script completes them too."""
-    word, root = command_word(argv)
     if word in CORE and word != "completion":
         return {}
     try:
