@@ -18,7 +18,8 @@ commands taken in turn each round):
   input edges, recursively; every node with its artifact; its artifact's location). They
   replay the answers their first run remembered (cli/answers.py), as every run after it
   does while nothing they depend on changed; `show (full path)` times that first run
-  (the replay switched off: what the first `show` after a change costs).
+  (the replay switched off: what the first `show` after a change costs), its `main()`
+  reading the process's command line as the `registry` script does.
 
 Every process, the bare ones too, runs as an installed package does: with its bytecode
 compiled once (kept under the throwaway folder, not in the tree), even where
