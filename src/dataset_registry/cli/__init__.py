@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # What a command makes as it starts (modules, classes, the parser, the manifests) lives
     # as long as the process, so the cycle collector's passes over it free nothing: ~80 of
-    # them, ~15 ms of the ~0.2 s a first `show` takes. It is off until the command runs
+    # them, ~10 ms of the ~0.18 s of CPU a first `show` takes. It is off until the command runs
     # (`_dispatch`), and to the end for the read-only views (VIEWS), which are such a start
     # and little more (reference counting still frees what they drop).
     collecting = gc.isenabled()
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         args.root = project_root(args.root, args.command)
         code = 0 if _fast_path(args) else _dispatch(args, commands, collecting) or 0
         if exiting and args.command in VIEWS:
-            # The process ends now: its exit would collect every object it made (~5% of a
+            # The process ends now: its exit would collect every object it made (~4% of a
             # first `show`) to free them a moment before the OS does. A view leaves nothing
             # that needs it (no open file, no finalizer in a cycle), so its objects are
             # frozen: the exit's passes skip them. Not for an in-process caller (argv given).
