@@ -185,7 +185,7 @@ def test_bench_sql_prints_each_command_against_its_bare_duckdb_floor():
     built = r"imagenet-calibration-first\.1"
     assert_lines(out,
                  r"2,000 file rows in the catalog \({NUM} MB\), \d+ cores \(load average {NUM}\), "
-                 r"median of 1 runs",
+                 r"median of 1 runs, bytecode compiled",
                  r"what +seconds +x floor",
                  *[rf"{what} +{{NUM}} +{{NUM}}" for what in (
                      "bare duckdb process, scan query", "registry sql, scan query",

@@ -80,7 +80,29 @@ BUILTIN: dict[str, dict[str, str]] = {
 @dataclass(frozen=True)
 class Entry:
     target: Any  # "pkg.module:Object", or the object itself
-    origin: str  # where the entry came from, for messages
+    origin: str | EntryPointOrigin  # where the entry came from, for messages (str() it)
+
+
+class EntryPointOrigin:
+    """"entry point GROUP:NAME of DIST VERSION", its distribution's METADATA parsed when a
+    message first says it (~2 ms a distribution, on every command that looks a plugin up
+    if read as the entry points load; few commands ever say where an entry came from)."""
+
+    def __init__(self, ep: Any, described: dict[int, str]) -> None:
+        self.ep = ep
+        self.described = described  # "name version" by id(dist), shared: one parse each
+
+    def __str__(self) -> str:
+        dist = getattr(self.ep, "dist", None)
+        if dist is not None and id(dist) not in self.described:
+            meta = dist.metadata  # `dist.name`, `dist.version`: a parse each
+            self.described[id(dist)] = f"{meta['Name']} {meta['Version']}" \
+                if meta is not None and meta["Name"] else "an installed package"
+        where = self.described[id(dist)] if dist is not None else "an installed package"
+        return f"entry point {self.ep.group}:{self.ep.name} of {where}"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
 
 
 @dataclass(frozen=True)
@@ -111,7 +133,8 @@ class Plugins:
             for name, target in table.items():
                 self.register(kind, name, target, origin="built in")
 
-    def register(self, kind: str, name: str, target: Any, *, origin: str = "register()",
+    def register(self, kind: str, name: str, target: Any, *,
+                 origin: str | EntryPointOrigin = "register()",
                  clobber: bool = False) -> None:
         """Make `target` (an object, or "pkg.module:Object") the `kind` called `name`.
         An object is checked now (a recipe must be a complete one: `_check`), a string on
@@ -168,7 +191,7 @@ class Plugins:
         """Where the entry came from (without importing it: its import may be what fails)."""
         if name not in self.names(kind):
             self.get(kind, name)  # raises the PluginError listing what is registered
-        return self._table(kind)[name].origin
+        return str(self._table(kind)[name].origin)
 
     def load_entry_points(self) -> None:
         """Register every installed distribution's entry points (once)."""
@@ -176,19 +199,11 @@ class Plugins:
 
         self._entry_points_loaded = True
         installed = entry_points()  # one pass over the distributions, not one per kind
-        # "name version" of each distribution, read once: `dist.name` and `dist.version`
-        # each parse its METADATA again (~2 ms each, twice per entry point, on every
-        # command that looks a plugin up)
-        described: dict[int, str] = {}
+        described: dict[int, str] = {}  # each distribution's "name version", read once
         for kind in KINDS:
             for ep in installed.select(group=GROUP.format(kind=kind)):
-                dist = getattr(ep, "dist", None)
-                if dist is not None and id(dist) not in described:
-                    meta = dist.metadata
-                    described[id(dist)] = f"{meta['Name']} {meta['Version']}"
-                where = described[id(dist)] if dist is not None else "an installed package"
                 self.register(kind, ep.name, ep.value,
-                              origin=f"entry point {ep.group}:{ep.name} of {where}")
+                              origin=EntryPointOrigin(ep, described))
 
     def load_project(self, root: str) -> list[str]:
         """Import the plugin modules a project's `registry.toml` names (once per root);

@@ -30,3 +30,79 @@ def test_a_misfit_stops_the_views_that_use_it_and_only_those(project, capsys):
     # what does not read the misfit is answered as before the edit (not refused for it)
     for argv, before in shown.items():
         assert run(capsys, *argv) == before, argv
+
+
+def test_the_views_run_without_the_cycle_collector_and_main_gives_it_back(project, capsys,
+                                                                         monkeypatch):
+    """cli.main turns the cycle collector off while a command starts (what it makes then
+    lives as long as the process) and through a view's full path; another command's work
+    runs with it, and main leaves it as it found it (an in-process caller keeps its own)."""
+    import gc
+
+    from dataset_registry import cli
+
+    passes: list[int] = []
+    inside = [False]  # counted as the command runs: not main's own few lines around it
+    dispatch = cli._dispatch
+
+    def counted_dispatch(*args: object) -> int | None:
+        inside[0] = True
+        try:
+            return dispatch(*args)  # type: ignore[arg-type]
+        finally:
+            inside[0] = False
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start" and inside[0]:
+            passes.append(info["generation"])
+
+    monkeypatch.setattr(cli, "_dispatch", counted_dispatch)
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)  # a pass at every allocation the collector is on for
+    gc.callbacks.append(count)
+    try:
+        for argv in (("show", SPLIT), ("lineage", TINY), ("list",)):
+            ANSWERS.unlink(missing_ok=True)  # the full path, not a replay
+            assert run(capsys, *argv)[0] == 0, argv
+            assert passes == [], argv
+            assert gc.isenabled()
+        assert run(capsys, "source", "show")[0] == 0
+        assert passes, "source show's work ran without the collector"
+        gc.disable()
+        passes.clear()
+        assert run(capsys, "source", "show")[0] == 0
+        assert passes == [] and not gc.isenabled()  # left off, as the caller had it
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*threshold)
+        gc.enable()
+
+
+def test_a_view_run_as_the_process_command_line_leaves_its_objects_to_the_exit(project, capsys,
+                                                                               monkeypatch):
+    """main() of the process's own command line (argv None: the `registry` script) freezes
+    a view's objects as it returns, so the interpreter's exit does not collect them; an
+    in-process caller (argv given) and the other commands keep a collectable heap."""
+    import gc
+
+    from dataset_registry import cli
+
+    assert gc.get_freeze_count() == 0
+    try:
+        for argv in (["show", SPLIT], ["list"]):
+            assert run(capsys, *argv)[0] == 0
+            assert gc.get_freeze_count() == 0, argv  # argv given: not the process's line
+        monkeypatch.setattr("sys.argv", ["registry", "source", "show"])
+        assert cli.main() == 0
+        assert gc.get_freeze_count() == 0
+        for argv in (["show", SPLIT], ["lineage", TINY]):
+            ANSWERS.unlink(missing_ok=True)  # the full path, then its replay
+            for _ in range(2):
+                monkeypatch.setattr("sys.argv", ["registry", *argv])
+                assert cli.main() == 0
+                assert gc.get_freeze_count() > 0, argv
+                gc.unfreeze()
+        assert SPLIT in capsys.readouterr().out
+    finally:
+        gc.unfreeze()

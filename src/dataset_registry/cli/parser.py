@@ -58,16 +58,24 @@ def workers(text: str) -> int:
     return value
 
 
-def build_parser(commands: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
-    """The full parser; `commands` are plugin commands by name (see cli.command)."""
+def build_parser(commands: Mapping[str, Any] | None = None, *,
+                 only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; `commands` are plugin commands by name (see cli.command). `only`:
+    the core command the line names (`command_word`), the one given its arguments: every
+    other is there by name and help (the usage, `--help`), without them. Adding the ~300
+    arguments of all is most of the parser's ~6 ms, of which a line parses one command's;
+    should argparse take another command from the line (an abbreviated option swallowing
+    the word, say), parsing raises NotBuilt: build the full parser and parse again."""
     p = Parser(prog="registry", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"registry {__version__}",
                    help="print `registry VERSION` and exit")
     where_options(p, WHERE_DEFAULTS)
     debug_option(p, False)
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _core_commands(sub)
-    for command in _all_subparsers(sub):  # the same options after the command, too
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           action=_Commands)
+    sub.only = only
+    _core_commands(sub if only is None else _OnlyOne(sub, only))
+    for command in _all_subparsers(sub, only):  # the same options after the command, too
         where_options(command, None)
         debug_option(command, None)  # not on plugin commands: theirs may have --debug
     for name, command in (commands or {}).items():
@@ -279,12 +287,56 @@ def debug_option(p: argparse.ArgumentParser, default: bool | None) -> None:
                    "DATASET_REGISTRY_DEBUG=1)")
 
 
-def _all_subparsers(sub: Any) -> list[argparse.ArgumentParser]:
+def _all_subparsers(sub: Any, only: str | None = None) -> list[argparse.ArgumentParser]:
+    """The leaf parsers under `sub` (of command `only` alone, if given)."""
     found = []
-    for parser in sub.choices.values():
+    for name, parser in sub.choices.items():
+        if only is not None and name != only:
+            continue
         nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         found += _all_subparsers(nested[0]) if nested else [parser]
     return found
+
+
+class NotBuilt(Exception):
+    """The line names a command that `build_parser(only=...)` left without its arguments."""
+
+
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The COMMAND argument: refuses to parse a command built without its arguments."""
+
+    only: str | None = None
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if self.only is not None and values and values[0] != self.only:
+            raise NotBuilt(values[0])
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _OnlyOne:
+    """`_core_commands`' subparsers when one command is built: every command is added (by
+    name and help), its arguments only for `only`'s."""
+
+    def __init__(self, sub: Any, only: str) -> None:
+        self.sub, self.only = sub, only
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        parser = self.sub.add_parser(name, **kwargs)
+        return parser if name == self.only else _Unbuilt()
+
+
+class _Unbuilt:
+    """What `_core_commands` adds to a command not built: taken, and dropped."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def add_subparsers(self, *args: Any, **kwargs: Any) -> _Unbuilt:
+        return self
+
+    def add_parser(self, *args: Any, **kwargs: Any) -> _Unbuilt:
+        return self
 
 
 def command_word(argv: list[str]) -> tuple[str | None, str]:

@@ -20,7 +20,6 @@ traceback (`details`) as well.
 from __future__ import annotations
 
 import os
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -67,6 +66,8 @@ def root_cause(exc: BaseException) -> BaseException:
 
 
 def traceback_text(exc: BaseException) -> str:
+    import traceback  # here: every command imports this module, few print a traceback
+
     return "".join(traceback.format_exception(exc))
 
 

@@ -28,7 +28,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -214,6 +213,8 @@ class _Copy:
         return None
 
     def _check_all(self, folder: str, todo: list[int]) -> list[str | None]:
+        from concurrent.futures import ThreadPoolExecutor  # here: `show` reads cache_urls
+
         with ThreadPoolExecutor(HASH_THREADS) as pool:
             return list(pool.map(lambda i: self._bad(*self.rows[i], os.path.join(
                 folder, *self.rows[i][0].split("/"))), todo))
@@ -257,6 +258,8 @@ class _Copy:
         maybe = [i for i, (rel, size, _) in enumerate(self.rows) if there.get(rel) == size]
         kept_ok = set()
         if maybe:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(HASH_THREADS) as pool:
                 hashes = pool.map(lambda i: _remote_hash(fs, f"{prefix}/{self.rows[i][0]}"),
                                   maybe)
