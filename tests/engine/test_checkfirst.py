@@ -4,6 +4,7 @@ tasks check their own images."""
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 
 import numpy as np
@@ -140,3 +141,77 @@ def test_each_content_is_checked_once_in_chunks(tmp_path, monkeypatch):
     last.checks = np.full(len(last), CHECKED_OK, dtype=np.uint8)
     left = [ref.xxh3 for chunk in checkfirst.unchecked_chunks(tasks) for ref in chunk]
     assert set(left) == set(checked) - {ref.xxh3 for ref in last}
+
+
+# webdataset, logging each shard it finished to ran.log; with a file `kill-after` holding
+# N, the task after the N-th kills the process running it (with --jobs 1: the build)
+KILLED_WDS = '''
+import os
+import signal
+from pathlib import Path
+
+from dataset_registry.plugins import register
+from dataset_registry.recipes.webdataset import WebDataset
+
+HERE = Path(__file__).parent
+
+
+class LoggedShards(WebDataset):
+    name = "loggedshards"
+
+    @classmethod
+    def run(cls, params, task, out):
+        count = super().run(params, task, out)
+        log = HERE / "ran.log"
+        ran = log.read_text().splitlines() if log.exists() else []
+        flag = HERE / "kill-after"
+        if flag.exists() and len(ran) == int(flag.read_text()):
+            out.close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        with log.open("a") as f:
+            f.write(task.name + "\\n")
+        return count
+
+
+register("recipes", "loggedshards", LoggedShards)
+'''
+
+
+def test_a_killed_build_resumed_on_more_workers_reuses_its_finished_tasks(tmp_path):
+    """Killed on one worker after its first shard; rerun on two, whose tasks (5, 5 and 2
+    images) leave one idle: the images are checked first, and the tasks now carry verdicts
+    the killed build's did not, but the finished shard is reused all the same."""
+    import signal
+
+    from ..conftest import run_cli
+    from ..pluginkit import plugin_project, published
+
+    def project(root):
+        return plugin_project(root, {"shards_plugin": KILLED_WDS}, (
+            "  - {name: shards, recipe: loggedshards, inputs: {images: data},\n"
+            "     params: {require_all_classes: false, shard_count: 5}}\n"))
+
+    def digest(root):
+        shown = run_cli("show", "shards", cwd=root)
+        assert shown.returncode == 0, shown.stderr
+        return json.loads(shown.stdout)["digest"]
+
+    clean = project(tmp_path / "clean")
+    assert run_cli("resolve", "shards", "--jobs", "1", cwd=clean).returncode == 0
+    root = project(tmp_path / "killed")
+    (root / "kill-after").write_text("1")
+    killed = run_cli("resolve", "shards", "--jobs", "1", cwd=root)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (root / "kill-after").unlink()
+    first = (root / "ran.log").read_text().splitlines()
+    assert len(first) == 1 and len(published(root)) == 1  # its staging area, kept
+    done = run_cli("resolve", "shards", "--jobs", "2", cwd=root)
+    assert done.returncode == 0, done.stderr
+    again = (root / "ran.log").read_text().splitlines()[1:]
+    assert len(again) == 2 and first[0] not in again
+    # all 12 verdicts kept: the rerun checked first (its tasks would have decoded only 7)
+    assert len(ImageChecks(str(root / ".registry-state")).load().digests) == 12
+    assert digest(root) == digest(clean)
+    verify = run_cli("verify", "shards", cwd=root)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
