@@ -215,3 +215,51 @@ def test_a_killed_build_resumed_on_more_workers_reuses_its_finished_tasks(tmp_pa
     verify = run_cli("verify", "shards", cwd=root)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
+
+# webdataset whose image decoder has a bug: it raises what no image check expects on
+# class-1/img-0004.png, in the build and in every worker that runs a task
+FRAGILE = '''
+from dataset_registry.plugins import register
+from dataset_registry.recipes import imagecheck
+from dataset_registry.recipes.webdataset import WebDataset
+
+decode = imagecheck.check_image
+
+
+def fragile(data, name):
+    if "class-1/img-0004.png" in name:
+        raise ZeroDivisionError("a decoder bug")
+    return decode(data, name)
+
+
+imagecheck.check_image = fragile
+
+
+class FragileShards(WebDataset):
+    name = "fragileshards"
+
+
+register("recipes", "fragileshards", FragileShards)
+'''
+
+
+def test_a_check_that_fails_unexpectedly_fails_as_the_task_would(tmp_path):
+    """A decode that raises what the image checks do not expect (a decoder's bug) fails
+    the build in the words of the task that writes the image, on one worker or two (whose
+    one shard would leave one idle: the images are checked first). One chunk, one task:
+    both run in the build's own process, which imported the plugin."""
+    from ..conftest import run_cli
+    from ..pluginkit import plugin_project, published
+
+    said = []
+    for jobs in ("1", "2"):
+        root = plugin_project(tmp_path / jobs, {"fragile_plugin": FRAGILE}, (
+            "  - {name: shards, recipe: fragileshards, inputs: {images: data},\n"
+            "     params: {require_all_classes: false, shard_count: 20, on_error: skip}}\n"))
+        failed = run_cli("resolve", "shards", "--jobs", jobs, cwd=root)
+        assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+        said.append(failed.stderr.replace(str(root), "ROOT"))
+        assert [p for p in published(root) if not p.startswith(".staging/")] == []
+    assert said[0] == said[1]
+    assert "shards: recipe 'fragileshards' failed in run on member 'class-1/img-0004.png'" \
+        in said[0] and "ZeroDivisionError: a decoder bug" in said[0]
