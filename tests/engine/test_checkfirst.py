@@ -5,6 +5,7 @@ tasks check their own images."""
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from dataset_registry import BadImageError
 from dataset_registry.engine import checkfirst
 from dataset_registry.engine.imagechecks import ImageChecks
-from dataset_registry.recipes import RECIPES
+from dataset_registry.recipes import RECIPES, imagecheck
 from dataset_registry.sources.members import CHECKED_OK
 
 from ..recipes.shardkit import registry
@@ -263,3 +264,46 @@ def test_a_check_that_fails_unexpectedly_fails_as_the_task_would(tmp_path):
     assert said[0] == said[1]
     assert "shards: recipe 'fragileshards' failed in run on member 'class-1/img-0004.png'" \
         in said[0] and "ZeroDivisionError: a decoder bug" in said[0]
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list[bytes]:
+    """Every image decoded to be checked in this process."""
+    seen: list[bytes] = []
+    check = imagecheck.check_image
+
+    def counting(data: bytes, name: str):
+        seen.append(data)
+        return check(data, name)
+
+    monkeypatch.setattr(imagecheck, "check_image", counting)
+    return seen
+
+
+def test_verdicts_an_unwritable_cache_cannot_keep_still_spare_the_tasks_a_decode(
+        tmp_path, decodes):
+    """The state folder's `imagechecks` is a file: no verdict can be kept. The images are
+    checked first all the same (one chunk, one shard of 13 on two workers: both run in
+    this process, where `decodes` counts), and the task, given the verdicts, decodes none:
+    each image is decoded once, and the bytes and skips are a one-worker build's."""
+    source, _ = train_source(tmp_path, BAD_ONES)
+    one_shard = params("webdataset", "train", ", on_error: skip").replace(
+        "shard_count: 4", "shard_count: 100")
+    built = {}
+    for name, jobs in (("alone", 1), ("pool", 2)):
+        reg = registry(tmp_path / name, source, "webdataset", one_shard)
+        steps = reg.resolver.progress = Steps()
+        state = os.path.join(reg.state_dir, "imagechecks")
+        os.makedirs(reg.state_dir, exist_ok=True)
+        with open(state, "w") as f:
+            f.write("not a folder")
+        decodes.clear()
+        built[name] = reg.resolve("out", jobs=jobs), reg
+        assert len(decodes) == IMAGES, name  # once each: in the task, or first
+        assert ("out: image checks" in steps.counted) == (jobs == 2)
+        with open(state) as f:
+            assert f.read() == "not a folder"
+    (alone, own), (pool, reg) = built["alone"], built["pool"]
+    assert (pool.key, pool.digest) == (alone.key, alone.digest)
+    assert pool.marker.skipped == len(BAD_ONES)
+    assert skips(reg, pool.key) == skips(own, alone.key)
