@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from contextlib import contextmanager
 
 import numpy as np
@@ -307,3 +308,17 @@ def test_verdicts_an_unwritable_cache_cannot_keep_still_spare_the_tasks_a_decode
     assert (pool.key, pool.digest) == (alone.key, alone.digest)
     assert pool.marker.skipped == len(BAD_ONES)
     assert skips(reg, pool.key) == skips(own, alone.key)
+
+
+def test_on_a_terminal_the_checks_show_a_bar_of_their_images(tmp_path):
+    """The CLI's bars: the step before the tasks counts images, on stderr only."""
+    from ..cli.test_progress import on_a_terminal
+    from ..pluginkit import plugin_project
+
+    root = plugin_project(tmp_path, {}, (
+        "  - {name: shards, recipe: webdataset, inputs: {images: data},\n"
+        "     params: {require_all_classes: false, shard_count: 5}}\n"))
+    code, out, screen = on_a_terminal("resolve", "shards", "-j", "2", cwd=root)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)  # colours, cursor moves
+    assert code == 0 and re.search(r"shards: image checks \S+ +\d+/12 images", shown), shown
+    assert out.endswith("\n") and "\x1b" not in out
