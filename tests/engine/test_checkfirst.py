@@ -322,3 +322,34 @@ def test_on_a_terminal_the_checks_show_a_bar_of_their_images(tmp_path):
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)  # colours, cursor moves
     assert code == 0 and re.search(r"shards: image checks \S+ +\d+/12 images", shown), shown
     assert out.endswith("\n") and "\x1b" not in out
+
+
+
+def test_a_member_changed_since_indexing_fails_as_the_task_would(tmp_path):
+    """A member rewritten in place after its source was indexed (the build's Registry
+    keeps the index it read) is refused when the images are checked first in the words
+    and with the exit code the task reading it gives, and nothing is published."""
+    from dataset_registry import Registry, SourceChangedError
+
+    from ..pluginkit import plugin_project
+
+    said = []
+    for jobs in (1, 2):
+        root = plugin_project(tmp_path / str(jobs), {}, (
+            "  - {name: shards, recipe: webdataset, inputs: {images: data},\n"
+            "     params: {require_all_classes: false, shard_count: 5}}\n"))
+        reg = Registry.open(str(root))
+        key = reg.key("shards")
+        steps = reg.resolver.progress = Steps()
+        member = root / "data" / "class-1" / "img-0004.png"
+        data = bytearray(member.read_bytes())
+        data[-1] ^= 0xFF
+        member.write_bytes(bytes(data))
+        with pytest.raises(SourceChangedError) as raised:
+            reg.resolve("shards", jobs=jobs)
+        said.append((raised.value.exit_code, str(raised.value).replace(str(root), "ROOT")))
+        assert ("shards: image checks" in steps.counted) == (jobs == 2)
+        assert reg.store.marker(key) is None and list(reg.store.committed()) == []
+    assert said[0] == said[1]
+    code, words = said[0]
+    assert code == 2 and "'class-1/img-0004.png' changed since it was indexed" in words
