@@ -353,3 +353,32 @@ def test_a_member_changed_since_indexing_fails_as_the_task_would(tmp_path):
     assert said[0] == said[1]
     code, words = said[0]
     assert code == 2 and "'class-1/img-0004.png' changed since it was indexed" in words
+
+
+def test_on_s3_with_dask_the_check_tasks_leave_nothing_behind(tmp_path, monkeypatch, s3,
+                                                                dask_cluster):
+    """A store on S3, tasks on a Dask cluster: each check task ships an empty provenance
+    part to the build's staging prefix (more of them than the build's tasks, chunks of 2),
+    which add no row; the bytes are a one-worker local build's, and the commit leaves
+    nothing but the artifact in the bucket."""
+    from dataset_registry import Registry
+
+    from ..conftest import dask_address
+
+    _, alone, _ = build(tmp_path, "alone", "webdataset", ", on_error: skip", jobs=1)
+    monkeypatch.setattr(checkfirst, "CHUNK", 2)
+    source, _ = train_source(tmp_path, BAD_ONES)
+    registry(tmp_path / "s3", source, "webdataset",
+             params("webdataset", "train", ", on_error: skip"))
+    bucket = s3.bucket()
+    reg = Registry.open(str(tmp_path / "s3"), store=f"{bucket.url}/store",
+                        storage_options=s3.options())
+    steps = reg.resolver.progress = Steps()
+    built = reg.resolve("out", executor=dask_address(dask_cluster))
+    assert steps.counted["out: image checks"] == IMAGES
+    assert (built.key, built.digest, built.marker.files) == \
+        (alone.key, alone.digest, alone.marker.files)
+    assert built.marker.skipped == len(BAD_ONES)
+    assert reg.verify() == {built.key: []}
+    prefix = f"store/{built.key[:2]}/{built.key}/"
+    assert all(k.startswith(prefix) for k in bucket.keys("store")), bucket.keys("store")
