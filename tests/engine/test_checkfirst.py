@@ -4,6 +4,9 @@ tasks check their own images."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from contextlib import contextmanager
 
 import numpy as np
@@ -12,7 +15,7 @@ import pytest
 from dataset_registry import BadImageError
 from dataset_registry.engine import checkfirst
 from dataset_registry.engine.imagechecks import ImageChecks
-from dataset_registry.recipes import RECIPES
+from dataset_registry.recipes import RECIPES, imagecheck
 from dataset_registry.sources.members import CHECKED_OK
 
 from ..recipes.shardkit import registry
@@ -140,3 +143,242 @@ def test_each_content_is_checked_once_in_chunks(tmp_path, monkeypatch):
     last.checks = np.full(len(last), CHECKED_OK, dtype=np.uint8)
     left = [ref.xxh3 for chunk in checkfirst.unchecked_chunks(tasks) for ref in chunk]
     assert set(left) == set(checked) - {ref.xxh3 for ref in last}
+
+
+# webdataset, logging each shard it finished to ran.log; with a file `kill-after` holding
+# N, the task after the N-th kills the process running it (with --jobs 1: the build)
+KILLED_WDS = '''
+import os
+import signal
+from pathlib import Path
+
+from dataset_registry.plugins import register
+from dataset_registry.recipes.webdataset import WebDataset
+
+HERE = Path(__file__).parent
+
+
+class LoggedShards(WebDataset):
+    name = "loggedshards"
+
+    @classmethod
+    def run(cls, params, task, out):
+        count = super().run(params, task, out)
+        log = HERE / "ran.log"
+        ran = log.read_text().splitlines() if log.exists() else []
+        flag = HERE / "kill-after"
+        if flag.exists() and len(ran) == int(flag.read_text()):
+            out.close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        with log.open("a") as f:
+            f.write(task.name + "\\n")
+        return count
+
+
+register("recipes", "loggedshards", LoggedShards)
+'''
+
+
+def test_a_killed_build_resumed_on_more_workers_reuses_its_finished_tasks(tmp_path):
+    """Killed on one worker after its first shard; rerun on two, whose tasks (5, 5 and 2
+    images) leave one idle: the images are checked first, and the tasks now carry verdicts
+    the killed build's did not, but the finished shard is reused all the same."""
+    import signal
+
+    from ..conftest import run_cli
+    from ..pluginkit import plugin_project, published
+
+    def project(root):
+        return plugin_project(root, {"shards_plugin": KILLED_WDS}, (
+            "  - {name: shards, recipe: loggedshards, inputs: {images: data},\n"
+            "     params: {require_all_classes: false, shard_count: 5}}\n"))
+
+    def digest(root):
+        shown = run_cli("show", "shards", cwd=root)
+        assert shown.returncode == 0, shown.stderr
+        return json.loads(shown.stdout)["digest"]
+
+    clean = project(tmp_path / "clean")
+    assert run_cli("resolve", "shards", "--jobs", "1", cwd=clean).returncode == 0
+    root = project(tmp_path / "killed")
+    (root / "kill-after").write_text("1")
+    killed = run_cli("resolve", "shards", "--jobs", "1", cwd=root)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (root / "kill-after").unlink()
+    first = (root / "ran.log").read_text().splitlines()
+    assert len(first) == 1 and len(published(root)) == 1  # its staging area, kept
+    done = run_cli("resolve", "shards", "--jobs", "2", cwd=root)
+    assert done.returncode == 0, done.stderr
+    again = (root / "ran.log").read_text().splitlines()[1:]
+    assert len(again) == 2 and first[0] not in again
+    # all 12 verdicts kept: the rerun checked first (its tasks would have decoded only 7)
+    assert len(ImageChecks(str(root / ".registry-state")).load().digests) == 12
+    assert digest(root) == digest(clean)
+    verify = run_cli("verify", "shards", cwd=root)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+# webdataset whose image decoder has a bug: it raises what no image check expects on
+# class-1/img-0004.png, in the build and in every worker that runs a task
+FRAGILE = '''
+from dataset_registry.plugins import register
+from dataset_registry.recipes import imagecheck
+from dataset_registry.recipes.webdataset import WebDataset
+
+decode = imagecheck.check_image
+
+
+def fragile(data, name):
+    if "class-1/img-0004.png" in name:
+        raise ZeroDivisionError("a decoder bug")
+    return decode(data, name)
+
+
+imagecheck.check_image = fragile
+
+
+class FragileShards(WebDataset):
+    name = "fragileshards"
+
+
+register("recipes", "fragileshards", FragileShards)
+'''
+
+
+def test_a_check_that_fails_unexpectedly_fails_as_the_task_would(tmp_path):
+    """A decode that raises what the image checks do not expect (a decoder's bug) fails
+    the build in the words of the task that writes the image, on one worker or two (whose
+    one shard would leave one idle: the images are checked first). One chunk, one task:
+    both run in the build's own process, which imported the plugin."""
+    from ..conftest import run_cli
+    from ..pluginkit import plugin_project, published
+
+    said = []
+    for jobs in ("1", "2"):
+        root = plugin_project(tmp_path / jobs, {"fragile_plugin": FRAGILE}, (
+            "  - {name: shards, recipe: fragileshards, inputs: {images: data},\n"
+            "     params: {require_all_classes: false, shard_count: 20, on_error: skip}}\n"))
+        failed = run_cli("resolve", "shards", "--jobs", jobs, cwd=root)
+        assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+        said.append(failed.stderr.replace(str(root), "ROOT"))
+        assert [p for p in published(root) if not p.startswith(".staging/")] == []
+    assert said[0] == said[1]
+    assert "shards: recipe 'fragileshards' failed in run on member 'class-1/img-0004.png'" \
+        in said[0] and "ZeroDivisionError: a decoder bug" in said[0]
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list[bytes]:
+    """Every image decoded to be checked in this process."""
+    seen: list[bytes] = []
+    check = imagecheck.check_image
+
+    def counting(data: bytes, name: str):
+        seen.append(data)
+        return check(data, name)
+
+    monkeypatch.setattr(imagecheck, "check_image", counting)
+    return seen
+
+
+def test_verdicts_an_unwritable_cache_cannot_keep_still_spare_the_tasks_a_decode(
+        tmp_path, decodes):
+    """The state folder's `imagechecks` is a file: no verdict can be kept. The images are
+    checked first all the same (one chunk, one shard of 13 on two workers: both run in
+    this process, where `decodes` counts), and the task, given the verdicts, decodes none:
+    each image is decoded once, and the bytes and skips are a one-worker build's."""
+    source, _ = train_source(tmp_path, BAD_ONES)
+    one_shard = params("webdataset", "train", ", on_error: skip").replace(
+        "shard_count: 4", "shard_count: 100")
+    built = {}
+    for name, jobs in (("alone", 1), ("pool", 2)):
+        reg = registry(tmp_path / name, source, "webdataset", one_shard)
+        steps = reg.resolver.progress = Steps()
+        state = os.path.join(reg.state_dir, "imagechecks")
+        os.makedirs(reg.state_dir, exist_ok=True)
+        with open(state, "w") as f:
+            f.write("not a folder")
+        decodes.clear()
+        built[name] = reg.resolve("out", jobs=jobs), reg
+        assert len(decodes) == IMAGES, name  # once each: in the task, or first
+        assert ("out: image checks" in steps.counted) == (jobs == 2)
+        with open(state) as f:
+            assert f.read() == "not a folder"
+    (alone, own), (pool, reg) = built["alone"], built["pool"]
+    assert (pool.key, pool.digest) == (alone.key, alone.digest)
+    assert pool.marker.skipped == len(BAD_ONES)
+    assert skips(reg, pool.key) == skips(own, alone.key)
+
+
+def test_on_a_terminal_the_checks_show_a_bar_of_their_images(tmp_path):
+    """The CLI's bars: the step before the tasks counts images, on stderr only."""
+    from ..cli.test_progress import on_a_terminal
+    from ..pluginkit import plugin_project
+
+    root = plugin_project(tmp_path, {}, (
+        "  - {name: shards, recipe: webdataset, inputs: {images: data},\n"
+        "     params: {require_all_classes: false, shard_count: 5}}\n"))
+    code, out, screen = on_a_terminal("resolve", "shards", "-j", "2", cwd=root)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)  # colours, cursor moves
+    assert code == 0 and re.search(r"shards: image checks \S+ +\d+/12 images", shown), shown
+    assert out.endswith("\n") and "\x1b" not in out
+
+
+
+def test_a_member_changed_since_indexing_fails_as_the_task_would(tmp_path):
+    """A member rewritten in place after its source was indexed (the build's Registry
+    keeps the index it read) is refused when the images are checked first in the words
+    and with the exit code the task reading it gives, and nothing is published."""
+    from dataset_registry import Registry, SourceChangedError
+
+    from ..pluginkit import plugin_project
+
+    said = []
+    for jobs in (1, 2):
+        root = plugin_project(tmp_path / str(jobs), {}, (
+            "  - {name: shards, recipe: webdataset, inputs: {images: data},\n"
+            "     params: {require_all_classes: false, shard_count: 5}}\n"))
+        reg = Registry.open(str(root))
+        key = reg.key("shards")
+        steps = reg.resolver.progress = Steps()
+        member = root / "data" / "class-1" / "img-0004.png"
+        data = bytearray(member.read_bytes())
+        data[-1] ^= 0xFF
+        member.write_bytes(bytes(data))
+        with pytest.raises(SourceChangedError) as raised:
+            reg.resolve("shards", jobs=jobs)
+        said.append((raised.value.exit_code, str(raised.value).replace(str(root), "ROOT")))
+        assert ("shards: image checks" in steps.counted) == (jobs == 2)
+        assert reg.store.marker(key) is None and list(reg.store.committed()) == []
+    assert said[0] == said[1]
+    code, words = said[0]
+    assert code == 2 and "'class-1/img-0004.png' changed since it was indexed" in words
+
+
+def test_on_s3_with_dask_the_check_tasks_leave_nothing_behind(tmp_path, monkeypatch, s3,
+                                                                dask_cluster):
+    """A store on S3, tasks on a Dask cluster: each check task ships an empty provenance
+    part to the build's staging prefix (more of them than the build's tasks, chunks of 2),
+    which add no row; the bytes are a one-worker local build's, and the commit leaves
+    nothing but the artifact in the bucket."""
+    from dataset_registry import Registry
+
+    from ..conftest import dask_address
+
+    _, alone, _ = build(tmp_path, "alone", "webdataset", ", on_error: skip", jobs=1)
+    monkeypatch.setattr(checkfirst, "CHUNK", 2)
+    source, _ = train_source(tmp_path, BAD_ONES)
+    registry(tmp_path / "s3", source, "webdataset",
+             params("webdataset", "train", ", on_error: skip"))
+    bucket = s3.bucket()
+    reg = Registry.open(str(tmp_path / "s3"), store=f"{bucket.url}/store",
+                        storage_options=s3.options())
+    steps = reg.resolver.progress = Steps()
+    built = reg.resolve("out", executor=dask_address(dask_cluster))
+    assert steps.counted["out: image checks"] == IMAGES
+    assert (built.key, built.digest, built.marker.files) == \
+        (alone.key, alone.digest, alone.marker.files)
+    assert built.marker.skipped == len(BAD_ONES)
+    assert reg.verify() == {built.key: []}
+    prefix = f"store/{built.key[:2]}/{built.key}/"
+    assert all(k.startswith(prefix) for k in bucket.keys("store")), bucket.keys("store")

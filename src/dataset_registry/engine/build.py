@@ -301,7 +301,8 @@ class Resolver(Keys):
         if not chunks:
             return tasks
         images = sum(len(chunk) for chunk in chunks)
-        with bar(self.progress, f"{node.name}: image checks", images) as advance:
+        with bar(self.progress, f"{node.name}: image checks", images, "images") as advance, \
+                recipe_code(node, recipe.name, "run"):  # what fails names the dataset
             verdicts = check_first(executor, chunks, drop, advance)
         with contextlib.suppress(OSError):  # only a cache: the verdicts are marked all the same
             checks.add(verdicts)

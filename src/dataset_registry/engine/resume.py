@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copyreg
+import io
 import json
 import os
 import pickle
@@ -42,11 +44,27 @@ _KINDS = ("files", "skipped")  # a task's parts: `<part>.files.csv`, `<part>.ski
 def task_identity(key: str, index: int, task: Any) -> str | None:
     """What a done record must name to stand for task `index` of the build of `key`; None
     when the task does not pickle (it is then never reused)."""
+    content = io.BytesIO()
     try:
-        content = pickle.dumps(task, protocol=5)
+        _Identity(content, protocol=5).dump(task)
     except Exception:  # an unpicklable task is simply not resumable
         return None
-    return xxhash.xxh3_128_hexdigest(f"{key}\0{index}\0".encode() + content)
+    return xxhash.xxh3_128_hexdigest(f"{key}\0{index}\0".encode() + content.getvalue())
+
+
+class _Identity(pickle.Pickler):
+    """A task's pickle without the image-check verdicts its member sets carry: a verdict
+    is what the task's own decode would reach (recipes/imagecheck.py), so a task given
+    more of them (a rerun on more workers that checked first, engine/checkfirst.py, or a
+    cache grown since) writes what it wrote without, and its done record stands."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        from ..sources.members import MemberSet
+
+        if type(obj) is not MemberSet or (obj.checks is None and obj.refusals is None):
+            return NotImplemented
+        state = {**obj.__getstate__(), "checks": None, "refusals": None}
+        return copyreg.__newobj__, (MemberSet,), state  # type: ignore[attr-defined]
 
 
 class FinishedTasks:

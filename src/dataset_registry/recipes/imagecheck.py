@@ -90,8 +90,9 @@ class CheckImages:
     """The image checks alone, as a task of their own (engine/checkfirst.py): a slice of
     members in, each content's verdict out, `(xxh3, why)` ("" usable), as `check` would
     reach and keep it. A refusal `check` would not keep (its message is not simply the
-    member's name and a reason) is left out: the task that writes the image decodes it
-    again and fails or skips it with its own words. Writes nothing."""
+    member's name and a reason) is left out, and so is a decode that raised what no check
+    expects (a decoder's bug): the task that writes the image decodes it again and fails
+    or skips it with its own words. Writes nothing."""
 
     name = "image check"
 
@@ -109,6 +110,8 @@ class CheckImages:
                 why = why_refused(str(exc), name)
                 if why is not None:
                     verdicts.append((ref.xxh3, why))
+                continue
+            except Exception:  # not this task's to report: it would name no dataset
                 continue
             verdicts.append((ref.xxh3, ""))
         return verdicts
