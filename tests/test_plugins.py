@@ -72,16 +72,21 @@ def test_entry_points_of_an_installed_distribution(tmp_path, monkeypatch):
 def test_entry_points_load_without_reading_a_distribution_metadata(tmp_path, monkeypatch):
     """Parsing METADATA (~2 ms a distribution) waits for a message naming an origin: a
     `show` looks its recipe up by name and never says where it came from."""
-    import importlib.metadata
+    from importlib.metadata import entry_points
 
     read: list[str] = []
-    metadata = importlib.metadata.PathDistribution.metadata
 
-    def counted(dist):
-        read.append(dist._normalized_name)
-        return metadata.fget(dist)
+    def counting(metadata: property) -> property:
+        def counted(dist):
+            read.append(dist._normalized_name)
+            return metadata.fget(dist)
+        return property(counted)
 
-    monkeypatch.setattr(importlib.metadata.PathDistribution, "metadata", property(counted))
+    # the classes the entry points' distributions really have: once `distributed` is
+    # imported (the Dask tests), the importlib_metadata backport's finder serves the
+    # standard library's entry_points() with its own PathDistribution
+    for kind in {type(ep.dist) for ep in entry_points().select(group="dataset_registry.recipes")}:
+        monkeypatch.setattr(kind, "metadata", counting(kind.metadata))
     table = Plugins(BUILTIN)
     assert "calibration" in table.names("recipes")  # the package's own entry point
     assert table.get("recipes", "calibration").name == "calibration"
