@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from dataset_registry import BadImageError
+from dataset_registry import BadImageError, Registry
 from dataset_registry.engine import checkfirst
 from dataset_registry.engine.imagechecks import ImageChecks
 from dataset_registry.recipes import RECIPES, imagecheck
@@ -180,9 +180,9 @@ register("recipes", "loggedshards", LoggedShards)
 
 
 def test_a_killed_build_resumed_on_more_workers_reuses_its_finished_tasks(tmp_path):
-    """Killed on one worker after its first shard; rerun on two, whose tasks (5, 5 and 2
-    images) leave one idle: the images are checked first, and the tasks now carry verdicts
-    the killed build's did not, but the finished shard is reused all the same."""
+    """Killed on one worker after its first shard; rerun on two, whose tasks left (5 and 2
+    images) leave one idle: their images are checked first, and the tasks now carry
+    verdicts the killed build's did not, but the finished shard is reused all the same."""
     import signal
 
     from ..conftest import run_cli
@@ -207,11 +207,14 @@ def test_a_killed_build_resumed_on_more_workers_reuses_its_finished_tasks(tmp_pa
     (root / "kill-after").unlink()
     first = (root / "ran.log").read_text().splitlines()
     assert len(first) == 1 and len(published(root)) == 1  # its staging area, kept
-    done = run_cli("resolve", "shards", "--jobs", "2", cwd=root)
-    assert done.returncode == 0, done.stderr
+    rerun = Registry.open(str(root))
+    steps = rerun.resolver.progress = Steps()
+    rerun.resolve("shards", jobs=2)
     again = (root / "ran.log").read_text().splitlines()[1:]
     assert len(again) == 2 and first[0] not in again
-    # all 12 verdicts kept: the rerun checked first (its tasks would have decoded only 7)
+    # the rerun checked first the images of the two shards left (5 and 2), not the one
+    # finished; all 12 verdicts kept: the finished task's own came with its parts
+    assert steps.counted["shards: image checks"] == 7
     assert len(ImageChecks(str(root / ".registry-state")).load().digests) == 12
     assert digest(root) == digest(clean)
     verify = run_cli("verify", "shards", cwd=root)

@@ -240,12 +240,13 @@ class Resolver(Keys):
             from ..artifact.output import Output, finalize
 
             drop = self.store.drop(staging, self.remote)
-            if checks is not None:
-                tasks = self._check_first(node, recipe, executor, inputs, tasks, checks, drop)
-                phase("checks")
             finished = FinishedTasks(staging.path, key, tasks) if self.store.resumable \
                 else None
             done = finished.load() if finished else {}
+            if checks is not None:  # (a task's identity leaves out its verdicts: resume.py)
+                tasks = self._check_first(node, recipe, executor, inputs, tasks, done, checks,
+                                          drop)
+                phase("checks")
             out = Output(staging.path, "finish")
             try:
                 with recipe_code(node, recipe.name, "follow"):
@@ -292,12 +293,14 @@ class Resolver(Keys):
         return marker
 
     def _check_first(self, node: DatasetNode, recipe: Any, executor: Executor, inputs: Inputs,
-                     tasks: list[Any], checks: ImageChecks, drop: Any) -> list[Any]:
-        """`tasks`, or where they would leave workers idle, the same plan made again after
-        the images were checked on every worker (engine/checkfirst.py)."""
+                     tasks: list[Any], done: dict[int, Any], checks: ImageChecks, drop: Any
+                     ) -> list[Any]:
+        """`tasks`, or where those still to run (not `done` by a killed build) would leave
+        workers idle, the same plan made again after their images were checked on every
+        worker (engine/checkfirst.py)."""
         from .checkfirst import check_first, to_check_first
 
-        chunks = to_check_first(executor, tasks)
+        chunks = to_check_first(executor, [t for i, t in enumerate(tasks) if i not in done])
         if not chunks:
             return tasks
         images = sum(len(chunk) for chunk in chunks)

@@ -38,7 +38,9 @@ from ..core.atomic import write_atomic
 from ..executors.base import part_name
 
 DONE = "done"  # under PARTS: one record per finished task, by its index in the plan
-_KINDS = ("files", "skipped")  # a task's parts: `<part>.files.csv`, `<part>.skipped.csv`
+# a task's parts: `<part>.files.csv`, `<part>.skipped.csv`, and `<part>.checked.csv`, the
+# verdicts of the images it decoded (kept with the task: the cache takes them at the end)
+_KINDS = ("files", "skipped", "checked")
 
 
 def task_identity(key: str, index: int, task: Any) -> str | None:
