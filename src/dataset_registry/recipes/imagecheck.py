@@ -88,11 +88,11 @@ def why_refused(message: str, name: str) -> str | None:
 
 class CheckImages:
     """The image checks alone, as a task of their own (engine/checkfirst.py): a slice of
-    members in, each content's verdict out, `(xxh3, why)` ("" usable), as `check` would
-    reach and keep it. A refusal `check` would not keep (its message is not simply the
-    member's name and a reason) is left out, and so is a decode that raised what no check
-    expects (a decoder's bug): the task that writes the image decodes it again and fails
-    or skips it with its own words. Writes nothing."""
+    members in, each content's verdict out, `(xxh3, why)` ("" usable), as `check` reaches
+    and keeps it (the same call). A refusal `check` does not keep (its message is not
+    simply the member's name and a reason) is left out, and so is a decode that raised
+    what no check expects (a decoder's bug): the task that writes the image decodes it
+    again and fails or skips it with its own words. Writes nothing."""
 
     name = "image check"
 
@@ -101,17 +101,17 @@ class CheckImages:
             ) -> list[tuple[str, str]]:
         from ..sources.members import read_members
 
-        verdicts = []
+        verdicts = _Verdicts()
         for ref, data in read_members(members):
-            name = where(ref)
             try:
-                check_image(data, name)
-            except BadImageError as exc:
-                why = why_refused(str(exc), name)
-                if why is not None:
-                    verdicts.append((ref.xxh3, why))
+                check(ref, data, verdicts)  # type: ignore[arg-type]
+            except Exception:  # refused (its verdict kept), or not this task's to report
                 continue
-            except Exception:  # not this task's to report: it would name no dataset
-                continue
-            verdicts.append((ref.xxh3, ""))
-        return verdicts
+        return list(verdicts)
+
+
+class _Verdicts(list):
+    """What `check` hands an Output, kept as (xxh3, why) pairs."""
+
+    def image_checked(self, xxh3: str, why: str) -> None:
+        self.append((xxh3, why))
