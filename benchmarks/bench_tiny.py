@@ -6,9 +6,11 @@
 
 speed     per core, one process, the same 500x375-ish photo-like JPEGs read from one
           tar: plain Pillow (full decode + convert + box resize), the decode floor
-          (1/8-scale decode alone: no resize, no write), and our recipe's tasks
+          (Pillow's 1/8-scale decode alone: no resize, no write), the same decode with
+          libjpeg called straight as ours calls it (recipes/jpegdraft.py: no Python
+          header parse), and our recipe's tasks
           (read, draft decode, box resize, write, per-record provenance); then the
-          whole single-worker resolve. Prints ours/plain and ours/floor.
+          whole single-worker resolve. Prints ours/plain, ours/floor and ours/straight.
 scaling   the whole resolve of a train tar-of-tars with 1 worker and with every core.
 memory    peak RSS of the coordinator (and of the largest worker) resolving 8x8 gray
           tiny sets of two sizes; the growth per image.
@@ -72,8 +74,12 @@ def speed(work: Path, images: list[bytes], count: int, size: int) -> None:
 
     from dataset_registry import Registry
     from dataset_registry.artifact.output import Output
+    from dataset_registry.recipes import jpegdraft
     from dataset_registry.recipes.downscale import DownscaleRecipe
     from dataset_registry.sources.members import read_member
+
+    def eighth(width: int, height: int) -> tuple[int, int]:
+        return width // 8, height // 8
 
     root = work / "speed"
     manifest(root, f"width: {size}, height: {size}, fit: squash, filter: box", False, True)
@@ -95,6 +101,10 @@ def speed(work: Path, images: list[bytes], count: int, size: int) -> None:
             im.draft("RGB", (im.width // 8, im.height // 8))
             im.load()
 
+    def straight() -> None:  # the same 1/8 decode, libjpeg called as ours calls it
+        for ref in refs:
+            jpegdraft.decode(read_member(ref), eighth)
+
     def ours() -> None:
         out_dir = tempfile.mkdtemp(dir=work)
         for i, task in enumerate(DownscaleRecipe.plan(node.params, inputs)):
@@ -107,10 +117,10 @@ def speed(work: Path, images: list[bytes], count: int, size: int) -> None:
         shutil.rmtree(root / "registry", ignore_errors=True)
         Registry.open(str(root)).resolve("tiny", jobs=1)
 
-    timings = {name: float("inf") for name in ("plain", "floor", "ours", "resolve")}
+    timings = {name: float("inf") for name in ("plain", "floor", "straight", "ours", "resolve")}
     for _ in range(3):  # interleaved, best of three: drift hits every method alike
-        for name, fn in (("plain", plain), ("floor", floor), ("ours", ours),
-                         ("resolve", resolve)):
+        for name, fn in (("plain", plain), ("floor", floor), ("straight", straight),
+                         ("ours", ours), ("resolve", resolve)):
             timings[name] = min(timings[name], best(fn, 1))
     rate = {k: count / v for k, v in timings.items()}
     print(f"\n## speed, one core: {count} JPEGs, mean {mean_kib(images):.1f} KiB, "
@@ -118,11 +128,14 @@ def speed(work: Path, images: list[bytes], count: int, size: int) -> None:
     print(f"{'method':58s} {'img/s':>8s}")
     for name, label in (("plain", "plain Pillow: full decode + convert + box resize"),
                         ("floor", "decode floor: 1/8-scale decode alone"),
+                        ("straight", "the same decode, libjpeg called straight (as ours)"),
                         ("ours", "ours: recipe tasks (read, decode, resize, write, records)"),
                         ("resolve", "ours: whole `resolve`, 1 worker (+ index, parquet, catalog)")):
         print(f"{label:58s} {rate[name]:8.0f}")
     print(f"ratio ours / plain Pillow   {rate['ours'] / rate['plain']:.2f}  (target >= 2.5)")
     print(f"ratio ours / decode floor   {rate['ours'] / rate['floor']:.2f}  (target >= 0.95)")
+    print(f"ratio ours / straight decode {rate['ours'] / rate['straight']:.2f}  (what the "
+          "resize, write and records cost beside the decode itself)")
     print(f"ratio whole resolve / plain {rate['resolve'] / rate['plain']:.2f}")
 
 

@@ -87,6 +87,7 @@ def test_bench_tiny_prints_every_section():
                  r"ours: whole `resolve`, 1 worker .* +{NUM}",
                  r"ratio ours / plain Pillow +{NUM} +\(target >= 2\.5\)",
                  r"ratio ours / decode floor +{NUM} +\(target >= 0\.95\)",
+                 r"ratio ours / straight decode {NUM} +\(what the resize, .*",
                  r"## scaling: whole resolve, 20 train images .*",
                  r"1 +{NUM} +{NUM} +1\.00 +plan {NUM} tasks {NUM} .*",
                  r"same digest for every worker count: True",

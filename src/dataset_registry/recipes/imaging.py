@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+from . import jpegdraft
+
 
 def refuse_bomb(im: Any) -> None:
     """The one decompression-bomb policy: refuse past `PIL.Image.MAX_IMAGE_PIXELS`.
@@ -97,12 +99,19 @@ def check_image(data: bytes, name: str) -> ImageHeader:
     A truncated or corrupt JPEG fails in the entropy decoder, which runs in full
     even at 1/8 scale, so the cheap decode still catches it.
     """
+    drafted = jpegdraft.decode(data, _eighth)  # a plain JPEG: libjpeg straight away
+    if drafted is not None:
+        return ImageHeader("JPEG", drafted.width, drafted.height)
     with open_image(data, name) as im:
         header = ImageHeader(im.format, im.width, im.height)  # draft shrinks im.size
         if im.format == "JPEG":
             im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
         im.load()
     return header
+
+
+def _eighth(width: int, height: int) -> tuple[int, int]:
+    return max(1, width // 8), max(1, height // 8)
 
 
 def eight_bit(im: Any, name: str) -> Any:
@@ -199,15 +208,21 @@ def downscale(data: bytes, spec: Downscale, name: str, *, draft: bool = True) ->
     from PIL import Image
 
     try:
-        im = Image.open(io.BytesIO(data))  # raises past twice the pixel limit
-        refuse_bomb(im)
-        bounds: tuple[float, float] = im.size
-        if draft and im.format == "JPEG":
-            # libjpeg rounds the scaled size up: 500 px at 1/8 decodes to 63 columns,
-            # the last one only half real. Filter over the true extent, not the pixels.
-            _, box = im.draft(im.mode, _needed(*im.size, spec))
-            bounds = (box[2], box[3])
-        im.load()
+        drafted = jpegdraft.decode(data, lambda w, h: _needed(w, h, spec)) if draft else None
+        if drafted is not None:  # a plain JPEG, decoded as draft + load below would
+            im, scale = drafted.image, drafted.scale
+            bounds: tuple[float, float] = (drafted.width / scale, drafted.height / scale)
+        else:
+            im = Image.open(io.BytesIO(data))  # raises past twice the pixel limit
+            refuse_bomb(im)
+            bounds = im.size
+            if draft and im.format == "JPEG":
+                # libjpeg rounds the scaled size up: 500 px at 1/8 decodes to 63 columns,
+                # the last one only half real. Filter over the true extent, not the pixels.
+                drafted_to = im.draft(im.mode, _needed(*im.size, spec))
+                if drafted_to is not None:  # None: no scan to draft (load refuses it)
+                    bounds = (drafted_to[1][2], drafted_to[1][3])
+            im.load()
         out = _fit(im if im.mode == "RGB" else _to_mode(im, spec, name), spec, bounds)
         if spec.color == "gray" and out.mode != "L":
             out = out.convert("L", LUMA_MATRIX[spec.luma])
