@@ -3,8 +3,20 @@
 import tarfile
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from dataset_registry.formats.wds import sample_bytes
+from dataset_registry.recipes.shards import Classified
+from dataset_registry.recipes.webdataset import (
+    image_extension,
+    sample_key,
+    sample_sizes,
+    shard_cuts,
+    whole_key,
+)
 from dataset_registry.sources.index import member_sets
-from dataset_registry.sources.members import read_member
+from dataset_registry.sources.members import MemberRef, MemberSet, read_member
 
 from .shardkit import TRUTH, registry
 
@@ -51,3 +63,48 @@ def test_webdataset_byte_limit_and_determinism(tmp_path, synth_small):
     assert len(digests) == 1 and len(counts) == 1
 
 
+
+
+def cut_in_turn(need: list[int], count: int, max_bytes: int | None) -> list[int]:
+    """Shards filled one sample at a time, as the recipe always cut them (the reference)."""
+    def on_disk(content: int) -> int:
+        return -(-content // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+
+    cuts, start, size = [0], 0, 2 * tarfile.BLOCKSIZE
+    for i, bytes_ in enumerate(need):
+        if i - start >= count or (max_bytes is not None and i > start and
+                                  on_disk(size + bytes_) > max_bytes):
+            cuts.append(i)
+            start, size = i, 2 * tarfile.BLOCKSIZE
+        size += bytes_
+    return [*cuts, len(need)] if len(need) > start else cuts
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_shards_are_cut_as_filling_them_one_sample_at_a_time(seed):
+    rng = np.random.default_rng(seed)
+    need = (rng.integers(1, 200, int(rng.integers(0, 400))) * 512).tolist()
+    count = int(rng.integers(1, 50))
+    max_bytes = None if seed % 4 == 0 else int(rng.integers(1, 600_000))
+    assert shard_cuts(np.array(need, dtype=np.int64), count, max_bytes) == \
+        cut_in_turn(need, count, max_bytes)
+
+
+@pytest.mark.parametrize("longest", [20, 95, 96, 97, 150])
+def test_sample_sizes_are_sample_bytes_of_each_sample(longest):
+    """By arrays or sample by sample (a name near or past tar's 100 bytes: GNU long-name
+    blocks), each the sum of its entries' `sample_bytes`, whole keys or not."""
+    names = sorted({f"c{k % 3}/{'é' * (k % 4)}{'x' * (longest - 10 - k % 7)}{k}.jpeg"
+                    for k in range(40)} | {"c0/short.png"})
+    refs = [MemberRef(n, "/nowhere", 0, 700 + 613 * i, n, "src", n.split("/")[0])
+            for i, n in enumerate(names)]
+    members = MemberSet.from_refs("train", "here", refs, "/nowhere")
+    positions = np.arange(len(names), dtype=np.int64)[::-1].copy()
+    labels = np.array([int(n[1]) * 500 for n in names], dtype=np.int16)[positions]
+    c = Classified(members, positions, labels, [], None)
+    for whole in (False, True):
+        key_of = whole_key if whole else sample_key
+        expected = [sample_bytes(key_of(names[p]), {
+            "cls": len(str(k)), image_extension(names[p], "here"): 700 + 613 * p})
+            for p, k in zip(positions.tolist(), labels.tolist(), strict=True)]
+        assert sample_sizes(c, whole, None).tolist() == expected

@@ -18,6 +18,7 @@ shards and their names stay those planned.
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
 import re
@@ -25,16 +26,17 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from ..artifact.output import Output
 from ..errors import BadInputError
-from ..formats.wds import ShardWriter, cls_bytes, sample_bytes
+from ..formats.wds import BLOCK, ShardWriter, cls_bytes, sample_bytes
 from ..sources.members import read_members
 from .base import Inputs, Recipe
 from .imagecheck import usable
 from .naming import record_names, stem
-from .shards import SHARD_INPUTS, ShardParams, classified
+from .shards import SHARD_INPUTS, Classified, ShardParams, classified
 from .tasks import LabelledTask
 
 _PREFIX = re.compile(r"[A-Za-z0-9._+{}-]+")
@@ -96,35 +98,19 @@ class WebDataset(Recipe):
         whole = False
         if c.scheme is None or not c.scheme.unique_base_names:
             # a generic source may number its files per class: whole keys (naming.py)
-            names = [c.members.names[p] for p in c.positions.tolist()]
+            names = c.members.names.take(c.positions).tolist()
             whole = record_names(names, [sample_key(n) for n in names],
                                  [whole_key(n) for n in names], "sample key",
                                  c.members.where)[1]
-        key_of = whole_key if whole else sample_key
-        sizes = c.members.sizes[c.positions].tolist()
         tasks: list[WdsTask] = []
         classes = tuple(c.classes)
-
-        def cut(start: int, stop: int) -> None:
+        need = sample_sizes(c, whole, ext)
+        cuts = shard_cuts(need, params.shard_count, params.shard_bytes)
+        for start, stop in itertools.pairwise(cuts):
             tasks.append(WdsTask(index=len(tasks), name=f"{prefix}-{len(tasks):06d}.tar",
                                  members=c.members.take(c.positions[start:stop]),
                                  labels=c.labels[start:stop].copy(), classes=classes,
                                  whole=whole, ext=ext))
-
-        start, size = 0, 2 * tarfile.BLOCKSIZE  # a tar ends with two zero blocks
-        for i, position in enumerate(c.positions.tolist()):
-            name = c.members.names[position]
-            need = sample_bytes(key_of(name),
-                                {"cls": len(str(int(c.labels[i]))),
-                                 image_extension(name, c.members.where, ext): sizes[i]})
-            if i - start >= params.shard_count or (
-                    params.shard_bytes is not None and i > start and
-                    _tar_size(size + need) > params.shard_bytes):
-                cut(start, i)
-                start, size = i, 2 * tarfile.BLOCKSIZE
-            size += need
-        if len(c.positions) > start:
-            cut(start, len(c.positions))
         return tasks
 
     @classmethod
@@ -151,9 +137,47 @@ class WebDataset(Recipe):
         return record
 
 
-def _tar_size(content: int) -> int:
-    """A tar's size on disk: tarfile pads the archive to whole 10240-byte records."""
-    return -(-content // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+def sample_sizes(c: Classified, whole: bool, fixed: str | None) -> np.ndarray:
+    """The bytes each sample takes in a shard (`sample_bytes` of its `.cls` and its image),
+    in plan order: as arrays where no entry's name can pass tar's 100 bytes (then each entry
+    is a header and its data padded to 512), else sample by sample. Every image's extension
+    is checked (`image_extension`) either way."""
+    names = c.members.names.take(c.positions)
+    sizes = c.members.sizes[c.positions]
+    exts = [fixed] * len(sizes) if fixed else \
+        [image_extension(n, c.members.where) for n in names.tolist()]
+    longest = int(names.byte_lengths().max(initial=0)) + 1 + max(map(len, {"cls", *exts}))
+    if longest <= 100:  # (a key is never longer than its name)
+        digits = np.array([len(str(k)) for k in range(int(c.labels.max(initial=0)) + 1)])
+        return _entry(digits[c.labels]) + _entry(sizes)
+    key_of = whole_key if whole else sample_key
+    return np.array([
+        sample_bytes(key_of(name), {"cls": len(str(label)), ext: size})
+        for name, label, ext, size in zip(names.tolist(), c.labels.tolist(), exts,
+                                          sizes.tolist(), strict=True)], dtype=np.int64)
+
+
+def _entry(sizes: np.ndarray) -> np.ndarray:
+    """A tar entry of a short name: its header block, its data padded to whole blocks."""
+    return BLOCK + -(-sizes.astype(np.int64) // BLOCK) * BLOCK
+
+
+def shard_cuts(need: np.ndarray, count: int, max_bytes: int | None) -> list[int]:
+    """Where each shard starts, and the end: as filling shards in turn, taking the samples
+    (of `need` bytes) while a shard holds fewer than `count` and, past its first, its tar
+    stays within `max_bytes` on disk (tarfile pads a tar to whole 10240-byte records, after
+    its two closing zero blocks)."""
+    n = len(need)
+    if max_bytes is None:
+        return [*range(0, n, count), n]
+    room = max_bytes // tarfile.RECORDSIZE * tarfile.RECORDSIZE - 2 * BLOCK
+    total = np.concatenate([[0], np.cumsum(need)])
+    cuts, start = [0], 0
+    while start < n:  # a shard ends at the last sample whose running total still fits
+        fits = int(np.searchsorted(total, total[start] + room, side="right")) - 1
+        start = min(max(fits, start + 1), start + count, n)
+        cuts.append(start)
+    return cuts
 
 
 def image_extension(name: str, where: Any, fixed: str | None = None) -> str:

@@ -102,6 +102,10 @@ class StrColumn(Sequence[str]):
             at = self._blob.find(text.encode(), at + 1, int(self._starts[-1]))
         return -1
 
+    def byte_lengths(self) -> np.ndarray:
+        """Each string's length in UTF-8 bytes (its skipped prefix left out)."""
+        return np.diff(self._starts) - 1 - self._prefix
+
     def tolist(self) -> list[str]:
         """All strings at once (one decode and split, not a Python call per item)."""
         return self.lines().decode().split("\n")[:-1] if len(self) else []
