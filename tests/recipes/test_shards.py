@@ -140,3 +140,19 @@ def test_each_missing_class_refusal_speaks_of_its_own_tool(tmp_path, synth_small
     assert says in str(err.value)
     assert ("im2rec" in str(err.value)) == (recipe == "recordio")
     assert list(reg.store.committed()) == []
+
+
+@pytest.mark.parametrize("names", [
+    ["a/1.JPEG", "a/2.jpg", "b/x.png"],
+    ["a/1.JPEG", "a/notes.txt"],
+    ["a/.jpg"], ["a/...JPEG"], [".png"], ["a/x.JPEG", "b.c/..png"],
+    ["a.jpg/x"], ["x.jpegg"], ["x.jpg.bak"], ["x.Jpg", "y.pNg", "é/ü.jpeg"], [],
+])
+def test_all_im2rec_images_answers_as_each_name_would(names):
+    from dataset_registry.recipes.shards import _im2rec_image, all_im2rec_images
+    from dataset_registry.sources.members import StrColumn
+
+    expected = all(_im2rec_image(n) for n in names)
+    assert all_im2rec_images(StrColumn.from_list(names)) == expected
+    whole = StrColumn.from_list(["val/" + n for n in names])  # a split's names: its prefix off
+    assert all_im2rec_images(type(whole)(whole._blob, whole._starts, 4)) == expected
