@@ -203,31 +203,46 @@ class MemberSet:
         return len(self.names)
 
     def __getitem__(self, i: int) -> MemberRef:
-        name, origin = self.names[i], self.origins[i]
-        if self.container is not None:
-            path = self.container
-        else:
-            rel = origin if self.path_from == "origin" else name
-            path = os.path.join(self.root or "", *rel.split("/"))
-        source = self.sources[int(self.source_codes[i])] if self.source_codes is not None \
-            else self.sources[0]
-        return MemberRef(name, path, int(self.offsets[i]), int(self.sizes[i]), origin, source,
-                         self.labels[i] if self.labels is not None else "",
-                         self.attrs[i] if self.attrs is not None else "",
-                         self.digests[i].tobytes().hex() if self.digests is not None else "",
-                         self.changed,
-                         int(self.packed[i]) if self.packed is not None else 0,
-                         self._checked(i))
-
-    def _checked(self, i: int) -> str | None:
-        state = int(self.checks[i]) if self.checks is not None else 0
-        if state == REFUSED:
-            return self.refusals[i] if self.refusals is not None else None
-        return "" if state == CHECKED_OK else None
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"member {i} of {len(self)}")
+        return self.slice(i, i + 1)._refs()[0]
 
     def __iter__(self) -> Iterator[MemberRef]:
-        for i in range(len(self)):
-            yield self[i]
+        for start in range(0, len(self), _REFS_AT_ONCE):
+            yield from self.slice(start, min(start + _REFS_AT_ONCE, len(self)))._refs()
+
+    def _refs(self) -> list[MemberRef]:
+        """Every member's ref, each column read as one list (a numpy scalar for each field
+        of each member cost as much again as making the refs)."""
+        n = len(self)
+        names, origins = self.names.tolist(), self.origins.tolist()
+        if self.container is not None:
+            paths = [self.container] * n
+        else:
+            rels = origins if self.path_from == "origin" else names
+            paths = [os.path.join(self.root or "", *rel.split("/")) for rel in rels]
+        codes = self.source_codes.tolist() if self.source_codes is not None else [0] * n
+        hexes = np.ascontiguousarray(self.digests).tobytes().hex() \
+            if self.digests is not None else ""
+        digests = [hexes[32 * k:32 * k + 32] for k in range(n)] if hexes else [""] * n
+        return [MemberRef(name, path, offset, size, origin, self.sources[code], label, attrs,
+                          digest, self.changed, packed, checked)
+                for name, path, offset, size, origin, code, label, attrs, digest, packed,
+                checked in zip(names, paths, self.offsets.tolist(), self.sizes.tolist(),
+                               origins, codes, _column(self.labels, n), _column(self.attrs, n),
+                               digests, self.packed.tolist() if self.packed is not None
+                               else [0] * n, self._verdicts(), strict=True)]
+
+    def _verdicts(self) -> list[str | None]:
+        """Each member's known check verdict (`MemberRef.checked`)."""
+        if self.checks is None:
+            return [None] * len(self)
+        refusals = self.refusals.tolist() if self.refusals is not None else None
+        return [("" if state == CHECKED_OK else None) if state != REFUSED else
+                (refusals[k] if refusals is not None else None)
+                for k, state in enumerate(self.checks.tolist())]
 
     def index(self, name: str) -> int:
         """Position of `name` (binary search over the sorted names), or -1."""
@@ -290,6 +305,13 @@ class MemberSet:
             if state[key] is not None:
                 state[key] = np.ascontiguousarray(state[key]).copy()
         return state
+
+
+_REFS_AT_ONCE = 4096  # refs made a batch at a time: a whole 1.28M-member set would not be
+
+
+def _column(strings: StrColumn | None, n: int) -> list[str]:
+    return strings.tolist() if strings is not None else [""] * n
 
 
 def labelled_values(values: np.ndarray) -> np.ndarray | None:
