@@ -187,3 +187,14 @@ def test_over_the_pixel_limit_is_left_to_pillow(monkeypatch):
     assert jpegdraft.decode(BASE, lambda w, h: (8, 8)) is None
     with pytest.raises(BadImageError, match="over the limit"):
         check_image(BASE, "big.jpg")
+
+
+def test_a_limit_of_zero_is_left_to_pillow_which_refuses_every_image(monkeypatch):
+    """`MAX_IMAGE_PIXELS = 0` is not "no limit" to Pillow (None is): it refuses every image
+    as a bomb, so the straight decode must give way rather than accept one."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 0)
+    assert jpegdraft.decode(BASE, lambda w, h: (8, 8)) is None
+    with pytest.raises(BadImageError, match=r"^big.jpg: refused: .*exceeds limit of 0 pixels"):
+        check_image(BASE, "big.jpg")
+    with pytest.raises(BadImageError, match=r"^big.jpg: refused: .*exceeds limit of 0 pixels"):
+        downscale(BASE, SPECS[0], "big.jpg")
