@@ -7,12 +7,13 @@ Pillow."""
 from __future__ import annotations
 
 import io
+import random
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from dataset_registry.errors import BadImageError
 from dataset_registry.recipes import imaging, jpegdraft
@@ -187,3 +188,49 @@ def test_over_the_pixel_limit_is_left_to_pillow(monkeypatch):
     assert jpegdraft.decode(BASE, lambda w, h: (8, 8)) is None
     with pytest.raises(BadImageError, match="over the limit"):
         check_image(BASE, "big.jpg")
+
+
+def test_a_limit_of_zero_is_left_to_pillow_which_refuses_every_image(monkeypatch):
+    """`MAX_IMAGE_PIXELS = 0` is not "no limit" to Pillow (None is): it refuses every image
+    as a bomb, so the straight decode must give way rather than accept one."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 0)
+    assert jpegdraft.decode(BASE, lambda w, h: (8, 8)) is None
+    with pytest.raises(BadImageError, match=r"^big.jpg: refused: .*exceeds limit of 0 pixels"):
+        check_image(BASE, "big.jpg")
+    with pytest.raises(BadImageError, match=r"^big.jpg: refused: .*exceeds limit of 0 pixels"):
+        downscale(BASE, SPECS[0], "big.jpg")
+
+
+FUZZED = [jpeg(photo(24, 17, seed=13)), jpeg(photo(19, 9, "L", seed=14), progressive=True),
+          jpeg(photo(40, 24, seed=15), restart_marker_blocks=1, dpi=(72, 72),
+               exif=exif_with_dpi())]
+
+
+def damaged(seed: int = 0):
+    """Every cut of each small JPEG, and bytes set at random (headers and scans alike)."""
+    rng = random.Random(seed)
+    for base in FUZZED:
+        yield from (base[:end] for end in range(len(base)))
+        for _ in range(250):
+            flipped = bytearray(base)
+            for _ in range(rng.choice((1, 1, 2, 3))):
+                flipped[rng.randrange(len(base))] = rng.choice((rng.randrange(256), 0xFF, 0))
+            yield bytes(flipped)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow on a flip that makes an MPO index
+@pytest.mark.parametrize("load_truncated", [False, True])
+def test_every_cut_and_random_flips_read_as_on_pillows_path(load_truncated, monkeypatch):
+    """Whatever Pillow's `LOAD_TRUNCATED_IMAGES` (a user may set it), each damaged file's
+    check verdict and downscale bytes or refusal are the ones Pillow's path gives."""
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", load_truncated)
+    straight, refused, decode = 0, 0, jpegdraft.decode
+    for data in damaged():
+        calls = [(check_image, data, "m.jpg"), (downscale, data, SPECS[1], "m.jpg")]
+        fast = [outcome(fn, *args) for fn, *args in calls]
+        with monkeypatch.context() as pillow_only:
+            pillow_only.setattr(jpegdraft, "decode", lambda data, wanted: None)
+            assert fast == [outcome(fn, *args) for fn, *args in calls], data.hex()
+        straight += decode(data, lambda w, h: (w, h)) is not None
+        refused += fast[0][0] == "refused"
+    assert straight > 300 and refused > 1500  # both paths, and both verdicts, well tried

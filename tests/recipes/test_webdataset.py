@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dataset_registry import Registry
 from dataset_registry.formats.wds import sample_bytes
 from dataset_registry.recipes.shards import Classified
 from dataset_registry.recipes.webdataset import (
@@ -18,6 +19,8 @@ from dataset_registry.recipes.webdataset import (
 from dataset_registry.sources.index import member_sets
 from dataset_registry.sources.members import MemberRef, MemberSet, read_member
 
+from ..conftest import make_tar, run_cli, write_manifest
+from ..realkit import digits, png
 from .shardkit import TRUTH, registry
 
 
@@ -108,3 +111,25 @@ def test_sample_sizes_are_sample_bytes_of_each_sample(longest):
             "cls": len(str(k)), image_extension(names[p], "here"): 700 + 613 * p})
             for p, k in zip(positions.tolist(), labels.tolist(), strict=True)]
         assert sample_sizes(c, whole, None).tolist() == expected
+
+
+def test_an_image_named_cls_exits_2_naming_it(tmp_path):
+    """A labels table may list any file as an image: one named `.cls` would take its
+    sample's label entry (the label lost, the shard plan a header short): refused."""
+    images, _ = digits()
+    make_tar(tmp_path / "pets.tar", {"x/1.cls": png(images[0]), "x/2.png": png(images[1]),
+                                     "labels.csv": b"file_name,label\nx/1.cls,cat\n"
+                                                   b"x/2.png,dog\n"})
+    write_manifest(tmp_path, """
+sources:
+  - {name: pets, layout: files}
+datasets:
+  - {name: out, recipe: webdataset, inputs: {images: pets}, params: {split: train}}
+""")
+    reg = Registry.open(str(tmp_path))
+    reg.set_source("pets", str(tmp_path / "pets.tar"))
+    out = run_cli("resolve", "out", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "'x/1.cls' has the extension .cls, which its sample's label entry takes" \
+        in out.stderr
+    assert list(reg.store.committed()) == []

@@ -132,5 +132,5 @@ def _plain_app(marker: int, body: bytes) -> bool:
 def _under_limit(frame: tuple[int, int, str]) -> bool:
     from PIL import Image
 
-    limit = Image.MAX_IMAGE_PIXELS
-    return not limit or frame[0] * frame[1] <= limit
+    limit = Image.MAX_IMAGE_PIXELS  # None is no limit; 0 is not (Pillow refuses every image)
+    return limit is None or frame[0] * frame[1] <= limit

@@ -190,6 +190,9 @@ def image_extension(name: str, where: Any, fixed: str | None = None) -> str:
     if not re.fullmatch(r"[a-z0-9]+", ext):
         raise BadInputError(f"{where}: {name!r} has no usable file extension; a WebDataset "
                             "sample's extension names its decoder (e.g. .jpg, .png)")
+    if ext == "cls":  # one entry per extension: the image would take the label's place
+        raise BadInputError(f"{where}: {name!r} has the extension .cls, which its sample's "
+                            "label entry takes; rename the image after its format (.jpg, .png)")
     return "jpg" if ext == "jpeg" else ext
 
 
