@@ -110,7 +110,9 @@ def test_sample_sizes_are_sample_bytes_of_each_sample(longest):
         expected = [sample_bytes(key_of(names[p]), {
             "cls": len(str(k)), image_extension(names[p], "here"): 700 + 613 * p})
             for p, k in zip(positions.tolist(), labels.tolist(), strict=True)]
-        assert sample_sizes(c, whole, None).tolist() == expected
+        taken = members.names.take(positions)
+        assert sample_sizes(c, taken, whole, None).tolist() == expected
+        assert sample_sizes(c, taken, whole, None, taken.tolist()).tolist() == expected
 
 
 def test_an_image_named_cls_exits_2_naming_it(tmp_path):

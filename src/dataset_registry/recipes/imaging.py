@@ -105,7 +105,7 @@ def check_image(data: bytes, name: str) -> ImageHeader:
     with open_image(data, name) as im:
         header = ImageHeader(im.format, im.width, im.height)  # draft shrinks im.size
         if im.format == "JPEG":
-            im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+            im.draft(im.mode, _eighth(*im.size))
         im.load()
     return header
 
@@ -221,7 +221,8 @@ def downscale(data: bytes, spec: Downscale, name: str, *, draft: bool = True) ->
                 # the last one only half real. Filter over the true extent, not the pixels.
                 drafted_to = im.draft(im.mode, _needed(*im.size, spec))
                 if drafted_to is not None:  # None: no scan to draft (load refuses it)
-                    bounds = (drafted_to[1][2], drafted_to[1][3])
+                    _, box = drafted_to
+                    bounds = (box[2], box[3])
             im.load()
         out = _fit(im if im.mode == "RGB" else _to_mode(im, spec, name), spec, bounds)
         if spec.color == "gray" and out.mode != "L":

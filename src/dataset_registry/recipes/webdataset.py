@@ -32,7 +32,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from ..artifact.output import Output
 from ..errors import BadInputError
 from ..formats.wds import BLOCK, ShardWriter, cls_bytes, sample_bytes
-from ..sources.members import read_members
+from ..sources.members import StrColumn, read_members
 from .base import Inputs, Recipe
 from .imagecheck import usable
 from .naming import record_names, stem
@@ -96,15 +96,17 @@ class WebDataset(Recipe):
         prefix = params.prefix.replace("{split}", params.split)
         ext = c.scheme.image_ext if c.scheme else None
         whole = False
+        names = c.members.names.take(c.positions)  # in plan order
+        listed = None
         if c.scheme is None or not c.scheme.unique_base_names:
             # a generic source may number its files per class: whole keys (naming.py)
-            names = c.members.names.take(c.positions).tolist()
-            whole = record_names(names, [sample_key(n) for n in names],
-                                 [whole_key(n) for n in names], "sample key",
+            listed = names.tolist()
+            whole = record_names(listed, [sample_key(n) for n in listed],
+                                 [whole_key(n) for n in listed], "sample key",
                                  c.members.where)[1]
         tasks: list[WdsTask] = []
         classes = tuple(c.classes)
-        need = sample_sizes(c, whole, ext)
+        need = sample_sizes(c, names, whole, ext, listed)
         cuts = shard_cuts(need, params.shard_count, params.shard_bytes)
         for start, stop in itertools.pairwise(cuts):
             tasks.append(WdsTask(index=len(tasks), name=f"{prefix}-{len(tasks):06d}.tar",
@@ -137,15 +139,19 @@ class WebDataset(Recipe):
         return record
 
 
-def sample_sizes(c: Classified, whole: bool, fixed: str | None) -> np.ndarray:
+def sample_sizes(c: Classified, names: StrColumn, whole: bool, fixed: str | None,
+                 listed: list[str] | None = None) -> np.ndarray:
     """The bytes each sample takes in a shard (`sample_bytes` of its `.cls` and its image),
-    in plan order: as arrays where no entry's name can pass tar's 100 bytes (then each entry
-    is a header and its data padded to 512), else sample by sample. Every image's extension
-    is checked (`image_extension`) either way."""
-    names = c.members.names.take(c.positions)
+    in plan order (`names`, and `listed`, the same as a list, if the caller has it): as
+    arrays where no entry's name can pass tar's 100 bytes (then each entry is a header and
+    its data padded to 512), else sample by sample. Every image's extension is checked
+    (`image_extension`) either way."""
     sizes = c.members.sizes[c.positions]
-    exts = [fixed] * len(sizes) if fixed else \
-        [image_extension(n, c.members.where) for n in names.tolist()]
+    if fixed:
+        exts = [fixed] * len(sizes)
+    else:
+        listed = names.tolist() if listed is None else listed
+        exts = [image_extension(n, c.members.where) for n in listed]
     longest = int(names.byte_lengths().max(initial=0)) + 1 + max(map(len, {"cls", *exts}))
     if longest <= 100:  # (a key is never longer than its name)
         digits = np.array([len(str(k)) for k in range(int(c.labels.max(initial=0)) + 1)])
@@ -153,8 +159,9 @@ def sample_sizes(c: Classified, whole: bool, fixed: str | None) -> np.ndarray:
     key_of = whole_key if whole else sample_key
     return np.array([
         sample_bytes(key_of(name), {"cls": len(str(label)), ext: size})
-        for name, label, ext, size in zip(names.tolist(), c.labels.tolist(), exts,
-                                          sizes.tolist(), strict=True)], dtype=np.int64)
+        for name, label, ext, size in zip(names.tolist() if listed is None else listed,
+                                          c.labels.tolist(), exts, sizes.tolist(),
+                                          strict=True)], dtype=np.int64)
 
 
 def _entry(sizes: np.ndarray) -> np.ndarray:
