@@ -189,3 +189,46 @@ def test_val_lst_is_what_im2rec_writes_for_the_valprepd_folder(tmp_path):
         header, _, image = unpack_image(payload)
         assert (header.id, header.label) == (i, label)
         assert image == (folder / path).read_bytes()
+
+
+def test_records_are_written_as_tasks_finish_with_the_bytes_finish_would_write(
+        tmp_path, synth_small):
+    """The follower writes each task's .lst lines, .idx lines and record rows in plan order
+    as results arrive in any order (a resumed build's first), so `finish` has none left;
+    the files and rows are those `finish` writes alone (no follower: a remote store)."""
+    import csv
+
+    from dataset_registry.artifact.marker import PARTS
+    from dataset_registry.artifact.output import Output
+    from dataset_registry.recipes.recordio import RecordIO
+
+    reg = registry(tmp_path, synth_small, "recordio",
+                   "split: val, require_all_classes: false")
+    node = reg.manifests.get("out")
+    inputs, _, _ = reg.resolver.inputs(node)
+    written = {}
+    for followed in (True, False):
+        tasks = RecordIO.plan(node.params, inputs)
+        assert len(tasks) > 2
+        staging = tmp_path / f"staging-{followed}"
+        out = Output(str(staging), "finish")
+        follow = RecordIO.follow(node.params, tasks, out) if followed else None
+        results = []
+        for task in tasks:
+            part = Output(str(staging), f"{task.index:06d}")
+            results.append(RecordIO.run(node.params, task, part))
+            part.close()
+        if follow:
+            order = list(range(len(tasks)))
+            random.Random(1).shuffle(order)
+            for index in order:
+                follow(index, results[index])
+            assert tasks.context.records.tasks == len(tasks)  # none left to finish
+        RecordIO.finish(node.params, inputs, results, out, tasks.context)
+        out.close()
+        with open(staging / PARTS / "finish.files.csv", encoding="utf-8") as f:
+            rows = sorted(tuple(row) for row in csv.reader(f))
+        written[followed] = rows, [(staging / f"val.{ext}").read_bytes()
+                                   for ext in ("lst", "idx", "rec")]
+    assert written[True] == written[False]
+    assert len(written[True][0]) == 600 + 3  # a row a record, and the three files

@@ -107,7 +107,7 @@ class RecordIO(Recipe):
                                     ids=ids[s:s + CHUNK].copy(), names_are_paths=names_are_paths,
                                     start=None if params.resize else start, planned=planned))
             start += planned
-        return Plan(tasks, context=tuple(c.classes))  # finish names each record's class
+        return Plan(tasks, context=RecordsContext(tuple(c.classes)))
 
     @classmethod
     def run(cls, params: RecordIOParams, task: RecordTask, out: Output) -> dict[str, Any]:
@@ -150,18 +150,27 @@ class RecordIO(Recipe):
 
     @classmethod
     def follow(cls, params: RecordIOParams, tasks: list[RecordTask],
-               out: Output) -> RegionHasher | None:
-        if not tasks or tasks[0].start is None:
+               out: Output) -> Follower | None:
+        """As tasks finish: their regions of the .rec hashed (where sizes were planned, the
+        file allocated now), and, given the plan's context, their records written in plan
+        order, so `finish` is left the tasks it has not seen (none, once all arrived)."""
+        if not tasks:
             return None
-        out.reserve(f"{params.split}.rec", sum(task.planned for task in tasks))
-        return RegionHasher(out, f"{params.split}.rec", len(tasks))
+        hasher = None
+        if tasks[0].start is not None:
+            out.reserve(f"{params.split}.rec", sum(task.planned for task in tasks))
+            hasher = RegionHasher(out, f"{params.split}.rec", len(tasks))
+        context, records = getattr(tasks, "context", None), None
+        if isinstance(context, RecordsContext):  # (else finish could not know them written)
+            records = context.records = Records(out, params.split, context.classes)
+        return Follower(hasher, records) if hasher or records else None
 
     @classmethod
     def finish(cls, params: RecordIOParams, inputs: Inputs, results: list[dict[str, Any]],
-               out: Output, context: tuple[str, ...] | None = None) -> None:
-        classes = context if context is not None else tuple(classified(  # plan's, if given
+               out: Output, context: RecordsContext | None = None) -> None:
+        context = context or RecordsContext(tuple(classified(  # the plan's, if given
             inputs, params.split, params.require_all_classes, cls.missing,
-            params.labels_scheme).classes)
+            params.labels_scheme).classes))
         split = params.split
         rec_path = f"{split}.rec"
         rec = out.target(rec_path)
@@ -170,24 +179,71 @@ class RecordIO(Recipe):
                 f.truncate(sum(r["size"] for r in results))
         else:
             _lay_out_again(rec, out, results)
-        base, record = 0, 0
-        with out.open(f"{split}.lst") as lst, out.open(f"{split}.idx") as idx:
-            for t, result in enumerate(results):
-                chunk = out.scratch(f"{t:06d}")
-                with open(chunk + ".lst", "rb") as src:
-                    lst.write(src.read())
-                with open(chunk + ".tsv", encoding="utf-8") as meta:
-                    for line in meta:
-                        offset, length, key, label, source, digest, origin = \
-                            line.rstrip("\n").split("\t", 6)
-                        idx.write(idx_line(int(key), base + int(offset)).encode())
-                        out.record(rec_path, offset=base + int(offset), size=int(length),
-                                   xxh3=digest, label=int(label), member=origin, source=source,
-                                   record=record, class_name=classes[int(label)])
-                        record += 1
-                base += result["size"]
+        records = context.records or Records(out, split, context.classes)
+        for result in results[records.tasks:]:  # those no follower wrote
+            records.add(result)
+        records.close()
         for path in (f"{split}.lst", rec_path, f"{split}.idx"):
             out.added(path)
+
+
+@dataclass
+class RecordsContext:
+    """The plan's context, for `finish`: the class names (each record's class), and the
+    records the follower wrote as tasks finished."""
+
+    classes: tuple[str, ...]
+    records: Records | None = None
+
+
+class Records:
+    """`<split>.lst`, `<split>.idx` and the record rows of `<split>.rec`, task by task in plan
+    order, from what each task left in scratch."""
+
+    def __init__(self, out: Output, split: str, classes: tuple[str, ...]) -> None:
+        self.out, self.rec_path, self.classes = out, f"{split}.rec", classes
+        self.lst, self.idx = out.open(f"{split}.lst"), out.open(f"{split}.idx")
+        self.tasks = self.base = self.record = 0  # tasks written; where the next starts
+
+    def add(self, result: dict[str, Any]) -> None:
+        """The next task's records (`result`: its own)."""
+        chunk = self.out.scratch(f"{self.tasks:06d}")
+        with open(chunk + ".lst", "rb") as src:
+            self.lst.write(src.read())
+        with open(chunk + ".tsv", encoding="utf-8") as meta:
+            for line in meta:
+                offset, length, key, label, source, digest, origin = \
+                    line.rstrip("\n").split("\t", 6)
+                self.idx.write(idx_line(int(key), self.base + int(offset)).encode())
+                self.out.record(self.rec_path, offset=self.base + int(offset),
+                                size=int(length), xxh3=digest, label=int(label),
+                                member=origin, source=source, record=self.record,
+                                class_name=self.classes[int(label)])
+                self.record += 1
+        self.base += result["size"]
+        self.tasks += 1
+
+    def close(self) -> None:
+        self.lst.close()
+        self.idx.close()
+
+
+class Follower:
+    """recordio's follower: each result to the region hasher (if any), and to the records
+    (if any) in plan order."""
+
+    def __init__(self, hasher: RegionHasher | None, records: Records | None) -> None:
+        self.hasher, self.records = hasher, records
+        self.waiting: dict[int, dict[str, Any]] = {}
+
+    def __call__(self, index: int, result: dict[str, Any]) -> None:
+        if self.hasher is not None:
+            self.hasher(index, result)
+        if self.records is None:
+            return
+        self.waiting[index] = result
+        while self.records.tasks in self.waiting:
+            self.records.add(self.waiting.pop(self.records.tasks))
 
 
 class RegionHasher:
