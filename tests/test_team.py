@@ -206,6 +206,9 @@ def test_endpoint_stopped_mid_pull_in_b_leaves_nothing_and_the_retry_completes(
         assert not (store / built.key[:2] / built.key).exists()  # nothing a reader sees
         listed = in_b(team, "list", "--tags", "min")
         assert f"{MANY_FILES}\t" in listed.stdout and "\tbuilt" not in listed.stdout
+        # the cache it could not read, said once (and asked once, not for every dataset)
+        assert listed.stderr.count(f"warning: cache {team['cache']} left out of the "
+                                   "statuses: ") == 1, listed.stderr
 
         endpoint.start()
         retry = in_b(team, "pull", MANY_FILES)

@@ -102,6 +102,7 @@ class Resolver(Keys):
                          lock_path=lock_path, update_lock=update_lock)
         # the read-only stores pulled from before building, opened when a build needs them
         self.caches = caches or list
+        self.unreachable: set[str] = set()  # caches a status could not read: not asked again
         self.catalog = catalog
         self.progress = progress  # bars for builds, source indexing and cache pulls
 
@@ -114,11 +115,17 @@ class Resolver(Keys):
             for cache in self.caches():
                 from .substituters import holds  # only where a cache is asked
 
+                if cache.url in self.unreachable:
+                    continue
                 try:
                     if holds(cache, key):
                         return f"in cache {cache.url}"
-                except StorageError:  # an unreachable cache: the status says what is known
-                    continue
+                except StorageError as exc:  # the status says what is known, and why not more
+                    from ..catalog import warn_once
+
+                    self.unreachable.add(cache.url)
+                    warn_once(f"cache {cache.url} left out of the statuses: {exc}",
+                              about=cache.url)
         return status
 
     # -- resolve ---------------------------------------------------------------------------
