@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Mapping
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import xxhash
 
 BLOCK = tarfile.BLOCKSIZE
+T = TypeVar("T")  # an int, or an array of them
 _NAME, _SIZE, _CHKSUM = slice(0, 100), slice(124, 136), slice(148, 156)
 
 
@@ -101,8 +102,14 @@ def sample_bytes(key: str, sizes: Mapping[str, int]) -> int:
     (plus GNU long-name blocks for a name past 100 bytes) and data padded to 512."""
     total = 0
     for ext, size in sizes.items():
-        total += BLOCK + -(-size // BLOCK) * BLOCK
+        total += entry_bytes(size)
         name = len(f"{key}.{ext}".encode("utf-8", "surrogateescape"))
         if name > 100:
-            total += BLOCK + -(-(name + 1) // BLOCK) * BLOCK
+            total += entry_bytes(name + 1)
     return total
+
+
+def entry_bytes(size: T) -> T:
+    """Bytes an entry of `size` data bytes (an int, or a numpy array of them) takes in a
+    tar under a short name: its header block and its data padded to whole blocks."""
+    return BLOCK + -(-size // BLOCK) * BLOCK

@@ -31,7 +31,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from ..artifact.output import Output
 from ..errors import BadInputError
-from ..formats.wds import BLOCK, ShardWriter, cls_bytes, sample_bytes
+from ..formats.wds import BLOCK, ShardWriter, cls_bytes, entry_bytes, sample_bytes
 from ..sources.members import StrColumn, read_members
 from .base import Inputs, Recipe
 from .imagecheck import usable
@@ -155,18 +155,13 @@ def sample_sizes(c: Classified, names: StrColumn, whole: bool, fixed: str | None
     longest = int(names.byte_lengths().max(initial=0)) + 1 + max(map(len, {"cls", *exts}))
     if longest <= 100:  # (a key is never longer than its name)
         digits = np.array([len(str(k)) for k in range(int(c.labels.max(initial=0)) + 1)])
-        return _entry(digits[c.labels]) + _entry(sizes)
+        return entry_bytes(digits[c.labels]) + entry_bytes(sizes.astype(np.int64))
     key_of = whole_key if whole else sample_key
     return np.array([
         sample_bytes(key_of(name), {"cls": len(str(label)), ext: size})
         for name, label, ext, size in zip(names.tolist() if listed is None else listed,
                                           c.labels.tolist(), exts, sizes.tolist(),
                                           strict=True)], dtype=np.int64)
-
-
-def _entry(sizes: np.ndarray) -> np.ndarray:
-    """A tar entry of a short name: its header block, its data padded to whole blocks."""
-    return BLOCK + -(-sizes.astype(np.int64) // BLOCK) * BLOCK
 
 
 def shard_cuts(need: np.ndarray, count: int, max_bytes: int | None) -> list[int]:

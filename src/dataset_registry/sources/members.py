@@ -240,9 +240,13 @@ class MemberSet:
         if self.checks is None:
             return [None] * len(self)
         refusals = self.refusals.tolist() if self.refusals is not None else None
-        return [("" if state == CHECKED_OK else None) if state != REFUSED else
-                (refusals[k] if refusals is not None else None)
-                for k, state in enumerate(self.checks.tolist())]
+        verdicts: list[str | None] = []
+        for k, state in enumerate(self.checks.tolist()):
+            if state == REFUSED:  # why, where known
+                verdicts.append(refusals[k] if refusals is not None else None)
+            else:
+                verdicts.append("" if state == CHECKED_OK else None)
+        return verdicts
 
     def index(self, name: str) -> int:
         """Position of `name` (binary search over the sorted names), or -1."""
