@@ -150,7 +150,7 @@ def main() -> int:
         verdicts = ImageChecks(reg.state_dir).folder
 
         def clean(name: str) -> None:  # untimed: no method pays for another's output or dirty
-            shutil.rmtree(work / "registry", ignore_errors=True)  # pages
+            remove_artifacts(work)
             if not name.endswith("-warm"):  # warm: the cold build just before left them
                 shutil.rmtree(verdicts, ignore_errors=True)
             (work / "copy.bin").unlink(missing_ok=True)
@@ -216,6 +216,15 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def remove_artifacts(work: Path) -> None:
+    """The store's artifacts removed, and the catalog told (untimed): else the next timed
+    build's catalog upkeep would delete the rows of what the last one built."""
+    from dataset_registry.engine import catalog_sync
+
+    shutil.rmtree(work / "registry", ignore_errors=True)
+    catalog_sync.upkeep(Registry.open(str(work)), strict=True)
 
 
 def _decode_chunk(task: tuple[str, list[tuple[int, int]]]) -> int:
@@ -336,7 +345,7 @@ def small(count: int, jobs: int, quality: int, repeat: int) -> None:
         best: dict[str, float] = {}
         for round_ in range(repeat + 1):
             for name, command in commands.items():
-                shutil.rmtree(work / "registry", ignore_errors=True)
+                remove_artifacts(work)
                 shutil.rmtree(verdicts, ignore_errors=True)  # every checked build is cold
                 for shard in (work / "script-out").iterdir():
                     shard.unlink()

@@ -38,12 +38,17 @@ EVERY_RECIPE = """
     recipe: webdataset
     inputs: {images: val, labels: labels}
     params: {split: val, require_all_classes: false, shard_count: 128}
+  - name: wds-regions  # one shard of 600 samples, written by three tasks (recipes/regions.py)
+    recipe: webdataset
+    inputs: {images: val, labels: labels}
+    params: {split: val, require_all_classes: false}
   - name: tfr
     recipe: tfrecord
     inputs: {images: train, labels: labels}
     params: {require_all_classes: false, shards: 4}
 """
-NAMES = ("val-first", "cal", "tiny", "tiny-folders", "byclass", "rec", "wds", "tfr")
+NAMES = ("val-first", "cal", "tiny", "tiny-folders", "byclass", "rec", "wds", "wds-regions",
+         "tfr")
 
 
 def every_recipe(root: Path, train: str, val: str, **kwargs: Any) -> Registry:

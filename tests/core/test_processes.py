@@ -65,3 +65,33 @@ def test_pools_leave_the_callers_ctrl_c_as_they_found_it(tmp_path):
                          text=True, cwd=tmp_path, timeout=120)
     assert (out.returncode, out.stdout) == (0, f"True False False\n{-signal.SIGINT}\n"), \
         out.stdout + out.stderr
+
+
+def test_import_meanwhile_loads_a_module_on_a_thread_and_leaves_a_failure_silent(
+        tmp_path, monkeypatch, capfd):
+    import sys
+    import threading
+    import types
+
+    from dataset_registry.core.processes import import_meanwhile
+
+    gate = types.ModuleType("late_gate")
+    gate.GO = threading.Event()  # the import waits for it: the caller does not
+    monkeypatch.setitem(sys.modules, "late_gate", gate)
+    (tmp_path / "late_needed.py").write_text("import late_gate\nlate_gate.GO.wait(10)\n"
+                                             "LOADED = True\n")
+    (tmp_path / "late_broken.py").write_text("import late_gate\nlate_gate.GO.wait(10)\n"
+                                             "raise RuntimeError('broken on import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("late_needed", "late_broken"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+        import_meanwhile(name)
+    loading = [t for t in threading.enumerate() if t.name.startswith("registry-import-late_")]
+    assert len(loading) == 2
+    gate.GO.set()
+    for thread in loading:
+        thread.join(10)
+    assert sys.modules["late_needed"].LOADED and "late_broken" not in sys.modules
+    assert capfd.readouterr().err == ""  # the failure is left to the import that needs it
+    import_meanwhile("late_needed")  # loaded already: no thread
+    assert not [t for t in threading.enumerate() if t.name == "registry-import-late_needed"]

@@ -110,7 +110,7 @@ def test_a_record_holding_the_magic_is_split_and_the_file_laid_out_again(tmp_pat
 def test_region_hasher_hashes_regions_in_plan_order_whatever_the_arrival(tmp_path):
     from dataset_registry.artifact.output import Output
     from dataset_registry.core.keys import hash_file
-    from dataset_registry.recipes.recordio import RegionHasher
+    from dataset_registry.recipes.regions import RegionHasher
 
     out = Output(str(tmp_path), "finish")
     data = bytes(range(256)) * 40_000  # 10 MB, three regions

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from dataset_registry import Registry
+from dataset_registry.core import keys
 from dataset_registry.formats.wds import sample_bytes
 from dataset_registry.recipes.shards import Classified
+from dataset_registry.recipes import webdataset
 from dataset_registry.recipes.webdataset import (
     image_extension,
     sample_key,
@@ -66,6 +68,53 @@ def test_webdataset_byte_limit_and_determinism(tmp_path, synth_small):
     assert len(digests) == 1 and len(counts) == 1
 
 
+
+
+@pytest.mark.parametrize("limit", ["shard_count: 300", "shard_bytes: 400000"])
+def test_shards_past_one_task_are_written_in_regions_with_the_bytes_of_one_stream(
+        tmp_path, synth_small, monkeypatch, limit):
+    """Shards of more than PART samples are written by several tasks, each its region:
+    the same files, digest and rows as each shard streamed by one task, on one worker or
+    two, read back whole by the webdataset package."""
+    import webdataset as wds
+
+    built, default = {}, webdataset.PART
+    for part, jobs in ((10**9, 1), (50, 1), (50, 2), (default, 2)):
+        monkeypatch.setattr(webdataset, "PART", part)
+        reg = registry(tmp_path / f"{part}-{jobs}", synth_small, "webdataset",
+                       f"split: val, require_all_classes: false, {limit}")
+        node = reg.manifests.get("out")
+        tasks = webdataset.WebDataset.plan(node.params, reg.resolver.inputs(node)[0])
+        regions = [t.region for t in tasks if t.region is not None]
+        assert bool(regions) == (part == 50) or part == default
+        assert all(r.size > 0 and (r.first == 0) == (r.part == 0) for r in regions)
+        hashed = []  # files the coordinator read back whole to hash
+        monkeypatch.setattr(keys, "hash_file", lambda path, *a, real=keys.hash_file:
+                            hashed.append(path) or real(path, *a))
+        ds = reg.resolve("out", jobs=jobs)
+        assert hashed == []  # the regions were hashed as their tasks finished
+        rows = reg.sql("SELECT path, size, xxh3, byte_offset, record, member FROM files "
+                       "WHERE key = ? ORDER BY path, record NULLS FIRST", [ds.key]).rows
+        built[(part, jobs)] = (ds.key, ds.digest, rows)
+        if part == 50 and jobs == 2:
+            samples = [s["__key__"] for shard in sorted(Path(ds.path).glob("*.tar"))
+                       for s in wds.WebDataset(str(shard), shardshuffle=False)]
+            assert len(samples) == len(set(samples)) == 600
+    assert len({repr(b) for b in built.values()}) == 1, list(built)
+    assert len(built[(50, 2)][2]) == 600 + len([r for r in built[(50, 2)][2] if r[4] is None])
+
+
+def test_where_an_image_may_be_skipped_each_shard_is_one_task(tmp_path, synth_small,
+                                                               monkeypatch):
+    monkeypatch.setattr(webdataset, "PART", 50)
+    for params, regions in (("on_error: skip", False),
+                            ("on_error: skip, validate_images: false", True),
+                            ("validate_images: false", True)):
+        reg = registry(tmp_path / str(len(params)), synth_small, "webdataset",
+                       f"split: val, require_all_classes: false, {params}")
+        node = reg.manifests.get("out")
+        tasks = webdataset.WebDataset.plan(node.params, reg.resolver.inputs(node)[0])
+        assert any(t.region is not None for t in tasks) == regions, params
 
 
 def cut_in_turn(need: list[int], count: int, max_bytes: int | None) -> list[int]:

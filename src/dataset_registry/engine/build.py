@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..artifact.marker import InputRef, Marker, local_table_damage
 from ..core.failures import guarded, recipe_code
+from ..core.processes import import_meanwhile
 from ..core.progress import ProgressFactory, bar
 from ..core.remote import Remote
 from ..errors import (
@@ -244,6 +245,7 @@ class Resolver(Keys):
                 tasks = recipe.plan(node.params, inputs)
                 total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
             phase("plan")
+            import_meanwhile("duckdb")  # for the file table and the catalog, after the tasks
             from ..artifact.output import Output, finalize
 
             drop = self.store.drop(staging, self.remote)
@@ -412,5 +414,4 @@ class Resolver(Keys):
         return artifact_members(name, key, self.store.member_root(key),
                                 os.path.join(self.store.tables(key), FILES),
                                 marker or self.marker(name))
-
 

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Mapping
-from typing import BinaryIO, TypeVar
+from typing import Protocol, TypeVar
 
 import xxhash
 
 BLOCK = tarfile.BLOCKSIZE
 T = TypeVar("T")  # an int, or an array of them
 _NAME, _SIZE, _CHKSUM = slice(0, 100), slice(124, 136), slice(148, 156)
+
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
 
 
 class ShardError(ValueError):
@@ -55,11 +59,13 @@ def entry_header(name: str, size: int) -> bytes:
 
 class ShardWriter:
     """Writes samples into one tar stream, hashing what it writes; `close()` ends it
-    as `tarfile` does (two zero blocks, padded to a whole 10240-byte record)."""
+    as `tarfile` does (two zero blocks, padded to a whole 10240-byte record). `offset`:
+    where `f` starts in the shard, for a writer of its later samples (offsets and the
+    closing padding are the shard's; the hash is of what this writer wrote)."""
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: Writable, offset: int = 0) -> None:
         self._f = f
-        self.offset = 0
+        self.offset = offset
         self.count = 0
         self._digest = xxhash.xxh3_128()
 
@@ -87,9 +93,15 @@ class ShardWriter:
 
     def close(self) -> tuple[int, str]:
         """End the archive; return its size and xxh3-128."""
-        end = self.offset + 2 * BLOCK
-        self._emit(b"\0" * (end + -end % tarfile.RECORDSIZE - self.offset))
+        self._emit(b"\0" * (closed_size(self.offset) - self.offset))
         return self.offset, self._digest.hexdigest()
+
+
+def closed_size(size: int) -> int:
+    """A tar's bytes once ended after `size` bytes of entries: two zero blocks, padded
+    to a whole 10240-byte record, as `tarfile` ends one."""
+    end = size + 2 * BLOCK
+    return end + -end % tarfile.RECORDSIZE
 
 
 def cls_bytes(label: int) -> bytes:

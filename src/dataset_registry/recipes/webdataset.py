@@ -9,11 +9,17 @@ it is the split.
 
 Shards are cut at plan time from the members' sizes (at most `shard_count`
 samples and `shard_bytes` bytes each; a single sample larger than
-`shard_bytes` gets a shard of its own), so every shard is one task and its
-bytes never depend on the number of workers. Samples are in class-folder order;
-WebDataset loaders shuffle shards and samples themselves.
-An image skipped (`on_error: skip`) leaves its shard one sample shorter: the
-shards and their names stay those planned.
+`shard_bytes` gets a shard of its own), so their bytes never depend on the
+number of workers. Samples are in class-folder order; WebDataset loaders
+shuffle shards and samples themselves.
+A shard of more than `PART` samples is written by several tasks, each its
+planned region (`Output.write_at`; the coordinator hashes the regions in order,
+recipes/regions.py): a 1,000-sample shard that decodes its images for the
+checks is ~1.5 s of one worker, so 30 shards on 16 workers left two idle for a
+whole shard. Where an image may be skipped (`on_error: skip` with the checks),
+no region can be planned: each shard is one task, written as it streams.
+An image skipped leaves its shard one sample shorter: the shards and their
+names stay those planned.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import os
 import posixpath
 import re
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,16 +37,25 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from ..artifact.output import Output
-from ..errors import BadInputError
-from ..formats.wds import BLOCK, ShardWriter, cls_bytes, entry_bytes, sample_bytes
+from ..errors import BadInputError, BuildError
+from ..formats.wds import (
+    BLOCK,
+    ShardWriter,
+    closed_size,
+    cls_bytes,
+    entry_bytes,
+    sample_bytes,
+)
 from ..sources.members import StrColumn, read_members
 from .base import Inputs, Recipe
 from .imagecheck import usable
 from .naming import record_names, stem
+from .regions import RegionHasher
 from .shards import SHARD_INPUTS, Classified, ShardParams, classified
 from .tasks import LabelledTask
 
 _PREFIX = re.compile(r"[A-Za-z0-9._+{}-]+")
+PART = 256  # samples a task writes of a shard whose sizes are planned (shards.CHUNK's)
 DATASET = "{dataset}"  # the default prefix: the dataset's name, filled at manifest load
 
 
@@ -69,12 +85,31 @@ class WdsParams(ShardParams):
         return value
 
 
+@dataclass(frozen=True)
+class Region:
+    """Where a task's samples lie in its shard: `start` bytes in, `first` its first
+    sample's number there, `size` the bytes they take (with the closing blocks if `last`)."""
+
+    part: int
+    parts: int
+    start: int
+    first: int
+    size: int
+
+    @property
+    def last(self) -> bool:
+        return self.part == self.parts - 1
+
+
 @dataclass(frozen=True, kw_only=True)
 class WdsTask(LabelledTask):
-    """One shard; with `whole` its sample keys are whole names (`cat/0001`)."""
+    """One shard, or one region of it; with `whole` its sample keys are whole names
+    (`cat/0001`)."""
 
     name: str  # the shard's file name
     ext: str | None  # every sample's extension, if the label scheme fixes one (ImageNet: jpg)
+    # a task writing one region of its shard (None: the whole shard, as it streams)
+    region: Region | None = None
 
 
 class WebDataset(Recipe):
@@ -108,35 +143,96 @@ class WebDataset(Recipe):
         classes = tuple(c.classes)
         need = sample_sizes(c, names, whole, ext, listed)
         cuts = shard_cuts(need, params.shard_count, params.shard_bytes)
-        for start, stop in itertools.pairwise(cuts):
-            tasks.append(WdsTask(index=len(tasks), name=f"{prefix}-{len(tasks):06d}.tar",
-                                 members=c.members.take(c.positions[start:stop]),
-                                 labels=c.labels[start:stop].copy(), classes=classes,
-                                 whole=whole, ext=ext))
+        # planned regions hold only if no image can be left out
+        part = PART if params.on_error == "fail" or not params.validate_images else None
+        total = np.concatenate([[0], np.cumsum(need)])
+        for shard, (start, stop) in enumerate(itertools.pairwise(cuts)):
+            name = f"{prefix}-{shard:06d}.tar"
+            starts = list(range(start, stop, part)) if part and stop - start > part \
+                else [start]
+            for i, (a, b) in enumerate(itertools.pairwise([*starts, stop])):
+                region = None
+                if len(starts) > 1:
+                    end = int(total[b] - total[start])
+                    if b == stop:  # tar's two zero blocks, padded to a whole record
+                        end = closed_size(end)
+                    region = Region(part=i, parts=len(starts), first=a - start,
+                                    start=int(total[a] - total[start]),
+                                    size=end - int(total[a] - total[start]))
+                tasks.append(WdsTask(index=len(tasks), name=name,
+                                     members=c.members.take(c.positions[a:b]),
+                                     labels=c.labels[a:b].copy(), classes=classes,
+                                     whole=whole, ext=ext, region=region))
         return tasks
 
     @classmethod
-    def run(cls, params: WdsParams, task: WdsTask, out: Output) -> int:
+    def run(cls, params: WdsParams, task: WdsTask, out: Output) -> int | dict[str, Any]:
+        region = task.region
+        if region is None:
+            with out.open(task.name) as f:
+                writer = ShardWriter(f)
+                count = cls._samples(params, task, out, writer, 0)
+                size, digest = writer.close()
+            out.added(task.name, size=size, xxh3=digest)
+            return count
+        pieces: list[bytes] = []
+        writer = ShardWriter(_Pieces(pieces), region.start)
+        cls._samples(params, task, out, writer, region.first)
+        if region.last:
+            writer.close()
+        if writer.offset - region.start != region.size:  # the plan's sizes are tar's
+            raise BuildError(f"{task.name}: samples {region.first}-{region.first + len(task)}"
+                             f" took {writer.offset - region.start} bytes, planned "
+                             f"{region.size}")
+        out.write_at(task.name, pieces, region.start)
+        return {"shard": task.name, "start": region.start, "size": region.size,
+                "in_place": True}
+
+    @staticmethod
+    def _samples(params: WdsParams, task: WdsTask, out: Output, writer: ShardWriter,
+                 record: int) -> int:
+        """Write the task's usable samples, numbered from `record` in the shard, each
+        with its row; how many."""
         import xxhash
 
-        record = 0
         key_of = whole_key if task.whole else sample_key
-        with out.open(task.name) as f:
-            writer = ShardWriter(f)
-            for i, ref, image in usable(read_members(task.members), out, params.on_error,
-                                        validate=params.validate_images):
-                label = int(task.labels[i])
-                offset = writer.write(key_of(ref.name),
-                                      {"cls": cls_bytes(label),
-                                       image_extension(ref.name, ref.origin, task.ext): image})
-                out.record(task.name, offset=offset, size=len(image),
-                           xxh3=ref.xxh3 or xxhash.xxh3_128_hexdigest(image), label=label,
-                           member=ref.origin, source=ref.source, record=record,
-                           class_name=task.classes[label], attrs=ref.attrs or None)
-                record += 1
-            size, digest = writer.close()
-        out.added(task.name, size=size, xxh3=digest)
-        return record
+        count = 0
+        for i, ref, image in usable(read_members(task.members), out, params.on_error,
+                                    validate=params.validate_images):
+            label = int(task.labels[i])
+            offset = writer.write(key_of(ref.name),
+                                  {"cls": cls_bytes(label),
+                                   image_extension(ref.name, ref.origin, task.ext): image})
+            out.record(task.name, offset=offset, size=len(image),
+                       xxh3=ref.xxh3 or xxhash.xxh3_128_hexdigest(image), label=label,
+                       member=ref.origin, source=ref.source, record=record + count,
+                       class_name=task.classes[label], attrs=ref.attrs or None)
+            count += 1
+        return count
+
+    @classmethod
+    def follow(cls, params: WdsParams, tasks: list[WdsTask],
+               out: Output) -> Callable[[int, Any], None] | None:
+        """The shards written in regions, hashed region by region as their tasks finish."""
+        hashers = {task.name: RegionHasher(out, task.name, task.region.parts)
+                   for task in tasks if task.region is not None}
+        if not hashers:
+            return None
+
+        def follow(index: int, result: Any) -> None:
+            region = tasks[index].region
+            if region is not None:
+                hashers[tasks[index].name](region.part, result)
+
+        return follow
+
+    @classmethod
+    def finish(cls, params: WdsParams, inputs: Inputs, results: list[Any], out: Output,
+               context: Any = None) -> None:
+        """The shards written in regions, added (hashed from disk where no follower saw
+        their tasks: a remote store's)."""
+        for name in dict.fromkeys(r["shard"] for r in results if isinstance(r, dict)):
+            out.added(name)
 
 
 def sample_sizes(c: Classified, names: StrColumn, whole: bool, fixed: str | None,
@@ -162,6 +258,13 @@ def sample_sizes(c: Classified, names: StrColumn, whole: bool, fixed: str | None
         for name, label, ext, size in zip(names.tolist() if listed is None else listed,
                                           c.labels.tolist(), exts, sizes.tolist(),
                                           strict=True)], dtype=np.int64)
+
+
+class _Pieces:
+    """A task's region as the buffers `Output.write_at` writes, from `ShardWriter`."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.write = pieces.append
 
 
 def shard_cuts(need: np.ndarray, count: int, max_bytes: int | None) -> list[int]:
