@@ -104,17 +104,31 @@ def test_shards_past_one_task_are_written_in_regions_with_the_bytes_of_one_strea
     assert len(built[(50, 2)][2]) == 600 + len([r for r in built[(50, 2)][2] if r[4] is None])
 
 
-def test_where_an_image_may_be_skipped_each_shard_is_one_task(tmp_path, synth_small,
-                                                               monkeypatch):
+def test_shards_are_written_in_regions_only_where_tasks_decode_and_cannot_skip(
+        tmp_path, synth_small, monkeypatch):
+    """Regions pay where the tasks decode their images (checks on, verdicts unknown), and
+    hold only where no image can be left out: else each shard is one task."""
+    from dataset_registry.engine.imagechecks import ImageChecks
+
     monkeypatch.setattr(webdataset, "PART", 50)
-    for params, regions in (("on_error: skip", False),
-                            ("on_error: skip, validate_images: false", True),
-                            ("validate_images: false", True)):
-        reg = registry(tmp_path / str(len(params)), synth_small, "webdataset",
-                       f"split: val, require_all_classes: false, {params}")
+
+    def regions(reg) -> bool:  # planned as a build plans: the known verdicts marked first
         node = reg.manifests.get("out")
-        tasks = webdataset.WebDataset.plan(node.params, reg.resolver.inputs(node)[0])
-        assert any(t.region is not None for t in tasks) == regions, params
+        inputs = reg.resolver.inputs(node)[0]
+        ImageChecks(reg.state_dir).mark(inputs.images)
+        return any(t.region is not None for t in webdataset.WebDataset.plan(node.params, inputs))
+
+    for params, planned in (("on_error: fail", True), ("on_error: skip", False),
+                            ("validate_images: false", False)):
+        reg = registry(tmp_path / params.replace(": ", "-"), synth_small, "webdataset",
+                       f"split: val, require_all_classes: false, {params}")
+        assert regions(reg) == planned, params
+    warm = registry(tmp_path / "warm", synth_small, "webdataset",
+                    "split: val, require_all_classes: false")
+    assert regions(warm) is True  # (its own state folder: no verdicts yet)
+    ImageChecks(warm.state_dir).add(
+        (ref.xxh3, "") for ref in member_sets(warm.resolver.source_info("val"))["val"])
+    assert regions(warm) is False
 
 
 def cut_in_turn(need: list[int], count: int, max_bytes: int | None) -> list[int]:

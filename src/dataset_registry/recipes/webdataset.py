@@ -12,14 +12,16 @@ samples and `shard_bytes` bytes each; a single sample larger than
 `shard_bytes` gets a shard of its own), so their bytes never depend on the
 number of workers. Samples are in class-folder order; WebDataset loaders
 shuffle shards and samples themselves.
-A shard of more than `PART` samples is written by several tasks, each its
-planned region (`Output.write_at`; the coordinator hashes the regions in order,
-recipes/regions.py): a 1,000-sample shard that decodes its images for the
-checks is ~1.5 s of one worker, so 30 shards on 16 workers left two idle for a
-whole shard. Where an image may be skipped (`on_error: skip` with the checks),
-no region can be planned: each shard is one task, written as it streams.
-An image skipped leaves its shard one sample shorter: the shards and their
-names stay those planned.
+Where the tasks decode images for the checks, a shard of more than `PART`
+samples is written by several tasks, each its planned region (`Output.write_at`;
+the coordinator hashes the regions in order, recipes/regions.py): such a
+1,000-sample shard is ~1.5 s of one worker, so 30 of them on 16 workers left two
+idle for a whole shard. Otherwise each shard is one task, written as it streams
+and hashed by its worker: unchecked, or its checks known, a shard is ~0.1 s, and
+regions cost more than they even out (the coordinator hashes every byte again;
+30,000 samples took 2.2x as long). Where an image may be skipped (`on_error:
+skip`), no region can be planned. An image skipped leaves its shard one sample
+shorter: the shards and their names stay those planned.
 """
 
 from __future__ import annotations
@@ -143,8 +145,7 @@ class WebDataset(Recipe):
         classes = tuple(c.classes)
         need = sample_sizes(c, names, whole, ext, listed)
         cuts = shard_cuts(need, params.shard_count, params.shard_bytes)
-        # planned regions hold only if no image can be left out
-        part = PART if params.on_error == "fail" or not params.validate_images else None
+        part = PART if params.on_error == "fail" and decodes(params, c) else None
         total = np.concatenate([[0], np.cumsum(need)])
         for shard, (start, stop) in enumerate(itertools.pairwise(cuts)):
             name = f"{prefix}-{shard:06d}.tar"
@@ -233,6 +234,13 @@ class WebDataset(Recipe):
         their tasks: a remote store's)."""
         for name in dict.fromkeys(r["shard"] for r in results if isinstance(r, dict)):
             out.added(name)
+
+
+def decodes(params: WdsParams, c: Classified) -> bool:
+    """Whether the tasks will decode images: the checks are on and some planned member's
+    verdict is not known yet (engine/imagechecks.py)."""
+    checks = c.members.checks
+    return params.validate_images and (checks is None or bool((checks[c.positions] == 0).any()))
 
 
 def sample_sizes(c: Classified, names: StrColumn, whole: bool, fixed: str | None,
