@@ -264,16 +264,11 @@ def test_each_image_is_decoded_once(tmp_path, synth, monkeypatch):
 
 
 def test_the_plan_ends_in_small_tasks(synth, tmp_path):
-    """Every row in exactly one task, in order; the plan's last _TAIL rows (reaching back
-    past a small last split) in tasks of _TAIL_CHUNK, the rest in tasks of _CHUNK."""
-    from dataset_registry.recipes.downscale import (
-        _CHUNK,
-        _TAIL,
-        _TAIL_CHUNK,
-        DownscaleRecipe,
-        _tails,
-        task_rows,
-    )
+    """Every row in exactly one task, in order; the plan's last TAIL rows (reaching back
+    past a small last split) in tasks of TAIL_CHUNK, the rest in tasks of _CHUNK."""
+    from dataset_registry.recipes.downscale import _CHUNK, DownscaleRecipe, _tails, task_rows
+    from dataset_registry.recipes.tasks import TAIL as _TAIL
+    from dataset_registry.recipes.tasks import TAIL_CHUNK as _TAIL_CHUNK
 
     assert _tails({"train": 10_000, "val": 100}) == {"train": _TAIL - 100, "val": 100}
     assert _tails({"train": 10_000, "val": 5_000}) == {"train": 0, "val": _TAIL}

@@ -56,6 +56,33 @@ def test_recordio_one_and_two_workers_same_bytes(tmp_path, synth_small):
 
 
 
+def test_the_plan_ends_in_small_tasks_and_the_bytes_never_depend_on_the_tasks(
+        tmp_path, synth_small, monkeypatch):
+    """The plan's last TAIL records go in tasks of TAIL_CHUNK (tasks.task_spans), each at
+    its planned offset: the files are those of a plan of one task."""
+    from dataset_registry.recipes import recordio, tasks
+
+    digests = set()
+    for chunk, tail, tail_chunk in ((10**6, 0, 64), (5, 4, 2)):
+        monkeypatch.setattr(recordio, "CHUNK", chunk)
+        monkeypatch.setattr(recordio, "TAIL", tail)
+        monkeypatch.setattr(tasks, "TAIL_CHUNK", tail_chunk)
+        reg = registry(tmp_path / str(chunk), synth_small, "recordio",
+                       "require_all_classes: false")
+        node = reg.manifests.get("out")
+        plan = recordio.RecordIO.plan(node.params, reg.resolver.inputs(node)[0])
+        n = sum(len(t) for t in plan)
+        body = n - tail  # tasks of `chunk` up to the tail, then of `tail_chunk`
+        want = [min(chunk, body - a) for a in range(0, body, chunk)] + \
+            [min(tail_chunk, n - a) for a in range(body, n, tail_chunk)]
+        assert want == ([n] if chunk > n else [5, 5, 1, 2, 2])  # (15 records)
+        assert [len(t) for t in plan] == want
+        assert [t.start for t in plan] == [sum(t.planned for t in plan[:i])
+                                           for i in range(len(plan))]
+        digests.add(reg.resolve("out", jobs=2).digest)
+    assert len(digests) == 1
+
+
 def test_a_record_holding_the_magic_is_split_and_the_file_laid_out_again(tmp_path):
     """Records are written in place at planned offsets; one that dmlc splits (the magic at
     an aligned position) comes out 4 bytes longer, and every later record moves."""

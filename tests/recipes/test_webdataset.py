@@ -9,8 +9,8 @@ import pytest
 from dataset_registry import Registry
 from dataset_registry.core import keys
 from dataset_registry.formats.wds import sample_bytes
-from dataset_registry.recipes.shards import Classified
 from dataset_registry.recipes import webdataset
+from dataset_registry.recipes.shards import Classified
 from dataset_registry.recipes.webdataset import (
     image_extension,
     sample_key,
@@ -79,6 +79,9 @@ def test_shards_past_one_task_are_written_in_regions_with_the_bytes_of_one_strea
     import webdataset as wds
 
     built, default = {}, webdataset.PART
+    hashed = []  # files the coordinator read back whole to hash
+    monkeypatch.setattr(keys, "hash_file", lambda path, *a, real=keys.hash_file:
+                        hashed.append(path) or real(path, *a))
     for part, jobs in ((10**9, 1), (50, 1), (50, 2), (default, 2)):
         monkeypatch.setattr(webdataset, "PART", part)
         reg = registry(tmp_path / f"{part}-{jobs}", synth_small, "webdataset",
@@ -88,9 +91,7 @@ def test_shards_past_one_task_are_written_in_regions_with_the_bytes_of_one_strea
         regions = [t.region for t in tasks if t.region is not None]
         assert bool(regions) == (part == 50) or part == default
         assert all(r.size > 0 and (r.first == 0) == (r.part == 0) for r in regions)
-        hashed = []  # files the coordinator read back whole to hash
-        monkeypatch.setattr(keys, "hash_file", lambda path, *a, real=keys.hash_file:
-                            hashed.append(path) or real(path, *a))
+        hashed.clear()
         ds = reg.resolve("out", jobs=jobs)
         assert hashed == []  # the regions were hashed as their tasks finished
         rows = reg.sql("SELECT path, size, xxh3, byte_offset, record, member FROM files "

@@ -62,13 +62,9 @@ from .imaging import Color, Downscale, Filter, Fit, Luma, downscale, quiet_bomb_
 from .naming import record_names, stem, whole_stem
 from .select import pick_split
 from .shards import class_labels, folder_safe, named, scheme_of
-from .tasks import LabelledTask
+from .tasks import TAIL, LabelledTask, task_spans
 
-_CHUNK = 256  # images a task
-# The plan's last _TAIL images go in tasks of _TAIL_CHUNK: at the end of a build, workers
-# with nothing left wait for the last tasks, so those are small (at 16 workers a last wave
-# of 256-image tasks left them idle for ~1.5% of the build; 64 tasks of 64 cost ~20 ms)
-_TAIL, _TAIL_CHUNK = 4096, 64
+_CHUNK = 256  # images a task (the plan's last TAIL, TAIL_CHUNK: tasks.task_spans)
 MAX_CLASSES = 32767  # labels.npy holds int16 subset labels
 SPLITS = ("train", "val")
 
@@ -399,16 +395,14 @@ def _by_class_name(params: DownscaleParams, inputs: Inputs, members: MemberSet,
 
 def task_rows(rows: int, tail: int) -> list[tuple[int, int]]:
     """[start, stop) of each task of a split of `rows` rows: _CHUNK at a time, its last
-    `tail` rows _TAIL_CHUNK at a time."""
-    body = rows - tail
-    return [(start, min(start + _CHUNK, body)) for start in range(0, body, _CHUNK)] + \
-        [(start, min(start + _TAIL_CHUNK, rows)) for start in range(body, rows, _TAIL_CHUNK)]
+    `tail` rows TAIL_CHUNK at a time."""
+    return task_spans(0, rows, _CHUNK, rows - tail)
 
 
 def _tails(rows: dict[str, int]) -> dict[str, int]:
-    """How many of each split's last rows are in the plan's last _TAIL (splits in plan
+    """How many of each split's last rows are in the plan's last TAIL (splits in plan
     order: the tail may reach back past a small last split)."""
-    tails, left = {}, _TAIL
+    tails, left = {}, TAIL
     for split in reversed(list(rows)):
         tails[split] = min(rows[split], left)
         left -= tails[split]

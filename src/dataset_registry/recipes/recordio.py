@@ -42,7 +42,7 @@ from .imagecheck import usable, where
 from .imaging import rgb_jpeg
 from .regions import RegionHasher
 from .shards import CHUNK, SHARD_INPUTS, ShardParams, classified
-from .tasks import LabelledTask
+from .tasks import TAIL, LabelledTask, task_spans
 
 _IRHEADER_BYTES = 24
 
@@ -101,11 +101,11 @@ class RecordIO(Recipe):
         names_are_paths = c.scheme is not None and params.split in c.scheme.folder_splits
         sizes = unsplit_size(c.members.sizes[positions])
         tasks, start = [], 0
-        for t, s in enumerate(range(0, len(ids), CHUNK)):
-            planned = int(sizes[s:s + CHUNK].sum())
-            tasks.append(RecordTask(index=t, members=c.members.take(positions[s:s + CHUNK]),
-                                    labels=labels[s:s + CHUNK].copy(), classes=tuple(c.classes),
-                                    ids=ids[s:s + CHUNK].copy(), names_are_paths=names_are_paths,
+        for t, (a, b) in enumerate(task_spans(0, len(ids), CHUNK, len(ids) - TAIL)):
+            planned = int(sizes[a:b].sum())
+            tasks.append(RecordTask(index=t, members=c.members.take(positions[a:b]),
+                                    labels=labels[a:b].copy(), classes=tuple(c.classes),
+                                    ids=ids[a:b].copy(), names_are_paths=names_are_paths,
                                     start=None if params.resize else start, planned=planned))
             start += planned
         return Plan(tasks, context=RecordsContext(tuple(c.classes)))

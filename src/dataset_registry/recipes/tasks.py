@@ -38,3 +38,18 @@ class LabelledTask:
     def __len__(self) -> int:
         """Its images: the engine counts these for progress."""
         return len(self.members)
+
+
+# A plan's last TAIL rows go in tasks of TAIL_CHUNK: at the end of a build, workers with
+# nothing left wait for the last tasks, so those are small (at 16 workers a last wave of
+# 256-image downscale tasks left them idle for ~1.5% of the build; 64 tasks of 64 cost
+# ~20 ms; the last recordio and checked webdataset tasks ended 0.3 s apart)
+TAIL, TAIL_CHUNK = 4096, 64
+
+
+def task_spans(start: int, stop: int, chunk: int, tail_from: int) -> list[tuple[int, int]]:
+    """[a, b) of each task over rows [start, stop): `chunk` rows at a time, and from row
+    `tail_from` on (the plan's tail), TAIL_CHUNK at a time."""
+    body = min(max(tail_from, start), stop)
+    return [(a, min(a + chunk, body)) for a in range(start, body, chunk)] + \
+        [(a, min(a + TAIL_CHUNK, stop)) for a in range(body, stop, TAIL_CHUNK)]

@@ -54,7 +54,7 @@ from .imagecheck import usable
 from .naming import record_names, stem
 from .regions import RegionHasher
 from .shards import SHARD_INPUTS, Classified, ShardParams, classified
-from .tasks import LabelledTask
+from .tasks import TAIL, LabelledTask, task_spans
 
 _PREFIX = re.compile(r"[A-Za-z0-9._+{}-]+")
 PART = 256  # samples a task writes of a shard whose sizes are planned (shards.CHUNK's)
@@ -149,15 +149,15 @@ class WebDataset(Recipe):
         total = np.concatenate([[0], np.cumsum(need)])
         for shard, (start, stop) in enumerate(itertools.pairwise(cuts)):
             name = f"{prefix}-{shard:06d}.tar"
-            starts = list(range(start, stop, part)) if part and stop - start > part \
-                else [start]
-            for i, (a, b) in enumerate(itertools.pairwise([*starts, stop])):
+            spans = task_spans(start, stop, part, len(need) - TAIL) \
+                if part and stop - start > part else [(start, stop)]
+            for i, (a, b) in enumerate(spans):
                 region = None
-                if len(starts) > 1:
+                if len(spans) > 1:
                     end = int(total[b] - total[start])
                     if b == stop:  # tar's two zero blocks, padded to a whole record
                         end = closed_size(end)
-                    region = Region(part=i, parts=len(starts), first=a - start,
+                    region = Region(part=i, parts=len(spans), first=a - start,
                                     start=int(total[a] - total[start]),
                                     size=end - int(total[a] - total[start]))
                 tasks.append(WdsTask(index=len(tasks), name=name,
