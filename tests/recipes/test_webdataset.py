@@ -9,8 +9,8 @@ import pytest
 from dataset_registry import Registry
 from dataset_registry.core import keys
 from dataset_registry.formats.wds import sample_bytes
-from dataset_registry.recipes.shards import Classified
 from dataset_registry.recipes import webdataset
+from dataset_registry.recipes.shards import Classified
 from dataset_registry.recipes.webdataset import (
     image_extension,
     sample_key,
@@ -89,8 +89,8 @@ def test_shards_past_one_task_are_written_in_regions_with_the_bytes_of_one_strea
         assert bool(regions) == (part == 50) or part == default
         assert all(r.size > 0 and (r.first == 0) == (r.part == 0) for r in regions)
         hashed = []  # files the coordinator read back whole to hash
-        monkeypatch.setattr(keys, "hash_file", lambda path, *a, real=keys.hash_file:
-                            hashed.append(path) or real(path, *a))
+        monkeypatch.setattr(keys, "hash_file", lambda path, *a, real=keys.hash_file,
+                            seen=hashed: seen.append(path) or real(path, *a))
         ds = reg.resolve("out", jobs=jobs)
         assert hashed == []  # the regions were hashed as their tasks finished
         rows = reg.sql("SELECT path, size, xxh3, byte_offset, record, member FROM files "
