@@ -222,6 +222,82 @@ def test_a_killed_build_resumed_on_more_workers_reuses_its_finished_tasks(tmp_pa
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
+# webdataset whose one shard of the 12 images is written in two regions (of 8 and 4) where
+# the tasks decode; with a file `kill`, the second region's task kills the process running
+# it before it writes anything (with --jobs 1: the build)
+KILLED_REGIONS = '''
+import os
+import signal
+from pathlib import Path
+
+from dataset_registry.plugins import register
+from dataset_registry.recipes import webdataset
+
+webdataset.PART = 8
+HERE = Path(__file__).parent
+
+
+class KilledRegions(webdataset.WebDataset):
+    name = "killedregions"
+
+    @classmethod
+    def run(cls, params, task, out):
+        if task.region and task.region.part == 1 and (HERE / "kill").exists():
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().run(params, task, out)
+
+
+register("recipes", "killedregions", KilledRegions)
+'''
+
+
+def test_a_resumed_build_whose_checks_change_its_plan_runs_what_the_new_plan_needs(
+        tmp_path):
+    """Killed after the first of its shard's two regions: the verdicts of those 8 images
+    were known, the other 4 not, so both builds plan regions. The rerun, on two workers,
+    checks the 4 first (one task of 4 would leave one idle), and made again with every
+    verdict known the plan is one whole shard: the killed build's region is no task of
+    it. The shard and its rows are those of a build never killed."""
+    import signal
+
+    import duckdb
+    import xxhash
+
+    from ..conftest import run_cli
+    from ..pluginkit import plugin_project
+
+    def project(root):
+        return plugin_project(root, {"regions_plugin": KILLED_REGIONS}, (
+            "  - {name: shards, recipe: killedregions, inputs: {images: data},\n"
+            "     params: {require_all_classes: false, shard_count: 12}}\n"))
+
+    def built(root):
+        shown = run_cli("show", "shards", cwd=root)
+        assert shown.returncode == 0, shown.stderr
+        table = next((root / "registry").glob("??/*/_files.parquet"))
+        rows = duckdb.sql(f"SELECT path, size, xxh3, byte_offset, record, member FROM "
+                          f"'{table}' ORDER BY path, record NULLS FIRST").fetchall()
+        return json.loads(shown.stdout)["digest"], rows
+
+    clean = project(tmp_path / "clean")
+    assert run_cli("resolve", "shards", "--jobs", "1", cwd=clean).returncode == 0
+    root = project(tmp_path / "killed")
+    ImageChecks(str(root / ".registry-state")).add(  # the first region's images, known
+        (xxhash.xxh3_128_hexdigest(image.read_bytes()), "")
+        for image in sorted((root / "data").glob("class-[01]/*")))
+    (root / "kill").write_text("")
+    killed = run_cli("resolve", "shards", "--jobs", "1", cwd=root)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert list((root / "registry" / ".staging").glob("*/.parts/done/000000"))
+    (root / "kill").unlink()
+    done = run_cli("resolve", "shards", "--jobs", "2", cwd=root)
+    assert done.returncode == 0, done.stderr
+    digest, rows = built(root)
+    assert len(rows) == 1 + 12 and (digest, rows) == built(clean)
+    verify = run_cli("verify", "shards", cwd=root)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
 # webdataset whose image decoder has a bug: it raises what no image check expects on
 # class-1/img-0004.png, in the build and in every worker that runs a task
 FRAGILE = '''

@@ -253,8 +253,15 @@ class Resolver(Keys):
                 else None
             done = finished.load() if finished else {}
             if checks is not None:  # (a task's identity leaves out its verdicts: resume.py)
+                planned = tasks
                 tasks = self._check_first(node, recipe, executor, inputs, tasks, done, checks,
                                           drop)
+                if finished is not None and tasks is not planned:
+                    # made again, the plan may differ (webdataset: whole shards where it
+                    # planned regions): a killed build's task stands only where it is this
+                    # plan's, at its index
+                    finished = FinishedTasks(staging.path, key, tasks)
+                    done = finished.load()
                 phase("checks")
             out = Output(staging.path, "finish")
             try:

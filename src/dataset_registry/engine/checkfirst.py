@@ -8,7 +8,9 @@ samples. A plan of few or uneven tasks leaves workers idle while the last ones d
 the first free worker, would keep the workers busy less than `BALANCE` of the time, the
 images are checked first, in even chunks on every worker (`CheckImages`); their verdicts
 go to the cache and onto the inputs, and the plan is made again: the same tasks, now
-carrying the verdicts, so they decode nothing (recipes/imagecheck.py).
+carrying the verdicts, so they decode nothing (recipes/imagecheck.py); or, where a
+recipe plans by them, other tasks (webdataset: a shard it planned in regions is one task
+now), against which the build matches a killed run's finished tasks again.
 
 The bytes are the same either way: a verdict is what the task's own decode would reach,
 and a refusal reads as it would (a refusal the cache cannot keep is left to the task).
