@@ -233,7 +233,7 @@ from pathlib import Path
 from dataset_registry.plugins import register
 from dataset_registry.recipes import webdataset
 
-webdataset.PART = 8
+webdataset.PART, webdataset.TAIL = 8, 0  # regions of 8 samples, none in a tail of 64s
 HERE = Path(__file__).parent
 
 
