@@ -106,3 +106,19 @@ def test_the_layout_and_its_options_enter_the_fingerprint(tmp_path):
     reg2, _ = open_source(tmp_path / "other", folders, "options: {split: all}")
     assert reg2.key("digits") != plain
     assert list(member_sets(reg2.resolver.source_info("digits"))) == ["all"]
+
+
+def test_an_image_name_is_the_extension_posixpath_splitext_gives():
+    """is_image_name reads a million names a source: without splitext, the same answer."""
+    import itertools
+    import posixpath
+
+    from dataset_registry.sources.layouts import IMAGE_EXTENSIONS, is_image_name
+
+    parts = ["", ".", "..", "a", "a.", ".a", "cat", "x.JPG", "x.jpeg", "..jpg", ".jpg",
+             "a..png", "b.tar.gz", "c.Tiff", "d.jpg.", "é.webp", "dir.jpg/", "jpg"]
+    names = {"/".join(p) for p in itertools.product(parts, repeat=2)} | set(parts)
+    for name in sorted(names):
+        assert is_image_name(name) == \
+            (posixpath.splitext(name)[1].lower() in IMAGE_EXTENSIONS), name
+    assert is_image_name("n01440764/x.JPEG") and not is_image_name("a/.jpg")

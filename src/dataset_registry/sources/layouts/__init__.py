@@ -15,7 +15,6 @@ folders (a name starting with "."), `__MACOSX/` folders, `Thumbs.db` and
 from __future__ import annotations
 
 import json
-import posixpath
 from abc import ABC
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -153,7 +152,12 @@ def ignored_below(path: str, folders: dict[str, bool]) -> bool:
     hidden = folders.get(folder)
     if hidden is None:
         hidden = folders[folder] = bool(folder) and ignored(folder)
-    return hidden or name.startswith(".") or name.lower() in _IGNORED_NAMES
+    return hidden or ignored_name(name)
+
+
+def ignored_name(name: str) -> bool:
+    """A file or folder name the ignore rule leaves out (hidden, OS litter)."""
+    return name.startswith(".") or name.lower() in _IGNORED_NAMES
 
 
 RESERVED_SPLITS = frozenset({"meta", "*"})  # the source's tables; a dataset's every file
@@ -174,7 +178,12 @@ def check_split(name: Any, where: str) -> str:
 
 
 def is_image_name(path: str) -> bool:
-    return posixpath.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+    """Whether `posixpath.splitext(path)[1]`, lower case, is an image extension: the
+    file name's last dot, but for a name only dots precede (a million times a source)."""
+    name = path[path.rfind("/") + 1:]
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS and \
+        name[:dot].lstrip(".") != ""
 
 
 def layout_class(name: str) -> type[Layout]:

@@ -24,7 +24,16 @@ from typing import Any, Literal
 
 from ...errors import SourceError
 from ..tarindex import IndexedMember
-from . import Entry, Layout, Options, Reader, check_split, ignored_below, is_image_name
+from . import (
+    Entry,
+    Layout,
+    Options,
+    Reader,
+    check_split,
+    ignored_below,
+    ignored_name,
+    is_image_name,
+)
 from .tables import check_name, labels, read_table
 
 METADATA = ("metadata.csv", "metadata.jsonl")
@@ -229,13 +238,16 @@ class _ByName(Layout):
         self.placed: dict[str, tuple[str, int, str]] = {}
 
     def classify(self, origin: str, is_tar: bool) -> Entry | None:
+        folder, _, name = origin.rpartition("/")
+        known = self.placed.get(folder)
+        if known is not None:  # (a folder not ignored: only the file's own name may be)
+            if ignored_name(name) or not is_image_name(name):
+                return None
+            split, cut, label = known
+            return Entry(split, origin[cut:], label)
         if ignored_below(origin, self.folders) or not is_image_name(origin):
             return None
-        folder = origin.rpartition("/")[0]
-        known = self.placed.get(folder)
-        if known is None:  # (a folder placing refuses is never known: each image raises)
-            entry = self.placer.place(origin[len(self.root):])
-            self.placed[folder] = (entry.split, len(origin) - len(entry.name), entry.label)
-            return entry
-        split, cut, label = known
-        return Entry(split, origin[cut:], label)
+        # (a folder placing refuses is never known: each of its images raises)
+        entry = self.placer.place(origin[len(self.root):])
+        self.placed[folder] = (entry.split, len(origin) - len(entry.name), entry.label)
+        return entry
