@@ -6,6 +6,7 @@ class names those labels index.
 Tasks travel to pool and Dask workers, so they hold a compact `MemberSet` slice
 (`MemberSet.take`: it pickles only its own members), never the whole input.
 Every field is keyword-only: a subclass adds fields without defaults after these.
+`task_spans` cuts a plan's rows into tasks, small ones at its end.
 """
 
 from __future__ import annotations
