@@ -202,3 +202,23 @@ datasets:
     assert "'x/1.cls' has the extension .cls, which its sample's label entry takes" \
         in out.stderr
     assert list(reg.store.committed()) == []
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_bad_image_in_a_region_fails_the_build_naming_it_and_publishes_nothing(
+        tmp_path, monkeypatch, jobs):
+    from dataset_registry import BadImageError
+
+    from .test_imagecheck import BAD, assert_nothing_published, params, train_source
+
+    monkeypatch.setattr(webdataset, "PART", 2)  # shards of 4 in regions of 2 (no tail)
+    monkeypatch.setattr(webdataset, "TAIL", 0)
+    source, _ = train_source(tmp_path, {"truncated": BAD["truncated"][0]})
+    reg = registry(tmp_path / "p", source, "webdataset", params("webdataset", "train"))
+    node = reg.manifests.get("out")
+    tasks = webdataset.WebDataset.plan(node.params, reg.resolver.inputs(node)[0])
+    assert all(t.region is not None and len(t) <= 2 for t in tasks)
+    with pytest.raises(BadImageError) as raised:
+        reg.resolve("out", jobs=jobs)
+    assert "_truncated.JPEG (source " in str(raised.value)
+    assert_nothing_published(reg)
