@@ -179,6 +179,25 @@ register("recipes", "loggedshards", LoggedShards)
 '''
 
 
+def shards_project(root, plugin: str, recipe: str, shard_count: int):
+    """A plugin project (tests/pluginkit.py) whose dataset `shards` is `recipe`, registered by
+    the module `plugin`, over its images."""
+    from ..pluginkit import plugin_project
+
+    return plugin_project(root, {f"{recipe}_plugin": plugin}, (
+        f"  - {{name: shards, recipe: {recipe}, inputs: {{images: data}},\n"
+        f"     params: {{require_all_classes: false, shard_count: {shard_count}}}}}\n"))
+
+
+def shown_digest(root) -> str:
+    """The digest `registry show shards` gives in `root`."""
+    from ..conftest import run_cli
+
+    shown = run_cli("show", "shards", cwd=root)
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)["digest"]
+
+
 def test_a_killed_build_resumed_on_more_workers_reuses_its_finished_tasks(tmp_path):
     """Killed on one worker after its first shard; rerun on two, whose tasks left (5 and 2
     images) leave one idle: their images are checked first, and the tasks now carry
@@ -186,21 +205,11 @@ def test_a_killed_build_resumed_on_more_workers_reuses_its_finished_tasks(tmp_pa
     import signal
 
     from ..conftest import run_cli
-    from ..pluginkit import plugin_project, published
+    from ..pluginkit import published
 
-    def project(root):
-        return plugin_project(root, {"shards_plugin": KILLED_WDS}, (
-            "  - {name: shards, recipe: loggedshards, inputs: {images: data},\n"
-            "     params: {require_all_classes: false, shard_count: 5}}\n"))
-
-    def digest(root):
-        shown = run_cli("show", "shards", cwd=root)
-        assert shown.returncode == 0, shown.stderr
-        return json.loads(shown.stdout)["digest"]
-
-    clean = project(tmp_path / "clean")
+    clean = shards_project(tmp_path / "clean", KILLED_WDS, "loggedshards", 5)
     assert run_cli("resolve", "shards", "--jobs", "1", cwd=clean).returncode == 0
-    root = project(tmp_path / "killed")
+    root = shards_project(tmp_path / "killed", KILLED_WDS, "loggedshards", 5)
     (root / "kill-after").write_text("1")
     killed = run_cli("resolve", "shards", "--jobs", "1", cwd=root)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -217,7 +226,7 @@ def test_a_killed_build_resumed_on_more_workers_reuses_its_finished_tasks(tmp_pa
     cache = ImageChecks(str(root / ".registry-state"))
     assert sorted(len(np.load(f)["digests"]) for f in cache.files()) == [5, 7]
     assert len(cache.load().digests) == 12
-    assert digest(root) == digest(clean)
+    assert shown_digest(root) == shown_digest(clean)
     verify = run_cli("verify", "shards", cwd=root)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
@@ -264,24 +273,16 @@ def test_a_resumed_build_whose_checks_change_its_plan_runs_what_the_new_plan_nee
     import xxhash
 
     from ..conftest import run_cli
-    from ..pluginkit import plugin_project
-
-    def project(root):
-        return plugin_project(root, {"regions_plugin": KILLED_REGIONS}, (
-            "  - {name: shards, recipe: killedregions, inputs: {images: data},\n"
-            "     params: {require_all_classes: false, shard_count: 12}}\n"))
 
     def built(root):
-        shown = run_cli("show", "shards", cwd=root)
-        assert shown.returncode == 0, shown.stderr
         table = next((root / "registry").glob("??/*/_files.parquet"))
         rows = duckdb.sql(f"SELECT path, size, xxh3, byte_offset, record, member FROM "
                           f"'{table}' ORDER BY path, record NULLS FIRST").fetchall()
-        return json.loads(shown.stdout)["digest"], rows
+        return shown_digest(root), rows
 
-    clean = project(tmp_path / "clean")
+    clean = shards_project(tmp_path / "clean", KILLED_REGIONS, "killedregions", 12)
     assert run_cli("resolve", "shards", "--jobs", "1", cwd=clean).returncode == 0
-    root = project(tmp_path / "killed")
+    root = shards_project(tmp_path / "killed", KILLED_REGIONS, "killedregions", 12)
     ImageChecks(str(root / ".registry-state")).add(  # the first region's images, known
         (xxhash.xxh3_128_hexdigest(image.read_bytes()), "")
         for image in sorted((root / "data").glob("class-[01]/*")))
