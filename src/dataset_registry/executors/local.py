@@ -65,14 +65,19 @@ class LocalExecutor(Executor):
             raise BuildError(f"could not start the worker processes: {exc}") from exc
 
     def close(self, *, stop: bool = False) -> None:
-        """Shut the pool down; `stop`: end the running tasks too (terminate the workers)."""
+        """Shut the pool down; `stop`: end the running tasks too (terminate the workers), and
+        return only once every worker is gone, so that none writes into the staging area
+        the caller removes next."""
         self._join_start()
         if self._pool is not None:
-            if stop:
-                # private, but the only handle: Python < 3.14 has no terminate_workers()
-                for process in list((self._pool._processes or {}).values()):
-                    process.terminate()
+            # private, but the only handle: Python < 3.14 has no terminate_workers()
+            workers = list((self._pool._processes or {}).values()) if stop else []
+            for process in workers:
+                process.terminate()
             self._pool.shutdown(cancel_futures=True)
+            for process in workers:  # (shutdown's manager thread joins them too: this
+                # wait does not depend on it)
+                process.join(timeout=10)
             self._pool = None
 
     def map(self, recipe: type[Recipe], params: Any, tasks: Sequence[Any], drop: Drop,
