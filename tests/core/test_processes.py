@@ -1,3 +1,4 @@
+import os
 import signal
 import subprocess
 import sys
@@ -95,3 +96,24 @@ def test_import_meanwhile_loads_a_module_on_a_thread_and_leaves_a_failure_silent
     assert capfd.readouterr().err == ""  # the failure is left to the import that needs it
     import_meanwhile("late_needed")  # loaded already: no thread
     assert not [t for t in threading.enumerate() if t.name == "registry-import-late_needed"]
+
+
+def test_a_process_exiting_mid_import_waits_for_it_and_keeps_its_exit_code(tmp_path):
+    """A refusal just after `import_meanwhile` started: the process ends with its own code
+    once the import is done, never while it runs (DuckDB's native module aborted the
+    process when the interpreter shut down under it)."""
+    (tmp_path / "slow_import.py").write_text(
+        "import pathlib, time\ntime.sleep(0.5)\npathlib.Path('imported').write_text('done')\n")
+    script = tmp_path / "refuse.py"
+    script.write_text(textwrap.dedent("""\
+        import sys
+        from dataset_registry.core.processes import import_meanwhile
+        import_meanwhile("slow_import")
+        import_meanwhile("duckdb")
+        sys.exit(2)
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=60)
+    assert (out.returncode, out.stderr) == (2, ""), out.stderr
+    assert (tmp_path / "imported").read_text() == "done"

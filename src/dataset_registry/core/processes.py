@@ -93,7 +93,11 @@ def _alive(pid: int) -> bool:
 def import_meanwhile(module: str) -> None:
     """Import `module` on a thread, while the workers run: what a build's end needs
     (DuckDB: ~0.07 s) is loaded by then, not after the last task. A failure is left to
-    the import that needs it."""
+    the import that needs it.
+
+    Not a daemon: the interpreter waits for the import before it shuts down. A process that
+    exited mid-import (a refusal soon after the thread started) aborted in DuckDB's native
+    module ("Critical nanobind error", SIGABRT) instead of exiting with its code."""
     if module in sys.modules:
         return
 
@@ -101,4 +105,4 @@ def import_meanwhile(module: str) -> None:
         with contextlib.suppress(Exception):
             importlib.import_module(module)
 
-    threading.Thread(target=load, name=f"registry-import-{module}", daemon=True).start()
+    threading.Thread(target=load, name=f"registry-import-{module}").start()
