@@ -190,13 +190,18 @@ def test_the_names_rule_is_vouched_for_as_the_strict_reader_applies_it(
     assert (why is None) if refusal is None else refusal in why
 
 
-def test_names_are_checked_and_compared_across_batches(tmp_path, monkeypatch):
+@pytest.mark.parametrize("chunk", [1 << 16, 6, 7])  # records a thread checks: one, many
+def test_names_are_checked_and_compared_across_batches(tmp_path, monkeypatch, chunk):
     monkeypatch.setattr(zipdirectory, "_BATCH", 3)
+    monkeypatch.setattr(zipdirectory, "_CHUNK", chunk)
+    monkeypatch.setattr(zipdirectory.os, "cpu_count", lambda: 4)  # threads, even on 1 core
     many = [f"c{i % 5}/m{i}.JPEG" for i in range(40)]
     for names, plain in [(many, True), ([*many, many[1]], False), ([*many, "c3/"], False),
                          (["c3/", *many], True), ([*many, "c2/m7.JPEG/x"], False),
                          (["é/ü.JPEG", *many, "日本/語.JPEG"], True),
                          ([*many[:4], "c9/", "c9/x.JPEG"], True),  # (entry 5, 2nd of its batch)
+                         ([*many, "c9/", "c9/x.JPEG"], True),  # (entries 40, 41: a late chunk)
+                         ([*many, "c9/x.JPEG", "c9/"], False),
                          ([*many[:7], "x/../y", *many[7:]], False)]:
         path = _write(tmp_path, "chunks", build_zip([Entry(n, b"" if n.endswith("/") else A)
                                                      for n in names]))

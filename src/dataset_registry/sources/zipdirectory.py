@@ -13,16 +13,20 @@ block, an encrypted or bzip2 member, a link, a '..' or './' or otherwise unusual
 a name twice, a file that is also a folder, a folder entry after a member inside it —
 makes it give up the whole directory (`NotPlain`), and the strict reader reads it again and
 decides, in its own words. So the two never disagree: this one either returns exactly the
-entries the strict one would, or nothing. Names are checked a batch of records at a time
-(small arrays stay in cache and reuse memory); paths are compared by 64-bit hashes, where
-two equal hashes only ever make it give up.
+entries the strict one would, or nothing. Records are checked a chunk at a time on a few
+threads, the names of each a batch at a time (small arrays stay in cache and reuse
+memory); then paths are compared across the whole directory, by 64-bit hashes, where two
+equal hashes only ever make it give up.
 """
 
 from __future__ import annotations
 
+import os
 import stat
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 from typing import BinaryIO
 
 import numpy as np
@@ -53,6 +57,8 @@ _CODE_PAGE_HOSTS = (0, 6, 11)  # (zipcheck: non-ASCII names from these are conve
 _ZIP64_WIDTHS = (8, 8, 8, 4)  # bytes of size, packed size, offset and disk in a ZIP64 field
 _MAX_ZIP64 = 1 << 56  # larger ZIP64 values are given up: MAX_RATIO times one fits in int64
 _BATCH = 1 << 13  # records whose names are checked at once: per-byte arrays stay small
+_CHUNK = 2 * _BATCH  # records a thread checks at once (what it makes a byte stays small)
+_MAX_THREADS = 4  # (more mostly wait for the GIL, and each holds a chunk's arrays)
 _WORD_WEIGHTS = np.frombuffer(np.random.default_rng(0x21D1).bytes(8 * (_MAX_NAME // 8 + 1)),
                               np.uint64) | np.uint64(1)  # (odd: never a factor of 2**64)
 _LAST_WORD = np.array([(1 << 8 * n) - 1 for n in range(1, 9)], np.uint64)  # its n bytes
@@ -135,8 +141,12 @@ def read_directory(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
 
 
 def read_plain(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
-               where: str) -> Directory:
-    """The directory, if plain: NotPlain otherwise (never a refusal of its own)."""
+               where: str, *, threads: int | None = None) -> Directory:
+    """The directory, if plain: NotPlain otherwise (never a refusal of its own). Its records
+    are checked a chunk at a time on up to `threads` threads (numpy lets go of the GIL in
+    its loops: 1.32 s on one, 0.91 on 4, 0.86 on 8 at 1.28M entries on a 16-core device
+    machine), each chunk's columns written in place; then every path is compared with
+    every other."""
     if count == 0 or count * _FIXED > cd_size:
         if count == 0 and cd_size == 0:
             return Directory.from_entries([])
@@ -147,42 +157,83 @@ def read_plain(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
         raise NotPlain("short read")
     cd = np.frombuffer(data, np.uint8)
     at, fixed = _records(data, cd, count)
+    name_len = fixed["name_len"].astype(np.int64)
+    if not name_len.all():
+        raise NotPlain("empty name")
+    name_starts = np.concatenate([[0], np.cumsum(name_len)])
+    out = _Columns(count, int(name_starts[-1]))
+    firsts = range(0, count, _CHUNK)
+    args = ([at[lo:lo + _CHUNK] for lo in firsts], [fixed[lo:lo + _CHUNK] for lo in firsts],
+            firsts, repeat(cd), repeat(name_starts), repeat(out), repeat(where))
+    threads = min(len(firsts), threads or os.cpu_count() or 1, _MAX_THREADS)
+    if threads > 1:
+        with ThreadPoolExecutor(threads, thread_name_prefix="registry-zipdir") as pool:
+            parts = list(pool.map(_read_chunk, *args))  # (the first NotPlain is raised here)
+    else:
+        parts = list(map(_read_chunk, *args))
+    del data, cd, fixed, args
+    _check_names_once(out.folder, out.path_hash,
+                      *(np.concatenate([part[i] for part in parts]) for i in (1, 2)))
+    paths = "\n".join(part[0] for part in parts)
+    del parts
+    # (flags, method and CRC kept as narrow as they are stored: 20 MB at 1.28M entries)
+    return Directory(out.names.tobytes(), name_starts, paths,
+                     np.concatenate([[0], np.cumsum(out.widths)]), out.folder, out.flags,
+                     out.method, out.crc, out.packed, out.size, out.offset)
+
+
+class _Columns:
+    """The directory's columns, made empty and filled in a chunk of records at a time."""
+
+    def __init__(self, count: int, name_bytes: int) -> None:
+        self.names = np.empty(name_bytes, np.uint8)
+        self.folder = np.empty(count, bool)
+        self.flags, self.method = np.empty(count, np.uint16), np.empty(count, np.uint16)
+        self.crc = np.empty(count, np.uint32)
+        self.packed, self.size, self.offset, self.widths = (np.empty(count, np.int64)
+                                                            for _ in range(4))
+        self.path_hash = np.empty(count, np.uint64)
+
+
+def _read_chunk(at: np.ndarray, fixed: np.ndarray, first: int, cd: np.ndarray,
+                name_starts: np.ndarray, out: _Columns, where: str
+                ) -> tuple[str, np.ndarray, np.ndarray]:
+    """Check the records at `at` (entries `first` on; `fixed` their fixed fields) one by one as
+    the strict reader checks them, NotPlain unless all pass, and fill in their rows of `out`.
+    Returns their paths (joined by '\\n') and the hashes of the folders above each entry,
+    with its number (see `_check_names_once`)."""
+    rows = slice(first, first + len(at))
     flags, method, crc, packed, size, name_len, offset = (
         fixed[name].astype(np.int64)
         for name in ("flags", "method", "crc", "packed", "size", "name_len", "offset"))
-    if not name_len.all():
-        raise NotPlain("empty name")
     names_at = at + _FIXED
-    folder = cd[names_at + name_len - 1] == ord("/")
+    folder = out.folder[rows] = cd[names_at + name_len - 1] == ord("/")
     zip64_at, zip64_len = check_extra_fields(cd, names_at + name_len,
                                              fixed["extra_len"].astype(np.int64), zip64=True)
     size, packed, offset, disk = _zip64_values(cd, zip64_at, zip64_len, size, packed, offset,
                                                fixed["disk"].astype(np.int64))
     _check_entries(fixed["needed"], flags, method, packed, size, disk, fixed["external"],
                    offset, folder)
+    out.flags[rows], out.method[rows], out.crc[rows] = flags, method, crc
+    out.packed[rows], out.size[rows], out.offset[rows] = packed, size, offset
     host = fixed["made"] >> 8
-    del fixed  # (memory: from here on, what is read is the names)
-    names, texts, widths, hashes = _read_names(cd, names_at, name_len, folder, host, flags,
-                                               where)
-    del data, cd
-    _check_names_once(folder, *hashes)
-    paths = "\n".join(texts)
-    del texts
-    # (flags, method and CRC kept as narrow as they are stored: 20 MB at 1.28M entries)
-    return Directory(names.tobytes(), np.concatenate([[0], np.cumsum(name_len)]), paths,
-                     np.concatenate([[0], np.cumsum(widths)]), folder, flags.astype(np.uint16),
-                     method.astype(np.uint16), crc.astype(np.uint32), packed, size, offset)
+    texts, above_hash, above_entry = _read_names(
+        cd, names_at, name_len, folder, host, flags, where,
+        out.names[name_starts[rows.start]:name_starts[rows.stop]], out.widths[rows],
+        out.path_hash[rows])
+    return "\n".join(texts), above_hash, above_entry + first
 
 
 def _read_names(cd: np.ndarray, names_at: np.ndarray, name_len: np.ndarray,
-                folder: np.ndarray, host: np.ndarray, flags: np.ndarray, where: str
-                ) -> tuple[np.ndarray, list[str], np.ndarray, tuple[np.ndarray, ...]]:
-    """The names (concatenated), the paths of each batch (joined by '\\n'), the width of
-    each path and its separator (in characters), and the hashes `_check_names_once`
-    compares, if every name is plain; a batch of records at a time, so that what is made
-    per byte stays small."""
-    names = np.empty(int(name_len.sum()), np.uint8)
-    texts, widths, path_hash, above_hash, above_entry = [], [], [], [], []
+                folder: np.ndarray, host: np.ndarray, flags: np.ndarray, where: str,
+                names: np.ndarray, widths: np.ndarray, path_hash: np.ndarray
+                ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Into `names`, the names (concatenated); into `widths`, the width of each path and its
+    separator (in characters); into `path_hash`, each path's hash; if every name is plain.
+    Returns the paths of each batch (joined by '\\n') and the hashes of the folders above
+    each entry, with the entry's number, that `_check_names_once` compares. A batch of
+    records at a time, so that what is made per byte stays small."""
+    texts, above_hash, above_entry = [], [], []
     done = 0
     for lo in range(0, len(names_at), _BATCH):
         batch = slice(lo, lo + _BATCH)
@@ -192,17 +243,15 @@ def _read_names(cd: np.ndarray, names_at: np.ndarray, name_len: np.ndarray,
         starts = np.concatenate([[0], np.cumsum(name_len[batch])])
         inner, ascii_only = _check_names(part, starts, folder[batch], host[batch],
                                          flags[batch], where)
-        text, width = _paths(part, starts, folder[batch], ascii_only)
+        text, widths[batch] = _paths(part, starts, folder[batch], ascii_only)
         texts.append(text)
-        widths.append(width)
         inner_entry = _owner(starts, inner)
         words = np.ndarray((len(part),), "<u8", np.concatenate([part, np.zeros(8, np.uint8)]),
                            0, (1,))  # the 8 bytes from each byte on
-        path_hash.append(_range_hashes(words, starts[:-1], starts[1:] - folder[batch]))
+        path_hash[batch] = _range_hashes(words, starts[:-1], starts[1:] - folder[batch])
         above_hash.append(_range_hashes(words, starts[inner_entry], inner))
         above_entry.append(inner_entry + lo)
-    return names, texts, np.concatenate(widths), tuple(
-        np.concatenate(x) for x in (path_hash, above_hash, above_entry))
+    return texts, np.concatenate(above_hash), np.concatenate(above_entry)
 
 
 def u16(cd: np.ndarray, at: np.ndarray) -> np.ndarray:
