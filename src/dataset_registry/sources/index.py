@@ -107,9 +107,11 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
         cached = _read_entry(entry_path, node.name)
         if cached is not None and cached.stat == signature:
             return cached
+    from ..core.processes import import_meanwhile
     from .indexing import read_index  # (the readers and numpy: only when a source is read)
     from .indextable import split_counts, write_index
 
+    import_meanwhile("duckdb")  # the catalog records the source next: loaded while it is read
     table, left_out, fingerprint, label_values = read_index(
         where_bytes, layout, is_tar, beside, f"source {node.name} ({location})", progress,
         node.name)
