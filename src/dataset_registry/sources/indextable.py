@@ -116,6 +116,17 @@ class Rows:
         self.numbers.append((offset, size, xxh3, -1 if entry.value is None else entry.value,
                              packed))
 
+    def extend(self, entries: list[Entry], origins: list[str], offsets: list[int],
+               sizes: list[int], digests: list[str], packed: list[int]) -> None:
+        """`add` of each entry and its member, a column at a time (a run's members)."""
+        self.logical += [f"{e.split}/{e.name}" for e in entries]
+        self.origins += origins
+        self.labels += [e.label for e in entries]
+        self.attrs += [e.attrs_json() if e.attrs else "" for e in entries]
+        self.numbers += zip(offsets, sizes, digests,
+                            [-1 if e.value is None else e.value for e in entries], packed,
+                            strict=True)
+
     def table(self) -> IndexTable:
         offsets, sizes, digests, values, packed = zip(*self.numbers, strict=True) \
             if self.numbers else ((),) * 5

@@ -33,10 +33,11 @@ from .nestedpool import (
     worth_a_pool,
 )
 from .zipcheck import DEFLATED
+from .ziplocal import MemberColumns
 from .zippool import Central, Progress, Run, pooled_runs, read_central, read_run
 
 if TYPE_CHECKING:
-    from .layouts import Layout
+    from .layouts import Entry, Layout
     from .zipdirectory import Directory
 
 
@@ -169,28 +170,38 @@ def _survey(text: str, folder: np.ndarray, layout: Layout) -> Any:
 
 def _index_run(path: str, run: Run, cd_offset: int, size: int, placer: Layout) -> _RunRows:
     """A pool task: one run's members, read as `read_run` reads them, each placed by
-    `placer` (a copy of it per run: what it learns of folders stays in this task)."""
+    `placer` (a copy of it per run: what it learns of folders stays in this task); the rows
+    of those kept added a column at a time."""
     read, refusal = read_run(path, run, cd_offset, size)
-    rows = Rows()
+    if not isinstance(read, MemberColumns):  # (the strict reader's: as the fast one's)
+        read = MemberColumns.of(read)
+    kept: list[int] = []
+    entries: list[Entry] = []
     left: list[tuple[int, str]] = []
-    scanned = 0
     misplaced = None
-    for index, member in read:
-        if member is None:
+    classify = placer.classify
+    for k, (index, origin, folder) in enumerate(zip(read.rows, read.paths, read.folder,
+                                                    strict=True)):
+        if folder:
             continue
-        scanned += member.packed
         try:
-            placed = placer.classify(member.path, True)
+            placed = classify(origin, True)
         except SourceError as exc:
             if misplaced is None or index < misplaced[0]:
                 misplaced = (index, exc)
             continue
         if placed is None:
-            left.append((index, member.path))
+            left.append((index, origin))
             continue
         if "/" in placed.split:
             raise NotInATable  # (the serial reading refuses it in its own words)
-        rows.add(placed, member.path, member.offset, member.size, member.xxh3,
-                 member.packed if member.method == DEFLATED else 0)
+        kept.append(k)
+        entries.append(placed)
+    rows = Rows()
+    packed = read.packed
+    rows.extend(entries, [read.paths[k] for k in kept], [read.offsets[k] for k in kept],
+                [read.sizes[k] for k in kept], [read.digests[k] for k in kept],
+                [packed[k] if read.methods[k] == DEFLATED else 0 for k in kept])
+    scanned = sum(n for n, folder in zip(packed, read.folder, strict=True) if not folder)
     table, lines = placed_table(rows)
     return _RunRows(table, lines, left, scanned, len(read), refusal, misplaced)

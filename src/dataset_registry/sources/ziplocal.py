@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
@@ -37,11 +38,42 @@ _LOCAL = 30  # bytes of a local header before its name
 _SIGNATURE = 0x04034B50  # b"PK\3\4" as a little-endian word
 _DESCRIPTOR = 1 << 3
 _HASH_PIECE = 8 << 20  # a member larger than a window is hashed this much at a time
+_FOLDER = ZipMember("", 0, 0, 0, STORED, "")  # (a folder's row in MemberColumns: unread)
 
 
-def read_plain_run(f: BinaryIO, run: _Run, file_size: int) -> list[tuple[int, ZipMember | None]]:
-    """(entry number, member; None for a folder) of each member of `run`, in file order,
-    as `zipindex` reads them, if every one is plain; NotPlain otherwise."""
+class MemberColumns:
+    """A run's members as columns, in file order (the fast reader makes no object per
+    member): iterated, (entry number, member; None for a folder) of each, as the strict
+    reader gives them."""
+
+    def __init__(self, rows: list[int], folder: list[bool], paths: list[str],
+                 offsets: list[int], sizes: list[int], packed: list[int], methods: list[int],
+                 digests: list[str]) -> None:
+        self.rows, self.folder, self.paths = rows, folder, paths
+        self.offsets, self.sizes, self.packed, self.methods = offsets, sizes, packed, methods
+        self.digests = digests
+
+    @classmethod
+    def of(cls, read: list[tuple[int, ZipMember | None]]) -> MemberColumns:
+        """The strict reader's (entry number, member or None) pairs, as columns."""
+        members = [m or _FOLDER for _, m in read]
+        return cls([i for i, _ in read], [m is None for _, m in read],
+                   *(list(column) for column in zip(*members, strict=True)) if members
+                   else ([],) * 6)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[tuple[int, ZipMember | None]]:
+        for row, folder, *member in zip(self.rows, self.folder, self.paths, self.offsets,
+                                        self.sizes, self.packed, self.methods, self.digests,
+                                        strict=True):
+            yield row, None if folder else ZipMember(*member)
+
+
+def read_plain_run(f: BinaryIO, run: _Run, file_size: int) -> MemberColumns:
+    """Each member of `run`, in file order, as `zipindex` reads them, if every one is plain;
+    NotPlain otherwise."""
     folder, flags, method, crc, packed, size, offset, follows = run.columns
     if (flags & _DESCRIPTOR).any():
         raise NotPlain("data descriptors")
@@ -49,10 +81,10 @@ def read_plain_run(f: BinaryIO, run: _Run, file_size: int) -> list[tuple[int, Zi
         raise NotPlain("members past the end or overlapping")
     names = np.frombuffer(run.names, np.uint8)
     name_len = np.diff(run.name_starts)
-    rows, paths = run.rows.tolist(), run.paths.split("\n")
-    is_folder, methods, crcs, lengths, sizes = (column.tolist() for column in
-                                                (folder, method, crc, packed, size))
-    read: list[tuple[int, ZipMember | None]] = []
+    crcs, lengths, sizes, methods = (column.tolist() for column in (crc, packed, size, method))
+    stored = method == STORED
+    digests: list[str] = []
+    data: list[np.ndarray] = []
     fd = f.fileno()
     i = 0
     while i < len(offset):
@@ -66,18 +98,27 @@ def read_plain_run(f: BinaryIO, run: _Run, file_size: int) -> list[tuple[int, Zi
         data_at = _check_headers(np.frombuffer(window, np.uint8), offset[i:stop] - start,
                                  names, run.name_starts[i:stop], name_len[i:stop],
                                  flags[i:stop], method[i:stop], crc[i:stop], packed[i:stop],
-                                 size[i:stop], follows[i:stop] - start, big).tolist()
+                                 size[i:stop], follows[i:stop] - start, big)
+        data.append(data_at + start)
         view = memoryview(window)
-        for k, at in enumerate(data_at, i):
-            length, method_k = lengths[k], methods[k]
-            if big:
-                digest = _hash_big(fd, start + at, length, crcs[k], method_k)
-            else:
-                digest = _hash(view[at:at + length], sizes[k], crcs[k], method_k)
-            read.append((rows[k], None if is_folder[k] else
-                         ZipMember(paths[k], start + at, sizes[k], length, method_k, digest)))
+        if not big and stored[i:stop].all() and (packed[i:stop] == size[i:stop]).all():
+            # (each stored member: its bytes as they lie, checked and hashed; the loop of
+            # `_hash` without a call a member, most of a worker's time at 1.5 KB a member)
+            for at, length, check in zip(data_at.tolist(), lengths[i:stop], crcs[i:stop],
+                                         strict=True):
+                piece = view[at:at + length]
+                if zlib.crc32(piece) != check:
+                    raise NotPlain("CRC or size")
+                digests.append(xxhash.xxh3_128_hexdigest(piece))
+        else:
+            for k, at in enumerate(data_at.tolist(), i):
+                digests.append(_hash_big(fd, start + at, lengths[k], crcs[k], methods[k])
+                               if big else
+                               _hash(view[at:at + lengths[k]], sizes[k], crcs[k], methods[k]))
         i = stop
-    return read
+    rows = run.rows.tolist()
+    return MemberColumns(rows, folder.tolist(), run.paths.split("\n")[:len(rows)],
+                         np.concatenate(data).tolist(), sizes, lengths, methods, digests)
 
 
 def _check_headers(window: np.ndarray, at: np.ndarray, names: np.ndarray,

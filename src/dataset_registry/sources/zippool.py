@@ -37,7 +37,7 @@ from .zipindex import (
     _unaccounted,
     scan_zip,
 )
-from .ziplocal import read_plain_run
+from .ziplocal import MemberColumns, read_plain_run
 
 RUNS_PER_WORKER = 4  # runs per worker, so one slow run does not hold the rest up
 RUN_MEMBERS = 2048  # members a run holds (twice as many to end at a folder's end): the
@@ -46,7 +46,7 @@ RUN_MEMBERS = 2048  # members a run holds (twice as many to end at a folder's en
 AHEAD = 2  # runs in flight per worker
 
 Progress = Callable[[int], None] | None
-_Read = tuple[list[tuple[int, ZipMember | None]], SourceError | None]
+_Read = tuple[MemberColumns | list[tuple[int, ZipMember | None]], SourceError | None]
 _R = TypeVar("_R")
 
 

@@ -122,3 +122,18 @@ def test_an_image_name_is_the_extension_posixpath_splitext_gives():
         assert is_image_name(name) == \
             (posixpath.splitext(name)[1].lower() in IMAGE_EXTENSIONS), name
     assert is_image_name("n01440764/x.JPEG") and not is_image_name("a/.jpg")
+
+
+def test_a_kept_image_file_is_one_neither_ignored_nor_not_an_image():
+    """kept_image_file asks both of a file's own name at once (a folder's known members):
+    the same answer as the two rules, Unicode whose lower case is longer included."""
+    import itertools
+
+    from dataset_registry.sources.layouts import ignored_name, is_image_name, kept_image_file
+
+    parts = ["", ".", "a", "x.JPG", ".jpg", "jpeg", ".PNG", "Thumbs.db", "DESKTOP.INI",
+             "__MACOSX", "İ", "ﬁ", "ß.", "tiff", ".", "webp"]
+    names = {"".join(p) for p in itertools.product(parts, repeat=3)}
+    for name in sorted(n for n in names if n):
+        assert kept_image_file(name) == (not ignored_name(name) and is_image_name(name)), name
+    assert kept_image_file("n01440764_10026.JPEG") and not kept_image_file("._x.jpg")

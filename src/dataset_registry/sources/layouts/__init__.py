@@ -177,6 +177,18 @@ def check_split(name: Any, where: str) -> str:
     return name
 
 
+def kept_image_file(name: str) -> bool:
+    """`not ignored_name(name) and is_image_name(name)` of a file's own name (no '/'), in one
+    pass: a name not hidden has a character before its last dot wherever it has one, and
+    lower case keeps a name's last dot last (a million times a source). No ignored name is
+    an image's today; it is asked all the same."""
+    if name.startswith("."):
+        return False
+    lower = name.lower()
+    dot = lower.rfind(".")
+    return dot > 0 and lower[dot:] in IMAGE_EXTENSIONS and lower not in _IGNORED_NAMES
+
+
 def is_image_name(path: str) -> bool:
     """Whether `posixpath.splitext(path)[1]`, lower case, is an image extension: the
     file name's last dot, but for a name only dots precede (a million times a source)."""

@@ -31,8 +31,8 @@ from . import (
     Reader,
     check_split,
     ignored_below,
-    ignored_name,
     is_image_name,
+    kept_image_file,
 )
 from .tables import check_name, labels, read_table
 
@@ -241,7 +241,7 @@ class _ByName(Layout):
         folder, _, name = origin.rpartition("/")
         known = self.placed.get(folder)
         if known is not None:  # (a folder not ignored: only the file's own name may be)
-            if ignored_name(name) or not is_image_name(name):
+            if not kept_image_file(name):
                 return None
             split, cut, label = known
             return Entry(split, origin[cut:], label)
