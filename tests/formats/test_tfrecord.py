@@ -84,3 +84,23 @@ def test_example_pieces_are_encode_example_and_frame_byte_for_byte(size):
     assert b"".join(framed_pieces(pieces)) == frame(encode_example(features))
     assert any(p is other for p in pieces)
     assert any(p is image for p in pieces) == (size >= BIG)
+
+
+def test_repeated_feature_entries_are_encoded_once_and_the_same(monkeypatch):
+    """Entries kept by name and value (`_entry`): the records come out as `encode_example`
+    encodes them, whatever was kept, values equal across types (1, 1.0, True) included, and
+    through the store being emptied when full; a bool is still refused, after a 1."""
+    from dataset_registry.formats import tfrecord
+    from dataset_registry.formats.tfrecord import TFRecordError, encode_example, example_pieces
+
+    monkeypatch.setattr(tfrecord, "_ENTRIES", {})
+    monkeypatch.setattr(tfrecord, "_MAX_ENTRIES", 5)
+    values = [1, 1.0, "1", b"1", 300, -1, b"RGB", "x" * 64, b"y" * 65, [1, 2], [0.5]]
+    for i in range(40):
+        features = {"image/encoded": bytes(5000 + i), "image/label": values[i % len(values)],
+                    "image/other": values[(3 * i) % len(values)], "image/n": i % 3}
+        assert b"".join(example_pieces(features)) == encode_example(features), features
+    assert 0 < len(tfrecord._ENTRIES) <= 5
+    assert b"".join(example_pieces({"a": 1})) == encode_example({"a": 1})
+    with pytest.raises(TFRecordError):  # (True == 1: kept, it would pass as 1)
+        example_pieces({"a": True})
