@@ -104,3 +104,16 @@ def test_repeated_feature_entries_are_encoded_once_and_the_same(monkeypatch):
     assert b"".join(example_pieces({"a": 1})) == encode_example({"a": 1})
     with pytest.raises(TFRecordError):  # (True == 1: kept, it would pass as 1)
         example_pieces({"a": True})
+
+
+def test_kept_entries_tell_a_str_from_bytes_under_python_bb(tmp_path):
+    """"1" and b"1" hash alike: were they one key, looking one up after the other is kept
+    would compare str with bytes, an error under `python -bb`."""
+    import subprocess
+    import sys
+
+    code = ("from dataset_registry.formats.tfrecord import example_pieces, encode_example\n"
+            "for v in (b'1', '1', b'1'):\n"
+            "    assert b''.join(example_pieces({'a': v})) == encode_example({'a': v})\n")
+    out = subprocess.run([sys.executable, "-bb", "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

@@ -98,13 +98,17 @@ def _feature(value: Feature) -> bytes:
 
 def encode_example(features: Mapping[str, Feature]) -> bytes:
     """A serialized tf.train.Example (features sorted by name)."""
-    entries = b"".join(_field(1, _field(1, name.encode()) + _field(2, _feature(value)))
-                       for name, value in sorted(features.items()))
+    entries = b"".join(_encode_entry(name, value) for name, value in sorted(features.items()))
     return _field(1, entries)
 
 
+def _encode_entry(name: str, value: Feature) -> bytes:
+    """Feature `name`'s map entry (one of `Features.feature`): its name, its value."""
+    return _field(1, _field(1, name.encode()) + _field(2, _feature(value)))
+
+
 BIG = 4096  # a bytes value from this size on is kept as a piece of its own
-_ENTRIES: dict[tuple[str, int | bytes | str], bytes] = {}  # (see _entry)
+_ENTRIES: dict[tuple[str, bool, int | bytes | str], bytes] = {}  # (see _entry)
 _MAX_ENTRIES = 1 << 14
 
 
@@ -113,13 +117,14 @@ def _entry(name: str, value: Feature) -> bytes:
     features mostly repeat from record to record (its class, its format, a common size):
     those of a whole number (not a bool: refused) or a short string are kept, by name and
     value, so each is encoded once (a record's pieces: 42 -> 14 us in Python, beside a
-    ~500 us decode)."""
-    key = (name, value)
+    ~500 us decode). (The key tells a str from bytes: "1" and b"1" hash alike, and comparing
+    them warns, or raises under `python -bb`.)"""
+    key = (name, isinstance(value, str), value)
     cacheable = isinstance(value, (int, bytes, str)) and not isinstance(value, bool) and \
         (isinstance(value, int) or len(value) <= 64)
     if cacheable and (entry := _ENTRIES.get(key)) is not None:  # type: ignore[arg-type]
         return entry
-    entry = _field(1, _field(1, name.encode()) + _field(2, _feature(value)))
+    entry = _encode_entry(name, value)
     if cacheable:
         if len(_ENTRIES) >= _MAX_ENTRIES:
             _ENTRIES.clear()

@@ -122,7 +122,7 @@ class Rows:
         self.logical += [f"{e.split}/{e.name}" for e in entries]
         self.origins += origins
         self.labels += [e.label for e in entries]
-        self.attrs += [e.attrs_json() if e.attrs else "" for e in entries]
+        self.attrs += [e.attrs_json() for e in entries]
         self.numbers += zip(offsets, sizes, digests,
                             [-1 if e.value is None else e.value for e in entries], packed,
                             strict=True)
