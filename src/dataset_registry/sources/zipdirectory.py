@@ -141,9 +141,9 @@ def read_directory(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
 
 
 def read_plain(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
-               where: str, *, threads: int | None = None) -> Directory:
+               where: str) -> Directory:
     """The directory, if plain: NotPlain otherwise (never a refusal of its own). Its records
-    are checked a chunk at a time on up to `threads` threads (numpy lets go of the GIL in
+    are checked a chunk at a time on up to _MAX_THREADS threads (numpy lets go of the GIL in
     its loops: 1.32 s on one, 0.91 on 4, 0.86 on 8 at 1.28M entries on a 16-core device
     machine), each chunk's columns written in place; then every path is compared with
     every other."""
@@ -165,7 +165,7 @@ def read_plain(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
     firsts = range(0, count, _CHUNK)
     args = ([at[lo:lo + _CHUNK] for lo in firsts], [fixed[lo:lo + _CHUNK] for lo in firsts],
             firsts, repeat(cd), repeat(name_starts), repeat(out), repeat(where))
-    threads = min(len(firsts), threads or os.cpu_count() or 1, _MAX_THREADS)
+    threads = min(len(firsts), os.cpu_count() or 1, _MAX_THREADS)
     if threads > 1:
         with ThreadPoolExecutor(threads, thread_name_prefix="registry-zipdir") as pool:
             parts = list(pool.map(_read_chunk, *args))  # (the first NotPlain is raised here)
