@@ -69,3 +69,20 @@ def test_a_shard_is_byte_for_byte_what_tarfile_writes(tmp_path):
     planned = 1024 + sum(sample_bytes(k, {e: len(d) for e, d in entries.items()})
                          for k, entries in samples)
     assert size == -(-planned // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+
+
+def test_a_writer_that_keeps_no_hash_writes_the_same_bytes():
+    """A region's writer (`hashed=False`: its shard is hashed whole) writes what a hashing
+    writer does; only the hash it returns is left out."""
+    import xxhash
+
+    out = []
+    for hashed in (True, False):
+        buf = io.BytesIO()
+        writer = ShardWriter(buf, 1024, hashed=hashed)
+        for i in range(5):
+            writer.write(f"key{i}", {"cls": cls_bytes(i), "jpg": bytes(range(i * 50 % 256))})
+        out.append((writer.close(), buf.getvalue()))
+    ((size, digest), data), ((size_unhashed, none), same) = out
+    assert same == data and size_unhashed == size == 1024 + len(data)
+    assert digest == xxhash.xxh3_128_hexdigest(data) and none == ""

@@ -16,6 +16,16 @@ if TYPE_CHECKING:
     from ..recipes.base import Recipe
 
 
+def start_worker(coordinator: int) -> None:
+    """Pool initializer: the worker watches the coordinator (killed, even with SIGKILL, it
+    takes its workers along) and keeps the pages its tasks free for the next task."""
+    from ..core.heap import reuse_freed_pages
+    from ..core.processes import watch_coordinator
+
+    watch_coordinator(coordinator)
+    reuse_freed_pages()
+
+
 class LocalExecutor(Executor):
     """Tasks on a local process pool (`jobs` workers); inline when jobs == 1."""
 
@@ -30,12 +40,10 @@ class LocalExecutor(Executor):
             return
         from concurrent.futures import ProcessPoolExecutor
 
-        from ..core.processes import watch_coordinator, worker_context
+        from ..core.processes import worker_context
 
-        # Each worker watches this process: killed, even with SIGKILL, it takes them along.
         self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=worker_context(),
-                                         initializer=watch_coordinator,
-                                         initargs=(os.getpid(),))
+                                         initializer=start_worker, initargs=(os.getpid(),))
         # Spawning waits for the fork server, which on its first start imports the
         # preload (~0.5 s on 2 cores). On a thread, so the coordinator plans meanwhile;
         # map() waits for it before submitting tasks.

@@ -61,17 +61,19 @@ class ShardWriter:
     """Writes samples into one tar stream, hashing what it writes; `close()` ends it
     as `tarfile` does (two zero blocks, padded to a whole 10240-byte record). `offset`:
     where `f` starts in the shard, for a writer of its later samples (offsets and the
-    closing padding are the shard's; the hash is of what this writer wrote)."""
+    closing padding are the shard's; the hash is of what this writer wrote, and not kept
+    where `hashed` is off: a writer of one region of a shard, which is hashed whole)."""
 
-    def __init__(self, f: Writable, offset: int = 0) -> None:
+    def __init__(self, f: Writable, offset: int = 0, *, hashed: bool = True) -> None:
         self._f = f
         self.offset = offset
         self.count = 0
-        self._digest = xxhash.xxh3_128()
+        self._digest = xxhash.xxh3_128() if hashed else None
 
     def _emit(self, data: bytes) -> None:
         self._f.write(data)
-        self._digest.update(data)
+        if self._digest is not None:
+            self._digest.update(data)
         self.offset += len(data)
 
     def write(self, key: str, entries: Mapping[str, bytes]) -> int:
@@ -92,9 +94,9 @@ class ShardWriter:
         return start
 
     def close(self) -> tuple[int, str]:
-        """End the archive; return its size and xxh3-128."""
+        """End the archive; return its size and xxh3-128 ("" where not `hashed`)."""
         self._emit(b"\0" * (closed_size(self.offset) - self.offset))
-        return self.offset, self._digest.hexdigest()
+        return self.offset, "" if self._digest is None else self._digest.hexdigest()
 
 
 def closed_size(size: int) -> int:

@@ -177,7 +177,7 @@ class WebDataset(Recipe):
             out.added(task.name, size=size, xxh3=digest)
             return count
         pieces: list[bytes] = []
-        writer = ShardWriter(_Pieces(pieces), region.start)
+        writer = ShardWriter(_Pieces(pieces), region.start, hashed=False)  # (hashed whole)
         cls._samples(params, task, out, writer, region.first)
         if region.last:
             writer.close()

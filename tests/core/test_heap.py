@@ -1,0 +1,37 @@
+"""core/heap: glibc's malloc told to keep what a worker's tasks free, and to give back
+what a big step left behind."""
+
+import os
+import resource
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from dataset_registry.core.processes import worker_context
+from dataset_registry.executors.local import start_worker
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+
+
+def tasks_of_members(tasks: int = 8, members: int = 256, size: int = 90_000) -> int:
+    """Minor page faults of `tasks` rounds of reading `members` buffers of `size` bytes (a
+    task's photos), holding them all, then freeing them: what a shard task does."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(tasks):
+        held = [os.urandom(16) * (size // 16) for _ in range(members)]
+        del held
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_a_build_worker_reuses_the_pages_its_last_task_freed():
+    """Each task's ~23 MB is faulted in (and zeroed) anew in a worker of a plain pool; a
+    build's workers (`start_worker`) keep the freed pages and fault them in once."""
+    with ProcessPoolExecutor(1, mp_context=worker_context()) as plain:
+        default = plain.submit(tasks_of_members).result()
+    with ProcessPoolExecutor(1, mp_context=worker_context(), initializer=start_worker,
+                             initargs=(os.getpid(),)) as build:
+        kept = build.submit(tasks_of_members).result()
+    pages = 8 * 256 * 90_000 // 4096  # every task's buffers, faulted in anew
+    assert default > pages * 0.6, (default, kept)
+    assert kept < default / 3, (default, kept)
