@@ -104,7 +104,7 @@ def test_bench_tiny_prints_every_section():
                      "32x32 srgb squash lanczos")])
 
 
-def test_bench_shards_prints_speed_memory_and_the_small_build_against_the_script():
+def test_bench_shards_prints_speed_memory_the_small_build_and_whole_commands():
     out = run_smoke("bench_shards.py")
     assert_lines(out,
                  r"## small: 20 photos of {NUM} KiB \({NUM} MiB tar\), 1 worker\(s\), .*",
@@ -141,7 +141,13 @@ def test_bench_shards_prints_speed_memory_and_the_small_build_against_the_script
                  *[rf"{name} \(warm target >= 0\.9\) +{{NUM}} +{{NUM}} +{{NUM}} +{{NUM}} +{{NUM}}"
                    for name in ("recordio", "wds", "tfrecord")],
                  r"tfrecord images/s per core: {NUM}",
-                 r"ratio read checked / unchecked +{NUM} +\(what never serving a stale key .*")
+                 r"ratio read checked / unchecked +{NUM} +\(what never serving a stale key .*",
+                 r"## whole: 10 images in a tar of 2 class tars, 1 worker\(s\), .*",
+                 *[rf"{label} +{{NUM}} +{{NUM}} +{{NUM}}" for label in (
+                     r"bare check-decode loop, `jobs` processes",
+                     *(f"registry resolve {r}, checked, cold"
+                       for r in ("recordio", "wds", "tfrecord")))],
+                 r"target: each checked cold resolve at >= 0\.9 of the bare check loop")
 
 
 def test_bench_s3_prints_local_against_s3_and_the_upload_ratio():

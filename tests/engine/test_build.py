@@ -383,3 +383,48 @@ def test_a_failed_repair_leaves_the_damaged_artifact_as_it_was(chain, tmp_path, 
         chain.resolve("few", jobs=1, repair=True)
     assert snapshot(few.path) == before
     assert staging_of(chain) == []
+
+
+def test_meanwhile_runs_once_while_the_first_build_runs_before_any_catalog_record(
+        private, monkeypatch):
+    """`resolve`'s `meanwhile` (the catalog's upkeep) runs on a thread from the first
+    build's tasks, once for the whole closure, and ends before anything is recorded in the
+    catalog; where nothing is built it never runs; a failed build says its own error."""
+    import threading
+
+    from dataset_registry.engine.build import Resolver
+    from dataset_registry.executors import LocalExecutor
+
+    events: list[str] = []
+    record = Resolver.record
+    monkeypatch.setattr(Resolver, "record", lambda self, marker: (
+        events.append(f"record {marker.name}"), record(self, marker))[1])
+    run = Select.run
+    monkeypatch.setattr(Select, "run", classmethod(lambda cls, *a: (
+        events.append("task"), run.__func__(cls, *a))[1]))
+
+    def meanwhile() -> None:
+        events.append(f"meanwhile on {threading.current_thread().name}")
+
+    built = private.resolver.resolve(CAL, LocalExecutor(1), meanwhile=meanwhile)
+    assert built.built_now
+    ran = [e for e in events if e.startswith("meanwhile")]
+    assert ran == ["meanwhile on registry-meanwhile"]  # once, on its thread
+    first_record = next(i for i, e in enumerate(events) if e.startswith("record"))
+    assert events.index(ran[0]) < first_record  # before the catalog's first record
+    assert events[first_record:] == ["record imagenet2012-val-min", "task", f"record {CAL}"]
+
+    events.clear()
+    assert not private.resolver.resolve(CAL, LocalExecutor(1), meanwhile=meanwhile).built_now
+    assert events == []  # nothing built: not run
+
+    def fails(*args):
+        raise OSError("the chore's own failure")
+
+    def broken(cls, *args):
+        raise ValueError("the recipe's failure")
+
+    monkeypatch.setattr(Select, "run", classmethod(broken))
+    with pytest.raises(Exception, match="the recipe's failure"):  # not the chore's
+        private.resolver.resolve("imagenet-min-calibration-first.1", LocalExecutor(1),
+                                 meanwhile=fails)

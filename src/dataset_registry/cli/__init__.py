@@ -237,6 +237,10 @@ def _dispatch(args: argparse.Namespace, commands: dict[str, Any],
 
         sys.stdout.write(script(build_parser(commands), args.shell))
         return 0
+    if args.command == "resolve":
+        from .resolving import fork_server_ahead
+
+        fork_server_ahead(args)
     # a view binds only the datasets it covers: `show` imports only their recipes
     reg = open_registry(args, check_recipes=args.command not in VIEWS)
     return handlers.HANDLERS[args.command](reg, args)
