@@ -3,6 +3,7 @@
     python benchmarks/bench_shards.py [--classes 40] [--per-class 250] [--jobs 1] [--quality 98]
     python benchmarks/bench_shards.py --sections memory [--memory-sizes 100000,400000]
     python benchmarks/bench_shards.py --sections small [--small-images 5020] [--jobs 2]
+    python benchmarks/bench_shards.py --sections whole [--classes 100 --per-class 300]
     python benchmarks/bench_shards.py --smoke
 
 Side by side in one run, on the same members of one tar (read in place):
@@ -33,6 +34,11 @@ and side by side with SCRIPT, the 11 lines (issue 19 says 12) that read the same
 tarfile and write the same samples with webdataset's own ShardWriter in one process,
 unchecked (issue 19's comparison; target: the checked resolve faster than the script).
 
+whole: each recipe's checked, cold `registry resolve` (the speed section's tar) as the
+whole command a user runs, a fresh process each (interpreter, imports, workers, plan,
+tasks, index, catalog), beside DECODE, the bare check loop, also a whole process
+(target: >= 0.9 of it). The speed section times both inside one warm process instead.
+
 --smoke runs every section on a few dozen images (seconds): it checks that the script
 works, not how fast.
 """
@@ -57,7 +63,7 @@ from dataset_registry import Registry
 from dataset_registry.engine.imagechecks import ImageChecks
 
 SMOKE = {"classes": 2, "per_class": 5, "distinct": 4, "repeat": 1,
-         "sections": "speed,memory,small", "memory_sizes": "20,40", "memory_classes": 10,
+         "sections": "speed,memory,small,whole", "memory_sizes": "20,40", "memory_classes": 10,
          "small_images": 20}
 
 
@@ -89,7 +95,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="workers for the recipes")
     ap.add_argument("--quality", type=int, default=98,
                     help="JPEG quality of the pool (98: ~96 KiB, near ImageNet's ~110 KiB mean)")
-    ap.add_argument("--sections", default="speed", help="speed,memory,small")
+    ap.add_argument("--sections", default="speed", help="speed,memory,small,whole")
     ap.add_argument("--memory-sizes", default="20000,100000")
     ap.add_argument("--memory-classes", type=int, default=1000,
                     help="class tars in the memory section's train tars")
@@ -104,6 +110,9 @@ def main() -> int:
         memory([int(n) for n in args.memory_sizes.split(",")], args.jobs, args.memory_classes)
     if "small" in args.sections.split(","):
         small(args.small_images, args.jobs, args.quality, args.repeat)
+    if "whole" in args.sections.split(","):
+        whole(args.classes, args.per_class, args.distinct, args.jobs, args.quality,
+              args.repeat)
     if "speed" not in args.sections.split(","):
         return 0
 
@@ -323,38 +332,11 @@ def small(count: int, jobs: int, quality: int, repeat: int) -> None:
         write_manifest(work, require_all_classes=False, shards=min(64, 10 * per_class))
         Registry.open(str(work)).set_source("train", tar)  # indexed here, untimed
         (work / "script.py").write_text(SCRIPT)
-        (work / "decode.py").write_text(DECODE)
-        from dataset_registry.sources.index import member_sets
-
-        refs = member_sets(Registry.open(str(work)).resolver.source_info("train"))["train"]
-        (work / "spans.json").write_text(json.dumps(list(zip(refs.offsets.tolist(),
-                                                             refs.sizes.tolist(), strict=True))))
         (work / "script-out").mkdir()
-        verdicts = ImageChecks(Registry.open(str(work)).state_dir).folder
-        resolve = [sys.executable, "-m", "dataset_registry.cli", "resolve", "--root", str(work),
-                   "--jobs", str(jobs)]
-        commands = {"script": [sys.executable, str(work / "script.py"), tar,
-                               str(work / "script-out")],
-                    "decode": [sys.executable, str(work / "decode.py"), tar,
-                               str(work / "spans.json"), str(jobs)],
-                    "wds": [*resolve, "wds"], "wds-unchecked": [*resolve, "wds-unchecked"]}
-        # as an installed package runs: bytecode compiled once (kept under `work`, not in
-        # the tree), even where PYTHONDONTWRITEBYTECODE is set; the first round is untimed
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-        best: dict[str, float] = {}
-        for round_ in range(repeat + 1):
-            for name, command in commands.items():
-                remove_artifacts(work)
-                shutil.rmtree(verdicts, ignore_errors=True)  # every checked build is cold
-                for shard in (work / "script-out").iterdir():
-                    shard.unlink()
-                os.sync()
-                start = time.perf_counter()
-                subprocess.run(command, check=True, capture_output=True, env=env)
-                if round_:
-                    best[name] = min(best.get(name, float("inf")),
-                                     time.perf_counter() - start)
+        best = fresh_processes(work, tar, {
+            "script": [sys.executable, str(work / "script.py"), tar, str(work / "script-out")],
+            "wds": resolve_command(work, jobs, "wds"),
+            "wds-unchecked": resolve_command(work, jobs, "wds-unchecked")}, jobs, repeat)
         n, mib = 10 * per_class, os.path.getsize(tar) / 2**20
         print(f"## small: {n} photos of {mean_kib(images):.1f} KiB ({mib:.0f} MiB tar), "
               f"{jobs} worker(s), {cpu_count()} cores, fresh processes, best of {repeat}")
@@ -369,6 +351,72 @@ def small(count: int, jobs: int, quality: int, repeat: int) -> None:
         print("target: the checked resolve faster than the script (script/this > 1)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def whole(classes: int, per_class: int, distinct: int, jobs: int, quality: int,
+          repeat: int) -> None:
+    """The whole section: each recipe's checked, cold `registry resolve` as the whole
+    command a user runs, against the bare check loop as a whole process."""
+    work = Path(tempfile.mkdtemp(prefix="bench-shards-whole-"))
+    try:
+        images = pool(distinct, 500, 375, cpu_count(), quality=quality)
+        tar = write_train_tar(str(work / "train.tar"), images, classes, per_class)
+        n = classes * per_class
+        write_manifest(work, require_all_classes=False, shards=min(64, n))
+        Registry.open(str(work)).set_source("train", tar)  # indexed here, untimed
+        recipes = ("recordio", "wds", "tfrecord")
+        best = fresh_processes(work, tar, {name: resolve_command(work, jobs, name)
+                                           for name in recipes}, jobs, repeat)
+        print(f"## whole: {n} images in a tar of {classes} class tars, {jobs} worker(s), "
+              f"{cpu_count()} cores, fresh processes, best of {repeat}")
+        print(f"{'method':52s} {'seconds':>8s} {'img/s':>8s} {'floor/this':>10s}")
+        for name, label in (("decode", "bare check-decode loop, `jobs` processes"),
+                            *((r, f"registry resolve {r}, checked, cold") for r in recipes)):
+            t = best[name]
+            print(f"{label:52s} {t:8.2f} {n / t:8.0f} {best['decode'] / t:10.2f}")
+        print("target: each checked cold resolve at >= 0.9 of the bare check loop")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def resolve_command(work: Path, jobs: int, name: str) -> list[str]:
+    return [sys.executable, "-m", "dataset_registry.cli", "resolve", "--root", str(work),
+            "--jobs", str(jobs), name]
+
+
+def fresh_processes(work: Path, tar: str, commands: dict[str, list[str]], jobs: int,
+                    repeat: int) -> dict[str, float]:
+    """Best seconds of each command as a whole process and of the bare check loop over the
+    train source's members in `jobs` processes ("decode"), interleaved, after a first
+    round untimed: as an installed package runs, bytecode compiled once (kept under
+    `work`, not in the tree), even where PYTHONDONTWRITEBYTECODE is set. Before each, the
+    store is emptied and the check verdicts removed (every checked build is cold)."""
+    from dataset_registry.sources.index import member_sets
+
+    refs = member_sets(Registry.open(str(work)).resolver.source_info("train"))["train"]
+    (work / "spans.json").write_text(json.dumps(list(zip(refs.offsets.tolist(),
+                                                         refs.sizes.tolist(), strict=True))))
+    (work / "decode.py").write_text(DECODE)
+    commands = {"decode": [sys.executable, str(work / "decode.py"), tar,
+                           str(work / "spans.json"), str(jobs)], **commands}
+    verdicts = ImageChecks(Registry.open(str(work)).state_dir).folder
+    outputs = work / "script-out"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    best: dict[str, float] = {}
+    for round_ in range(repeat + 1):
+        for name, command in commands.items():
+            remove_artifacts(work)
+            shutil.rmtree(verdicts, ignore_errors=True)
+            if outputs.is_dir():
+                for shard in outputs.iterdir():
+                    shard.unlink()
+            os.sync()
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True, env=env)
+            if round_:
+                best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+    return best
 
 
 if __name__ == "__main__":
