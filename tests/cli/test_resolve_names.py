@@ -3,11 +3,10 @@ of several (or --tags) a line each: NAME, built now / found / pulled from CACHE,
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -72,49 +71,63 @@ def test_a_failure_midway_keeps_the_lines_said_and_exits_with_its_code(project, 
     assert err == "registry: error: my-images is a source, not a dataset\n"
 
 
-def digest(folder: str) -> str:
-    return json.loads(Path(folder, "_registry.json").read_text())["digest"]
-
-
-def test_with_cores_to_spare_one_pool_started_ahead_builds_every_name(
-        project, capsys, monkeypatch, tmp_path):
-    """Where cores are to spare, `resolve` starts its local workers before the registry
-    opens and builds every name on that one pool (the builds open no executor of their
-    own), with the bytes a build without it makes."""
-    from dataset_registry.engine import resolving as engine_resolving
-    from dataset_registry.executors import LocalExecutor
-
-    prepared: list[LocalExecutor] = []
-    prepare = LocalExecutor.prepare
-    monkeypatch.setattr(LocalExecutor, "prepare",
-                        lambda self: (prepared.append(self), prepare(self))[1])
-    with monkeypatch.context() as spare:
-        spare.setattr(os, "cpu_count", lambda: 4)
-        spare.setattr(engine_resolving, "open_executor",
-                      lambda *a: pytest.fail("a build opened its own executor"))
-        code, out, err = run(capsys, "resolve", "--jobs", "2", SPLIT, TINY)
-    assert (code, err) == (0, "")
-    assert [(n, s) for n, s, _ in lines(out)] == [(SPLIT, "built now"), (TINY, "built now")]
-    assert len({id(pool) for pool in prepared}) == 1 and prepared[0].jobs == 2
-    assert prepared[0]._pool is None  # closed
-    ahead = {name: path for name, _, path in lines(out)}
-    other = tmp_path / "other-store"
-    code, out, err = run(capsys, "--store", str(other), "resolve", "--jobs", "1", SPLIT, TINY)
-    assert (code, err) == (0, "")
-    for name, _, path in lines(out):  # same keys (the folder's name), same bytes
-        assert os.path.basename(path) == os.path.basename(ahead[name])
-        assert digest(path) == digest(ahead[name])
-
-
 @pytest.mark.parametrize(("argv", "cores", "ahead"), [
     (["x"], 4, True), (["x", "--jobs", "2"], 4, True), (["x"], 2, False),
     (["x", "--jobs", "1"], 16, False), (["x", "--dry-run"], 16, False),
     (["x", "--executor", "local"], 16, True), (["x", "--executor", "dask://local"], 16, False),
 ])
-def test_workers_start_ahead_only_where_a_local_pool_has_cores_to_spare(argv, cores, ahead,
-                                                                      monkeypatch):
+def test_the_fork_server_starts_ahead_only_where_local_workers_have_cores_to_spare(
+        argv, cores, ahead, monkeypatch):
     from dataset_registry.cli.parser import build_parser
     from dataset_registry.cli.resolving import spare_cores
 
-    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
     assert spare_cores(build_parser({}).parse_args(["resolve", *argv])) is ahead
+
+
+CORES = """
+import os, sys
+os.sched_getaffinity = lambda pid: set(range(8))  # cores to spare, on any machine
+import multiprocessing.forkserver as forkserver
+_ensure_running = forkserver.ensure_running
+def ensure_running():  # (what start_early calls; a pool's spawn calls the server's own)
+    loaded = "good_recipes" in sys.modules
+    print(f"fork server started {'after' if loaded else 'before'} the plugins loaded",
+          file=sys.stderr)
+    return _ensure_running()
+forkserver.ensure_running = ensure_running
+"""
+RECIPE = """
+from dataset_registry.plugins import register
+from dataset_registry.testing import echo
+
+class Good(echo.Echo):
+    name = "good"
+    Params = echo.EchoParams
+
+register("recipes", "good", Good)
+"""
+
+
+def test_a_project_recipe_builds_on_workers_whose_fork_server_started_ahead(tmp_path):
+    """Where cores are to spare, `resolve` starts the fork server before the registry opens,
+    so before the project's plugins are on `sys.path`: its workers, which start when a
+    build needs them and take `sys.path` as they do, still import the project's recipe.
+    Run from outside the project (`--root`): its folder is not on `sys.path` otherwise."""
+    from ..conftest import run_cli
+    from ..pluginkit import plugin_project
+
+    fake = tmp_path / "cores"
+    fake.mkdir()
+    (fake / "sitecustomize.py").write_text(CORES)
+    root = plugin_project(tmp_path / "proj", {"good_recipes": RECIPE},
+                          "  - {name: g, recipe: good, inputs: {images: data}, "
+                          "params: {chunk: 2}}\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(fake), *sys.path])}
+    for _ in range(3):  # (a pool started before the plugins were loaded failed some runs)
+        shutil.rmtree(root / "registry", ignore_errors=True)
+        done = run_cli("--root", str(root), "resolve", "--jobs", "2", "g", cwd=tmp_path,
+                       env=env)
+        assert (done.returncode, done.stderr) == (
+            0, "fork server started before the plugins loaded\n")
+        assert os.path.isdir(done.stdout.strip())

@@ -3,6 +3,7 @@ what a big step left behind."""
 
 import os
 import resource
+import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
@@ -35,3 +36,26 @@ def test_a_build_worker_reuses_the_pages_its_last_task_freed():
     pages = 8 * 256 * 90_000 // 4096  # every task's buffers, faulted in anew
     assert default > pages * 0.6, (default, kept)
     assert kept < default / 3, (default, kept)
+
+
+FRESH = """
+import os, resource, sys
+if sys.argv[1] == "kept":
+    from dataset_registry.core.heap import reuse_freed_pages
+    reuse_freed_pages()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(8):  # as tasks_of_members(8, 120, 200_000), nothing else imported
+    held = [os.urandom(16) * (200_000 // 16) for _ in range(120)]
+    del held
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_members_over_the_default_mmap_threshold_are_kept_too():
+    """In a fresh process (glibc's thresholds at their defaults: a fork server's workers
+    inherit whatever its imports left), members of 200 KB, over the default 128 KiB mmap
+    threshold, would each get pages of their own were only the trim threshold set."""
+    faults = {how: int(subprocess.run([sys.executable, "-c", FRESH, how], check=True,
+                                      capture_output=True, text=True).stdout)
+              for how in ("default", "kept")}
+    assert faults["kept"] < min(faults["default"], 8 * 120 * 200_000 // 4096) / 3, faults

@@ -4,8 +4,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from ..conftest import as_from_a_terminal
 
 
@@ -119,28 +117,3 @@ def test_a_process_exiting_mid_import_waits_for_it_and_keeps_its_exit_code(tmp_p
                          cwd=tmp_path, env=env, timeout=60)
     assert (out.returncode, out.stderr) == (2, ""), out.stderr
     assert (tmp_path / "imported").read_text() == "done"
-
-
-def test_meanwhile_runs_its_work_once_on_a_thread_and_join_raises_its_error():
-    import threading
-
-    from dataset_registry.core.processes import Meanwhile
-
-    ran: list[str] = []
-    chores = Meanwhile(lambda: ran.append(threading.current_thread().name), "chores")
-    chores.join()  # never started: nothing to wait for, nothing run
-    assert ran == []
-    chores.start()
-    chores.start()  # once only
-    chores.join()
-    assert ran == ["registry-chores"]
-
-    def fail() -> None:
-        raise OSError("disk full")
-
-    failing = Meanwhile(fail, "failing")
-    failing.start()
-    with pytest.raises(OSError, match="disk full"):
-        failing.join()
-    failing.join()  # said once
-    Meanwhile(None, "nothing").start()  # no work: no thread

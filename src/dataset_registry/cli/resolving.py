@@ -66,81 +66,64 @@ def resolve(reg: Any, args: argparse.Namespace) -> int:
         if not todo:
             print("nothing to build")
         return 0
-    pool = workers_ahead(args)
-    try:
-        results = [_resolve_one(reg, name, args, pool) for name in dict.fromkeys(names)]
-    finally:
-        if pool is not None:
-            pool.close()
+    results = []
+    for name in dict.fromkeys(names):
+        resolved = reg.resolve(name, jobs=args.jobs, executor=args.executor,
+                               repair=args.repair)
+        cache = resolved.pulled.get(name)
+        status = "pulled" if cache else "built" if resolved.built_now else "found"
+        # the folder itself in a local store; `registry path` downloads from a remote one
+        results.append(outcome(name, status, resolved.key, resolved.uri, cache))
+        say(results[-1], args)
+        for pulled, where in resolved.pulled.items():
+            if pulled != name or not labelled(args):  # else the line said so
+                print(f"{pulled}: pulled from cache {where} (not built here)",
+                      file=sys.stderr)
+        if resolved.marker.skipped:
+            print(f"{name}: skipped {resolved.marker.skipped} image(s) it could not use "
+                  f"(on_error: skip); list them with: registry sql \"SELECT member, reason "
+                  f"FROM skipped WHERE key = '{resolved.key}'\"", file=sys.stderr)
+        for damaged, problems in resolved.repaired.items():
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            print(f"repaired {damaged}: {problems[0]}{more}", file=sys.stderr)
+        if args.repair and not resolved.repaired and not resolved.built_now:
+            print(f"{name}: verified, nothing to repair", file=sys.stderr)
     if args.json:
         print_json(results)
     reg.save_key_cache(names)
     return 0
 
 
-def _resolve_one(reg: Any, name: str, args: argparse.Namespace, pool: Any) -> dict[str, Any]:
-    """Resolve `name` (on `pool`, if one was started ahead) and say so; its outcome."""
-    resolved = reg.resolve(name, jobs=args.jobs, executor=pool or args.executor,
-                           repair=args.repair)
-    cache = resolved.pulled.get(name)
-    status = "pulled" if cache else "built" if resolved.built_now else "found"
-    # the folder itself in a local store; `registry path` downloads from a remote one
-    done = outcome(name, status, resolved.key, resolved.uri, cache)
-    say(done, args)
-    for pulled, where in resolved.pulled.items():
-        if pulled != name or not labelled(args):  # else the line said so
-            print(f"{pulled}: pulled from cache {where} (not built here)", file=sys.stderr)
-    if resolved.marker.skipped:
-        print(f"{name}: skipped {resolved.marker.skipped} image(s) it could not use "
-              f"(on_error: skip); list them with: registry sql \"SELECT member, reason "
-              f"FROM skipped WHERE key = '{resolved.key}'\"", file=sys.stderr)
-    for damaged, problems in resolved.repaired.items():
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        print(f"repaired {damaged}: {problems[0]}{more}", file=sys.stderr)
-    if args.repair and not resolved.repaired and not resolved.built_now:
-        print(f"{name}: verified, nothing to repair", file=sys.stderr)
-    return done
-
-
-SPARE_CORES = 4  # fewer: starting workers early only slows the coordinator (measured)
+SPARE_CORES = 4  # fewer: the fork server's imports only slow the coordinator's (measured)
 
 
 def spare_cores(args: argparse.Namespace) -> bool:
-    """Whether `resolve` starts its local workers before it knows a build is needed: where
-    cores are to spare, their start (the fork server imports what tasks need, ~0.25-0.5 s
-    on a 16-core machine) overlaps this process loading the manifests, computing keys and
-    planning, instead of coming after (the first task waited ~0.7 s for them).
+    """Whether `resolve` starts its local workers' fork server as the command starts,
+    before it knows a build is needed: where cores are to spare, the server imports what
+    tasks need (~0.25-0.5 s on a 16-core machine) while this process loads the manifests
+    and computes keys, instead of after (the first task waited for it). The workers
+    themselves start when a build needs them, as before: after the project's plugins are
+    on `sys.path`, which each worker takes as it starts.
 
-    Only the CLI does this: its fast path has already answered every dataset built and
-    known, and it runs under a `__main__` guard. A script calling `Registry.resolve`
-    without one must keep working where its datasets are built, so the API starts no
-    pool until a build needs it."""
+    Only the CLI does this (its fast path has already answered every dataset built and
+    known, and it runs under a `__main__` guard); a script calling `Registry.resolve`
+    without one must keep working where its datasets are built."""
     import os
 
-    cores = os.cpu_count() or 1
+    try:
+        cores = len(os.sched_getaffinity(0))  # (the cores this process may use)
+    except AttributeError:
+        cores = os.cpu_count() or 1
     return not args.dry_run and args.executor in (None, "local") and \
         (args.jobs or cores) > 1 and cores >= SPARE_CORES
 
 
 def fork_server_ahead(args: argparse.Namespace) -> None:
-    """The fork server started as the command starts, before the registry opens (see
-    `spare_cores`)."""
+    """The fork server started now, before the registry opens (see `spare_cores`)."""
     if spare_cores(args):
         from ..core.processes import start_early
 
         start_early()
-
-
-def workers_ahead(args: argparse.Namespace) -> Any:
-    """The build's pool of local workers, started now (see `spare_cores`); None otherwise:
-    each build opens its executor, as before."""
-    if not spare_cores(args):
-        return None
-    from ..executors import LocalExecutor
-
-    pool = LocalExecutor(args.jobs)
-    pool.prepare()
-    return pool
 
 
 def push(reg: Any, args: argparse.Namespace) -> int:

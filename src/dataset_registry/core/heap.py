@@ -29,18 +29,20 @@ def keep_big_blocks_apart(size: int = 1 << 20) -> None:
         libc.mallopt(_M_MMAP_THRESHOLD, size)
 
 
-def reuse_freed_pages(keep: int = 64 << 20, below: int = 32 << 20) -> None:
+def reuse_freed_pages(keep: int = 32 << 20) -> None:
     """For a worker that reads a task's members, writes them out and frees them, task after
-    task: blocks under `below` bytes come from the heap, and up to `keep` freed bytes at its
+    task: blocks under `keep` bytes come from the heap, and up to `keep` freed bytes at its
     top stay mapped, so the next task's reads land in pages already faulted in. By default
     glibc hands the top back after each task (its trim threshold follows its mmap
-    threshold), and every task faults its ~25 MB of members in again, zeroed: a checked
-    webdataset build of 2,000 photos in one process took 35-38k minor faults, 9-10k with
-    this. Both are set: setting one stops glibc adjusting the other, and an image over
-    the default 128 KiB would then get pages of its own, faulted in each time."""
+    threshold, raised only as far as the largest block freed), and every task faults its
+    ~25 MB of members in again, zeroed: a checked webdataset build of 2,000 photos in one
+    process took 35-38k minor faults, 9-10k with this. Both are set: setting one stops
+    glibc adjusting the other, and an image over the default 128 KiB would then get pages
+    of its own, faulted in each time. A task holding more than `keep` at once is handed
+    back whole, as before; a worker keeps at most `keep` it does not use."""
     libc = _libc()
     if libc is not None:
-        libc.mallopt(_M_MMAP_THRESHOLD, below)
+        libc.mallopt(_M_MMAP_THRESHOLD, keep)
         libc.mallopt(_M_TRIM_THRESHOLD, keep)
 
 

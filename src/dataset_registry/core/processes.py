@@ -20,7 +20,6 @@ import contextlib
 import importlib
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
 PRELOAD = ["__main__", "dataset_registry.recipes.builtins", "dataset_registry.recipes.imaging"]
@@ -107,34 +106,3 @@ def import_meanwhile(module: str) -> None:
             importlib.import_module(module)
 
     threading.Thread(target=load, name=f"registry-import-{module}").start()
-
-
-class Meanwhile:
-    """`work` run once on a thread from `start` (while the workers run, say), its error
-    raised by `join` on the caller's thread. Not a daemon, as `import_meanwhile`."""
-
-    def __init__(self, work: Callable[[], object] | None, name: str) -> None:
-        self.work, self.name = work, name
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def start(self) -> None:
-        if self.work is None or self._thread is not None:
-            return
-
-        def run() -> None:
-            try:
-                self.work()  # type: ignore[misc]
-            except BaseException as exc:  # handed to join()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name=f"registry-{self.name}")
-        self._thread.start()
-
-    def join(self) -> None:
-        """Wait for the work, if started; raise what it raised (once)."""
-        if self._thread is not None:
-            self._thread.join()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error

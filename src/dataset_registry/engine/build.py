@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..artifact.marker import InputRef, Marker, local_table_damage
 from ..core.failures import guarded, recipe_code
-from ..core.processes import Meanwhile, import_meanwhile
+from ..core.processes import import_meanwhile
 from ..core.progress import ProgressFactory, bar
 from ..core.remote import Remote
 from ..errors import (
@@ -132,13 +132,9 @@ class Resolver(Keys):
     # -- resolve ---------------------------------------------------------------------------
 
     def resolve(self, name: str, executor: Executor | None = None, *,
-                repair: bool = False, meanwhile: Callable[[], object] | None = None
-                ) -> Resolved:
+                repair: bool = False) -> Resolved:
         """Build what is missing for `name`. `repair`: first re-verify every built
-        artifact it needs (itself and its inputs) and rebuild, in place, those damaged.
-        `meanwhile`: work for the coordinator's idle time (the catalog's upkeep), run on a
-        thread once the first build's tasks are running, and waited for before anything
-        is recorded in the catalog; not run at all where nothing is built."""
+        artifact it needs (itself and its inputs) and rebuild, in place, those damaged."""
         from ..executors import LocalExecutor
         from .substituters import pulled_from_cache
 
@@ -150,39 +146,31 @@ class Resolver(Keys):
         pulled: dict[str, str] = {}
         stop = None if repair or not self.caches() else \
             (lambda node: pulled_from_cache(self, node, name, pulled))
-        chores = Meanwhile(meanwhile, "meanwhile")
-        try:
-            for node in self.closure([name], stop):
-                key = self.key(node.name)
-                if not repair and (marker := self.marker(node.name, name)) is not None:
+        for node in self.closure([name], stop):
+            key = self.key(node.name)
+            if not repair and (marker := self.marker(node.name, name)) is not None:
+                found[key] = marker
+                continue  # built: one marker read, no lock
+            with self.store.lock(key):
+                if repair:
+                    damage = self._damage(key)
+                    if damage == []:
+                        continue  # verified: nothing to repair
+                    publish = self.store.replace  # over whatever lies there, atomically
+                elif (marker := self.marker(node.name, name)) is not None:
                     found[key] = marker
-                    continue  # built: one marker read, no lock
-                with self.store.lock(key):
-                    if repair:
-                        damage = self._damage(key)
-                        if damage == []:
-                            continue  # verified: nothing to repair
-                        publish = self.store.replace  # over whatever lies there, atomically
-                    elif (marker := self.marker(node.name, name)) is not None:
-                        found[key] = marker
-                        continue  # built (perhaps by another process while we waited)
-                    else:
-                        damage, publish = None, self.store.commit
-                    self._check_buildable(node, key)
-                    if not prepared:
-                        executor.prepare()  # workers start while the coordinator plans
-                        prepared = True
-                    found[key] = self._build(node, key, executor, publish, found, chores)
-                if damage:
-                    repaired[node.name] = damage
-                chores.join()  # (one catalog writer at a time in this process)
-                self.record(found[key])
-                built_now = True
-        except BaseException:
-            with contextlib.suppress(Exception):  # the build's own failure is the one said
-                chores.join()
-            raise
-        chores.join()
+                    continue  # built (perhaps by another process while we waited)
+                else:
+                    damage, publish = None, self.store.commit
+                self._check_buildable(node, key)
+                if not prepared:
+                    executor.prepare()  # workers start while the coordinator plans
+                    prepared = True
+                found[key] = self._build(node, key, executor, publish, found)
+            if damage:
+                repaired[node.name] = damage
+            self.record(found[key])
+            built_now = True
         key = self.key(name)
         marker = found.get(key) or self.marker(name)
         assert marker is not None
@@ -225,10 +213,9 @@ class Resolver(Keys):
 
     def _build(self, node: DatasetNode, key: str, executor: Executor,
                publish: Callable[[Staging, Marker], Any],
-               found: dict[str, Marker], chores: Meanwhile) -> Marker:
+               found: dict[str, Marker]) -> Marker:
         """Build `node` through staging and `publish` it (the caller holds its lock);
-        its marker. `found`: the markers of its built inputs, by key; `chores` start as
-        its tasks are handed to the workers."""
+        its marker. `found`: the markers of its built inputs, by key."""
         from .imagechecks import ImageChecks
         from .resume import FinishedTasks
 
@@ -280,7 +267,6 @@ class Resolver(Keys):
             try:
                 with recipe_code(node, recipe.name, "follow"):
                     follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
-                chores.start()
                 with bar(self.progress, node.name, total) as advance, \
                         recipe_code(node, recipe.name, "run"):
                     results = self._run_tasks(executor, recipe, node.params, tasks, drop,

@@ -92,30 +92,27 @@ def node_rows(reg: Project) -> tuple[list[dict[str, Any]], list[tuple], list[Any
     return rows, edges, infos
 
 
-def upkeep_once(reg: Project, *, strict: bool, runs: bool = False,
-                building: str | None = None) -> None:
+def upkeep_once(reg: Project, *, strict: bool, runs: bool = False) -> None:
     """`upkeep`, once per project object: from the commands that write."""
     if reg.catalog_checked:
         return
     reg.catalog_checked = True
-    upkeep(reg, strict=strict, runs=runs, building=building)
+    upkeep(reg, strict=strict, runs=runs)
 
 
-def upkeep(reg: Project, *, strict: bool, runs: bool = False,
-           building: str | None = None) -> None:
+def upkeep(reg: Project, *, strict: bool, runs: bool = False) -> None:
     """Sync and reconcile `reg`'s catalog (its commands that write call this once). A busy
     catalog is a warning (the next command catches up); a corrupt one fails the command
     unless `strict` is off (a resolve that published: it warns). What killed rebuilds left
-    is removed first. `building`: the dataset a build running meanwhile will record (a
-    busy catalog's warning names it, as its own record would: the warning is said once)."""
+    is removed first."""
     remove_dead_rebuilds(reg.catalog)
     try:
         damaged = sync(reg, reg.catalog, force=False)
         if runs:
             sync_runs(reg, reg.catalog)
     except CatalogBusyError as exc:  # said once, whichever writer met it first
-        warn_once(f"{exc}; the next command that writes indexes "
-                  f"{building or 'what is missing'}", about=str(exc))
+        warn_once(f"{exc}; the next command that writes indexes what is missing",
+                  about=str(exc))
         return
     except CatalogCorruptError as exc:
         if strict:

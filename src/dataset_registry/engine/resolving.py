@@ -22,20 +22,14 @@ def resolve(project: Project, name: str, *, jobs: int | None = None,
     node = project.manifests.get(name)
     if not isinstance(node, DatasetNode):
         raise BadInputError(f"{name} is a {node.kind}, not a dataset")
-
-    def upkeep() -> None:  # while a build runs (its record follows: a fault only warns)
-        catalog_sync.upkeep_once(project, strict=False, building=name)
-
-    # a build runs the catalog's upkeep while its workers run (0.1-0.2 s, otherwise after
-    # the last task); where nothing is built it runs after, as ever
     if isinstance(executor, Executor):
-        resolved = project.resolver.resolve(name, executor, repair=repair, meanwhile=upkeep)
+        resolved = project.resolver.resolve(name, executor, repair=repair)
     else:
         opened = open_executor(executor, jobs)
         try:
-            resolved = project.resolver.resolve(name, opened, repair=repair, meanwhile=upkeep)
+            resolved = project.resolver.resolve(name, opened, repair=repair)
         finally:
             opened.close()
     locking.keep_current(project, [name])
-    catalog_sync.upkeep_once(project, strict=False)  # (nothing, if a build ran it)
+    catalog_sync.upkeep_once(project, strict=False)  # published: a catalog fault only warns
     return resolved
