@@ -108,12 +108,9 @@ def spare_cores(args: argparse.Namespace) -> bool:
     Only the CLI does this (its fast path has already answered every dataset built and
     known, and it runs under a `__main__` guard); a script calling `Registry.resolve`
     without one must keep working where its datasets are built."""
-    import os
+    from ..core.processes import usable_cores
 
-    try:
-        cores = len(os.sched_getaffinity(0))  # (the cores this process may use)
-    except AttributeError:
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     return not args.dry_run and args.executor in (None, "local") and \
         (args.jobs or cores) > 1 and cores >= SPARE_CORES
 

@@ -25,6 +25,17 @@ from typing import Any
 PRELOAD = ["__main__", "dataset_registry.recipes.builtins", "dataset_registry.recipes.imaging"]
 
 
+def usable_cores() -> int:
+    """The cores this process may use (its CPU affinity, where the system says), not those
+    the machine has: what a pool's default size and `registry resolve`'s early start go by."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on Linux)
+        return os.cpu_count() or 1
+
+
 def worker_context() -> Any:
     import multiprocessing
 

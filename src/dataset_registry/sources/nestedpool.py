@@ -19,6 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ..core.processes import usable_cores as default_jobs
 from ..errors import RegistryError, SourceError
 from .indextable import IndexTable, Rows, TableBuilder
 from .tarindex import (
@@ -42,13 +43,6 @@ PARALLEL_BYTES = 64 << 20
 AHEAD = 4  # nested tars in flight per worker
 
 Progress = Callable[[int], None] | None
-
-
-def default_jobs() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # (not on Linux)
-        return os.cpu_count() or 1
 
 
 def scan_local(path: str, nested: Callable[[str], bool], progress: Progress = None,
