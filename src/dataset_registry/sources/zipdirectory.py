@@ -21,7 +21,6 @@ equal hashes only ever make it give up.
 
 from __future__ import annotations
 
-import os
 import stat
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from typing import BinaryIO
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..core.processes import usable_cores
 from ..errors import SourceError
 from .zipcheck import (
     DEFLATED,
@@ -165,7 +165,7 @@ def read_plain(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
     firsts = range(0, count, _CHUNK)
     args = ([at[lo:lo + _CHUNK] for lo in firsts], [fixed[lo:lo + _CHUNK] for lo in firsts],
             firsts, repeat(cd), repeat(name_starts), repeat(out), repeat(where))
-    threads = min(len(firsts), os.cpu_count() or 1, _MAX_THREADS)
+    threads = min(len(firsts), usable_cores(), _MAX_THREADS)
     if threads > 1:
         with ThreadPoolExecutor(threads, thread_name_prefix="registry-zipdir") as pool:
             parts = list(pool.map(_read_chunk, *args))  # (the first NotPlain is raised here)
