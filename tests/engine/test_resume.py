@@ -37,10 +37,14 @@ class Logged(Echo):
 
     @classmethod
     def run(cls, params, task, out):
-        stale = HERE / "stale"
-        if stale.exists():
-            folder, part = json.loads(stale.read_text())
-            stale.unlink()
+        claimed = HERE / f"stale.{os.getpid()}"
+        try:  # (one task claims it: with --jobs 2, two could see it and both read it)
+            os.rename(HERE / "stale", claimed)
+        except FileNotFoundError:
+            pass
+        else:
+            folder, part = json.loads(claimed.read_text())
+            claimed.unlink()
             run_task(Echo, params, task, FolderDrop(path=folder), part)
         count = super().run(params, task, out)
         log = HERE / "ran.log"
