@@ -13,6 +13,17 @@ wds       the whole `resolve` of the webdataset recipe
 tfrecord  the whole `resolve` of the tfrecord recipe (pass-through, PNG/CMYK re-encoded)
 decode    the floor of a checked build: a bare loop of the check every recipe runs by
           default (Pillow decode, 1/8 DCT scale) over the same members, in --jobs processes
+decode+write  the same loop writing each chunk's member bytes into a file of its own (as a
+          build's task writes its region, core.filewrites): the floor of a checked build
+          that writes what it checked. Writing costs what the page cache's new pages
+          cost: on a virtual machine that hands freed memory back to its host (free page
+          reporting), more than on bare metal (see benchmarks/bench_writes.py); the bare
+          loop writes nothing
+--settle S  wait S seconds before each timed run of the speed and whole sections, once
+          the outputs are emptied: where freed memory goes back to the host about 2 s
+          after it is freed (this project's CI machine), a run right after another's
+          output was deleted writes into memory still held, one after a pause does not;
+          with --settle 5 every run meets the same
 *-unchecked  recordio, webdataset and tfrecord with `validate_images: false`
 *-warm    the same checked builds again, the source's check verdicts already in the state
           folder (engine/imagechecks.py: no image decoded); the plain checked builds run
@@ -37,7 +48,8 @@ unchecked (issue 19's comparison; target: the checked resolve faster than the sc
 whole: each recipe's checked, cold `registry resolve` (the speed section's tar) as the
 whole command a user runs, a fresh process each (interpreter, imports, workers, plan,
 tasks, index, catalog), beside DECODE, the bare check loop, also a whole process
-(target: >= 0.9 of it). The speed section times both inside one warm process instead.
+(target: >= 0.9 of it), and beside decode+write, that loop writing what it checked. The
+speed section times them inside one warm process instead.
 
 --smoke runs every section on a few dozen images (seconds): it checks that the script
 works, not how fast.
@@ -102,6 +114,9 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="speed runs per method; the best")
     ap.add_argument("--small-images", type=int, default=5020,
                     help="photos in the small section's tar (10 class tars)")
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="seconds to wait before each timed run of the speed and whole sections, "
+                         "after emptying the outputs (see the module's doc)")
     ap.add_argument("--smoke", action="store_true", help="both sections, tiny")
     args = ap.parse_args()
     if args.smoke:
@@ -112,7 +127,7 @@ def main() -> int:
         small(args.small_images, args.jobs, args.quality, args.repeat)
     if "whole" in args.sections.split(","):
         whole(args.classes, args.per_class, args.distinct, args.jobs, args.quality,
-              args.repeat)
+              args.repeat, args.settle)
     if "speed" not in args.sections.split(","):
         return 0
 
@@ -135,9 +150,10 @@ def main() -> int:
                 for offset, size in zip(refs.offsets.tolist(), refs.sizes.tolist(), strict=True):
                     dst.write(os.pread(src.fileno(), size, offset))
 
-        def decode() -> None:
+        def decode(out: Path | None = None) -> None:
             spans = list(zip(refs.offsets.tolist(), refs.sizes.tolist(), strict=True))
-            chunks = [(tar, spans[i:i + 256]) for i in range(0, len(spans), 256)]
+            chunks = [(tar, spans[i:i + 256], out and str(out / f"{i}.bin"))
+                      for i in range(0, len(spans), 256)]
             with multiprocessing.get_context("forkserver").Pool(args.jobs) as workers:
                 sum(workers.imap_unordered(_decode_chunk, chunks))
 
@@ -163,11 +179,15 @@ def main() -> int:
             if not name.endswith("-warm"):  # warm: the cold build just before left them
                 shutil.rmtree(verdicts, ignore_errors=True)
             (work / "copy.bin").unlink(missing_ok=True)
+            shutil.rmtree(work / "decoded", ignore_errors=True)
+            (work / "decoded").mkdir()
             os.sync()
+            time.sleep(args.settle)
 
         best: dict[str, float] = {}
         for _ in range(args.repeat):  # interleaved, the best of each
             for name, fn in (("copy", copy), ("decode", decode),
+                             ("decode+write", lambda: decode(work / "decoded")),
                              ("read", lambda: read(unchecked)),
                              ("read-checked", lambda: read(refs)),
                              ("recordio", lambda: build("recordio")),
@@ -189,6 +209,7 @@ def main() -> int:
         print(f"{'method':44s} {'seconds':>8s} {'MB/s':>8s} {'img/s':>8s}")
         for name, label in (("copy", "plain sequential copy of the member bytes"),
                             ("decode", "bare check-decode loop (the checked floor)"),
+                            ("decode+write", "check-decode loop writing what it checked"),
                             ("read", "read_members, no xxh3 check (one process)"),
                             ("read-checked", "read_members, each checked vs its index xxh3"),
                             ("recordio", "recordio pass-through (whole resolve)"),
@@ -212,7 +233,7 @@ def main() -> int:
                   f"  (checks cost {best[name] / best[name + '-unchecked']:.2f}x)")
         for name in ("recordio", "wds", "tfrecord"):
             print(f"ratio {name} / decode floor  {best['decode'] / best[name]:.2f}"
-                  "  (target >= 0.9)")
+                  f"  (target >= 0.9; of decode+write {best['decode+write'] / best[name]:.2f})")
         print(f"{'checked cold, warm, unchecked (s)':44s} {'cold':>8s} {'warm':>8s} "
               f"{'unchecked':>9s} {'warm/unch':>9s} {'cold/unch':>9s}")
         for name in ("recordio", "wds", "tfrecord"):  # throughput ratios: 1.0 costs nothing
@@ -236,14 +257,23 @@ def remove_artifacts(work: Path) -> None:
     catalog_sync.upkeep(Registry.open(str(work)), strict=True)
 
 
-def _decode_chunk(task: tuple[str, list[tuple[int, int]]]) -> int:
-    """Read and check-decode one chunk of members (a pool worker; opens the tar itself)."""
+def _decode_chunk(task: tuple[str, list[tuple[int, int]], str | None]) -> int:
+    """Read and check-decode one chunk of members (a pool worker; opens the tar itself),
+    and write their bytes into the file `out` where one is given (as DECODE does)."""
     from dataset_registry.recipes.imaging import check_image
 
-    tar, spans = task
+    tar, spans, out = task
+    checked = []
     with open(tar, "rb") as f:
         for offset, size in spans:
-            check_image(os.pread(f.fileno(), size, offset), "bench")
+            checked.append(os.pread(f.fileno(), size, offset))
+            check_image(checked[-1], "bench")
+    if out:  # as a build's task writes its region (core.filewrites)
+        from dataset_registry.core.filewrites import pwrite_all
+
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        pwrite_all(fd, checked, 0)
+        os.close(fd)
     return len(spans)
 
 
@@ -307,14 +337,22 @@ DECODE = """
 import json, multiprocessing, os, sys
 from dataset_registry.recipes.imaging import check_image
 def chunk(task):  # as bench_shards._decode_chunk
-    tar, spans = task
+    tar, spans, out = task
+    checked = []
     with open(tar, "rb") as f:
         for offset, size in spans:
-            check_image(os.pread(f.fileno(), size, offset), "bench")
+            checked.append(os.pread(f.fileno(), size, offset))
+            check_image(checked[-1], "bench")
+    if out:
+        from dataset_registry.core.filewrites import pwrite_all
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        pwrite_all(fd, checked, 0)
+        os.close(fd)
     return len(spans)
 if __name__ == "__main__":
     tar, spans = sys.argv[1], json.load(open(sys.argv[2]))
-    chunks = [(tar, spans[i:i + 256]) for i in range(0, len(spans), 256)]
+    out = sys.argv[4] if len(sys.argv) > 4 else None
+    chunks = [(tar, spans[i:i + 256], out and f"{out}/{i}.bin") for i in range(0, len(spans), 256)]
     with multiprocessing.get_context("forkserver").Pool(int(sys.argv[3])) as workers:
         sum(workers.imap_unordered(chunk, chunks))
 """
@@ -332,7 +370,6 @@ def small(count: int, jobs: int, quality: int, repeat: int) -> None:
         write_manifest(work, require_all_classes=False, shards=min(64, 10 * per_class))
         Registry.open(str(work)).set_source("train", tar)  # indexed here, untimed
         (work / "script.py").write_text(SCRIPT)
-        (work / "script-out").mkdir()
         best = fresh_processes(work, tar, {
             "script": [sys.executable, str(work / "script.py"), tar, str(work / "script-out")],
             "wds": resolve_command(work, jobs, "wds"),
@@ -354,9 +391,10 @@ def small(count: int, jobs: int, quality: int, repeat: int) -> None:
 
 
 def whole(classes: int, per_class: int, distinct: int, jobs: int, quality: int,
-          repeat: int) -> None:
+          repeat: int, settle: float = 0.0) -> None:
     """The whole section: each recipe's checked, cold `registry resolve` as the whole
-    command a user runs, against the bare check loop as a whole process."""
+    command a user runs, against the bare check loop as a whole process (and that loop
+    writing what it checked)."""
     work = Path(tempfile.mkdtemp(prefix="bench-shards-whole-"))
     try:
         images = pool(distinct, 500, 375, cpu_count(), quality=quality)
@@ -366,15 +404,20 @@ def whole(classes: int, per_class: int, distinct: int, jobs: int, quality: int,
         Registry.open(str(work)).set_source("train", tar)  # indexed here, untimed
         recipes = ("recordio", "wds", "tfrecord")
         best = fresh_processes(work, tar, {name: resolve_command(work, jobs, name)
-                                           for name in recipes}, jobs, repeat)
+                                           for name in recipes}, jobs, repeat, written=True,
+                               settle=settle)
         print(f"## whole: {n} images in a tar of {classes} class tars, {jobs} worker(s), "
               f"{cpu_count()} cores, fresh processes, best of {repeat}")
-        print(f"{'method':52s} {'seconds':>8s} {'img/s':>8s} {'floor/this':>10s}")
+        print(f"{'method':52s} {'seconds':>8s} {'img/s':>8s} {'floor/this':>10s} "
+              f"{'(+write)/this':>13s}")
         for name, label in (("decode", "bare check-decode loop, `jobs` processes"),
+                            ("decode+write", "the same loop writing what it checked"),
                             *((r, f"registry resolve {r}, checked, cold") for r in recipes)):
             t = best[name]
-            print(f"{label:52s} {t:8.2f} {n / t:8.0f} {best['decode'] / t:10.2f}")
-        print("target: each checked cold resolve at >= 0.9 of the bare check loop")
+            print(f"{label:52s} {t:8.2f} {n / t:8.0f} {best['decode'] / t:10.2f} "
+                  f"{best['decode+write'] / t:13.2f}")
+        print("target: each checked cold resolve at >= 0.9 of the bare check loop "
+              "(floor/this); (+write)/this: of the loop that also writes its output")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -385,22 +428,26 @@ def resolve_command(work: Path, jobs: int, name: str) -> list[str]:
 
 
 def fresh_processes(work: Path, tar: str, commands: dict[str, list[str]], jobs: int,
-                    repeat: int) -> dict[str, float]:
+                    repeat: int, *, written: bool = False, settle: float = 0.0
+                    ) -> dict[str, float]:
     """Best seconds of each command as a whole process and of the bare check loop over the
-    train source's members in `jobs` processes ("decode"), interleaved, after a first
-    round untimed: as an installed package runs, bytecode compiled once (kept under
-    `work`, not in the tree), even where PYTHONDONTWRITEBYTECODE is set. Before each, the
-    store is emptied and the check verdicts removed (every checked build is cold)."""
+    train source's members in `jobs` processes ("decode"; `written`: also that loop
+    writing what it checked, "decode+write"), interleaved, after a first round untimed: as
+    an installed package runs, bytecode compiled once (kept under `work`, not in the
+    tree), even where PYTHONDONTWRITEBYTECODE is set. Before each, the store and every
+    output folder are emptied and the check verdicts removed (every checked build is
+    cold), then `settle` seconds pass."""
     from dataset_registry.sources.index import member_sets
 
     refs = member_sets(Registry.open(str(work)).resolver.source_info("train"))["train"]
     (work / "spans.json").write_text(json.dumps(list(zip(refs.offsets.tolist(),
                                                          refs.sizes.tolist(), strict=True))))
     (work / "decode.py").write_text(DECODE)
-    commands = {"decode": [sys.executable, str(work / "decode.py"), tar,
-                           str(work / "spans.json"), str(jobs)], **commands}
+    decode = [sys.executable, str(work / "decode.py"), tar, str(work / "spans.json"), str(jobs)]
+    decoded = work / "decoded"
+    commands = {"decode": decode,
+                **({"decode+write": [*decode, str(decoded)]} if written else {}), **commands}
     verdicts = ImageChecks(Registry.open(str(work)).state_dir).folder
-    outputs = work / "script-out"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     best: dict[str, float] = {}
@@ -408,10 +455,11 @@ def fresh_processes(work: Path, tar: str, commands: dict[str, list[str]], jobs: 
         for name, command in commands.items():
             remove_artifacts(work)
             shutil.rmtree(verdicts, ignore_errors=True)
-            if outputs.is_dir():
-                for shard in outputs.iterdir():
-                    shard.unlink()
+            for outputs in (work / "script-out", decoded):  # the script's, the loop's
+                shutil.rmtree(outputs, ignore_errors=True)
+                outputs.mkdir()
             os.sync()
+            time.sleep(settle)
             start = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True, env=env)
             if round_:

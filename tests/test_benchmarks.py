@@ -122,6 +122,7 @@ def test_bench_shards_prints_speed_memory_the_small_build_and_whole_commands():
                  *[rf"{label} +{{NUM}} +{{NUM}} +{{NUM}}" for label in (
                      "plain sequential copy of the member bytes",
                      r"bare check-decode loop \(the checked floor\)",
+                     "check-decode loop writing what it checked",
                      r"read_members, no xxh3 check \(one process\)",
                      "read_members, each checked vs its index xxh3",
                      r"recordio pass-through \(whole resolve\)",
@@ -135,7 +136,8 @@ def test_bench_shards_prints_speed_memory_the_small_build_and_whole_commands():
                  r"ratio recordio / copy +{NUM} +\(target >= 0\.7\)",
                  r"ratio wds / copy +{NUM} +\(target >= 0\.7\)",
                  r"ratio wds unchecked / copy +{NUM} +\(checks cost {NUM}x\)",
-                 r"ratio tfrecord / decode floor +{NUM} +\(target >= 0\.9\)",
+                 r"ratio tfrecord / decode floor +{NUM} +"
+                 r"\(target >= 0\.9; of decode\+write {NUM}\)",
                  r"checked cold, warm, unchecked \(s\) +cold +warm +unchecked +warm/unch "
                  r"+cold/unch",
                  *[rf"{name} \(warm target >= 0\.9\) +{{NUM}} +{{NUM}} +{{NUM}} +{{NUM}} +{{NUM}}"
@@ -143,11 +145,14 @@ def test_bench_shards_prints_speed_memory_the_small_build_and_whole_commands():
                  r"tfrecord images/s per core: {NUM}",
                  r"ratio read checked / unchecked +{NUM} +\(what never serving a stale key .*",
                  r"## whole: 10 images in a tar of 2 class tars, 1 worker\(s\), .*",
-                 *[rf"{label} +{{NUM}} +{{NUM}} +{{NUM}}" for label in (
+                 r"method +seconds +img/s +floor/this +\(\+write\)/this",
+                 *[rf"{label} +{{NUM}} +{{NUM}} +{{NUM}} +{{NUM}}" for label in (
                      r"bare check-decode loop, `jobs` processes",
+                     "the same loop writing what it checked",
                      *(f"registry resolve {r}, checked, cold"
                        for r in ("recordio", "wds", "tfrecord")))],
-                 r"target: each checked cold resolve at >= 0\.9 of the bare check loop")
+                 r"target: each checked cold resolve at >= 0\.9 of the bare check loop "
+                 r"\(floor/this\); \(\+write\)/this: .*")
 
 
 def test_bench_s3_prints_local_against_s3_and_the_upload_ratio():
@@ -226,3 +231,15 @@ def test_bench_index_prints_indexing_against_one_xxh3_pass():
                  r"ImageNet-sized members\)",
                  r"ours tar: {NUM} s, peak {NUM} GiB +\(targets at 1,281,167 members on 16 "
                  r"cores: <= 5\.0 s, < 0\.5 GiB\)")
+
+
+def test_bench_writes_prints_each_way_of_writing_and_the_ratio():
+    out = run_smoke("bench_writes.py")
+    assert_lines(out,
+                 r"2 writer\(s\) of 8 MiB each, {NUM} cores, 0 s settled before each run, "
+                 r"best of 1",
+                 r"method +CPU ms/MB +wall s",
+                 r"a task's region \(6\.3 MB\) in one call +{NUM} +{NUM}",
+                 r"the region a piece at a time \(256 KiB calls\) +{NUM} +{NUM}",
+                 *[rf"plain calls of {k} KiB +{{NUM}} +{{NUM}}" for k in (64, 256, 1024, 8192)],
+                 r"ratio region in one call / a piece at a time \(CPU per MB\) +{NUM}")

@@ -18,6 +18,7 @@ from typing import Any
 
 import xxhash
 
+from ..core.filewrites import pwrite_all, write_all
 from ..core.keys import digest_rows
 from ..errors import BuildError, StorageError, VerifyError
 from .filetable import FILE_COLUMNS, SKIP_COLUMNS, FileRow, SkipRow
@@ -59,7 +60,7 @@ class Output:
         full = self.target(path)
         try:
             with open(full, "wb") as f:
-                f.write(data)
+                write_all(f, data)
                 self._writer.writerow(FileRow(
                     path, len(data), xxh3 or xxhash.xxh3_128_hexdigest(data), label=label,
                     source=source, member=member, class_=class_name or None,
@@ -88,17 +89,7 @@ class Output:
     def _write_at(full: str, pieces: list[bytes], offset: int) -> None:
         fd = os.open(full, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
-            batch = 512  # buffers a call, well under IOV_MAX
-            for i in range(0, len(pieces), batch):
-                group = pieces[i:i + batch]
-                want = sum(len(p) for p in group)
-                done = os.pwritev(fd, group, offset)
-                if done < want:  # a short write: finish this group the plain way
-                    rest = b"".join(group)[done:]
-                    while rest:
-                        n = os.pwrite(fd, rest, offset + done)
-                        rest, done = rest[n:], done + n
-                offset += want
+            pwrite_all(fd, pieces, offset)  # (a piece of 256 KiB a call: see core.filewrites)
         finally:
             os.close(fd)
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..artifact.output import Output
+from ..core.filewrites import PIECE, write_all
 from ..errors import BuildError
 from ..sources.members import MemberRef
 from .imaging import Downscale
@@ -108,7 +109,7 @@ def write_chunk(out: Output, index: int, rows: list[tuple[MemberRef, int, bytes]
     import xxhash
 
     with open(out.scratch(f"{index:06d}.u8"), "wb") as f:
-        f.write(b"".join(row for _, _, row in rows))
+        write_all(f, b"".join(row for _, _, row in rows))
     with open(out.scratch(f"{index:06d}.tsv"), "wb") as f:
         # the origin last: a source member's name may hold a tab (never a newline)
         f.write("".join(f"{ref.source}\t{label}\t{xxhash.xxh3_128_hexdigest(row)}\t"
@@ -126,7 +127,7 @@ def assemble(out: Output, split: str, parts: list[dict[str, Any]], shape: Downsc
         for part in sorted(parts, key=lambda p: p["index"]):
             chunk = out.scratch(f"{part['index']:06d}")
             with open(chunk + ".u8", "rb") as src:
-                shutil.copyfileobj(src, f, 1 << 22)
+                shutil.copyfileobj(src, f, PIECE)  # (see core.filewrites)
             with open(chunk + ".tsv", encoding="utf-8") as meta:
                 for line in meta:
                     source, label, digest, origin = line.rstrip("\n").split("\t", 3)

@@ -34,6 +34,7 @@ from pydantic import Field
 
 from ..artifact.output import Output
 from ..core.atomic import atomic_path
+from ..core.filewrites import PIECE
 from ..errors import BadInputError
 from ..formats.recordio import IRHeader, RecordIOError, idx_line, image_record, lst_line
 from ..sources.members import MemberRef, MemberSet, read_members
@@ -273,7 +274,7 @@ def copy_range(src: Any, offset: int, dst: Any, size: int) -> None:
         pass
     dst.seek(0, os.SEEK_END)
     while copied < size:
-        chunk = os.pread(src.fileno(), min(1 << 22, size - copied), offset + copied)
+        chunk = os.pread(src.fileno(), min(PIECE, size - copied), offset + copied)
         if not chunk:
             raise OSError(f"{src.name}: ended {size - copied} bytes early")
         dst.write(chunk)

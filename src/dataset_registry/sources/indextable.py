@@ -336,9 +336,11 @@ def _savez(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
 
     from numpy.lib import format as npy
 
+    from ..core.filewrites import write_all
+
     with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, array in arrays.items():
             array = np.ascontiguousarray(array)
             with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
                 npy.write_array_header_1_0(member, npy.header_data_from_array_1_0(array))
-                member.write(array.reshape(-1).view(np.uint8))
+                write_all(member, array.reshape(-1).view(np.uint8))

@@ -272,5 +272,7 @@ def _write_kaggle_meta(kaggle: str, val: list[_Image], spec: SynthSpec) -> None:
 
 
 def _write_file(path: str, data: bytes) -> None:
+    from ...core.filewrites import write_all
+
     with open(path, "wb") as f:
-        f.write(data)
+        write_all(f, data)
