@@ -31,8 +31,15 @@ def pieces(buffers: Iterable[bytes | bytearray | memoryview], size: int = PIECE
     group: list[bytes | bytearray | memoryview] = []
     filled = 0
     for buf in buffers:
-        view = _bytes_view(buf)
-        n, start = len(view), 0
+        n = len(buf) if type(buf) is bytes else len(_bytes_view(buf))
+        if n < size - filled:  # (most buffers: it fits, with room left)
+            group.append(buf)
+            filled += n
+            if len(group) == _BUFFERS:
+                yield group, filled
+                group, filled = [], 0
+            continue
+        view, start = _bytes_view(buf), 0
         while n - start >= size - filled:  # the rest of this buffer fills the group
             take = size - filled
             group.append(buf if start == 0 and take == n else view[start:start + take])
