@@ -13,8 +13,9 @@ wds       the whole `resolve` of the webdataset recipe
 tfrecord  the whole `resolve` of the tfrecord recipe (pass-through, PNG/CMYK re-encoded)
 decode    the floor of a checked build: a bare loop of the check every recipe runs by
           default (Pillow decode, 1/8 DCT scale) over the same members, in --jobs processes
-decode+write  the same loop writing each chunk's member bytes into a file of its own (as a
-          build's task writes its region, core.filewrites): the floor of a checked build
+decode+write  the same loop writing each chunk's member bytes into a file of its own (with
+          the calls a build's task makes to write its region, core.filewrites; no headers,
+          a new file a chunk of 256): the floor of a checked build
           that writes what it checked. Writing costs what the page cache's new pages
           cost: on a virtual machine that hands freed memory back to its host (free page
           reporting), more than on bare metal (see benchmarks/bench_writes.py); the bare
@@ -263,17 +264,21 @@ def _decode_chunk(task: tuple[str, list[tuple[int, int]], str | None]) -> int:
     from dataset_registry.recipes.imaging import check_image
 
     tar, spans, out = task
-    checked = []
+    checked = []  # (kept only to be written)
     with open(tar, "rb") as f:
         for offset, size in spans:
-            checked.append(os.pread(f.fileno(), size, offset))
-            check_image(checked[-1], "bench")
-    if out:  # as a build's task writes its region (core.filewrites)
+            data = os.pread(f.fileno(), size, offset)
+            check_image(data, "bench")
+            if out:
+                checked.append(data)
+    if out:  # with the calls a build's task makes to write its region
         from dataset_registry.core.filewrites import pwrite_all
 
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        pwrite_all(fd, checked, 0)
-        os.close(fd)
+        try:
+            pwrite_all(fd, checked, 0)
+        finally:
+            os.close(fd)
     return len(spans)
 
 
@@ -341,13 +346,17 @@ def chunk(task):  # as bench_shards._decode_chunk
     checked = []
     with open(tar, "rb") as f:
         for offset, size in spans:
-            checked.append(os.pread(f.fileno(), size, offset))
-            check_image(checked[-1], "bench")
+            data = os.pread(f.fileno(), size, offset)
+            check_image(data, "bench")
+            if out:
+                checked.append(data)
     if out:
         from dataset_registry.core.filewrites import pwrite_all
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        pwrite_all(fd, checked, 0)
-        os.close(fd)
+        try:
+            pwrite_all(fd, checked, 0)
+        finally:
+            os.close(fd)
     return len(spans)
 if __name__ == "__main__":
     tar, spans = sys.argv[1], json.load(open(sys.argv[2]))
@@ -459,7 +468,8 @@ def fresh_processes(work: Path, tar: str, commands: dict[str, list[str]], jobs: 
                 shutil.rmtree(outputs, ignore_errors=True)
                 outputs.mkdir()
             os.sync()
-            time.sleep(settle)
+            if round_:  # (the first round is untimed)
+                time.sleep(settle)
             start = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True, env=env)
             if round_:

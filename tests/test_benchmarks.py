@@ -241,5 +241,6 @@ def test_bench_writes_prints_each_way_of_writing_and_the_ratio():
                  r"method +CPU ms/MB +wall s",
                  r"a task's region \(6\.3 MB\) in one call +{NUM} +{NUM}",
                  r"the region a piece at a time \(256 KiB calls\) +{NUM} +{NUM}",
-                 *[rf"plain calls of {k} KiB +{{NUM}} +{{NUM}}" for k in (64, 256, 1024, 8192)],
+                 *[rf"plain calls of {k} KiB +{{NUM}} +{{NUM}}"
+                   for k in (64, 256, 1024, 2048, 8192)],
                  r"ratio region in one call / a piece at a time \(CPU per MB\) +{NUM}")

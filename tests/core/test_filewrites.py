@@ -119,3 +119,43 @@ def test_write_all_hands_the_system_a_piece_at_a_time(tmp_path):
         write_all(f, data)
     assert (tmp_path / "out").read_bytes() == data
     assert max(raw.sizes) <= PIECE and sum(raw.sizes) == len(data)
+
+
+def test_a_file_that_takes_no_more_bytes_is_an_error_not_a_loop(tmp_path, monkeypatch):
+    monkeypatch.setattr(filewrites.os, "pwritev", lambda fd, group, offset: 1)
+    monkeypatch.setattr(filewrites.os, "pwrite", lambda fd, data, offset: 0)
+    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT)
+    try:
+        with pytest.raises(OSError, match="took no more bytes"):
+            pwrite_all(fd, [b"abc"], 0)
+    finally:
+        os.close(fd)
+
+
+def test_any_mix_of_buffers_writes_their_bytes_in_order(tmp_path, calls):
+    """Random buffers of every kind a caller hands over (bytes, bytearray, views of slices,
+    numpy arrays of wider types, empty arrays of two dimensions): one plain join's bytes."""
+    rng = random.Random(11)
+    for case in range(40):
+        data: list = []
+        for _ in range(rng.choice([0, 1, 3, 600])):
+            n = rng.choice([0, 1, 7, 512, 90_000, PIECE - 3, PIECE, PIECE + 5, 3 * PIECE])
+            raw = rng.randbytes(n)
+            kind = rng.randrange(5)
+            data.append(raw if kind == 0 else bytearray(raw) if kind == 1 else
+                        memoryview(raw)[n // 3:] if kind == 2 else
+                        np.frombuffer(raw[:n - n % 4], np.uint32) if kind == 3 else
+                        np.zeros((0, 3), np.uint8))
+        expected = b"".join(memoryview(b).tobytes() for b in data)
+        path = tmp_path / f"out{case}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+        try:
+            assert pwrite_all(fd, data, 0) == len(expected)
+        finally:
+            os.close(fd)
+        assert path.read_bytes() == expected
+        with open(tmp_path / f"whole{case}", "wb") as f:
+            for b in data:
+                write_all(f, b)
+        assert (tmp_path / f"whole{case}").read_bytes() == expected
+    assert calls and all(n <= PIECE and k <= 512 for n, k in calls)

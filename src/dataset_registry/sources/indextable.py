@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 import xxhash
 
+from ..core.filewrites import write_all
 from .members import StrColumn
 
 if TYPE_CHECKING:
@@ -335,8 +336,6 @@ def _savez(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
     import zipfile
 
     from numpy.lib import format as npy
-
-    from ..core.filewrites import write_all
 
     with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, array in arrays.items():

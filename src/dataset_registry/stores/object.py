@@ -34,6 +34,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.filewrites import PIECE, pwrite_all
 from ..core.protocols import protocol, transport_errors
 from ..core.remote import Remote
 from ..errors import BadInputError, BuildError, VerifyError
@@ -267,8 +268,8 @@ class ObjectStore(Store):
             try:
                 with open(full, "rb") as src:
                     position = int(offset)
-                    while chunk := src.read(1 << 22):
-                        position += os.pwrite(fd, chunk, position)
+                    while chunk := src.read(PIECE):  # (see core.filewrites)
+                        position = pwrite_all(fd, [chunk], position)
             finally:
                 os.close(fd)
         shutil.rmtree(ranges, ignore_errors=True)

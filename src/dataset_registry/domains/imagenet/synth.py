@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from ...core.atomic import atomic_path
+from ...core.filewrites import write_all
 from ...sources.location import SYNTHETIC_MARKER
 from ...sources.tarindex import SYNTHETIC_PAX_KEY
 from .labels import CMYK_TRAIN, CMYK_VAL, PNG_IMPOSTOR
@@ -272,7 +273,5 @@ def _write_kaggle_meta(kaggle: str, val: list[_Image], spec: SynthSpec) -> None:
 
 
 def _write_file(path: str, data: bytes) -> None:
-    from ...core.filewrites import write_all
-
     with open(path, "wb") as f:
         write_all(f, data)
