@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..artifact.output import Output
-from ..core.filewrites import PIECE, write_all
+from ..core.filewrites import PIECE, pwrite_all
 from ..errors import BuildError
 from ..sources.members import MemberRef
 from .imaging import Downscale
@@ -108,8 +108,11 @@ def write_chunk(out: Output, index: int, rows: list[tuple[MemberRef, int, bytes]
     """Task `index`'s rows (after skips) and their records, into scratch for `assemble`."""
     import xxhash
 
-    with open(out.scratch(f"{index:06d}.u8"), "wb") as f:
-        write_all(f, b"".join(row for _, _, row in rows))
+    fd = os.open(out.scratch(f"{index:06d}.u8"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:  # the rows from their own buffers, a piece a call: not joined into one copy first
+        pwrite_all(fd, [row for _, _, row in rows], 0)
+    finally:
+        os.close(fd)
     with open(out.scratch(f"{index:06d}.tsv"), "wb") as f:
         # the origin last: a source member's name may hold a tab (never a newline)
         f.write("".join(f"{ref.source}\t{label}\t{xxhash.xxh3_128_hexdigest(row)}\t"
