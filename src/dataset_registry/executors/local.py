@@ -13,6 +13,7 @@ from ..stores.base import Drop
 from .base import Executor, OnResult, Progress, arrived, part_name, run_task, warm_up
 
 if TYPE_CHECKING:
+    from ..core.interrupts import Held
     from ..recipes.base import Recipe
 
 
@@ -96,40 +97,49 @@ class LocalExecutor(Executor):
                 arrived(results, i, run_task(recipe, params, task, drop, part_name(i)),
                         task, progress, on_result)
             return results
+        from concurrent.futures import ALL_COMPLETED
+
+        from ..core.interrupts import Held
+
         self.prepare()
         self._started()
         pool = self._pool
-        futures = {pool.submit(run_task, recipe, params, task, drop, part_name(i)): i
-                   for i, task in enumerate(tasks)}
+        futures: dict[Any, int] = {}
         results = [None] * len(tasks)
-        try:
-            self._collect(futures, results, tasks, progress, on_result)
-        except (KeyboardInterrupt, SystemExit):
-            # Interrupted (Ctrl-C, SIGTERM): stop the tasks now, before the caller removes
-            # the staging they write into; waiting for them could take minutes.
-            self.close(stop=True)
-            raise
-        except BaseException:
-            # A task failed, or `on_result` (a recipe's follower) did: the others are
-            # cancelled, and those running end before the caller removes their staging.
-            from concurrent.futures import wait
-
-            for other in futures:
-                other.cancel()
-            wait(futures)
-            raise
+        with Held() as held:  # an interrupt is acted on between waits: core/interrupts.py
+            try:
+                futures.update((pool.submit(run_task, recipe, params, task, drop,
+                                            part_name(i)), i) for i, task in enumerate(tasks))
+                self._collect(futures, results, tasks, progress, on_result, held)
+            except (KeyboardInterrupt, SystemExit):
+                # Interrupted (Ctrl-C, SIGTERM): stop the tasks now, before the caller
+                # removes the staging they write into; waiting for them could take minutes.
+                self.close(stop=True)
+                raise
+            except BaseException:
+                # A task failed, or `on_result` (a recipe's follower) did: the others are
+                # cancelled, and those running end before the caller removes their staging
+                # (or, interrupted meanwhile, are stopped).
+                for other in futures:
+                    other.cancel()
+                try:
+                    _wait(set(futures), held, ALL_COMPLETED)
+                except (KeyboardInterrupt, SystemExit):
+                    self.close(stop=True)
+                    raise
+                raise
         return results
 
     def _collect(self, futures: dict[Any, int], results: list[Any], tasks: Sequence[Any],
-                 progress: Progress | None, on_result: OnResult | None) -> None:
-        from concurrent.futures import FIRST_COMPLETED, wait
+                 progress: Progress | None, on_result: OnResult | None, held: Held) -> None:
+        from concurrent.futures import FIRST_COMPLETED
         from concurrent.futures.process import BrokenProcessPool
 
         pending = set(futures)
         while pending:
             # FIRST_COMPLETED, not FIRST_EXCEPTION: that one returns only once every task is
             # done, so on_result (a recipe's follower) and progress would all come at the end
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = _wait(pending, held, FIRST_COMPLETED)
             for fut in done:
                 exc = fut.exception()
                 if isinstance(exc, BrokenProcessPool):
@@ -143,3 +153,17 @@ class LocalExecutor(Executor):
                     raise exc  # map cancels the others
                 i = futures[fut]
                 arrived(results, i, fut.result(), tasks[i], progress, on_result)
+
+
+def _wait(futures: set[Any], held: Held, until: str) -> tuple[set[Any], set[Any]]:
+    """concurrent.futures.wait(futures, return_when=until), looking every POLL seconds
+    for an interrupt `held` noted (raised here, outside wait: core/interrupts.py)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from ..core.interrupts import POLL
+
+    while True:
+        done, pending = wait(futures, timeout=POLL, return_when=until)
+        held.deliver()
+        if not pending or (done and until == FIRST_COMPLETED):
+            return done, pending
