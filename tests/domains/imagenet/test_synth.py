@@ -80,3 +80,38 @@ def test_train_tar_of_tars_with_png_impostor_and_cmyk(tmp_path):
     solution = (kaggle / "LOC_val_solution.csv").read_text().splitlines()
     assert solution[0] == "ImageId,PredictionString"
     assert solution[1].startswith("ILSVRC2012_val_00000001,n01751748 ")  # caffe label 65
+
+
+def test_killing_the_generator_leaves_no_worker_running(tmp_path):
+    """The generator's pool workers watch it as a build's do: SIGKILLed mid-render, it
+    takes them along (before, they stayed, blocked for ever sending back a chunk)."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    code = ("from dataset_registry.domains.imagenet.synth import SynthSpec, synthesize\n"
+            "if __name__ == '__main__':\n"
+            f"    synthesize({str(tmp_path)!r}, SynthSpec(val_images=200_000, train_classes=1,"
+            " train_per_class=1, width=16, height=12, kaggle=False), jobs=2)\n")
+    script = tmp_path / "generate.py"
+    script.write_text(code)
+    proc = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 60
+        workers: list = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            # the pool's workers: children of the fork server, a child of the generator
+            workers = [g for c in psutil.Process(proc.pid).children() for g in c.children()]
+            time.sleep(0.05)
+        assert len(workers) >= 2, "the generator's pool never started"
+        time.sleep(0.5)  # rendering
+        proc.kill()
+        proc.wait()
+        _, alive = psutil.wait_procs(workers, timeout=5)
+        for p in alive:
+            p.kill()
+        assert alive == []
+    finally:
+        proc.kill()

@@ -174,9 +174,12 @@ def _rendered(images: list[_Image], spec: SynthSpec, jobs: int) -> Iterator[tupl
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    from ...core.processes import worker_context
+    from ...core.processes import watch_coordinator, worker_context
 
-    with ProcessPoolExecutor(jobs, mp_context=worker_context()) as pool:
+    # Its workers watch this process, as every pool's do: killed (SIGKILL, or SIGTERM at
+    # its default), it would leave them blocked for ever sending back a rendered chunk.
+    with ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
+                             initargs=(os.getpid(),)) as pool:
         for chunk, data in zip(chunks, pool.map(_render_many, [(c, spec) for c in chunks]),
                                strict=True):
             yield from zip(chunk, data, strict=True)
