@@ -10,6 +10,7 @@ in a process the test can kill. Usage: interrupted_builds.py FOLDER ROUNDS SEED
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import random
@@ -25,15 +26,16 @@ from dataset_registry.testing.echo import use_echo
 from dataset_registry.testing.sources import open_project, write_image_folder
 
 
-def interrupt_once_writing(staging: Path, delay: float, sent: list[float]) -> None:
+def interrupt_once_writing(staging: Path, delay: float, sent: list[float],
+                           finished: threading.Event) -> None:
     """SIGINT to this process `delay` seconds after a task has written part of its file
-    table under `staging` (the pool is then working)."""
+    table under `staging` (the pool is then working), unless the build has `finished`."""
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not finished.is_set():
         if glob.glob(str(staging / "*/.parts/*.csv")):
-            time.sleep(delay)
-            sent.append(time.monotonic())
-            os.kill(os.getpid(), signal.SIGINT)
+            if not finished.wait(delay):
+                sent.append(time.monotonic())
+                os.kill(os.getpid(), signal.SIGINT)
             return
         time.sleep(0.005)
 
@@ -50,25 +52,29 @@ def main(folder: str, rounds: int, seed: int) -> None:
         me = psutil.Process()
         for round_ in range(rounds):
             sent: list[float] = []
-            signaller = threading.Thread(target=interrupt_once_writing,
-                                         args=(staging, rng.uniform(0.0, 0.6), sent))
+            finished = threading.Event()
+            signaller = threading.Thread(target=interrupt_once_writing, args=(
+                staging, rng.uniform(0.0, 0.6), sent, finished))
             signaller.start()
-            try:
-                reg.resolve("many", jobs=2)
-                outcome = "built"  # the signal came too late: a round that proves nothing
-            except KeyboardInterrupt:
-                outcome = "interrupted"
+            with contextlib.suppress(KeyboardInterrupt):
+                try:
+                    reg.resolve("many", jobs=2)
+                finally:
+                    finished.set()
             stopped = time.monotonic()
-            signaller.join()
+            with contextlib.suppress(KeyboardInterrupt):  # sent as the build ended: too late
+                signaller.join()
+            if reg.status("many") == "built":  # the signal came too late: proves nothing
+                print(f"round {round_}: built before the signal", flush=True)
+                reg.store.delete(reg.key("many"))
+                continue
             # the pool's workers are children of the fork server, itself a child of this
             workers = [p for c in me.children() for p in c.children()
                        if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-            print(f"round {round_}: {outcome} in {stopped - sent[0]:.2f} s, staging "
+            print(f"round {round_}: interrupted in {stopped - sent[0]:.2f} s, staging "
                   f"{sorted(os.listdir(staging)) if staging.exists() else []}, "
                   f"workers {[p.pid for p in workers]}, status {reg.status('many')}",
                   flush=True)
-            if outcome == "built":
-                reg.store.delete(reg.key("many"))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from ..stores.base import Drop
 from .base import Executor, OnResult, Progress, arrived, part_name, run_task, warm_up
 
 if TYPE_CHECKING:
-    from ..core.interrupts import Held
+    from ..core.interrupts import HeldInterrupts
     from ..recipes.base import Recipe
 
 
@@ -97,20 +97,22 @@ class LocalExecutor(Executor):
                 arrived(results, i, run_task(recipe, params, task, drop, part_name(i)),
                         task, progress, on_result)
             return results
-        from concurrent.futures import ALL_COMPLETED
-
-        from ..core.interrupts import Held
+        from ..core.interrupts import HeldInterrupts
 
         self.prepare()
         self._started()
         pool = self._pool
         futures: dict[Any, int] = {}
         results = [None] * len(tasks)
-        with Held() as held:  # an interrupt is acted on between waits: core/interrupts.py
+        # an interrupt is acted on between waits, never inside one: core/interrupts.py
+        with HeldInterrupts() as held:
+            arrivals = Arrivals(held)
             try:
-                futures.update((pool.submit(run_task, recipe, params, task, drop,
-                                            part_name(i)), i) for i, task in enumerate(tasks))
-                self._collect(futures, results, tasks, progress, on_result, held)
+                for i, task in enumerate(tasks):
+                    future = pool.submit(run_task, recipe, params, task, drop, part_name(i))
+                    futures[future] = i
+                    arrivals.expect(future)
+                self._collect(futures, arrivals, results, tasks, progress, on_result)
             except (KeyboardInterrupt, SystemExit):
                 # Interrupted (Ctrl-C, SIGTERM): stop the tasks now, before the caller
                 # removes the staging they write into; waiting for them could take minutes.
@@ -123,47 +125,70 @@ class LocalExecutor(Executor):
                 for other in futures:
                     other.cancel()
                 try:
-                    _wait(set(futures), held, ALL_COMPLETED)
-                except (KeyboardInterrupt, SystemExit):
+                    arrivals.drain()
+                except BaseException:
                     self.close(stop=True)
                     raise
                 raise
         return results
 
-    def _collect(self, futures: dict[Any, int], results: list[Any], tasks: Sequence[Any],
-                 progress: Progress | None, on_result: OnResult | None, held: Held) -> None:
-        from concurrent.futures import FIRST_COMPLETED
+    def _collect(self, futures: dict[Any, int], arrivals: Arrivals, results: list[Any],
+                 tasks: Sequence[Any], progress: Progress | None,
+                 on_result: OnResult | None) -> None:
         from concurrent.futures.process import BrokenProcessPool
 
-        pending = set(futures)
-        while pending:
-            # FIRST_COMPLETED, not FIRST_EXCEPTION: that one returns only once every task is
-            # done, so on_result (a recipe's follower) and progress would all come at the end
-            done, pending = _wait(pending, held, FIRST_COMPLETED)
-            for fut in done:
-                exc = fut.exception()
-                if isinstance(exc, BrokenProcessPool):
-                    self.close()
-                    raise BuildError(
-                        "a worker process died (killed, out of memory, or it could not "
-                        "start: a script that calls resolve() with jobs > 1 must do so "
-                        "under `if __name__ == '__main__':`, as multiprocessing requires)"
-                    ) from exc
-                if exc is not None:
-                    raise exc  # map cancels the others
-                i = futures[fut]
-                arrived(results, i, fut.result(), tasks[i], progress, on_result)
+        # each result as its task ends, not all at the end: on_result (a recipe's
+        # follower) and progress run meanwhile
+        for _ in range(len(futures)):
+            fut = arrivals.next()
+            exc = fut.exception()
+            if isinstance(exc, BrokenProcessPool):
+                self.close()
+                raise BuildError(
+                    "a worker process died (killed, out of memory, or it could not "
+                    "start: a script that calls resolve() with jobs > 1 must do so "
+                    "under `if __name__ == '__main__':`, as multiprocessing requires)"
+                ) from exc
+            if exc is not None:
+                raise exc  # map cancels the others
+            i = futures[fut]
+            arrived(results, i, fut.result(), tasks[i], progress, on_result)
 
 
-def _wait(futures: set[Any], held: Held, until: str) -> tuple[set[Any], set[Any]]:
-    """concurrent.futures.wait(futures, return_when=until), looking every POLL seconds
-    for an interrupt `held` noted (raised here, outside wait: core/interrupts.py)."""
-    from concurrent.futures import FIRST_COMPLETED, wait
+class Arrivals:
+    """The pool's futures in the order they finish: each one's done callback puts it on a
+    queue (a look a future; waiting on the pending set instead, FIRST_COMPLETED, takes
+    every pending future's lock at each return, quadratic in the tasks), with a look every
+    POLL seconds at the interrupts `held` noted (raised here, outside any wait)."""
 
-    from ..core.interrupts import POLL
+    POLL = 0.2  # seconds: an interrupt noted during a wait acts at most this late
 
-    while True:
-        done, pending = wait(futures, timeout=POLL, return_when=until)
-        held.deliver()
-        if not pending or (done and until == FIRST_COMPLETED):
-            return done, pending
+    def __init__(self, held: HeldInterrupts) -> None:
+        from queue import SimpleQueue
+
+        self._queue: SimpleQueue[Any] = SimpleQueue()
+        self._held = held
+        self._expected = 0
+
+    def expect(self, future: Any) -> None:
+        self._expected += 1
+        future.add_done_callback(self._queue.put)  # (SimpleQueue.put: reentrant, in C)
+
+    def next(self) -> Any:
+        """The next future to finish, once it has."""
+        from queue import Empty
+
+        while True:
+            try:
+                future = self._queue.get(timeout=self.POLL)
+            except Empty:
+                self._held.deliver()
+                continue
+            self._held.deliver()
+            self._expected -= 1
+            return future
+
+    def drain(self) -> None:
+        """Wait until every expected future has finished (or been cancelled)."""
+        while self._expected:
+            self.next()
