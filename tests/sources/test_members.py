@@ -41,3 +41,18 @@ def test_find_is_the_first_string_holding_the_text_past_any_prefix():
     prefixed = StrColumn(names._blob, names._starts, prefix=4)  # as a split reads "val/..."
     assert [prefixed[i] for i in range(3)] == ["a.png", "b\tc.png", "d\t.png"]
     assert prefixed.find("val") == -1  # the skipped prefix is not searched
+
+
+def test_tolist_of_a_prefixed_column_is_each_string_past_its_prefix():
+    """tolist cuts the prefix (the same bytes before every string: a split's "ünï/") from
+    each decoded string: the strings one by one, non-ASCII names and prefix included,
+    over any slice."""
+    names = ["ünï/a.png", "ünï/ß/b.jpg", "ünï/c d.png", "ünï/日本.jpg", "ünï/e.png"]
+    column = StrColumn.from_list(names)
+    prefixed = StrColumn(column._blob, column._starts, prefix=len("ünï/".encode()))
+    assert prefixed.tolist() == ["a.png", "ß/b.jpg", "c d.png", "日本.jpg", "e.png"]
+    for start, stop in ((0, 5), (1, 4), (3, 5), (2, 2)):
+        part = prefixed.slice(start, stop)
+        assert part.tolist() == [part[i] for i in range(len(part))]
+        assert part.lines() == "".join(s + "\n" for s in part.tolist()).encode()
+    assert column.tolist() == names
