@@ -249,7 +249,7 @@ def test_bench_writes_prints_each_way_of_writing_and_the_ratio():
 def test_bench_plan_prints_the_floor_the_plan_before_and_now_and_the_same_tasks():
     out = run_smoke("bench_plan.py")
     assert_lines(out,
-                 r"## plan: select of 2,000 members \(image-folder tar\), best of 1",
+                 r"## plan: select of 5,000 members \(image-folder tar\), best of 1",
                  r"method +seconds +members/s",
                  r"floor: every member's ref, a batch at a time +{NUM} +{NUM}",
                  r"select's plan +{NUM} +{NUM}",

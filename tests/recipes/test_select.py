@@ -239,3 +239,51 @@ def test_an_empty_split_says_it_is_empty():
     with pytest.raises(BadInputError, match=r"input 'images' \(dataset old \(/store/ab/abc\)\): "
                                             r"split 'val' is empty: it holds no images"):
         pick_split({"*": empty, "val": empty}, "val", "images")
+
+
+def _whole_source_select(tmp_path: Path, params: dict) -> tuple:
+    """A select of all of a 5,000-member image-folder tar (more than a batch of refs, 4,096):
+    the node's params, its inputs and the set."""
+    from dataset_registry.recipes.select import pick_split
+    from dataset_registry.testing.sources import open_project, write_tar
+
+    tar = write_tar(tmp_path / "images.tar",
+                    {f"c{k % 7}/{k:05d}.jpg": b"x" for k in range(5000)})
+    reg = open_project(tmp_path / "project", {"images": tar}, [
+        {"name": "all", "recipe": "select", "inputs": {"images": "images"},
+         "params": {"split": "train", "validate_images": False, **params}}])
+    node = reg.manifests.get("all")
+    inputs, _, _ = reg.resolver.inputs(node, {})
+    return node.params, inputs, pick_split(inputs.images["images"], "train", "images")
+
+
+@pytest.mark.parametrize("params", [{}, {"folders": True}, {"first": 4097}])
+def test_a_whole_source_plans_each_image_as_its_lookup_by_name(tmp_path, params):
+    """The refs made a batch at a time are those a lookup by name gives, past a batch's
+    end, with the output path its base name (or whole name with folders: true)."""
+    from dataset_registry.recipes.select import Select
+
+    params, inputs, images = _whole_source_select(tmp_path, params)
+    planned = [item for task in Select.plan(params, inputs) for item in task]
+    names = images.names.tolist()[:params.first or None]
+    assert [ref for ref, _, _ in planned] == [images.get(name) for name in names]
+    assert [path for _, _, path in planned] == \
+        (names if params.folders else [name.split("/")[1] for name in names])
+
+
+def test_entries_of_a_subclass_own_are_planned_by_their_names(tmp_path):
+    """A subclass whose entries are not the set's first names (its last two here): each is
+    planned as itself, not as the set's member at its position."""
+    from dataset_registry.recipes.select import Entry, Select
+
+    class LastTwo(Select):
+        @classmethod
+        def entries(cls, params, inputs, images):
+            return [Entry(name, None, "last two") for name in images.names.tolist()[-2:]]
+
+    params, inputs, images = _whole_source_select(tmp_path, {})
+    planned = [item for task in LastTwo.plan(params, inputs) for item in task]
+    last = images.names.tolist()[-2:]
+    assert [(ref, path) for ref, _, path in planned] == \
+        [(images.get(name), name.split("/")[1]) for name in last]
+    assert [ref.name for ref, _, _ in planned] == last

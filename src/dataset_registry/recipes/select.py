@@ -93,8 +93,8 @@ class Select(Recipe):
                                 f"holds only {count} images")
         # the set's first names, a column at a time (a ref a member cost ~50 us: 14 s for
         # a 256,200-member source)
-        return [Entry(name, None, f"first {params.first or count}")
-                for name in images.names.slice(0, count).tolist()]
+        where = f"first {params.first or count}"
+        return [Entry(name, None, where) for name in images.names.slice(0, count).tolist()]
 
     @classmethod
     def plan(cls, params: SelectParams, inputs: Inputs) -> Plan:
@@ -103,16 +103,14 @@ class Select(Recipe):
         labels = cls.labels_for(params, inputs, entries)
         unique = list(dict.fromkeys(e.name for e in entries))
         whole = params.folders and not cls.flat
-        paths = unique  # each image's path in the output
         if not whole:
-            bases = [name.rpartition("/")[2] for name in unique]  # (posixpath.basename's)
+            bases = [name.rpartition("/")[2] for name in unique]  # posixpath.basename, no call
             if cls.flat:  # one flat folder, whatever the names (CK's calibration layout)
                 refuse_clashes(unique, bases, "in one flat folder as", images.where)
             else:  # files numbered per folder keep their whole names (naming.py)
                 whole = record_names(unique, bases, unique, "file", images.where)[1]
-            paths = unique if whole else bases
-        refs = _refs(images, unique,
-                     listed="list" in inputs.files or len(unique) != len(entries))
+        paths = unique if whole else bases  # each image's path in the output
+        refs = _refs(images, unique, look_up="list" in inputs.files)
         if labels:
             todo = [(ref, labels.get(ref.name), path)
                     for ref, path in zip(refs, paths, strict=True)]
@@ -141,10 +139,15 @@ class Select(Recipe):
         return [ref.name for i, (ref, _, _) in enumerate(task) if i not in kept]
 
 
-def _refs(images: MemberSet, names: list[str], listed: bool) -> Iterator[MemberRef]:
+def _refs(images: MemberSet, names: list[str], look_up: bool) -> Iterator[MemberRef]:
     """The refs of `names` (distinct, each in `images`), in their order: those a list
-    named (or a set naming one twice) looked up one by one; else they are the set's first
-    names, in its order (`entries`), made a batch at a time."""
-    if listed:
-        return (images.get(name) for name in names)
-    return itertools.islice(images, len(names))
+    named, each looked up by name; else, as `entries` gives them, the set's first names in
+    its order, made a batch at a time, each checked to be the one named (from the first
+    that is not, as entries of a subclass's own may be, each is looked up)."""
+    batched = None if look_up else itertools.islice(images, len(names))
+    for name in names:
+        ref = next(batched, None) if batched is not None else None
+        if ref is None or ref.name != name:
+            batched = None
+            ref = images.get(name)
+        yield ref
