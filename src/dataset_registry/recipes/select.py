@@ -111,11 +111,7 @@ class Select(Recipe):
                 whole = record_names(unique, bases, unique, "file", images.where)[1]
         paths = unique if whole else bases  # each image's path in the output
         refs = _refs(images, unique, look_up="list" in inputs.files)
-        if labels:
-            todo = [(ref, labels.get(ref.name), path)
-                    for ref, path in zip(refs, paths, strict=True)]
-        else:  # (no labels: most selects)
-            todo = [(ref, None, path) for ref, path in zip(refs, paths, strict=True)]
+        todo = [(ref, labels.get(ref.name), path) for ref, path in zip(refs, paths, strict=True)]
         return Plan([todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)],
                     context=(entries, labels))
 
