@@ -202,11 +202,28 @@ def test_names_are_checked_and_compared_across_batches(tmp_path, monkeypatch, ch
                          ([*many[:4], "c9/", "c9/x.JPEG"], True),  # (entry 5, 2nd of its batch)
                          ([*many, "c9/", "c9/x.JPEG"], True),  # (entries 40, 41: a late chunk)
                          ([*many, "c9/x.JPEG", "c9/"], False),
-                         ([*many[:7], "x/../y", *many[7:]], False)]:
+                         ([*many[:7], "x/../y", *many[7:]], False),
+                         ([*many[:7], "c9/d/x.JPEG", "c9/e/y.JPEG", "c9/z.JPEG", "c9/d/e/f.JPEG",
+                           *many[7:]], True)]:  # (folders in folders)
         path = _write(tmp_path, "chunks", build_zip([Entry(n, b"" if n.endswith("/") else A)
                                                      for n in names]))
         assert _vouched(path) == plain, names[-1]
         assert _same_as_strict(path) == plain, names[-1]
+        if plain:
+            _assert_folder_hashes(path)
+
+
+def _assert_folder_hashes(path: Path) -> None:
+    """The fast reader's `parent` hashes: two entries share one exactly when they lie in
+    one folder (0: at the top)."""
+    with open(path, "rb") as f:
+        directory = read_plain(f, *_find_directory(f, path.stat().st_size, str(path)),
+                               str(path))
+    folders = [directory.entry(i).path.rpartition("/")[0] for i in range(len(directory))]
+    hashes = directory.parent.tolist()
+    assert [h == 0 for h in hashes] == [not f for f in folders]
+    assert all((hashes[i] == hashes[j]) == (folders[i] == folders[j])
+               for i in range(len(folders)) for j in range(len(folders)))
 
 
 def _with_central_extra(body: bytes, name: str = "a.JPEG") -> bytes:

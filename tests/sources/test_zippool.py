@@ -70,6 +70,33 @@ def test_a_big_zip_is_cut_into_runs_read_by_several_workers(tmp_path, pooled):
     assert max(shares) < 3 * (cd_offset // (3 * zippool.RUNS_PER_WORKER))  # about equal
 
 
+NESTED = ["a/", "a/x.jpg", "a/b/", "a/b/y.jpg", "a/b/z.jpg", "top.jpg", "a/w.jpg", "c/é/v.jpg",
+          "c/e/v.jpg", "a/b/q.jpg", "ab/x.jpg", "a/bb/y.jpg", "a/b/c/", "a/b/c/d.jpg", "b.jpg"]
+
+
+def test_runs_end_where_a_folder_ends_found_by_folder_hashes_as_by_paths(tmp_path):
+    """The fast reader's folder hashes end a run's last folder where comparing the paths
+    (the strict reader's directory) does: folder entries, files at the top, a folder left
+    and come back to, names alike but for a byte or a length, non-ASCII names."""
+    from dataset_registry.sources.zipindex import _find_directory, _read_directory
+
+    path = tmp_path / "nested.zip"
+    path.write_bytes(python_zip({n: b"" if n.endswith("/") else PHOTO for n in NESTED}))
+    fast = zippool.read_central(str(path), path.stat().st_size).directory
+    with open(path, "rb") as f:
+        found = _find_directory(f, path.stat().st_size, str(path))
+        strict = zipdirectory.Directory.from_entries(_read_directory(f, *found, str(path)))
+    assert fast.parent is not None and strict.parent is None
+    order = fast.file_order()
+    by_hashes, by_paths = zippool._folder_ends(fast, order), zippool._folder_ends(strict, order)
+    ends = [by_paths(k, len(order)) for k in range(1, len(order))]
+    assert [by_hashes(k, len(order)) for k in range(1, len(order))] == ends
+    assert ends == [1, 3, 3, 5, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]  # (a/x.jpg and a/b/ in a/,
+    # a/b/y.jpg and a/b/z.jpg in a/b/; no two others in a row share one)
+    assert all(by_hashes(k, limit) == min(by_paths(k, limit), limit)
+               for k in range(1, len(order)) for limit in range(k, len(order) + 1))
+
+
 def test_a_pool_that_cannot_start_reads_serially(tmp_path, pooled, monkeypatch):
     path = tmp_path / "photos.zip"
     path.write_bytes(python_zip(MEMBERS))

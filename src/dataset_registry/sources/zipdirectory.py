@@ -89,6 +89,10 @@ class Directory:
     packed: np.ndarray
     size: np.ndarray
     offset: np.ndarray  # of the local header
+    parent: np.ndarray | None = None  # uint64: a hash of the folder each entry lies in (0
+    # at the top), equal hashes taken as one folder; None from the strict reader. Only
+    # cutting the members into runs uses it (a folder split between runs costs time, no
+    # more), so it is made where the paths are hashed already.
 
     def __len__(self) -> int:
         return len(self.folder)
@@ -179,7 +183,7 @@ def read_plain(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
     # (flags, method and CRC kept as narrow as they are stored: 20 MB at 1.28M entries)
     return Directory(out.names.tobytes(), name_starts, paths,
                      np.concatenate([[0], np.cumsum(out.widths)]), out.folder, out.flags,
-                     out.method, out.crc, out.packed, out.size, out.offset)
+                     out.method, out.crc, out.packed, out.size, out.offset, out.parent)
 
 
 class _Columns:
@@ -193,6 +197,7 @@ class _Columns:
         self.packed, self.size, self.offset, self.widths = (np.empty(count, np.int64)
                                                             for _ in range(4))
         self.path_hash = np.empty(count, np.uint64)
+        self.parent = np.empty(count, np.uint64)
 
 
 def _read_chunk(at: np.ndarray, fixed: np.ndarray, first: int, cd: np.ndarray,
@@ -220,16 +225,18 @@ def _read_chunk(at: np.ndarray, fixed: np.ndarray, first: int, cd: np.ndarray,
     texts, above_hash, above_entry = _read_names(
         cd, names_at, name_len, folder, host, flags, where,
         out.names[name_starts[rows.start]:name_starts[rows.stop]], out.widths[rows],
-        out.path_hash[rows])
+        out.path_hash[rows], out.parent[rows])
     return "\n".join(texts), above_hash, above_entry + first
 
 
 def _read_names(cd: np.ndarray, names_at: np.ndarray, name_len: np.ndarray,
                 folder: np.ndarray, host: np.ndarray, flags: np.ndarray, where: str,
-                names: np.ndarray, widths: np.ndarray, path_hash: np.ndarray
-                ) -> tuple[list[str], np.ndarray, np.ndarray]:
+                names: np.ndarray, widths: np.ndarray, path_hash: np.ndarray,
+                parent: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Into `names`, the names (concatenated); into `widths`, the width of each path and its
-    separator (in characters); into `path_hash`, each path's hash; if every name is plain.
+    separator (in characters); into `path_hash`, each path's hash, and into `parent` its
+    folder's (that of the folders above it nearest to it; 0 at the top); if every name is
+    plain.
     Returns the paths of each batch (joined by '\\n') and the hashes of the folders above
     each entry, with the entry's number, that `_check_names_once` compares. A batch of
     records at a time, so that what is made per byte stays small."""
@@ -249,7 +256,12 @@ def _read_names(cd: np.ndarray, names_at: np.ndarray, name_len: np.ndarray,
         words = np.ndarray((len(part),), "<u8", np.concatenate([part, np.zeros(8, np.uint8)]),
                            0, (1,))  # the 8 bytes from each byte on
         path_hash[batch] = _range_hashes(words, starts[:-1], starts[1:] - folder[batch])
-        above_hash.append(_range_hashes(words, starts[inner_entry], inner))
+        above = _range_hashes(words, starts[inner_entry], inner)
+        nearest = np.flatnonzero(np.append(inner_entry[1:] != inner_entry[:-1], True)) \
+            if len(inner) else inner  # (each entry's last '/' between components)
+        parent[batch] = 0
+        parent[lo + inner_entry[nearest]] = above[nearest]
+        above_hash.append(above)
         above_entry.append(inner_entry + lo)
     return texts, np.concatenate(above_hash), np.concatenate(above_entry)
 

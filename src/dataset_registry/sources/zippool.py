@@ -145,19 +145,12 @@ def pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
         if len(order) and offsets[0] != 0:
             _unaccounted(0, int(offsets[0]), None, path)
         args = prepare(pool, directory)
-        paths, starts = directory.paths, directory.path_starts
-
-        def folder(k: int) -> str:  # (of the k-th member in file order)
-            i = order[k]
-            return paths[starts[i]:paths.rfind("/", starts[i], starts[i + 1] - 1) + 1]
-
-        runs = iter(_runs(offsets, cd_offset, jobs, folder))
+        runs = iter(_runs(offsets, cd_offset, jobs, _folder_ends(directory, order)))
         while True:
             while len(queue) < AHEAD * jobs:
                 run = next(runs, None)
                 if run is None:
-                    directory = paths = starts = None  # (every run is cut: 150 MB
-                    # at 1.28M entries)
+                    directory = None  # (every run is cut: 150 MB at 1.28M entries)
                     break
                 start, stop = run
                 rows = order[start:stop]
@@ -174,28 +167,53 @@ def pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
         _unaccounted(0, cd_offset, None, path)
 
 
+def _folder_ends(directory: Directory, order: np.ndarray) -> Callable[[int, int], int]:
+    """`end(k, limit)`: the first member from k on (file order `order`), before `limit`,
+    that does not lie in member k - 1's folder (else `limit`). From the directory's folder
+    hashes where the fast reader gave them (the folder starts found at once), else from the
+    paths, a member at a time."""
+    if directory.parent is not None:
+        parent = directory.parent[order]
+        starts = np.flatnonzero(parent[1:] != parent[:-1]) + 1  # (members starting a folder)
+
+        def end(k: int, limit: int) -> int:
+            i = int(np.searchsorted(starts, k))
+            return min(limit, int(starts[i])) if i < len(starts) else limit
+        return end
+    paths, path_starts = directory.paths, directory.path_starts
+
+    def folder(k: int) -> str:  # (of the k-th member in file order)
+        i = order[k]
+        return paths[path_starts[i]:paths.rfind("/", path_starts[i], path_starts[i + 1] - 1) + 1]
+
+    def end_by_paths(k: int, limit: int) -> int:
+        last = folder(k - 1)
+        while k < limit and folder(k) == last:
+            k += 1
+        return k
+    return end_by_paths
+
+
 def _runs(offsets: np.ndarray, cd_offset: int, jobs: int,
-          folder: Callable[[int], str] | None = None) -> Iterator[tuple[int, int]]:
+          folder_end: Callable[[int, int], int] | None = None) -> Iterator[tuple[int, int]]:
     """Consecutive runs [start, stop) of the members in file order (at `offsets`), of about
     equal bytes: each member joins the run while the one before it ends (where the next
     thing starts) less than a run's share of the zip past the run's first, and the run
-    holds at most RUN_MEMBERS. Where `folder` says which folder member k (in file order)
-    lies in, a run goes on to the end of its last member's folder, up to twice its share
-    and twice RUN_MEMBERS: a folder's members then lie in one run, and runs sorted by name
-    follow each other in name order where the folders do (class folders written in
-    order), so their rows need no sorting again."""
+    holds at most RUN_MEMBERS. Where `folder_end` says where the folder of member k - 1 (in
+    file order) ends (`_folder_ends`), a run goes on to the end of its last member's
+    folder, up to twice its share and twice RUN_MEMBERS: a folder's members then lie in
+    one run, and runs sorted by name follow each other in name order where the folders do
+    (class folders written in order), so their rows need no sorting again."""
     follows = np.append(offsets[1:], cd_offset)
     target = max(1, cd_offset // (jobs * RUNS_PER_WORKER))
     start = 0
     while start < len(offsets):
         stop = int(np.searchsorted(follows, offsets[start] + target, side="left")) + 1
         stop = min(len(offsets), max(start + 1, stop), start + RUN_MEMBERS)
-        if folder is not None and stop < len(offsets):
+        if folder_end is not None and stop < len(offsets):
             limit = min(len(offsets), start + 2 * RUN_MEMBERS, int(np.searchsorted(
                 follows, offsets[start] + 2 * target, side="left")) + 1)
-            last = folder(stop - 1)
-            while stop < limit and folder(stop) == last:
-                stop += 1
+            stop = max(stop, folder_end(stop, limit))
         yield start, stop
         start = stop
 
