@@ -59,3 +59,28 @@ def test_members_over_the_default_mmap_threshold_are_kept_too():
                                       capture_output=True, text=True).stdout)
               for how in ("default", "kept")}
     assert faults["kept"] < min(faults["default"], 8 * 120 * 200_000 // 4096) / 3, faults
+
+
+RESULTS = """
+import resource, sys
+from dataset_registry.core import heap
+if sys.argv[1] == "kept":
+    heap.keep_big_blocks_apart()
+else:  # (the mmap threshold alone fixed, the trim threshold left at glibc's 128 KiB)
+    heap._libc().mallopt(heap._M_MMAP_THRESHOLD, 1 << 20)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(200):  # a pool's results as its coordinator receives and frees them
+    result = b"r" * 600_000
+    del result
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_a_coordinator_keeps_the_top_of_its_heap_between_results():
+    """Blocks of ~0.6 MB made and freed in turn (a zip pool's results) are faulted in once
+    where big blocks are kept apart, not once each: the freed top of the heap stays."""
+    faults = {how: int(subprocess.run([sys.executable, "-c", RESULTS, how], check=True,
+                                      capture_output=True, text=True).stdout)
+              for how in ("alone", "kept")}
+    assert faults["alone"] > 200 * 600_000 // 4096 * 0.6, faults
+    assert faults["kept"] < faults["alone"] / 10, faults
