@@ -97,6 +97,48 @@ def test_runs_end_where_a_folder_ends_found_by_folder_hashes_as_by_paths(tmp_pat
                for k in range(1, len(order)) for limit in range(k, len(order) + 1))
 
 
+def test_a_run_in_directory_order_is_sent_as_where_its_records_lie(tmp_path):
+    """A run of entries in directory and file order goes to its worker as five numbers; the
+    worker reads the same run from the zip (every column, name and path) as the columns the
+    coordinator would have sent. Runs out of directory order, and directories of the strict
+    reader, go as columns."""
+    path = tmp_path / "nested.zip"
+    path.write_bytes(python_zip({n: b"" if n.endswith("/") else PHOTO + n.encode()
+                                 for n in NESTED}))
+    central = zippool.read_central(str(path), path.stat().st_size)
+    directory, cd_offset = central.directory, central.cd_offset
+    order = directory.file_order()
+    offsets = directory.offset[order]
+    fields = ("rows", "names", "name_starts", "paths", "path_starts", "columns")
+    with open(path, "rb") as f:
+        for start, stop in [(0, len(order)), (0, 1), (3, 9), (14, 15), (5, 6)]:
+            rows = order[start:stop]
+            task = zippool._task(directory, rows, offsets, stop, cd_offset)
+            assert isinstance(task, zippool.RecordsRun), (start, stop)
+            got = task.read(f, cd_offset, str(path))
+            want = zippool.Run.of(directory, rows, offsets, stop, cd_offset)
+            for name in fields:
+                assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    shuffled = order[[2, 1, 3]]  # (not in directory order: its columns)
+    assert isinstance(zippool._task(directory, shuffled, offsets, 4, cd_offset), zippool.Run)
+
+
+def test_a_zip_whose_directory_changed_while_it_was_read_is_refused(tmp_path):
+    """A worker that reads its run's records again and finds other bytes there says the
+    zip changed while it was read, naming it (no half-read index)."""
+    path = tmp_path / "photos.zip"
+    path.write_bytes(python_zip(MEMBERS))
+    central = zippool.read_central(str(path), path.stat().st_size)
+    order = central.directory.file_order()
+    offsets = central.directory.offset[order]
+    task = zippool._task(central.directory, order, offsets, len(order), central.cd_offset)
+    data = bytearray(path.read_bytes())
+    data[central.cd_offset:central.cd_offset + 4] = b"XXXX"  # (a record's signature gone)
+    path.write_bytes(bytes(data))
+    with pytest.raises(SourceError, match="central directory changed while it was read"):
+        zippool.read_run(str(path), task, central.cd_offset, len(data))
+
+
 def test_a_pool_that_cannot_start_reads_serially(tmp_path, pooled, monkeypatch):
     path = tmp_path / "photos.zip"
     path.write_bytes(python_zip(MEMBERS))

@@ -93,6 +93,9 @@ class Directory:
     # at the top), equal hashes taken as one folder; None from the strict reader. Only
     # cutting the members into runs uses it (a folder split between runs costs time, no
     # more), so it is made where the paths are hashed already.
+    records: np.ndarray | None = None  # int64, len(self) + 1: where entry i's record starts
+    # in the central directory (the last: its size); None from the strict reader. Entries
+    # i to j are then read again by `read_plain` of records[i] to records[j + 1].
 
     def __len__(self) -> int:
         return len(self.folder)
@@ -175,7 +178,7 @@ def read_plain(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
             parts = list(pool.map(_read_chunk, *args))  # (the first NotPlain is raised here)
     else:
         parts = list(map(_read_chunk, *args))
-    del data, cd, fixed, args
+    del data, cd, fixed, args  # (`at` is kept: 8 bytes an entry)
     _check_names_once(out.folder, out.path_hash,
                       *(np.concatenate([part[i] for part in parts]) for i in (1, 2)))
     paths = "\n".join(part[0] for part in parts)
@@ -183,7 +186,8 @@ def read_plain(f: BinaryIO, cd_offset: int, cd_size: int, count: int,
     # (flags, method and CRC kept as narrow as they are stored: 20 MB at 1.28M entries)
     return Directory(out.names.tobytes(), name_starts, paths,
                      np.concatenate([[0], np.cumsum(out.widths)]), out.folder, out.flags,
-                     out.method, out.crc, out.packed, out.size, out.offset, out.parent)
+                     out.method, out.crc, out.packed, out.size, out.offset, out.parent,
+                     np.append(at, cd_size))
 
 
 class _Columns:

@@ -34,7 +34,7 @@ from .nestedpool import (
 )
 from .zipcheck import DEFLATED
 from .ziplocal import MemberColumns
-from .zippool import Central, Progress, Run, pooled_runs, read_central, read_run
+from .zippool import Central, Progress, RecordsRun, Run, pooled_runs, read_central, read_run
 
 if TYPE_CHECKING:
     from .layouts import Entry, Layout
@@ -168,7 +168,8 @@ def _survey(text: str, folder: np.ndarray, layout: Layout) -> Any:
                           if not f])
 
 
-def _index_run(path: str, run: Run, cd_offset: int, size: int, placer: Layout) -> _RunRows:
+def _index_run(path: str, run: Run | RecordsRun, cd_offset: int, size: int, placer: Layout
+               ) -> _RunRows:
     """A pool task: one run's members, read as `read_run` reads them, each placed by
     `placer` (a copy of it per run: what it learns of folders stays in this task); the rows
     of those kept added a column at a time."""
