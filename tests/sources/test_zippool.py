@@ -3,6 +3,7 @@ order, or the same refusal after the same members, word for word."""
 
 import itertools
 import os
+import time
 
 import numpy as np
 import pytest
@@ -137,6 +138,59 @@ def test_a_zip_whose_directory_changed_while_it_was_read_is_refused(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(SourceError, match="central directory changed while it was read"):
         zippool.read_run(str(path), task, central.cd_offset, len(data))
+
+
+def _recording_pools(monkeypatch):
+    """The pools `read_central` starts, as it starts them."""
+    started = []
+    real = zippool._start_pool
+
+    def start(path, jobs):
+        started.append(real(path, jobs))
+        return started[-1]
+
+    monkeypatch.setattr(zippool, "_start_pool", start)
+    return started
+
+
+def test_a_zips_workers_start_while_its_directory_is_read(tmp_path, pooled, monkeypatch):
+    """The pool's workers are spawned on a thread as the directory is read (the reading
+    waits here until all 3 are up, so they cannot have come after it), and that pool reads
+    the members: one pool, the serial reading's members."""
+    path = tmp_path / "photos.zip"
+    path.write_bytes(python_zip(MEMBERS))
+    started = _recording_pools(monkeypatch)
+    real = zippool.read_directory
+    workers = []
+
+    def reading(*args):
+        pool = started[0][0]
+        deadline = time.monotonic() + 60
+        while len(pool._processes or {}) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        workers.append(len(pool._processes))
+        return real(*args)
+
+    monkeypatch.setattr(zippool, "read_directory", reading)
+    zippool.pools_started.clear()
+    found = list(zippool.scan_zip_local(str(path), jobs=3))
+    assert workers == [3] and len(started) == 1
+    assert found == list(scan_zip(str(path))) and zippool.pools_started[str(path)] == 1
+    with pytest.raises(RuntimeError, match="shutdown"):  # (done with: shut down)
+        started[0][0].submit(zippool.read_run)
+
+
+def test_a_refused_directory_shuts_the_workers_started_meanwhile_down(tmp_path, monkeypatch):
+    path = tmp_path / "photos.zip"
+    data = bytearray(python_zip(MEMBERS))
+    data[-22 + 10:-22 + 12] = (999).to_bytes(2, "little")  # (the end record's entry count)
+    path.write_bytes(bytes(data))
+    started = _recording_pools(monkeypatch)
+    with pytest.raises(SourceError):
+        zippool.read_central(str(path), len(data), 3)
+    assert len(started) == 1
+    with pytest.raises(RuntimeError, match="shutdown"):
+        started[0][0].submit(zippool.read_run)
 
 
 def test_a_pool_that_cannot_start_reads_serially(tmp_path, pooled, monkeypatch):
@@ -371,3 +425,30 @@ def test_counted_progress_is_silent_until_a_second_reading_passes_the_first():
     for n in (3, 4, 6, 2):
         again(n)
     assert seen == [5, 7, 1, 2] and sum(seen) == 15
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_share_is_surveyed_from_its_records_as_from_its_paths(tmp_path, shape):
+    """Where the fast reader read the directory, a worker surveys its share of the names by
+    reading their records itself: the same surveys as from the paths the coordinator would
+    send (which a directory of the strict reader sends)."""
+    import dataclasses
+
+    from dataset_registry.sources.layouts import open_layout
+
+    path = tmp_path / "shape.zip"
+    path.write_bytes(_zip(SHAPES[shape]))
+    directory = zippool.read_central(str(path), path.stat().st_size).directory
+    layout = open_layout("image-folder", {})
+    as_paths = dataclasses.replace(directory, records=None)
+    task, *args = zipindexing._survey_tasks(str(path), as_paths, 0, 3, layout)
+    assert task is zipindexing._survey
+    surveys = list(map(task, *args))
+    assert any(surveys) == (shape != "no image")  # (folders holding images or tables)
+    if directory.records is None:  # (the strict reader's: a name it alone reads)
+        assert shape == "a class name a file cannot hold"
+        return
+    task, *args = zipindexing._survey_tasks(str(path), directory,
+                                            zippool.read_central(str(path), path.stat().st_size)
+                                            .cd_offset, 3, layout)
+    assert task is zipindexing._survey_records and list(map(task, *args)) == surveys

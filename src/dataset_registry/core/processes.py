@@ -53,6 +53,36 @@ def start_early() -> None:
     forkserver.ensure_running()
 
 
+class Spawning:
+    """`count` workers of a process pool spawned on a thread, each running `warm` once (its
+    first task), while the caller goes on: spawning waits for the fork server a worker at
+    a time (~10 ms each, more while it still imports its preload), and a pool's first
+    tasks would otherwise wait for all of it. `join()` waits, and gives what the spawning
+    failed with (once; the pool's own submits fail the same way)."""
+
+    def __init__(self, pool: Any, count: int, warm: Any) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._spawn, args=(pool, count, warm),
+                                        name="registry-start-workers", daemon=True)
+        self._thread.start()
+
+    def _spawn(self, pool: Any, count: int, warm: Any) -> None:
+        try:
+            for _ in range(count):  # (a submit finding no idle worker spawns one)
+                pool.submit(warm)
+        except BaseException as exc:  # handed to join(), on the caller's thread
+            self._error = exc
+
+    def join(self) -> BaseException | None:
+        self._thread.join()
+        error, self._error = self._error, None
+        return error
+
+
+def nothing() -> None:
+    """A first task that only starts a worker (`Spawning`)."""
+
+
 def watch_coordinator(pid: int) -> None:
     """Pool initializer: exit this worker as soon as process `pid` (the coordinator) is gone.
 

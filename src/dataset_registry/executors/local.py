@@ -4,7 +4,6 @@ inline with one worker."""
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from .base import Executor, OnResult, Progress, arrived, part_name, run_task, wa
 
 if TYPE_CHECKING:
     from ..core.interrupts import HeldInterrupts
+    from ..core.processes import Spawning
     from ..recipes.base import Recipe
 
 
@@ -33,39 +33,26 @@ class LocalExecutor(Executor):
     def __init__(self, jobs: int | None = None) -> None:
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self._pool: Any = None
-        self._starting: threading.Thread | None = None
-        self._start_error: BaseException | None = None
+        self._starting: Spawning | None = None
 
     def prepare(self) -> None:
         if self.jobs == 1 or self._pool is not None:
             return
         from concurrent.futures import ProcessPoolExecutor
 
-        from ..core.processes import worker_context
+        from ..core.processes import Spawning, worker_context
 
         self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=worker_context(),
                                          initializer=start_worker, initargs=(os.getpid(),))
         # Spawning waits for the fork server, which on its first start imports the
-        # preload (~0.5 s on 2 cores). On a thread, so the coordinator plans meanwhile;
-        # map() waits for it before submitting tasks.
-        self._starting = threading.Thread(target=self._start_workers, args=(self._pool,),
-                                          name="registry-start-workers", daemon=True)
-        self._starting.start()
-
-    def _start_workers(self, pool: Any) -> None:
-        try:
-            for _ in range(self.jobs):  # spawn and warm every worker now, not at the first task
-                pool.submit(warm_up)
-        except BaseException as exc:  # handed to map(), on the caller's thread
-            self._start_error = exc
+        # preload (~0.5 s on 2 cores): every worker is spawned and warmed on a thread, so
+        # the coordinator plans meanwhile; map() waits for it before submitting tasks.
+        self._starting = Spawning(self._pool, self.jobs, warm_up)
 
     def _join_start(self) -> BaseException | None:
         """Wait for the thread starting the workers; what it failed with, if anything."""
-        if self._starting is not None:
-            self._starting.join()
-            self._starting = None
-        exc, self._start_error = self._start_error, None
-        return exc
+        starting, self._starting = self._starting, None
+        return starting.join() if starting is not None else None
 
     def _started(self) -> None:
         exc = self._join_start()

@@ -136,9 +136,13 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
         members = where.scan_tar(layout.nested, advance) if is_tar else \
             where.scan_folder(advance)
     scanned: list[IndexedMember] = []
-    rows = [(f"{e.split}/{e.name}", e, m) for e, m in
-            layout.entries(_kept(itertools.chain(members, found), scanned), is_tar,
-                           where.read)]
+    try:
+        rows = [(f"{e.split}/{e.name}", e, m) for e, m in
+                layout.entries(_kept(itertools.chain(members, found), scanned), is_tar,
+                               where.read)]
+    finally:
+        if central is not None:
+            central.close()  # (its workers, if the reading never took them)
     if any("/" in e.split for _, e, _ in rows):  # (a table's splits are first components)
         _refuse_split(rows)
     if any("\n" in logical for logical, _, _ in rows):  # (no table holds such a name)

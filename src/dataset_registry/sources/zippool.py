@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
+from ..core.processes import Spawning
 from ..errors import SourceError
 from .nestedpool import PARALLEL_BYTES, default_jobs, or_serial
 from .zipcheck import shown
@@ -56,14 +57,30 @@ pools_started: Counter[str] = Counter()
 was not read twice."""
 
 
+_Started = tuple[ProcessPoolExecutor, Spawning]
+
+
 class Central:
     """A zip's central directory, read and checked (`read_central`), handed on to the one
     that cuts it into runs (`pooled_runs`), who lets it go once every run is cut (150 MB
-    at 1.28M entries): `take` gives it once."""
+    at 1.28M entries): `take` gives it once. With it, the pool whose workers started while
+    it was read, handed on the same way (`take_pool`); `close` shuts down one never taken
+    (the members read in this process after all)."""
 
-    def __init__(self, cd_offset: int, directory: Directory) -> None:
+    def __init__(self, cd_offset: int, directory: Directory,
+                 pool: _Started | None = None) -> None:
         self.cd_offset = cd_offset
         self._directory: Directory | None = directory
+        self._pool = pool
+
+    def take_pool(self) -> _Started | None:
+        pool, self._pool = self._pool, None
+        return pool
+
+    def close(self) -> None:
+        pool = self.take_pool()
+        if pool is not None:
+            _shut(pool)
 
     @property
     def directory(self) -> Directory:
@@ -78,21 +95,44 @@ class Central:
         return directory
 
 
-def read_central(path: str, size: int) -> Central:
+def read_central(path: str, size: int, jobs: int = 0) -> Central:
     """The central directory of the local zip at `path` (`size` bytes), read as a pool
-    reads it: the fork server starts first (workers import what tasks need while the
-    directory is read: a second at a million entries), and the reading's temporaries are
-    given back (~100 MB at a million entries)."""
+    reads it: the fork server starts first, and with `jobs` (2 or more) the pool's workers
+    are spawned on a thread while the directory is read (a second at a million entries,
+    on at most 4 cores: on 16, the workers' start took ~0.45 s after it); the reading's
+    temporaries are given back (~100 MB at a million entries)."""
     from ..core.heap import keep_big_blocks_apart, trim
     from ..core.processes import start_early
 
     keep_big_blocks_apart()
     start_early()
-    with open(path, "rb") as f:
-        cd_offset, cd_size, count = _find_directory(f, size, path)
-        directory = read_directory(f, cd_offset, cd_size, count, path)
+    pool = _start_pool(path, jobs) if jobs > 1 else None
+    try:
+        with open(path, "rb") as f:
+            cd_offset, cd_size, count = _find_directory(f, size, path)
+            directory = read_directory(f, cd_offset, cd_size, count, path)
+    except BaseException:
+        if pool is not None:
+            _shut(pool)
+        raise
     trim()
-    return Central(cd_offset, directory)
+    return Central(cd_offset, directory, pool)
+
+
+def _start_pool(path: str, jobs: int) -> _Started:
+    """A pool of `jobs` workers for the zip at `path`, spawned on a thread meanwhile."""
+    from ..core.processes import nothing, watch_coordinator, worker_context
+
+    pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
+                               initargs=(os.getpid(),))
+    pools_started[path] += 1
+    return pool, Spawning(pool, jobs, nothing)
+
+
+def _shut(started: _Started) -> None:
+    pool, spawning = started
+    spawning.join()  # (what it failed with, the pool's own submits failed with too)
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def scan_zip_local(path: str, progress: Progress = None, jobs: int | None = None,
@@ -106,6 +146,8 @@ def scan_zip_local(path: str, progress: Progress = None, jobs: int | None = None
     except OSError:
         size = 0  # (scan_zip says why it cannot be opened)
     if jobs < 2 or size < PARALLEL_BYTES:
+        if central is not None:
+            central.close()  # (its workers are not needed)
         return scan_zip(path, progress=progress)
     return or_serial(_scan_parallel(path, size, progress, jobs, central), path,
                      lambda: scan_zip(path, progress=progress))
@@ -124,28 +166,25 @@ def _scan_parallel(path: str, size: int, progress: Progress, jobs: int,
 
 
 def pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
-                prepare: Callable[[ProcessPoolExecutor, Directory], tuple[Any, ...]]
+                prepare: Callable[[ProcessPoolExecutor, Directory, int], tuple[Any, ...]]
                 = lambda *_: (), central: Central | None = None
                 ) -> Iterator[tuple[_R, np.ndarray]]:
-    """`work(path, run, cd_offset, size, *prepare(pool, directory))` of each run of the
-    zip's members (file order), on `jobs` workers, with the entry numbers of each run;
-    given in file order, a few runs per worker in flight. `prepare` may use the pool (a
+    """`work(path, run, cd_offset, size, *prepare(pool, directory, cd_offset))` of each run
+    of the zip's members (file order), on `jobs` workers, with the entry numbers of each
+    run; given in file order, a few runs per worker in flight. `prepare` may use the pool (a
     layout's survey of the names, say) before any run is read. The directory is read here
     unless `central` holds it already."""
-    from ..core.processes import watch_coordinator, worker_context
-
-    central = central or read_central(path, size)
+    central = central or read_central(path, size, jobs)
     cd_offset, directory = central.cd_offset, central.take()
     queue: deque[tuple[Future[_R], np.ndarray]] = deque()
-    pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
-                               initargs=(os.getpid(),))
-    pools_started[path] += 1
+    started = central.take_pool() or _start_pool(path, jobs)
+    pool = started[0]
     try:
         order = directory.file_order()
         offsets = directory.offset[order]
         if len(order) and offsets[0] != 0:
             _unaccounted(0, int(offsets[0]), None, path)
-        args = prepare(pool, directory)
+        args = prepare(pool, directory, cd_offset)
         runs = iter(_runs(offsets, cd_offset, jobs, _folder_ends(directory, order)))
         while True:
             while len(queue) < AHEAD * jobs:
@@ -163,7 +202,7 @@ def pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
             future, rows = queue.popleft()
             yield future.result(), rows
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        _shut(started)
     if not len(order) and cd_offset:  # (no member: only the directory may be in the file)
         _unaccounted(0, cd_offset, None, path)
 
@@ -252,17 +291,26 @@ class RecordsRun:
     def read(self, f: BinaryIO, cd_offset: int, where: str) -> Run:
         """The run, read from `f`; a SourceError where its records no longer read as the
         coordinator read them (the zip changed while it was read)."""
-        try:
-            directory = read_plain(f, cd_offset + self.at, self.length, self.count, where)
-        except NotPlain:
-            directory = None
-        if directory is None or len(directory) != self.count:
-            raise SourceError(f"{where}: its central directory changed while it was read; "
-                              "read it again once nothing writes it")
+        directory = read_records(f, cd_offset, self.at, self.length, self.count, where)
         rows = np.arange(self.count)
         run = Run.of(directory, rows, np.append(directory.offset, self.follows), self.count,
                      cd_offset)
         return dataclasses.replace(run, rows=rows + self.first)
+
+
+def read_records(f: BinaryIO, cd_offset: int, at: int, length: int, count: int,
+                 where: str) -> Directory:
+    """The `count` entries whose records lie in [at, at + length) of the central directory
+    at `cd_offset` of `f`, read again where the fast reader read them all (`Directory.
+    records`); a SourceError where they no longer read so (the zip changed meanwhile)."""
+    try:
+        directory = read_plain(f, cd_offset + at, length, count, where)
+    except NotPlain:
+        directory = None
+    if directory is None or len(directory) != count:
+        raise SourceError(f"{where}: its central directory changed while it was read; read "
+                          "it again once nothing writes it")
+    return directory
 
 
 @dataclass(frozen=True)
