@@ -119,6 +119,56 @@ def test_writes_wait_for_each_other(tmp_path):
     assert cat.query("SELECT count(*) FROM runs")[1] == [(8,)]
 
 
+OPENS = """
+import sys, duckdb
+try:
+    duckdb.connect(sys.argv[1]).close()
+except duckdb.Error as exc:
+    print(type(exc).__name__)
+else:
+    print("opened")
+"""
+
+
+def _another_process_opens(path: str) -> str:
+    return subprocess.run([sys.executable, "-c", OPENS, path], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_writes_held_together_open_the_catalog_once(tmp_path, monkeypatch):
+    """Inside `held()` a command's last writes share the connection the first opens (each
+    committed on its own); the file is free again once held() ends, or let go of."""
+    import duckdb
+
+    path = str(tmp_path / "c.duckdb")
+    cat = Catalog(path)
+    opened = []
+    real = duckdb.connect
+    monkeypatch.setattr(duckdb, "connect",
+                        lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+
+    def insert(run_id: str) -> None:
+        with cat.write() as con:
+            con.execute("INSERT INTO runs (run_id, job) VALUES (?, 'j')", [run_id])
+
+    with cat.held():
+        insert("a")
+        insert("b")
+        assert _another_process_opens(path) != "opened"  # (held: others wait meanwhile)
+        cat.let_go()  # (as a build does before it starts)
+        assert _another_process_opens(path) == "opened"
+        insert("c")
+    assert opened == [path, path]  # a, b on one connection; c on the next
+    assert _another_process_opens(path) == "opened"
+    with pytest.raises(RuntimeError), cat.held(), cat.write() as con:  # (rolled back, let go)
+        con.execute("INSERT INTO runs (run_id, job) VALUES ('d', 'j')")
+        raise RuntimeError("the body failed")
+    assert _another_process_opens(path) == "opened"
+    insert("e")
+    assert cat.query("SELECT run_id FROM runs ORDER BY 1")[1] == [("a",), ("b",), ("c",),
+                                                                ("e",)]
+
+
 # -- faults: the catalog never blocks, never loses, always rebuilds -------------------------
 
 CAL = "imagenet-min-calibration-first.5"

@@ -163,6 +163,8 @@ class Resolver(Keys):
                 else:
                     damage, publish = None, self.store.commit
                 self._check_buildable(node, key)
+                if self.catalog is not None:
+                    self.catalog.let_go()  # (what an earlier build's record kept open)
                 if not prepared:
                     executor.prepare()  # workers start while the coordinator plans
                     prepared = True

@@ -22,14 +22,17 @@ def resolve(project: Project, name: str, *, jobs: int | None = None,
     node = project.manifests.get(name)
     if not isinstance(node, DatasetNode):
         raise BadInputError(f"{name} is a {node.kind}, not a dataset")
-    if isinstance(executor, Executor):
-        resolved = project.resolver.resolve(name, executor, repair=repair)
-    else:
-        opened = open_executor(executor, jobs)
-        try:
-            resolved = project.resolver.resolve(name, opened, repair=repair)
-        finally:
-            opened.close()
-    locking.keep_current(project, [name])
-    catalog_sync.upkeep_once(project, strict=False)  # published: a catalog fault only warns
+    # one catalog connection for the last build's record and the upkeep after it (each
+    # build lets go of what an earlier one's record kept open)
+    with project.catalog.held():
+        if isinstance(executor, Executor):
+            resolved = project.resolver.resolve(name, executor, repair=repair)
+        else:
+            opened = open_executor(executor, jobs)
+            try:
+                resolved = project.resolver.resolve(name, opened, repair=repair)
+            finally:
+                opened.close()
+        locking.keep_current(project, [name])
+        catalog_sync.upkeep_once(project, strict=False)  # published: a catalog fault warns
     return resolved

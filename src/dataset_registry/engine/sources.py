@@ -48,7 +48,8 @@ def check_source(project: Project, name: str, *, md5: bool = False,
             raise SourceError(f"source {name} ({info.location}): md5 {got}, expected "
                               f"{node.expect.md5} ({node.where}: expect.md5)")
         info.md5 = got  # type: ignore[attr-defined]
-    with contextlib.suppress(CatalogBusyError):  # an index only: the check succeeded
-        project.catalog.record_sources([info])
-    catalog_sync.upkeep_once(project, strict=True)
+    with project.catalog.held():  # (one connection for both)
+        with contextlib.suppress(CatalogBusyError):  # an index only: the check succeeded
+            project.catalog.record_sources([info])
+        catalog_sync.upkeep_once(project, strict=True)
     return info
