@@ -151,19 +151,31 @@ def test_writes_held_together_open_the_catalog_once(tmp_path, monkeypatch):
         with cat.write() as con:
             con.execute("INSERT INTO runs (run_id, job) VALUES (?, 'j')", [run_id])
 
+    def writers_lock_free() -> bool:
+        from filelock import FileLock, Timeout
+
+        other = FileLock(path + ".lock", timeout=0)  # (another holder: flock sees it)
+        try:
+            other.acquire()
+        except Timeout:
+            return False
+        other.release()
+        return True
+
     with cat.held():
         insert("a")
         insert("b")
         assert _another_process_opens(path) != "opened"  # (held: others wait meanwhile)
-        cat.let_go()  # (as a build does before it starts)
-        assert _another_process_opens(path) == "opened"
+        assert not writers_lock_free()
+        cat.let_go()
+        assert _another_process_opens(path) == "opened" and writers_lock_free()
         insert("c")
     assert opened == [path, path]  # a, b on one connection; c on the next
-    assert _another_process_opens(path) == "opened"
+    assert _another_process_opens(path) == "opened" and writers_lock_free()
     with pytest.raises(RuntimeError), cat.held(), cat.write() as con:  # (rolled back, let go)
         con.execute("INSERT INTO runs (run_id, job) VALUES ('d', 'j')")
         raise RuntimeError("the body failed")
-    assert _another_process_opens(path) == "opened"
+    assert _another_process_opens(path) == "opened" and writers_lock_free()
     insert("e")
     assert cat.query("SELECT run_id FROM runs ORDER BY 1")[1] == [("a",), ("b",), ("c",),
                                                                 ("e",)]

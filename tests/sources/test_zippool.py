@@ -124,18 +124,25 @@ def test_a_run_in_directory_order_is_sent_as_where_its_records_lie(tmp_path):
     assert isinstance(zippool._task(directory, shuffled, offsets, 4, cd_offset), zippool.Run)
 
 
-def test_a_zip_whose_directory_changed_while_it_was_read_is_refused(tmp_path):
-    """A worker that reads its run's records again and finds other bytes there says the
-    zip changed while it was read, naming it (no half-read index)."""
+@pytest.mark.parametrize("change", ["a record's signature", "other bytes, same names and sizes"])
+def test_a_zip_whose_directory_changed_while_it_was_read_is_refused(tmp_path, change):
+    """A worker that reads its run's records again and finds they no longer read, or say
+    other things of their members (a CRC), says the zip changed while it was read, naming
+    it: no index of two zips at once."""
     path = tmp_path / "photos.zip"
     path.write_bytes(python_zip(MEMBERS))
     central = zippool.read_central(str(path), path.stat().st_size)
     order = central.directory.file_order()
     offsets = central.directory.offset[order]
     task = zippool._task(central.directory, order, offsets, len(order), central.cd_offset)
-    data = bytearray(path.read_bytes())
-    data[central.cd_offset:central.cd_offset + 4] = b"XXXX"  # (a record's signature gone)
-    path.write_bytes(bytes(data))
+    if change == "a record's signature":
+        data = bytearray(path.read_bytes())
+        data[central.cd_offset:central.cd_offset + 4] = b"XXXX"
+        data = bytes(data)
+    else:
+        data = python_zip({name: bytes(reversed(body)) for name, body in MEMBERS.items()})
+        assert len(data) == path.stat().st_size  # (every record where it was)
+    path.write_bytes(data)
     with pytest.raises(SourceError, match="central directory changed while it was read"):
         zippool.read_run(str(path), task, central.cd_offset, len(data))
 

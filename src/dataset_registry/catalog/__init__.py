@@ -151,8 +151,8 @@ class Catalog:
         """The writes inside share the connection the first of them opens (and the writers'
         lock with it), each still its own transaction: a command's last few writes (a
         build's record, then the catalog's upkeep) open and close the file once, not
-        once each (~40 ms a time on a 16-core machine). Hold it briefly: while it is held,
-        other processes wait to open the catalog."""
+        once each (~40 ms a time on a 16-core machine). Hold it only around those: while
+        it is held, other processes wait to open the catalog."""
         if self._holding:
             yield
             return
@@ -164,8 +164,7 @@ class Catalog:
             self.let_go()
 
     def let_go(self) -> None:
-        """Close the connection held() kept, if any: before anything long inside it (a
-        build), so that no other process waits for it meanwhile."""
+        """Close the connection held() kept, if any (held() does as it ends)."""
         kept, self._kept = self._kept, None
         if kept is not None:
             con, locked = kept

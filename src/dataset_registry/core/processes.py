@@ -68,7 +68,17 @@ class Spawning:
 
     def _spawn(self, pool: Any, count: int, warm: Any) -> None:
         try:
-            for _ in range(count):  # (a submit finding no idle worker spawns one)
+            # A submit spawns a worker only where none is idle, and the first ones are idle
+            # again at once: every worker is spawned first (private, as no public call of
+            # Python < 3.14 does it; where it is missing, the submits spawn what they do).
+            spawn = getattr(pool, "_spawn_process", None)
+            processes = getattr(pool, "_processes", None)
+            if spawn is not None and processes is not None:
+                with pool._shutdown_lock:
+                    if not pool._shutdown_thread:
+                        for _ in range(count - len(processes)):
+                            spawn()
+            for _ in range(count):
                 pool.submit(warm)
         except BaseException as exc:  # handed to join(), on the caller's thread
             self._error = exc

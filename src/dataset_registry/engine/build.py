@@ -64,6 +64,8 @@ class Resolved:
     built_now: bool = False
     repaired: dict[str, list[str]] = field(default_factory=dict)  # name: what was wrong
     pulled: dict[str, str] = field(default_factory=dict)  # name: the cache it came from
+    recorded: bool = field(default=True, repr=False, compare=False)  # False: built now,
+    # its catalog record left to the caller (`Resolver.resolve(record_target=False)`)
 
     @property
     def path(self) -> str:
@@ -132,13 +134,14 @@ class Resolver(Keys):
     # -- resolve ---------------------------------------------------------------------------
 
     def resolve(self, name: str, executor: Executor | None = None, *,
-                repair: bool = False) -> Resolved:
-        """Build what is missing for `name`. `repair`: first re-verify every built
+                repair: bool = False, record_target: bool = True) -> Resolved:
+        """Build what is missing for `name`, each build recorded in the catalog as it ends
+        (`name`'s own only with `record_target`). `repair`: first re-verify every built
         artifact it needs (itself and its inputs) and rebuild, in place, those damaged."""
         from ..executors import LocalExecutor
         from .substituters import pulled_from_cache
 
-        built_now = False
+        built_now = unrecorded = False
         repaired: dict[str, list[str]] = {}
         executor = executor or LocalExecutor()
         prepared = False
@@ -163,22 +166,23 @@ class Resolver(Keys):
                 else:
                     damage, publish = None, self.store.commit
                 self._check_buildable(node, key)
-                if self.catalog is not None:
-                    self.catalog.let_go()  # (what an earlier build's record kept open)
                 if not prepared:
                     executor.prepare()  # workers start while the coordinator plans
                     prepared = True
                 found[key] = self._build(node, key, executor, publish, found)
             if damage:
                 repaired[node.name] = damage
-            self.record(found[key])
+            if record_target or node.name != name:
+                self.record(found[key])
+            else:
+                unrecorded = True
             built_now = True
         key = self.key(name)
         marker = found.get(key) or self.marker(name)
         assert marker is not None
         return Resolved(name=name, key=key, uri=self.store.uri(key), marker=marker,
                         store=self.store, built_now=built_now, repaired=repaired,
-                        pulled=pulled)
+                        pulled=pulled, recorded=not unrecorded)
 
     def built(self, name: str) -> Resolved:
         """The already-built dataset `name`; BadInputError if it is not built."""

@@ -22,17 +22,20 @@ def resolve(project: Project, name: str, *, jobs: int | None = None,
     node = project.manifests.get(name)
     if not isinstance(node, DatasetNode):
         raise BadInputError(f"{name} is a {node.kind}, not a dataset")
-    # one catalog connection for the last build's record and the upkeep after it (each
-    # build lets go of what an earlier one's record kept open)
+    if isinstance(executor, Executor):
+        resolved = project.resolver.resolve(name, executor, repair=repair, record_target=False)
+    else:
+        opened = open_executor(executor, jobs)
+        try:
+            resolved = project.resolver.resolve(name, opened, repair=repair,
+                                                record_target=False)
+        finally:
+            opened.close()
+    locking.keep_current(project, [name])
+    # the build's record and the catalog's upkeep after it on one connection (nothing long
+    # between: while it is held, other processes wait for the catalog)
     with project.catalog.held():
-        if isinstance(executor, Executor):
-            resolved = project.resolver.resolve(name, executor, repair=repair)
-        else:
-            opened = open_executor(executor, jobs)
-            try:
-                resolved = project.resolver.resolve(name, opened, repair=repair)
-            finally:
-                opened.close()
-        locking.keep_current(project, [name])
+        if not resolved.recorded:
+            project.resolver.record(resolved.marker)
         catalog_sync.upkeep_once(project, strict=False)  # published: a catalog fault warns
     return resolved

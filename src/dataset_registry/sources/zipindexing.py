@@ -43,6 +43,7 @@ from .zippool import (
     read_central,
     read_records,
     read_run,
+    records_of,
 )
 
 if TYPE_CHECKING:
@@ -185,12 +186,9 @@ def _survey_tasks(path: str, directory: Directory, cd_offset: int, jobs: int,
     as its paths."""
     shares = _shares(len(directory), jobs)
     layouts = [layout] * len(shares)
-    records = directory.records
-    if records is not None:
+    if directory.records is not None:
         return (_survey_records, [path] * len(shares), [cd_offset] * len(shares),
-                [int(records[a]) for a, _ in shares],
-                [int(records[b] - records[a]) for a, b in shares],
-                [b - a for a, b in shares], layouts)
+                [records_of(directory, a, b) for a, b in shares], layouts)
     return (_survey, [directory.paths[directory.path_starts[a]:directory.path_starts[b] - 1]
                       for a, b in shares], [directory.folder[a:b] for a, b in shares], layouts)
 
@@ -201,13 +199,13 @@ def _survey(text: str, folder: np.ndarray, layout: Layout) -> Any:
                           if not f])
 
 
-def _survey_records(path: str, cd_offset: int, at: int, length: int, count: int,
+def _survey_records(path: str, cd_offset: int, share: tuple[int, int, int, int, int],
                     layout: Layout) -> Any:
-    """A pool task: `_survey` of the `count` entries whose records lie at [at, at + length)
-    of the central directory, read here."""
+    """A pool task: `_survey` of a share of the entries (`records_of`), read here."""
+    _, count, at, length, said = share
     with open(path, "rb") as f:
-        share = read_records(f, cd_offset, at, length, count, path)
-    return _survey(share.paths, share.folder, layout)
+        entries = read_records(f, cd_offset, at, length, count, said, path)
+    return _survey(entries.paths, entries.folder, layout)
 
 
 def _index_run(path: str, run: Run | RecordsRun, cd_offset: int, size: int, placer: Layout

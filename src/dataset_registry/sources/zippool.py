@@ -131,8 +131,10 @@ def _start_pool(path: str, jobs: int) -> _Started:
 
 def _shut(started: _Started) -> None:
     pool, spawning = started
-    spawning.join()  # (what it failed with, the pool's own submits failed with too)
-    pool.shutdown(wait=True, cancel_futures=True)
+    try:
+        spawning.join()  # (a failed start: the pool's tasks have failed already, or never ran)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def scan_zip_local(path: str, progress: Progress = None, jobs: int | None = None,
@@ -265,13 +267,37 @@ def _task(directory: Directory, rows: np.ndarray, offsets: np.ndarray, stop: int
     directory and they follow each other in it (the usual zip, written in order), else
     the run's columns."""
     first, count = int(rows[0]), len(rows)
-    records = directory.records
-    if records is None or int(rows[-1]) - first + 1 != count or \
-            not (np.diff(rows) == 1).all():
+    if directory.records is None or not _in_directory_order(rows):
         return Run.of(directory, rows, offsets, stop, cd_offset)
-    return RecordsRun(first, count, int(records[first]),
-                      int(records[first + count] - records[first]),
+    return RecordsRun(*records_of(directory, first, first + count),
                       int(offsets[stop]) if stop < len(offsets) else cd_offset)
+
+
+def _in_directory_order(rows: np.ndarray) -> bool:
+    """Whether entry numbers `rows` follow each other (a run of the directory, in order)."""
+    return int(rows[-1]) - int(rows[0]) + 1 == len(rows) and bool((np.diff(rows) == 1).all())
+
+
+def records_of(directory: Directory, first: int, stop: int) -> tuple[int, int, int, int, int]:
+    """Entries [first, stop) of a directory the fast reader read, as a worker reads them
+    again (`read_records`): first, count, where their records lie and their bytes, and a
+    hash of what the directory says of their members (flags, method, CRC, sizes, offset),
+    which the worker's reading must give again."""
+    records = directory.records
+    assert records is not None
+    return (first, stop - first, int(records[first]), int(records[stop] - records[first]),
+            _said(directory, first, stop))
+
+
+def _said(directory: Directory, first: int, stop: int) -> int:
+    """xxh3 of entries [first, stop)'s flags, method, CRC, sizes and offset."""
+    import xxhash
+
+    rows = slice(first, stop)
+    return xxhash.xxh3_64_intdigest(b"".join(
+        np.ascontiguousarray(column[rows], np.int64).tobytes() for column in
+        (directory.flags, directory.method, directory.crc, directory.packed, directory.size,
+         directory.offset)))
 
 
 @dataclass(frozen=True)
@@ -286,28 +312,31 @@ class RecordsRun:
     count: int
     at: int  # where their records start in the central directory, and their bytes
     length: int
+    said: int  # what the directory said of their members (`records_of`)
     follows: int  # where the thing after the last member starts
 
     def read(self, f: BinaryIO, cd_offset: int, where: str) -> Run:
         """The run, read from `f`; a SourceError where its records no longer read as the
         coordinator read them (the zip changed while it was read)."""
-        directory = read_records(f, cd_offset, self.at, self.length, self.count, where)
+        directory = read_records(f, cd_offset, self.at, self.length, self.count, self.said,
+                                 where)
         rows = np.arange(self.count)
         run = Run.of(directory, rows, np.append(directory.offset, self.follows), self.count,
                      cd_offset)
         return dataclasses.replace(run, rows=rows + self.first)
 
 
-def read_records(f: BinaryIO, cd_offset: int, at: int, length: int, count: int,
+def read_records(f: BinaryIO, cd_offset: int, at: int, length: int, count: int, said: int,
                  where: str) -> Directory:
     """The `count` entries whose records lie in [at, at + length) of the central directory
-    at `cd_offset` of `f`, read again where the fast reader read them all (`Directory.
-    records`); a SourceError where they no longer read so (the zip changed meanwhile)."""
+    at `cd_offset` of `f`, read again where the fast reader read them all (`records_of`);
+    a SourceError where they no longer read so, or say other things of their members
+    than `said` (the zip changed meanwhile)."""
     try:
         directory = read_plain(f, cd_offset + at, length, count, where)
     except NotPlain:
         directory = None
-    if directory is None or len(directory) != count:
+    if directory is None or len(directory) != count or _said(directory, 0, count) != said:
         raise SourceError(f"{where}: its central directory changed while it was read; read "
                           "it again once nothing writes it")
     return directory
@@ -335,10 +364,11 @@ class Run:
                             directory.method[rows], directory.crc[rows], directory.packed[rows],
                             directory.size[rows], directory.offset[rows], follows])
         first, last = int(rows[0]), int(rows[-1])
+        in_order = _in_directory_order(rows)
         texts: list[bytes | str | np.ndarray] = []
         for blob, starts, end in ((directory.names, directory.name_starts, b""),
                                   (directory.paths, directory.path_starts, "\n")):
-            if last - first + 1 == len(rows) and (np.diff(rows) == 1).all():
+            if in_order:
                 # (a run of entries in directory order: the usual zip, written in order)
                 text = blob[starts[first]:starts[last + 1] - len(end)] + end
                 texts += [text, starts[first:last + 2] - starts[first]]
