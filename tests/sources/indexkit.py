@@ -31,7 +31,8 @@ def indexed(path: Path, cache: Path, layout: str, options: dict[str, Any] | None
 
 def zip_on_a_pool(folder: Path, monkeypatch: Any, data: bytes) -> Path:
     """`data` written as `folder`/source.zip, read on a pool of 3 workers in runs of a few
-    members, however small it is."""
+    members, however small it is, each worker reading its run's records itself (as many
+    workers do: `zippool.RECORDS_FROM`; the `pooled` runs of test_zippool get columns)."""
     from dataset_registry.sources import zippool
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -40,4 +41,5 @@ def zip_on_a_pool(folder: Path, monkeypatch: Any, data: bytes) -> Path:
     monkeypatch.setattr(zippool, "PARALLEL_BYTES", 0)
     monkeypatch.setattr(zippool, "RUNS_PER_WORKER", 3)
     monkeypatch.setattr(zippool, "default_jobs", lambda: 3)
+    monkeypatch.setattr(zippool, "RECORDS_FROM", 3)
     return path

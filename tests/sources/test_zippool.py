@@ -114,14 +114,17 @@ def test_a_run_in_directory_order_is_sent_as_where_its_records_lie(tmp_path):
     with open(path, "rb") as f:
         for start, stop in [(0, len(order)), (0, 1), (3, 9), (14, 15), (5, 6)]:
             rows = order[start:stop]
-            task = zippool._task(directory, rows, offsets, stop, cd_offset)
+            task = zippool._task(directory, rows, offsets, stop, cd_offset, 4)
             assert isinstance(task, zippool.RecordsRun), (start, stop)
             got = task.read(f, cd_offset, str(path))
             want = zippool.Run.of(directory, rows, offsets, stop, cd_offset)
             for name in fields:
                 assert np.array_equal(getattr(got, name), getattr(want, name)), name
     shuffled = order[[2, 1, 3]]  # (not in directory order: its columns)
-    assert isinstance(zippool._task(directory, shuffled, offsets, 4, cd_offset), zippool.Run)
+    assert isinstance(zippool._task(directory, shuffled, offsets, 4, cd_offset, 4), zippool.Run)
+    few = zippool.RECORDS_FROM - 1  # (so few workers that the coordinator keeps up: columns)
+    assert isinstance(zippool._task(directory, order, offsets, len(order), cd_offset, few),
+                      zippool.Run)
 
 
 @pytest.mark.parametrize("change", ["a record's signature", "other bytes, same names and sizes"])
@@ -134,7 +137,7 @@ def test_a_zip_whose_directory_changed_while_it_was_read_is_refused(tmp_path, ch
     central = zippool.read_central(str(path), path.stat().st_size)
     order = central.directory.file_order()
     offsets = central.directory.offset[order]
-    task = zippool._task(central.directory, order, offsets, len(order), central.cd_offset)
+    task = zippool._task(central.directory, order, offsets, len(order), central.cd_offset, 4)
     if change == "a record's signature":
         data = bytearray(path.read_bytes())
         data[central.cd_offset:central.cd_offset + 4] = b"XXXX"
@@ -448,14 +451,17 @@ def test_a_share_is_surveyed_from_its_records_as_from_its_paths(tmp_path, shape)
     directory = zippool.read_central(str(path), path.stat().st_size).directory
     layout = open_layout("image-folder", {})
     as_paths = dataclasses.replace(directory, records=None)
-    task, *args = zipindexing._survey_tasks(str(path), as_paths, 0, 3, layout)
+    task, *args = zipindexing._survey_tasks(str(path), as_paths, 0, 4, layout)
     assert task is zipindexing._survey
     surveys = list(map(task, *args))
+    few = zippool.RECORDS_FROM - 1  # (so few workers that the coordinator keeps up: paths)
+    assert zipindexing._survey_tasks(str(path), directory, 0, few, layout)[0] is \
+        zipindexing._survey
     assert any(surveys) == (shape != "no image")  # (folders holding images or tables)
     if directory.records is None:  # (the strict reader's: a name it alone reads)
         assert shape == "a class name a file cannot hold"
         return
     task, *args = zipindexing._survey_tasks(str(path), directory,
                                             zippool.read_central(str(path), path.stat().st_size)
-                                            .cd_offset, 3, layout)
+                                            .cd_offset, 4, layout)
     assert task is zipindexing._survey_records and list(map(task, *args)) == surveys

@@ -181,12 +181,12 @@ def _survey_tasks(path: str, directory: Directory, cd_offset: int, jobs: int,
                   layout: Layout) -> tuple[Any, ...]:
     """`layout.survey` of `jobs` about equal shares of the entries, as pool tasks
     (function, then each argument's list): each share as where its records lie, the
-    worker reading their paths itself, where the fast reader read the directory (~5 MB
-    of paths sent a worker at a million entries took 0.3 s of 16 workers' start), else
-    as its paths."""
+    worker reading their paths itself, where the fast reader read the directory and the
+    workers are many (`zippool.RECORDS_FROM`: the coordinator would send each ~5 MB of
+    paths at a million entries), else as its paths."""
     shares = _shares(len(directory), jobs)
     layouts = [layout] * len(shares)
-    if directory.records is not None:
+    if directory.records is not None and jobs >= zippool.RECORDS_FROM:
         return (_survey_records, [path] * len(shares), [cd_offset] * len(shares),
                 [records_of(directory, a, b) for a, b in shares], layouts)
     return (_survey, [directory.paths[directory.path_starts[a]:directory.path_starts[b] - 1]
