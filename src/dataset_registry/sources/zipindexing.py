@@ -37,13 +37,12 @@ from .ziplocal import MemberColumns
 from .zippool import (
     Central,
     Progress,
+    Records,
     RecordsRun,
     Run,
     pooled_runs,
     read_central,
-    read_records,
     read_run,
-    records_of,
 )
 
 if TYPE_CHECKING:
@@ -188,7 +187,7 @@ def _survey_tasks(path: str, directory: Directory, cd_offset: int, jobs: int,
     layouts = [layout] * len(shares)
     if directory.records is not None and jobs >= zippool.RECORDS_FROM:
         return (_survey_records, [path] * len(shares), [cd_offset] * len(shares),
-                [records_of(directory, a, b) for a, b in shares], layouts)
+                [Records.of(directory, a, b) for a, b in shares], layouts)
     return (_survey, [directory.paths[directory.path_starts[a]:directory.path_starts[b] - 1]
                       for a, b in shares], [directory.folder[a:b] for a, b in shares], layouts)
 
@@ -199,12 +198,10 @@ def _survey(text: str, folder: np.ndarray, layout: Layout) -> Any:
                           if not f])
 
 
-def _survey_records(path: str, cd_offset: int, share: tuple[int, int, int, int, int],
-                    layout: Layout) -> Any:
-    """A pool task: `_survey` of a share of the entries (`records_of`), read here."""
-    _, count, at, length, said = share
+def _survey_records(path: str, cd_offset: int, share: Records, layout: Layout) -> Any:
+    """A pool task: `_survey` of a share of the entries, read here (`Records.read`)."""
     with open(path, "rb") as f:
-        entries = read_records(f, cd_offset, at, length, count, said, path)
+        entries = share.read(f, cd_offset, path)
     return _survey(entries.paths, entries.folder, layout)
 
 

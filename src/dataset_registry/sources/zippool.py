@@ -20,7 +20,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -272,7 +272,7 @@ def _task(directory: Directory, rows: np.ndarray, offsets: np.ndarray, stop: int
     first, count = int(rows[0]), len(rows)
     if jobs < RECORDS_FROM or directory.records is None or not _in_directory_order(rows):
         return Run.of(directory, rows, offsets, stop, cd_offset)
-    return RecordsRun(*records_of(directory, first, first + count),
+    return RecordsRun(Records.of(directory, first, first + count),
                       int(offsets[stop]) if stop < len(offsets) else cd_offset)
 
 
@@ -281,15 +281,38 @@ def _in_directory_order(rows: np.ndarray) -> bool:
     return int(rows[-1]) - int(rows[0]) + 1 == len(rows) and bool((np.diff(rows) == 1).all())
 
 
-def records_of(directory: Directory, first: int, stop: int) -> tuple[int, int, int, int, int]:
-    """Entries [first, stop) of a directory the fast reader read, as a worker reads them
-    again (`read_records`): first, count, where their records lie and their bytes, and a
-    hash of what the directory says of their members (flags, method, CRC, sizes, offset),
-    which the worker's reading must give again."""
-    records = directory.records
-    assert records is not None
-    return (first, stop - first, int(records[first]), int(records[stop] - records[first]),
-            _said(directory, first, stop))
+class Records(NamedTuple):
+    """Entries [first, first + count) of a directory the fast reader read, as a worker
+    reads them again (`read`): where their records lie in the central directory and their
+    bytes, and a hash of what the directory says of their members (flags, method, CRC,
+    sizes, offset), which the worker's reading must give again."""
+
+    first: int
+    count: int
+    at: int
+    length: int
+    said: int
+
+    @classmethod
+    def of(cls, directory: Directory, first: int, stop: int) -> Records:
+        records = directory.records
+        assert records is not None
+        return cls(first, stop - first, int(records[first]),
+                   int(records[stop] - records[first]), _said(directory, first, stop))
+
+    def read(self, f: BinaryIO, cd_offset: int, where: str) -> Directory:
+        """The entries, read from `f` (the zip whose directory is at `cd_offset`); a
+        SourceError where they no longer read so, or say other things of their members
+        (the zip changed meanwhile)."""
+        try:
+            directory = read_plain(f, cd_offset + self.at, self.length, self.count, where)
+        except NotPlain:
+            directory = None
+        if directory is None or len(directory) != self.count or \
+                _said(directory, 0, self.count) != self.said:
+            raise SourceError(f"{where}: its central directory changed while it was read; "
+                              "read it again once nothing writes it")
+        return directory
 
 
 def _said(directory: Directory, first: int, stop: int) -> int:
@@ -307,42 +330,20 @@ def _said(directory: Directory, first: int, stop: int) -> int:
 class RecordsRun:
     """A run of entries that follow each other in the central directory and in the file,
     as where their records lie: the worker reads them again itself (`read_plain`, ~0.5 us
-    an entry), so the coordinator sends five numbers, not the run's columns (~150 bytes an
+    an entry), so the coordinator sends six numbers, not the run's columns (~150 bytes an
     entry to make, pickle and send a run at a time: at a million entries the coordinator's
     work, not the workers', was what a pool of 16 waited for)."""
 
-    first: int  # entry number of the first
-    count: int
-    at: int  # where their records start in the central directory, and their bytes
-    length: int
-    said: int  # what the directory said of their members (`records_of`)
+    records: Records
     follows: int  # where the thing after the last member starts
 
     def read(self, f: BinaryIO, cd_offset: int, where: str) -> Run:
-        """The run, read from `f`; a SourceError where its records no longer read as the
-        coordinator read them (the zip changed while it was read)."""
-        directory = read_records(f, cd_offset, self.at, self.length, self.count, self.said,
-                                 where)
-        rows = np.arange(self.count)
-        run = Run.of(directory, rows, np.append(directory.offset, self.follows), self.count,
+        """The run, read from `f` (`Records.read`)."""
+        directory = self.records.read(f, cd_offset, where)
+        rows = np.arange(len(directory))
+        run = Run.of(directory, rows, np.append(directory.offset, self.follows), len(rows),
                      cd_offset)
-        return dataclasses.replace(run, rows=rows + self.first)
-
-
-def read_records(f: BinaryIO, cd_offset: int, at: int, length: int, count: int, said: int,
-                 where: str) -> Directory:
-    """The `count` entries whose records lie in [at, at + length) of the central directory
-    at `cd_offset` of `f`, read again where the fast reader read them all (`records_of`);
-    a SourceError where they no longer read so, or say other things of their members
-    than `said` (the zip changed meanwhile)."""
-    try:
-        directory = read_plain(f, cd_offset + at, length, count, where)
-    except NotPlain:
-        directory = None
-    if directory is None or len(directory) != count or _said(directory, 0, count) != said:
-        raise SourceError(f"{where}: its central directory changed while it was read; read "
-                          "it again once nothing writes it")
-    return directory
+        return dataclasses.replace(run, rows=rows + self.records.first)
 
 
 @dataclass(frozen=True)
