@@ -215,6 +215,65 @@ def test_a_pool_that_cannot_start_reads_serially(tmp_path, pooled, monkeypatch):
     assert list(zippool.scan_zip_local(str(path), jobs=3)) == list(scan_zip(str(path)))
 
 
+def _dying_pools(monkeypatch):
+    """Pools whose every worker exits as it starts (status 3), as `read_central` starts
+    them: the early-started pool breaks, it does not refuse."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dataset_registry.core.processes import Spawning, nothing, worker_context
+
+    started = []
+
+    def start(path, jobs):
+        pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=os._exit,
+                                   initargs=(3,))
+        started.append((pool, Spawning(pool, jobs, nothing)))
+        return started[-1]
+
+    monkeypatch.setattr(zippool, "_start_pool", start)
+    return started
+
+
+def _no_threads_but(before):
+    """The threads left now that were not there `before` (waiting a moment for daemon ones
+    to end)."""
+    import threading
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not left:
+            return []
+        time.sleep(0.05)
+    return left
+
+
+@pytest.mark.parametrize("table", [False, True])
+def test_an_early_started_pool_whose_workers_die_hands_the_zip_to_the_serial_reading(
+        tmp_path, monkeypatch, table):
+    """Every worker of the pool started while the directory is read dies: the members and
+    the index are the serial reading's, and the pool and its threads are gone after."""
+    import threading
+
+    data = _with_a_table() if table else python_zip(MEMBERS)
+    path = zip_on_a_pool(tmp_path, monkeypatch, data)
+    before = set(threading.enumerate())
+    started = _dying_pools(monkeypatch)
+    assert list(zippool.scan_zip_local(str(path), jobs=3)) == list(scan_zip(str(path)))
+    pooled = _index(path, tmp_path / "a")
+    assert pooled[1] is None and pooled[0][1] == (len(CLASSES) if table else len(MEMBERS))
+    # (the members' reading started one; the index two: its own, then its serial
+    # reading's, which tries a pool again before reading in this process)
+    assert len(started) == (2 if table else 3)  # (with a table: the serial reading takes
+    # the pool started while the directory was read)
+    monkeypatch.setattr("dataset_registry.sources.indexing.index_zip", lambda *_: None)
+    assert pooled == _index(path, tmp_path / "b")
+    assert _no_threads_but(before) == []
+    for pool, _ in started:
+        with pytest.raises(RuntimeError):  # (broken or shut down: either refuses work)
+            pool.submit(zippool.read_run)
+
+
 # The index of a zip source on a pool: members read and placed by workers
 
 
