@@ -22,7 +22,8 @@ import sys
 import threading
 from typing import Any
 
-PRELOAD = ["__main__", "dataset_registry.recipes.builtins", "dataset_registry.recipes.imaging"]
+PRELOAD = ["__main__", "dataset_registry.recipes.builtins", "dataset_registry.recipes.imaging",
+           "dataset_registry.core.forkserver"]  # (last: its exit handler runs first)
 
 
 def usable_cores() -> int:

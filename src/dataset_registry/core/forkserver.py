@@ -1,0 +1,34 @@
+"""What the fork server imports for itself (`processes.PRELOAD`, last): at its exit, it skips
+the interpreter's teardown.
+
+The fork server lives as long as the coordinator and exits when it does, and it holds the
+coordinator's stdout and stderr (its workers print there). Whoever reads those to their end
+(`$(registry resolve NAME)`, `subprocess.run(..., capture_output=True)`) waits for it as
+well: its ordinary exit frees every module it preloaded (numpy, Pillow, the recipes),
+~40 ms after the coordinator's own (2 cores), the command's output open all that time. It
+has nothing to flush or finalise: it forks workers, each its own process, and its listening
+socket is the coordinator's. So it leaves with `os._exit(0)`, first of its exit handlers.
+Imported anywhere else, this module does nothing."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+
+
+def in_fork_server() -> bool:
+    """Whether this import runs in a fork server's preload (`forkserver.main` is on the
+    stack), not in a coordinator or a worker."""
+    from multiprocessing import forkserver
+
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_code is forkserver.main.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
+if in_fork_server():
+    atexit.register(os._exit, 0)  # (run first: the last registered, after the preload's)
