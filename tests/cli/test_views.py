@@ -82,8 +82,9 @@ def test_the_views_run_without_the_cycle_collector_and_main_gives_it_back(projec
 def test_a_view_run_as_the_process_command_line_leaves_its_objects_to_the_exit(project, capsys,
                                                                                monkeypatch):
     """main() of the process's own command line (argv None: the `registry` script) freezes
-    a view's objects as it returns, so the interpreter's exit does not collect them; an
-    in-process caller (argv given) and the other commands keep a collectable heap."""
+    a view's objects as it returns, so the interpreter's exit does not collect them (and
+    a resolve's and a source command's: tests/cli/test_resolve.py); an in-process caller
+    (argv given), a failure and the other commands keep a collectable heap."""
     import gc
 
     from dataset_registry import cli
@@ -93,8 +94,11 @@ def test_a_view_run_as_the_process_command_line_leaves_its_objects_to_the_exit(p
         for argv in (["show", SPLIT], ["list"]):
             assert run(capsys, *argv)[0] == 0
             assert gc.get_freeze_count() == 0, argv  # argv given: not the process's line
-        monkeypatch.setattr("sys.argv", ["registry", "source", "show"])
+        monkeypatch.setattr("sys.argv", ["registry", "sql", "SELECT 1"])
         assert cli.main() == 0
+        assert gc.get_freeze_count() == 0
+        monkeypatch.setattr("sys.argv", ["registry", "show", "no-such-dataset"])
+        assert cli.main() == 2
         assert gc.get_freeze_count() == 0
         for argv in (["show", SPLIT], ["lineage", TINY]):
             ANSWERS.unlink(missing_ok=True)  # the full path, then its replay
@@ -104,5 +108,25 @@ def test_a_view_run_as_the_process_command_line_leaves_its_objects_to_the_exit(p
                 assert gc.get_freeze_count() > 0, argv
                 gc.unfreeze()
         assert SPLIT in capsys.readouterr().out
+    finally:
+        gc.unfreeze()
+
+
+def test_a_build_or_a_source_command_as_the_process_command_line_leaves_its_objects_to_the_exit(
+        project, capsys, monkeypatch):
+    """`resolve` and `source` end as a view does (a script waiting for the build's end waits
+    for the exit too): their objects frozen as main returns, only as the process's line."""
+    import gc
+
+    from dataset_registry import cli
+
+    try:
+        for argv in (["resolve", TINY], ["source", "check", "my-images"]):
+            monkeypatch.setattr("sys.argv", ["registry", *argv])
+            assert cli.main() == 0, argv
+            assert gc.get_freeze_count() > 0, argv
+            gc.unfreeze()
+            assert run(capsys, *argv)[0] == 0
+            assert gc.get_freeze_count() == 0, argv
     finally:
         gc.unfreeze()
