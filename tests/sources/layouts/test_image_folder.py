@@ -137,3 +137,42 @@ def test_a_kept_image_file_is_one_neither_ignored_nor_not_an_image():
     for name in sorted(n for n in names if n):
         assert kept_image_file(name) == (not ignored_name(name) and is_image_name(name)), name
     assert kept_image_file("n01440764_10026.JPEG") and not kept_image_file("._x.jpg")
+
+
+def _survey_by_definition(paths):
+    """ImageFolder.survey as the layout defines it, a name at a time."""
+    from dataset_registry.sources.layouts import ignored_below, is_image_name
+    from dataset_registry.sources.layouts.image_folder import METADATA
+
+    found, folders = {}, {}
+    for path in paths:
+        if ignored_below(path, folders):
+            continue
+        folder, _, name = path.rpartition("/")
+        if name in METADATA:
+            found[folder] = True
+        elif is_image_name(name):
+            found.setdefault(folder, False)
+    return found
+
+
+def test_the_survey_of_a_folders_names_after_its_first_image_finds_what_each_name_would():
+    """survey skips the names after a folder's first image but a table's: the same folders,
+    the same tables, as looking at every name, over names of every kind in any order."""
+    import random
+
+    from dataset_registry.sources.layouts.image_folder import ImageFolder
+
+    folders = ["", "a", "a/b", "a/bb", "ab", ".hidden", "a/.git", "__MACOSX/a", "train/cat",
+               "train/cat/x", "x/metadata.csv"]
+    names = ["0.jpg", "1.JPEG", "2.png", "notes.txt", "metadata.csv", "metadata.jsonl",
+             ".metadata.csv", "Metadata.csv", "metadata.csv.bak", ".DS_Store", "Thumbs.db",
+             ".jpg", "..jpg", "a.b.webp", "noext", "3.jpg/"]
+    layout = ImageFolder()
+    rng = random.Random(19)
+    for trial in range(400):
+        paths = [f"{f}/{n}" if f else n for f in rng.sample(folders, rng.randint(1, 5))
+                 for n in rng.choices(names, k=rng.randint(1, 8))]
+        if trial % 2:
+            rng.shuffle(paths)  # (folders interleaved, not one after another)
+        assert layout.survey(paths) == _survey_by_definition(paths), paths
