@@ -164,7 +164,9 @@ class TableBuilder:
             if lengths:
                 np.cumsum(np.concatenate(lengths), out=starts[1:])
             del lengths
-            columns[name] = StrColumn(bytes(self._blobs.pop(name)), starts)
+            # the buffer itself, not a copy of it (~100 MB at a million rows): nothing
+            # else holds it, and the column only reads it
+            columns[name] = StrColumn(self._blobs.pop(name), starts)
         for name in _NUMBERS:
             arrays = self._numbers.pop(name)
             columns[name] = np.concatenate(arrays) if arrays else \

@@ -54,7 +54,7 @@ class StrColumn(Sequence[str]):
 
     __slots__ = ("_blob", "_prefix", "_starts")
 
-    def __init__(self, blob: bytes, starts: np.ndarray, prefix: int = 0) -> None:
+    def __init__(self, blob: bytes | bytearray, starts: np.ndarray, prefix: int = 0) -> None:
         self._blob, self._starts, self._prefix = blob, starts, prefix
 
     @classmethod
