@@ -83,7 +83,7 @@ def test_a_view_run_as_the_process_command_line_leaves_its_objects_to_the_exit(p
                                                                                monkeypatch):
     """main() of the process's own command line (argv None: the `registry` script) freezes
     a view's objects as it returns, so the interpreter's exit does not collect them (and
-    a resolve's and a source command's: tests/cli/test_resolve.py); an in-process caller
+    a resolve's and a source command's: the test after this one); an in-process caller
     (argv given), a failure and the other commands keep a collectable heap."""
     import gc
 

@@ -82,8 +82,9 @@ class StrColumn(Sequence[str]):
     def slice(self, start: int, stop: int) -> StrColumn:
         return StrColumn(self._blob, self._starts[start:stop + 1], self._prefix)
 
-    def lines(self) -> bytes:
-        """All strings, one a line: a plain copy of the blob when there is no prefix."""
+    def lines(self) -> bytes | bytearray:
+        """All strings, one a line: a plain copy of the blob when there is no prefix (the
+        blob itself when the column is all of it: read it, do not change it)."""
         if self._prefix == 0:
             first, last = int(self._starts[0]), int(self._starts[-1])
             if first == 0 and last == len(self._blob):
@@ -117,15 +118,16 @@ class StrColumn(Sequence[str]):
         return StrColumn(*_gather(self._blob, self._starts[at] + self._prefix,
                                   self._starts[at + 1]))
 
-    def __getstate__(self) -> tuple[bytes, np.ndarray, int]:
+    def __getstate__(self) -> tuple[bytes | bytearray, np.ndarray, int]:
         a, b = int(self._starts[0]), int(self._starts[-1])
         return self._blob[a:b], self._starts - a, self._prefix
 
-    def __setstate__(self, state: tuple[bytes, np.ndarray, int]) -> None:
+    def __setstate__(self, state: tuple[bytes | bytearray, np.ndarray, int]) -> None:
         self._blob, self._starts, self._prefix = state
 
 
-def _gather(blob: bytes, begins: np.ndarray, ends: np.ndarray) -> tuple[bytes, np.ndarray]:
+def _gather(blob: bytes | bytearray, begins: np.ndarray, ends: np.ndarray
+            ) -> tuple[bytes, np.ndarray]:
     """blob[begins[i]:ends[i]] for every i, back to back, and the n+1 start offsets."""
     lengths = np.asarray(ends, dtype=np.int64) - begins
     starts = np.zeros(len(lengths) + 1, dtype=np.int64)
