@@ -6,13 +6,14 @@ coordinator's stdout and stderr (its workers print there). Whoever reads those t
 (`$(registry resolve NAME)`, `subprocess.run(..., capture_output=True)`) waits for it as
 well: its ordinary exit frees every module it preloaded (numpy, Pillow, the recipes),
 ~40 ms after the coordinator's own (2 cores), the command's output open all that time. It
-has nothing to flush or finalise: it forks workers, each its own process, and its listening
-socket is the coordinator's. So it leaves with `os._exit(0)`, first of its exit handlers.
-Imported anywhere else, this module does nothing."""
+has nothing to finalise: it forks workers, each its own process, and its listening socket
+is the coordinator's. So it leaves with `os._exit(0)`, its output flushed, first of its exit
+handlers. Imported anywhere else, this module does nothing."""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 
@@ -30,5 +31,13 @@ def in_fork_server() -> bool:
     return False
 
 
+def _leave() -> None:
+    """End the fork server now, what it printed flushed first."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # (a closed or broken stream: nothing to save)
+            stream.flush()
+    os._exit(0)
+
+
 if in_fork_server():
-    atexit.register(os._exit, 0)  # (run first: the last registered, after the preload's)
+    atexit.register(_leave)  # (run first: the last registered, after the preload's)
