@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             # first `show`, ~40 ms after a build on 2 cores) to free them a moment before
             # the OS does. These commands leave nothing that needs it (no open file; in
             # cycles, one finalizer: a lock file's, its lock already released), so their
-            # objects are frozen: the exit's passes skip them. Not for an
-            # in-process caller (argv given), nor after a failure.
+            # objects are frozen: the exit's passes skip them. Not for an in-process caller
+            # (argv given), nor after a failure.
             gc.freeze()
         return code
     except RegistryError as exc:
