@@ -227,6 +227,17 @@ def test_sql_only_reads_and_answers_on_a_read_only_catalog(built):
             sorted(os.listdir(built))) == before
 
 
+def _reads_a_copy(pid: int, tmp: Path) -> bool:
+    """Whether process `pid` has a private copy of the catalog under `tmp` open."""
+    copies = {str(p) for p in tmp.glob("registry-sql-*/catalog.duckdb")}
+    fds = f"/proc/{pid}/fd"
+    try:
+        return any(os.path.realpath(os.path.join(fds, fd)) in copies
+                   for fd in os.listdir(fds))
+    except OSError:  # (gone, or a descriptor closed meanwhile)
+        return False
+
+
 def test_a_build_does_not_wait_for_a_long_query(built, tmp_path_factory):
     """The query reads the catalog itself until the build's first catalog write comes; then
     it lets go of the file and goes on on a private copy, still running after the build."""
@@ -248,7 +259,13 @@ def test_a_build_does_not_wait_for_a_long_query(built, tmp_path_factory):
         took = time.monotonic() - started
         assert out.returncode == 0 and "warning" not in out.stderr, out.stderr
         assert query.poll() is None  # the query still runs: it held nothing the build needed
-        assert any(tmp.glob("registry-sql-*/catalog.duckdb"))  # on a copy now
+        # on a copy now: made once the query gets the writers' lock the build let go of (a
+        # poll of the lock later, which may come after the build's process has ended)
+        deadline = time.monotonic() + 30
+        while not _reads_a_copy(query.pid, tmp):
+            assert query.poll() is None and time.monotonic() < deadline, query.stderr.read()
+            time.sleep(0.05)
+        time.sleep(0.5)  # (running there now: Ctrl-C stops the query itself)
     finally:
         query.send_signal(signal.SIGINT)
         query.communicate(timeout=30)
