@@ -69,6 +69,7 @@ class Yielded(Exception):
 
 
 YIELD_POLL = 0.05  # how often a query on the catalog itself asks whether a writer waits
+STARTED_WITHIN = 1.0  # s: a started thread is alive long before (its bootstrap's first step)
 
 
 def _run(con: Any, sql: str, params: Sequence[Any], timeout: float | None, *,
@@ -91,13 +92,28 @@ def _run(con: Any, sql: str, params: Sequence[Any], timeout: float | None, *,
         finally:
             done.set()
 
-    def stop() -> None:  # until it has stopped: an interrupt before it started is lost
-        while not done.wait(0.2):
-            con.interrupt()
+    def stop() -> None:
+        """Interrupt the query until it has stopped (an interrupt before it starts is lost),
+        a Ctrl-C meanwhile (a second one) raised only then: the caller's `con.close()` fails
+        on a connection still running a query ("connection is busy"), and the query would
+        run on into the process's exit. A worker not alive after STARTED_WITHIN s and not
+        done never started (the Ctrl-C came inside `start()`): nothing to stop."""
+        pressed, since = False, time.monotonic()
+        while not done.is_set():
+            try:
+                if not worker.is_alive() and time.monotonic() - since > STARTED_WITHIN:
+                    break
+                con.interrupt()
+                done.wait(0.2)
+            except KeyboardInterrupt:
+                pressed = True
+        if pressed:
+            raise KeyboardInterrupt
 
     deadline = time.monotonic() - spent + timeout if timeout and timeout > 0 else None
-    threading.Thread(target=work, daemon=True).start()
-    try:
+    worker = threading.Thread(target=work, daemon=True)
+    try:  # (the start too: a Ctrl-C as it returns would leave the query running unstopped)
+        worker.start()
         finished = yielded = False
         while not finished and not yielded:
             left = None if deadline is None else deadline - time.monotonic()
