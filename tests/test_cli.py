@@ -204,6 +204,32 @@ def test_ctrl_c_stops_a_query_with_exit_130(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_inside_a_query_of_the_commands_own_exits_130(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the main thread runs a DuckDB query (a build reading its inputs' tables)
+    comes back from DuckDB as RuntimeError("Query interrupted"): still Ctrl-C, exit 130."""
+    import threading
+
+    import duckdb
+
+    from dataset_registry import cli
+
+    raised = []
+
+    def dispatch(*_):
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            duckdb.connect().execute(LONG).fetchall()
+        except BaseException as exc:
+            raised.append(type(exc))
+            raise
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "_dispatch", dispatch)
+    assert cli.main(["sql", "SELECT 1"]) == 130
+    assert raised == [RuntimeError]  # (DuckDB's, as it is)
+    assert capsys.readouterr().err == "registry: interrupted\n"
+
+
 def test_sql_csv_escapes_text_a_spreadsheet_would_run_and_keeps_numbers(tmp_path):
     """OWASP's CSV injection: text cells (and headers) starting with = + - @ tab or CR get
     a leading apostrophe; a negative number is not text and stays a number."""

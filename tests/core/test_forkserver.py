@@ -40,9 +40,9 @@ def test_the_fork_servers_exit_is_left_alone_anywhere_else():
     import atexit
     import importlib
 
-    from dataset_registry.core import forkserver
+    from dataset_registry.core import forkserver, processes
 
-    assert not forkserver.in_fork_server()
+    assert not processes.in_fork_server()
     before = atexit._ncallbacks()
     importlib.reload(forkserver)
     assert atexit._ncallbacks() == before

@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"registry: error: {_os_error(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug, ours or a plugin's (a layout's, say): still one line
+        if _ctrl_c_in_a_query(exc):
+            print("registry: interrupted", file=sys.stderr)
+            return 130
         from ..core.failures import summary, traceback_text
 
         _report(f"unexpected {summary(exc)}", traceback_text(exc))
@@ -100,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.pop(DEBUG_ENV, None)
         else:
             os.environ[DEBUG_ENV] = debug_before
+
+
+def _ctrl_c_in_a_query(exc: BaseException) -> bool:
+    """Whether `exc` is Ctrl-C as DuckDB hands it back: one that comes while this thread
+    runs a query of its own (a build reading its inputs' tables, say) stops the query and
+    is raised as this RuntimeError, the KeyboardInterrupt gone."""
+    return type(exc) is RuntimeError and str(exc) == "Query interrupted"
 
 
 def _parse(argv: list[str], word: str | None, commands: dict[str, Any]) -> argparse.Namespace:

@@ -17,18 +17,7 @@ import contextlib
 import os
 import sys
 
-
-def in_fork_server() -> bool:
-    """Whether this import runs in a fork server's preload (`forkserver.main` is on the
-    stack), not in a coordinator or a worker."""
-    from multiprocessing import forkserver
-
-    frame = sys._getframe()
-    while frame is not None:
-        if frame.f_code is forkserver.main.__code__:
-            return True
-        frame = frame.f_back
-    return False
+from .processes import in_fork_server
 
 
 def _leave() -> None:

@@ -22,8 +22,24 @@ import sys
 import threading
 from typing import Any
 
-PRELOAD = ["__main__", "dataset_registry.recipes.builtins", "dataset_registry.recipes.imaging",
-           "dataset_registry.core.forkserver"]  # (last: its exit handler runs first)
+# core/ctrl_c first, its effect before the imports' time; core/forkserver last, its exit
+# handler run first
+PRELOAD = ["__main__", "dataset_registry.core.ctrl_c", "dataset_registry.recipes.builtins",
+           "dataset_registry.recipes.imaging", "dataset_registry.core.forkserver"]
+
+
+def in_fork_server() -> bool:
+    """Whether the caller runs in a fork server's preload (`forkserver.main` is on the
+    stack: a module the preload imports, core/ctrl_c and core/forkserver), not in a
+    coordinator or a worker."""
+    from multiprocessing import forkserver
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is forkserver.main.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def usable_cores() -> int:
@@ -88,6 +104,26 @@ class Spawning:
         self._thread.join()
         error, self._error = self._error, None
         return error
+
+
+def shut_down(pool: Any, *, stop: bool = False) -> None:
+    """Shut a process pool down, the tasks not begun cancelled, Ctrl-C and SIGTERM held
+    meanwhile (core/interrupts.py): a second Ctrl-C inside the shutdown's waits left the
+    pool half shut down, and the exit then waited for ever on workers that were never told
+    to stop (a `registry audit` hung so); what was noted is acted on once it is done.
+    `stop`: end the running tasks too (the workers terminated), and return only once every
+    worker is gone."""
+    from .interrupts import HeldInterrupts
+
+    with HeldInterrupts():
+        # private, but the only handle: Python < 3.14 has no terminate_workers()
+        workers = list((pool._processes or {}).values()) if stop else []
+        for process in workers:
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        for process in workers:  # (shutdown's manager thread joins them too: this wait
+            # does not depend on it)
+            process.join(timeout=10)
 
 
 def nothing() -> None:

@@ -66,15 +66,10 @@ class LocalExecutor(Executor):
         the caller removes next."""
         self._join_start()
         if self._pool is not None:
-            # private, but the only handle: Python < 3.14 has no terminate_workers()
-            workers = list((self._pool._processes or {}).values()) if stop else []
-            for process in workers:
-                process.terminate()
-            self._pool.shutdown(cancel_futures=True)
-            for process in workers:  # (shutdown's manager thread joins them too: this
-                # wait does not depend on it)
-                process.join(timeout=10)
-            self._pool = None
+            from ..core.processes import shut_down
+
+            pool, self._pool = self._pool, None
+            shut_down(pool, stop=stop)
 
     def map(self, recipe: type[Recipe], params: Any, tasks: Sequence[Any], drop: Drop,
             progress: Progress | None = None, on_result: OnResult | None = None) -> list[Any]:

@@ -219,7 +219,7 @@ def _run(chunks: list[np.ndarray], refs: Callable[[np.ndarray], list[MemberRef]]
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    from ..core.processes import watch_coordinator, worker_context
+    from ..core.processes import shut_down, watch_coordinator, worker_context
 
     pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)),
                                mp_context=worker_context(), initializer=watch_coordinator,
@@ -233,8 +233,10 @@ def _run(chunks: list[np.ndarray], refs: Callable[[np.ndarray], list[MemberRef]]
                 futures.append(pool.submit(fingerprint_members, refs(chunks[n + ahead]),
                                            hashing, remote))
             yield futures.popleft().result()
-    finally:
-        pool.shutdown(cancel_futures=True)
+    except BaseException:  # (GeneratorExit too: the caller stopped early)
+        shut_down(pool, stop=True)
+        raise
+    shut_down(pool)
 
 
 @contextlib.contextmanager

@@ -211,7 +211,7 @@ def _in_order(path: str, size: int, nested: Callable[[str], bool], progress: Pro
               ) -> Iterator[Any]:
     """The top tar's members and, in their place, `work(path, nested_tar, arg)` of each
     nested tar, run on `jobs` workers; a refusal is raised where it stands in tar order."""
-    from ..core.processes import watch_coordinator, worker_context
+    from ..core.processes import shut_down, watch_coordinator, worker_context
 
     pool: ProcessPoolExecutor | None = None  # started at the first nested tar (a big tar
     # of big files has none: its members are hashed here, as they are read)
@@ -241,9 +241,12 @@ def _in_order(path: str, size: int, nested: Callable[[str], bool], progress: Pro
                     yield _result(queue.popleft())
         while queue:
             yield _result(queue.popleft())
-    finally:
+    except BaseException:  # (GeneratorExit too: the caller stopped early)
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            shut_down(pool, stop=True)
+        raise
+    if pool is not None:
+        shut_down(pool)
 
 
 def _result(item: Any) -> Any:

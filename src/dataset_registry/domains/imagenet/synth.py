@@ -174,15 +174,20 @@ def _rendered(images: list[_Image], spec: SynthSpec, jobs: int) -> Iterator[tupl
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    from ...core.processes import watch_coordinator, worker_context
+    from ...core.processes import shut_down, watch_coordinator, worker_context
 
     # Its workers watch this process, as every pool's do: killed (SIGKILL, or SIGTERM at
     # its default), it would leave them blocked for ever sending back a rendered chunk.
-    with ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
-                             initargs=(os.getpid(),)) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
+                               initargs=(os.getpid(),))
+    try:
         for chunk, data in zip(chunks, pool.map(_render_many, [(c, spec) for c in chunks]),
                                strict=True):
             yield from zip(chunk, data, strict=True)
+    except BaseException:  # (interrupted, GeneratorExit: the workers ignore Ctrl-C)
+        shut_down(pool, stop=True)
+        raise
+    shut_down(pool)
 
 
 def _tar_info(name: str, size: int) -> tarfile.TarInfo:
