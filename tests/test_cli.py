@@ -74,6 +74,13 @@ def test_resolve_by_tags_like_ck(root):
     assert (name, status) == ("imagenet-min-calibration-first.1.dup.5", "built now")
     text = (Path(path) / "val_map.txt").read_text()
     assert text == "ILSVRC2012_val_00000001.JPEG 65\n" * 5
+    # tags no dataset carries: said so (a typo), with the tags there are; nothing built
+    for tags, which in (("calibraton", "this tag"), ("min,nosuch", "all of these tags")):
+        miss = run_cli("resolve", "--tags", tags, CAL, cwd=root)
+        assert miss.returncode == 2 and miss.stdout == ""
+        assert miss.stderr.startswith(f"registry: error: resolve --tags {tags}: no dataset "
+                                      f"carries {which} (the datasets' tags: "), miss.stderr
+        assert "calibration, " in miss.stderr
 
 
 def test_list_show_lineage(root):

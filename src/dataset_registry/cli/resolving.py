@@ -48,8 +48,16 @@ def say(done: dict[str, Any], args: argparse.Namespace) -> None:
 def resolve(reg: Any, args: argparse.Namespace) -> int:
     names = list(args.names)
     if args.tags:
-        names += [n for n in reg.names(args.tags.split(",")) if reg.manifests.get(n).kind ==
-                  "dataset"]
+        tags = args.tags.split(",")
+        tagged = [n for n in reg.names(tags) if reg.manifests.get(n).kind == "dataset"]
+        if not tagged:
+            known = sorted({t for n in reg.names() for t in reg.manifests.get(n).tags
+                            if reg.manifests.get(n).kind == "dataset"})
+            raise BadInputError(
+                f"resolve --tags {args.tags}: no dataset carries "
+                f"{'all of these tags' if len(tags) > 1 else 'this tag'} (" +
+                (f"the datasets' tags: {', '.join(known)})" if known else "no dataset has tags)"))
+        names += tagged
     if not names:
         raise BadInputError("resolve: name at least one dataset, or --tags")
     if args.dry_run and args.repair:
