@@ -85,6 +85,11 @@ SANDBOXED = (r"query refused: the catalog is read-only and sandboxed \(no writes
     ("SELECT * FROM read_text('/etc/hostname')", SANDBOXED + r'"/etc/hostname"'),
     ("SELECT * FROM read_parquet('https://example.com/x.parquet')",
      SANDBOXED + r'"https://example\.com/x\.parquet"'),
+    # no statement, or more than one (DuckDB would answer the last alone)
+    ("", r"query refused: it holds no statement \(empty, or only comments\)$"),
+    ("  -- a comment", r"query refused: it holds no statement"),
+    ("SELECT 1; SELECT 2", r"query refused: one statement at a time, and this holds 2: run "
+                           r"each on its own$"),
 ])
 def test_sql_refuses_writes_files_and_network(reg, query, message):
     """Each refusal says which guard refused it: the statement filter (only SELECT) or the
@@ -209,6 +214,17 @@ def indexed(root: Path) -> list[tuple]:
 def committed(root: Path) -> dict[str, str]:
     store = LocalStore(str(root / "registry"))
     return {store.marker(k).name: k for k in store.committed()}
+
+
+def test_a_query_failing_on_its_own_is_not_called_a_refusal(reg):
+    """`error()` and bad JSON raise DuckDB's InvalidInputException, as the sandbox's
+    read-only refusals do: the message says which it is."""
+    for query, reason in (("SELECT error('boom')", "boom"),
+                          ("SELECT json_extract('{', '$.a')", "Malformed JSON")):
+        with pytest.raises(QueryRefusedError) as info:
+            reg.sql(query)
+        assert str(info.value).startswith(f"query failed: Invalid Input Error: {reason}"), \
+            str(info.value)
 
 
 def test_sql_only_reads_and_answers_on_a_read_only_catalog(built):

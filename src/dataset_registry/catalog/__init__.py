@@ -53,6 +53,7 @@ from .sandbox import (  # noqa: F401 - importable from here, as before the split
     Yielded,
     _refuse_statements,
     _run,
+    _sandbox_refused,
     _writer_waits,
 )
 from .schema import (  # noqa: F401 - importable from here, as before the split
@@ -303,7 +304,7 @@ class Catalog:
         except duckdb.Error as exc:
             if _is_corruption(exc):
                 raise self.corrupt(exc) from None
-            if isinstance(exc, duckdb.PermissionException | duckdb.InvalidInputException):
+            if _sandbox_refused(exc):
                 raise QueryRefusedError(
                     "query refused: the catalog is read-only and sandboxed (no writes, "
                     f"files or network): {_first_line(exc)}") from None

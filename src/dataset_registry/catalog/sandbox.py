@@ -36,6 +36,22 @@ def _refuse_statements(con: Any, sql: str) -> None:
             raise QueryRefusedError(f"query refused: only SELECT runs on the catalog "
                                     f"(read-only and sandboxed), not {kind}: "
                                     f"{statement.query.strip()[:60]}")
+    if not statements:
+        raise QueryRefusedError("query refused: it holds no statement (empty, or only "
+                                "comments)")
+    if len(statements) > 1:  # (DuckDB would answer the last alone, the others dropped)
+        raise QueryRefusedError(f"query refused: one statement at a time, and this holds "
+                                f"{len(statements)}: run each on its own")
+
+
+def _sandbox_refused(exc: BaseException) -> bool:
+    """Whether DuckDB's error `exc` is the sandbox refusing (a file, the network, a write to
+    the read-only catalog), not the query failing on its own (`error('...')`, bad JSON:
+    also InvalidInputException)."""
+    import duckdb
+
+    return isinstance(exc, duckdb.PermissionException) or (
+        isinstance(exc, duckdb.InvalidInputException) and "read-only" in str(exc))
 
 
 def _writer_waits(lock: str) -> bool:
