@@ -111,6 +111,51 @@ def test_labels_mixing_numbers_and_names_are_refused(tmp_path):
             "mixes whole numbers and class names")
 
 
+@pytest.mark.parametrize(("table", "rows", "where"), [
+    ("labels.csv", b"file_name,label\na.png,3\nb.png,2.5\n", "labels.csv:3: label: '2.5'"),
+    ("labels.csv", b"file_name,label\na.png,-1\nb.png,0\n", "labels.csv:2: label: '-1'"),
+    ("labels.csv", b"file_name,label\na.png,1e3\nb.png,7\n", "labels.csv:2: label: '1e3'"),
+    ("labels.csv", b"file_name,label\na.png,3\nb.png,1000000\n",
+     "labels.csv:3: label: '1000000'"),
+    ("labels.jsonl", b'{"file_name": "a.png", "label": 0}\n'
+                     b'{"file_name": "b.png", "label": -1}\n', "labels.jsonl:2: label: '-1'"),
+])
+def test_a_stray_number_among_class_indices_is_said(tmp_path, table, rows, where):
+    """Such a column is class names, sorted as text, as it always was (its keys depend on
+    it), which renumbers every class ('3' after '2.5', '0' after '-1'): said, naming the
+    line, never silent."""
+    project(tmp_path)
+    out = run_cli("source", "set", "mine", str(table_tar(tmp_path, table, rows)),
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"note: {where} is a number but not a class index (a whole number from 0 to " \
+           "999,999) as other labels of the column are" in out.stderr, out.stderr
+    assert out.stderr.count("note: ") == 1
+
+
+@pytest.mark.parametrize("labels", [("07", "10"), ("n01", "n02"), ("3.0", "2.5"),
+                                    ("1000000", "2000000")])
+def test_number_like_class_names_are_not_said(tmp_path, labels):
+    """Zero-padded codes, words, and numbers none of which is a class index are class
+    names with nothing to say."""
+    project(tmp_path)
+    rows = "file_name,label\n" + "".join(f"{n},{v}\n" for n, v in
+                                          zip(("a.png", "b.png"), labels, strict=True))
+    tar = table_tar(tmp_path, "labels.csv", rows.encode())
+    out = run_cli("source", "set", "mine", str(tar), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "2 classes" in out.stdout, out.stdout
+    assert "note:" not in out.stderr  # (nothing to say: no class index beside a stray)
+
+
+def test_a_quote_left_open_is_named_where_its_row_starts(tmp_path):
+    project(tmp_path)
+    rows = b'file_name,label,split\na.png,cat,train\nb.png,"dog,train\nc.png,cow,train\n'
+    refused(tmp_path, table_tar(tmp_path, "labels.csv", rows),
+            "labels.csv:3: a row with fewer fields than the header (it runs to line 4: a quote "
+            "left open?)")
+
+
 def test_a_huge_table_is_refused_before_it_is_read(tmp_path):
     """A 300 MiB labels table (sparse on disk) is refused by its size, in well under a
     second of parsing and without reading it into memory."""

@@ -73,14 +73,18 @@ def _csv(data: bytes, where: str) -> Iterator[tuple[int, Row]]:
         if header is None:
             return
         _check_columns(header, where, 1)
+        start = reader.line_num + 1  # the line the next row starts on
         for values in reader:
-            if not values:
-                continue  # a blank line
-            if len(values) != len(header):
-                raise SourceError(f"{where}:{reader.line_num}: a row with "
-                                  f"{'more' if len(values) > len(header) else 'fewer'} fields "
-                                  "than the header")
-            yield reader.line_num, dict(zip(header, values, strict=True))
+            if values and len(values) != len(header):
+                # a row that runs over lines to the end: a quote opened and never closed
+                raise SourceError(
+                    f"{where}:{start}: a row with "
+                    f"{'more' if len(values) > len(header) else 'fewer'} fields than the "
+                    "header" + (f" (it runs to line {reader.line_num}: a quote left open?)"
+                                if reader.line_num > start else ""))
+            if values:  # (not a blank line)
+                yield reader.line_num, dict(zip(header, values, strict=True))
+            start = reader.line_num + 1
     except csv.Error as exc:
         why = f"a cell longer than {MAX_CELL_BYTES:,} bytes" if "field larger" in str(exc) \
             else str(exc)
@@ -231,9 +235,10 @@ def labels(rows: list[tuple[int, Row]], column: str, where: str) -> list[str | i
                     and v != "")
         raise SourceError(f"{where}:{line}: {column}: {texts[0]!r} mixes whole numbers and "
                           "class names in one column; write every label the same way")
-    as_values = (bool(numbers) and all(0 <= v <= MAX_INTEGER_LABEL for v in numbers)) or \
-        (bool(texts) and all(_CANONICAL.fullmatch(v) and int(v[:_DIGITS + 1]) <=
-                             MAX_INTEGER_LABEL for v in texts))
+    as_values = (bool(numbers) and all(map(_index, numbers))) or \
+        (bool(texts) and all(map(_index, texts)))
+    if not as_values:
+        _say_stray_numbers(rows, raw, column, where)
     out: list[str | int | None] = []
     for (line, _), value in zip(rows, raw, strict=True):
         if value is None or value == "":
@@ -249,6 +254,42 @@ def labels(rows: list[tuple[int, Row]], column: str, where: str) -> list[str | i
 
 _CANONICAL = re.compile(r"0|[1-9][0-9]*")  # a whole number as str(int) writes it
 _DIGITS = len(str(MAX_INTEGER_LABEL))  # (a longer one is larger: only that many are read)
+# a number as written with a sign, a point or an exponent: never a class index
+_SIGNED_OR_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _index(value: int | str) -> bool:
+    """Whether a label is a class index: a whole number from 0 to MAX_INTEGER_LABEL (as
+    text, written as str(int) writes it)."""
+    if isinstance(value, int):
+        return 0 <= value <= MAX_INTEGER_LABEL
+    return bool(_CANONICAL.fullmatch(value)) and int(value[:_DIGITS + 1]) <= MAX_INTEGER_LABEL
+
+
+def _say_stray_numbers(rows: list[tuple[int, Row]], raw: list[Any], column: str,
+                       where: str) -> None:
+    """A column of class indices but for a few numbers that are not (-1 written for "no
+    label", a typed 2.5, one past the largest index) is read as class names, sorted as
+    text, as such columns always were (their keys depend on it): every class renumbered
+    ('3' after '2.5'). Said, naming the first such label, so that it is not silent."""
+    import sys
+
+    example = next((v for v in raw if v is not None and v != "" and _index(v)), None)
+    if example is None:
+        return
+    for (line, _), value in zip(rows, raw, strict=True):
+        if value is None or value == "" or _index(value):
+            continue
+        # (a zero-padded code, "07", is a name: padded ones sort as their numbers do)
+        if isinstance(value, int) or _CANONICAL.fullmatch(value) or \
+                (not value.isdigit() and _SIGNED_OR_DECIMAL.fullmatch(value)):
+            print(f"note: {where}:{line}: {column}: {str(value)!r} is a number but not a class "
+                  f"index (a whole number from 0 to {MAX_INTEGER_LABEL:,}) as other labels of "
+                  f"the column are ({str(example)!r}), so the column's labels are class "
+                  "names, sorted as text, each class numbered by its place: to keep their "
+                  "values, write each label as a class index, or leave the cell empty for no "
+                  "label", file=sys.stderr)
+            return
 
 
 def check_name(name: str, where: str, what: str) -> None:
