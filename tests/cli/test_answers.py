@@ -79,6 +79,14 @@ def _changes(project: Path, digits: Path) -> list[tuple[str, object]]:
             ("the source settings", move_source), ("the source itself", remove_source)]
 
 
+def unnoted(answer: tuple[int, str, str]) -> tuple[int, str, str]:
+    """The answer less its `note:` lines: the first reading of a changed source says so
+    once (sources/index.py), whichever line reads it first."""
+    code, out, err = answer
+    return code, out, "".join(line for line in err.splitlines(keepends=True)
+                              if not line.startswith("note: source "))
+
+
 @pytest.mark.parametrize("change", range(6))
 def test_a_replay_is_never_stale(project, capsys, monkeypatch, tmp_path, change):
     """After each change, every line answers what the full path answers now, which
@@ -89,8 +97,8 @@ def test_a_replay_is_never_stale(project, capsys, monkeypatch, tmp_path, change)
         run(capsys, *argv)  # remembered, all of them
     what, make = _changes(project, tmp_path / "digits")[change]
     make()
-    after = {argv: run(capsys, *argv) for argv in LINES}  # stale here would be a bug
-    assert after == {argv: full(capsys, *argv) for argv in LINES}, what
+    after = {argv: unnoted(run(capsys, *argv)) for argv in LINES}  # stale here: a bug
+    assert after == {argv: unnoted(full(capsys, *argv)) for argv in LINES}, what
     assert after != before, f"{what}: the test changed nothing the answers show"
 
 

@@ -79,11 +79,28 @@ def test_source_check_reindexes_an_image_edited_with_size_and_mtime_kept(project
     edit_in_place(one, other_image(one))
     capsys.readouterr()
     assert cli.main(["source", "check", "pets"]) == 0
+    # said, with what the user can check: the same count, other content, a new fingerprint
+    assert capsys.readouterr().err.startswith(
+        f"note: source pets ({project / 'pets'}) changed since it was last indexed (as many "
+        "images, other content; fingerprint ")
     assert cli.main(["resolve", "pets-all"]) == 0
+    assert "changed since" not in capsys.readouterr().err  # (once: indexed again by then)
     new = Registry.open(".")
     assert new.key("pets-all") != old_key  # the new content has a new key
     table = dict(new.resolve("pets-all").files().project("path, xxh3").fetchall())
     assert table[f"7/{one.name}"] == xxhash.xxh3_128_hexdigest(one.read_bytes())
+
+
+def test_an_image_removed_from_a_folder_is_said_as_the_next_resolve_reads_it(project,
+                                                                                capsys):
+    assert cli.main(["resolve", "pets-all"]) == 0
+    next((project / "pets" / "3").glob("*.png")).unlink()
+    capsys.readouterr()
+    assert cli.main(["resolve", "pets-all"]) == 0
+    err = capsys.readouterr().err
+    assert "note: source pets" in err and "changed since it was last indexed (split " \
+        "train: 1797 images before, 1796 now; fingerprint " in err, err  # (all the digits)
+    assert "the datasets made from it are new variants, with new keys" in err
 
 
 @pytest.mark.parametrize("dataset", ["pets-all", "pets-shards"])

@@ -103,10 +103,9 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
     signature = where_bytes.signature() + "".join(
         f"|{name}:{where_bytes.beside_signature(name)}" for name in beside)
     entry_path = _entry_path(node, location, cache_dir, layout)
-    if not force:
-        cached = _read_entry(entry_path, node.name)
-        if cached is not None and cached.stat == signature:
-            return cached
+    cached = _read_entry(entry_path, node.name)
+    if cached is not None and cached.stat == signature and not force:
+        return cached
     from ..core.processes import import_meanwhile
     from .indexing import read_index  # (the readers and numpy: only when a source is read)
     from .indextable import split_counts, write_index
@@ -136,7 +135,24 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
                       splits=counts, left_out=len(left_out),
                       left_out_first=left_out[:5], label_values=label_values)
     write_atomic(entry_path, json.dumps(asdict(info), indent=1))
+    if cached is not None and cached.fingerprint != info.fingerprint:
+        _say_changed(cached, info)
     return info
+
+
+def _say_changed(before: SourceInfo, now: SourceInfo) -> None:
+    """A source read again because its files changed, into other content: what is built from
+    it now is another variant (new keys), which a user should hear of, not only see."""
+    import sys
+
+    counts = "; ".join(f"split {split}: {before.splits.get(split, [0])[0]} images before, "
+                       f"{now.splits.get(split, [0])[0]} now"
+                       for split in sorted({*before.splits, *now.splits})
+                       if before.splits.get(split) != now.splits.get(split))
+    print(f"note: source {now.name} ({now.location}) changed since it was last indexed "
+          f"({counts or 'as many images, other content'}; fingerprint "
+          f"{before.fingerprint[:12]} -> {now.fingerprint[:12]}): the datasets made from it "
+          "are new variants, with new keys", file=sys.stderr)
 
 
 def _entry_path(node: SourceNode, location: str, cache_dir: str, layout: Layout) -> str:
