@@ -85,6 +85,16 @@ def test_unknown_top_level_key(tmp_path):
     assert msg == "manifests/test.yaml:8: datasetz: unknown field"
 
 
+@pytest.mark.parametrize(("body", "kind"), [("- a\n- b\n", "a list"), ("just text\n", "text"),
+                                            ("42\n", "a number")])
+def test_a_manifest_that_is_not_a_mapping_says_what_it_is(tmp_path, body, kind):
+    write_manifest(tmp_path, body)
+    with pytest.raises(ManifestError) as info:
+        load_manifests(str(tmp_path / "manifests"))
+    assert str(info.value) == ("manifests/test.yaml:1: a manifest is a mapping of `sources:`, "
+                               f"`datasets:`, `files:` and `jobs:` lists, not {kind}")
+
+
 def test_unknown_param_names_variant_line(tmp_path):
     msg = error(tmp_path, """
 datasets:

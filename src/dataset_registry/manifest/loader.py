@@ -71,8 +71,13 @@ def _load_file(text: str, rel: str, base_dir: str, roots: tuple[str, ...]) -> li
     data, lines = load_yaml(text, rel)
     if data is None:
         return []
-    if isinstance(data, dict):  # `x-*` keys hold YAML anchors only, as in compose files
-        data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
+    if not isinstance(data, dict):  # (pydantic would name its model, at an empty path)
+        kind = {list: "a list", str: "text", bool: "true or false", int: "a number",
+                float: "a number"}.get(type(data), type(data).__name__)
+        raise ManifestError(f"{lines.where(())}: a manifest is a mapping of `sources:`, "
+                            f"`datasets:`, `files:` and `jobs:` lists, not {kind}")
+    # `x-*` keys hold YAML anchors only, as in compose files
+    data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
     try:
         doc = ManifestDoc.model_validate(data)
     except ValidationError as exc:
