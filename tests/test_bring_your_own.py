@@ -202,3 +202,8 @@ def test_the_readme_walkthrough_on_files_numbered_per_class(tmp_path):
         keys[sample["__key__"]] = int(sample["cls"])
     assert len(keys) == 48 and {k.split("/")[0] for k in keys} == {"cat", "dog"}
     assert all(label == (0 if key.startswith("cat/") else 1) for key, label in keys.items())
+    # the README's query counts the split as built now, not every build it ever had
+    (pets / "cat" / "0001.jpg").unlink()
+    cli(project, "resolve", "my-images-split")
+    sql = next(words for words in commands if words[:2] == ["registry", "sql"])
+    assert cli(project, *sql[1:]).splitlines()[1:] == ["cat\t29", "dog\t30"]
