@@ -16,11 +16,15 @@ import pytest
 
 from dataset_registry.core import processes
 
+from ..conftest import as_from_a_terminal
 
-def test_the_fork_server_and_its_workers_ignore_ctrl_c(tmp_path):
+
+def test_ctrl_c_spares_the_fork_servers_preload_and_our_workers(tmp_path):
     """Ctrl-C reaches the whole process group: the fork server, interrupted while it
-    imports its preload, printed a traceback and died; its workers raised
-    KeyboardInterrupt wherever they stood. Now the coordinator alone sees it."""
+    imports its preload, printed a traceback and died; workers raised KeyboardInterrupt
+    wherever they stood. Now the server's preload goes on, and our workers (started by
+    `watch_coordinator`) leave Ctrl-C to the coordinator; anyone else's pool, and a program
+    our worker runs, get Python's and the system's defaults."""
     (tmp_path / "slow_preload.py").write_text(textwrap.dedent("""
         import time
         open("preloading", "w").close()
@@ -28,8 +32,16 @@ def test_the_fork_server_and_its_workers_ignore_ctrl_c(tmp_path):
     """))
     script = tmp_path / "coordinator.py"
     script.write_text(textwrap.dedent("""
-        import signal, time
+        import os, signal, subprocess, sys, time
         from concurrent.futures import ProcessPoolExecutor
+
+        def handler():
+            return getattr(signal.getsignal(signal.SIGINT), "__name__", "?")
+
+        def programs_handler():  # a program a task runs (exec)
+            return subprocess.run([sys.executable, "-c", "import signal; print(signal."
+                                   "getsignal(signal.SIGINT).__name__)"], text=True,
+                                  capture_output=True, check=True).stdout.strip()
 
         if __name__ == "__main__":
             from dataset_registry.core import processes
@@ -39,13 +51,18 @@ def test_the_fork_server_and_its_workers_ignore_ctrl_c(tmp_path):
                 time.sleep(60)
             except KeyboardInterrupt:
                 print("interrupted", flush=True)
-            pool = ProcessPoolExecutor(2, mp_context=processes.worker_context())
-            print(pool.submit(signal.getsignal, signal.SIGINT).result() is signal.SIG_IGN)
-            processes.shut_down(pool)
+            ours = ProcessPoolExecutor(1, mp_context=processes.worker_context(),
+                                       initializer=processes.watch_coordinator,
+                                       initargs=(os.getpid(),))
+            print(ours.submit(handler).result(), ours.submit(programs_handler).result())
+            processes.shut_down(ours)
+            anyones = ProcessPoolExecutor(1, mp_context=processes.worker_context())
+            print(anyones.submit(handler).result())
+            processes.shut_down(anyones)
     """))
     path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(as_from_a_terminal([sys.executable, str(script)]), cwd=tmp_path,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True,  # (its own group, as a terminal's job)
                             env={**os.environ, "PYTHONPATH": path})
     try:
@@ -59,8 +76,18 @@ def test_the_fork_server_and_its_workers_ignore_ctrl_c(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-    assert out == "interrupted\nTrue\n"  # the server went on; the worker ignores SIGINT
+    assert out == ("interrupted\n_ctrl_c_left_to_the_coordinator default_int_handler\n"
+                   "default_int_handler\n"), out + err  # (the server went on serving)
     assert proc.returncode == 0
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raising KeyboardInterrupt here, whatever this pytest holds (run as a
+    background job, it ignores SIGINT)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 def _sleep(seconds: float) -> float:
@@ -68,7 +95,7 @@ def _sleep(seconds: float) -> float:
     return seconds
 
 
-def test_a_second_ctrl_c_waits_for_the_shutdown_to_end():
+def test_a_second_ctrl_c_waits_for_the_shutdown_to_end(ctrl_c_raises):
     """Ctrl-C inside the shutdown's waits is acted on once the workers are gone: raised
     midway, it left them waiting for a stop that never came, and the exit hung on them."""
     pool = ProcessPoolExecutor(2, mp_context=processes.worker_context())
@@ -92,3 +119,25 @@ def test_shut_down_with_stop_ends_the_running_tasks():
     assert time.monotonic() - started < 15
     assert not any(w.is_alive() for w in workers)
     assert running.done()
+
+
+def _bytes(size: int) -> bytes:
+    return b"x" * size
+
+
+def test_a_worker_stopped_while_it_sends_its_result_does_not_hang_the_shutdown():
+    """Terminated halfway through sending a large result (header and body are separate
+    writes), a worker left the pool's manager thread waiting for the rest for ever, and the
+    shutdown with it: the coordinator's end of the pipe is closed, so that read ends."""
+    import random
+
+    for _ in range(6):
+        pool = ProcessPoolExecutor(2, mp_context=processes.worker_context())
+        for _ in range(200):
+            pool.submit(_bytes, 8 << 20)
+        time.sleep(random.uniform(0.1, 0.4))
+        stopping = threading.Thread(target=processes.shut_down, args=(pool,),
+                                    kwargs={"stop": True}, daemon=True)
+        stopping.start()
+        stopping.join(30)
+        assert not stopping.is_alive(), "the shutdown hung"

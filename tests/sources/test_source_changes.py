@@ -82,7 +82,7 @@ def test_source_check_reindexes_an_image_edited_with_size_and_mtime_kept(project
     # said, with what the user can check: the same count, other content, a new fingerprint
     assert capsys.readouterr().err.startswith(
         f"note: source pets ({project / 'pets'}) changed since it was last indexed (as many "
-        "images, other content; fingerprint ")
+        "images and classes, other content; fingerprint ")
     assert cli.main(["resolve", "pets-all"]) == 0
     assert "changed since" not in capsys.readouterr().err  # (once: indexed again by then)
     new = Registry.open(".")
@@ -99,7 +99,8 @@ def test_an_image_removed_from_a_folder_is_said_as_the_next_resolve_reads_it(pro
     assert cli.main(["resolve", "pets-all"]) == 0
     err = capsys.readouterr().err
     assert "note: source pets" in err and "changed since it was last indexed (split " \
-        "train: 1797 images before, 1796 now; fingerprint " in err, err  # (all the digits)
+        "train: 1797 images in 10 classes before, 1796 images in 10 classes now; " \
+        "fingerprint " in err, err  # (all the digits)
     assert "the datasets made from it are new variants, with new keys" in err
 
 

@@ -110,21 +110,19 @@ def _run(con: Any, sql: str, params: Sequence[Any], timeout: float | None, *,
 
     def stop() -> None:
         """Interrupt the query until it has stopped (an interrupt before it starts is lost),
-        a Ctrl-C meanwhile (a second one) raised only then: the caller's `con.close()` fails
-        on a connection still running a query ("connection is busy"), and the query would
-        run on into the process's exit. A worker not alive after STARTED_WITHIN s and not
-        done never started (the Ctrl-C came inside `start()`): nothing to stop."""
-        pressed, since = False, time.monotonic()
-        while not done.is_set():
-            try:
+        Ctrl-C and SIGTERM held meanwhile and acted on then: the caller's `con.close()`
+        fails on a connection still running a query ("connection is busy"), and the query
+        would run on into the process's exit. A worker not alive after STARTED_WITHIN s and
+        not done never started (the Ctrl-C came inside `start()`): nothing to stop."""
+        from ..core.interrupts import HeldInterrupts
+
+        since = time.monotonic()
+        with HeldInterrupts():
+            while not done.is_set():
                 if not worker.is_alive() and time.monotonic() - since > STARTED_WITHIN:
                     break
                 con.interrupt()
                 done.wait(0.2)
-            except KeyboardInterrupt:
-                pressed = True
-        if pressed:
-            raise KeyboardInterrupt
 
     deadline = time.monotonic() - spent + timeout if timeout and timeout > 0 else None
     worker = threading.Thread(target=work, daemon=True)

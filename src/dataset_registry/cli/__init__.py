@@ -28,7 +28,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: unwound like Ctrl-C (staging removed, workers stopped)."""
 
 
+_TERMINATED: list[int] = []  # SIGTERM came (DuckDB may hand it back as RuntimeError)
+
+
 def _terminate(signum: int, frame: Any) -> None:
+    _TERMINATED.append(signum)
     raise Terminated()
 
 
@@ -50,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.disable()
     from ..core.failures import DEBUG_ENV
 
+    _TERMINATED.clear()
     previous = signal.signal(signal.SIGTERM, _terminate)
     # --debug is seen before parsing: a plugin failing as it imports is reported then.
     # Through the environment, so the library and the workers see it too.
@@ -88,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"registry: error: {_os_error(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug, ours or a plugin's (a layout's, say): still one line
-        if _ctrl_c_in_a_query(exc):
-            print("registry: interrupted", file=sys.stderr)
-            return 130
+        if _signal_in_a_query(exc):
+            print(f"registry: {'terminated' if _TERMINATED else 'interrupted'}",
+                  file=sys.stderr)
+            return 143 if _TERMINATED else 130
         from ..core.failures import summary, traceback_text
 
         _report(f"unexpected {summary(exc)}", traceback_text(exc))
@@ -105,10 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[DEBUG_ENV] = debug_before
 
 
-def _ctrl_c_in_a_query(exc: BaseException) -> bool:
-    """Whether `exc` is Ctrl-C as DuckDB hands it back: one that comes while this thread
-    runs a query of its own (a build reading its inputs' tables, say) stops the query and
-    is raised as this RuntimeError, the KeyboardInterrupt gone."""
+def _signal_in_a_query(exc: BaseException) -> bool:
+    """Whether `exc` is Ctrl-C (or SIGTERM) as DuckDB hands it back: one that comes while
+    this thread runs a query of its own (a build reading its inputs' tables, say) stops the
+    query and is raised as this RuntimeError, the KeyboardInterrupt (Terminated) gone."""
     return type(exc) is RuntimeError and str(exc) == "Query interrupted"
 
 

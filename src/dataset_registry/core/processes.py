@@ -22,8 +22,8 @@ import sys
 import threading
 from typing import Any
 
-# core/ctrl_c first, its effect before the imports' time; core/forkserver last, its exit
-# handler run first
+# core/ctrl_c first (after the main module, which the server imports before the list):
+# Ctrl-C spares the preload; core/forkserver last: its exit handler runs first
 PRELOAD = ["__main__", "dataset_registry.core.ctrl_c", "dataset_registry.recipes.builtins",
            "dataset_registry.recipes.imaging", "dataset_registry.core.forkserver"]
 
@@ -110,20 +110,46 @@ def shut_down(pool: Any, *, stop: bool = False) -> None:
     """Shut a process pool down, the tasks not begun cancelled, Ctrl-C and SIGTERM held
     meanwhile (core/interrupts.py): a second Ctrl-C inside the shutdown's waits left the
     pool half shut down, and the exit then waited for ever on workers that were never told
-    to stop (a `registry audit` hung so); what was noted is acted on once it is done.
-    `stop`: end the running tasks too (the workers terminated), and return only once every
-    worker is gone."""
+    to stop (a `registry audit` hung so); what was noted is acted on once it is done. Our
+    workers ignore Ctrl-C (`watch_coordinator`), so the running tasks end and are waited for.
+
+    `stop`: end the running tasks too (the workers terminated, each waited for up to
+    STOP_WAIT s in all). A worker killed halfway through sending its result leaves the
+    pool's manager thread waiting for the rest of the message, and the shutdown with it,
+    for ever: the coordinator's end of the result pipe is closed first, so that read ends."""
+    import time
+
     from .interrupts import HeldInterrupts
 
     with HeldInterrupts():
-        # private, but the only handle: Python < 3.14 has no terminate_workers()
+        # private, but the only handles: Python < 3.14 has no terminate_workers()
         workers = list((pool._processes or {}).values()) if stop else []
         for process in workers:
             process.terminate()
+        deadline = time.monotonic() + STOP_WAIT
+        for process in workers:
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if workers:
+            with contextlib.suppress(AttributeError, OSError):
+                pool._result_queue._writer.close()  # (the workers' ends died with them)
         pool.shutdown(wait=True, cancel_futures=True)
-        for process in workers:  # (shutdown's manager thread joins them too: this wait
-            # does not depend on it)
-            process.join(timeout=10)
+
+
+STOP_WAIT = 10.0  # s: for terminated workers to be gone, all of them
+
+
+def _ctrl_c_left_to_the_coordinator(signum: int, frame: Any) -> None:
+    """A worker's SIGINT handler: nothing. Ctrl-C reaches the terminal's whole process
+    group; the coordinator stops its pools itself (`shut_down`). A worker raising
+    KeyboardInterrupt wherever it stood printed a traceback, and one inside the pool's call
+    queue could die holding its lock (the other workers then waited on it for ever). A
+    Python function, not SIG_IGN: a program a task runs (exec) gets SIGINT at its default."""
+
+
+def leave_ctrl_c_to_the_coordinator() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, _ctrl_c_left_to_the_coordinator)
 
 
 def nothing() -> None:
@@ -138,10 +164,12 @@ def watch_coordinator(pid: int) -> None:
     cleanup, so without this its workers finish (or hang in) their tasks for minutes,
     still uploading. A daemon thread waits on a pidfd of the coordinator (readable when
     it exits) and ends the worker with os._exit, mid-task if need be: its half-written
-    files lie in staging, which `registry gc` or the next build sweeps.
+    files lie in staging, which `registry gc` or the next build sweeps. And Ctrl-C is the
+    coordinator's to act on (`leave_ctrl_c_to_the_coordinator`).
     """
     import threading
 
+    leave_ctrl_c_to_the_coordinator()
     threading.Thread(target=_exit_with, args=(pid,), name="registry-watch-coordinator",
                      daemon=True).start()
 

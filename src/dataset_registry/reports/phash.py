@@ -233,10 +233,8 @@ def _run(chunks: list[np.ndarray], refs: Callable[[np.ndarray], list[MemberRef]]
                 futures.append(pool.submit(fingerprint_members, refs(chunks[n + ahead]),
                                            hashing, remote))
             yield futures.popleft().result()
-    except BaseException:  # (GeneratorExit too: the caller stopped early)
-        shut_down(pool, stop=True)
-        raise
-    shut_down(pool)
+    finally:
+        shut_down(pool)
 
 
 @contextlib.contextmanager

@@ -145,12 +145,16 @@ def _say_changed(before: SourceInfo, now: SourceInfo) -> None:
     it now is another variant (new keys), which a user should hear of, not only see."""
     import sys
 
-    counts = "; ".join(f"split {split}: {before.splits.get(split, [0])[0]} images before, "
-                       f"{now.splits.get(split, [0])[0]} now"
+    def count(splits: dict[str, list[int]], split: str) -> str:
+        images, classes = splits.get(split, [0, 0])
+        return f"{images} images in {classes} classes"
+
+    counts = "; ".join(f"split {split}: {count(before.splits, split)} before, "
+                       f"{count(now.splits, split)} now"
                        for split in sorted({*before.splits, *now.splits})
                        if before.splits.get(split) != now.splits.get(split))
     print(f"note: source {now.name} ({now.location}) changed since it was last indexed "
-          f"({counts or 'as many images, other content'}; fingerprint "
+          f"({counts or 'as many images and classes, other content'}; fingerprint "
           f"{before.fingerprint[:12]} -> {now.fingerprint[:12]}): the datasets made from it "
           "are new variants, with new keys", file=sys.stderr)
 

@@ -241,12 +241,9 @@ def _in_order(path: str, size: int, nested: Callable[[str], bool], progress: Pro
                     yield _result(queue.popleft())
         while queue:
             yield _result(queue.popleft())
-    except BaseException:  # (GeneratorExit too: the caller stopped early)
+    finally:
         if pool is not None:
-            shut_down(pool, stop=True)
-        raise
-    if pool is not None:
-        shut_down(pool)
+            shut_down(pool)
 
 
 def _result(item: Any) -> Any:

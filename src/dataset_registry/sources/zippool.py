@@ -116,7 +116,7 @@ def read_central(path: str, size: int, jobs: int = 0) -> Central:
             directory = read_directory(f, cd_offset, cd_size, count, path)
     except BaseException:
         if pool is not None:
-            _shut(pool)  # (no task given it yet: its workers are idle)
+            _shut(pool)
         raise
     trim()
     return Central(cd_offset, directory, pool)
@@ -132,14 +132,14 @@ def _start_pool(path: str, jobs: int) -> _Started:
     return pool, Spawning(pool, jobs, nothing)
 
 
-def _shut(started: _Started, *, stop: bool = False) -> None:
+def _shut(started: _Started) -> None:
     from ..core.processes import shut_down
 
     pool, spawning = started
     try:
         spawning.join()  # (a failed start: the pool's tasks have failed already, or never ran)
     finally:
-        shut_down(pool, stop=stop)
+        shut_down(pool)
 
 
 def scan_zip_local(path: str, progress: Progress = None, jobs: int | None = None,
@@ -208,10 +208,8 @@ def pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
                 break
             future, rows = queue.popleft()
             yield future.result(), rows
-    except BaseException:  # (GeneratorExit too: the caller stopped early)
-        _shut(started, stop=True)
-        raise
-    _shut(started)
+    finally:
+        _shut(started)
     if not len(order) and cd_offset:  # (no member: only the directory may be in the file)
         _unaccounted(0, cd_offset, None, path)
 

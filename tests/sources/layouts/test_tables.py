@@ -152,8 +152,13 @@ def test_a_quote_left_open_is_named_where_its_row_starts(tmp_path):
     project(tmp_path)
     rows = b'file_name,label,split\na.png,cat,train\nb.png,"dog,train\nc.png,cow,train\n'
     refused(tmp_path, table_tar(tmp_path, "labels.csv", rows),
-            "labels.csv:3: a row with fewer fields than the header (it runs to line 4: a quote "
-            "left open?)")
+            "labels.csv:3: a row with fewer fields than the header (it runs to the end, line "
+            "4: a quote left open?)")
+    # a row over two lines, not to the end: named where it starts, no guess at a quote
+    rows = b'file_name,label,split\na.png,"ca\nt",train,x\nb.png,dog,train\n'
+    message = refused(tmp_path, table_tar(tmp_path, "labels.csv", rows),
+                      "labels.csv:2: a row with more fields than the header")
+    assert "left open" not in message
 
 
 def test_a_huge_table_is_refused_before_it_is_read(tmp_path):

@@ -184,10 +184,8 @@ def _rendered(images: list[_Image], spec: SynthSpec, jobs: int) -> Iterator[tupl
         for chunk, data in zip(chunks, pool.map(_render_many, [(c, spec) for c in chunks]),
                                strict=True):
             yield from zip(chunk, data, strict=True)
-    except BaseException:  # (interrupted, GeneratorExit: the workers ignore Ctrl-C)
-        shut_down(pool, stop=True)
-        raise
-    shut_down(pool)
+    finally:  # (interrupted: the chunks not begun are dropped)
+        shut_down(pool)
 
 
 def _tar_info(name: str, size: int) -> tarfile.TarInfo:

@@ -68,7 +68,8 @@ def _csv(data: bytes, where: str) -> Iterator[tuple[int, Row]]:
     limit = csv.field_size_limit()
     csv.field_size_limit(MAX_CELL_BYTES)
     try:
-        reader = csv.reader(io.StringIO(text, newline=""))
+        lines = io.StringIO(text, newline="")
+        reader = csv.reader(lines)
         header = next(reader, None)
         if header is None:
             return
@@ -76,12 +77,13 @@ def _csv(data: bytes, where: str) -> Iterator[tuple[int, Row]]:
         start = reader.line_num + 1  # the line the next row starts on
         for values in reader:
             if values and len(values) != len(header):
-                # a row that runs over lines to the end: a quote opened and never closed
+                # a row over several lines up to the end: a quote opened and never closed
+                open_quote = reader.line_num > start and lines.tell() == len(text)
                 raise SourceError(
                     f"{where}:{start}: a row with "
                     f"{'more' if len(values) > len(header) else 'fewer'} fields than the "
-                    "header" + (f" (it runs to line {reader.line_num}: a quote left open?)"
-                                if reader.line_num > start else ""))
+                    "header" + (f" (it runs to the end, line {reader.line_num}: a quote "
+                                "left open?)" if open_quote else ""))
             if values:  # (not a blank line)
                 yield reader.line_num, dict(zip(header, values, strict=True))
             start = reader.line_num + 1
