@@ -227,9 +227,10 @@ def test_a_signal_inside_a_query_of_the_commands_own(tmp_path, monkeypatch, caps
     raised = []
 
     def dispatch(*_):
+        con = duckdb.connect()  # (first: the signal comes 0.5 s into the query)
         threading.Timer(0.5, os.kill, (os.getpid(), signum)).start()
         try:
-            duckdb.connect().execute(LONG).fetchall()
+            con.execute(LONG).fetchall()
         except BaseException as exc:
             raised.append(type(exc))
             raise

@@ -22,9 +22,9 @@ from ..conftest import as_from_a_terminal
 def test_ctrl_c_spares_the_fork_servers_preload_and_our_workers(tmp_path):
     """Ctrl-C reaches the whole process group: the fork server, interrupted while it
     imports its preload, printed a traceback and died; workers raised KeyboardInterrupt
-    wherever they stood. Now the server's preload goes on, and our workers (started by
-    `watch_coordinator`) leave Ctrl-C to the coordinator; anyone else's pool, and a program
-    our worker runs, get Python's and the system's defaults."""
+    wherever they stood. Now the server's preload goes on, and its workers leave Ctrl-C to
+    the coordinator (any pool's: the handler is the server's); a program a worker runs gets
+    the system's default."""
     (tmp_path / "slow_preload.py").write_text(textwrap.dedent("""
         import time
         open("preloading", "w").close()
@@ -77,8 +77,41 @@ def test_ctrl_c_spares_the_fork_servers_preload_and_our_workers(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert out == ("interrupted\n_ctrl_c_left_to_the_coordinator default_int_handler\n"
-                   "default_int_handler\n"), out + err  # (the server went on serving)
+                   "_ctrl_c_left_to_the_coordinator\n"), out + err  # (the server went on)
     assert proc.returncode == 0
+
+
+def test_ctrl_c_while_workers_start_breaks_no_pool(tmp_path):
+    """A worker given its handler only by its pool's initializer could be killed by Ctrl-C
+    as it started (unpickling, bootstrapping): its pool broken, a traceback printed. Each
+    starts with the server's handler now."""
+    script = tmp_path / "pools.py"
+    script.write_text(textwrap.dedent("""
+        import os, random, signal, threading, time
+        from concurrent.futures import ProcessPoolExecutor
+
+        if __name__ == "__main__":
+            from dataset_registry.core import processes
+            warm = ProcessPoolExecutor(1, mp_context=processes.worker_context())
+            warm.submit(processes.nothing).result()  # (the server up, its preload imported)
+            processes.shut_down(warm)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # (this coordinator lives on)
+            broken = 0
+            for _ in range(12):
+                pool = ProcessPoolExecutor(4, mp_context=processes.worker_context(),
+                                           initializer=processes.watch_coordinator,
+                                           initargs=(os.getpid(),))
+                threading.Timer(random.uniform(0, 0.08), os.killpg, (0, signal.SIGINT)).start()
+                failed = processes.Spawning(pool, 4, processes.nothing).join()
+                time.sleep(0.2)
+                broken += pool._broken is not False or failed is not None
+                processes.shut_down(pool, stop=True)
+            print("broken", broken)
+    """))
+    out = subprocess.run(as_from_a_terminal([sys.executable, str(script)]), cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, start_new_session=True)
+    assert (out.returncode, out.stdout) == (0, "broken 0\n"), out.stdout + out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
 
 
 @pytest.fixture

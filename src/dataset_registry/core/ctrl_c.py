@@ -1,12 +1,18 @@
-"""What the fork server imports first (`processes.PRELOAD`): Ctrl-C spares its preload.
+"""What the fork server imports first (`processes.PRELOAD`): Ctrl-C is its coordinator's.
 
-Ctrl-C sends SIGINT to the terminal's whole process group, the fork server included.
-CPython's server ignores SIGINT itself only once its preload is imported; before, Ctrl-C
-interrupted the imports (numpy, the recipes), and the server printed a traceback and died.
-So from here to the preload's end (core/forkserver.py gives Python's own handler back)
-its handler is one that does nothing. The main module, which the server imports before
-its preload list (the `registry` script: a few ms), is not covered. Imported anywhere
-else, this module does nothing."""
+Ctrl-C sends SIGINT to the terminal's whole process group, the fork server and every
+worker included. CPython's server ignores SIGINT itself only once its preload is imported
+(before, Ctrl-C interrupted the imports, and the server printed a traceback and died), and
+each worker it forks starts with the handler the server had then. So from here on the
+server's handler is one that does nothing (`processes.leave_ctrl_c_to_the_coordinator`'s):
+the preload goes on, and every worker starts with it, before any of its own code runs (a
+worker given it later, by its pool's initializer, could be killed while it started, and
+its pool broken). A Python function, not SIG_IGN: a program a task runs (exec) gets SIGINT
+at its default. The server is the process's one fork server: a pool of another library's
+made on it after ours gets such workers too (its coordinator still gets Ctrl-C). Not
+covered: the server's first moments, its interpreter starting and the main module, which
+it imports before its preload list (the `registry` script: tens of ms in all). Imported
+anywhere else, this module does nothing."""
 
 from __future__ import annotations
 

@@ -8,20 +8,13 @@ well: its ordinary exit frees every module it preloaded (numpy, Pillow, the reci
 ~40 ms after the coordinator's own (2 cores), the command's output open all that time. It
 has nothing to finalise: it forks workers, each its own process, and its listening socket
 is the coordinator's. So it leaves with `os._exit(0)`, its output flushed, first of its exit
-handlers.
-
-Its preload done, it also gives SIGINT Python's own handler back (core/ctrl_c.py set one
-that does nothing): CPython's server then ignores SIGINT itself, and each worker it forks
-takes the handler it had before that. A pool of anyone's gets ordinary workers; ours leave
-Ctrl-C to their coordinator as they start (`processes.watch_coordinator`). Imported
-anywhere else, this module does nothing."""
+handlers. Imported anywhere else, this module does nothing."""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
 import os
-import signal
 import sys
 
 from .processes import in_fork_server
@@ -37,4 +30,3 @@ def _leave() -> None:
 
 if in_fork_server():
     atexit.register(_leave)  # (run first: the last registered, after the preload's)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
