@@ -111,7 +111,8 @@ def shut_down(pool: Any, *, stop: bool = False) -> None:
     meanwhile (core/interrupts.py): a second Ctrl-C inside the shutdown's waits left the
     pool half shut down, and the exit then waited for ever on workers that were never told
     to stop (a `registry audit` hung so); what was noted is acted on once it is done. Our
-    workers ignore Ctrl-C (`watch_coordinator`), so the running tasks end and are waited for.
+    workers leave Ctrl-C to the coordinator (core/ctrl_c.py), so the running tasks end, and
+    are waited for.
 
     `stop`: end the running tasks too (the workers terminated, each waited for up to
     STOP_WAIT s in all). A worker killed halfway through sending its result leaves the
@@ -165,7 +166,8 @@ def watch_coordinator(pid: int) -> None:
     still uploading. A daemon thread waits on a pidfd of the coordinator (readable when
     it exits) and ends the worker with os._exit, mid-task if need be: its half-written
     files lie in staging, which `registry gc` or the next build sweeps. And Ctrl-C is the
-    coordinator's to act on (`leave_ctrl_c_to_the_coordinator`).
+    coordinator's to act on (`leave_ctrl_c_to_the_coordinator`: already so where our fork
+    server forked the worker, core/ctrl_c.py; this covers one started without our preload).
     """
     import threading
 
