@@ -10,9 +10,11 @@ worker given it later, by its pool's initializer, could be killed while it start
 its pool broken). A Python function, not SIG_IGN: a program a task runs (exec) gets SIGINT
 at its default. The server is the process's one fork server: a pool of another library's
 made on it after ours gets such workers too (its coordinator still gets Ctrl-C). Not
-covered: the server's first moments, its interpreter starting and the main module, which
-it imports before its preload list (the `registry` script: tens of ms in all). Imported
-anywhere else, this module does nothing."""
+covered: the server's first moments, its interpreter starting, multiprocessing's own
+imports and the main module, which it imports before its preload list (up to a few tenths
+of a second on a busy 2-core machine): Ctrl-C there still prints the server's traceback
+(the command itself stops as it should, exit 130). Imported anywhere else, this module
+does nothing."""
 
 from __future__ import annotations
 
