@@ -48,6 +48,7 @@ class Output:
         self._skips: Any = None
         self._checks_path = os.path.join(parts, f"{part}.{CHECKS}")
         self._checks: Any = None
+        self._checks_writer: Any = None  # (made once: one a call cost ~1 us an image)
         self._dirs: set[str] = set()
         self._hashed: dict[str, tuple[int, str]] = {}
 
@@ -171,7 +172,8 @@ class Output:
         for the coordinator to keep (engine/imagechecks.py); never published."""
         if self._checks is None:
             self._checks = open(self._checks_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
-        csv.writer(self._checks).writerow((xxh3, why))
+            self._checks_writer = csv.writer(self._checks)
+        self._checks_writer.writerow((xxh3, why))
 
     def close(self) -> None:
         for f in (self._rows, self._skips, self._checks):
@@ -249,9 +251,11 @@ def finalize(root: str) -> dict[str, Any]:
                                  "temp_directory": os.path.join(root, PARTS, "spill")})
     try:
         facts = _merge(con, root, parts, skip_parts)
-    except duckdb.IOException as exc:  # a full disk, or an unwritable folder
+    except (duckdb.IOException, OSError) as exc:  # a full disk, or an unwritable folder
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
+            str(exc).splitlines()[0]
         raise StorageError(f"{os.path.join(root, FILES)}: cannot write the file table "
-                           f"({str(exc).splitlines()[0]})") from None
+                           f"({reason})") from None
     finally:
         con.close()
     shutil.rmtree(os.path.join(root, PARTS))
@@ -262,7 +266,8 @@ def finalize(root: str) -> dict[str, Any]:
 def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str]) -> dict[str, Any]:
     files_out = os.path.join(root, FILES).replace("'", "''")
     table = f"read_parquet('{files_out}')"
-    con.execute(f"COPY (SELECT * FROM {_csv(parts, FILE_COLUMNS)} ORDER BY path, "
+    rows = _csv(_back_to_back(parts, os.path.join(root, PARTS, "all-files.csv")), FILE_COLUMNS)
+    con.execute(f"COPY (SELECT * FROM {rows} ORDER BY path, "
                 f"record NULLS FIRST) TO '{files_out}' (FORMAT parquet)")
     dup = con.execute(f"SELECT path FROM {table} WHERE record IS NULL GROUP BY path "
                       "HAVING count(*) > 1 LIMIT 1").fetchone()
@@ -276,16 +281,33 @@ def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str]) -> dict
     skipped = 0
     if skip_parts:
         out = os.path.join(root, SKIPPED).replace("'", "''")
-        con.execute(f"COPY (SELECT * FROM {_csv(skip_parts, SKIP_COLUMNS)} ORDER BY member) "
+        skips = _csv(_back_to_back(skip_parts, os.path.join(root, PARTS, "all-skipped.csv")),
+                     SKIP_COLUMNS)
+        con.execute(f"COPY (SELECT * FROM {skips} ORDER BY member) "
                     f"TO '{out}' (FORMAT parquet)")
         skipped = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
     return {"digest": digest, "files": n_files, "bytes": int(n_bytes), "skipped": skipped}
 
 
-def _csv(paths: list[str], types: dict[str, str]) -> str:
-    quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+def _back_to_back(parts: list[str], merged: str) -> str:
+    """The CSV `parts` (whole rows each) copied back to back into the one file `merged`:
+    DuckDB reads each file of a list at a cost of its own (~0.3 ms), and the 120,000 rows of
+    470 task parts took 0.23 s read as those files, 0.09 s copied into one and read
+    (2 cores). A part not ending its last line (never written so) gets its line ended."""
+    with open(merged, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                rows = f.read()
+            out.write(rows)
+            if rows and not rows.endswith(b"\n"):
+                out.write(b"\n")
+    return merged
+
+
+def _csv(path: str, types: dict[str, str]) -> str:
+    quoted = "'" + path.replace("'", "''") + "'"
     columns = ", ".join(f"'{k}': '{v}'" for k, v in types.items())
-    return (f"read_csv([{quoted}], header=false, auto_detect=false, delim=',', "
+    return (f"read_csv({quoted}, header=false, auto_detect=false, delim=',', "
             f"quote='\"', escape='\"', columns={{{columns}}})")
 
 

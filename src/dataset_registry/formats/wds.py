@@ -42,6 +42,11 @@ def tarfile_header(name: str, size: int) -> bytes:
 
 
 _TEMPLATE = tarfile_header("x", 0)
+# the header's fixed fields, between its name, size and checksum fields
+_MODES, _TIMES, _REST = _TEMPLATE[100:124], _TEMPLATE[136:148], _TEMPLATE[156:]
+# tar's checksum is the sum of the header's bytes, its own 8 counted as spaces: that of
+# the fixed fields, plus the name's and the size's (summing 512 bytes an entry cost more)
+_FIXED_SUM = sum(_MODES) + sum(_TIMES) + sum(_REST) + 8 * ord(" ")
 
 
 def entry_header(name: str, size: int) -> bytes:
@@ -49,12 +54,9 @@ def entry_header(name: str, size: int) -> bytes:
     encoded = name.encode("utf-8", "surrogateescape")
     if len(encoded) >= 100 or size >= 8 ** 11:
         return tarfile_header(name, size)
-    buf = bytearray(_TEMPLATE)
-    buf[_NAME] = encoded.ljust(100, b"\0")
-    buf[_SIZE] = b"%011o\0" % size
-    buf[_CHKSUM] = b" " * 8
-    buf[_CHKSUM] = b"%06o\0 " % sum(buf)
-    return bytes(buf)
+    size_field = b"%011o\0" % size
+    checksum = b"%06o\0 " % (_FIXED_SUM + sum(encoded) + sum(size_field))
+    return b"".join((encoded.ljust(100, b"\0"), _MODES, size_field, _TIMES, checksum, _REST))
 
 
 class ShardWriter:
@@ -89,7 +91,7 @@ class ShardWriter:
             self._emit(entry_header(f"{key}.{ext}", len(data)))
             self._emit(data)
             if len(data) % BLOCK:
-                self._emit(b"\0" * (BLOCK - len(data) % BLOCK))
+                self._emit(_ZEROS[:BLOCK - len(data) % BLOCK])
         self.count += 1
         return start
 
@@ -97,6 +99,9 @@ class ShardWriter:
         """End the archive; return its size and xxh3-128 ("" where not `hashed`)."""
         self._emit(b"\0" * (closed_size(self.offset) - self.offset))
         return self.offset, "" if self._digest is None else self._digest.hexdigest()
+
+
+_ZEROS = bytes(BLOCK)
 
 
 def closed_size(size: int) -> int:
