@@ -99,3 +99,45 @@ def test_an_older_catalog_gets_the_columns_added_since_on_its_next_write(built, 
         assert [FileRow(*r) for r in old] == [FileRow("x.png", 1, "h", label=2, source="fp",
                                                       member="m")]
         assert con.execute("SELECT count(*) FROM files WHERE key = ?", [KEY]).fetchone() == (3,)
+
+
+# the first row's fields hold an LF: what DuckDB guessed the rows' end from
+AWKWARD = ["a\nb", "plain", "c\r\nd", 'say "so", then', "e\rf", "", "\u00e9\u6f22"]
+
+
+def parts_with_awkward_fields(staging: Path, tasks: int) -> list[tuple]:
+    """Each task part a few rows and skips whose text fields hold what CSV must quote (an
+    LF, a CRLF, a comma, a quote); the rows written, in the file table's order."""
+    rows = []
+    for t in range(tasks):
+        out = Output(str(staging), f"{t:06d}")
+        for i, text in enumerate(AWKWARD):
+            path = f"{t:03d}/{i}.bin"
+            out.write(path, text.encode(), label=i, member=f"m {text}", source="fp",
+                      class_name=text or None, attrs=json.dumps({"note": text}))
+            rows.append((path, len(text.encode()), xxh3(text.encode()), i, "fp", f"m {text}",
+                         None, None, text or None, json.dumps({"note": text})))
+            out.skip(f"{t}/{i}", "fp", f"refused: {text}")
+        out.close()
+    return sorted(rows)
+
+
+@pytest.mark.parametrize("small_part", [0, 1 << 20, 900])
+def test_the_file_table_holds_every_part_row_as_written(tmp_path, monkeypatch, small_part):
+    """Whether a part is read where it lies or copied with the small ones into one file
+    (`SMALL_PART`: none, all, some), every row comes back as each task wrote it, fields
+    holding an LF or a CRLF included (a refusal's message may: DuckDB, guessing the rows'
+    end from the first LF it met, read a later part's CRLF rows wrong)."""
+    from dataset_registry.artifact import output
+
+    monkeypatch.setattr(output, "SMALL_PART", small_part)
+    staging = tmp_path / "staging"
+    expected = parts_with_awkward_fields(staging, tasks=5)
+    facts = finalize(str(staging))
+    con = duckdb.connect()
+    got = con.execute(f"SELECT * FROM '{staging / '_files.parquet'}' ORDER BY path").fetchall()
+    assert got == expected
+    skips = con.execute(f"SELECT reason FROM '{staging / '_skipped.parquet'}'").fetchall()
+    assert sorted(r for (r,) in skips) == sorted(f"refused: {t}" for t in AWKWARD * 5)
+    assert (facts["files"], facts["skipped"]) == (len(expected), len(AWKWARD) * 5)
+    assert not (staging / ".parts").exists()
