@@ -106,12 +106,13 @@ AWKWARD = ["a\nb", "plain", "c\r\nd", 'say "so", then', "e\rf", "", "\u00e9\u6f2
 
 
 def parts_with_awkward_fields(staging: Path, tasks: int) -> list[tuple]:
-    """Each task part a few rows and skips whose text fields hold what CSV must quote (an
-    LF, a CRLF, a comma, a quote); the rows written, in the file table's order."""
+    """Task parts of rows and skips whose text fields hold what CSV must quote (an LF, a
+    CRLF, a comma, a quote), task t writing them t + 1 times (parts of several sizes); the
+    rows written, in the file table's order."""
     rows = []
     for t in range(tasks):
         out = Output(str(staging), f"{t:06d}")
-        for i, text in enumerate(AWKWARD):
+        for i, text in enumerate(AWKWARD * (t + 1)):
             path = f"{t:03d}/{i}.bin"
             out.write(path, text.encode(), label=i, member=f"m {text}", source="fp",
                       class_name=text or None, attrs=json.dumps({"note": text}))
@@ -122,22 +123,25 @@ def parts_with_awkward_fields(staging: Path, tasks: int) -> list[tuple]:
     return sorted(rows)
 
 
-@pytest.mark.parametrize("small_part", [0, 1 << 20, 900])
-def test_the_file_table_holds_every_part_row_as_written(tmp_path, monkeypatch, small_part):
-    """Whether a part is read where it lies or copied with the small ones into one file
-    (`SMALL_PART`: none, all, some), every row comes back as each task wrote it, fields
-    holding an LF or a CRLF included (a refusal's message may: DuckDB, guessing the rows'
-    end from the first LF it met, read a later part's CRLF rows wrong)."""
+@pytest.mark.parametrize("copied", ["none", "some", "all"])
+def test_the_file_table_holds_every_part_row_as_written(tmp_path, monkeypatch, copied):
+    """Whether the parts are read where they lie or copied into one file (`SMALL_PART`:
+    none of them, the smaller ones, all), every row comes back as its task wrote it, fields
+    holding an LF or a CRLF included (a refusal's message may: DuckDB, taking the first LF
+    it met for the rows' end, read a later part's CRLF rows wrong)."""
     from dataset_registry.artifact import output
 
-    monkeypatch.setattr(output, "SMALL_PART", small_part)
     staging = tmp_path / "staging"
     expected = parts_with_awkward_fields(staging, tasks=5)
+    sizes = sorted(p.stat().st_size for p in (staging / ".parts").glob("*.files.csv"))
+    threshold = {"none": 0, "some": sizes[2] + 1, "all": sizes[-1] + 1}[copied]
+    monkeypatch.setattr(output, "SMALL_PART", threshold)
     facts = finalize(str(staging))
     con = duckdb.connect()
     got = con.execute(f"SELECT * FROM '{staging / '_files.parquet'}' ORDER BY path").fetchall()
     assert got == expected
     skips = con.execute(f"SELECT reason FROM '{staging / '_skipped.parquet'}'").fetchall()
-    assert sorted(r for (r,) in skips) == sorted(f"refused: {t}" for t in AWKWARD * 5)
-    assert (facts["files"], facts["skipped"]) == (len(expected), len(AWKWARD) * 5)
+    assert sorted(r for (r,) in skips) == sorted(f"refused: {text}" for t in range(5)
+                                                 for text in AWKWARD * (t + 1))
+    assert (facts["files"], facts["skipped"]) == (len(expected), len(expected))
     assert not (staging / ".parts").exists()
