@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tarfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,17 @@ def dask_cluster():
 def dask_address(cluster) -> str:
     """The executor spec of a running cluster: dask://HOST:PORT."""
     return "dask://" + cluster.scheduler_address.removeprefix("tcp://")
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """SIGINT at Python's own handler, raising KeyboardInterrupt, for a test sending it to
+    itself (a pytest started as a background job ignores it); put back after."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 def as_from_a_terminal(args: list[str]) -> list[str]:

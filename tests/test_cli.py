@@ -214,7 +214,7 @@ def test_ctrl_c_stops_a_query_with_exit_130(tmp_path):
 @pytest.mark.parametrize(("signum", "code", "said"), [
     (signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_a_signal_inside_a_query_of_the_commands_own(tmp_path, monkeypatch, capsys, signum,
-                                                    code, said):
+                                                    code, said, ctrl_c_raises):
     """Ctrl-C (SIGTERM) while the main thread runs a DuckDB query (a build reading its
     inputs' tables) comes back from DuckDB as RuntimeError("Query interrupted"): still
     Ctrl-C, exit 130 (SIGTERM, 143), not an unexpected error."""
@@ -237,12 +237,7 @@ def test_a_signal_inside_a_query_of_the_commands_own(tmp_path, monkeypatch, caps
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "_dispatch", dispatch)
-    # (a background run of pytest ignores SIGINT: Python's own handler here)
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        assert cli.main(["sql", "SELECT 1"]) == code
-    finally:
-        signal.signal(signal.SIGINT, before)
+    assert cli.main(["sql", "SELECT 1"]) == code
     assert raised == [RuntimeError]  # (DuckDB's, as it is)
     assert capsys.readouterr().err == f"registry: {said}\n"
 

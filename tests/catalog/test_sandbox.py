@@ -75,7 +75,8 @@ def test_ctrl_c_as_the_thread_starts_stops_the_query(monkeypatch):
     assert _interrupted(duckdb.connect()) < 5
 
 
-def test_a_second_ctrl_c_while_stopping_is_acted_on_once_the_query_stopped(monkeypatch):
+def test_a_second_ctrl_c_while_stopping_is_acted_on_once_the_query_stopped(
+        monkeypatch, ctrl_c_raises):
     """Real signals, on the main thread: Ctrl-C as the query runs, and another in the stop's
     first wait (whose first interrupt was lost, as one sent before the query began). The
     second is held until the query has stopped, then raised."""
@@ -96,8 +97,6 @@ def test_a_second_ctrl_c_while_stopping_is_acted_on_once_the_query_stopped(monke
         return real(timeout)
 
     monkeypatch.setattr(sandbox, "threading", _threading(start, wait))
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # (a background run
-    # of pytest ignores SIGINT)
     con = LosesFirstInterrupt(duckdb.connect())
     watchdog = threading.Timer(20, con.con.interrupt)  # (a regression: ends the query)
     watchdog.start()
@@ -112,7 +111,6 @@ def test_a_second_ctrl_c_while_stopping_is_acted_on_once_the_query_stopped(monke
         assert time.monotonic() - started < 10 and watchdog.is_alive()
     finally:
         watchdog.cancel()
-        signal.signal(signal.SIGINT, before)
     assert sent and con.interrupts >= 2
     closing = time.monotonic()
     con.con.close()

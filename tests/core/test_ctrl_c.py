@@ -114,15 +114,6 @@ def test_ctrl_c_while_workers_start_breaks_no_pool(tmp_path):
     assert "Traceback" not in out.stderr, out.stderr
 
 
-@pytest.fixture
-def ctrl_c_raises():
-    """SIGINT raising KeyboardInterrupt here, whatever this pytest holds (run as a
-    background job, it ignores SIGINT)."""
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, before)
-
-
 def _sleep(seconds: float) -> float:
     time.sleep(seconds)
     return seconds

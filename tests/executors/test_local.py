@@ -72,16 +72,6 @@ def test_builds_interrupted_at_any_moment_stop_at_once_and_leave_nothing(tmp_pat
     assert max(float(line.split(" in ")[1].split()[0]) for line in stopped) < 5.0, run.stdout
 
 
-@pytest.fixture
-def ctrl_c_raises():
-    """SIGINT at Python's own handler (a pytest started as a background job ignores it)."""
-    import signal
-
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, before)
-
-
 def test_ctrl_c_while_tasks_are_handed_out_stops_the_workers_before_staging_goes(
         tmp_path, monkeypatch, ctrl_c_raises):
     """Ctrl-C as the 50th of 300 tasks is handed to the pool: the build stops its workers

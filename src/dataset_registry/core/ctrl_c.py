@@ -18,9 +18,7 @@ does nothing."""
 
 from __future__ import annotations
 
-import signal
-
-from .processes import _ctrl_c_left_to_the_coordinator, in_fork_server
+from .processes import in_fork_server, leave_ctrl_c_to_the_coordinator
 
 if in_fork_server():
-    signal.signal(signal.SIGINT, _ctrl_c_left_to_the_coordinator)
+    leave_ctrl_c_to_the_coordinator()
