@@ -5,7 +5,7 @@ import pytest
 
 from dataset_registry import RecipeError
 from dataset_registry.executors import LocalExecutor
-from dataset_registry.testing.echo import use_faulty
+from dataset_registry.testing.echo import use_echo, use_faulty
 from dataset_registry.testing.executors import ExecutorSuite
 from dataset_registry.testing.sources import open_project, write_image_folder
 
@@ -26,6 +26,78 @@ def unpicklable_project(root, source):
     return open_project(root, {"data": source}, [
         {"name": "locked", "recipe": "faulty", "inputs": {"images": "data"},
          "params": {"chunk": 5, "unpicklable": True}}])
+
+
+def test_the_first_tasks_run_while_the_last_workers_still_start(tmp_path, monkeypatch):
+    """A build's tasks go to the workers already up while the others start (each spawn
+    waits for the fork server; 16 of them took 0.15-0.5 s on the 16-core machine): here
+    every spawn takes 0.3 s, and the first file is written before the last worker is up.
+    Before, the tasks were submitted once all the workers had started."""
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    spawned: list[float] = []
+    spawn = ProcessPoolExecutor._spawn_process
+
+    def slow_spawn(pool):
+        time.sleep(0.3)
+        spawn(pool)
+        spawned.append(time.time())
+
+    monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", slow_spawn)
+    source = write_image_folder(tmp_path / "data", n=12)
+    with use_echo():
+        reg = open_project(tmp_path / "p", {"data": source}, [
+            {"name": "copied", "recipe": "echo", "inputs": {"images": "data"},
+             "params": {"chunk": 1}}])
+        built = reg.resolve("copied", jobs=4)
+    written = [p.stat().st_mtime for p in Path(built.path, "train").rglob("*") if p.is_file()]
+    assert len(written) == 12 and len(spawned) == 4
+    assert min(written) < spawned[-1] - 0.2
+
+
+def test_ctrl_c_while_the_workers_still_start_stops_without_starting_the_rest(
+        tmp_path, monkeypatch, ctrl_c_raises):
+    """Ctrl-C once the tasks are handed out but while the workers still start (0.4 s each
+    here): the build stops after the worker starting, not after all of them, with its
+    workers gone and nothing left in staging."""
+    import signal
+    import threading
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dataset_registry.executors.base import part_name, run_task
+
+    spawned: list[float] = []
+    spawn, submit = ProcessPoolExecutor._spawn_process, ProcessPoolExecutor.submit
+
+    def slow_spawn(pool):
+        time.sleep(0.4)
+        spawn(pool)
+        spawned.append(time.time())
+
+    def submit_then_ctrl_c(pool, fn, *args, **kwargs):
+        future = submit(pool, fn, *args, **kwargs)
+        if fn is run_task and args[4] == part_name(11):  # (the last of 12 tasks)
+            os.kill(os.getpid(), signal.SIGINT)
+        return future
+
+    monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", slow_spawn)
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit_then_ctrl_c)
+    source = write_image_folder(tmp_path / "data", n=12)
+    executor = LocalExecutor(6)
+    with use_echo():
+        reg = open_project(tmp_path / "p", {"data": source}, [
+            {"name": "copied", "recipe": "echo", "inputs": {"images": "data"},
+             "params": {"chunk": 1}}])
+        with pytest.raises(KeyboardInterrupt):
+            reg.resolve("copied", executor=executor)
+    assert 1 <= len(spawned) < 6
+    # closed only once the thread starting them had stopped: none starts into a closed pool
+    assert not [t for t in threading.enumerate() if t.name == "registry-start-workers"]
+    assert executor._pool is None
+    assert os.listdir(Path(reg.store.root, ".staging")) == []
+    assert reg.status("copied") == "missing"
 
 
 def test_tasks_that_do_not_pickle_are_one_line_on_the_pool_and_build_inline(tmp_path):

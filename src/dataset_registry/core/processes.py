@@ -20,6 +20,8 @@ import contextlib
 import importlib
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 # core/ctrl_c first (after the main module, which the server imports before the list):
@@ -75,10 +77,15 @@ class Spawning:
     first task), while the caller goes on: spawning waits for the fork server a worker at
     a time (~10 ms each, more while it still imports its preload), and a pool's first
     tasks would otherwise wait for all of it. `join()` waits, and gives what the spawning
-    failed with (once; the pool's own submits fail the same way)."""
+    failed with (once; the pool's own submits fail the same way). A `WorkerPool`'s tasks
+    (core/workerpool.py) go to the workers up while the rest start."""
+
+    POLL = 0.2  # seconds
 
     def __init__(self, pool: Any, count: int, warm: Any) -> None:
         self._error: BaseException | None = None
+        self._stop = threading.Event()
+        pool.spawning = True
         self._thread = threading.Thread(target=self._spawn, args=(pool, count, warm),
                                         name="registry-start-workers", daemon=True)
         self._thread.start()
@@ -88,19 +95,37 @@ class Spawning:
             # A submit spawns a worker only where none is idle, and the first ones are idle
             # again at once: every worker is spawned first (private, as no public call of
             # Python < 3.14 does it; where it is missing, the submits spawn what they do).
+            # The pool's lock is taken for each worker, and let go of for a moment after
+            # each, so that the pool's manager thread takes it in between and hands the
+            # tasks submitted meanwhile to the workers already up.
             spawn = getattr(pool, "_spawn_process", None)
             processes = getattr(pool, "_processes", None)
             if spawn is not None and processes is not None:
-                with pool._shutdown_lock:
-                    if not pool._shutdown_thread:
-                        for _ in range(count - len(processes)):
-                            spawn()
-            for _ in range(count):
+                for _ in range(count):
+                    with pool._shutdown_lock:
+                        if pool._shutdown_thread or len(processes) >= count or \
+                                self._stop.is_set():
+                            break
+                        spawn()
+                    time.sleep(0.001)  # (a thread waiting for the lock wakes and takes it)
+            pool.spawning = False
+            for _ in range(0 if self._stop.is_set() else count):
                 pool.submit(warm)
         except BaseException as exc:  # handed to join(), on the caller's thread
             self._error = exc
+        finally:
+            pool.spawning = False
 
-    def join(self) -> BaseException | None:
+    def join(self, poll: Callable[[], None] | None = None, *, stop: bool = False
+             ) -> BaseException | None:
+        """Wait for the spawning; `poll` is called every POLL seconds meanwhile (to act on
+        an interrupt noted while it is held: core/interrupts.py). `stop`: spawn no more
+        workers (the pool is about to be stopped): wait for the one starting, if any."""
+        if stop:
+            self._stop.set()
+        while poll is not None and self._thread.is_alive():
+            self._thread.join(self.POLL)
+            poll()
         self._thread.join()
         error, self._error = self._error, None
         return error

@@ -4,7 +4,7 @@ inline with one worker."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BuildError
@@ -38,24 +38,30 @@ class LocalExecutor(Executor):
     def prepare(self) -> None:
         if self.jobs == 1 or self._pool is not None:
             return
-        from concurrent.futures import ProcessPoolExecutor
-
         from ..core.processes import Spawning, worker_context
+        from ..core.workerpool import WorkerPool
 
-        self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=worker_context(),
-                                         initializer=start_worker, initargs=(os.getpid(),))
+        self._pool = WorkerPool(max_workers=self.jobs, mp_context=worker_context(),
+                                initializer=start_worker, initargs=(os.getpid(),))
         # Spawning waits for the fork server, which on its first start imports the
         # preload (~0.5 s on 2 cores): every worker is spawned and warmed on a thread, so
-        # the coordinator plans meanwhile; map() waits for it before submitting tasks.
+        # the coordinator plans meanwhile; map() submits its tasks as the workers come up,
+        # and waits for the rest before it collects the results.
         self._starting = Spawning(self._pool, self.jobs, warm_up)
 
-    def _join_start(self) -> BaseException | None:
-        """Wait for the thread starting the workers; what it failed with, if anything."""
-        starting, self._starting = self._starting, None
-        return starting.join() if starting is not None else None
+    def _join_start(self, poll: Callable[[], None] | None = None, *, stop: bool = False
+                    ) -> BaseException | None:
+        """Wait for the thread starting the workers (see `Spawning.join`); what it failed
+        with, if anything."""
+        if self._starting is None:
+            return None
+        # (forgotten only once joined: interrupted by `poll`, it is still there for close)
+        error = self._starting.join(poll, stop=stop)
+        self._starting = None
+        return error
 
-    def _started(self) -> None:
-        exc = self._join_start()
+    def _started(self, poll: Callable[[], None] | None = None) -> None:
+        exc = self._join_start(poll)
         if exc is not None:
             self.close()
             raise BuildError(f"could not start the worker processes: {exc}") from exc
@@ -64,7 +70,7 @@ class LocalExecutor(Executor):
         """Shut the pool down; `stop`: end the running tasks too (terminate the workers), and
         return only once every worker is gone, so that none writes into the staging area
         the caller removes next."""
-        self._join_start()
+        self._join_start(stop=stop)
         if self._pool is not None:
             from ..core.processes import shut_down
 
@@ -82,7 +88,6 @@ class LocalExecutor(Executor):
         from ..core.interrupts import HeldInterrupts
 
         self.prepare()
-        self._started()
         pool = self._pool
         futures: dict[Any, int] = {}
         results = [None] * len(tasks)
@@ -94,6 +99,9 @@ class LocalExecutor(Executor):
                     future = pool.submit(run_task, recipe, params, task, drop, part_name(i))
                     futures[future] = i
                     arrivals.expect(future)
+                # submitted while the workers still start: those up take the first tasks
+                # (core/workerpool.py); an interrupt meanwhile acts as in the collecting
+                self._started(held.deliver)
                 self._collect(futures, arrivals, results, tasks, progress, on_result)
             except (KeyboardInterrupt, SystemExit):
                 # Interrupted (Ctrl-C, SIGTERM): stop the tasks now, before the caller

@@ -125,9 +125,10 @@ def read_central(path: str, size: int, jobs: int = 0) -> Central:
 def _start_pool(path: str, jobs: int) -> _Started:
     """A pool of `jobs` workers for the zip at `path`, spawned on a thread meanwhile."""
     from ..core.processes import nothing, watch_coordinator, worker_context
+    from ..core.workerpool import WorkerPool
 
-    pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=watch_coordinator,
-                               initargs=(os.getpid(),))
+    pool = WorkerPool(jobs, mp_context=worker_context(), initializer=watch_coordinator,
+                      initargs=(os.getpid(),))
     pools_started[path] += 1
     return pool, Spawning(pool, jobs, nothing)
 
