@@ -100,6 +100,90 @@ def test_ctrl_c_while_the_workers_still_start_stops_without_starting_the_rest(
     assert reg.status("copied") == "missing"
 
 
+def _resolve_within(reg, name, seconds=60, **kwargs):
+    """`reg.resolve(name)` on a thread: what it raised, or a failed test if it hangs."""
+    import threading
+
+    raised: list[BaseException] = []
+
+    def run():
+        try:
+            reg.resolve(name, **kwargs)
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"resolve {name} still running after {seconds} s"
+    return raised[0] if raised else None
+
+
+@pytest.mark.parametrize("spawning", ["first", "late"])
+def test_workers_that_cannot_start_fail_the_build_in_one_line(tmp_path, monkeypatch,
+                                                              spawning):
+    """The fork server cannot start a worker (here: too many open files), whether the
+    spawning thread starts before the build's first submits or after them (a loaded
+    machine): the build fails at once, in one line, nothing left in staging. Before, a
+    task submitted first waited for ever for a worker that no submit would start."""
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dataset_registry import BuildError
+    from dataset_registry.core.processes import Spawning
+
+    def no_spawn(pool):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", no_spawn)
+    if spawning == "late":
+        spawn = Spawning._spawn
+
+        def late(self, *args):
+            time.sleep(0.3)
+            spawn(self, *args)
+
+        monkeypatch.setattr(Spawning, "_spawn", late)
+    source = write_image_folder(tmp_path / "data", n=12)
+    with use_echo():
+        reg = open_project(tmp_path / "p", {"data": source}, [
+            {"name": "copied", "recipe": "echo", "inputs": {"images": "data"},
+             "params": {"chunk": 1}}])
+        raised = _resolve_within(reg, "copied", jobs=4)
+    assert isinstance(raised, BuildError)
+    assert str(raised).endswith("could not start the worker processes: [Errno 24] Too "
+                                "many open files")
+    assert os.listdir(Path(reg.store.root, ".staging")) == []
+
+
+def test_a_worker_dying_while_the_rest_start_fails_the_build_as_a_death(tmp_path,
+                                                                        monkeypatch):
+    """A task ends its worker (as a SIGKILL would) while the other workers still start:
+    the build says a worker died, not that the workers could not start, and leaves
+    nothing in staging."""
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dataset_registry import BuildError
+
+    spawn = ProcessPoolExecutor._spawn_process
+
+    def slow_spawn(pool):
+        time.sleep(0.3)
+        spawn(pool)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", slow_spawn)
+    source = write_image_folder(tmp_path / "data", n=12)
+    first = sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file())[0]
+    with use_faulty():
+        reg = open_project(tmp_path / "p", {"data": source}, [
+            {"name": "dies", "recipe": "faulty", "inputs": {"images": "data"},
+             "params": {"chunk": 1, "die_on": first, "validate_images": False}}])
+        raised = _resolve_within(reg, "dies", jobs=4)
+    assert isinstance(raised, BuildError) and "a worker process died" in str(raised)
+    assert os.listdir(Path(reg.store.root, ".staging")) == []
+
+
 def test_tasks_that_do_not_pickle_are_one_line_on_the_pool_and_build_inline(tmp_path):
     """Tasks the pool cannot send to its workers fail the build in one line naming the
     dataset and what did not pickle; inline (jobs 1) nothing needs pickling: they build."""

@@ -73,12 +73,13 @@ def start_early() -> None:
 
 
 class Spawning:
-    """`count` workers of a process pool spawned on a thread, each running `warm` once (its
-    first task), while the caller goes on: spawning waits for the fork server a worker at
-    a time (~10 ms each, more while it still imports its preload), and a pool's first
-    tasks would otherwise wait for all of it. `join()` waits, and gives what the spawning
-    failed with (once; the pool's own submits fail the same way). A `WorkerPool`'s tasks
-    (core/workerpool.py) go to the workers up while the rest start."""
+    """`count` workers of a process pool spawned on a thread while the caller goes on (plans,
+    submits its tasks), each then running `warm` once, unless tasks came first: spawning
+    waits for the fork server a worker at a time (~10 ms each, more while it still imports
+    its preload), and a pool's first tasks would otherwise wait for all of it. A
+    `WorkerPool`'s (core/workerpool.py) go to the workers up while the rest start. `join()`
+    waits, and gives what the spawning failed with (once; the pool's own submits fail the
+    same way)."""
 
     POLL = 0.2  # seconds
 
@@ -95,21 +96,27 @@ class Spawning:
             # A submit spawns a worker only where none is idle, and the first ones are idle
             # again at once: every worker is spawned first (private, as no public call of
             # Python < 3.14 does it; where it is missing, the submits spawn what they do).
-            # The pool's lock is taken for each worker, and let go of for a moment after
-            # each, so that the pool's manager thread takes it in between and hands the
-            # tasks submitted meanwhile to the workers already up.
+            # The pool's lock is taken for each worker and let go of for a moment after
+            # each: the caller's submits, which take it too, go in between.
             spawn = getattr(pool, "_spawn_process", None)
             processes = getattr(pool, "_processes", None)
             if spawn is not None and processes is not None:
                 for _ in range(count):
                     with pool._shutdown_lock:
-                        if pool._shutdown_thread or len(processes) >= count or \
-                                self._stop.is_set():
+                        if pool._shutdown_thread or getattr(pool, "_broken", False) or \
+                                len(processes) >= count or self._stop.is_set():
                             break
                         spawn()
+                        if getattr(pool, "_broken", False):
+                            # A worker died meanwhile, and Python 3.11 tears the pool down
+                            # without this lock: its teardown may have missed this one.
+                            for process in list(processes.values()):
+                                process.terminate()
+                            break
                     time.sleep(0.001)  # (a thread waiting for the lock wakes and takes it)
             pool.spawning = False
-            for _ in range(0 if self._stop.is_set() else count):
+            queued = getattr(pool, "_pending_work_items", None)
+            for _ in range(0 if self._stop.is_set() or queued else count):
                 pool.submit(warm)
         except BaseException as exc:  # handed to join(), on the caller's thread
             self._error = exc

@@ -4,11 +4,12 @@ its first tasks already run.
 `processes.Spawning` starts a pool's workers on a thread, one at a time (each waits for the
 fork server: 10-30 ms on the 16-core machine, more while it still imports its preload). A
 plain pool's submit spawns a worker of its own wherever none is idle yet, holding the
-pool's lock for the fork server's reply; the pool's manager thread, which takes that lock
-to hand tasks out, then waited for every worker to start, no task running meanwhile
-(0.15-0.5 s of a 16-worker build). While `spawning`, this one's submits leave the spawning
-to `Spawning`, which lets go of the lock after each worker: the tasks submitted meanwhile go
-to the workers already up. Its own module: `concurrent.futures.process` costs ~25 ms to
+pool's lock for the fork server's reply: tasks submitted while the workers started went in
+one spawn at a time, so the first workers up had little to run. And where the submits waited
+for every worker instead, no task ran until the last had started (0.07-0.58 s after the
+fork server was ready, in 16-worker builds). While `spawning`, this pool's submits leave the
+spawning to `Spawning` once a first worker is there: they go in at once, and the workers up
+take them while the rest start. Its own module: `concurrent.futures.process` costs ~25 ms to
 import, which the commands that start no pool do not pay."""
 
 from __future__ import annotations
@@ -20,5 +21,7 @@ class WorkerPool(ProcessPoolExecutor):
     spawning = False  # set by processes.Spawning while it starts the workers
 
     def _adjust_process_count(self) -> None:
-        if not self.spawning:  # (private: where ProcessPoolExecutor's submit spawns)
+        # (private: where ProcessPoolExecutor's submit spawns.) With no worker yet, a task
+        # submitted would wait on a spawning that may fail: the submit starts one itself.
+        if not self.spawning or not self._processes:
             super()._adjust_process_count()

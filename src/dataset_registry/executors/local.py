@@ -61,10 +61,29 @@ class LocalExecutor(Executor):
         return error
 
     def _started(self, poll: Callable[[], None] | None = None) -> None:
+        """Wait for the workers to start (see `Spawning.join`). A BuildError (the pool
+        closed) if they could not; where a worker died meanwhile, every task's future says
+        so, and the collecting reports it."""
         exc = self._join_start(poll)
-        if exc is not None:
-            self.close()
-            raise BuildError(f"could not start the worker processes: {exc}") from exc
+        if exc is not None and not self._broken(exc):
+            raise self._failed(exc) from exc
+
+    def _broken(self, exc: BaseException) -> bool:
+        from concurrent.futures.process import BrokenProcessPool
+
+        return isinstance(exc, BrokenProcessPool) or bool(getattr(self._pool, "_broken", False))
+
+    def _failed(self, exc: BaseException) -> BuildError:
+        """The error a pool that broke or could not start its workers fails the build with,
+        the pool closed first."""
+        broken = self._broken(exc)
+        self.close()
+        if broken:
+            return BuildError(
+                "a worker process died (killed, out of memory, or it could not start: a "
+                "script that calls resolve() with jobs > 1 must do so under `if __name__ "
+                "== '__main__':`, as multiprocessing requires)")
+        return BuildError(f"could not start the worker processes: {exc}")
 
     def close(self, *, stop: bool = False) -> None:
         """Shut the pool down; `stop`: end the running tasks too (terminate the workers), and
@@ -85,6 +104,8 @@ class LocalExecutor(Executor):
                 arrived(results, i, run_task(recipe, params, task, drop, part_name(i)),
                         task, progress, on_result)
             return results
+        from concurrent.futures.process import BrokenProcessPool
+
         from ..core.interrupts import HeldInterrupts
 
         self.prepare()
@@ -96,7 +117,12 @@ class LocalExecutor(Executor):
             arrivals = Arrivals(held)
             try:
                 for i, task in enumerate(tasks):
-                    future = pool.submit(run_task, recipe, params, task, drop, part_name(i))
+                    try:
+                        future = pool.submit(run_task, recipe, params, task, drop,
+                                             part_name(i))
+                    except (OSError, BrokenProcessPool) as exc:  # the first worker (a
+                        # submit starts it where there is none yet) or a worker died
+                        raise self._failed(exc) from exc
                     futures[future] = i
                     arrivals.expect(future)
                 # submitted while the workers still start: those up take the first tasks
@@ -133,12 +159,7 @@ class LocalExecutor(Executor):
             fut = arrivals.next()
             exc = fut.exception()
             if isinstance(exc, BrokenProcessPool):
-                self.close()
-                raise BuildError(
-                    "a worker process died (killed, out of memory, or it could not "
-                    "start: a script that calls resolve() with jobs > 1 must do so "
-                    "under `if __name__ == '__main__':`, as multiprocessing requires)"
-                ) from exc
+                raise self._failed(exc) from exc
             if exc is not None:
                 raise exc  # map cancels the others
             i = futures[fut]

@@ -6,12 +6,14 @@ template for a recipe's shape. It is not built in: `with use_echo():` registers 
 the block (workers receive the class itself, so they need no registration).
 
 `faulty` is echo with a bug on request (`with use_faulty():`): its `run` raises a plain
-ValueError at the member `fail_on`, or its tasks carry a lock (`unpicklable`), so they
-cannot travel to a worker process; what a recipe's own failure looks like to an executor.
+ValueError at the member `fail_on`, or ends its worker process at the member `die_on`, or
+its tasks carry a lock (`unpicklable`), so they cannot travel to a worker process; what a
+recipe's own failure, or a worker killed, looks like to an executor.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -65,6 +67,7 @@ def use_echo() -> AbstractContextManager[None]:
 
 class FaultyParams(EchoParams):
     fail_on: str = ""  # the member (as the source names it) at which `run` raises
+    die_on: str = ""  # the member at which the worker process ends abruptly (killed, OOM)
     unpicklable: bool = False  # each task carries a lock: it cannot reach a worker process
 
 
@@ -83,6 +86,8 @@ class Faulty(Echo):
         for ref, data in read_members(refs):
             if ref.origin == params.fail_on:
                 raise ValueError("faulty by request")
+            if ref.origin == params.die_on:
+                os._exit(137)  # (as a SIGKILL leaves it: nothing flushed, no result sent)
             out.write(f"{params.split}/{ref.name}", data, member=ref.origin,
                       source=ref.source, class_name=ref.label, attrs=ref.attrs)
         return len(refs)
