@@ -7,7 +7,7 @@ from dataset_registry import RecipeError
 from dataset_registry.executors import LocalExecutor
 from dataset_registry.testing.echo import use_echo, use_faulty
 from dataset_registry.testing.executors import ExecutorSuite
-from dataset_registry.testing.sources import open_project, write_image_folder
+from dataset_registry.testing.sources import open_project, synthetic_images, write_image_folder
 
 from .imagenet import ImageNetReference
 
@@ -28,11 +28,9 @@ def unpicklable_project(root, source):
          "params": {"chunk": 5, "unpicklable": True}}])
 
 
-def test_the_first_tasks_run_while_the_last_workers_still_start(tmp_path, monkeypatch):
-    """A build's tasks go to the workers already up while the others start (each spawn
-    waits for the fork server; 16 of them took 0.15-0.5 s on the 16-core machine): here
-    every spawn takes 0.3 s, and the first file is written before the last worker is up.
-    Before, the tasks were submitted once all the workers had started."""
+def _slow_spawns(monkeypatch, seconds: float) -> list[float]:
+    """Every worker of a pool takes `seconds` more to start (a fork server slow to reply):
+    the times they were up, appended as they come."""
     import time
     from concurrent.futures import ProcessPoolExecutor
 
@@ -40,64 +38,21 @@ def test_the_first_tasks_run_while_the_last_workers_still_start(tmp_path, monkey
     spawn = ProcessPoolExecutor._spawn_process
 
     def slow_spawn(pool):
-        time.sleep(0.3)
+        time.sleep(seconds)
         spawn(pool)
         spawned.append(time.time())
 
     monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", slow_spawn)
+    return spawned
+
+
+def _twelve_tasks(tmp_path, recipe: str = "echo", **params):
+    """A project whose dataset `copied` is 12 one-image tasks of `recipe` (registered by
+    the caller: use_echo, use_faulty)."""
     source = write_image_folder(tmp_path / "data", n=12)
-    with use_echo():
-        reg = open_project(tmp_path / "p", {"data": source}, [
-            {"name": "copied", "recipe": "echo", "inputs": {"images": "data"},
-             "params": {"chunk": 1}}])
-        built = reg.resolve("copied", jobs=4)
-    written = [p.stat().st_mtime for p in Path(built.path, "train").rglob("*") if p.is_file()]
-    assert len(written) == 12 and len(spawned) == 4
-    assert min(written) < spawned[-1] - 0.2
-
-
-def test_ctrl_c_while_the_workers_still_start_stops_without_starting_the_rest(
-        tmp_path, monkeypatch, ctrl_c_raises):
-    """Ctrl-C once the tasks are handed out but while the workers still start (0.4 s each
-    here): the build stops after the worker starting, not after all of them, with its
-    workers gone and nothing left in staging."""
-    import signal
-    import threading
-    import time
-    from concurrent.futures import ProcessPoolExecutor
-
-    from dataset_registry.executors.base import part_name, run_task
-
-    spawned: list[float] = []
-    spawn, submit = ProcessPoolExecutor._spawn_process, ProcessPoolExecutor.submit
-
-    def slow_spawn(pool):
-        time.sleep(0.4)
-        spawn(pool)
-        spawned.append(time.time())
-
-    def submit_then_ctrl_c(pool, fn, *args, **kwargs):
-        future = submit(pool, fn, *args, **kwargs)
-        if fn is run_task and args[4] == part_name(11):  # (the last of 12 tasks)
-            os.kill(os.getpid(), signal.SIGINT)
-        return future
-
-    monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", slow_spawn)
-    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit_then_ctrl_c)
-    source = write_image_folder(tmp_path / "data", n=12)
-    executor = LocalExecutor(6)
-    with use_echo():
-        reg = open_project(tmp_path / "p", {"data": source}, [
-            {"name": "copied", "recipe": "echo", "inputs": {"images": "data"},
-             "params": {"chunk": 1}}])
-        with pytest.raises(KeyboardInterrupt):
-            reg.resolve("copied", executor=executor)
-    assert 1 <= len(spawned) < 6
-    # closed only once the thread starting them had stopped: none starts into a closed pool
-    assert not [t for t in threading.enumerate() if t.name == "registry-start-workers"]
-    assert executor._pool is None
-    assert os.listdir(Path(reg.store.root, ".staging")) == []
-    assert reg.status("copied") == "missing"
+    return open_project(tmp_path / "p", {"data": source}, [
+        {"name": "copied", "recipe": recipe, "inputs": {"images": "data"},
+         "params": {"chunk": 1, **params}}])
 
 
 def _resolve_within(reg, name, seconds=60, **kwargs):
@@ -117,6 +72,54 @@ def _resolve_within(reg, name, seconds=60, **kwargs):
     thread.join(seconds)
     assert not thread.is_alive(), f"resolve {name} still running after {seconds} s"
     return raised[0] if raised else None
+
+
+def test_the_first_tasks_run_while_the_last_workers_still_start(tmp_path, monkeypatch):
+    """A build's tasks go to the workers already up while the others start (each spawn
+    waits for the fork server; in 16-worker builds the first task came 0.07-0.58 s after
+    the server was ready): here every spawn takes 0.3 s, and the first file is written
+    before the last worker is up. Before, the tasks were submitted once all the workers had
+    started."""
+    spawned = _slow_spawns(monkeypatch, 0.3)
+    with use_echo():
+        built = _twelve_tasks(tmp_path).resolve("copied", jobs=4)
+    written = [p.stat().st_mtime for p in Path(built.path, "train").rglob("*") if p.is_file()]
+    assert len(written) == 12 and len(spawned) == 4
+    assert min(written) < spawned[-1] - 0.2
+
+
+def test_ctrl_c_while_the_workers_still_start_stops_without_starting_the_rest(
+        tmp_path, monkeypatch, ctrl_c_raises):
+    """Ctrl-C once the tasks are handed out but while the workers still start (0.4 s each
+    here): the build stops after the worker starting, not after all of them, with its
+    workers gone and nothing left in staging."""
+    import signal
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dataset_registry.executors.base import part_name, run_task
+
+    spawned = _slow_spawns(monkeypatch, 0.4)
+    submit = ProcessPoolExecutor.submit
+
+    def submit_then_ctrl_c(pool, fn, *args, **kwargs):
+        future = submit(pool, fn, *args, **kwargs)
+        if fn is run_task and args[4] == part_name(11):  # (the last of 12 tasks)
+            os.kill(os.getpid(), signal.SIGINT)
+        return future
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit_then_ctrl_c)
+    executor = LocalExecutor(6)
+    with use_echo():
+        reg = _twelve_tasks(tmp_path)
+        with pytest.raises(KeyboardInterrupt):
+            reg.resolve("copied", executor=executor)
+    assert 1 <= len(spawned) < 6
+    # closed only once the thread starting them had stopped: none starts into a closed pool
+    assert not [t for t in threading.enumerate() if t.name == "registry-start-workers"]
+    assert executor._pool is None
+    assert os.listdir(Path(reg.store.root, ".staging")) == []
+    assert reg.status("copied") == "missing"
 
 
 @pytest.mark.parametrize("spawning", ["first", "late"])
@@ -144,11 +147,8 @@ def test_workers_that_cannot_start_fail_the_build_in_one_line(tmp_path, monkeypa
             spawn(self, *args)
 
         monkeypatch.setattr(Spawning, "_spawn", late)
-    source = write_image_folder(tmp_path / "data", n=12)
     with use_echo():
-        reg = open_project(tmp_path / "p", {"data": source}, [
-            {"name": "copied", "recipe": "echo", "inputs": {"images": "data"},
-             "params": {"chunk": 1}}])
+        reg = _twelve_tasks(tmp_path)
         raised = _resolve_within(reg, "copied", jobs=4)
     assert isinstance(raised, BuildError)
     assert str(raised).endswith("could not start the worker processes: [Errno 24] Too "
@@ -161,25 +161,13 @@ def test_a_worker_dying_while_the_rest_start_fails_the_build_as_a_death(tmp_path
     """A task ends its worker (as a SIGKILL would) while the other workers still start:
     the build says a worker died, not that the workers could not start, and leaves
     nothing in staging."""
-    import time
-    from concurrent.futures import ProcessPoolExecutor
-
     from dataset_registry import BuildError
 
-    spawn = ProcessPoolExecutor._spawn_process
-
-    def slow_spawn(pool):
-        time.sleep(0.3)
-        spawn(pool)
-
-    monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", slow_spawn)
-    source = write_image_folder(tmp_path / "data", n=12)
-    first = sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file())[0]
+    _slow_spawns(monkeypatch, 0.3)
+    first = sorted(synthetic_images(12, 3))[0]  # (the folder's first file, as written)
     with use_faulty():
-        reg = open_project(tmp_path / "p", {"data": source}, [
-            {"name": "dies", "recipe": "faulty", "inputs": {"images": "data"},
-             "params": {"chunk": 1, "die_on": first, "validate_images": False}}])
-        raised = _resolve_within(reg, "dies", jobs=4)
+        reg = _twelve_tasks(tmp_path, "faulty", validate_images=False, die_on=first)
+        raised = _resolve_within(reg, "copied", jobs=4)
     assert isinstance(raised, BuildError) and "a worker process died" in str(raised)
     assert os.listdir(Path(reg.store.root, ".staging")) == []
 
