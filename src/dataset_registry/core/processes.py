@@ -114,7 +114,7 @@ class Spawning:
                                 process.terminate()
                             break
                     time.sleep(0.001)  # (a thread waiting for the lock wakes and takes it)
-            pool.spawning = False
+            pool.spawning = False  # (where none was spawned here, the warm-ups spawn them)
             queued = getattr(pool, "_pending_work_items", None)
             for _ in range(0 if self._stop.is_set() or queued else count):
                 pool.submit(warm)
