@@ -46,6 +46,28 @@ def _slow_spawns(monkeypatch, seconds: float) -> list[float]:
     return spawned
 
 
+def _ctrl_c_at_task(monkeypatch, n: int) -> list:
+    """SIGINT to this process as the `n`th task of a build is handed to its pool (Ctrl-C,
+    with `ctrl_c_raises`): the futures of the tasks handed out, appended as they go."""
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dataset_registry.executors.base import run_task
+
+    submit, handed = ProcessPoolExecutor.submit, []
+
+    def submit_then_ctrl_c(pool, fn, *args, **kwargs):
+        future = submit(pool, fn, *args, **kwargs)
+        if fn is run_task:
+            handed.append(future)
+            if len(handed) == n:
+                os.kill(os.getpid(), signal.SIGINT)
+        return future
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit_then_ctrl_c)
+    return handed
+
+
 def _twelve_tasks(tmp_path, recipe: str = "echo", **params):
     """A project whose dataset `copied` is 12 one-image tasks of `recipe` (registered by
     the caller: use_echo, use_faulty)."""
@@ -93,28 +115,16 @@ def test_ctrl_c_while_the_workers_still_start_stops_without_starting_the_rest(
     """Ctrl-C once the tasks are handed out but while the workers still start (0.4 s each
     here): the build stops after the worker starting, not after all of them, with its
     workers gone and nothing left in staging."""
-    import signal
     import threading
-    from concurrent.futures import ProcessPoolExecutor
-
-    from dataset_registry.executors.base import part_name, run_task
 
     spawned = _slow_spawns(monkeypatch, 0.4)
-    submit = ProcessPoolExecutor.submit
-
-    def submit_then_ctrl_c(pool, fn, *args, **kwargs):
-        future = submit(pool, fn, *args, **kwargs)
-        if fn is run_task and args[4] == part_name(11):  # (the last of 12 tasks)
-            os.kill(os.getpid(), signal.SIGINT)
-        return future
-
-    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit_then_ctrl_c)
+    handed = _ctrl_c_at_task(monkeypatch, 12)  # the last of them
     executor = LocalExecutor(6)
     with use_echo():
         reg = _twelve_tasks(tmp_path)
         with pytest.raises(KeyboardInterrupt):
             reg.resolve("copied", executor=executor)
-    assert 1 <= len(spawned) < 6
+    assert len(handed) == 12 and 1 <= len(spawned) < 6
     # closed only once the thread starting them had stopped: none starts into a closed pool
     assert not [t for t in threading.enumerate() if t.name == "registry-start-workers"]
     assert executor._pool is None
@@ -222,29 +232,13 @@ def test_ctrl_c_while_tasks_are_handed_out_stops_the_workers_before_staging_goes
     (the pool is closed), then removes its staging. Before, the interrupt left the
     submission outside any cleanup: the workers ran on, writing into a staging area being
     removed (the CI failure of test_sigterm_cleans_up_like_ctrl_c)."""
-    import signal
-    from concurrent.futures import ProcessPoolExecutor
-
-    from dataset_registry.executors.base import run_task
-    from dataset_registry.testing.echo import use_echo
-
     source = write_image_folder(tmp_path / "data", n=600)
-    submit, handed = ProcessPoolExecutor.submit, []
-
-    def submit_then_ctrl_c(pool, fn, *args, **kwargs):
-        future = submit(pool, fn, *args, **kwargs)
-        if fn is run_task:
-            handed.append(future)
-            if len(handed) == 50:
-                os.kill(os.getpid(), signal.SIGINT)
-        return future
-
     executor = LocalExecutor(2)
     with use_echo():
         reg = open_project(tmp_path / "project", {"data": source}, [
             {"name": "many", "recipe": "echo", "inputs": {"images": "data"},
              "params": {"chunk": 2, "validate_images": False}}])
-        monkeypatch.setattr(ProcessPoolExecutor, "submit", submit_then_ctrl_c)
+        handed = _ctrl_c_at_task(monkeypatch, 50)
         with pytest.raises(KeyboardInterrupt):
             reg.resolve("many", executor=executor)
     assert len(handed) == 300  # handed out in full, then stopped between two waits
