@@ -50,7 +50,10 @@ whole: each recipe's checked, cold `registry resolve` (the speed section's tar) 
 whole command a user runs, a fresh process each (interpreter, imports, workers, plan,
 tasks, index, catalog), beside DECODE, the bare check loop, also a whole process
 (target: >= 0.9 of it), and beside decode+write, that loop writing what it checked. The
-speed section times them inside one warm process instead.
+speed section times them inside one warm process instead. Under the table, where each
+resolve's best run went: its marker's phases (engine/build.py), what came before the build
+began (interpreter, imports, manifests, the inputs) and what came after it (the catalog's
+rows, the exit).
 
 --smoke runs every section on a few dozen images (seconds): it checks that the script
 works, not how fast.
@@ -412,9 +415,10 @@ def whole(classes: int, per_class: int, distinct: int, jobs: int, quality: int,
         write_manifest(work, require_all_classes=False, shards=min(64, n))
         Registry.open(str(work)).set_source("train", tar)  # indexed here, untimed
         recipes = ("recordio", "wds", "tfrecord")
+        spent: dict[str, list[float]] = {}
         best = fresh_processes(work, tar, {name: resolve_command(work, jobs, name)
                                            for name in recipes}, jobs, repeat, written=True,
-                               settle=settle)
+                               settle=settle, spent=spent)
         print(f"## whole: {n} images in a tar of {classes} class tars, {jobs} worker(s), "
               f"{cpu_count()} cores, fresh processes, best of {repeat}")
         print(f"{'method':52s} {'seconds':>8s} {'img/s':>8s} {'floor/this':>10s} "
@@ -427,8 +431,29 @@ def whole(classes: int, per_class: int, distinct: int, jobs: int, quality: int,
                   f"{best['decode+write'] / t:13.2f}")
         print("target: each checked cold resolve at >= 0.9 of the bare check loop "
               "(floor/this); (+write)/this: of the loop that also writes its output")
+        print("where each best run's seconds went (its marker's phases; before: interpreter, "
+              "imports, manifests, inputs; index: the file table; after: catalog, exit)")
+        print(f"{'':52s} " + " ".join(f"{column:>6s}" for column in SPENT))
+        for name in recipes:
+            print(f"{'registry resolve ' + name:52s} " +
+                  " ".join(f"{t:6.2f}" for t in spent.get(name, [])))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+SPENT = ("before", "plan", "checks", "tasks", "finish", "index", "after")  # (spent_in)
+
+
+def spent_in(work: Path, started: float, seconds: float) -> list[float] | None:
+    """The `SPENT` of the one artifact in `work`'s store, built by a process that started at
+    `started` (time.time()) and took `seconds`: the marker's phases, and what they leave."""
+    markers = list((work / "registry").glob("*/*/_registry.json"))
+    if len(markers) != 1:
+        return None
+    built = json.loads(markers[0].read_text())["built"]
+    before = built["at"] - started
+    phases = [built["phases"].get(p, 0.0) for p in ("plan", "checks", "tasks", "finish", "index")]
+    return [before, *phases, seconds - before - built["seconds"]]
 
 
 def resolve_command(work: Path, jobs: int, name: str) -> list[str]:
@@ -437,15 +462,16 @@ def resolve_command(work: Path, jobs: int, name: str) -> list[str]:
 
 
 def fresh_processes(work: Path, tar: str, commands: dict[str, list[str]], jobs: int,
-                    repeat: int, *, written: bool = False, settle: float = 0.0
-                    ) -> dict[str, float]:
+                    repeat: int, *, written: bool = False, settle: float = 0.0,
+                    spent: dict[str, list[float]] | None = None) -> dict[str, float]:
     """Best seconds of each command as a whole process and of the bare check loop over the
     train source's members in `jobs` processes ("decode"; `written`: also that loop
     writing what it checked, "decode+write"), interleaved, after a first round untimed: as
     an installed package runs, bytecode compiled once (kept under `work`, not in the
     tree), even where PYTHONDONTWRITEBYTECODE is set. Before each, the store and every
     output folder are emptied and the check verdicts removed (every checked build is
-    cold), then `settle` seconds pass."""
+    cold), then `settle` seconds pass. `spent`: filled with each build's best run's
+    `spent_in`."""
     from dataset_registry.sources.index import member_sets
 
     refs = member_sets(Registry.open(str(work)).resolver.source_info("train"))["train"]
@@ -470,10 +496,13 @@ def fresh_processes(work: Path, tar: str, commands: dict[str, list[str]], jobs: 
             os.sync()
             if round_:  # (the first round is untimed)
                 time.sleep(settle)
-            start = time.perf_counter()
+            started, start = time.time(), time.perf_counter()
             subprocess.run(command, check=True, capture_output=True, env=env)
-            if round_:
-                best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+            took = time.perf_counter() - start
+            if round_ and took < best.get(name, float("inf")):
+                best[name] = took
+                if spent is not None and (where := spent_in(work, started, took)):
+                    spent[name] = where
     return best
 
 

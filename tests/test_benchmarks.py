@@ -152,7 +152,11 @@ def test_bench_shards_prints_speed_memory_the_small_build_and_whole_commands():
                      *(f"registry resolve {r}, checked, cold"
                        for r in ("recordio", "wds", "tfrecord")))],
                  r"target: each checked cold resolve at >= 0\.9 of the bare check loop "
-                 r"\(floor/this\); \(\+write\)/this: .*")
+                 r"\(floor/this\); \(\+write\)/this: .*",
+                 r"where each best run's seconds went \(its marker's phases; .*",
+                 r"before +plan +checks +tasks +finish +index +after",
+                 *[rf"registry resolve {r}" + 7 * r" +{NUM}"
+                   for r in ("recordio", "wds", "tfrecord")])
 
 
 def test_bench_s3_prints_local_against_s3_and_the_upload_ratio():
