@@ -145,3 +145,41 @@ def test_the_file_table_holds_every_part_row_as_written(tmp_path, monkeypatch, c
                                                  for text in AWKWARD * (t + 1))
     assert (facts["files"], facts["skipped"]) == (len(expected), len(expected))
     assert not (staging / ".parts").exists()
+
+
+def test_duckdb_threads_for_the_merge_follow_the_parts_size():
+    """One thread for a small table (DuckDB's thread a core cost more than it gave there),
+    one per PART_BYTES_A_THREAD of parts past that, never more than the cores."""
+    from dataset_registry.artifact import output
+    from dataset_registry.core.processes import usable_cores
+
+    a_thread = output.PART_BYTES_A_THREAD
+    assert output._threads(0) == output._threads(a_thread - 1) == 1
+    assert output._threads(2 * a_thread) == min(2, usable_cores())
+    assert output._threads(10_000 * a_thread) == usable_cores()
+
+
+def test_the_file_table_has_the_same_bytes_on_one_thread_or_several(tmp_path, monkeypatch):
+    """Merged on one thread or on every core (`output._threads`), 300,000 records in four
+    parts make the same `_files.parquet`, byte for byte: the threads follow the parts' size,
+    and the table must not."""
+    from dataset_registry.artifact import output
+    from dataset_registry.core.processes import usable_cores
+
+    used, threads = [], output._threads
+    monkeypatch.setattr(output, "_threads", lambda size: used.append(threads(size)) or used[-1])
+    tables = []
+    for a_thread in (1 << 40, 1 << 20):  # one thread; one a MiB (45 MB of parts: the cores)
+        monkeypatch.setattr(output, "PART_BYTES_A_THREAD", a_thread)
+        staging = tmp_path / str(a_thread)
+        for t in range(4):
+            out = Output(str(staging), f"{t:06d}")
+            for r in range(75_000):
+                out.record(f"s-{t}.tar", offset=512 * r, size=1000 + r % 977,
+                           xxh3=xxh3(b"%d" % r), label=r % 1000, member=f"train/{r}.JPEG",
+                           source="fp", record=r, class_name=f"n{r % 1000:08d}")
+            out.close()
+        finalize(str(staging))
+        tables.append((staging / "_files.parquet").read_bytes())
+    assert used == [1, usable_cores()]  # (2 on CI's machine)
+    assert tables[0] == tables[1]
