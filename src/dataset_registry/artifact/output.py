@@ -246,13 +246,11 @@ def finalize(root: str) -> dict[str, Any]:
     # escaped: a store folder may hold glob characters (`store[1]*`)
     parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.files.csv")))
     skip_parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.skipped.csv")))
-    sizes = {p: os.path.getsize(p) for p in (*parts, *skip_parts)}
     # Bounded: a 1.28M-record table must not grow the coordinator; DuckDB spills past this.
     con = duckdb.connect(config={"memory_limit": "256MB",
-                                 "temp_directory": os.path.join(root, PARTS, "spill"),
-                                 "threads": _threads(sum(sizes.values()))})
+                                 "temp_directory": os.path.join(root, PARTS, "spill")})
     try:
-        facts = _merge(con, root, parts, skip_parts, sizes)
+        facts = _merge(con, root, parts, skip_parts)
     except (duckdb.IOException, OSError) as exc:  # a full disk, or an unwritable folder
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
             str(exc).splitlines()[0]
@@ -265,8 +263,9 @@ def finalize(root: str) -> dict[str, Any]:
     return facts if splits is None else {**facts, "splits": splits}
 
 
-def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str],
-           sizes: dict[str, int]) -> dict[str, Any]:
+def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str]) -> dict[str, Any]:
+    sizes = {p: os.path.getsize(p) for p in (*parts, *skip_parts)}
+    con.execute(f"SET threads = {_threads(sum(sizes.values()))}")
     files_out = os.path.join(root, FILES).replace("'", "''")
     table = f"read_parquet('{files_out}')"
     rows = _csv(_fewer_files(parts, os.path.join(root, PARTS, "all-files.csv"), sizes),
