@@ -52,8 +52,8 @@ tasks, index, catalog), beside DECODE, the bare check loop, also a whole process
 (target: >= 0.9 of it), and beside decode+write, that loop writing what it checked. The
 speed section times them inside one warm process instead. Under the table, where each
 resolve's best run went: its marker's phases (engine/build.py), what came before the build
-began (interpreter, imports, manifests, the inputs) and what came after it (the catalog's
-rows, the exit).
+began (interpreter, imports, manifests, keys, the workers' start) and what came after it
+(publishing, the pool's shutdown, the catalog's rows, the exit).
 
 --smoke runs every section on a few dozen images (seconds): it checks that the script
 works, not how fast.
@@ -432,7 +432,9 @@ def whole(classes: int, per_class: int, distinct: int, jobs: int, quality: int,
         print("target: each checked cold resolve at >= 0.9 of the bare check loop "
               "(floor/this); (+write)/this: of the loop that also writes its output")
         print("where each best run's seconds went (its marker's phases; before: interpreter, "
-              "imports, manifests, inputs; index: the file table; after: catalog, exit)")
+              "imports, manifests, keys, the workers' start; plan: reading the inputs too; "
+              "index: the file table; after: publishing, the pool's shutdown, the catalog, "
+              "the exit)")
         print(f"{'':52s} " + " ".join(f"{column:>6s}" for column in SPENT))
         for name in recipes:
             print(f"{'registry resolve ' + name:52s} " +
@@ -452,7 +454,7 @@ def spent_in(work: Path, started: float, seconds: float) -> list[float] | None:
         return None
     built = json.loads(markers[0].read_text())["built"]
     before = built["at"] - started
-    phases = [built["phases"].get(p, 0.0) for p in ("plan", "checks", "tasks", "finish", "index")]
+    phases = [built["phases"].get(p, 0.0) for p in SPENT[1:-1]]
     return [before, *phases, seconds - before - built["seconds"]]
 
 
@@ -501,8 +503,8 @@ def fresh_processes(work: Path, tar: str, commands: dict[str, list[str]], jobs: 
             took = time.perf_counter() - start
             if round_ and took < best.get(name, float("inf")):
                 best[name] = took
-                if spent is not None and (where := spent_in(work, started, took)):
-                    spent[name] = where
+                if spent is not None:  # (a build's row is its best run's, or none)
+                    spent[name] = spent_in(work, started, took) or []
     return best
 
 

@@ -169,7 +169,7 @@ def test_the_file_table_has_the_same_bytes_on_one_thread_or_several(tmp_path, mo
     used, threads = [], output._threads
     monkeypatch.setattr(output, "_threads", lambda size: used.append(threads(size)) or used[-1])
     tables = []
-    for a_thread in (1 << 40, 1 << 20):  # one thread; one a MiB (45 MB of parts: the cores)
+    for a_thread in (1 << 40, 1 << 10):  # one thread; one a KiB (29 MB of parts: the cores)
         monkeypatch.setattr(output, "PART_BYTES_A_THREAD", a_thread)
         staging = tmp_path / str(a_thread)
         for t in range(4):

@@ -9,9 +9,9 @@ from ..conftest import as_from_a_terminal
 
 def test_pool_workers_start_with_the_recipes_already_imported(tmp_path):
     """Whoever starts the fork server first (the synthetic generator, a build), its workers
-    inherit the recipes and numpy from it instead of importing them each; and Pillow and
-    core/failures, which every task imports on its first call (the recipes import Pillow
-    only where they decode)."""
+    inherit the recipes and numpy from it instead of importing them each; and Pillow,
+    executors/base and core/failures, which every task imports on its first call (the
+    recipes import Pillow only where they decode)."""
     script = tmp_path / "start_first.py"
     script.write_text(textwrap.dedent("""
         import sys
@@ -19,17 +19,20 @@ def test_pool_workers_start_with_the_recipes_already_imported(tmp_path):
 
         def imported():
             return sorted(m for m in ("numpy", "dataset_registry.recipes", "PIL.Image",
+                                      "dataset_registry.executors.base",
                                       "dataset_registry.core.failures") if m in sys.modules)
 
         if __name__ == "__main__":
             from dataset_registry.core.processes import worker_context
-            assert "dataset_registry.recipes" not in sys.modules and "PIL" not in sys.modules
+            assert not {"dataset_registry.recipes", "dataset_registry.executors.base",
+                        "PIL"} & set(sys.modules)
             with ProcessPoolExecutor(1, mp_context=worker_context()) as pool:
                 print(pool.submit(imported).result())
     """))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          check=True, cwd=tmp_path)
     assert out.stdout.strip() == ("['PIL.Image', 'dataset_registry.core.failures', "
+                                  "'dataset_registry.executors.base', "
                                   "'dataset_registry.recipes', 'numpy']")
 
 

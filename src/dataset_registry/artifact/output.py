@@ -246,16 +246,18 @@ def finalize(root: str) -> dict[str, Any]:
     # escaped: a store folder may hold glob characters (`store[1]*`)
     parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.files.csv")))
     skip_parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.skipped.csv")))
+    try:
+        sizes = {p: os.path.getsize(p) for p in (*parts, *skip_parts)}
+    except OSError as exc:  # (a part gone since the glob: never, but not a traceback)
+        raise _cannot_write(root, exc) from None
     # Bounded: a 1.28M-record table must not grow the coordinator; DuckDB spills past this.
     con = duckdb.connect(config={"memory_limit": "256MB",
-                                 "temp_directory": os.path.join(root, PARTS, "spill")})
+                                 "temp_directory": os.path.join(root, PARTS, "spill"),
+                                 "threads": _threads(sum(sizes.values()))})
     try:
-        facts = _merge(con, root, parts, skip_parts)
+        facts = _merge(con, root, parts, skip_parts, sizes)
     except (duckdb.IOException, OSError) as exc:  # a full disk, or an unwritable folder
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
-            str(exc).splitlines()[0]
-        raise StorageError(f"{os.path.join(root, FILES)}: cannot write the file table "
-                           f"({reason})") from None
+        raise _cannot_write(root, exc) from None
     finally:
         con.close()
     shutil.rmtree(os.path.join(root, PARTS))
@@ -263,9 +265,14 @@ def finalize(root: str) -> dict[str, Any]:
     return facts if splits is None else {**facts, "splits": splits}
 
 
-def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str]) -> dict[str, Any]:
-    sizes = {p: os.path.getsize(p) for p in (*parts, *skip_parts)}
-    con.execute(f"SET threads = {_threads(sum(sizes.values()))}")
+def _cannot_write(root: str, exc: Exception) -> StorageError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
+        str(exc).splitlines()[0]
+    return StorageError(f"{os.path.join(root, FILES)}: cannot write the file table ({reason})")
+
+
+def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str],
+           sizes: dict[str, int]) -> dict[str, Any]:
     files_out = os.path.join(root, FILES).replace("'", "''")
     table = f"read_parquet('{files_out}')"
     rows = _csv(_fewer_files(parts, os.path.join(root, PARTS, "all-files.csv"), sizes),

@@ -25,14 +25,15 @@ from collections.abc import Callable
 from typing import Any
 
 # core/ctrl_c first (after the main module, which the server imports before the list):
-# Ctrl-C spares the preload; core/forkserver last: its exit handler runs first. Pillow and
-# core/failures are what every task imports on its first call (recipes/imaging imports
-# Pillow only where it decodes, for the coordinator's sake): left to the tasks, each
-# worker imported them itself before its first image (~11 ms of its first task's ~35 ms
-# of extra time, 2 cores), where warm-ups no longer run ahead of queued tasks (Spawning)
+# Ctrl-C spares the preload; core/forkserver last: its exit handler runs first. Pillow,
+# executors/base (run_task, which the pool sends) and core/failures are what every task
+# imports on its first call (recipes/imaging imports Pillow only where it decodes, for the
+# coordinator's sake): left to the tasks, each worker imported them itself before its
+# first image (~14 ms of its first task's ~35 ms of extra time, 2 cores), where warm-ups
+# no longer run ahead of queued tasks (Spawning)
 PRELOAD = ["__main__", "dataset_registry.core.ctrl_c", "dataset_registry.recipes.builtins",
-           "dataset_registry.recipes.imaging", "PIL.Image", "dataset_registry.core.failures",
-           "dataset_registry.core.forkserver"]
+           "dataset_registry.recipes.imaging", "PIL.Image", "dataset_registry.executors.base",
+           "dataset_registry.core.failures", "dataset_registry.core.forkserver"]
 
 
 def in_fork_server() -> bool:
