@@ -415,7 +415,7 @@ def whole(classes: int, per_class: int, distinct: int, jobs: int, quality: int,
         write_manifest(work, require_all_classes=False, shards=min(64, n))
         Registry.open(str(work)).set_source("train", tar)  # indexed here, untimed
         recipes = ("recordio", "wds", "tfrecord")
-        spent: dict[str, list[float]] = {}
+        spent: dict[str, list[float]] = {name: [] for name in recipes}
         best = fresh_processes(work, tar, {name: resolve_command(work, jobs, name)
                                            for name in recipes}, jobs, repeat, written=True,
                                settle=settle, spent=spent)
@@ -438,7 +438,7 @@ def whole(classes: int, per_class: int, distinct: int, jobs: int, quality: int,
         print(f"{'':52s} " + " ".join(f"{column:>6s}" for column in SPENT))
         for name in recipes:
             print(f"{'registry resolve ' + name:52s} " +
-                  " ".join(f"{t:6.2f}" for t in spent.get(name, [])))
+                  " ".join(f"{t:6.2f}" for t in spent[name]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -446,13 +446,14 @@ def whole(classes: int, per_class: int, distinct: int, jobs: int, quality: int,
 SPENT = ("before", "plan", "checks", "tasks", "finish", "index", "after")  # (spent_in)
 
 
-def spent_in(work: Path, started: float, seconds: float) -> list[float] | None:
-    """The `SPENT` of the one artifact in `work`'s store, built by a process that started at
-    `started` (time.time()) and took `seconds`: the marker's phases, and what they leave."""
-    markers = list((work / "registry").glob("*/*/_registry.json"))
-    if len(markers) != 1:
-        return None
-    built = json.loads(markers[0].read_text())["built"]
+def spent_in(work: Path, name: str, started: float, seconds: float) -> list[float]:
+    """The `SPENT` of dataset `name` in `work`'s store, built by a process that started at
+    `started` (time.time()) and took `seconds`: its marker's phases, and what they leave."""
+    reg = Registry.open(str(work))
+    marker = reg.resolver.store.marker(reg.key(name))
+    if marker is None:
+        return []
+    built = marker.built
     before = built["at"] - started
     phases = [built["phases"].get(p, 0.0) for p in SPENT[1:-1]]
     return [before, *phases, seconds - before - built["seconds"]]
@@ -472,8 +473,8 @@ def fresh_processes(work: Path, tar: str, commands: dict[str, list[str]], jobs: 
     an installed package runs, bytecode compiled once (kept under `work`, not in the
     tree), even where PYTHONDONTWRITEBYTECODE is set. Before each, the store and every
     output folder are emptied and the check verdicts removed (every checked build is
-    cold), then `settle` seconds pass. `spent`: filled with each build's best run's
-    `spent_in`."""
+    cold), then `settle` seconds pass. `spent`: the datasets whose best run's `spent_in`
+    to fill in, by name."""
     from dataset_registry.sources.index import member_sets
 
     refs = member_sets(Registry.open(str(work)).resolver.source_info("train"))["train"]
@@ -503,8 +504,8 @@ def fresh_processes(work: Path, tar: str, commands: dict[str, list[str]], jobs: 
             took = time.perf_counter() - start
             if round_ and took < best.get(name, float("inf")):
                 best[name] = took
-                if spent is not None:  # (a build's row is its best run's, or none)
-                    spent[name] = spent_in(work, started, took) or []
+                if spent is not None and name in spent:  # (its best run's, or none)
+                    spent[name] = spent_in(work, name, started, took)
     return best
 
 
