@@ -183,3 +183,24 @@ def test_the_file_table_has_the_same_bytes_on_one_thread_or_several(tmp_path, mo
         tables.append((staging / "_files.parquet").read_bytes())
     assert used == [1, usable_cores()]  # (2 on CI's machine)
     assert tables[0] == tables[1]
+
+
+def test_a_part_gone_since_it_was_found_fails_the_merge_with_the_file_tables_error(
+        tmp_path, monkeypatch):
+    """A part listed but gone before its size is read (nothing deletes one under a live
+    build; said all the same) is the file table's StorageError, not a traceback, and no
+    table is written."""
+    from dataset_registry import StorageError
+    from dataset_registry.artifact import output
+
+    staging = tmp_path / "staging"
+    out = Output(str(staging), "000000")
+    out.write("a.bin", b"a")
+    out.close()
+    listed = output.glob.glob
+    monkeypatch.setattr(output.glob, "glob", lambda pattern: listed(pattern) + (
+        [str(staging / ".parts" / "gone.files.csv")] if pattern.endswith("files.csv") else []))
+    with pytest.raises(StorageError, match=r"_files\.parquet: cannot write the file table "
+                                           r"\(No such file or directory\)$"):
+        finalize(str(staging))
+    assert not (staging / "_files.parquet").exists()
