@@ -87,7 +87,8 @@ def test_sources_jobs_and_sql(project, capsys, tmp_path):
                        "location": str(tmp_path / "digits"),
                        "fingerprint": shown[0]["fingerprint"], "images": 15, "bytes": 1832,
                        "synthetic": False, "splits": {"train": {"images": 15, "classes": 3}},
-                       "left_out": 0, "left_out_first": [], "md5": None}
+                       "left_out": 0, "left_out_first": [], "empty_folders": 0,
+                       "empty_folders_first": [], "md5": None}
     again = run_json(capsys, "source", "set", "my-images", str(tmp_path / "digits"))
     assert again == checked
     assert run_json(capsys, "job", "list") == []  # the image-folder example has no jobs

@@ -94,3 +94,43 @@ def test_links_that_lead_to_each_other_are_named_a_loop(tmp_path):
     with pytest.raises(SourceError, match=r"cat/a.png: a symbolic link to .*links that lead "
                                           r"back to each other \(a loop\)"):
         open_source(tmp_path, real)
+
+
+def test_empty_folders_are_named_and_their_coming_and_going_re_reads_the_source(tmp_path):
+    """A class folder with no image in it makes no class: `source set` names it (and an
+    empty folder deeper down, and one holding only hidden files), where the split's class
+    count alone ("2 classes") would not say which folder was left out."""
+    data = pets(tmp_path / "data")
+    (data / "bird").mkdir()
+    (data / "eel").mkdir()
+    (data / "eel" / ".gitkeep").write_bytes(b"")  # (how git keeps an empty folder)
+    (data / "fish" / "deep").mkdir(parents=True)
+    write_manifest(tmp_path, "sources:\n  - {name: mine, layout: image-folder}\n")
+    said = run_cli("source", "set", "mine", str(data), cwd=tmp_path)
+    assert said.returncode == 0, said.stderr
+    assert "  split train: 6 images, 2 classes\n" in said.stdout
+    assert "  left out: 3 empty folder(s) (no file in them, hidden ones aside): bird/, eel/, " \
+        "fish/deep/\n" in said.stdout
+    info = Registry.open(str(tmp_path)).resolver.source_info("mine")
+    assert (info.empty_folders, info.empty_folders_first) == (3, ["bird", "eel", "fish/deep"])
+    fingerprint = info.fingerprint
+
+    for name in ("bird", "eel/.gitkeep", "eel", "fish/deep", "fish"):  # all gone: said so
+        path = data / name
+        path.rmdir() if path.is_dir() else path.unlink()
+    again = run_cli("source", "set", "mine", str(data), cwd=tmp_path)
+    assert again.returncode == 0 and "empty folder" not in again.stdout, again.stdout
+    info = Registry.open(str(tmp_path)).resolver.source_info("mine")
+    assert (info.empty_folders, info.fingerprint) == (0, fingerprint)  # (no member changed)
+
+
+def test_more_empty_folders_than_are_named_are_counted(tmp_path):
+    data = pets(tmp_path / "data")
+    for i in range(7):
+        (data / f"z{i}").mkdir()
+    reg = open_source(tmp_path, data)
+    info = reg.resolver.source_info("mine")
+    assert (info.empty_folders, info.empty_folders_first) == (7, [f"z{i}" for i in range(5)])
+    said = run_cli("source", "check", "mine", cwd=tmp_path)
+    assert "empty folder(s) (no file in them, hidden ones aside): z0/, z1/, z2/, z3/, z4/, " \
+        "... (2 more)\n" in said.stdout, said.stdout

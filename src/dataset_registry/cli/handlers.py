@@ -93,6 +93,8 @@ def _print_source(info: Any, as_json: bool = False) -> None:
                         split: {"images": images, "classes": classes}
                         for split, (images, classes) in info.splits.items()},
                     "left_out": info.left_out, "left_out_first": info.left_out_first,
+                    "empty_folders": info.empty_folders,
+                    "empty_folders_first": info.empty_folders_first,
                     "md5": getattr(info, "md5", None)})
         return
     kind = "SYNTHETIC stand-in" if info.synthetic else "data"
@@ -102,12 +104,20 @@ def _print_source(info: Any, as_json: bool = False) -> None:
         print(f"  split {split}: {images} images, "
               + (f"{classes} classes" if classes else "unlabelled"))
     if info.left_out:
-        first = ", ".join(info.left_out_first)
-        more = f", ... ({info.left_out - len(info.left_out_first)} more)" \
-            if info.left_out > len(info.left_out_first) else ""
         print(f"  left out by layout {info.layout}: {info.left_out} file(s) that are not its "
-              f"images (hidden, OS litter, not an image, or unlisted): {first}{more}")
+              "images (hidden, OS litter, not an image, or unlisted): "
+              f"{_first(info.left_out_first, info.left_out)}")
+    if info.empty_folders:  # (no image in it: a class folder that makes no class)
+        print(f"  left out: {info.empty_folders} empty folder(s) (no file in them, hidden "
+              f"ones aside): "
+              f"{_first([f + '/' for f in info.empty_folders_first], info.empty_folders)}")
     print(f"fingerprint {info.fingerprint}")
+
+
+def _first(names: list[str], count: int) -> str:
+    """The first few of `count` names, and how many more."""
+    more = count - len(names)
+    return ", ".join(names) + (f", ... ({more} more)" if more > 0 else "")
 
 
 def job(reg: Any, args: argparse.Namespace) -> int:

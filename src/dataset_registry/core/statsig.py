@@ -32,7 +32,10 @@ def stat_signature(location: str) -> str:
         raise SourceError(f"{location}: {exc.strerror}") from None
     if not os.path.isdir(location):
         return f"file:{_row(st)}"
-    rows = [f"{rel}\t{_row(st)}" for rel, st in walk_stat(location)]
+    empty: list[str] = []
+    rows = [f"{rel}\t{_row(st)}" for rel, st in walk_stat(location, empty)]
+    # an empty folder's coming or going changes no file, but what `source set` says of it
+    rows += [f"{rel}/\tno files" for rel in empty]
     return "dir2:" + hash_bytes("\n".join(rows).encode())
 
 
@@ -41,9 +44,12 @@ def _row(st: os.stat_result) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
 
 
-def walk_stat(root: str) -> Iterator[tuple[str, os.stat_result]]:
+def walk_stat(root: str, empty: list[str] | None = None
+              ) -> Iterator[tuple[str, os.stat_result]]:
     """(relative path, stat of the file it names) of every file under `root`, sorted by
-    path within each folder, hidden entries skipped, symbolic links followed."""
+    path within each folder, hidden entries skipped, symbolic links followed. `empty` gets
+    the relative path of each folder below `root` holding neither a file nor a folder
+    (hidden ones aside), as the walk meets it: a class folder with no image in it."""
     try:
         top = os.stat(root)
     except OSError as exc:
@@ -55,7 +61,7 @@ def walk_stat(root: str) -> Iterator[tuple[str, os.stat_result]]:
         rel, ancestors = stack.pop()
         with os.scandir(os.path.join(root, rel)) as it:
             entries = sorted(it, key=lambda e: e.name)
-        folders = []
+        folders, files = [], 0
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -79,8 +85,11 @@ def walk_stat(root: str) -> Iterator[tuple[str, os.stat_result]]:
                     raise SourceError(f"{os.path.join(root, sub)}: {what} (a loop); remove it")
                 folders.append((sub, ancestors | {(st.st_dev, st.st_ino)}))
             elif stat.S_ISREG(st.st_mode):
+                files += 1
                 yield sub, st
             else:
                 raise SourceError(f"{os.path.join(root, sub)}: a fifo, socket or device, not "
                                   "a file; remove it from the source folder")
+        if empty is not None and rel and not files and not folders:
+            empty.append(rel)
         stack.extend(reversed(folders))  # depth first, in name order

@@ -54,6 +54,10 @@ class SourceInfo:
     splits: dict[str, list[int]] = field(default_factory=dict)  # split: [images, classes]
     left_out: int = 0
     left_out_first: list[str] = field(default_factory=list)
+    # a folder source's folders holding no file (how many; the first few): a class folder
+    # without images makes no class, which `splits` alone would not say
+    empty_folders: int = 0
+    empty_folders_first: list[str] = field(default_factory=list)
     # whole-number labels numbered by value (and the fingerprint saying so); False where
     # that numbers every image as sorted text does (0..9), or there are none
     label_values: bool = False
@@ -111,7 +115,7 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
     from .indextable import split_counts, write_index
 
     import_meanwhile("duckdb")  # the catalog records the source next: loaded while it is read
-    table, left_out, fingerprint, label_values = read_index(
+    table, left_out, fingerprint, label_values, empty = read_index(
         where_bytes, layout, is_tar, beside, f"source {node.name} ({location})", progress,
         node.name)
     synthetic = where_bytes.synthetic()
@@ -133,7 +137,8 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
                       stat=signature, index=index_path, container=is_tar,
                       beside=[where_bytes.beside(n) for n in beside],
                       splits=counts, left_out=len(left_out),
-                      left_out_first=left_out[:5], label_values=label_values)
+                      left_out_first=left_out[:5], label_values=label_values,
+                      empty_folders=len(empty), empty_folders_first=empty[:5])
     write_atomic(entry_path, json.dumps(asdict(info), indent=1))
     if cached is not None and cached.fingerprint != info.fingerprint:
         _say_changed(cached, info)

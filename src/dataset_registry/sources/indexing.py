@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 from ..core.progress import Counted, ProgressFactory, bar
 from ..errors import SourceError
@@ -30,17 +31,27 @@ from .zipindexing import index_zip
 from .zippool import Central
 
 
+class Indexed(NamedTuple):
+    table: IndexTable  # sorted by name and checked
+    left_out: list[str]  # the paths its layout left out
+    fingerprint: str  # of its members
+    label_values: bool  # whether its whole-number labels keep their value
+    empty_folders: list[str]  # a folder source's folders holding no file (`walk_stat`)
+
+
 def read_index(where_bytes: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
                beside: tuple[str, ...], where: str, progress: ProgressFactory | None,
-               name: str) -> tuple[IndexTable, list[str], str, bool]:
-    """The source's index table, sorted by name and checked, the paths its layout left out,
-    the fingerprint of its members, and whether its whole-number labels keep their value
-    (`numbers_change_labels`); refusals name the source (`where`)."""
+               name: str) -> Indexed:
+    """The source's index table, what it left out and its fingerprint (`Indexed`); whether
+    its whole-number labels keep their value is `numbers_change_labels`'s. Refusals name
+    the source (`where`)."""
+    empty: list[str] = []
     try:
         # a folder's size is unknown until it is walked: a bar without a total
         with bar(progress, f"indexing source {name}",
                  where_bytes.size() if is_tar else None, unit="bytes") as advance:
-            table, left_out, hashed = _read(where_bytes, layout, is_tar, beside, advance)
+            table, left_out, hashed = _read(where_bytes, layout, is_tar, beside, advance,
+                                            empty)
     except SourceError as exc:
         raise SourceError(f"{where}: {exc}") from None
     if all(logical.startswith("meta/") for logical in table.logical):  # (stops at an image)
@@ -53,7 +64,7 @@ def read_index(where_bytes: LocalPlace | RemotePlace, layout: Layout, is_tar: bo
         raise SourceError(f"{where}: two members are both {table.logical[repeat]!r} in the "
                           "dataset")
     fingerprint = hashed if hashed and not moved else table.fingerprint()
-    return table, left_out, fingerprint, numbers_change_labels(table)
+    return Indexed(table, left_out, fingerprint, numbers_change_labels(table), empty)
 
 
 def _refuse_split(rows: list[tuple[str, Entry, IndexedMember]]) -> None:
@@ -109,12 +120,13 @@ def _check_names(table: IndexTable, where: str) -> None:
 
 
 def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
-          beside: tuple[str, ...], advance: Callable[[int], None] | None
+          beside: tuple[str, ...], advance: Callable[[int], None] | None, empty: list[str]
           ) -> tuple[IndexTable, list[str], str | None]:
     """The source's members as the layout sees them (unsorted), the paths of those it left
     out, and the table's fingerprint where it was hashed on the way, its rows then in
     strict name order (None: not); a big local tar of tars on every core (`nestedpool`),
-    where the layout reads each member by its name alone."""
+    where the layout reads each member by its name alone. A folder's folders holding no
+    file go into `empty`."""
     found = [m for m in map(where.beside_member, beside) if m is not None]
     counted = Counted(advance)
     parallel = None
@@ -134,7 +146,7 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
         members = scan_archive(where.location, layout.nested, None, advance, central)
     else:
         members = where.scan_tar(layout.nested, advance) if is_tar else \
-            where.scan_folder(advance)
+            where.scan_folder(advance, empty)
     scanned: list[IndexedMember] = []
     try:
         rows = [(f"{e.split}/{e.name}", e, m) for e, m in

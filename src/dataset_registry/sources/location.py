@@ -51,8 +51,10 @@ class LocalPlace:
                  ) -> Iterator[IndexedMember]:
         return scan_archive(self.location, nested, None, progress)
 
-    def scan_folder(self, progress: Progress) -> Iterator[IndexedMember]:
-        for rel, st in walk_stat(self.location):
+    def scan_folder(self, progress: Progress, empty: list[str] | None = None
+                    ) -> Iterator[IndexedMember]:
+        """The folder's files; `empty` gets its folders holding none (`walk_stat`)."""
+        for rel, st in walk_stat(self.location, empty):
             if rel == SYNTHETIC_MARKER:
                 continue
             yield IndexedMember(rel, 0, st.st_size,
@@ -151,7 +153,10 @@ class RemotePlace:
                  ) -> Iterator[IndexedMember]:
         return scan_archive(self.location, nested, lambda _: self.open(), progress)
 
-    def scan_folder(self, progress: Progress) -> Iterator[IndexedMember]:
+    def scan_folder(self, progress: Progress, empty: list[str] | None = None
+                    ) -> Iterator[IndexedMember]:
+        """The prefix's objects; `empty` gets nothing: object storage keeps no folders, only
+        keys (a console's "folder" is a key of its own, not listed as a file)."""
         objects = [o for o in self._objects() if o[0] != SYNTHETIC_MARKER]
         for i in range(0, len(objects), self._BATCH):
             batch = objects[i:i + self._BATCH]
