@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset_registry import RecipeError
+from dataset_registry import RecipeError, Registry
 from dataset_registry.executors import LocalExecutor
 from dataset_registry.testing.echo import use_echo, use_faulty
 from dataset_registry.testing.executors import ExecutorSuite
@@ -245,3 +245,35 @@ def test_ctrl_c_while_tasks_are_handed_out_stops_the_workers_before_staging_goes
     assert executor._pool is None  # closed, its workers stopped and joined
     assert os.listdir(Path(reg.store.root, ".staging")) == []
     assert reg.status("many") == "missing"
+
+
+UNGUARDED = """
+import sys
+from dataset_registry import Registry
+from dataset_registry.testing.echo import use_echo
+with use_echo():  # no `if __name__ == '__main__':` around it
+    Registry.open(sys.argv[1]).resolve("copied", jobs=2)
+"""
+
+
+def test_a_script_resolving_on_a_pool_without_the_main_guard_fails_naming_it(tmp_path):
+    """Each worker imports the caller's script again (as multiprocessing does); one calling
+    resolve() unguarded built again in there and waited for the build lock its coordinator
+    held: a hang. Now the build fails at once, naming the guard, and leaves nothing."""
+    import subprocess
+    import sys
+
+    with use_echo():
+        reg = _twelve_tasks(tmp_path)
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    ran = subprocess.run([sys.executable, str(script), str(reg.root)], capture_output=True,
+                         text=True, timeout=120)
+    assert ran.returncode == 1
+    last = ran.stderr.strip().splitlines()[-1]
+    assert last == ("dataset_registry.errors.BuildError: a worker process died (killed, out "
+                    "of memory, or it could not start: a script that calls resolve() with "
+                    "jobs > 1 must do so under `if __name__ == '__main__':`, as "
+                    "multiprocessing requires)"), ran.stderr[-3000:]
+    with use_echo():
+        assert Registry.open(str(reg.root)).status("copied") == "missing"

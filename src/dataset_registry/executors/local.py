@@ -27,11 +27,32 @@ def start_worker(coordinator: int) -> None:
     reuse_freed_pages()
 
 
+GUARD = ("a script that calls resolve() with jobs > 1 must do so under `if __name__ == "
+         "'__main__':`, as multiprocessing requires")
+
+
+def _not_importing_main() -> None:
+    """Refuse a pool while the fork server imports the caller's script (its preload,
+    `processes.PRELOAD`): a script calling resolve() outside `if __name__ == '__main__':`
+    would build again in there, and wait for the build lock its coordinator holds while that
+    waits for the fork server: a hang, not an error. This process dies of the refusal, and
+    the coordinator's pool then fails naming the guard (`LocalExecutor._failed`).
+    multiprocessing makes the same test where it starts a process (`spawn`'s
+    `_check_not_importing_main`); a pool here would start none before the lock."""
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise BuildError(f"resolve() with jobs > 1 was called while the script was imported "
+                         f"by a worker process: {GUARD}")
+
+
 class LocalExecutor(Executor):
     """Tasks on a local process pool (`jobs` workers); inline when jobs == 1."""
 
     def __init__(self, jobs: int | None = None) -> None:
         self.jobs = max(1, jobs or os.cpu_count() or 1)
+        if self.jobs > 1:
+            _not_importing_main()
         self._pool: Any = None
         self._starting: Spawning | None = None
 
@@ -79,10 +100,8 @@ class LocalExecutor(Executor):
         broken = self._broken(exc)
         self.close()
         if broken:
-            return BuildError(
-                "a worker process died (killed, out of memory, or it could not start: a "
-                "script that calls resolve() with jobs > 1 must do so under `if __name__ "
-                "== '__main__':`, as multiprocessing requires)")
+            return BuildError(f"a worker process died (killed, out of memory, or it could not "
+                              f"start: {GUARD})")
         return BuildError(f"could not start the worker processes: {exc}")
 
     def close(self, *, stop: bool = False) -> None:
