@@ -137,16 +137,21 @@ def build_zip(entries: list[Entry], *, comment: bytes = b"", zip64_end: bool = F
     return bytes(out + comment)
 
 
+EMPTY = b"<an empty folder>"
+
+
 def unzip_extract(path: Path, dest: Path) -> tuple[int, dict[str, bytes], str]:
     """Info-ZIP unzip's exit status, the regular files it wrote (anything else shows as
-    '<not a regular file>') and what it printed, run in a UTF-8 locale (its names are
-    then written as the zip's UTF-8 bytes)."""
+    '<not a regular file>'; an empty folder as `EMPTY`, its path ending in '/') and what it
+    printed, run in a UTF-8 locale (its names are then written as the zip's UTF-8 bytes)."""
     dest.mkdir(parents=True)
     done = subprocess.run([UNZIP, "-q", str(path), "-d", str(dest)], capture_output=True,
                           stdin=subprocess.DEVNULL, timeout=60,
                           env={**os.environ, "LC_ALL": "C.UTF-8"})
     files: dict[str, bytes] = {}
     for root, dirs, names in os.walk(dest):
+        if not dirs and not names and Path(root) != dest:
+            files[Path(root).relative_to(dest).as_posix() + "/"] = EMPTY
         for name in names + [d for d in dirs if (Path(root) / d).is_symlink()]:
             path_ = Path(root) / name
             rel = path_.relative_to(dest).as_posix()

@@ -16,8 +16,9 @@ from dataset_registry.sources.index import check_source
 
 def indexed(path: Path, cache: Path, layout: str, options: dict[str, Any] | None = None
             ) -> tuple[tuple | None, str | None]:
-    """((fingerprint, files, splits, members left out and the first of them, the index's
-    arrays), None), or (None, the refusal's words, the cache folder written CACHE)."""
+    """((fingerprint, files, splits, members left out and the first of them, empty folders
+    and the first of them, the index's arrays), None), or (None, the refusal's words, the
+    cache folder written CACHE)."""
     node = SourceNode(name="src", file="m.yaml", line=3, layout=layout, options=options or {})
     try:
         info = check_source(node, str(path), str(cache), force=True)
@@ -26,7 +27,7 @@ def indexed(path: Path, cache: Path, layout: str, options: dict[str, Any] | None
     with np.load(info.index) as z:
         arrays = {k: z[k].tobytes() for k in z.files}
     return (info.fingerprint, info.files, info.splits, info.left_out, info.left_out_first,
-            arrays), None
+            info.empty_folders, info.empty_folders_first, arrays), None
 
 
 def zip_on_a_pool(folder: Path, monkeypatch: Any, data: bytes) -> Path:

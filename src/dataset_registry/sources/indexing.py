@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from ..core.progress import Counted, ProgressFactory, bar
 from ..errors import SourceError
+from .folders import is_empty_folder, split_left_out
 from .indextable import (
     IndexTable,
     bad_name,
@@ -36,7 +37,7 @@ class Indexed(NamedTuple):
     left_out: list[str]  # the paths its layout left out
     fingerprint: str  # of its members
     label_values: bool  # whether its whole-number labels keep their value
-    empty_folders: list[str]  # a folder source's folders holding no file (`walk_stat`)
+    empty_folders: list[str]  # the folders holding nothing (`folders`), without their "/"
 
 
 def read_index(where_bytes: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
@@ -97,10 +98,14 @@ def _left_out(scanned: list[IndexedMember], rows: list[tuple[str, Entry, Indexed
     return [m.path for m in scanned if m.path not in used]
 
 
-def _kept(members: Iterable[IndexedMember], into: list[IndexedMember]
+def _kept(members: Iterable[IndexedMember], into: list[IndexedMember], empty: list[str]
           ) -> Iterator[IndexedMember]:
-    """`members`, each also kept in `into` (to say what the layout left out)."""
+    """`members`, each also kept in `into` (to say what the layout left out); an archive's
+    empty folders go into `empty` instead (no layout sees them: `folders`)."""
     for m in members:
+        if is_empty_folder(m.path):
+            empty.append(m.path[:-1])
+            continue
         into.append(m)
         yield m
 
@@ -125,8 +130,8 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
     """The source's members as the layout sees them (unsorted), the paths of those it left
     out, and the table's fingerprint where it was hashed on the way, its rows then in
     strict name order (None: not); a big local tar of tars on every core (`nestedpool`),
-    where the layout reads each member by its name alone. A folder's folders holding no
-    file go into `empty`."""
+    where the layout reads each member by its name alone. The source's empty folders go
+    into `empty` (`folders`)."""
     found = [m for m in map(where.beside_member, beside) if m is not None]
     counted = Counted(advance)
     parallel = None
@@ -139,8 +144,11 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
         parallel = index_zip(where.location, layout, counted)
         if isinstance(parallel, Central):  # (its layout reads a table among its members)
             central, parallel = parallel, None
-    if parallel is not None:
-        return parallel
+    if parallel is not None:  # (its empty folders among what it left out)
+        table, left_out, hashed = parallel
+        left_out, folders = split_left_out(left_out)
+        empty += folders
+        return table, left_out, hashed
     advance = counted.again()  # (what a pool read before handing back is not read twice)
     if central is not None:
         members = scan_archive(where.location, layout.nested, None, advance, central)
@@ -150,8 +158,8 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
     scanned: list[IndexedMember] = []
     try:
         rows = [(f"{e.split}/{e.name}", e, m) for e, m in
-                layout.entries(_kept(itertools.chain(members, found), scanned), is_tar,
-                               where.read)]
+                layout.entries(_kept(itertools.chain(members, found), scanned, empty),
+                               is_tar, where.read)]
     finally:
         if central is not None:
             central.close()  # (its workers, if the reading never took them)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..core.processes import usable_cores as default_jobs
 from ..errors import RegistryError, SourceError
+from .folders import is_empty_folder
 from .indextable import IndexTable, Rows, TableBuilder
 from .tarindex import (
     MAX_NESTING,
@@ -98,7 +99,7 @@ def index_parallel(path: str, layout: Layout, progress: Progress,
     rows: list[tuple[str, Any, IndexedMember]] = []  # classified here since the last part
 
     def place(m: IndexedMember) -> None:
-        entry = layout.classify(m.path, True)
+        entry = None if is_empty_folder(m.path) else layout.classify(m.path, True)
         if entry is None:
             left_out.append(m.path)
         else:
@@ -300,7 +301,7 @@ def _index_nested(path: str, tar: NestedTar, layout: Layout
     with open(path, "rb") as f:
         for name, offset, size, digest in _nested_members(f, path, tar, layout.nested):
             scanned += size
-            entry = layout.classify(name, True)
+            entry = None if is_empty_folder(name) else layout.classify(name, True)
             if entry is None:
                 left_out.append(name)
                 continue

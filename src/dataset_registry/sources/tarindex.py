@@ -25,6 +25,7 @@ import xxhash
 
 from ..core.progress import Counted
 from ..errors import SourceError, UnsafeMemberError
+from .folders import EMPTY_FOLDER, empty_folders
 from .ustar import NotPlain, ReadAt, read_plain
 
 _CHUNK = 1 << 20
@@ -226,6 +227,8 @@ def scan_level(f: BinaryIO, display: str, start: int, size: int, prefix: str,
     except (tarfile.TarError, *_PARSER_ERRORS) as exc:
         raise SourceError(f"{where}: not a readable tar ({_why(exc)})") from None
     header_at = 0  # where the current member's header chain starts, in the window
+    explicit: list[str] = []  # the folder entries, and the folder each entry lies in
+    parents: set[str] = set()
     while True:
         try:
             info = tf.next()
@@ -241,7 +244,12 @@ def scan_level(f: BinaryIO, display: str, start: int, size: int, prefix: str,
         header_at = tf.offset
         name = names.add(info)
         last = prefix + name
+        cut = name.rfind("/")
+        if cut > 0:
+            parents.add(name[:cut])
         if info.isdir():
+            if name:  # (not "./", the tar's own root)
+                explicit.append(name)
             continue
         offset = start + info.offset_data
         if nested(prefix + name):
@@ -252,6 +260,8 @@ def scan_level(f: BinaryIO, display: str, start: int, size: int, prefix: str,
         if progress:
             progress(info.size)
     _check_end(window, header_at, size, where, start, last)
+    for folder in empty_folders(explicit, parents):
+        yield IndexedMember(prefix + folder, 0, 0, EMPTY_FOLDER)
 
 
 def asked_once(nested: Callable[[str], bool], asked: dict[str, bool]

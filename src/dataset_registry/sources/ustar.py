@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 import xxhash
 
+from .folders import EMPTY_FOLDER, empty_folders
+
 BLOCK = 512
 _BUFFER = 1 << 20  # one read covers this many bytes of headers and small members
 _SMALL_READ = 16 << 10  # the read after a big member: its next header and a few more
@@ -47,7 +49,8 @@ def read_plain(read_at: ReadAt, start: int, size: int, nested: Callable[[str], b
     """(path, absolute data offset, size, xxh3) of every file member of the plain tar
     occupying [start, start + size) of the outer file, in tar order; xxh3 is None for a
     member `nested` names (a tar to read in turn, by the caller); `progress` gets each
-    member's size as it is hashed. Raises NotPlain."""
+    member's size as it is hashed. Then each empty folder, as `folders` gives them.
+    Raises NotPlain."""
     members: list[tuple[str, int, int, str | None]] = []
     asking: list[tuple[str, bool]] = []  # (the answer being acted on, if not yet in members)
     try:
@@ -64,6 +67,9 @@ def _read_plain(read_at: ReadAt, start: int, size: int, nested: Callable[[str], 
                 asking: list[tuple[str, bool]]) -> list[tuple[str, int, int, str | None]]:
     files: set[str] = set()
     folders: set[str] = set()
+    explicit: list[str] = []  # the folder entries, and the folder each entry lies in
+    parents: set[str] = set()
+    parent = ""
     buf: bytes | memoryview = b""  # window bytes [base, base + len(buf)), from read_at
     base = 0
     pos = 0
@@ -91,11 +97,17 @@ def _read_plain(read_at: ReadAt, start: int, size: int, nested: Callable[[str], 
         if data + length > size:
             raise NotPlain("member past the end")
         _add(name, folder, files, folders)
+        cut = name.rfind("/")
+        if cut > 0 and name[:cut] != parent:  # (a tar's entries come folder by folder)
+            parent = name[:cut]
+            parents.add(parent)
         pos = data + -(-length // BLOCK) * BLOCK
         # past a member too big for one read, the next read need not be big: a tar of
         # big members (of nested tars) is read a header at a time, not 1 MiB a header
         want = _SMALL_READ if length >= _BUFFER else _BUFFER
         if folder:
+            if name:  # (not "./", the tar's own root)
+                explicit.append(name)
             continue
         path = prefix + name
         if nested(path):
@@ -115,6 +127,7 @@ def _read_plain(read_at: ReadAt, start: int, size: int, nested: Callable[[str], 
     if not members and not files and not folders:
         raise NotPlain("empty tar")  # (tarfile refuses a tar with no header at all)
     _check_zeros(read_at, start, pos, size, buf, base)
+    members += [(prefix + name, 0, 0, EMPTY_FOLDER) for name in empty_folders(explicit, parents)]
     return members
 
 

@@ -33,6 +33,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..core.processes import usable_cores
 from ..errors import SourceError
+from .folders import empty_folders
 from .zipcheck import (
     DEFLATED,
     ENCRYPTED,
@@ -99,6 +100,26 @@ class Directory:
 
     def __len__(self) -> int:
         return len(self.folder)
+
+    def empty_folders(self) -> list[tuple[int, str]]:
+        """(entry number, path + "/") of each folder entry no entry lies below (`folders`).
+        `zip -r` writes a folder's entry just before its members, so the entry after it
+        says (one search step); only for the folders it does not (empty ones, or a folder
+        written after its members) are the folders above every entry gathered."""
+        joined = "\n" + self.paths  # (entry i's path starts at path_starts[i] + 1)
+        explicit, unsure = [], []
+        for i in np.flatnonzero(self.folder).tolist():
+            start, stop = int(self.path_starts[i]), int(self.path_starts[i + 1])
+            path = self.paths[start:stop - 1]
+            if path:
+                explicit.append((i, path))
+                if not joined.startswith(f"\n{path}/", stop):
+                    unsure.append(path)
+        if not unsure:
+            return []
+        empty = set(empty_folders(unsure, {p[:max(p.rfind("/"), 0)]
+                                           for p in self.paths.split("\n")}))
+        return [(i, f"{path}/") for i, path in explicit if f"{path}/" in empty]
 
     def entry(self, i: int) -> _Entry:
         """Entry i, equal to the `_Entry` the strict reader gives for it."""

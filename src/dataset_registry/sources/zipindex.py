@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 import xxhash
 
 from ..errors import SourceError
+from .folders import EMPTY_FOLDER
 from .tarindex import Opener
 from .zipcheck import (
     DEFLATED,
@@ -150,6 +151,8 @@ def scan_zip(path: str, *, opener: Opener | None = None,
         cd_offset, cd_size, count = _find_directory(f, size, path)
         directory = read_directory(f, cd_offset, cd_size, count, path)
         yield from _read_members(f, directory, cd_offset, size, path, progress)
+    for _, folder in directory.empty_folders():  # (`folders`: no layout sees them)
+        yield ZipMember(folder, 0, 0, 0, STORED, EMPTY_FOLDER)
 
 
 def _find_directory(f: BinaryIO, size: int, where: str) -> tuple[int, int, int]:

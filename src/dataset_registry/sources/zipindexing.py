@@ -92,7 +92,7 @@ def index_zip(path: str, layout: Layout, progress: Progress, jobs: int | None = 
         return (placer,)
 
     try:
-        for run, rows in pooled_runs(path, size, jobs, _index_run, prepare, central):
+        for run, rows in pooled_runs(path, size, jobs, _index_run, prepare, central, left):
             parts.add(run.table, run.lines)
             left.extend(run.left)
             if progress:

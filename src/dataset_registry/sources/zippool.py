@@ -26,10 +26,12 @@ import numpy as np
 
 from ..core.processes import Spawning
 from ..errors import SourceError
+from .folders import EMPTY_FOLDER
 from .nestedpool import PARALLEL_BYTES, default_jobs, or_serial
 from .zipcheck import shown
 from .zipdirectory import Directory, NotPlain, read_directory, read_plain
 from .zipindex import (
+    STORED,
     DirectoryOrder,
     ZipMember,
     _Entry,
@@ -164,26 +166,34 @@ def scan_zip_local(path: str, progress: Progress = None, jobs: int | None = None
 def _scan_parallel(path: str, size: int, progress: Progress, jobs: int,
                    central: Central | None) -> Iterator[ZipMember]:
     in_order = DirectoryOrder()
-    for (read, refusal), _ in pooled_runs(path, size, jobs, read_run, central=central):
+    folders: list[tuple[int, str]] = []
+    for (read, refusal), _ in pooled_runs(path, size, jobs, read_run, central=central,
+                                          folders=folders):
         for index, member in read:  # in file order, as the serial reader reads them
             if progress and member is not None:
                 progress(member.packed)
             yield from in_order.put(index, member)
         if refusal is not None:
             raise refusal
+    for _, folder in folders:  # (as scan_zip gives them, last)
+        yield ZipMember(folder, 0, 0, 0, STORED, EMPTY_FOLDER)
 
 
 def pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
                 prepare: Callable[[ProcessPoolExecutor, Directory, int], tuple[Any, ...]]
-                = lambda *_: (), central: Central | None = None
+                = lambda *_: (), central: Central | None = None,
+                folders: list[tuple[int, str]] | None = None
                 ) -> Iterator[tuple[_R, np.ndarray]]:
     """`work(path, run, cd_offset, size, *prepare(pool, directory, cd_offset))` of each run
     of the zip's members (file order), on `jobs` workers, with the entry numbers of each
     run; given in file order, a few runs per worker in flight. `prepare` may use the pool (a
     layout's survey of the names, say) before any run is read. The directory is read here
-    unless `central` holds it already."""
+    unless `central` holds it already. `folders` gets its empty folders
+    (`Directory.empty_folders`)."""
     central = central or read_central(path, size, jobs)
     cd_offset, directory = central.cd_offset, central.take()
+    if folders is not None:
+        folders += directory.empty_folders()
     queue: deque[tuple[Future[_R], np.ndarray]] = deque()
     started = central.take_pool() or _start_pool(path, jobs)
     pool = started[0]

@@ -57,6 +57,7 @@ from typing import Any
 
 from ...artifact.marker import FILES, MARKER, SKIPPED
 from ...errors import SourceError
+from ..folders import is_empty_folder
 from ..tarindex import IndexedMember, scan_tar
 from . import IMAGE_EXTENSIONS, Entry, Layout, Options, Reader, ignored
 from .tables import json_value, parse_json
@@ -144,7 +145,9 @@ class WebDataset(Layout):
                 for m in top:
                     data = read(m)
                     inner = scan_tar(m.path, opener=lambda _, data=data: io.BytesIO(data))
-                    samples += self._samples(m.path, [(i.path, i) for i in inner], read, data)
+                    samples += self._samples(m.path, [(i.path, i) for i in inner  # (a
+                                                      if not is_empty_folder(i.path)], read,
+                                             data)  # folder in a shard holds no sample)
         yield from self._entries(samples, classes_member, read)
 
     def _entries(self, samples: list[_Sample], classes_member: IndexedMember | None,
