@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dataset_registry import BadImageError
-from dataset_registry.engine.imagechecks import ImageChecks
+from dataset_registry.engine.imagechecks import ImageChecks, VerdictParts
 from dataset_registry.recipes import imagecheck
 
 from .shardkit import registry
@@ -158,3 +158,25 @@ def test_verdicts_travel_in_tasks_and_part_files_to_and_from_workers(tmp_path, e
     second = other.resolve("out", jobs=2, executor=executor)
     assert second.built_now and checks.files() == [file]  # no task decoded an image
     assert skips(other, second.key) == [(m, r) for m, r in skips(reg, first.key)]
+
+
+@pytest.mark.parametrize("recipe", SHARD_RECIPES)
+def test_a_tasks_verdicts_are_read_as_its_result_comes_in(tmp_path, monkeypatch, recipe):
+    """Not all after the last task, while the workers stand idle: by then every task's
+    part was read, and the end reads no part again."""
+    source, _ = train_source(tmp_path, BAD_ONES)
+    reg = registry(tmp_path, source, recipe, params(recipe, "train", ", on_error: skip"))
+    seen: dict[str, int] = {}
+    rest = VerdictParts.rest
+
+    def at_the_end(self: VerdictParts) -> list[tuple[str, str]]:
+        seen["read"], seen["parts"] = len(self.rows), len(self.done)
+        rows = rest(self)
+        seen["in all"] = len(rows)
+        return rows
+
+    monkeypatch.setattr(VerdictParts, "rest", at_the_end)
+    reg.resolve("out", jobs=1)
+    assert seen["read"] == seen["in all"] == GOOD + len(BAD_ONES) and seen["parts"] >= 1
+    known = ImageChecks(reg.state_dir).load()
+    assert len(known.digests) == GOOD + len(BAD_ONES) and len(known.refused) == len(BAD_ONES)

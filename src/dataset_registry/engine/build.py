@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
     from ..executors import Executor
     from ..sources.members import MemberSet
-    from .imagechecks import ImageChecks
+    from .imagechecks import ImageChecks, VerdictParts
     from .resume import FinishedTasks
 
 # What only a build needs (executors, the member sets a build reads, the image checks,
@@ -222,7 +222,7 @@ class Resolver(Keys):
                found: dict[str, Marker]) -> Marker:
         """Build `node` through staging and `publish` it (the caller holds its lock);
         its marker. `found`: the markers of its built inputs, by key."""
-        from .imagechecks import ImageChecks
+        from .imagechecks import ImageChecks, VerdictParts
         from .resume import FinishedTasks
 
         recipe = RECIPES[node.recipe]
@@ -270,6 +270,7 @@ class Resolver(Keys):
                     done = finished.load()
                 phase("checks")
             out = Output(staging.path, "finish")
+            verdicts = VerdictParts(staging.path) if checks is not None else None
             try:
                 with recipe_code(node, recipe.name, "follow"):
                     follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
@@ -277,12 +278,12 @@ class Resolver(Keys):
                         recipe_code(node, recipe.name, "run"):
                     results = self._run_tasks(executor, recipe, node.params, tasks, drop,
                                               advance, guarded(follow, recipe.name),
-                                              finished, done)
+                                              finished, done, verdicts)
                 phase("tasks")
                 self.store.gather(staging)
                 if checks is not None:
                     with contextlib.suppress(OSError, ValueError):  # a cache, as above
-                        checks.collect(staging.path)
+                        checks.collect(staging.path, verdicts)
                 with recipe_code(node, recipe.name, "finish"):
                     finish(recipe, node.params, inputs, results, out, tasks)
             finally:
@@ -340,10 +341,12 @@ class Resolver(Keys):
     def _run_tasks(executor: Executor, recipe: Any, params: Any, tasks: list[Any],
                    drop: Any, advance: Callable[[int], None] | None,
                    follow: Callable[[int, Any], None] | None,
-                   finished: FinishedTasks | None, done: dict[int, Any]) -> list[Any]:
+                   finished: FinishedTasks | None, done: dict[int, Any],
+                   verdicts: VerdictParts | None = None) -> list[Any]:
         """Every task's result, in plan order: those in `done` (finished by a killed build
         of this key) as recorded, the others run now, each recorded in `finished` as it
-        arrives. The follower sees every result, the reused ones first."""
+        arrives (and its image checks' verdicts read into `verdicts`). The follower sees
+        every result, the reused ones first."""
         from ..executors.base import task_size
 
         if finished is None:
@@ -356,7 +359,11 @@ class Resolver(Keys):
                 advance(task_size(tasks[index]))
 
         def arrived(position: int, result: Any) -> None:
-            finished.record(left[position], position, result)
+            parts = finished.record(left[position], position, result)
+            if verdicts is not None:
+                with contextlib.suppress(OSError, ValueError):  # (read again at the end)
+                    for name in parts:
+                        verdicts.read(name)
             if follow:
                 follow(left[position], result)
 

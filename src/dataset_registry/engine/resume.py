@@ -116,17 +116,18 @@ class FinishedTasks:
         except Exception:  # damaged in any way: run the task again
             return None
 
-    def record(self, index: int, position: int, result: Any) -> None:
+    def record(self, index: int, position: int, result: Any) -> list[str]:
         """Task `index` (run as `position` of this run's tasks) finished with `result`:
         its parts take its index's name, then its done record is written, last. A result
-        that does not pickle leaves the task unrecorded (it runs again on a rerun)."""
+        that does not pickle leaves the task unrecorded (it runs again on a rerun). The
+        names of its parts, as they are now."""
         identity = self.identities[index]
         try:
             pickled = pickle.dumps(result, protocol=5)
         except Exception:  # not resumable, built all the same
-            return
+            return self._as_run(position)
         if identity is None:
-            return
+            return self._as_run(position)
         parts = []
         for kind in _KINDS:
             ran = os.path.join(self.parts, f"{part_name(position)}.{kind}.csv")
@@ -138,6 +139,11 @@ class FinishedTasks:
         write_atomic(os.path.join(self.folder, part_name(index)), json.dumps({
             "task": identity, "parts": parts, "check": xxhash.xxh3_128_hexdigest(pickled),
             "result": base64.b64encode(pickled).decode("ascii")}))
+        return parts
+
+    @staticmethod
+    def _as_run(position: int) -> list[str]:
+        return [f"{part_name(position)}.{kind}.csv" for kind in _KINDS]
 
 
 def _remove(path: str) -> None:
