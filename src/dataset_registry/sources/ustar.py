@@ -96,10 +96,9 @@ def _read_plain(read_at: ReadAt, start: int, size: int, nested: Callable[[str], 
         data = pos + BLOCK
         if data + length > size:
             raise NotPlain("member past the end")
-        _add(name, folder, files, folders)
-        cut = name.rfind("/")
-        if cut > 0 and name[:cut] != parent:  # (a tar's entries come folder by folder)
-            parent = name[:cut]
+        above = _add(name, folder, files, folders)
+        if above != parent:  # (a tar's entries come folder by folder: rarely a new one)
+            parent = above
             parents.add(parent)
         pos = data + -(-length // BLOCK) * BLOCK
         # past a member too big for one read, the next read need not be big: a tar of
@@ -219,12 +218,13 @@ def _checked_name(name: str, folder: bool) -> str:
     return "/".join(parts)
 
 
-def _add(name: str, folder: bool, files: set[str], folders: set[str]) -> None:
-    """Note a member's path, refusing (as NotPlain) a repeat or a file-and-folder clash."""
+def _add(name: str, folder: bool, files: set[str], folders: set[str]) -> str:
+    """Note a member's path, refusing (as NotPlain) a repeat or a file-and-folder clash;
+    the folder it lies in ("" at the top)."""
     if name in files or (folder and name in folders):
         raise NotPlain("repeated name")
     cut = name.rfind("/")
-    parent = name[:cut] if cut > 0 else ""
+    above = parent = name[:cut] if cut > 0 else ""
     if parent and parent not in folders:
         while parent:
             if parent in files:
@@ -240,6 +240,7 @@ def _add(name: str, folder: bool, files: set[str], folders: set[str]) -> None:
         if name in folders:
             raise NotPlain("file and folder")
         files.add(name)
+    return above
 
 
 def _hash_at(read_at: ReadAt, offset: int, length: int) -> str:
