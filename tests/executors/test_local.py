@@ -277,3 +277,40 @@ def test_a_script_resolving_on_a_pool_without_the_main_guard_fails_naming_it(tmp
                     "multiprocessing requires)"), ran.stderr[-3000:]
     with use_echo():
         assert Registry.open(str(reg.root)).status("copied") == "missing"
+
+
+OWN_POOL = """
+import multiprocessing, sys
+from dataset_registry import Registry
+from dataset_registry.testing.echo import use_echo
+with use_echo():  # at the top level: built already, so only looked up, in every process
+    FOUND = Registry.open(sys.argv[1]).resolve("copied").digest
+
+
+def digest(_):
+    return FOUND
+
+
+if __name__ == "__main__":
+    with multiprocessing.get_context(sys.argv[2]).Pool(2) as pool:
+        print(sorted(set(pool.map(digest, range(4)))) == [FOUND])
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_script_looking_up_a_built_dataset_at_its_top_level_keeps_its_own_pool(tmp_path,
+                                                                                  method):
+    """Its workers import it again, resolve() and all: a dataset built already is only
+    looked up there, never refused as an unguarded build (it was, from every worker: the
+    pool started new ones without end)."""
+    import subprocess
+    import sys
+
+    with use_echo():
+        reg = _twelve_tasks(tmp_path)
+        reg.resolve("copied", jobs=1)
+    script = tmp_path / "own_pool.py"
+    script.write_text(OWN_POOL)
+    ran = subprocess.run([sys.executable, str(script), str(reg.root), method],
+                         capture_output=True, text=True, timeout=120)
+    assert (ran.returncode, ran.stdout) == (0, "True\n"), ran.stderr[-3000:]

@@ -154,6 +154,7 @@ class Resolver(Keys):
             if not repair and (marker := self.marker(node.name, name)) is not None:
                 found[key] = marker
                 continue  # built: one marker read, no lock
+            executor.check()  # (a refusal now, not a wait for a lock that never comes)
             with self.store.lock(key):
                 if repair:
                     damage = self._damage(key)

@@ -106,6 +106,10 @@ class Executor(ABC):
         the rest and raise it. `on_result(index, result)` sees each result as it arrives
         (in any order), on the calling thread."""
 
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Refuse (a BuildError), before a build takes its lock, what would keep this
+        executor's workers from ever starting; optional."""
+
     def prepare(self) -> None:  # noqa: B027 - optional hook
         """Start workers ahead of the first `map` (called before planning); optional."""
 

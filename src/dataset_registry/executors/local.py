@@ -32,13 +32,14 @@ GUARD = ("a script that calls resolve() with jobs > 1 must do so under `if __nam
 
 
 def _not_importing_main() -> None:
-    """Refuse a pool while the fork server imports the caller's script (its preload,
-    `processes.PRELOAD`): a script calling resolve() outside `if __name__ == '__main__':`
-    would build again in there, and wait for the build lock its coordinator holds while that
-    waits for the fork server: a hang, not an error. This process dies of the refusal, and
-    the coordinator's pool then fails naming the guard (`LocalExecutor._failed`).
+    """Refuse a build on a pool while a worker process imports the caller's script (as
+    multiprocessing's workers do): a script calling resolve() outside `if __name__ ==
+    '__main__':` would build again in there, and wait for the build lock its coordinator
+    holds while that waits for the worker: a hang, not an error. This process dies of the
+    refusal, and the coordinator's pool then fails naming the guard (`_failed`).
     multiprocessing makes the same test where it starts a process (`spawn`'s
-    `_check_not_importing_main`); a pool here would start none before the lock."""
+    `_check_not_importing_main`), which a build here would reach only after the lock. A
+    resolve() that builds nothing (what is built is only looked up) is never refused."""
     import multiprocessing
 
     if getattr(multiprocessing.current_process(), "_inheriting", False):
@@ -51,10 +52,12 @@ class LocalExecutor(Executor):
 
     def __init__(self, jobs: int | None = None) -> None:
         self.jobs = max(1, jobs or os.cpu_count() or 1)
-        if self.jobs > 1:
-            _not_importing_main()
         self._pool: Any = None
         self._starting: Spawning | None = None
+
+    def check(self) -> None:
+        if self.jobs > 1:
+            _not_importing_main()
 
     def prepare(self) -> None:
         if self.jobs == 1 or self._pool is not None:
