@@ -96,32 +96,40 @@ def test_links_that_lead_to_each_other_are_named_a_loop(tmp_path):
         open_source(tmp_path, real)
 
 
-def test_empty_folders_are_named_and_their_coming_and_going_re_reads_the_source(tmp_path):
+def test_empty_folders_are_named_and_follow_the_folder_without_reading_a_file_again(
+        tmp_path, monkeypatch):
     """A class folder with no image in it makes no class: `source set` names it (and an
     empty folder deeper down, and one holding only hidden files), where the split's class
-    count alone ("2 classes") would not say which folder was left out."""
+    count alone ("2 classes") would not say which folder was left out. Empty folders
+    change no file: their coming or going hashes nothing again, and is said all the same."""
+    from dataset_registry.sources import location
+
     data = pets(tmp_path / "data")
     (data / "bird").mkdir()
     (data / "eel").mkdir()
     (data / "eel" / ".gitkeep").write_bytes(b"")  # (how git keeps an empty folder)
     (data / "fish" / "deep").mkdir(parents=True)
+    (data / ".ipynb_checkpoints").mkdir()  # (hidden: not named)
     write_manifest(tmp_path, "sources:\n  - {name: mine, layout: image-folder}\n")
     said = run_cli("source", "set", "mine", str(data), cwd=tmp_path)
     assert said.returncode == 0, said.stderr
     assert "  split train: 6 images, 2 classes\n" in said.stdout
     assert "  left out: 3 empty folder(s) (no file in them, hidden ones aside): bird/, eel/, " \
         "fish/deep/\n" in said.stdout
-    info = Registry.open(str(tmp_path)).resolver.source_info("mine")
+    reg = Registry.open(str(tmp_path))
+    info = reg.resolver.source_info("mine")
     assert (info.empty_folders, info.empty_folders_first) == (3, ["bird", "eel", "fish/deep"])
-    fingerprint = info.fingerprint
 
-    for name in ("bird", "eel/.gitkeep", "eel", "fish/deep", "fish"):  # all gone: said so
+    hashed: list[str] = []
+    hash_file = location.hash_file
+    monkeypatch.setattr(location, "hash_file", lambda p: hashed.append(p) or hash_file(p))
+    for name in ("bird", "eel/.gitkeep", "eel", "fish/deep", "fish"):  # all gone
         path = data / name
         path.rmdir() if path.is_dir() else path.unlink()
-    again = run_cli("source", "set", "mine", str(data), cwd=tmp_path)
-    assert again.returncode == 0 and "empty folder" not in again.stdout, again.stdout
-    info = Registry.open(str(tmp_path)).resolver.source_info("mine")
-    assert (info.empty_folders, info.fingerprint) == (0, fingerprint)  # (no member changed)
+    (data / "dog" / "empty").mkdir()  # and a new one
+    again = Registry.open(str(tmp_path)).check_source("mine")
+    assert (again.empty_folders, again.empty_folders_first) == (1, ["dog/empty"])
+    assert again.fingerprint == info.fingerprint and hashed == []
 
 
 def test_more_empty_folders_than_are_named_are_counted(tmp_path):

@@ -1,11 +1,11 @@
 """An archive's empty folders are named as a folder source's are (sources/folders.py): by
-every reader of tars and zips, serial or on a pool, exactly the folders GNU tar and
-Info-ZIP unzip extract empty; no layout ever sees one, and no fingerprint changes."""
+every reader of tars and zips, serial or on a pool, exactly the folders a folder source
+names once GNU tar or Info-ZIP unzip extracted the archive (hidden ones aside); no layout
+ever sees one, and no fingerprint changes."""
 
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
 import zipfile
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dataset_registry.core.statsig import walk_stat
 from dataset_registry.sources import nestedpool, zippool
 from dataset_registry.sources.folders import EMPTY_FOLDER, empty_folders, split_left_out
 from dataset_registry.sources.tarindex import scan_tar
@@ -42,21 +43,28 @@ def _folder(name: str) -> bytes:
 
 
 # a class folder with its image; an empty one; one below a folder with no entry of its
-# own; an image in a folder with no entry (a folder's entry after it is refused: twice)
+# own; an image in a folder with no entry (a folder's entry after it is refused: twice);
+# hidden ones aside, as a folder's walk sees them: a folder holding only `.gitkeep`, or
+# only a hidden folder of images, is empty, and an empty hidden folder is not named
 ENTRIES = [_folder("data/"), _folder("data/cat/"), member("data/cat/a.png", CAT),
-           _folder("data/dog/"), _folder("data/fish/deep/"), member("data/eel/b.png", BIRD)]
-EMPTY = ["data/dog/", "data/fish/deep/"]
+           _folder("data/dog/"), _folder("data/fish/deep/"), member("data/eel/b.png", BIRD),
+           _folder("data/gnu/"), member("data/gnu/.gitkeep", b""),
+           _folder("data/hen/"), member("data/hen/.cache/c.png", CAT),
+           _folder("data/.ipynb_checkpoints/")]
+EMPTY = ["data/dog/", "data/fish/deep/", "data/gnu/", "data/hen/"]
 
 
 def _extracted_empty(archive: Path, tmp_path: Path, command: list[str]) -> list[str]:
-    """The folders the reference tool extracts empty, sorted."""
+    """The empty folders a folder source names (`walk_stat`) once the reference tool
+    extracted the archive, sorted."""
     out = tmp_path / f"{archive.name}-x"
     out.mkdir()
     subprocess.run([*command, str(archive)], cwd=out, check=True, capture_output=True)
-    found = sorted(Path(root).relative_to(out).as_posix() + "/"
-                   for root, dirs, files in os.walk(out) if not dirs and not files)
+    empty: list[str] = []
+    for _ in walk_stat(str(out), empty):
+        pass
     shutil.rmtree(out)
-    return found
+    return sorted(f"{folder}/" for folder in empty)
 
 
 @pytest.mark.skipif(not Path(GNU_TAR).exists(), reason="GNU tar is the referee")
@@ -109,6 +117,11 @@ def _python_zip() -> bytes:
         z.writestr("data/fish/deep/", b"")
         z.writestr("data/eel/", b"")
         z.writestr("data/eel/b.png", BIRD)
+        z.writestr("data/gnu/", b"")  # (hidden ones aside, as in the tar)
+        z.writestr("data/gnu/.gitkeep", b"")
+        z.writestr("data/hen/", b"")
+        z.writestr("data/hen/.cache/c.png", CAT)
+        z.writestr("data/.ipynb_checkpoints/", b"")
     return buf.getvalue()
 
 

@@ -24,18 +24,17 @@ from ..errors import SourceError
 from .keys import hash_bytes
 
 
-def stat_signature(location: str) -> str:
-    """Sizes, mtimes, ctimes and inodes: equal signatures mean the location is unchanged."""
+def stat_signature(location: str, empty: list[str] | None = None) -> str:
+    """Sizes, mtimes, ctimes and inodes: equal signatures mean the location's files are
+    unchanged. A folder's empty folders go into `empty` (`walk_stat`): they change no
+    file, so not the signature either (their coming or going re-reads nothing)."""
     try:
         st = os.stat(location)
     except OSError as exc:
         raise SourceError(f"{location}: {exc.strerror}") from None
     if not os.path.isdir(location):
         return f"file:{_row(st)}"
-    empty: list[str] = []
     rows = [f"{rel}\t{_row(st)}" for rel, st in walk_stat(location, empty)]
-    # an empty folder's coming or going changes no file, but what `source set` says of it
-    rows += [f"{rel}/\tno files" for rel in empty]
     return "dir2:" + hash_bytes("\n".join(rows).encode())
 
 

@@ -109,6 +109,8 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
     entry_path = _entry_path(node, location, cache_dir, layout)
     cached = _read_entry(entry_path, node.name)
     if cached is not None and cached.stat == signature and not force:
+        if not is_tar:  # (its empty folders change no file: as the signature's walk found them)
+            _say_empty(cached, where_bytes.empty_folders)
         return cached
     from ..core.processes import import_meanwhile
     from .indexing import read_index  # (the readers and numpy: only when a source is read)
@@ -137,8 +139,8 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
                       stat=signature, index=index_path, container=is_tar,
                       beside=[where_bytes.beside(n) for n in beside],
                       splits=counts, left_out=len(left_out),
-                      left_out_first=left_out[:5], label_values=label_values,
-                      empty_folders=len(empty), empty_folders_first=empty[:5])
+                      left_out_first=left_out[:5], label_values=label_values)
+    _say_empty(info, empty if is_tar else where_bytes.empty_folders)
     write_atomic(entry_path, json.dumps(asdict(info), indent=1))
     if cached is not None and cached.fingerprint != info.fingerprint:
         _say_changed(cached, info)
@@ -173,6 +175,10 @@ def _entry_path(node: SourceNode, location: str, cache_dir: str, layout: Layout)
     entry_name = hash_bytes(f"{node.layout}\0{location}".encode() + (
         b"\0" + canonical_json(identity).encode() if identity else b"")) + ".json"
     return os.path.join(cache_dir, entry_name)
+
+
+def _say_empty(info: SourceInfo, empty: list[str]) -> None:
+    info.empty_folders, info.empty_folders_first = len(empty), empty[:5]
 
 
 def _read_entry(entry_path: str, name: str) -> SourceInfo | None:

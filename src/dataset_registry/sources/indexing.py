@@ -37,7 +37,7 @@ class Indexed(NamedTuple):
     left_out: list[str]  # the paths its layout left out
     fingerprint: str  # of its members
     label_values: bool  # whether its whole-number labels keep their value
-    empty_folders: list[str]  # the folders holding nothing (`folders`), without their "/"
+    empty_folders: list[str]  # an archive's folders holding nothing (`folders`), no "/"
 
 
 def read_index(where_bytes: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
@@ -130,8 +130,8 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
     """The source's members as the layout sees them (unsorted), the paths of those it left
     out, and the table's fingerprint where it was hashed on the way, its rows then in
     strict name order (None: not); a big local tar of tars on every core (`nestedpool`),
-    where the layout reads each member by its name alone. The source's empty folders go
-    into `empty` (`folders`)."""
+    where the layout reads each member by its name alone. An archive's empty folders go
+    into `empty` (`folders`; a folder's are its signature's: `LocalPlace.empty_folders`)."""
     found = [m for m in map(where.beside_member, beside) if m is not None]
     counted = Counted(advance)
     parallel = None
@@ -154,7 +154,7 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
         members = scan_archive(where.location, layout.nested, None, advance, central)
     else:
         members = where.scan_tar(layout.nested, advance) if is_tar else \
-            where.scan_folder(advance, empty)
+            where.scan_folder(advance)
     scanned: list[IndexedMember] = []
     try:
         rows = [(f"{e.split}/{e.name}", e, m) for e, m in

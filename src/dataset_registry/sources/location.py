@@ -33,6 +33,7 @@ Progress = Callable[[int], None] | None
 class LocalPlace:
     def __init__(self, location: str) -> None:
         self.location = os.path.abspath(location)
+        self.empty_folders: list[str] = []  # a folder's, as its last signature found them
 
     def exists(self) -> bool:
         return os.path.exists(self.location)
@@ -41,7 +42,8 @@ class LocalPlace:
         return os.path.isfile(self.location)
 
     def signature(self) -> str:
-        return stat_signature(self.location)
+        self.empty_folders = []
+        return stat_signature(self.location, self.empty_folders)
 
     def size(self) -> int:
         """The archive's size in bytes (what indexing it reads, about)."""
@@ -51,10 +53,8 @@ class LocalPlace:
                  ) -> Iterator[IndexedMember]:
         return scan_archive(self.location, nested, None, progress)
 
-    def scan_folder(self, progress: Progress, empty: list[str] | None = None
-                    ) -> Iterator[IndexedMember]:
-        """The folder's files; `empty` gets its folders holding none (`walk_stat`)."""
-        for rel, st in walk_stat(self.location, empty):
+    def scan_folder(self, progress: Progress) -> Iterator[IndexedMember]:
+        for rel, st in walk_stat(self.location):
             if rel == SYNTHETIC_MARKER:
                 continue
             yield IndexedMember(rel, 0, st.st_size,
@@ -112,6 +112,8 @@ class RemotePlace:
         # as the filesystem names paths (memory: a leading '/'), so find()'s results match
         self.path = type(self.fs)._strip_protocol(self.location).rstrip("/")
         self._info: dict[str, Any] | None = None
+        # object storage keeps no folders, only keys (a console's "folder" is a key of its own)
+        self.empty_folders: list[str] = []
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return self.remote.call(f"reading source {self.location}", fn, *args, **kwargs)
@@ -153,10 +155,7 @@ class RemotePlace:
                  ) -> Iterator[IndexedMember]:
         return scan_archive(self.location, nested, lambda _: self.open(), progress)
 
-    def scan_folder(self, progress: Progress, empty: list[str] | None = None
-                    ) -> Iterator[IndexedMember]:
-        """The prefix's objects; `empty` gets nothing: object storage keeps no folders, only
-        keys (a console's "folder" is a key of its own, not listed as a file)."""
+    def scan_folder(self, progress: Progress) -> Iterator[IndexedMember]:
         objects = [o for o in self._objects() if o[0] != SYNTHETIC_MARKER]
         for i in range(0, len(objects), self._BATCH):
             batch = objects[i:i + self._BATCH]

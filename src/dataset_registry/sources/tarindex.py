@@ -245,7 +245,7 @@ def scan_level(f: BinaryIO, display: str, start: int, size: int, prefix: str,
         name = names.add(info)
         last = prefix + name
         cut = name.rfind("/")
-        if cut > 0:
+        if cut > 0 and name[cut + 1] != ".":  # (a hidden entry aside: `folders`)
             parents.add(name[:cut])
         if info.isdir():
             if name:  # (not "./", the tar's own root)

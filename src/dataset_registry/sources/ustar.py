@@ -97,7 +97,8 @@ def _read_plain(read_at: ReadAt, start: int, size: int, nested: Callable[[str], 
         if data + length > size:
             raise NotPlain("member past the end")
         above = _add(name, folder, files, folders)
-        if above != parent:  # (a tar's entries come folder by folder: rarely a new one)
+        # (a tar's entries come folder by folder: rarely a new one; a hidden one aside)
+        if above != parent and name[len(above) + 1 if above else 0] != ".":
             parent = above
             parents.add(parent)
         pos = data + -(-length // BLOCK) * BLOCK

@@ -113,12 +113,13 @@ class Directory:
             path = self.paths[start:stop - 1]
             if path:
                 explicit.append((i, path))
-                if not joined.startswith(f"\n{path}/", stop):
+                after = stop + len(path) + 2  # (the next entry's first letter below it)
+                if not joined.startswith(f"\n{path}/", stop) or joined[after:after + 1] == ".":
                     unsure.append(path)
         if not unsure:
             return []
-        empty = set(empty_folders(unsure, {p[:max(p.rfind("/"), 0)]
-                                           for p in self.paths.split("\n")}))
+        empty = set(empty_folders(unsure, {p[:cut] for p in self.paths.split("\n")
+                                           if (cut := p.rfind("/")) > 0 and p[cut + 1] != "."}))
         return [(i, f"{path}/") for i, path in explicit if f"{path}/" in empty]
 
     def entry(self, i: int) -> _Entry:
