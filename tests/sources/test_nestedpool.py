@@ -9,7 +9,7 @@ from dataset_registry.sources import nestedpool
 from dataset_registry.sources.index import check_source, member_sets
 from dataset_registry.sources.layouts import Entry, Layout
 from dataset_registry.sources.members import read_member
-from dataset_registry.sources.tarindex import scan_tar
+from dataset_registry.sources.tarindex import IndexedMember, scan_tar
 
 from ..tarkit import is_tar, tar_of
 from .indexkit import indexed
@@ -197,3 +197,27 @@ def test_a_part_holding_a_name_twice_leaves_the_table_to_be_sorted_and_checked()
     assert parts.fingerprint() is not None
     parts.add(*twice)
     assert parts.fingerprint() is None
+
+
+def test_a_tar_of_shards_whose_pool_broke_reads_serially_as_if_it_had_not(tmp_path, pooled,
+                                                                          monkeypatch):
+    """A pool that breaks before giving a member (workers that cannot start) leaves the
+    tar to a serial reading, which asks the layout again which members are shards: the
+    webdataset layout listed each twice and refused its own samples as held twice."""
+    def shard(k):
+        return tar_of({f"{k}0.jpg": b"\xff\xd8a", f"{k}0.cls": b"1"})
+
+    path = tmp_path / "shards.tar"
+    path.write_bytes(tar_of({"train-000000.tar": shard("a"), "train-000001.tar": shard("b")}))
+    node_ = SourceNode(name="src", file="m.yaml", line=3, layout="webdataset", options={})
+    before = check_source(node_, str(path), str(tmp_path / "a"), force=True).fingerprint
+    in_order = nestedpool._in_order
+
+    def broken(path_, size, nested, *args):  # asks of every shard, as the top tar's reading
+        for item in in_order(path_, size, nested, *args):
+            if not isinstance(item, IndexedMember):
+                raise nestedpool.BrokenProcessPool("no workers")
+            yield item
+
+    monkeypatch.setattr(nestedpool, "_in_order", broken)
+    assert check_source(node_, str(path), str(tmp_path / "b"), force=True).fingerprint == before

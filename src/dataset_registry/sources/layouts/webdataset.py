@@ -103,13 +103,15 @@ class WebDataset(Layout):
 
     def __init__(self, options: Options | None = None) -> None:
         super().__init__(options)
-        self._nested: list[str] = []  # every shard of a tar of shards, even an empty one
+        # every shard of a tar of shards, even an empty one, once (a pool that broke
+        # before giving a member leaves the tar to a serial reading, which asks again)
+        self._nested: dict[str, None] = {}
 
     def nested(self, path: str) -> bool:
         # a tar of shards: its tars are the shards (tars inside a shard are samples' files)
         shard = path.lower().endswith(".tar") and ".tar/" not in path.lower()
         if shard:
-            self._nested.append(path)
+            self._nested[path] = None
         return shard
 
     def entries(self, members: Iterable[IndexedMember], is_tar: bool,
@@ -119,7 +121,7 @@ class WebDataset(Layout):
         shards: dict[str, list[tuple[str, IndexedMember]]] = {}
         top: list[IndexedMember] = []  # members outside any shard
         classes_member = None
-        self._nested = []  # filled by `nested` as `members` is read, just below
+        self._nested = {}  # filled by `nested` as `members` is read, just below
         for m in members:
             if ignored(m.path):
                 continue
