@@ -54,8 +54,9 @@ class SourceInfo:
     splits: dict[str, list[int]] = field(default_factory=dict)  # split: [images, classes]
     left_out: int = 0
     left_out_first: list[str] = field(default_factory=list)
-    # a folder source's folders holding no file (how many; the first few): a class folder
-    # without images makes no class, which `splits` alone would not say
+    # the source's folders holding nothing, hidden entries aside (how many; the first few:
+    # `sources/folders.py`): a class folder without images makes no class, which `splits`
+    # alone would not say
     empty_folders: int = 0
     empty_folders_first: list[str] = field(default_factory=list)
     # whole-number labels numbered by value (and the fingerprint saying so); False where
