@@ -99,7 +99,7 @@ def index_parallel(path: str, layout: Layout, progress: Progress,
     rows: list[tuple[str, Any, IndexedMember]] = []  # classified here since the last part
 
     def place(m: IndexedMember) -> None:
-        entry = None if is_empty_folder(m.path) else layout.classify(m.path, True)
+        entry = _classified(layout, m.path)
         if entry is None:
             left_out.append(m.path)
         else:
@@ -290,6 +290,12 @@ def _scan_nested(path: str, tar: NestedTar, nested: Callable[[str], bool]
     return "\n".join(names), offsets, sizes, "".join(digests), refusal
 
 
+def _classified(layout: Layout, path: str) -> Any:
+    """The layout's entry for the member at `path`, None where it leaves it out; an empty
+    folder is never its to place (`folders`)."""
+    return None if is_empty_folder(path) else layout.classify(path, True)
+
+
 def _index_nested(path: str, tar: NestedTar, layout: Layout
                   ) -> tuple[IndexTable, bytes | None, list[str], int]:
     """A pool task: one nested tar's rows of the index, as the layout classifies them (each
@@ -301,7 +307,7 @@ def _index_nested(path: str, tar: NestedTar, layout: Layout
     with open(path, "rb") as f:
         for name, offset, size, digest in _nested_members(f, path, tar, layout.nested):
             scanned += size
-            entry = None if is_empty_folder(name) else layout.classify(name, True)
+            entry = _classified(layout, name)
             if entry is None:
                 left_out.append(name)
                 continue
