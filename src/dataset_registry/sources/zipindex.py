@@ -151,8 +151,14 @@ def scan_zip(path: str, *, opener: Opener | None = None,
         cd_offset, cd_size, count = _find_directory(f, size, path)
         directory = read_directory(f, cd_offset, cd_size, count, path)
         yield from _read_members(f, directory, cd_offset, size, path, progress)
-    for _, folder in directory.empty_folders():  # (`folders`: no layout sees them)
-        yield ZipMember(folder, 0, 0, 0, STORED, EMPTY_FOLDER)
+    for _, folder in directory.empty_folders():
+        yield empty_folder(folder)
+
+
+def empty_folder(path: str) -> ZipMember:
+    """The member standing for the empty folder `path` ("/" ending it): `folders`, no
+    layout sees it."""
+    return ZipMember(path, 0, 0, 0, STORED, EMPTY_FOLDER)
 
 
 def _find_directory(f: BinaryIO, size: int, where: str) -> tuple[int, int, int]:

@@ -26,12 +26,10 @@ import numpy as np
 
 from ..core.processes import Spawning
 from ..errors import SourceError
-from .folders import EMPTY_FOLDER
 from .nestedpool import PARALLEL_BYTES, default_jobs, or_serial
 from .zipcheck import shown
 from .zipdirectory import Directory, NotPlain, read_directory, read_plain
 from .zipindex import (
-    STORED,
     DirectoryOrder,
     ZipMember,
     _Entry,
@@ -39,6 +37,7 @@ from .zipindex import (
     _read_member,
     _Reader,
     _unaccounted,
+    empty_folder,
     scan_zip,
 )
 from .ziplocal import MemberColumns, read_plain_run
@@ -176,7 +175,7 @@ def _scan_parallel(path: str, size: int, progress: Progress, jobs: int,
         if refusal is not None:
             raise refusal
     for _, folder in folders:  # (as scan_zip gives them, last)
-        yield ZipMember(folder, 0, 0, 0, STORED, EMPTY_FOLDER)
+        yield empty_folder(folder)
 
 
 def pooled_runs(path: str, size: int, jobs: int, work: Callable[..., _R],
