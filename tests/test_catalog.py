@@ -377,7 +377,7 @@ def test_an_artifact_deleted_before_its_catalog_rows_is_forgotten(built):
 
 
 def _garbage(data: bytes) -> bytes:
-    return bytes(random.Random(0).randrange(256) for _ in range(len(data)))
+    return random.Random(0).randbytes(len(data))  # (a byte at a time took 19 s for 3 MB)
 
 
 @pytest.mark.parametrize("damage", [_garbage, lambda data: data[:len(data) // 3],
