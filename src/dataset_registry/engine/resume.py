@@ -75,7 +75,18 @@ class FinishedTasks:
     def __init__(self, root: str, key: str, tasks: Sequence[Any]) -> None:
         self.parts = os.path.join(root, PARTS)
         self.folder = os.path.join(self.parts, DONE)
-        self.identities = [task_identity(key, i, task) for i, task in enumerate(tasks)]
+        self.key, self.tasks = key, tasks
+        self._identities: dict[int, str | None] = {}
+
+    def identity(self, index: int) -> str | None:
+        """Task `index`'s identity (`task_identity`), computed where first asked for: as a
+        done record is read back, or as the task's result comes in. Not all of them before
+        the first task runs: pickling every task held it back (72 ms at 96,000 images, on
+        a coordinator that waits anyway once its tasks are out). A task is a value its run
+        does not change (on a pool it runs on a copy), so its identity is the same then."""
+        if index not in self._identities:
+            self._identities[index] = task_identity(self.key, index, self.tasks[index])
+        return self._identities[index]
 
     def load(self) -> dict[int, Any]:
         """The results of the tasks already finished, by index. Whatever else lies in
@@ -100,7 +111,7 @@ class FinishedTasks:
 
     def _read(self, name: str, path: str) -> tuple[int, Any, list[str]] | None:
         """(index, result, part files) of a sound done record; None for anything else."""
-        if not (name.isdigit() and int(name) < len(self.identities)):
+        if not (name.isdigit() and int(name) < len(self.tasks)):
             return None
         index = int(name)
         try:
@@ -108,7 +119,7 @@ class FinishedTasks:
                 record = json.load(f)
             pickled = base64.b64decode(record["result"], validate=True)
             parts = [str(p) for p in record["parts"]]
-            if record["task"] != self.identities[index] or self.identities[index] is None \
+            if record["task"] != self.identity(index) or self.identity(index) is None \
                     or record["check"] != xxhash.xxh3_128_hexdigest(pickled) \
                     or not all(os.path.isfile(os.path.join(self.parts, p)) for p in parts):
                 return None
@@ -121,7 +132,7 @@ class FinishedTasks:
         its parts take its index's name, then its done record is written, last. A result
         that does not pickle leaves the task unrecorded (it runs again on a rerun). The
         names of its parts, as they are now."""
-        identity = self.identities[index]
+        identity = self.identity(index)
         try:
             pickled = pickle.dumps(result, protocol=5)
         except Exception:  # not resumable, built all the same
