@@ -143,14 +143,13 @@ def _another_process_opens(path: str) -> str:
 def test_writes_held_together_open_the_catalog_once(tmp_path, monkeypatch):
     """Inside `held()` a command's last writes share the connection the first opens (each
     committed on its own); the file is free again once held() ends, or let go of."""
-    import duckdb
+    from dataset_registry import catalog
 
     path = str(tmp_path / "c.duckdb")
     cat = Catalog(path)
     opened = []
-    real = duckdb.connect
-    monkeypatch.setattr(duckdb, "connect",
-                        lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    real = catalog._open_for_writes
+    monkeypatch.setattr(catalog, "_open_for_writes", lambda p: opened.append(p) or real(p))
 
     def insert(run_id: str) -> None:
         with cat.write() as con:
@@ -184,6 +183,24 @@ def test_writes_held_together_open_the_catalog_once(tmp_path, monkeypatch):
     insert("e")
     assert cat.query("SELECT run_id FROM runs ORDER BY 1")[1] == [("a",), ("b",), ("c",),
                                                                 ("e",)]
+
+
+def test_a_large_append_goes_to_the_file_not_to_the_log(tmp_path):
+    """A writer's rows that fill a row group are written to the file as they are appended
+    (catalog.ROW_GROUP_ROWS), not into the log at the commit and again at the checkpoint."""
+    from dataset_registry import catalog
+
+    path = str(tmp_path / "c.duckdb")
+    cat = Catalog(path)
+    rows = 65_536  # (a build's file rows: fewer than DuckDB's default row group, 122,880)
+    assert rows >= 4 * catalog.ROW_GROUP_ROWS
+    with cat.held():
+        with cat.write() as con:
+            con.execute("INSERT INTO runs (run_id, job) SELECT 'run-' || i, 'a job name' "
+                        "FROM range(?) t(i)", [rows])
+        log = os.path.getsize(path + ".wal") if os.path.exists(path + ".wal") else 0
+        assert log < 256 << 10, log  # (committed, not yet checkpointed)
+    assert cat.query("SELECT count(*) FROM runs")[1] == [(rows,)]
 
 
 # -- faults: the catalog never blocks, never loses, always rebuilds -------------------------

@@ -192,7 +192,7 @@ class Catalog:
                 raise
             raise self._failed_write(exc) from None
         with self._locked():
-            con = self._connect(lambda: duckdb.connect(self.path, config={"memory_limit": "256MB"}))
+            con = self._connect(lambda: _open_for_writes(self.path))
             kept = False
             try:
                 try:
@@ -431,3 +431,27 @@ def _older_than(path: str, seconds: float) -> bool:
         return time.time() - os.lstat(path).st_mtime > seconds
     except FileNotFoundError:
         return False
+
+
+ROW_GROUP_ROWS = 16_384  # rows: appends this large go to the file as they are made
+
+
+def _open_for_writes(path: str) -> Any:
+    """A writer's connection to the catalog at `path`, attached with row groups of
+    ROW_GROUP_ROWS. DuckDB writes an append straight to the file once it fills a row group
+    (its optimistic write); what fills none goes into the log at the commit and is copied
+    into the file again by the checkpoint as the connection closes. At its default size
+    (122,880 rows) a build's file rows did not fill one: recording 96,000 of them took
+    0.15-0.18 s, 0.10 s at this size (2 cores), and the log 19 MB, 8 KB. The file's own
+    temporary folder is kept (an in-memory connection would spill into the working one)."""
+    import duckdb
+
+    con = duckdb.connect(config={"memory_limit": "256MB", "temp_directory": path + ".tmp"})
+    try:
+        quoted = path.replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS registry_catalog (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+        con.execute("USE registry_catalog")
+    except BaseException:
+        con.close()
+        raise
+    return con
