@@ -156,3 +156,47 @@ def test_all_im2rec_images_answers_as_each_name_would(names):
     assert all_im2rec_images(StrColumn.from_list(names)) == expected
     whole = StrColumn.from_list(["val/" + n for n in names])  # a split's names: its prefix off
     assert all_im2rec_images(type(whole)(whole._blob, whole._starts, 4)) == expected
+
+
+@pytest.mark.parametrize("names", [
+    ["a/1.JPEG", "a/2.JPEG", "b/1.JPEG"],
+    # "-" and "." sort before "/", "0" right after it: around a folder, not in it
+    ["f-x/1.JPEG", "f.JPEG", "f.d/1.JPEG", "f/1.JPEG", "f/sub/2.JPEG", "f0/1.JPEG", "g.JPEG"],
+    ["f/1.JPEG", "f/2.JPEG", "zz/1.JPEG"],  # zz: not a class of the scheme
+    ["é/1.JPEG", "é/2.JPEG", "ü/1.JPEG", "ü0/1.JPEG"], ["x.JPEG"], [],
+])
+def test_a_folder_split_is_classed_as_name_by_name(names):
+    """`_by_folder` (a folder's names at once, by binary search) gives each name the code
+    the scheme's class of that name gives, as `_by_name` asks it name by name; the
+    scheme is asked only where a folder starts."""
+    import numpy as np
+
+    from dataset_registry.recipes import schemes, shards
+    from dataset_registry.sources.members import MemberSet, StrColumn
+
+    asked = []
+
+    class Folders(schemes.LabelScheme):
+        name, folder_splits = "folders-test", ("train",)
+
+        def classes(self) -> list[str]:
+            return ["a", "b", "f", "f-x", "f.JPEG", "f.d", "f0", "g.JPEG", "é", "ü", "ü0"]
+
+        def class_of(self, names, split, where):
+            names = list(names)
+            asked.extend(names)
+            return [n.partition("/")[0] for n in names]
+
+    names = sorted(names)
+    count = len(names)
+    members = MemberSet("train", "src", StrColumn.from_list(names), StrColumn.from_list(names),
+                        np.zeros(count, np.int64), np.ones(count, np.int64), ["src"])
+    scheme = Folders("unused")
+    label_of = {w: i for i, w in enumerate(scheme.classes())}
+    by_name, by_folder = (np.full(count, 99, np.int16) for _ in range(2))
+    shards._by_name(members, scheme, "train", label_of, by_name, True)
+    asked.clear()
+    shards._by_folder(members, scheme, "train", label_of, by_folder)
+    assert by_folder.tolist() == by_name.tolist()
+    folders = [n.partition("/")[0] for n in names]
+    assert asked == [n for i, n in enumerate(names) if i == 0 or folders[i] != folders[i - 1]]

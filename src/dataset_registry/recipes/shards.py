@@ -29,6 +29,7 @@ image copied byte-exact to `<class>/<file>`, a `torchvision.datasets.ImageFolder
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import posixpath
 import re
@@ -225,14 +226,10 @@ def _by_scheme(members: MemberSet, scheme_: schemes.LabelScheme, split: str,
     label_of = {w: i for i, w in enumerate(order)}
     codes = np.empty(len(members), dtype=np.int16 if len(order) < 32768 else np.int32)
     images = all_im2rec_images(members.names)  # (else asked name by name)
-    step = 65536  # names decoded a slice at a time: 1.28M at once would cost ~100 MB
-    for start in range(0, len(members), step):
-        names = members.names.slice(start, min(start + step, len(members))).tolist()
-        class_of = scheme_.class_of(names, split, members.where)
-        codes[start:start + len(names)] = \
-            list(map(label_of.get, class_of, itertools.repeat(_UNKNOWN))) if images else [
-                label_of.get(w, _UNKNOWN) if _im2rec_image(n) else _NOT_AN_IMAGE
-                for n, w in zip(names, class_of, strict=True)]
+    if images and split in scheme_.folder_splits:
+        _by_folder(members, scheme_, split, label_of, codes)
+    else:
+        _by_name(members, scheme_, split, label_of, codes, images)
     unknown = np.flatnonzero(codes == _UNKNOWN)
     if len(unknown):
         name = members.names[int(unknown[0])]
@@ -253,6 +250,38 @@ def _by_scheme(members: MemberSet, scheme_: schemes.LabelScheme, split: str,
             f"require_all_classes: false to build without them (labels stay those of the "
             f"{len(order)} classes)")
     return Classified(members, positions.astype(np.int64), labels, order, scheme_)
+
+
+def _by_name(members: MemberSet, scheme_: schemes.LabelScheme, split: str,
+             label_of: Mapping[str, int], codes: np.ndarray, images: bool) -> None:
+    """Each member's label code (`_UNKNOWN`: not a class of the scheme; `_NOT_AN_IMAGE`:
+    not an im2rec image name, asked of each only where not all are), into `codes`."""
+    step = 65536  # names decoded a slice at a time: 1.28M at once would cost ~100 MB
+    for start in range(0, len(members), step):
+        names = members.names.slice(start, min(start + step, len(members))).tolist()
+        class_of = scheme_.class_of(names, split, members.where)
+        codes[start:start + len(names)] = \
+            list(map(label_of.get, class_of, itertools.repeat(_UNKNOWN))) if images else [
+                label_of.get(w, _UNKNOWN) if _im2rec_image(n) else _NOT_AN_IMAGE
+                for n, w in zip(names, class_of, strict=True)]
+
+
+def _by_folder(members: MemberSet, scheme_: schemes.LabelScheme, split: str,
+               label_of: Mapping[str, int], codes: np.ndarray) -> None:
+    """`_by_name` for a split the scheme classes by `<class>/` folder (all images), a
+    folder at a time: the sorted names of one folder are contiguous (those starting
+    `<folder>/` sort together), found by a binary search, and the scheme is asked the
+    class of its first name alone, not a Python call a name (at 96,000 images, 0.05 s of
+    the plan, which holds every task back). A name outside any folder is asked alone."""
+    names, start, n = members.names, 0, len(members)
+    while start < n:
+        name = names[start]
+        folder, slash, _ = name.partition("/")
+        # after "<folder>/..." comes "<folder>0..." ("0" follows "/"): the folder ends there
+        stop = bisect.bisect_left(names, folder + "0", start, n) if slash else start + 1
+        codes[start:stop] = label_of.get(
+            scheme_.class_of([name], split, members.where)[0], _UNKNOWN)
+        start = stop
 
 
 class ByClass(Recipe):
