@@ -289,7 +289,8 @@ def test_a_resumed_build_whose_checks_change_its_plan_runs_what_the_new_plan_nee
     (root / "kill").write_text("")
     killed = run_cli("resolve", "shards", "--jobs", "1", cwd=root)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert list((root / "registry" / ".staging").glob("*/.parts/done/000000"))
+    [log] = (root / "registry" / ".staging").glob("*/.parts/done.log")
+    assert [json.loads(line)["index"] for line in log.read_bytes().splitlines()] == [0]
     (root / "kill").unlink()
     done = run_cli("resolve", "shards", "--jobs", "2", cwd=root)
     assert done.returncode == 0, done.stderr

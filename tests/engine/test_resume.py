@@ -145,36 +145,68 @@ def test_a_changed_param_reuses_nothing_and_gc_removes_the_stale_tasks(tmp_path)
     assert len(ran(root)) == 3 + 4 + TASKS
 
 
-def damage_garbage(record: Path) -> None:
-    record.write_bytes(b"\x00not a record")
+def done_log(root: Path) -> Path:
+    [log] = (root / "registry" / ".staging").glob("*/.parts/done.log")
+    return log
 
 
-def damage_other_task(record: Path) -> None:
-    data = json.loads(record.read_text())
-    record.write_text(json.dumps({**data, "task": "0" * 32}))
+def damage_garbage(line: bytes, log: Path) -> bytes:
+    return b"\x00not a record"
 
 
-def damage_result(record: Path) -> None:
-    data = json.loads(record.read_text())
-    record.write_text(json.dumps({**data, "result": data["result"][:-4] + "AAA="}))
+def damage_other_task(line: bytes, log: Path) -> bytes:
+    return json.dumps({**json.loads(line), "task": "0" * 32}).encode()
 
 
-def damage_part(record: Path) -> None:
-    for part in json.loads(record.read_text())["parts"]:
-        (record.parent.parent / part).unlink()
+def damage_result(line: bytes, log: Path) -> bytes:
+    data = json.loads(line)
+    return json.dumps({**data, "result": data["result"][:-4] + "AAA="}).encode()
+
+
+def damage_part(line: bytes, log: Path) -> bytes:
+    for part in json.loads(line)["parts"]:
+        (log.parent / part).unlink()
+    return line
+
+
+def damage_index(line: bytes, log: Path) -> bytes:  # (the task's identity names index 1)
+    return json.dumps({**json.loads(line), "index": 2}).encode()
 
 
 @pytest.mark.parametrize("damage", [damage_garbage, damage_other_task, damage_result,
-                                    damage_part])
+                                    damage_part, damage_index])
 def test_a_damaged_done_record_is_run_again_not_trusted(tmp_path, clean, damage):
     root = project(tmp_path)
     killed_after(root, "pairs", 3)
-    records = sorted((root / "registry" / ".staging").glob("*/.parts/done/*"))
-    assert [r.name for r in records] == ["000000", "000001", "000002"]
-    damage(records[1])
+    log = done_log(root)
+    lines = log.read_bytes().splitlines()
+    assert [json.loads(line)["index"] for line in lines] == [0, 1, 2]
+    lines[1] = damage(lines[1], log)
+    log.write_bytes(b"\n".join(lines) + b"\n")
     shown = resolve(root, "pairs", "1")
     assert len(ran(root)) == 3 + TASKS - 2  # the damaged one and the 3 never finished
     assert ran(root)[3] == ran(root)[1]  # the damaged one, first of the rerun
+    assert shown["digest"] == clean["digest"]
+
+
+def test_a_record_cut_short_runs_again_and_the_next_records_stay_whole(tmp_path, clean):
+    """Killed while appending its 3rd record: the rerun runs that task again, and what it
+    appends starts lines of its own (killed again, its records read back whole)."""
+    root = project(tmp_path)
+    killed_after(root, "pairs", 3)
+    log = done_log(root)
+    data = log.read_bytes()
+    log.write_bytes(data[:-40])  # the 3rd line, cut short
+    killed_after_more = 2  # the rerun finishes the 3rd and the 4th, then is killed
+    (root / "kill-after").write_text(str(3 + killed_after_more))
+    done = run_cli("resolve", "pairs", "--jobs", "1", cwd=root)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    (root / "kill-after").unlink()
+    assert ran(root)[3] == ran(root)[2]  # the task whose record was cut, again
+    log = done_log(root)
+    assert [json.loads(line)["index"] for line in log.read_bytes().splitlines()] == [0, 1, 2, 3]
+    shown = resolve(root, "pairs", "1")
+    assert len(ran(root)) == 3 + 2 + TASKS - 4
     assert shown["digest"] == clean["digest"]
 
 
@@ -212,7 +244,7 @@ def test_a_task_of_the_killed_build_still_running_writes_nothing_the_rerun_uses(
     assert sorted(published(root)) == sorted([shown["key"], f".staging/{killed.name}"])
     stale_part = killed / ".parts" / "000004.files.csv"
     assert len(stale_part.read_text().splitlines()) == 2  # task 4's two images
-    assert not (killed / ".parts" / "done").exists()
+    assert not (killed / ".parts" / "done.log").exists()
     artifact = next((root / "registry").glob(f"??/{shown['key']}"))
     assert not (artifact / ".parts").exists()
     gc = run_cli("gc", cwd=root)

@@ -23,6 +23,7 @@ MARKER = "_registry.json"
 FILES = "_files.parquet"
 SKIPPED = "_skipped.parquet"
 PARTS = ".parts"  # per-task provenance rows (CSV), merged by `output.finalize`
+DONE_LOG = "done.log"  # under PARTS: a killed build's finished tasks (engine/resume.py)
 SCRATCH = ".scratch"  # task files only `finish` reads; never published
 RANGES = ".ranges"  # in-place writes a remote task could not make in place (see Output)
 RESERVED = (MARKER, FILES, SKIPPED, PARTS, SCRATCH, RANGES)

@@ -2,14 +2,20 @@
 
 A task's files land in staging as it runs; its provenance part is named by its place in
 this run (`executors.base.part_name`). When its result reaches the coordinator, the part
-is renamed after the task's index in the plan (`t000042.files.csv`), then a done record,
-`.parts/done/000042`, is written atomically, last: the task's identity (the build's key,
-its index and its pickled content) and its pickled result. A rerun of the same key in
-that staging area (`Store.resume`) trusts a task only if its record reads back whole and
+is renamed after the task's index in the plan (`t000042.files.csv`), then its done record
+is appended to `.parts/done.log`, last: one line holding the task's identity (the build's
+key, its index and its pickled content) and its pickled result. A rerun of the same key
+in that staging area (`Store.resume`) trusts a task only if its line reads back whole and
 names this very task; every other part is removed and those tasks run again, writing the
 same names. `finalize` removes `.parts`, done records included: nothing of this is ever
 published. Local stores only: elsewhere the parts are not in the coordinator's folder
 until `gather`.
+
+One log, appended, not a file a task written atomically (two opens and a rename each):
+the records cost the coordinator 0.3-0.6 s of a 96,000-image build on 2 cores, taken
+from the workers. A line cut short (killed mid-write, a full disk) reads back as damaged
+and its task runs again; the rerun first rewrites the log with its sound lines alone, so
+a line it appends never continues a cut one.
 
 Only the coordinator writes done records, and a killed one writes none; but a task it
 started may still be running (a Dask worker outlives its coordinator) and write parts
@@ -33,11 +39,10 @@ from typing import Any
 
 import xxhash
 
-from ..artifact.marker import PARTS
+from ..artifact.marker import DONE_LOG, PARTS
 from ..core.atomic import write_atomic
 from ..executors.base import part_name
 
-DONE = "done"  # under PARTS: one record per finished task, by its index in the plan
 # a task's parts: `<part>.files.csv`, `<part>.skipped.csv`, and `<part>.checked.csv`, the
 # verdicts of the images it decoded (kept with the task: the cache takes them at the end)
 _KINDS = ("files", "skipped", "checked")
@@ -74,7 +79,7 @@ class FinishedTasks:
 
     def __init__(self, root: str, key: str, tasks: Sequence[Any]) -> None:
         self.parts = os.path.join(root, PARTS)
-        self.folder = os.path.join(self.parts, DONE)
+        self.log = os.path.join(self.parts, DONE_LOG)
         self.key, self.tasks = key, tasks
         self._identities: dict[int, str | None] = {}
 
@@ -91,32 +96,35 @@ class FinishedTasks:
     def load(self) -> dict[int, Any]:
         """The results of the tasks already finished, by index. Whatever else lies in
         `.parts` (a part of a task cut short, a record that does not read back or names
-        another task) is removed, so those tasks run again from nothing."""
+        another task) is removed, so those tasks run again from nothing; the log keeps
+        the sound records alone, each a whole line."""
         found: dict[int, Any] = {}
-        kept: set[str] = set()
-        names = sorted(os.listdir(self.folder)) if os.path.isdir(self.folder) else []
-        for name in names:
-            path = os.path.join(self.folder, name)
-            record = self._read(name, path)
-            if record is None:
-                _remove(path)
-                continue
-            index, result, parts = record
-            found[index] = result
-            kept.update(parts)
+        sound: dict[int, tuple[bytes, list[str]]] = {}
+        try:
+            with open(self.log, "rb") as f:
+                lines = f.read().split(b"\n")
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            record = self._read(line)
+            if record is not None:
+                index, result, parts = record
+                found[index], sound[index] = result, (line, parts)
+        if lines:  # (rewritten whole: an append never continues a line cut short)
+            write_atomic(self.log, b"".join(line + b"\n" for line, _ in sound.values()))
+        kept = {part for _, parts in sound.values() for part in parts}
         for name in os.listdir(self.parts) if os.path.isdir(self.parts) else []:
             if name.endswith(".csv") and name not in kept:
                 _remove(os.path.join(self.parts, name))
         return found
 
-    def _read(self, name: str, path: str) -> tuple[int, Any, list[str]] | None:
+    def _read(self, line: bytes) -> tuple[int, Any, list[str]] | None:
         """(index, result, part files) of a sound done record; None for anything else."""
-        if not (name.isdigit() and int(name) < len(self.tasks)):
-            return None
-        index = int(name)
         try:
-            with open(path, encoding="utf-8") as f:
-                record = json.load(f)
+            record = json.loads(line)
+            index = record["index"]
+            if type(index) is not int or not 0 <= index < len(self.tasks):
+                return None
             pickled = base64.b64decode(record["result"], validate=True)
             parts = [str(p) for p in record["parts"]]
             if record["task"] != self.identity(index) or self.identity(index) is None \
@@ -129,7 +137,7 @@ class FinishedTasks:
 
     def record(self, index: int, position: int, result: Any) -> list[str]:
         """Task `index` (run as `position` of this run's tasks) finished with `result`:
-        its parts take its index's name, then its done record is written, last. A result
+        its parts take its index's name, then its done record is appended, last. A result
         that does not pickle leaves the task unrecorded (it runs again on a rerun). The
         names of its parts, as they are now."""
         identity = self.identity(index)
@@ -141,20 +149,40 @@ class FinishedTasks:
             return self._as_run(position)
         parts = []
         for kind in _KINDS:
-            ran = os.path.join(self.parts, f"{part_name(position)}.{kind}.csv")
-            if os.path.exists(ran):
-                name = f"t{part_name(index)}.{kind}.csv"
-                os.replace(ran, os.path.join(self.parts, name))
-                parts.append(name)
-        os.makedirs(self.folder, exist_ok=True)
-        write_atomic(os.path.join(self.folder, part_name(index)), json.dumps({
-            "task": identity, "parts": parts, "check": xxhash.xxh3_128_hexdigest(pickled),
-            "result": base64.b64encode(pickled).decode("ascii")}))
+            name = f"t{part_name(index)}.{kind}.csv"
+            try:
+                os.replace(os.path.join(self.parts, f"{part_name(position)}.{kind}.csv"),
+                           os.path.join(self.parts, name))
+            except FileNotFoundError:  # (a task writes no part of a kind it has no rows of)
+                continue
+            parts.append(name)
+        line = json.dumps({
+            "index": index, "task": identity, "parts": parts,
+            "check": xxhash.xxh3_128_hexdigest(pickled),
+            "result": base64.b64encode(pickled).decode("ascii")}) + "\n"
+        _append(self.log, line.encode("ascii"))
         return parts
 
     @staticmethod
     def _as_run(position: int) -> list[str]:
         return [f"{part_name(position)}.{kind}.csv" for kind in _KINDS]
+
+
+def _append(path: str, data: bytes) -> None:
+    """`data` at the end of the file `path` (made if need be), with O_APPEND's single
+    writes: never interleaved with another's, and cut short only by a kill or a full disk."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    try:
+        fd = os.open(path, flags, 0o666)
+    except FileNotFoundError:  # (no task wrote a part yet)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, flags, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _remove(path: str) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from ..artifact.marker import local_table_damage
+from ..artifact.marker import DONE_LOG, local_table_damage
 from ..core.atomic import fsync_path, write_atomic
 from ..core.remote import Remote
 from ..errors import BuildError, StorageError, VerifyError
@@ -92,8 +92,8 @@ class LocalStore(Store):
 
     def resume(self, key: str) -> Staging | None:
         """The newest of this key's staging folders that holds done records and was not
-        finalized (`finalize` removes `.parts`, done records included: `.parts/done`, see
-        engine/resume.py), taken over under a new token; others: gc's.
+        finalized (`finalize` removes `.parts`, done records included: `.parts/done.log`,
+        see engine/resume.py), taken over under a new token; others: gc's.
 
         The rename fences off the killed build's tasks: one still running (a Dask worker
         outlives its coordinator) writes by the old path, so whatever it opens from now
@@ -108,7 +108,7 @@ class LocalStore(Store):
             stem, _, token = name.partition(".")
             path = os.path.join(folder, name)
             if stem == key and re.fullmatch(r"[0-9a-f]{12}", token) and \
-                    os.path.isdir(os.path.join(path, PARTS, "done")) and \
+                    os.path.isfile(os.path.join(path, PARTS, DONE_LOG)) and \
                     not os.path.lexists(os.path.join(path, MARKER)):
                 found.append((os.stat(path).st_mtime, path, token))
         if not found:
