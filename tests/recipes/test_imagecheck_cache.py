@@ -169,14 +169,44 @@ def test_a_tasks_verdicts_are_read_as_its_result_comes_in(tmp_path, monkeypatch,
     seen: dict[str, int] = {}
     rest = VerdictParts.rest
 
-    def at_the_end(self: VerdictParts) -> list[tuple[str, str]]:
-        seen["read"], seen["parts"] = len(self.rows), len(self.done)
-        rows = rest(self)
-        seen["in all"] = len(rows)
-        return rows
+    def at_the_end(self: VerdictParts) -> list[tuple[np.ndarray, dict[int, str]]]:
+        seen["read"], seen["parts"] = sum(len(d) for d, _ in self.parts), len(self.done)
+        parts = rest(self)
+        seen["in all"] = sum(len(d) for d, _ in parts)
+        return parts
 
     monkeypatch.setattr(VerdictParts, "rest", at_the_end)
     reg.resolve("out", jobs=1)
     assert seen["read"] == seen["in all"] == GOOD + len(BAD_ONES) and seen["parts"] >= 1
     known = ImageChecks(reg.state_dir).load()
     assert len(known.digests) == GOOD + len(BAD_ONES) and len(known.refused) == len(BAD_ONES)
+
+
+@pytest.mark.parametrize("refusal", [None, "truncated", 'cannot decode: "x", at 3\nthen'])
+def test_a_part_file_reads_as_its_csv_rows(tmp_path, refusal):
+    """A task's verdicts, as `Output.image_checked` writes them, read back (all usable: at
+    once) as Python's csv reader reads the file row by row."""
+    import csv
+
+    import xxhash
+
+    from dataset_registry.artifact.output import Output
+    from dataset_registry.engine.imagechecks import _part_read
+
+    out = Output(str(tmp_path), "000000")
+    digests = [xxhash.xxh3_128_hexdigest(str(i).encode()) for i in range(300)]
+    for i, digest in enumerate(digests):
+        out.image_checked(digest, refusal if refusal and i % 100 == 7 else "")
+    out.close()
+    [path] = (tmp_path / ".parts").glob("*.checked.csv")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    found, refused = _part_read(path.read_bytes())
+    whole = found.tobytes().hex()  # (S16's tolist() would drop trailing zero bytes)
+    assert [whole[i:i + 32] for i in range(0, len(whole), 32)] == [r[0] for r in rows] \
+        == digests
+    assert refused == {i: r[1] for i, r in enumerate(rows) if r[1]}
+    assert len(refused) == (3 if refusal else 0)
+    damaged = path.read_bytes().replace(digests[5].encode(), b"z" * 32)  # not hex
+    with pytest.raises(ValueError):  # (the build keeps no verdict of a damaged part)
+        _part_read(damaged)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -99,8 +100,11 @@ class ImageChecks:
 
     def collect(self, staging: str, parts: VerdictParts | None = None) -> int:
         """Keep the verdicts a build's tasks reached (its part files; those `parts` read
-        already are not read again); how many."""
-        return self.add((parts or VerdictParts(staging)).rest())
+        already are not read again); how many contents they judged."""
+        found = _merge((parts or VerdictParts(staging)).rest())
+        if len(found.digests):
+            self._files.write(found)
+        return len(found.digests)
 
 
 class VerdictParts:
@@ -111,7 +115,7 @@ class VerdictParts:
 
     def __init__(self, staging: str) -> None:
         self.folder = os.path.join(staging, PARTS)
-        self.rows: list[tuple[str, str]] = []
+        self.parts: list[tuple[np.ndarray, dict[int, str]]] = []
         self.done: set[str] = set()
 
     def read(self, name: str) -> None:
@@ -119,18 +123,39 @@ class VerdictParts:
         if not name.endswith(f".{CHECKS}") or name in self.done:
             return
         try:
-            f = open(os.path.join(self.folder, name), newline="", encoding="utf-8")  # noqa: SIM115
+            f = open(os.path.join(self.folder, name), "rb")  # noqa: SIM115
         except FileNotFoundError:
             return
         with f:
-            self.rows += [(r[0], r[1]) for r in csv.reader(f) if len(r) == 2 and len(r[0]) == 32]
+            self.parts.append(_part_read(f.read()))
         self.done.add(name)
 
-    def rest(self) -> list[tuple[str, str]]:
-        """Every verdict, once the parts not read yet are."""
+    def rest(self) -> list[tuple[np.ndarray, dict[int, str]]]:
+        """Every part's verdicts ((S16 digests, refusals by position) each), once the
+        parts not read yet are."""
         for path in sorted(glob.glob(os.path.join(glob.escape(self.folder), f"*.{CHECKS}"))):
             self.read(os.path.basename(path))
-        return self.rows
+        return self.parts
+
+
+_USABLE_ROW = 35  # bytes: `<32 hex digits>,` and the csv writer's CRLF (`Output.image_checked`)
+
+
+def _part_read(data: bytes) -> tuple[np.ndarray, dict[int, str]]:
+    """A part file's verdicts, rows `xxh3,why`. Where every row says usable (the rule),
+    they are read at once; else row by row, as csv (a refusal may be quoted). Read row by
+    row, 96,000 rows took 0.05-0.1 s of the coordinator, as the workers ran."""
+    count = len(data) // _USABLE_ROW
+    if count and count * _USABLE_ROW == len(data):
+        rows = np.frombuffer(data, np.uint8).reshape(count, _USABLE_ROW)
+        if (rows[:, 32:] == np.frombuffer(b",\r\n", np.uint8)).all():
+            try:  # (bytes.fromhex refuses what is not hex: then row by row, as below)
+                return np.frombuffer(bytes.fromhex(rows[:, :32].tobytes().decode("ascii")),
+                                     "S16"), {}
+            except ValueError:
+                pass
+    text = io.StringIO(data.decode("utf-8"), newline="")
+    return _part(dict((r[0], r[1]) for r in csv.reader(text) if len(r) == 2 and len(r[0]) == 32))
 
 
 def _part(verdict: dict[str, str]) -> tuple[np.ndarray, dict[int, str]]:
