@@ -203,6 +203,33 @@ def test_a_large_append_goes_to_the_file_not_to_the_log(tmp_path):
     assert cat.query("SELECT count(*) FROM runs")[1] == [(rows,)]
 
 
+def test_a_truncated_catalog_is_found_whichever_database_the_connection_lists_first(
+        tmp_path):
+    """The truncation check reads the catalog's own size, not the first database a
+    connection lists: a writer's connection lists an in-memory one too, first on some
+    DuckDB versions (here one more is attached, listed first on this one)."""
+    import duckdb
+
+    from dataset_registry.catalog import _open_for_writes
+    from dataset_registry.catalog.schema import _probe
+
+    path = str(tmp_path / "c.duckdb")
+    cat = Catalog(path)
+    with cat.write() as con:
+        con.execute("INSERT INTO runs (run_id, job) SELECT 'run-' || i, 'a job name' "
+                    "FROM range(200000) t(i)")
+    data = (tmp_path / "c.duckdb").read_bytes()
+    (tmp_path / "c.duckdb").write_bytes(data[:len(data) - 3 * 262144])
+    con = _open_for_writes(path)
+    try:
+        con.execute("ATTACH ':memory:' AS aaa")
+        assert con.execute("PRAGMA database_size").fetchone()[0] != "registry_catalog"
+        with pytest.raises(duckdb.IOException, match="truncated"):
+            _probe(con, path)
+    finally:
+        con.close()
+
+
 # -- faults: the catalog never blocks, never loses, always rebuilds -------------------------
 
 CAL = "imagenet-min-calibration-first.5"

@@ -94,8 +94,12 @@ def _probe(con: Any, path: str) -> None:
     """Fail on a truncated file now, not on the first query that reads a missing block."""
     import duckdb
 
-    # each used block has a slot of its own (free ones at the end may be cut off)
-    _, _, block_size, _, used_blocks, *_ = con.execute("PRAGMA database_size").fetchone()
+    # each used block has a slot of its own (free ones at the end may be cut off); the
+    # catalog's own row: a writer's connection also lists its in-memory database, first
+    # on some DuckDB versions (catalog._open_for_writes)
+    block_size, used_blocks = con.execute(
+        "SELECT block_size, used_blocks FROM pragma_database_size() "
+        "WHERE database_name = current_database()").fetchone()
     expected = _HEADERS + int(block_size) * int(used_blocks)
     size = os.path.getsize(path)
     if size < expected:
