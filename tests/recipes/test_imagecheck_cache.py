@@ -210,3 +210,15 @@ def test_a_part_file_reads_as_its_csv_rows(tmp_path, refusal):
     damaged = path.read_bytes().replace(digests[5].encode(), b"z" * 32)  # not hex
     with pytest.raises(ValueError):  # (the build keeps no verdict of a damaged part)
         _part_read(damaged)
+
+
+def test_parts_a_crash_left_empty_add_no_verdict_and_fail_nothing(tmp_path):
+    """Nothing is fsynced: a power cut can leave a task's verdicts file empty. The build's
+    end keeps no verdict of it, and does not fail (the cache is only a cache)."""
+    parts = tmp_path / "staging" / ".parts"
+    parts.mkdir(parents=True)
+    (parts / "t000000.checked.csv").write_bytes(b"")
+    (parts / "t000001.checked.csv").write_bytes(b"\r\n")
+    checks = ImageChecks(str(tmp_path / "state"))
+    assert checks.collect(str(tmp_path / "staging")) == 0
+    assert len(checks.load().digests) == 0

@@ -27,7 +27,7 @@ import numpy as np
 from ..artifact.marker import PARTS
 from ..artifact.output import CHECKS
 from ..core.contentcache import ContentCache, digests_of, positions, raw
-from ..sources.members import CHECKED_OK, REFUSED, MemberSet, StrColumn
+from ..sources.members import CHECKED_OK, REFUSED, MemberSet, StrColumn, hex_digests
 
 
 @dataclass
@@ -149,9 +149,8 @@ def _part_read(data: bytes) -> tuple[np.ndarray, dict[int, str]]:
     if count and count * _USABLE_ROW == len(data):
         rows = np.frombuffer(data, np.uint8).reshape(count, _USABLE_ROW)
         if (rows[:, 32:] == np.frombuffer(b",\r\n", np.uint8)).all():
-            try:  # (bytes.fromhex refuses what is not hex: then row by row, as below)
-                return np.frombuffer(bytes.fromhex(rows[:, :32].tobytes().decode("ascii")),
-                                     "S16"), {}
+            try:  # (what is not hex is refused: then row by row, as below)
+                return hex_digests(rows[:, :32]).view("S16"), {}
             except ValueError:
                 pass
     text = io.StringIO(data.decode("utf-8"), newline="")
@@ -181,9 +180,9 @@ def _arrays(known: Verdicts) -> dict[str, np.ndarray]:
 def _merge(parts: list[tuple[np.ndarray, dict[int, str]]]) -> Verdicts:
     """One `Verdicts` of several files' (digests, refusals by position); a content in
     two keeps the first one's verdict (both came from the same check)."""
-    if not parts:
+    digests = np.concatenate([d for d, _ in parts]) if parts else np.empty(0, "S16")
+    if not len(digests):  # (no file, or empty ones: a part a crash left empty)
         return Verdicts(np.empty(0, "S16"), {})
-    digests = np.concatenate([d for d, _ in parts])
     refused, start = {}, 0
     for d, r in parts:
         refused.update({start + i: w for i, w in r.items()})
