@@ -4,6 +4,7 @@ tests/stores/) run the `registry` command on."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -39,3 +40,11 @@ def published(root: Path) -> list[str]:
     staging = store / ".staging"
     return found + ([f".staging/{p.name}" for p in staging.iterdir()] if staging.is_dir()
                     else [])
+
+
+def done_records(staging: Path) -> list[dict]:
+    """The done records in the staging areas under `staging` (a store's `.staging`): the
+    whole lines of each one's `.parts/done.log` (engine/resume.py), a line being
+    appended left out."""
+    return [json.loads(line) for log in sorted(staging.glob("*/.parts/done.log"))
+            for line in log.read_bytes().split(b"\n")[:-1]]

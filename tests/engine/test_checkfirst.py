@@ -18,6 +18,7 @@ from dataset_registry.engine.imagechecks import ImageChecks
 from dataset_registry.recipes import RECIPES, imagecheck
 from dataset_registry.sources.members import CHECKED_OK
 
+from ..pluginkit import done_records
 from ..recipes.shardkit import registry
 from ..recipes.test_imagecheck import (
     BAD,
@@ -289,8 +290,7 @@ def test_a_resumed_build_whose_checks_change_its_plan_runs_what_the_new_plan_nee
     (root / "kill").write_text("")
     killed = run_cli("resolve", "shards", "--jobs", "1", cwd=root)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    [log] = (root / "registry" / ".staging").glob("*/.parts/done.log")
-    assert [json.loads(line)["index"] for line in log.read_bytes().splitlines()] == [0]
+    assert [r["index"] for r in done_records(root / "registry" / ".staging")] == [0]
     (root / "kill").unlink()
     done = run_cli("resolve", "shards", "--jobs", "2", cwd=root)
     assert done.returncode == 0, done.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import run_cli
-from ..pluginkit import plugin_project, published
+from ..pluginkit import done_records, plugin_project, published
 from .test_dask_cluster import started, stop
 
 # echo, each task skipping its first member; with a file `hold`, the 6th task to start
@@ -86,11 +86,6 @@ def shown(root: Path) -> dict:
     return json.loads(show.stdout)
 
 
-def done_records(staging: Path) -> int:
-    """The done records written so far (whole lines of the done logs, engine/resume.py)."""
-    return sum(log.read_bytes().count(b"\n") for log in staging.glob("*/.parts/done.log"))
-
-
 def wait_for(what: str, ready, process: subprocess.Popen, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
@@ -157,7 +152,7 @@ def test_a_task_outliving_its_killed_coordinator_writes_nothing_the_rerun_publis
              address], cwd=root, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
         wait_for("the 6th task held, the 5 others recorded", lambda: (root / "held").exists()
-                 and done_records(staging) == 5, first)
+                 and len(done_records(staging)) == 5, first)
         first.send_signal(signal.SIGKILL)
         first.wait()
         [killed] = staging.iterdir()

@@ -200,3 +200,19 @@ def test_a_folder_split_is_classed_as_name_by_name(names):
     assert by_folder.tolist() == by_name.tolist()
     folders = [n.partition("/")[0] for n in names]
     assert asked == [n for i, n in enumerate(names) if i == 0 or folders[i] != folders[i - 1]]
+
+
+@pytest.mark.parametrize(("names", "prefix"), [
+    (["a", "f", "f/1", "f/\U0010ffff", "f/\U0010ffffz", "f0", "g"], "f/"),
+    (["\U0010ffff", "\U0010ffff/a", "\U0010ffff\U0010ffff"], "\U0010ffff"),
+    (["a", "b"], ""), (["a/x", "b/y"], "c/"),
+])
+def test_prefix_range_holds_exactly_the_names_starting_with_the_prefix(names, prefix):
+    from dataset_registry.sources.members import StrColumn, prefix_range
+
+    names = sorted(names)
+    for column in (names, StrColumn.from_list(names)):
+        start, stop = prefix_range(column, prefix)
+        assert [column[i] for i in range(start, stop)] == \
+            [n for n in names if n.startswith(prefix)]
+        assert prefix_range(column, prefix, start) == (start, stop)

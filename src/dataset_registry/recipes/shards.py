@@ -29,7 +29,6 @@ image copied byte-exact to `<class>/<file>`, a `torchvision.datasets.ImageFolder
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import posixpath
 import re
@@ -43,7 +42,7 @@ from pydantic import field_validator
 from ..artifact.output import Output
 from ..errors import BadInputError
 from ..sources.classes import default_classes, label_indices, present_classes, read_classes
-from ..sources.members import MemberSet, StrColumn, read_members
+from ..sources.members import MemberSet, StrColumn, prefix_range, read_members
 from . import schemes
 from .base import Inputs, InputSpec, Params, Recipe
 from .imagecheck import IMAGE_CHECKS, OnError, usable
@@ -277,8 +276,7 @@ def _by_folder(members: MemberSet, scheme_: schemes.LabelScheme, split: str,
     while start < n:
         name = names[start]
         folder, slash, _ = name.partition("/")
-        # after "<folder>/..." comes "<folder>0..." ("0" follows "/"): the folder ends there
-        stop = bisect.bisect_left(names, folder + "0", start, n) if slash else start + 1
+        stop = prefix_range(names, folder + "/", start)[1] if slash else start + 1
         codes[start:stop] = label_of.get(
             scheme_.class_of([name], split, members.where)[0], _UNKNOWN)
         start = stop

@@ -337,11 +337,14 @@ def _take(column: StrColumn | None, indices: np.ndarray) -> StrColumn | None:
     return column.take(indices) if column is not None else None
 
 
-def prefix_range(names: Sequence[str], prefix: str) -> tuple[int, int]:
-    """[start, stop) of the sorted `names` that start with `prefix`."""
-    start = bisect.bisect_left(names, prefix)
-    stop = bisect.bisect_left(names, prefix + "\U0010ffff", lo=start)
-    return start, stop
+def prefix_range(names: Sequence[str], prefix: str, lo: int = 0) -> tuple[int, int]:
+    """[start, stop) of the sorted `names` (from `lo` on) that start with `prefix`: up to
+    the first name at or past the least string after all of theirs (`f/` -> `f0`)."""
+    start = bisect.bisect_left(names, prefix, lo)
+    head = prefix.rstrip("\U0010ffff")  # (a last character that has none after it)
+    if not head:
+        return start, len(names)
+    return start, bisect.bisect_left(names, head[:-1] + chr(ord(head[-1]) + 1), start)
 
 
 _thread = threading.local()  # open files per thread: a Dask worker may run tasks in threads
