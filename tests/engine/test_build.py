@@ -120,6 +120,40 @@ def test_one_worker_and_two_workers_give_the_same_bytes(tmp_path, synth_small):
     assert results[0] == results[1]
 
 
+def test_a_builds_spent_parts_are_removed_beside_its_record(private, monkeypatch):
+    """finalize puts the parts aside, beside the staging folder; they are removed on a
+    thread while the build is published and recorded, and gone when resolve returns."""
+    from dataset_registry.engine import build
+
+    put_aside = []
+    real = build._remove_meanwhile
+
+    def remove_meanwhile(folder):
+        put_aside.append((folder, sorted(os.listdir(folder))))
+        return real(folder)
+
+    monkeypatch.setattr(build, "_remove_meanwhile", remove_meanwhile)
+    built = private.resolve(CAL, jobs=2)  # (its record left to engine/resolving.py)
+    assert len(put_aside) == 2  # CAL and its input
+    for folder, names in put_aside:
+        assert os.path.dirname(folder) == os.path.join(private.resolver.store.root, ".staging")
+        assert folder.endswith(".spent") and ".parts" in names
+    assert os.listdir(os.path.join(private.resolver.store.root, ".staging")) == []
+    assert built.files().fetchall()  # published with its file table
+
+
+def test_a_build_failing_after_its_parts_were_put_aside_leaves_nothing(private, monkeypatch):
+    from dataset_registry import StorageError
+
+    def refuse(staging, marker):
+        raise StorageError("the store refused the commit")
+
+    monkeypatch.setattr(private.resolver.store, "commit", refuse)
+    with pytest.raises(StorageError, match="refused the commit"):
+        private.resolve(CAL, jobs=1)
+    assert os.listdir(os.path.join(private.resolver.store.root, ".staging")) == []
+
+
 def test_dry_run_lists_what_is_missing_in_order(private):
     todo = [n.name for n in private.resolver.missing([CAL])]
     assert todo == ["imagenet2012-val-min", CAL]

@@ -220,6 +220,8 @@ def test_a_live_staging_area_and_a_young_unmarked_folder_are_not_deleted(project
     root, store = project["root"], project["store"]
     reg = project["reg"]
     staging = reg.store.begin("f" * 32)
+    spent = Path(staging.path + ".spent")  # parts a build put aside (engine/build.py)
+    (spent / ".parts").mkdir(parents=True)
     young = store / "ee" / ("e" * 32)
     young.mkdir(parents=True)
     (young / "part").write_bytes(b"x")  # a copy arriving, marker not yet written
@@ -227,14 +229,15 @@ def test_a_live_staging_area_and_a_young_unmarked_folder_are_not_deleted(project
         done = gc_cli(root, "--yes")
         assert done.returncode == 0, done.stderr
         assert "nothing to remove" in done.stdout
-        assert os.path.isdir(staging.path) and young.is_dir()
+        assert os.path.isdir(staging.path) and young.is_dir() and spent.is_dir()
     past = time.time() - reg.store.grace_seconds - 60
     os.utime(young / "part", (past, past))
     os.utime(young, (past, past))
     done = gc_cli(root, "--yes")
     assert f"removed staging {staging.path}" in done.stdout
+    assert f"removed staging {spent}" in done.stdout
     assert f"removed unmarked folder {young}" in done.stdout
-    assert not os.path.exists(staging.path) and not young.exists()
+    assert not os.path.exists(staging.path) and not young.exists() and not spent.exists()
 
 
 def test_a_shared_s3_store_keeps_what_another_projects_pushed_lock_names(project, s3,

@@ -9,6 +9,7 @@ are ever published.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import json
@@ -232,9 +233,13 @@ def allocate(fd: int, size: int) -> bool:
     raise OSError(err, os.strerror(err))
 
 
-def finalize(root: str) -> dict[str, Any]:
+def finalize(root: str, aside: str | None = None) -> dict[str, Any]:
     """Merge the parts into `_files.parquet` (+ `_skipped.parquet`); return digest and
-    counts, and the declared `splits` if the recipe declared any (see `Output.splits`)."""
+    counts, and the declared `splits` if the recipe declared any (see `Output.splits`).
+
+    The parts and the tasks' scratch files then leave `root`: removed, or, given `aside`
+    (a new folder's path beside `root`), moved into it for the caller to remove while it
+    goes on (see `put_aside`)."""
     import duckdb
 
     declared = os.path.join(root, PARTS, _SPLITS)
@@ -260,9 +265,29 @@ def finalize(root: str) -> dict[str, Any]:
         raise _cannot_write(root, exc) from None
     finally:
         con.close()
-    shutil.rmtree(os.path.join(root, PARTS))
-    shutil.rmtree(os.path.join(root, SCRATCH), ignore_errors=True)
+    put_aside(root, aside)
     return facts if splits is None else {**facts, "splits": splits}
+
+
+def put_aside(root: str, aside: str | None) -> None:
+    """Take PARTS and SCRATCH out of `root`: by two renames into the new folder `aside`,
+    or, where none is given or it cannot be made, by removing them. A build's 96,000
+    records leave ~900 part files, whose removal took 0.05-0.09 s (2 cores) after the
+    last task; renamed aside, they are removed while the catalog records the build
+    (engine/build.py). What a killed build leaves aside is gc's: `aside` is named as
+    a staging folder of its key."""
+    if aside is not None:
+        try:
+            os.mkdir(aside)
+            for name in (PARTS, SCRATCH):
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(os.path.join(root, name), os.path.join(aside, name))
+            return
+        except OSError:  # (an unwritable folder beside it): what is left, removed here
+            pass
+    if os.path.lexists(os.path.join(root, PARTS)):
+        shutil.rmtree(os.path.join(root, PARTS))
+    shutil.rmtree(os.path.join(root, SCRATCH), ignore_errors=True)
 
 
 def _cannot_write(root: str, exc: Exception) -> StorageError:
