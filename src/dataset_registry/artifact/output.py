@@ -15,6 +15,8 @@ import glob
 import json
 import os
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import xxhash
@@ -233,13 +235,52 @@ def allocate(fd: int, size: int) -> bool:
     raise OSError(err, os.strerror(err))
 
 
-def finalize(root: str, aside: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PartRows:
+    """A staging folder's rows as `finalize` reads them: the CSV files of the file rows
+    (the tasks' parts copied into fewer, `_fewer_files`) and of the skipped rows, and
+    their bytes in all. The sorted relations are what the file tables are written from,
+    and what a build's catalog record reads meanwhile (catalog/pending.py)."""
+
+    files: list[str]
+    skipped: list[str]
+    size: int
+
+    def files_sorted(self) -> str:
+        return (f"(SELECT * FROM {csv_relation(self.files, FILE_COLUMNS)} "
+                "ORDER BY path, record NULLS FIRST)")
+
+    def skipped_sorted(self) -> str | None:
+        if not self.skipped:
+            return None
+        return f"(SELECT * FROM {csv_relation(self.skipped, SKIP_COLUMNS)} ORDER BY member)"
+
+
+def part_rows(root: str) -> PartRows:
+    """The rows the tasks (and `finish`) of the build staged in `root` left in its parts."""
+    # escaped: a store folder may hold glob characters (`store[1]*`)
+    parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.files.csv")))
+    skip_parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.skipped.csv")))
+    try:
+        sizes = {p: os.path.getsize(p) for p in (*parts, *skip_parts)}
+        return PartRows(
+            files=_fewer_files(parts, os.path.join(root, PARTS, "all-files.csv"), sizes),
+            skipped=_fewer_files(skip_parts, os.path.join(root, PARTS, "all-skipped.csv"),
+                                 sizes),
+            size=sum(sizes.values()))
+    except OSError as exc:  # a full disk; a part gone since the glob: never, but not a traceback
+        raise _cannot_write(root, exc) from None
+
+
+def finalize(root: str, aside: str | None = None, rows: PartRows | None = None,
+             before_aside: Callable[[], None] | None = None) -> dict[str, Any]:
     """Merge the parts into `_files.parquet` (+ `_skipped.parquet`); return digest and
     counts, and the declared `splits` if the recipe declared any (see `Output.splits`).
+    `rows`: the parts' `part_rows`, where the caller already asked.
 
-    The parts and the tasks' scratch files then leave `root`: removed, or, given `aside`
-    (a new folder's path beside `root`), moved into it for the caller to remove while it
-    goes on (see `put_aside`)."""
+    The parts and the tasks' scratch files then leave `root` (`before_aside` called
+    first): removed, or, given `aside` (a new folder's path beside `root`), moved into it
+    for the caller to remove while it goes on (see `put_aside`)."""
     import duckdb
 
     declared = os.path.join(root, PARTS, _SPLITS)
@@ -247,24 +288,19 @@ def finalize(root: str, aside: str | None = None) -> dict[str, Any]:
     if os.path.isfile(declared):
         with open(declared, encoding="utf-8") as f:
             splits = json.load(f)
-
-    # escaped: a store folder may hold glob characters (`store[1]*`)
-    parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.files.csv")))
-    skip_parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.skipped.csv")))
-    try:
-        sizes = {p: os.path.getsize(p) for p in (*parts, *skip_parts)}
-    except OSError as exc:  # (a part gone since the glob: never, but not a traceback)
-        raise _cannot_write(root, exc) from None
+    rows = rows or part_rows(root)
     # Bounded: a 1.28M-record table must not grow the coordinator; DuckDB spills past this.
     con = duckdb.connect(config={"memory_limit": "256MB",
                                  "temp_directory": os.path.join(root, PARTS, "spill"),
-                                 "threads": _threads(sum(sizes.values()))})
+                                 "threads": _threads(rows.size)})
     try:
-        facts = _merge(con, root, parts, skip_parts, sizes)
+        facts = _merge(con, root, rows)
     except (duckdb.IOException, OSError) as exc:  # a full disk, or an unwritable folder
         raise _cannot_write(root, exc) from None
     finally:
         con.close()
+    if before_aside is not None:
+        before_aside()
     put_aside(root, aside)
     return facts if splits is None else {**facts, "splits": splits}
 
@@ -296,14 +332,10 @@ def _cannot_write(root: str, exc: Exception) -> StorageError:
     return StorageError(f"{os.path.join(root, FILES)}: cannot write the file table ({reason})")
 
 
-def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str],
-           sizes: dict[str, int]) -> dict[str, Any]:
+def _merge(con: Any, root: str, rows: PartRows) -> dict[str, Any]:
     files_out = os.path.join(root, FILES).replace("'", "''")
     table = f"read_parquet('{files_out}')"
-    rows = _csv(_fewer_files(parts, os.path.join(root, PARTS, "all-files.csv"), sizes),
-                FILE_COLUMNS)
-    con.execute(f"COPY (SELECT * FROM {rows} ORDER BY path, "
-                f"record NULLS FIRST) TO '{files_out}' (FORMAT parquet)")
+    con.execute(f"COPY {rows.files_sorted()} TO '{files_out}' (FORMAT parquet)")
     dup = con.execute(f"SELECT path FROM {table} WHERE record IS NULL GROUP BY path "
                       "HAVING count(*) > 1 LIMIT 1").fetchone()
     if dup:
@@ -314,12 +346,9 @@ def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str],
                       "ORDER BY path")
     digest = digest_rows(_fetch(cur))
     skipped = 0
-    if skip_parts:
+    if (skips := rows.skipped_sorted()) is not None:
         out = os.path.join(root, SKIPPED).replace("'", "''")
-        skips = _csv(_fewer_files(skip_parts, os.path.join(root, PARTS, "all-skipped.csv"),
-                                  sizes), SKIP_COLUMNS)
-        con.execute(f"COPY (SELECT * FROM {skips} ORDER BY member) "
-                    f"TO '{out}' (FORMAT parquet)")
+        con.execute(f"COPY {skips} TO '{out}' (FORMAT parquet)")
         skipped = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
     return {"digest": digest, "files": n_files, "bytes": int(n_bytes), "skipped": skipped}
 
@@ -360,7 +389,7 @@ def _fewer_files(parts: list[str], merged: str, sizes: dict[str, int]) -> list[s
     return [p for p in parts if p not in kept] + [merged]
 
 
-def _csv(paths: list[str], types: dict[str, str]) -> str:
+def csv_relation(paths: list[str], types: dict[str, str]) -> str:
     """read_csv of `paths` as `csv.writer` wrote them: rows end with CRLF, so a field's own
     LF (a refusal's message may hold one) is never taken for a row's end."""
     quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
