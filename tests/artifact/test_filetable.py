@@ -10,8 +10,9 @@ import pytest
 import xxhash
 
 from dataset_registry.artifact.filetable import FILE_COLUMNS, SKIP_COLUMNS, FileRow, SkipRow
+from dataset_registry.artifact.finalize import finalize
 from dataset_registry.artifact.marker import Marker
-from dataset_registry.artifact.output import Output, finalize
+from dataset_registry.artifact.output import Output
 from dataset_registry.catalog import Catalog
 
 KEY = "ab" + "0" * 30
@@ -129,13 +130,13 @@ def test_the_file_table_holds_every_part_row_as_written(tmp_path, monkeypatch, c
     none of them, the smaller ones, all), every row comes back as its task wrote it, fields
     holding an LF or a CRLF included (a refusal's message may: DuckDB, taking the first LF
     it met for the rows' end, read a later part's CRLF rows wrong)."""
-    from dataset_registry.artifact import output
+    from dataset_registry.artifact import finalize as merging
 
     staging = tmp_path / "staging"
     expected = parts_with_awkward_fields(staging, tasks=5)
     sizes = sorted(p.stat().st_size for p in (staging / ".parts").glob("*.files.csv"))
     threshold = {"none": 0, "some": sizes[2] + 1, "all": sizes[-1] + 1}[copied]
-    monkeypatch.setattr(output, "SMALL_PART", threshold)
+    monkeypatch.setattr(merging, "SMALL_PART", threshold)
     facts = finalize(str(staging))
     con = duckdb.connect()
     got = con.execute(f"SELECT * FROM '{staging / '_files.parquet'}' ORDER BY path").fetchall()
@@ -150,27 +151,27 @@ def test_the_file_table_holds_every_part_row_as_written(tmp_path, monkeypatch, c
 def test_duckdb_threads_for_the_merge_follow_the_parts_size():
     """One thread for a small table (DuckDB's thread a core cost more than it gave there),
     one per PART_BYTES_A_THREAD of parts past that, never more than the cores."""
-    from dataset_registry.artifact import output
+    from dataset_registry.artifact import finalize as merging
     from dataset_registry.core.processes import usable_cores
 
-    a_thread = output.PART_BYTES_A_THREAD
-    assert output._threads(0) == output._threads(a_thread - 1) == 1
-    assert output._threads(2 * a_thread) == min(2, usable_cores())
-    assert output._threads(10_000 * a_thread) == usable_cores()
+    a_thread = merging.PART_BYTES_A_THREAD
+    assert merging._threads(0) == merging._threads(a_thread - 1) == 1
+    assert merging._threads(2 * a_thread) == min(2, usable_cores())
+    assert merging._threads(10_000 * a_thread) == usable_cores()
 
 
 def test_the_file_table_has_the_same_bytes_on_one_thread_or_several(tmp_path, monkeypatch):
-    """Merged on one thread or on every core (`output._threads`), 300,000 records in four
+    """Merged on one thread or on every core (`finalize._threads`), 300,000 records in four
     parts make the same `_files.parquet`, byte for byte: the threads follow the parts' size,
     and the table must not."""
-    from dataset_registry.artifact import output
+    from dataset_registry.artifact import finalize as merging
     from dataset_registry.core.processes import usable_cores
 
-    used, threads = [], output._threads
-    monkeypatch.setattr(output, "_threads", lambda size: used.append(threads(size)) or used[-1])
+    used, threads = [], merging._threads
+    monkeypatch.setattr(merging, "_threads", lambda size: used.append(threads(size)) or used[-1])
     tables = []
     for a_thread in (1 << 40, 1 << 10):  # one thread; one a KiB (29 MB of parts: the cores)
-        monkeypatch.setattr(output, "PART_BYTES_A_THREAD", a_thread)
+        monkeypatch.setattr(merging, "PART_BYTES_A_THREAD", a_thread)
         staging = tmp_path / str(a_thread)
         for t in range(4):
             out = Output(str(staging), f"{t:06d}")
@@ -191,14 +192,14 @@ def test_a_part_gone_since_it_was_found_fails_the_merge_with_the_file_tables_err
     build; said all the same) is the file table's StorageError, not a traceback, and no
     table is written."""
     from dataset_registry import StorageError
-    from dataset_registry.artifact import output
+    from dataset_registry.artifact import finalize as merging
 
     staging = tmp_path / "staging"
     out = Output(str(staging), "000000")
     out.write("a.bin", b"a")
     out.close()
-    listed = output.glob.glob
-    monkeypatch.setattr(output.glob, "glob", lambda pattern: listed(pattern) + (
+    listed = merging.glob.glob
+    monkeypatch.setattr(merging.glob, "glob", lambda pattern: listed(pattern) + (
         [str(staging / ".parts" / "gone.files.csv")] if pattern.endswith("files.csv") else []))
     with pytest.raises(StorageError, match=r"_files\.parquet: cannot write the file table "
                                            r"\(No such file or directory\)$"):

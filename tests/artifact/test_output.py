@@ -4,8 +4,7 @@ import os
 import pytest
 
 from dataset_registry import BuildError
-from dataset_registry.artifact.marker import FILES, PARTS, SCRATCH
-from dataset_registry.artifact.output import Output, allocate, finalize
+from dataset_registry.artifact.output import Output, allocate
 
 
 @pytest.fixture
@@ -96,30 +95,3 @@ def test_writes_reach_the_system_a_piece_at_a_time(tmp_path, monkeypatch):
     assert sum(pwritev_sizes) == len(b"".join(photos)) and max(pwritev_sizes) <= PIECE
     assert sum(raw_sizes) == len(b"".join(photos)) and max(raw_sizes) <= PIECE
 
-
-def staged(root) -> None:
-    """A staging folder's leavings: one task's row, and a scratch file."""
-    (root / PARTS).mkdir(parents=True)
-    (root / PARTS / "t000000.files.csv").write_bytes(
-        b"a.bin,3," + b"0" * 32 + b",,,,,,,\r\n")
-    (root / SCRATCH).mkdir()
-    (root / SCRATCH / "lines").write_bytes(b"x")
-
-
-def test_finalize_puts_the_parts_aside_into_a_new_folder(tmp_path):
-    root, aside = tmp_path / "key.token", tmp_path / "key.token.spent"
-    staged(root)
-    facts = finalize(str(root), str(aside))
-    assert facts["files"] == 1 and sorted(os.listdir(root)) == [FILES]
-    assert sorted(os.listdir(aside)) == [PARTS, SCRATCH]
-    assert os.listdir(aside / PARTS) == ["t000000.files.csv"]
-
-
-@pytest.mark.parametrize("aside", [None, "missing/key.token.spent", "taken"])
-def test_finalize_removes_the_parts_where_none_can_be_put_aside(tmp_path, aside):
-    root = tmp_path / "key.token"
-    staged(root)
-    (tmp_path / "taken").write_bytes(b"")  # a name already in use
-    facts = finalize(str(root), aside and str(tmp_path / aside))
-    assert facts["files"] == 1 and sorted(os.listdir(root)) == [FILES]
-    assert sorted(os.listdir(tmp_path)) == ["key.token", "taken"]

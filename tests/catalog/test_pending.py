@@ -7,8 +7,9 @@ import pytest
 from filelock import FileLock
 
 from dataset_registry import CatalogBusyError
+from dataset_registry.artifact.finalize import finalize, part_rows
 from dataset_registry.artifact.marker import Marker
-from dataset_registry.artifact.output import Output, finalize, part_rows
+from dataset_registry.artifact.output import Output
 from dataset_registry.catalog import Catalog
 from dataset_registry.catalog.pending import begin_record
 

@@ -123,16 +123,16 @@ def test_one_worker_and_two_workers_give_the_same_bytes(tmp_path, synth_small):
 def test_a_builds_spent_parts_are_removed_beside_its_record(private, monkeypatch):
     """finalize puts the parts aside, beside the staging folder; they are removed on a
     thread while the build is published and recorded, and gone when resolve returns."""
-    from dataset_registry.engine import build
+    from dataset_registry.artifact import finalize
 
     put_aside = []
-    real = build._remove_meanwhile
+    real = finalize.remove_meanwhile
 
     def remove_meanwhile(folder):
         put_aside.append((folder, sorted(os.listdir(folder))))
         return real(folder)
 
-    monkeypatch.setattr(build, "_remove_meanwhile", remove_meanwhile)
+    monkeypatch.setattr(finalize, "remove_meanwhile", remove_meanwhile)
     built = private.resolve(CAL, jobs=2)  # (its record left to engine/resolving.py)
     assert len(put_aside) == 2  # CAL and its input
     for folder, names in put_aside:

@@ -22,7 +22,7 @@ from ..errors import VerifyError
 MARKER = "_registry.json"
 FILES = "_files.parquet"
 SKIPPED = "_skipped.parquet"
-PARTS = ".parts"  # per-task provenance rows (CSV), merged by `output.finalize`
+PARTS = ".parts"  # per-task provenance rows (CSV), merged by `finalize.finalize`
 DONE_LOG = "done.log"  # under PARTS: a killed build's finished tasks (engine/resume.py)
 SCRATCH = ".scratch"  # task files only `finish` reads; never published
 RANGES = ".ranges"  # in-place writes a remote task could not make in place (see Output)

@@ -1,6 +1,6 @@
 """A build's catalog record, begun before the artifact is published.
 
-A build's file table is sorted into parquet after its last task (`artifact.output.finalize`)
+A build's file table is sorted into parquet after its last task (`artifact.finalize`)
 and the catalog then read that table back to copy its rows (`writes.insert_artifact`):
 two passes over the same rows, one after the other, while the workers stood idle (at
 96,000 records: ~0.2 s of sorting and ~0.1 s of copying, 2 cores). A `PendingRecord`

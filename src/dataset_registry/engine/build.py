@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,12 +37,13 @@ from .keys import Keys
 from .lockfile import LOCK, Lock
 
 if TYPE_CHECKING:
+    from threading import Thread
+
     from ..catalog import Catalog
     from ..catalog.pending import PendingRecord
     from ..executors import Executor
     from ..sources.members import MemberSet
-    from .imagechecks import ImageChecks, VerdictParts
-    from .resume import FinishedTasks
+    from .imagechecks import ImageChecks
 
 # What only a build needs (executors, the member sets a build reads, the image checks,
 # resume, cache pulls) is imported by the methods that build: reading keys, status and
@@ -112,7 +111,7 @@ class Resolver(Keys):
         self.unreachable: set[str] = set()  # caches a status could not read: not asked again
         self.catalog = catalog
         self.progress = progress  # bars for builds, source indexing and cache pulls
-        self._removing: list[threading.Thread] = []  # spent parts, removed meanwhile
+        self._removing: list[Thread] = []  # spent parts, removed meanwhile
 
     def status(self, name: str) -> str:
         """As `Keys.status`, and for a dataset not in the store but in a cache: "in cache
@@ -238,7 +237,7 @@ class Resolver(Keys):
         marker, and whether the catalog recorded it as it was published (else `record`
         does, after). `found`: the markers of its built inputs, by key."""
         from .imagechecks import ImageChecks, VerdictParts
-        from .resume import FinishedTasks
+        from .resume import FinishedTasks, run_resumable
 
         recipe = RECIPES[node.recipe]
         derivation = self.derivation(node.name)
@@ -268,7 +267,8 @@ class Resolver(Keys):
                 total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
             phase("plan")
             import_meanwhile("duckdb")  # for the file table and the catalog, after the tasks
-            from ..artifact.output import Output, finalize, part_rows
+            from ..artifact.finalize import finalize, part_rows, remove_meanwhile
+            from ..artifact.output import Output
             from ..catalog.pending import begin_record
 
             drop = self.store.drop(staging, self.remote)
@@ -293,9 +293,9 @@ class Resolver(Keys):
                     follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
                 with bar(self.progress, node.name, total) as advance, \
                         recipe_code(node, recipe.name, "run"):
-                    results = self._run_tasks(executor, recipe, node.params, tasks, drop,
-                                              advance, guarded(follow, recipe.name),
-                                              finished, done, verdicts)
+                    results = run_resumable(executor, recipe, node.params, tasks, drop,
+                                            advance, guarded(follow, recipe.name),
+                                            finished, done, verdicts)
                 phase("tasks")
                 self.store.gather(staging)
                 if checks is not None:
@@ -312,7 +312,7 @@ class Resolver(Keys):
                                    rows.skipped_sorted())
             spent = f"{staging.path}.spent"  # (named as its key's staging: gc's if left)
             facts = finalize(staging.path, spent, rows, pending and pending.rows_read)
-            self._removing.append(_remove_meanwhile(spent))
+            self._removing.append(remove_meanwhile(spent))
             phase("index")
             splits = facts.get("splits")
             marker = Marker(
@@ -373,43 +373,6 @@ class Resolver(Keys):
         with recipe_code(node, recipe.name, "plan"):
             return recipe.plan(node.params, inputs)
 
-    @staticmethod
-    def _run_tasks(executor: Executor, recipe: Any, params: Any, tasks: list[Any],
-                   drop: Any, advance: Callable[[int], None] | None,
-                   follow: Callable[[int, Any], None] | None,
-                   finished: FinishedTasks | None, done: dict[int, Any],
-                   verdicts: VerdictParts | None = None) -> list[Any]:
-        """Every task's result, in plan order: those in `done` (finished by a killed build
-        of this key) as recorded, the others run now, each recorded in `finished` as it
-        arrives (and its image checks' verdicts read into `verdicts`). The follower sees
-        every result, the reused ones first."""
-        from ..executors.base import task_size
-
-        if finished is None:
-            return executor.map(recipe, params, tasks, drop, advance, follow)
-        left = [i for i in range(len(tasks)) if i not in done]
-        for index in sorted(done):
-            if follow:
-                follow(index, done[index])
-            if advance:
-                advance(task_size(tasks[index]))
-
-        def arrived(position: int, result: Any) -> None:
-            parts = finished.record(left[position], position, result)
-            if verdicts is not None:
-                with contextlib.suppress(OSError, ValueError):  # (read again at the end)
-                    for name in parts:
-                        verdicts.read(name)
-            if follow:
-                follow(left[position], result)
-
-        ran = executor.map(recipe, params, [tasks[i] for i in left], drop, advance,
-                           arrived) if left else []
-        results = [done.get(i) for i in range(len(tasks))]
-        for index, result in zip(left, ran, strict=True):
-            results[index] = result
-        return results
-
     def _synthetic(self, ref: InputRef, found: dict[str, Marker]) -> bool:
         if ref.kind != "dataset":
             return False
@@ -443,7 +406,7 @@ class Resolver(Keys):
             warn_once(str(exc))
 
     def _spent_removed(self) -> None:
-        """Wait for the removal of the parts `finalize` put aside (`_remove_meanwhile`)."""
+        """Wait for the removal of the parts `finalize` put aside (`remove_meanwhile`)."""
         while self._removing:
             self._removing.pop().join()
 
@@ -486,13 +449,3 @@ class Resolver(Keys):
                                 os.path.join(self.store.tables(key), FILES),
                                 marker or self.marker(name))
 
-
-def _remove_meanwhile(folder: str) -> threading.Thread:
-    """Remove `folder` (a build's spent parts, put aside by `finalize`) on a thread, while
-    the build is published and recorded: its ~900 files at 96,000 records took 0.05-0.09 s
-    to remove (2 cores), a wait after the last task. Not a daemon: the interpreter waits for
-    it before it exits. What it cannot remove (a kill) is a staging leftover: gc's."""
-    remover = threading.Thread(target=shutil.rmtree, args=(folder,),
-                               kwargs={"ignore_errors": True}, name="registry-spent-parts")
-    remover.start()
-    return remover

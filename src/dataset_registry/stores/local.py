@@ -92,7 +92,7 @@ class LocalStore(Store):
 
     def resume(self, key: str) -> Staging | None:
         """The newest of this key's staging folders that holds done records and was not
-        finalized (`finalize` removes `.parts`, done records included: `.parts/done.log`,
+        finalized (`finalize` takes `.parts` out, done records included: `.parts/done.log`,
         see engine/resume.py), taken over under a new token; others: gc's.
 
         The rename fences off the killed build's tasks: one still running (a Dask worker

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from dataset_registry.artifact.finalize import finalize
 from dataset_registry.artifact.marker import Marker
-from dataset_registry.artifact.output import Output, finalize
+from dataset_registry.artifact.output import Output
 from dataset_registry.errors import BuildError, VerifyError
 from dataset_registry.stores import MARKER, Staging, Store
 
