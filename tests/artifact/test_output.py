@@ -94,4 +94,3 @@ def test_writes_reach_the_system_a_piece_at_a_time(tmp_path, monkeypatch):
     assert (tmp_path / "big.bin").read_bytes() == b"".join(photos)
     assert sum(pwritev_sizes) == len(b"".join(photos)) and max(pwritev_sizes) <= PIECE
     assert sum(raw_sizes) == len(b"".join(photos)) and max(raw_sizes) <= PIECE
-

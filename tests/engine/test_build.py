@@ -157,37 +157,17 @@ def test_a_build_failing_after_its_parts_were_put_aside_leaves_nothing(private, 
     assert private.sql("SELECT count(*) FROM artifacts").rows == [(0,)]
 
 
-def test_a_build_is_recorded_as_it_is_published(private, monkeypatch):
-    """Each build's catalog record is made while its file table is written (catalog/
-    pending.py), not read back from the published tables after."""
-    from dataset_registry.catalog import Catalog
+def test_an_interrupt_just_after_the_parts_were_put_aside_leaves_nothing(private,
+                                                                          monkeypatch):
+    from dataset_registry.artifact import finalize
 
-    def after(*args, **kwargs):
-        raise AssertionError("recorded from the published tables")
+    def interrupted(folder):
+        raise KeyboardInterrupt  # (a Ctrl-C before the remover begins)
 
-    monkeypatch.setattr(Catalog, "record_artifact", after)
-    built = private.resolve(CAL, jobs=2)
-    val = private.built("imagenet2012-val-min")
-    recorded = private.sql("SELECT name, digest, files FROM artifacts ORDER BY name").rows
-    assert recorded == sorted([(CAL, built.digest, built.marker.files),
-                               (val.name, val.digest, val.marker.files)])
-    assert private.sql(f"SELECT count(*) FROM files WHERE key = '{built.key}'").rows == \
-        [(len(built.files().fetchall()),)]
-
-
-def test_a_record_whose_copy_failed_is_made_from_the_published_tables(private, monkeypatch):
-    import duckdb
-
-    from dataset_registry.catalog import pending
-
-    def broken(*args, **kwargs):
-        raise duckdb.IOException("the rows could not be read")
-
-    monkeypatch.setattr(pending, "insert_file_rows", broken)
-    built = private.resolve(CAL, jobs=1)
-    assert private.sql(f"SELECT count(*) FROM files WHERE key = '{built.key}'").rows == \
-        [(len(built.files().fetchall()),)]
-    assert private.sql("SELECT count(*) FROM artifacts").rows == [(2,)]
+    monkeypatch.setattr(finalize, "remove_meanwhile", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        private.resolve(CAL, jobs=1)
+    assert os.listdir(os.path.join(private.resolver.store.root, ".staging")) == []
 
 
 def test_dry_run_lists_what_is_missing_in_order(private):

@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..core.keys import digest_rows
@@ -22,52 +20,13 @@ from .marker import FILES, PARTS, SCRATCH, SKIPPED
 from .output import SPLITS
 
 
-@dataclass(frozen=True)
-class PartRows:
-    """A staging folder's rows as `finalize` reads them: the CSV files of the file rows
-    (the tasks' parts copied into fewer, `_fewer_files`) and of the skipped rows, and
-    their bytes in all. The sorted relations are what the file tables are written from,
-    and what a build's catalog record reads meanwhile (catalog/pending.py)."""
-
-    files: list[str]
-    skipped: list[str]
-    size: int
-
-    def files_sorted(self) -> str:
-        return (f"(SELECT * FROM {csv_relation(self.files, FILE_COLUMNS)} "
-                "ORDER BY path, record NULLS FIRST)")
-
-    def skipped_sorted(self) -> str | None:
-        if not self.skipped:
-            return None
-        return f"(SELECT * FROM {csv_relation(self.skipped, SKIP_COLUMNS)} ORDER BY member)"
-
-
-def part_rows(root: str) -> PartRows:
-    """The rows the tasks (and `finish`) of the build staged in `root` left in its parts."""
-    # escaped: a store folder may hold glob characters (`store[1]*`)
-    parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.files.csv")))
-    skip_parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.skipped.csv")))
-    try:
-        sizes = {p: os.path.getsize(p) for p in (*parts, *skip_parts)}
-        return PartRows(
-            files=_fewer_files(parts, os.path.join(root, PARTS, "all-files.csv"), sizes),
-            skipped=_fewer_files(skip_parts, os.path.join(root, PARTS, "all-skipped.csv"),
-                                 sizes),
-            size=sum(sizes.values()))
-    except OSError as exc:  # a full disk; a part gone since the glob: never, but not a traceback
-        raise _cannot_write(root, exc) from None
-
-
-def finalize(root: str, aside: str | None = None, rows: PartRows | None = None,
-             before_aside: Callable[[], None] | None = None) -> dict[str, Any]:
+def finalize(root: str, aside: str | None = None) -> dict[str, Any]:
     """Merge the parts into `_files.parquet` (+ `_skipped.parquet`); return digest and
     counts, and the declared `splits` if the recipe declared any (see `Output.splits`).
-    `rows`: the parts' `part_rows`, where the caller already asked.
 
-    The parts and the tasks' scratch files then leave `root` (`before_aside` called
-    first): removed, or, given `aside` (a new folder's path beside `root`), moved into it
-    for the caller to remove while it goes on (see `put_aside`)."""
+    The parts and the tasks' scratch files then leave `root`: removed, or, given `aside`
+    (a new folder's path beside `root`), moved into it for the caller to remove while it
+    goes on (`put_aside`, `remove_meanwhile`)."""
     import duckdb
 
     declared = os.path.join(root, PARTS, SPLITS)
@@ -75,19 +34,24 @@ def finalize(root: str, aside: str | None = None, rows: PartRows | None = None,
     if os.path.isfile(declared):
         with open(declared, encoding="utf-8") as f:
             splits = json.load(f)
-    rows = rows or part_rows(root)
+
+    # escaped: a store folder may hold glob characters (`store[1]*`)
+    parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.files.csv")))
+    skip_parts = sorted(glob.glob(os.path.join(glob.escape(root), PARTS, "*.skipped.csv")))
+    try:
+        sizes = {p: os.path.getsize(p) for p in (*parts, *skip_parts)}
+    except OSError as exc:  # (a part gone since the glob: never, but not a traceback)
+        raise _cannot_write(root, exc) from None
     # Bounded: a 1.28M-record table must not grow the coordinator; DuckDB spills past this.
     con = duckdb.connect(config={"memory_limit": "256MB",
                                  "temp_directory": os.path.join(root, PARTS, "spill"),
-                                 "threads": _threads(rows.size)})
+                                 "threads": _threads(sum(sizes.values()))})
     try:
-        facts = _merge(con, root, rows)
+        facts = _merge(con, root, parts, skip_parts, sizes)
     except (duckdb.IOException, OSError) as exc:  # a full disk, or an unwritable folder
         raise _cannot_write(root, exc) from None
     finally:
         con.close()
-    if before_aside is not None:
-        before_aside()
     put_aside(root, aside)
     return facts if splits is None else {**facts, "splits": splits}
 
@@ -95,10 +59,10 @@ def finalize(root: str, aside: str | None = None, rows: PartRows | None = None,
 def put_aside(root: str, aside: str | None) -> None:
     """Take PARTS and SCRATCH out of `root`: by two renames into the new folder `aside`,
     or, where none is given or it cannot be made, by removing them. A build's 96,000
-    records leave ~900 part files, whose removal took 0.05-0.09 s (2 cores) after the
-    last task; renamed aside, they are removed while the catalog records the build
-    (engine/build.py). What a killed build leaves aside is gc's: `aside` is named as
-    a staging folder of its key."""
+    records leave ~900 part files, whose removal took 0.02-0.09 s (2 cores) after the
+    last task; renamed aside, they are removed while the build is published and recorded
+    (`remove_meanwhile`, engine/build.py). What a killed build leaves aside is gc's:
+    `aside` is named as a staging folder of its key."""
     if aside is not None:
         try:
             os.mkdir(aside)
@@ -119,10 +83,14 @@ def _cannot_write(root: str, exc: Exception) -> StorageError:
     return StorageError(f"{os.path.join(root, FILES)}: cannot write the file table ({reason})")
 
 
-def _merge(con: Any, root: str, rows: PartRows) -> dict[str, Any]:
+def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str],
+           sizes: dict[str, int]) -> dict[str, Any]:
     files_out = os.path.join(root, FILES).replace("'", "''")
     table = f"read_parquet('{files_out}')"
-    con.execute(f"COPY {rows.files_sorted()} TO '{files_out}' (FORMAT parquet)")
+    rows = _csv(_fewer_files(parts, os.path.join(root, PARTS, "all-files.csv"), sizes),
+                FILE_COLUMNS)
+    con.execute(f"COPY (SELECT * FROM {rows} ORDER BY path, "
+                f"record NULLS FIRST) TO '{files_out}' (FORMAT parquet)")
     dup = con.execute(f"SELECT path FROM {table} WHERE record IS NULL GROUP BY path "
                       "HAVING count(*) > 1 LIMIT 1").fetchone()
     if dup:
@@ -133,9 +101,12 @@ def _merge(con: Any, root: str, rows: PartRows) -> dict[str, Any]:
                       "ORDER BY path")
     digest = digest_rows(_fetch(cur))
     skipped = 0
-    if (skips := rows.skipped_sorted()) is not None:
+    if skip_parts:
         out = os.path.join(root, SKIPPED).replace("'", "''")
-        con.execute(f"COPY {skips} TO '{out}' (FORMAT parquet)")
+        skips = _csv(_fewer_files(skip_parts, os.path.join(root, PARTS, "all-skipped.csv"),
+                                  sizes), SKIP_COLUMNS)
+        con.execute(f"COPY (SELECT * FROM {skips} ORDER BY member) "
+                    f"TO '{out}' (FORMAT parquet)")
         skipped = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
     return {"digest": digest, "files": n_files, "bytes": int(n_bytes), "skipped": skipped}
 
@@ -176,7 +147,7 @@ def _fewer_files(parts: list[str], merged: str, sizes: dict[str, int]) -> list[s
     return [p for p in parts if p not in kept] + [merged]
 
 
-def csv_relation(paths: list[str], types: dict[str, str]) -> str:
+def _csv(paths: list[str], types: dict[str, str]) -> str:
     """read_csv of `paths` as `csv.writer` wrote them: rows end with CRLF, so a field's own
     LF (a refusal's message may hold one) is never taken for a row's end."""
     quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
@@ -192,7 +163,7 @@ def _fetch(cur: Any) -> Any:
 
 def remove_meanwhile(folder: str) -> threading.Thread:
     """Remove `folder` (a build's spent parts, put aside by `finalize`) on a thread, while
-    the build is published and recorded: its ~900 files at 96,000 records took 0.05-0.09 s
+    the build is published and recorded: its ~900 files at 96,000 records took 0.02-0.09 s
     to remove (2 cores), a wait after the last task. Not a daemon: the interpreter waits for
     it before it exits. What it cannot remove (a kill) is a staging leftover: gc's."""
     remover = threading.Thread(target=shutil.rmtree, args=(folder,),

@@ -175,11 +175,6 @@ class Catalog:
                 if locked:
                     self._lock.release()
 
-    def writable_meanwhile(self) -> bool:
-        """Whether a write may begin on another thread now (catalog/pending.py): not
-        inside `held()`, whose connection is this thread's, nor known unwritable."""
-        return not self._holding and self._kept is None and self._cannot_write is None
-
     @contextmanager
     def write(self) -> Iterator[Any]:
         """One short write transaction, serialised across processes."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import VerifyError
@@ -34,61 +33,33 @@ def insert_artifact(con: Any, marker: Marker, uri: str, store: str, tables: str)
     """An artifact: its marker, and the file tables in the local folder `tables`.
     VerifyError if a table is unreadable or the marker's build record lacks what the
     catalog indexes (the store's copy is damaged), before anything is written."""
+    import duckdb
+
     from ..artifact.marker import FILES, SKIPPED
 
-    marker_values(marker)  # (before anything is written)
-    files = os.path.join(tables, FILES).replace("'", "''")
-    skipped = os.path.join(tables, SKIPPED).replace("'", "''")
-
-    def damaged(exc: Exception) -> VerifyError:  # not the catalog's fault: the store's table
-        return VerifyError(f"artifact {marker.key} ({marker.name}): its file table is "
-                           f"damaged: {_first_line(exc)}")
-
-    insert_file_rows(con, marker.key, f"read_parquet('{files}')",
-                     f"read_parquet('{skipped}')" if marker.skipped else None, damaged)
-    insert_marker(con, marker, uri, store)
-
-
-def marker_values(marker: Marker) -> tuple[list[list[Any]], float, float]:
-    """What the catalog indexes of `marker`'s build record: its sources' rows, when it
-    was built and in how many seconds. VerifyError if the record lacks them."""
+    key = marker.key
     try:
         sources = [[s["fingerprint"], s["name"], s["layout"], s["files"], s["bytes"],
                     s["synthetic"]] for s in marker.sources]
-        return sources, float(marker.built["at"]), float(marker.built["seconds"])
+        at, seconds = float(marker.built["at"]), float(marker.built["seconds"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise VerifyError(f"artifact {marker.key} ({marker.name}): its marker's build record "
-                          f"is damaged ({type(exc).__name__}: {exc})") from None
-
-
-def insert_file_rows(con: Any, key: str, files: str, skipped: str | None,
-                     damaged: Callable[[Exception], Exception] | None = None) -> None:
-    """Artifact `key`'s file rows (and skipped rows), in place of any it had, from the
-    relations `files` and `skipped` (SQL: a read_parquet of its tables, or the rows the
-    tables are being sorted from, in their order: catalog/pending.py); what reading them
-    raises, as `damaged` makes it. BY NAME: the catalog's tables are the artifact's
-    (artifact/filetable.py) after `key`, and file tables from before a column was added
-    (`class`, `attrs`) fit too."""
-    import duckdb
-
+        raise VerifyError(f"artifact {key} ({marker.name}): its marker's build record is "
+                          f"damaged ({type(exc).__name__}: {exc})") from None
+    files = os.path.join(tables, FILES).replace("'", "''")
+    skipped = os.path.join(tables, SKIPPED).replace("'", "''")
     con.execute("DELETE FROM files WHERE key = ?", [key])
     con.execute("DELETE FROM skipped WHERE key = ?", [key])
     try:
-        con.execute(f"INSERT INTO files BY NAME SELECT ? AS key, * FROM {files}", [key])
-        if skipped is not None:
-            con.execute(f"INSERT INTO skipped BY NAME SELECT ? AS key, * FROM {skipped}",
-                        [key])
-    except duckdb.Error as exc:
-        if damaged is None:
-            raise
-        raise damaged(exc) from None
-
-
-def insert_marker(con: Any, marker: Marker, uri: str, store: str) -> None:
-    """The artifact's own row, its edges to its inputs and its sources (VerifyError, as
-    `marker_values`, before any is written)."""
-    sources, at, seconds = marker_values(marker)
-    key = marker.key
+        # BY NAME: the catalog's tables are the artifact's (artifact/filetable.py) after
+        # `key`, and file tables from before a column was added (`class`, `attrs`) fit too
+        con.execute("INSERT INTO files BY NAME SELECT ? AS key, * FROM "
+                    f"read_parquet('{files}')", [key])
+        if marker.skipped:
+            con.execute("INSERT INTO skipped BY NAME SELECT ? AS key, * FROM "
+                        f"read_parquet('{skipped}')", [key])
+    except duckdb.Error as exc:  # not the catalog's fault: the store's table
+        raise VerifyError(f"artifact {key} ({marker.name}): its file table is "
+                          f"damaged: {_first_line(exc)}") from None
     con.execute(
         "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
         "to_timestamp(?), ?, ?, ?)",

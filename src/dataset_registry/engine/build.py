@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from threading import Thread
 
     from ..catalog import Catalog
-    from ..catalog.pending import PendingRecord
     from ..executors import Executor
     from ..sources.members import MemberSet
     from .imagechecks import ImageChecks
@@ -175,12 +175,10 @@ class Resolver(Keys):
                     if not prepared:
                         executor.prepare()  # workers start while the coordinator plans
                         prepared = True
-                    found[key], recorded = self._build(node, key, executor, publish, found)
+                    found[key] = self._build(node, key, executor, publish, found)
                 if damage:
                     repaired[node.name] = damage
-                if recorded:  # as it was published (catalog/pending.py)
-                    self._spent_removed()
-                elif record_target or node.name != name:
+                if record_target or node.name != name:
                     self.record(found[key])
                 else:
                     unrecorded = True
@@ -232,10 +230,9 @@ class Resolver(Keys):
 
     def _build(self, node: DatasetNode, key: str, executor: Executor,
                publish: Callable[[Staging, Marker], Any],
-               found: dict[str, Marker]) -> tuple[Marker, bool]:
-        """Build `node` through staging and `publish` it (the caller holds its lock); its
-        marker, and whether the catalog recorded it as it was published (else `record`
-        does, after). `found`: the markers of its built inputs, by key."""
+               found: dict[str, Marker]) -> Marker:
+        """Build `node` through staging and `publish` it (the caller holds its lock);
+        its marker. `found`: the markers of its built inputs, by key."""
         from .imagechecks import ImageChecks, VerdictParts
         from .resume import FinishedTasks, run_resumable
 
@@ -260,16 +257,15 @@ class Resolver(Keys):
         # a killed build's staging area of this key, with its finished tasks (we hold the
         # lock: no live build writes there), or a fresh one
         staging = self.store.resume(key) or self.store.begin(key)
-        pending: PendingRecord | None = None
+        spent = f"{staging.path}.spent"  # its parts, put aside (gc's if a kill leaves it)
         try:
             with recipe_code(node, recipe.name, "plan"):  # its errors name the dataset
                 tasks = recipe.plan(node.params, inputs)
                 total = sum(len(t) if hasattr(t, "__len__") else 1 for t in tasks)
             phase("plan")
             import_meanwhile("duckdb")  # for the file table and the catalog, after the tasks
-            from ..artifact.finalize import finalize, part_rows, remove_meanwhile
+            from ..artifact.finalize import finalize, remove_meanwhile
             from ..artifact.output import Output
-            from ..catalog.pending import begin_record
 
             drop = self.store.drop(staging, self.remote)
             finished = FinishedTasks(staging.path, key, tasks) if self.store.resumable \
@@ -306,12 +302,7 @@ class Resolver(Keys):
             finally:
                 out.close()
             phase("finish")
-            rows = part_rows(staging.path)
-            # the catalog copies the rows while the file table is written from them
-            pending = begin_record(self.catalog, key, rows.files_sorted(),
-                                   rows.skipped_sorted())
-            spent = f"{staging.path}.spent"  # (named as its key's staging: gc's if left)
-            facts = finalize(staging.path, spent, rows, pending and pending.rows_read)
+            facts = finalize(staging.path, spent)
             self._removing.append(remove_meanwhile(spent))
             phase("index")
             splits = facts.get("splits")
@@ -332,24 +323,12 @@ class Resolver(Keys):
                        "jobs": executor.jobs,
                        "host": socket.gethostname(), "registry": __version__})
             if publish(staging, marker) is False:  # another builder committed first
-                if pending is not None:
-                    pending.abandon()  # theirs is recorded, by resolve (`record`)
-                return self.store.marker(key) or marker, False  # theirs is the record
+                return self.store.marker(key) or marker  # theirs is the artifact's record
         except BaseException:
-            if pending is not None:
-                pending.abandon()
             self.store.abort(staging)
+            shutil.rmtree(spent, ignore_errors=True)  # (put aside, its remover not yet begun)
             raise
-        return marker, pending is not None and self._committed(pending, marker)
-
-    def _committed(self, pending: PendingRecord, marker: Marker) -> bool:
-        """Complete `pending` with the published `marker`: whether the catalog holds the
-        record now, or said why not (as `record` does); False leaves it to `record`."""
-        error = pending.commit(marker, self.store.uri(marker.key), self.store.url)
-        if isinstance(error, (CatalogBusyError, CatalogCorruptError)):
-            self._catalog_failed(error, marker)
-        # another fault (of the rows' copy): the record is made again from the tables
-        return error is None or isinstance(error, (CatalogBusyError, CatalogCorruptError))
+        return marker
 
     def _check_first(self, node: DatasetNode, recipe: Any, executor: Executor, inputs: Inputs,
                      tasks: list[Any], done: dict[int, Any], checks: ImageChecks, drop: Any
@@ -385,25 +364,19 @@ class Resolver(Keys):
         try:
             if self.catalog is None:
                 return
+            from ..catalog import warn_once
+
             key = marker.key
             try:
                 self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
                                              self.store.tables(key))
-            except (CatalogBusyError, CatalogCorruptError) as exc:
-                self._catalog_failed(exc, marker)
+            except CatalogBusyError as exc:  # the store is the truth; the catalog catches up
+                warn_once(f"{exc}; the next command that writes indexes {marker.name}",
+                          about=str(exc))
+            except CatalogCorruptError as exc:  # published all the same: a warning only
+                warn_once(str(exc))
         finally:
             self._spent_removed()
-
-    @staticmethod
-    def _catalog_failed(exc: Exception, marker: Marker) -> None:
-        """What a busy or corrupt catalog (`exc`) means to a build: a warning."""
-        from ..catalog import warn_once
-
-        if isinstance(exc, CatalogBusyError):  # the store is the truth; the catalog catches up
-            warn_once(f"{exc}; the next command that writes indexes {marker.name}",
-                      about=str(exc))
-        else:  # corrupt: published all the same, a warning, not a failure
-            warn_once(str(exc))
 
     def _spent_removed(self) -> None:
         """Wait for the removal of the parts `finalize` put aside (`remove_meanwhile`)."""
