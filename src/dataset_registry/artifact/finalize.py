@@ -59,7 +59,7 @@ def finalize(root: str, aside: str | None = None) -> dict[str, Any]:
 def put_aside(root: str, aside: str | None) -> None:
     """Take PARTS and SCRATCH out of `root`: by two renames into the new folder `aside`,
     or, where none is given or it cannot be made, by removing them. A build's 96,000
-    records leave ~900 part files, whose removal took 0.02-0.09 s (2 cores) after the
+    records leave ~900 part files, whose removal took 0.02-0.12 s (2 cores) after the
     last task; renamed aside, they are removed while the build is published and recorded
     (`remove_meanwhile`, engine/build.py). What a killed build leaves aside is gc's:
     `aside` is named as a staging folder of its key."""
@@ -163,7 +163,7 @@ def _fetch(cur: Any) -> Any:
 
 def remove_meanwhile(folder: str) -> threading.Thread:
     """Remove `folder` (a build's spent parts, put aside by `finalize`) on a thread, while
-    the build is published and recorded: its ~900 files at 96,000 records took 0.02-0.09 s
+    the build is published and recorded: its ~900 files at 96,000 records took 0.02-0.12 s
     to remove (2 cores), a wait after the last task. Not a daemon: the interpreter waits for
     it before it exits. What it cannot remove (a kill) is a staging leftover: gc's."""
     remover = threading.Thread(target=shutil.rmtree, args=(folder,),

@@ -359,24 +359,24 @@ class Resolver(Keys):
         return bool(marker and marker.synthetic)
 
     def record(self, marker: Marker) -> None:
-        """Index a committed artifact in the catalog (a busy or corrupt one: a warning);
-        then wait for the spent parts of the builds before it to be removed."""
-        try:
-            if self.catalog is None:
-                return
-            from ..catalog import warn_once
+        """Index a committed artifact in the catalog (a busy or corrupt one: a warning),
+        then wait for the removal of the parts the builds before it put aside."""
+        if self.catalog is not None:
+            self._index(self.catalog, marker)
+        self._spent_removed()
 
-            key = marker.key
-            try:
-                self.catalog.record_artifact(marker, self.store.uri(key), self.store.url,
-                                             self.store.tables(key))
-            except CatalogBusyError as exc:  # the store is the truth; the catalog catches up
-                warn_once(f"{exc}; the next command that writes indexes {marker.name}",
-                          about=str(exc))
-            except CatalogCorruptError as exc:  # published all the same: a warning only
-                warn_once(str(exc))
-        finally:
-            self._spent_removed()
+    def _index(self, catalog: Catalog, marker: Marker) -> None:
+        from ..catalog import warn_once
+
+        key = marker.key
+        try:
+            catalog.record_artifact(marker, self.store.uri(key), self.store.url,
+                                    self.store.tables(key))
+        except CatalogBusyError as exc:  # the store is the truth; the catalog catches up
+            warn_once(f"{exc}; the next command that writes indexes {marker.name}",
+                      about=str(exc))
+        except CatalogCorruptError as exc:  # published all the same: a warning, not a failure
+            warn_once(str(exc))
 
     def _spent_removed(self) -> None:
         """Wait for the removal of the parts `finalize` put aside (`remove_meanwhile`)."""
