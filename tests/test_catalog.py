@@ -104,8 +104,8 @@ def test_sql_refuses_writes_files_and_network(reg, query, message):
 
 
 def test_rebuild_from_markers_restores_everything(reg):
-    """The rows each build recorded as it was published (catalog/pending.py) are those a
-    rebuild makes from the published tables, in the same order within an artifact."""
+    """The rows each build recorded are those a rebuild makes from the published tables,
+    in the same order within an artifact."""
     def indexed():  # (params and card: JSON whose keys a marker read back has sorted)
         return {table: sorted(reg.sql(f"SELECT * {but} FROM {table}").rows, key=repr)
                 for table, but in (("artifacts", "EXCLUDE (params, card)"), ("files", ""),

@@ -143,7 +143,7 @@ def test_a_builds_spent_parts_are_removed_beside_its_record(private, monkeypatch
 
 
 def test_a_build_failing_after_its_parts_were_put_aside_leaves_nothing(private, monkeypatch):
-    """Nothing in staging, and nothing of its catalog record (begun meanwhile)."""
+    """Nothing in staging (its parts, put aside, removed too), nothing in the catalog."""
     from dataset_registry import StorageError
 
     def refuse(staging, marker):
