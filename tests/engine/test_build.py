@@ -136,9 +136,9 @@ def test_a_builds_spent_parts_are_removed_beside_its_record(private, monkeypatch
     built = private.resolve(CAL, jobs=2)  # (its record left to engine/resolving.py)
     assert len(put_aside) == 2  # CAL and its input
     for folder, names in put_aside:
-        assert os.path.dirname(folder) == os.path.join(private.resolver.store.root, ".staging")
+        assert os.path.dirname(folder) == os.path.join(private.store.root, ".staging")
         assert folder.endswith(".spent") and ".parts" in names
-    assert os.listdir(os.path.join(private.resolver.store.root, ".staging")) == []
+    assert staging_of(private) == []
     assert built.files().fetchall()  # published with its file table
 
 
@@ -152,7 +152,7 @@ def test_a_build_failing_after_its_parts_were_put_aside_leaves_nothing(private, 
     monkeypatch.setattr(private.resolver.store, "commit", refuse)
     with pytest.raises(StorageError, match="refused the commit"):
         private.resolve(CAL, jobs=1)
-    assert os.listdir(os.path.join(private.resolver.store.root, ".staging")) == []
+    assert staging_of(private) == []
     assert private.sql("SELECT count(*) FROM files").rows == [(0,)]
     assert private.sql("SELECT count(*) FROM artifacts").rows == [(0,)]
 
@@ -167,7 +167,7 @@ def test_an_interrupt_just_after_the_parts_were_put_aside_leaves_nothing(private
     monkeypatch.setattr(finalize, "remove_meanwhile", interrupted)
     with pytest.raises(KeyboardInterrupt):
         private.resolve(CAL, jobs=1)
-    assert os.listdir(os.path.join(private.resolver.store.root, ".staging")) == []
+    assert staging_of(private) == []
 
 
 def test_dry_run_lists_what_is_missing_in_order(private):

@@ -64,10 +64,7 @@ class ImageChecks:
     def add(self, rows: Iterable[tuple[str, str]]) -> int:
         """Keep the verdicts `rows` ((hex xxh3, why)); how many were new to the file."""
         verdict = dict(rows)
-        if not verdict:
-            return 0
-        self._files.write(_merge([_part(verdict)]))
-        return len(verdict)
+        return self._keep([_part(verdict)]) if verdict else 0
 
     def mark(self, images: Mapping[str, Mapping[str, MemberSet]],
              also: Iterable[tuple[str, str]] = ()) -> None:
@@ -101,7 +98,12 @@ class ImageChecks:
     def collect(self, staging: str, parts: VerdictParts | None = None) -> int:
         """Keep the verdicts a build's tasks reached (its part files; those `parts` read
         already are not read again); how many contents they judged."""
-        found = _merge((parts or VerdictParts(staging)).rest())
+        return self._keep((parts or VerdictParts(staging)).rest())
+
+    def _keep(self, parts: list[tuple[np.ndarray, dict[int, str]]]) -> int:
+        """Write the verdicts of `parts` ((S16 digests, refusals by position) each), if
+        they hold any; how many contents they judged."""
+        found = _merge(parts)
         if len(found.digests):
             self._files.write(found)
         return len(found.digests)
