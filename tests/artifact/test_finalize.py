@@ -34,3 +34,25 @@ def test_finalize_removes_the_parts_where_none_can_be_put_aside(tmp_path, aside)
     facts = finalize(str(root), aside and str(tmp_path / aside))
     assert facts["files"] == 1 and sorted(os.listdir(root)) == [FILES]
     assert sorted(os.listdir(tmp_path)) == ["key.token", "taken"]
+
+
+def test_the_file_table_is_cut_into_row_groups_of_the_catalogs_size(tmp_path):
+    """Its rows are decoded on as many threads as it has groups, and the catalog appends
+    each group whole (artifact/filetable.py, ROW_GROUP_ROWS)."""
+    import duckdb
+
+    from dataset_registry.artifact.filetable import ROW_GROUP_ROWS
+
+    root = tmp_path / "key.token"
+    (root / PARTS).mkdir(parents=True)
+    n = 2 * ROW_GROUP_ROWS + 5
+    rows = "".join(f"s.tar,{n},{'0' * 32},,,m{i:06d},{512 * i},{i},,\r\n" for i in range(n))
+    (root / PARTS / "t000000.files.csv").write_text(
+        f"s.tar,{n},{'1' * 32},,,,,,,\r\n" + rows, newline="")
+    finalize(str(root))
+    table = str(root / FILES)
+    groups = duckdb.sql(f"SELECT row_group_id, any_value(row_group_num_rows) FROM "
+                        f"parquet_metadata('{table}') GROUP BY ALL ORDER BY 1").fetchall()
+    assert [r for _, r in groups] == [ROW_GROUP_ROWS, ROW_GROUP_ROWS, n + 1 - 2 * ROW_GROUP_ROWS]
+    got = duckdb.sql(f"SELECT record FROM '{table}'").fetchall()
+    assert got == [(None,), *((i,) for i in range(n))]  # the file, then its records in order

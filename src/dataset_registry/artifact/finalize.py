@@ -15,7 +15,7 @@ from typing import Any
 
 from ..core.keys import digest_rows
 from ..errors import BuildError, StorageError
-from .filetable import FILE_COLUMNS, SKIP_COLUMNS
+from .filetable import FILE_COLUMNS, ROW_GROUP_ROWS, SKIP_COLUMNS
 from .marker import FILES, PARTS, SCRATCH, SKIPPED
 from .output import SPLITS
 
@@ -90,7 +90,8 @@ def _merge(con: Any, root: str, parts: list[str], skip_parts: list[str],
     rows = _csv(_fewer_files(parts, os.path.join(root, PARTS, "all-files.csv"), sizes),
                 FILE_COLUMNS)
     con.execute(f"COPY (SELECT * FROM {rows} ORDER BY path, "
-                f"record NULLS FIRST) TO '{files_out}' (FORMAT parquet)")
+                f"record NULLS FIRST) TO '{files_out}' "
+                f"(FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
     dup = con.execute(f"SELECT path FROM {table} WHERE record IS NULL GROUP BY path "
                       "HAVING count(*) > 1 LIMIT 1").fetchone()
     if dup:

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ..artifact.filetable import ROW_GROUP_ROWS
 from ..errors import CatalogBusyError, CatalogCorruptError, QueryRefusedError
 from .sandbox import (  # noqa: F401 - importable from here, as before the split
     _READ_STATEMENTS,
@@ -431,9 +432,6 @@ def _older_than(path: str, seconds: float) -> bool:
         return time.time() - os.lstat(path).st_mtime > seconds
     except FileNotFoundError:
         return False
-
-
-ROW_GROUP_ROWS = 16_384  # rows: appends this large go to the file as they are made
 
 
 def _open_for_writes(path: str) -> Any:
