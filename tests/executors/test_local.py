@@ -201,6 +201,47 @@ def test_tasks_that_do_not_pickle_are_one_line_on_the_pool_and_build_inline(tmp_
     assert os.listdir(Path(reg.store.root, ".staging")) == []
 
 
+def test_workers_let_go_exit_while_the_caller_goes_on_and_close_waits_for_them(tmp_path):
+    """`let_go` returns before the workers are gone (a resolve records its build
+    meanwhile); `close` returns after: none is left running."""
+    with use_echo():
+        reg = _twelve_tasks(tmp_path)
+        executor = LocalExecutor(2)
+        try:
+            reg.resolve("copied", executor=executor)
+            workers = list(executor._pool._processes.values())
+            assert len(workers) == 2 and all(w.is_alive() for w in workers)
+            executor.let_go()
+            assert executor._pool._processes is None  # told to exit, not waited for
+        finally:
+            executor.close()
+    assert [w.exitcode for w in workers] == [0, 0]
+
+
+def test_a_resolve_leaves_no_worker_of_its_own_running(tmp_path, monkeypatch):
+    """The pool a resolve opens is let go once it built, and closed once it recorded."""
+    from dataset_registry.core.workerpool import WorkerPool
+
+    pools = []
+    init = WorkerPool.__init__
+
+    def kept(pool, *args, **kwargs):
+        init(pool, *args, **kwargs)
+        pools.append(pool)
+
+    monkeypatch.setattr(WorkerPool, "__init__", kept)
+    let_go = []
+    monkeypatch.setattr(WorkerPool, "let_go", lambda pool, go=WorkerPool.let_go: (
+        let_go.append(list(pool._processes.values())), go(pool))[1])
+    with use_echo():
+        reg = _twelve_tasks(tmp_path)
+        built = reg.resolve("copied", jobs=2)
+    assert len(pools) == 1 and len(let_go) == 1 and len(let_go[0]) == 2
+    assert [w.exitcode for w in let_go[0]] == [0, 0]
+    recorded = reg.sql("SELECT count(*) FROM files WHERE record IS NULL").rows
+    assert recorded == [(built.marker.files,)] and built.marker.files == 12
+
+
 def test_builds_interrupted_at_any_moment_stop_at_once_and_leave_nothing(tmp_path):
     """SIGINT at random moments of 30 builds of 1,500 small tasks (2 workers): each stops
     within seconds, with no staging left and no worker running. Before core/interrupts.py

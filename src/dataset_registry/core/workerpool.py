@@ -25,3 +25,17 @@ class WorkerPool(ProcessPoolExecutor):
         # submitted would wait on a spawning that may fail: the submit starts one itself.
         if not self.spawning or not self._processes:
             super()._adjust_process_count()
+
+    _let_go = None  # the manager thread of a pool `let_go`, for `shutdown` to wait for
+
+    def let_go(self) -> None:
+        """No task comes after: the workers are told to exit, and do while the caller goes
+        on (a build records itself meanwhile); `shutdown` then waits for them."""
+        self._let_go = self._executor_manager_thread
+        super().shutdown(wait=False)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        let_go, self._let_go = self._let_go, None
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+        if wait and let_go is not None:
+            let_go.join()  # (its shutdown forgot the thread, not its workers' exit)

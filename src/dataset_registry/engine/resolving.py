@@ -24,13 +24,18 @@ def resolve(project: Project, name: str, *, jobs: int | None = None,
         raise BadInputError(f"{name} is a {node.kind}, not a dataset")
     if isinstance(executor, Executor):
         resolved = project.resolver.resolve(name, executor, repair=repair, record_target=False)
-    else:
-        opened = open_executor(executor, jobs)
-        try:
-            resolved = project.resolver.resolve(name, opened, repair=repair,
-                                                record_target=False)
-        finally:
-            opened.close()
+        return _recorded(project, name, resolved)
+    opened = open_executor(executor, jobs)
+    try:
+        resolved = project.resolver.resolve(name, opened, repair=repair, record_target=False)
+        opened.let_go()  # its workers exit while the build is recorded
+        return _recorded(project, name, resolved)
+    finally:
+        opened.close()
+
+
+def _recorded(project: Project, name: str, resolved: Resolved) -> Resolved:
+    """`resolved`, with the lock and the catalog brought in step with it."""
     locking.keep_current(project, [name])
     # the build's record and the catalog's upkeep after it on one connection (nothing long
     # between: while it is held, other processes wait for the catalog)

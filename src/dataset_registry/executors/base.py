@@ -113,5 +113,9 @@ class Executor(ABC):
     def prepare(self) -> None:  # noqa: B027 - optional hook
         """Start workers ahead of the first `map` (called before planning); optional."""
 
+    def let_go(self) -> None:  # noqa: B027 - optional hook
+        """No task comes after: let the workers go while the caller goes on (`close` still
+        follows); optional."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

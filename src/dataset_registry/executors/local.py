@@ -107,6 +107,13 @@ class LocalExecutor(Executor):
                               f"start: {GUARD})")
         return BuildError(f"could not start the worker processes: {exc}")
 
+    def let_go(self) -> None:
+        """The workers exit while the caller goes on; `close` waits for them. At 96,000
+        images the wait took 5-12 ms after the last build (2 cores); let go as it ends, it
+        overlaps the catalog's record."""
+        if self._pool is not None and self._starting is None:
+            self._pool.let_go()
+
     def close(self, *, stop: bool = False) -> None:
         """Shut the pool down; `stop`: end the running tasks too (terminate the workers), and
         return only once every worker is gone, so that none writes into the staging area
