@@ -222,3 +222,26 @@ def test_parts_a_crash_left_empty_add_no_verdict_and_fail_nothing(tmp_path):
     checks = ImageChecks(str(tmp_path / "state"))
     assert checks.collect(str(tmp_path / "staging")) == 0
     assert len(checks.load().digests) == 0
+
+
+def test_verdicts_kept_meanwhile_are_read_before_their_parts_go(tmp_path):
+    """`collect_meanwhile` reads the parts before it returns (the build's `finalize` takes
+    them out of staging next); its thread writes what they hold into the cache."""
+    import xxhash
+
+    from dataset_registry.artifact.output import Output
+
+    staging = tmp_path / "staging"
+    out = Output(str(staging), "000000")
+    digests = [xxhash.xxh3_128_hexdigest(str(i).encode()) for i in range(50)]
+    for i, digest in enumerate(digests):
+        out.image_checked(digest, "truncated" if i == 3 else "")
+    out.close()
+    checks = ImageChecks(str(tmp_path / "state"))
+    keeping = checks.collect_meanwhile(str(staging))
+    shutil.rmtree(staging / ".parts")
+    keeping.join()
+    kept = checks.load()
+    assert len(kept.digests) == 50
+    assert list(kept.refused.values()) == ["truncated"]
+    assert kept.find(np.frombuffer(bytes.fromhex(digests[3]), "S16"))[0] in kept.refused

@@ -286,6 +286,7 @@ class Resolver(Keys):
                 phase("checks")
             out = Output(staging.path, "finish")
             verdicts = VerdictParts(staging.path) if checks is not None else None
+            keeping = None  # the verdicts' thread (`collect_meanwhile`)
             try:
                 with recipe_code(node, recipe.name, "follow"):
                     follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
@@ -298,7 +299,7 @@ class Resolver(Keys):
                 self.store.gather(staging)
                 if checks is not None:
                     with contextlib.suppress(OSError, ValueError):  # a cache, as above
-                        checks.collect(staging.path, verdicts)
+                        keeping = checks.collect_meanwhile(staging.path, verdicts)
                 with recipe_code(node, recipe.name, "finish"):
                     finish(recipe, node.params, inputs, results, out, tasks)
             finally:
@@ -306,6 +307,8 @@ class Resolver(Keys):
             phase("finish")
             facts = finalize(staging.path, spent)
             self._removing.append(remove_meanwhile(spent))
+            if keeping is not None:
+                keeping.join()  # (the cache holds them before the build is published)
             phase("index")
             splits = facts.get("splits")
             marker = Marker(
