@@ -105,6 +105,32 @@ def test_import_meanwhile_loads_a_module_on_a_thread_and_leaves_a_failure_silent
     assert not [t for t in threading.enumerate() if t.name == "registry-import-late_needed"]
 
 
+def test_import_meanwhile_then_runs_on_the_thread_after_the_import_it_did(tmp_path,
+                                                                          monkeypatch):
+    """`then(module)` is called on the importing thread once the module is loaded (a
+    build's first DuckDB connection: engine/build.py); not for a module loaded already,
+    nor after a failed import."""
+    import sys
+    import threading
+
+    from dataset_registry.core.processes import import_meanwhile
+
+    (tmp_path / "late_then.py").write_text("VALUE = 7\n")
+    (tmp_path / "late_then_broken.py").write_text("raise RuntimeError('broken')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    called = []
+    for name in ("late_then", "late_then_broken"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+        import_meanwhile(name, then=lambda module: called.append(
+            (module.VALUE, threading.current_thread().name)))
+    for thread in threading.enumerate():
+        if thread.name.startswith("registry-import-late_then"):
+            thread.join(10)
+    assert called == [(7, "registry-import-late_then")]
+    import_meanwhile("late_then", then=called.append)  # loaded already
+    assert called == [(7, "registry-import-late_then")]
+
+
 def test_a_process_exiting_mid_import_waits_for_it_and_keeps_its_exit_code(tmp_path):
     """A refusal just after `import_meanwhile` started: the process ends with its own code
     once the import is done, never while it runs (DuckDB's native module aborted the

@@ -220,13 +220,15 @@ def test_parts_a_crash_left_empty_add_no_verdict_and_fail_nothing(tmp_path):
     (parts / "t000000.checked.csv").write_bytes(b"")
     (parts / "t000001.checked.csv").write_bytes(b"\r\n")
     checks = ImageChecks(str(tmp_path / "state"))
-    assert checks.collect(str(tmp_path / "staging")) == 0
+    checks.collect_meanwhile(str(tmp_path / "staging")).join()
     assert len(checks.load().digests) == 0
 
 
 def test_verdicts_kept_meanwhile_are_read_before_their_parts_go(tmp_path):
     """`collect_meanwhile` reads the parts before it returns (the build's `finalize` takes
     them out of staging next); its thread writes what they hold into the cache."""
+    import threading
+
     import xxhash
 
     from dataset_registry.artifact.output import Output
@@ -238,10 +240,59 @@ def test_verdicts_kept_meanwhile_are_read_before_their_parts_go(tmp_path):
         out.image_checked(digest, "truncated" if i == 3 else "")
     out.close()
     checks = ImageChecks(str(tmp_path / "state"))
+    parts_gone = threading.Event()
+    keep = checks._keep
+    checks._keep = lambda parts: (parts_gone.wait(10), keep(parts))[1]  # (held back)
     keeping = checks.collect_meanwhile(str(staging))
     shutil.rmtree(staging / ".parts")
+    parts_gone.set()
     keeping.join()
     kept = checks.load()
     assert len(kept.digests) == 50
     assert list(kept.refused.values()) == ["truncated"]
     assert kept.find(np.frombuffer(bytes.fromhex(digests[3]), "S16"))[0] in kept.refused
+
+
+def _slow_cache_writes(monkeypatch, seconds=0.3):
+    import time
+
+    keep = ImageChecks._keep
+
+    def slow(self, parts):
+        time.sleep(seconds)
+        return keep(self, parts)
+
+    monkeypatch.setattr(ImageChecks, "_keep", slow)
+
+
+def test_the_verdicts_are_in_the_cache_once_the_build_is_published(tmp_path, monkeypatch):
+    """Written on a thread while the file table is made, they are waited for: a slow
+    cache write is there once the build returns."""
+    _slow_cache_writes(monkeypatch)
+    source, _ = train_source(tmp_path, BAD_ONES)
+    reg = registry(tmp_path, source, "webdataset",
+                   params("webdataset", "train", ", on_error: skip"))
+    reg.resolve("out", jobs=1)
+    assert len(ImageChecks(str(tmp_path / ".registry-state")).load().digests) == \
+        GOOD + len(BAD_ONES)
+
+
+def test_a_failed_build_leaves_no_verdict_thread_running(tmp_path, monkeypatch):
+    """A build failing after its verdicts' thread began (its finish raises) waits for it,
+    as for the removal of its spent parts."""
+    import threading
+
+    from dataset_registry.recipes.webdataset import WebDataset
+
+    _slow_cache_writes(monkeypatch)
+
+    def failing(cls, *args, **kwargs):
+        raise RuntimeError("finish failed")
+
+    monkeypatch.setattr(WebDataset, "finish", classmethod(failing))
+    source, _ = train_source(tmp_path, BAD_ONES)
+    reg = registry(tmp_path, source, "webdataset",
+                   params("webdataset", "train", ", on_error: skip"))
+    with pytest.raises(Exception, match="finish failed"):
+        reg.resolve("out", jobs=1)
+    assert [t for t in threading.enumerate() if t.name == "registry-image-checks"] == []

@@ -56,6 +56,7 @@ SKIP_COLUMNS = columns(SkipRow)
 # catalog copies a build's file rows from its `_files.parquet`: in one row group, they were
 # decoded on one thread, and in groups of another size re-cut as they were appended; in
 # groups of this size, 96,000 rows went in 0.057-0.064 s, against 0.087-0.110 s in one
-# group and 0.085-0.099 s in groups of 24,576 (2 cores). The table is ~45% larger (779 KiB
-# against 539 KiB), and its rows, order and digest are the same.
+# group and 0.085-0.099 s in groups of 24,576 (2 cores). The table is larger (779 KiB
+# against 539 KiB there, 28% more on another build's rows); its rows, order and digest
+# are the same.
 ROW_GROUP_ROWS = 16_384

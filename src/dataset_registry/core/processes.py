@@ -249,6 +249,7 @@ def _alive(pid: int) -> bool:
 def import_meanwhile(module: str, then: Callable[[Any], Any] | None = None) -> None:
     """Import `module` on a thread, while the workers run, and call `then(module)` there:
     what a build's end needs (DuckDB: ~0.07 s) is loaded by then, not after the last task.
+    A module imported already is left as it is, `then` not called (its first use is past).
     A failure is left to the import or call that needs it.
 
     Not a daemon: the interpreter waits for the import before it shuts down. A process that

@@ -31,7 +31,8 @@ class WorkerPool(ProcessPoolExecutor):
     def let_go(self) -> None:
         """No task comes after: the workers are told to exit, and do while the caller goes
         on (a build records itself meanwhile); `shutdown` then waits for them."""
-        self._let_go = self._executor_manager_thread
+        if self._let_go is None:  # (a second let_go: the thread is forgotten by now)
+            self._let_go = self._executor_manager_thread
         super().shutdown(wait=False)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

@@ -258,6 +258,7 @@ class Resolver(Keys):
         # lock: no live build writes there), or a fresh one
         staging = self.store.resume(key) or self.store.begin(key)
         spent = f"{staging.path}.spent"  # its parts, put aside (gc's if a kill leaves it)
+        keeping = None  # the verdicts' thread (`collect_meanwhile`)
         try:
             with recipe_code(node, recipe.name, "plan"):  # its errors name the dataset
                 tasks = recipe.plan(node.params, inputs)
@@ -286,7 +287,6 @@ class Resolver(Keys):
                 phase("checks")
             out = Output(staging.path, "finish")
             verdicts = VerdictParts(staging.path) if checks is not None else None
-            keeping = None  # the verdicts' thread (`collect_meanwhile`)
             try:
                 with recipe_code(node, recipe.name, "follow"):
                     follow = None if drop.ranged else recipe.follow(node.params, tasks, out)
@@ -332,6 +332,8 @@ class Resolver(Keys):
         except BaseException:
             self.store.abort(staging)
             shutil.rmtree(spent, ignore_errors=True)  # (put aside, its remover not yet begun)
+            if keeping is not None:
+                keeping.join()  # (a cache write: milliseconds; not left behind the failure)
             raise
         return marker
 

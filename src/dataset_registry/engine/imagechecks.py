@@ -97,17 +97,12 @@ class ImageChecks:
                                            for i in range(len(members))])
             members.checks, members.refusals = states, why
 
-    def collect(self, staging: str, parts: VerdictParts | None = None) -> int:
-        """Keep the verdicts a build's tasks reached (its part files; those `parts` read
-        already are not read again); how many contents they judged."""
-        return self._keep((parts or VerdictParts(staging)).rest())
-
     def collect_meanwhile(self, staging: str, parts: VerdictParts | None = None
                           ) -> threading.Thread:
-        """`collect`, its parts read here (before `finalize` takes them out of staging),
-        their verdicts merged and written on a thread while the build's file table is
-        made: 13-14 ms at 96,000 images (2 cores). Only a cache: what fails there is
-        left, as `collect`'s callers leave it."""
+        """Keep the verdicts a build's tasks reached: its part files read here (those
+        `parts` read already are not read again; `finalize` takes the rest out of staging
+        next), then merged and written on a thread while the build's file table is made
+        (13-14 ms at 96,000 images, 2 cores). Only a cache: what fails there is left."""
         found = (parts or VerdictParts(staging)).rest()
 
         def keep() -> None:
