@@ -373,4 +373,3 @@ def test_a_script_looking_up_a_built_dataset_at_its_top_level_keeps_its_own_pool
     ran = subprocess.run([sys.executable, str(script), str(reg.root), method],
                          capture_output=True, text=True, timeout=120)
     assert (ran.returncode, ran.stdout) == (0, "True\n"), ran.stderr[-3000:]
-

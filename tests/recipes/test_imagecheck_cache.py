@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset_registry import BadImageError
+from dataset_registry import BadImageError, RecipeError
 from dataset_registry.engine.imagechecks import ImageChecks, VerdictParts
 from dataset_registry.recipes import imagecheck
 
@@ -265,14 +265,18 @@ def _slow_cache_writes(monkeypatch, seconds=0.3):
     monkeypatch.setattr(ImageChecks, "_keep", slow)
 
 
+def _skipping_shards(tmp_path):
+    """Webdataset shards of the train source with its bad images skipped (dataset `out`)."""
+    source, _ = train_source(tmp_path, BAD_ONES)
+    return registry(tmp_path, source, "webdataset",
+                    params("webdataset", "train", ", on_error: skip"))
+
+
 def test_the_verdicts_are_in_the_cache_once_the_build_is_published(tmp_path, monkeypatch):
     """Written on a thread while the file table is made, they are waited for: a slow
     cache write is there once the build returns."""
     _slow_cache_writes(monkeypatch)
-    source, _ = train_source(tmp_path, BAD_ONES)
-    reg = registry(tmp_path, source, "webdataset",
-                   params("webdataset", "train", ", on_error: skip"))
-    reg.resolve("out", jobs=1)
+    _skipping_shards(tmp_path).resolve("out", jobs=1)
     assert len(ImageChecks(str(tmp_path / ".registry-state")).load().digests) == \
         GOOD + len(BAD_ONES)
 
@@ -290,9 +294,6 @@ def test_a_failed_build_leaves_no_verdict_thread_running(tmp_path, monkeypatch):
         raise RuntimeError("finish failed")
 
     monkeypatch.setattr(WebDataset, "finish", classmethod(failing))
-    source, _ = train_source(tmp_path, BAD_ONES)
-    reg = registry(tmp_path, source, "webdataset",
-                   params("webdataset", "train", ", on_error: skip"))
-    with pytest.raises(Exception, match="finish failed"):
-        reg.resolve("out", jobs=1)
+    with pytest.raises(RecipeError, match="finish failed"):
+        _skipping_shards(tmp_path).resolve("out", jobs=1)
     assert [t for t in threading.enumerate() if t.name == "registry-image-checks"] == []

@@ -54,7 +54,7 @@ class LocalExecutor(Executor):
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self._pool: Any = None
         self._starting: Spawning | None = None
-        self._let_go: list[Any] = []  # pools whose workers were let go, for close to wait for
+        self._let_go_pools: list[Any] = []  # (their workers let go: close waits for them)
 
     def check(self) -> None:
         if self.jobs > 1:
@@ -115,7 +115,7 @@ class LocalExecutor(Executor):
         if self._pool is not None and self._starting is None:
             pool, self._pool = self._pool, None
             pool.let_go()
-            self._let_go.append(pool)
+            self._let_go_pools.append(pool)
 
     def close(self, *, stop: bool = False) -> None:
         """Shut the pool down; `stop`: end the running tasks too (terminate the workers), and
@@ -124,8 +124,8 @@ class LocalExecutor(Executor):
         self._join_start(stop=stop)
         from ..core.processes import shut_down
 
-        while self._let_go:  # (no task runs there: nothing to stop)
-            shut_down(self._let_go.pop())
+        while self._let_go_pools:  # (no task runs there: nothing to stop)
+            shut_down(self._let_go_pools.pop())
         if self._pool is not None:
             pool, self._pool = self._pool, None
             shut_down(pool, stop=stop)
