@@ -86,16 +86,29 @@ def _refuse_split(rows: list[tuple[str, Entry, IndexedMember]]) -> None:
 
 def _left_out(scanned: list[IndexedMember], rows: list[tuple[str, Entry, IndexedMember]]
               ) -> list[str]:
-    """The scanned members no row came from (by path: a layout may read a shard's members
-    itself); a shard whose members rows came from is not left out."""
+    """The scanned members no row came from: by path, or, where a row's member is the
+    shard a member lies in (a layout storing its shards' members so: webdataset), by that
+    shard and the member's offset in the source. A shard whose members rows came from is
+    not left out."""
     if len(scanned) == len(rows):  # every member made a row (the usual case: no set built)
         return []
     used: set[str] = set()
+    read: set[tuple[str, int]] = set()  # (a shard, where a member of it lies)
     for _, _, m in rows:
         used.add(m.path)
+        read.add((m.path, m.offset))
         parts = m.path.split(".tar/")
         used.update(".tar/".join(parts[:i]) + ".tar" for i in range(1, len(parts)))
-    return [m.path for m in scanned if m.path not in used]
+    return [m.path for m in scanned if m.path not in used and not any(
+        (shard, m.offset) in read for shard in _shards_of(m.path))]
+
+
+def _shards_of(path: str) -> Iterator[str]:
+    """The nested tars `path` lies in ("a.tar/b.tar/c.jpg": a.tar, a.tar/b.tar)."""
+    at = path.find(".tar/")
+    while at >= 0:
+        yield path[:at + 4]
+        at = path.find(".tar/", at + 5)
 
 
 def _kept(members: Iterable[IndexedMember], into: list[IndexedMember], empty: list[str]
@@ -170,4 +183,6 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
             return IndexTable.from_rows([]), [], None  # ("holds no images" is said first)
         first = min(logical for logical, _, _ in rows if bad_name(logical))
         raise SourceError(str(bad_name(first)))
-    return IndexTable.from_rows(rows), _left_out(scanned, rows), None
+    # (a folder entry inside a member among them: a folder source's empty folders are
+    # its walk's, found again by every check, and these only by reading the member)
+    return IndexTable.from_rows(rows), _left_out(scanned, rows) + layout.left_inside(), None

@@ -308,3 +308,53 @@ def test_options_image_picks_one_image_of_several(tmp_path):
                        .resolver.source_info("shards"))
     [(ref, data)] = list(read_members(list(sets["train"])))
     assert (ref.name, ref.label, data) == ("a.seg.png", "3", b"mask")
+
+
+def _shard_with_litter() -> bytes:
+    """A shard of two samples (image, .cls, .json), with a member no sample takes (an
+    .npy) and an empty folder."""
+    import io
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in {"digit-0001.png": png(IMAGES[1]), "digit-0001.cls": b"1",
+                           "digit-0001.json": b'{"row": 1}', "digit-0001.npy": b"\x93NUMPY",
+                           "digit-0002.png": png(IMAGES[2]), "digit-0002.cls": b"2"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        folder = tarfile.TarInfo("scratch")
+        folder.type = tarfile.DIRTYPE
+        tf.addfile(folder)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("shape", ["a tar of shards", "a folder of shards"])
+def test_what_a_shard_holds_beside_its_samples_is_named_and_nothing_it_read(tmp_path, shape):
+    """The .npy no sample takes and the empty folder are named, each once, by `source
+    set`; the images, .cls and .json members the samples were read from are not (a tar of
+    shards named every member of its shards as left out)."""
+    shard = _shard_with_litter()
+    if shape == "a tar of shards":
+        location = tmp_path / "shards.tar"
+        location.write_bytes(tar_bytes({"train-000000.tar": shard}))
+    else:
+        location = tmp_path / "shards"
+        location.mkdir()
+        (location / "train-000000.tar").write_bytes(shard)
+    write_manifest(tmp_path, SOURCE.format(options="", datasets="  []"))
+    out = run_cli("source", "set", "shards", str(location), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[1] == "  split train: 2 images, 2 classes"
+    if shape == "a tar of shards":  # (its empty folders are the archive's: named apart)
+        assert lines[2:4] == [
+            "  left out by layout webdataset: 1 file(s) that are not its images (hidden, OS "
+            "litter, not an image, or unlisted): train-000000.tar/digit-0001.npy",
+            "  left out: 1 empty folder(s) (no file in them, hidden ones aside): "
+            "train-000000.tar/scratch/"]
+    else:
+        assert lines[2] == (
+            "  left out by layout webdataset: 2 file(s) that are not its images (hidden, OS "
+            "litter, not an image, or unlisted): train-000000.tar/digit-0001.npy, "
+            "train-000000.tar/scratch/")

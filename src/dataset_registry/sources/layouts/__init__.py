@@ -119,6 +119,13 @@ class Layout(ABC):
             if entry is not None:
                 yield entry, m
 
+    def left_inside(self) -> list[str]:
+        """What the last `entries` left out of the members it read the members of itself
+        (a shard file of a folder: "train-000000.tar/a.npy"; a folder entry ends with
+        "/"), for `source set` to name beside the members it left out. Layouts that read
+        no member's own members leave nothing there."""
+        return []
+
     def survey(self, paths: Sequence[str]) -> Any:
         """What placing members by name needs to know of `paths` (the names of some of an
         archive's members), for `by_name`: a pool worker surveys its share of a big

@@ -106,6 +106,7 @@ class WebDataset(Layout):
         # every shard of a tar of shards, even an empty one, once (a pool that broke
         # before giving a member leaves the tar to a serial reading, which asks again)
         self._nested: dict[str, None] = {}
+        self._left_inside: list[str] = []  # (`left_inside`)
 
     def nested(self, path: str) -> bool:
         # a tar of shards: its tars are the shards (tars inside a shard are samples' files)
@@ -122,6 +123,7 @@ class WebDataset(Layout):
         top: list[IndexedMember] = []  # members outside any shard
         classes_member = None
         self._nested = {}  # filled by `nested` as `members` is read, just below
+        self._left_inside = []
         for m in members:
             if ignored(m.path):
                 continue
@@ -146,11 +148,19 @@ class WebDataset(Layout):
             if not is_tar:
                 for m in top:
                     data = read(m)
-                    inner = scan_tar(m.path, opener=lambda _, data=data: io.BytesIO(data))
-                    samples += self._samples(m.path, [(i.path, i) for i in inner  # (a
-                                                      if not is_empty_folder(i.path)], read,
-                                             data)  # folder in a shard holds no sample)
+                    inner = list(scan_tar(m.path,
+                                          opener=lambda _, data=data: io.BytesIO(data)))
+                    found = self._samples(m.path, [(i.path, i) for i in inner  # (a folder
+                                                   if not is_empty_folder(i.path)], read,
+                                          data)  # in a shard holds no sample)
+                    samples += found
+                    used = {p for s in found for p in (s.name, *(p for p, _ in s.read))}
+                    self._left_inside += [f"{m.path}/{i.path}" for i in inner
+                                          if i.path not in used]
         yield from self._entries(samples, classes_member, read)
+
+    def left_inside(self) -> list[str]:
+        return self._left_inside
 
     def _entries(self, samples: list[_Sample], classes_member: IndexedMember | None,
                  read: Reader) -> Iterator[tuple[Entry, IndexedMember]]:
