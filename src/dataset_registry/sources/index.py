@@ -59,6 +59,9 @@ class SourceInfo:
     # alone would not say
     empty_folders: int = 0
     empty_folders_first: list[str] = field(default_factory=list)
+    # a folder source's empty folders inside its files (a shard's folder entry: not its
+    # walk's, which every check finds again), as read
+    empty_inside: list[str] = field(default_factory=list)
     # whole-number labels numbered by value (and the fingerprint saying so); False where
     # that numbers every image as sorted text does (0..9), or there are none
     label_values: bool = False
@@ -111,7 +114,7 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
     cached = _read_entry(entry_path, node.name)
     if cached is not None and cached.stat == signature and not force:
         if not is_tar:  # (its empty folders change no file: as the signature's walk found them)
-            _say_empty(cached, where_bytes.empty_folders)
+            _say_empty(cached, where_bytes.empty_folders + cached.empty_inside)
         return cached
     from ..core.processes import import_meanwhile
     from .indexing import read_index  # (the readers and numpy: only when a source is read)
@@ -140,8 +143,9 @@ def check_source(node: SourceNode, location: str, cache_dir: str, *, force: bool
                       stat=signature, index=index_path, container=is_tar,
                       beside=[where_bytes.beside(n) for n in beside],
                       splits=counts, left_out=len(left_out),
-                      left_out_first=left_out[:5], label_values=label_values)
-    _say_empty(info, empty if is_tar else where_bytes.empty_folders)
+                      left_out_first=left_out[:5], label_values=label_values,
+                      empty_inside=[] if is_tar else empty)
+    _say_empty(info, empty if is_tar else where_bytes.empty_folders + empty)
     write_atomic(entry_path, json.dumps(asdict(info), indent=1))
     if cached is not None and cached.fingerprint != info.fingerprint:
         _say_changed(cached, info)

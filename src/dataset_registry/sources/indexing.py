@@ -183,6 +183,6 @@ def _read(where: LocalPlace | RemotePlace, layout: Layout, is_tar: bool,
             return IndexTable.from_rows([]), [], None  # ("holds no images" is said first)
         first = min(logical for logical, _, _ in rows if bad_name(logical))
         raise SourceError(str(bad_name(first)))
-    # (a folder entry inside a member among them: a folder source's empty folders are
-    # its walk's, found again by every check, and these only by reading the member)
-    return IndexTable.from_rows(rows), _left_out(scanned, rows) + layout.left_inside(), None
+    inside, folders = split_left_out(layout.left_inside())
+    empty += folders  # (a folder's own are its walk's: these only a reading finds)
+    return IndexTable.from_rows(rows), _left_out(scanned, rows) + inside, None

@@ -331,9 +331,10 @@ def _shard_with_litter() -> bytes:
 
 @pytest.mark.parametrize("shape", ["a tar of shards", "a folder of shards"])
 def test_what_a_shard_holds_beside_its_samples_is_named_and_nothing_it_read(tmp_path, shape):
-    """The .npy no sample takes and the empty folder are named, each once, by `source
-    set`; the images, .cls and .json members the samples were read from are not (a tar of
-    shards named every member of its shards as left out)."""
+    """The .npy no sample takes and the empty folder are named, each once and alike in
+    both shapes, by `source set` and by a `source check` reading its cache; the images,
+    .cls and .json members the samples were read from are not (a tar of shards named every
+    member of its shards as left out, a folder of shards none of them)."""
     shard = _shard_with_litter()
     if shape == "a tar of shards":
         location = tmp_path / "shards.tar"
@@ -345,16 +346,46 @@ def test_what_a_shard_holds_beside_its_samples_is_named_and_nothing_it_read(tmp_
     write_manifest(tmp_path, SOURCE.format(options="", datasets="  []"))
     out = run_cli("source", "set", "shards", str(location), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    assert lines[1] == "  split train: 2 images, 2 classes"
-    if shape == "a tar of shards":  # (its empty folders are the archive's: named apart)
-        assert lines[2:4] == [
-            "  left out by layout webdataset: 1 file(s) that are not its images (hidden, OS "
-            "litter, not an image, or unlisted): train-000000.tar/digit-0001.npy",
-            "  left out: 1 empty folder(s) (no file in them, hidden ones aside): "
-            "train-000000.tar/scratch/"]
-    else:
-        assert lines[2] == (
-            "  left out by layout webdataset: 2 file(s) that are not its images (hidden, OS "
-            "litter, not an image, or unlisted): train-000000.tar/digit-0001.npy, "
-            "train-000000.tar/scratch/")
+    said = [
+        "  split train: 2 images, 2 classes",
+        "  left out by layout webdataset: 1 file(s) that are not its images (hidden, OS "
+        "litter, not an image, or unlisted): train-000000.tar/digit-0001.npy",
+        "  left out: 1 empty folder(s) (no file in them, hidden ones aside): "
+        "train-000000.tar/scratch/"]
+    assert out.stdout.splitlines()[1:4] == said
+    again = run_cli("source", "check", "shards", cwd=tmp_path)  # (from the cache)
+    assert again.returncode == 0 and again.stdout.splitlines()[1:4] == said, again.stderr
+
+
+def test_macos_litter_beside_the_shards_of_a_tar_is_left_out_and_named(tmp_path):
+    """`._train-000000.tar` (an AppleDouble file a Mac leaves beside a copied shard) is
+    no shard: named as left out, as in a folder it is skipped (it was read as a shard and
+    refused: "not a readable tar")."""
+    tar = tmp_path / "shards.tar"
+    tar.write_bytes(tar_bytes({"train-000000.tar": tar_bytes(GOOD),
+                               "._train-000000.tar": b"\0\x05\x16\x07Mac OS X" + b"\0" * 60}))
+    write_manifest(tmp_path, SOURCE.format(options="", datasets="  []"))
+    out = run_cli("source", "set", "shards", str(tar), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1:3] == [
+        "  split train: 1 images, 1 classes",
+        "  left out by layout webdataset: 1 file(s) that are not its images (hidden, OS "
+        "litter, not an image, or unlisted): ._train-000000.tar"]
+
+
+def test_a_deflated_zip_of_samples_gives_their_text_attributes(tmp_path):
+    """A `.txt` deflated in a zip is read inflated (it was read as its stored bytes and
+    refused: "not UTF-8 text"), giving what the same zip stored plain gives."""
+    import zipfile
+
+    got = {}
+    for method in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED):
+        location = tmp_path / f"samples-{method}.zip"
+        with zipfile.ZipFile(location, "w", method) as z:
+            z.writestr("digit-0001.png", png(IMAGES[1]))
+            z.writestr("digit-0001.cls", "1")
+            z.writestr("digit-0001.txt", "a caption " * 40)
+        reg = project(tmp_path / f"p{method}", location, options="options: {split: train}")
+        [member] = member_sets(reg.resolver.source_info("shards"))["train"]
+        got[method] = json.loads(member.attrs)
+    assert got[zipfile.ZIP_DEFLATED] == got[zipfile.ZIP_STORED] == {"txt": "a caption " * 40}

@@ -109,8 +109,10 @@ class WebDataset(Layout):
         self._left_inside: list[str] = []  # (`left_inside`)
 
     def nested(self, path: str) -> bool:
-        # a tar of shards: its tars are the shards (tars inside a shard are samples' files)
-        shard = path.lower().endswith(".tar") and ".tar/" not in path.lower()
+        # a tar of shards: its tars are the shards (tars inside a shard are samples' files);
+        # a hidden one or litter (macOS's `._train-000000.tar`) is left out, as in a folder
+        shard = path.lower().endswith(".tar") and ".tar/" not in path.lower() and \
+            not ignored(path)
         if shard:
             self._nested[path] = None
         return shard
@@ -294,7 +296,9 @@ def _read_small(wanted: list[tuple[str, str, str, IndexedMember]], shard: str, r
     if data is not None:
         raw = {m.offset: data[m.offset:m.offset + m.size] for *_, m in wanted}
     else:
-        ordered = sorted((w[3] for w in wanted), key=lambda m: m.offset)
+        # a zip's deflated member, read alone (inflated): its bytes are not its text
+        raw = {m.offset: read(m) for *_, m in wanted if m.packed}
+        ordered = sorted((w[3] for w in wanted if not w[3].packed), key=lambda m: m.offset)
         i = 0
         while i < len(ordered):
             start, j = ordered[i].offset, i + 1
