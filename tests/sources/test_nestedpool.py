@@ -221,3 +221,33 @@ def test_a_tar_of_shards_whose_pool_broke_reads_serially_as_if_it_had_not(tmp_pa
 
     monkeypatch.setattr(nestedpool, "_in_order", broken)
     assert check_source(node_, str(path), str(tmp_path / "b"), force=True).fingerprint == before
+
+
+def test_an_empty_class_tar_is_named_as_an_empty_folder_serially_and_on_a_pool(tmp_path,
+                                                                                pooled):
+    """A class tar holding nothing makes no class: named as the empty folder it stands
+    for (`n00000002.tar/`), as an empty class folder is, by either reading (it was named
+    nowhere); the fingerprint is the one without it, as for an empty folder."""
+    path = tmp_path / "train.tar"
+    path.write_bytes(tar_of({"n00000000.tar": _class_tar(0), "n00000001.tar": _class_tar(1),
+                             "n00000002.tar": END}))
+    on_a_pool = _index(path, tmp_path / "a")
+    pooled()
+    serial = _index(path, tmp_path / "b")
+    assert on_a_pool == serial and serial[1] is None
+    fingerprint, files, splits, left_out, _, empty, first_empty, _ = serial[0]
+    assert (files, splits, left_out) == (14, {"train": [14, 2]}, 0)
+    assert (empty, first_empty) == (1, ["n00000002.tar"])
+    without = tmp_path / "without.tar"
+    without.write_bytes(tar_of({"n00000000.tar": _class_tar(0), "n00000001.tar": _class_tar(1)}))
+    assert _index(without, tmp_path / "c")[0][0] == fingerprint
+
+
+def test_scanning_an_empty_nested_tar_on_a_pool_gives_the_serial_members(tmp_path):
+    path = tmp_path / "t.tar"
+    path.write_bytes(tar_of({"n0.tar": _class_tar(0), "n1.tar": END, "top.JPEG": b"t"}))
+    serial = list(scan_tar(str(path), nested=is_tar))
+    assert [m.path for m in serial if m.path.endswith("/")] == ["n1.tar/"]
+    assert list(nestedpool._expand(nestedpool._in_order(
+        str(path), path.stat().st_size, is_tar, None, 3, nestedpool._scan_nested, is_tar),
+        None)) == serial

@@ -28,6 +28,7 @@ from .tarindex import (
     IndexedMember,
     NestedTar,
     asked_once,
+    empty_tar,
     plain_reader,
     scan_level,
     scan_members,
@@ -287,6 +288,12 @@ def _scan_nested(path: str, tar: NestedTar, nested: Callable[[str], bool]
                 digests.append(m.xxh3)
         except SourceError as exc:
             refusal = exc
+    if not names and refusal is None:  # (as scan_members gives it)
+        empty = empty_tar(tar)
+        names.append(empty.path)
+        offsets.append(empty.offset)
+        sizes.append(empty.size)
+        digests.append(empty.xxh3)
     return "\n".join(names), offsets, sizes, "".join(digests), refusal
 
 
@@ -303,10 +310,11 @@ def _index_nested(path: str, tar: NestedTar, layout: Layout
     name, their fingerprint lines, the paths it left out, and the bytes read."""
     rows = Rows()
     left_out: list[str] = []
-    scanned = 0
+    scanned = held = 0
     with open(path, "rb") as f:
         for name, offset, size, digest in _nested_members(f, path, tar, layout.nested):
             scanned += size
+            held += 1
             entry = _classified(layout, name)
             if entry is None:
                 left_out.append(name)
@@ -314,6 +322,8 @@ def _index_nested(path: str, tar: NestedTar, layout: Layout
             if "/" in entry.split:
                 raise NotInATable
             rows.add(entry, name, offset, size, digest)
+    if not held:  # (a tar holding nothing: an empty folder, as scan_members gives it)
+        left_out.append(empty_tar(tar).path)
     table, lines = placed_table(rows)
     return table, lines, left_out, scanned
 

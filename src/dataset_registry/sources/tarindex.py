@@ -187,13 +187,26 @@ def scan_members(f: BinaryIO, display: str, start: int, size: int, prefix: str,
                  nested: Callable[[str], bool], progress: Callable[[int], None] | None,
                  depth: int = 0) -> Iterator[IndexedMember]:
     """Every file member of the tar in [start, start + size) of `f`, nested tars' members in
-    their place (`prefix`: the tar's own path, "" at the top; `depth`: how deep it lies)."""
+    their place (`prefix`: the tar's own path, "" at the top; `depth`: how deep it lies);
+    a nested tar holding none, as the empty folder it stands for (`empty_tar`)."""
     for item in scan_level(f, display, start, size, prefix, nested, progress, depth):
         if isinstance(item, NestedTar):
-            yield from scan_members(f, display, item.offset, item.size, item.prefix, nested,
-                             progress, item.depth)
+            held = False
+            for member in scan_members(f, display, item.offset, item.size, item.prefix,
+                                       nested, progress, item.depth):
+                held = True
+                yield member
+            if not held:
+                yield empty_tar(item)
         else:
             yield item
+
+
+def empty_tar(tar: NestedTar) -> IndexedMember:
+    """A nested tar holding no member, as an empty folder (`folders`): a class tar with no
+    image makes no class, which the class count alone would not say. Its path is the tar's
+    own with a "/"."""
+    return IndexedMember(tar.prefix, tar.offset, 0, EMPTY_FOLDER)
 
 
 def scan_level(f: BinaryIO, display: str, start: int, size: int, prefix: str,
