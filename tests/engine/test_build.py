@@ -170,6 +170,33 @@ def test_an_interrupt_just_after_the_parts_were_put_aside_leaves_nothing(private
     assert staging_of(private) == []
 
 
+@pytest.mark.parametrize("first", [KeyboardInterrupt, ValueError])
+def test_a_ctrl_c_while_a_stopped_build_cleans_up_waits_for_the_cleanup(private,
+                                                                        monkeypatch, first):
+    """A Ctrl-C (another, or the first after an error) as the staging area is being
+    removed is noted, the removal finished, then the interrupt raised: it stopped the
+    removal halfway, leaving a staging area that only gc removed."""
+    import signal
+
+    from dataset_registry.artifact import finalize
+    from dataset_registry.stores.local import LocalStore
+
+    def stopped(folder):
+        raise first("stopped")  # (the build stops just after its parts were put aside)
+
+    abort = LocalStore.abort
+
+    def interrupted(store, staging):
+        os.kill(os.getpid(), signal.SIGINT)  # a Ctrl-C as the removal begins
+        abort(store, staging)
+
+    monkeypatch.setattr(finalize, "remove_meanwhile", stopped)
+    monkeypatch.setattr(LocalStore, "abort", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        private.resolve(CAL, jobs=1)
+    assert staging_of(private) == []
+
+
 def test_dry_run_lists_what_is_missing_in_order(private):
     todo = [n.name for n in private.resolver.missing([CAL])]
     assert todo == ["imagenet2012-val-min", CAL]

@@ -330,10 +330,15 @@ class Resolver(Keys):
             if publish(staging, marker) is False:  # another builder committed first
                 return self.store.marker(key) or marker  # theirs is the artifact's record
         except BaseException:
-            self.store.abort(staging)
-            shutil.rmtree(spent, ignore_errors=True)  # (put aside, its remover not yet begun)
-            if keeping is not None:
-                keeping.join()  # (a cache write: milliseconds; not left behind the failure)
+            from ..core.interrupts import HeldInterrupts
+
+            # a second Ctrl-C waits for the cleanup (it stopped the removal halfway, and
+            # left the staging area to gc), then is raised, unless one is on its way out
+            with HeldInterrupts():
+                self.store.abort(staging)
+                shutil.rmtree(spent, ignore_errors=True)  # (put aside, remover not begun)
+                if keeping is not None:
+                    keeping.join()  # (a cache write: milliseconds; not left behind)
             raise
         return marker
 
