@@ -96,9 +96,8 @@ def _left_out(scanned: list[IndexedMember], rows: list[tuple[str, Entry, Indexed
     read: set[tuple[str, int]] = set()  # (a shard, where a member of it lies)
     for _, _, m in rows:
         used.add(m.path)
+        used.update(_shards_of(m.path))
         read.add((m.path, m.offset))
-        parts = m.path.split(".tar/")
-        used.update(".tar/".join(parts[:i]) + ".tar" for i in range(1, len(parts)))
     return [m.path for m in scanned if m.path not in used and not any(
         (shard, m.offset) in read for shard in _shards_of(m.path))]
 

@@ -313,20 +313,13 @@ def test_options_image_picks_one_image_of_several(tmp_path):
 def _shard_with_litter() -> bytes:
     """A shard of two samples (image, .cls, .json), with a member no sample takes (an
     .npy) and an empty folder."""
-    import io
+    from ...tarkit import END, member
 
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in {"digit-0001.png": png(IMAGES[1]), "digit-0001.cls": b"1",
-                           "digit-0001.json": b'{"row": 1}', "digit-0001.npy": b"\x93NUMPY",
-                           "digit-0002.png": png(IMAGES[2]), "digit-0002.cls": b"2"}.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        folder = tarfile.TarInfo("scratch")
-        folder.type = tarfile.DIRTYPE
-        tf.addfile(folder)
-    return buf.getvalue()
+    return b"".join(member(name, data) for name, data in {
+        "digit-0001.png": png(IMAGES[1]), "digit-0001.cls": b"1",
+        "digit-0001.json": b'{"row": 1}', "digit-0001.npy": b"\x93NUMPY",
+        "digit-0002.png": png(IMAGES[2]), "digit-0002.cls": b"2"}.items()) + \
+        member("scratch/", b"", b"5") + END
 
 
 @pytest.mark.parametrize("shape", ["a tar of shards", "a folder of shards"])
